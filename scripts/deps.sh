@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mars needs to build and test, and nothing else.
+# Idempotent: packages already present are skipped, so a second run costs a dpkg query.
+# Usage: scripts/deps.sh [build|test]   (test = build + test-only packages)
+set -euo pipefail
+what=${1:-build}
+pkgs=(build-essential cmake pkg-config libyaml-dev libevent-dev liburing-dev)
+if [ "$what" = test ]; then
+  pkgs+=(libcmocka-dev python3 procps)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

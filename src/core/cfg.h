@@ -1,0 +1,62 @@
+/*
+ * cfg.h - the configuration tree: YAML parsed by libyaml into nodes that remember their
+ * file, line and column, so every later error can point at the spot in the user's file.
+ *
+ * ${VAR} and ${VAR:-default} are expanded in scalar values while loading ("$$" is a literal
+ * "$"); an unset variable without a default is an error at its position. YAML anchors and
+ * aliases are rejected (a log agent config has no need for them, and they make positions
+ * ambiguous). Duplicate keys in a mapping are errors.
+ *
+ * The whole tree is owned by its mars_cfg_doc; nodes are borrowed from it.
+ */
+#ifndef MARS_CFG_H
+#define MARS_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/diag.h"
+
+enum mars_cfg_kind {
+    MARS_CFG_NULL,   /* empty value or ~ / null */
+    MARS_CFG_SCALAR, /* string as written (after interpolation) */
+    MARS_CFG_MAP,
+    MARS_CFG_SEQ,
+};
+
+struct mars_cfg_node {
+    enum mars_cfg_kind kind;
+    const char *file; /* borrowed from the doc */
+    int line, col;    /* 1-based */
+    /* SCALAR: NUL-terminated value; len excludes the NUL. */
+    char *str;
+    size_t len;
+    bool quoted; /* scalar was written in quotes (so "true" is a string) */
+    /* MAP: n key/value pairs (keys[i] are SCALAR nodes); SEQ: n items in vals. */
+    size_t n;
+    struct mars_cfg_node **keys;
+    struct mars_cfg_node **vals;
+};
+
+struct mars_cfg_doc {
+    char *file;                 /* owned copy of the name */
+    struct mars_cfg_node *root; /* NULL for an empty document */
+    /* private: node arena */
+    void *priv;
+};
+
+/* Parses a file. Returns an owned doc (free with mars_cfg_doc_free) or NULL with every
+ * problem added to diag as FILE:LINE:COL. An empty file gives a doc with root NULL. */
+struct mars_cfg_doc *mars_cfg_load_file(const char *path, struct mars_diag *diag);
+/* Same for text in memory; name is used in messages. */
+struct mars_cfg_doc *mars_cfg_load_string(const char *name, const char *text, size_t len,
+                                          struct mars_diag *diag);
+void mars_cfg_doc_free(struct mars_cfg_doc *doc);
+
+/* Looks up a key in a MAP node; NULL when absent or when map is not a MAP. */
+const struct mars_cfg_node *mars_cfg_get(const struct mars_cfg_node *map, const char *key);
+/* Key node for a key in a MAP node (for positions of the key itself). */
+const struct mars_cfg_node *mars_cfg_get_key(const struct mars_cfg_node *map, const char *key);
+const char *mars_cfg_kind_name(enum mars_cfg_kind k);
+
+#endif

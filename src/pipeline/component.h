@@ -1,0 +1,200 @@
+/*
+ * component.h - what a source, transform or sink is to the engine.
+ *
+ * Each component type is one `const struct mars_component_desc` (name, one-line
+ * description, option schema, callbacks), listed in registry.c. The engine creates one
+ * instance per worker that needs it and hands every callback the instance handle:
+ *
+ *   source     init -> start -> (emit batches; pause/resume by backpressure) -> stop ->
+ *              mars_source_finished() -> destroy
+ *   transform  init -> process(batch) ... -> flush (upstream finished) -> destroy
+ *   sink       init -> write(request) -> mars_sink_done(request, result) ... -> destroy
+ *
+ * Every callback runs on the instance's worker thread and must not block: I/O goes through
+ * the worker's ev loop (mars_*_loop()). A component never sees another worker's state.
+ */
+#ifndef MARS_COMPONENT_H
+#define MARS_COMPONENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/cfg.h"
+#include "core/diag.h"
+#include "core/schema.h"
+#include "pipeline/batch.h"
+
+struct mars_ev_loop;
+struct mars_node;
+struct mars_source;
+struct mars_transform;
+struct mars_sink;
+struct mars_sink_req;
+
+enum mars_kind { MARS_KIND_SOURCE, MARS_KIND_TRANSFORM, MARS_KIND_SINK };
+
+/* Event types a component makes or takes. */
+enum {
+    MARS_DATA_LOG = 1u << 0,
+    MARS_DATA_METRIC = 1u << 1,
+    MARS_DATA_ANY = MARS_DATA_LOG | MARS_DATA_METRIC,
+    MARS_DATA_SAME = 1u << 7, /* transforms: produces whatever its inputs produce */
+};
+
+enum mars_desc_flags {
+    MARS_DESC_TEST_ONLY = 1u << 0, /* registered by tests; hidden from describe and docs */
+};
+
+/* What a sink says about a request it was given. */
+enum mars_sink_result {
+    MARS_SINK_OK,       /* the peer has it: batches finished */
+    MARS_SINK_RETRY,    /* transient failure: the engine retries with backoff */
+    MARS_SINK_REJECTED, /* permanent failure: counted, logged, batches finished */
+    MARS_SINK_ABORTED,  /* given up at shutdown: batches abandoned (not acknowledged) */
+};
+
+/* Bounded error classes for mars_component_errors_total{error_type}. */
+enum mars_error_type {
+    MARS_ERR_READ,
+    MARS_ERR_WRITE,
+    MARS_ERR_OVERSIZE,
+    MARS_ERR_INVALID_UTF8,
+    MARS_ERR_ENCODE,
+    MARS_ERR_REJECTED,
+    MARS_ERR_RETRY,
+    MARS_ERR_MEMORY,
+    MARS_ERR__COUNT
+};
+const char *mars_error_type_name(enum mars_error_type t);
+
+/*
+ * Counters of one instance. Written only by its worker (relaxed load + store, no read-
+ * modify-write contention), read by the control thread, which sums them over workers.
+ */
+struct mars_stats {
+    _Atomic uint64_t received_events, received_bytes;
+    _Atomic uint64_t sent_events, sent_bytes;
+    _Atomic uint64_t discarded_intentional, discarded_unintentional;
+    _Atomic uint64_t acked_events; /* sources: events whose batches were acknowledged */
+    _Atomic uint64_t errors[MARS_ERR__COUNT];
+    _Atomic uint64_t buffer_events, buffer_bytes; /* sinks: gauges */
+};
+
+static inline void mars_stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+static inline void mars_stat_set(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, v, memory_order_relaxed);
+}
+static inline uint64_t mars_stat_get(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+struct mars_source_ops {
+    /* Allocate state (mars_source_set_state). Returns 0 or -errno (then destroy is not called). */
+    int (*init)(struct mars_source *s);
+    /* Begin producing. Returns 0 or -errno. */
+    int (*start)(struct mars_source *s);
+    /* Backpressure lifted (mars_source_paused() is false again): continue reading. */
+    void (*resume)(struct mars_source *s);
+    /* Stop reading. Cancel in-flight ops; call mars_source_finished() once the last one has
+     * completed (may be right away). */
+    void (*stop)(struct mars_source *s);
+    void (*destroy)(struct mars_source *s);
+};
+
+struct mars_transform_ops {
+    int (*init)(struct mars_transform *t);
+    /* Takes ownership of b; passes on what it keeps with mars_transform_emit(). */
+    void (*process)(struct mars_transform *t, struct mars_batch *b);
+    /* Inputs are finished: emit anything held back. Optional. */
+    void (*flush)(struct mars_transform *t);
+    void (*destroy)(struct mars_transform *t);
+};
+
+struct mars_sink_ops {
+    int (*init)(struct mars_sink *s);
+    /* Deliver r (borrowed until mars_sink_done(s, r, ...) is called, which may happen inside
+     * write or later from a callback). */
+    void (*write)(struct mars_sink *s, struct mars_sink_req *r);
+    /* Shutdown timeout: cancel in-flight I/O; each outstanding request still gets exactly one
+     * mars_sink_done(), with MARS_SINK_ABORTED if it did not complete. Optional when write
+     * always finishes synchronously. */
+    void (*abort)(struct mars_sink *s);
+    void (*destroy)(struct mars_sink *s);
+};
+
+struct mars_component_desc {
+    const char *name;
+    const char *description;
+    enum mars_kind kind;
+    unsigned produces; /* sources, transforms: MARS_DATA_* */
+    unsigned accepts;  /* transforms, sinks: MARS_DATA_* */
+    unsigned flags;    /* enum mars_desc_flags */
+    const struct mars_opt *options;
+    size_t conf_size;
+    /* Optional cross-option checks after the schema applied; add errors to diag at node's
+     * positions and return -EINVAL. */
+    int (*check)(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag);
+    union {
+        struct mars_source_ops source;
+        struct mars_transform_ops transform;
+        struct mars_sink_ops sink;
+    };
+};
+
+/* ---- source instance API ---- */
+const char *mars_source_id(const struct mars_source *s);
+const void *mars_source_conf(const struct mars_source *s);
+void *mars_source_state(const struct mars_source *s);
+void mars_source_set_state(struct mars_source *s, void *state);
+struct mars_ev_loop *mars_source_loop(const struct mars_source *s);
+struct mars_stats *mars_source_stats(const struct mars_source *s);
+/* True while downstream buffers are full or the source is stopping: do not start reads. */
+bool mars_source_paused(const struct mars_source *s);
+/* A chunk from the worker's pool with at least min_cap bytes (owned, refs = 1). NULL when
+ * memory is at its bound: the source's resume() runs when some comes back. */
+struct mars_chunk *mars_source_chunk(struct mars_source *s, size_t min_cap);
+/* A new batch stamped with this source (refs = 1), or NULL on -ENOMEM. */
+struct mars_batch *mars_source_batch(struct mars_source *s, uint32_t cap);
+/* Hands b to the pipeline (takes ownership). Counts received events and bytes. Empty
+ * batches are released (acknowledged) at once. */
+void mars_source_emit(struct mars_source *s, struct mars_batch *b);
+/* Nothing more will be emitted (end of input, count reached, or stop completed). */
+void mars_source_finished(struct mars_source *s);
+
+/* ---- transform instance API ---- */
+const char *mars_transform_id(const struct mars_transform *t);
+const void *mars_transform_conf(const struct mars_transform *t);
+void *mars_transform_state(const struct mars_transform *t);
+void mars_transform_set_state(struct mars_transform *t, void *state);
+struct mars_ev_loop *mars_transform_loop(const struct mars_transform *t);
+struct mars_stats *mars_transform_stats(const struct mars_transform *t);
+/* Passes b on to everything that reads this transform (takes ownership). */
+void mars_transform_emit(struct mars_transform *t, struct mars_batch *b);
+
+/* ---- sink instance API ---- */
+struct mars_sink_req {
+    struct mars_batch **batches; /* borrowed */
+    uint32_t n;
+    uint64_t events, bytes;
+    uint32_t attempt; /* 0 for the first try */
+};
+const char *mars_sink_id(const struct mars_sink *s);
+const void *mars_sink_conf(const struct mars_sink *s);
+void *mars_sink_state(const struct mars_sink *s);
+void mars_sink_set_state(struct mars_sink *s, void *state);
+struct mars_ev_loop *mars_sink_loop(const struct mars_sink *s);
+struct mars_stats *mars_sink_stats(const struct mars_sink *s);
+/* Reports the outcome of r. `sent_bytes` counts bytes written to the peer (0 if unknown).
+ * The engine counts sent events on OK, errors on the others, and owns retries. */
+void mars_sink_done(struct mars_sink *s, struct mars_sink_req *r, enum mars_sink_result res,
+                    uint64_t sent_bytes);
+
+#endif

@@ -1,0 +1,255 @@
+/*
+ * encode.c - text and JSON encodings of sink requests (see encode.h).
+ *
+ * JSON strings: runs of bytes that need no escape are copied with one memcpy; UTF-8 is
+ * validated by hand (overlongs, surrogates and values above U+10FFFF are invalid) since
+ * a log line is arbitrary bytes and the output must be valid JSON whatever came in.
+ */
+#include "pipeline/encode.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *const mars_encoding_names[] = {"text", "json", "ndjson", NULL};
+
+static const char newline = '\n';
+
+void mars_encoder_fini(struct mars_encoder *e)
+{
+    free(e->iov);
+    free(e->out);
+    *e = (struct mars_encoder){0};
+}
+
+static int out_reserve(struct mars_encoder *e, size_t more)
+{
+    if (e->out_len + more <= e->out_cap)
+        return 0;
+    size_t cap = e->out_cap ? e->out_cap : 4096;
+    while (cap < e->out_len + more)
+        cap *= 2;
+    char *p = realloc(e->out, cap);
+    if (!p)
+        return -ENOMEM;
+    e->out = p;
+    e->out_cap = cap;
+    return 0;
+}
+
+static int out_put(struct mars_encoder *e, const void *p, size_t n)
+{
+    if (out_reserve(e, n))
+        return -ENOMEM;
+    memcpy(e->out + e->out_len, p, n);
+    e->out_len += n;
+    return 0;
+}
+
+static int iov_add(struct mars_encoder *e, const void *base, size_t len)
+{
+    if (e->niov > 0) {
+        struct iovec *last = &e->iov[e->niov - 1];
+        if ((const char *)last->iov_base + last->iov_len == (const char *)base) {
+            last->iov_len += len;
+            return 0;
+        }
+    }
+    if (e->niov == e->iov_cap) {
+        int cap = e->iov_cap ? e->iov_cap * 2 : 64;
+        struct iovec *v = realloc(e->iov, (size_t)cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        e->iov = v;
+        e->iov_cap = cap;
+    }
+    e->iov[e->niov++] = (struct iovec){.iov_base = (void *)base, .iov_len = len};
+    return 0;
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4, cp = c & 0x07;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+int mars_encode_json_string(struct mars_encoder *e, const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t run = 0, i = 0;
+    char esc[8];
+
+    if (out_reserve(e, n + 2) || out_put(e, "\"", 1))
+        return -ENOMEM;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t seq = c >= 0x80 ? utf8_seq(s + i, n - i) : 0;
+        if (seq > 0) {
+            i += seq;
+            continue;
+        }
+        if (out_put(e, s + run, i - run))
+            return -ENOMEM;
+        const char *rep = esc;
+        size_t replen;
+        switch (c) {
+        case '"': rep = "\\\"", replen = 2; break;
+        case '\\': rep = "\\\\", replen = 2; break;
+        case '\n': rep = "\\n", replen = 2; break;
+        case '\r': rep = "\\r", replen = 2; break;
+        case '\t': rep = "\\t", replen = 2; break;
+        default:
+            if (c < 0x20) {
+                replen = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c);
+            } else {
+                rep = "\\ufffd", replen = 6;
+                e->invalid_utf8++;
+            }
+        }
+        if (out_put(e, rep, replen))
+            return -ENOMEM;
+        i++;
+        run = i;
+    }
+    if (out_put(e, s + run, i - run) || out_put(e, "\"", 1))
+        return -ENOMEM;
+    return 0;
+}
+
+static int put_timestamp(struct mars_encoder *e, int64_t ts_ns)
+{
+    char buf[48];
+    struct tm tm;
+    time_t sec = (time_t)(ts_ns / 1000000000);
+    long nsec = (long)(ts_ns % 1000000000);
+    if (nsec < 0) {
+        nsec += 1000000000;
+        sec--;
+    }
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(buf, sizeof(buf), "\"%Y-%m-%dT%H:%M:%S", &tm);
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, ".%09ldZ\"", nsec);
+    return out_put(e, buf, n);
+}
+
+static int put_metric(struct mars_encoder *e, const struct mars_metric *m)
+{
+    static const char *const kinds[] = {"counter", "gauge", "histogram"};
+    char num[64];
+    int rc = out_put(e, ",\"name\":", 8);
+    rc = rc ? rc : mars_encode_json_string(e, m->name.ptr, m->name.len);
+    rc = rc ? rc : out_put(e, ",\"kind\":\"", 9);
+    rc = rc ? rc : out_put(e, kinds[m->kind], strlen(kinds[m->kind]));
+    int n = snprintf(num, sizeof(num), "\",\"value\":%.17g,\"labels\":{", m->value);
+    rc = rc ? rc : out_put(e, num, (size_t)n);
+    for (uint32_t i = 0; rc == 0 && i < m->nlabels; i++) {
+        if (i)
+            rc = out_put(e, ",", 1);
+        rc = rc ? rc : mars_encode_json_string(e, m->labels[i].name.ptr, m->labels[i].name.len);
+        rc = rc ? rc : out_put(e, ":", 1);
+        rc = rc ? rc : mars_encode_json_string(e, m->labels[i].value.ptr, m->labels[i].value.len);
+    }
+    return rc ? rc : out_put(e, "}", 1);
+}
+
+int mars_encode_json_event(struct mars_encoder *e, const struct mars_event *ev)
+{
+    int rc = out_put(e, "{\"timestamp\":", 13);
+    rc = rc ? rc : put_timestamp(e, ev->ts_ns);
+    if (ev->kind == MARS_EVENT_METRIC && ev->metric)
+        return rc ? rc : put_metric(e, ev->metric);
+    rc = rc ? rc : out_put(e, ",\"message\":", 11);
+    rc = rc ? rc : mars_encode_json_string(e, ev->msg.ptr, ev->msg.len);
+    return rc ? rc : out_put(e, "}", 1);
+}
+
+void mars_encoder_reset(struct mars_encoder *e)
+{
+    e->niov = 0;
+    e->out_len = 0;
+}
+
+static int64_t encode_text(struct mars_encoder *e, const struct mars_event *ev, uint32_t n)
+{
+    int64_t total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        int rc;
+        if (ev[i].flags & MARS_EVF_NL_FOLLOWS) {
+            rc = iov_add(e, ev[i].msg.ptr, ev[i].msg.len + 1u);
+        } else {
+            rc = iov_add(e, ev[i].msg.ptr, ev[i].msg.len);
+            rc = rc ? rc : iov_add(e, &newline, 1);
+        }
+        if (rc)
+            return rc;
+        total += ev[i].msg.len + 1;
+    }
+    return total;
+}
+
+static int64_t encode_json(struct mars_encoder *e, const struct mars_event *ev, uint32_t n)
+{
+    size_t before = e->out_len;
+    for (uint32_t i = 0; i < n; i++)
+        if (mars_encode_json_event(e, &ev[i]) || out_put(e, "\n", 1))
+            return -ENOMEM;
+    return (int64_t)(e->out_len - before);
+}
+
+int64_t mars_encode_events(struct mars_encoder *e, enum mars_encoding enc,
+                           const struct mars_event *ev, uint32_t n)
+{
+    return enc == MARS_ENC_TEXT ? encode_text(e, ev, n) : encode_json(e, ev, n);
+}
+
+/* JSON output lives in one growing buffer, so its iovec is only taken at the end. */
+int mars_encoder_finish(struct mars_encoder *e, enum mars_encoding enc)
+{
+    if (enc != MARS_ENC_TEXT && e->out_len)
+        return iov_add(e, e->out, e->out_len);
+    return 0;
+}
+
+int64_t mars_encode_request(struct mars_encoder *e, enum mars_encoding enc,
+                            const struct mars_sink_req *r)
+{
+    int64_t total = 0;
+    mars_encoder_reset(e);
+    for (uint32_t b = 0; b < r->n; b++) {
+        int64_t n = mars_encode_events(e, enc, r->batches[b]->ev, r->batches[b]->n);
+        if (n < 0)
+            return n;
+        total += n;
+    }
+    return mars_encoder_finish(e, enc) ? -ENOMEM : total;
+}

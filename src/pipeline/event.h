@@ -1,0 +1,58 @@
+/*
+ * event.h - what flows through a pipeline: log lines and metric samples.
+ *
+ * A log event is a slice of the chunk its bytes were read into (no copy), a timestamp and a
+ * pointer to lazily parsed fields. Its bytes stay valid as long as the batch that holds it
+ * (which holds the chunk references). A metric event points at a struct mars_metric in the
+ * batch arena. Events are small and copied by value inside batch arrays.
+ */
+#ifndef MARS_EVENT_H
+#define MARS_EVENT_H
+
+#include <stdint.h>
+
+struct mars_slice {
+    const char *ptr;
+    uint32_t len;
+};
+
+enum mars_event_kind { MARS_EVENT_LOG = 0, MARS_EVENT_METRIC = 1 };
+
+enum {
+    /* The byte right after msg is a '\n' in the same buffer, so an encoder may write the line
+     * and its newline as one contiguous span (and merge neighbouring lines into one iovec). */
+    MARS_EVF_NL_FOLLOWS = 1u << 0,
+    /* The line was cut at max_line_bytes (split or truncated). */
+    MARS_EVF_OVERSIZE = 1u << 1,
+    /* The line had no newline at end of input. */
+    MARS_EVF_PARTIAL = 1u << 2,
+};
+
+enum mars_metric_kind { MARS_METRIC_COUNTER, MARS_METRIC_GAUGE, MARS_METRIC_HISTOGRAM };
+
+struct mars_metric_label {
+    struct mars_slice name, value;
+};
+
+struct mars_metric {
+    struct mars_slice name;
+    enum mars_metric_kind kind;
+    double value;
+    uint32_t nlabels;
+    struct mars_metric_label *labels;
+};
+
+struct mars_fields; /* parsed fields; defined by the parse transforms */
+
+struct mars_event {
+    struct mars_slice msg;
+    int64_t ts_ns; /* wall clock (CLOCK_REALTIME) nanoseconds; 0 = unknown */
+    uint8_t kind;  /* enum mars_event_kind */
+    uint8_t flags; /* MARS_EVF_* */
+    uint16_t source; /* index of the source node that made it */
+    uint32_t reserved;
+    struct mars_fields *fields;  /* NULL until a parser runs */
+    struct mars_metric *metric;  /* kind == METRIC */
+};
+
+#endif

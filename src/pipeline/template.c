@@ -1,0 +1,172 @@
+/*
+ * template.c - compile and render templates (see template.h).
+ *
+ * Compiling splits the text into parts: literal runs, which may contain strftime '%'
+ * conversions (rendered with strftime on the event time), and field names. Rendering walks
+ * the parts into the caller's buffer; nothing is allocated per event.
+ */
+#include "pipeline/template.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum part_kind { PART_TEXT, PART_FIELD };
+
+struct part {
+    enum part_kind kind;
+    char *s; /* literal (strftime format when has_pct) or field name */
+    bool has_pct;
+};
+
+struct mars_template {
+    struct part *parts;
+    size_t n;
+    bool has_time, has_field;
+};
+
+static int add_part(struct mars_template *t, enum part_kind k, const char *s, size_t len)
+{
+    struct part *p = realloc(t->parts, (t->n + 1) * sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    t->parts = p;
+    p[t->n].kind = k;
+    p[t->n].s = strndup(s, len);
+    if (!p[t->n].s)
+        return -ENOMEM;
+    p[t->n].has_pct = k == PART_TEXT && memchr(s, '%', len) != NULL;
+    t->has_time |= p[t->n].has_pct;
+    t->has_field |= k == PART_FIELD;
+    t->n++;
+    return 0;
+}
+
+static bool field_name_ok(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!(c == '_' || c == '.' || c == '-' || (c >= 'a' && c <= 'z') ||
+              (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return false;
+    }
+    return true;
+}
+
+struct mars_template *mars_template_compile(const char *text, char *err, size_t errlen)
+{
+    struct mars_template *t = calloc(1, sizeof(*t));
+    const char *p = text;
+    if (!t) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    while (*p) {
+        const char *open = strstr(p, "{{");
+        size_t lit = open ? (size_t)(open - p) : strlen(p);
+        if (lit && add_part(t, PART_TEXT, p, lit))
+            goto oom;
+        if (!open)
+            break;
+        const char *close = strstr(open + 2, "}}");
+        if (!close) {
+            snprintf(err, errlen, "unclosed '{{' at offset %zu", (size_t)(open - text));
+            goto fail;
+        }
+        const char *a = open + 2, *b = close;
+        while (a < b && *a == ' ')
+            a++;
+        while (b > a && b[-1] == ' ')
+            b--;
+        if (!field_name_ok(a, (size_t)(b - a))) {
+            snprintf(err, errlen, "bad field name '%.*s' at offset %zu", (int)(close - open - 2),
+                     open + 2, (size_t)(open - text));
+            goto fail;
+        }
+        if (add_part(t, PART_FIELD, a, (size_t)(b - a)))
+            goto oom;
+        p = close + 2;
+    }
+    return t;
+oom:
+    snprintf(err, errlen, "out of memory");
+fail:
+    mars_template_free(t);
+    return NULL;
+}
+
+void mars_template_free(struct mars_template *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n; i++)
+        free(t->parts[i].s);
+    free(t->parts);
+    free(t);
+}
+
+bool mars_template_is_dynamic(const struct mars_template *t)
+{
+    return t->has_time || t->has_field;
+}
+
+bool mars_template_time_only(const struct mars_template *t)
+{
+    return !t->has_field;
+}
+
+static const char *hostname(void)
+{
+    static char host[256];
+    if (!host[0] && gethostname(host, sizeof(host) - 1) != 0)
+        strcpy(host, "localhost");
+    return host;
+}
+
+static struct mars_slice field(const struct mars_event *ev, const char *name)
+{
+    if (strcmp(name, "message") == 0)
+        return ev->msg;
+    if (strcmp(name, "host") == 0)
+        return (struct mars_slice){hostname(), (uint32_t)strlen(hostname())};
+    return (struct mars_slice){"", 0};
+}
+
+int mars_template_render(const struct mars_template *t, const struct mars_event *ev, char *out,
+                         size_t outlen)
+{
+    size_t len = 0;
+    struct tm tm;
+    time_t sec = (time_t)(ev->ts_ns / 1000000000);
+
+    if (t->has_time)
+        gmtime_r(&sec, &tm);
+    for (size_t i = 0; i < t->n; i++) {
+        const struct part *p = &t->parts[i];
+        size_t n;
+        if (p->kind == PART_FIELD) {
+            struct mars_slice v = field(ev, p->s);
+            if (len + v.len >= outlen)
+                return -ENAMETOOLONG;
+            memcpy(out + len, v.ptr, v.len);
+            n = v.len;
+        } else if (p->has_pct) {
+            n = strftime(out + len, outlen - len, p->s, &tm);
+            if (n == 0 && p->s[0])
+                return -ENAMETOOLONG;
+        } else {
+            n = strlen(p->s);
+            if (len + n >= outlen)
+                return -ENAMETOOLONG;
+            memcpy(out + len, p->s, n);
+        }
+        len += n;
+    }
+    out[len] = '\0';
+    return (int)len;
+}

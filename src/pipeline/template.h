@@ -1,0 +1,29 @@
+/*
+ * template.h - strings with per-event parts, compiled once at startup: strftime
+ * conversions (%Y, %m, %d, %H, ...) taken from the event's timestamp in UTC, and field
+ * references `{{ name }}`. Used for file paths now and for index names, label values and
+ * URLs later. Fields known today: `message` and `host` (this machine's hostname); parsed
+ * fields join when the parse transforms exist. A missing field renders as empty.
+ */
+#ifndef MARS_TEMPLATE_H
+#define MARS_TEMPLATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pipeline/batch.h"
+
+struct mars_template;
+
+/* Returns an owned template (free with mars_template_free) or NULL with a reason in err. */
+struct mars_template *mars_template_compile(const char *text, char *err, size_t errlen);
+void mars_template_free(struct mars_template *t);
+/* True when the output can differ between events (time or field parts). */
+bool mars_template_is_dynamic(const struct mars_template *t);
+/* Same output for every event whose timestamp is in the same second (no field parts). */
+bool mars_template_time_only(const struct mars_template *t);
+/* Renders for ev into out (NUL-terminated). Returns the length, or -ENAMETOOLONG. */
+int mars_template_render(const struct mars_template *t, const struct mars_event *ev, char *out,
+                         size_t outlen);
+
+#endif

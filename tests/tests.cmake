@@ -1,0 +1,30 @@
+# Every tests/{unit,runtime,backend}/**.c is one cmocka executable and one ctest test,
+# named after its path (unit/core/test_cfg). tests/support/ holds shared test code
+# (the capture sink, helpers). tests/integration/*.sh drive the mars binary.
+file(GLOB_RECURSE MARS_TEST_SUPPORT CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/support/*.c)
+add_library(mars_test_support STATIC ${MARS_TEST_SUPPORT})
+target_include_directories(mars_test_support PUBLIC ${CMAKE_SOURCE_DIR}/tests/support)
+target_link_libraries(mars_test_support PUBLIC mars_core PkgConfig::CMOCKA)
+
+file(GLOB_RECURSE MARS_TESTS CONFIGURE_DEPENDS
+     ${CMAKE_SOURCE_DIR}/tests/unit/*.c
+     ${CMAKE_SOURCE_DIR}/tests/runtime/*.c
+     ${CMAKE_SOURCE_DIR}/tests/backend/*.c)
+foreach(src ${MARS_TESTS})
+  file(RELATIVE_PATH rel ${CMAKE_SOURCE_DIR}/tests ${src})
+  string(REGEX REPLACE "\\.c$" "" name ${rel})
+  string(REPLACE "/" "_" target "t_${name}")
+  add_executable(${target} ${src})
+  target_link_libraries(${target} PRIVATE mars_test_support)
+  add_test(NAME ${name} COMMAND ${target})
+  set_tests_properties(${name} PROPERTIES TIMEOUT 120
+    ENVIRONMENT "MARS_SRC=${CMAKE_SOURCE_DIR};MARS_BIN=$<TARGET_FILE:mars>")
+endforeach()
+
+file(GLOB MARS_ITESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/integration/*.sh)
+foreach(script ${MARS_ITESTS})
+  get_filename_component(base ${script} NAME_WE)
+  add_test(NAME integration/${base} COMMAND bash ${script})
+  set_tests_properties(integration/${base} PROPERTIES TIMEOUT 180
+    ENVIRONMENT "MARS_SRC=${CMAKE_SOURCE_DIR};MARS_BIN=$<TARGET_FILE:mars>")
+endforeach()

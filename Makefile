@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CONFIG     ?= conf/quickstart.yaml
 
-.PHONY: all deps deps-test build build-asan run test test-release test-asan bench clean format
+.PHONY: docs all deps deps-test build build-asan run test test-release test-asan bench clean format
 
 all: build
 
@@ -34,7 +34,7 @@ test-release: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 test-asan: build-asan
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	cd $(ASAN_BUILD) && MARS_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
 bench: build
@@ -45,3 +45,6 @@ format:
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
+
+docs: build
+	$(BUILD)/mars describe --markdown > docs/reference.md

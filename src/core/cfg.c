@@ -29,9 +29,9 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#define CFG_MAX_DEPTH 128              /* nesting levels of mappings and sequences */
+#define CFG_MAX_DEPTH      128         /* nesting levels of mappings and sequences */
 #define CFG_MAX_FILE_BYTES (64u << 20) /* a config larger than this is surely a mistake */
-#define CFG_BLOCK_BYTES 16384          /* arena block size for small allocations */
+#define CFG_BLOCK_BYTES    16384       /* arena block size for small allocations */
 
 /* ---- arena ---------------------------------------------------------------------------- */
 
@@ -120,6 +120,22 @@ static void cfg_oom(struct cfg_builder *b)
     b->fatal = true;
 }
 
+/* A hint for the two syntax errors libyaml explains worst: a tab in indentation, and
+ * ${VAR} unquoted inside a flow collection, where '{' and '}' are YAML syntax. */
+static const char *syntax_hint(const struct cfg_builder *b, size_t at)
+{
+    size_t start = at < b->len ? at : b->len;
+
+    if (at < b->len && b->text[at] == '\t')
+        return "; tabs are not allowed for indentation, use spaces";
+    while (start > 0 && b->text[start - 1] != '\n')
+        start--;
+    size_t end = at < b->len ? at + 1 : b->len;
+    if (memmem(b->text + start, end - start, "${", 2))
+        return "; inside [...] or {...}, put values that use ${...} in quotes";
+    return "";
+}
+
 /* Reports a libyaml failure with its position; ends the parse. */
 static void cfg_yaml_error(struct cfg_builder *b)
 {
@@ -148,18 +164,14 @@ static void cfg_yaml_error(struct cfg_builder *b)
     } else {
         int line = (int)p->problem_mark.line + 1, col = (int)p->problem_mark.column + 1;
         int cline = (int)p->context_mark.line + 1, ccol = (int)p->context_mark.column + 1;
-        size_t at = p->problem_mark.index;
-        /* libyaml's message for a tab is cryptic, and tabs are the usual cause. */
-        const char *hint = at < b->len && b->text[at] == '\t'
-                               ? "; tabs are not allowed for indentation, use spaces"
-                               : "";
+        const char *hint = syntax_hint(b, p->problem_mark.index);
         if (!p->context)
             cfg_error(b, line, col, "%s%s", problem, hint);
         else if (cline == line && ccol == col)
             cfg_error(b, line, col, "%s (%s)%s", problem, p->context, hint);
         else
-            cfg_error(b, line, col, "%s (%s at line %d, column %d)%s", problem, p->context,
-                      cline, ccol, hint);
+            cfg_error(b, line, col, "%s (%s at line %d, column %d)%s", problem, p->context, cline,
+                      ccol, hint);
     }
 }
 
@@ -397,8 +409,8 @@ static struct mars_cfg_node *build_scalar(struct cfg_builder *b, const yaml_even
     const char *s = (const char *)ev->data.scalar.value;
     size_t len = ev->data.scalar.length;
     bool plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-    enum mars_cfg_kind kind = !is_key && plain && is_null_text(s, len) ? MARS_CFG_NULL
-                                                                       : MARS_CFG_SCALAR;
+    enum mars_cfg_kind kind =
+        !is_key && plain && is_null_text(s, len) ? MARS_CFG_NULL : MARS_CFG_SCALAR;
 
     reject_anchor(b, ev->data.scalar.anchor, ev->start_mark);
     struct mars_cfg_node *n = new_node(b, kind, ev->start_mark);
@@ -501,8 +513,7 @@ static void check_duplicates(struct cfg_builder *b, const struct mars_cfg_node *
 }
 
 /* Reads one mapping key; *key is NULL (after an error) when the key cannot be used. */
-static int build_key(struct cfg_builder *b, yaml_event_t *ev, int depth,
-                     struct mars_cfg_node **key)
+static int build_key(struct cfg_builder *b, yaml_event_t *ev, int depth, struct mars_cfg_node **key)
 {
     *key = NULL;
     if (ev->type == YAML_SCALAR_EVENT) {

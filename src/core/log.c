@@ -31,8 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOG_LINE_MAX 4096    /* bytes per line, newline included */
-#define LOG_TAIL_RESERVE 96 /* "...", " (N similar messages suppressed)", "\"}", "\n" */
+#define LOG_LINE_MAX     4096 /* bytes per line, newline included */
+#define LOG_TAIL_RESERVE 96   /* "...", " (N similar messages suppressed)", "\"}", "\n" */
 
 static atomic_int log_level = MARS_LOG_INFO;
 static atomic_int log_format = MARS_LOG_TEXT;
@@ -284,8 +284,7 @@ void mars_log_rl(struct mars_log_rl *rl, enum mars_log_level level, const char *
         return;
     if (start == 0 || now - start >= MARS_LOG_RL_WINDOW_NS) {
         /* One thread opens the new window and reports the old window's suppressions. */
-        if (atomic_compare_exchange_strong_explicit(&rl->window_start_ns, &start, now, rlx,
-                                                    rlx)) {
+        if (atomic_compare_exchange_strong_explicit(&rl->window_start_ns, &start, now, rlx, rlx)) {
             atomic_store_explicit(&rl->in_window, 0, rlx);
             carried = atomic_exchange_explicit(&rl->suppressed, 0, rlx);
         }

@@ -33,10 +33,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NAME_BUF 256                   /* dotted option names in messages */
-#define QUOTE_BUF 80                   /* user values quoted in messages */
+#define NAME_BUF              256 /* dotted option names in messages */
+#define QUOTE_BUF             80  /* user values quoted in messages */
 #define SECRET_FILE_MAX_BYTES (1u << 20)
-#define SCHEMA_FILE "<schema>"         /* where errors in defaults are reported */
+#define SCHEMA_FILE           "<schema>" /* where errors in defaults are reported */
 
 struct apply_ctx {
     struct mars_diag *diag;
@@ -48,9 +48,8 @@ static void *field(void *out, const struct mars_opt *o)
     return (char *)out + o->offset;
 }
 
-__attribute__((format(printf, 3, 4))) static void opt_error(struct apply_ctx *c,
-                                                            const struct mars_cfg_node *at,
-                                                            const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void
+opt_error(struct apply_ctx *c, const struct mars_cfg_node *at, const char *fmt, ...)
 {
     va_list ap;
 
@@ -110,8 +109,8 @@ static const char *got_what(const struct mars_cfg_node *n)
 }
 
 /* The node's text when it is a usable scalar; otherwise reports and returns NULL. */
-static const char *scalar_text(struct apply_ctx *c, const struct mars_cfg_node *v,
-                               const char *name, const char *expected)
+static const char *scalar_text(struct apply_ctx *c, const struct mars_cfg_node *v, const char *name,
+                               const char *expected)
 {
     if (v->kind != MARS_CFG_SCALAR) {
         opt_error(c, v, "option '%s': expected %s, got %s", name, expected, got_what(v));
@@ -202,8 +201,10 @@ static void set_int(struct apply_ctx *c, const struct mars_opt *o, const struct 
                   quote(s, q, sizeof(q)));
     } else if (rc < 0) {
         opt_error(c, v, "option '%s': expected an integer, got %s", name, quote(s, q, sizeof(q)));
-    } else if (check_bounds(c, o, v, name, s, x < o->min, x > o->max)) {
-        *dst = x;
+    } else {
+        bool below = x<o->min, above = x> o->max;
+        if (check_bounds(c, o, v, name, s, below, above))
+            *dst = x;
     }
 }
 
@@ -267,11 +268,11 @@ static void set_duration(struct apply_ctx *c, const struct mars_opt *o,
     if (!s)
         return;
     if (mars_parse_duration(s, &x, &err) < 0) {
-        opt_error(c, v, "option '%s': invalid duration %s: %s", name, quote(s, q, sizeof(q)),
-                  err);
+        opt_error(c, v, "option '%s': invalid duration %s: %s", name, quote(s, q, sizeof(q)), err);
         return;
     }
-    if (check_bounds(c, o, v, name, s, x < o->min, x > o->max))
+    bool below = x<o->min, above = x> o->max;
+    if (check_bounds(c, o, v, name, s, below, above))
         *dst = x;
 }
 
@@ -299,8 +300,7 @@ static void set_enum(struct apply_ctx *c, const struct mars_opt *o, const struct
     hint[0] = '\0';
     if (sugg)
         snprintf(hint, sizeof(hint), " (did you mean '%s'?)", sugg);
-    opt_error(c, v, "option '%s': %s is not one of %s%s", name, quote(s, q, sizeof(q)), list,
-              hint);
+    opt_error(c, v, "option '%s': %s is not one of %s%s", name, quote(s, q, sizeof(q)), list, hint);
 }
 
 /* ---- secrets from files --------------------------------------------------------------- */
@@ -473,7 +473,8 @@ static void set_map(struct apply_ctx *c, const struct mars_cfg_node *v, struct m
     for (size_t i = 0; i < v->n; i++) {
         const struct mars_cfg_node *val = v->vals[i];
         join_name(item_name, sizeof(item_name), name, v->keys[i]->str);
-        const char *s = val->kind == MARS_CFG_NULL ? "" : scalar_text(c, val, item_name, "a string");
+        const char *s =
+            val->kind == MARS_CFG_NULL ? "" : scalar_text(c, val, item_name, "a string");
         if (!s)
             continue;
         store_string(c, v->keys[i], &m->keys[i], v->keys[i]->str);
@@ -508,8 +509,7 @@ static void set_seclist(struct apply_ctx *c, const struct mars_opt *o,
         if (item->kind != MARS_CFG_MAP)
             opt_error(c, item, "option '%s': expected a mapping", item_name);
         else
-            apply_map(c, o->sub, item, (char *)sl->items + i * o->sub_size, item_name, item,
-                      NULL);
+            apply_map(c, o->sub, item, (char *)sl->items + i * o->sub_size, item_name, item, NULL);
     }
 }
 
@@ -572,11 +572,10 @@ static void apply_default(struct apply_ctx *c, const struct mars_opt *o, void *o
     char q[QUOTE_BUF];
 
     if (o->type == MARS_OPT_LIST || o->type == MARS_OPT_MAP) {
-        struct mars_cfg_doc *doc = mars_cfg_load_string(SCHEMA_FILE, o->def, strlen(o->def),
-                                                        c->diag);
+        struct mars_cfg_doc *doc =
+            mars_cfg_load_string(SCHEMA_FILE, o->def, strlen(o->def), c->diag);
         if (!doc)
-            opt_error(c, &at, "option '%s': invalid default %s", name,
-                      quote(o->def, q, sizeof(q)));
+            opt_error(c, &at, "option '%s': invalid default %s", name, quote(o->def, q, sizeof(q)));
         else if (doc->root)
             set_value(c, o, doc->root, out, name);
         mars_cfg_doc_free(doc);

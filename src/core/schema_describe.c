@@ -123,8 +123,8 @@ static char *type_text(const struct mars_opt *o)
         strcat(s, ")");
         return s;
     }
-    bool bounded = o->type == MARS_OPT_INT || o->type == MARS_OPT_SIZE ||
-                   o->type == MARS_OPT_DURATION;
+    bool bounded =
+        o->type == MARS_OPT_INT || o->type == MARS_OPT_SIZE || o->type == MARS_OPT_DURATION;
     if (!bounded || o->min >= o->max)
         return strdup(mars_opt_type_name(o->type));
     bound_text(o, o->min, lo, sizeof(lo));
@@ -146,8 +146,7 @@ static char *owned_printf(const char *fmt, ...)
     return rc < 0 ? NULL : s;
 }
 
-static void collect_rows(struct desc_rows *rows, const struct mars_opt *schema,
-                         const char *prefix)
+static void collect_rows(struct desc_rows *rows, const struct mars_opt *schema, const char *prefix)
 {
     char name[NAME_BUF];
 
@@ -165,8 +164,7 @@ static void collect_rows(struct desc_rows *rows, const struct mars_opt *schema,
         add_row(rows, strdup(name), type_text(o), def, literal, strdup(o->desc ? o->desc : ""));
         if (o->type == MARS_OPT_SECRET)
             add_row(rows, owned_printf("%s_file", name), strdup("string"), "-", false,
-                    owned_printf("File to read '%s' from, instead of writing it here.",
-                                 o->name));
+                    owned_printf("File to read '%s' from, instead of writing it here.", o->name));
         if (o->type == MARS_OPT_SECTION)
             collect_rows(rows, o->sub, name);
         if (o->type == MARS_OPT_SECTION_LIST) {

@@ -23,10 +23,10 @@
 
 #include "core/schema.h"
 
-#define SIZE_HINT "(use B, KB, MB, GB, KiB, MiB, GiB, TiB)"
-#define DURATION_HINT "(use ns, us, ms, s, m, h, d)"
+#define SIZE_HINT       "(use B, KB, MB, GB, KiB, MiB, GiB, TiB)"
+#define DURATION_HINT   "(use ns, us, ms, s, m, h, d)"
 #define MAX_FRAC_DIGITS 9
-#define NS_PER_SEC 1000000000ull
+#define NS_PER_SEC      1000000000ull
 
 struct unit {
     const char *name;
@@ -283,8 +283,7 @@ static size_t put_decimal(char *buf, size_t len, size_t at, uint64_t whole, uint
             frac /= 10;
             width--;
         }
-        n = snprintf(buf + at, len - at, "%" PRIu64 ".%0*" PRIu64 "%s", whole, width, frac,
-                     unit);
+        n = snprintf(buf + at, len - at, "%" PRIu64 ".%0*" PRIu64 "%s", whole, width, frac, unit);
     }
     return n < 0 ? at : at + (size_t)n;
 }

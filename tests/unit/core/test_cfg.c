@@ -127,7 +127,7 @@ static void test_lookups(void **state)
     assert_null(mars_cfg_get_key(doc->root, "c"));
     assert_null(mars_cfg_get(NULL, "a"));
     assert_null(mars_cfg_get(mars_cfg_get(doc->root, "b"), "a")); /* not a MAP */
-    assert_null(mars_cfg_get(doc->root, "")); /* no prefix matches */
+    assert_null(mars_cfg_get(doc->root, ""));                     /* no prefix matches */
     assert_string_equal(mars_cfg_kind_name(MARS_CFG_NULL), "null");
     assert_string_equal(mars_cfg_kind_name(MARS_CFG_SCALAR), "scalar");
     assert_string_equal(mars_cfg_kind_name(MARS_CFG_MAP), "mapping");
@@ -327,8 +327,7 @@ static void test_anchors_and_aliases(void **state)
     expect_errors("l: &s [1]\n", "t.yaml:1:4: YAML anchors are not supported (&s)", NULL);
     expect_errors("a: &x 1\nb: *x\n", "t.yaml:1:4: YAML anchors are not supported (&x)",
                   "t.yaml:2:4: YAML aliases are not supported (*x)", NULL);
-    expect_errors("a: &x {k: v}\nb:\n  <<: *x\n",
-                  "t.yaml:1:4: YAML anchors are not supported (&x)",
+    expect_errors("a: &x {k: v}\nb:\n  <<: *x\n", "t.yaml:1:4: YAML anchors are not supported (&x)",
                   "t.yaml:3:7: YAML aliases are not supported (*x)", NULL);
     /* An alias used as a key is reported once. */
     expect_errors("a: &k x\n*k : 1\n", "t.yaml:1:4: YAML anchors are not supported (&k)",
@@ -389,8 +388,7 @@ static void test_non_scalar_keys(void **state)
 static void test_syntax_errors(void **state)
 {
     (void)state;
-    expect_errors("a: b: c\n", "t.yaml:1:5: mapping values are not allowed in this context",
-                  NULL);
+    expect_errors("a: b: c\n", "t.yaml:1:5: mapping values are not allowed in this context", NULL);
     expect_errors("a: 1\n b: 2\n", "t.yaml:2:3: mapping values are not allowed in this context",
                   NULL);
     expect_errors("a: [1, 2\n",
@@ -404,6 +402,10 @@ static void test_syntax_errors(void **state)
     expect_errors("a:\n\tb: 1\n",
                   "t.yaml:2:1: found character that cannot start any token (while scanning "
                   "for the next token); tabs are not allowed for indentation, use spaces",
+                  NULL);
+    expect_errors("gen: {type: demo, count: ${N}}\n",
+                  "t.yaml:1:27: did not find expected ',' or '}' (while parsing a flow mapping at "
+                  "line 1, column 6); inside [...] or {...}, put values that use ${...} in quotes",
                   NULL);
     expect_errors("a: @x\n",
                   "t.yaml:1:4: found character that cannot start any token (while scanning "
@@ -427,12 +429,10 @@ static void test_encoding_errors(void **state)
     assert_null(mars_cfg_load_string("t.yaml", "a: b\0c\n", 7, &d));
     assert_diag(&d, "t.yaml:1:5: control characters are not allowed (byte 0x00)");
     mars_diag_fini(&d);
-    expect_errors("a: 1\nb: \xc3\x28\n",
-                  "t.yaml:2:5: invalid trailing UTF-8 octet (byte 0x28)", NULL);
-    expect_errors("\xff\xfe\x41\x00", "t.yaml:1:1: invalid leading UTF-8 octet (byte 0xff)",
+    expect_errors("a: 1\nb: \xc3\x28\n", "t.yaml:2:5: invalid trailing UTF-8 octet (byte 0x28)",
                   NULL);
-    expect_errors("a: \x01\n", "t.yaml:1:4: control characters are not allowed (byte 0x01)",
-                  NULL);
+    expect_errors("\xff\xfe\x41\x00", "t.yaml:1:1: invalid leading UTF-8 octet (byte 0xff)", NULL);
+    expect_errors("a: \x01\n", "t.yaml:1:4: control characters are not allowed (byte 0x01)", NULL);
     /* Valid UTF-8 and a byte order mark are fine. */
     struct mars_cfg_doc *doc = load("\xef\xbb\xbfname: caf\xc3\xa9\n", &d);
     assert_non_null(doc);

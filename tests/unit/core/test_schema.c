@@ -29,13 +29,26 @@ struct buf_conf {
 };
 
 static const struct mars_opt buf_opts[] = {
-    {.name = "max_events", .type = MARS_OPT_INT, .offset = offsetof(struct buf_conf, max_events),
-     .def = "1000", .desc = "Events held before the buffer is full.", .min = 1, .max = 1000000},
-    {.name = "max_size", .type = MARS_OPT_SIZE, .offset = offsetof(struct buf_conf, max_size),
-     .def = "64MiB", .desc = "Bytes held before the buffer is full.", .min = 1024,
+    {.name = "max_events",
+     .type = MARS_OPT_INT,
+     .offset = offsetof(struct buf_conf, max_events),
+     .def = "1000",
+     .desc = "Events held before the buffer is full.",
+     .min = 1,
+     .max = 1000000},
+    {.name = "max_size",
+     .type = MARS_OPT_SIZE,
+     .offset = offsetof(struct buf_conf, max_size),
+     .def = "64MiB",
+     .desc = "Bytes held before the buffer is full.",
+     .min = 1024,
      .max = 1 << 30},
-    {.name = "when_full", .type = MARS_OPT_ENUM, .offset = offsetof(struct buf_conf, when_full),
-     .def = "block", .desc = "What to do when full.", .choices = full_choices},
+    {.name = "when_full",
+     .type = MARS_OPT_ENUM,
+     .offset = offsetof(struct buf_conf, when_full),
+     .def = "block",
+     .desc = "What to do when full.",
+     .choices = full_choices},
     {0},
 };
 
@@ -46,11 +59,21 @@ struct probe {
 };
 
 static const struct mars_opt probe_opts[] = {
-    {.name = "url", .type = MARS_OPT_STRING, .offset = offsetof(struct probe, url),
-     .desc = "URL to probe.", .flags = MARS_OPT_REQUIRED},
-    {.name = "interval", .type = MARS_OPT_DURATION, .offset = offsetof(struct probe, interval),
-     .def = "10s", .desc = "Time between probes.", .min = 1000000, .max = 3600000000000},
-    {.name = "token", .type = MARS_OPT_SECRET, .offset = offsetof(struct probe, token),
+    {.name = "url",
+     .type = MARS_OPT_STRING,
+     .offset = offsetof(struct probe, url),
+     .desc = "URL to probe.",
+     .flags = MARS_OPT_REQUIRED},
+    {.name = "interval",
+     .type = MARS_OPT_DURATION,
+     .offset = offsetof(struct probe, interval),
+     .def = "10s",
+     .desc = "Time between probes.",
+     .min = 1000000,
+     .max = 3600000000000},
+    {.name = "token",
+     .type = MARS_OPT_SECRET,
+     .offset = offsetof(struct probe, token),
      .desc = "Bearer token."},
     {0},
 };
@@ -74,36 +97,82 @@ struct conf {
 };
 
 static const struct mars_opt conf_opts[] = {
-    {.name = "path", .type = MARS_OPT_STRING, .offset = offsetof(struct conf, path),
-     .desc = "File to read.", .flags = MARS_OPT_REQUIRED},
-    {.name = "password", .type = MARS_OPT_SECRET, .offset = offsetof(struct conf, password),
+    {.name = "path",
+     .type = MARS_OPT_STRING,
+     .offset = offsetof(struct conf, path),
+     .desc = "File to read.",
+     .flags = MARS_OPT_REQUIRED},
+    {.name = "password",
+     .type = MARS_OPT_SECRET,
+     .offset = offsetof(struct conf, password),
      .desc = "Password."},
-    {.name = "count", .type = MARS_OPT_INT, .offset = offsetof(struct conf, count), .def = "-3",
+    {.name = "count",
+     .type = MARS_OPT_INT,
+     .offset = offsetof(struct conf, count),
+     .def = "-3",
      .desc = "A count."},
-    {.name = "workers", .type = MARS_OPT_INT, .offset = offsetof(struct conf, workers),
-     .def = "4", .desc = "Worker threads.", .min = 1, .max = 256},
-    {.name = "ratio", .type = MARS_OPT_FLOAT, .offset = offsetof(struct conf, ratio),
-     .def = "0.5", .desc = "A ratio."},
-    {.name = "enabled", .type = MARS_OPT_BOOL, .offset = offsetof(struct conf, enabled),
-     .def = "true", .desc = "On or off."},
-    {.name = "max_bytes", .type = MARS_OPT_SIZE, .offset = offsetof(struct conf, max_bytes),
-     .def = "1MiB", .desc = "Byte limit."},
-    {.name = "timeout", .type = MARS_OPT_DURATION, .offset = offsetof(struct conf, timeout),
-     .def = "250ms", .desc = "Time limit."},
-    {.name = "when_full", .type = MARS_OPT_ENUM, .offset = offsetof(struct conf, when_full),
-     .def = "drop_newest", .desc = "Full policy.", .choices = full_choices},
-    {.name = "inputs", .type = MARS_OPT_LIST, .offset = offsetof(struct conf, inputs),
+    {.name = "workers",
+     .type = MARS_OPT_INT,
+     .offset = offsetof(struct conf, workers),
+     .def = "4",
+     .desc = "Worker threads.",
+     .min = 1,
+     .max = 256},
+    {.name = "ratio",
+     .type = MARS_OPT_FLOAT,
+     .offset = offsetof(struct conf, ratio),
+     .def = "0.5",
+     .desc = "A ratio."},
+    {.name = "enabled",
+     .type = MARS_OPT_BOOL,
+     .offset = offsetof(struct conf, enabled),
+     .def = "true",
+     .desc = "On or off."},
+    {.name = "max_bytes",
+     .type = MARS_OPT_SIZE,
+     .offset = offsetof(struct conf, max_bytes),
+     .def = "1MiB",
+     .desc = "Byte limit."},
+    {.name = "timeout",
+     .type = MARS_OPT_DURATION,
+     .offset = offsetof(struct conf, timeout),
+     .def = "250ms",
+     .desc = "Time limit."},
+    {.name = "when_full",
+     .type = MARS_OPT_ENUM,
+     .offset = offsetof(struct conf, when_full),
+     .def = "drop_newest",
+     .desc = "Full policy.",
+     .choices = full_choices},
+    {.name = "inputs",
+     .type = MARS_OPT_LIST,
+     .offset = offsetof(struct conf, inputs),
      .desc = "Upstream components."},
-    {.name = "tags", .type = MARS_OPT_LIST, .offset = offsetof(struct conf, tags),
-     .def = "[a, b]", .desc = "Tags."},
-    {.name = "labels", .type = MARS_OPT_MAP, .offset = offsetof(struct conf, labels),
+    {.name = "tags",
+     .type = MARS_OPT_LIST,
+     .offset = offsetof(struct conf, tags),
+     .def = "[a, b]",
+     .desc = "Tags."},
+    {.name = "labels",
+     .type = MARS_OPT_MAP,
+     .offset = offsetof(struct conf, labels),
      .desc = "Labels."},
-    {.name = "buffer", .type = MARS_OPT_SECTION, .offset = offsetof(struct conf, buffer),
-     .desc = "Buffer settings.", .sub = buf_opts},
-    {.name = "probes", .type = MARS_OPT_SECTION_LIST, .offset = offsetof(struct conf, probes),
-     .desc = "Health probes.", .sub = probe_opts, .sub_size = sizeof(struct probe)},
-    {.name = "name", .type = MARS_OPT_STRING, .offset = offsetof(struct conf, name),
-     .def = "x", .desc = "A name."},
+    {.name = "buffer",
+     .type = MARS_OPT_SECTION,
+     .offset = offsetof(struct conf, buffer),
+     .desc = "Buffer settings.",
+     .sub = buf_opts},
+    {.name = "probes",
+     .type = MARS_OPT_SECTION_LIST,
+     .offset = offsetof(struct conf, probes),
+     .desc = "Health probes.",
+     .sub = probe_opts,
+     .sub_size = sizeof(struct probe)},
+    {.name = "name",
+     .type = MARS_OPT_STRING,
+     .offset = offsetof(struct conf, name),
+     .def = "x",
+     .desc = "A name."},
     {0},
 };
 
@@ -270,8 +339,7 @@ static void test_empty_values_are_unset(void **state)
     (void)state;
     struct mars_diag d;
     struct conf c;
-    assert_int_equal(apply_yaml("path: /p\nworkers:\ntags: ~\nbuffer:\nprobes:\nlabels:\n", &c,
-                                &d),
+    assert_int_equal(apply_yaml("path: /p\nworkers:\ntags: ~\nbuffer:\nprobes:\nlabels:\n", &c, &d),
                      0);
     assert_int_equal(c.workers, 4);
     assert_int_equal(c.tags.n, 2);
@@ -340,8 +408,8 @@ static void test_type_errors(void **state)
 {
     (void)state;
     expect_errors("path: [a]\n", "c.yaml:1:7: option 'path': expected a string, got a list", NULL);
-    expect_errors("path: {a: 1}\n",
-                  "c.yaml:1:7: option 'path': expected a string, got a mapping", NULL);
+    expect_errors("path: {a: 1}\n", "c.yaml:1:7: option 'path': expected a string, got a mapping",
+                  NULL);
     expect_errors("path: \"a\\0b\"\n", "c.yaml:1:7: option 'path': value contains a NUL character",
                   NULL);
     expect_errors("path: /p\ncount: abc\n",
@@ -431,8 +499,7 @@ static void test_bounds(void **state)
     expect_errors("path: /p\nprobes:\n  - url: u\n    interval: 2h\n",
                   "c.yaml:4:15: option 'probes[0].interval': 2h is above the maximum 1h", NULL);
     expect_errors("path: /p\nprobes:\n  - url: u\n    interval: 999us\n",
-                  "c.yaml:4:15: option 'probes[0].interval': 999us is below the minimum 1ms",
-                  NULL);
+                  "c.yaml:4:15: option 'probes[0].interval': 999us is below the minimum 1ms", NULL);
     /* Edges are inclusive. */
     struct mars_diag d;
     struct conf c;
@@ -476,12 +543,10 @@ static void test_collections(void **state)
                   "c.yaml:4:4: option 'inputs[1]': expected a string, got an empty value", NULL);
     expect_errors("path: /p\nlabels: [a]\n", "c.yaml:2:9: option 'labels': expected a mapping",
                   NULL);
-    expect_errors("path: /p\nlabels: x\n", "c.yaml:2:9: option 'labels': expected a mapping",
-                  NULL);
+    expect_errors("path: /p\nlabels: x\n", "c.yaml:2:9: option 'labels': expected a mapping", NULL);
     expect_errors("path: /p\nlabels:\n  k: [1]\n",
                   "c.yaml:3:6: option 'labels.k': expected a string, got a list", NULL);
-    expect_errors("path: /p\nbuffer: 5\n", "c.yaml:2:9: option 'buffer': expected a mapping",
-                  NULL);
+    expect_errors("path: /p\nbuffer: 5\n", "c.yaml:2:9: option 'buffer': expected a mapping", NULL);
     expect_errors("path: /p\nbuffer: [a]\n", "c.yaml:2:9: option 'buffer': expected a mapping",
                   NULL);
     expect_errors("path: /p\nprobes: {url: x}\n", "c.yaml:2:9: option 'probes': expected a list",
@@ -567,12 +632,10 @@ static void test_secret_files(void **state)
 
     /* Both forms: an error at whichever comes second. */
     snprintf(yaml, sizeof(yaml), "path: /p\npassword: x\npassword_file: %s\n", path);
-    expect_errors(yaml,
-                  "c.yaml:3:1: options 'password' and 'password_file' are both set (use one)",
+    expect_errors(yaml, "c.yaml:3:1: options 'password' and 'password_file' are both set (use one)",
                   NULL);
     snprintf(yaml, sizeof(yaml), "path: /p\npassword_file: %s\npassword: x\n", path);
-    expect_errors(yaml,
-                  "c.yaml:3:1: options 'password' and 'password_file' are both set (use one)",
+    expect_errors(yaml, "c.yaml:3:1: options 'password' and 'password_file' are both set (use one)",
                   NULL);
     unlink(path);
 
@@ -619,17 +682,38 @@ struct bad_conf {
 };
 
 static const struct mars_opt bad_opts[] = {
-    {.name = "size", .type = MARS_OPT_SIZE, .offset = offsetof(struct bad_conf, size),
-     .def = "12XB", .desc = "x"},
-    {.name = "dur", .type = MARS_OPT_DURATION, .offset = offsetof(struct bad_conf, dur),
-     .def = "5", .desc = "x"},
-    {.name = "i", .type = MARS_OPT_INT, .offset = offsetof(struct bad_conf, i), .def = "300",
-     .desc = "x", .min = 1, .max = 10},
-    {.name = "e", .type = MARS_OPT_ENUM, .offset = offsetof(struct bad_conf, e), .def = "nope",
-     .desc = "x", .choices = full_choices},
-    {.name = "b", .type = MARS_OPT_BOOL, .offset = offsetof(struct bad_conf, b), .def = "ja",
+    {.name = "size",
+     .type = MARS_OPT_SIZE,
+     .offset = offsetof(struct bad_conf, size),
+     .def = "12XB",
      .desc = "x"},
-    {.name = "l", .type = MARS_OPT_LIST, .offset = offsetof(struct bad_conf, l), .def = "[a, ",
+    {.name = "dur",
+     .type = MARS_OPT_DURATION,
+     .offset = offsetof(struct bad_conf, dur),
+     .def = "5",
+     .desc = "x"},
+    {.name = "i",
+     .type = MARS_OPT_INT,
+     .offset = offsetof(struct bad_conf, i),
+     .def = "300",
+     .desc = "x",
+     .min = 1,
+     .max = 10},
+    {.name = "e",
+     .type = MARS_OPT_ENUM,
+     .offset = offsetof(struct bad_conf, e),
+     .def = "nope",
+     .desc = "x",
+     .choices = full_choices},
+    {.name = "b",
+     .type = MARS_OPT_BOOL,
+     .offset = offsetof(struct bad_conf, b),
+     .def = "ja",
+     .desc = "x"},
+    {.name = "l",
+     .type = MARS_OPT_LIST,
+     .offset = offsetof(struct bad_conf, l),
+     .def = "[a, ",
      .desc = "x"},
     {0},
 };
@@ -689,17 +773,37 @@ struct small {
 };
 
 static const struct mars_opt small_opts[] = {
-    {.name = "endpoint", .type = MARS_OPT_STRING, .offset = offsetof(struct small, endpoint),
-     .desc = "Where to send.", .flags = MARS_OPT_REQUIRED},
-    {.name = "token", .type = MARS_OPT_SECRET, .offset = offsetof(struct small, token),
-     .def = "dont-print-me", .desc = "API token."},
-    {.name = "mode", .type = MARS_OPT_ENUM, .offset = offsetof(struct small, mode), .def = "c",
-     .desc = "Mode | with a pipe.", .choices = mode_choices},
-    {.name = "buffer", .type = MARS_OPT_SECTION, .offset = offsetof(struct small, buffer),
-     .desc = "Buffer.", .sub = buf_opts},
-    {.name = "probes", .type = MARS_OPT_SECTION_LIST, .offset = offsetof(struct small, probes),
-     .desc = "Probes.", .sub = probe_opts, .sub_size = sizeof(struct probe)},
-    {.name = "quiet", .type = MARS_OPT_STRING, .offset = offsetof(struct small, quiet), .def = "",
+    {.name = "endpoint",
+     .type = MARS_OPT_STRING,
+     .offset = offsetof(struct small, endpoint),
+     .desc = "Where to send.",
+     .flags = MARS_OPT_REQUIRED},
+    {.name = "token",
+     .type = MARS_OPT_SECRET,
+     .offset = offsetof(struct small, token),
+     .def = "dont-print-me",
+     .desc = "API token."},
+    {.name = "mode",
+     .type = MARS_OPT_ENUM,
+     .offset = offsetof(struct small, mode),
+     .def = "c",
+     .desc = "Mode | with a pipe.",
+     .choices = mode_choices},
+    {.name = "buffer",
+     .type = MARS_OPT_SECTION,
+     .offset = offsetof(struct small, buffer),
+     .desc = "Buffer.",
+     .sub = buf_opts},
+    {.name = "probes",
+     .type = MARS_OPT_SECTION_LIST,
+     .offset = offsetof(struct small, probes),
+     .desc = "Probes.",
+     .sub = probe_opts,
+     .sub_size = sizeof(struct probe)},
+    {.name = "quiet",
+     .type = MARS_OPT_STRING,
+     .offset = offsetof(struct small, quiet),
+     .def = "",
      .desc = ""},
     {0},
 };
@@ -733,14 +837,14 @@ static void test_describe_text(void **state)
     free(out);
 
     out = describe(buf_opts, "sinks.es.buffer", MARS_DESCRIBE_TEXT);
-    assert_string_equal(out,
-                        "OPTION                      TYPE                     DEFAULT  DESCRIPTION\n"
-                        "sinks.es.buffer.max_events  int(1..1000000)          1000     Events "
-                        "held before the buffer is full.\n"
-                        "sinks.es.buffer.max_size    size(1KiB..1GiB)         64MiB    Bytes held "
-                        "before the buffer is full.\n"
-                        "sinks.es.buffer.when_full   enum(block|drop_newest)  block    What to do "
-                        "when full.\n");
+    assert_string_equal(
+        out, "OPTION                      TYPE                     DEFAULT  DESCRIPTION\n"
+             "sinks.es.buffer.max_events  int(1..1000000)          1000     Events "
+             "held before the buffer is full.\n"
+             "sinks.es.buffer.max_size    size(1KiB..1GiB)         64MiB    Bytes held "
+             "before the buffer is full.\n"
+             "sinks.es.buffer.when_full   enum(block|drop_newest)  block    What to do "
+             "when full.\n");
     free(out);
 }
 
@@ -749,34 +853,35 @@ static void test_describe_markdown(void **state)
     (void)state;
     char *out = describe(small_opts, NULL, MARS_DESCRIBE_MARKDOWN);
     assert_string_equal(
-        out, "| option | type | default | description |\n"
-             "| --- | --- | --- | --- |\n"
-             "| `endpoint` | string | required | Where to send. |\n"
-             "| `token` | secret | (hidden) | API token. |\n"
-             "| `token_file` | string | - | File to read 'token' from, instead of writing it "
-             "here. |\n"
-             "| `mode` | enum(a\\|b\\|c) | `c` | Mode \\| with a pipe. |\n"
-             "| `buffer` | section | - | Buffer. |\n"
-             "| `buffer.max_events` | int(1..1000000) | `1000` | Events held before the buffer is "
-             "full. |\n"
-             "| `buffer.max_size` | size(1KiB..1GiB) | `64MiB` | Bytes held before the buffer is "
-             "full. |\n"
-             "| `buffer.when_full` | enum(block\\|drop_newest) | `block` | What to do when full. |\n"
-             "| `probes` | list of sections | - | Probes. |\n"
-             "| `probes[].url` | string | required | URL to probe. |\n"
-             "| `probes[].interval` | duration(1ms..1h) | `10s` | Time between probes. |\n"
-             "| `probes[].token` | secret | - | Bearer token. |\n"
-             "| `probes[].token_file` | string | - | File to read 'token' from, instead of "
-             "writing it here. |\n"
-             "| `quiet` | string | `\"\"` |  |\n");
+        out,
+        "| option | type | default | description |\n"
+        "| --- | --- | --- | --- |\n"
+        "| `endpoint` | string | required | Where to send. |\n"
+        "| `token` | secret | (hidden) | API token. |\n"
+        "| `token_file` | string | - | File to read 'token' from, instead of writing it "
+        "here. |\n"
+        "| `mode` | enum(a\\|b\\|c) | `c` | Mode \\| with a pipe. |\n"
+        "| `buffer` | section | - | Buffer. |\n"
+        "| `buffer.max_events` | int(1..1000000) | `1000` | Events held before the buffer is "
+        "full. |\n"
+        "| `buffer.max_size` | size(1KiB..1GiB) | `64MiB` | Bytes held before the buffer is "
+        "full. |\n"
+        "| `buffer.when_full` | enum(block\\|drop_newest) | `block` | What to do when full. |\n"
+        "| `probes` | list of sections | - | Probes. |\n"
+        "| `probes[].url` | string | required | URL to probe. |\n"
+        "| `probes[].interval` | duration(1ms..1h) | `10s` | Time between probes. |\n"
+        "| `probes[].token` | secret | - | Bearer token. |\n"
+        "| `probes[].token_file` | string | - | File to read 'token' from, instead of "
+        "writing it here. |\n"
+        "| `quiet` | string | `\"\"` |  |\n");
     free(out);
 }
 
 static void test_type_names(void **state)
 {
     (void)state;
-    const char *want[] = {"string", "secret", "int",  "float", "bool",    "size",
-                          "duration", "enum", "list", "map",   "section", "list of sections"};
+    const char *want[] = {"string",   "secret", "int",  "float", "bool",    "size",
+                          "duration", "enum",   "list", "map",   "section", "list of sections"};
     for (int t = MARS_OPT_STRING; t <= MARS_OPT_SECTION_LIST; t++)
         assert_string_equal(mars_opt_type_name((enum mars_opt_type)t), want[t]);
     assert_string_equal(mars_opt_type_name((enum mars_opt_type)99), "?");

@@ -13,7 +13,7 @@
 
 #include "core/schema.h"
 
-#define SIZE_HINT "(use B, KB, MB, GB, KiB, MiB, GiB, TiB)"
+#define SIZE_HINT     "(use B, KB, MB, GB, KiB, MiB, GiB, TiB)"
 #define DURATION_HINT "(use ns, us, ms, s, m, h, d)"
 
 static void size_ok(const char *s, uint64_t want)

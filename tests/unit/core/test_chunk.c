@@ -1,0 +1,90 @@
+/* Unit tests of the chunk pool: bound, reuse, large chunks, waiters. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/chunk.h"
+
+static void test_bound_and_reuse(void **state)
+{
+    struct mars_chunk_pool p;
+    mars_chunk_pool_init(&p, 4096, 3 * 4096);
+    struct mars_chunk *a = mars_chunk_get(&p, 0), *b = mars_chunk_get(&p, 100);
+    struct mars_chunk *c = mars_chunk_get(&p, 4096);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_int_equal(a->cap, 4096);
+    assert_int_equal(a->refs, 1);
+    assert_null(mars_chunk_get(&p, 0)); /* at the bound */
+    assert_int_equal(p.exhausted, 1);
+    mars_chunk_ref(b);
+    mars_chunk_unref(b);
+    assert_null(mars_chunk_get(&p, 0)); /* b still referenced once */
+    mars_chunk_unref(b);
+    struct mars_chunk *d = mars_chunk_get(&p, 0);
+    assert_ptr_equal(d, b); /* recycled from the free list */
+    mars_chunk_unref(a);
+    mars_chunk_unref(c);
+    mars_chunk_unref(d);
+    assert_int_equal(p.live, 0);
+    assert_int_equal(p.live_bytes, 0);
+    mars_chunk_pool_fini(&p);
+    (void)state;
+}
+
+static void test_large_chunk(void **state)
+{
+    struct mars_chunk_pool p;
+    mars_chunk_pool_init(&p, 4096, 8192);
+    struct mars_chunk *big = mars_chunk_get(&p, 100000);
+    assert_non_null(big); /* first chunk always granted, even above the bound */
+    assert_true(big->cap >= 100000);
+    assert_null(mars_chunk_get(&p, 0));
+    mars_chunk_unref(big);
+    assert_int_equal(p.nfree, 0); /* large chunks are not pooled */
+    assert_non_null(big = mars_chunk_get(&p, 0));
+    mars_chunk_unref(big);
+    mars_chunk_pool_fini(&p);
+    (void)state;
+}
+
+static int calls;
+static void waiter(void *arg)
+{
+    calls += *(int *)arg;
+}
+
+static void test_waiters_run_once(void **state)
+{
+    struct mars_chunk_pool p;
+    int one = 1, ten = 10;
+    mars_chunk_pool_init(&p, 4096, 4096);
+    struct mars_chunk *a = mars_chunk_get(&p, 0);
+    assert_null(mars_chunk_get(&p, 0));
+    assert_int_equal(mars_chunk_pool_on_free(&p, waiter, &one), 0);
+    assert_int_equal(mars_chunk_pool_on_free(&p, waiter, &one), 0); /* deduplicated */
+    assert_int_equal(mars_chunk_pool_on_free(&p, waiter, &ten), 0);
+    mars_chunk_pool_cancel_wait(&p, waiter, &ten);
+    calls = 0;
+    mars_chunk_unref(a);
+    assert_int_equal(calls, 1);
+    a = mars_chunk_get(&p, 0);
+    mars_chunk_unref(a);
+    assert_int_equal(calls, 1); /* waiters were consumed */
+    mars_chunk_pool_fini(&p);
+    (void)state;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bound_and_reuse),
+        cmocka_unit_test(test_large_chunk),
+        cmocka_unit_test(test_waiters_run_once),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -47,7 +47,7 @@ struct cfg_arena {
 
 static void *arena_alloc(struct cfg_arena *a, size_t size)
 {
-    const size_t align = sizeof(max_align_t);
+    const size_t align = _Alignof(max_align_t);
     struct cfg_block *b = a->head;
 
     size = (size + align - 1) / align * align;

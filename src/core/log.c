@@ -275,13 +275,13 @@ void mars_log_rl(struct mars_log_rl *rl, enum mars_log_level level, const char *
                  const char *fmt, ...)
 {
     const memory_order rlx = memory_order_relaxed;
-    int64_t now = monotonic_ns();
-    int64_t start = atomic_load_explicit(&rl->window_start_ns, rlx);
     unsigned carried = 0;
     va_list ap;
 
     if (level > mars_log_get_level())
-        return;
+        return; /* filtered lines use no budget */
+    int64_t now = monotonic_ns();
+    int64_t start = atomic_load_explicit(&rl->window_start_ns, rlx);
     if (start == 0 || now - start >= MARS_LOG_RL_WINDOW_NS) {
         /* One thread opens the new window and reports the old window's suppressions. */
         if (atomic_compare_exchange_strong_explicit(&rl->window_start_ns, &start, now, rlx, rlx)) {

@@ -88,7 +88,8 @@ struct mars_opt {
 };
 
 /*
- * Fills `out` from `map` (a MAP node, or NULL to apply only defaults). Keys listed in
+ * Fills `out` from `map` (a MAP node, or NULL to apply only defaults); the option fields of
+ * `out` must start zeroed (calloc'd, or after mars_schema_free()). Keys listed in
  * `reserved` (NULL-terminated, may be NULL) are skipped: the caller handles them. Returns 0,
  * or -EINVAL after adding every problem to diag. On error `out` is still safe to pass to
  * mars_schema_free().

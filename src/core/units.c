@@ -6,7 +6,8 @@
  * digits, then scaled by its unit in integer arithmetic (no floating point), so "1.5MiB" is
  * exactly 1572864 and every overflow is caught. A fraction that does not land on a whole
  * byte or nanosecond is rejected rather than rounded. Formatting picks the exact, compact
- * spelling that the parsers read back to the same value.
+ * spelling that the parsers read back to the same value. Suggestions use an edit distance
+ * that counts a swap of two neighbouring letters as one typo.
  *
  * Units are case-sensitive as written in the error hints; a unit is required except for a
  * bare "0". Error reasons are static strings.
@@ -321,23 +322,38 @@ char *mars_format_duration(int64_t ns, char *buf, size_t len)
     return buf;
 }
 
-/* Edit distance with two rows; strings longer than SUGGEST_MAX_LEN are not compared. */
+/*
+ * Edit distance where an adjacent transposition counts as one edit, like an insertion,
+ * deletion or substitution (optimal string alignment): "tpye" is one typo away from "type".
+ * Three rolling rows; strings longer than SUGGEST_MAX_LEN are not compared.
+ */
 #define SUGGEST_MAX_LEN 64
 
-static size_t levenshtein(const char *a, size_t la, const char *b, size_t lb)
+static size_t min3(size_t a, size_t b, size_t c)
 {
-    size_t prev[SUGGEST_MAX_LEN + 1], cur[SUGGEST_MAX_LEN + 1];
+    size_t m = a < b ? a : b;
+    return m < c ? m : c;
+}
+
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    size_t rows[3][SUGGEST_MAX_LEN + 1];
+    size_t *older = rows[0], *prev = rows[1], *cur = rows[2];
 
     for (size_t j = 0; j <= lb; j++)
         prev[j] = j;
     for (size_t i = 1; i <= la; i++) {
         cur[0] = i;
         for (size_t j = 1; j <= lb; j++) {
-            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            cur[j] = min3(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]));
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                older[j - 2] + 1 < cur[j])
+                cur[j] = older[j - 2] + 1;
         }
-        memcpy(prev, cur, (lb + 1) * sizeof(prev[0]));
+        size_t *t = older;
+        older = prev;
+        prev = cur;
+        cur = t;
     }
     return prev[lb];
 }
@@ -356,7 +372,7 @@ const char *mars_suggest(const char *word, const char *const *candidates, size_t
         size_t lc = c ? strlen(c) : 0;
         if (lc == 0 || lc > SUGGEST_MAX_LEN || strcmp(c, word) == 0)
             continue;
-        size_t dist = levenshtein(word, lw, c, lc);
+        size_t dist = edit_distance(word, lw, c, lc);
         bool prefix = strncmp(c, word, lw) == 0;
         if ((dist <= limit || prefix) && dist < best_dist) {
             best = c;

@@ -107,8 +107,6 @@ static int create_instance(struct mars_worker *w, uint32_t idx)
             return -ENOMEM;
         *s = (struct mars_sink){.w = w, .node = nd, .idx = idx, .stats = &w->stats[idx]};
         w->snk[idx] = s;
-        if ((rc = find_feeders(w, s)))
-            return rc;
         rc = nd->desc->sink.init(s);
         s->initialized = rc == 0;
         return rc;
@@ -162,6 +160,10 @@ static int create_instances(struct mars_worker *w)
             mars_error(c->nodes[idx].id, "cannot start %s '%s': %s",
                        mars_kind_name(c->nodes[idx].kind), c->nodes[idx].id, strerror(-rc));
     }
+    /* sinks learn which sources to pause once those exist (they are created last) */
+    for (uint32_t i = 0; i < c->n && rc == 0; i++)
+        if (w->snk[i])
+            rc = find_feeders(w, w->snk[i]);
     free(mark);
     return rc;
 }

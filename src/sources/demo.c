@@ -56,7 +56,7 @@ struct demo {
     struct mars_source *src;
     const struct demo_conf *conf;
     struct mars_ev_op timer;
-    bool timer_armed, waiting_memory;
+    bool timer_armed, waiting_memory, stopping;
     uint64_t made;       /* lines generated */
     uint64_t rate_base;  /* lines made when the rate clock (re)started */
     int64_t rate_start;  /* monotonic ns of that restart */
@@ -240,11 +240,13 @@ static void on_tick(struct mars_ev_op *op, int res)
     int64_t now = mars_ev_now(mars_source_loop(d->src));
 
     d->timer_armed = false;
-    if (res == -ECANCELED || mars_source_paused(d->src)) {
-        if (res == -ECANCELED)
-            mars_source_finished(d->src);
+    /* a cancel can lose the race with the timer: stopping, not the result, decides */
+    if (res == -ECANCELED || d->stopping) {
+        mars_source_finished(d->src);
         return;
     }
+    if (mars_source_paused(d->src))
+        return;
     uint64_t due = lines_due(d, now);
     if (due > 0 && generate(d, due, wall_now()) < 0) {
         d->waiting_memory = true;
@@ -301,6 +303,7 @@ static void demo_resume(struct mars_source *s)
 static void demo_stop(struct mars_source *s)
 {
     struct demo *d = mars_source_state(s);
+    d->stopping = true;
     if (d->timer_armed)
         mars_ev_cancel(mars_source_loop(s), &d->timer);
     else

@@ -245,6 +245,18 @@ static void test_missing_file(void **state)
                         "/nonexistent/mars.yaml: cannot open: No such file or directory");
     assert_null(mars_cfg_load_file("/tmp", &d));
     assert_string_equal(d.msgs[1].text, "/tmp: cannot read: Is a directory");
+
+    /* A sparse file just over the 64 MiB limit. */
+    char path[] = "/tmp/mars_test_cfg_big_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (64 << 20) + 1), 0);
+    close(fd);
+    assert_null(mars_cfg_load_file(path, &d));
+    char want[128];
+    snprintf(want, sizeof(want), "%s: cannot read: file is larger than 64 MiB", path);
+    assert_string_equal(d.msgs[2].text, want);
+    unlink(path);
     mars_diag_fini(&d);
 }
 

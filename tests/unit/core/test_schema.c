@@ -156,6 +156,7 @@ static const struct mars_opt conf_opts[] = {
     {.name = "labels",
      .type = MARS_OPT_MAP,
      .offset = offsetof(struct conf, labels),
+     .def = "{env: prod}",
      .desc = "Labels."},
     {.name = "buffer",
      .type = MARS_OPT_SECTION,
@@ -254,7 +255,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.tags.n, 2);
     assert_string_equal(c.tags.v[0], "a");
     assert_string_equal(c.tags.v[1], "b");
-    assert_int_equal(c.labels.n, 0);
+    assert_int_equal(c.labels.n, 1);
+    assert_string_equal(c.labels.keys[0], "env");
+    assert_string_equal(c.labels.vals[0], "prod");
     /* A section that is not written still gets its defaults. */
     assert_int_equal(c.buffer.max_events, 1000);
     assert_int_equal(c.buffer.max_size, 64 << 20);

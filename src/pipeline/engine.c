@@ -139,7 +139,7 @@ static bool all_done(struct mars_engine *e)
 static void on_wake(struct mars_ev_async *a)
 {
     struct mars_engine *e = a->data;
-    if (atomic_load(&e->stop_requested))
+    if (atomic_exchange(&e->stop_requested, false))
         begin_stop(e, "stop requested");
     if (all_done(e))
         mars_ev_stop(e->loop);

@@ -204,6 +204,15 @@ static void test_block_keeps_source_bounded(void **state)
     (void)state;
 }
 
+static struct bg *b_watched;
+
+static bool source_done(void *id)
+{
+    struct mars_stats st;
+    bg_stats(b_watched, id, &st);
+    return mars_stat_get(&st.sent_events) == 50000;
+}
+
 static void test_drop_newest_counts(void **state)
 {
     struct bg b = {0};
@@ -215,6 +224,8 @@ static void test_drop_newest_counts(void **state)
                  "        batch: {max_events: 100},\n"
                  "        buffer: {max_events: 1000, when_full: drop_newest}}\n");
     wait_until(held, "cap", 20);
+    b_watched = &b;
+    wait_until(source_done, "gen", 20); /* drop_newest never pauses the source */
     mars_capture_unblock("cap");
     bg_finish(&b);
     bg_stats(&b, "cap", &cap);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -229,12 +230,17 @@ static void log_summary(struct mars_engine *e)
         uint64_t errs = 0;
         for (int k = 0; k < MARS_ERR__COUNT; k++)
             errs += st.errors[k];
+        char acked[48] = "";
+        if (c->nodes[i].kind == MARS_KIND_SOURCE)
+            snprintf(acked, sizeof(acked), ", %llu acknowledged",
+                     (unsigned long long)st.acked_events);
         mars_info(c->nodes[i].id,
-                  "%s %s: received %llu events, sent %llu events (%llu bytes), "
+                  "%s %s: received %llu events, sent %llu events (%llu bytes)%s, "
                   "discarded %llu intentionally and %llu not, %llu errors",
                   c->nodes[i].desc->name, mars_kind_name(c->nodes[i].kind),
                   (unsigned long long)st.received_events, (unsigned long long)st.sent_events,
-                  (unsigned long long)st.sent_bytes, (unsigned long long)st.discarded_intentional,
+                  (unsigned long long)st.sent_bytes, acked,
+                  (unsigned long long)st.discarded_intentional,
                   (unsigned long long)st.discarded_unintentional, (unsigned long long)errs);
     }
 }

@@ -31,6 +31,7 @@ struct cli {
     const char *io_backend;
     unsigned workers;
     bool markdown;
+    bool once;
 };
 
 static void usage(FILE *f)
@@ -49,6 +50,8 @@ static void usage(FILE *f)
             "      --workers N        worker threads (overrides runtime.workers)\n"
             "      --io-backend NAME  auto, io_uring or libevent (overrides runtime.io_backend\n"
             "                         and the MARS_IO_BACKEND environment variable)\n"
+            "      --once             read what exists now (files to their end, stdin to EOF,\n"
+            "                         demo to its count), deliver it, write checkpoints, exit\n"
             "  -V, --version          print version and compiled io backends\n"
             "  -h, --help             print this help\n"
             "\n"
@@ -60,7 +63,7 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, struct cli *cli)
 {
-    enum { OPT_LEVEL = 256, OPT_FORMAT, OPT_WORKERS, OPT_BACKEND, OPT_MARKDOWN };
+    enum { OPT_LEVEL = 256, OPT_FORMAT, OPT_WORKERS, OPT_BACKEND, OPT_MARKDOWN, OPT_ONCE };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, OPT_LEVEL},
@@ -68,6 +71,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"io-backend", required_argument, NULL, OPT_BACKEND},
         {"markdown", no_argument, NULL, OPT_MARKDOWN},
+        {"once", no_argument, NULL, OPT_ONCE},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -83,6 +87,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         case OPT_FORMAT: cli->log_format = optarg; break;
         case OPT_BACKEND: cli->io_backend = optarg; break;
         case OPT_MARKDOWN: cli->markdown = true; break;
+        case OPT_ONCE: cli->once = true; break;
         case OPT_WORKERS:
             n = strtol(optarg, &end, 10);
             if (*end || n < 1 || n > 256) {
@@ -163,7 +168,11 @@ static int cmd_run(const struct cli *cli)
         return EXIT_USAGE;
     }
     struct mars_engine_opts opts = {
-        .io_backend = cli->io_backend, .workers = cli->workers, .handle_signals = true};
+        .io_backend = cli->io_backend,
+        .workers = cli->workers,
+        .handle_signals = true,
+        .once = cli->once,
+    };
     struct mars_engine *e = mars_engine_create(cfg, &opts);
     int rc = e ? mars_engine_run(e) : -EIO;
     mars_engine_destroy(e);

@@ -23,6 +23,7 @@
  * Thread: the control thread (config load and reload).
  */
 #include "core/schema.h"
+#include "core/schema_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,7 +61,7 @@ opt_error(struct apply_ctx *c, const struct mars_cfg_node *at, const char *fmt, 
 }
 
 /* "prefix.name", or "name" without a prefix. */
-static const char *join_name(char *buf, size_t len, const char *prefix, const char *name)
+const char *mars_schema_join_name(char *buf, size_t len, const char *prefix, const char *name)
 {
     if (prefix && *prefix)
         snprintf(buf, len, "%s.%s", prefix, name);
@@ -161,7 +162,7 @@ static int parse_int64(const char *s, int64_t *out)
     return 0;
 }
 
-static void bound_text(const struct mars_opt *o, int64_t b, char *buf, size_t len)
+void mars_schema_bound_text(const struct mars_opt *o, int64_t b, char *buf, size_t len)
 {
     if (o->type == MARS_OPT_SIZE)
         mars_format_size((uint64_t)b, buf, len);
@@ -180,7 +181,7 @@ static bool check_bounds(struct apply_ctx *c, const struct mars_opt *o,
 
     if (o->min >= o->max || (!below && !above))
         return true;
-    bound_text(o, below ? o->min : o->max, bound, sizeof(bound));
+    mars_schema_bound_text(o, below ? o->min : o->max, bound, sizeof(bound));
     opt_error(c, at, "option '%s': %s is %s %s", name, text,
               below ? "below the minimum" : "above the maximum", bound);
     return false;
@@ -360,8 +361,8 @@ static void set_secret_file(struct apply_ctx *c, const struct mars_opt *o,
     const struct mars_cfg_node *plain = mars_cfg_get(map, o->name);
     char *secret = NULL;
 
-    join_name(name, sizeof(name), prefix, o->name);
-    join_name(file_name, sizeof(file_name), prefix, key->str);
+    mars_schema_join_name(name, sizeof(name), prefix, o->name);
+    mars_schema_join_name(file_name, sizeof(file_name), prefix, key->str);
     if (plain && plain->kind != MARS_CFG_NULL) {
         const struct mars_cfg_node *k2 = mars_cfg_get_key(map, o->name);
         bool key_later = key->line > k2->line || (key->line == k2->line && key->col > k2->col);
@@ -472,7 +473,7 @@ static void set_map(struct apply_ctx *c, const struct mars_cfg_node *v, struct m
     m->n = v->n;
     for (size_t i = 0; i < v->n; i++) {
         const struct mars_cfg_node *val = v->vals[i];
-        join_name(item_name, sizeof(item_name), name, v->keys[i]->str);
+        mars_schema_join_name(item_name, sizeof(item_name), name, v->keys[i]->str);
         const char *s =
             val->kind == MARS_CFG_NULL ? "" : scalar_text(c, val, item_name, "a string");
         if (!s)
@@ -627,8 +628,8 @@ static void report_unknown(struct apply_ctx *c, const struct mars_opt *schema,
     hint[0] = '\0';
     if (sugg)
         snprintf(hint, sizeof(hint), " (did you mean '%s'?)",
-                 join_name(sugg_name, sizeof(sugg_name), prefix, sugg));
-    opt_error(c, key, "unknown option '%s'%s", join_name(name, sizeof(name), prefix, key->str),
+                 mars_schema_join_name(sugg_name, sizeof(sugg_name), prefix, sugg));
+    opt_error(c, key, "unknown option '%s'%s", mars_schema_join_name(name, sizeof(name), prefix, key->str),
               hint);
     free(cands);
 }
@@ -650,7 +651,7 @@ static void apply_pair(struct apply_ctx *c, const struct mars_opt *schema, bool 
         if (val->kind == MARS_CFG_NULL) /* an empty value leaves the option unset */
             return;
         seen[idx] = true;
-        set_value(c, &schema[idx], val, out, join_name(name, sizeof(name), prefix, key->str));
+        set_value(c, &schema[idx], val, out, mars_schema_join_name(name, sizeof(name), prefix, key->str));
         return;
     }
     if (key->len > slen && strcmp(key->str + key->len - slen, suffix) == 0) {
@@ -687,7 +688,7 @@ static void apply_map(struct apply_ctx *c, const struct mars_opt *schema,
     for (size_t i = 0; i < nopts; i++) {
         const struct mars_opt *o = &schema[i];
         if (o->def && o->type != MARS_OPT_SECTION && o->type != MARS_OPT_SECTION_LIST)
-            apply_default(c, o, out, join_name(name, sizeof(name), prefix, o->name));
+            apply_default(c, o, out, mars_schema_join_name(name, sizeof(name), prefix, o->name));
     }
     for (size_t i = 0; map && i < map->n; i++)
         apply_pair(c, schema, seen, map, i, out, prefix, reserved);
@@ -695,7 +696,7 @@ static void apply_map(struct apply_ctx *c, const struct mars_opt *schema,
         const struct mars_opt *o = &schema[i];
         if (seen[i])
             continue;
-        join_name(name, sizeof(name), prefix, o->name);
+        mars_schema_join_name(name, sizeof(name), prefix, o->name);
         if (o->type == MARS_OPT_SECTION)
             apply_map(c, o->sub, NULL, field(out, o), name, where, NULL);
         else if (o->flags & MARS_OPT_REQUIRED)

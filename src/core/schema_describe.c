@@ -11,6 +11,7 @@
  * Thread: any; no shared state.
  */
 #include "core/schema.h"
+#include "core/schema_internal.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -18,25 +19,6 @@
 #include <string.h>
 
 #define NAME_BUF 256
-
-static const char *join_name(char *buf, size_t len, const char *prefix, const char *name)
-{
-    if (prefix && *prefix)
-        snprintf(buf, len, "%s.%s", prefix, name);
-    else
-        snprintf(buf, len, "%s", name);
-    return buf;
-}
-
-static void bound_text(const struct mars_opt *o, int64_t b, char *buf, size_t len)
-{
-    if (o->type == MARS_OPT_SIZE)
-        mars_format_size((uint64_t)b, buf, len);
-    else if (o->type == MARS_OPT_DURATION)
-        mars_format_duration(b, buf, len);
-    else
-        snprintf(buf, len, "%" PRId64, b);
-}
 
 const char *mars_opt_type_name(enum mars_opt_type t)
 {
@@ -127,8 +109,8 @@ static char *type_text(const struct mars_opt *o)
         o->type == MARS_OPT_INT || o->type == MARS_OPT_SIZE || o->type == MARS_OPT_DURATION;
     if (!bounded || o->min >= o->max)
         return strdup(mars_opt_type_name(o->type));
-    bound_text(o, o->min, lo, sizeof(lo));
-    bound_text(o, o->max, hi, sizeof(hi));
+    mars_schema_bound_text(o, o->min, lo, sizeof(lo));
+    mars_schema_bound_text(o, o->max, hi, sizeof(hi));
     if (asprintf(&s, "%s(%s..%s)", mars_opt_type_name(o->type), lo, hi) < 0)
         return NULL;
     return s;
@@ -160,7 +142,7 @@ static void collect_rows(struct desc_rows *rows, const struct mars_opt *schema, 
             literal = o->type != MARS_OPT_SECRET;
             def = o->type == MARS_OPT_SECRET ? "(hidden)" : *o->def ? o->def : "\"\"";
         }
-        join_name(name, sizeof(name), prefix, o->name);
+        mars_schema_join_name(name, sizeof(name), prefix, o->name);
         add_row(rows, strdup(name), type_text(o), def, literal, strdup(o->desc ? o->desc : ""));
         if (o->type == MARS_OPT_SECRET)
             add_row(rows, owned_printf("%s_file", name), strdup("string"), "-", false,

@@ -156,6 +156,9 @@ void *mars_source_state(const struct mars_source *s);
 void mars_source_set_state(struct mars_source *s, void *state);
 struct mars_ev_loop *mars_source_loop(const struct mars_source *s);
 struct mars_stats *mars_source_stats(const struct mars_source *s);
+/* mars --once: read what exists now (files to their current end, stdin to its end, demo
+ * to its count) and finish; a source that cannot end refuses to start. */
+bool mars_source_once(const struct mars_source *s);
 /* True while downstream buffers are full or the source is stopping: do not start reads. */
 bool mars_source_paused(const struct mars_source *s);
 /* A chunk from the worker's pool with at least min_cap bytes (owned, refs = 1). NULL when

@@ -22,6 +22,7 @@ struct mars_engine_opts {
     const char *io_backend; /* NULL: config, then MARS_IO_BACKEND, then "auto" */
     unsigned workers;       /* 0: config (then online CPUs) */
     bool handle_signals;    /* SIGTERM/SIGINT stop, SIGHUP logged, SIGPIPE ignored */
+    bool once;              /* sources read what exists now, then finish (mars --once) */
 };
 
 /* Returns an owned engine (not started) or NULL after logging why. The config is borrowed

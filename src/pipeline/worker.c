@@ -279,6 +279,11 @@ struct mars_stats *mars_source_stats(const struct mars_source *s)
     return s->stats;
 }
 
+bool mars_source_once(const struct mars_source *s)
+{
+    return s->w->e->opts.once;
+}
+
 bool mars_source_paused(const struct mars_source *s)
 {
     return s->blocked > 0 || s->stopping;

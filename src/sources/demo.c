@@ -287,6 +287,11 @@ static void restart_rate_clock(struct demo *d)
 static int demo_start(struct mars_source *s)
 {
     struct demo *d = mars_source_state(s);
+    if (mars_source_once(s) && d->conf->count == 0) {
+        mars_error(mars_source_id(s), "--once needs a demo source with a count (count: 0 "
+                                      "never ends)");
+        return -EINVAL;
+    }
     restart_rate_clock(d);
     arm(d, 0);
     return d->timer_armed ? 0 : -EIO;

@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# `mars validate -c FILE`: every bad config exits 1 and names the exact FILE:LINE:COL of
+# the problem with a clear message; several problems are all reported; valid configs
+# (and conf/quickstart.yaml) exit 0 and say `valid`.
+set -euo pipefail
+source "$(dirname "$0")/lib/common.bash"
+
+# The variable the unset-variable case refers to must really be unset.
+unset MARS_IT_SURELY_UNSET_VAR
+
+n_case=0
+# bad NAME POSITION PHRASE [NPROBLEMS] <<'YAML' ... : the config on stdin must be rejected
+# with exit 1, a line starting "FILE:POSITION: " that contains PHRASE (POSITION may be
+# empty for whole-file problems: then the line starts "FILE: "), and NPROBLEMS (default 1)
+# problems in total.
+bad() {
+    local name=$1 pos=$2 phrase=$3 want_n=${4:-1}
+    local f="$TMP/$name.yaml"
+    local prefix
+    n_case=$((n_case + 1))
+    cat >"$f"
+    say "rejects: $name"
+    run_mars 10 validate -c "$f" >"$TMP/out" 2>"$TMP/err"
+    if ((MARS_RC != 1)); then
+        fail "$name: exit $MARS_RC, expected 1
+$(show_log "$TMP/err")"
+    fi
+    [[ ! -s $TMP/out ]] || fail "$name: stdout should be empty, got: $(cat "$TMP/out")"
+    if [[ -n $pos ]]; then prefix="$f:$pos: "; else prefix="$f: "; fi
+    # the diagnostic lines are every stderr line but the final "N problems found"
+    if ! awk -v p="$prefix" -v s="$phrase" \
+        'index($0, p) == 1 && index(substr($0, length(p) + 1), s) { found = 1 }
+         END { exit !found }' "$TMP/err"; then
+        fail "$name: no diagnostic '$prefix...$phrase...'
+$(show_log "$f")
+$(show_log "$TMP/err")"
+    fi
+    local word=problems
+    ((want_n == 1)) && word=problem
+    local last
+    last=$(tail -n 1 "$TMP/err")
+    expect_eq "$last" "mars: $f: $want_n $word found" "$name: summary line"
+    local ndiag
+    ndiag=$(grep -c "^$f:" "$TMP/err" || true)
+    expect_eq "$ndiag" "$want_n" "$name: number of diagnostic lines"
+}
+
+# A valid pipeline to start from; line numbers below are 1-based.
+bad yaml_syntax 3:6 "did not find expected ',' or '}'" <<'YAML'
+sources:
+  d: {type: demo
+sinks: [
+YAML
+
+bad empty_file "" "the configuration is empty" </dev/null
+
+bad only_comments "" "the configuration is empty" <<'YAML'
+# nothing here
+YAML
+
+bad wrong_type 4:12 "option 'count': expected an integer, got \"abc\"" <<'YAML'
+sources:
+  d:
+    type: demo
+    count: abc
+sinks:
+  o:
+    type: stdout
+    inputs: [d]
+YAML
+
+bad bad_size_unit 8:25 "option 'buffer.max_bytes': invalid size \"12XB\"" <<'YAML'
+sources:
+  d:
+    type: demo
+sinks:
+  o:
+    type: stdout
+    inputs: [d]
+    buffer: {max_bytes: 12XB}
+YAML
+
+bad bad_duration 8:21 "option 'print_interval': invalid duration \"5x\"" <<'YAML'
+sources:
+  d:
+    type: demo
+sinks:
+  o:
+    type: blackhole
+    inputs: [d]
+    print_interval: 5x
+YAML
+
+bad duration_without_unit 3:21 "option 'runtime.shutdown_timeout': invalid duration \"30\"" <<'YAML'
+runtime:
+  workers: 1
+  shutdown_timeout: 30
+sources:
+  d: {type: demo}
+sinks:
+  o: {type: stdout, inputs: [d]}
+YAML
+
+bad unknown_option 4:5 "unknown option 'formt' (did you mean 'format'?)" <<'YAML'
+sources:
+  d:
+    type: demo
+    formt: json
+sinks:
+  o:
+    type: stdout
+    inputs: [d]
+YAML
+
+bad unknown_top_level_option 1:1 "unknown option 'datadir' (did you mean 'data_dir'?)" <<'YAML'
+datadir: /tmp
+sources:
+  d: {type: demo}
+sinks:
+  o: {type: stdout, inputs: [d]}
+YAML
+
+bad unknown_type 6:11 "unknown sink type 'stdot' (did you mean 'stdout'?)" <<'YAML'
+sources:
+  d:
+    type: demo
+sinks:
+  o:
+    type: stdot
+    inputs: [d]
+YAML
+
+# The misspelt input also leaves the source unread, which is reported too.
+bad unknown_input 7:14 "sink 'o': input 'demo_log' is not a source or transform (did you mean 'demo_logs'?)" 2 <<'YAML'
+sources:
+  demo_logs:
+    type: demo
+sinks:
+  o:
+    type: stdout
+    inputs: [demo_log]
+YAML
+
+bad sink_as_input 10:17 "input 'o' is not a source or transform" <<'YAML'
+sources:
+  d:
+    type: demo
+sinks:
+  o:
+    type: stdout
+    inputs: [d]
+  p:
+    type: blackhole
+    inputs: [d, o]
+YAML
+
+bad unread_source 4:3 "source 'lonely' is not read by any transform or sink" <<'YAML'
+sources:
+  d:
+    type: demo
+  lonely:
+    type: stdin
+sinks:
+  o:
+    type: stdout
+    inputs: [d]
+YAML
+
+bad sink_without_inputs 6:5 "missing required option 'inputs'" <<'YAML'
+sources:
+  d:
+    type: demo
+sinks:
+  o:
+    type: stdout
+YAML
+
+bad file_sink_without_path 6:5 "missing required option 'path'" <<'YAML'
+sources:
+  d:
+    type: demo
+sinks:
+  o:
+    type: file
+    inputs: [d]
+YAML
+
+bad duplicate_component_id 5:3 "component id 'd' is already used by the source at line 2" <<'YAML'
+sources:
+  d:
+    type: demo
+sinks:
+  d:
+    type: stdout
+    inputs: [d]
+YAML
+
+bad duplicate_key 5:5 "duplicate key 'rate' (first defined at line 4)" <<'YAML'
+sources:
+  d:
+    type: demo
+    rate: 5
+    rate: 6
+sinks:
+  o:
+    type: stdout
+    inputs: [d]
+YAML
+
+bad unset_env_var 7:11 "environment variable MARS_IT_SURELY_UNSET_VAR is not set" <<'YAML'
+sources:
+  d:
+    type: demo
+sinks:
+  o:
+    type: file
+    path: ${MARS_IT_SURELY_UNSET_VAR}/out.log
+    inputs: [d]
+YAML
+
+bad enum_value 9:18 "option 'buffer.when_full': \"blok\" is not one of block, drop_newest (did you mean 'block'?)" <<'YAML'
+sources:
+  d:
+    type: demo
+sinks:
+  o:
+    type: stdout
+    inputs: [d]
+    buffer:
+      when_full: blok
+YAML
+
+bad no_sinks 1:1 "the configuration has no sinks" 2 <<'YAML'
+sources:
+  d:
+    type: demo
+YAML
+
+# Several independent problems in one file: each is reported at its own position.
+bad several_errors 4:12 "option 'count': -1 is below the minimum 0" 4 <<'YAML'
+sources:
+  d:
+    type: demo
+    count: -1
+    format: xml
+sinks:
+  o:
+    type: file
+    inputs: [d]
+    encodng: text
+YAML
+f="$TMP/several_errors.yaml"
+for want in "$f:5:13: option 'format': \"xml\" is not one of nginx, json, cri, syslog, mixed" \
+    "$f:10:5: unknown option 'encodng' (did you mean 'encoding'?)" \
+    "$f:8:5: missing required option 'path'"; do
+    grep -qxF -- "$want" "$TMP/err" || fail "several_errors: missing the line '$want'
+$(show_log "$TMP/err")"
+done
+
+# Problems found while reading the YAML tree are all reported together as well.
+bad several_tree_errors 4:11 "environment variable MARS_IT_SURELY_UNSET_VAR is not set" 2 <<'YAML'
+sources:
+  d:
+    type: demo
+    seed: ${MARS_IT_SURELY_UNSET_VAR}
+    seed: 3
+sinks:
+  o: {type: stdout, inputs: [d]}
+YAML
+grep -qxF "$TMP/several_tree_errors.yaml:5:5: duplicate key 'seed' (first defined at line 4)" "$TMP/err" ||
+    fail "several_tree_errors: the duplicate key is not reported
+$(show_log "$TMP/err")"
+
+say "running (not just validating) a bad config also exits 1 without starting"
+run_mars 10 -c "$TMP/wrong_type.yaml" >"$TMP/out" 2>"$TMP/err"
+expect_eq "$MARS_RC" 1 "mars -c <bad config> exit code"
+grep -qF "$TMP/wrong_type.yaml:4:12: option 'count'" "$TMP/err" ||
+    fail "mars -c <bad config> did not print the diagnostic: $(cat "$TMP/err")"
+if grep -q 'running:' "$TMP/err"; then fail "mars started a pipeline from a bad config"; fi
+
+# good NAME NCOMPONENTS <<'YAML' : exits 0 and prints exactly "FILE: valid (N components)".
+good() {
+    local name=$1 n=$2
+    local f="$TMP/$name.yaml"
+    cat >"$f"
+    say "accepts: $name"
+    run_mars 10 validate -c "$f" >"$TMP/out" 2>"$TMP/err"
+    if ((MARS_RC != 0)); then
+        fail "$name: exit $MARS_RC, expected 0
+$(show_log "$TMP/err")"
+    fi
+    expect_eq "$(cat "$TMP/out")" "$f: valid ($n components)" "$name: validate output"
+    [[ ! -s $TMP/err ]] || fail "$name: stderr not empty: $(cat "$TMP/err")"
+}
+
+good minimal 2 <<'YAML'
+sources:
+  d:
+    type: demo
+sinks:
+  o:
+    type: stdout
+    inputs: [d]
+YAML
+
+export MARS_IT_SET_VAR="$TMP/set-by-env"
+good everything_set 4 <<'YAML'
+data_dir: ${MARS_IT_SURELY_UNSET_VAR:-/tmp/mars-it-default}
+runtime:
+  workers: 2
+  shutdown_timeout: 1m30s
+  chunk_size: 64KiB
+log: {level: debug, format: json}
+sources:
+  d: {type: demo, format: syslog, rate: 0.5, count: 10, seed: 7}
+  in: {type: stdin, max_line_bytes: 4KiB, oversize: truncate}
+sinks:
+  f:
+    type: file
+    inputs: [d, in]
+    path: ${MARS_IT_SET_VAR}/%Y/{{ host }}.log
+    encoding: ndjson
+    fsync: interval
+    fsync_interval: 250ms
+    buffer: {max_events: 100, max_bytes: 1MiB, when_full: drop_newest}
+    batch: {max_events: 10, max_bytes: 64KB, timeout: 100ms}
+    retry: {initial_backoff: 10ms, max_backoff: 1s}
+  b: {type: blackhole, inputs: [d], rate: 100, print_interval: 10s}
+YAML
+
+say "conf/quickstart.yaml validates, with and without MARS_DATA_DIR"
+q="$MARS_SRC/conf/quickstart.yaml"
+for dd in unset "$TMP/data"; do
+    if [[ $dd == unset ]]; then
+        MARS_RC=0
+        env -u MARS_DATA_DIR timeout 10 "$MARS_BIN" validate -c "$q" >"$TMP/out" 2>"$TMP/err" || MARS_RC=$?
+    else
+        MARS_RC=0
+        MARS_DATA_DIR=$dd timeout 10 "$MARS_BIN" validate -c "$q" >"$TMP/out" 2>"$TMP/err" || MARS_RC=$?
+    fi
+    expect_eq "$MARS_RC" 0 "validate quickstart (MARS_DATA_DIR $dd) exit code; stderr: $(cat "$TMP/err")"
+    expect_eq "$(cat "$TMP/out")" "$q: valid (3 components)" "validate quickstart output"
+done
+
+pass "$n_case bad configs rejected at the right place; good configs accepted"

@@ -6,7 +6,7 @@ set -euo pipefail
 what=${1:-build}
 pkgs=(build-essential cmake pkg-config libyaml-dev libevent-dev liburing-dev)
 if [ "$what" = test ]; then
-  pkgs+=(libcmocka-dev python3 procps)
+  pkgs+=(libcmocka-dev python3 procps gnuplot-nox)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -39,10 +39,9 @@
 #include "core/ev_internal.h"
 
 /*
- * liburing being installed defines MARS_HAVE_URING, but ev_uring.c is a later piece of
- * work: until it exists the io_uring table is not linked in. The task that adds ev_uring.c
- * defines MARS_EV_URING_BUILT (next to MARS_HAVE_URING in CMakeLists.txt) and nothing else
- * here changes.
+ * liburing being installed defines MARS_HAVE_URING; CMakeLists.txt defines
+ * MARS_EV_URING_BUILT next to it when ev_uring.c is compiled in. Both must hold for the
+ * io_uring table to be linked.
  */
 #if defined(MARS_HAVE_URING) && defined(MARS_EV_URING_BUILT)
 #define MARS_EV_WITH_URING 1
@@ -98,7 +97,7 @@ static const struct mars_ev_backend *select_uring(bool fallback, char *why, size
     char msg[224];
 
     if (mars_ev_backend_uring.probe(reason, sizeof(reason)) == 0) {
-        snprintf(why, whylen, "io_uring %s", fallback ? "available; using io_uring" : "forced");
+        snprintf(why, whylen, "io_uring %s (%s)", fallback ? "available" : "forced", reason);
         return &mars_ev_backend_uring;
     }
     if (!fallback) {

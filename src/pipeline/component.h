@@ -195,6 +195,9 @@ void *mars_sink_state(const struct mars_sink *s);
 void mars_sink_set_state(struct mars_sink *s, void *state);
 struct mars_ev_loop *mars_sink_loop(const struct mars_sink *s);
 struct mars_stats *mars_sink_stats(const struct mars_sink *s);
+/* The sink cannot go on (its output is gone for good): begins mars's graceful stop, as
+ * SIGTERM does. Thread-safe. */
+void mars_sink_request_shutdown(struct mars_sink *s, const char *why);
 /* Reports the outcome of r. `sent_bytes` counts bytes written to the peer (0 if unknown).
  * The engine counts sent events on OK, errors on the others, and owns retries. */
 void mars_sink_done(struct mars_sink *s, struct mars_sink_req *r, enum mars_sink_result res,

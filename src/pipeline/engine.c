@@ -269,8 +269,9 @@ int mars_engine_run(struct mars_engine *e)
         e->stopping = e->aborted = true;
         send_command(e, MARS_CMD_ABORT);
     } else {
-        mars_info("-", "mars %s running: %u workers, %u components, io backend %s",
-                  MARS_VERSION, e->nworkers, e->cfg->n, mars_ev_backend_name(e->backend));
+        mars_info("-", "mars %s running: %u worker%s, %u components, io backend %s",
+                  MARS_VERSION, e->nworkers, e->nworkers == 1 ? "" : "s", e->cfg->n,
+                  mars_ev_backend_name(e->backend));
     }
     while (!all_done(e))
         mars_ev_run(e->loop);

@@ -105,17 +105,20 @@ int mars_lines_commit(struct mars_lines *lr, size_t n, struct mars_batch **bp, u
         const unsigned char *nl = memchr(c->data + pos, lr->delim, c->len - pos);
         uint32_t end = nl ? (uint32_t)(nl - c->data) : c->len;
         uint32_t len = end - lr->start;
-        if (!nl && len < lr->max_line)
+        if (!nl && len <= lr->max_line)
             break;
         if (lr->skipping) {
             /* rest of a truncated line: drop through the delimiter */
             lr->skipping = !nl;
+            lr->cutting = lr->skipping;
             lr->start = nl ? end + 1 : c->len;
             pos = lr->start;
             continue;
         }
-        if (len > lr->max_line || (!nl && len == lr->max_line)) {
-            count_oversize(lr);
+        if (len > lr->max_line) {
+            if (!lr->cutting)
+                count_oversize(lr); /* once per line, not per piece */
+            lr->cutting = true;
             if (emit_line(lr, bp, cap, lr->start, (uint32_t)lr->max_line, MARS_EVF_OVERSIZE, now))
                 return -ENOMEM;
             lr->start += (uint32_t)lr->max_line;
@@ -124,8 +127,10 @@ int mars_lines_commit(struct mars_lines *lr, size_t n, struct mars_batch **bp, u
             pos = lr->start;
             continue;
         }
-        if (emit_line(lr, bp, cap, lr->start, len, nl ? MARS_EVF_NL_FOLLOWS : 0, now))
+        if (emit_line(lr, bp, cap, lr->start, len,
+                      (nl ? MARS_EVF_NL_FOLLOWS : 0) | (lr->cutting ? MARS_EVF_OVERSIZE : 0), now))
             return -ENOMEM;
+        lr->cutting = false;
         lr->start = nl ? end + 1 : end;
         pos = lr->start;
     }

@@ -31,6 +31,7 @@ struct mars_lines {
     size_t max_line;
     int oversize;      /* enum mars_oversize */
     bool skipping;     /* truncate: dropping the rest of an oversize line */
+    bool cutting;      /* inside an oversize line (counted once) */
     char delim;
     uint64_t lines;
 };

@@ -332,6 +332,12 @@ void mars_sinkq_fini(struct mars_sink *s)
 
 /* ---- sink instance API ---- */
 
+void mars_sink_request_shutdown(struct mars_sink *s, const char *why)
+{
+    mars_error(s->node->id, "%s: stopping mars", why);
+    mars_engine_request_stop(s->w->e);
+}
+
 const char *mars_sink_id(const struct mars_sink *s)
 {
     return s->node->id;

@@ -26,6 +26,7 @@ struct mars_template {
     struct part *parts;
     size_t n;
     bool has_time, has_field;
+    unsigned flags;
 };
 
 static int add_part(struct mars_template *t, enum part_kind k, const char *s, size_t len)
@@ -58,7 +59,8 @@ static bool field_name_ok(const char *s, size_t n)
     return true;
 }
 
-struct mars_template *mars_template_compile(const char *text, char *err, size_t errlen)
+struct mars_template *mars_template_compile(const char *text, unsigned flags, char *err,
+                                            size_t errlen)
 {
     struct mars_template *t = calloc(1, sizeof(*t));
     const char *p = text;
@@ -66,6 +68,7 @@ struct mars_template *mars_template_compile(const char *text, char *err, size_t 
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    t->flags = flags;
     while (*p) {
         const char *open = strstr(p, "{{");
         size_t lit = open ? (size_t)(open - p) : strlen(p);
@@ -137,6 +140,13 @@ static struct mars_slice field(const struct mars_event *ev, const char *name)
     return (struct mars_slice){"", 0};
 }
 
+static void make_path_safe(char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '/' || s[i] == '\0' || (i == 0 && s[i] == '.'))
+            s[i] = '_';
+}
+
 int mars_template_render(const struct mars_template *t, const struct mars_event *ev, char *out,
                          size_t outlen)
 {
@@ -155,6 +165,8 @@ int mars_template_render(const struct mars_template *t, const struct mars_event 
                 return -ENAMETOOLONG;
             memcpy(out + len, v.ptr, v.len);
             n = v.len;
+            if (t->flags & MARS_TEMPLATE_PATH)
+                make_path_safe(out + len, n);
         } else if (p->has_pct) {
             n = strftime(out + len, outlen - len, p->s, &tm);
             if (n == 0 && p->s[0])

@@ -15,8 +15,15 @@
 
 struct mars_template;
 
+enum {
+    /* Field values are path components: '/' becomes '_', as does a leading '.', so event
+     * data cannot climb out of (or into another) directory. */
+    MARS_TEMPLATE_PATH = 1u << 0,
+};
+
 /* Returns an owned template (free with mars_template_free) or NULL with a reason in err. */
-struct mars_template *mars_template_compile(const char *text, char *err, size_t errlen);
+struct mars_template *mars_template_compile(const char *text, unsigned flags, char *err,
+                                            size_t errlen);
 void mars_template_free(struct mars_template *t);
 /* True when the output can differ between events (time or field parts). */
 bool mars_template_is_dynamic(const struct mars_template *t);

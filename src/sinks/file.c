@@ -44,7 +44,8 @@ struct file_conf {
 static const struct mars_opt file_options[] = {
     {.name = "path", .type = MARS_OPT_STRING, .offset = OFF(path), .flags = MARS_OPT_REQUIRED,
      .desc = "File to append to; strftime parts (%Y, %m, %d, %H) use the event time in UTC and "
-             "{{ field }} parts (message, host) the event's fields."},
+             "{{ field }} parts (message, host) the event's fields, with '/' and a leading '.' "
+             "replaced by '_' so event data cannot leave the directory."},
     {.name = "encoding", .type = MARS_OPT_ENUM, .offset = OFF(encoding), .def = "text",
      .choices = mars_encoding_names,
      .desc = "text writes each message as a line; json and ndjson write one JSON object per "
@@ -89,14 +90,16 @@ struct file_sink {
     /* time-only template cache */
     int64_t cached_sec;
     char cached_path[PATH_MAX];
-    char path_buf[PATH_MAX];
+    char path_buf[PATH_MAX]; /* rendering scratch */
+    char run_path[PATH_MAX]; /* path of the run being collected */
+    uint64_t utf8_before;    /* encoder's invalid count when the request started */
 };
 
 static int file_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct file_conf *c = conf;
     char err[160];
-    struct mars_template *t = c->path ? mars_template_compile(c->path, err, sizeof(err)) : NULL;
+    struct mars_template *t = c->path ? mars_template_compile(c->path, MARS_TEMPLATE_PATH, err, sizeof(err)) : NULL;
     if (c->path && !t) {
         const struct mars_cfg_node *n = mars_cfg_get(node, "path");
         mars_diag_add(diag, n->file, n->line, n->col, "option 'path': %s", err);
@@ -200,6 +203,9 @@ static void finish_request(struct file_sink *fs, enum mars_sink_result res)
 {
     struct mars_sink_req *r = fs->req;
     fs->req = NULL;
+    if (fs->enc.invalid_utf8 > fs->utf8_before)
+        mars_stat_add(&mars_sink_stats(fs->sink)->errors[MARS_ERR_INVALID_UTF8],
+                      fs->enc.invalid_utf8 - fs->utf8_before);
     if (res == MARS_SINK_OK) {
         int64_t now = mars_ev_now(mars_sink_loop(fs->sink));
         if (fs->conf->fsync == FSYNC_EVERY_BATCH ||
@@ -255,8 +261,8 @@ static void write_run(struct file_sink *fs)
             if (!p)
                 p = fs->conf->path; /* a path too long to render: keep the line */
             if (!path) {
-                snprintf(fs->path_buf, sizeof(fs->path_buf), "%s", p);
-                path = fs->path_buf;
+                snprintf(fs->run_path, sizeof(fs->run_path), "%s", p);
+                path = fs->run_path;
             } else if (strcmp(p, path) != 0) {
                 break;
             }
@@ -288,14 +294,11 @@ static void write_run(struct file_sink *fs)
 static void file_write(struct mars_sink *s, struct mars_sink_req *r)
 {
     struct file_sink *fs = mars_sink_state(s);
-    uint64_t bad = fs->enc.invalid_utf8;
     fs->req = r;
     fs->bi = fs->ei = 0;
     fs->written = 0;
+    fs->utf8_before = fs->enc.invalid_utf8;
     write_run(fs);
-    if (fs->enc.invalid_utf8 > bad)
-        mars_stat_add(&mars_sink_stats(s)->errors[MARS_ERR_INVALID_UTF8],
-                      fs->enc.invalid_utf8 - bad);
 }
 
 static void file_abort(struct mars_sink *s)
@@ -315,7 +318,7 @@ static int file_init(struct mars_sink *s)
     fs->sink = s;
     fs->conf = conf;
     fs->files = calloc((size_t)conf->max_open_files, sizeof(*fs->files));
-    fs->tpl = mars_template_compile(conf->path, err, sizeof(err));
+    fs->tpl = mars_template_compile(conf->path, MARS_TEMPLATE_PATH, err, sizeof(err));
     fs->cached_sec = -1;
     if (!fs->files || !fs->tpl) {
         mars_template_free(fs->tpl);

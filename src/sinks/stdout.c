@@ -5,8 +5,8 @@
  * Writes are synchronous writev calls under a process-wide lock: several workers may feed
  * it, and a pipe only keeps writes of up to PIPE_BUF bytes whole, so the lock is what keeps
  * lines from interleaving. A full terminal or pipe therefore blocks the worker; that is the
- * backpressure a shell user expects. EPIPE (the reader went away) rejects the request
- * rather than retrying forever.
+ * backpressure a shell user expects. EPIPE (the reader went away, as in `mars | head`)
+ * stops mars gracefully instead of generating into the void.
  *
  * Thread: the sink's worker (all workers share the lock).
  */
@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@ struct stdout_sink {
     const struct stdout_conf *conf;
     struct mars_encoder enc;
     int fd;
+    bool broken; /* EPIPE seen */
 };
 
 /* Writes the whole array; returns 0 or a negative errno. */
@@ -87,9 +89,18 @@ static void stdout_write(struct mars_sink *s, struct mars_sink_req *r)
         return;
     }
     mars_stat_add(&mars_sink_stats(s)->errors[MARS_ERR_WRITE], 1);
+    if (rc == -EPIPE) {
+        /* the reader is gone for good (mars | head): stop like SIGTERM would; what is
+         * still queued cannot be written and is abandoned at the shutdown timeout */
+        if (!st->broken)
+            mars_sink_request_shutdown(s, "standard output was closed by its reader");
+        st->broken = true;
+        mars_sink_done(s, r, MARS_SINK_ABORTED, 0);
+        return;
+    }
     MARS_LOG_RL(MARS_LOG_ERROR, mars_sink_id(s), "write to standard output failed: %s",
                 strerror(-rc));
-    mars_sink_done(s, r, rc == -EPIPE ? MARS_SINK_REJECTED : MARS_SINK_RETRY, 0);
+    mars_sink_done(s, r, MARS_SINK_RETRY, 0);
 }
 
 static int stdout_init(struct mars_sink *s)

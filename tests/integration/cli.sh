@@ -37,7 +37,7 @@ for opt in --version -V; do
     mars_cli 0 "$opt" "$opt"
     expect_eq "$(wc -l <"$TMP/out" | tr -d ' ')" 1 "$opt output lines"
     line=$(cat "$TMP/out")
-    [[ $line =~ ^mars\ ([0-9]+\.[0-9]+\.[0-9]+)\ \(io\ backends:\ ([a-z_]+(,\ ?[a-z_]+)*)\)$ ]] ||
+    [[ $line =~ ^mars\ ([0-9]+\.[0-9]+\.[0-9]+)\ \(io\ backends:\ ([a-z_]+([ ,]+[a-z_]+)*)\)$ ]] ||
         fail "$opt printed '$line', expected 'mars X.Y.Z (io backends: ...)'"
     expect_eq "${BASH_REMATCH[1]}" "$want_version" "$opt version"
     [[ ${BASH_REMATCH[2]} == *libevent* ]] ||

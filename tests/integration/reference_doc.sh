@@ -19,6 +19,7 @@ Regenerate it from the repository root with:
 fi
 
 say "the reference covers every built-in component type"
+# shellcheck disable=SC2016 # the backquotes are markdown
 for t in 'source `demo`' 'source `stdin`' 'sink `stdout`' 'sink `file`' 'sink `blackhole`'; do
     grep -qxF "### $t" "$TMP/reference.md" || fail "reference has no section '### $t'"
 done

@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # sets variables for the scripts that source it
 # Shared helpers for tests/integration/*.sh (sourced; this folder is not globbed by
 # tests/tests.cmake, so it is never run as a test of its own).
 #
@@ -13,7 +13,7 @@
 #   run_mars SECS ARGS..  runs mars in the foreground under `timeout`; sets MARS_RC
 #   start_mars OUT ERR ARGS..  runs mars in the background; sets MARS_PID; killed on exit
 #   wait_until SECS WHAT CMD..  polls CMD until it succeeds, fails the test after SECS
-#   wait_exit PID SECS    waits for a background process to exit; sets EXIT_RC
+#   wait_exit PID SECS [LOG]  waits for a background process to exit; sets EXIT_RC
 #   stat_of ERR ID FIELD  a number from the exit summary line of component ID
 #   lines_of FILE         number of newline characters in FILE (0 if it is missing)
 # Every process a test starts through these helpers is SIGKILLed by the exit trap.
@@ -70,7 +70,7 @@ run_mars() {
 
 # start_mars OUT ERR ARGS... : background run with stdout to OUT and stderr to ERR.
 # SIGINT is reset to its default first: bash starts background jobs with SIGINT ignored,
-# and mars (like most daemons) keeps an inherited SIG_IGN.
+# and a test of SIGINT should not depend on how mars treats an inherited SIG_IGN.
 start_mars() {
     local out=$1 err=$2
     shift 2
@@ -99,16 +99,18 @@ wait_until() {
     done
 }
 
-# wait_exit PID SECS : waits for a background child to exit and sets EXIT_RC; fails the
-# test if it is still running after SECS. Sets EXIT_MS to how long the wait took.
+# wait_exit PID SECS [LOG] : waits for a background child to exit and sets EXIT_RC; fails
+# the test (showing LOG) if it is still running after SECS. Sets EXIT_MS to how long the
+# wait took.
 wait_exit() {
-    local pid=$1 secs=$2
+    local pid=$1 secs=$2 log=${3:-}
     local start now
     start=$(date +%s%N)
     while alive "$pid"; do
         now=$(date +%s%N)
         if (((now - start) / 1000000 >= secs * 1000)); then
-            fail "process $pid did not exit within ${secs}s"
+            fail "process $pid did not exit within ${secs}s${log:+
+$(show_log "$log")}"
         fi
         sleep 0.05
     done
@@ -119,23 +121,31 @@ wait_exit() {
 }
 
 # stat_of ERRFILE ID FIELD : FIELD of the exit summary of component ID, one of received,
-# sent, sent_bytes, discarded_intentional, discarded_unintentional, errors. The line is
-#   ... INFO  [ID] TYPE KIND: received N events, sent N events (N bytes), discarded N
-#   intentionally and N not, N errors
+# sent, sent_bytes, acknowledged (sources only), discarded_intentional,
+# discarded_unintentional, errors. The line is
+#   ... INFO  [ID] TYPE KIND: received N events, sent N events (N bytes),[ N acknowledged,]
+#   discarded N intentionally and N not, N errors
 stat_of() {
     local file=$1 id=$2 field=$3 v
     v=$(awk -v id="[$id]" -v field="$field" '
-        index($0, " " id " ") && /: received [0-9]+ events, sent [0-9]+ events \([0-9]+ bytes\), discarded [0-9]+ intentionally and [0-9]+ not, [0-9]+ errors$/ {
-            s = $0; sub(/.*: received /, "", s)
-            split(s, w, /[^0-9]+/)
-            m["received"] = w[1]; m["sent"] = w[2]; m["sent_bytes"] = w[3]
-            m["discarded_intentional"] = w[4]; m["discarded_unintentional"] = w[5]
-            m["errors"] = w[6]
+        function num(re,   t) {
+            if (!match(s, re)) return ""
+            t = substr(s, RSTART, RLENGTH); gsub(/[^0-9]/, "", t); return t
+        }
+        index($0, " " id " ") && /: received [0-9]+ events, sent [0-9]+ events \([0-9]+ bytes\), ([0-9]+ acknowledged, )?discarded [0-9]+ intentionally and [0-9]+ not, [0-9]+ errors$/ {
+            s = $0; sub(/.*: received /, "received ", s)
+            m["received"] = num("^received [0-9]+ ")
+            m["sent"] = num(" sent [0-9]+ events")
+            m["sent_bytes"] = num("[(][0-9]+ bytes[)]")
+            m["acknowledged"] = num(" [0-9]+ acknowledged,")
+            m["discarded_intentional"] = num("discarded [0-9]+ intentionally")
+            m["discarded_unintentional"] = num(" [0-9]+ not,")
+            m["errors"] = num(" [0-9]+ errors$")
             n++; out = m[field]
         }
         END { if (n == 1 && out != "") print out; else if (n > 1) print "DUP" }' "$file")
     if [[ -z $v ]]; then
-        fail "no exit summary for component '$id' (field $field) in $file:
+        fail "no exit summary with '$field' for component '$id' in $file:
 $(cat "$file")"
     fi
     if [[ $v == DUP ]]; then

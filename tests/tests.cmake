@@ -19,6 +19,13 @@ foreach(src ${MARS_TESTS})
   add_test(NAME ${name} COMMAND ${target})
   set_tests_properties(${name} PROPERTIES TIMEOUT 120
     ENVIRONMENT "MARS_SRC=${CMAKE_SOURCE_DIR};MARS_BIN=$<TARGET_FILE:mars>")
+  # The ev backend suites run once per backend: <name> on libevent, <name>@io_uring.
+  if(rel MATCHES "^backend/")
+    set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT "MARS_IO_BACKEND=libevent")
+    add_test(NAME ${name}@io_uring COMMAND ${target})
+    set_tests_properties(${name}@io_uring PROPERTIES TIMEOUT 120
+      ENVIRONMENT "MARS_SRC=${CMAKE_SOURCE_DIR};MARS_BIN=$<TARGET_FILE:mars>;MARS_IO_BACKEND=io_uring")
+  endif()
 endforeach()
 
 file(GLOB MARS_ITESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/integration/*.sh)

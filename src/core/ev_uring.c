@@ -2,11 +2,12 @@
  * ev_uring.c - the io_uring ev backend (liburing): the kernel does the I/O, the loop only
  * hands it ops and collects completions.
  *
- * How it works: each loop owns one ring (256 SQEs, 1024 CQEs). submit() writes the op into
- * one SQE with user_data = the op's address and leaves it in the SQ; nothing enters the
- * kernel until wait(), which flushes the whole SQ and waits for completions in a single
- * io_uring_enter (io_uring_submit_and_wait_timeout, bounded by the caller's timeout), then
- * hands every available CQE to mars_ev_complete() and advances the CQ once per batch.
+ * How it works: each loop owns one ring (256 SQEs, 1024 CQEs; 16/64 if locked memory is
+ * short). submit() writes the op into one SQE with user_data = the op's address and leaves
+ * it in the SQ; nothing enters the kernel until wait(), which flushes the whole SQ and waits
+ * for completions in a single io_uring_enter (io_uring_submit_and_wait_timeout, bounded by
+ * the caller's timeout and by one second), then hands every available CQE to
+ * mars_ev_complete() and advances the CQ once per batch.
  * Ops map one to one: READ/WRITE/WRITEV (offset -1 is MARS_EV_CUR, the fd's position),
  * SEND (MSG_NOSIGNAL), SENDMSG, RECV, ACCEPT (SOCK_NONBLOCK|SOCK_CLOEXEC), CONNECT, TIMER as
  * IORING_OP_TIMEOUT (-ETIME is its normal end and becomes 0) and POLL as a one-shot
@@ -48,6 +49,10 @@
  * callbacks (-ECANCELED, or their real results) run when the loop next runs, on whichever
  * thread adopts it; the next submit there sets up a fresh ring for that thread.
  *
+ * Capabilities: MARS_EV_CAP_ASYNC_FILE_IO. Not FIXED_BUFFERS, SEND_ZC or MULTISHOT: each
+ * needs more from ev.h than one op / one callback (registered buffer indices; a callback
+ * that would otherwise wait for the peer's ACK before the buffer is free; many results).
+ *
  * Test hook (test-only, not configuration): env MARS_EV_URING_FAIL=enosys|eperm makes
  * probe() fail as if io_uring_setup had returned ENOSYS (old kernel) or EPERM (seccomp,
  * sysctl kernel.io_uring_disabled), so the fallback to libevent can be tested anywhere.
@@ -57,6 +62,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,15 +78,35 @@
 #include "core/ev.h"
 #include "core/ev_internal.h"
 
-#define UR_SQ_ENTRIES      256
-#define UR_CQ_ENTRIES      1024
-#define UR_SLOTS_PER_BLOCK 64
-#define UR_MAX_IO          0x7ffff000u /* Linux's most bytes per read/write call */
-#define UR_UD_INTERNAL     ((uint64_t)1) /* our cancel SQEs; ops are aligned, never odd */
-#define UR_REAP_ROUNDS     8
-#define UR_QUEUE_RETRY_NS  (1000 * 1000LL)             /* wait bound while work is queued */
-#define UR_DETACH_NS       (5 * 1000 * 1000 * 1000LL)  /* thread exit: give up after this */
-#define UR_DETACH_STEP_NS  (10 * 1000 * 1000LL)
+/* Valgrind (3.19) cannot see the kernel fill read buffers behind io_uring's back, and it
+ * keeps its one-thread-at-a-time lock while a thread sleeps in io_uring_enter, so no other
+ * thread could wake the loop. Under it, read buffers are marked defined on completion, and
+ * every wait is bounded by UR_VALGRIND_WAIT_NS and followed by sched_yield() (which valgrind
+ * does treat as a switch point). Outside valgrind this costs nothing. */
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define UR_MARK_DEFINED(p, n) VALGRIND_MAKE_MEM_DEFINED((p), (n))
+#define UR_UNDER_VALGRIND()   (RUNNING_ON_VALGRIND != 0)
+#endif
+#endif
+#ifndef UR_MARK_DEFINED
+#define UR_MARK_DEFINED(p, n) ((void)(p), (void)(n))
+#define UR_UNDER_VALGRIND()   false
+#endif
+#define UR_VALGRIND_WAIT_NS (5 * 1000 * 1000LL)
+
+#define UR_SQ_ENTRIES       256
+#define UR_CQ_ENTRIES       1024
+#define UR_SQ_ENTRIES_SMALL 16
+#define UR_SLOTS_PER_BLOCK  64
+#define UR_MAX_IO           0x7ffff000u   /* Linux's most bytes per read/write call */
+#define UR_UD_INTERNAL      ((uint64_t)1) /* our cancel SQEs; ops are aligned, never odd */
+#define UR_REAP_ROUNDS      8
+#define UR_MAX_WAIT_NS      (1000 * 1000 * 1000LL)     /* longest single wait */
+#define UR_QUEUE_RETRY_NS   (1000 * 1000LL)            /* wait bound while work is queued */
+#define UR_DETACH_NS        (5 * 1000 * 1000 * 1000LL) /* thread exit: give up after this */
+#define UR_DETACH_STEP_NS   (10 * 1000 * 1000LL)
 
 /* op->flags bits of this backend. */
 enum {
@@ -92,8 +118,8 @@ enum {
 /* Per-op storage the kernel reads, and the node of the overflow queue. Owned by the
  * backend; lent to one op through op->bk until the op completes. */
 struct ur_slot {
-    struct ur_slot *next;   /* free list or overflow queue */
-    struct mars_ev_op *op;  /* owner; for a deferred cancel its target, never dereferenced */
+    struct ur_slot *next;  /* free list or overflow queue */
+    struct mars_ev_op *op; /* owner; for a deferred cancel its target, never dereferenced */
     bool is_cancel;
     union {
         struct __kernel_timespec ts; /* TIMER */
@@ -114,6 +140,7 @@ struct ur {
     bool enabled;         /* R_DISABLED ring enabled by its thread */
     bool registered;      /* on ur_registry with `owner` */
     bool detaching;       /* owner thread exiting: no reissue, everything ends */
+    int64_t max_wait_ns;  /* > 0: bound on every wait (under valgrind) */
     pthread_t owner;
     unsigned inring;
     struct ur_slot *q_head, *q_tail;
@@ -131,8 +158,7 @@ static const struct ur_tier {
     {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
          IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
      "SINGLE_ISSUER|DEFER_TASKRUN"},
-    {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE |
-         IORING_SETUP_CLAMP,
+    {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
      "COOP_TASKRUN"},
     {0, "plain"},
 };
@@ -161,6 +187,10 @@ static int ur_ring_open(struct ur *bk)
     const struct ur_tier *tier = NULL;
     int rc = ur_ring_setup(&bk->ring, UR_SQ_ENTRIES, &tier);
 
+    /* Before Linux 5.12 ring memory counts against RLIMIT_MEMLOCK (often 64 KiB for all
+     * rings of a user): a small ring still works, the overflow queue absorbs the rest. */
+    if (rc == -ENOMEM)
+        rc = ur_ring_setup(&bk->ring, UR_SQ_ENTRIES_SMALL, &tier);
     if (rc < 0)
         return rc;
     bk->setup_flags = tier->flags;
@@ -207,8 +237,8 @@ static int ur_bind(struct ur *bk)
 {
     if (bk->setup_flags & IORING_SETUP_R_DISABLED) {
         /* liburing 2.3 declares io_uring_enable_rings() but does not export it. */
-        if (syscall(__NR_io_uring_register, bk->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
-                    NULL, 0) < 0)
+        if (syscall(__NR_io_uring_register, bk->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL,
+                    0) < 0)
             return -errno;
     }
     bk->enabled = true;
@@ -327,8 +357,7 @@ static void prep_sqe(struct io_uring_sqe *sqe, struct mars_ev_op *op)
         io_uring_prep_write(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), op->u.rw.off);
         break;
     case MARS_EV_WRITEV:
-        io_uring_prep_writev(sqe, op->fd, op->u.vec.iov, (unsigned)op->u.vec.iovcnt,
-                             op->u.vec.off);
+        io_uring_prep_writev(sqe, op->fd, op->u.vec.iov, (unsigned)op->u.vec.iovcnt, op->u.vec.off);
         break;
     case MARS_EV_SEND:
         io_uring_prep_send(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), MSG_NOSIGNAL);
@@ -530,6 +559,8 @@ static void ur_on_cqe(struct ur *bk, struct mars_ev_op *op, int res)
     }
     if (op->type == MARS_EV_TIMER && res == -ETIME)
         res = 0; /* the timeout expired: the timer's normal end */
+    if (res > 0 && (op->type == MARS_EV_READ || op->type == MARS_EV_RECV))
+        UR_MARK_DEFINED(op->u.rw.buf, (size_t)res);
     ur_finish(bk, op, res);
 }
 
@@ -546,7 +577,8 @@ static void ur_reap(struct ur *bk)
                 return;
             continue;
         }
-        io_uring_for_each_cqe(&bk->ring, head, cqe) {
+        io_uring_for_each_cqe(&bk->ring, head, cqe)
+        {
             uint64_t ud;
 
             if (seen == ready)
@@ -626,15 +658,21 @@ static int ur_wait(struct mars_ev_loop *loop, int64_t timeout_ns)
     /* The kernel knows nothing of queued work: come back soon to move it into the SQ. */
     if (bk->q_head != NULL && (timeout_ns < 0 || timeout_ns > UR_QUEUE_RETRY_NS))
         timeout_ns = UR_QUEUE_RETRY_NS;
+    if (bk->max_wait_ns > 0 && (timeout_ns < 0 || timeout_ns > bk->max_wait_ns))
+        timeout_ns = bk->max_wait_ns;
+    /* "Forever" is a long bounded wait: a wakeup lost to some kernel corner costs a second,
+     * not a hang; ev.c's callers loop anyway. */
+    if (timeout_ns < 0 || timeout_ns > UR_MAX_WAIT_NS)
+        timeout_ns = UR_MAX_WAIT_NS;
     if (timeout_ns == 0 || (bk->inring == 0 && bk->q_head == NULL)) {
         rc = io_uring_submit_and_get_events(&bk->ring);
-    } else if (timeout_ns < 0) {
-        rc = io_uring_submit_and_wait(&bk->ring, 1);
     } else {
         ts.tv_sec = timeout_ns / 1000000000LL;
         ts.tv_nsec = timeout_ns % 1000000000LL;
         rc = io_uring_submit_and_wait_timeout(&bk->ring, &cqe, 1, &ts, NULL);
     }
+    if (bk->max_wait_ns > 0)
+        sched_yield();
     ur_reap(bk);
     /* ETIME: the wait timed out; EINTR: a signal; EAGAIN/EBUSY: the kernel is short of
      * memory or CQ space right now. All mean "try again". */
@@ -719,6 +757,7 @@ static int ur_init(struct mars_ev_loop *loop)
     if (bk == NULL)
         return -ENOMEM;
     bk->loop = loop;
+    bk->max_wait_ns = UR_UNDER_VALGRIND() ? UR_VALGRIND_WAIT_NS : 0;
     rc = ur_ring_open(bk);
     if (rc < 0) {
         free(bk);
@@ -780,28 +819,37 @@ static int explain_setup_error(int err, const char *simulated, char *why, size_t
         snprintf(tag, sizeof(tag), " [simulated: MARS_EV_URING_FAIL=%s]", simulated);
     switch (err) {
     case -ENOSYS:
-        snprintf(why, whylen, "io_uring_setup: ENOSYS: no io_uring in this kernel (before 5.1 "
-                              "or CONFIG_IO_URING=n) or the syscall is filtered%s", tag);
+        seccomp = simulated ? -1 : read_proc_int("/proc/self/status", "Seccomp:");
+        snprintf(why, whylen,
+                 "io_uring_setup: ENOSYS: no io_uring in this kernel (before 5.1 "
+                 "or CONFIG_IO_URING=n) or the syscall is filtered%s",
+                 seccomp == 2 ? " (this process has a seccomp filter)" : tag);
         break;
     case -EPERM:
         disabled = simulated ? -1 : read_proc_int("/proc/sys/kernel/io_uring_disabled", NULL);
         seccomp = simulated ? -1 : read_proc_int("/proc/self/status", "Seccomp:");
         if (disabled == 2)
-            snprintf(why, whylen, "io_uring_setup: EPERM: disabled by sysctl "
-                                  "kernel.io_uring_disabled=2");
+            snprintf(why, whylen,
+                     "io_uring_setup: EPERM: disabled by sysctl "
+                     "kernel.io_uring_disabled=2");
         else if (disabled == 1)
-            snprintf(why, whylen, "io_uring_setup: EPERM: sysctl kernel.io_uring_disabled=1 "
-                                  "allows it only to kernel.io_uring_group members");
+            snprintf(why, whylen,
+                     "io_uring_setup: EPERM: sysctl kernel.io_uring_disabled=1 "
+                     "allows it only to kernel.io_uring_group members");
         else if (seccomp == 2)
-            snprintf(why, whylen, "io_uring_setup: EPERM: denied by this process's seccomp "
-                                  "filter (container runtimes' default profiles deny it)");
+            snprintf(why, whylen,
+                     "io_uring_setup: EPERM: denied by this process's seccomp "
+                     "filter (container runtimes' default profiles deny it)");
         else
-            snprintf(why, whylen, "io_uring_setup: EPERM: denied by a seccomp filter, an "
-                                  "LSM policy or sysctl kernel.io_uring_disabled%s", tag);
+            snprintf(why, whylen,
+                     "io_uring_setup: EPERM: denied by a seccomp filter, an "
+                     "LSM policy or sysctl kernel.io_uring_disabled%s",
+                     tag);
         break;
     case -ENOMEM:
-        snprintf(why, whylen, "io_uring_setup: ENOMEM: cannot allocate a ring (before Linux "
-                              "5.12 rings count against RLIMIT_MEMLOCK)");
+        snprintf(why, whylen,
+                 "io_uring_setup: ENOMEM: cannot allocate a ring (before Linux "
+                 "5.12 rings count against RLIMIT_MEMLOCK)");
         break;
     default:
         snprintf(why, whylen, "io_uring_setup: %s", strerror(-err));
@@ -814,11 +862,16 @@ static const struct {
     int op;
     const char *name;
 } ur_needed_ops[] = {
-    {IORING_OP_READ, "READ"},         {IORING_OP_WRITE, "WRITE"},
-    {IORING_OP_WRITEV, "WRITEV"},     {IORING_OP_SEND, "SEND"},
-    {IORING_OP_SENDMSG, "SENDMSG"},   {IORING_OP_RECV, "RECV"},
-    {IORING_OP_ACCEPT, "ACCEPT"},     {IORING_OP_CONNECT, "CONNECT"},
-    {IORING_OP_TIMEOUT, "TIMEOUT"},   {IORING_OP_POLL_ADD, "POLL_ADD"},
+    {IORING_OP_READ, "READ"},
+    {IORING_OP_WRITE, "WRITE"},
+    {IORING_OP_WRITEV, "WRITEV"},
+    {IORING_OP_SEND, "SEND"},
+    {IORING_OP_SENDMSG, "SENDMSG"},
+    {IORING_OP_RECV, "RECV"},
+    {IORING_OP_ACCEPT, "ACCEPT"},
+    {IORING_OP_CONNECT, "CONNECT"},
+    {IORING_OP_TIMEOUT, "TIMEOUT"},
+    {IORING_OP_POLL_ADD, "POLL_ADD"},
     {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
 };
 
@@ -830,21 +883,23 @@ static int check_ring(struct io_uring *ring, char *why, size_t whylen)
     size_t used = 0;
 
     if (!(ring->features & IORING_FEAT_NODROP) || !(ring->features & IORING_FEAT_RW_CUR_POS)) {
-        snprintf(why, whylen, "kernel io_uring too old: lacks IORING_FEAT_NODROP or "
-                              "IORING_FEAT_RW_CUR_POS (Linux 5.6 or later needed)");
+        snprintf(why, whylen,
+                 "kernel io_uring too old: lacks IORING_FEAT_NODROP or "
+                 "IORING_FEAT_RW_CUR_POS (Linux 5.6 or later needed)");
         return -EOPNOTSUPP;
     }
     probe = io_uring_get_probe_ring(ring);
     if (probe == NULL) {
-        snprintf(why, whylen, "kernel io_uring too old: no opcode probe (Linux 5.6 or later "
-                              "needed)");
+        snprintf(why, whylen,
+                 "kernel io_uring too old: no opcode probe (Linux 5.6 or later "
+                 "needed)");
         return -EOPNOTSUPP;
     }
     for (size_t i = 0; i < sizeof(ur_needed_ops) / sizeof(ur_needed_ops[0]); i++) {
         if (io_uring_opcode_supported(probe, ur_needed_ops[i].op))
             continue;
-        used += (size_t)snprintf(missing + used, sizeof(missing) - used, " %s",
-                                 ur_needed_ops[i].name);
+        used +=
+            (size_t)snprintf(missing + used, sizeof(missing) - used, " %s", ur_needed_ops[i].name);
         if (used >= sizeof(missing))
             break;
     }

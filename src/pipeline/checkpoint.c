@@ -71,7 +71,8 @@ static size_t encode(unsigned char *buf, int op, const struct mars_ckpt_rec *r, 
     p += sizeof(*r);
     memcpy(p, &pl, 2);
     p += 2;
-    memcpy(p, path, plen);
+    if (plen)
+        memcpy(p, path, plen);
     p += plen;
     uint32_t len = (uint32_t)(p - buf - 8), crc = mars_crc32c(0, buf + 8, len);
     memcpy(buf, &len, 4);
@@ -533,6 +534,7 @@ int mars_data_dir_lock(const char *data_dir)
         rc = -errno;
         ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
         pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
         mars_error("-", "data_dir %s is in use by another mars (pid %s)", data_dir,
                    n > 0 ? pid : "unknown");
         close(fd);

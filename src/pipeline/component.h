@@ -44,7 +44,9 @@ enum {
 };
 
 enum mars_desc_flags {
-    MARS_DESC_TEST_ONLY = 1u << 0, /* registered by tests; hidden from describe and docs */
+    MARS_DESC_TEST_ONLY = 1u << 0,  /* registered by tests; hidden from describe and docs */
+    MARS_DESC_PER_WORKER = 1u << 1, /* sources: one instance on every worker, sharing work */
+    MARS_DESC_DATA_DIR = 1u << 2,   /* keeps state in data_dir (which mars then locks) */
 };
 
 /* What a sink says about a request it was given. */
@@ -159,6 +161,12 @@ struct mars_stats *mars_source_stats(const struct mars_source *s);
 /* mars --once: read what exists now (files to their current end, stdin to its end, demo
  * to its count) and finish; a source that cannot end refuses to start. */
 bool mars_source_once(const struct mars_source *s);
+/* This instance's worker index and the number of workers (MARS_DESC_PER_WORKER sources
+ * split their work by it). */
+unsigned mars_source_worker(const struct mars_source *s);
+unsigned mars_source_workers(const struct mars_source *s);
+/* The process's data_dir option. */
+const char *mars_source_data_dir(const struct mars_source *s);
 /* True while downstream buffers are full or the source is stopping: do not start reads. */
 bool mars_source_paused(const struct mars_source *s);
 /* A chunk from the worker's pool with at least min_cap bytes (owned, refs = 1). NULL when

@@ -7,6 +7,8 @@
  */
 #include "pipeline/encode.h"
 
+#include "core/utf8.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -70,35 +72,6 @@ static int iov_add(struct mars_encoder *e, const void *base, size_t len)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 int mars_encode_json_string(struct mars_encoder *e, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -113,7 +86,7 @@ int mars_encode_json_string(struct mars_encoder *e, const char *str, size_t n)
             i++;
             continue;
         }
-        size_t seq = c >= 0x80 ? utf8_seq(s + i, n - i) : 0;
+        size_t seq = c >= 0x80 ? mars_utf8_seq(s + i, n - i) : 0;
         if (seq > 0) {
             i += seq;
             continue;

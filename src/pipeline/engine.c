@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "pipeline/checkpoint.h"
 #include "pipeline/engine_internal.h"
 #include "pipeline/registry.h"
 
@@ -64,9 +65,25 @@ struct mars_engine *mars_engine_create(const struct mars_config *cfg,
         return NULL;
     }
     mars_info("-", "io backend %s (%s)", mars_ev_backend_name(e->backend), why);
+    e->lock_fd = -1;
+    for (uint32_t i = 0; i < cfg->n && e->lock_fd < 0; i++) {
+        if (!(cfg->nodes[i].desc->flags & MARS_DESC_DATA_DIR))
+            continue;
+        /* two mars on one data_dir would both advance the same checkpoints */
+        e->lock_fd = mars_data_dir_lock(cfg->top.data_dir);
+        if (e->lock_fd < 0) {
+            if (e->lock_fd != -EWOULDBLOCK)
+                mars_error("-", "cannot lock data_dir %s: %s", cfg->top.data_dir,
+                           strerror(-e->lock_fd));
+            free(e);
+            return NULL;
+        }
+    }
     e->nworkers = pick_workers(cfg, &e->opts);
     e->workers = calloc(e->nworkers, sizeof(*e->workers));
     if (!e->workers) {
+        if (e->lock_fd >= 0)
+            close(e->lock_fd);
         free(e);
         return NULL;
     }
@@ -334,6 +351,8 @@ void mars_engine_destroy(struct mars_engine *e)
     }
     if (e->sigfd >= 0)
         close(e->sigfd);
+    if (e->lock_fd >= 0)
+        close(e->lock_fd);
     for (unsigned i = 0; i < e->nworkers; i++) {
         mars_worker_teardown(&e->workers[i]);
         mars_chunk_pool_fini(&e->workers[i].pool);

@@ -108,6 +108,7 @@ struct mars_engine {
     struct mars_ev_op sig_op;
     int sigfd;
     atomic_bool stop_requested;
+    int lock_fd; /* data_dir lock, when a component keeps state there */
 };
 
 /* worker.c */

@@ -16,11 +16,95 @@
 
 const char *const mars_oversize_names[] = {"split", "truncate", NULL};
 
+void mars_cutter_init(struct mars_cutter *ct, struct mars_source *src, size_t max_line,
+                      int oversize, char delim)
+{
+    *ct = (struct mars_cutter){.src = src, .max_line = max_line, .oversize = oversize,
+                               .delim = delim};
+}
+
+int64_t mars_wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int mars_cutter_emit(struct mars_cutter *ct, struct mars_chunk *c, uint32_t off, uint32_t len,
+                     uint8_t flags, struct mars_batch **bp, uint32_t cap, int64_t now)
+{
+    if (!*bp) {
+        *bp = mars_source_batch(ct->src, cap);
+        if (!*bp)
+            return -ENOMEM;
+    }
+    struct mars_batch *b = *bp;
+    if (mars_batch_hold_chunk(b, c))
+        return -ENOMEM;
+    struct mars_event *ev = mars_batch_push(b);
+    if (!ev)
+        return -ENOMEM;
+    ev->msg.ptr = (const char *)c->data + off;
+    ev->msg.len = len;
+    ev->flags = flags;
+    ev->ts_ns = now;
+    ev->source = b->source;
+    b->bytes += len;
+    ct->lines++;
+    return 0;
+}
+
+static void count_oversize(struct mars_cutter *ct)
+{
+    mars_stat_add(&mars_source_stats(ct->src)->errors[MARS_ERR_OVERSIZE], 1);
+    MARS_LOG_RL(MARS_LOG_WARN, mars_source_id(ct->src),
+                "line longer than max_line_bytes (%zu): %s", ct->max_line,
+                ct->oversize == MARS_OVERSIZE_SPLIT ? "split" : "truncated");
+}
+
+int mars_cutter_run(struct mars_cutter *ct, struct mars_chunk *c, uint32_t *start,
+                    uint32_t scan_from, uint32_t end, struct mars_batch **bp, uint32_t cap,
+                    int64_t now)
+{
+    uint32_t pos = scan_from, st = *start;
+    int rc = 0;
+
+    while (pos < end && rc == 0) {
+        const unsigned char *nl = memchr(c->data + pos, ct->delim, end - pos);
+        uint32_t stop = nl ? (uint32_t)(nl - c->data) : end;
+        uint32_t len = stop - st;
+        if (!nl && len <= ct->max_line)
+            break;
+        if (ct->skipping) {
+            /* rest of a truncated line: drop through the delimiter */
+            ct->skipping = !nl;
+            ct->cutting = ct->skipping;
+            st = nl ? stop + 1 : end;
+        } else if (len > ct->max_line) {
+            if (!ct->cutting)
+                count_oversize(ct); /* once per line, not per piece */
+            ct->cutting = true;
+            rc = mars_cutter_emit(ct, c, st, (uint32_t)ct->max_line, MARS_EVF_OVERSIZE, bp, cap,
+                                  now);
+            st += (uint32_t)ct->max_line;
+            ct->skipping = ct->oversize == MARS_OVERSIZE_TRUNCATE;
+        } else {
+            uint8_t flags = (nl ? MARS_EVF_NL_FOLLOWS : 0) | (ct->cutting ? MARS_EVF_OVERSIZE : 0);
+            rc = mars_cutter_emit(ct, c, st, len, flags, bp, cap, now);
+            ct->cutting = false;
+            st = nl ? stop + 1 : stop;
+        }
+        pos = st;
+    }
+    *start = st;
+    return rc;
+}
+
 void mars_lines_init(struct mars_lines *lr, struct mars_source *src, size_t max_line,
                      int oversize, char delim)
 {
-    *lr = (struct mars_lines){.src = src, .max_line = max_line, .oversize = oversize,
-                              .delim = delim};
+    *lr = (struct mars_lines){0};
+    mars_cutter_init(&lr->cut, src, max_line, oversize, delim);
 }
 
 void mars_lines_fini(struct mars_lines *lr)
@@ -30,56 +114,18 @@ void mars_lines_fini(struct mars_lines *lr)
     lr->cur = NULL;
 }
 
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int emit_line(struct mars_lines *lr, struct mars_batch **bp, uint32_t cap,
-                     uint32_t off, uint32_t len, uint8_t flags, int64_t now)
-{
-    if (!*bp) {
-        *bp = mars_source_batch(lr->src, cap);
-        if (!*bp)
-            return -ENOMEM;
-    }
-    struct mars_batch *b = *bp;
-    if (mars_batch_hold_chunk(b, lr->cur))
-        return -ENOMEM;
-    struct mars_event *ev = mars_batch_push(b);
-    if (!ev)
-        return -ENOMEM;
-    ev->msg.ptr = (const char *)lr->cur->data + off;
-    ev->msg.len = len;
-    ev->flags = flags;
-    ev->ts_ns = now;
-    ev->source = b->source;
-    b->bytes += len;
-    lr->lines++;
-    return 0;
-}
-
-static void count_oversize(struct mars_lines *lr)
-{
-    mars_stat_add(&mars_source_stats(lr->src)->errors[MARS_ERR_OVERSIZE], 1);
-    MARS_LOG_RL(MARS_LOG_WARN, mars_source_id(lr->src),
-                "line longer than max_line_bytes (%zu): %s", lr->max_line,
-                lr->oversize == MARS_OVERSIZE_SPLIT ? "split" : "truncated");
-}
-
 int mars_lines_space(struct mars_lines *lr, char **buf, size_t *len)
 {
     struct mars_chunk *c = lr->cur;
+    size_t max_line = lr->cut.max_line;
     if (c && c->cap - c->len >= c->cap / 4) {
         *buf = (char *)c->data + c->len;
         *len = c->cap - c->len;
         return 0;
     }
     uint32_t tail = c ? c->len - lr->start : 0;
-    size_t want = tail * 2 > lr->max_line ? lr->max_line + lr->max_line / 4 : (size_t)tail * 2;
-    struct mars_chunk *n = mars_source_chunk(lr->src, want);
+    size_t want = tail * 2 > max_line ? max_line + max_line / 4 : (size_t)tail * 2;
+    struct mars_chunk *n = mars_source_chunk(lr->cut.src, want);
     if (!n)
         return -ENOBUFS;
     if (c) {
@@ -97,53 +143,20 @@ int mars_lines_space(struct mars_lines *lr, char **buf, size_t *len)
 int mars_lines_commit(struct mars_lines *lr, size_t n, struct mars_batch **bp, uint32_t cap)
 {
     struct mars_chunk *c = lr->cur;
-    int64_t now = wall_ns();
-    uint32_t pos = lr->start + lr->scanned;
-
     c->len += (uint32_t)n;
-    while (pos < c->len) {
-        const unsigned char *nl = memchr(c->data + pos, lr->delim, c->len - pos);
-        uint32_t end = nl ? (uint32_t)(nl - c->data) : c->len;
-        uint32_t len = end - lr->start;
-        if (!nl && len <= lr->max_line)
-            break;
-        if (lr->skipping) {
-            /* rest of a truncated line: drop through the delimiter */
-            lr->skipping = !nl;
-            lr->cutting = lr->skipping;
-            lr->start = nl ? end + 1 : c->len;
-            pos = lr->start;
-            continue;
-        }
-        if (len > lr->max_line) {
-            if (!lr->cutting)
-                count_oversize(lr); /* once per line, not per piece */
-            lr->cutting = true;
-            if (emit_line(lr, bp, cap, lr->start, (uint32_t)lr->max_line, MARS_EVF_OVERSIZE, now))
-                return -ENOMEM;
-            lr->start += (uint32_t)lr->max_line;
-            if (lr->oversize == MARS_OVERSIZE_TRUNCATE)
-                lr->skipping = true;
-            pos = lr->start;
-            continue;
-        }
-        if (emit_line(lr, bp, cap, lr->start, len,
-                      (nl ? MARS_EVF_NL_FOLLOWS : 0) | (lr->cutting ? MARS_EVF_OVERSIZE : 0), now))
-            return -ENOMEM;
-        lr->cutting = false;
-        lr->start = nl ? end + 1 : end;
-        pos = lr->start;
-    }
+    int rc = mars_cutter_run(&lr->cut, c, &lr->start, lr->start + lr->scanned, c->len, bp, cap,
+                             mars_wall_ns());
     lr->scanned = c->len - lr->start;
-    return 0;
+    return rc;
 }
 
 int mars_lines_eof(struct mars_lines *lr, struct mars_batch **bp, uint32_t cap)
 {
     struct mars_chunk *c = lr->cur;
-    if (!c || c->len == lr->start || lr->skipping)
+    if (!c || c->len == lr->start || lr->cut.skipping)
         return 0;
-    int rc = emit_line(lr, bp, cap, lr->start, c->len - lr->start, MARS_EVF_PARTIAL, wall_ns());
+    int rc = mars_cutter_emit(&lr->cut, c, lr->start, c->len - lr->start, MARS_EVF_PARTIAL, bp,
+                              cap, mars_wall_ns());
     lr->start = c->len;
     lr->scanned = 0;
     return rc;

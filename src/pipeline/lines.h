@@ -23,17 +23,38 @@
 enum mars_oversize { MARS_OVERSIZE_SPLIT, MARS_OVERSIZE_TRUNCATE };
 extern const char *const mars_oversize_names[];
 
-struct mars_lines {
+/* Cutting state of one byte stream: what is shared by stdin (lines.c owns the chunk) and
+ * the file source (many files share a chunk). */
+struct mars_cutter {
     struct mars_source *src;
+    size_t max_line;
+    int oversize;  /* enum mars_oversize */
+    char delim;
+    bool skipping; /* truncate: dropping the rest of an oversize line */
+    bool cutting;  /* inside an oversize line (counted once) */
+    uint64_t lines;
+};
+
+void mars_cutter_init(struct mars_cutter *ct, struct mars_source *src, size_t max_line,
+                      int oversize, char delim);
+/* Cuts the complete lines of chunk bytes [*start, end) into *bp (created on demand with
+ * room for `cap` events; it takes a reference to c). Bytes [*start, scan_from) are known
+ * to hold no delimiter. On return *start is the first byte of the unfinished last line.
+ * Returns 0 or -ENOMEM. */
+int mars_cutter_run(struct mars_cutter *ct, struct mars_chunk *c, uint32_t *start,
+                    uint32_t scan_from, uint32_t end, struct mars_batch **bp, uint32_t cap,
+                    int64_t now);
+/* Emits chunk bytes [off, off + len) as one event with `flags` (a partial last line). */
+int mars_cutter_emit(struct mars_cutter *ct, struct mars_chunk *c, uint32_t off, uint32_t len,
+                     uint8_t flags, struct mars_batch **bp, uint32_t cap, int64_t now);
+/* CLOCK_REALTIME in nanoseconds: the timestamp sources give events. */
+int64_t mars_wall_ns(void);
+
+struct mars_lines {
+    struct mars_cutter cut;
     struct mars_chunk *cur; /* chunk being filled (owned reference) */
     uint32_t start;         /* first byte of the current, unfinished line */
     uint32_t scanned;       /* bytes after start already searched for a delimiter */
-    size_t max_line;
-    int oversize;      /* enum mars_oversize */
-    bool skipping;     /* truncate: dropping the rest of an oversize line */
-    bool cutting;      /* inside an oversize line (counted once) */
-    char delim;
-    uint64_t lines;
 };
 
 void mars_lines_init(struct mars_lines *lr, struct mars_source *src, size_t max_line,

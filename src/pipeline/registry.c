@@ -9,47 +9,57 @@
 #include <string.h>
 
 extern const struct mars_component_desc mars_source_demo;
+extern const struct mars_component_desc mars_source_file;
 extern const struct mars_component_desc mars_source_stdin;
-extern const struct mars_component_desc mars_sink_stdout;
-extern const struct mars_component_desc mars_sink_file;
 extern const struct mars_component_desc mars_sink_blackhole;
+extern const struct mars_component_desc mars_sink_file;
+extern const struct mars_component_desc mars_sink_stdout;
 
-#define REGISTRY_MAX 64
-
-static const struct mars_component_desc *registry[REGISTRY_MAX] = {
+/* Built-in types, in the order `mars describe` lists them within a kind. */
+static const struct mars_component_desc *const builtin[] = {
     &mars_source_demo,
+    &mars_source_file,
     &mars_source_stdin,
     &mars_sink_blackhole,
     &mars_sink_file,
     &mars_sink_stdout,
 };
-static size_t registry_n = 5;
+#define NBUILTIN (sizeof(builtin) / sizeof(builtin[0]))
+
+/* Types added at run time (tests). */
+#define EXTRA_MAX 32
+static const struct mars_component_desc *extra[EXTRA_MAX];
+static size_t nextra;
 
 const struct mars_component_desc *mars_registry_find(const char *name, enum mars_kind kind)
 {
-    for (size_t i = 0; i < registry_n; i++)
-        if (registry[i]->kind == kind && strcmp(registry[i]->name, name) == 0)
-            return registry[i];
+    for (size_t i = 0; i < mars_registry_count(); i++) {
+        const struct mars_component_desc *d = mars_registry_at(i);
+        if (d->kind == kind && strcmp(d->name, name) == 0)
+            return d;
+    }
     return NULL;
 }
 
 size_t mars_registry_count(void)
 {
-    return registry_n;
+    return NBUILTIN + nextra;
 }
 
 const struct mars_component_desc *mars_registry_at(size_t i)
 {
-    return i < registry_n ? registry[i] : NULL;
+    if (i < NBUILTIN)
+        return builtin[i];
+    return i - NBUILTIN < nextra ? extra[i - NBUILTIN] : NULL;
 }
 
 int mars_registry_add(const struct mars_component_desc *d)
 {
     if (mars_registry_find(d->name, d->kind))
         return -EEXIST;
-    if (registry_n == REGISTRY_MAX)
+    if (nextra == EXTRA_MAX)
         return -ENOSPC;
-    registry[registry_n++] = d;
+    extra[nextra++] = d;
     return 0;
 }
 

@@ -2,7 +2,9 @@
  * worker.c - one worker thread: its event loop, its chunk pool, and its instances of the
  * pipeline graph, plus the source and transform instance APIs and batch routing.
  *
- * Placement: source number k (in config order) lives on worker k % nworkers; a worker
+ * Placement: source number k (in config order) lives on worker k % nworkers, except
+ * MARS_DESC_PER_WORKER sources (the file source), which have an instance on every worker
+ * and split their work between them; a worker
  * instantiates its sources and everything downstream of them, in topological order with
  * readers first, so an emit always finds its targets. Routing is a direct call: a source's
  * emit walks its out-edges, giving each reader a reference (transforms process at once,
@@ -41,9 +43,14 @@ static bool *placement(struct mars_worker *w)
     uint32_t ordinal = 0;
     if (!mark)
         return NULL;
-    for (uint32_t i = 0; i < c->n; i++)
-        if (c->nodes[i].kind == MARS_KIND_SOURCE)
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (c->nodes[i].kind != MARS_KIND_SOURCE)
+            continue;
+        if (c->nodes[i].desc->flags & MARS_DESC_PER_WORKER)
+            mark[i] = true;
+        else
             mark[i] = on_worker(w->e, w->id, ordinal++);
+    }
     for (uint32_t t = 0; t < c->n; t++) {
         const struct mars_node *nd = &c->nodes[c->topo[t]];
         if (!mark[c->topo[t]])
@@ -282,6 +289,21 @@ struct mars_stats *mars_source_stats(const struct mars_source *s)
 bool mars_source_once(const struct mars_source *s)
 {
     return s->w->e->opts.once;
+}
+
+unsigned mars_source_worker(const struct mars_source *s)
+{
+    return s->w->id;
+}
+
+unsigned mars_source_workers(const struct mars_source *s)
+{
+    return s->w->e->nworkers;
+}
+
+const char *mars_source_data_dir(const struct mars_source *s)
+{
+    return s->w->e->cfg->top.data_dir;
 }
 
 bool mars_source_paused(const struct mars_source *s)

@@ -183,6 +183,8 @@ static void test_select_and_names(void **state)
     assert_string_equal(mars_ev_loop_backend_name(g_loop), mars_ev_backend_name(g_backend));
     if (strcmp(mars_ev_backend_name(g_backend), "libevent") == 0)
         assert_int_equal(mars_ev_caps(g_loop), 0);
+    if (strcmp(mars_ev_backend_name(g_backend), "io_uring") == 0)
+        assert_true(mars_ev_caps(g_loop) & MARS_EV_CAP_ASYNC_FILE_IO);
 }
 
 static void test_submit_errors(void **state)

@@ -1,0 +1,149 @@
+/*
+ * file_internal.h - what the parts of the `file` source share: file.c (options, instance
+ * life cycle, the tick timer), scan.c (discovery: globs with **, excludes, inotify) and
+ * tail.c (reading, lines, acknowledgements, rotation and truncation, checkpoints).
+ *
+ * Every worker has an instance; a file belongs to the instance on worker
+ * hash(dev, ino) % workers, so its reads, lines and acks stay on one thread.
+ */
+#ifndef MARS_FILE_INTERNAL_H
+#define MARS_FILE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "core/ev.h"
+#include "core/schema.h"
+#include "pipeline/checkpoint.h"
+#include "pipeline/component.h"
+#include "pipeline/lines.h"
+
+enum file_read_from { READ_FROM_BEGINNING, READ_FROM_END };
+enum file_watch { WATCH_INOTIFY, WATCH_POLL };
+enum file_charset { CHARSET_UTF8, CHARSET_BINARY };
+
+struct file_conf {
+    struct mars_strlist include, exclude;
+    int read_from;
+    uint64_t max_line_bytes;
+    int oversize;
+    char *line_delimiter;
+    int64_t glob_interval;
+    int64_t max_open_files;
+    bool oldest_first;
+    int64_t ignore_older;
+    uint64_t fingerprint;
+    int64_t checkpoint_interval;
+    int watch;
+    int charset;
+    int64_t line_timeout;
+    uint64_t read_size;
+};
+
+/* Emitted-but-not-yet-acknowledged byte ranges of one file, in emission order. */
+struct file_range {
+    uint64_t end;    /* offset after the range */
+    uint64_t marker; /* hash of the marker_len bytes before end */
+    uint32_t marker_len;
+    bool done;
+};
+
+enum tfile_state {
+    TF_PENDING, /* known, waiting for a free descriptor (max_open_files) */
+    TF_OPEN,
+    TF_DORMANT, /* closed: read to its end and acknowledged; reopened if it grows */
+};
+
+#define FILE_MARKER_MAX 32
+
+struct fsrc;
+
+struct tfile {
+    struct fsrc *fs;
+    char *path;
+    dev_t dev;
+    ino_t ino;
+    int fd;
+    enum tfile_state state;
+    uint64_t read_off;  /* next byte to read */
+    uint64_t emit_off;  /* first byte not yet emitted (start of the carried partial line) */
+    uint64_t acked_off; /* every byte before it is acknowledged (the checkpoint) */
+    uint64_t size_seen; /* size at the last stat */
+    uint32_t gen;       /* bumped on truncation: acks of older generations are ignored */
+    uint64_t fp_hash;
+    uint32_t fp_len;
+    /* the bytes just before read_off, to notice a copytruncate that regrew past it */
+    unsigned char tail[FILE_MARKER_MAX];
+    uint32_t tail_len;
+    char *carry; /* partial last line, copied out of the shared chunk */
+    uint32_t carry_len, carry_cap;
+    struct mars_cutter cut;
+    struct file_range *ranges; /* ring */
+    uint32_t rhead, rcount, rcap;
+    uint64_t rseq; /* sequence number of ranges[rhead] */
+    int64_t last_change_ns, last_read_ns;
+    unsigned seen_scan; /* scan generation that last saw it at a matched path */
+    bool at_path;       /* some matched path still leads to it */
+    bool reading, queued, eof;
+    int wd; /* inotify watch of its directory, or -1 */
+    struct mars_ev_op op;
+    struct mars_chunk *rchunk; /* chunk of the read in flight (a reference) */
+    uint32_t rpos, rlen;       /* where its bytes land */
+    struct tfile *next_ready;
+};
+
+struct file_stats {
+    uint64_t rotations, truncations, gave_up, invalid_utf8;
+};
+
+struct fsrc {
+    struct mars_source *src;
+    const struct file_conf *conf;
+    unsigned widx, nw;
+    struct mars_ckpt *ckpt;
+    bool first_start, initial_scan_done, stopping;
+    /* tracked files: open, pending and dormant */
+    struct tfile **files;
+    size_t nfiles, cap;
+    size_t nopen, max_open;
+    struct tfile *ready_head, *ready_tail;
+    unsigned reads_inflight;
+    /* the chunk reads land in, shared by all files of this instance */
+    struct mars_chunk *chunk;
+    uint32_t chunk_pos;
+    bool waiting_memory;
+    /* timers and watches */
+    struct mars_ev_op tick;
+    bool tick_armed;
+    int64_t next_scan_ns;
+    unsigned scan_gen;
+    int ifd;
+    struct mars_ev_op iop;
+    bool iop_armed;
+    struct file_stats st;
+};
+
+/* file.c */
+void file_maybe_finish(struct fsrc *fs);
+
+/* scan.c */
+void file_scan(struct fsrc *fs);
+int file_watch_init(struct fsrc *fs);
+void file_watch_fini(struct fsrc *fs);
+void file_watch_add(struct fsrc *fs, struct tfile *f);
+bool file_glob_match(const char *pattern, const char *path);
+
+/* tail.c */
+struct tfile *file_track(struct fsrc *fs, const char *path, const struct stat *st);
+struct tfile *file_find(struct fsrc *fs, dev_t dev, ino_t ino);
+void file_schedule(struct fsrc *fs, struct tfile *f);
+void file_pump(struct fsrc *fs);
+void file_sweep(struct fsrc *fs, int64_t now);
+void file_forget(struct fsrc *fs, struct tfile *f);
+void file_close_all(struct fsrc *fs);
+bool file_all_idle(const struct fsrc *fs);
+void file_flush_carries(struct fsrc *fs);
+
+#endif

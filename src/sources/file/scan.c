@@ -1,0 +1,298 @@
+/*
+ * scan.c - finding the files a `file` source reads, and hearing when they change.
+ *
+ * Scan: every glob_interval (and soon after inotify reports a create, move or delete) each
+ * instance expands the include patterns, drops excluded paths, stats what is left
+ * (following symlinks: a retargeted link is a new file) and keeps the regular files whose
+ * (dev, inode) hash falls on its worker. A file seen at none of the matched paths has been
+ * rotated away or deleted: it is still read to its end before it is closed (tail.c).
+ * Patterns without `**` go through glob(3); with `**` (any number of directories) the
+ * directory tree under the pattern's literal prefix is walked (symlinked directories are
+ * not followed, depth is capped) and each path is matched segment by segment with fnmatch.
+ *
+ * Watch: one inotify instance per worker watches the directories of its open files (one
+ * watch per directory, not per file). A modification schedules a read of that
+ * directory's files; creates, moves and deletes bring the next scan forward. Without
+ * inotify (watch: poll, or no instance left) the periodic sweep's fstat finds growth.
+ *
+ * Thread: the instance's worker.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <glob.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/hash.h"
+#include "core/log.h"
+#include "file_internal.h"
+
+#define WALK_MAX_DEPTH 32
+
+/* ---- matching ---- */
+
+/* Matches one '/'-separated segment list against another; "**" matches any number of
+ * whole segments, including none. */
+static bool match_segments(const char *pat, const char *path)
+{
+    while (*pat == '/')
+        pat++;
+    while (*path == '/')
+        path++;
+    if (!*pat)
+        return !*path;
+    const char *pend = strchr(pat, '/');
+    size_t plen = pend ? (size_t)(pend - pat) : strlen(pat);
+    if (plen == 2 && pat[0] == '*' && pat[1] == '*') {
+        const char *rest = pat + plen;
+        for (const char *p = path;; p = strchr(p, '/') + 1) {
+            if (match_segments(rest, p))
+                return true;
+            if (!strchr(p, '/'))
+                return false;
+        }
+    }
+    if (!*path)
+        return false;
+    const char *send = strchr(path, '/');
+    size_t slen = send ? (size_t)(send - path) : strlen(path);
+    char ps[NAME_MAX + 1], ss[NAME_MAX + 1];
+    if (plen > NAME_MAX || slen > NAME_MAX)
+        return false;
+    memcpy(ps, pat, plen);
+    ps[plen] = '\0';
+    memcpy(ss, path, slen);
+    ss[slen] = '\0';
+    if (fnmatch(ps, ss, 0) != 0)
+        return false;
+    return match_segments(pat + plen, path + slen);
+}
+
+bool file_glob_match(const char *pattern, const char *path)
+{
+    if ((pattern[0] == '/') != (path[0] == '/'))
+        return false;
+    return match_segments(pattern, path);
+}
+
+static bool excluded(const struct file_conf *c, const char *path)
+{
+    for (size_t i = 0; i < c->exclude.n; i++)
+        if (file_glob_match(c->exclude.v[i], path))
+            return true;
+    return false;
+}
+
+/* ---- one found path ---- */
+
+static bool mine(const struct fsrc *fs, const struct stat *st)
+{
+    uint64_t key[2] = {(uint64_t)st->st_dev, (uint64_t)st->st_ino};
+    return mars_hash64(key, sizeof(key)) % fs->nw == fs->widx;
+}
+
+static void found(struct fsrc *fs, const char *path)
+{
+    struct stat st;
+    if (excluded(fs->conf, path) || stat(path, &st) != 0 || !S_ISREG(st.st_mode) || !mine(fs, &st))
+        return;
+    struct tfile *f = file_find(fs, st.st_dev, st.st_ino);
+    if (f) {
+        f->seen_scan = fs->scan_gen;
+        if (strcmp(f->path, path) != 0 && !f->at_path) {
+            char *p = strdup(path); /* a rotated file matched under its new name */
+            if (p) {
+                free(f->path);
+                f->path = p;
+            }
+        }
+        f->at_path = true;
+        if (f->state == TF_DORMANT && (uint64_t)st.st_size != f->read_off)
+            f->state = TF_PENDING; /* it grew (or shrank): open it again */
+        return;
+    }
+    int64_t now_s = mars_wall_ns() / 1000000000;
+    struct mars_ckpt_key key = {.dev = st.st_dev, .ino = st.st_ino};
+    struct mars_ckpt_rec rec;
+    if (fs->conf->ignore_older > 0 && now_s - st.st_mtime > fs->conf->ignore_older / 1000000000 &&
+        !mars_ckpt_get(fs->ckpt, &key, &rec))
+        return;
+    f = file_track(fs, path, &st);
+    if (!f) {
+        mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_MEMORY], 1);
+        return;
+    }
+    f->seen_scan = fs->scan_gen;
+    mars_debug(mars_source_id(fs->src), "found %s", path);
+}
+
+/* ---- expansion ---- */
+
+static void walk(struct fsrc *fs, const char *pattern, char *dir, size_t len, int depth)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+            continue;
+        size_t n = strlen(de->d_name);
+        if (len + 1 + n >= PATH_MAX)
+            continue;
+        dir[len] = '/';
+        memcpy(dir + len + 1, de->d_name, n + 1);
+        unsigned char type = de->d_type;
+        struct stat st;
+        if (type == DT_UNKNOWN && lstat(dir, &st) == 0)
+            type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK : DT_REG;
+        if (type == DT_DIR && depth < WALK_MAX_DEPTH)
+            walk(fs, pattern, dir, len + 1 + n, depth + 1);
+        else if ((type == DT_REG || type == DT_LNK) && file_glob_match(pattern, dir))
+            found(fs, dir);
+        dir[len] = '\0';
+    }
+    closedir(d);
+}
+
+static void expand(struct fsrc *fs, const char *pattern)
+{
+    if (!strstr(pattern, "**")) {
+        glob_t g;
+        if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0)
+            for (size_t i = 0; i < g.gl_pathc; i++)
+                found(fs, g.gl_pathv[i]);
+        globfree(&g);
+        return;
+    }
+    /* walk from the last directory before the first wildcard */
+    char dir[PATH_MAX];
+    size_t lit = strcspn(pattern, "*?[");
+    if (lit >= sizeof(dir))
+        return;
+    memcpy(dir, pattern, lit);
+    dir[lit] = '\0';
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    walk(fs, pattern, dir, strlen(dir), 0);
+}
+
+void file_scan(struct fsrc *fs)
+{
+    fs->scan_gen++;
+    for (size_t i = 0; i < fs->conf->include.n; i++)
+        expand(fs, fs->conf->include.v[i]);
+    for (size_t i = 0; i < fs->nfiles; i++) {
+        struct tfile *f = fs->files[i];
+        if (f->seen_scan == fs->scan_gen || !f->at_path)
+            continue;
+        f->at_path = false; /* renamed away, deleted, or its link retargeted */
+        fs->st.rotations++;
+        mars_debug(mars_source_id(fs->src), "%s left its path; reading it to its end", f->path);
+    }
+    fs->initial_scan_done = true;
+}
+
+/* ---- inotify ---- */
+
+static void on_inotify(struct mars_ev_op *op, int res);
+
+static void arm_inotify(struct fsrc *fs)
+{
+    mars_ev_prep_poll(&fs->iop, fs->ifd, POLLIN, on_inotify, fs);
+    fs->iop_armed = mars_ev_submit(mars_source_loop(fs->src), &fs->iop) == 0;
+}
+
+static void schedule_dir(struct fsrc *fs, int wd)
+{
+    for (size_t i = 0; i < fs->nfiles; i++)
+        if (fs->files[i]->wd == wd || wd < 0)
+            file_schedule(fs, fs->files[i]);
+}
+
+static void on_inotify(struct mars_ev_op *op, int res)
+{
+    struct fsrc *fs = op->data;
+    char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool rescan = false;
+
+    fs->iop_armed = false;
+    if (res < 0 || fs->stopping) {
+        file_maybe_finish(fs);
+        return;
+    }
+    ssize_t n;
+    while ((n = read(fs->ifd, buf, sizeof(buf))) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
+            if (ev->mask & IN_Q_OVERFLOW) {
+                schedule_dir(fs, -1);
+                rescan = true;
+            } else if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) {
+                rescan = true;
+            }
+            if (ev->mask & (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB))
+                schedule_dir(fs, ev->wd);
+            p += sizeof(*ev) + ev->len;
+        }
+    }
+    if (rescan)
+        fs->next_scan_ns = 0; /* the tick scans at its next turn */
+    file_pump(fs);
+    arm_inotify(fs);
+}
+
+int file_watch_init(struct fsrc *fs)
+{
+    fs->ifd = -1;
+    if (fs->conf->watch != WATCH_INOTIFY)
+        return 0;
+    fs->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fs->ifd < 0) {
+        mars_warn(mars_source_id(fs->src),
+                  "inotify unavailable (%s): polling file sizes instead (watch: poll)",
+                  strerror(errno));
+        return 0;
+    }
+    arm_inotify(fs);
+    return 0;
+}
+
+void file_watch_add(struct fsrc *fs, struct tfile *f)
+{
+    char dir[PATH_MAX];
+    if (fs->ifd < 0)
+        return;
+    snprintf(dir, sizeof(dir), "%s", f->path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    f->wd = inotify_add_watch(fs->ifd, dir,
+                              IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_MOVED_TO |
+                                  IN_MOVED_FROM | IN_DELETE);
+    if (f->wd < 0)
+        MARS_LOG_RL(MARS_LOG_WARN, mars_source_id(fs->src),
+                    "cannot watch %s (%s): its files are polled", dir, strerror(errno));
+}
+
+void file_watch_fini(struct fsrc *fs)
+{
+    if (fs->ifd >= 0)
+        close(fs->ifd);
+    fs->ifd = -1;
+}

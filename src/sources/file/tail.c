@@ -1,0 +1,678 @@
+/*
+ * tail.c - reading tracked files: opening (identity and checkpoint checks), reads through
+ * the ev loop into the instance's shared chunk, cutting lines, acknowledgement watermarks,
+ * truncation and copytruncate, partial last lines, and closing drained files.
+ *
+ * Reads. All files of an instance read into one chunk: a read reserves a region, copies the
+ * file's carried partial line to its start, and reads after it at the file's offset (pread:
+ * an explicit offset, so rotation never moves it). Complete lines become events pointing
+ * into the chunk; the new partial line is copied out into the file's carry (at most
+ * max_line_bytes, usually a few bytes). At most MAX_INFLIGHT reads run at once; a file that
+ * filled its read goes to the back of the ready queue, so big files cannot starve others.
+ *
+ * Acknowledgement. Each emitted batch covers the byte range [emit_off before, emit_off after)
+ * of its file and carries (generation, sequence) in its ack. Ranges sit in a ring in
+ * emission order; the watermark (acked_off) moves over the done ranges at the head only,
+ * so an out-of-order ack never skips bytes. Each move is put in the checkpoint store with
+ * the offset marker (hash of the 32 bytes before it) computed when the range was cut.
+ *
+ * Identity. A file is (dev, inode); at open its head fingerprint (first `fingerprint`
+ * bytes) and, for a checkpoint, the marker before the saved offset must match, or the inode
+ * was reused or the file truncated while mars was down, and it is read from the start.
+ * While running, a file that shrank below the read offset, or whose bytes before the read
+ * offset changed (copytruncate that regrew), is read again from the start (generation++).
+ *
+ * Closing. A file is closed when it is read to its end, every range is acknowledged, no
+ * partial line is carried, and it has been idle: for CLOSE_GRACE after it left its path
+ * (rotated or deleted: the writer may still append until it reopens), for IDLE_CLOSE when
+ * still at its path (it becomes dormant and is reopened when it grows), or at once when
+ * other files wait for a descriptor (max_open_files). Unread data is never given up on.
+ *
+ * Thread: the instance's worker.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/utf8.h"
+#include "file_internal.h"
+
+#define MAX_INFLIGHT 4
+#define MIN_READ (64u << 10)
+#define IDLE_CLOSE_NS (60LL * 1000000000)
+#define CLOSE_GRACE_NS (5LL * 1000000000)
+#define BUSY_CLOSE_NS (1LL * 1000000000)
+
+/* ---- table ---- */
+
+struct tfile *file_find(struct fsrc *fs, dev_t dev, ino_t ino)
+{
+    for (size_t i = 0; i < fs->nfiles; i++)
+        if (fs->files[i]->ino == ino && fs->files[i]->dev == dev)
+            return fs->files[i];
+    return NULL;
+}
+
+void file_forget(struct fsrc *fs, struct tfile *f)
+{
+    for (size_t i = 0; i < fs->nfiles; i++) {
+        if (fs->files[i] != f)
+            continue;
+        fs->files[i] = fs->files[--fs->nfiles];
+        break;
+    }
+    if (f->fd >= 0) {
+        close(f->fd);
+        fs->nopen--;
+    }
+    free(f->path);
+    free(f->carry);
+    free(f->ranges);
+    free(f);
+}
+
+struct tfile *file_track(struct fsrc *fs, const char *path, const struct stat *st)
+{
+    if (fs->nfiles == fs->cap) {
+        size_t cap = fs->cap ? fs->cap * 2 : 64;
+        struct tfile **nf = realloc(fs->files, cap * sizeof(*nf));
+        if (!nf)
+            return NULL;
+        fs->files = nf;
+        fs->cap = cap;
+    }
+    struct tfile *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->fs = fs;
+    f->path = strdup(path);
+    if (!f->path) {
+        free(f);
+        return NULL;
+    }
+    f->dev = st->st_dev;
+    f->ino = st->st_ino;
+    f->fd = -1;
+    f->wd = -1;
+    f->state = TF_PENDING;
+    f->size_seen = (uint64_t)st->st_size;
+    f->at_path = true;
+    f->read_off = UINT64_MAX; /* decided at the first open */
+    mars_cutter_init(&f->cut, fs->src, fs->conf->max_line_bytes, fs->conf->oversize,
+                     fs->conf->line_delimiter[0]);
+    fs->files[fs->nfiles++] = f;
+    return f;
+}
+
+/* ---- identity ---- */
+
+static bool hash_range(int fd, uint64_t off, uint32_t len, uint64_t *out)
+{
+    unsigned char buf[4096];
+    uint64_t h = 0;
+    if (len > sizeof(buf))
+        len = sizeof(buf);
+    if (pread(fd, buf, len, (off_t)off) != (ssize_t)len)
+        return false;
+    h = mars_hash64(buf, len);
+    *out = h;
+    return true;
+}
+
+static void set_offsets(struct tfile *f, uint64_t off)
+{
+    f->read_off = f->emit_off = f->acked_off = off;
+    f->tail_len = 0;
+    f->carry_len = 0;
+}
+
+/* Where reading starts the first time this run opens the file. */
+static void choose_start(struct fsrc *fs, struct tfile *f, uint64_t size, bool initial)
+{
+    struct mars_ckpt_key key = {.dev = f->dev, .ino = f->ino};
+    struct mars_ckpt_rec rec;
+    uint64_t h;
+
+    if (mars_ckpt_get(fs->ckpt, &key, &rec)) {
+        bool same = rec.offset <= size && rec.fp_len <= size &&
+                    (rec.fp_len == 0 || (hash_range(f->fd, 0, rec.fp_len, &h) && h == rec.fp_hash)) &&
+                    (rec.marker_len == 0 ||
+                     (hash_range(f->fd, rec.offset - rec.marker_len, rec.marker_len, &h) &&
+                      h == rec.marker));
+        if (same) {
+            set_offsets(f, rec.offset);
+            return;
+        }
+        mars_info(mars_source_id(fs->src),
+                  "%s is not the file checkpointed for its inode (reused inode, or truncated "
+                  "while mars was stopped): reading it from the beginning",
+                  f->path);
+        set_offsets(f, 0);
+        return;
+    }
+    if (initial && fs->first_start && fs->conf->read_from == READ_FROM_END)
+        set_offsets(f, size);
+    else
+        set_offsets(f, 0);
+}
+
+static void update_fingerprint(struct fsrc *fs, struct tfile *f, uint64_t size)
+{
+    uint32_t want = (uint32_t)(size < fs->conf->fingerprint ? size : fs->conf->fingerprint);
+    uint64_t h;
+    if (want > f->fp_len && hash_range(f->fd, 0, want, &h)) {
+        f->fp_hash = h;
+        f->fp_len = want;
+    }
+}
+
+static int file_open(struct fsrc *fs, struct tfile *f)
+{
+    struct stat st;
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) != 0 || st.st_dev != f->dev || st.st_ino != f->ino) {
+        close(fd); /* the path moved on between stat and open: the next scan sees it */
+        return -ESTALE;
+    }
+    f->fd = fd;
+    f->state = TF_OPEN;
+    fs->nopen++;
+    f->size_seen = (uint64_t)st.st_size;
+    f->last_change_ns = mars_ev_now(mars_source_loop(fs->src));
+    if (f->read_off == UINT64_MAX)
+        choose_start(fs, f, (uint64_t)st.st_size, !fs->initial_scan_done);
+    update_fingerprint(fs, f, (uint64_t)st.st_size);
+    file_watch_add(fs, f);
+    f->eof = false;
+    file_schedule(fs, f);
+    return 0;
+}
+
+/* Opens pending files while descriptors are free, oldest first if asked. */
+static void open_pending(struct fsrc *fs)
+{
+    while (fs->nopen < fs->max_open && !fs->stopping) {
+        struct tfile *best = NULL;
+        struct stat st, bst;
+        for (size_t i = 0; i < fs->nfiles; i++) {
+            struct tfile *f = fs->files[i];
+            if (f->state != TF_PENDING)
+                continue;
+            if (!fs->conf->oldest_first) {
+                best = f;
+                break;
+            }
+            if (stat(f->path, &st) == 0 && (!best || st.st_mtime < bst.st_mtime)) {
+                best = f;
+                bst = st;
+            }
+        }
+        if (!best)
+            return;
+        int rc = file_open(fs, best);
+        if (rc) {
+            if (rc != -ESTALE && rc != -ENOENT)
+                MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot open %s: %s",
+                            best->path, strerror(-rc));
+            mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], rc == -ENOENT ? 0 : 1);
+            file_forget(fs, best); /* a later scan finds it again if it is still there */
+        }
+    }
+}
+
+/* ---- acknowledgement ---- */
+
+static void advance_watermark(struct tfile *f);
+
+static void on_ack(struct mars_batch *b, bool delivered)
+{
+    struct tfile *f = b->ack.ctx;
+
+    if (b->ack.a != f->gen)
+        return; /* the file was truncated since: these bytes are gone from it */
+    if (!delivered)
+        return; /* abandoned: the watermark stays, the bytes are read again next start */
+    mars_stat_add(&mars_source_stats(f->fs->src)->acked_events, b->n);
+    uint64_t idx = b->ack.b - f->rseq;
+    if (idx >= f->rcount)
+        return;
+    f->ranges[(f->rhead + idx) % f->rcap].done = true;
+    advance_watermark(f);
+}
+
+/* Moves acked_off over the done ranges at the head of the ring and checkpoints it. */
+static void advance_watermark(struct tfile *f)
+{
+    struct file_range last = {0};
+    bool moved = false;
+    while (f->rcount > 0 && f->ranges[f->rhead].done) {
+        last = f->ranges[f->rhead];
+        f->rhead = (f->rhead + 1) % f->rcap;
+        f->rcount--;
+        f->rseq++;
+        moved = true;
+    }
+    if (!moved)
+        return;
+    f->acked_off = last.end;
+    struct mars_ckpt_rec rec = {
+        .key = {.dev = f->dev, .ino = f->ino}, .offset = f->acked_off, .fp_hash = f->fp_hash,
+        .fp_len = f->fp_len, .marker = last.marker, .marker_len = last.marker_len,
+        .updated = mars_wall_ns() / 1000000000};
+    mars_ckpt_put(f->fs->ckpt, &rec, f->path);
+}
+
+static int push_range(struct tfile *f, uint64_t end, uint64_t marker, uint32_t marker_len,
+                      bool done, uint64_t *seq)
+{
+    if (f->rcount == f->rcap) {
+        uint32_t cap = f->rcap ? f->rcap * 2 : 8;
+        struct file_range *r = malloc(cap * sizeof(*r));
+        if (!r)
+            return -ENOMEM;
+        for (uint32_t i = 0; i < f->rcount; i++)
+            r[i] = f->ranges[(f->rhead + i) % f->rcap];
+        free(f->ranges);
+        f->ranges = r;
+        f->rhead = 0;
+        f->rcap = cap;
+    }
+    f->ranges[(f->rhead + f->rcount) % f->rcap] =
+        (struct file_range){.end = end, .marker = marker, .marker_len = marker_len, .done = done};
+    *seq = f->rseq + f->rcount;
+    f->rcount++;
+    return 0;
+}
+
+/* Emits b (may be NULL when everything consumed was skipped) covering bytes up to
+ * f->emit_off; `region_end` points just past those bytes in memory, for the marker. */
+static void emit_range(struct fsrc *fs, struct tfile *f, struct mars_batch *b,
+                       const unsigned char *region_end, uint32_t avail)
+{
+    uint32_t mlen = avail < FILE_MARKER_MAX ? avail : FILE_MARKER_MAX;
+    uint64_t marker = mars_hash64(region_end - mlen, mlen), seq;
+    if (push_range(f, f->emit_off, marker, mlen, b == NULL, &seq)) {
+        mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_MEMORY], 1);
+        if (b)
+            mars_batch_abandon(b);
+        return;
+    }
+    if (b) {
+        b->ack = (struct mars_batch_ack){.fn = on_ack, .ctx = f, .a = f->gen, .b = seq};
+        mars_source_emit(fs->src, b);
+    } else {
+        advance_watermark(f);
+    }
+}
+
+/* ---- the partial last line ---- */
+
+static int keep_carry(struct tfile *f, const unsigned char *p, uint32_t n)
+{
+    if (n > f->carry_cap) {
+        uint32_t cap = f->carry_cap ? f->carry_cap : 256;
+        while (cap < n)
+            cap *= 2;
+        char *c = realloc(f->carry, cap);
+        if (!c)
+            return -ENOMEM;
+        f->carry = c;
+        f->carry_cap = cap;
+    }
+    memmove(f->carry, p, n);
+    f->carry_len = n;
+    return 0;
+}
+
+/* Emits the carried partial line as an event of its own (line_timeout, truncation, --once,
+ * stop): it is a line the writer has not finished, and it must not be lost. */
+static void emit_carry(struct fsrc *fs, struct tfile *f)
+{
+    if (f->carry_len == 0)
+        return;
+    struct mars_chunk *c = mars_source_chunk(fs->src, f->carry_len);
+    if (!c)
+        return; /* memory is back soon; the next sweep tries again */
+    struct mars_batch *b = NULL;
+    memcpy(c->data, f->carry, f->carry_len);
+    c->len = f->carry_len;
+    int rc = mars_cutter_emit(&f->cut, c, 0, f->carry_len, MARS_EVF_PARTIAL, &b, 1,
+                              mars_wall_ns());
+    mars_chunk_unref(c); /* the batch holds it */
+    if (rc) {
+        if (b)
+            mars_batch_release(b);
+        return;
+    }
+    f->emit_off += f->carry_len;
+    emit_range(fs, f, b, c->data + f->carry_len, f->carry_len);
+    f->carry_len = 0;
+    f->cut.skipping = f->cut.cutting = false;
+}
+
+/* ---- truncation ---- */
+
+static void restart_file(struct fsrc *fs, struct tfile *f, const char *why)
+{
+    mars_info(mars_source_id(fs->src), "%s %s: reading it again from the beginning", f->path,
+              why);
+    fs->st.truncations++;
+    emit_carry(fs, f);
+    f->gen++; /* acks still in flight are for bytes the file no longer has */
+    f->rhead = f->rcount = 0;
+    f->rseq = 0;
+    set_offsets(f, 0);
+    f->fp_len = 0;
+    f->cut.skipping = f->cut.cutting = false;
+    struct stat st;
+    if (fstat(f->fd, &st) == 0)
+        update_fingerprint(fs, f, (uint64_t)st.st_size);
+    struct mars_ckpt_rec rec = {.key = {.dev = f->dev, .ino = f->ino}, .fp_hash = f->fp_hash,
+                                .fp_len = f->fp_len, .updated = mars_wall_ns() / 1000000000};
+    mars_ckpt_put(fs->ckpt, &rec, f->path);
+}
+
+/* Before reading past an end of file: did the file shrink, or were the bytes before our
+ * offset replaced (copytruncate, then the writer wrote past our offset again)? */
+static bool check_truncated(struct fsrc *fs, struct tfile *f)
+{
+    struct stat st;
+    unsigned char buf[FILE_MARKER_MAX];
+    if (fstat(f->fd, &st) != 0)
+        return false;
+    f->size_seen = (uint64_t)st.st_size;
+    if ((uint64_t)st.st_size < f->read_off) {
+        restart_file(fs, f, "was truncated");
+        return true;
+    }
+    if (f->tail_len && (uint64_t)st.st_size > f->read_off &&
+        (pread(f->fd, buf, f->tail_len, (off_t)(f->read_off - f->tail_len)) !=
+             (ssize_t)f->tail_len ||
+         memcmp(buf, f->tail, f->tail_len) != 0)) {
+        restart_file(fs, f, "was truncated and written again (copytruncate)");
+        return true;
+    }
+    return false;
+}
+
+/* ---- reading ---- */
+
+static void count_invalid_utf8(struct fsrc *fs, const unsigned char *p, size_t n)
+{
+    if (fs->conf->charset != CHARSET_UTF8)
+        return;
+    size_t bad = mars_utf8_invalid(p, n);
+    if (bad) {
+        fs->st.invalid_utf8 += bad;
+        mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_INVALID_UTF8], bad);
+    }
+}
+
+static void remember_tail(struct tfile *f, const unsigned char *end, uint32_t avail)
+{
+    uint32_t n = avail < FILE_MARKER_MAX ? avail : FILE_MARKER_MAX;
+    if (n < FILE_MARKER_MAX && f->tail_len + n > FILE_MARKER_MAX) {
+        /* keep the newest FILE_MARKER_MAX bytes across a short read */
+        uint32_t keep = FILE_MARKER_MAX - n;
+        memmove(f->tail, f->tail + f->tail_len - keep, keep);
+        f->tail_len = keep;
+    } else if (n == FILE_MARKER_MAX) {
+        f->tail_len = 0;
+    }
+    memcpy(f->tail + f->tail_len, end - n, n);
+    f->tail_len += n;
+}
+
+static void on_read(struct mars_ev_op *op, int res);
+
+/* Reserves room in the shared chunk and submits a read. -ENOBUFS: no memory (resume()
+ * runs when some is back). */
+static int start_read(struct fsrc *fs, struct tfile *f)
+{
+    uint32_t need = f->carry_len + MIN_READ;
+    if (f->eof && check_truncated(fs, f))
+        need = MIN_READ;
+    if (!fs->chunk || fs->chunk->cap - fs->chunk_pos < need) {
+        struct mars_chunk *c = mars_source_chunk(fs->src, need);
+        if (!c)
+            return -ENOBUFS;
+        if (fs->chunk)
+            mars_chunk_unref(fs->chunk);
+        fs->chunk = c;
+        fs->chunk_pos = 0;
+    }
+    struct mars_chunk *c = fs->chunk;
+    uint32_t pos = fs->chunk_pos, dst = pos + f->carry_len;
+    uint64_t len = c->cap - dst;
+    if (len > fs->conf->read_size)
+        len = fs->conf->read_size;
+    memcpy(c->data + pos, f->carry, f->carry_len);
+    mars_chunk_ref(c);
+    f->rchunk = c;
+    f->rpos = pos;
+    f->rlen = (uint32_t)len;
+    fs->chunk_pos = dst + (uint32_t)len;
+    mars_ev_prep_read(&f->op, f->fd, c->data + dst, len, f->read_off, on_read, f);
+    int rc = mars_ev_submit(mars_source_loop(fs->src), &f->op);
+    if (rc) {
+        fs->chunk_pos = pos;
+        mars_chunk_unref(c);
+        f->rchunk = NULL;
+        return rc;
+    }
+    f->reading = true;
+    fs->reads_inflight++;
+    return 0;
+}
+
+/* Cuts the lines of a completed read and keeps its unfinished last line. */
+static void take_lines(struct fsrc *fs, struct tfile *f, uint32_t n)
+{
+    struct mars_chunk *c = f->rchunk;
+    uint32_t start = f->rpos, scan = f->rpos + f->carry_len, end = scan + n;
+    struct mars_batch *b = NULL;
+
+    count_invalid_utf8(fs, c->data + scan, n);
+    f->read_off += n;
+    remember_tail(f, c->data + end, end - f->rpos);
+    if (mars_cutter_run(&f->cut, c, &start, scan, end, &b, 256, mars_wall_ns()))
+        mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_MEMORY], 1);
+    uint32_t consumed = start - f->rpos;
+    if (consumed > 0) {
+        f->emit_off += consumed;
+        emit_range(fs, f, b, c->data + start, consumed);
+    } else if (b) {
+        mars_batch_release(b);
+    }
+    if (keep_carry(f, c->data + start, end - start))
+        mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_MEMORY], 1);
+}
+
+static void on_read(struct mars_ev_op *op, int res)
+{
+    struct tfile *f = op->data;
+    struct fsrc *fs = f->fs;
+    struct mars_chunk *c = f->rchunk;
+    int64_t now = mars_ev_now(mars_source_loop(fs->src));
+
+    f->reading = false;
+    fs->reads_inflight--;
+    /* give back the unused end of the reservation when nothing was reserved after it */
+    if (fs->chunk == c && fs->chunk_pos == f->rpos + f->carry_len + f->rlen)
+        fs->chunk_pos = f->rpos + f->carry_len + (res > 0 ? (uint32_t)res : 0);
+    if (res > 0) {
+        take_lines(fs, f, (uint32_t)res);
+        f->last_change_ns = f->last_read_ns = now;
+        f->eof = (uint32_t)res < f->rlen;
+        if (!f->eof)
+            file_schedule(fs, f);
+    } else if (res == 0 || res == -ECANCELED) {
+        f->eof = true;
+    } else {
+        f->eof = true;
+        mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], 1);
+        MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "read of %s failed: %s", f->path,
+                    strerror(-res));
+    }
+    f->rchunk = NULL;
+    mars_chunk_unref(c);
+    file_pump(fs);
+}
+
+void file_schedule(struct fsrc *fs, struct tfile *f)
+{
+    if (f->queued || f->reading || f->state != TF_OPEN)
+        return;
+    f->queued = true;
+    f->next_ready = NULL;
+    if (fs->ready_tail)
+        fs->ready_tail->next_ready = f;
+    else
+        fs->ready_head = f;
+    fs->ready_tail = f;
+}
+
+static struct tfile *ready_pop(struct fsrc *fs)
+{
+    struct tfile *f = fs->ready_head;
+    if (f) {
+        fs->ready_head = f->next_ready;
+        if (!fs->ready_head)
+            fs->ready_tail = NULL;
+        f->queued = false;
+    }
+    return f;
+}
+
+void file_pump(struct fsrc *fs)
+{
+    while (!fs->stopping && !mars_source_paused(fs->src) && fs->reads_inflight < MAX_INFLIGHT) {
+        struct tfile *f = ready_pop(fs);
+        if (!f)
+            break;
+        if (f->state != TF_OPEN)
+            continue;
+        int rc = start_read(fs, f);
+        if (rc == -ENOBUFS) {
+            /* back to the front; resume() pumps again when memory is back */
+            f->queued = true;
+            f->next_ready = fs->ready_head;
+            fs->ready_head = f;
+            if (!fs->ready_tail)
+                fs->ready_tail = f;
+            fs->waiting_memory = true;
+            break;
+        }
+        if (rc) {
+            mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], 1);
+            MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot read %s: %s",
+                        f->path, strerror(-rc));
+        }
+    }
+}
+
+/* ---- the periodic sweep ---- */
+
+static void close_file(struct fsrc *fs, struct tfile *f)
+{
+    close(f->fd);
+    f->fd = -1;
+    fs->nopen--;
+    f->state = TF_DORMANT;
+    f->wd = -1;
+}
+
+static bool drained(const struct tfile *f)
+{
+    return f->state == TF_OPEN && f->eof && !f->reading && !f->queued && f->rcount == 0 &&
+           f->carry_len == 0;
+}
+
+static void sweep_one(struct fsrc *fs, struct tfile *f, int64_t now, bool want_fds)
+{
+    struct stat st;
+    if (f->state != TF_OPEN || f->reading)
+        return;
+    if (fstat(f->fd, &st) == 0) {
+        if ((uint64_t)st.st_size != f->read_off)
+            file_schedule(fs, f);
+        if (st.st_nlink == 0)
+            f->at_path = false; /* deleted while open: read it out, then close */
+        if ((uint64_t)st.st_size != f->size_seen) {
+            f->size_seen = (uint64_t)st.st_size;
+            f->last_change_ns = now;
+            if (f->fp_len < fs->conf->fingerprint)
+                update_fingerprint(fs, f, (uint64_t)st.st_size);
+        }
+    }
+    if (f->carry_len && f->eof && !f->queued && now - f->last_change_ns >= fs->conf->line_timeout)
+        emit_carry(fs, f);
+    if (!drained(f))
+        return;
+    int64_t idle = now - f->last_change_ns;
+    if ((!f->at_path && idle >= CLOSE_GRACE_NS) || idle >= IDLE_CLOSE_NS ||
+        (want_fds && idle >= BUSY_CLOSE_NS)) {
+        bool gone = !f->at_path;
+        close_file(fs, f);
+        if (gone) {
+            struct mars_ckpt_key key = {.dev = f->dev, .ino = f->ino};
+            mars_ckpt_remove(fs->ckpt, &key);
+            file_forget(fs, f);
+        }
+    }
+}
+
+void file_sweep(struct fsrc *fs, int64_t now)
+{
+    bool want_fds = false;
+    for (size_t i = 0; i < fs->nfiles; i++)
+        want_fds = want_fds || fs->files[i]->state == TF_PENDING;
+    want_fds = want_fds && fs->nopen >= fs->max_open;
+    /* sweep_one may forget files: walk backwards so removal swaps in visited ones */
+    for (size_t i = fs->nfiles; i-- > 0;)
+        if (i < fs->nfiles)
+            sweep_one(fs, fs->files[i], now, want_fds);
+    open_pending(fs);
+    file_pump(fs);
+}
+
+/* ---- end ---- */
+
+bool file_all_idle(const struct fsrc *fs)
+{
+    if (fs->reads_inflight || fs->ready_head)
+        return false;
+    for (size_t i = 0; i < fs->nfiles; i++) {
+        const struct tfile *f = fs->files[i];
+        if (f->state == TF_PENDING || (f->state == TF_OPEN && !f->eof))
+            return false;
+    }
+    return true;
+}
+
+/* --once and stop: emit what is carried, so nothing read is held back. */
+void file_flush_carries(struct fsrc *fs)
+{
+    for (size_t i = 0; i < fs->nfiles; i++)
+        if (!fs->files[i]->reading)
+            emit_carry(fs, fs->files[i]);
+}
+
+void file_close_all(struct fsrc *fs)
+{
+    while (fs->nfiles > 0)
+        file_forget(fs, fs->files[fs->nfiles - 1]);
+    free(fs->files);
+    fs->files = NULL;
+    fs->cap = 0;
+    if (fs->chunk)
+        mars_chunk_unref(fs->chunk);
+    fs->chunk = NULL;
+}

@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CONFIG     ?= conf/quickstart.yaml
 
-.PHONY: docs all deps deps-test build build-asan run test test-release test-asan bench clean format
+.PHONY: docs all deps deps-test build build-asan run test test-release test-asan bench bench-quick clean format
 
 all: build
 
@@ -37,8 +37,12 @@ test-asan: build-asan
 	cd $(ASAN_BUILD) && MARS_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
-bench: build
+# bench/run needs /usr/bin/python3 and gnuplot (for the chart): both are test packages
+bench: deps-test build
 	bench/run
+
+bench-quick: deps-test build
+	bench/run --quick
 
 format:
 	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]')

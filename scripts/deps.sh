@@ -4,9 +4,10 @@
 # Usage: scripts/deps.sh [build|test]   (test = build + test-only packages)
 set -euo pipefail
 what=${1:-build}
-pkgs=(build-essential cmake pkg-config libyaml-dev libevent-dev liburing-dev)
+pkgs=(build-essential cmake pkg-config libyaml-dev libevent-dev liburing-dev libpcre2-dev)
 if [ "$what" = test ]; then
-  pkgs+=(libcmocka-dev python3 procps gnuplot-nox)
+  # prometheus: promtool and the server the observability tests scrape mars with; curl: HTTP
+  pkgs+=(libcmocka-dev python3 procps gnuplot-nox prometheus curl)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

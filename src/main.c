@@ -172,6 +172,7 @@ static int cmd_run(const struct cli *cli)
         .workers = cli->workers,
         .handle_signals = true,
         .once = cli->once,
+        .serve_api = true,
     };
     struct mars_engine *e = mars_engine_create(cfg, &opts);
     int rc = e ? mars_engine_run(e) : -EIO;

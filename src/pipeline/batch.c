@@ -45,6 +45,9 @@ static void batch_destroy(struct mars_batch *b)
         b->ack.fn(b, !b->abandoned);
     free(b->chunks);
     free(b->ev);
+    for (uint32_t i = 0; i < b->nholds; i++)
+        mars_batch_release(b->holds[i]);
+    free(b->holds);
     free(b);
     if (parent)
         mars_batch_release(parent);
@@ -129,4 +132,38 @@ void mars_batch_compact(struct mars_batch *b, const bool *keep)
     }
     b->n = w;
     b->bytes = bytes;
+}
+
+struct mars_batch *mars_batch_select(struct mars_batch *b, const bool *keep, uint32_t extra)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; keep && i < b->n; i++)
+        n += keep[i];
+    struct mars_batch *c = mars_batch_create(n + extra);
+    if (!c)
+        return NULL;
+    for (uint32_t i = 0; keep && i < b->n; i++) {
+        if (!keep[i])
+            continue;
+        c->ev[c->n++] = b->ev[i];
+        c->bytes += b->ev[i].msg.len;
+    }
+    c->created_ns = b->created_ns;
+    c->source = b->source;
+    c->parent = mars_batch_ref(b);
+    return c;
+}
+
+int mars_batch_hold(struct mars_batch *b, struct mars_batch *other)
+{
+    if (b->nholds == b->holds_cap) {
+        uint32_t cap = b->holds_cap ? b->holds_cap * 2 : 4;
+        struct mars_batch **h = realloc(b->holds, cap * sizeof(*h));
+        if (!h)
+            return -ENOMEM;
+        b->holds = h;
+        b->holds_cap = cap;
+    }
+    b->holds[b->nholds++] = other;
+    return 0;
 }

@@ -45,6 +45,8 @@ struct mars_batch {
     uint32_t nchunks, chunks_cap;
     struct mars_arena arena;
     struct mars_batch *parent; /* clones keep the original alive */
+    struct mars_batch **holds; /* more batches kept alive (mars_batch_hold) */
+    uint32_t nholds, holds_cap;
     struct mars_batch_ack ack; /* fn == NULL: nobody waits */
     bool abandoned;            /* some path gave up without finishing */
     int64_t created_ns;        /* monotonic, for latency */
@@ -73,5 +75,14 @@ int mars_batch_exclusive(struct mars_batch **bp);
 /* Removes events for which keep[i] is false, in place; recomputes bytes. The batch must be
  * exclusive. */
 void mars_batch_compact(struct mars_batch *b, const bool *keep);
+/* A new batch (refs = 1) holding the events of b for which keep[i] is true (none when keep
+ * is NULL), with room for `extra` more. Like a clone it keeps b alive (one new reference
+ * to b; the caller's reference is left alone), so the events' bytes stay valid and b's
+ * acknowledgement waits for it. NULL on -ENOMEM. */
+struct mars_batch *mars_batch_select(struct mars_batch *b, const bool *keep, uint32_t extra);
+/* b keeps `other` alive until b is released (takes over the caller's reference to other):
+ * for events that carry bytes of several batches (multiline joins lines across reads).
+ * Returns 0 or -ENOMEM (then the caller still owns its reference). */
+int mars_batch_hold(struct mars_batch *b, struct mars_batch *other);
 
 #endif

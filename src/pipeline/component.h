@@ -8,6 +8,9 @@
  *   source     init -> start -> (emit batches; pause/resume by backpressure) -> stop ->
  *              mars_source_finished() -> destroy
  *   transform  init -> process(batch) ... -> flush (upstream finished) -> destroy
+ *              A transform may have named outputs (route): its descriptor's `port` names
+ *              them, readers address one as `id.port`, and mars_transform_emit_port()
+ *              sends a batch to the readers of one port only.
  *   sink       init -> write(request) -> mars_sink_done(request, result) ... -> destroy
  *
  * Every callback runs on the instance's worker thread and must not block: I/O goes through
@@ -47,6 +50,7 @@ enum mars_desc_flags {
     MARS_DESC_TEST_ONLY = 1u << 0,  /* registered by tests; hidden from describe and docs */
     MARS_DESC_PER_WORKER = 1u << 1, /* sources: one instance on every worker, sharing work */
     MARS_DESC_DATA_DIR = 1u << 2,   /* keeps state in data_dir (which mars then locks) */
+    MARS_DESC_LAG_BYTES = 1u << 3,  /* sources: keep stats.lag_bytes (mars_source_lag_bytes) */
 };
 
 /* What a sink says about a request it was given. */
@@ -67,6 +71,9 @@ enum mars_error_type {
     MARS_ERR_REJECTED,
     MARS_ERR_RETRY,
     MARS_ERR_MEMORY,
+    MARS_ERR_PARSE,   /* input did not parse (parse transforms) */
+    MARS_ERR_CONVERT, /* a value could not be converted or written (modify, log_to_metric) */
+    MARS_ERR_LIMIT,   /* a configured limit was hit (cardinality, multiline size) */
     MARS_ERR__COUNT
 };
 const char *mars_error_type_name(enum mars_error_type t);
@@ -82,6 +89,8 @@ struct mars_stats {
     _Atomic uint64_t acked_events; /* sources: events whose batches were acknowledged */
     _Atomic uint64_t errors[MARS_ERR__COUNT];
     _Atomic uint64_t buffer_events, buffer_bytes; /* sinks: gauges */
+    _Atomic uint64_t consecutive_failures;        /* sinks: failed requests since the last OK */
+    _Atomic uint64_t lag_bytes; /* sources with MARS_DESC_LAG_BYTES: bytes not read yet */
 };
 
 static inline void mars_stat_add(_Atomic uint64_t *c, uint64_t n)
@@ -115,7 +124,10 @@ struct mars_transform_ops {
     int (*init)(struct mars_transform *t);
     /* Takes ownership of b; passes on what it keeps with mars_transform_emit(). */
     void (*process)(struct mars_transform *t, struct mars_batch *b);
-    /* Inputs are finished: emit anything held back. Optional. */
+    /* Inputs are finished: emit anything held back and cancel any op still in flight (the
+     * worker destroys instances only once its loop has no op left). Called once, at drain,
+     * after every upstream transform flushed; process may still run afterwards (rarely:
+     * late upstream output) and must then pass events on at once. Optional. */
     void (*flush)(struct mars_transform *t);
     void (*destroy)(struct mars_transform *t);
 };
@@ -144,6 +156,9 @@ struct mars_component_desc {
     /* Optional cross-option checks after the schema applied; add errors to diag at node's
      * positions and return -EINVAL. */
     int (*check)(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag);
+    /* Transforms with named outputs: the name of output port i of a configured instance,
+     * NULL past the last. Readers must name a port (`id.port`). NULL: one unnamed output. */
+    const char *(*port)(const void *conf, size_t i);
     union {
         struct mars_source_ops source;
         struct mars_transform_ops transform;
@@ -189,6 +204,9 @@ struct mars_ev_loop *mars_transform_loop(const struct mars_transform *t);
 struct mars_stats *mars_transform_stats(const struct mars_transform *t);
 /* Passes b on to everything that reads this transform (takes ownership). */
 void mars_transform_emit(struct mars_transform *t, struct mars_batch *b);
+/* Passes b on to the readers of named output `port` (an index into the descriptor's port
+ * names); released when nobody reads that port. Takes ownership. */
+void mars_transform_emit_port(struct mars_transform *t, size_t port, struct mars_batch *b);
 
 /* ---- sink instance API ---- */
 struct mars_sink_req {

@@ -61,6 +61,35 @@ static const struct mars_opt log_options[] = {
     {.name = NULL},
 };
 
+static const struct mars_opt api_options[] = {
+    {.name = "enabled", .type = MARS_OPT_BOOL, .offset = OFF(struct mars_api_conf, enabled),
+     .def = "true", .desc = "Serve the admin HTTP API (/healthz, /readyz, /metrics, /api/v1/...)."},
+    {.name = "address", .type = MARS_OPT_STRING, .offset = OFF(struct mars_api_conf, address),
+     .def = "127.0.0.1:8686",
+     .desc = "host:port to listen on, or a unix socket path (starting with / or unix:); the "
+             "MARS_API_ADDRESS environment variable overrides it."},
+    {.name = "token", .type = MARS_OPT_SECRET, .offset = OFF(struct mars_api_conf, token),
+     .desc = "Bearer token that POST /api/v1/reload requires; without it reload is refused."},
+    {.name = "max_connections", .type = MARS_OPT_INT,
+     .offset = OFF(struct mars_api_conf, max_connections), .def = "32", .min = 1, .max = 4096,
+     .desc = "Connections served at once; more are closed as they arrive."},
+    {.name = "max_body_size", .type = MARS_OPT_SIZE,
+     .offset = OFF(struct mars_api_conf, max_body_size), .def = "64KiB", .min = 1024,
+     .max = 16 << 20, .desc = "Largest request body accepted (413 beyond it)."},
+    {.name = "max_headers_size", .type = MARS_OPT_SIZE,
+     .offset = OFF(struct mars_api_conf, max_headers_size), .def = "8KiB", .min = 1024,
+     .max = 1 << 20, .desc = "Largest request line plus headers accepted."},
+    {.name = "sink_failure_threshold", .type = MARS_OPT_INT,
+     .offset = OFF(struct mars_api_conf, sink_failure_threshold), .def = "3", .min = 1,
+     .max = 1000000,
+     .desc = "/readyz fails while a sink has this many consecutive failed requests."},
+    {.name = "heartbeat_timeout", .type = MARS_OPT_DURATION,
+     .offset = OFF(struct mars_api_conf, heartbeat_timeout), .def = "10s", .min = 1000000000,
+     .max = (int64_t)3600 * 1000000000,
+     .desc = "/healthz fails when an event loop has not turned for this long."},
+    {.name = NULL},
+};
+
 const struct mars_opt mars_top_options[] = {
     {.name = "data_dir", .type = MARS_OPT_STRING, .offset = OFF(struct mars_top_conf, data_dir),
      .def = "/var/lib/mars", .desc = "Directory for checkpoints and disk buffers."},
@@ -68,6 +97,8 @@ const struct mars_opt mars_top_options[] = {
      .sub = runtime_options, .desc = "Threads, event loop and memory."},
     {.name = "log", .type = MARS_OPT_SECTION, .offset = OFF(struct mars_top_conf, log),
      .sub = log_options, .desc = "mars's own log."},
+    {.name = "api", .type = MARS_OPT_SECTION, .offset = OFF(struct mars_top_conf, api),
+     .sub = api_options, .desc = "The admin HTTP API: health, readiness, metrics, components."},
     {.name = NULL},
 };
 
@@ -413,6 +444,7 @@ void mars_config_free(struct mars_config *c)
         free(nd->id);
         free(nd->in);
         free(nd->out);
+        free(nd->out_port);
     }
     mars_schema_free(mars_top_options, &c->top);
     free(c->nodes);

@@ -10,6 +10,7 @@
 #ifndef MARS_CONFIG_H
 #define MARS_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -35,10 +36,23 @@ struct mars_log_conf {
     int format; /* enum mars_log_format */
 };
 
+/* The admin HTTP API (pipeline/api.c). */
+struct mars_api_conf {
+    bool enabled;
+    char *address; /* host:port, or a unix socket path ("/..." or "unix:/...") */
+    char *token;   /* secret; NULL: POST /api/v1/reload is refused */
+    int64_t max_connections;
+    uint64_t max_body_size;
+    uint64_t max_headers_size;
+    int64_t sink_failure_threshold; /* consecutive failed requests that make /readyz fail */
+    int64_t heartbeat_timeout;      /* a loop silent this long makes /healthz fail */
+};
+
 struct mars_top_conf {
     char *data_dir;
     struct mars_runtime_conf runtime;
     struct mars_log_conf log;
+    struct mars_api_conf api;
 };
 
 struct mars_buffer_conf {
@@ -75,6 +89,7 @@ struct mars_node {
     struct mars_common_conf common;
     uint32_t *in, nin;   /* upstream node indices */
     uint32_t *out, nout; /* downstream node indices */
+    uint32_t *out_port;  /* per out edge: 0 = the main output, i + 1 = named port i */
     unsigned produces;   /* resolved MARS_DATA_* for sources and transforms */
     const char *file;
     int line, col; /* position of the component's key */

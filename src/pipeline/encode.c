@@ -4,8 +4,14 @@
  * JSON strings: runs of bytes that need no escape are copied with one memcpy; UTF-8 is
  * validated by hand (overlongs, surrogates and values above U+10FFFF are invalid) since
  * a log line is arbitrary bytes and the output must be valid JSON whatever came in.
+ *
+ * Parsed fields (fields.h) follow "timestamp" and "message" in their order. Values that are
+ * still JSON text validated by the scanner (escaped strings, numbers, arrays, raw objects)
+ * are copied as they are; root members named timestamp or message take those two places.
  */
 #include "pipeline/encode.h"
+
+#include "pipeline/fields.h"
 
 #include "core/utf8.h"
 
@@ -138,13 +144,25 @@ static int put_timestamp(struct mars_encoder *e, int64_t ts_ns)
 static int put_metric(struct mars_encoder *e, const struct mars_metric *m)
 {
     static const char *const kinds[] = {"counter", "gauge", "histogram"};
-    char num[64];
+    char num[128];
     int rc = out_put(e, ",\"name\":", 8);
     rc = rc ? rc : mars_encode_json_string(e, m->name.ptr, m->name.len);
     rc = rc ? rc : out_put(e, ",\"kind\":\"", 9);
     rc = rc ? rc : out_put(e, kinds[m->kind], strlen(kinds[m->kind]));
-    int n = snprintf(num, sizeof(num), "\",\"value\":%.17g,\"labels\":{", m->value);
+    int n = snprintf(num, sizeof(num), "\",\"value\":%.17g,", m->value);
     rc = rc ? rc : out_put(e, num, (size_t)n);
+    if (m->kind == MARS_METRIC_HISTOGRAM) { /* value is the sum; buckets are cumulative */
+        n = snprintf(num, sizeof(num), "\"count\":%llu,\"buckets\":[",
+                     (unsigned long long)m->count);
+        rc = rc ? rc : out_put(e, num, (size_t)n);
+        for (uint32_t i = 0; rc == 0 && i < m->nbuckets; i++) {
+            n = snprintf(num, sizeof(num), "%s{\"le\":%.17g,\"count\":%llu}", i ? "," : "",
+                         m->buckets[i].le, (unsigned long long)m->buckets[i].count);
+            rc = out_put(e, num, (size_t)n);
+        }
+        rc = rc ? rc : out_put(e, "],", 2);
+    }
+    rc = rc ? rc : out_put(e, "\"labels\":{", 10);
     for (uint32_t i = 0; rc == 0 && i < m->nlabels; i++) {
         if (i)
             rc = out_put(e, ",", 1);
@@ -155,14 +173,77 @@ static int put_metric(struct mars_encoder *e, const struct mars_metric *m)
     return rc ? rc : out_put(e, "}", 1);
 }
 
+static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint32_t obj, bool root,
+                       bool comma);
+
+static int put_field_value(struct mars_encoder *e, const struct mars_fields *f, uint32_t i)
+{
+    const struct mars_field *v = &f->v[i];
+    int rc;
+    switch (v->kind) {
+    case MARS_FIELD_STRING:
+        if (!(v->flags & MARS_FF_ESCAPED))
+            return mars_encode_json_string(e, v->value, v->value_len);
+        rc = out_put(e, "\"", 1);
+        rc = rc ? rc : out_put(e, v->value, v->value_len);
+        return rc ? rc : out_put(e, "\"", 1);
+    case MARS_FIELD_OBJECT:
+        if (v->flags & MARS_FF_RAW)
+            return out_put(e, v->value, v->value_len);
+        rc = out_put(e, "{", 1);
+        rc = rc ? rc : put_members(e, f, i, false, false);
+        return rc ? rc : out_put(e, "}", 1);
+    default: /* numbers, literals and arrays are valid JSON text */
+        return out_put(e, v->value, v->value_len);
+    }
+}
+
+static bool is_key(const struct mars_field *v, const char *k, uint32_t n)
+{
+    return v->key_len == n && memcmp(v->key, k, n) == 0;
+}
+
+static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint32_t obj, bool root,
+                       bool comma)
+{
+    int rc = 0;
+    for (uint32_t i = f->v[obj].first; rc == 0 && i != MARS_FIELD_NIL; i = f->v[i].next) {
+        const struct mars_field *v = &f->v[i];
+        if (root && (is_key(v, "timestamp", 9) || is_key(v, "message", 7)))
+            continue;
+        if (comma)
+            rc = out_put(e, ",", 1);
+        comma = true;
+        rc = rc ? rc : mars_encode_json_string(e, v->key, v->key_len);
+        rc = rc ? rc : out_put(e, ":", 1);
+        rc = rc ? rc : put_field_value(e, f, i);
+    }
+    return rc;
+}
+
 int mars_encode_json_event(struct mars_encoder *e, const struct mars_event *ev)
 {
+    const struct mars_fields *f = ev->kind == MARS_EVENT_LOG ? ev->fields : NULL;
+    uint32_t ts = f ? mars_fields_member(f, 0, "timestamp", 9) : MARS_FIELD_NIL;
+    uint32_t msg = f ? mars_fields_member(f, 0, "message", 7) : MARS_FIELD_NIL;
     int rc = out_put(e, "{\"timestamp\":", 13);
-    rc = rc ? rc : put_timestamp(e, ev->ts_ns);
-    if (ev->kind == MARS_EVENT_METRIC && ev->metric)
-        return rc ? rc : put_metric(e, ev->metric);
-    rc = rc ? rc : out_put(e, ",\"message\":", 11);
-    rc = rc ? rc : mars_encode_json_string(e, ev->msg.ptr, ev->msg.len);
+    if (ts != MARS_FIELD_NIL)
+        rc = rc ? rc : put_field_value(e, f, ts);
+    else
+        rc = rc ? rc : put_timestamp(e, ev->ts_ns);
+    if (ev->kind == MARS_EVENT_METRIC && ev->metric) {
+        rc = rc ? rc : put_metric(e, ev->metric);
+        return rc ? rc : out_put(e, "}", 1); /* the event object (put_metric closes labels) */
+    }
+    if (msg != MARS_FIELD_NIL) {
+        rc = rc ? rc : out_put(e, ",\"message\":", 11);
+        rc = rc ? rc : put_field_value(e, f, msg);
+    } else if (!(ev->flags & MARS_EVF_NO_MESSAGE)) {
+        rc = rc ? rc : out_put(e, ",\"message\":", 11);
+        rc = rc ? rc : mars_encode_json_string(e, ev->msg.ptr, ev->msg.len);
+    }
+    if (f)
+        rc = rc ? rc : put_members(e, f, 0, true, true);
     return rc ? rc : out_put(e, "}", 1);
 }
 

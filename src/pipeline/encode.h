@@ -5,7 +5,8 @@
  * read into. Neighbouring lines that are still contiguous with their newline in the chunk
  * merge into one iovec, so passthrough of a file is a few large writev calls and no copy.
  * json / ndjson (the same for line-oriented sinks): one JSON object per line, built in
- * `out`: {"timestamp":"RFC 3339 with nanoseconds","message":"..."}; metric events as
+ * `out`: {"timestamp":"RFC 3339 with nanoseconds","message":"...",<parsed fields>}
+ * (message is left out when a parser removed it); metric events as
  * {"timestamp":...,"name":...,"kind":...,"value":...,"labels":{...}}. Bytes that are not
  * valid UTF-8 become U+FFFD and are counted (the line itself is kept).
  *

@@ -6,6 +6,9 @@
  * loop: signals arrive through a signalfd polled on that loop, workers report completion
  * through an async wakeup, and the shutdown timer turns a slow drain into an abort.
  * Commands to workers are bits in an atomic word plus a wakeup (STOP, ABORT).
+ * Once the workers run, the admin API (api.c, its own thread) starts when the embedder asked
+ * for it (opts.serve_api) and the config enables it; it stops when the workers are done.
+ * observe.c keeps what the API and the metrics report: heartbeats, run state, latency.
  *
  * Thread: the caller's (control thread); mars_engine_request_stop() from any thread.
  */
@@ -23,6 +26,7 @@
 #include "core/log.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/engine_internal.h"
+#include "pipeline/observe.h"
 #include "pipeline/registry.h"
 
 static unsigned pick_workers(const struct mars_config *cfg, const struct mars_engine_opts *o)
@@ -101,6 +105,11 @@ struct mars_engine *mars_engine_create(const struct mars_config *cfg,
             return NULL;
         }
     }
+    e->obs = mars_obs_create(e);
+    if (!e->obs) {
+        mars_engine_destroy(e);
+        return NULL;
+    }
     return e;
 }
 
@@ -137,6 +146,7 @@ static void begin_stop(struct mars_engine *e, const char *why)
         return;
     }
     e->stopping = true;
+    mars_obs_set_state(e->obs, MARS_RUN_STOPPING);
     mars_info("-", "%s: stopping (draining for up to %lld ms)", why,
               (long long)(e->cfg->top.runtime.shutdown_timeout / 1000000));
     send_command(e, MARS_CMD_STOP);
@@ -281,17 +291,25 @@ int mars_engine_run(struct mars_engine *e)
         else
             arm_signals(e);
     }
+    mars_obs_control_start(e->obs, e->loop);
     rc = start_workers(e);
     if (rc) {
         e->stopping = e->aborted = true;
+        mars_obs_set_state(e->obs, MARS_RUN_STOPPING);
         send_command(e, MARS_CMD_ABORT);
     } else {
+        if (!e->stopping)
+            mars_obs_set_state(e->obs, MARS_RUN_RUNNING);
+        mars_api_start(e);
         mars_info("-", "mars %s running: %u worker%s, %u components, io backend %s",
                   MARS_VERSION, e->nworkers, e->nworkers == 1 ? "" : "s", e->cfg->n,
                   mars_ev_backend_name(e->backend));
     }
     while (!all_done(e))
         mars_ev_run(e->loop);
+    mars_obs_set_state(e->obs, MARS_RUN_STOPPING);
+    mars_api_stop(e);
+    mars_obs_control_stop(e->obs);
     for (unsigned i = 0; i < e->nworkers; i++) {
         if (!e->workers[i].spawned)
             continue;
@@ -325,10 +343,17 @@ void mars_engine_node_stats(const struct mars_engine *e, uint32_t node, struct m
         SUM(acked_events);
         SUM(buffer_events);
         SUM(buffer_bytes);
+        SUM(consecutive_failures);
+        SUM(lag_bytes);
         for (int k = 0; k < MARS_ERR__COUNT; k++)
             SUM(errors[k]);
 #undef SUM
     }
+}
+
+const char *mars_engine_api_address(const struct mars_engine *e)
+{
+    return mars_api_address(e);
 }
 
 const char *mars_engine_backend_name(const struct mars_engine *e)
@@ -345,6 +370,7 @@ void mars_engine_destroy(struct mars_engine *e)
 {
     if (!e)
         return;
+    mars_api_stop(e);
     if (e->loop) {
         mars_ev_async_fini(&e->wake);
         mars_ev_loop_destroy(e->loop);
@@ -358,6 +384,7 @@ void mars_engine_destroy(struct mars_engine *e)
         mars_chunk_pool_fini(&e->workers[i].pool);
         free(e->workers[i].stats);
     }
+    mars_obs_destroy(e->obs);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->cond);
     free(e->workers);

@@ -23,6 +23,9 @@ struct mars_engine_opts {
     unsigned workers;       /* 0: config (then online CPUs) */
     bool handle_signals;    /* SIGTERM/SIGINT stop, SIGHUP logged, SIGPIPE ignored */
     bool once;              /* sources read what exists now, then finish (mars --once) */
+    /* Serve the admin API when the config enables it (api.enabled). Off by default so an
+     * in-process engine (tests) never binds 127.0.0.1:8686 by accident; main.c sets it. */
+    bool serve_api;
 };
 
 /* Returns an owned engine (not started) or NULL after logging why. The config is borrowed
@@ -37,6 +40,9 @@ void mars_engine_request_stop(struct mars_engine *e);
 /* Sums a node's counters over all workers into out (plain copies). */
 void mars_engine_node_stats(const struct mars_engine *e, uint32_t node, struct mars_stats *out);
 const char *mars_engine_backend_name(const struct mars_engine *e);
+/* The admin API's bound address ("127.0.0.1:PORT" or a socket path) while it runs, else
+ * NULL. Thread-safe once mars_engine_run() has started the API. */
+const char *mars_engine_api_address(const struct mars_engine *e);
 unsigned mars_engine_workers(const struct mars_engine *e);
 void mars_engine_destroy(struct mars_engine *e);
 

@@ -89,6 +89,8 @@ struct mars_worker {
     int start_rc; /* 0 or -errno from instantiation, read by the control thread */
     atomic_bool done;
     bool spawned, has_wake;
+    struct mars_ev_op heartbeat; /* observe.c: proves the loop turns (/healthz) */
+    bool heartbeat_armed, heartbeat_stopping;
 };
 
 struct mars_engine {
@@ -108,6 +110,8 @@ struct mars_engine {
     struct mars_ev_op sig_op;
     int sigfd;
     atomic_bool stop_requested;
+    struct mars_obs *obs;  /* metrics, heartbeats, health (observe.c) */
+    _Atomic(struct mars_api *) api; /* admin HTTP API while running, or NULL (api.c) */
     int lock_fd; /* data_dir lock, when a component keeps state there */
 };
 
@@ -115,8 +119,16 @@ struct mars_engine {
 void *mars_worker_main(void *arg);
 void mars_worker_teardown(struct mars_worker *w); /* control thread, after join */
 void mars_worker_deliver(struct mars_worker *w, uint32_t from, struct mars_batch *b);
+void mars_worker_deliver_port(struct mars_worker *w, uint32_t from, uint32_t port,
+                              struct mars_batch *b);
 void mars_worker_check_done(struct mars_worker *w);
 void mars_source_block(struct mars_source *s, bool full);
+
+/* api.c: the admin API, started once the workers run, stopped before they are joined.
+ * Start failures are logged and leave e->api NULL (mars runs on without the API). */
+int mars_api_start(struct mars_engine *e);
+void mars_api_stop(struct mars_engine *e);
+const char *mars_api_address(const struct mars_engine *e);
 
 /* sinkq.c */
 void mars_sinkq_enqueue(struct mars_sink *s, struct mars_batch *b);

@@ -26,6 +26,9 @@ enum {
     MARS_EVF_OVERSIZE = 1u << 1,
     /* The line had no newline at end of input. */
     MARS_EVF_PARTIAL = 1u << 2,
+    /* The `message` field was removed (a parser took the line apart; see fields.h). Text
+     * encodings still write msg, the raw line; JSON leaves "message" out. */
+    MARS_EVF_NO_MESSAGE = 1u << 3,
 };
 
 enum mars_metric_kind { MARS_METRIC_COUNTER, MARS_METRIC_GAUGE, MARS_METRIC_HISTOGRAM };
@@ -34,15 +37,29 @@ struct mars_metric_label {
     struct mars_slice name, value;
 };
 
+/* Histogram bucket: observations <= le, cumulative (le increases along the array). */
+struct mars_metric_bucket {
+    double le;
+    uint64_t count;
+};
+
 struct mars_metric {
     struct mars_slice name;
     enum mars_metric_kind kind;
-    double value;
+    double value; /* counter, gauge: the value; histogram: the sum of observations */
     uint32_t nlabels;
     struct mars_metric_label *labels;
+    /* histogram only: observations (the implied +Inf bucket) and the finite buckets */
+    uint64_t count;
+    uint32_t nbuckets;
+    struct mars_metric_bucket *buckets;
+    struct mars_slice help; /* optional one-line description; empty when unknown */
+    /* 0: value (and buckets) are the series' current absolute state (internal_metrics,
+     * health_check); 1: deltas to add to it (log_to_metric counters). */
+    uint8_t incremental;
 };
 
-struct mars_fields; /* parsed fields; defined by the parse transforms */
+struct mars_fields; /* parsed fields: pipeline/fields.h */
 
 struct mars_event {
     struct mars_slice msg;

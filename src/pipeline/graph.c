@@ -4,6 +4,11 @@
  * every source and transform is read by something, there is at least one source and one
  * sink, and every edge carries an event type its reader accepts (log vs metric).
  *
+ * Named outputs: a transform whose descriptor has `port` (route) is read as `id.port`;
+ * each out edge records its port (0 for a plain output), so delivery sends a batch only to
+ * the readers of the port it was emitted on. Reading such a transform without a port, or a
+ * port it does not have, is an error with the list of its ports.
+ *
  * The topological order (Kahn's algorithm) is kept: workers instantiate nodes in it so a
  * component's readers exist before it emits. Errors point at the `inputs` entry or the
  * component's key.
@@ -11,6 +16,7 @@
  * Thread: the config loader's.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,21 +76,109 @@ static void unknown_input(const struct mars_config *c, const struct mars_node *n
     free(ids);
 }
 
+static bool has_ports(const struct mars_node *nd)
+{
+    return nd->kind == MARS_KIND_TRANSFORM && nd->desc && nd->desc->port;
+}
+
+/* "a, b, c" of a node's port names into buf. */
+static const char *port_list(const struct mars_node *u, char *buf, size_t len)
+{
+    size_t o = 0;
+    const char *name;
+    buf[0] = '\0';
+    for (size_t i = 0; (name = u->desc->port(u->conf, i)) && o < len; i++)
+        o += (size_t)snprintf(buf + o, len - o, "%s%s.%s", i ? ", " : "", u->id, name);
+    return buf;
+}
+
+/* Finds the node (and port) an input names: an id, or id.port of a transform with named
+ * outputs. Returns the node index, -1 when nothing matches (the caller reports it), or -2
+ * after reporting a port problem. */
+static int find_input(const struct mars_config *c, const struct mars_node *nd, size_t k,
+                      uint32_t *port, struct mars_diag *diag)
+{
+    const char *name = nd->common.inputs.v[k];
+    const struct mars_cfg_node *pos = input_pos(c, nd, k);
+    const char *dot = strrchr(name, '.');
+    char ports[512];
+    int up = mars_config_find(c, name);
+    *port = 0;
+    if (up < 0 && dot) {
+        char *id = strndup(name, (size_t)(dot - name));
+        up = id ? mars_config_find(c, id) : -1;
+        free(id);
+        if (up < 0 || c->nodes[up].kind == MARS_KIND_SINK)
+            return -1;
+        const struct mars_node *u = &c->nodes[up];
+        const char *pn;
+        for (size_t i = 0; has_ports(u) && (pn = u->desc->port(u->conf, i)); i++)
+            if (strcmp(pn, dot + 1) == 0) {
+                *port = (uint32_t)i + 1;
+                return up;
+            }
+        if (has_ports(u))
+            mars_diag_add(diag, pos ? pos->file : nd->file, pos ? pos->line : nd->line,
+                          pos ? pos->col : nd->col, "%s '%s': '%s' has no output '%s' (it has %s)",
+                          mars_kind_name(nd->kind), nd->id, u->id, dot + 1,
+                          port_list(u, ports, sizeof(ports)));
+        else
+            mars_diag_add(diag, pos ? pos->file : nd->file, pos ? pos->line : nd->line,
+                          pos ? pos->col : nd->col, "%s '%s': '%s' has no named outputs",
+                          mars_kind_name(nd->kind), nd->id, u->id);
+        return -2;
+    }
+    if (up >= 0 && has_ports(&c->nodes[up])) {
+        mars_diag_add(
+            diag, pos ? pos->file : nd->file, pos ? pos->line : nd->line, pos ? pos->col : nd->col,
+            "%s '%s': '%s' has named outputs; read one of them: %s", mars_kind_name(nd->kind),
+            nd->id, name, port_list(&c->nodes[up], ports, sizeof(ports)));
+        return -2;
+    }
+    return up;
+}
+
+static bool edge_exists(const struct mars_config *c, uint32_t up, uint32_t to, uint32_t port)
+{
+    const struct mars_node *u = &c->nodes[up];
+    for (uint32_t j = 0; j < u->nout; j++)
+        if (u->out[j] == to && u->out_port[j] == port)
+            return true;
+    return false;
+}
+
+static int add_edge(struct mars_config *c, uint32_t up, uint32_t to, uint32_t port)
+{
+    struct mars_node *u = &c->nodes[up];
+    uint32_t n = u->nout;
+    uint32_t *p = realloc(u->out_port, (n + 1) * sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    u->out_port = p;
+    p[n] = port;
+    if (push_idx(&c->nodes[to].in, &c->nodes[to].nin, up) || push_idx(&u->out, &u->nout, to))
+        return -ENOMEM;
+    return 0;
+}
+
 static int resolve_inputs(struct mars_config *c, struct mars_diag *diag)
 {
     int rc = 0;
     for (uint32_t i = 0; i < c->n; i++) {
         struct mars_node *nd = &c->nodes[i];
         for (size_t k = 0; k < nd->common.inputs.n; k++) {
-            int up = mars_config_find(c, nd->common.inputs.v[k]);
+            uint32_t port;
+            int up = find_input(c, nd, k, &port, diag);
+            if (up == -2) {
+                rc = -EINVAL;
+                continue;
+            }
             if (up < 0 || c->nodes[up].kind == MARS_KIND_SINK) {
                 unknown_input(c, nd, k, diag);
                 rc = -EINVAL;
                 continue;
             }
-            bool dup = false;
-            for (uint32_t j = 0; j < nd->nin; j++)
-                dup = dup || nd->in[j] == (uint32_t)up;
+            bool dup = edge_exists(c, (uint32_t)up, i, port);
             if (dup) {
                 const struct mars_cfg_node *pos = input_pos(c, nd, k);
                 mars_diag_add(diag, pos->file, pos->line, pos->col,
@@ -93,8 +187,7 @@ static int resolve_inputs(struct mars_config *c, struct mars_diag *diag)
                 rc = -EINVAL;
                 continue;
             }
-            if (push_idx(&nd->in, &nd->nin, (uint32_t)up) ||
-                push_idx(&c->nodes[up].out, &c->nodes[up].nout, i))
+            if (add_edge(c, (uint32_t)up, i, port))
                 return -ENOMEM;
         }
     }

@@ -10,18 +10,40 @@
 
 extern const struct mars_component_desc mars_source_demo;
 extern const struct mars_component_desc mars_source_file;
+extern const struct mars_component_desc mars_source_health_check;
+extern const struct mars_component_desc mars_source_internal_metrics;
 extern const struct mars_component_desc mars_source_stdin;
-extern const struct mars_component_desc mars_sink_blackhole;
-extern const struct mars_component_desc mars_sink_file;
+extern const struct mars_component_desc mars_transform_filter;
+extern const struct mars_component_desc mars_transform_log_to_metric;
+extern const struct mars_component_desc mars_transform_modify;
+extern const struct mars_component_desc mars_transform_multiline;
+extern const struct mars_component_desc mars_transform_parse;
+extern const struct mars_component_desc mars_transform_route;
+extern const struct mars_component_desc mars_transform_sample;
+extern const struct mars_component_desc mars_transform_throttle;
 extern const struct mars_component_desc mars_sink_stdout;
+extern const struct mars_component_desc mars_sink_file;
+extern const struct mars_component_desc mars_sink_blackhole;
+extern const struct mars_component_desc mars_sink_prometheus_exporter;
 
 /* Built-in types, in the order `mars describe` lists them within a kind. */
 static const struct mars_component_desc *const builtin[] = {
     &mars_source_demo,
     &mars_source_file,
+    &mars_source_health_check,
+    &mars_source_internal_metrics,
     &mars_source_stdin,
+    &mars_transform_filter,
+    &mars_transform_log_to_metric,
+    &mars_transform_modify,
+    &mars_transform_multiline,
+    &mars_transform_parse,
+    &mars_transform_route,
+    &mars_transform_sample,
+    &mars_transform_throttle,
     &mars_sink_blackhole,
     &mars_sink_file,
+    &mars_sink_prometheus_exporter,
     &mars_sink_stdout,
 };
 #define NBUILTIN (sizeof(builtin) / sizeof(builtin[0]))

@@ -26,6 +26,7 @@
 
 #include "core/log.h"
 #include "pipeline/engine_internal.h"
+#include "pipeline/observe.h"
 
 /* ---- FIFO ---- */
 
@@ -234,6 +235,7 @@ void mars_sink_done(struct mars_sink *s, struct mars_sink_req *r, enum mars_sink
 {
     if (res == MARS_SINK_RETRY && s->aborting)
         res = MARS_SINK_ABORTED;
+    mars_obs_sink_result(s, r, res); /* latency, consecutive failures, last error */
     switch (res) {
     case MARS_SINK_OK:
         mars_stat_add(&s->stats->sent_events, r->events);

@@ -2,8 +2,10 @@
  * template.c - compile and render templates (see template.h).
  *
  * Compiling splits the text into parts: literal runs, which may contain strftime '%'
- * conversions (rendered with strftime on the event time), and field names. Rendering walks
- * the parts into the caller's buffer; nothing is allocated per event.
+ * conversions (rendered with strftime on the event time), and field paths (fields.h),
+ * compiled once. Rendering walks the parts into the caller's buffer; nothing is allocated
+ * per event. A field renders as its text: strings decoded, numbers, booleans and null as
+ * written, arrays and objects inside arrays as their JSON text, other objects as nothing.
  */
 #include "pipeline/template.h"
 
@@ -14,12 +16,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pipeline/fields.h"
+#include "pipeline/json.h"
+
 enum part_kind { PART_TEXT, PART_FIELD };
 
 struct part {
     enum part_kind kind;
     char *s; /* literal (strftime format when has_pct) or field name */
     bool has_pct;
+    struct mars_path *path; /* PART_FIELD */
 };
 
 struct mars_template {
@@ -40,6 +46,16 @@ static int add_part(struct mars_template *t, enum part_kind k, const char *s, si
     if (!p[t->n].s)
         return -ENOMEM;
     p[t->n].has_pct = k == PART_TEXT && memchr(s, '%', len) != NULL;
+    p[t->n].path = NULL;
+    if (k == PART_FIELD) {
+        size_t at;
+        const char *why;
+        p[t->n].path = mars_path_compile(s, len, &at, &why);
+        if (!p[t->n].path) {
+            free(p[t->n].s);
+            return -EINVAL;
+        }
+    }
     t->has_time |= p[t->n].has_pct;
     t->has_field |= k == PART_FIELD;
     t->n++;
@@ -48,15 +64,12 @@ static int add_part(struct mars_template *t, enum part_kind k, const char *s, si
 
 static bool field_name_ok(const char *s, size_t n)
 {
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!(c == '_' || c == '.' || c == '-' || (c >= 'a' && c <= 'z') ||
-              (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
-            return false;
-    }
-    return true;
+    size_t at;
+    const char *why;
+    struct mars_path *p = n ? mars_path_compile(s, n, &at, &why) : NULL;
+    bool ok = p && p->n > 0;
+    mars_path_free(p);
+    return ok;
 }
 
 struct mars_template *mars_template_compile(const char *text, unsigned flags, char *err,
@@ -107,8 +120,10 @@ void mars_template_free(struct mars_template *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; i < t->n; i++)
+    for (size_t i = 0; i < t->n; i++) {
         free(t->parts[i].s);
+        mars_path_free(t->parts[i].path);
+    }
     free(t->parts);
     free(t);
 }
@@ -131,13 +146,34 @@ static const char *hostname(void)
     return host;
 }
 
-static struct mars_slice field(const struct mars_event *ev, const char *name)
+/* Appends the text of field p to out at *len. Event fields win over `host` (this
+ * machine's name), which is only a fallback. Returns 0 or -ENAMETOOLONG. */
+static int field(const struct mars_event *ev, const struct part *p, char *out, size_t outlen,
+                 size_t *len)
 {
-    if (strcmp(name, "message") == 0)
-        return ev->msg;
-    if (strcmp(name, "host") == 0)
-        return (struct mars_slice){hostname(), (uint32_t)strlen(hostname())};
-    return (struct mars_slice){"", 0};
+    struct mars_value v;
+    const char *s = "";
+    size_t n = 0;
+    if (mars_fields_get(ev, p->path, &v)) {
+        if (v.kind == MARS_FIELD_OBJECT && !(v.flags & MARS_FF_RAW))
+            return 0;
+        s = v.ptr;
+        n = v.len;
+        if (v.flags & MARS_FF_ESCAPED) {
+            if (*len + n >= outlen)
+                return -ENAMETOOLONG; /* decoding never grows */
+            *len += mars_json_unescape(v.ptr, v.len, out + *len);
+            return 0;
+        }
+    } else if (mars_path_is(p->path, "host")) {
+        s = hostname();
+        n = strlen(s);
+    }
+    if (*len + n >= outlen)
+        return -ENAMETOOLONG;
+    memcpy(out + *len, s, n);
+    *len += n;
+    return 0;
 }
 
 static void make_path_safe(char *s, size_t n)
@@ -160,13 +196,12 @@ int mars_template_render(const struct mars_template *t, const struct mars_event 
         const struct part *p = &t->parts[i];
         size_t n;
         if (p->kind == PART_FIELD) {
-            struct mars_slice v = field(ev, p->s);
-            if (len + v.len >= outlen)
+            size_t at = len;
+            if (field(ev, p, out, outlen, &len))
                 return -ENAMETOOLONG;
-            memcpy(out + len, v.ptr, v.len);
-            n = v.len;
             if (t->flags & MARS_TEMPLATE_PATH)
-                make_path_safe(out + len, n);
+                make_path_safe(out + at, len - at);
+            continue;
         } else if (p->has_pct) {
             n = strftime(out + len, outlen - len, p->s, &tm);
             if (n == 0 && p->s[0])

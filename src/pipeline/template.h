@@ -1,9 +1,10 @@
 /*
  * template.h - strings with per-event parts, compiled once at startup: strftime
  * conversions (%Y, %m, %d, %H, ...) taken from the event's timestamp in UTC, and field
- * references `{{ name }}`. Used for file paths now and for index names, label values and
- * URLs later. Fields known today: `message` and `host` (this machine's hostname); parsed
- * fields join when the parse transforms exist. A missing field renders as empty.
+ * references `{{ path }}` (any field path, fields.h). Used for file paths, modify's set,
+ * sample and throttle keys, metric labels, and later index names and URLs. `host` is this
+ * machine's hostname unless the event has a field of that name. A missing field renders as
+ * empty.
  */
 #ifndef MARS_TEMPLATE_H
 #define MARS_TEMPLATE_H

@@ -24,6 +24,7 @@
 
 #include "core/log.h"
 #include "pipeline/engine_internal.h"
+#include "pipeline/observe.h"
 #include "pipeline/registry.h"
 
 static void source_memory_back(void *arg);
@@ -215,18 +216,25 @@ static void destroy_instances(struct mars_worker *w)
 
 /* ---- routing ---- */
 
-void mars_worker_deliver(struct mars_worker *w, uint32_t from, struct mars_batch *b)
+/* Delivers to the readers of output `port` of node `from` (0: the plain output). */
+void mars_worker_deliver_port(struct mars_worker *w, uint32_t from, uint32_t port,
+                              struct mars_batch *b)
 {
     const struct mars_node *nd = &w->e->cfg->nodes[from];
+    uint32_t readers = 0, seen = 0;
 
-    if (b->n == 0 || nd->nout == 0) {
+    for (uint32_t k = 0; k < nd->nout; k++)
+        readers += nd->out_port[k] == port;
+    if (b->n == 0 || readers == 0) {
         mars_batch_release(b);
         return;
     }
     for (uint32_t k = 0; k < nd->nout; k++) {
         uint32_t to = nd->out[k];
+        if (nd->out_port[k] != port)
+            continue;
         /* the last reader takes the caller's reference, the others a new one */
-        struct mars_batch *mine = k + 1 < nd->nout ? mars_batch_ref(b) : b;
+        struct mars_batch *mine = ++seen < readers ? mars_batch_ref(b) : b;
         if (w->xf[to]) {
             struct mars_transform *t = w->xf[to];
             mars_stat_add(&t->stats->received_events, mine->n);
@@ -236,6 +244,11 @@ void mars_worker_deliver(struct mars_worker *w, uint32_t from, struct mars_batch
             mars_sinkq_enqueue(w->snk[to], mine);
         }
     }
+}
+
+void mars_worker_deliver(struct mars_worker *w, uint32_t from, struct mars_batch *b)
+{
+    mars_worker_deliver_port(w, from, 0, b);
 }
 
 /* ---- sources ---- */
@@ -381,6 +394,13 @@ void mars_transform_emit(struct mars_transform *t, struct mars_batch *b)
     mars_worker_deliver(t->w, t->idx, b);
 }
 
+void mars_transform_emit_port(struct mars_transform *t, size_t port, struct mars_batch *b)
+{
+    mars_stat_add(&t->stats->sent_events, b->n);
+    mars_stat_add(&t->stats->sent_bytes, b->bytes);
+    mars_worker_deliver_port(t->w, t->idx, (uint32_t)port + 1, b);
+}
+
 /* ---- life cycle ---- */
 
 static void stop_sources(struct mars_worker *w)
@@ -400,7 +420,7 @@ static void flush_transforms(struct mars_worker *w)
     const struct mars_config *c = w->e->cfg;
     for (uint32_t t = 0; t < c->n; t++) {
         struct mars_transform *x = w->xf[c->topo[t]];
-        if (x && x->node->desc->transform.flush)
+        if (x && x->initialized && x->node->desc->transform.flush)
             x->node->desc->transform.flush(x);
     }
 }
@@ -528,6 +548,7 @@ static void quiesce(struct mars_worker *w)
         if (s && s->initialized && s->node->desc->sink.abort)
             s->node->desc->sink.abort(s);
     }
+    mars_obs_worker_stop(w);
     drain_ops(w, 1);
 }
 
@@ -563,6 +584,8 @@ void *mars_worker_main(void *arg)
     rc = create_instances(w);
     if (rc == 0)
         rc = start_sources(w);
+    if (rc == 0)
+        mars_obs_worker_start(w); /* heartbeat for /healthz */
     announce(w, rc);
     if (rc == 0) {
         mars_worker_check_done(w); /* a worker without sources is done at once */

@@ -11,23 +11,46 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/diag.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "pipeline/encode.h"
 #include "pipeline/registry.h"
 
 struct capture_conf {
     bool block;
     int64_t fail_first;
+    int encoding; /* enum mars_encoding: text keeps messages, json whole events */
+    int64_t stall;
 };
 
 static const struct mars_opt capture_options[] = {
-    {.name = "block", .type = MARS_OPT_BOOL, .offset = offsetof(struct capture_conf, block),
-     .def = "false", .desc = "Hold every request until the test releases it."},
-    {.name = "fail_first", .type = MARS_OPT_INT,
-     .offset = offsetof(struct capture_conf, fail_first), .def = "0", .min = 0, .max = 1000000,
+    {.name = "block",
+     .type = MARS_OPT_BOOL,
+     .offset = offsetof(struct capture_conf, block),
+     .def = "false",
+     .desc = "Hold every request until the test releases it."},
+    {.name = "fail_first",
+     .type = MARS_OPT_INT,
+     .offset = offsetof(struct capture_conf, fail_first),
+     .def = "0",
+     .min = 0,
+     .max = 1000000,
      .desc = "Answer RETRY to this many requests first."},
+    {.name = "encoding",
+     .type = MARS_OPT_ENUM,
+     .offset = offsetof(struct capture_conf, encoding),
+     .def = "text",
+     .choices = mars_encoding_names,
+     .desc = "What is kept per event: text (the message) or json (the encoded event)."},
+    {.name = "stall",
+     .type = MARS_OPT_DURATION,
+     .offset = offsetof(struct capture_conf, stall),
+     .def = "0s",
+     .desc = "Block the worker thread this long in the first request (a stuck "
+             "event loop, for /healthz)."},
     {.name = NULL},
 };
 
@@ -41,6 +64,7 @@ struct store {
     uint64_t requests;
     size_t held;
     bool unblock;
+    bool failing;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -69,10 +93,25 @@ struct capture {
     struct mars_ev_op poll; /* blocking mode: re-checks the unblock flag */
     bool polling;
     int64_t failed;
+    bool stalled;
 };
+
+/* One event as kept: its message, or (encoding json) its JSON encoding. */
+static char *event_copy(const struct capture_conf *conf, const struct mars_event *ev)
+{
+    if (conf->encoding == MARS_ENC_TEXT)
+        return strndup(ev->msg.ptr, ev->msg.len);
+    struct mars_encoder e = {0};
+    char *out = NULL;
+    if (mars_encode_json_event(&e, ev) == 0)
+        out = strndup(e.out, e.out_len);
+    mars_encoder_fini(&e);
+    return out;
+}
 
 static void store_request(struct mars_sink *s, const struct mars_sink_req *r)
 {
+    const struct capture_conf *conf = mars_sink_conf(s);
     pthread_mutex_lock(&lock);
     struct store *st = find(mars_sink_id(s), true);
     for (uint32_t b = 0; st && b < r->n; b++) {
@@ -82,7 +121,7 @@ static void store_request(struct mars_sink *s, const struct mars_sink_req *r)
                 st->cap = st->cap ? st->cap * 2 : 64;
                 st->msgs = realloc(st->msgs, st->cap * sizeof(*st->msgs));
             }
-            st->msgs[st->n++] = strndup(ev->msg.ptr, ev->msg.len);
+            st->msgs[st->n++] = event_copy(conf, ev);
         }
     }
     if (st)
@@ -115,9 +154,27 @@ static void on_poll(struct mars_ev_op *op, int res)
     mars_sink_done(c->sink, r, MARS_SINK_OK, r->bytes);
 }
 
+static bool store_failing(const char *id)
+{
+    pthread_mutex_lock(&lock);
+    struct store *st = find(id, false);
+    bool failing = st && st->failing;
+    pthread_mutex_unlock(&lock);
+    return failing;
+}
+
 static void capture_write(struct mars_sink *s, struct mars_sink_req *r)
 {
     struct capture *c = mars_sink_state(s);
+    if (c->conf->stall > 0 && !c->stalled) {
+        struct timespec ts = {c->conf->stall / 1000000000, c->conf->stall % 1000000000};
+        c->stalled = true;
+        nanosleep(&ts, NULL); /* on purpose: the loop stops turning */
+    }
+    if (store_failing(mars_sink_id(s))) {
+        mars_sink_done(s, r, MARS_SINK_RETRY, 0);
+        return;
+    }
     if (c->failed < c->conf->fail_first) {
         c->failed++;
         mars_sink_done(s, r, MARS_SINK_RETRY, 0);
@@ -222,6 +279,15 @@ void mars_capture_unblock(const char *id)
     struct store *st = find(id, true);
     if (st)
         st->unblock = true;
+    pthread_mutex_unlock(&lock);
+}
+
+void mars_capture_fail(const char *id, bool failing)
+{
+    pthread_mutex_lock(&lock);
+    struct store *st = find(id, true);
+    if (st)
+        st->failing = failing;
     pthread_mutex_unlock(&lock);
 }
 

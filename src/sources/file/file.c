@@ -130,15 +130,17 @@ static void on_tick(struct mars_ev_op *op, int res)
     int64_t now = mars_ev_now(loop);
 
     fs->tick_armed = false;
-    if (res == -ECANCELED || fs->stopping) {
+    if (fs->stopping) {
         file_maybe_finish(fs);
         return;
     }
+    /* not stopping: a cancel only means file_scan_soon() wants the tick now */
     if (now >= fs->next_scan_ns) {
         file_scan(fs);
         fs->next_scan_ns = now + fs->conf->glob_interval;
     }
     file_sweep(fs, now);
+    fs->initial_scan_done = true; /* after the first sweep opened what the first scan found */
     if (mars_source_once(fs->src) && file_all_idle(fs)) {
         /* --once: everything that existed is read; emit unfinished last lines and stop */
         file_flush_carries(fs);
@@ -154,6 +156,16 @@ static void on_tick(struct mars_ev_op *op, int res)
     if (fs->next_scan_ns - now < next)
         next = fs->next_scan_ns > now ? fs->next_scan_ns - now : 0;
     arm_tick(fs, next);
+}
+
+/* inotify saw files appear, move or go: scan at once instead of at the next tick */
+void file_scan_soon(struct fsrc *fs)
+{
+    fs->next_scan_ns = 0;
+    if (fs->tick_armed)
+        mars_ev_cancel(mars_source_loop(fs->src), &fs->tick);
+    else
+        arm_tick(fs, 0);
 }
 
 /* ---- life cycle ---- */

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "core/ev.h"
 #include "core/schema.h"
@@ -71,6 +72,7 @@ struct tfile {
     uint64_t emit_off;  /* first byte not yet emitted (start of the carried partial line) */
     uint64_t acked_off; /* every byte before it is acknowledged (the checkpoint) */
     uint64_t size_seen; /* size at the last stat */
+    struct timespec mtime; /* modification time at the last sweep */
     uint32_t gen;       /* bumped on truncation: acks of older generations are ignored */
     uint64_t fp_hash;
     uint32_t fp_len;
@@ -98,6 +100,11 @@ struct file_stats {
     uint64_t rotations, truncations, gave_up, invalid_utf8;
 };
 
+struct file_dir {
+    char *path;
+    int wd;
+};
+
 struct fsrc {
     struct mars_source *src;
     const struct file_conf *conf;
@@ -120,6 +127,8 @@ struct fsrc {
     int64_t next_scan_ns;
     unsigned scan_gen;
     int ifd;
+    struct file_dir *dirs; /* watched directories */
+    size_t ndirs;
     struct mars_ev_op iop;
     bool iop_armed;
     struct file_stats st;
@@ -127,6 +136,7 @@ struct fsrc {
 
 /* file.c */
 void file_maybe_finish(struct fsrc *fs);
+void file_scan_soon(struct fsrc *fs);
 
 /* scan.c */
 void file_scan(struct fsrc *fs);

@@ -10,8 +10,9 @@
  * directory tree under the pattern's literal prefix is walked (symlinked directories are
  * not followed, depth is capped) and each path is matched segment by segment with fnmatch.
  *
- * Watch: one inotify instance per worker watches the directories of its open files (one
- * watch per directory, not per file). A modification schedules a read of that
+ * Watch: one inotify instance per worker watches every directory that holds a matched path
+ * (one watch per directory, not per file; a deleted directory's watch is dropped by the
+ * kernel). A modification schedules a read of that
  * directory's files; creates, moves and deletes bring the next scan forward. Without
  * inotify (watch: poll, or no instance left) the periodic sweep's fstat finds growth.
  *
@@ -97,10 +98,17 @@ static bool mine(const struct fsrc *fs, const struct stat *st)
     return mars_hash64(key, sizeof(key)) % fs->nw == fs->widx;
 }
 
+static int watch_dir_of(struct fsrc *fs, const char *path);
+
 static void found(struct fsrc *fs, const char *path)
 {
     struct stat st;
-    if (excluded(fs->conf, path) || stat(path, &st) != 0 || !S_ISREG(st.st_mode) || !mine(fs, &st))
+    if (excluded(fs->conf, path) || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return;
+    /* every instance watches every matched directory: a file created there may belong to
+     * any worker, and each must hear of it to scan at once */
+    watch_dir_of(fs, path);
+    if (!mine(fs, &st))
         return;
     struct tfile *f = file_find(fs, st.st_dev, st.st_ino);
     if (f) {
@@ -201,7 +209,6 @@ void file_scan(struct fsrc *fs)
         fs->st.rotations++;
         mars_debug(mars_source_id(fs->src), "%s left its path; reading it to its end", f->path);
     }
-    fs->initial_scan_done = true;
 }
 
 /* ---- inotify ---- */
@@ -221,6 +228,19 @@ static void schedule_dir(struct fsrc *fs, int wd)
             file_schedule(fs, fs->files[i]);
 }
 
+/* The kernel dropped a watch (its directory is gone): a new directory of that name must
+ * get a new watch. */
+static void forget_dir(struct fsrc *fs, int wd)
+{
+    for (size_t i = 0; i < fs->ndirs; i++) {
+        if (fs->dirs[i].wd == wd) {
+            free(fs->dirs[i].path);
+            fs->dirs[i] = fs->dirs[--fs->ndirs];
+            return;
+        }
+    }
+}
+
 static void on_inotify(struct mars_ev_op *op, int res)
 {
     struct fsrc *fs = op->data;
@@ -236,6 +256,8 @@ static void on_inotify(struct mars_ev_op *op, int res)
     while ((n = read(fs->ifd, buf, sizeof(buf))) > 0) {
         for (char *p = buf; p < buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
+            if (ev->mask & IN_IGNORED)
+                forget_dir(fs, ev->wd);
             if (ev->mask & IN_Q_OVERFLOW) {
                 schedule_dir(fs, -1);
                 rescan = true;
@@ -248,7 +270,7 @@ static void on_inotify(struct mars_ev_op *op, int res)
         }
     }
     if (rescan)
-        fs->next_scan_ns = 0; /* the tick scans at its next turn */
+        file_scan_soon(fs);
     file_pump(fs);
     arm_inotify(fs);
 }
@@ -269,12 +291,13 @@ int file_watch_init(struct fsrc *fs)
     return 0;
 }
 
-void file_watch_add(struct fsrc *fs, struct tfile *f)
+/* Watches the directory of path once per instance; returns its watch or -1. */
+static int watch_dir_of(struct fsrc *fs, const char *path)
 {
     char dir[PATH_MAX];
     if (fs->ifd < 0)
-        return;
-    snprintf(dir, sizeof(dir), "%s", f->path);
+        return -1;
+    snprintf(dir, sizeof(dir), "%s", path);
     char *slash = strrchr(dir, '/');
     if (!slash)
         strcpy(dir, ".");
@@ -282,12 +305,33 @@ void file_watch_add(struct fsrc *fs, struct tfile *f)
         dir[1] = '\0';
     else
         *slash = '\0';
-    f->wd = inotify_add_watch(fs->ifd, dir,
-                              IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_MOVED_TO |
-                                  IN_MOVED_FROM | IN_DELETE);
-    if (f->wd < 0)
+    for (size_t i = 0; i < fs->ndirs; i++)
+        if (strcmp(fs->dirs[i].path, dir) == 0)
+            return fs->dirs[i].wd;
+    int wd = inotify_add_watch(fs->ifd, dir,
+                               IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_MOVED_TO |
+                                   IN_MOVED_FROM | IN_DELETE);
+    if (wd < 0) {
         MARS_LOG_RL(MARS_LOG_WARN, mars_source_id(fs->src),
                     "cannot watch %s (%s): its files are polled", dir, strerror(errno));
+        return -1;
+    }
+    struct file_dir *d = realloc(fs->dirs, (fs->ndirs + 1) * sizeof(*d));
+    char *copy = strdup(dir);
+    if (!d || !copy) {
+        free(copy);
+        if (d)
+            fs->dirs = d;
+        return wd;
+    }
+    fs->dirs = d;
+    fs->dirs[fs->ndirs++] = (struct file_dir){.path = copy, .wd = wd};
+    return wd;
+}
+
+void file_watch_add(struct fsrc *fs, struct tfile *f)
+{
+    f->wd = watch_dir_of(fs, f->path);
 }
 
 void file_watch_fini(struct fsrc *fs)
@@ -295,4 +339,9 @@ void file_watch_fini(struct fsrc *fs)
     if (fs->ifd >= 0)
         close(fs->ifd);
     fs->ifd = -1;
+    for (size_t i = 0; i < fs->ndirs; i++)
+        free(fs->dirs[i].path);
+    free(fs->dirs);
+    fs->dirs = NULL;
+    fs->ndirs = 0;
 }

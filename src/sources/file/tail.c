@@ -171,6 +171,18 @@ static void update_fingerprint(struct fsrc *fs, struct tfile *f, uint64_t size)
     }
 }
 
+/* A new size was seen: note it and, while the head is shorter than `fingerprint`, hash
+ * more of it (identity must not stay weak after a truncation emptied the file). */
+static void note_size(struct fsrc *fs, struct tfile *f, uint64_t size)
+{
+    if (size == f->size_seen)
+        return;
+    f->size_seen = size;
+    f->last_change_ns = mars_ev_now(mars_source_loop(fs->src));
+    if (f->fp_len < fs->conf->fingerprint)
+        update_fingerprint(fs, f, size);
+}
+
 static int file_open(struct fsrc *fs, struct tfile *f)
 {
     struct stat st;
@@ -326,7 +338,8 @@ static int keep_carry(struct tfile *f, const unsigned char *p, uint32_t n)
         f->carry = c;
         f->carry_cap = cap;
     }
-    memmove(f->carry, p, n);
+    if (n)
+        memmove(f->carry, p, n);
     f->carry_len = n;
     return 0;
 }
@@ -370,10 +383,11 @@ static void restart_file(struct fsrc *fs, struct tfile *f, const char *why)
     f->rseq = 0;
     set_offsets(f, 0);
     f->fp_len = 0;
+    f->size_seen = 0;
     f->cut.skipping = f->cut.cutting = false;
     struct stat st;
     if (fstat(f->fd, &st) == 0)
-        update_fingerprint(fs, f, (uint64_t)st.st_size);
+        note_size(fs, f, (uint64_t)st.st_size);
     struct mars_ckpt_rec rec = {.key = {.dev = f->dev, .ino = f->ino}, .fp_hash = f->fp_hash,
                                 .fp_len = f->fp_len, .updated = mars_wall_ns() / 1000000000};
     mars_ckpt_put(fs->ckpt, &rec, f->path);
@@ -387,12 +401,12 @@ static bool check_truncated(struct fsrc *fs, struct tfile *f)
     unsigned char buf[FILE_MARKER_MAX];
     if (fstat(f->fd, &st) != 0)
         return false;
-    f->size_seen = (uint64_t)st.st_size;
+    note_size(fs, f, (uint64_t)st.st_size);
     if ((uint64_t)st.st_size < f->read_off) {
         restart_file(fs, f, "was truncated");
         return true;
     }
-    if (f->tail_len && (uint64_t)st.st_size > f->read_off &&
+    if (f->tail_len && (uint64_t)st.st_size >= f->read_off &&
         (pread(f->fd, buf, f->tail_len, (off_t)(f->read_off - f->tail_len)) !=
              (ssize_t)f->tail_len ||
          memcmp(buf, f->tail, f->tail_len) != 0)) {
@@ -453,7 +467,8 @@ static int start_read(struct fsrc *fs, struct tfile *f)
     uint64_t len = c->cap - dst;
     if (len > fs->conf->read_size)
         len = fs->conf->read_size;
-    memcpy(c->data + pos, f->carry, f->carry_len);
+    if (f->carry_len)
+        memcpy(c->data + pos, f->carry, f->carry_len);
     mars_chunk_ref(c);
     f->rchunk = c;
     f->rpos = pos;
@@ -481,7 +496,7 @@ static void take_lines(struct fsrc *fs, struct tfile *f, uint32_t n)
 
     count_invalid_utf8(fs, c->data + scan, n);
     f->read_off += n;
-    remember_tail(f, c->data + end, end - f->rpos);
+    remember_tail(f, c->data + end, n); /* the new bytes only: carried ones are in it */
     if (mars_cutter_run(&f->cut, c, &start, scan, end, &b, 256, mars_wall_ns()))
         mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_MEMORY], 1);
     uint32_t consumed = start - f->rpos;
@@ -601,16 +616,16 @@ static void sweep_one(struct fsrc *fs, struct tfile *f, int64_t now, bool want_f
     if (f->state != TF_OPEN || f->reading)
         return;
     if (fstat(f->fd, &st) == 0) {
-        if ((uint64_t)st.st_size != f->read_off)
+        /* a new mtime at the same size may be a rewrite after a truncation: the read
+         * checks the bytes before its offset */
+        if ((uint64_t)st.st_size != f->read_off || st.st_mtim.tv_sec != f->mtime.tv_sec ||
+            st.st_mtim.tv_nsec != f->mtime.tv_nsec) {
+            f->mtime = st.st_mtim;
             file_schedule(fs, f);
+        }
         if (st.st_nlink == 0)
             f->at_path = false; /* deleted while open: read it out, then close */
-        if ((uint64_t)st.st_size != f->size_seen) {
-            f->size_seen = (uint64_t)st.st_size;
-            f->last_change_ns = now;
-            if (f->fp_len < fs->conf->fingerprint)
-                update_fingerprint(fs, f, (uint64_t)st.st_size);
-        }
+        note_size(fs, f, (uint64_t)st.st_size);
     }
     if (f->carry_len && f->eof && !f->queued && now - f->last_change_ns >= fs->conf->line_timeout)
         emit_carry(fs, f);
@@ -619,13 +634,18 @@ static void sweep_one(struct fsrc *fs, struct tfile *f, int64_t now, bool want_f
     int64_t idle = now - f->last_change_ns;
     if ((!f->at_path && idle >= CLOSE_GRACE_NS) || idle >= IDLE_CLOSE_NS ||
         (want_fds && idle >= BUSY_CLOSE_NS)) {
+        bool deleted = fstat(f->fd, &st) == 0 && st.st_nlink == 0;
         bool gone = !f->at_path;
         close_file(fs, f);
-        if (gone) {
+        if (deleted) {
+            /* it cannot come back: its checkpoint is no longer needed */
             struct mars_ckpt_key key = {.dev = f->dev, .ino = f->ino};
             mars_ckpt_remove(fs->ckpt, &key);
-            file_forget(fs, f);
         }
+        /* a file renamed away still exists and may match again (a link pointed back, a
+         * rename back): its checkpoint stays, and finding it again resumes from it */
+        if (gone)
+            file_forget(fs, f);
     }
 }
 

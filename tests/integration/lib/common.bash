@@ -9,6 +9,7 @@
 #   $MARS_BIN, $MARS_SRC  from ctest (defaults for running a script by hand: the repo this
 #                         file lives in, and its build/mars)
 #   $TMP                  a private temp dir, removed on exit (KEEP_TMP=1 keeps it on failure)
+#   $MARS_API_ADDRESS     127.0.0.1:0 (the admin API on a free port; see below)
 #   say / fail / pass     progress and failure messages (fail exits 1)
 #   run_mars SECS ARGS..  runs mars in the foreground under `timeout`; sets MARS_RC
 #   start_mars OUT ERR ARGS..  runs mars in the background; sets MARS_PID; killed on exit
@@ -21,6 +22,10 @@
 : "${MARS_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}"
 : "${MARS_BIN:=$MARS_SRC/build/mars}"
 export LC_ALL=C
+# Every mars a test starts serves its admin API on a free loopback port instead of the
+# default 127.0.0.1:8686, so tests running in parallel (and a mars running on the machine)
+# do not collide. Tests of the API unset it and configure api.address themselves.
+export MARS_API_ADDRESS=${MARS_API_ADDRESS:-127.0.0.1:0}
 
 TEST_NAME=$(basename "$0" .sh)
 _MARS_PIDS=()

@@ -1,0 +1,821 @@
+#!/usr/bin/python3
+"""scenarios.py - what the mars benchmark runs: baselines, mars scenarios, peers. Entry point of
+bench/run (which only checks for /usr/bin/python3 and starts this file).
+
+Each entry of SCENARIOS has an id (for --only), a title, `needs` (component kinds and types
+the mars binary must have: `mars describe TYPE` exits 0 and the listing shows the type under
+that kind), an optional io `backend`, and a function that runs it `ctx.runs` times and returns
+its table rows. A scenario whose needs are missing is listed as "skipped (needs ...)" and
+switches on by itself when the component lands. Configs for components that do not exist
+yet pick option names from `mars describe` (Mars.pick) and are checked with `mars validate`
+first: if the component landed with other option names, the scenario FAILS with mars's own
+message rather than measuring nothing. To add a scenario, see bench/README.md.
+
+Checks that make a run count (any failure makes bench/run exit 1):
+- mars exits 0 by itself (--once) or after the SIGTERM the scenario sends;
+- the sink's summary line shows exactly the expected events, no errors, nothing dropped;
+- receivers (tcp, http, a downstream mars) counted exactly the expected lines;
+- blocked sink: RSS from 25% to 100% of the run grows by at most 10%.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import GiB, MiB, Row, Run, check_counts, check_exit, read, tail  # noqa: E402
+
+DEFAULTS = {"runs": 5, "quick_runs": 2, "size": 1 * GiB, "quick_size": 64 * MiB,
+            "blocked_s": 30.0, "quick_blocked_s": 5.0}
+SEED = 42
+RSS_FLAT_LIMIT = 0.10     # blocked sink: allowed RSS growth from 25% to 100% of the run
+SLOW_SINK_RATE = 1000     # events/s the blocked sink accepts
+LATENCY_RATE = 10000      # lines/s of the fixed-rate writer
+
+
+class ConfigRejected(Exception):
+    pass
+
+
+# ---- data sets ------------------------------------------------------------------------
+
+def data_big(ctx):
+    p = ctx.path("data", "mixed.log")
+    lines, nbytes = ctx.gen(p, "--format", "mixed", "--bytes", ctx.size, "--seed", SEED)
+    return {"path": p, "lines": lines, "bytes": nbytes, "format": "mixed"}
+
+
+def data_json(ctx):
+    p = ctx.path("data", "app-json.log")
+    lines, nbytes = ctx.gen(p, "--format", "json", "--bytes", ctx.size, "--seed", SEED + 1,
+                            "--invalid-permille", 0)  # valid JSON: parse must report 0 errors
+    debug = int(subprocess.run(["grep", "-c", "-F", '"level":"debug"', p],
+                               stdout=subprocess.PIPE).stdout.decode().strip() or 0)
+    return {"path": p, "lines": lines, "bytes": nbytes, "format": "json", "debug_lines": debug}
+
+
+def data_nginx(ctx):
+    p = ctx.path("data", "nginx.log")
+    lines, nbytes = ctx.gen(p, "--format", "nginx", "--bytes", ctx.size, "--seed", SEED + 2,
+                            "--invalid-permille", 0)
+    return {"path": p, "lines": lines, "bytes": nbytes, "format": "nginx"}
+
+
+def data_many(ctx):
+    n = 64 if ctx.quick else 1000
+    d = ctx.dir("data", "many")
+    paths, lines, nbytes = [], 0, 0
+    for i in range(n):
+        p = os.path.join(d, "app-%04d.log" % i)
+        l, b = ctx.gen(p, "--format", "mixed", "--bytes", MiB, "--seed", SEED + 1000 + i)
+        paths.append(p)
+        lines += l
+        nbytes += b
+    return {"paths": paths, "glob": os.path.join(d, "*.log"), "dir": d, "lines": lines, "bytes": nbytes}
+
+
+def data_pods(ctx):
+    """200 pods' CRI logs in the kubelet layout /var/log/pods/<ns>_<pod>_<uid>/<container>/0.log."""
+    root = ctx.dir("data", "pods")
+    per = max(ctx.size // 200, 64 * 1024)
+    paths, lines, nbytes, full = [], 0, 0, 0
+    for i in range(200):
+        d = os.path.join(root, "bench_app-%03d_%08x-0000-4000-8000-%012x" % (i, i, i), "app")
+        os.makedirs(d, exist_ok=True)
+        p = os.path.join(d, "0.log")
+        l, b = ctx.gen(p, "--format", "cri", "--bytes", per, "--seed", SEED + 5000 + i)
+        full += int(subprocess.run(["grep", "-c", "-E", "^[^ ]+ (stdout|stderr) F ", p],
+                                   stdout=subprocess.PIPE).stdout.decode().strip() or 0)
+        paths.append(p)
+        lines += l
+        nbytes += b
+    return {"paths": paths, "dir": root, "lines": lines, "bytes": nbytes, "full_lines": full}
+
+
+# ---- configs --------------------------------------------------------------------------
+
+def write_config(ctx, name, cfg, validate=True):
+    p = ctx.path("configs", name + ".yaml")
+    cfg = dict(ctx.mars.common_config(ctx.work), **cfg)
+    with open(p, "w") as f:
+        f.write("# written by bench/scenarios.py\n" + harness.yaml_dump(cfg) + "\n")
+    if validate:
+        ok, msg = ctx.mars.validate(p)
+        if not ok:
+            raise ConfigRejected("mars validate rejected the bench config %s (update bench/scenarios.py "
+                                 "for the component's options): %s" % (p, tail(msg, 6)))
+    return p
+
+
+def fresh_state(ctx, name):
+    d = ctx.dir("state", name)
+    subprocess.run(["rm", "-rf", d])
+    os.makedirs(d)
+    return d
+
+
+def file_source(ctx, paths):
+    """A `file` source reading `paths` (a list of files or globs) from the beginning."""
+    m = ctx.mars
+    opt = m.pick("source", "file", "include", "paths", "path")
+    t = m.options("source", "file").get(opt, "list")
+    src = {"type": "file", opt: paths if ("list" in t or len(paths) > 1) else paths[0]}
+    start = m.pick("source", "file", "read_from", "start_at", "start_position")
+    if start in m.options("source", "file"):
+        src[start] = m.pick_value("source", "file", start, "beginning", "start", "head", "oldest")
+    return src
+
+
+def reader(ctx, data):
+    """The source for a single-file scenario: the file source when mars has one, else stdin
+    with the file redirected (a regular file). Returns (source config, stdin path, label)."""
+    if ctx.mars.has("source", "file"):
+        return file_source(ctx, [data["path"]]), None, "file"
+    return {"type": "stdin"}, data["path"], "file (via stdin)"
+
+
+# ---- running mars ---------------------------------------------------------------------
+
+def once(ctx, name, cfg, expect, lines, nbytes, stdin=None, env=None, limit=None):
+    """One `mars --once` run: exit 0 by itself and exact counts, or a failed Run. limit: seconds
+    before the run is killed as hung (default from the bytes it moves)."""
+    cfg = dict(cfg, data_dir=fresh_state(ctx, name))
+    conf = write_config(ctx, name, cfg)
+    err = ctx.path("logs", name + ".err")
+    m = ctx.measure([ctx.mars.path, "--once", "-c", conf], stdin=stdin, stderr=err, env=env,
+                    hard_limit=limit or ctx.hard_limit(nbytes))
+    run = Run(m, lines, nbytes)
+    check_exit(run, m)
+    text = read(err)
+    check_counts(run, text, expect)
+    run.extra["backend"] = harness.backend_of(text)
+    if not run.ok:
+        run.extra["stderr_tail"] = tail(text)
+    return run
+
+
+def backend_env(ctx, backend):
+    return {"MARS_IO_BACKEND": backend} if backend else None
+
+
+def check_backend(run, backend):
+    if backend and run.extra.get("backend") not in (None, backend):
+        run.fail("asked for io backend %s, mars ran %s" % (backend, run.extra.get("backend")))
+
+
+def repeat(ctx, row, fn, warmup=True):
+    """ctx.runs measured runs of fn(i), after one warm-up run (fn(-1)) that is checked like the
+    others but left out of the figures: on a VM the first touch of fresh memory or page cache
+    can cost several times a steady run, which would measure the hypervisor, not the program.
+    The first failed run ends the scenario (it has failed; a hang would cost its time limit
+    on every further run)."""
+    for i in range(-1 if warmup else 0, ctx.runs):
+        subprocess.run(["sync"])  # untimed: no earlier run's writeback lands in this one
+        r = fn(i)
+        (row.warmup if i < 0 else row.runs).append(r)
+        if not r.ok:
+            if i + 1 < ctx.runs:
+                row.notes.append("stopped after the first failed run")
+            break
+    return row
+
+
+# ---- baselines ------------------------------------------------------------------------
+
+def run_cat(ctx, sc):
+    d = ctx.data("big", data_big)
+    row = ctx.add(Row("cat", "cat DATA > /dev/null", "baseline", baseline="cat"))
+    row.info["short"] = "cat"
+
+    def one(i):
+        m = ctx.measure(["cat", d["path"]], hard_limit=ctx.hard_limit(d["bytes"]))
+        r = Run(m, d["lines"], d["bytes"])
+        check_exit(r, m, "cat")
+        return r
+    return [repeat(ctx, row, one)]
+
+
+def run_linecount(ctx, sc):
+    d = ctx.data("big", data_big)
+    row = ctx.add(Row("linecount", "linecount (memchr, 256 KiB reads)", "baseline", baseline="cat"))
+
+    def one(i):
+        out = ctx.path("logs", "linecount.out")
+        m = ctx.measure([ctx.tool("linecount"), d["path"]], stdout=out, hard_limit=ctx.hard_limit(d["bytes"]))
+        r = Run(m, d["lines"], d["bytes"])
+        check_exit(r, m, "linecount")
+        got = re.search(r"lines=(\d+)", read(out))
+        if not got or int(got.group(1)) != d["lines"]:
+            r.fail("linecount counted %s lines, gen wrote %d" % (got and got.group(1), d["lines"]))
+        return r
+    return [repeat(ctx, row, one)]
+
+
+def run_cat_write(ctx, sc):
+    d = ctx.data("big", data_big)
+    row = ctx.add(Row("cat-write", "cat DATA > FILE (write baseline)", "baseline", baseline="cat-write"))
+    row.info["short"] = "cat>file"
+    out = ctx.path("out", "cat-write.txt")
+
+    def one(i):
+        m = ctx.measure(["cat", d["path"]], stdout=out, hard_limit=ctx.hard_limit(d["bytes"]))
+        r = Run(m, d["lines"], d["bytes"])
+        check_exit(r, m, "cat")
+        if os.path.getsize(out) != d["bytes"]:
+            r.fail("wrote %d bytes, expected %d" % (os.path.getsize(out), d["bytes"]))
+        os.remove(out)  # unlinked before writeback: the next runs do not pay for it
+        return r
+    return [repeat(ctx, row, one)]
+
+
+# ---- mars scenarios: available today --------------------------------------------------
+
+def run_file_blackhole(ctx, sc):
+    d = ctx.data("big", data_big)
+    src, stdin, label = reader(ctx, d)
+    title = "%s → blackhole [%s]" % (label, sc.backend)
+    row = ctx.add(Row(sc.id, title, "mars", baseline="cat"))
+    cfg = {"sources": {"in": src}, "sinks": {"b": {"type": "blackhole", "inputs": ["in"]}}}
+
+    def one(i):
+        r = once(ctx, sc.id, cfg, {"b": d["lines"]}, d["lines"], d["bytes"], stdin=stdin,
+                 env=backend_env(ctx, sc.backend))
+        check_backend(r, sc.backend)
+        return r
+    return [repeat(ctx, row, one)]
+
+
+def run_stdin_blackhole(ctx, sc):
+    """The same file through the stdin source: beside the file source's row it shows what the
+    file source costs on top of reading lines."""
+    d = ctx.data("big", data_big)
+    row = ctx.add(Row(sc.id, "stdin (< FILE) → blackhole", "mars", baseline="cat"))
+    cfg = {"sources": {"in": {"type": "stdin"}}, "sinks": {"b": {"type": "blackhole", "inputs": ["in"]}}}
+    return [repeat(ctx, row, lambda i: once(ctx, sc.id, cfg, {"b": d["lines"]}, d["lines"], d["bytes"],
+                                             stdin=d["path"]))]
+
+
+def run_many_files(ctx, sc):
+    d = ctx.data("many", data_many)
+    row = ctx.add(Row(sc.id, "%d files of 1 MiB → blackhole [%s]" % (len(d["paths"]), sc.backend),
+                      "mars", baseline="cat"))
+    cfg = {"sources": {"in": file_source(ctx, [d["glob"]])},
+           "sinks": {"b": {"type": "blackhole", "inputs": ["in"]}}}
+
+    def one(i):
+        r = once(ctx, sc.id, cfg, {"b": d["lines"]}, d["lines"], d["bytes"],
+                 env=backend_env(ctx, sc.backend))
+        check_backend(r, sc.backend)
+        return r
+    row.notes.append("ratios against cat of the single large file (same bytes per GiB)")
+    return [repeat(ctx, row, one)]
+
+
+def run_demo(ctx, sc):
+    count = max(200000, int(10_000_000 * ctx.size / GiB))
+    row = ctx.add(Row(sc.id, "demo (%s lines) → blackhole" % harness.fmt_num(count), "mars", baseline="cat"))
+    cfg = {"sources": {"gen": {"type": "demo", "rate": 0, "count": count, "format": "mixed", "seed": 1}},
+           "sinks": {"b": {"type": "blackhole", "inputs": ["gen"]}}}
+
+    def one(i):
+        r = once(ctx, sc.id, cfg, {"b": count}, count, 0, limit=60 + count * 2e-5)
+        s = r.extra.get("summary", {}).get("b")
+        r.bytes = s["bytes"] if s else 0  # message bytes generated: no input file here
+        return r
+    row.notes.append("generator throughput; MB/s and ratios use the bytes of the generated "
+                     "messages (no input file)")
+    return [repeat(ctx, row, one)]
+
+
+def run_stdin_file(ctx, sc):
+    d = ctx.data("big", data_big)
+    row = ctx.add(Row(sc.id, "stdin → file sink (text)", "mars", baseline="cat-write"))
+    out = ctx.path("out", "mars-file-sink.txt")
+    cfg = {"sources": {"in": {"type": "stdin"}},
+           "sinks": {"out": {"type": "file", "inputs": ["in"], "path": out, "encoding": "text"}}}
+
+    def one(i):
+        if os.path.exists(out):
+            os.remove(out)  # the file sink appends
+        r = once(ctx, sc.id, cfg, {"out": d["lines"]}, d["lines"], d["bytes"], stdin=d["path"])
+        size = os.path.getsize(out) if os.path.exists(out) else -1
+        if size != d["bytes"]:
+            r.fail("output file has %d bytes, input %d (text encoding writes each line as it was)"
+                   % (size, d["bytes"]))
+        if os.path.exists(out):
+            os.remove(out)
+        return r
+    return [repeat(ctx, row, one)]
+
+
+def rss_flatness(samples, duration):
+    """(rss at 25% of the run, max rss from 25% to 100%, growth) over samples before the stop."""
+    window = [(t, k) for t, k in samples if t <= duration + 0.01]
+    if len(window) < 4:
+        return None
+    t25 = 0.25 * duration
+    at25 = min(window, key=lambda s: abs(s[0] - t25))[1]
+    later = [k for t, k in window if t >= t25]
+    peak = max(later)
+    return at25, peak, (peak - at25) / at25 if at25 else 0.0
+
+
+def run_blocked(ctx, sc):
+    dur = ctx.args.blocked_seconds
+    row = ctx.add(Row(sc.id, "blocked sink %gs (demo → blackhole rate %d/s)" % (dur, SLOW_SINK_RATE),
+                      "mars", rated=False))
+    cfg = {"runtime": {"shutdown_timeout": "10s"},
+           "sources": {"gen": {"type": "demo", "rate": 0, "count": 0, "format": "mixed", "batch_events": 100}},
+           "sinks": {"slow": {"type": "blackhole", "inputs": ["gen"], "rate": SLOW_SINK_RATE,
+                              "buffer": {"max_events": 2000, "max_bytes": "1MiB", "when_full": "block"},
+                              "batch": {"max_events": 100}}}}
+    verdicts = []
+
+    def one(i):
+        name = "%s-%d" % (sc.id, i)
+        c = dict(cfg, data_dir=fresh_state(ctx, sc.id))
+        conf = write_config(ctx, sc.id, c)
+        err, rssf = ctx.path("logs", name + ".err"), ctx.path("logs", name + ".rss")
+        m = ctx.measure([ctx.mars.path, "-c", conf], stderr=err, sample_ms=500, rss_file=rssf,
+                        term_after=dur, kill_grace=20, hard_limit=dur + 60)
+        text = read(err)
+        summ = harness.parse_summary(text)
+        s = summ.get("slow")
+        sent = s["sent"] if s else 0
+        r = Run(m, sent, s["bytes"] if s else 0)
+        r.extra["summary"] = summ
+        r.extra["backend"] = harness.backend_of(text)
+        check_exit(r, m)
+        if not m.get("term_sent"):
+            r.fail("mars exited before it was stopped")
+        r.extra["stop_s"] = m.get("term_to_exit_s")
+        if not s:
+            r.fail("no summary line for [slow] on stderr")
+        else:
+            if s["errors"] or s["disc_unint"]:
+                r.fail("[slow] %d errors, %d discarded unintentionally" % (s["errors"], s["disc_unint"]))
+            if sent < 0.5 * SLOW_SINK_RATE * dur:
+                r.fail("the slow sink accepted only %d events in %.0f s (rate %d/s)" % (sent, dur, SLOW_SINK_RATE))
+        samples = []
+        for line in read(rssf).splitlines():
+            t, k = line.split()
+            samples.append((float(t), int(k)))
+        r.extra["rss_samples"] = samples
+        flat = rss_flatness(samples, dur)
+        if flat is None:
+            r.fail("too few RSS samples (%d)" % len(samples))
+        else:
+            at25, peak, growth = flat
+            r.extra.update({"rss_at_25pct_kib": at25, "rss_max_after_25pct_kib": peak,
+                            "rss_growth": growth, "rss_flat": growth <= RSS_FLAT_LIMIT})
+            verdicts.append((growth, at25, peak))
+            if growth > RSS_FLAT_LIMIT:
+                r.fail("RSS grew %.1f%% from 25%% to 100%% of the run (%d → %d KiB), limit %d%%"
+                       % (growth * 100, at25, peak, RSS_FLAT_LIMIT * 100))
+        if not r.ok:
+            r.extra["stderr_tail"] = tail(text)
+        return r
+    repeat(ctx, row, one, warmup=False)  # 30 s runs: a warm-up would cost more than it tells
+    if verdicts:
+        g = max(v[0] for v in verdicts)
+        row.notes.append("RSS flat within %d%%: %s (worst growth from 25%% to 100%% of the run %+.1f%%, "
+                         "%.1f → %.1f MiB); stop SIGTERM → exit 0 in %s s" % (
+                             RSS_FLAT_LIMIT * 100, "PASS" if g <= RSS_FLAT_LIMIT else "FAIL", g * 100,
+                             max(verdicts)[1] / 1024, max(verdicts)[2] / 1024,
+                             "/".join("%.1f" % r.extra.get("stop_s", 0) for r in row.runs)))
+    return [row]
+
+
+# ---- mars scenarios: waiting for their components ------------------------------------
+
+def run_k8s(ctx, sc):
+    d = ctx.data("pods", data_pods)
+    m = ctx.mars
+    src = {"type": "kubernetes_logs", m.pick("source", "kubernetes_logs", "pods_dir", "log_dir", "path", "root"): d["dir"]}
+    row = ctx.add(Row(sc.id, "kubernetes_logs (200 pods, CRI JSON) → parse → blackhole", "mars", baseline="cat"))
+    cfg = {"sources": {"pods": src},
+           "transforms": {"app": {"type": "parse", "inputs": ["pods"], "format": "json", "field": "message"}},
+           "sinks": {"b": {"type": "blackhole", "inputs": ["app"]}}}
+    row.notes.append("expects one event per CRI `F` line (partial `P` lines joined); %d files" % len(d["paths"]))
+    return [repeat(ctx, row, lambda i: once(ctx, sc.id, cfg, {"b": d["full_lines"]}, d["full_lines"], d["bytes"]))]
+
+
+def passthrough(ctx, sc, d, label):
+    """file → blackhole on a scenario's own data set: the transforms' rows are compared with it
+    (the same bytes, the same source), as well as with cat."""
+    src, stdin, how = reader(ctx, d)
+    row = ctx.add(Row(sc.id + "-passthrough", "%s → blackhole (%s data)" % (how, label), "mars", baseline="cat"))
+    cfg = {"sources": {"in": src}, "sinks": {"out": {"type": "blackhole", "inputs": ["in"]}}}
+    return repeat(ctx, row, lambda i: once(ctx, sc.id + "-pt", cfg, {"out": d["lines"]}, d["lines"], d["bytes"],
+                                            stdin=stdin))
+
+
+def vs_passthrough(row, base, target=None):
+    a, b = row.stat("cpu_s_per_gib"), base.stat("cpu_s_per_gib")
+    if a and b and b["median"] > 0:
+        x = a["median"] / b["median"]
+        row.notes.append("CPU-s/GiB %.2f× the passthrough on the same data%s" % (
+            x, "" if target is None else " (target ≤ %g×: %s)" % (target, "met" if x <= target else "NOT met")))
+
+
+def run_parse_chain(ctx, sc):
+    """JSON app logs → parse json → filter → modify → blackhole (bench/TRANSFORMS.md, issue 6)."""
+    d = ctx.data("json", data_json)
+    src, stdin, label = reader(ctx, d)
+    keep = d["lines"] - d["debug_lines"]
+    base = passthrough(ctx, sc, d, "JSON")
+    row = ctx.add(Row(sc.id, "%s → parse json → filter → modify → blackhole" % label, "mars", baseline="cat"))
+    cfg = {"sources": {"in": src},
+           "transforms": {
+               "p": {"type": "parse", "inputs": ["in"], "format": "json"},
+               "f": {"type": "filter", "inputs": ["p"], "condition": 'level != "debug" && http.status >= 200'},
+               "m": {"type": "modify", "inputs": ["f"],
+                     "set": {"env": "prod", "route": "{{ http.method }} {{ http.path }}"},
+                     "rename": {"msg": "message"}, "remove": ["tags"], "uppercase": ["level"]}},
+           "sinks": {"out": {"type": "blackhole", "inputs": ["m"]}}}
+    repeat(ctx, row, lambda i: once(ctx, sc.id, cfg, {"p": d["lines"], "out": keep}, d["lines"], d["bytes"],
+                                     stdin=stdin))
+    row.notes.append("JSON app logs; the filter drops the %d debug lines (%d of %d reach the sink); "
+                     "parse must report 0 errors" % (d["debug_lines"], keep, d["lines"]))
+    vs_passthrough(row, base, target=2)
+    return [base, row]
+
+
+def run_parse_nginx(ctx, sc):
+    d = ctx.data("nginx", data_nginx)
+    src, stdin, label = reader(ctx, d)
+    base = passthrough(ctx, sc, d, "nginx")
+    row = ctx.add(Row(sc.id, "%s → parse nginx → blackhole" % label, "mars", baseline="cat"))
+    cfg = {"sources": {"in": src},
+           "transforms": {"p": {"type": "parse", "inputs": ["in"], "format": "nginx"}},
+           "sinks": {"out": {"type": "blackhole", "inputs": ["p"]}}}
+    repeat(ctx, row, lambda i: once(ctx, sc.id, cfg, {"p": d["lines"], "out": d["lines"]}, d["lines"], d["bytes"],
+                                     stdin=stdin))
+    row.notes.append("nginx combined access lines; parse must report 0 errors")
+    vs_passthrough(row, base)
+    return [base, row]
+
+
+def start_recv(ctx, name, expect, latency=False, timeout=None):
+    pf = ctx.path("logs", name + ".port")
+    if os.path.exists(pf):
+        os.remove(pf)
+    out = ctx.path("logs", name + ".recv")
+    args = [ctx.tool("recv"), "--port-file", pf, "--expect", str(expect),
+            "--timeout", str(timeout or ctx.hard_limit(0) * 3)] + (["--latency"] if latency else [])
+    p = subprocess.Popen(args, stdout=open(out, "w"), stderr=subprocess.STDOUT)
+    return p, int(harness.wait_for_file(pf)), out
+
+
+def finish_recv(run, p, out, expect, nbytes=None, wait=30):
+    try:
+        p.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    if p.returncode == -signal.SIGKILL:
+        run.fail("the receiver did not get all %d lines in time (killed)" % expect)
+        return {}
+    text = read(out)
+    got = dict(re.findall(r"(\w+)=([0-9.]+)", text))
+    run.extra["receiver"] = got
+    if p.returncode != 0 or int(got.get("lines", -1)) != expect:
+        run.fail("receiver got %s lines, expected exactly %d (%s)" % (got.get("lines"), expect, text.strip()))
+    elif nbytes is not None and int(got.get("bytes", -1)) != nbytes:
+        run.fail("receiver got %s bytes, expected %d" % (got.get("bytes"), nbytes))
+    return got
+
+
+def run_cat_tcp(ctx, sc):
+    d = ctx.data("big", data_big)
+    row = ctx.add(Row("cat-tcp", "cat DATA > tcp (same receiver)", "baseline", baseline="cat-tcp"))
+    row.info["short"] = "cat>tcp"
+
+    def one(i):
+        p, port, out = start_recv(ctx, "cat-tcp", d["lines"])
+        m = ctx.measure(["bash", "-c", 'exec cat "$1" > /dev/tcp/127.0.0.1/%d' % port, "cat-tcp", d["path"]],
+                        hard_limit=ctx.hard_limit(d["bytes"]))
+        r = Run(m, d["lines"], d["bytes"])
+        check_exit(r, m, "cat")
+        finish_recv(r, p, out, d["lines"], d["bytes"])
+        return r
+    return [repeat(ctx, row, one)]
+
+
+def run_file_tcp(ctx, sc):
+    d = ctx.data("big", data_big)
+    src, stdin, label = reader(ctx, d)
+    row = ctx.add(Row(sc.id, "%s → tcp" % label, "mars", baseline="cat-tcp"))
+    m = ctx.mars
+
+    def one(i):
+        p, port, out = start_recv(ctx, sc.id, d["lines"])
+        sink = {"type": "tcp", "inputs": ["in"], m.pick("sink", "tcp", "address", "endpoint", "host"): "127.0.0.1:%d" % port}
+        if "encoding" in m.options("sink", "tcp"):
+            sink["encoding"] = m.pick_value("sink", "tcp", "encoding", "text", "raw")
+        try:
+            r = once(ctx, sc.id, {"sources": {"in": src}, "sinks": {"t": sink}}, {"t": d["lines"]},
+                     d["lines"], d["bytes"], stdin=stdin)
+        except Exception:
+            p.kill()
+            p.wait()
+            raise
+        finish_recv(r, p, out, d["lines"], d["bytes"])
+        return r
+    row.notes.append("CPU is mars's alone; the receiver (bench/recv) shares the machine")
+    return [repeat(ctx, row, one)]
+
+
+def run_file_http(ctx, sc):
+    d = ctx.data("big", data_big)
+    src, stdin, label = reader(ctx, d)
+    row = ctx.add(Row(sc.id, "%s → http (ndjson, gzip)" % label, "mars", baseline="cat"))
+    m = ctx.mars
+
+    def one(i):
+        pf = ctx.path("logs", sc.id + ".port")
+        if os.path.exists(pf):
+            os.remove(pf)
+        out = ctx.path("logs", sc.id + ".recv")
+        p = subprocess.Popen(["/usr/bin/python3", os.path.join(harness.HERE, "http_recv.py"), "--port-file", pf,
+                              "--expect", str(d["lines"]), "--timeout", str(ctx.hard_limit(d["bytes"]) * 2)],
+                             stdout=open(out, "w"), stderr=subprocess.STDOUT)
+        port = int(harness.wait_for_file(pf))
+        sink = {"type": "http", "inputs": ["in"],
+                m.pick("sink", "http", "uri", "endpoint", "url"): "http://127.0.0.1:%d/ingest" % port,
+                "encoding": m.pick_value("sink", "http", "encoding", "ndjson", "json"),
+                m.pick("sink", "http", "compression", "compress"): m.pick_value("sink", "http", "compression", "gzip")}
+        try:
+            r = once(ctx, sc.id, {"sources": {"in": src}, "sinks": {"h": sink}}, {"h": d["lines"]},
+                     d["lines"], d["bytes"], stdin=stdin)
+        except Exception:
+            p.kill()
+            p.wait()
+            raise
+        finish_recv(r, p, out, d["lines"])
+        return r
+    row.notes.append("CPU is mars's alone; the Python receiver (bench/http_recv.py) gunzips on the same cores")
+    return [repeat(ctx, row, one)]
+
+
+def wait_listening(port, proc, timeout=15):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def run_mars_mars(ctx, sc):
+    d = ctx.data("big", data_big)
+    src, stdin, label = reader(ctx, d)
+    row = ctx.add(Row(sc.id, "%s → mars → mars → blackhole" % label, "mars", baseline="cat"))
+    m = ctx.mars
+
+    def one(i):
+        port = harness.free_port()
+        down_cfg = {"data_dir": fresh_state(ctx, sc.id + "-down"),
+                    "sources": {"up": {"type": "mars", m.pick("source", "mars", "address", "listen"): "127.0.0.1:%d" % port}},
+                    "sinks": {"b": {"type": "blackhole", "inputs": ["up"]}}}
+        conf = write_config(ctx, sc.id + "-down", down_cfg)
+        derr = ctx.path("logs", sc.id + "-down.err")
+        dp = ctx.measure([m.path, "-c", conf], stderr=derr, kill_grace=20, hard_limit=ctx.hard_limit(d["bytes"]) + 60,
+                         wait=False)
+        try:
+            if not wait_listening(port, dp):
+                raise RuntimeError("the downstream mars did not listen on %d: %s" % (port, tail(read(derr), 5)))
+            sink = {"type": "mars", "inputs": ["in"], m.pick("sink", "mars", "address", "endpoint"): "127.0.0.1:%d" % port}
+            r = once(ctx, sc.id + "-up", {"sources": {"in": src}, "sinks": {"m": sink}}, {"m": d["lines"]},
+                     d["lines"], d["bytes"], stdin=stdin)
+        finally:
+            dp.send_signal(signal.SIGTERM)  # measure forwards it to the downstream mars
+        dm = harness.finish_measure(dp)
+        check_exit(r, dm, "downstream mars")
+        check_counts(r, read(derr), {"b": d["lines"]})
+        r.cpu_s += dm["user_s"] + dm["sys_s"]
+        r.maxrss_kib = max(r.maxrss_kib, dm["maxrss_kib"])
+        r.extra["downstream"] = dm
+        return r
+    row.notes.append("CPU is both mars processes together; peak RSS the larger of the two")
+    return [repeat(ctx, row, one)]
+
+
+def run_latency(ctx, sc):
+    dur = 5.0 if ctx.quick else 30.0
+    total = int(LATENCY_RATE * dur)
+    row = ctx.add(Row(sc.id, "writer %d lines/s → file → tcp (latency)" % LATENCY_RATE, "mars", rated=False))
+    m = ctx.mars
+
+    def one(i):
+        logf = ctx.path("data", "latency", "app.log")
+        open(logf, "w").close()
+        p, port, out = start_recv(ctx, sc.id, total, latency=True, timeout=dur + 120)
+        sink = {"type": "tcp", "inputs": ["in"], m.pick("sink", "tcp", "address", "endpoint", "host"): "127.0.0.1:%d" % port}
+        cfg = {"data_dir": fresh_state(ctx, sc.id), "sources": {"in": file_source(ctx, [logf])}, "sinks": {"t": sink}}
+        conf = write_config(ctx, sc.id, cfg)
+        err = ctx.path("logs", sc.id + ".err")
+        mp = ctx.measure([m.path, "-c", conf], stderr=err, kill_grace=20, hard_limit=dur + 120, wait=False)
+        try:
+            time.sleep(1.0)  # startup; the writer's stamps measure delivery, not mars's start
+            pad = b" " + b"x" * 180 + b"\n"
+            fd = os.open(logf, os.O_WRONLY | os.O_APPEND)
+            t0, sent = time.monotonic(), 0
+            while sent < total:
+                due = min(total, int((time.monotonic() - t0) * LATENCY_RATE) + 1)
+                if due > sent:
+                    os.write(fd, b"".join(b"%d" % time.time_ns() + pad for _ in range(due - sent)))
+                    sent = due
+                time.sleep(0.001)
+            os.close(fd)
+            try:
+                p.wait(timeout=60)  # every line delivered, or the receiver is killed below
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        finally:
+            mp.send_signal(signal.SIGTERM)
+        mm = harness.finish_measure(mp)
+        r = Run(mm, total, total * (len(pad) + 19))
+        check_exit(r, mm)
+        got = finish_recv(r, p, out, total)
+        r.extra.update({k: float(v) for k, v in got.items() if k.endswith("_ms")})
+        return r
+    repeat(ctx, row, one, warmup=False)
+    ok = [r for r in row.runs if r.ok and "p99_ms" in r.extra]
+    if ok:
+        row.notes.append("write → receive latency p50 %s ms, p99 %s ms, max %s ms (per run)" % (
+            "/".join("%.1f" % r.extra["p50_ms"] for r in ok), "/".join("%.1f" % r.extra["p99_ms"] for r in ok),
+            "/".join("%.1f" % r.extra["max_ms"] for r in ok)))
+    return [row]
+
+
+# ---- peers ----------------------------------------------------------------------------
+
+def run_fluent_bit(ctx, sc):
+    d = ctx.data("big", data_big)
+    fb = os.environ["FLUENT_BIT"]
+    row = ctx.add(Row(sc.id, "fluent-bit: tail → counter", "peer", baseline="cat"))
+    conf = ctx.path("configs", "fluent-bit.conf")
+    with open(conf, "w") as f:
+        f.write("[SERVICE]\n    Flush 1\n    Grace 1\n    Log_Level warn\n"
+                "[INPUT]\n    Name tail\n    Path %s\n    Read_from_Head true\n    Exit_On_Eof true\n"
+                "    Buffer_Chunk_Size 256k\n    Buffer_Max_Size 1M\n"
+                "[OUTPUT]\n    Name counter\n    Match *\n" % d["path"])
+
+    def one(i):
+        out, err = ctx.path("logs", "fluent-bit.out"), ctx.path("logs", "fluent-bit.err")
+        mm = ctx.measure([fb, "-c", conf], stdout=out, stderr=err, hard_limit=ctx.hard_limit(d["bytes"]))
+        r = Run(mm, d["lines"], d["bytes"])
+        check_exit(r, mm, "fluent-bit")
+        totals = re.findall(r"\(total = (\d+)\)", read(out))
+        if not totals or int(totals[-1]) != d["lines"]:
+            r.fail("fluent-bit counted %s records, expected %d" % (totals[-1] if totals else "no", d["lines"]))
+        return r
+    repeat(ctx, row, one)
+    peer_note(ctx, row)
+    return [row]
+
+
+def run_vector(ctx, sc):
+    d = ctx.data("big", data_big)
+    vec = os.environ["VECTOR"]
+    row = ctx.add(Row(sc.id, "vector: stdin → blackhole", "peer", baseline="cat"))
+    conf = ctx.path("configs", "vector.yaml")
+    with open(conf, "w") as f:
+        f.write(harness.yaml_dump({
+            "data_dir": fresh_state(ctx, "vector"),
+            "sources": {"in": {"type": "stdin", "max_length": 1048576}},
+            "sinks": {"out": {"type": "blackhole", "inputs": ["in"], "print_interval_secs": 1}}}) + "\n")
+
+    def one(i):
+        err = ctx.path("logs", "vector.err")
+        mm = ctx.measure([vec, "--quiet", "--config", conf], stdin=d["path"], stderr=err,
+                         hard_limit=ctx.hard_limit(d["bytes"]))
+        r = Run(mm, d["lines"], d["bytes"])
+        check_exit(r, mm, "vector")
+        return r
+    repeat(ctx, row, one)
+    row.notes.append("count not checked: vector's blackhole prints no final total; exit 0 after stdin EOF")
+    peer_note(ctx, row)
+    return [row]
+
+
+def peer_note(ctx, row):
+    """One note: mars's file → blackhole row divided by this peer's, per figure."""
+    mars_row = next((r for r in ctx.rows if r.id.startswith("file-blackhole@") and r.status == "ok"
+                     and not r.failed()), None)
+    if not mars_row:
+        return
+    parts = []
+    for key, what in (("cpu_s_per_gib", "CPU-s/GiB"), ("wall_s", "wall"), ("peak_rss_mib", "peak RSS")):
+        a, b = mars_row.stat(key), row.stat(key)
+        if a and b and b["median"] > 0:
+            parts.append("%s %.2f×" % (what, a["median"] / b["median"]))
+    if parts:
+        row.notes.append("mars ÷ this (mars row: %s): %s" % (mars_row.title, ", ".join(parts)))
+
+
+# ---- the list -------------------------------------------------------------------------
+
+class Scenario:
+    def __init__(self, sid, title, fn, needs=(), backend=None, env=None, baseline_for=None,
+                 skip_reason=None):
+        self.id, self.title, self.fn = sid, title, fn
+        self.skip_reason = skip_reason  # said instead of "needs ..." when needs are missing
+        self.needs, self.backend, self.env = needs, backend, env
+        self.baseline_for = baseline_for  # baselines: run when a scenario with these ids runs
+
+    def missing(self, ctx):
+        why = []
+        for kind, typ in self.needs:
+            if not ctx.mars.has(kind, typ):
+                why.append("the %s %s" % (typ, kind))
+        if self.backend and self.backend not in ctx.mars.backends:
+            why.append("the %s io backend, which this mars was built without (mars --version: %s)"
+                       % (self.backend, ", ".join(ctx.mars.backends) or "none"))
+        elif self.backend and not why:
+            bad = ctx.mars.backend_unusable(self.backend, ctx.work)
+            if bad:
+                return "the %s io backend is %s" % (self.backend, bad)
+        if self.env and not os.environ.get(self.env):
+            return "set %s=/path/to/binary to compare; nothing is downloaded" % self.env
+        if why and self.skip_reason:
+            return self.skip_reason
+        return "needs " + ", ".join(why) if why else None
+
+    def run(self, ctx):
+        return self.fn(ctx, self)
+
+
+FILE_SRC = (("source", "file"),)
+BIG_USERS = ["file-blackhole*", "stdin-blackhole", "files1000*", "stdin-file", "file-tcp", "file-http", "file-mars-mars",
+             "fluent-bit", "vector"]
+SCENARIOS = [
+    Scenario("cat", "cat DATA > /dev/null", run_cat,
+             baseline_for=BIG_USERS + ["demo-blackhole", "file-parse*", "k8s-*"]),
+    Scenario("linecount", "linecount (memchr)", run_linecount, baseline_for=BIG_USERS),
+    Scenario("cat-write", "cat DATA > FILE", run_cat_write, baseline_for=["stdin-file"]),
+    Scenario("cat-tcp", "cat DATA > tcp (same receiver)", run_cat_tcp, needs=(("sink", "tcp"),),
+             baseline_for=["file-tcp"]),
+    Scenario("file-blackhole@libevent", "one large file → blackhole [libevent]", run_file_blackhole,
+             needs=(("sink", "blackhole"),), backend="libevent"),
+    Scenario("file-blackhole@io_uring", "one large file → blackhole [io_uring]", run_file_blackhole,
+             needs=(("sink", "blackhole"),), backend="io_uring"),
+    Scenario("stdin-blackhole", "stdin (< FILE) → blackhole, beside the file source", run_stdin_blackhole,
+             needs=(("source", "file"), ("source", "stdin"), ("sink", "blackhole")),
+             skip_reason="no file source yet: the file → blackhole row above is this pipeline"),
+    Scenario("files1000-blackhole@libevent", "1,000 files of 1 MiB → blackhole [libevent]", run_many_files,
+             needs=FILE_SRC, backend="libevent"),
+    Scenario("files1000-blackhole@io_uring", "1,000 files of 1 MiB → blackhole [io_uring]", run_many_files,
+             needs=FILE_SRC, backend="io_uring"),
+    Scenario("demo-blackhole", "demo → blackhole (generator throughput)", run_demo,
+             needs=(("source", "demo"), ("sink", "blackhole"))),
+    Scenario("stdin-file", "stdin → file sink (text)", run_stdin_file,
+             needs=(("source", "stdin"), ("sink", "file"))),
+    Scenario("blocked-sink", "blocked sink: RSS must stay flat", run_blocked,
+             needs=(("source", "demo"), ("sink", "blackhole"))),
+    Scenario("k8s-parse-blackhole", "kubernetes_logs (CRI JSON, 200 pods) → parse → blackhole", run_k8s,
+             needs=(("source", "kubernetes_logs"), ("transform", "parse"))),
+    Scenario("file-parse-filter-modify", "file → parse json → filter → modify → blackhole", run_parse_chain,
+             needs=(("transform", "parse"), ("transform", "filter"), ("transform", "modify"))),
+    Scenario("file-parse-nginx", "file → parse nginx → blackhole", run_parse_nginx,
+             needs=(("transform", "parse"),)),
+    Scenario("file-tcp", "file → tcp", run_file_tcp, needs=(("sink", "tcp"),)),
+    Scenario("file-http", "file → http (ndjson, gzip)", run_file_http, needs=(("sink", "http"),)),
+    Scenario("file-mars-mars", "file → mars → mars → blackhole", run_mars_mars,
+             needs=(("sink", "mars"), ("source", "mars"))),
+    Scenario("latency-file-tcp", "fixed-rate 10k lines/s writer → file → tcp: latency p50/p99/max", run_latency,
+             needs=(("source", "file"), ("sink", "tcp"))),
+    Scenario("fluent-bit", "fluent-bit: file → null (side by side)", run_fluent_bit, env="FLUENT_BIT"),
+    Scenario("vector", "vector: file → blackhole (side by side)", run_vector, env="VECTOR"),
+]
+
+
+def select_baselines(argv):
+    """With --only, add the baselines the chosen scenarios are compared against."""
+    a = harness.parse_args(argv, DEFAULTS)
+    if not a.only:
+        return argv
+    extra = []
+    for s in SCENARIOS:
+        if s.baseline_for and not harness.selected(s.id, a.only):
+            if any(harness.selected(t.id, a.only) and any(harness.selected(t.id, [p]) for p in s.baseline_for)
+                   for t in SCENARIOS if not t.baseline_for):
+                extra += ["--only", s.id]
+    return argv + extra
+
+
+if __name__ == "__main__":
+    argv = sys.argv[1:]
+    if "--list" not in argv and "-h" not in argv and "--help" not in argv:
+        argv = select_baselines(argv)
+    sys.exit(harness.main(argv, SCENARIOS, DEFAULTS))

@@ -1,0 +1,741 @@
+/*
+ * json.c - the zero-copy JSON scanner (see json.h).
+ *
+ * Recursive descent over the bytes, one function per grammar rule, depth bounded by the
+ * caller's limit (so recursion is bounded too). Strings are the hot loop: eight bytes at a
+ * time are tested for a quote, a backslash, a control byte or a non-ASCII byte (SWAR), and
+ * only those stop the fast path. Escapes and UTF-8 are checked exactly: \u surrogates must
+ * come in high-low pairs, UTF-8 rejects overlongs, surrogates and values above U+10FFFF.
+ * Numbers follow the RFC 8259 grammar strictly (no leading zeros, no '+', no bare '.').
+ *
+ * Recording: when the scanner has a builder, object members become builder entries under
+ * their object; values inside arrays are validated but not recorded (the array keeps its
+ * raw text), so an array of ten thousand numbers costs no entries. Keys with escapes are
+ * decoded into the builder's arena (lookups compare plain bytes); string values are not.
+ *
+ * Thread: any.
+ */
+#include "pipeline/json.h"
+
+#include <string.h>
+
+#include "core/arena.h"
+
+struct scan {
+    const unsigned char *p, *end, *start;
+    unsigned max_depth;
+    struct mars_fbuild *fb; /* NULL: validate only */
+    enum mars_json_error err;
+    const unsigned char *err_at;
+};
+
+const char *mars_json_strerror(enum mars_json_error e)
+{
+    static const char *const names[MARS_JSON__COUNT] = {
+        [MARS_JSON_OK] = "ok",
+        [MARS_JSON_EMPTY] = "empty input",
+        [MARS_JSON_TRUNCATED] = "input ends inside a value",
+        [MARS_JSON_UNEXPECTED] = "unexpected character",
+        [MARS_JSON_CONTROL_CHAR] = "control character in a string",
+        [MARS_JSON_BAD_ESCAPE] = "invalid escape in a string",
+        [MARS_JSON_BAD_UNICODE] = "invalid \\u escape or unpaired surrogate",
+        [MARS_JSON_BAD_UTF8] = "invalid UTF-8 in a string",
+        [MARS_JSON_BAD_NUMBER] = "invalid number",
+        [MARS_JSON_TOO_DEEP] = "nesting too deep",
+        [MARS_JSON_TRAILING] = "bytes after the JSON value",
+        [MARS_JSON_NOT_OBJECT] = "not a JSON object",
+        [MARS_JSON_TOO_MANY] = "too many members",
+        [MARS_JSON_NOMEM] = "out of memory",
+    };
+    return (unsigned)e < MARS_JSON__COUNT ? names[e] : "unknown error";
+}
+
+static bool fail(struct scan *sc, enum mars_json_error e, const unsigned char *at)
+{
+    if (sc->err == MARS_JSON_OK) {
+        sc->err = e;
+        sc->err_at = at;
+    }
+    return false;
+}
+
+static inline void skip_ws(struct scan *sc)
+{
+    while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\n' || *sc->p == '\r' || *sc->p == '\t'))
+        sc->p++;
+}
+
+/* ---- strings ---- */
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Checks the up to 4 hex digits of a \u escape that fit before end: BAD_UNICODE when one
+ * is not hex, TRUNCATED when they are but fewer than 4 are there, OK otherwise. */
+static enum mars_json_error hex_digits(const unsigned char *p, const unsigned char *end)
+{
+    for (int i = 0; i < 4; i++) {
+        if (p + i >= end)
+            return MARS_JSON_TRUNCATED;
+        if (hexval(p[i]) < 0)
+            return MARS_JSON_BAD_UNICODE;
+    }
+    return MARS_JSON_OK;
+}
+
+/* Reads 4 hex digits at p (bounds checked by the caller). Returns the value or -1. */
+static long hex4(const unsigned char *p)
+{
+    long v = 0;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(p[i]);
+        if (h < 0)
+            return -1;
+        v = (v << 4) | h;
+    }
+    return v;
+}
+
+/* Validates the escape at sc->p (a backslash). */
+static bool scan_escape(struct scan *sc)
+{
+    const unsigned char *at = sc->p;
+    if (sc->end - sc->p < 2)
+        return fail(sc, MARS_JSON_TRUNCATED, sc->end);
+    switch (sc->p[1]) {
+    case '"':
+    case '\\':
+    case '/':
+    case 'b':
+    case 'f':
+    case 'n':
+    case 'r':
+    case 't':
+        sc->p += 2;
+        return true;
+    case 'u':
+        break;
+    default:
+        return fail(sc, MARS_JSON_BAD_ESCAPE, at);
+    }
+    enum mars_json_error e = hex_digits(sc->p + 2, sc->end);
+    if (e != MARS_JSON_OK)
+        return fail(sc, e, e == MARS_JSON_TRUNCATED ? sc->end : at);
+    long cp = hex4(sc->p + 2);
+    sc->p += 6;
+    if (cp >= 0xDC00 && cp <= 0xDFFF)
+        return fail(sc, MARS_JSON_BAD_UNICODE, at); /* low surrogate first */
+    if (cp < 0xD800 || cp > 0xDBFF)
+        return true;
+    /* a high surrogate needs \uDC00-\uDFFF right after it */
+    size_t left = (size_t)(sc->end - sc->p);
+    if ((left >= 1 && sc->p[0] != '\\') || (left >= 2 && sc->p[1] != 'u'))
+        return fail(sc, MARS_JSON_BAD_UNICODE, at);
+    if (left < 2)
+        return fail(sc, MARS_JSON_TRUNCATED, sc->end);
+    e = hex_digits(sc->p + 2, sc->end);
+    if (e != MARS_JSON_OK)
+        return fail(sc, e, e == MARS_JSON_TRUNCATED ? sc->end : at);
+    long lo = hex4(sc->p + 2);
+    if (lo < 0xDC00 || lo > 0xDFFF)
+        return fail(sc, MARS_JSON_BAD_UNICODE, at);
+    sc->p += 6;
+    return true;
+}
+
+/* Validates the UTF-8 sequence at sc->p (lead byte >= 0x80). */
+static bool scan_utf8(struct scan *sc)
+{
+    const unsigned char *p = sc->p;
+    unsigned char c = p[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF; /* bounds of the second byte */
+
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
+    } else
+        return fail(sc, MARS_JSON_BAD_UTF8, p);
+    if ((size_t)(sc->end - p) < len) {
+        for (const unsigned char *q = p + 1; q < sc->end; q++)
+            if ((*q & 0xC0) != 0x80)
+                return fail(sc, MARS_JSON_BAD_UTF8, p);
+        return fail(sc, MARS_JSON_TRUNCATED, sc->end);
+    }
+    if (p[1] < lo || p[1] > hi)
+        return fail(sc, MARS_JSON_BAD_UTF8, p);
+    for (size_t i = 2; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return fail(sc, MARS_JSON_BAD_UTF8, p);
+    sc->p += len;
+    return true;
+}
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "json.c's string scan assumes a little-endian target"
+#endif
+
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Nonzero when some byte of x is '"', '\\', below 0x20 or above 0x7F. */
+static inline uint64_t special_bytes(uint64_t x)
+{
+    uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
+    uint64_t zq = (q - ONES) & ~q, zb = (b - ONES) & ~b;
+    uint64_t ctl = (x - ONES * 0x20) & ~x;
+    return (zq | zb | ctl | x) & HIGHS;
+}
+
+/* String at sc->p (the opening quote). Sets body and whether it has escapes. */
+static bool scan_string(struct scan *sc, const unsigned char **body, size_t *len, bool *escaped)
+{
+    const unsigned char *b = ++sc->p;
+    *escaped = false;
+    for (;;) {
+        while (sc->end - sc->p >= 8) {
+            uint64_t x, sp;
+            memcpy(&x, sc->p, 8);
+            if ((sp = special_bytes(x)) != 0) {
+                /* the lowest flagged byte is exact (borrows only reach higher bytes), and
+                 * little-endian puts it first: jump straight to it */
+                sc->p += (size_t)__builtin_ctzll(sp) / 8;
+                break;
+            }
+            sc->p += 8;
+        }
+        if (sc->p >= sc->end)
+            return fail(sc, MARS_JSON_TRUNCATED, sc->end);
+        unsigned char c = *sc->p;
+        if (c == '"')
+            break;
+        if (c == '\\') {
+            *escaped = true;
+            if (!scan_escape(sc))
+                return false;
+        } else if (c < 0x20) {
+            return fail(sc, MARS_JSON_CONTROL_CHAR, sc->p);
+        } else if (c >= 0x80) {
+            if (!scan_utf8(sc))
+                return false;
+        } else {
+            sc->p++;
+        }
+    }
+    *body = b;
+    *len = (size_t)(sc->p - b);
+    sc->p++;
+    return true;
+}
+
+/* ---- numbers and literals ---- */
+
+static bool digits(struct scan *sc)
+{
+    if (sc->p >= sc->end)
+        return fail(sc, MARS_JSON_TRUNCATED, sc->end);
+    if (*sc->p < '0' || *sc->p > '9')
+        return fail(sc, MARS_JSON_BAD_NUMBER, sc->p);
+    while (sc->p < sc->end && *sc->p >= '0' && *sc->p <= '9')
+        sc->p++;
+    return true;
+}
+
+static bool scan_number(struct scan *sc)
+{
+    if (*sc->p == '-')
+        sc->p++;
+    if (sc->p >= sc->end)
+        return fail(sc, MARS_JSON_TRUNCATED, sc->end);
+    if (*sc->p == '0') {
+        sc->p++;
+    } else if (!digits(sc)) {
+        return false;
+    }
+    if (sc->p < sc->end && *sc->p == '.') {
+        sc->p++;
+        if (!digits(sc))
+            return false;
+    }
+    if (sc->p < sc->end && (*sc->p == 'e' || *sc->p == 'E')) {
+        sc->p++;
+        if (sc->p < sc->end && (*sc->p == '+' || *sc->p == '-'))
+            sc->p++;
+        if (!digits(sc))
+            return false;
+    }
+    /* "01", "1x": a number must be followed by a delimiter */
+    if (sc->p < sc->end && ((*sc->p >= '0' && *sc->p <= '9') || *sc->p == '.' || *sc->p == 'e' ||
+                            *sc->p == 'E' || *sc->p == '-' || *sc->p == '+' ||
+                            (*sc->p >= 'a' && *sc->p <= 'z') || (*sc->p >= 'A' && *sc->p <= 'Z')))
+        return fail(sc, MARS_JSON_BAD_NUMBER, sc->p);
+    return true;
+}
+
+static bool scan_literal(struct scan *sc, const char *word, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (sc->p + i >= sc->end)
+            return fail(sc, MARS_JSON_TRUNCATED, sc->end);
+        if (sc->p[i] != (unsigned char)word[i])
+            return fail(sc, MARS_JSON_UNEXPECTED, sc->p + i);
+    }
+    sc->p += n;
+    return true;
+}
+
+/* ---- values ---- */
+
+static bool scan_value(struct scan *sc, unsigned depth, uint32_t parent, const char *key,
+                       uint32_t key_len, uint64_t *bloom);
+
+static bool put(struct scan *sc, uint32_t parent, const char *key, uint32_t key_len,
+                enum mars_field_kind kind, const unsigned char *v, size_t vlen, unsigned flags,
+                uint64_t *bloom, uint32_t *idx)
+{
+    if (vlen > UINT32_MAX)
+        return fail(sc, MARS_JSON_TOO_MANY, sc->p);
+    *idx = mars_fbuild_put(sc->fb, parent, key, key_len, kind, (const char *)v, (uint32_t)vlen,
+                           flags, true, bloom);
+    if (*idx == MARS_FIELD_NIL)
+        return fail(sc, sc->fb->n >= MARS_FIELDS_MAX ? MARS_JSON_TOO_MANY : MARS_JSON_NOMEM, sc->p);
+    return true;
+}
+
+/* A member key: plain bytes of the input, or decoded into the arena when escaped. */
+static bool member_key(struct scan *sc, const char **key, uint32_t *klen)
+{
+    const unsigned char *body;
+    size_t len;
+    bool esc;
+    if (sc->p >= sc->end)
+        return fail(sc, MARS_JSON_TRUNCATED, sc->end);
+    if (*sc->p != '"')
+        return fail(sc, MARS_JSON_UNEXPECTED, sc->p);
+    if (!scan_string(sc, &body, &len, &esc))
+        return false;
+    if (len > UINT32_MAX)
+        return fail(sc, MARS_JSON_TOO_MANY, sc->p);
+    *key = (const char *)body;
+    *klen = (uint32_t)len;
+    if (esc && sc->fb) {
+        char *d = mars_arena_alloc(sc->fb->arena, len);
+        if (!d)
+            return fail(sc, MARS_JSON_NOMEM, sc->p);
+        *klen = (uint32_t)mars_json_unescape((const char *)body, len, d);
+        *key = d;
+    }
+    return true;
+}
+
+/* Object at sc->p ('{'); members recorded under obj unless obj is NIL. */
+static bool scan_object(struct scan *sc, unsigned depth, uint32_t obj)
+{
+    uint64_t bloom = 0;
+    sc->p++;
+    skip_ws(sc);
+    if (sc->p < sc->end && *sc->p == '}') {
+        sc->p++;
+        return true;
+    }
+    for (;;) {
+        const char *key;
+        uint32_t klen;
+        if (!member_key(sc, &key, &klen))
+            return false;
+        skip_ws(sc);
+        if (sc->p >= sc->end)
+            return fail(sc, MARS_JSON_TRUNCATED, sc->end);
+        if (*sc->p != ':')
+            return fail(sc, MARS_JSON_UNEXPECTED, sc->p);
+        sc->p++;
+        skip_ws(sc);
+        if (!scan_value(sc, depth, obj, key, klen, &bloom))
+            return false;
+        skip_ws(sc);
+        if (sc->p >= sc->end)
+            return fail(sc, MARS_JSON_TRUNCATED, sc->end);
+        if (*sc->p == '}') {
+            sc->p++;
+            return true;
+        }
+        if (*sc->p != ',')
+            return fail(sc, MARS_JSON_UNEXPECTED, sc->p);
+        sc->p++;
+        skip_ws(sc);
+    }
+}
+
+static bool scan_array(struct scan *sc, unsigned depth)
+{
+    sc->p++;
+    skip_ws(sc);
+    if (sc->p < sc->end && *sc->p == ']') {
+        sc->p++;
+        return true;
+    }
+    for (;;) {
+        if (!scan_value(sc, depth, MARS_FIELD_NIL, NULL, 0, NULL))
+            return false;
+        skip_ws(sc);
+        if (sc->p >= sc->end)
+            return fail(sc, MARS_JSON_TRUNCATED, sc->end);
+        if (*sc->p == ']') {
+            sc->p++;
+            return true;
+        }
+        if (*sc->p != ',')
+            return fail(sc, MARS_JSON_UNEXPECTED, sc->p);
+        sc->p++;
+        skip_ws(sc);
+    }
+}
+
+static bool scan_container(struct scan *sc, unsigned depth, uint32_t parent, const char *key,
+                           uint32_t key_len, uint64_t *bloom)
+{
+    const unsigned char *start = sc->p;
+    bool record = parent != MARS_FIELD_NIL;
+    uint32_t idx = MARS_FIELD_NIL;
+
+    if (depth + 1 > sc->max_depth)
+        return fail(sc, MARS_JSON_TOO_DEEP, sc->p);
+    if (*sc->p == '{') {
+        if (record && !put(sc, parent, key, key_len, MARS_FIELD_OBJECT, start, 0, 0, bloom, &idx))
+            return false;
+        return scan_object(sc, depth + 1, idx);
+    }
+    if (!scan_array(sc, depth + 1))
+        return false;
+    return !record || put(sc, parent, key, key_len, MARS_FIELD_ARRAY, start,
+                          (size_t)(sc->p - start), 0, bloom, &idx);
+}
+
+static bool scan_value(struct scan *sc, unsigned depth, uint32_t parent, const char *key,
+                       uint32_t key_len, uint64_t *bloom)
+{
+    const unsigned char *start = sc->p;
+    bool record = parent != MARS_FIELD_NIL;
+    enum mars_field_kind kind;
+    uint32_t idx;
+
+    if (sc->p >= sc->end)
+        return fail(sc, MARS_JSON_TRUNCATED, sc->end);
+    switch (*sc->p) {
+    case '{':
+    case '[':
+        return scan_container(sc, depth, parent, key, key_len, bloom);
+    case '"': {
+        const unsigned char *body;
+        size_t len;
+        bool esc;
+        if (!scan_string(sc, &body, &len, &esc))
+            return false;
+        return !record || put(sc, parent, key, key_len, MARS_FIELD_STRING, body, len,
+                              esc ? MARS_FF_ESCAPED : 0, bloom, &idx);
+    }
+    case 't':
+        kind = MARS_FIELD_BOOL;
+        if (!scan_literal(sc, "true", 4))
+            return false;
+        break;
+    case 'f':
+        kind = MARS_FIELD_BOOL;
+        if (!scan_literal(sc, "false", 5))
+            return false;
+        break;
+    case 'n':
+        kind = MARS_FIELD_NULL;
+        if (!scan_literal(sc, "null", 4))
+            return false;
+        break;
+    default:
+        if (*sc->p != '-' && (*sc->p < '0' || *sc->p > '9'))
+            return fail(sc, MARS_JSON_UNEXPECTED, sc->p);
+        kind = MARS_FIELD_NUMBER;
+        if (!scan_number(sc))
+            return false;
+    }
+    return !record ||
+           put(sc, parent, key, key_len, kind, start, (size_t)(sc->p - start), 0, bloom, &idx);
+}
+
+static enum mars_json_error finish(struct scan *sc, bool ok, size_t *err_at)
+{
+    if (ok) {
+        skip_ws(sc);
+        if (sc->p < sc->end)
+            fail(sc, MARS_JSON_TRAILING, sc->p);
+    }
+    if (err_at)
+        *err_at = sc->err ? (size_t)(sc->err_at - sc->start) : 0;
+    return sc->err;
+}
+
+enum mars_json_error mars_json_validate(const char *s, size_t n, unsigned max_depth, size_t *err_at)
+{
+    struct scan sc = {.p = (const unsigned char *)s,
+                      .end = (const unsigned char *)s + n,
+                      .start = (const unsigned char *)s,
+                      .max_depth = max_depth};
+    skip_ws(&sc);
+    if (sc.p >= sc.end) {
+        fail(&sc, MARS_JSON_EMPTY, sc.p);
+        return finish(&sc, false, err_at);
+    }
+    bool ok = scan_value(&sc, 0, MARS_FIELD_NIL, NULL, 0, NULL);
+    return finish(&sc, ok, err_at);
+}
+
+enum mars_json_error mars_json_parse(const char *s, size_t n, unsigned max_depth,
+                                     struct mars_fbuild *fb, uint32_t parent, size_t *err_at)
+{
+    struct scan sc = {.p = (const unsigned char *)s,
+                      .end = (const unsigned char *)s + n,
+                      .start = (const unsigned char *)s,
+                      .max_depth = max_depth,
+                      .fb = fb};
+    bool ok = false;
+    skip_ws(&sc);
+    if (sc.p >= sc.end)
+        fail(&sc, MARS_JSON_EMPTY, sc.p);
+    else if (*sc.p != '{') {
+        /* still report a syntax error first, so "not an object" means valid JSON */
+        struct scan v = sc;
+        v.fb = NULL;
+        if (scan_value(&v, 0, MARS_FIELD_NIL, NULL, 0, NULL))
+            fail(&sc, MARS_JSON_NOT_OBJECT, sc.p);
+        else
+            fail(&sc, v.err, v.err_at);
+    } else if (max_depth < 1) {
+        fail(&sc, MARS_JSON_TOO_DEEP, sc.p);
+    } else {
+        ok = scan_object(&sc, 1, parent);
+    }
+    return finish(&sc, ok, err_at);
+}
+
+/* ---- decoding ---- */
+
+static size_t put_utf8(char *out, uint32_t cp)
+{
+    unsigned char *o = (unsigned char *)out;
+    if (cp < 0x80) {
+        o[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (unsigned char)(0xC0 | (cp >> 6));
+        o[1] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (unsigned char)(0xE0 | (cp >> 12));
+        o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (unsigned char)(0xF0 | (cp >> 18));
+    o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+size_t mars_json_unescape(const char *s, size_t n, char *out)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    size_t o = 0;
+    while (p < end) {
+        const unsigned char *bs = memchr(p, '\\', (size_t)(end - p));
+        size_t run = bs ? (size_t)(bs - p) : (size_t)(end - p);
+        memmove(out + o, p, run);
+        o += run;
+        p += run;
+        if (!bs || end - p < 2)
+            break;
+        unsigned char c = p[1];
+        p += 2;
+        switch (c) {
+        case 'b':
+            out[o++] = '\b';
+            break;
+        case 'f':
+            out[o++] = '\f';
+            break;
+        case 'n':
+            out[o++] = '\n';
+            break;
+        case 'r':
+            out[o++] = '\r';
+            break;
+        case 't':
+            out[o++] = '\t';
+            break;
+        case 'u': {
+            long cp = end - p >= 4 ? hex4(p) : -1;
+            if (cp < 0)
+                return o; /* not validated input: stop */
+            p += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF && end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+                long lo = hex4(p + 2);
+                if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    p += 6;
+                }
+            }
+            if (cp >= 0xD800 && cp <= 0xDFFF)
+                cp = 0xFFFD;
+            o += put_utf8(out + o, (uint32_t)cp);
+            break;
+        }
+        default:
+            out[o++] = (char)c; /* " \ / */
+        }
+    }
+    return o;
+}
+
+/* ---- reading raw (validated) text ---- */
+
+static const char *skip_ws_raw(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/* End of the validated value starting at p. */
+static const char *skip_value_raw(const char *p, const char *end)
+{
+    if (p >= end)
+        return end;
+    if (*p == '"') {
+        for (p++; p < end && *p != '"'; p++)
+            if (*p == '\\')
+                p++;
+        return p < end ? p + 1 : end;
+    }
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        for (; p < end; p++) {
+            if (*p == '"') {
+                p = skip_value_raw(p, end) - 1;
+            } else if (*p == '{' || *p == '[') {
+                depth++;
+            } else if (*p == '}' || *p == ']') {
+                if (--depth == 0)
+                    return p + 1;
+            }
+        }
+        return end;
+    }
+    while (p < end && *p != ',' && *p != ']' && *p != '}' && *p != ' ' && *p != '\n' &&
+           *p != '\r' && *p != '\t')
+        p++;
+    return p;
+}
+
+static void raw_value(const char *p, const char *e, struct mars_value *out)
+{
+    out->idx = MARS_FIELD_NIL;
+    out->flags = 0;
+    switch (*p) {
+    case '"':
+        out->kind = MARS_FIELD_STRING;
+        out->ptr = p + 1;
+        out->len = (uint32_t)(e - p - 2);
+        if (memchr(out->ptr, '\\', out->len))
+            out->flags = MARS_FF_ESCAPED;
+        return;
+    case '{':
+        out->kind = MARS_FIELD_OBJECT;
+        out->flags = MARS_FF_RAW;
+        break;
+    case '[':
+        out->kind = MARS_FIELD_ARRAY;
+        break;
+    case 't':
+    case 'f':
+        out->kind = MARS_FIELD_BOOL;
+        break;
+    case 'n':
+        out->kind = MARS_FIELD_NULL;
+        break;
+    default:
+        out->kind = MARS_FIELD_NUMBER;
+    }
+    out->ptr = p;
+    out->len = (uint32_t)(e - p);
+}
+
+bool mars_json_array_at(const char *raw, size_t n, uint32_t idx, struct mars_value *out)
+{
+    const char *p = skip_ws_raw(raw, raw + n), *end = raw + n;
+    if (p >= end || *p != '[')
+        return false;
+    p = skip_ws_raw(p + 1, end);
+    for (uint32_t i = 0; p < end && *p != ']'; i++) {
+        const char *e = skip_value_raw(p, end);
+        if (i == idx) {
+            raw_value(p, e, out);
+            return true;
+        }
+        p = skip_ws_raw(e, end);
+        if (p < end && *p == ',')
+            p = skip_ws_raw(p + 1, end);
+    }
+    return false;
+}
+
+static bool key_equals(const char *body, size_t n, const char *key, uint32_t key_len)
+{
+    char buf[512];
+    if (!memchr(body, '\\', n))
+        return n == key_len && memcmp(body, key, n) == 0;
+    if (n > sizeof(buf))
+        return false;
+    size_t d = mars_json_unescape(body, n, buf);
+    return d == key_len && memcmp(buf, key, d) == 0;
+}
+
+bool mars_json_object_get(const char *raw, size_t n, const char *key, uint32_t key_len,
+                          struct mars_value *out)
+{
+    const char *p = skip_ws_raw(raw, raw + n), *end = raw + n;
+    bool found = false;
+    if (p >= end || *p != '{')
+        return false;
+    p = skip_ws_raw(p + 1, end);
+    while (p < end && *p == '"') {
+        const char *ke = skip_value_raw(p, end);
+        bool match = key_equals(p + 1, (size_t)(ke - p - 2), key, key_len);
+        p = skip_ws_raw(ke, end);
+        p = skip_ws_raw(p + 1, end); /* ':' */
+        const char *e = skip_value_raw(p, end);
+        if (match) {
+            raw_value(p, e, out); /* last wins, as when parsing */
+            found = true;
+        }
+        p = skip_ws_raw(e, end);
+        if (p < end && *p == ',')
+            p = skip_ws_raw(p + 1, end);
+    }
+    return found;
+}

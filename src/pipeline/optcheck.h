@@ -1,0 +1,42 @@
+/*
+ * optcheck.h - config-time checks that transforms share: conditions, regexes, field paths
+ * and templates are compiled once at load, only to report problems at FILE:LINE:COL of the
+ * offending character (workers compile their own copies in init).
+ *
+ * Positions: a scalar node knows where its text starts; the offset into the text is added
+ * (plus one for the opening quote of a quoted scalar, lines counted through newlines).
+ * Exact for plain and quoted single-line values without escapes; close otherwise.
+ *
+ * Thread: the config loader's.
+ */
+#ifndef MARS_OPTCHECK_H
+#define MARS_OPTCHECK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/cfg.h"
+#include "core/diag.h"
+
+/* Where byte `off` of scalar n's text is. */
+void mars_cfg_text_pos(const struct mars_cfg_node *n, size_t off, int *line, int *col);
+
+/* Each compiles `text` (the value of option `what`, written at node `at`, which may be the
+ * component's map when the option took its default) and adds an error to diag. Return 0
+ * or -EINVAL. */
+int mars_check_condition(const char *text, const struct mars_cfg_node *at, const char *what,
+                         struct mars_diag *diag);
+int mars_check_regex(const char *text, const struct mars_cfg_node *at, const char *what,
+                     struct mars_diag *diag);
+/* writable: the path is written to (no array index, not the root). */
+int mars_check_path(const char *text, const struct mars_cfg_node *at, const char *what,
+                    bool writable, struct mars_diag *diag);
+int mars_check_template(const char *text, const struct mars_cfg_node *at, const char *what,
+                        struct mars_diag *diag);
+
+/* Node of option `key` in map, or map itself when the key is absent (a default). For map
+ * options, the value node of entry `sub` (or the key's node). */
+const struct mars_cfg_node *mars_opt_node(const struct mars_cfg_node *map, const char *key,
+                                          const char *sub);
+
+#endif

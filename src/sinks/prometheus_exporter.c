@@ -1,0 +1,490 @@
+/*
+ * prometheus_exporter.c - the `prometheus_exporter` sink: serves the metric events it
+ * receives (internal_metrics, health_check, log_to_metric, iptables...) on its own HTTP
+ * listener as Prometheus text 0.0.4, for a Prometheus server to scrape.
+ *
+ * One listener per component, however many workers run an instance of it: the first
+ * instance to start creates the exporter (binds `address`, starts a core/admin.c server
+ * thread) as an engine-wide shared object keyed by the component id, and the others attach
+ * to it; the last to stop closes it. The instances write into one series table under a
+ * mutex. Taking a lock here is fine: this sink carries metric samples (a few hundred per
+ * interval), not the log hot path, and the lock is held per request, not per event.
+ *
+ * Series: keyed by name and label set (labels sorted by name). Absolute samples replace
+ * the series' value; incremental ones (mars_metric.incremental) add to it. A name first
+ * seen with one type keeps it; samples of another type under that name are dropped and
+ * counted. Invalid characters in names become '_'. A series not updated for
+ * `expire_after` disappears from the output; at most `max_series` are kept (new ones
+ * beyond are dropped, counted and logged). Log events that reach the sink are ignored.
+ *
+ * Exposition: on each scrape the live series are sorted by name and labels, so every
+ * family is one contiguous block with one HELP and TYPE line (help from the first sample
+ * that had one, else a generic line), written by the core/metrics.h text visitor.
+ *
+ * Thread: write on the sink's workers; scrapes on the exporter's server thread.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "core/admin.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "pipeline/component.h"
+#include "pipeline/observe.h"
+
+struct pe_conf {
+    char *address;
+    int64_t expire_after;
+    int64_t max_series;
+};
+
+#define OFF(f) offsetof(struct pe_conf, f)
+static const struct mars_opt pe_options[] = {
+    {.name = "address",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(address),
+     .def = "127.0.0.1:9598",
+     .desc = "host:port (or unix socket path) the exporter serves /metrics on."},
+    {.name = "expire_after",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(expire_after),
+     .def = "5m",
+     .min = 1000000,
+     .max = (int64_t)7 * 24 * 3600 * 1000000000,
+     .desc = "A series that receives no sample for this long is no longer served."},
+    {.name = "max_series",
+     .type = MARS_OPT_INT,
+     .offset = OFF(max_series),
+     .def = "10000",
+     .min = 1,
+     .max = 10000000,
+     .desc = "Most series kept; samples of new series beyond it "
+             "are dropped and counted."},
+    {.name = NULL},
+};
+
+#define NBUCKETS 1024
+
+struct series {
+    struct series *next;
+    uint64_t hash;
+    char *key; /* name \x01 l1 \x02 v1 \x01 ... (labels sorted) */
+    char *name, *help;
+    enum mars_metric_kind kind;
+    size_t nlabels;
+    char **lnames, **lvalues;
+    double value; /* counter, gauge; histogram: sum */
+    uint64_t count;
+    size_t nbounds;
+    double *bounds;
+    uint64_t *cum;
+    int64_t updated_ns;
+};
+
+struct exporter {
+    struct mars_admin *srv;
+    pthread_mutex_t lock;
+    struct series *table[NBUCKETS];
+    size_t nseries;
+    int64_t expire_after;
+    size_t max_series;
+    bool warned_full;
+};
+
+struct pe {
+    struct mars_sink *sink;
+    const struct pe_conf *conf;
+    struct exporter *x;
+};
+
+/* ---- series table (callers hold x->lock) ---- */
+
+static void series_free(struct series *s)
+{
+    for (size_t i = 0; i < s->nlabels; i++) {
+        free(s->lnames[i]);
+        free(s->lvalues[i]);
+    }
+    free(s->lnames);
+    free(s->lvalues);
+    free(s->bounds);
+    free(s->cum);
+    free(s->key);
+    free(s->name);
+    free(s->help);
+    free(s);
+}
+
+static uint64_t fnv1a(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* Copies a name, replacing what the format does not allow by '_'. */
+static char *clean_name(struct mars_slice s, bool metric)
+{
+    char *p = malloc(s.len + 2);
+    size_t o = 0;
+    if (!p)
+        return NULL;
+    if (s.len == 0 || (s.ptr[0] >= '0' && s.ptr[0] <= '9'))
+        p[o++] = '_';
+    for (uint32_t i = 0; i < s.len; i++) {
+        char c = s.ptr[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || (metric && c == ':');
+        p[o++] = ok ? c : '_';
+    }
+    p[o] = '\0';
+    return p;
+}
+
+static int label_cmp(const void *a, const void *b)
+{
+    const struct mars_metric_label *x = *(const struct mars_metric_label *const *)a;
+    const struct mars_metric_label *y = *(const struct mars_metric_label *const *)b;
+    uint32_t n = x->name.len < y->name.len ? x->name.len : y->name.len;
+    int c = memcmp(x->name.ptr, y->name.ptr, n);
+    return c ? c : (int)x->name.len - (int)y->name.len;
+}
+
+/* Builds the key and the sorted, cleaned label arrays of m into a new series. */
+static struct series *series_new(const struct mars_metric *m, const char *name)
+{
+    struct series *s = calloc(1, sizeof(*s));
+    const struct mars_metric_label **sorted = calloc(m->nlabels + 1, sizeof(*sorted));
+    struct evbuffer *k = evbuffer_new();
+    bool ok = s && sorted && k && (s->name = strdup(name));
+    if (ok) {
+        s->kind = m->kind;
+        s->lnames = calloc(m->nlabels + 1, sizeof(char *));
+        s->lvalues = calloc(m->nlabels + 1, sizeof(char *));
+        ok = s->lnames && s->lvalues;
+        evbuffer_add(k, name, strlen(name));
+    }
+    for (uint32_t i = 0; ok && i < m->nlabels; i++)
+        sorted[i] = &m->labels[i];
+    if (ok && m->nlabels > 1)
+        qsort(sorted, m->nlabels, sizeof(*sorted), label_cmp);
+    for (uint32_t i = 0; ok && i < m->nlabels; i++) {
+        s->lnames[i] = clean_name(sorted[i]->name, false);
+        s->lvalues[i] = strndup(sorted[i]->value.ptr, sorted[i]->value.len);
+        s->nlabels++;
+        ok = s->lnames[i] && s->lvalues[i];
+        if (ok && (strcmp(s->lnames[i], "le") == 0 || strncmp(s->lnames[i], "__", 2) == 0))
+            s->lnames[i][0] = 'x'; /* reserved names */
+        if (ok)
+            evbuffer_add_printf(k, "\x01%s\x02%s", s->lnames[i], s->lvalues[i]);
+    }
+    if (ok) {
+        size_t n = evbuffer_get_length(k);
+        s->key = malloc(n + 1);
+        ok = s->key && evbuffer_remove(k, s->key, n) == (int)n;
+        if (ok)
+            s->key[n] = '\0';
+    }
+    if (k)
+        evbuffer_free(k);
+    free(sorted);
+    if (!ok && s) {
+        series_free(s);
+        return NULL;
+    }
+    s->hash = fnv1a(s->key, strlen(s->key));
+    return s;
+}
+
+static struct series *lookup(struct exporter *x, const struct series *probe)
+{
+    for (struct series *s = x->table[probe->hash % NBUCKETS]; s; s = s->next)
+        if (s->hash == probe->hash && strcmp(s->key, probe->key) == 0)
+            return s;
+    return NULL;
+}
+
+/* The kind a name already has in the table, or -1. */
+static int kind_of_name(struct exporter *x, const char *name)
+{
+    for (size_t b = 0; b < NBUCKETS; b++)
+        for (struct series *s = x->table[b]; s; s = s->next)
+            if (strcmp(s->name, name) == 0)
+                return (int)s->kind;
+    return -1;
+}
+
+static int set_histogram(struct series *s, const struct mars_metric *m)
+{
+    if (s->nbounds != m->nbuckets) {
+        double *b = realloc(s->bounds, (m->nbuckets + 1) * sizeof(*b));
+        uint64_t *c = b ? realloc(s->cum, (m->nbuckets + 1) * sizeof(*c)) : NULL;
+        if (b)
+            s->bounds = b;
+        if (!c)
+            return -ENOMEM;
+        s->cum = c;
+        memset(s->cum, 0, (m->nbuckets + 1) * sizeof(*c));
+        s->nbounds = m->nbuckets;
+        s->count = 0;
+        s->value = 0;
+    }
+    for (uint32_t i = 0; i < m->nbuckets; i++) {
+        s->bounds[i] = m->buckets[i].le;
+        s->cum[i] = (m->incremental ? s->cum[i] : 0) + m->buckets[i].count;
+    }
+    return 0;
+}
+
+/* Applies one sample. Returns 0, or -ENOSPC / -EINVAL / -ENOMEM when it was dropped. */
+static int apply(struct exporter *x, const struct mars_metric *m, int64_t now)
+{
+    char *name = clean_name(m->name, true);
+    struct series *probe = name ? series_new(m, name) : NULL;
+    int rc = 0;
+    free(name);
+    if (!probe)
+        return -ENOMEM;
+    struct series *s = lookup(x, probe);
+    if (!s) {
+        int k = kind_of_name(x, probe->name);
+        if (k >= 0 && k != (int)m->kind) {
+            rc = -EINVAL;
+        } else if (x->nseries >= x->max_series) {
+            rc = -ENOSPC;
+        } else {
+            s = probe;
+            probe = NULL;
+            if (m->help.len)
+                s->help = strndup(m->help.ptr, m->help.len);
+            s->next = x->table[s->hash % NBUCKETS];
+            x->table[s->hash % NBUCKETS] = s;
+            x->nseries++;
+        }
+    }
+    if (probe)
+        series_free(probe);
+    if (rc)
+        return rc;
+    if (m->kind == MARS_METRIC_HISTOGRAM && set_histogram(s, m))
+        return -ENOMEM;
+    if (m->incremental) {
+        s->value += m->value;
+        s->count += m->count;
+    } else {
+        s->value = m->value;
+        s->count = m->count;
+    }
+    s->updated_ns = now;
+    return 0;
+}
+
+static void expire(struct exporter *x, int64_t now)
+{
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        struct series **pp = &x->table[b];
+        while (*pp) {
+            struct series *s = *pp;
+            if (now - s->updated_ns <= x->expire_after) {
+                pp = &s->next;
+                continue;
+            }
+            *pp = s->next;
+            series_free(s);
+            x->nseries--;
+        }
+    }
+}
+
+/* ---- scrape ---- */
+
+static int series_cmp(const void *a, const void *b)
+{
+    const struct series *x = *(const struct series *const *)a;
+    const struct series *y = *(const struct series *const *)b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : strcmp(x->key, y->key);
+}
+
+static void render(struct exporter *x, struct evbuffer *out)
+{
+    struct mars_prom_text t;
+    struct series **all = malloc((x->nseries + 1) * sizeof(*all));
+    size_t n = 0;
+    char help[320];
+    if (!all)
+        return;
+    for (size_t b = 0; b < NBUCKETS; b++)
+        for (struct series *s = x->table[b]; s; s = s->next)
+            all[n++] = s;
+    qsort(all, n, sizeof(*all), series_cmp);
+    mars_prom_text_init(&t, out);
+    for (size_t i = 0; i < n; i++) {
+        const struct series *s = all[i];
+        if (i == 0 || strcmp(all[i - 1]->name, s->name) != 0) {
+            const char *h = NULL;
+            for (size_t j = i; j < n && !h && strcmp(all[j]->name, s->name) == 0; j++)
+                h = all[j]->help;
+            if (!h) {
+                snprintf(help, sizeof(help), "%s, exported by mars.", s->name);
+                h = help;
+            }
+            static const enum mars_mtype types[] = {MARS_MT_COUNTER, MARS_MT_GAUGE,
+                                                    MARS_MT_HISTOGRAM};
+            t.v.family(&t.v, &(struct mars_mfamily_info){
+                                 .name = s->name, .help = h, .type = types[s->kind]});
+        }
+        struct mars_mlabels l = {(const char *const *)s->lnames, (const char *const *)s->lvalues,
+                                 s->nlabels};
+        if (s->kind == MARS_METRIC_HISTOGRAM)
+            t.v.histogram(&t.v, &l, s->bounds, s->cum, s->nbounds, s->count, s->value);
+        else
+            t.v.value(&t.v, &l, s->value);
+    }
+    free(all);
+}
+
+static void on_scrape(struct mars_admin_req *r, void *arg)
+{
+    struct exporter *x = arg;
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        mars_admin_reply(r, 500, NULL, NULL);
+        return;
+    }
+    pthread_mutex_lock(&x->lock);
+    expire(x, mars_ev_clock_ns());
+    render(x, b);
+    pthread_mutex_unlock(&x->lock);
+    mars_admin_reply(r, 200, MARS_PROM_CONTENT_TYPE, b);
+    evbuffer_free(b);
+}
+
+/* ---- the shared exporter ---- */
+
+struct create_arg {
+    const char *id;
+    const struct pe_conf *conf;
+};
+
+static void exporter_destroy(void *obj)
+{
+    struct exporter *x = obj;
+    mars_admin_destroy(x->srv); /* joins the server thread: no scrape runs after this */
+    for (size_t b = 0; b < NBUCKETS; b++) {
+        while (x->table[b]) {
+            struct series *s = x->table[b];
+            x->table[b] = s->next;
+            series_free(s);
+        }
+    }
+    pthread_mutex_destroy(&x->lock);
+    free(x);
+}
+
+static void *exporter_create(void *arg)
+{
+    const struct create_arg *ca = arg;
+    struct exporter *x = calloc(1, sizeof(*x));
+    if (!x)
+        return NULL;
+    pthread_mutex_init(&x->lock, NULL);
+    x->expire_after = ca->conf->expire_after;
+    x->max_series = (size_t)ca->conf->max_series;
+    x->srv =
+        mars_admin_create(&(struct mars_admin_opts){.name = ca->id, .address = ca->conf->address});
+    if (!x->srv || mars_admin_route(x->srv, "/metrics", false, MARS_HTTP_GET, on_scrape, x) ||
+        mars_admin_start(x->srv)) {
+        exporter_destroy(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* ---- sink ---- */
+
+static void pe_write(struct mars_sink *s, struct mars_sink_req *r)
+{
+    struct pe *pe = mars_sink_state(s);
+    struct exporter *x = pe->x;
+    int64_t now = mars_ev_clock_ns();
+    uint64_t ignored = 0, dropped = 0, conflicts = 0;
+
+    pthread_mutex_lock(&x->lock);
+    for (uint32_t b = 0; b < r->n; b++) {
+        const struct mars_batch *bt = r->batches[b];
+        for (uint32_t i = 0; i < bt->n; i++) {
+            const struct mars_event *ev = &bt->ev[i];
+            if (ev->kind != MARS_EVENT_METRIC || !ev->metric) {
+                ignored++;
+                continue;
+            }
+            int rc = apply(x, ev->metric, now);
+            dropped += rc == -ENOSPC || rc == -ENOMEM;
+            conflicts += rc == -EINVAL;
+        }
+    }
+    bool warn_full = dropped && !x->warned_full;
+    x->warned_full = x->warned_full || dropped;
+    pthread_mutex_unlock(&x->lock);
+
+    struct mars_stats *st = mars_sink_stats(s);
+    if (ignored)
+        mars_stat_add(&st->discarded_intentional, ignored);
+    if (dropped || conflicts) {
+        mars_stat_add(&st->discarded_intentional, dropped);
+        mars_stat_add(&st->discarded_unintentional, conflicts);
+        mars_stat_add(&st->errors[MARS_ERR_ENCODE], conflicts);
+        if (conflicts)
+            mars_sink_last_error(s, "%llu samples dropped: a metric name seen with two types",
+                                 (unsigned long long)conflicts);
+    }
+    if (warn_full)
+        mars_warn(mars_sink_id(s),
+                  "max_series (%lld) reached: samples of new series are "
+                  "dropped",
+                  (long long)pe->conf->max_series);
+    mars_sink_done(s, r, MARS_SINK_OK, 0);
+}
+
+static int pe_init(struct mars_sink *s)
+{
+    struct pe *pe = calloc(1, sizeof(*pe));
+    if (!pe)
+        return -ENOMEM;
+    pe->sink = s;
+    pe->conf = mars_sink_conf(s);
+    struct create_arg ca = {.id = mars_sink_id(s), .conf = pe->conf};
+    pe->x = mars_shared_acquire(mars_sink_obs(s), mars_sink_id(s), exporter_create, &ca);
+    if (!pe->x) {
+        free(pe);
+        return -EADDRNOTAVAIL;
+    }
+    mars_sink_set_state(s, pe);
+    return 0;
+}
+
+static void pe_destroy(struct mars_sink *s)
+{
+    struct pe *pe = mars_sink_state(s);
+    mars_shared_release(mars_sink_obs(s), mars_sink_id(s), exporter_destroy);
+    free(pe);
+}
+
+const struct mars_component_desc mars_sink_prometheus_exporter = {
+    .name = "prometheus_exporter",
+    .description = "Serves the metric events it receives on its own /metrics endpoint for "
+                   "Prometheus to scrape.",
+    .kind = MARS_KIND_SINK,
+    .accepts = MARS_DATA_METRIC,
+    .options = pe_options,
+    .conf_size = sizeof(struct pe_conf),
+    .sink = {.init = pe_init, .write = pe_write, .destroy = pe_destroy},
+};

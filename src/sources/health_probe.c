@@ -1,0 +1,572 @@
+/*
+ * health_probe.c - the four probes of the health_check source, each a small state machine
+ * on the worker's ev loop (contract in health_probe.h):
+ *
+ *   tcp      non-blocking connect; success once connected.
+ *   http     connect, send one HTTP/1.1 GET ("Connection: close"), read the response until
+ *            the peer closes, Content-Length is reached or max_output bytes arrived; success
+ *            when the status is in expect_status and the body contains expect_body. Plain
+ *            http:// only; the host is resolved once, when the source starts.
+ *   exec     posix_spawn with stdin /dev/null, stdout+stderr into a pipe read through the
+ *            loop (the first max_output bytes kept, the rest drained and dropped), signals
+ *            reset to default and unblocked, in its own process group; success on exit
+ *            status 0. The exit is polled every 5 ms after the pipe closes; on timeout the
+ *            group gets SIGKILL and is reaped the same way.
+ *   pidfile  reads the pid from the file and checks it with kill(pid, 0) (EPERM = alive).
+ *
+ * Invariant: a run ends (hc_probe_finished) only when decided, with neither the io op nor
+ * the deadline timer in flight and no child left to reap, so nothing of it outlives the call.
+ *
+ * Thread: the source's worker.
+ */
+#include "sources/health_probe.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define REAP_POLL_NS 5000000
+
+static void maybe_complete(struct hc_probe *p);
+
+/* ---- preparation ---- */
+
+static int resolve(struct hc_probe *p, const char *host, const char *port, char *why, size_t len)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc) {
+        snprintf(why, len, "cannot resolve %s: %s", host, gai_strerror(rc));
+        return -EINVAL;
+    }
+    memcpy(&p->addr, res->ai_addr, res->ai_addrlen);
+    p->addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* "host:port" or "[v6]:port" into host and port. */
+static int split_hostport(const char *s, size_t n, char *host, size_t hlen, char *port, size_t plen,
+                          const char *def_port)
+{
+    const char *colon = NULL;
+    const char *h = s;
+    size_t hn;
+    if (n > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        if (!close)
+            return -EINVAL;
+        h = s + 1;
+        hn = (size_t)(close - h);
+        colon = close + 1 < s + n && close[1] == ':' ? close + 1 : NULL;
+    } else {
+        colon = memchr(s, ':', n);
+        hn = colon ? (size_t)(colon - s) : n;
+    }
+    size_t pn = colon ? (size_t)(s + n - colon - 1) : strlen(def_port ? def_port : "");
+    if (hn == 0 || hn >= hlen || pn == 0 || pn >= plen)
+        return -EINVAL;
+    memcpy(host, h, hn);
+    host[hn] = '\0';
+    memcpy(port, colon ? colon + 1 : def_port, pn);
+    port[pn] = '\0';
+    return 0;
+}
+
+static int prepare_http(struct hc_probe *p, const struct hc_check_conf *c, bool res, char *why,
+                        size_t len)
+{
+    char host[256], port[16];
+    const char *u = c->url;
+    if (!u || strncasecmp(u, "http://", 7) != 0) {
+        snprintf(why, len, "url must start with http:// (https is not supported)");
+        return -EINVAL;
+    }
+    u += 7;
+    const char *path = strchr(u, '/');
+    size_t hn = path ? (size_t)(path - u) : strlen(u);
+    if (split_hostport(u, hn, host, sizeof(host), port, sizeof(port), "80")) {
+        snprintf(why, len, "url '%s' has no valid host[:port]", c->url);
+        return -EINVAL;
+    }
+    if (res) {
+        int n =
+            asprintf(&p->request,
+                     "GET %s HTTP/1.1\r\nHost: %.*s\r\nUser-Agent: mars-health-check/" MARS_VERSION
+                     "\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+                     path ? path : "/", (int)hn, u);
+        if (n < 0) {
+            p->request = NULL;
+            return -ENOMEM;
+        }
+        p->request_len = (size_t)n;
+        return resolve(p, host, port, why, len);
+    }
+    return 0;
+}
+
+static int parse_status_range(struct hc_probe *p, const char *s, char *why, size_t len)
+{
+    int lo, hi, n = 0;
+    if (sscanf(s, "%d-%d%n", &lo, &hi, &n) == 2 && s[n] == '\0') {
+        /* a range */
+    } else if (sscanf(s, "%d%n", &lo, &n) == 1 && s[n] == '\0') {
+        hi = lo;
+    } else {
+        lo = hi = 0;
+    }
+    if (lo < 100 || hi > 599 || lo > hi) {
+        snprintf(why, len, "expect_status '%s' is not a status or range like 200-399", s);
+        return -EINVAL;
+    }
+    p->status_lo = lo;
+    p->status_hi = hi;
+    return 0;
+}
+
+int hc_probe_prepare(struct hc_probe *p, const struct hc_check_conf *c, bool res, char *why,
+                     size_t len)
+{
+    char host[256], port[16];
+    p->conf = c;
+    p->fd = -1;
+    p->pid = -1;
+    switch (c->type) {
+    case HC_HTTP:
+        if (parse_status_range(p, c->expect_status, why, len))
+            return -EINVAL;
+        return prepare_http(p, c, res, why, len);
+    case HC_TCP:
+        if (!c->address || split_hostport(c->address, strlen(c->address), host, sizeof(host), port,
+                                          sizeof(port), NULL)) {
+            snprintf(why, len, "tcp checks need address: host:port");
+            return -EINVAL;
+        }
+        return res ? resolve(p, host, port, why, len) : 0;
+    case HC_EXEC:
+        if (c->command.n == 0) {
+            snprintf(why, len, "exec checks need command: [program, args...]");
+            return -EINVAL;
+        }
+        if (res) {
+            p->argv = calloc(c->command.n + 1, sizeof(*p->argv));
+            if (!p->argv)
+                return -ENOMEM;
+            memcpy(p->argv, c->command.v, c->command.n * sizeof(*p->argv));
+        }
+        return 0;
+    case HC_PIDFILE:
+        if (!c->path || !*c->path) {
+            snprintf(why, len, "pidfile checks need path");
+            return -EINVAL;
+        }
+        return 0;
+    }
+    return -EINVAL;
+}
+
+void hc_probe_fini(struct hc_probe *p)
+{
+    free(p->request);
+    free(p->buf);
+    free(p->argv);
+    p->request = p->buf = NULL;
+    p->argv = NULL;
+}
+
+/* ---- run bookkeeping ---- */
+
+static void decide(struct hc_probe *p, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void decide(struct hc_probe *p, bool ok, const char *fmt, ...)
+{
+    if (p->decided)
+        return;
+    p->decided = true;
+    p->ok = ok;
+    p->error[0] = '\0';
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->error, sizeof(p->error), fmt, ap);
+        va_end(ap);
+    }
+    if (p->deadline_armed)
+        mars_ev_cancel(p->loop, &p->deadline);
+    if (p->io_armed)
+        mars_ev_cancel(p->loop, &p->io);
+    if (p->pid > 0) {
+        kill(-p->pid, SIGKILL); /* its process group, then itself in case setpgid failed */
+        kill(p->pid, SIGKILL);
+    }
+    maybe_complete(p);
+}
+
+static void submit_io(struct hc_probe *p)
+{
+    int rc = mars_ev_submit(p->loop, &p->io);
+    p->io_armed = rc == 0;
+    if (rc)
+        decide(p, false, "cannot start an operation: %s", strerror(-rc));
+}
+
+static void on_reap_poll(struct mars_ev_op *op, int res);
+
+/* Reaps the child if it has exited. Returns true when there is no child any more. */
+static bool try_reap(struct hc_probe *p, int *status)
+{
+    if (p->pid <= 0)
+        return true;
+    pid_t r = waitpid(p->pid, status, WNOHANG);
+    if (r == 0)
+        return false;
+    p->pid = -1;
+    if (r < 0)
+        *status = -1;
+    return true;
+}
+
+static void arm_reap_poll(struct hc_probe *p)
+{
+    mars_ev_prep_timer(&p->io, REAP_POLL_NS, on_reap_poll, p);
+    submit_io(p);
+}
+
+static void maybe_complete(struct hc_probe *p)
+{
+    int status;
+    if (!p->decided || p->io_armed || p->deadline_armed)
+        return;
+    if (!try_reap(p, &status)) {
+        arm_reap_poll(p); /* killed at decide(); comes back here once it is gone */
+        return;
+    }
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+    p->running = false;
+    p->duration = (double)(mars_ev_clock_ns() - p->started_ns) / 1e9;
+    hc_probe_finished(p);
+}
+
+static void on_deadline(struct mars_ev_op *op, int res)
+{
+    struct hc_probe *p = op->data;
+    p->deadline_armed = false;
+    if (res != -ECANCELED)
+        decide(p, false, "timed out after %lld ms", (long long)(p->conf->timeout / 1000000));
+    maybe_complete(p);
+}
+
+/* ---- tcp and http ---- */
+
+static void recv_more(struct hc_probe *p);
+static void send_more(struct hc_probe *p);
+
+static void evaluate_http(struct hc_probe *p)
+{
+    int major, minor, status, n = 0;
+    p->buf[p->len] = '\0';
+    if (sscanf(p->buf, "HTTP/%d.%d %d%n", &major, &minor, &status, &n) != 3) {
+        decide(p, false, "not an HTTP response");
+        return;
+    }
+    if (status < p->status_lo || status > p->status_hi) {
+        decide(p, false, "HTTP status %d, expected %d-%d", status, p->status_lo, p->status_hi);
+        return;
+    }
+    const char *want = p->conf->expect_body;
+    if (want && *want) {
+        const char *body = strstr(p->buf, "\r\n\r\n");
+        if (!body || !memmem(body + 4, p->len - (size_t)(body + 4 - p->buf), want, strlen(want))) {
+            decide(p, false, "HTTP status %d, but the body does not contain \"%.64s\"", status,
+                   want);
+            return;
+        }
+    }
+    decide(p, true, NULL);
+}
+
+/* True once the whole response is in: headers end and Content-Length bytes follow. */
+static bool http_complete(struct hc_probe *p)
+{
+    p->buf[p->len] = '\0';
+    const char *end = strstr(p->buf, "\r\n\r\n");
+    if (!end)
+        return false;
+    for (const char *h = strstr(p->buf, "\r\n"); h && h < end; h = strstr(h + 2, "\r\n")) {
+        if (strncasecmp(h + 2, "Content-Length:", 15) == 0) {
+            unsigned long long cl = strtoull(h + 17, NULL, 10);
+            return p->len - (size_t)(end + 4 - p->buf) >= cl;
+        }
+    }
+    return false;
+}
+
+static void on_recv(struct mars_ev_op *op, int res)
+{
+    struct hc_probe *p = op->data;
+    p->io_armed = false;
+    if (p->decided) {
+        maybe_complete(p);
+        return;
+    }
+    if (res < 0 && p->len == 0) {
+        decide(p, false, "receiving the response: %s", strerror(-res));
+        return;
+    }
+    if (res > 0)
+        p->len += (size_t)res;
+    if (res <= 0 || p->len == p->cap || http_complete(p))
+        evaluate_http(p);
+    else
+        recv_more(p);
+}
+
+static void recv_more(struct hc_probe *p)
+{
+    mars_ev_prep_recv(&p->io, p->fd, p->buf + p->len, p->cap - p->len, on_recv, p);
+    submit_io(p);
+}
+
+static void on_sent(struct mars_ev_op *op, int res)
+{
+    struct hc_probe *p = op->data;
+    p->io_armed = false;
+    if (p->decided) {
+        maybe_complete(p);
+        return;
+    }
+    if (res < 0) {
+        decide(p, false, "sending the request: %s", strerror(-res));
+        return;
+    }
+    p->sent += (size_t)res;
+    if (p->sent < p->request_len)
+        send_more(p);
+    else
+        recv_more(p);
+}
+
+static void send_more(struct hc_probe *p)
+{
+    mars_ev_prep_send(&p->io, p->fd, p->request + p->sent, p->request_len - p->sent, on_sent, p);
+    submit_io(p);
+}
+
+static void on_connect(struct mars_ev_op *op, int res)
+{
+    struct hc_probe *p = op->data;
+    p->io_armed = false;
+    if (p->decided) {
+        maybe_complete(p);
+        return;
+    }
+    if (res < 0)
+        decide(p, false, "connect: %s", strerror(-res));
+    else if (p->conf->type == HC_TCP)
+        decide(p, true, NULL);
+    else
+        send_more(p);
+}
+
+static void start_connect(struct hc_probe *p)
+{
+    p->fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (p->fd < 0) {
+        decide(p, false, "socket: %s", strerror(errno));
+        return;
+    }
+    mars_ev_prep_connect(&p->io, p->fd, (struct sockaddr *)&p->addr, p->addrlen, on_connect, p);
+    submit_io(p);
+}
+
+/* ---- exec ---- */
+
+static void exec_verdict(struct hc_probe *p, int status)
+{
+    char out[128] = "";
+    size_t n = 0;
+    while (n < p->len && n < sizeof(out) - 1 && p->buf[n] != '\n') {
+        out[n] = p->buf[n] >= 0x20 ? p->buf[n] : ' ';
+        n++;
+    }
+    out[n] = '\0';
+    if (status < 0)
+        decide(p, false, "cannot wait for the command: %s", strerror(errno));
+    else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        decide(p, true, NULL);
+    else if (WIFEXITED(status))
+        decide(p, false, "exit status %d%s%s", WEXITSTATUS(status), n ? ": " : "", out);
+    else
+        decide(p, false, "killed by signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+static void on_reap_poll(struct mars_ev_op *op, int res)
+{
+    struct hc_probe *p = op->data;
+    int status = 0;
+    p->io_armed = false;
+    (void)res;
+    if (!try_reap(p, &status)) {
+        arm_reap_poll(p);
+        return;
+    }
+    if (!p->decided)
+        exec_verdict(p, status);
+    maybe_complete(p);
+}
+
+static void read_output(struct hc_probe *p);
+
+static void on_output(struct mars_ev_op *op, int res)
+{
+    struct hc_probe *p = op->data;
+    p->io_armed = false;
+    if (res > 0) {
+        if (p->len < p->cap)
+            p->len += (size_t)res;
+        else
+            p->discarded += (uint64_t)res;
+    }
+    if (res > 0 && !p->decided) {
+        read_output(p);
+        return;
+    }
+    /* end of output (or an error): the exit status decides */
+    close(p->fd);
+    p->fd = -1;
+    if (!p->decided)
+        on_reap_poll(op, 0);
+    else
+        maybe_complete(p);
+}
+
+static void read_output(struct hc_probe *p)
+{
+    if (p->len < p->cap)
+        mars_ev_prep_read(&p->io, p->fd, p->buf + p->len, p->cap - p->len, MARS_EV_CUR, on_output,
+                          p);
+    else
+        mars_ev_prep_read(&p->io, p->fd, p->scratch, sizeof(p->scratch), MARS_EV_CUR, on_output, p);
+    submit_io(p);
+}
+
+static void start_exec(struct hc_probe *p)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t none, all;
+    int pfd[2], rc;
+
+    if (pipe2(pfd, O_CLOEXEC)) {
+        decide(p, false, "pipe: %s", strerror(errno));
+        return;
+    }
+    fcntl(pfd[0], F_SETFL, fcntl(pfd[0], F_GETFL) | O_NONBLOCK);
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
+    posix_spawnattr_init(&attr);
+    /* mars blocks SIGTERM/SIGINT/SIGHUP and ignores SIGPIPE; the command must not inherit that */
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+                                        POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setpgroup(&attr, 0);
+    rc = posix_spawnp(&p->pid, p->argv[0], &fa, &attr, p->argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(pfd[1]);
+    if (rc) {
+        p->pid = -1;
+        close(pfd[0]);
+        decide(p, false, "cannot run %s: %s", p->argv[0], strerror(rc));
+        return;
+    }
+    p->fd = pfd[0];
+    read_output(p);
+}
+
+/* ---- pidfile ---- */
+
+static void check_pidfile(struct hc_probe *p)
+{
+    char buf[32];
+    int fd = open(p->conf->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        decide(p, false, "cannot open %s: %s", p->conf->path, strerror(errno));
+        return;
+    }
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    char *end;
+    long pid = strtol(buf, &end, 10);
+    if (n <= 0 || pid <= 0 || pid > 4194304 || (*end && *end != '\n' && *end != ' ')) {
+        decide(p, false, "%s holds no process id", p->conf->path);
+        return;
+    }
+    if (kill((pid_t)pid, 0) == 0 || errno == EPERM)
+        decide(p, true, NULL);
+    else
+        decide(p, false, "process %ld from %s is not running", pid, p->conf->path);
+}
+
+/* ---- run ---- */
+
+void hc_probe_run(struct hc_probe *p)
+{
+    size_t want = p->conf->max_output;
+    if (!p->buf) {
+        p->buf = malloc(want + 1);
+        p->cap = p->buf ? want : 0;
+    }
+    p->running = true;
+    p->decided = p->ok = p->eof = false;
+    p->error[0] = '\0';
+    p->len = p->sent = 0;
+    p->discarded = 0;
+    p->fd = -1;
+    p->pid = -1;
+    p->started_ns = mars_ev_clock_ns();
+    if (!p->buf) {
+        decide(p, false, "out of memory");
+        return;
+    }
+    mars_ev_prep_timer(&p->deadline, p->conf->timeout, on_deadline, p);
+    p->deadline_armed = mars_ev_submit(p->loop, &p->deadline) == 0;
+    switch (p->conf->type) {
+    case HC_HTTP:
+    case HC_TCP:
+        start_connect(p);
+        break;
+    case HC_EXEC:
+        start_exec(p);
+        break;
+    case HC_PIDFILE:
+        check_pidfile(p);
+        break;
+    }
+}
+
+void hc_probe_cancel(struct hc_probe *p)
+{
+    if (p->running)
+        decide(p, false, "stopped");
+}

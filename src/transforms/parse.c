@@ -1,0 +1,454 @@
+/*
+ * parse.c - the `parse` transform: turns a field of each log event (the message by
+ * default) into fields, with one of the formats in parse_text.c and parse_logs.c.
+ *
+ * Per event: read the source field (a slice of the line, no copy), run the format's parser
+ * into a builder that is reused for every event, then merge the result into the event at
+ * `target` (the root by default) with one array copy into the batch arena. At the root, a
+ * parsed string `message` becomes the event's message; otherwise the line stops being the
+ * message (unless keep_original) but stays what text sinks write. Formats that carry the
+ * time (cri, docker, syslog, nginx, apache) set the event time; `timestamp.field` takes
+ * it from a parsed field instead, with its format and time zone.
+ *
+ * A line that does not parse is counted (errors{error_type="parse"}), logged at a limited
+ * rate, and then kept unchanged (on_error: keep), dropped (drop, also counted as discarded
+ * on purpose), or kept with `error_field` set to the reason (tag).
+ *
+ * Thread: each worker has its own instance (regexes and builders are per thread).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "parse_internal.h"
+#include "pipeline/component.h"
+#include "pipeline/optcheck.h"
+#include "pipeline/regex.h"
+#include "pipeline/timefmt.h"
+
+enum on_error { ON_ERROR_KEEP, ON_ERROR_DROP, ON_ERROR_TAG };
+static const char *const on_error_names[] = {"keep", "drop", "tag", NULL};
+
+struct parse_ts_conf {
+    char *field;
+    char *format;
+    char *timezone;
+};
+
+struct parse_conf {
+    int format;
+    char *field;
+    char *target;
+    bool keep_original;
+    int on_error;
+    char *error_field;
+    char *pattern;
+    char *field_delimiter;
+    char *value_delimiter;
+    int64_t max_depth;
+    struct parse_ts_conf timestamp;
+};
+
+#define TOFF(f) offsetof(struct parse_ts_conf, f)
+static const struct mars_opt timestamp_options[] = {
+    {.name = "field",
+     .type = MARS_OPT_STRING,
+     .offset = TOFF(field),
+     .desc = "Parsed field (path inside the parsed data) holding the event time; unset keeps "
+             "the time the format carries, or the time the line was read."},
+    {.name = "format",
+     .type = MARS_OPT_STRING,
+     .offset = TOFF(format),
+     .def = "rfc3339",
+     .desc = "How that field is written: rfc3339, unix, unix_ms, unix_us, unix_ns, or a "
+             "strptime-like pattern such as \"%d/%b/%Y:%H:%M:%S %z\"."},
+    {.name = "timezone",
+     .type = MARS_OPT_STRING,
+     .offset = TOFF(timezone),
+     .def = "UTC",
+     .desc = "Zone of times written without an offset: UTC, local, +hh:mm, or an IANA name "
+             "such as Europe/Berlin."},
+    {.name = NULL},
+};
+
+#define OFF(f) offsetof(struct parse_conf, f)
+static const struct mars_opt parse_options[] = {
+    {.name = "format",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(format),
+     .choices = mars_parse_format_names,
+     .flags = MARS_OPT_REQUIRED,
+     .desc = "What the field holds: json, logfmt, key_value, regex (named captures of "
+             "`pattern`), cri, docker (json-file), syslog (RFC 5424 and 3164), nginx or "
+             "apache (combined log format)."},
+    {.name = "field",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(field),
+     .def = "message",
+     .desc = "Field to parse (a path such as message or kubernetes.log)."},
+    {.name = "target",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(target),
+     .def = "",
+     .desc = "Where parsed fields go: empty merges them at the root, a path puts them under "
+             "that object."},
+    {.name = "keep_original",
+     .type = MARS_OPT_BOOL,
+     .offset = OFF(keep_original),
+     .def = "false",
+     .desc = "Keep the parsed field after a successful parse."},
+    {.name = "on_error",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(on_error),
+     .def = "keep",
+     .choices = on_error_names,
+     .desc = "What happens to an event whose field does not parse (always counted as an "
+             "error): keep it unchanged, drop it, or tag it with error_field."},
+    {.name = "error_field",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(error_field),
+     .def = "parse_error",
+     .desc = "Field set to the reason when on_error is tag."},
+    {.name = "pattern",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(pattern),
+     .desc = "format regex: a PCRE2 pattern whose named groups (?<name>...) become fields."},
+    {.name = "field_delimiter",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(field_delimiter),
+     .def = " ",
+     .desc = "format key_value: what separates pairs."},
+    {.name = "value_delimiter",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(value_delimiter),
+     .def = "=",
+     .desc = "format key_value: what separates a key from its value."},
+    {.name = "max_depth",
+     .type = MARS_OPT_INT,
+     .offset = OFF(max_depth),
+     .def = "64",
+     .min = 1,
+     .max = 512,
+     .desc = "format json and docker: deepest nesting of objects and arrays accepted."},
+    {.name = "timestamp",
+     .type = MARS_OPT_SECTION,
+     .offset = OFF(timestamp),
+     .sub = timestamp_options,
+     .desc = "Taking the event time from a parsed field."},
+    {.name = NULL},
+};
+
+struct parse {
+    struct mars_transform *t;
+    const struct parse_conf *conf;
+    struct mars_path *field, *target, *error_field, *ts_field;
+    struct mars_timefmt *ts_fmt;
+    struct mars_parse_ctx ctx;
+    mars_parse_fn fn;
+    bool field_is_message, root;
+    bool *keep;
+    uint32_t keep_cap;
+};
+
+/* ---- config ---- */
+
+static int check_timestamp(const struct parse_conf *c, const struct mars_cfg_node *node,
+                           struct mars_diag *diag)
+{
+    char why[200];
+    int rc = 0;
+    const struct mars_cfg_node *ts = mars_cfg_get(node, "timestamp");
+    if (c->timestamp.field && mars_check_path(c->timestamp.field, mars_opt_node(ts, "field", NULL),
+                                              "timestamp.field", true, diag))
+        rc = -EINVAL;
+    struct mars_timefmt *f =
+        mars_timefmt_compile(c->timestamp.format, c->timestamp.timezone, why, sizeof(why));
+    if (!f) {
+        const struct mars_cfg_node *at =
+            mars_opt_node(ts ? ts : node, ts ? "format" : "timestamp", NULL);
+        if (strstr(why, "zone"))
+            at = mars_opt_node(ts ? ts : node, ts ? "timezone" : "timestamp", NULL);
+        mars_diag_add(diag, at->file, at->line, at->col, "option 'timestamp': %s", why);
+        rc = -EINVAL;
+    }
+    mars_timefmt_free(f);
+    return rc;
+}
+
+static int parse_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+{
+    const struct parse_conf *c = conf;
+    int rc = 0;
+    if (mars_check_path(c->field, mars_opt_node(node, "field", NULL), "field", false, diag) ||
+        mars_check_path(c->error_field, mars_opt_node(node, "error_field", NULL), "error_field",
+                        true, diag))
+        rc = -EINVAL;
+    if (c->target[0] &&
+        mars_check_path(c->target, mars_opt_node(node, "target", NULL), "target", true, diag))
+        rc = -EINVAL;
+    if ((c->format == MARS_PARSE_REGEX) != (c->pattern != NULL)) {
+        const struct mars_cfg_node *at =
+            mars_opt_node(node, c->pattern ? "pattern" : "format", NULL);
+        mars_diag_add(diag, at->file, at->line, at->col, "%s",
+                      c->pattern ? "option 'pattern' is only used by format: regex"
+                                 : "format regex needs a 'pattern' with named groups");
+        rc = -EINVAL;
+    } else if (c->pattern && mars_check_regex(c->pattern, mars_opt_node(node, "pattern", NULL),
+                                              "pattern", diag)) {
+        rc = -EINVAL;
+    }
+    if (!c->field_delimiter[0] || !c->value_delimiter[0]) {
+        mars_diag_add(diag, node->file, node->line, node->col,
+                      "field_delimiter and value_delimiter must not be empty");
+        rc = -EINVAL;
+    }
+    return check_timestamp(c, node, diag) ? -EINVAL : rc;
+}
+
+static struct mars_path *path_of(const char *text)
+{
+    size_t at;
+    const char *why;
+    return mars_path_compile(text, strlen(text), &at, &why);
+}
+
+static void parse_destroy(struct mars_transform *t)
+{
+    struct parse *p = mars_transform_state(t);
+    if (!p)
+        return;
+    mars_path_free(p->field);
+    mars_path_free(p->target);
+    mars_path_free(p->error_field);
+    mars_path_free(p->ts_field);
+    mars_timefmt_free(p->ts_fmt);
+    mars_regex_free(p->ctx.re);
+    mars_parse_ctx_fini(&p->ctx);
+    free(p->keep);
+    free(p);
+}
+
+static int parse_setup(struct mars_transform *t, struct parse *p);
+
+/* The worker calls destroy only after a successful init: a failed init cleans up here. */
+static int parse_init(struct mars_transform *t)
+{
+    struct parse *p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    mars_transform_set_state(t, p);
+    int rc = parse_setup(t, p);
+    if (rc) {
+        parse_destroy(t);
+        mars_transform_set_state(t, NULL);
+    }
+    return rc;
+}
+
+static int parse_setup(struct mars_transform *t, struct parse *p)
+{
+    const struct parse_conf *c = mars_transform_conf(t);
+    char why[200];
+    size_t at;
+    p->t = t;
+    p->conf = c;
+    p->fn = mars_parse_fn_for(c->format);
+    p->field = path_of(c->field);
+    p->target = path_of(c->target);
+    p->error_field = path_of(c->error_field);
+    p->ts_field = c->timestamp.field ? path_of(c->timestamp.field) : NULL;
+    p->ts_fmt = mars_timefmt_compile(c->timestamp.format, c->timestamp.timezone, why, sizeof(why));
+    if (mars_parse_ctx_init(&p->ctx) || !p->field || !p->target || !p->error_field || !p->ts_fmt ||
+        (c->timestamp.field && !p->ts_field))
+        return -ENOMEM;
+    p->field_is_message = mars_path_is(p->field, "message");
+    p->root = p->target->n == 0;
+    p->ctx.max_depth = (unsigned)c->max_depth;
+    p->ctx.fdelim = c->field_delimiter;
+    p->ctx.fdelim_len = strlen(c->field_delimiter);
+    p->ctx.vdelim = c->value_delimiter;
+    p->ctx.vdelim_len = strlen(c->value_delimiter);
+    if (c->pattern &&
+        !(p->ctx.re = mars_regex_compile(c->pattern, strlen(c->pattern), &at, why, sizeof(why))))
+        return -EINVAL;
+    return 0;
+}
+
+/* ---- data path ---- */
+
+/* Builder entry at a path inside the parsed data (names only), or NIL. */
+static uint32_t builder_get(const struct mars_fbuild *fb, const struct mars_path *p,
+                            uint32_t *parent)
+{
+    uint32_t at = 0, m = MARS_FIELD_NIL;
+    for (uint32_t i = 0; i < p->n; i++) {
+        if (!p->seg[i].name || fb->v[at].kind != MARS_FIELD_OBJECT)
+            return MARS_FIELD_NIL;
+        m = mars_fbuild_find(fb, at, p->seg[i].name, p->seg[i].len);
+        if (m == MARS_FIELD_NIL)
+            return m;
+        *parent = at;
+        at = m;
+    }
+    return m;
+}
+
+static void builder_unlink(struct mars_fbuild *fb, uint32_t parent, uint32_t m)
+{
+    uint32_t prev = MARS_FIELD_NIL;
+    for (uint32_t k = fb->v[parent].first; k != MARS_FIELD_NIL; prev = k, k = fb->v[k].next) {
+        if (k != m)
+            continue;
+        if (prev == MARS_FIELD_NIL)
+            fb->v[parent].first = fb->v[k].next;
+        else
+            fb->v[prev].next = fb->v[k].next;
+        if (fb->v[parent].last == k)
+            fb->v[parent].last = prev;
+        return;
+    }
+}
+
+/* timestamp.field: parse it into the event time; the root `timestamp` member itself is
+ * dropped once it is the event time (it would shadow it in JSON output). */
+static int explicit_time(struct parse *p, struct mars_event *ev)
+{
+    struct mars_fbuild *fb = &p->ctx.fb;
+    uint32_t parent = 0, m = builder_get(fb, p->ts_field, &parent);
+    int64_t ns;
+    if (m == MARS_FIELD_NIL || fb->v[m].kind == MARS_FIELD_OBJECT ||
+        fb->v[m].kind == MARS_FIELD_ARRAY || (fb->v[m].flags & MARS_FF_ESCAPED)) {
+        p->ctx.why = "the timestamp field is missing";
+        return -EINVAL;
+    }
+    if (mars_timefmt_parse(p->ts_fmt, fb->v[m].value, fb->v[m].value_len, p->ctx.now_ns, &ns)) {
+        p->ctx.why = "the timestamp field does not match timestamp.format";
+        return -EINVAL;
+    }
+    ev->ts_ns = ns;
+    if (p->root && mars_path_is(p->ts_field, "timestamp"))
+        builder_unlink(fb, 0, m);
+    return 0;
+}
+
+/* The bytes to parse: the source field as plain text living as long as the batch. */
+static const char *source_text(struct parse *p, struct mars_batch *b, struct mars_event *ev,
+                               uint32_t *len)
+{
+    struct mars_value v;
+    if (!mars_fields_get(ev, p->field, &v)) {
+        p->ctx.why = "the field to parse is missing";
+        return NULL;
+    }
+    if (v.kind != MARS_FIELD_STRING) {
+        p->ctx.why = "the field to parse is not a string";
+        return NULL;
+    }
+    const char *s = mars_value_text_arena(&v, &b->arena, len);
+    if (!s)
+        p->ctx.why = "out of memory";
+    return s;
+}
+
+static int parse_one(struct parse *p, struct mars_batch *b, struct mars_event *ev)
+{
+    uint32_t n;
+    const char *s = source_text(p, b, ev, &n);
+    if (!s)
+        return -EINVAL;
+    mars_fbuild_reset(&p->ctx.fb, &b->arena);
+    p->ctx.has_ts = false;
+    if (p->ctx.fb.n == 0) {
+        p->ctx.why = "out of memory";
+        return -ENOMEM;
+    }
+    if (p->fn(&p->ctx, s, n))
+        return -EINVAL;
+    if (p->ts_field && explicit_time(p, ev))
+        return -EINVAL;
+    if (!p->ts_field && p->ctx.has_ts)
+        ev->ts_ns = p->ctx.ts_ns;
+    if (p->conf->keep_original && p->field_is_message && p->root) {
+        uint32_t m = mars_fbuild_find(&p->ctx.fb, 0, "message", 7);
+        if (m != MARS_FIELD_NIL) /* the original message wins */
+            builder_unlink(&p->ctx.fb, 0, m);
+    }
+    if (!p->conf->keep_original)
+        mars_fields_remove(b, ev, p->field); /* before the merge: parsed data wins */
+    int rc = mars_fields_merge(b, ev, &p->ctx.fb, p->target);
+    if (rc)
+        p->ctx.why = rc == -E2BIG ? "too many fields" : "out of memory";
+    return rc;
+}
+
+static bool *keep_array(struct parse *p, uint32_t n)
+{
+    if (n > p->keep_cap) {
+        bool *k = realloc(p->keep, n * sizeof(*k));
+        if (!k)
+            return NULL;
+        p->keep = k;
+        p->keep_cap = n;
+    }
+    memset(p->keep, 1, n * sizeof(*p->keep));
+    return p->keep;
+}
+
+static void failed(struct parse *p, struct mars_batch *b, struct mars_event *ev, bool *keep)
+{
+    struct mars_stats *st = mars_transform_stats(p->t);
+    mars_stat_add(&st->errors[MARS_ERR_PARSE], 1);
+    MARS_LOG_RL(MARS_LOG_WARN, mars_transform_id(p->t), "cannot parse %s as %s: %s", p->conf->field,
+                mars_parse_format_names[p->conf->format], p->ctx.why);
+    if (p->conf->on_error == ON_ERROR_DROP) {
+        *keep = false;
+    } else if (p->conf->on_error == ON_ERROR_TAG) {
+        const char *why = p->ctx.why;
+        if (mars_fields_set(b, ev, p->error_field, MARS_FIELD_STRING, why, (uint32_t)strlen(why),
+                            0))
+            mars_stat_add(&st->errors[MARS_ERR_MEMORY], 1);
+    }
+}
+
+static void parse_process(struct mars_transform *t, struct mars_batch *b)
+{
+    struct parse *p = mars_transform_state(t);
+    struct mars_stats *st = mars_transform_stats(t);
+    struct timespec now;
+    uint32_t dropped = 0;
+
+    if (mars_batch_exclusive(&b) || !keep_array(p, b->n)) {
+        mars_stat_add(&st->errors[MARS_ERR_MEMORY], 1);
+        mars_transform_emit(t, b); /* unparsed, but not lost */
+        return;
+    }
+    clock_gettime(CLOCK_REALTIME, &now);
+    p->ctx.now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct mars_event *ev = &b->ev[i];
+        if (ev->kind != MARS_EVENT_LOG || parse_one(p, b, ev) == 0)
+            continue;
+        failed(p, b, ev, &p->keep[i]);
+        dropped += !p->keep[i];
+    }
+    if (dropped) {
+        mars_batch_compact(b, p->keep);
+        mars_stat_add(&st->discarded_intentional, dropped);
+    }
+    mars_transform_emit(t, b);
+}
+
+const struct mars_component_desc mars_transform_parse = {
+    .name = "parse",
+    .description = "Parses a field (the message by default) into fields: JSON, logfmt, "
+                   "key/value, regex, CRI, Docker, syslog, nginx or Apache lines.",
+    .kind = MARS_KIND_TRANSFORM,
+    .produces = MARS_DATA_LOG,
+    .accepts = MARS_DATA_LOG,
+    .options = parse_options,
+    .conf_size = sizeof(struct parse_conf),
+    .check = parse_check,
+    .transform = {.init = parse_init, .process = parse_process, .destroy = parse_destroy},
+};

@@ -1,0 +1,418 @@
+/*
+ * parse_logs.c - the fixed log formats of `parse`, each written from its specification:
+ *
+ * cri     CRI container log line (kubelet, containerd, CRI-O):
+ *           TIMESTAMP SP STREAM SP TAG SP MESSAGE    TIMESTAMP RFC 3339 (nanoseconds),
+ *           STREAM stdout|stderr, TAG "F" (full) or "P" (partial; colon-separated tags)
+ *         -> message, stream, logtag (+ the event time)
+ * docker  Docker json-file: {"log":"...\n","stream":"stdout","time":"..."}
+ *         -> message (the trailing newline removed), stream, other keys as they are
+ * syslog  RFC 5424: <PRI>VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD [MSG]
+ *         ("-" is nil; SD [id k="v" ...] with \" \\ \] escapes; a UTF-8 BOM before MSG is
+ *         dropped) -> facility, severity, version, hostname, appname, procid, msgid,
+ *         structured_data.ID.NAME, message
+ *         RFC 3164: [<PRI>]Mmm dd hh:mm:ss HOSTNAME TAG[PID]: MSG (an RFC 3339 time is
+ *         accepted too; the year is the one that makes the time nearest before now)
+ *         -> facility, severity (when PRI is there), hostname, appname, procid, message
+ * nginx   combined: ADDR - USER [TIME] "REQUEST" STATUS BYTES "REFERER" "AGENT", optionally
+ *         followed by "X-FORWARDED-FOR" (nginx's default `main` format)
+ * apache  combined: HOST IDENT USER [TIME] "REQUEST" STATUS BYTES "REFERER" "AGENT"
+ *         -> client, ident, user, request, method, path, protocol, status, size, referer,
+ *         agent, forwarded_for; "-" values are left out, size "-" is 0
+ *
+ * Values are slices of the line except where escapes must be decoded (syslog SD values).
+ * Numbers (status, size, version, procid when numeric) are NUMBER fields.
+ *
+ * Thread: the parse instance's worker.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "parse_internal.h"
+#include "pipeline/json.h"
+#include "pipeline/timefmt.h"
+
+static int fail(struct mars_parse_ctx *c, const char *why)
+{
+    c->why = why;
+    return -EINVAL;
+}
+
+/* The token at s[*i] up to the next space (or end); advances past one space. */
+static bool token(const char *s, size_t n, size_t *i, const char **t, size_t *tl)
+{
+    size_t st = *i;
+    while (*i < n && s[*i] != ' ')
+        ++*i;
+    *t = s + st;
+    *tl = *i - st;
+    if (*i < n)
+        ++*i;
+    return *tl > 0;
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+    if (n == 0 || n > 18)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return n == 1 || s[0] != '0';
+}
+
+/* A string member at the root; the key is a string literal. */
+#define put_str(c, lit, v, n) MARS_PARSE_PUT((c), 0, lit, MARS_FIELD_STRING, (v), (n))
+/* The same, unless the value is the nil value "-". */
+#define put_unless_nil(c, lit, v, n) (((n) == 1 && (v)[0] == '-') || put_str((c), lit, (v), (n)))
+
+static bool set_time(struct mars_parse_ctx *c, const struct mars_timefmt *f, const char *s,
+                     size_t n)
+{
+    c->has_ts = mars_timefmt_parse(f, s, n, c->now_ns, &c->ts_ns) == 0;
+    return c->has_ts;
+}
+
+/* ---- cri ---- */
+
+int mars_parse_cri(struct mars_parse_ctx *c, const char *s, size_t n)
+{
+    const char *ts, *stream, *tag;
+    size_t tsl, sl, tl, i = 0;
+    if (!token(s, n, &i, &ts, &tsl) || !token(s, n, &i, &stream, &sl) ||
+        !token(s, n, &i, &tag, &tl))
+        return fail(c, "not a CRI line (TIME STREAM TAG MESSAGE)");
+    if (!((sl == 6 && memcmp(stream, "stdout", 6) == 0) ||
+          (sl == 6 && memcmp(stream, "stderr", 6) == 0)))
+        return fail(c, "CRI stream is neither stdout nor stderr");
+    if (tag[0] != 'F' && tag[0] != 'P')
+        return fail(c, "CRI tag is neither F nor P");
+    if (!set_time(c, c->tf_rfc3339, ts, tsl))
+        return fail(c, "CRI timestamp is not RFC 3339");
+    if (!put_str(c, "message", s + i, n - i) || !put_str(c, "stream", stream, sl) ||
+        !put_str(c, "logtag", tag, tl))
+        return -EINVAL;
+    return 0;
+}
+
+/* ---- docker ---- */
+
+int mars_parse_docker(struct mars_parse_ctx *c, const char *s, size_t n)
+{
+    size_t at;
+    enum mars_json_error e =
+        mars_json_parse(s, n, c->max_depth ? c->max_depth : 64, &c->fb, 0, &at);
+    if (e != MARS_JSON_OK)
+        return fail(c, mars_json_strerror(e));
+    uint32_t log = mars_fbuild_find(&c->fb, 0, "log", 3);
+    uint32_t tm = mars_fbuild_find(&c->fb, 0, "time", 4);
+    if (log == MARS_FIELD_NIL || c->fb.v[log].kind != MARS_FIELD_STRING)
+        return fail(c, "docker line without a \"log\" string");
+    struct mars_field *f = &c->fb.v[log];
+    if (f->flags & MARS_FF_ESCAPED) { /* the usual case: "...\n" */
+        char *d = mars_arena_alloc(c->fb.arena, f->value_len);
+        if (!d)
+            return fail(c, "out of memory");
+        f->value_len = (uint32_t)mars_json_unescape(f->value, f->value_len, d);
+        f->value = d;
+        f->flags = 0;
+    }
+    if (f->value_len && f->value[f->value_len - 1] == '\n')
+        f->value_len--;
+    f->key = "message";
+    f->key_len = 7;
+    if (tm != MARS_FIELD_NIL && c->fb.v[tm].kind == MARS_FIELD_STRING &&
+        !(c->fb.v[tm].flags & MARS_FF_ESCAPED) &&
+        set_time(c, c->tf_rfc3339, c->fb.v[tm].value, c->fb.v[tm].value_len)) {
+        /* the time is the event's now: unlink the member */
+        uint32_t prev = MARS_FIELD_NIL;
+        for (uint32_t k = c->fb.v[0].first; k != MARS_FIELD_NIL; prev = k, k = c->fb.v[k].next)
+            if (k == tm) {
+                if (prev == MARS_FIELD_NIL)
+                    c->fb.v[0].first = c->fb.v[k].next;
+                else
+                    c->fb.v[prev].next = c->fb.v[k].next;
+                if (c->fb.v[0].last == k)
+                    c->fb.v[0].last = prev;
+                break;
+            }
+    }
+    return 0;
+}
+
+/* ---- syslog ---- */
+
+static const char *const severities[] = {"emerg",   "alert",  "crit", "err",
+                                         "warning", "notice", "info", "debug"};
+static const char *const facilities[] = {
+    "kern",   "user",   "mail",     "daemon", "auth",   "syslog",   "lpr",     "news",
+    "uucp",   "cron",   "authpriv", "ftp",    "ntp",    "security", "console", "solaris-cron",
+    "local0", "local1", "local2",   "local3", "local4", "local5",   "local6",  "local7"};
+
+/* <PRI> at s[*i]; returns the value (0-191), -1 when absent, -2 when malformed. */
+static int priority(const char *s, size_t n, size_t *i)
+{
+    if (n == 0 || s[0] != '<')
+        return -1;
+    int v = 0;
+    size_t k = 1;
+    while (k < n && k <= 4 && s[k] >= '0' && s[k] <= '9')
+        v = v * 10 + (s[k++] - '0');
+    if (k == 1 || k > 4 || k >= n || s[k] != '>' || v > 191 || (k > 2 && s[1] == '0'))
+        return -2;
+    *i = k + 1;
+    return v;
+}
+
+static bool put_pri(struct mars_parse_ctx *c, int pri)
+{
+    const char *f = facilities[pri / 8], *sv = severities[pri % 8];
+    return put_str(c, "facility", f, strlen(f)) && put_str(c, "severity", sv, strlen(sv));
+}
+
+/* One SD-ELEMENT at s[*i] ('['): adds structured_data.ID.NAME = VALUE. */
+static int sd_element(struct mars_parse_ctx *c, const char *s, size_t n, size_t *i, uint32_t sd)
+{
+    size_t st = ++*i;
+    while (*i < n && s[*i] != ' ' && s[*i] != ']' && s[*i] != '=' && s[*i] != '"')
+        ++*i;
+    if (*i == st || *i >= n)
+        return fail(c, "bad syslog structured data id");
+    uint32_t id = mars_fbuild_put(&c->fb, sd, s + st, (uint32_t)(*i - st), MARS_FIELD_OBJECT, NULL,
+                                  0, 0, true, NULL);
+    if (id == MARS_FIELD_NIL)
+        return fail(c, "too many fields");
+    while (*i < n && s[*i] == ' ') {
+        size_t ns = ++*i;
+        while (*i < n && s[*i] != '=' && s[*i] != ' ' && s[*i] != ']' && s[*i] != '"')
+            ++*i;
+        if (*i == ns || *i + 1 >= n || s[*i] != '=' || s[*i + 1] != '"')
+            return fail(c, "bad syslog structured data parameter");
+        size_t nl = *i - ns;
+        *i += 2;
+        char *d = mars_arena_alloc(c->fb.arena, n - *i + 1);
+        size_t o = 0;
+        if (!d)
+            return fail(c, "out of memory");
+        while (*i < n && s[*i] != '"') {
+            if (s[*i] == '\\' && *i + 1 < n && strchr("\"\\]", s[*i + 1]))
+                ++*i;
+            d[o++] = s[(*i)++];
+        }
+        if (*i >= n)
+            return fail(c, "unterminated syslog structured data value");
+        ++*i;
+        if (mars_fbuild_put(&c->fb, id, s + ns, (uint32_t)nl, MARS_FIELD_STRING, d, (uint32_t)o, 0,
+                            true, NULL) == MARS_FIELD_NIL)
+            return fail(c, "too many fields");
+    }
+    if (*i >= n || s[*i] != ']')
+        return fail(c, "bad syslog structured data element");
+    ++*i;
+    return 0;
+}
+
+static int structured_data(struct mars_parse_ctx *c, const char *s, size_t n, size_t *i)
+{
+    if (*i < n && s[*i] == '-') {
+        ++*i;
+        return 0;
+    }
+    if (*i >= n || s[*i] != '[')
+        return fail(c, "syslog structured data is neither - nor [...]");
+    uint32_t sd = mars_fbuild_put(&c->fb, 0, "structured_data", 15, MARS_FIELD_OBJECT, NULL, 0, 0,
+                                  false, NULL);
+    if (sd == MARS_FIELD_NIL)
+        return fail(c, "too many fields");
+    while (*i < n && s[*i] == '[')
+        if (sd_element(c, s, n, i, sd))
+            return -EINVAL;
+    return 0;
+}
+
+static int rfc5424(struct mars_parse_ctx *c, const char *s, size_t n, size_t i, int pri)
+{
+    const char *t[6];
+    size_t tl[6];
+    static const char *const names[] = {NULL, NULL, "hostname", "appname", "procid", "msgid"};
+    for (int k = 0; k < 6; k++)
+        if (!token(s, n, &i, &t[k], &tl[k]))
+            return fail(c, "syslog (RFC 5424) header is incomplete");
+    if (!all_digits(t[0], tl[0]) || tl[0] > 2)
+        return fail(c, "bad syslog version");
+    if (!(tl[1] == 1 && t[1][0] == '-') && !set_time(c, c->tf_rfc3339, t[1], tl[1]))
+        return fail(c, "syslog timestamp is not RFC 3339");
+    if (!put_pri(c, pri) || !MARS_PARSE_PUT(c, 0, "version", MARS_FIELD_NUMBER, t[0], tl[0]))
+        return -EINVAL;
+    for (int k = 2; k < 6; k++) {
+        bool num = k == 4 && all_digits(t[k], tl[k]);
+        if (!(tl[k] == 1 && t[k][0] == '-') &&
+            !mars_parse_put(c, 0, names[k], strlen(names[k]),
+                            num ? MARS_FIELD_NUMBER : MARS_FIELD_STRING, t[k], tl[k]))
+            return -EINVAL;
+    }
+    if (structured_data(c, s, n, &i))
+        return -EINVAL;
+    if (i < n && s[i] != ' ')
+        return fail(c, "expected a space after syslog structured data");
+    i += i < n;
+    if (n - i >= 3 && memcmp(s + i, "\xEF\xBB\xBF", 3) == 0)
+        i += 3;
+    return put_str(c, "message", s + i, n - i) ? 0 : -EINVAL;
+}
+
+/* TAG[PID]: at s[i]; returns where the message starts, or i when there is no tag. */
+static size_t bsd_tag(struct mars_parse_ctx *c, const char *s, size_t n, size_t i, bool *ok)
+{
+    size_t st = i, pe = 0, ps = 0;
+    *ok = true;
+    while (i < n && s[i] != ':' && s[i] != '[' && s[i] != ' ')
+        i++;
+    size_t te = i;
+    if (i < n && s[i] == '[') {
+        ps = ++i;
+        while (i < n && s[i] != ']' && s[i] != ' ')
+            i++;
+        if (i >= n || s[i] != ']')
+            return st;
+        pe = i++;
+    }
+    if (te == st || i >= n || s[i] != ':')
+        return st;
+    i++;
+    *ok = put_str(c, "appname", s + st, te - st) &&
+          (pe == 0 ||
+           MARS_PARSE_PUT(c, 0, "procid",
+                          all_digits(s + ps, pe - ps) ? MARS_FIELD_NUMBER : MARS_FIELD_STRING,
+                          s + ps, pe - ps));
+    return i < n && s[i] == ' ' ? i + 1 : i;
+}
+
+static int rfc3164(struct mars_parse_ctx *c, const char *s, size_t n, size_t i, int pri)
+{
+    const char *host;
+    size_t hl, k = i;
+    /* "Mmm dd hh:mm:ss" is 15 bytes; an RFC 3339 time is one token */
+    if (n - i >= 16 && s[i + 15] == ' ' && set_time(c, c->tf_bsd, s + i, 15)) {
+        i += 16;
+    } else {
+        const char *t;
+        size_t tl;
+        if (!token(s, n, &k, &t, &tl) || !set_time(c, c->tf_rfc3339, t, tl))
+            return fail(c, "syslog (RFC 3164) line without a timestamp");
+        i = k;
+    }
+    if (!token(s, n, &i, &host, &hl))
+        return fail(c, "syslog (RFC 3164) line without a hostname");
+    if ((pri >= 0 && !put_pri(c, pri)) || !put_str(c, "hostname", host, hl))
+        return -EINVAL;
+    bool ok;
+    i = bsd_tag(c, s, n, i, &ok);
+    if (!ok || !put_str(c, "message", s + i, n - i))
+        return -EINVAL;
+    return 0;
+}
+
+int mars_parse_syslog(struct mars_parse_ctx *c, const char *s, size_t n)
+{
+    size_t i = 0;
+    int pri = priority(s, n, &i);
+    if (pri == -2)
+        return fail(c, "bad syslog priority");
+    if (pri >= 0 && i + 1 < n && s[i] >= '1' && s[i] <= '9' &&
+        (s[i + 1] == ' ' || (s[i + 1] >= '0' && s[i + 1] <= '9')))
+        return rfc5424(c, s, n, i, pri);
+    return rfc3164(c, s, n, i, pri);
+}
+
+/* ---- nginx and apache combined ---- */
+
+/* "..." at s[*i]: a backslash escapes the next byte (apache writes \"). Quotes are found
+ * with memchr; one preceded by an odd run of backslashes is escaped and skipped. */
+static bool quoted(const char *s, size_t n, size_t *i, const char **v, size_t *vl)
+{
+    if (*i >= n || s[*i] != '"')
+        return false;
+    size_t st = ++*i;
+    for (;;) {
+        const char *q = memchr(s + *i, '"', n - *i);
+        if (!q)
+            return false;
+        size_t k = (size_t)(q - s), bs = 0;
+        while (k - bs > st && s[k - bs - 1] == '\\')
+            bs++;
+        *i = k + 1;
+        if (bs % 2 == 0) {
+            *v = s + st;
+            *vl = k - st;
+            return true;
+        }
+    }
+}
+
+static bool space(const char *s, size_t n, size_t *i)
+{
+    if (*i >= n || s[*i] != ' ')
+        return false;
+    ++*i;
+    return true;
+}
+
+/* "METHOD PATH PROTOCOL" -> method, path, protocol (when the request has that shape). */
+static bool request_parts(struct mars_parse_ctx *c, const char *r, size_t n)
+{
+    const char *sp1 = memchr(r, ' ', n);
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(r + n - sp1 - 1)) : NULL;
+    if (!sp1 || !sp2 || sp1 == r || sp2 == sp1 + 1 || sp2 + 1 == r + n)
+        return true;
+    for (const char *p = r; p < sp1; p++)
+        if (*p < 'A' || *p > 'Z')
+            return true;
+    return put_str(c, "method", r, (size_t)(sp1 - r)) &&
+           put_str(c, "path", sp1 + 1, (size_t)(sp2 - sp1 - 1)) &&
+           put_str(c, "protocol", sp2 + 1, (size_t)(r + n - sp2 - 1));
+}
+
+static int combined(struct mars_parse_ctx *c, const char *s, size_t n, bool apache)
+{
+    const char *client, *ident, *user, *req, *status, *size, *ref, *agent, *xff;
+    size_t cl, il, ul, rl, stl, szl, refl, al, xl, i = 0;
+    if (!token(s, n, &i, &client, &cl) || !token(s, n, &i, &ident, &il) ||
+        !token(s, n, &i, &user, &ul) || i >= n || s[i] != '[')
+        return fail(c, "not a combined log line (ADDR IDENT USER [TIME] ...)");
+    const char *close = memchr(s + i, ']', n - i);
+    if (!close || !set_time(c, c->tf_clf, s + i + 1, (size_t)(close - s - i - 1)))
+        return fail(c, "combined log time is not [dd/Mmm/yyyy:hh:mm:ss +zzzz]");
+    i = (size_t)(close - s) + 1;
+    if (!space(s, n, &i) || !quoted(s, n, &i, &req, &rl) || !space(s, n, &i) ||
+        !token(s, n, &i, &status, &stl) || !token(s, n, &i, &size, &szl) ||
+        !quoted(s, n, &i, &ref, &refl) || !space(s, n, &i) || !quoted(s, n, &i, &agent, &al))
+        return fail(c, "not a combined log line (\"REQUEST\" STATUS BYTES \"REFERER\" \"AGENT\")");
+    bool has_xff = !apache && space(s, n, &i) && quoted(s, n, &i, &xff, &xl);
+    if (i != n)
+        return fail(c, "unexpected bytes after the combined log fields");
+    if (!all_digits(status, stl) || stl != 3 ||
+        (!all_digits(size, szl) && !(szl == 1 && size[0] == '-')))
+        return fail(c, "combined log status or size is not a number");
+    bool ok = put_str(c, "client", client, cl) &&
+              (!apache || put_unless_nil(c, "ident", ident, il)) &&
+              put_unless_nil(c, "user", user, ul) && put_str(c, "request", req, rl) &&
+              request_parts(c, req, rl) &&
+              MARS_PARSE_PUT(c, 0, "status", MARS_FIELD_NUMBER, status, stl) &&
+              MARS_PARSE_PUT(c, 0, "size", MARS_FIELD_NUMBER, size[0] == '-' ? "0" : size,
+                             size[0] == '-' ? 1 : szl) &&
+              put_unless_nil(c, "referer", ref, refl) && put_unless_nil(c, "agent", agent, al) &&
+              (!has_xff || put_unless_nil(c, "forwarded_for", xff, xl));
+    return ok ? 0 : -EINVAL;
+}
+
+int mars_parse_nginx(struct mars_parse_ctx *c, const char *s, size_t n)
+{
+    return combined(c, s, n, false);
+}
+
+int mars_parse_apache(struct mars_parse_ctx *c, const char *s, size_t n)
+{
+    return combined(c, s, n, true);
+}

@@ -1,0 +1,22 @@
+/*
+ * transforms_internal.h - helpers shared by the transforms that drop events (filter,
+ * sample, throttle) or split batches (route). Defined in filter.c.
+ */
+#ifndef MARS_TRANSFORMS_INTERNAL_H
+#define MARS_TRANSFORMS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pipeline/component.h"
+
+/* A per-instance array of n flags, grown with realloc when a bigger batch comes (reused,
+ * so steady state allocates nothing). NULL on -ENOMEM. */
+bool *mars_xform_flags(bool **buf, uint32_t *cap, uint32_t n);
+/* Passes on the `kept` events of b with keep[i] set and counts the others as discarded on
+ * purpose. Takes b: unchanged when all are kept, released when none is, compacted when
+ * exclusive, narrowed with mars_batch_select() when shared. */
+void mars_xform_emit_kept(struct mars_transform *t, struct mars_batch *b, const bool *keep,
+                          uint32_t kept);
+
+#endif

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# The file source, basic reliability (issue 5, Tests): every line is KEY:SEQ:PAYLOAD
+# (tools/file_writer.c) and each check is exact: every line written is delivered once, in
+# order per file, byte for byte (lib/file_source.bash, oracle).
+#   1. append while reading: two writers append 200k lines in bursts while mars tails
+#   2. restart resumes where it stopped: SIGTERM in the middle of the writes, more lines
+#      while mars is down, start again: nothing missing and no duplicates after a clean stop
+#   3. read_from: end on the first start skips what exists; later lines (and files found
+#      later) are read
+#   4. a partial last line is emitted after line_timeout (200ms) as a line of its own, and
+#      the rest of it, once its newline arrives, as the next line; not emitted at a stop
+#      (the next start reads it whole)
+#   5. --once reads everything (empty files, a missing last newline) and exits 0; a second
+#      --once reads only what was added
+set -euo pipefail
+source "$(dirname "$0")/lib/common.bash"
+source "$(dirname "$0")/lib/file_source.bash"
+
+
+append_while_reading() {
+    new_section append
+    local conf=$S/mars.yaml
+    file_conf "$conf" "$S/out" "include: [$L/*.log]"
+    start_mars /dev/null "$S/err" -c "$conf"
+    say "2 writers x 100000 lines in bursts of 1000 while mars runs"
+    bg "$FW" append "$L/a.log" a 0 100000 1000 10000
+    local wa=$BG_PID
+    bg "$FW" append "$L/b.log" b 0 100000 1000 10000
+    wait "$wa" "$BG_PID" || fail "a writer failed"
+    expect_key a 100000
+    expect_key b 100000
+    wait_lines "$S/out" 200000 30
+    kill -TERM "$MARS_PID"
+    wait_exit "$MARS_PID" 15 "$S/err"
+    expect_eq "$EXIT_RC" 0 "exit code after SIGTERM; $(show_log "$S/err")"
+    oracle strict "$S/out"
+    expect_eq "$(stat_of "$S/err" in sent)" 200000 "source sent"
+    expect_eq "$(stat_of "$S/err" in acknowledged)" 200000 "source acknowledged"
+    expect_eq "$(stat_of "$S/err" in errors)" 0 "source errors"
+    pass "append while reading: $O_SUMMARY"
+}
+
+restart_resumes() {
+    new_section restart
+    local conf=$S/mars.yaml stopped_at
+    "$FW" gen a 0 10000 >"$L/a.log"
+    "$FW" gen b 0 10000 >"$L/b.log"
+    file_conf "$conf" "$S/out1" "include: [$L/*.log]"
+    start_mars /dev/null "$S/err1" -c "$conf"
+    wait_lines "$S/out1" 20000 20
+    say "2 writers append 60000 lines each while mars runs; SIGTERM half way"
+    bg "$FW" append "$L/a.log" a 10000 60000 500 5000
+    local wa=$BG_PID
+    bg "$FW" append "$L/b.log" b 10000 60000 500 5000
+    wait_lines "$S/out1" 80000 30
+    kill -TERM "$MARS_PID"
+    wait_exit "$MARS_PID" 15 "$S/err1"
+    expect_eq "$EXIT_RC" 0 "exit code after SIGTERM; $(show_log "$S/err1")"
+    stopped_at=$(lines_of "$S/out1")
+    wait "$wa" "$BG_PID" || fail "a writer failed"
+    say "stopped after $stopped_at lines; the writers finish; a new file c.log while mars is down"
+    "$FW" append "$L/c.log" c 0 5000 5000 0
+    expect_key a 70000
+    expect_key b 70000
+    expect_key c 5000
+    file_conf "$conf" "$S/out2" "include: [$L/*.log]"
+    start_mars /dev/null "$S/err2" -c "$conf"
+    wait_lines "$S/out2" $((145000 - stopped_at)) 30
+    say "the rest arrived; 20000 more lines while it runs"
+    "$FW" append "$L/a.log" a 70000 20000 2000 2000
+    expect_key a 90000
+    wait_lines "$S/out2" $((165000 - stopped_at)) 30
+    kill -TERM "$MARS_PID"
+    wait_exit "$MARS_PID" 15 "$S/err2"
+    expect_eq "$EXIT_RC" 0 "exit code after SIGTERM; $(show_log "$S/err2")"
+    # strict: a key may continue in a later run only right after its last delivered line
+    oracle strict "$S/out1" "$S/out2"
+    pass "restart resumes where it stopped (SIGTERM after $stopped_at lines): $O_SUMMARY"
+}
+
+read_from_end() {
+    new_section read_from
+    local conf=$S/mars.yaml
+    say "old.log has 1000 lines before the first start"
+    "$FW" gen old 0 1000 >"$L/old.log"
+    file_conf "$conf" "$S/out" "include: [$L/*.log], read_from: end, glob_interval: 100ms"
+    start_mars /dev/null "$S/err" -c "$conf"
+    wait_until $((10 * SLOW)) "mars opens old.log" holds_open "$MARS_PID" "$L/old.log"
+    "$FW" append "$L/old.log" old 1000 500 100 1000
+    "$FW" append "$L/new.log" new 0 300 100 1000
+    wait_lines "$S/out" 800 20
+    kill -TERM "$MARS_PID"
+    wait_exit "$MARS_PID" 15 "$S/err"
+    expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$S/err")"
+    if grep -q '^old:000000000:' "$S/out"; then
+        fail "read_from: end delivered the lines old.log had before the first start ($(grep -c '^old:' "$S/out") old.log lines in all, 500 expected)"
+    fi
+    grep '^old:' "$S/out" >"$S/old" || true
+    "$FW" gen old 1000 500 >"$S/old.want"
+    cmp -s "$S/old" "$S/old.want" || fail "old.log: expected exactly its lines 1000..1499"
+    expect_key new 300
+    grep -v '^old:' "$S/out" >"$S/new" || true
+    oracle strict "$S/new"
+    pass "read_from: end skips what exists at the first start; appended lines and new files are read"
+}
+
+partial_last_line() {
+    new_section partial
+    local conf=$S/mars.yaml t0 t_lines t_partial
+    file_conf "$conf" "$S/out1" "include: [$L/*.log], line_timeout: 200ms"
+    say "a partial last line with line_timeout: 200ms"
+    : >"$L/p.log"
+    start_mars /dev/null "$S/err1" -c "$conf"
+    wait_until $((10 * SLOW)) "mars opens p.log" holds_open "$MARS_PID" "$L/p.log"
+    printf 'one\ntwo\nthe-head' >>"$L/p.log"
+    t0=$(date +%s%N)
+    wait_lines "$S/out1" 2 10
+    t_lines=$((($(date +%s%N) - t0) / 1000000))
+    wait_lines "$S/out1" 3 10
+    t_partial=$((($(date +%s%N) - t0) / 1000000))
+    printf 'one\ntwo\nthe-head\n' >"$S/want1"
+    cmp -s "$S/out1" "$S/want1" || fail "after line_timeout: expected one, two, the-head; got: $(head -c 200 "$S/out1" | tr '\n' '|')"
+    ((t_partial >= 200)) || fail "the partial line came ${t_partial} ms after it was written, before line_timeout (200 ms)"
+    # the sweep that emits it runs every second (inotify): up to 1.2 s, plus slack
+    ((t_partial <= 2000 * SLOW)) || fail "the partial line came ${t_partial} ms after it was written (line_timeout 200 ms)"
+    say "the partial line came ${t_partial} ms after it was written (whole lines: ${t_lines} ms); now its rest"
+    printf -- '-the-rest\nthree\n' >>"$L/p.log"
+    wait_lines "$S/out1" 5 10
+    printf 'one\ntwo\nthe-head\n-the-rest\nthree\n' >"$S/want1"
+    cmp -s "$S/out1" "$S/want1" || fail "after the newline: expected the rest as its own line; got: $(head -c 200 "$S/out1" | tr '\n' '|')"
+    kill -TERM "$MARS_PID"
+    wait_exit "$MARS_PID" 15 "$S/err1"
+    expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$S/err1")"
+
+    say "a partial line pending at SIGTERM (line_timeout 1h) is read whole at the next start"
+    file_conf "$conf" "$S/out2" "include: [$L/*.log], line_timeout: 1h"
+    start_mars /dev/null "$S/err2" -c "$conf"
+    wait_until $((10 * SLOW)) "mars opens p.log" holds_open "$MARS_PID" "$L/p.log"
+    printf 'four\nstopped-mid' >>"$L/p.log"
+    wait_lines "$S/out2" 1 10
+    kill -TERM "$MARS_PID"
+    wait_exit "$MARS_PID" 15 "$S/err2"
+    expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$S/err2")"
+    printf 'four\n' >"$S/want2"
+    cmp -s "$S/out2" "$S/want2" || fail "the stop emitted the unfinished line: $(head -c 200 "$S/out2" | tr '\n' '|')"
+    printf -- '-line\nfive\n' >>"$L/p.log"
+    file_conf "$conf" "$S/out3" "include: [$L/*.log], line_timeout: 1h"
+    run_mars $((20 * SLOW)) -c "$conf" --once 2>"$S/err3"
+    expect_eq "$MARS_RC" 0 "--once exit code; $(show_log "$S/err3")"
+    printf 'stopped-mid-line\nfive\n' >"$S/want3"
+    cmp -s "$S/out3" "$S/want3" || fail "after the restart: expected stopped-mid-line, five; got: $(head -c 200 "$S/out3" | tr '\n' '|')"
+    pass "partial last line: emitted ${t_partial} ms after it was written (line_timeout 200ms), its rest as the next line; kept back at a stop"
+}
+
+once() {
+    new_section once
+    local conf=$S/mars.yaml i
+    say "--once: 5 files (one empty, one without its last newline)"
+    for i in 1 2 3; do
+        "$FW" gen "o$i" 0 $((i * 20000)) >"$L/o$i.log"
+        expect_key "o$i" $((i * 20000))
+    done
+    : >"$L/empty.log"
+    printf 'no-newline-1\nno-newline-2' >"$L/nonl.log"
+    file_conf "$conf" "$S/out1" "include: [$L/*.log]"
+    run_mars $((30 * SLOW)) -c "$conf" --once 2>"$S/err1"
+    expect_eq "$MARS_RC" 0 "--once exit code; $(show_log "$S/err1")"
+    grep '^no-newline' "$S/out1" >"$S/nonl" || true
+    printf 'no-newline-1\nno-newline-2\n' >"$S/want"
+    cmp -s "$S/nonl" "$S/want" || fail "the file without a last newline: $(tr '\n' '|' <"$S/nonl")"
+    grep -v '^no-newline' "$S/out1" >"$S/rest1" || true
+    oracle strict "$S/rest1"
+    expect_eq "$(stat_of "$S/err1" in acknowledged)" 120002 "acknowledged"
+    say "a second --once with 1000 more lines in o1.log reads only those"
+    "$FW" append "$L/o1.log" o1 20000 1000 1000 0
+    file_conf "$conf" "$S/out2" "include: [$L/*.log]"
+    run_mars $((30 * SLOW)) -c "$conf" --once 2>"$S/err2"
+    expect_eq "$MARS_RC" 0 "second --once exit code; $(show_log "$S/err2")"
+    expect_key o1 21000
+    oracle strict "$S/rest1" "$S/out2"
+    pass "--once reads everything and exits 0; the next --once only the new lines"
+}
+
+section "1. append while reading" append_while_reading
+section "2. restart resumes where it stopped" restart_resumes
+section "3. read_from: end" read_from_end
+section "4. partial last line" partial_last_line
+section "5. --once" once
+finish "file source basics"

@@ -1,0 +1,222 @@
+/* Unit tests of the admin HTTP server (core/admin.c): routing, 404/405, malformed requests,
+ * header and body limits, the connection cap, unix sockets, bind errors. Loopback only. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/buffer.h>
+
+#include "core/admin.h"
+#include "core/log.h"
+#include "httpc.h"
+
+static void hello(struct mars_admin_req *r, void *arg)
+{
+    mars_admin_reply_json(r, 200, "{\"hello\":\"%s\",\"path\":\"%s\"}", (const char *)arg, r->path);
+}
+
+static void echo_len(struct mars_admin_req *r, void *arg)
+{
+    (void)arg;
+    mars_admin_reply_json(r, 200, "{\"len\":%zu}", evbuffer_get_length(mars_admin_body(r)));
+}
+
+static struct mars_admin *start(const char *addr, unsigned max_conns)
+{
+    struct mars_admin *a = mars_admin_create(&(struct mars_admin_opts){.name = "t",
+                                                                       .address = addr,
+                                                                       .max_connections = max_conns,
+                                                                       .max_headers_size = 2048,
+                                                                       .max_body_size = 4096,
+                                                                       .idle_timeout_s = 5});
+    assert_non_null(a);
+    assert_int_equal(mars_admin_route(a, "/hello", false, MARS_HTTP_GET, hello, "world"), 0);
+    assert_int_equal(mars_admin_route(a, "/sub/", true, MARS_HTTP_GET, hello, "prefix"), 0);
+    assert_int_equal(mars_admin_route(a, "/post", false, MARS_HTTP_POST, echo_len, NULL), 0);
+    assert_int_equal(mars_admin_start(a), 0);
+    return a;
+}
+
+static void test_routes(void **state)
+{
+    struct mars_admin *a = start("127.0.0.1:0", 8);
+    const char *addr = mars_admin_address(a);
+    struct httpc_resp r;
+    assert_non_null(strstr(addr, "127.0.0.1:"));
+    assert_int_equal(httpc_request(addr, "GET", "/hello", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"hello\":\"world\""));
+    assert_non_null(strstr(r.head, "Content-Type: application/json"));
+    httpc_free(&r);
+    assert_int_equal(httpc_request(addr, "GET", "/sub/x%2Fy", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"path\":\"/sub/x/y\"")); /* decoded */
+    httpc_free(&r);
+    assert_int_equal(httpc_request(addr, "HEAD", "/hello", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    httpc_free(&r);
+    assert_int_equal(httpc_request(addr, "GET", "/nothing", NULL, &r), 0);
+    assert_int_equal(r.status, 404);
+    httpc_free(&r);
+    assert_int_equal(httpc_request(addr, "DELETE", "/hello", NULL, &r), 0);
+    assert_int_equal(r.status, 405);
+    assert_non_null(strstr(r.head, "Allow: GET, HEAD"));
+    httpc_free(&r);
+    assert_int_equal(httpc_request(addr, "GET", "/post", NULL, &r), 0);
+    assert_int_equal(r.status, 405);
+    httpc_free(&r);
+    assert_int_equal(httpc_request(addr, "GET", "/sub/%00", NULL, &r), 0);
+    assert_int_equal(r.status, 400); /* an encoded NUL */
+    httpc_free(&r);
+    mars_admin_destroy(a);
+    (void)state;
+}
+
+static void test_malformed(void **state)
+{
+    struct mars_admin *a = start("127.0.0.1:0", 8);
+    const char *addr = mars_admin_address(a);
+    struct httpc_resp r;
+    static const char *const garbage[] = {
+        "\x01\x02\x03 binary junk\r\n\r\n",
+        "GET\r\n\r\n",
+        "BREW /hello HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /hello HTTP/9.9\r\nHost: x\r\n\r\n",
+        "GET /hello HTTP/1.1\r\nno colon here\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+        assert_int_equal(httpc_raw(addr, garbage[i], strlen(garbage[i]), &r), 0);
+        /* refused: a 4xx/5xx answer or the connection closed, never a 200 */
+        if (r.status != 0 && (r.status < 400 || r.status > 505))
+            fail_msg("request %zu got status %d", i, r.status);
+        httpc_free(&r);
+    }
+    /* huge headers */
+    size_t big = 64 * 1024;
+    char *req = malloc(big + 128);
+    int n = snprintf(req, 128, "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(req + n, 'a', big);
+    memcpy(req + n + big, "\r\n\r\n", 5);
+    assert_int_equal(httpc_raw(addr, req, (size_t)n + big + 4, &r), 0);
+    assert_true(r.status == 0 || (r.status >= 400 && r.status < 500));
+    httpc_free(&r);
+    /* a body over max_body_size */
+    n = snprintf(req, 128, "POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", big);
+    memset(req + n, 'b', big);
+    assert_int_equal(httpc_raw(addr, req, (size_t)n + big, &r), 0);
+    assert_true(r.status == 0 || r.status == 413);
+    httpc_free(&r);
+    /* a body under it is served */
+    n = snprintf(req, 128,
+                 "POST /post HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 "Content-Length: 100\r\n\r\n");
+    memset(req + n, 'c', 100);
+    assert_int_equal(httpc_raw(addr, req, (size_t)n + 100, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"len\":100"));
+    httpc_free(&r);
+    free(req);
+    /* still serving */
+    assert_int_equal(httpc_request(addr, "GET", "/hello", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    httpc_free(&r);
+    mars_admin_destroy(a);
+    (void)state;
+}
+
+static void test_connection_cap(void **state)
+{
+    struct mars_admin *a = start("127.0.0.1:0", 3);
+    const char *addr = mars_admin_address(a);
+    struct httpc_resp r;
+    int held[3];
+    for (int i = 0; i < 3; i++)
+        assert_true((held[i] = httpc_connect(addr)) >= 0);
+    /* let the server account for them */
+    struct timespec ts = {0, 100000000};
+    nanosleep(&ts, NULL);
+    /* the fourth is closed before anything is read */
+    assert_int_equal(httpc_request(addr, "GET", "/hello", NULL, &r), 0);
+    assert_int_equal(r.status, 0);
+    httpc_free(&r);
+    for (int i = 0; i < 3; i++)
+        close(held[i]);
+    /* once they are gone, requests are served again */
+    int64_t tries = 0;
+    do {
+        nanosleep(&ts, NULL);
+        assert_int_equal(httpc_request(addr, "GET", "/hello", NULL, &r), 0);
+        int st = r.status;
+        httpc_free(&r);
+        if (st == 200)
+            break;
+    } while (++tries < 50);
+    assert_true(tries < 50);
+    mars_admin_destroy(a);
+    (void)state;
+}
+
+static void test_unix_socket(void **state)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/mars-admin-test-%d.sock", (int)getpid());
+    char addr[80];
+    snprintf(addr, sizeof(addr), "unix:%s", path);
+    struct mars_admin *a = start(addr, 8);
+    struct httpc_resp r;
+    assert_string_equal(mars_admin_address(a), path);
+    assert_int_equal(httpc_request(path, "GET", "/hello", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    httpc_free(&r);
+    mars_admin_destroy(a);
+    struct stat st;
+    assert_int_equal(stat(path, &st), -1); /* removed on destroy */
+    /* a stale socket file is replaced */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    close(fd);
+    a = start(path, 8);
+    assert_int_equal(httpc_request(path, "GET", "/hello", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    httpc_free(&r);
+    mars_admin_destroy(a);
+    (void)state;
+}
+
+static void test_bind_errors(void **state)
+{
+    struct mars_admin *a = start("127.0.0.1:0", 8);
+    /* the same port again: in use */
+    assert_null(mars_admin_create(
+        &(struct mars_admin_opts){.name = "t2", .address = mars_admin_address(a)}));
+    assert_null(mars_admin_create(&(struct mars_admin_opts){.name = "t3", .address = "nonsense"}));
+    assert_null(mars_admin_create(
+        &(struct mars_admin_opts){.name = "t4", .address = "/nonexistent-dir/x.sock"}));
+    mars_admin_destroy(a);
+    mars_admin_destroy(NULL);
+    (void)state;
+}
+
+int main(void)
+{
+    mars_log_setup(MARS_LOG_ERROR, MARS_LOG_TEXT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routes),         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_connection_cap), cmocka_unit_test(test_unix_socket),
+        cmocka_unit_test(test_bind_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

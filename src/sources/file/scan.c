@@ -201,8 +201,14 @@ void file_scan(struct fsrc *fs)
     fs->scan_gen++;
     for (size_t i = 0; i < fs->conf->include.n; i++)
         expand(fs, fs->conf->include.v[i]);
-    for (size_t i = 0; i < fs->nfiles; i++) {
+    for (size_t i = fs->nfiles; i-- > 0;) {
         struct tfile *f = fs->files[i];
+        if (f->seen_scan != fs->scan_gen && f->state == TF_DORMANT) {
+            /* closed and no longer at a matched path: nothing to read, free its memory (its
+             * checkpoint stays, should it come back) */
+            file_forget(fs, f);
+            continue;
+        }
         if (f->seen_scan == fs->scan_gen || !f->at_path)
             continue;
         f->at_path = false; /* renamed away, deleted, or its link retargeted */

@@ -171,6 +171,34 @@ static void update_fingerprint(struct fsrc *fs, struct tfile *f, uint64_t size)
     }
 }
 
+/* Reopening a closed file: is it still the one we read (inode reuse while it was closed,
+ * or a truncation)? Its head and the bytes before our offset must be unchanged. */
+static bool same_file(struct tfile *f, uint64_t size)
+{
+    unsigned char buf[FILE_MARKER_MAX];
+    uint64_t h;
+    if (size < f->read_off || size < f->fp_len)
+        return false;
+    if (f->fp_len && (!hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash))
+        return false;
+    return f->tail_len == 0 ||
+           (pread(f->fd, buf, f->tail_len, (off_t)(f->read_off - f->tail_len)) ==
+                (ssize_t)f->tail_len &&
+            memcmp(buf, f->tail, f->tail_len) == 0);
+}
+
+static void restart_dormant(struct fsrc *fs, struct tfile *f)
+{
+    mars_info(mars_source_id(fs->src),
+              "%s is not the file last read under its inode (reused inode, or truncated while "
+              "closed): reading it from the beginning",
+              f->path);
+    f->gen++;
+    set_offsets(f, 0);
+    f->fp_len = 0;
+    f->size_seen = 0;
+}
+
 /* A new size was seen: note it and, while the head is shorter than `fingerprint`, hash
  * more of it (identity must not stay weak after a truncation emptied the file). */
 static void note_size(struct fsrc *fs, struct tfile *f, uint64_t size)
@@ -200,6 +228,8 @@ static int file_open(struct fsrc *fs, struct tfile *f)
     f->last_change_ns = mars_ev_now(mars_source_loop(fs->src));
     if (f->read_off == UINT64_MAX)
         choose_start(fs, f, (uint64_t)st.st_size, !fs->initial_scan_done);
+    else if (!same_file(f, (uint64_t)st.st_size))
+        restart_dormant(fs, f);
     update_fingerprint(fs, f, (uint64_t)st.st_size);
     file_watch_add(fs, f);
     f->eof = false;

@@ -1,6 +1,12 @@
 /*
  * arena.c - block-chained bump allocator. Blocks grow geometrically from 4 KiB; a request
  * larger than half a block gets a block of its own so small allocations keep packing.
+ *
+ * Block cache: every batch has an arena, and parsing fills it with about the same blocks
+ * batch after batch. Freed blocks whose size is a power of two up to 1 MiB go to a small
+ * per-thread cache (a few per size, at most ARENA_CACHE_BYTES in all) instead of back to
+ * malloc, which would hand large blocks to the kernel and fault them in again for the
+ * next batch. Per thread, because a batch lives and dies on one worker.
  */
 #include "core/arena.h"
 
@@ -16,6 +22,70 @@ struct mars_arena_block {
 };
 
 #define ARENA_MIN_BLOCK 4096u
+#define ARENA_MAX_BLOCK (1u << 20)
+#define ARENA_CLASSES 9 /* 4 KiB .. 1 MiB */
+#define ARENA_CACHE_PER_CLASS 8
+#define ARENA_CACHE_BYTES (16u << 20)
+
+struct arena_cache {
+    struct mars_arena_block *free[ARENA_CLASSES];
+    unsigned count[ARENA_CLASSES];
+    size_t bytes;
+};
+
+static _Thread_local struct arena_cache cache;
+
+/* Size class of a cacheable capacity, or -1. */
+static int size_class(size_t cap)
+{
+    for (int c = 0; c < ARENA_CLASSES; c++)
+        if (cap == (size_t)ARENA_MIN_BLOCK << c)
+            return c;
+    return -1;
+}
+
+static struct mars_arena_block *block_get(size_t cap)
+{
+    int c = size_class(cap);
+    if (c >= 0 && cache.free[c]) {
+        struct mars_arena_block *b = cache.free[c];
+        cache.free[c] = b->next;
+        cache.count[c]--;
+        cache.bytes -= cap;
+        return b;
+    }
+    struct mars_arena_block *b = malloc(sizeof(*b) + cap);
+    if (b)
+        b->cap = cap;
+    return b;
+}
+
+static void block_put(struct mars_arena_block *b)
+{
+    int c = size_class(b->cap);
+    if (c < 0 || cache.count[c] >= ARENA_CACHE_PER_CLASS ||
+        cache.bytes + b->cap > ARENA_CACHE_BYTES) {
+        free(b);
+        return;
+    }
+    b->next = cache.free[c];
+    cache.free[c] = b;
+    cache.count[c]++;
+    cache.bytes += b->cap;
+}
+
+void mars_arena_cache_drain(void)
+{
+    for (int c = 0; c < ARENA_CLASSES; c++) {
+        while (cache.free[c]) {
+            struct mars_arena_block *b = cache.free[c];
+            cache.free[c] = b->next;
+            free(b);
+        }
+        cache.count[c] = 0;
+    }
+    cache.bytes = 0;
+}
 
 void *mars_arena_alloc(struct mars_arena *a, size_t n)
 {
@@ -26,14 +96,13 @@ void *mars_arena_alloc(struct mars_arena *a, size_t n)
         n = 1;
     if (!a->head || off + n > a->head->cap) {
         size_t cap = a->head ? a->head->cap * 2 : ARENA_MIN_BLOCK;
-        if (cap > (1u << 20))
-            cap = 1u << 20;
+        if (cap > ARENA_MAX_BLOCK)
+            cap = ARENA_MAX_BLOCK;
         if (n > cap / 2)
             cap = n;
-        struct mars_arena_block *b = malloc(sizeof(*b) + cap);
+        struct mars_arena_block *b = block_get(cap);
         if (!b)
             return NULL;
-        b->cap = cap;
         if (n == cap && a->head) {
             /* dedicated block: keep the current head for further small allocations */
             b->next = a->head->next;
@@ -65,7 +134,7 @@ void mars_arena_fini(struct mars_arena *a)
     struct mars_arena_block *b = a->head;
     while (b) {
         struct mars_arena_block *next = b->next;
-        free(b);
+        block_put(b);
         b = next;
     }
     mars_arena_init(a);

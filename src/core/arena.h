@@ -29,7 +29,10 @@ static inline void mars_arena_init(struct mars_arena *a)
 void *mars_arena_alloc(struct mars_arena *a, size_t n);
 /* Copies n bytes and a NUL; returns arena-owned memory or NULL. */
 char *mars_arena_strndup(struct mars_arena *a, const char *s, size_t n);
-/* Frees every block. The arena is empty and reusable afterwards. */
+/* Frees every block (into this thread's block cache). The arena is empty and reusable
+ * afterwards. */
 void mars_arena_fini(struct mars_arena *a);
+/* Frees this thread's cached blocks; threads call it before they exit. */
+void mars_arena_cache_drain(void);
 
 #endif

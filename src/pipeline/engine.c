@@ -23,6 +23,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "core/arena.h"
 #include "core/log.h"
 #include "pipeline/checkpoint.h"
 #include "pipeline/engine_internal.h"
@@ -370,6 +371,7 @@ void mars_engine_destroy(struct mars_engine *e)
 {
     if (!e)
         return;
+    mars_arena_cache_drain(); /* batches released on this thread at teardown */
     mars_api_stop(e);
     if (e->loop) {
         mars_ev_async_fini(&e->wake);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/arena.h"
 #include "core/log.h"
 #include "pipeline/engine_internal.h"
 #include "pipeline/observe.h"
@@ -599,6 +600,7 @@ void *mars_worker_main(void *arg)
     quiesce(w);
     destroy_instances(w);
     drain_ops(w, 1);
+    mars_arena_cache_drain(); /* this thread's cached arena blocks die with it */
     worker_exit(w);
     return NULL;
 }

@@ -1,6 +1,6 @@
 /*
  * transforms_internal.h - helpers shared by the transforms that drop events (filter,
- * sample, throttle) or split batches (route). Defined in filter.c.
+ * sample, throttle). Defined in transforms_common.c.
  */
 #ifndef MARS_TRANSFORMS_INTERNAL_H
 #define MARS_TRANSFORMS_INTERNAL_H

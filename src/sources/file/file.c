@@ -248,7 +248,7 @@ const struct mars_component_desc mars_source_file = {
                    "end to end.",
     .kind = MARS_KIND_SOURCE,
     .produces = MARS_DATA_LOG,
-    .flags = MARS_DESC_PER_WORKER | MARS_DESC_DATA_DIR,
+    .flags = MARS_DESC_PER_WORKER | MARS_DESC_DATA_DIR | MARS_DESC_LAG_BYTES,
     .options = file_options,
     .conf_size = sizeof(struct file_conf),
     .check = file_check,

@@ -691,6 +691,15 @@ void file_sweep(struct fsrc *fs, int64_t now)
             sweep_one(fs, fs->files[i], now, want_fds);
     open_pending(fs);
     file_pump(fs);
+    /* lag: bytes in the files this instance knows of that are not acknowledged yet */
+    uint64_t lag = 0;
+    for (size_t i = 0; i < fs->nfiles; i++) {
+        const struct tfile *f = fs->files[i];
+        uint64_t done = f->read_off == UINT64_MAX ? 0 : f->acked_off;
+        if (f->size_seen > done)
+            lag += f->size_seen - done;
+    }
+    mars_stat_set(&mars_source_stats(fs->src)->lag_bytes, lag);
 }
 
 /* ---- end ---- */

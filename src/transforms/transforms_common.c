@@ -1,0 +1,45 @@
+/*
+ * transforms_common.c - helpers of the transforms that drop events (filter, sample,
+ * throttle); see transforms_internal.h.
+ *
+ * Thread: the calling transform's worker.
+ */
+#include <stdlib.h>
+
+#include "transforms_internal.h"
+
+bool *mars_xform_flags(bool **buf, uint32_t *cap, uint32_t n)
+{
+    if (n > *cap) {
+        bool *k = realloc(*buf, n * sizeof(*k));
+        if (!k)
+            return NULL;
+        *buf = k;
+        *cap = n;
+    }
+    return *buf;
+}
+
+void mars_xform_emit_kept(struct mars_transform *t, struct mars_batch *b, const bool *keep,
+                          uint32_t kept)
+{
+    struct mars_stats *st = mars_transform_stats(t);
+    mars_stat_add(&st->discarded_intentional, b->n - kept);
+    if (kept == b->n) {
+        mars_transform_emit(t, b);
+    } else if (kept == 0) {
+        mars_batch_release(b);
+    } else if (b->refs == 1) {
+        mars_batch_compact(b, keep);
+        mars_transform_emit(t, b);
+    } else {
+        struct mars_batch *c = mars_batch_select(b, keep, 0);
+        if (!c) {
+            mars_stat_add(&st->errors[MARS_ERR_MEMORY], 1);
+            mars_batch_abandon(b); /* not delivered: a source that can replays it */
+            return;
+        }
+        mars_batch_release(b);
+        mars_transform_emit(t, c);
+    }
+}

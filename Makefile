@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CONFIG     ?= conf/quickstart.yaml
 
-.PHONY: docs all deps deps-test build build-asan run test test-release test-asan bench bench-quick clean format
+.PHONY: docs all deps deps-test build build-asan run test test-release test-asan test-fuzz bench bench-quick clean format
 
 all: build
 
@@ -29,6 +29,14 @@ run: build
 test: deps-test
 	@$(MAKE) --no-print-directory test-release
 	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-fuzz
+
+# libFuzzer targets (JSON scanner, condition parser) need clang; 20 s each.
+FUZZ_BUILD ?= build-fuzz
+test-fuzz: deps-test
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMARS_WERROR=OFF >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_json fuzz_condition
+	cd $(FUZZ_BUILD) && ctest --output-on-failure -j $(JOBS) -R '^fuzz/'
 
 # The release suite runs once per io backend, so every feature is proven on both; the
 # backend conformance suites pick their backend themselves and run in the first pass only.

@@ -7,7 +7,7 @@ what=${1:-build}
 pkgs=(build-essential cmake pkg-config libyaml-dev libevent-dev liburing-dev libpcre2-dev)
 if [ "$what" = test ]; then
   # prometheus: promtool and the server the observability tests scrape mars with; curl: HTTP
-  pkgs+=(libcmocka-dev python3 procps gnuplot-nox prometheus curl)
+  pkgs+=(clang libclang-rt-14-dev libcmocka-dev python3 procps gnuplot-nox prometheus curl)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

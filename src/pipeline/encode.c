@@ -242,6 +242,10 @@ int mars_encode_json_event(struct mars_encoder *e, const struct mars_event *ev)
         rc = rc ? rc : out_put(e, ",\"message\":", 11);
         rc = rc ? rc : mars_encode_json_string(e, ev->msg.ptr, ev->msg.len);
     }
+    if (ev->file && (!f || mars_fields_member(f, 0, "file", 4) == MARS_FIELD_NIL)) {
+        rc = rc ? rc : out_put(e, ",\"file\":", 8);
+        rc = rc ? rc : mars_encode_json_string(e, ev->file, strlen(ev->file));
+    }
     if (f)
         rc = rc ? rc : put_members(e, f, 0, true, true);
     return rc ? rc : out_put(e, "}", 1);

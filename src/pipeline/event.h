@@ -70,6 +70,9 @@ struct mars_event {
     uint32_t reserved;
     struct mars_fields *fields;  /* NULL until a parser runs */
     struct mars_metric *metric;  /* kind == METRIC */
+    /* Path of the file the line was read from (file sources), NUL-terminated, in the batch
+     * arena; NULL otherwise. Read as the field `file`. */
+    const char *file;
 };
 
 #endif

@@ -256,7 +256,7 @@ static void value_of_entry(const struct mars_fields *f, uint32_t parent, uint32_
     out->len = e->value_len;
 }
 
-/* Root member `message` or `timestamp` with no entry: the event itself. */
+/* Root member `message`, `timestamp` or `file` with no entry: the event itself. */
 static bool synthesized(const struct mars_event *ev, const struct mars_path_seg *s,
                         struct mars_value *out)
 {
@@ -268,6 +268,12 @@ static bool synthesized(const struct mars_event *ev, const struct mars_path_seg 
         out->kind = MARS_FIELD_STRING;
         out->ptr = ev->msg.ptr;
         out->len = ev->msg.len;
+        return true;
+    }
+    if (s->len == 4 && memcmp(s->name, "file", 4) == 0 && ev->file) {
+        out->kind = MARS_FIELD_STRING;
+        out->ptr = ev->file;
+        out->len = (uint32_t)strlen(ev->file);
         return true;
     }
     if (s->len == 9 && memcmp(s->name, "timestamp", 9) == 0) {

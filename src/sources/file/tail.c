@@ -347,6 +347,10 @@ static void emit_range(struct fsrc *fs, struct tfile *f, struct mars_batch *b,
         return;
     }
     if (b) {
+        /* the path is copied once per batch: a rename may replace f->path meanwhile */
+        const char *path = mars_arena_strndup(&b->arena, f->path, strlen(f->path));
+        for (uint32_t i = 0; i < b->n; i++)
+            b->ev[i].file = path;
         b->ack = (struct mars_batch_ack){.fn = on_ack, .ctx = f, .a = f->gen, .b = seq};
         mars_source_emit(fs->src, b);
     } else {

@@ -35,3 +35,6 @@ foreach(script ${MARS_ITESTS})
   set_tests_properties(integration/${base} PROPERTIES TIMEOUT 180
     ENVIRONMENT "MARS_SRC=${CMAKE_SOURCE_DIR};MARS_BIN=$<TARGET_FILE:mars>")
 endforeach()
+
+# the bench harness in --quick mode, so it cannot rot (not in sanitizer builds)
+include(${CMAKE_SOURCE_DIR}/bench/bench.cmake)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The file source under kill -9 (issue 5, Tests): three writers append ~10k lines/s each
-# (KEY:SEQ:PAYLOAD, tools/file_writer.c) while mars is started, left running for a random
+# (KEY:SEQ:PAYLOAD, tools/file_writer.c; one of them rotates its file by rename + create
+# every 0.3 s, rotated names matched) while mars is started, left running for a random
 # 50-500 ms and killed with SIGKILL, again and again (CRASH_ITERATIONS, default 20, and on
 # until the writers are done); then `mars --once` drains what is left. Each run writes its
 # own output file. The oracle (lib/file_source.bash, replay): no line missing, none
@@ -22,13 +23,21 @@ MAX_ITER=$((ITER * 3))
 
 new_section crash
 CONF=$S/mars.yaml
-file_conf "$CONF" "$S/out.final" "include: [$L/*.log], checkpoint_interval: 100ms"
-say "seed $SEED: $ITER+ kill -9 runs while 3 writers append $PER_WRITER lines each"
+OPTS="include: [\"$L/*.log*\"], checkpoint_interval: 100ms"
+say "seed $SEED: $ITER+ kill -9 runs while 3 writers append $PER_WRITER lines each (one rotating)"
 WRITERS=()
-for k in a b c; do
+for k in a b; do
     bg "$FW" append "$L/$k.log" "$k" 0 "$PER_WRITER" 100 10000
     WRITERS+=("$BG_PID")
     expect_key "$k" "$PER_WRITER"
+done
+# the third rotates (rename + create, 100 lines after each rename) every 3000 lines, ~0.3 s;
+# rotated names match (r.log.<n>): a file rotated while mars is down is found again
+GENS=$((PER_WRITER / 3000))
+bg "$FW" rotate "$L/r.log" r "$GENS" 3000 100 100 10000
+WRITERS+=("$BG_PID")
+for ((g = 0; g < GENS; g++)); do
+    if ((g + 1 < GENS)); then expect_key "r.g$g" 3100; else expect_key "r.g$g" 3000; fi
 done
 writers_alive() {
     local p
@@ -44,7 +53,7 @@ while ((i < ITER)) || writers_alive; do
     i=$((i + 1))
     out=$S/out.$i
     outs+=("$out")
-    file_conf "$CONF" "$out" "include: [$L/*.log], checkpoint_interval: 100ms"
+    file_conf "$CONF" "$out" "$OPTS"
     ms=$((50 + RANDOM % 451))
     start_mars /dev/null "$S/err.$i" -c "$CONF"
     # the random moment of the kill: this sleep is the test, not a synchronisation
@@ -58,7 +67,7 @@ for p in "${WRITERS[@]}"; do
     wait "$p" || fail "a writer failed"
 done
 say "$i runs killed (${ran_ms} ms of running in all); the writers are done; --once drains"
-file_conf "$CONF" "$S/out.final" "include: [$L/*.log], checkpoint_interval: 100ms"
+file_conf "$CONF" "$S/out.final" "$OPTS"
 run_mars $((60 * SLOW)) -c "$CONF" --once 2>"$S/err.final"
 expect_eq "$MARS_RC" 0 "--once exit code; $(show_log "$S/err.final")"
 

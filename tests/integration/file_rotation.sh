@@ -14,6 +14,8 @@
 #      to its end, and its descriptor closed after the grace period
 #   6. a file that reappears: deleted and created again at the same path, twice, with the
 #      same first line (a header): every incarnation's lines are delivered
+#   7. rotated (twice) while mars is stopped, rotated names matched: the old file resumes
+#      from its checkpoint under its new name, the newer ones are read whole
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/file_source.bash"
@@ -118,7 +120,7 @@ symlink_retarget() {
     wait_lines "$S/out" $((5 * 5100 + 5000)) 20
     oracle strict "$S/out"
     say "switch back to t0.txt after mars closed it (5 s after it left the path)"
-    wait_until $((15 * SLOW)) "mars closes t0.txt" eval '! holds_open "$MARS_PID" "$T/t0.txt"'
+    wait_until $((15 * SLOW)) "mars closes t0.txt" not_open "$T/t0.txt"
     retarget "$T/t0.txt"
     "$FW" append "$T/t0.txt" t0 5100 500 100 0
     expect_key t0 5600
@@ -141,8 +143,7 @@ delete_while_open() {
     at_delete=$(lines_of "$S/out")
     say "big.log (500000 lines) deleted after $at_delete lines were delivered"
     wait_lines "$S/out" 500000 40
-    wait_until $((15 * SLOW)) "mars closes the deleted big.log" \
-        eval '! holds_open "$MARS_PID" "$L/big.log (deleted)"'
+    wait_until $((15 * SLOW)) "mars closes the deleted big.log" not_open "$L/big.log (deleted)"
     stop_mars "$S/err"
     oracle strict "$S/out"
     ((at_delete < 500000)) || say "note: mars had read all of big.log before it was deleted"
@@ -179,10 +180,35 @@ reappears() {
     pass "a file deleted and created again, 4 times: $O_SUMMARY"
 }
 
+rotated_while_stopped() {
+    new_section stopped
+    local conf=$S/mars.yaml
+    file_conf "$conf" "$S/out1" "include: [\"$L/*.log*\"]"
+    "$FW" gen app.g0 0 1000 >"$L/app.log"
+    run_mars $((20 * SLOW)) -c "$conf" --once 2>"$S/err1"
+    expect_eq "$MARS_RC" 0 "--once exit code; $(show_log "$S/err1")"
+    say "while mars is stopped: 1000 more lines, rotated to app.log.1, a new app.log, rotated again"
+    "$FW" append "$L/app.log" app.g0 1000 1000 1000 0
+    mv "$L/app.log" "$L/app.log.1"
+    "$FW" append "$L/app.log" app.g1 0 2000 1000 0
+    mv "$L/app.log.1" "$L/app.log.2"
+    mv "$L/app.log" "$L/app.log.1"
+    "$FW" append "$L/app.log" app.g2 0 500 500 0
+    expect_key app.g0 2000
+    expect_key app.g1 2000
+    expect_key app.g2 500
+    file_conf "$conf" "$S/out2" "include: [\"$L/*.log*\"]"
+    run_mars $((20 * SLOW)) -c "$conf" --once 2>"$S/err2"
+    expect_eq "$MARS_RC" 0 "--once exit code; $(show_log "$S/err2")"
+    oracle strict "$S/out1" "$S/out2"
+    pass "rotated twice while mars was stopped: each file resumed from its checkpoint or read whole: $O_SUMMARY"
+}
+
 section "1. rename+create at a high write rate" rename_create
 section "2. rename+create, rotated names matched" rename_matched
 section "3. new files found soon (inotify)" discovery
 section "4. symlink retarget" symlink_retarget
 section "5. delete while open" delete_while_open
 section "6. a file that reappears" reappears
+section "7. rotated while mars is stopped" rotated_while_stopped
 finish "file source across rotation"

@@ -151,6 +151,8 @@ static void on_tick(struct mars_ev_op *op, int res)
         return;
     }
     int64_t next = fs->ifd >= 0 ? TICK_NS : POLL_TICK_NS;
+    if (fs->conf->line_timeout < next)
+        next = fs->conf->line_timeout; /* partial lines are emitted on time */
     if (mars_source_once(fs->src))
         next = 10000000; /* 10 ms: --once only waits for its reads */
     if (fs->next_scan_ns - now < next)

@@ -89,6 +89,7 @@ struct tfile {
     unsigned seen_scan; /* scan generation that last saw it at a matched path */
     bool at_path;       /* some matched path still leads to it */
     bool reading, queued, eof;
+    bool initial; /* found by the source's first scan */
     int wd; /* inotify watch of its directory, or -1 */
     struct mars_ev_op op;
     struct mars_chunk *rchunk; /* chunk of the read in flight (a reference) */

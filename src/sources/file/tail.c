@@ -103,6 +103,8 @@ struct tfile *file_track(struct fsrc *fs, const char *path, const struct stat *s
     f->size_seen = (uint64_t)st->st_size;
     f->at_path = true;
     f->read_off = UINT64_MAX; /* decided at the first open */
+    /* found by the first scan: read_from applies even if it waits for a descriptor */
+    f->initial = !fs->initial_scan_done;
     mars_cutter_init(&f->cut, fs->src, fs->conf->max_line_bytes, fs->conf->oversize,
                      fs->conf->line_delimiter[0]);
     fs->files[fs->nfiles++] = f;
@@ -227,7 +229,7 @@ static int file_open(struct fsrc *fs, struct tfile *f)
     f->size_seen = (uint64_t)st.st_size;
     f->last_change_ns = mars_ev_now(mars_source_loop(fs->src));
     if (f->read_off == UINT64_MAX)
-        choose_start(fs, f, (uint64_t)st.st_size, !fs->initial_scan_done);
+        choose_start(fs, f, (uint64_t)st.st_size, f->initial);
     else if (!same_file(f, (uint64_t)st.st_size))
         restart_dormant(fs, f);
     update_fingerprint(fs, f, (uint64_t)st.st_size);
@@ -661,7 +663,10 @@ static void sweep_one(struct fsrc *fs, struct tfile *f, int64_t now, bool want_f
             f->at_path = false; /* deleted while open: read it out, then close */
         note_size(fs, f, (uint64_t)st.st_size);
     }
-    if (f->carry_len && f->eof && !f->queued && now - f->last_change_ns >= fs->conf->line_timeout)
+    /* no byte beyond what was read (a queued read would find nothing): the partial line
+     * has waited long enough */
+    if (f->carry_len && f->eof && f->size_seen == f->read_off &&
+        now - f->last_change_ns >= fs->conf->line_timeout)
         emit_carry(fs, f);
     if (!drained(f))
         return;

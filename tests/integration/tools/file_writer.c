@@ -201,8 +201,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(mode, "copytruncate") == 0 && (argc == 8 || argc == 9)) {
         const char *path = argv[2], *waitout = argc == 9 ? argv[8] : NULL;
-        long total = num(argv[4]), every = num(argv[5]), burst = num(argv[6]),
-             pause = num(argv[7]);
+        long total = num(argv[4]), every = num(argv[5]), burst = num(argv[6]), pause = num(argv[7]);
         char copy[4096];
         int fd = open_append(path), n = 0;
         long seq = 0;
@@ -217,8 +216,7 @@ int main(int argc, char **argv)
                 while (count_lines(waitout) < seq) {
                     clock_gettime(CLOCK_MONOTONIC, &t);
                     if (t.tv_sec - t0.tv_sec > 30) {
-                        fprintf(stderr, "fw: %s did not reach %ld lines in 30 s\n", waitout,
-                                seq);
+                        fprintf(stderr, "fw: %s did not reach %ld lines in 30 s\n", waitout, seq);
                         return 2;
                     }
                     pause_us(2000);
@@ -271,8 +269,8 @@ int main(int argc, char **argv)
                 for (long k = 0; k < nf; k++) {
                     snprintf(path, sizeof(path), "%s/d%ld/s%ld/f%ld.log", argv[2], i, j, k);
                     snprintf(key, sizeof(key), "d%lds%ldf%ld", i, j, k);
-                    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | (start ? 0 : O_TRUNC),
-                                  0644);
+                    int fd =
+                        open(path, O_WRONLY | O_CREAT | O_APPEND | (start ? 0 : O_TRUNC), 0644);
                     if (fd < 0)
                         die("open", path);
                     write_lines(fd, path, key, start, lines, lines, 0);

@@ -119,3 +119,15 @@ const struct mars_cfg_node *mars_opt_node(const struct mars_cfg_node *map, const
     const struct mars_cfg_node *k = mars_cfg_get_key(v, sub);
     return k ? k : v;
 }
+
+int mars_check_key_exclude(const char *key, const char *exclude,
+                           const struct mars_cfg_node *node, struct mars_diag *diag)
+{
+    int rc = 0;
+    if (key && mars_check_template(key, mars_opt_node(node, "key", NULL), "key", diag))
+        rc = -EINVAL;
+    if (exclude &&
+        mars_check_condition(exclude, mars_opt_node(node, "exclude", NULL), "exclude", diag))
+        rc = -EINVAL;
+    return rc;
+}

@@ -39,4 +39,9 @@ int mars_check_template(const char *text, const struct mars_cfg_node *at, const 
 const struct mars_cfg_node *mars_opt_node(const struct mars_cfg_node *map, const char *key,
                                           const char *sub);
 
+/* The `key` template and `exclude` condition of keyed selections (sample, throttle), either
+ * of which may be NULL, checked at their positions. Returns 0 or -EINVAL. */
+int mars_check_key_exclude(const char *key, const char *exclude,
+                           const struct mars_cfg_node *node, struct mars_diag *diag);
+
 #endif

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/arena.h"
 #include "core/log.h"
 #include "multiline_internal.h"
@@ -49,9 +50,7 @@ void mars_multiline_groups_fini(struct mars_multiline *m)
 
 static uint64_t hash(const char *s, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    uint64_t h = mars_hash64(s, n); /* FNV-1a */
     return h ^ (h >> 31);
 }
 

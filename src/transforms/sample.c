@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "pipeline/component.h"
 #include "pipeline/condition.h"
 #include "pipeline/optcheck.h"
@@ -61,13 +62,7 @@ struct sample {
 static int sample_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct sample_conf *c = conf;
-    int rc = 0;
-    if (c->key && mars_check_template(c->key, mars_opt_node(node, "key", NULL), "key", diag))
-        rc = -EINVAL;
-    if (c->exclude &&
-        mars_check_condition(c->exclude, mars_opt_node(node, "exclude", NULL), "exclude", diag))
-        rc = -EINVAL;
-    return rc;
+    return mars_check_key_exclude(c->key, c->exclude, node, diag);
 }
 
 static void sample_destroy(struct mars_transform *t)
@@ -103,9 +98,7 @@ static int sample_init(struct mars_transform *t)
 /* FNV-1a, then a finalizer so that low bits are as good as high ones. */
 static uint64_t hash(const char *s, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    uint64_t h = mars_hash64(s, n); /* FNV-1a */
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     return h ^ (h >> 33);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/ev.h"
 #include "core/log.h"
 #include "pipeline/component.h"
@@ -97,13 +98,7 @@ struct throttle {
 static int throttle_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct throttle_conf *c = conf;
-    int rc = 0;
-    if (c->key && mars_check_template(c->key, mars_opt_node(node, "key", NULL), "key", diag))
-        rc = -EINVAL;
-    if (c->exclude &&
-        mars_check_condition(c->exclude, mars_opt_node(node, "exclude", NULL), "exclude", diag))
-        rc = -EINVAL;
-    return rc;
+    return mars_check_key_exclude(c->key, c->exclude, node, diag);
 }
 
 static void throttle_destroy(struct mars_transform *t)
@@ -161,9 +156,7 @@ static void new_window(struct throttle *th, int64_t now)
 
 static uint64_t hash(const char *s, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+    uint64_t h = mars_hash64(s, n); /* FNV-1a */
     return h ^ (h >> 29);
 }
 

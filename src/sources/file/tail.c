@@ -167,6 +167,11 @@ static void update_fingerprint(struct fsrc *fs, struct tfile *f, uint64_t size)
 {
     uint32_t want = (uint32_t)(size < fs->conf->fingerprint ? size : fs->conf->fingerprint);
     uint64_t h;
+    /* grow the hash only over an unchanged head: a head replaced since is a truncation
+     * for check_truncated() to see, not a new identity to adopt */
+    if (want > f->fp_len && f->fp_len &&
+        (!hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash))
+        return;
     if (want > f->fp_len && hash_range(f->fd, 0, want, &h)) {
         f->fp_hash = h;
         f->fp_len = want;
@@ -429,17 +434,23 @@ static void restart_file(struct fsrc *fs, struct tfile *f, const char *why)
     mars_ckpt_put(fs->ckpt, &rec, f->path);
 }
 
-/* Before reading past an end of file: did the file shrink, or were the bytes before our
- * offset replaced (copytruncate, then the writer wrote past our offset again)? */
+/* Before reading past an end of file: did the file shrink, or were its head or the bytes
+ * before our offset replaced (copytruncate, then the writer wrote past our offset again)? */
 static bool check_truncated(struct fsrc *fs, struct tfile *f)
 {
     struct stat st;
     unsigned char buf[FILE_MARKER_MAX];
     if (fstat(f->fd, &st) != 0)
         return false;
-    note_size(fs, f, (uint64_t)st.st_size);
     if ((uint64_t)st.st_size < f->read_off) {
         restart_file(fs, f, "was truncated");
+        return true;
+    }
+    /* the head too: a file truncated and regrown past our offset before we looked, with
+     * the same bytes before the offset (lines of equal length and ending), differs there */
+    uint64_t h;
+    if (f->fp_len && (!hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash)) {
+        restart_file(fs, f, "was truncated and written again (its head changed)");
         return true;
     }
     if (f->tail_len && (uint64_t)st.st_size >= f->read_off &&
@@ -449,6 +460,7 @@ static bool check_truncated(struct fsrc *fs, struct tfile *f)
         restart_file(fs, f, "was truncated and written again (copytruncate)");
         return true;
     }
+    note_size(fs, f, (uint64_t)st.st_size);
     return false;
 }
 

@@ -4,10 +4,13 @@
 # Usage: scripts/deps.sh [build|test]   (test = build + test-only packages)
 set -euo pipefail
 what=${1:-build}
-pkgs=(build-essential cmake pkg-config libyaml-dev libevent-dev liburing-dev libpcre2-dev)
+pkgs=(build-essential cmake pkg-config libyaml-dev libevent-dev liburing-dev libpcre2-dev
+      libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev liblz4-dev libprotobuf-c-dev
+      protobuf-c-compiler)
 if [ "$what" = test ]; then
   # prometheus: promtool and the server the observability tests scrape mars with; curl: HTTP
-  pkgs+=(clang libclang-rt-14-dev libcmocka-dev python3 procps gnuplot-nox prometheus curl)
+  # openssl: test certificates for the TLS cases
+  pkgs+=(clang libclang-rt-14-dev libcmocka-dev python3 procps gnuplot-nox prometheus curl openssl)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

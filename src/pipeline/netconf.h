@@ -1,0 +1,54 @@
+/*
+ * netconf.h - option sections shared by every network sink and source: `tls`, `auth`,
+ * and the `compression` choice. A component puts them in its schema as sections
+ * ({.name = "tls", .type = MARS_OPT_SECTION, .sub = mars_tls_options, ...}) so every
+ * component spells and documents them the same way.
+ */
+#ifndef MARS_NETCONF_H
+#define MARS_NETCONF_H
+
+#include <stdbool.h>
+
+#include "core/http.h"
+#include "core/schema.h"
+
+struct mars_tls_conf {
+    bool enabled;      /* tcp/mars: use TLS; http: implied by https:// */
+    bool verify;       /* default true */
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    char *server_name;
+};
+extern const struct mars_opt mars_tls_options[];
+
+enum mars_auth_strategy { MARS_AUTH_NONE, MARS_AUTH_BASIC, MARS_AUTH_BEARER };
+struct mars_auth_conf {
+    int strategy; /* enum mars_auth_strategy */
+    char *user;
+    char *password; /* secret */
+    char *token;    /* secret */
+};
+extern const struct mars_opt mars_auth_options[];
+
+enum mars_compression {
+    MARS_COMPRESSION_NONE,
+    MARS_COMPRESSION_GZIP,
+    MARS_COMPRESSION_ZSTD,
+    MARS_COMPRESSION_LZ4,
+};
+extern const char *const mars_compression_names[]; /* NULL-terminated, enum order */
+
+/* Cross-option checks (cert without key, basic without user, ...): adds errors at node's
+ * position and returns -EINVAL. `tls` or `auth` may be NULL. */
+struct mars_cfg_node;
+struct mars_diag;
+int mars_netconf_check(const struct mars_tls_conf *tls, const struct mars_auth_conf *auth,
+                       const struct mars_cfg_node *node, struct mars_diag *diag);
+
+/* Fills an HTTP client TLS description from the section (strings borrowed from conf) and
+ * logs the one warning when verification is off. */
+void mars_netconf_http_tls(const struct mars_tls_conf *conf, const char *component_id,
+                           struct mars_http_tls *out);
+
+#endif

@@ -122,6 +122,11 @@ struct mars_engine {
     struct mars_obs *obs;  /* metrics, heartbeats, health (observe.c) */
     _Atomic(struct mars_api *) api; /* admin HTTP API while running, or NULL (api.c) */
     int lock_fd; /* data_dir lock, when a component keeps state there */
+    /* reload: a validated configuration waiting for this engine to stop (any thread sets
+     * it under reload_lock; main.c takes it after mars_engine_run returns) */
+    pthread_mutex_t reload_lock;
+    struct mars_config *next_cfg;
+    atomic_bool reload_requested;
 };
 
 /* worker.c */

@@ -129,8 +129,10 @@ struct k8s_meta;
 
 /* The cache of source `id`, shared by its instances: the first acquire starts its watch
  * thread, the last release stops it. conf is borrowed until the last release. Returns
- * NULL (logged) when the API address or node name cannot be worked out. */
-struct k8s_meta *k8s_meta_acquire(const char *id, const struct k8s_conf *conf);
+ * NULL (logged) when the API address or node name cannot be worked out. backend: the ev
+ * backend name for the watch thread's loop (the workers'). */
+struct k8s_meta *k8s_meta_acquire(const char *id, const struct k8s_conf *conf,
+                                  const char *backend);
 void k8s_meta_release(struct k8s_meta *m);
 /* Looks up pod `uid` and copies what a container's events need into `a`. Returns 1
  * (found), 0 (unknown pod), -ENOMEM. Any worker thread; holds the cache lock briefly. */
@@ -181,17 +183,21 @@ size_t k8s_meta_pods(struct k8s_meta *m);
 
 /* ---- meta_json.c ---- */
 
-/* One Pod or Namespace object (JSON text) as a record; NULL when it is not one (or no
- * memory). gen is stamped on it. fb is scratch. */
-struct k8s_pod *k8s_pod_from_json(const char *p, size_t n, struct mars_fbuild *fb, unsigned gen);
-struct k8s_ns *k8s_ns_from_json(const char *p, size_t n, struct mars_fbuild *fb, unsigned gen);
+/* The Pod or Namespace at builder entry obj (parsed by mars_json_parse) as a record
+ * stamped with gen; NULL when it is not one (no uid or name) or out of memory. */
+struct k8s_pod *k8s_pod_from_fb(const struct mars_fbuild *fb, uint32_t obj, unsigned gen);
+struct k8s_ns *k8s_ns_from_fb(const struct mars_fbuild *fb, uint32_t obj, unsigned gen);
+/* Member `a.b` (dot-separated path of object keys) of obj, or MARS_FIELD_NIL. */
+uint32_t k8s_fb_at(const struct mars_fbuild *fb, uint32_t obj, const char *path);
+/* Length of the JSON value at the start of p (validated input), or 0. */
+size_t k8s_json_skip(const char *p, size_t n);
 
 /* ---- watch.c ---- */
 
 struct k8s_watch;
 /* Starts the list+watch thread for m. Returns owned (stop with k8s_watch_stop) or NULL. */
 struct k8s_watch *k8s_watch_start(struct k8s_meta *m, const struct k8s_conf *conf,
-                                  const char *id);
+                                  const char *id, const char *backend);
 void k8s_watch_stop(struct k8s_watch *w);
 
 #endif

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "../file/file_internal.h"
+#include "core/ev.h"
 #include "core/log.h"
 #include "k8s_internal.h"
 
@@ -504,7 +505,8 @@ static int k8s_init(struct mars_source *s)
     mars_fbuild_init(&k->fb);
     if ((rc = make_file_conf(k)) || (rc = parse_selector(c->label_selector, &k->sel, &k->nsel)))
         goto fail;
-    if (c->metadata && !(k->meta = k8s_meta_acquire(mars_source_id(s), c))) {
+    if (c->metadata && !(k->meta = k8s_meta_acquire(mars_source_id(s), c,
+                                                    mars_ev_loop_backend_name(mars_source_loop(s))))) {
         rc = -EINVAL;
         goto fail;
     }

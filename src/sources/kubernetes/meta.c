@@ -23,12 +23,14 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/hash.h"
 #include "core/log.h"
 #include "k8s_internal.h"
 
 #define BUCKETS 4096u
+#define SYNC_WAIT_S 3 /* startup: how long the first instance waits for the first pod list */
 
 struct k8s_meta {
     char *id;
@@ -40,6 +42,8 @@ struct k8s_meta {
     size_t npods;
     struct k8s_ns *nss;
     _Atomic uint64_t unknown;
+    bool synced; /* the first pod list is in */
+    pthread_cond_t synced_cv;
     struct k8s_watch *watch;
 };
 
@@ -83,11 +87,28 @@ static void meta_free(struct k8s_meta *m)
         k8s_ns_free(n);
     }
     pthread_mutex_destroy(&m->lock);
+    pthread_cond_destroy(&m->synced_cv);
     free(m->id);
     free(m);
 }
 
-struct k8s_meta *k8s_meta_acquire(const char *id, const struct k8s_conf *conf)
+/* Files are read as soon as the source starts: give the first pod list a moment, so the
+ * lines already on disk are enriched. Bounded (an API server that is down only delays the
+ * start by SYNC_WAIT_S; lines then go without metadata until it answers). */
+static void wait_synced(struct k8s_meta *m)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += SYNC_WAIT_S;
+    pthread_mutex_lock(&m->lock);
+    while (!m->synced)
+        if (pthread_cond_timedwait(&m->synced_cv, &m->lock, &until) != 0)
+            break;
+    pthread_mutex_unlock(&m->lock);
+}
+
+struct k8s_meta *k8s_meta_acquire(const char *id, const struct k8s_conf *conf,
+                                  const char *backend)
 {
     pthread_mutex_lock(&registry_lock);
     struct k8s_meta *m = registry;
@@ -105,15 +126,17 @@ struct k8s_meta *k8s_meta_acquire(const char *id, const struct k8s_conf *conf)
         return NULL;
     }
     pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->synced_cv, NULL);
     m->conf = conf;
     m->refs = 1;
-    if (!(m->watch = k8s_watch_start(m, conf, id))) {
+    if (!(m->watch = k8s_watch_start(m, conf, id, backend))) {
         meta_free(m);
         pthread_mutex_unlock(&registry_lock);
         return NULL;
     }
     m->next_reg = registry;
     registry = m;
+    wait_synced(m);
     pthread_mutex_unlock(&registry_lock);
     return m;
 }
@@ -288,6 +311,8 @@ void k8s_meta_list_done(struct k8s_meta *m, bool pods, unsigned gen, int64_t now
             for (struct k8s_pod *p = m->pods[i]; p; p = p->next)
                 if (p->gen != gen && !p->deleted_ns)
                     p->deleted_ns = now ? now : 1;
+        m->synced = true;
+        pthread_cond_broadcast(&m->synced_cv);
     } else {
         for (struct k8s_ns **pp = &m->nss; *pp;) {
             struct k8s_ns *n = *pp;

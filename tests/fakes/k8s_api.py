@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 lock = threading.Condition()
-state = {"rv": 100, "oldest": 100, "pods": {}, "nss": {}, "events": [], "epoch": 0,
+state = {"rv": 100, "oldest": 100, "pods": {}, "nss": {}, "events": [], "epoch": 0, "compactions": 0,
          "slow": 0.0, "stats": {"list_pods": 0, "list_namespaces": 0, "watch_pods": 0,
                                 "watch_namespaces": 0, "other": 0}}
 args = None
@@ -101,6 +101,7 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             gone = rv < state["oldest"]
             epoch = state["epoch"]
+            compactions = state["compactions"]
         if gone and args.gone_status:
             return self.send_json(410, {"kind": "Status", "code": 410, "reason": "Expired"})
         self.send_response(200)
@@ -119,7 +120,7 @@ class Handler(BaseHTTPRequestHandler):
                 out = []
                 with lock:
                     if state["epoch"] != epoch:
-                        if state["oldest"] > sent:   # compacted: tell the client
+                        if state["compactions"] != compactions:   # compacted: tell the client
                             self.chunk({"type": "ERROR", "object": {"kind": "Status", "code": 410}})
                             self.wfile.write(b"0\r\n\r\n")
                             return
@@ -161,8 +162,9 @@ class Handler(BaseHTTPRequestHandler):
                 state["nss"][key] = bump("namespaces", et, o)
             elif u.path == "/control/compact":
                 state["events"] = []
-                state["oldest"] = state["rv"] + 1
+                state["oldest"] = state["rv"]  # the current version stays valid
                 state["epoch"] += 1
+                state["compactions"] += 1
                 lock.notify_all()
             elif u.path == "/control/break":
                 state["epoch"] += 1

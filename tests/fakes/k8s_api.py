@@ -11,7 +11,8 @@ Control (for the tests): POST /control/pod (a Pod JSON: added or modified), DELE
 /control/pod/<ns>/<name>, POST /control/namespace, POST /control/compact (forget history:
 open watches get 410), POST /control/break (cut every watch without ending the chunks),
 POST /control/slow?seconds=N (delay every API response), GET /control/stats (request
-counts by kind). Prints its port on stdout when it listens.
+counts by kind, the current rv and sent_rv_<kind>: the newest rv written to a
+watch). Prints its port on stdout when it listens.
 """
 import argparse
 import json
@@ -60,7 +61,7 @@ class Handler(BaseHTTPRequestHandler):
         q = parse_qs(u.query)
         if u.path == "/control/stats":
             with lock:
-                return self.send_json(200, state["stats"])
+                return self.send_json(200, dict(state["stats"], rv=state["rv"]))
         kind = {"/api/v1/pods": "pods", "/api/v1/namespaces": "namespaces"}.get(u.path)
         if kind is None:
             with lock:
@@ -85,6 +86,7 @@ class Handler(BaseHTTPRequestHandler):
                 src = state["pods"] if kind == "pods" else state["nss"]
                 items = [o for o in src.values()
                          if node is None or o.get("spec", {}).get("nodeName") == node]
+                state["stats"]["sent_rv_" + kind] = state["rv"]
                 return self.send_json(200, {"kind": "PodList" if kind == "pods" else "NamespaceList",
                                             "apiVersion": "v1",
                                             "metadata": {"resourceVersion": str(state["rv"])},
@@ -137,6 +139,10 @@ class Handler(BaseHTTPRequestHandler):
                         lock.wait(0.2)
                 for ev in out:
                     self.chunk(ev)
+                if out:
+                    with lock:  # what the client has been sent, for tests to wait on
+                        key = "sent_rv_" + kind
+                        state["stats"][key] = max(state["stats"].get(key, 0), sent)
                 if time.time() - last_bookmark >= args.bookmark:
                     last_bookmark = time.time()
                     with lock:

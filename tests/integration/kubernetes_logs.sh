@@ -54,6 +54,12 @@ api_at_least() { # api_at_least KEY N (evaluated at each poll of wait_until)
     (($(stat_api "$1") >= $2))
 }
 
+# Every pod change so far has been written to mars's pod watch (the watch thread applies it
+# as it reads it; the log lines that follow are written after this).
+pods_delivered() {
+    "$PY" -c 'import json,sys,urllib.request; s=json.load(urllib.request.urlopen(sys.argv[1]+"/control/stats")); sys.exit(0 if s.get("sent_rv_pods",0) >= s["rv"] else 1)' "$API"
+}
+
 out_has() { # out_has DIR N
     (($(lines_of "$1/out.json") >= $2))
 }
@@ -85,7 +91,8 @@ PY
     wait_until 20 "first 40 events" out_has "$d" 40
     say "a pod created after the start, rotation with gzip, a restart"
     m3=$(node pod "$API" default late-1 uid-late-1 node-a)
-    sleep 0.5 # the watch delivers the pod before its first line (as the kubelet would)
+    wait_until 10 "the new pod on the watch" pods_delivered
+    sleep 0.2 # from the socket into the cache: no outside signal for it
     node write "$d/pods" default late-1 uid-late-1 app 0 cri 10 late 0 "$d/expect" "$m3"
     node rotate "$d/pods" default web-1 uid-web-1 app 0
     node write "$d/pods" default web-1 uid-web-1 app 0 cri 10 web-rot1 0 "$d/expect" "$m1"
@@ -98,11 +105,14 @@ PY
     local m4
     m4=$(node pod "$API" default after-1 uid-after-1 node-a)
     wait_until 10 "a second pod list" api_at_least list_pods 2
-    sleep 0.5
+    wait_until 10 "the watch after the list" api_at_least watch_pods 2
+    wait_until 10 "the new pod listed or watched" pods_delivered
+    sleep 0.2
     node write "$d/pods" default after-1 uid-after-1 app 0 cri 5 after 0 "$d/expect" "$m4"
     say "a pod deleted before its last lines are read"
     node delete "$API" default late-1
-    sleep 0.5
+    wait_until 10 "the deletion on the watch" pods_delivered
+    sleep 0.2
     node write "$d/pods" default late-1 uid-late-1 app 0 cri 5 late-last 0 "$d/expect" "$m3"
     local want
     want=$(lines_of "$d/expect")
@@ -135,11 +145,11 @@ api_down_at_start() {
     local m1
     m1=$(node pod "$API" default web-1 uid-web-1 node-a)
     wait_until 40 "the pod list after backoff" api_at_least watch_pods 1
-    sleep 0.3
     node write "$d/pods" default web-1 uid-web-1 app 0 cri 10 later 0 "$d/expect" "$m1"
     wait_until 20 "20 events" out_has "$d" 20
     kill -TERM "$MARS_PID"
     wait_exit "$MARS_PID" 15 "$d/err"
+    expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"
     node check "$d/out.json" "$d/expect" || fail "output differs"
     grep -q "10 lines were shipped without metadata" "$d/err" || fail "unknown lines not counted; $(show_log "$d/err")"
     kill "$API_PID"
@@ -157,6 +167,7 @@ many_pods() {
     wait_until 60 "2000 events" out_has "$d" 2000
     kill -TERM "$MARS_PID"
     wait_exit "$MARS_PID" 15 "$d/err"
+    expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"
     node check "$d/out.json" "$d/expect" || fail "output differs"
     expect_eq "$(stat_api list_pods)" 1 "one pod list for 500 pods"
     kill "$API_PID"

@@ -12,6 +12,7 @@ extern const struct mars_component_desc mars_source_demo;
 extern const struct mars_component_desc mars_source_file;
 extern const struct mars_component_desc mars_source_health_check;
 extern const struct mars_component_desc mars_source_internal_metrics;
+extern const struct mars_component_desc mars_source_kubernetes_logs;
 extern const struct mars_component_desc mars_source_stdin;
 extern const struct mars_component_desc mars_transform_filter;
 extern const struct mars_component_desc mars_transform_log_to_metric;
@@ -33,6 +34,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_source_file,
     &mars_source_health_check,
     &mars_source_internal_metrics,
+    &mars_source_kubernetes_logs,
     &mars_source_stdin,
     &mars_transform_filter,
     &mars_transform_log_to_metric,

@@ -172,9 +172,9 @@ void file_scan_soon(struct fsrc *fs)
 
 /* ---- life cycle ---- */
 
-static int file_init(struct mars_source *s)
+int file_src_init(struct mars_source *s, const struct file_conf *conf,
+                  const struct file_hooks *hooks, void *hctx)
 {
-    const struct file_conf *conf = mars_source_conf(s);
     struct fsrc *fs = calloc(1, sizeof(*fs));
     int err = 0;
     if (!fs)
@@ -184,6 +184,8 @@ static int file_init(struct mars_source *s)
     fs->widx = mars_source_worker(s);
     fs->nw = mars_source_workers(s);
     fs->ifd = -1;
+    fs->hooks = hooks;
+    fs->hctx = hctx;
     fs->max_open = (size_t)conf->max_open_files / fs->nw;
     if (fs->max_open == 0)
         fs->max_open = 1;
@@ -198,7 +200,12 @@ static int file_init(struct mars_source *s)
     return 0;
 }
 
-static int file_start(struct mars_source *s)
+static int file_init(struct mars_source *s)
+{
+    return file_src_init(s, mars_source_conf(s), NULL, NULL);
+}
+
+int file_src_start(struct mars_source *s)
 {
     struct fsrc *fs = mars_source_state(s);
     file_watch_init(fs);
@@ -206,14 +213,14 @@ static int file_start(struct mars_source *s)
     return fs->tick_armed ? 0 : -EIO;
 }
 
-static void file_resume(struct mars_source *s)
+void file_src_resume(struct mars_source *s)
 {
     struct fsrc *fs = mars_source_state(s);
     fs->waiting_memory = false;
     file_pump(fs);
 }
 
-static void file_stop(struct mars_source *s)
+void file_src_stop(struct mars_source *s)
 {
     struct fsrc *fs = mars_source_state(s);
     struct mars_ev_loop *loop = mars_source_loop(s);
@@ -230,7 +237,7 @@ static void file_stop(struct mars_source *s)
     file_maybe_finish(fs);
 }
 
-static void file_destroy(struct mars_source *s)
+void file_src_destroy(struct mars_source *s)
 {
     struct fsrc *fs = mars_source_state(s);
     file_watch_fini(fs);
@@ -254,6 +261,6 @@ const struct mars_component_desc mars_source_file = {
     .options = file_options,
     .conf_size = sizeof(struct file_conf),
     .check = file_check,
-    .source = {.init = file_init, .start = file_start, .resume = file_resume,
-               .stop = file_stop, .destroy = file_destroy},
+    .source = {.init = file_init, .start = file_src_start, .resume = file_src_resume,
+               .stop = file_src_stop, .destroy = file_src_destroy},
 };

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/compress.h"
 #include "pipeline/json.h"
 #include "pipeline/template.h"
 #include "sinks/elasticsearch_internal.h"
@@ -51,9 +52,6 @@ const struct mars_opt mars_es_options[] = {
     {.name = "compression", .type = MARS_OPT_ENUM, .offset = OFF(compression), .def = "none",
      .choices = mars_compression_names,
      .desc = "Request body compression: none or gzip (Elasticsearch accepts no other)."},
-    {.name = "timeout", .type = MARS_OPT_DURATION, .offset = OFF(timeout), .def = "60s",
-     .min = 1000000, .max = (int64_t)3600 * 1000000000,
-     .desc = "Time a bulk request may take before it is given up and retried."},
     {.name = "headers", .type = MARS_OPT_MAP, .offset = OFF(headers),
      .desc = "Extra HTTP headers sent with every request."},
     {.name = "tls", .type = MARS_OPT_SECTION, .offset = OFF(tls), .sub = mars_tls_options,
@@ -98,11 +96,21 @@ int mars_es_check(void *conf, const struct mars_cfg_node *node, struct mars_diag
         rc = -EINVAL;
     }
     mars_template_free(t);
+    if (c->id_key) {
+        size_t at;
+        const char *why;
+        struct mars_path *p = mars_path_compile(c->id_key, strlen(c->id_key), &at, &why);
+        if (!p) {
+            diag_at(node, "id_key", diag, "option 'id_key': %s", why);
+            rc = -EINVAL;
+        }
+        mars_path_free(p);
+    }
     if (c->id_key && c->generate_id) {
         diag_at(node, "generate_id", diag, "%s", "id_key and generate_id exclude each other");
         rc = -EINVAL;
     }
-    if (c->compression != MARS_COMPRESSION_NONE && c->compression != MARS_COMPRESSION_GZIP) {
+    if (c->compression != MARS_CODEC_NONE && c->compression != MARS_CODEC_GZIP) {
         diag_at(node, "compression", diag, "compression '%s': Elasticsearch takes none or gzip",
                 mars_compression_names[c->compression]);
         rc = -EINVAL;

@@ -29,7 +29,6 @@ struct mars_es_conf {
     char *timestamp_key;
     char *filter_path;
     int compression; /* enum mars_compression: none or gzip */
-    int64_t timeout;
     struct mars_strmap headers;
     struct mars_tls_conf tls;
     struct mars_auth_conf auth;

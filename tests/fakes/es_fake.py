@@ -24,8 +24,8 @@ substring occurs in the source line:
 (500 gives an internal error; "type" overrides the error type). The document is then
 not stored. The response honours ?filter_path= (comma separated dotted paths, `*`
 matches any key, arrays are looked through). --requests-log gets one line per bulk
-request: {"t","path","status","items","statuses","wire_bytes","bytes","encoding",
-"pipeline","headers"}; GET /_fake/stats counts requests, items by status, and docs.
+request: {"t","path","status","items","statuses" (count per item status),"wire_bytes",
+"bytes","encoding","pipeline","headers"}; GET /_fake/stats counts requests, items by status, and docs.
 """
 import json
 import sys
@@ -178,7 +178,7 @@ class Handler(fakelib.BaseHandler):
             log["bytes"] = len(body)
             ops = parse_bulk(body, default_index)
         except BadRequest as e:
-            log.update(status=e.status, items=0, statuses=[])
+            log.update(status=e.status, items=0, statuses={})
             fake.reqlog.write(log)
             fake.stats.add("status_%d" % e.status)
             self.reply(e.status, {"error": {"type": e.etype, "reason": e.reason}, "status": e.status})
@@ -189,7 +189,10 @@ class Handler(fakelib.BaseHandler):
         if "filter_path" in query:
             fp = [p.split(".") for q in query["filter_path"] for p in q.split(",") if p]
             resp = filter_paths(resp, fp) or {}
-        log.update(status=200, items=len(items), statuses=statuses)
+        counts = {}
+        for st in statuses:
+            counts[str(st)] = counts.get(str(st), 0) + 1
+        log.update(status=200, items=len(items), statuses=counts)
         fake.reqlog.write(log)
         fake.stats.add("status_200")
         self.reply(200, resp)

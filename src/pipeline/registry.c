@@ -23,6 +23,7 @@ extern const struct mars_component_desc mars_transform_sample;
 extern const struct mars_component_desc mars_transform_throttle;
 extern const struct mars_component_desc mars_sink_stdout;
 extern const struct mars_component_desc mars_sink_file;
+extern const struct mars_component_desc mars_sink_loki;
 extern const struct mars_component_desc mars_sink_blackhole;
 extern const struct mars_component_desc mars_sink_elasticsearch;
 extern const struct mars_component_desc mars_sink_prometheus_exporter;
@@ -47,6 +48,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_sink_elasticsearch,
     &mars_sink_file,
     &mars_sink_http,
+    &mars_sink_loki,
     &mars_sink_prometheus_exporter,
     &mars_sink_stdout,
 };

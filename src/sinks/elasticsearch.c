@@ -42,7 +42,6 @@
 #include "pipeline/template.h"
 #include "sinks/elasticsearch_internal.h"
 
-#define ES_TIMEOUT_NS (60 * 1000000000LL) /* until request.timeout reaches sinks */
 #define INDEX_MAX 512
 
 enum { ST_PENDING = 0, ST_DONE = 1 };
@@ -217,8 +216,7 @@ static void finish(struct es_slot *sl, enum mars_sink_result res, int64_t retry_
 static void drop_sent(struct es_slot *sl, uint32_t i)
 {
     sl->rs->st[sl->sent[i]] = ST_DONE;
-    sl->rs->rejected++;
-    mars_stat_add(&mars_sink_stats(sl->es->sink)->errors[MARS_ERR_REJECTED], 1);
+    sl->rs->rejected++; /* the engine counts them when the request ends */
 }
 
 /* ---- one bulk request ---- */
@@ -259,7 +257,7 @@ static void send_next(struct es_slot *sl)
         .headers = (const char *const *)es->headers,
         .body = body,
         .body_len = sl->body_len,
-        .timeout_ns = ES_TIMEOUT_NS,
+        .timeout_ns = mars_sink_request_timeout(es->sink),
         .tls = &es->tls,
         .user = auth->strategy == MARS_AUTH_BASIC ? auth->user : NULL,
         .password = auth->strategy == MARS_AUTH_BASIC ? auth->password : NULL,
@@ -358,6 +356,8 @@ static void on_bulk_done(struct mars_http_req *h, const struct mars_http_resp *r
     }
     if (resp->status >= 200 && resp->status < 300) {
         on_success(sl, resp);
+        if (sl->rs->max_docs) /* after a 413: grow back, so one big document does not */
+            sl->rs->max_docs *= 2; /* leave the rest of the request in tiny requests */
     } else if (resp->status == 413) {
         on_too_large(sl);
     } else if (mars_es_request_class(resp->status) == MARS_ES_RETRY) {

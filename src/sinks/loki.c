@@ -35,7 +35,6 @@
 #include "pipeline/netconf.h"
 #include "pipeline/template.h"
 
-#define LOKI_TIMEOUT_NS (60 * 1000000000LL) /* until request.timeout reaches sinks */
 #define LABEL_MAX 1024
 #define PUSH_PATH "/loki/api/v1/push"
 
@@ -474,7 +473,7 @@ static void loki_write(struct mars_sink *s, struct mars_sink_req *r)
         .headers = (const char *const *)ls->headers,
         .body = body,
         .body_len = sl->body_len,
-        .timeout_ns = LOKI_TIMEOUT_NS,
+        .timeout_ns = mars_sink_request_timeout(s),
         .tls = &ls->tls,
         .user = auth->strategy == MARS_AUTH_BASIC ? auth->user : NULL,
         .password = auth->strategy == MARS_AUTH_BASIC ? auth->password : NULL,

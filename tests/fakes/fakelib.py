@@ -13,7 +13,8 @@ and answers as it says:
     {"delay": 1.5, "times": 3}                          answer late (then normally)
     {"status": 503, "times": -1}                        forever (until the script changes)
     {"close": true, "times": 1}                         drop the connection, no answer
-`times` defaults to 1; -1 means unlimited. Rules come from --script FILE (a JSON object
+`times` defaults to 1; -1 means unlimited. A scripted answer is logged to the fake's
+requests log (when it has one) as {"t","path","status","scripted":true}. Rules come from --script FILE (a JSON object
 {"requests": [...], ...} that fakes may extend with their own keys) and can be replaced
 while running with `POST /_fake/script` (same JSON). `GET /_fake/stats` returns counters
 as JSON; control requests are not counted or recorded.
@@ -148,6 +149,9 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server_version = "fake/1"
+    # headers and body go out in separate writes: without TCP_NODELAY the body waits for
+    # the client's delayed ACK (40 ms a request)
+    disable_nagle_algorithm = True
     fake = None  # the fake's state object (has .script, .stats), set by serve()
 
     def log_message(self, fmt, *args):
@@ -198,6 +202,9 @@ class BaseHandler(http.server.BaseHTTPRequestHandler):
             if rule.get("status"):
                 st = int(rule["status"])
                 self.fake.stats.add("scripted_%d" % st)
+                if getattr(self.fake, "reqlog", None):
+                    self.fake.reqlog.write({"t": time.time(), "path": self.path, "status": st,
+                                            "scripted": True, "wire_bytes": len(wire), "items": 0})
                 hdrs = {}
                 if "retry_after" in rule:
                     hdrs["Retry-After"] = rule["retry_after"]

@@ -159,7 +159,7 @@ port=$ES_PORT
 stop_fake ES
 es_conf "$port" '    generate_id: true
     action: create'
-start_mars "$TMP/out5" "$TMP/err5" -c "$TMP/mars.yaml" <"$TMP/in5"
+start_mars_in "$TMP/in5" "$TMP/out5" "$TMP/err5" -c "$TMP/mars.yaml"
 wait_until 20 "connection failures logged" grep -q 'bulk request to .* failed' "$TMP/err5"
 start_fake ES es_fake --docs "$TMP/docs5" --port "$port"
 wait_exit "$MARS_PID" 60 "$TMP/err5"
@@ -176,14 +176,16 @@ port=$ES_PORT
 es_conf "$port" '    generate_id: true
     action: create
     batch: {max_events: 500}'
-start_mars "$TMP/out6" "$TMP/err6" -c "$TMP/mars.yaml" <"$TMP/in6"
-wait_until 30 "a quarter stored" test "$(lines_of "$TMP/docs6")" -ge $((N / 4))
+start_mars_in "$TMP/in6" "$TMP/out6" "$TMP/err6" -c "$TMP/mars.yaml"
+at_least() { (($(lines_of "$1") >= $2)); }
+wait_until 30 "a quarter stored" at_least "$TMP/docs6" $((N / 4))
 stop_fake ES KILL
 sleep 0.3 # mars meets a dead port for a while
 start_fake ES es_fake --docs "$TMP/docs6" --port "$port"
 wait_exit "$MARS_PID" 90 "$TMP/err6"
 expect_eq "$EXIT_RC" 0 "mars exit code"
 check_docs "$TMP/docs6" "$N"
+grep -q 'bulk request to .* failed' "$TMP/err6" || fail "mars never saw the peer die: $(show_log "$TMP/err6")"
 stop_fake ES
 pass "6: every document stored once across the peer's crash"
 
@@ -193,7 +195,7 @@ gen_json_lines "$N" "$TMP/in7" 200
 start_fake ES es_fake --delay 0.02
 es_conf "$ES_PORT" '    buffer: {max_events: 4000}
     batch: {max_events: 2000}'
-start_mars "$TMP/out7" "$TMP/err7" -c "$TMP/mars.yaml" <"$TMP/in7"
+start_mars_in "$TMP/in7" "$TMP/out7" "$TMP/err7" -c "$TMP/mars.yaml"
 max_kb=0
 while alive "$MARS_PID"; do
     kb=$(awk '/^VmRSS/ {print $2}' "/proc/$MARS_PID/status" 2>/dev/null || echo 0)

@@ -7,6 +7,7 @@
 #   stop_fake VAR [SIG]         kills it (TERM by default) and waits for it
 #   fake_script PORT JSON       replaces the fake's script (see tests/fakes/fakelib.py)
 #   fake_stat PORT KEY          one counter of GET /_fake/stats (0 when absent)
+#   start_mars_in IN OUT ERR ARGS..  start_mars with stdin read from the file IN
 #   gen_json_lines N FILE [PAD] N lines {"id":"id-000001","seq":1,"ns":"ns1","msg":"seq=000001 ..."}
 #                               (PAD extra bytes of message, default 40)
 FAKES_DIR="$MARS_SRC/tests/fakes"
@@ -35,6 +36,14 @@ stop_fake() {
     local var=$1 sig=${2:-TERM} pidvar="${1}_PID"
     kill "-$sig" "${!pidvar}" 2>/dev/null || true
     wait "${!pidvar}" 2>/dev/null || true
+}
+
+start_mars_in() {
+    local in=$1 out=$2 err=$3
+    shift 3
+    env --default-signal=INT "$MARS_BIN" "$@" >"$out" 2>"$err" <"$in" &
+    MARS_PID=$!
+    _MARS_PIDS+=("$MARS_PID")
 }
 
 fake_script() {

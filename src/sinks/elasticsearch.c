@@ -175,7 +175,16 @@ static int64_t build_body(struct es_sink *es, struct es_slot *sl)
             sl->sent = ns;
             sl->sent_cap = cap;
         }
+        size_t mark = sl->enc.out_len;
         int rc = append_doc(es, sl, ev, g);
+        if (rc == -ENAMETOOLONG) { /* an index name this long cannot exist: drop the event */
+            sl->enc.out_len = mark;
+            sl->rs->st[g] = ST_DONE;
+            sl->rs->rejected++;
+            MARS_LOG_RL(MARS_LOG_WARN, mars_sink_id(es->sink),
+                        "index name longer than %d bytes; event dropped", INDEX_MAX - 1);
+            continue;
+        }
         if (rc)
             return rc;
         sl->sent[sl->nsent++] = g;

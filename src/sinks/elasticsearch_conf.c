@@ -106,6 +106,12 @@ int mars_es_check(void *conf, const struct mars_cfg_node *node, struct mars_diag
         }
         mars_path_free(p);
     }
+    if (c->filter_path && *c->filter_path &&
+        (!strstr(c->filter_path, "errors") || !strstr(c->filter_path, "status"))) {
+        diag_at(node, "filter_path", diag, "filter_path '%s' must keep errors and "
+                "items.*.status (or be empty)", c->filter_path);
+        rc = -EINVAL;
+    }
     if (c->id_key && c->generate_id) {
         diag_at(node, "generate_id", diag, "%s", "id_key and generate_id exclude each other");
         rc = -EINVAL;

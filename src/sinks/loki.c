@@ -199,9 +199,9 @@ static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_
             mars_diag_add(diag, n->file, n->line, n->col, "labels.%s: %s", c->labels.keys[i], err);
             rc = -EINVAL;
         } else if (looks_high_cardinality(c->labels.vals[i])) {
-            mars_warn("loki", "label %s = '%s' looks high-cardinality (a stream per value): keep labels "
-                      "to namespace/app/container-like values",
-                      c->labels.keys[i], c->labels.vals[i]);
+            mars_warn("loki", "%s:%d: label %s = '%s' looks high-cardinality (a stream per "
+                      "value): keep labels to namespace/app/container-like values",
+                      n->file, n->line, c->labels.keys[i], c->labels.vals[i]);
         }
         mars_template_free(t);
     }

@@ -10,6 +10,8 @@
 #   5 peer down at start, then up
 #   6 peer killed mid-stream and restarted: nothing lost, nothing stored twice
 #   7 slow peer: memory stays bounded while requests wait
+#   8 partial failures with request.concurrency 4 (several bulk requests in flight)
+#   9 https with a private CA and basic auth; a certificate mars does not trust is refused
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/fakes.bash"
@@ -211,3 +213,60 @@ if [[ ${MARS_SANITIZED:-} == 1 ]]; then limit_kb=$((256 * 1024)); else limit_kb=
 ((max_kb < limit_kb)) || fail "RSS peaked at ${max_kb} KiB for ${input_kb} KiB of input"
 stop_fake ES
 pass "7: RSS peaked at ${max_kb} KiB while ${input_kb} KiB went through a slow peer"
+
+say "8: partial failures with 4 requests in flight"
+N=20000
+gen_json_lines "$N" "$TMP/in8"
+start_fake ES es_fake --docs "$TMP/docs8" --requests-log "$TMP/req8" --delay 0.02
+fake_script "$ES_PORT" '{"items": [
+  {"match": "seq=001000 ", "status": 429, "times": 3},
+  {"match": "seq=012345 ", "status": 503, "times": 2},
+  {"match": "seq=015000 ", "status": 400, "times": -1}]}'
+es_conf "$ES_PORT" '    action: create
+    generate_id: true
+    request: {concurrency: 4}
+    batch: {max_events: 500}'
+run_mars 60 -c "$TMP/mars.yaml" <"$TMP/in8" 2>"$TMP/err8"
+expect_eq "$MARS_RC" 0 "mars exit code"
+check_docs "$TMP/docs8" "$N" 15000
+expect_eq "$(request_items "$TMP/req8")" $((N + 5)) "bulk items sent (only failed ones resent)"
+expect_eq "$(stat_of "$TMP/err8" es discarded_unintentional)" 1 "documents dropped for good"
+stop_fake ES
+pass "8: concurrency 4, only failed items resent"
+
+say "9: https with a private CA and basic auth"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -days 1 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+N=1000
+gen_json_lines "$N" "$TMP/in9"
+start_fake ES es_fake --docs "$TMP/docs9" --requests-log "$TMP/req9" \
+    --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem"
+cat >"$TMP/mars.yaml" <<EOF
+sources:
+  in: {type: stdin}
+transforms:
+  p: {type: parse, inputs: [in], format: json}
+sinks:
+  es:
+    type: elasticsearch
+    inputs: [p]
+    endpoint: https://127.0.0.1:$ES_PORT
+    generate_id: true
+    tls: {ca_file: $TMP/cert.pem}
+    auth: {strategy: basic, user: elastic, password: s3cret}
+EOF
+run_mars 60 -c "$TMP/mars.yaml" <"$TMP/in9" 2>"$TMP/err9"
+expect_eq "$MARS_RC" 0 "mars exit code"
+check_docs "$TMP/docs9" "$N"
+grep -q '"Authorization":"Basic ZWxhc3RpYzpzM2NyZXQ="' "$TMP/req9" || fail "no basic auth header"
+# the system store does not know the private CA: refused (and retried), nothing stored
+sed -i '/tls:/d' "$TMP/mars.yaml"
+printf 'runtime:\n  shutdown_timeout: 1s\n' >>"$TMP/mars.yaml"
+: >"$TMP/docs9"
+start_mars_in "$TMP/in9" "$TMP/out9" "$TMP/err9b" -c "$TMP/mars.yaml"
+wait_until 20 "TLS failure logged" grep -qi 'bulk request to .* failed.*\(certificate\|SSL\)' "$TMP/err9b"
+kill -TERM "$MARS_PID"
+wait_exit "$MARS_PID" 30 "$TMP/err9b"
+expect_eq "$(lines_of "$TMP/docs9")" 0 "documents stored over an untrusted connection"
+stop_fake ES
+pass "9: https with the private CA and basic auth; untrusted certificate refused"

@@ -20,9 +20,11 @@
  * try and kept in the reqstate, so every resend carries the same ids (idempotent for
  * create, a harmless overwrite for index) and no two events of the process share one.
  *
- * Memory: a slot per bulk request in flight owns its body (encoder buffer, compressor
- * output) and the list of events in that body; slots and their buffers are reused, so the
- * steady state allocates only the reqstate block per engine request.
+ * Memory: request.concurrency slots, each carrying one engine request at a time, own the
+ * body being built (encoder buffer), the list of events in it, and an httpsink call
+ * (compressor output, HTTP request); all reused, so the steady state allocates only the
+ * reqstate block per engine request. Transport, auth, headers and compression are the
+ * shared HTTP-sink layer's (httpsink.h); the bulk semantics are here.
  *
  * Thread: the sink's worker (the HTTP client runs on its loop).
  */
@@ -57,38 +59,35 @@ struct es_reqstate { /* r->sink_data: one malloc'd block (the engine may free() 
 struct es_sink;
 
 struct es_slot {
+    struct mars_httpsink_call call; /* call.r: the engine request, NULL when free */
     struct es_sink *es;
-    struct mars_sink_req *r; /* NULL: free */
+    struct mars_sink_req *r;
     struct es_reqstate *rs;
-    struct mars_http_req http;
     struct mars_encoder enc;
-    struct mars_compressor comp;
     uint32_t *sent; /* event indices in the body, in order */
     uint32_t nsent, sent_cap;
     uint32_t gi, bi, ei;  /* next event of this pass: global index, batch, index in batch */
     uint32_t retry_items; /* items answered retryable in this pass */
     uint64_t wire;        /* body bytes the peer accepted in this try */
-    size_t body_len;
-    struct es_slot *next;
 };
 
 struct es_sink {
     struct mars_sink *sink;
     const struct mars_es_conf *conf;
-    struct mars_http *http;
-    struct mars_http_tls tls;
+    struct mars_httpsink hs;
+    bool hs_ready;
     struct mars_template *index_tpl;
     struct mars_path *id_path;
     char **urls;
     size_t nurls, url;
-    char **headers; /* "Name: value", NULL-terminated */
     struct mars_json_opts jopts;
     uint64_t id_nonce, id_seq;
     char *scratch;
     size_t scap;
     int64_t cached_sec;
     char cached_index[INDEX_MAX], index_buf[INDEX_MAX];
-    struct es_slot *slots;
+    struct es_slot *slots; /* request.concurrency of them */
+    unsigned nslots;
 };
 
 /* ---- building a bulk body ---- */
@@ -198,6 +197,7 @@ static void release_slot(struct es_slot *sl)
 {
     sl->r = NULL;
     sl->rs = NULL;
+    sl->call.r = NULL;
 }
 
 static void finish(struct es_slot *sl, enum mars_sink_result res, int64_t retry_after_ns)
@@ -230,7 +230,7 @@ static void drop_sent(struct es_slot *sl, uint32_t i)
 
 /* ---- one bulk request ---- */
 
-static void on_bulk_done(struct mars_http_req *h, const struct mars_http_resp *resp);
+static void on_bulk_done(struct mars_httpsink_call *c, const struct mars_http_resp *resp);
 
 static void send_next(struct es_slot *sl)
 {
@@ -247,35 +247,10 @@ static void send_next(struct es_slot *sl)
         finish(sl, sl->retry_items ? MARS_SINK_RETRY : MARS_SINK_OK, 0);
         return;
     }
-    const void *body = sl->enc.out;
-    sl->body_len = sl->enc.out_len;
-    if (es->conf->compression == MARS_CODEC_GZIP) {
-        struct iovec iov = {sl->enc.out, sl->enc.out_len};
-        if (mars_compress(&sl->comp, &iov, 1) == 0) {
-            body = sl->comp.out;
-            sl->body_len = sl->comp.len;
-        } else {
-            finish(sl, MARS_SINK_RETRY, 0);
-            return;
-        }
-    }
-    const struct mars_auth_conf *auth = &es->conf->auth;
-    sl->http = (struct mars_http_req){
-        .method = "POST",
-        .url = es->urls[es->url],
-        .headers = (const char *const *)es->headers,
-        .body = body,
-        .body_len = sl->body_len,
-        .timeout_ns = mars_sink_request_timeout(es->sink),
-        .tls = &es->tls,
-        .user = auth->strategy == MARS_AUTH_BASIC ? auth->user : NULL,
-        .password = auth->strategy == MARS_AUTH_BASIC ? auth->password : NULL,
-        .bearer = auth->strategy == MARS_AUTH_BEARER ? auth->token : NULL,
-        .max_body = (size_t)sl->nsent * 160 + 65536,
-        .done = on_bulk_done,
-        .data = sl,
-    };
-    int rc = mars_http_submit(es->http, &sl->http);
+    struct iovec iov = {sl->enc.out, sl->enc.out_len};
+    sl->call.max_body = (size_t)sl->nsent * 160 + 65536; /* filtered items are ~30 bytes */
+    int rc = mars_httpsink_send(&es->hs, &sl->call, sl->r, "POST", es->urls[es->url], &iov, 1,
+                                on_bulk_done);
     if (rc) {
         MARS_LOG_RL(MARS_LOG_ERROR, mars_sink_id(es->sink), "cannot start a bulk request: %s",
                     strerror(-rc));
@@ -330,7 +305,7 @@ static void on_success(struct es_slot *sl, const struct mars_http_resp *resp)
         sl->retry_items += sl->nsent; /* items read (if any) are settled; the rest pend */
         return;
     }
-    sl->wire += sl->body_len;
+    sl->wire += sl->call.body_bytes;
 }
 
 static void on_too_large(struct es_slot *sl)
@@ -339,16 +314,16 @@ static void on_too_large(struct es_slot *sl)
         drop_sent(sl, 0);
         MARS_LOG_RL(MARS_LOG_WARN, mars_sink_id(sl->es->sink),
                     "document of %zu bytes is larger than the cluster takes (413); dropped",
-                    sl->body_len);
+                    sl->call.body_bytes);
         return;
     }
     sl->rs->max_docs = sl->nsent / 2;
     seek(sl, sl->sent[0]);
 }
 
-static void on_bulk_done(struct mars_http_req *h, const struct mars_http_resp *resp)
+static void on_bulk_done(struct mars_httpsink_call *c, const struct mars_http_resp *resp)
 {
-    struct es_slot *sl = h->data;
+    struct es_slot *sl = MARS_CONTAINER_OF(c, struct es_slot, call);
     struct es_sink *es = sl->es;
     const char *id = mars_sink_id(es->sink);
 
@@ -357,7 +332,8 @@ static void on_bulk_done(struct mars_http_req *h, const struct mars_http_resp *r
         return;
     }
     if (resp->error) {
-        MARS_LOG_RL(MARS_LOG_WARN, id, "bulk request to %s failed: %s", h->url,
+        mars_stat_add(&mars_sink_stats(es->sink)->errors[MARS_ERR_WRITE], 1);
+        MARS_LOG_RL(MARS_LOG_WARN, id, "bulk request to %s failed: %s", c->http.url,
                     resp->error_text ? resp->error_text : strerror(-resp->error));
         es->url = (es->url + 1) % es->nurls;
         finish(sl, MARS_SINK_RETRY, 0);
@@ -387,21 +363,6 @@ static void on_bulk_done(struct mars_http_req *h, const struct mars_http_resp *r
 
 /* ---- sink callbacks ---- */
 
-static struct es_slot *get_slot(struct es_sink *es)
-{
-    for (struct es_slot *sl = es->slots; sl; sl = sl->next)
-        if (!sl->r)
-            return sl;
-    struct es_slot *sl = calloc(1, sizeof(*sl));
-    if (!sl)
-        return NULL;
-    sl->es = es;
-    mars_compressor_init(&sl->comp, MARS_CODEC_GZIP, 0);
-    sl->next = es->slots;
-    es->slots = sl;
-    return sl;
-}
-
 static void es_write(struct mars_sink *s, struct mars_sink_req *r)
 {
     struct es_sink *es = mars_sink_state(s);
@@ -418,12 +379,16 @@ static void es_write(struct mars_sink *s, struct mars_sink_req *r)
         rs->id_base = es->id_seq;
         es->id_seq += r->events;
     }
-    struct es_slot *sl = get_slot(es);
-    if (!sl) {
+    struct es_slot *sl = NULL;
+    for (unsigned i = 0; i < es->nslots && !sl; i++)
+        if (!es->slots[i].call.r)
+            sl = &es->slots[i];
+    if (!sl) { /* cannot happen: the engine runs at most request.concurrency requests */
         mars_sink_done(s, r, MARS_SINK_RETRY, 0);
         return;
     }
     sl->r = r;
+    sl->call.r = r; /* taken until the engine request ends */
     sl->rs = rs;
     sl->retry_items = 0;
     sl->wire = 0;
@@ -434,53 +399,27 @@ static void es_write(struct mars_sink *s, struct mars_sink_req *r)
 static void es_abort(struct mars_sink *s)
 {
     struct es_sink *es = mars_sink_state(s);
-    mars_http_shutdown(es->http);
+    if (es->hs_ready)
+        mars_httpsink_abort(&es->hs);
 }
 
 static void es_free(struct es_sink *es)
 {
-    while (es->slots) {
-        struct es_slot *sl = es->slots;
-        es->slots = sl->next;
-        mars_encoder_fini(&sl->enc);
-        mars_compressor_fini(&sl->comp);
-        free(sl->sent);
-        free(sl);
+    for (unsigned i = 0; es->slots && i < es->nslots; i++) {
+        mars_encoder_fini(&es->slots[i].enc);
+        mars_httpsink_call_fini(&es->slots[i].call);
+        free(es->slots[i].sent);
     }
-    if (es->http)
-        mars_http_destroy(es->http);
+    free(es->slots);
+    if (es->hs_ready)
+        mars_httpsink_fini(&es->hs);
     for (size_t i = 0; i < es->nurls; i++)
         free(es->urls[i]);
     free(es->urls);
-    for (size_t i = 0; es->headers && es->headers[i]; i++)
-        free(es->headers[i]);
-    free(es->headers);
     mars_template_free(es->index_tpl);
     mars_path_free(es->id_path);
     free(es->scratch);
     free(es);
-}
-
-static int make_headers(struct es_sink *es)
-{
-    const struct mars_strmap *m = &es->conf->headers;
-    size_t n = 0;
-    es->headers = calloc(m->n + 3, sizeof(char *));
-    if (!es->headers)
-        return -ENOMEM;
-    es->headers[n++] = strdup("Content-Type: application/x-ndjson");
-    if (es->conf->compression == MARS_CODEC_GZIP)
-        es->headers[n++] = strdup("Content-Encoding: gzip");
-    for (size_t i = 0; i < m->n; i++) {
-        size_t len = strlen(m->keys[i]) + strlen(m->vals[i]) + 3;
-        if ((es->headers[n] = malloc(len)))
-            snprintf(es->headers[n], len, "%s: %s", m->keys[i], m->vals[i]);
-        n++;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (!es->headers[i])
-            return -ENOMEM;
-    return 0;
 }
 
 static int es_init(struct mars_sink *s)
@@ -506,20 +445,25 @@ static int es_init(struct mars_sink *s)
                                        conf->filter_path, conf->pipeline);
         rc = es->urls[i] ? 0 : -ENOMEM;
     }
-    rc = rc ? rc : make_headers(es);
+    es->nslots = mars_sink_concurrency(s);
+    es->slots = calloc(es->nslots, sizeof(*es->slots));
+    rc = rc ? rc : es->slots ? 0 : -ENOMEM;
+    for (unsigned i = 0; rc == 0 && i < es->nslots; i++)
+        es->slots[i].es = es;
     if (rc == 0 && !(es->index_tpl = mars_template_compile(conf->index, 0, err, sizeof(err))))
         rc = -EINVAL;
     if (rc == 0 && conf->id_key &&
         !(es->id_path = mars_path_compile(conf->id_key, strlen(conf->id_key), &at, &why)))
         rc = -EINVAL;
-    if (rc == 0 && !(es->http = mars_http_create(mars_sink_loop(s), NULL)))
-        rc = errno ? -errno : -ENOMEM;
+    if (rc == 0) {
+        rc = mars_httpsink_init(&es->hs, s, &conf->http, "application/x-ndjson");
+        es->hs_ready = true; /* fini is safe after a failed init */
+    }
     if (rc) {
         mars_error(mars_sink_id(s), "cannot start: %s", strerror(-rc));
         es_free(es);
         return rc;
     }
-    mars_netconf_http_tls(&conf->tls, mars_sink_id(s), &es->tls);
     mars_sink_set_state(s, es);
     return 0;
 }

@@ -49,15 +49,7 @@ const struct mars_opt mars_es_options[] = {
      .def = "errors,items.*.status,items.*.error.type",
      .desc = "Response filter sent with each request, keeping answers small; it must keep "
              "errors and items.*.status; empty sends none."},
-    {.name = "compression", .type = MARS_OPT_ENUM, .offset = OFF(compression), .def = "none",
-     .choices = mars_compression_names,
-     .desc = "Request body compression: none or gzip (Elasticsearch accepts no other)."},
-    {.name = "headers", .type = MARS_OPT_MAP, .offset = OFF(headers),
-     .desc = "Extra HTTP headers sent with every request."},
-    {.name = "tls", .type = MARS_OPT_SECTION, .offset = OFF(tls), .sub = mars_tls_options,
-     .desc = "TLS for https:// endpoints."},
-    {.name = "auth", .type = MARS_OPT_SECTION, .offset = OFF(auth), .sub = mars_auth_options,
-     .desc = "Authentication."},
+    MARS_HTTPSINK_OPTIONS(struct mars_es_conf, http, "none"),
     {.name = NULL},
 };
 
@@ -75,7 +67,7 @@ static void diag_at(const struct mars_cfg_node *node, const char *key, struct ma
 int mars_es_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct mars_es_conf *c = conf;
-    int rc = mars_netconf_check(&c->tls, &c->auth, node, diag);
+    int rc = mars_httpsink_check(&c->http, node, diag);
     char err[160];
 
     if (!c->endpoint == !c->endpoints.n) {
@@ -116,9 +108,9 @@ int mars_es_check(void *conf, const struct mars_cfg_node *node, struct mars_diag
         diag_at(node, "generate_id", diag, "%s", "id_key and generate_id exclude each other");
         rc = -EINVAL;
     }
-    if (c->compression != MARS_CODEC_NONE && c->compression != MARS_CODEC_GZIP) {
+    if (c->http.compression != MARS_CODEC_NONE && c->http.compression != MARS_CODEC_GZIP) {
         diag_at(node, "compression", diag, "compression '%s': Elasticsearch takes none or gzip",
-                mars_compression_names[c->compression]);
+                mars_compression_names[c->http.compression]);
         rc = -EINVAL;
     }
     return rc;

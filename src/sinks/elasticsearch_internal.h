@@ -13,6 +13,7 @@
 #include "core/schema.h"
 #include "pipeline/encode.h"
 #include "pipeline/netconf.h"
+#include "sinks/httpsink.h"
 
 enum mars_es_action { MARS_ES_INDEX, MARS_ES_CREATE };
 extern const char *const mars_es_action_names[]; /* enum order, NULL-terminated */
@@ -28,10 +29,7 @@ struct mars_es_conf {
     char *pipeline;
     char *timestamp_key;
     char *filter_path;
-    int compression; /* enum mars_compression: none or gzip */
-    struct mars_strmap headers;
-    struct mars_tls_conf tls;
-    struct mars_auth_conf auth;
+    struct mars_httpsink_conf http; /* tls, auth, headers, compression (none or gzip) */
 };
 extern const struct mars_opt mars_es_options[];
 int mars_es_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag);

@@ -167,6 +167,7 @@ int mars_httpsink_send(struct mars_httpsink *hs, struct mars_httpsink_call *c,
         .user = conf->auth.strategy == MARS_AUTH_BASIC ? conf->auth.user : NULL,
         .password = conf->auth.password,
         .bearer = conf->auth.strategy == MARS_AUTH_BEARER ? conf->auth.token : NULL,
+        .max_body = c->max_body,
         .done = on_http_done,
     };
     rc = mars_http_submit(hs->client, &c->http);

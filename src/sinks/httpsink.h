@@ -72,6 +72,7 @@ struct mars_httpsink_call {
     char *flat;              /* uncompressed body, when not compressed */
     size_t flat_cap;
     uint64_t body_bytes;     /* bytes sent (after compression) */
+    size_t max_body;         /* response bytes kept for cb; 0: the client's default */
     mars_httpsink_cb cb;
     void *data;              /* the sink's */
 };

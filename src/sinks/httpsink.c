@@ -51,6 +51,11 @@ static int add_header(struct mars_httpsink *hs, const char *name, const char *va
     return 0;
 }
 
+int mars_httpsink_add_header(struct mars_httpsink *hs, const char *name, const char *value)
+{
+    return add_header(hs, name, value);
+}
+
 int mars_httpsink_init(struct mars_httpsink *hs, struct mars_sink *s,
                        const struct mars_httpsink_conf *conf, const char *content_type)
 {

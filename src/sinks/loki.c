@@ -10,9 +10,9 @@
  * gzip-compressed by default. The line is the message (text) or the event as JSON (json),
  * where remove_label_fields leaves out the fields that became labels.
  *
- * Answers: 2xx ok; 429, 5xx, 401/403/408 and transport errors retried (Retry-After passed
- * to the engine); 400 and other 4xx permanent (REJECTED: counted and logged by the engine,
- * with Loki's reason logged here).
+ * Answers (the shared HTTP-sink mapping, httpsink.h): 2xx ok; 408, 429, 5xx and transport
+ * errors retried (Retry-After passed to the engine); 400 and other 4xx permanent (REJECTED:
+ * counted by the engine, logged with Loki's reason).
  *
  * Memory: the grouping arrays, the label buffer and each in-flight slot's body are reused
  * across requests; nothing is allocated per event.
@@ -25,15 +25,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/compress.h"
 #include "core/hash.h"
-#include "core/http.h"
+#include "core/ev.h"
 #include "core/log.h"
 #include "pipeline/component.h"
 #include "pipeline/encode.h"
 #include "pipeline/fields.h"
 #include "pipeline/netconf.h"
 #include "pipeline/template.h"
+#include "sinks/httpsink.h"
 
 #define LABEL_MAX 1024
 #define PUSH_PATH "/loki/api/v1/push"
@@ -47,10 +47,7 @@ struct loki_conf {
     char *tenant_id;
     bool remove_label_fields;
     int encoding;
-    int compression;
-    struct mars_strmap headers;
-    struct mars_tls_conf tls;
-    struct mars_auth_conf auth;
+    struct mars_httpsink_conf http; /* tls, auth, headers, compression (gzip or none) */
 };
 
 #define OFF(f) offsetof(struct loki_conf, f)
@@ -72,15 +69,7 @@ static const struct mars_opt loki_options[] = {
      .choices = line_names,
      .desc = "text sends the message as the line; json sends the event with all its fields as "
              "a JSON object."},
-    {.name = "compression", .type = MARS_OPT_ENUM, .offset = OFF(compression), .def = "gzip",
-     .choices = mars_compression_names,
-     .desc = "Request body compression: gzip or none (Loki accepts no other for JSON)."},
-    {.name = "headers", .type = MARS_OPT_MAP, .offset = OFF(headers),
-     .desc = "Extra HTTP headers sent with every push."},
-    {.name = "tls", .type = MARS_OPT_SECTION, .offset = OFF(tls), .sub = mars_tls_options,
-     .desc = "TLS for an https:// endpoint."},
-    {.name = "auth", .type = MARS_OPT_SECTION, .offset = OFF(auth), .sub = mars_auth_options,
-     .desc = "Authentication."},
+    MARS_HTTPSINK_OPTIONS(struct loki_conf, http, "gzip"),
     {.name = NULL},
 };
 
@@ -104,22 +93,17 @@ struct stream {
 };
 
 struct loki_slot {
+    struct mars_httpsink_call call; /* call.r: the engine request, NULL when free */
     struct loki_sink *ls;
-    struct mars_sink_req *r; /* NULL: free */
-    struct mars_http_req http;
     struct mars_encoder body;
-    struct mars_compressor comp;
-    size_t body_len;
-    struct loki_slot *next;
 };
 
 struct loki_sink {
     struct mars_sink *sink;
     const struct loki_conf *conf;
-    struct mars_http *http;
-    struct mars_http_tls tls;
+    struct mars_httpsink hs;
+    bool hs_ready;
     char *url;
-    char **headers;
     struct label *labels;
     size_t nlabels;
     /* grouping scratch, reused */
@@ -134,7 +118,8 @@ struct loki_sink {
     char *scratch;
     size_t scap;
     char render[LABEL_MAX];
-    struct loki_slot *slots;
+    struct loki_slot *slots; /* request.concurrency of them */
+    unsigned nslots;
 };
 
 /* ---- config ---- */
@@ -183,7 +168,7 @@ static bool looks_high_cardinality(const char *tpl)
 static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct loki_conf *c = conf;
-    int rc = mars_netconf_check(&c->tls, &c->auth, node, diag);
+    int rc = mars_httpsink_check(&c->http, node, diag);
     const struct mars_cfg_node *n = mars_cfg_get(node, "labels");
     char err[160];
     if (!n)
@@ -205,12 +190,12 @@ static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_
         }
         mars_template_free(t);
     }
-    if (c->compression != MARS_CODEC_NONE && c->compression != MARS_CODEC_GZIP) {
+    if (c->http.compression != MARS_CODEC_NONE && c->http.compression != MARS_CODEC_GZIP) {
         n = mars_cfg_get(node, "compression");
         n = n ? n : node;
         mars_diag_add(diag, n->file, n->line, n->col,
                       "compression '%s': Loki takes none or gzip",
-                      mars_compression_names[c->compression]);
+                      mars_compression_names[c->http.compression]);
         rc = -EINVAL;
     }
     if (c->endpoint && strncmp(c->endpoint, "http://", 7) != 0 &&
@@ -394,98 +379,38 @@ static int build_body(struct loki_sink *ls, struct mars_encoder *e)
 
 /* ---- pushing ---- */
 
-static void on_push_done(struct mars_http_req *h, const struct mars_http_resp *resp)
+static void on_push_done(struct mars_httpsink_call *c, const struct mars_http_resp *resp)
 {
-    struct loki_slot *sl = h->data;
+    struct loki_slot *sl = MARS_CONTAINER_OF(c, struct loki_slot, call);
     struct loki_sink *ls = sl->ls;
-    struct mars_sink_req *r = sl->r;
-    const char *id = mars_sink_id(ls->sink);
-    enum mars_sink_result res;
-    sl->r = NULL;
-    r->retry_after_ns = 0;
-    if (resp->error == -ECANCELED) {
-        res = MARS_SINK_ABORTED;
-    } else if (resp->error) {
-        MARS_LOG_RL(MARS_LOG_WARN, id, "push to %s failed: %s", h->url,
-                    resp->error_text ? resp->error_text : strerror(-resp->error));
-        res = MARS_SINK_RETRY;
-    } else if (resp->status >= 200 && resp->status < 300) {
-        res = MARS_SINK_OK;
-    } else if (resp->status == 429 || resp->status >= 500 || resp->status == 401 ||
-               resp->status == 403 || resp->status == 408) {
-        MARS_LOG_RL(MARS_LOG_WARN, id, "push answered %d: %.200s", resp->status,
-                    resp->body ? resp->body : "");
-        r->retry_after_ns = resp->retry_after_ns > 0 ? resp->retry_after_ns : 0;
-        res = MARS_SINK_RETRY;
-    } else {
-        MARS_LOG_RL(MARS_LOG_ERROR, id, "push of %llu entries refused with %d: %.300s",
-                    (unsigned long long)r->events, resp->status, resp->body ? resp->body : "");
-        res = MARS_SINK_REJECTED;
-    }
-    mars_sink_done(ls->sink, r, res, res == MARS_SINK_OK ? sl->body_len : 0);
-}
-
-static struct loki_slot *get_slot(struct loki_sink *ls)
-{
-    for (struct loki_slot *sl = ls->slots; sl; sl = sl->next)
-        if (!sl->r)
-            return sl;
-    struct loki_slot *sl = calloc(1, sizeof(*sl));
-    if (!sl)
-        return NULL;
-    sl->ls = ls;
-    mars_compressor_init(&sl->comp, MARS_CODEC_GZIP, 0);
-    sl->next = ls->slots;
-    ls->slots = sl;
-    return sl;
+    struct mars_sink_req *r = c->r;
+    c->r = NULL;
+    /* the shared mapping: 2xx ok; transport errors, 408, 429, 5xx retried (Retry-After
+     * passed on); 400 (bad labels, too old, out of order) and other 4xx dropped, logged
+     * with Loki's reason */
+    enum mars_sink_result res = mars_httpsink_classify(&ls->hs, r, resp);
+    mars_sink_done(ls->sink, r, res, res == MARS_SINK_OK ? c->body_bytes : 0);
 }
 
 static void loki_write(struct mars_sink *s, struct mars_sink_req *r)
 {
     struct loki_sink *ls = mars_sink_state(s);
-    struct loki_slot *sl = get_slot(ls);
+    struct loki_slot *sl = NULL;
+    for (unsigned i = 0; i < ls->nslots && !sl; i++)
+        if (!ls->slots[i].call.r)
+            sl = &ls->slots[i];
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now); /* for events without a time */
-    int rc = sl ? group(ls, r, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec) : -ENOMEM;
+    int rc = sl ? group(ls, r, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec) : -EBUSY;
     rc = rc ? rc : build_body(ls, &sl->body);
-    if (rc) {
-        MARS_LOG_RL(MARS_LOG_ERROR, mars_sink_id(s), "cannot build a push: %s", strerror(-rc));
-        mars_stat_add(&mars_sink_stats(s)->errors[MARS_ERR_ENCODE], 1);
-        mars_sink_done(s, r, MARS_SINK_RETRY, 0);
-        return;
-    }
-    const void *body = sl->body.out;
-    sl->body_len = sl->body.out_len;
-    if (ls->conf->compression == MARS_CODEC_GZIP) {
+    if (rc == 0) {
         struct iovec iov = {sl->body.out, sl->body.out_len};
-        if (mars_compress(&sl->comp, &iov, 1)) {
-            mars_sink_done(s, r, MARS_SINK_RETRY, 0);
-            return;
-        }
-        body = sl->comp.out;
-        sl->body_len = sl->comp.len;
+        sl->call.max_body = 4096;
+        rc = mars_httpsink_send(&ls->hs, &sl->call, r, "POST", ls->url, &iov, 1, on_push_done);
     }
-    const struct mars_auth_conf *auth = &ls->conf->auth;
-    sl->r = r;
-    sl->http = (struct mars_http_req){
-        .method = "POST",
-        .url = ls->url,
-        .headers = (const char *const *)ls->headers,
-        .body = body,
-        .body_len = sl->body_len,
-        .timeout_ns = mars_sink_request_timeout(s),
-        .tls = &ls->tls,
-        .user = auth->strategy == MARS_AUTH_BASIC ? auth->user : NULL,
-        .password = auth->strategy == MARS_AUTH_BASIC ? auth->password : NULL,
-        .bearer = auth->strategy == MARS_AUTH_BEARER ? auth->token : NULL,
-        .max_body = 4096,
-        .done = on_push_done,
-        .data = sl,
-    };
-    rc = mars_http_submit(ls->http, &sl->http);
     if (rc) {
-        sl->r = NULL;
-        MARS_LOG_RL(MARS_LOG_ERROR, mars_sink_id(s), "cannot start a push: %s", strerror(-rc));
+        MARS_LOG_RL(MARS_LOG_ERROR, mars_sink_id(s), "cannot send a push: %s", strerror(-rc));
+        mars_stat_add(&mars_sink_stats(s)->errors[MARS_ERR_ENCODE], 1);
         mars_sink_done(s, r, MARS_SINK_RETRY, 0);
     }
 }
@@ -493,28 +418,24 @@ static void loki_write(struct mars_sink *s, struct mars_sink_req *r)
 static void loki_abort(struct mars_sink *s)
 {
     struct loki_sink *ls = mars_sink_state(s);
-    mars_http_shutdown(ls->http);
+    if (ls->hs_ready)
+        mars_httpsink_abort(&ls->hs);
 }
 
 static void loki_free(struct loki_sink *ls)
 {
-    while (ls->slots) {
-        struct loki_slot *sl = ls->slots;
-        ls->slots = sl->next;
-        mars_encoder_fini(&sl->body);
-        mars_compressor_fini(&sl->comp);
-        free(sl);
+    for (unsigned i = 0; ls->slots && i < ls->nslots; i++) {
+        mars_encoder_fini(&ls->slots[i].body);
+        mars_httpsink_call_fini(&ls->slots[i].call);
     }
-    if (ls->http)
-        mars_http_destroy(ls->http);
+    free(ls->slots);
+    if (ls->hs_ready)
+        mars_httpsink_fini(&ls->hs);
     for (size_t i = 0; i < ls->nlabels; i++) {
         mars_template_free(ls->labels[i].tpl);
         mars_path_free(ls->labels[i].path);
     }
     free(ls->labels);
-    for (size_t i = 0; ls->headers && ls->headers[i]; i++)
-        free(ls->headers[i]);
-    free(ls->headers);
     mars_encoder_fini(&ls->lab);
     mars_encoder_fini(&ls->line);
     free(ls->ent);
@@ -523,35 +444,6 @@ static void loki_free(struct loki_sink *ls)
     free(ls->scratch);
     free(ls->url);
     free(ls);
-}
-
-static char *header(const char *name, const char *value)
-{
-    size_t len = strlen(name) + strlen(value) + 3;
-    char *h = malloc(len);
-    if (h)
-        snprintf(h, len, "%s: %s", name, value);
-    return h;
-}
-
-static int make_headers(struct loki_sink *ls)
-{
-    const struct loki_conf *c = ls->conf;
-    size_t n = 0;
-    ls->headers = calloc(c->headers.n + 4, sizeof(char *));
-    if (!ls->headers)
-        return -ENOMEM;
-    ls->headers[n++] = header("Content-Type", "application/json");
-    if (c->compression == MARS_CODEC_GZIP)
-        ls->headers[n++] = header("Content-Encoding", "gzip");
-    if (c->tenant_id)
-        ls->headers[n++] = header("X-Scope-OrgID", c->tenant_id);
-    for (size_t i = 0; i < c->headers.n; i++)
-        ls->headers[n++] = header(c->headers.keys[i], c->headers.vals[i]);
-    for (size_t i = 0; i < n; i++)
-        if (!ls->headers[i])
-            return -ENOMEM;
-    return 0;
 }
 
 static int make_labels(struct loki_sink *ls)
@@ -590,16 +482,24 @@ static int loki_init(struct mars_sink *s)
     if (rc == 0)
         snprintf(ls->url, n + sizeof(PUSH_PATH), "%.*s%s", (int)n, conf->endpoint,
                  has_path ? "" : PUSH_PATH);
-    rc = rc ? rc : make_headers(ls);
     rc = rc ? rc : make_labels(ls);
-    if (rc == 0 && !(ls->http = mars_http_create(mars_sink_loop(s), NULL)))
-        rc = errno ? -errno : -ENOMEM;
+    ls->nslots = mars_sink_concurrency(s);
+    ls->slots = calloc(ls->nslots, sizeof(*ls->slots));
+    rc = rc ? rc : ls->slots ? 0 : -ENOMEM;
+    for (unsigned i = 0; rc == 0 && i < ls->nslots; i++)
+        ls->slots[i].ls = ls;
+    if (rc == 0) {
+        rc = mars_httpsink_init(&ls->hs, s, &conf->http, "application/json");
+        ls->hs_ready = true; /* fini is safe after a failed init */
+    }
+    /* the tenant is one more header */
+    if (rc == 0 && conf->tenant_id)
+        rc = mars_httpsink_add_header(&ls->hs, "X-Scope-OrgID", conf->tenant_id);
     if (rc) {
         mars_error(mars_sink_id(s), "cannot start: %s", strerror(-rc));
         loki_free(ls);
         return rc;
     }
-    mars_netconf_http_tls(&conf->tls, mars_sink_id(s), &ls->tls);
     mars_sink_set_state(s, ls);
     return 0;
 }

@@ -248,7 +248,9 @@ static void send_next(struct es_slot *sl)
         return;
     }
     struct iovec iov = {sl->enc.out, sl->enc.out_len};
-    sl->call.max_body = (size_t)sl->nsent * 160 + 65536; /* filtered items are ~30 bytes */
+    /* filtered items are ~30 bytes, whole ones ~250 plus the index name */
+    size_t per_item = es->conf->filter_path && *es->conf->filter_path ? 160 : 1024;
+    sl->call.max_body = (size_t)sl->nsent * per_item + 65536;
     int rc = mars_httpsink_send(&es->hs, &sl->call, sl->r, "POST", es->urls[es->url], &iov, 1,
                                 on_bulk_done);
     if (rc) {

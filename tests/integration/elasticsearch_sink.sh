@@ -12,6 +12,7 @@
 #   7 slow peer: memory stays bounded while requests wait
 #   8 partial failures with request.concurrency 4 (several bulk requests in flight)
 #   9 https with a private CA and basic auth; a certificate mars does not trust is refused
+#  10 endpoints: a dead node is passed over
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/fakes.bash"
@@ -270,3 +271,21 @@ wait_exit "$MARS_PID" 30 "$TMP/err9b"
 expect_eq "$(lines_of "$TMP/docs9")" 0 "documents stored over an untrusted connection"
 stop_fake ES
 pass "9: https with the private CA and basic auth; untrusted certificate refused"
+
+say "10: several endpoints: a dead one is passed over"
+N=2000
+gen_json_lines "$N" "$TMP/in10"
+start_fake ES es_fake --docs "$TMP/docs10"
+dead=$ES_PORT
+stop_fake ES
+start_fake ES es_fake --docs "$TMP/docs10" --requests-log "$TMP/req10"
+es_conf "$ES_PORT" '    generate_id: true
+    batch: {max_events: 200}'
+sed -i "s|endpoint: http://127.0.0.1:$ES_PORT|endpoints: [http://127.0.0.1:$dead, http://127.0.0.1:$ES_PORT]|" "$TMP/mars.yaml"
+run_mars 60 -c "$TMP/mars.yaml" <"$TMP/in10" 2>"$TMP/err10"
+expect_eq "$MARS_RC" 0 "mars exit code"
+check_docs "$TMP/docs10" "$N"
+grep -q "bulk request to http://127.0.0.1:$dead/_bulk.* failed" "$TMP/err10" ||
+    fail "the dead endpoint was never tried: $(show_log "$TMP/err10")"
+stop_fake ES
+pass "10: delivered through the live endpoint"

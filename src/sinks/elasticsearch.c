@@ -316,7 +316,7 @@ static void on_too_large(struct es_slot *sl)
         drop_sent(sl, 0);
         MARS_LOG_RL(MARS_LOG_WARN, mars_sink_id(sl->es->sink),
                     "document of %zu bytes is larger than the cluster takes (413); dropped",
-                    sl->call.body_bytes);
+                    (size_t)sl->call.body_bytes);
         return;
     }
     sl->rs->max_docs = sl->nsent / 2;

@@ -132,7 +132,7 @@ enum mars_es_class mars_es_request_class(int status)
     if (status >= 200 && status < 300)
         return MARS_ES_OK;
     if (status == 429 || status >= 500 || status == 401 || status == 403 || status == 407 ||
-        status == 408 || status < 200)
+        status == 408 || status < 400) /* 1xx, 3xx: a proxy or a wrong URL, not the data */
         return MARS_ES_RETRY;
     return MARS_ES_PERMANENT;
 }

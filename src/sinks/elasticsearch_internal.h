@@ -39,8 +39,9 @@ enum mars_es_class { MARS_ES_OK, MARS_ES_RETRY, MARS_ES_PERMANENT };
 /* Item status: 2xx ok, 409 on create ok (already stored), 429 and 5xx retried, other 4xx
  * permanent. */
 enum mars_es_class mars_es_item_class(int status, bool create);
-/* Request status (2xx handled by the caller): 429, 5xx, 401/403/407/408 retried (an auth
- * problem is fixed by an operator, not by dropping data), other 4xx permanent. */
+/* Request status (2xx handled by the caller): 429, 5xx, 401/403/407/408, 1xx and 3xx
+ * retried (an auth problem or a wrong URL is fixed by an operator, not by dropping data),
+ * other 4xx permanent. */
 enum mars_es_class mars_es_request_class(int status);
 
 struct mars_es_item {

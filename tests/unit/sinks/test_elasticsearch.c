@@ -122,6 +122,7 @@ static void test_classes(void **state)
     assert_int_equal(mars_es_request_class(502), MARS_ES_RETRY);
     assert_int_equal(mars_es_request_class(401), MARS_ES_RETRY);
     assert_int_equal(mars_es_request_class(403), MARS_ES_RETRY);
+    assert_int_equal(mars_es_request_class(301), MARS_ES_RETRY);
     assert_int_equal(mars_es_request_class(400), MARS_ES_PERMANENT);
     assert_int_equal(mars_es_request_class(404), MARS_ES_PERMANENT);
 }

@@ -5,7 +5,8 @@
  * `labels` templates into a canonical JSON object text ("k":"v",... in config order,
  * empty values left out); events with the same text form one stream (a small open-
  * addressing table over the request, reset each time). The entries are then sorted by
- * (stream, timestamp, arrival) so each stream's values are in time order, as Loki wants,
+ * (stream, timestamp, arrival) so each stream's values are in time order, as Loki wants
+ * (equal times are spread 1 ns apart, so Loki's dedup keeps repeated lines),
  * and written as {"streams":[{"stream":{...},"values":[["<ns>","<line>"],...]},...]},
  * gzip-compressed by default. The line is the message (text) or the event as JSON (json),
  * where remove_label_fields leaves out the fields that became labels.
@@ -238,10 +239,10 @@ static int put_labels(struct loki_sink *ls, const struct mars_event *ev, struct 
             if (!mars_fields_get(ev, l->path, &fv) || fv.kind == MARS_FIELD_OBJECT ||
                 fv.kind == MARS_FIELD_NULL)
                 continue;
-            if (fv.idx != MARS_FIELD_NIL && en->nskip < 8)
-                en->skip[en->nskip++] = fv.idx;
             if (!(v = mars_value_text(&fv, &ls->scratch, &ls->scap, &len)))
                 return -ENOMEM;
+            if (len > 0 && fv.idx != MARS_FIELD_NIL && en->nskip < 8)
+                en->skip[en->nskip++] = fv.idx;
         } else {
             int n = mars_template_render(l->tpl, ev, ls->render, sizeof(ls->render));
             if (n < 0)
@@ -351,9 +352,13 @@ static int put_line(struct loki_sink *ls, struct mars_encoder *e, const struct e
     return rc ? rc : mars_encode_json_string(e, ls->line.out, ls->line.out_len);
 }
 
+/* Entries of a stream get strictly increasing timestamps: Loki keeps only one of several
+ * entries with the same time and the same line, and lines read together share a time, so
+ * an entry at or before the previous one is moved 1 ns after it. */
 static int build_body(struct loki_sink *ls, struct mars_encoder *e)
 {
     char ts[24];
+    int64_t prev = 0;
     mars_encoder_reset(e);
     int rc = mars_encoder_put(e, "{\"streams\":[", 12);
     for (uint32_t i = 0; rc == 0 && i < ls->nent; i++) {
@@ -364,10 +369,12 @@ static int build_body(struct loki_sink *ls, struct mars_encoder *e)
             rc = mars_encoder_put(e, i ? "]},{\"stream\":{" : "{\"stream\":{", i ? 14 : 11);
             rc = rc ? rc : mars_encoder_put(e, ls->lab.out + s->off, s->len);
             rc = rc ? rc : mars_encoder_put(e, "},\"values\":[", 12);
+            prev = en->ts - 1;
         } else {
             rc = mars_encoder_put(e, ",", 1);
         }
-        int n = snprintf(ts, sizeof(ts), "[\"%lld\",", (long long)en->ts);
+        prev = en->ts > prev ? en->ts : prev + 1;
+        int n = snprintf(ts, sizeof(ts), "[\"%lld\",", (long long)prev);
         rc = rc ? rc : mars_encoder_put(e, ts, (size_t)n);
         rc = rc ? rc : put_line(ls, e, en);
         rc = rc ? rc : mars_encoder_put(e, "]", 1);

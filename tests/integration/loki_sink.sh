@@ -3,7 +3,8 @@
 # time order like Loki before 2.4). Every section compares the entries the fake recorded
 # with what was sent, per sequence number:
 #   1 exact delivery: streams by label templates, lines in input order within each
-#     stream, gzip, tenant header, json lines without the label fields
+#     stream with strictly increasing times, gzip, tenant header, json lines without the
+#     label fields
 #   2 400 is permanent: the push is dropped and counted; later pushes go on
 #   3 500 then 429 with Retry-After: retried, the resend waits at least Retry-After
 #   4 peer down at start, then up; killed mid-stream and restarted
@@ -75,7 +76,13 @@ reqs = [json.loads(l) for l in open(sys.argv[1])]
 assert all(r["status"] == 204 and r["encoding"] == "gzip" and r["tenant"] == "team-a" and r["streams"] == 3
            for r in reqs), reqs[0]
 assert all(r["wire_bytes"] < r["bytes"] / 3 for r in reqs), "gzip did not compress"
-assert all(json.loads(l)["tenant"] == "team-a" for l in open(sys.argv[2]))
+last = {}
+for l in open(sys.argv[2]):
+    e = json.loads(l)
+    assert e["tenant"] == "team-a"
+    # strictly increasing per stream: Loki would keep one of two equal (time, line) entries
+    assert int(e["ts"]) > last.get(e["labels"], 0), (e, last.get(e["labels"]))
+    last[e["labels"]] = int(e["ts"])
 EOF
 stop_fake LK
 pass "1: $N entries in 3 streams, in order, gzip, tenant header"

@@ -1,4 +1,4 @@
-# shellcheck shell=bash disable=SC2034  # sets variables for the scripts that source it
+# shellcheck shell=bash disable=SC2034,SC2153  # sets variables for the scripts that source it; MARS_BIN comes from common.bash
 # Helpers for tests that run mars against the HTTP fakes of tests/fakes/ (source after
 # common.bash):
 #   start_fake VAR NAME ARGS..  starts tests/fakes/NAME.py on a free loopback port (or

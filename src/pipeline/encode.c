@@ -215,7 +215,7 @@ static int put_metric(struct mars_encoder *e, const struct mars_metric *m)
 }
 
 static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint32_t obj, bool root,
-                       bool comma);
+                       bool comma, const struct mars_json_opts *o);
 
 static int put_field_value(struct mars_encoder *e, const struct mars_fields *f, uint32_t i)
 {
@@ -232,7 +232,7 @@ static int put_field_value(struct mars_encoder *e, const struct mars_fields *f, 
         if (v->flags & MARS_FF_RAW)
             return out_put(e, v->value, v->value_len);
         rc = out_put(e, "{", 1);
-        rc = rc ? rc : put_members(e, f, i, false, false);
+        rc = rc ? rc : put_members(e, f, i, false, false, NULL);
         return rc ? rc : out_put(e, "}", 1);
     default: /* numbers, literals and arrays are valid JSON text */
         return out_put(e, v->value, v->value_len);
@@ -244,13 +244,26 @@ static bool is_key(const struct mars_field *v, const char *k, uint32_t n)
     return v->key_len == n && memcmp(v->key, k, n) == 0;
 }
 
+static bool skipped(const struct mars_json_opts *o, uint32_t i)
+{
+    for (uint32_t k = 0; o && k < o->nskip; k++)
+        if (o->skip[k] == i)
+            return true;
+    return false;
+}
+
+/* Members of object obj. At the root, timestamp and message (and o's timestamp key) were
+ * written already; entries listed in o->skip are left out at any depth. */
 static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint32_t obj, bool root,
-                       bool comma)
+                       bool comma, const struct mars_json_opts *o)
 {
     int rc = 0;
     for (uint32_t i = f->v[obj].first; rc == 0 && i != MARS_FIELD_NIL; i = f->v[i].next) {
         const struct mars_field *v = &f->v[i];
-        if (root && (is_key(v, "timestamp", 9) || is_key(v, "message", 7)))
+        if (root && (is_key(v, "timestamp", 9) || is_key(v, "message", 7) ||
+                     (o && o->ts_key && is_key(v, o->ts_key, (uint32_t)strlen(o->ts_key)))))
+            continue;
+        if (skipped(o, i))
             continue;
         if (comma)
             rc = out_put(e, ",", 1);
@@ -264,10 +277,28 @@ static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint
 
 int mars_encode_json_event(struct mars_encoder *e, const struct mars_event *ev)
 {
+    return mars_encode_json_event_opts(e, ev, NULL);
+}
+
+int mars_encoder_put(struct mars_encoder *e, const void *p, size_t n)
+{
+    return out_put(e, p, n);
+}
+
+int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event *ev,
+                                const struct mars_json_opts *o)
+{
     const struct mars_fields *f = ev->kind == MARS_EVENT_LOG ? ev->fields : NULL;
-    uint32_t ts = f ? mars_fields_member(f, 0, "timestamp", 9) : MARS_FIELD_NIL;
+    const char *ts_key = o && o->ts_key ? o->ts_key : "timestamp";
+    uint32_t ts_len = (uint32_t)strlen(ts_key);
+    uint32_t ts = f ? mars_fields_member(f, 0, ts_key, ts_len) : MARS_FIELD_NIL;
+    if (ts == MARS_FIELD_NIL && f && o && o->ts_key)
+        ts = mars_fields_member(f, 0, "timestamp", 9);
     uint32_t msg = f ? mars_fields_member(f, 0, "message", 7) : MARS_FIELD_NIL;
-    int rc = out_put(e, "{\"timestamp\":", 13);
+    bool msg_skipped = msg != MARS_FIELD_NIL && skipped(o, msg);
+    int rc = out_put(e, "{", 1);
+    rc = rc ? rc : mars_encode_json_string(e, ts_key, ts_len);
+    rc = rc ? rc : out_put(e, ":", 1);
     if (ts != MARS_FIELD_NIL)
         rc = rc ? rc : put_field_value(e, f, ts);
     else
@@ -276,10 +307,12 @@ int mars_encode_json_event(struct mars_encoder *e, const struct mars_event *ev)
         rc = rc ? rc : put_metric(e, ev->metric);
         return rc ? rc : out_put(e, "}", 1); /* the event object (put_metric closes labels) */
     }
-    if (msg != MARS_FIELD_NIL) {
+    if (msg_skipped) {
+        /* removed by the caller: neither the field nor the raw line */
+    } else if (msg != MARS_FIELD_NIL) {
         rc = rc ? rc : out_put(e, ",\"message\":", 11);
         rc = rc ? rc : put_field_value(e, f, msg);
-    } else if (!(ev->flags & MARS_EVF_NO_MESSAGE)) {
+    } else if (!(ev->flags & MARS_EVF_NO_MESSAGE) && !(o && o->no_message)) {
         rc = rc ? rc : out_put(e, ",\"message\":", 11);
         rc = rc ? rc : mars_encode_json_string(e, ev->msg.ptr, ev->msg.len);
     }
@@ -288,7 +321,7 @@ int mars_encode_json_event(struct mars_encoder *e, const struct mars_event *ev)
         rc = rc ? rc : mars_encode_json_string(e, ev->file, strlen(ev->file));
     }
     if (f)
-        rc = rc ? rc : put_members(e, f, 0, true, true);
+        rc = rc ? rc : put_members(e, f, 0, true, true, o);
     return rc ? rc : out_put(e, "}", 1);
 }
 

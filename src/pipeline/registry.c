@@ -24,7 +24,9 @@ extern const struct mars_component_desc mars_transform_sample;
 extern const struct mars_component_desc mars_transform_throttle;
 extern const struct mars_component_desc mars_sink_stdout;
 extern const struct mars_component_desc mars_sink_file;
+extern const struct mars_component_desc mars_sink_loki;
 extern const struct mars_component_desc mars_sink_blackhole;
+extern const struct mars_component_desc mars_sink_elasticsearch;
 extern const struct mars_component_desc mars_sink_prometheus_exporter;
 extern const struct mars_component_desc mars_sink_http;
 
@@ -45,8 +47,10 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_transform_sample,
     &mars_transform_throttle,
     &mars_sink_blackhole,
+    &mars_sink_elasticsearch,
     &mars_sink_file,
     &mars_sink_http,
+    &mars_sink_loki,
     &mars_sink_prometheus_exporter,
     &mars_sink_stdout,
 };

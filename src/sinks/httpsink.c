@@ -51,6 +51,11 @@ static int add_header(struct mars_httpsink *hs, const char *name, const char *va
     return 0;
 }
 
+int mars_httpsink_add_header(struct mars_httpsink *hs, const char *name, const char *value)
+{
+    return add_header(hs, name, value);
+}
+
 int mars_httpsink_init(struct mars_httpsink *hs, struct mars_sink *s,
                        const struct mars_httpsink_conf *conf, const char *content_type)
 {
@@ -167,6 +172,7 @@ int mars_httpsink_send(struct mars_httpsink *hs, struct mars_httpsink_call *c,
         .user = conf->auth.strategy == MARS_AUTH_BASIC ? conf->auth.user : NULL,
         .password = conf->auth.password,
         .bearer = conf->auth.strategy == MARS_AUTH_BEARER ? conf->auth.token : NULL,
+        .max_body = c->max_body,
         .done = on_http_done,
     };
     rc = mars_http_submit(hs->client, &c->http);

@@ -197,7 +197,9 @@ enum mars_sink_result mars_httpsink_classify(struct mars_httpsink *hs, struct ma
     if (s >= 200 && s < 300)
         return MARS_SINK_OK;
     int blen = (int)(resp->body_len < 200 ? resp->body_len : 200);
-    if (s == 408 || s == 429 || s >= 500) {
+    /* 401/403 and 3xx are an operator's problem (a rotated token, a moved endpoint):
+     * retried, loudly, rather than dropping data until someone notices */
+    if (s == 408 || s == 429 || s >= 500 || s == 401 || s == 403 || (s >= 300 && s < 400)) {
         if (resp->retry_after_ns >= 0)
             r->retry_after_ns = resp->retry_after_ns;
         MARS_LOG_RL(MARS_LOG_WARN, id, "HTTP %d (will retry): %.*s", s, blen, resp->body);

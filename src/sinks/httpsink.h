@@ -99,8 +99,8 @@ int mars_httpsink_send(struct mars_httpsink *hs, struct mars_httpsink_call *c,
                        struct mars_sink_req *r, const char *method, const char *url,
                        const struct iovec *iov, int n, mars_httpsink_cb cb);
 
-/* The usual mapping: transport error, 408, 429, 5xx -> RETRY (with Retry-After passed
- * on); other 4xx -> REJECTED; 2xx -> OK; cancelled -> ABORTED. Logs failures (rate
+/* The usual mapping: transport error, 3xx, 401, 403, 408, 429, 5xx -> RETRY (with
+ * Retry-After passed on); other 4xx -> REJECTED; 2xx -> OK; cancelled -> ABORTED. Logs failures (rate
  * limited) with the status and the start of the response body, and counts write errors. */
 enum mars_sink_result mars_httpsink_classify(struct mars_httpsink *hs, struct mars_sink_req *r,
                                              const struct mars_http_resp *resp);

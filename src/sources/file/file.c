@@ -19,7 +19,9 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "file_internal.h"
+#include "pipeline/observe.h"
 
 #define TICK_NS 1000000000LL
 #define POLL_TICK_NS 250000000LL
@@ -170,6 +172,54 @@ void file_scan_soon(struct fsrc *fs)
         arm_tick(fs, 0);
 }
 
+/* ---- metrics ---- */
+
+static struct mars_mseries *series(struct fsrc *fs, const char *name, const char *help,
+                                   enum mars_mtype type)
+{
+    static const char *const labels[] = {"component_id", NULL};
+    struct mars_obs *obs = mars_source_obs(fs->src);
+    struct mars_metrics *m = obs ? mars_obs_metrics(obs) : NULL;
+    struct mars_mfamily *f = m ? mars_metrics_family(m, &(struct mars_mfamily_desc){
+                                                            .name = name, .help = help,
+                                                            .type = type, .labels = labels})
+                               : NULL;
+    const char *values[] = {mars_source_id(fs->src), NULL};
+    return f ? mars_mfamily_series(f, values) : NULL;
+}
+
+/* File counts and events of this instance (gauges per worker shard, summed at a scrape). */
+static void metrics_init(struct fsrc *fs)
+{
+    fs->m.shard = mars_source_shard(fs->src);
+    fs->m.open = series(fs, "mars_file_open_files", "Files the source holds open.",
+                        MARS_MT_GAUGE);
+    fs->m.tracked = series(fs, "mars_file_tracked_files",
+                           "Files the source knows of: open, waiting for a descriptor, or "
+                           "closed and idle.", MARS_MT_GAUGE);
+    fs->m.rotations = series(fs, "mars_file_rotations_total",
+                             "Files that left their path (renamed, deleted, link retargeted) "
+                             "and were read to their end.", MARS_MT_COUNTER);
+    fs->m.truncations = series(fs, "mars_file_truncations_total",
+                               "Files found truncated or rewritten and read again from the "
+                               "start.", MARS_MT_COUNTER);
+    fs->m.gave_up = series(fs, "mars_file_gave_up_total",
+                           "Files deleted before their data could be read (max_open_files "
+                           "too low for the rotation rate): their unread bytes are lost.",
+                           MARS_MT_COUNTER);
+}
+
+void file_metrics_publish(struct fsrc *fs)
+{
+    struct file_metrics *m = &fs->m;
+    mars_mseries_set(m->open, m->shard, (double)fs->nopen);
+    mars_mseries_set(m->tracked, m->shard, (double)fs->nfiles);
+    mars_mseries_add(m->rotations, m->shard, fs->st.rotations - m->published.rotations);
+    mars_mseries_add(m->truncations, m->shard, fs->st.truncations - m->published.truncations);
+    mars_mseries_add(m->gave_up, m->shard, fs->st.gave_up - m->published.gave_up);
+    m->published = fs->st;
+}
+
 /* ---- life cycle ---- */
 
 int file_src_init(struct mars_source *s, const struct file_conf *conf,
@@ -196,6 +246,7 @@ int file_src_init(struct mars_source *s, const struct file_conf *conf,
         return err ? err : -EIO;
     }
     fs->first_start = mars_ckpt_first_start(fs->ckpt);
+    metrics_init(fs);
     mars_source_set_state(s, fs);
     return 0;
 }
@@ -242,11 +293,12 @@ void file_src_destroy(struct mars_source *s)
     struct fsrc *fs = mars_source_state(s);
     file_watch_fini(fs);
     file_close_all(fs);
-    if (fs->st.rotations || fs->st.truncations || fs->st.invalid_utf8)
+    file_metrics_publish(fs);
+    if (fs->st.rotations || fs->st.truncations || fs->st.invalid_utf8 || fs->st.gave_up)
         mars_info(mars_source_id(s), "files: %llu left their path, %llu truncated, %llu invalid "
-                                     "UTF-8 sequences",
+                                     "UTF-8 sequences, %llu given up",
                   (unsigned long long)fs->st.rotations, (unsigned long long)fs->st.truncations,
-                  (unsigned long long)fs->st.invalid_utf8);
+                  (unsigned long long)fs->st.invalid_utf8, (unsigned long long)fs->st.gave_up);
     mars_ckpt_release(fs->ckpt);
     free(fs);
 }

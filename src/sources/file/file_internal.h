@@ -125,6 +125,14 @@ struct file_stats {
     uint64_t rotations, truncations, gave_up, invalid_utf8;
 };
 
+/* The instance's series in the metrics registry (label component_id), and what of
+ * file_stats they already hold. */
+struct file_metrics {
+    struct mars_mseries *open, *tracked, *rotations, *truncations, *gave_up;
+    struct file_stats published;
+    unsigned shard;
+};
+
 struct file_dir {
     char *path;
     int wd;
@@ -157,6 +165,7 @@ struct fsrc {
     struct mars_ev_op iop;
     bool iop_armed;
     struct file_stats st;
+    struct file_metrics m;
     const struct file_hooks *hooks; /* NULL for the plain file source */
     void *hctx;
 };
@@ -171,6 +180,7 @@ void file_src_resume(struct mars_source *s);
 void file_src_stop(struct mars_source *s);
 void file_src_destroy(struct mars_source *s);
 void file_maybe_finish(struct fsrc *fs);
+void file_metrics_publish(struct fsrc *fs);
 void file_scan_soon(struct fsrc *fs);
 
 /* scan.c */

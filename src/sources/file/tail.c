@@ -279,6 +279,15 @@ static void open_pending(struct fsrc *fs)
                 MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot open %s: %s",
                             best->path, strerror(-rc));
             mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], rc == -ENOENT ? 0 : 1);
+            uint64_t done = best->read_off == UINT64_MAX ? 0 : best->read_off;
+            if (rc == -ENOENT && best->size_seen > done) {
+                /* deleted while it waited for a descriptor: what it held is gone */
+                fs->st.gave_up++;
+                MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src),
+                            "%s was deleted before it could be read: %llu bytes lost (raise "
+                            "max_open_files)",
+                            best->path, (unsigned long long)(best->size_seen - done));
+            }
             file_forget(fs, best); /* a later scan finds it again if it is still there */
         }
     }
@@ -760,6 +769,7 @@ void file_sweep(struct fsrc *fs, int64_t now)
             lag += f->size_seen - done;
     }
     mars_stat_set(&mars_source_stats(fs->src)->lag_bytes, lag);
+    file_metrics_publish(fs);
 }
 
 /* ---- end ---- */

@@ -13,9 +13,10 @@
  * IORING_OP_TIMEOUT (-ETIME is its normal end and becomes 0) and POLL as a one-shot
  * IORING_OP_POLL_ADD whose result is the revents mask.
  *
- * Ring setup (in ev_uring_probe.c, shared with the probe) tries SINGLE_ISSUER|DEFER_TASKRUN (6.1+: completion work runs only when the
- * loop's thread enters the kernel, no interrupts of a busy thread), then COOP_TASKRUN
- * (5.19+), then a plain ring; a kernel that refuses a flag says EINVAL and the next step is
+ * Ring setup (in ev_uring_probe.c, shared with the probe) tries
+ * SINGLE_ISSUER|DEFER_TASKRUN (6.1+: completion work runs only when the loop's thread
+ * enters the kernel, no interrupts of a busy thread), then COOP_TASKRUN (5.19+), then a
+ * plain ring; a kernel that refuses a flag says EINVAL and the next step is
  * tried. A SINGLE_ISSUER ring is created disabled (R_DISABLED) and enabled by the first
  * thread that submits to it, so a loop may be created on one thread and run on another.
  *

@@ -8,7 +8,9 @@
 #    until mars closes): nothing lost, each close duplicates at most the request in flight;
 # 4. peer killed (-9) mid-stream and restarted on the same port: mars reconnects and
 #    finishes. TCP has no application ack, so lines in the socket buffers at the kill may
-#    be lost: the test bounds the loss by those buffers and reports it.
+#    be lost: the test bounds the loss by those buffers and reports it;
+# 5. peer closes the connection while it is idle: noticed at once, the next request
+#    reconnects, every line arrives.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/tcp.bash"
@@ -140,5 +142,29 @@ inflight=$(sed -n 's/.*request of \([0-9]*\) events failed; retry.*/\1/p' "$TMP/
 # every line from the restart on arrived: the tail of the input is complete
 tail_missing=$(awk -v n=$N '{c[$2 + 0] = 1} END {m = 0; for (i = n - 5000; i <= n; i++) if (!c[i]) m++; print m}' "$TMP/killed.out")
 expect_eq "$tail_missing" 0 "lines missing among the last 5000"
+
+# ---- 5. closes between requests
+say "5. peer closes an idle connection between requests: the next request reconnects"
+start_recv idle --close-after 1 --faults 2
+cat >"$TMP/mars.yaml" <<EOF
+data_dir: $TMP/data
+runtime: {workers: 1}
+sources:
+  gen: {type: demo, rate: 200, count: 600, format: nginx, batch_events: 10}
+sinks:
+  out:
+    type: tcp
+    inputs: [gen]
+    address: "127.0.0.1:$RECV_PORT"
+    retry: {initial_backoff: 50ms, max_backoff: 300ms}
+EOF
+run_mars 60 -c "$TMP/mars.yaml" 2>"$TMP/err"
+expect_eq "$MARS_RC" 0 "idle closes: exit code; $(show_log "$TMP/err")"
+grep -q "closed by the peer; reconnecting for the next request" "$TMP/err" ||
+    fail "no connection lost between requests: $(show_log "$TMP/err")"
+expect_eq "$(sort -u "$TMP/idle.out" | wc -l | tr -d ' ')" 600 "distinct lines after idle closes"
+expect_eq "$(stat_of "$TMP/err" out sent)" 600 "sent events after idle closes"
+(($(grep -c 'open from' "$TMP/idle.log") >= 3)) || fail "mars did not reconnect twice: $(cat "$TMP/idle.log")"
+stop_recv "$RECV_PID"
 
 pass "exact text and ndjson; late peer; 3 graceful closes lost nothing; kill -9 recovered ($S_MISSING lost in socket buffers)"

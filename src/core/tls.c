@@ -119,7 +119,10 @@ static int load_file(const char *what, const char *path, int ok, char *err, size
         snprintf(why, sizeof(why), "%s", strerror(errno));
     else
         ssl_reason(why, sizeof(why));
-    snprintf(err, errlen, "cannot load %s %s: %s", what, path, why);
+    /* OpenSSL says "PEM lib" or "no start line" for a file that holds no such PEM block */
+    bool pem = strstr(why, "PEM") || strstr(why, "no start line");
+    snprintf(err, errlen, "cannot load %s %s: %s%s", what, path, why,
+             pem ? " (not a PEM file of the expected kind?)" : "");
     return -EINVAL;
 }
 

@@ -264,8 +264,8 @@ static void connected(struct mars_conn *c)
         ready(c);
         return;
     }
-    c->tls = mars_tls_create(c->tls_ctx, c->loop, c->fd,
-                             c->server_name ? c->server_name : c->host, c);
+    c->tls =
+        mars_tls_create(c->tls_ctx, c->loop, c->fd, c->server_name ? c->server_name : c->host, c);
     if (!c->tls) {
         fail(c, -ENOMEM, "cannot create a TLS session: out of memory");
         return;
@@ -563,8 +563,8 @@ static void maybe_idle(struct mars_conn *c)
     c->state = MARS_CONN_IDLE;
     int err = c->user_close ? -ECANCELED : c->fail_err;
     mars_conn_cb open_cb = c->open_cb, send_cb = c->send_cb;
-    mars_conn_cb lost = (!open_cb && !send_cb && c->was_ready && !c->user_close) ? c->on_close
-                                                                                 : NULL;
+    mars_conn_cb lost =
+        (!open_cb && !send_cb && c->was_ready && !c->user_close) ? c->on_close : NULL;
     mars_conn_cb idle = c->user_close ? c->on_idle : NULL;
     c->open_cb = c->send_cb = NULL;
     if (open_cb)

@@ -116,9 +116,15 @@ static int listener(bool listen_too, char *port, size_t len)
 static struct mars_conn *make(const char *host, const char *port, struct mars_tls_ctx *tls,
                               int64_t timeout_ns, struct rec *r)
 {
-    struct mars_conn_opts o = {.host = host, .port = port, .connect_timeout_ns = timeout_ns,
-                               .keepalive_ns = 30000000000LL, .tls = tls, .on_data = on_data,
-                               .on_close = on_close, .on_idle = on_idle, .data = r};
+    struct mars_conn_opts o = {.host = host,
+                               .port = port,
+                               .connect_timeout_ns = timeout_ns,
+                               .keepalive_ns = 30000000000LL,
+                               .tls = tls,
+                               .on_data = on_data,
+                               .on_close = on_close,
+                               .on_idle = on_idle,
+                               .data = r};
     struct mars_conn *c = mars_conn_create(g_loop, &o);
     assert_non_null(c);
     return c;
@@ -325,7 +331,8 @@ static void test_tls(void **state)
         run_until(&sv.rd_calls, before + 1);
         assert_true(sv.rd_res > 0);
         if (sv.len < 9)
-            assert_int_equal(mars_tls_read(st, sv.buf + sv.len, sizeof(sv.buf) - sv.len, srv_rd), 0);
+            assert_int_equal(mars_tls_read(st, sv.buf + sv.len, sizeof(sv.buf) - sv.len, srv_rd),
+                             0);
     }
     assert_memory_equal(sv.buf, "over tls\n", 9);
     mars_tls_cancel(st);

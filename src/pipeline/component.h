@@ -227,7 +227,8 @@ struct mars_sink_req {
     int64_t retry_after_ns;
     /* Events of this request the sink dropped on purpose or rejected for good (bad items
      * of a bulk request that otherwise succeeded): counted as discarded instead of sent
-     * when the request ends OK. Reset to 0 on the first try. */
+     * when the request ends OK (or dead-lettered, see mars_sink_dead_letter). Reset to 0 on
+ * the first try. */
     uint64_t rejected_events;
 };
 const char *mars_sink_id(const struct mars_sink *s);
@@ -242,6 +243,11 @@ void mars_sink_request_shutdown(struct mars_sink *s, const char *why);
 /* request.concurrency and request.timeout of this sink. */
 unsigned mars_sink_concurrency(const struct mars_sink *s);
 int64_t mars_sink_request_timeout(const struct mars_sink *s);
+/* The event at `index` of r (counting through r->batches in order) was rejected for good
+ * by the peer: it goes to the sink's dead_letter sink, if one is configured, when r ends.
+ * Call it before mars_sink_done(); count such events in r->rejected_events as usual.
+ * Returns 0, -ENOENT without a dead_letter (the event is lost), or -ENOMEM. */
+int mars_sink_dead_letter(struct mars_sink *s, struct mars_sink_req *r, uint64_t index);
 /* Reports the outcome of r. `sent_bytes` counts bytes written to the peer (0 if unknown).
  * The engine counts sent events on OK, errors on the others, and owns retries. */
 void mars_sink_done(struct mars_sink *s, struct mars_sink_req *r, enum mars_sink_result res,

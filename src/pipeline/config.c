@@ -181,6 +181,11 @@ const struct mars_opt mars_sink_common_options[] = {
      .sub = retry_options, .desc = "Retries of requests that failed transiently."},
     {.name = "request", .type = MARS_OPT_SECTION, .offset = OFF(struct mars_common_conf, request),
      .sub = request_options, .desc = "Requests in flight and their timeout."},
+    {.name = "dead_letter", .type = MARS_OPT_STRING,
+     .offset = OFF(struct mars_common_conf, dead_letter),
+     .desc = "Id of another sink that gets the events this one's peer rejects for good "
+             "(a 4xx answer, a bad bulk item), instead of dropping them; that sink may have "
+             "inputs: []."},
     {.name = NULL},
 };
 

@@ -86,6 +86,7 @@ struct mars_common_conf {
     struct mars_batching_conf batch; /* sinks */
     struct mars_retry_conf retry;    /* sinks */
     struct mars_request_conf request; /* sinks */
+    char *dead_letter;                /* sinks: id of the sink rejected events go to */
 };
 
 struct mars_node {
@@ -98,6 +99,7 @@ struct mars_node {
     uint32_t *out, nout; /* downstream node indices */
     uint32_t *out_port;  /* per out edge: 0 = the main output, i + 1 = named port i */
     unsigned produces;   /* resolved MARS_DATA_* for sources and transforms */
+    uint32_t dead_letter; /* sinks: node index of common.dead_letter, or UINT32_MAX */
     const char *file;
     int line, col; /* position of the component's key */
 };

@@ -53,6 +53,8 @@ struct mars_sink_slot {
     uint32_t cap;            /* of req.batches */
     struct mars_ev_op timer; /* retry backoff */
     bool inflight, retry_wait, timer_armed;
+    struct mars_batch *dead; /* events the sink dead-lettered, for node.dead_letter */
+    uint64_t dead_events;    /* of this request, over all its tries */
 };
 
 struct mars_sink {

@@ -283,9 +283,50 @@ static int check_reachability(const struct mars_config *c, struct mars_diag *dia
     return rc;
 }
 
+/* dead_letter: another sink, taking logs, that has no dead_letter of its own (so routing
+ * never loops). */
+static int resolve_dead_letters(struct mars_config *c, struct mars_diag *diag)
+{
+    int rc = 0;
+    for (uint32_t i = 0; i < c->n; i++)
+        c->nodes[i].dead_letter = UINT32_MAX;
+    for (uint32_t i = 0; i < c->n; i++) {
+        struct mars_node *nd = &c->nodes[i];
+        const char *want = nd->kind == MARS_KIND_SINK ? nd->common.dead_letter : NULL;
+        if (!want)
+            continue;
+        const struct mars_cfg_node *sec = mars_cfg_get(c->doc->root, "sinks");
+        const struct mars_cfg_node *pos = mars_cfg_get(mars_cfg_get(sec, nd->id), "dead_letter");
+        const char *file = pos ? pos->file : nd->file;
+        int line = pos ? pos->line : nd->line, col = pos ? pos->col : nd->col;
+        uint32_t t = 0;
+        while (t < c->n && strcmp(c->nodes[t].id, want) != 0)
+            t++;
+        const char *why = NULL;
+        if (t == c->n || c->nodes[t].kind != MARS_KIND_SINK)
+            why = "is not a sink";
+        else if (t == i)
+            why = "is this sink itself";
+        else if (c->nodes[t].common.dead_letter)
+            why = "has a dead_letter of its own (dead letters do not chain)";
+        else if (!(c->nodes[t].desc->accepts & MARS_DATA_LOG))
+            why = "does not take log events";
+        if (why) {
+            mars_diag_add(diag, file, line, col, "sink '%s': dead_letter '%s' %s", nd->id, want,
+                          why);
+            rc = -EINVAL;
+            continue;
+        }
+        nd->dead_letter = t;
+    }
+    return rc;
+}
+
 int mars_graph_build(struct mars_config *c, struct mars_diag *diag)
 {
     int rc = resolve_inputs(c, diag);
+    if (rc == 0)
+        rc = resolve_dead_letters(c, diag);
     if (rc == -ENOMEM)
         return rc;
     int rc2 = check_reachability(c, diag);

@@ -19,7 +19,10 @@
  * limit, and is never shorter than a Retry-After the sink passed on (capped by
  * retry.max_retry_after); REJECTED finishes them as lost (counted, logged); ABORTED
  * abandons them, so their sources do not acknowledge them. OK may carry events the peer
- * rejected for good (bad items of a bulk request), counted as lost.
+ * rejected for good (bad items of a bulk request), counted as lost. With dead_letter, the
+ * events of a REJECTED request, and those a sink named with mars_sink_dead_letter(), go to
+ * that sink on the same worker instead (bounded by its buffer; the original batches stay
+ * held, so their sources acknowledge them only once the dead-letter sink is done).
  *
  * Thread: the sink's worker.
  */
@@ -260,6 +263,93 @@ static int64_t next_backoff(struct mars_sink *s, int64_t retry_after)
     return wait > retry_after ? wait : retry_after;
 }
 
+/* ---- dead letters ---- */
+
+static struct mars_sink *dead_letter_sink(const struct mars_sink *s)
+{
+    uint32_t t = s->node->dead_letter;
+    return t == UINT32_MAX ? NULL : s->w->snk[t];
+}
+
+/* Hands b (owned) to the dead-letter sink d. Its buffer bounds it like any input: when it
+ * is full the events are lost (counted on s, logged) rather than memory growing. Returns
+ * the events handed over. */
+static uint64_t dead_letter_push(struct mars_sink *s, struct mars_sink *d, struct mars_batch *b)
+{
+    const struct mars_buffer_conf *bc = &d->node->common.buffer;
+    uint32_t n = b->n;
+    if (d->aborting || d->q.events + n > (uint64_t)bc->max_events ||
+        d->q.bytes + b->bytes > bc->max_bytes) {
+        mars_stat_add(&s->stats->discarded_unintentional, n);
+        MARS_LOG_RL(MARS_LOG_ERROR, s->node->id,
+                    "dead_letter sink '%s' is full: %u rejected events lost", d->node->id, n);
+        mars_batch_release(b);
+        return 0;
+    }
+    mars_sinkq_enqueue(d, b);
+    return n;
+}
+
+int mars_sink_dead_letter(struct mars_sink *s, struct mars_sink_req *r, uint64_t index)
+{
+    struct mars_sink_slot *sl = MARS_CONTAINER_OF(r, struct mars_sink_slot, req);
+    if (!dead_letter_sink(s))
+        return -ENOENT;
+    uint32_t bi = 0;
+    while (bi < r->n && index >= r->batches[bi]->n)
+        index -= r->batches[bi++]->n;
+    if (bi == r->n)
+        return -EINVAL;
+    struct mars_batch *src = r->batches[bi];
+    if (!sl->dead && !(sl->dead = mars_batch_create(64)))
+        return -ENOMEM;
+    /* the copy points into src's chunks and arena: hold src (once per request batch) */
+    bool held = false;
+    for (uint32_t i = 0; i < sl->dead->nholds && !held; i++)
+        held = sl->dead->holds[i] == src;
+    if (!held) {
+        if (sl->dead->nholds == 0)
+            sl->dead->created_ns = src->created_ns; /* latency counts from the read */
+        mars_batch_ref(src);
+        if (mars_batch_hold(sl->dead, src)) {
+            mars_batch_release(src);
+            return -ENOMEM;
+        }
+    }
+    struct mars_event *ev = mars_batch_push(sl->dead);
+    if (!ev)
+        return -ENOMEM;
+    *ev = src->ev[index];
+    sl->dead->bytes += ev->msg.len;
+    sl->dead_events++;
+    return 0;
+}
+
+/* The request ends: its dead-lettered events (or, for a REJECTED request, all of them)
+ * go to the dead-letter sink. Returns how many of r's events were handed over. */
+static uint64_t flush_dead_letters(struct mars_sink *s, struct mars_sink_slot *sl,
+                                   enum mars_sink_result res)
+{
+    struct mars_sink *d = dead_letter_sink(s);
+    uint64_t moved = 0;
+    if (d && res == MARS_SINK_REJECTED) {
+        for (uint32_t i = 0; i < sl->req.n; i++)
+            moved += dead_letter_push(s, d, mars_batch_ref(sl->req.batches[i]));
+    } else if (d && sl->dead && res == MARS_SINK_OK) {
+        moved = dead_letter_push(s, d, sl->dead);
+        sl->dead = NULL;
+    }
+    if (sl->dead) { /* aborted (not delivered: no ack), or REJECTED (routed whole above) */
+        if (res == MARS_SINK_ABORTED)
+            mars_batch_abandon(sl->dead);
+        else
+            mars_batch_release(sl->dead);
+        sl->dead = NULL;
+    }
+    sl->dead_events = 0;
+    return moved;
+}
+
 void mars_sink_done(struct mars_sink *s, struct mars_sink_req *r, enum mars_sink_result res,
                     uint64_t sent_bytes)
 {
@@ -270,25 +360,34 @@ void mars_sink_done(struct mars_sink *s, struct mars_sink_req *r, enum mars_sink
     switch (res) {
     case MARS_SINK_OK: {
         uint64_t bad = r->rejected_events < r->events ? r->rejected_events : r->events;
+        uint64_t moved = flush_dead_letters(s, sl, res);
         mars_stat_add(&s->stats->sent_events, r->events - bad);
         mars_stat_add(&s->stats->sent_bytes, sent_bytes);
         if (bad) {
             mars_stat_add(&s->stats->errors[MARS_ERR_REJECTED], 1);
-            mars_stat_add(&s->stats->discarded_unintentional, bad);
+            mars_stat_add(&s->stats->discarded_unintentional, bad > moved ? bad - moved : 0);
         }
         s->backoff_ns = 0;
         finish_request(sl, false);
         break;
     }
-    case MARS_SINK_REJECTED:
+    case MARS_SINK_REJECTED: {
+        uint64_t moved = flush_dead_letters(s, sl, res);
         mars_stat_add(&s->stats->errors[MARS_ERR_REJECTED], 1);
-        mars_stat_add(&s->stats->discarded_unintentional, r->events);
-        MARS_LOG_RL(MARS_LOG_ERROR, s->node->id, "request of %llu events rejected; dropped",
-                    (unsigned long long)r->events);
+        mars_stat_add(&s->stats->discarded_unintentional, r->events - moved);
+        if (moved)
+            MARS_LOG_RL(MARS_LOG_ERROR, s->node->id,
+                        "request of %llu events rejected; sent to dead_letter sink '%s'",
+                        (unsigned long long)r->events, dead_letter_sink(s)->node->id);
+        else
+            MARS_LOG_RL(MARS_LOG_ERROR, s->node->id, "request of %llu events rejected; dropped",
+                        (unsigned long long)r->events);
         s->backoff_ns = 0;
         finish_request(sl, false);
         break;
+    }
     case MARS_SINK_ABORTED:
+        flush_dead_letters(s, sl, res);
         finish_request(sl, true);
         break;
     case MARS_SINK_RETRY: {
@@ -316,6 +415,7 @@ static void on_retry_timer(struct mars_ev_op *op, int res)
     if (res == -ECANCELED || s->aborting) {
         free(sl->req.sink_data); /* the sink's scratch, malloc'd (component.h) */
         sl->req.sink_data = NULL;
+        flush_dead_letters(s, sl, MARS_SINK_ABORTED);
         finish_request(sl, true);
         mars_worker_check_done(s->w);
         return;
@@ -384,6 +484,8 @@ void mars_sinkq_fini(struct mars_sink *s)
         mars_batch_abandon(bufq_pop(&s->q));
     for (uint32_t i = 0; i < s->nslots; i++) {
         struct mars_sink_slot *sl = &s->slots[i];
+        if (sl->dead)
+            mars_batch_abandon(sl->dead);
         if (sl->req.n)
             finish_request(sl, true);
         free(sl->req.sink_data);

@@ -60,6 +60,10 @@ static bool *placement(struct mars_worker *w)
         for (uint32_t k = 0; k < nd->nout; k++)
             mark[nd->out[k]] = true;
     }
+    /* a sink's dead letters go to a sink on the same worker */
+    for (uint32_t i = 0; i < c->n; i++)
+        if (mark[i] && c->nodes[i].kind == MARS_KIND_SINK && c->nodes[i].dead_letter != UINT32_MAX)
+            mark[c->nodes[i].dead_letter] = true;
     return mark;
 }
 

@@ -180,6 +180,7 @@ static int64_t build_body(struct es_sink *es, struct es_slot *sl)
             sl->enc.out_len = mark;
             sl->rs->st[g] = ST_DONE;
             sl->rs->rejected++;
+            mars_sink_dead_letter(es->sink, sl->r, g);
             MARS_LOG_RL(MARS_LOG_WARN, mars_sink_id(es->sink),
                         "index name longer than %d bytes; event dropped", INDEX_MAX - 1);
             continue;
@@ -222,10 +223,13 @@ static void finish(struct es_slot *sl, enum mars_sink_result res, int64_t retry_
     mars_sink_done(es->sink, r, res, res == MARS_SINK_OK ? wire : 0);
 }
 
+/* Document i of the bulk request is refused for good: counted (the engine counts them
+ * when the request ends) and handed to the dead_letter sink if there is one. */
 static void drop_sent(struct es_slot *sl, uint32_t i)
 {
     sl->rs->st[sl->sent[i]] = ST_DONE;
-    sl->rs->rejected++; /* the engine counts them when the request ends */
+    sl->rs->rejected++;
+    mars_sink_dead_letter(sl->es->sink, sl->r, sl->sent[i]);
 }
 
 /* ---- one bulk request ---- */

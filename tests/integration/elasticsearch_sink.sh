@@ -13,6 +13,7 @@
 #   8 partial failures with request.concurrency 4 (several bulk requests in flight)
 #   9 https with a private CA and basic auth; a certificate mars does not trust is refused
 #  10 endpoints: a dead node is passed over
+#  11 dead_letter: documents refused for good go to a file sink instead of being lost
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/fakes.bash"
@@ -289,3 +290,25 @@ grep -q "bulk request to http://127.0.0.1:$dead/_bulk.* failed" "$TMP/err10" ||
     fail "the dead endpoint was never tried: $(show_log "$TMP/err10")"
 stop_fake ES
 pass "10: delivered through the live endpoint"
+
+say "11: documents refused for good go to the dead_letter sink"
+N=3000
+gen_json_lines "$N" "$TMP/in11"
+start_fake ES es_fake --docs "$TMP/docs11"
+fake_script "$ES_PORT" '{"items": [
+  {"match": "seq=000700 ", "status": 400, "times": -1},
+  {"match": "seq=002100 ", "status": 400, "times": -1}]}'
+es_conf "$ES_PORT" "    id_key: id
+    batch: {max_events: 500}
+    dead_letter: dlq
+  dlq: {type: file, inputs: [], path: $TMP/dead11, encoding: ndjson}"
+run_mars 60 -c "$TMP/mars.yaml" <"$TMP/in11" 2>"$TMP/err11"
+expect_eq "$MARS_RC" 0 "mars exit code"
+check_docs "$TMP/docs11" "$N" 700 2100
+expect_eq "$(lines_of "$TMP/dead11")" 2 "dead letters"
+grep -q '"seq":700,' "$TMP/dead11" && grep -q '"seq":2100,' "$TMP/dead11" ||
+    fail "the dead letters are not the refused documents: $(cat "$TMP/dead11")"
+expect_eq "$(stat_of "$TMP/err11" es discarded_unintentional)" 0 "documents lost"
+expect_eq "$(stat_of "$TMP/err11" dlq sent)" 2 "dead letters written"
+stop_fake ES
+pass "11: the two refused documents are in the dead_letter file, nothing lost"

@@ -279,6 +279,24 @@ grep -qF "$TMP/wrong_type.yaml:4:12: option 'count'" "$TMP/err" ||
 if grep -q 'running:' "$TMP/err"; then fail "mars started a pipeline from a bad config"; fi
 
 # good NAME NCOMPONENTS <<'YAML' : exits 0 and prints exactly "FILE: valid (N components)".
+bad dead_letter_unknown 6:18 "dead_letter 'dlqq' is not a sink" <<'YAML'
+sources:
+  d: {type: demo}
+sinks:
+  o:
+    type: stdout
+    dead_letter: dlqq
+    inputs: [d]
+  dlq: {type: file, path: /tmp/x, inputs: []}
+YAML
+
+bad dead_letter_chain 3:47 "has a dead_letter of its own" 2 <<'YAML'
+sources: {d: {type: demo}}
+sinks:
+  o: {type: stdout, inputs: [d], dead_letter: a}
+  a: {type: blackhole, inputs: [], dead_letter: o}
+YAML
+
 good() {
     local name=$1 n=$2
     local f="$TMP/$name.yaml"
@@ -304,7 +322,7 @@ sinks:
 YAML
 
 export MARS_IT_SET_VAR="$TMP/set-by-env"
-good everything_set 4 <<'YAML'
+good everything_set 5 <<'YAML'
 data_dir: ${MARS_IT_SURELY_UNSET_VAR:-/tmp/mars-it-default}
 runtime:
   workers: 2
@@ -325,7 +343,8 @@ sinks:
     buffer: {max_events: 100, max_bytes: 1MiB, when_full: drop_newest}
     batch: {max_events: 10, max_bytes: 64KB, timeout: 100ms}
     retry: {initial_backoff: 10ms, max_backoff: 1s}
-  b: {type: blackhole, inputs: [d], rate: 100, print_interval: 10s}
+  b: {type: blackhole, inputs: [d], rate: 100, print_interval: 10s, dead_letter: dl}
+  dl: {type: file, inputs: [], path: /tmp/mars-it-dead-letters.log}
 YAML
 
 say "conf/quickstart.yaml validates, with and without MARS_DATA_DIR"

@@ -271,6 +271,40 @@ static void test_retry_after_is_honoured(void **state)
     (void)state;
 }
 
+static void test_dead_letter(void **state)
+{
+    /* every 10th event refused by "out" goes to "dlq"; every request of "bad" is refused
+     * and goes to "dlq2" whole; nothing is lost and every event is acknowledged */
+    struct mars_stats out, dlq, gen, bad;
+    const char *yaml = "sources:\n"
+                       "  gen: {type: demo, rate: 0, count: 5000}\n"
+                       "sinks:\n"
+                       "  out: {type: capture, inputs: [gen], dead_letter_every: 10,\n"
+                       "        dead_letter: dlq}\n"
+                       "  dlq: {type: capture, inputs: []}\n"
+                       "  bad: {type: capture, inputs: [gen], reject: true, dead_letter: dlq2}\n"
+                       "  dlq2: {type: capture, inputs: []}\n";
+    struct bg b = {0};
+    bg_start(&b, yaml);
+    bg_finish(&b);
+    bg_stats(&b, "out", &out);
+    bg_stats(&b, "dlq", &dlq);
+    bg_stats(&b, "gen", &gen);
+    bg_stats(&b, "bad", &bad);
+    /* every 10th event of each request: about 500, depending on request sizes */
+    size_t refused = mars_capture_count("dlq");
+    assert_true(refused >= 450 && refused <= 500);
+    assert_int_equal(mars_stat_get(&out.sent_events), 5000 - refused);
+    assert_int_equal(mars_stat_get(&out.discarded_unintentional), 0);
+    assert_int_equal(mars_stat_get(&dlq.sent_events), refused);
+    assert_int_equal(mars_capture_count("dlq2"), 5000);
+    assert_int_equal(mars_stat_get(&bad.discarded_unintentional), 0);
+    assert_true(mars_stat_get(&bad.errors[MARS_ERR_REJECTED]) > 0);
+    assert_int_equal(mars_stat_get(&gen.acked_events), 5000);
+    bg_free(&b);
+    (void)state;
+}
+
 static struct bg *b_watched;
 
 static bool source_done(void *id)
@@ -356,6 +390,7 @@ int main(void)
         cmocka_unit_test_setup(test_block_keeps_source_bounded, setup),
         cmocka_unit_test_setup(test_request_concurrency, setup),
         cmocka_unit_test_setup(test_retry_after_is_honoured, setup),
+        cmocka_unit_test_setup(test_dead_letter, setup),
         cmocka_unit_test_setup(test_drop_newest_counts, setup),
         cmocka_unit_test_setup(test_request_stop_drains, setup),
     };

@@ -27,6 +27,8 @@ struct capture_conf {
     int encoding; /* enum mars_encoding: text keeps messages, json whole events */
     int64_t stall;
     int64_t retry_after;
+    bool reject;
+    int64_t dead_letter_every;
 };
 
 static const struct mars_opt capture_options[] = {
@@ -59,6 +61,19 @@ static const struct mars_opt capture_options[] = {
      .offset = offsetof(struct capture_conf, retry_after),
      .def = "0s",
      .desc = "With fail_first: the Retry-After passed on with each RETRY."},
+    {.name = "reject",
+     .type = MARS_OPT_BOOL,
+     .offset = offsetof(struct capture_conf, reject),
+     .def = "false",
+     .desc = "Answer REJECTED to every request (a peer refusing for good)."},
+    {.name = "dead_letter_every",
+     .type = MARS_OPT_INT,
+     .offset = offsetof(struct capture_conf, dead_letter_every),
+     .def = "0",
+     .min = 0,
+     .max = 1000000,
+     .desc = "Refuse every Nth event of a request (the rest is kept): dead-lettered and "
+             "counted as rejected."},
     {.name = NULL},
 };
 
@@ -192,6 +207,10 @@ static void capture_write(struct mars_sink *s, struct mars_sink_req *r)
         mars_sink_done(s, r, MARS_SINK_RETRY, 0);
         return;
     }
+    if (c->conf->reject) {
+        mars_sink_done(s, r, MARS_SINK_REJECTED, 0);
+        return;
+    }
     if (c->conf->block) {
         pthread_mutex_lock(&lock);
         struct store *st = find(mars_sink_id(s), true);
@@ -206,6 +225,13 @@ static void capture_write(struct mars_sink *s, struct mars_sink_req *r)
                 c->polling = mars_ev_submit(mars_sink_loop(s), &c->poll) == 0;
             }
             return;
+        }
+    }
+    if (c->conf->dead_letter_every > 0) {
+        uint64_t k = (uint64_t)c->conf->dead_letter_every;
+        for (uint64_t i = k - 1; i < r->events; i += k) {
+            mars_sink_dead_letter(s, r, i);
+            r->rejected_events++;
         }
     }
     store_request(s, r);

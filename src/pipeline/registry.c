@@ -12,6 +12,7 @@ extern const struct mars_component_desc mars_source_demo;
 extern const struct mars_component_desc mars_source_file;
 extern const struct mars_component_desc mars_source_health_check;
 extern const struct mars_component_desc mars_source_internal_metrics;
+extern const struct mars_component_desc mars_source_mars;
 extern const struct mars_component_desc mars_source_stdin;
 extern const struct mars_component_desc mars_transform_filter;
 extern const struct mars_component_desc mars_transform_log_to_metric;
@@ -25,6 +26,7 @@ extern const struct mars_component_desc mars_sink_stdout;
 extern const struct mars_component_desc mars_sink_file;
 extern const struct mars_component_desc mars_sink_blackhole;
 extern const struct mars_component_desc mars_sink_prometheus_exporter;
+extern const struct mars_component_desc mars_sink_mars;
 
 /* Built-in types, in the order `mars describe` lists them within a kind. */
 static const struct mars_component_desc *const builtin[] = {
@@ -32,6 +34,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_source_file,
     &mars_source_health_check,
     &mars_source_internal_metrics,
+    &mars_source_mars,
     &mars_source_stdin,
     &mars_transform_filter,
     &mars_transform_log_to_metric,
@@ -43,6 +46,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_transform_throttle,
     &mars_sink_blackhole,
     &mars_sink_file,
+    &mars_sink_mars,
     &mars_sink_prometheus_exporter,
     &mars_sink_stdout,
 };

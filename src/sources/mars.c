@@ -1,0 +1,741 @@
+/*
+ * mars.c - the `mars` source: the receiving end of the mars native protocol
+ * (docs/mars-protocol.md, pipeline/wire.h), for an aggregator tier that other mars agents
+ * ship to with the `mars` sink.
+ *
+ * Listener: one TCP listener (default 127.0.0.1:6277, "mars" on a phone keypad: loopback
+ * unless an address is configured) with an accept op always in flight. Each connection
+ * reads frames into its own buffer: the first must be a HELLO with the protocol version and,
+ * when a token is configured, the same token (compared in constant time); the source
+ * answers with its own HELLO (which tells the sender max_frame_bytes). Every BATCH frame
+ * (sequence numbers consecutive from 1) is decompressed, decoded into one batch with its
+ * fields and emitted; its acknowledgement callback marks the sequence done, and the source
+ * sends ACK for the highest sequence below which everything is done (ACKs are cumulative and
+ * in order). So an ACK means the events went through this mars's pipeline (its sinks have
+ * them): at-least-once holds across the hop.
+ *
+ * Flow control: frames are read and decoded only while the pipeline is not paused
+ * (backpressure) and fewer than MAX_INFLIGHT batches of the connection wait for their ack;
+ * otherwise the socket is not read, TCP fills up, and the sender's window stops it.
+ *
+ * Bad peers: a malformed frame, a frame over max_frame_bytes, a wrong token or version, a
+ * HELLO that does not come within handshake_timeout, or too many connections: the peer gets
+ * an ERROR frame with the reason, the connection closes, the error is counted and logged
+ * (rate-limited); nothing of that connection is emitted past the bad frame, and the other
+ * connections go on.
+ *
+ * Lifetime: a connection is referenced by its open socket and by each emitted batch not yet
+ * acknowledged, so an ack that arrives after the connection closed finds it (and sends
+ * nothing). stop() closes the listener and every connection (in-flight batches are not
+ * acknowledged: the sender resends them) and finishes once their ops have completed.
+ *
+ * Thread: the source's worker (one instance; all connections on that worker).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/ev.h"
+#include "core/log.h"
+#include "mars.pb-c.h"
+#include "pipeline/component.h"
+#include "pipeline/wire.h"
+
+#define MAX_INFLIGHT 1024         /* unacknowledged batches per connection */
+#define RBUF_MIN (64u * 1024)     /* receive buffer a connection starts with */
+#define KEEP_MAX (4u << 20)       /* buffers bigger than this are given back after use */
+#define TICK_NS 1000000000LL      /* handshake timeouts are checked this often */
+
+struct msrc_conf {
+    char *address;
+    char *token;
+    int64_t max_connections;
+    uint64_t max_frame_bytes;
+    int64_t handshake_timeout;
+};
+
+#define OFF(f) offsetof(struct msrc_conf, f)
+static const struct mars_opt msrc_options[] = {
+    {.name = "address", .type = MARS_OPT_STRING, .offset = OFF(address), .def = "127.0.0.1:6277",
+     .desc = "host:port to listen on ([v6]:port for IPv6; 0.0.0.0:6277 for every interface); "
+             "the default takes loopback connections only."},
+    {.name = "token", .type = MARS_OPT_SECRET, .offset = OFF(token),
+     .desc = "Shared token every sender must present (token_file or ${ENV} keep it out of the "
+             "config); unset accepts any sender."},
+    {.name = "max_connections", .type = MARS_OPT_INT, .offset = OFF(max_connections),
+     .def = "256", .min = 1, .max = 65536,
+     .desc = "Most open connections; one more is refused with a busy error."},
+    {.name = "max_frame_bytes", .type = MARS_OPT_SIZE, .offset = OFF(max_frame_bytes),
+     .def = "16MiB", .min = 4096, .max = (int64_t)256 << 20,
+     .desc = "Largest batch frame accepted (after decompression); senders are told, and a "
+             "bigger frame closes the connection."},
+    {.name = "handshake_timeout", .type = MARS_OPT_DURATION, .offset = OFF(handshake_timeout),
+     .def = "10s", .min = 1000000, .max = (int64_t)600 * 1000000000,
+     .desc = "How long a new connection may take to send its HELLO before it is closed."},
+    {.name = NULL},
+};
+
+enum conn_state {
+    S_HELLO,   /* waiting for the peer's HELLO */
+    S_READY,   /* batches flow */
+    S_DRAIN,   /* an ERROR frame is going out; close once it is sent */
+    S_CLOSING, /* ops cancelled, waiting for them */
+    S_CLOSED,  /* socket closed; kept while batches reference it */
+};
+
+struct msrc;
+
+struct mconn {
+    struct mconn *next, *prev;
+    struct msrc *ms;
+    enum conn_state state;
+    int fd;
+    unsigned refs; /* 1 while the socket is open + 1 per batch waiting for its ack */
+    unsigned ops;
+    bool receiving, sending;
+    bool processing; /* inside conn_process (an emit can acknowledge and call back) */
+    struct mars_ev_op op_recv, op_send;
+    char peer[64];
+    int64_t opened_ns;
+
+    uint8_t *rbuf, *dbuf;
+    size_t rlen, rcap, dcap;
+
+    uint64_t next_seq;  /* the BATCH seq expected next */
+    uint64_t done_seq;  /* every batch up to here was delivered */
+    uint64_t acked_seq; /* the last ACK queued */
+    uint32_t inflight;
+    bool done[MAX_INFLIGHT]; /* by seq % MAX_INFLIGHT, for seqs in (done_seq, next_seq) */
+
+    bool want_hello;
+    uint64_t want_pong; /* ping seq + 1, 0 for none */
+    int err_code;       /* ERROR to send (then close); -1 for none */
+    char err_reason[160];
+    uint64_t err_seq;
+    uint8_t obuf[2 * (MARS_WIRE_HDR + MARS_WIRE_CONTROL_MAX)];
+    size_t olen, osent;
+};
+
+struct msrc {
+    struct mars_source *src;
+    const struct msrc_conf *conf;
+    const char *id;
+    int lfd;
+    bool accepting, ticking, accept_failed, stopping;
+    struct mars_ev_op op_accept, op_tick;
+    struct mconn *conns; /* every connection not yet freed */
+    unsigned nopen;      /* connections whose socket is open */
+};
+
+static void conn_close(struct mconn *c);
+static void conn_process(struct mconn *c);
+static void flush_out(struct mconn *c);
+static void maybe_finished(struct msrc *ms);
+
+static struct mars_stats *stats(struct msrc *ms)
+{
+    return mars_source_stats(ms->src);
+}
+
+static bool is_open(const struct mconn *c)
+{
+    return c->state == S_HELLO || c->state == S_READY;
+}
+
+/* ---- connection lifetime ---- */
+
+static void conn_unref(struct mconn *c)
+{
+    if (--c->refs > 0)
+        return;
+    struct msrc *ms = c->ms;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        ms->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c->rbuf);
+    free(c->dbuf);
+    free(c);
+}
+
+static void op_done(struct mconn *c)
+{
+    c->ops--;
+    if (c->state != S_CLOSING || c->ops > 0)
+        return;
+    struct msrc *ms = c->ms;
+    close(c->fd);
+    c->fd = -1;
+    c->state = S_CLOSED;
+    ms->nopen--;
+    conn_unref(c);
+    maybe_finished(ms);
+}
+
+static void conn_close(struct mconn *c)
+{
+    if (c->state == S_CLOSING || c->state == S_CLOSED)
+        return;
+    c->state = S_CLOSING;
+    struct mars_ev_loop *loop = mars_source_loop(c->ms->src);
+    if (c->receiving)
+        mars_ev_cancel(loop, &c->op_recv);
+    if (c->sending)
+        mars_ev_cancel(loop, &c->op_send);
+    c->ops++; /* so op_done below is the one that finishes when nothing is in flight */
+    op_done(c);
+}
+
+/* Refuses the peer: sends ERROR(code, reason), then closes. Counted under `err`. */
+static void conn_fail(struct mconn *c, int code, enum mars_error_type err, uint64_t seq,
+                      const char *reason)
+{
+    if (!is_open(c))
+        return;
+    mars_stat_add(&stats(c->ms)->errors[err], 1);
+    MARS_LOG_RL(MARS_LOG_WARN, c->ms->id, "closing connection from %s: %s: %s", c->peer,
+                mars_wire_error_name(code), reason);
+    c->err_code = code;
+    c->err_seq = seq;
+    snprintf(c->err_reason, sizeof(c->err_reason), "%s", reason);
+    c->state = S_DRAIN;
+    if (c->receiving)
+        mars_ev_cancel(mars_source_loop(c->ms->src), &c->op_recv);
+    flush_out(c);
+}
+
+/* ---- sending: HELLO, PONG, ACK, ERROR, coalesced into one small buffer ---- */
+
+static void on_send(struct mars_ev_op *op, int res);
+
+static void put_empty(struct mconn *c, uint8_t type, uint64_t seq)
+{
+    struct mars_wire_hdr h = {.type = type, .seq = seq};
+    mars_wire_put_hdr(c->obuf + c->olen, &h);
+    c->olen += MARS_WIRE_HDR;
+}
+
+static void flush_out(struct mconn *c)
+{
+    if (c->sending || c->state == S_CLOSING || c->state == S_CLOSED)
+        return;
+    if (c->osent == c->olen) {
+        c->olen = c->osent = 0;
+        size_t cap = sizeof(c->obuf);
+        if (c->want_hello) {
+            struct mars_wire_hello h = {.version = MARS_WIRE_VERSION, .name = c->ms->id,
+                                        .max_frame_bytes = (uint32_t)c->ms->conf->max_frame_bytes};
+            int n = mars_wire_hello_frame(&h, c->obuf, cap);
+            c->olen = n > 0 ? (size_t)n : 0;
+            c->want_hello = false;
+        }
+        if (c->want_pong) {
+            put_empty(c, MARS_WIRE_PONG, c->want_pong - 1);
+            c->want_pong = 0;
+        }
+        if (c->state == S_READY && c->done_seq > c->acked_seq) {
+            put_empty(c, MARS_WIRE_ACK, c->done_seq);
+            c->acked_seq = c->done_seq;
+        }
+        if (c->state == S_DRAIN && c->err_code >= 0) {
+            int n = mars_wire_error_frame(c->err_seq, c->err_code, c->err_reason,
+                                          c->obuf + c->olen, cap - c->olen);
+            c->olen += n > 0 ? (size_t)n : 0;
+            c->err_code = -1;
+        }
+    }
+    if (c->olen == c->osent) {
+        if (c->state == S_DRAIN)
+            conn_close(c);
+        return;
+    }
+    mars_ev_prep_send(&c->op_send, c->fd, c->obuf + c->osent, c->olen - c->osent, on_send, c);
+    if (mars_ev_submit(mars_source_loop(c->ms->src), &c->op_send)) {
+        conn_close(c);
+        return;
+    }
+    c->sending = true;
+    c->ops++;
+}
+
+static void on_send(struct mars_ev_op *op, int res)
+{
+    struct mconn *c = op->data;
+    c->sending = false;
+    if (res > 0)
+        c->osent += (size_t)res;
+    else if (res != -EAGAIN && res != -EINTR && (is_open(c) || c->state == S_DRAIN))
+        conn_close(c);
+    flush_out(c);
+    op_done(c);
+}
+
+/* ---- acknowledgements ---- */
+
+static void on_batch_ack(struct mars_batch *b, bool delivered)
+{
+    struct mconn *c = b->ack.ctx;
+    uint64_t seq = b->ack.a;
+    struct msrc *ms = c->ms;
+
+    if (delivered)
+        mars_stat_add(&stats(ms)->acked_events, b->ack.b);
+    c->inflight--;
+    if (!delivered) {
+        /* the pipeline gave it up (shutdown): the sender must send it again */
+        conn_fail(c, MARS__ERROR__CODE__NOT_DELIVERED, MARS_ERR_RETRY, seq,
+                  "batch not delivered by this mars");
+    } else if (seq > c->done_seq) {
+        c->done[seq % MAX_INFLIGHT] = true;
+        while (c->done_seq + 1 < c->next_seq && c->done[(c->done_seq + 1) % MAX_INFLIGHT]) {
+            c->done_seq++;
+            c->done[c->done_seq % MAX_INFLIGHT] = false;
+        }
+        if (c->state == S_READY) {
+            flush_out(c);
+            if (c->inflight == MAX_INFLIGHT - 1) /* it had stopped reading: go on */
+                conn_process(c);
+        }
+    }
+    conn_unref(c);
+}
+
+/* ---- frames from the peer ---- */
+
+static void on_hello(struct mconn *c, const uint8_t *p, size_t n)
+{
+    struct msrc *ms = c->ms;
+    struct mars_wire_hello h;
+    void *scratch = NULL;
+    if (mars_wire_hello_parse(p, n, &h, &scratch)) {
+        conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, 0, "HELLO does not parse");
+    } else if (h.version != MARS_WIRE_VERSION) {
+        conn_fail(c, MARS__ERROR__CODE__BAD_VERSION, MARS_ERR_REJECTED, 0,
+                  "unsupported protocol version");
+    } else if (ms->conf->token &&
+               !mars_wire_token_equal(ms->conf->token, strlen(ms->conf->token), h.token,
+                                      h.token_len)) {
+        conn_fail(c, MARS__ERROR__CODE__BAD_TOKEN, MARS_ERR_REJECTED, 0, "wrong token");
+    } else {
+        mars_info(ms->id, "accepted %s (%.64s)", c->peer, h.name);
+        c->state = S_READY;
+        c->want_hello = true;
+        flush_out(c);
+    }
+    mars_wire_hello_free(scratch);
+}
+
+static void on_batch(struct mconn *c, const struct mars_wire_hdr *h, const uint8_t *p)
+{
+    struct msrc *ms = c->ms;
+    const char *why = NULL;
+    if (h->seq != c->next_seq) {
+        conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, h->seq,
+                  "batch sequence number out of order");
+        return;
+    }
+    if (h->flags & MARS_WIRE_F_LZ4) {
+        if (h->raw_length > c->dcap) {
+            uint8_t *d = realloc(c->dbuf, h->raw_length);
+            if (!d) {
+                conn_fail(c, MARS__ERROR__CODE__TOO_LARGE, MARS_ERR_MEMORY, h->seq,
+                          "out of memory");
+                return;
+            }
+            c->dbuf = d;
+            c->dcap = h->raw_length;
+        }
+        if (mars_wire_unlz4(p, h->length, c->dbuf, h->raw_length)) {
+            conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, h->seq,
+                      "lz4 payload does not decompress to its length");
+            return;
+        }
+        p = c->dbuf;
+    }
+    struct mars_batch *b = mars_source_batch(ms->src, 64);
+    int rc = b ? mars_wire_decode_batch(p, h->raw_length, b, &why) : -ENOMEM;
+    if (c->dcap > KEEP_MAX) { /* do not keep a rare huge frame's buffer */
+        free(c->dbuf);
+        c->dbuf = NULL;
+        c->dcap = 0;
+    }
+    if (rc) {
+        if (b)
+            mars_batch_release(b); /* no ack set yet: nothing is acknowledged */
+        conn_fail(c, MARS__ERROR__CODE__MALFORMED, rc == -ENOMEM ? MARS_ERR_MEMORY : MARS_ERR_PARSE,
+                  h->seq, why ? why : "out of memory");
+        return;
+    }
+    c->next_seq++;
+    c->inflight++;
+    c->refs++;
+    b->ack = (struct mars_batch_ack){.fn = on_batch_ack, .ctx = c, .a = h->seq, .b = b->n};
+    mars_source_emit(ms->src, b); /* may acknowledge at once (on_batch_ack runs inside) */
+}
+
+/* Handles one whole frame. */
+static void on_frame(struct mconn *c, const struct mars_wire_hdr *h, const uint8_t *p)
+{
+    if (c->state == S_HELLO && h->type != MARS_WIRE_HELLO) {
+        conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, 0, "first frame is not HELLO");
+        return;
+    }
+    switch (h->type) {
+    case MARS_WIRE_HELLO:
+        if (c->state == S_HELLO)
+            on_hello(c, p, h->length);
+        else
+            conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, 0, "second HELLO");
+        break;
+    case MARS_WIRE_BATCH:
+        on_batch(c, h, p);
+        break;
+    case MARS_WIRE_PING:
+        c->want_pong = h->seq + 1;
+        flush_out(c);
+        break;
+    default:
+        conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, h->seq,
+                  "unexpected frame type from a sender");
+        break;
+    }
+}
+
+static void on_recv(struct mars_ev_op *op, int res);
+
+static void recv_more(struct mconn *c)
+{
+    if (c->receiving || !is_open(c) || c->ms->stopping)
+        return;
+    if (c->rlen == c->rcap) { /* a frame bigger than the buffer: conn_process grew rcap */
+        conn_fail(c, MARS__ERROR__CODE__TOO_LARGE, MARS_ERR_PARSE, 0, "receive buffer full");
+        return;
+    }
+    mars_ev_prep_recv(&c->op_recv, c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, on_recv, c);
+    if (mars_ev_submit(mars_source_loop(c->ms->src), &c->op_recv)) {
+        conn_close(c);
+        return;
+    }
+    c->receiving = true;
+    c->ops++;
+}
+
+/* Handles every whole frame in the buffer while the pipeline takes more, then reads on. */
+static void conn_process(struct mconn *c)
+{
+    struct msrc *ms = c->ms;
+    size_t off = 0, pending = 0;
+    if (c->processing) /* the loop below re-checks the limits before every frame */
+        return;
+    c->processing = true;
+    while (is_open(c) && c->rlen - off >= MARS_WIRE_HDR) {
+        if (mars_source_paused(ms->src) || c->inflight >= MAX_INFLIGHT)
+            break; /* resume() or an ack brings us back */
+        struct mars_wire_hdr h;
+        const char *why = NULL;
+        uint32_t max = c->state == S_HELLO ? MARS_WIRE_CONTROL_MAX
+                                           : (uint32_t)ms->conf->max_frame_bytes;
+        int rc = mars_wire_get_hdr(c->rbuf + off, max, &h, &why);
+        if (rc) {
+            conn_fail(c, rc == -EMSGSIZE ? MARS__ERROR__CODE__TOO_LARGE
+                                         : MARS__ERROR__CODE__MALFORMED,
+                      MARS_ERR_PARSE, 0, why);
+            break;
+        }
+        size_t need = MARS_WIRE_HDR + (size_t)h.length;
+        if (c->rlen - off < need) {
+            pending = need;
+            if (need > c->rcap) { /* make room for the whole frame */
+                memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+                c->rlen -= off;
+                off = 0;
+                uint8_t *r = realloc(c->rbuf, need);
+                if (!r) {
+                    conn_fail(c, MARS__ERROR__CODE__TOO_LARGE, MARS_ERR_MEMORY, 0,
+                              "out of memory");
+                    break;
+                }
+                c->rbuf = r;
+                c->rcap = need;
+            }
+            break;
+        }
+        on_frame(c, &h, c->rbuf + off + MARS_WIRE_HDR);
+        off += need;
+    }
+    if (off > 0 && c->rbuf) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+    if (c->rcap > KEEP_MAX && c->rlen <= RBUF_MIN && pending <= RBUF_MIN) {
+        /* give a rare big frame's room back */
+        uint8_t *r = realloc(c->rbuf, RBUF_MIN);
+        if (r) {
+            c->rbuf = r;
+            c->rcap = RBUF_MIN;
+        }
+    }
+    c->processing = false;
+    if (!mars_source_paused(ms->src) && c->inflight < MAX_INFLIGHT)
+        recv_more(c);
+}
+
+static void on_recv(struct mars_ev_op *op, int res)
+{
+    struct mconn *c = op->data;
+    c->receiving = false;
+    if (is_open(c)) {
+        if (res > 0) {
+            c->rlen += (size_t)res;
+            conn_process(c);
+        } else if (res == -EAGAIN || res == -EINTR) {
+            recv_more(c);
+        } else {
+            if (res < 0 && res != -ECONNRESET)
+                mars_stat_add(&stats(c->ms)->errors[MARS_ERR_READ], 1);
+            if (c->inflight > 0 || res < 0)
+                MARS_LOG_RL(MARS_LOG_WARN, c->ms->id, "connection from %s %s", c->peer,
+                            res == 0 ? "closed by the sender" : strerror(-res));
+            conn_close(c);
+        }
+    }
+    op_done(c);
+}
+
+/* ---- listener ---- */
+
+static void on_accept(struct mars_ev_op *op, int res);
+
+static void accept_next(struct msrc *ms)
+{
+    if (ms->accepting || ms->stopping || ms->lfd < 0)
+        return;
+    mars_ev_prep_accept(&ms->op_accept, ms->lfd, on_accept, ms);
+    if (mars_ev_submit(mars_source_loop(ms->src), &ms->op_accept)) {
+        ms->accept_failed = true; /* the tick tries again */
+        return;
+    }
+    ms->accepting = true;
+}
+
+static void conn_start(struct msrc *ms, int fd)
+{
+    struct mconn *c = calloc(1, sizeof(*c));
+    uint8_t *rbuf = malloc(RBUF_MIN);
+    if (!c || !rbuf) {
+        free(c);
+        free(rbuf);
+        close(fd);
+        mars_stat_add(&stats(ms)->errors[MARS_ERR_MEMORY], 1);
+        return;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0)
+        mars_wire_format_address((struct sockaddr *)&ss, c->peer, sizeof(c->peer));
+    else
+        snprintf(c->peer, sizeof(c->peer), "?");
+    mars_wire_tune(fd);
+    c->ms = ms;
+    c->fd = fd;
+    c->state = S_HELLO;
+    c->refs = 1;
+    c->rbuf = rbuf;
+    c->rcap = RBUF_MIN;
+    c->next_seq = 1;
+    c->err_code = -1;
+    c->opened_ns = mars_ev_now(mars_source_loop(ms->src));
+    c->next = ms->conns;
+    if (ms->conns)
+        ms->conns->prev = c;
+    ms->conns = c;
+    ms->nopen++;
+    if (ms->nopen > (unsigned)ms->conf->max_connections)
+        conn_fail(c, MARS__ERROR__CODE__BUSY, MARS_ERR_REJECTED, 0, "too many connections");
+    else
+        recv_more(c);
+}
+
+static void on_accept(struct mars_ev_op *op, int res)
+{
+    struct msrc *ms = op->data;
+    ms->accepting = false;
+    if (res >= 0) {
+        if (ms->stopping)
+            close(res);
+        else
+            conn_start(ms, res);
+    } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
+        mars_stat_add(&stats(ms)->errors[MARS_ERR_READ], 1);
+        MARS_LOG_RL(MARS_LOG_ERROR, ms->id, "accept failed: %s", strerror(-res));
+        ms->accept_failed = true; /* out of descriptors, say: the tick tries again */
+    }
+    if (ms->stopping) {
+        maybe_finished(ms);
+        return;
+    }
+    if (!ms->accept_failed)
+        accept_next(ms);
+}
+
+static void on_tick(struct mars_ev_op *op, int res);
+
+static void tick_arm(struct msrc *ms)
+{
+    mars_ev_prep_timer(&ms->op_tick, TICK_NS, on_tick, ms);
+    ms->ticking = mars_ev_submit(mars_source_loop(ms->src), &ms->op_tick) == 0;
+}
+
+static void on_tick(struct mars_ev_op *op, int res)
+{
+    struct msrc *ms = op->data;
+    ms->ticking = false;
+    if (ms->stopping) {
+        maybe_finished(ms);
+        return;
+    }
+    int64_t now = mars_ev_now(mars_source_loop(ms->src));
+    for (struct mconn *c = ms->conns, *next; c; c = next) {
+        next = c->next; /* conn_fail may free nothing now, but keep the walk safe */
+        if (c->state == S_HELLO && now - c->opened_ns > ms->conf->handshake_timeout)
+            conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, 0,
+                      "no HELLO within handshake_timeout");
+    }
+    if (ms->accept_failed) {
+        ms->accept_failed = false;
+        accept_next(ms);
+    }
+    tick_arm(ms);
+}
+
+static int listen_on(struct msrc *ms)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc = mars_wire_parse_address(ms->conf->address, &ss, &sl);
+    if (rc) {
+        mars_error(ms->id, "address %s: %s", ms->conf->address,
+                   rc == -EINVAL ? "expected host:port" : "name not resolved");
+        return rc;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 128)) {
+        rc = -errno;
+        mars_error(ms->id, "cannot listen on %s: %s", ms->conf->address, strerror(-rc));
+        close(fd);
+        return rc;
+    }
+    char where[64];
+    sl = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    mars_wire_format_address((struct sockaddr *)&ss, where, sizeof(where));
+    mars_info(ms->id, "listening on %s%s", where, ms->conf->token ? "" : " (no token: any sender)");
+    ms->lfd = fd;
+    return 0;
+}
+
+/* ---- instance ---- */
+
+static void maybe_finished(struct msrc *ms)
+{
+    if (!ms->stopping || ms->accepting || ms->ticking || ms->nopen > 0)
+        return;
+    if (ms->lfd >= 0) {
+        close(ms->lfd);
+        ms->lfd = -1;
+        mars_source_finished(ms->src);
+    }
+}
+
+static int msrc_init(struct mars_source *s)
+{
+    struct msrc *ms = calloc(1, sizeof(*ms));
+    if (!ms)
+        return -ENOMEM;
+    ms->src = s;
+    ms->conf = mars_source_conf(s);
+    ms->id = mars_source_id(s);
+    ms->lfd = -1;
+    mars_source_set_state(s, ms);
+    return 0;
+}
+
+static int msrc_start(struct mars_source *s)
+{
+    struct msrc *ms = mars_source_state(s);
+    if (mars_source_once(s)) {
+        mars_error(ms->id, "the mars source listens until stopped; it cannot run with --once");
+        return -ENOTSUP;
+    }
+    int rc = listen_on(ms);
+    if (rc)
+        return rc;
+    accept_next(ms);
+    tick_arm(ms);
+    return 0;
+}
+
+static void msrc_resume(struct mars_source *s)
+{
+    struct msrc *ms = mars_source_state(s);
+    for (struct mconn *c = ms->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state == S_READY || c->state == S_HELLO)
+            conn_process(c);
+    }
+}
+
+static void msrc_stop(struct mars_source *s)
+{
+    struct msrc *ms = mars_source_state(s);
+    struct mars_ev_loop *loop = mars_source_loop(s);
+    ms->stopping = true;
+    if (ms->accepting)
+        mars_ev_cancel(loop, &ms->op_accept);
+    if (ms->ticking)
+        mars_ev_cancel(loop, &ms->op_tick);
+    for (struct mconn *c = ms->conns, *next; c; c = next) {
+        next = c->next;
+        conn_close(c); /* no ERROR frame: what is in flight stays unacknowledged */
+    }
+    maybe_finished(ms);
+}
+
+static void msrc_destroy(struct mars_source *s)
+{
+    struct msrc *ms = mars_source_state(s);
+    /* every batch was released before sources are destroyed, so no connection is left
+     * but ones that never closed (a failed start) */
+    while (ms->conns) {
+        struct mconn *c = ms->conns;
+        ms->conns = c->next;
+        if (c->fd >= 0)
+            close(c->fd);
+        free(c->rbuf);
+        free(c->dbuf);
+        free(c);
+    }
+    if (ms->lfd >= 0)
+        close(ms->lfd);
+    free(ms);
+}
+
+const struct mars_component_desc mars_source_mars = {
+    .name = "mars",
+    .description = "Receives events from other mars agents (their mars sink) over the native "
+                   "protocol, acknowledging each batch once this pipeline delivered it.",
+    .kind = MARS_KIND_SOURCE,
+    .produces = MARS_DATA_LOG,
+    .options = msrc_options,
+    .conf_size = sizeof(struct msrc_conf),
+    .source = {.init = msrc_init, .start = msrc_start, .resume = msrc_resume,
+               .stop = msrc_stop, .destroy = msrc_destroy},
+};

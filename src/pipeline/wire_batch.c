@@ -198,7 +198,7 @@ int mars_wire_enc_finish(struct mars_wire_enc *e, uint64_t seq, bool lz4)
         }
         mars__batch__pack(&batch, e->raw);
         clen = mars_wire_lz4(e->raw, n, e->frame + MARS_WIRE_HDR, e->framecap - MARS_WIRE_HDR);
-        if (clen == 0) /* incompressible: plain */
+        if (clen == 0 && n > 0) /* incompressible: plain */
             memcpy(e->frame + MARS_WIRE_HDR, e->raw, n);
     } else {
         mars__batch__pack(&batch, e->frame + MARS_WIRE_HDR);
@@ -337,6 +337,10 @@ static int decode_event(struct mars_batch *b, const Mars__Event *m, const char *
         ev->flags |= MARS_EVF_NO_MESSAGE;
     b->bytes += ev->msg.len;
     if (m->file.len) {
+        if (memchr(m->file.data, '\0', m->file.len)) {
+            *why = "file path with a NUL byte";
+            return -EPROTO;
+        }
         ev->file = mars_arena_strndup(&b->arena, (const char *)m->file.data, m->file.len);
         if (!ev->file)
             return -ENOMEM;

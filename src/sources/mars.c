@@ -321,7 +321,12 @@ static void on_hello(struct mconn *c, const uint8_t *p, size_t n)
                                       h.token_len)) {
         conn_fail(c, MARS__ERROR__CODE__BAD_TOKEN, MARS_ERR_REJECTED, 0, "wrong token");
     } else {
-        mars_info(ms->id, "accepted %s (%.64s)", c->peer, h.name);
+        char name[65];
+        size_t i = 0;
+        for (; h.name[i] && i < sizeof(name) - 1; i++) /* peer text: no control bytes in logs */
+            name[i] = (unsigned char)h.name[i] < 0x20 || h.name[i] == 0x7f ? '?' : h.name[i];
+        name[i] = '\0';
+        mars_info(ms->id, "accepted %s%s%s", c->peer, i ? " from sender " : "", name);
         c->state = S_READY;
         c->want_hello = true;
         flush_out(c);

@@ -98,6 +98,7 @@ struct mars_tls {
 
     int depth;
     bool again;
+    mars_tls_cb idle_cb;
 };
 
 /* ---- context ---- */
@@ -219,6 +220,16 @@ void mars_tls_ctx_destroy(struct mars_tls_ctx *ctx)
 
 static void pump(struct mars_tls *t);
 
+/* Last statement of every op completion: the owner may destroy t in idle_cb. */
+static void check_idle(struct mars_tls *t)
+{
+    if (t->state == TLS_FAILED && !mars_tls_busy(t) && t->idle_cb) {
+        mars_tls_cb cb = t->idle_cb;
+        t->idle_cb = NULL;
+        cb(t, 0);
+    }
+}
+
 static bool is_ip(const char *s)
 {
     unsigned char b[16];
@@ -295,6 +306,7 @@ static void on_send(struct mars_ev_op *op, int res)
         fail(t, res, "send failed: %s", strerror(-res));
     }
     pump(t);
+    check_idle(t);
 }
 
 static void on_recv(struct mars_ev_op *op, int res)
@@ -310,6 +322,7 @@ static void on_recv(struct mars_ev_op *op, int res)
         fail(t, res, "recv failed: %s", strerror(-res));
     }
     pump(t);
+    check_idle(t);
 }
 
 static void on_defer(struct mars_ev_op *op, int res)
@@ -317,6 +330,7 @@ static void on_defer(struct mars_ev_op *op, int res)
     struct mars_tls *t = op->data;
     t->deferred = false;
     pump(t);
+    check_idle(t);
 }
 
 /* Moves ciphertext from wbio to sbuf and starts a SEND when none is in flight. */
@@ -655,6 +669,11 @@ void mars_tls_cancel(struct mars_tls *t)
 bool mars_tls_busy(const struct mars_tls *t)
 {
     return t->sending || t->receiving || t->deferred;
+}
+
+void mars_tls_set_idle_cb(struct mars_tls *t, mars_tls_cb cb)
+{
+    t->idle_cb = cb;
 }
 
 void mars_tls_destroy(struct mars_tls *t)

@@ -98,6 +98,11 @@ int mars_tls_read(struct mars_tls *t, void *buf, size_t len, mars_tls_cb cb);
 void mars_tls_cancel(struct mars_tls *t);
 /* True while the session has an ev op in flight (the session must not be destroyed). */
 bool mars_tls_busy(const struct mars_tls *t);
+/* Optional: cb(t, 0) runs once, from the loop, when the session has ended (failed or
+ * cancelled) and its last op has completed, so an owner that tears down from callbacks
+ * knows when it may destroy it. If the session has ended and is not busy already, it does
+ * not run: check mars_tls_busy() after mars_tls_cancel(). cb may destroy the session. */
+void mars_tls_set_idle_cb(struct mars_tls *t, mars_tls_cb cb);
 /* Frees the session. Requires !mars_tls_busy(t). */
 void mars_tls_destroy(struct mars_tls *t);
 

@@ -16,6 +16,7 @@ Faults, for the tests:
                        what sits unread in the socket buffers is lost, as when a peer dies
   --rate BYTES         read at most BYTES per second (a slow peer)
   --tls CERT KEY       TLS server with that certificate chain and key
+  --client-ca FILE     with --tls: require a client certificate signed by a CA in FILE
 
 Usage: tcp_recv.py --port-file F --out F [options]; runs until killed (SIGTERM/SIGKILL).
 """
@@ -58,6 +59,9 @@ def serve(conn, n, args, out_fd, torn_fd):
     try:
         if args.tls:
             conn = args.tls_ctx.wrap_socket(conn, server_side=True)
+            peer = conn.getpeercert()
+            if peer:
+                log("conn %d client certificate %s" % (n, dict(x[0] for x in peer["subject"])))
         while True:
             want = 65536
             if args.rate:
@@ -105,6 +109,7 @@ def main():
     p.add_argument("--faults", type=int, default=1)
     p.add_argument("--rate", type=int, default=0)
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    p.add_argument("--client-ca")
     p.add_argument("--port", type=int, default=0)
     args = p.parse_args()
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
@@ -112,6 +117,9 @@ def main():
     if args.tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.tls[0], args.tls[1])
+        if args.client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(args.client_ca)
         args.tls_ctx = ctx
     out_fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     torn_fd = os.open(args.out + ".torn", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

@@ -74,6 +74,8 @@ enum mars_error_type {
     MARS_ERR_PARSE,   /* input did not parse (parse transforms) */
     MARS_ERR_CONVERT, /* a value could not be converted or written (modify, log_to_metric) */
     MARS_ERR_LIMIT,   /* a configured limit was hit (cardinality, multiline size) */
+    MARS_ERR_CONNECT, /* a connection to the peer could not be made (resolve, refused, timeout) */
+    MARS_ERR_TLS,     /* a TLS handshake failed (bad certificate, name, protocol) */
     MARS_ERR__COUNT
 };
 const char *mars_error_type_name(enum mars_error_type t);

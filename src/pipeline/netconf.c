@@ -90,3 +90,11 @@ void mars_netconf_http_tls(const struct mars_tls_conf *conf, const char *compone
         mars_warn(component_id, "TLS certificate verification is off (tls.verify: false): the "
                                 "peer is not authenticated");
 }
+
+void mars_netconf_tls(const struct mars_tls_conf *conf, struct mars_tls_opts *out)
+{
+    *out = (struct mars_tls_opts){.verify = conf->verify,
+                                  .ca_file = conf->ca_file,
+                                  .cert_file = conf->cert_file,
+                                  .key_file = conf->key_file};
+}

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "core/http.h"
+#include "core/tls.h"
 #include "core/schema.h"
 
 struct mars_tls_conf {
@@ -50,5 +51,9 @@ int mars_netconf_check(const struct mars_tls_conf *tls, const struct mars_auth_c
  * logs the one warning when verification is off. */
 void mars_netconf_http_tls(const struct mars_tls_conf *conf, const char *component_id,
                            struct mars_http_tls *out);
+
+/* Fills the settings of a mars socket TLS ctx (core/tls.h) from the section (strings
+ * borrowed from conf); mars_tls_ctx_create() logs the warning when verify is off. */
+void mars_netconf_tls(const struct mars_tls_conf *conf, struct mars_tls_opts *out);
 
 #endif

@@ -170,7 +170,8 @@ const char *mars_error_type_name(enum mars_error_type t)
         [MARS_ERR_ENCODE] = "encode",     [MARS_ERR_REJECTED] = "rejected",
         [MARS_ERR_RETRY] = "retry",       [MARS_ERR_MEMORY] = "memory",
         [MARS_ERR_PARSE] = "parse",       [MARS_ERR_CONVERT] = "convert",
-        [MARS_ERR_LIMIT] = "limit",
+        [MARS_ERR_LIMIT] = "limit",       [MARS_ERR_CONNECT] = "connect",
+        [MARS_ERR_TLS] = "tls",
     };
     /* a type without a name here would show as a duplicate series: promtool catches it */
     return (unsigned)t < MARS_ERR__COUNT && names[t] ? names[t] : "unknown";
@@ -184,6 +185,8 @@ static const char *error_stage(enum mars_error_type t)
     case MARS_ERR_WRITE:
     case MARS_ERR_REJECTED:
     case MARS_ERR_RETRY:
+    case MARS_ERR_CONNECT:
+    case MARS_ERR_TLS:
         return "sending";
     default:
         return "processing";

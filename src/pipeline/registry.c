@@ -23,6 +23,7 @@ extern const struct mars_component_desc mars_transform_route;
 extern const struct mars_component_desc mars_transform_sample;
 extern const struct mars_component_desc mars_transform_throttle;
 extern const struct mars_component_desc mars_sink_stdout;
+extern const struct mars_component_desc mars_sink_tcp;
 extern const struct mars_component_desc mars_sink_file;
 extern const struct mars_component_desc mars_sink_blackhole;
 extern const struct mars_component_desc mars_sink_prometheus_exporter;
@@ -49,6 +50,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_sink_mars,
     &mars_sink_prometheus_exporter,
     &mars_sink_stdout,
+    &mars_sink_tcp,
 };
 #define NBUILTIN (sizeof(builtin) / sizeof(builtin[0]))
 

@@ -422,6 +422,10 @@ static void on_hello_sent(struct mars_ev_op *op, int res)
             send_hello(ms);
     }
     op_done(ms);
+    /* the receiver's HELLO may have been handled before this completion ran: frames queued
+     * meanwhile waited for the send op to be free */
+    if (ms->state == C_READY)
+        send_more(ms);
 }
 
 static void on_connect(struct mars_ev_op *op, int res)

@@ -8,8 +8,10 @@
  *   GET  /api/v1/components  JSON: per component id, type, kind, counters, buffer, last error
  *   POST /api/v1/reload      needs api.token as "Authorization: Bearer <token>" (compared
  *                            in constant time): 401 without credentials, 403 with wrong
- *                            ones or when no token is configured, 501 when authorized
- *                            (reload is not implemented yet)
+ *                            ones or when no token is configured; then 202 when the
+ *                            file is valid (mars drains and runs it, see engine.h), 400
+ *                            with the problems (the running config is kept), 409 when a
+ *                            stop or reload is already under way
  *   GET  /health, /health/<name>  health_check results, Spring style: 200 {"status":"UP"}
  *                            or 503 {"status":"DOWN",...}; 404 for an unknown name
  *
@@ -33,6 +35,7 @@
 #include "pipeline/observe.h"
 
 struct mars_api {
+    struct mars_engine *e;
     struct mars_admin *srv;
     struct mars_obs *obs;
     const struct mars_api_conf *conf;
@@ -118,6 +121,31 @@ static bool token_equal(const char *given, const char *want)
     return d == 0;
 }
 
+/* Each line of text as a JSON string, comma separated. */
+static void add_json_lines(struct evbuffer *b, const char *text)
+{
+    bool first = true;
+    while (*text) {
+        const char *nl = strchr(text, '\n');
+        size_t n = nl ? (size_t)(nl - text) : strlen(text);
+        if (n) {
+            evbuffer_add_printf(b, "%s\"", first ? "" : ",");
+            for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)text[i];
+                if (c == '"' || c == '\\')
+                    evbuffer_add_printf(b, "\\%c", c);
+                else if (c < 0x20)
+                    evbuffer_add_printf(b, "\\u%04x", c);
+                else
+                    evbuffer_add(b, &text[i], 1);
+            }
+            evbuffer_add(b, "\"", 1);
+            first = false;
+        }
+        text += n + (nl ? 1 : 0);
+    }
+}
+
 static void on_reload(struct mars_admin_req *r, void *arg)
 {
     struct mars_api *api = arg;
@@ -140,9 +168,28 @@ static void on_reload(struct mars_admin_req *r, void *arg)
         mars_admin_reply_json(r, 403, "{\"error\":\"wrong token\"}");
         return;
     }
-    mars_admin_reply_json(r, 501,
-                          "{\"error\":\"configuration reload is not implemented yet; "
-                          "restart mars to apply a new configuration\"}");
+    char *problems = NULL;
+    int rc = mars_engine_reload(api->e, &problems);
+    if (rc == 0) {
+        mars_admin_reply_json(r, 202, "{\"status\":\"reloading\"}");
+    } else if (rc == -EINVAL) {
+        struct evbuffer *b = evbuffer_new();
+        if (b) {
+            evbuffer_add_printf(b, "{\"error\":\"the configuration has problems; the running "
+                                   "one is kept\",\"problems\":[");
+            add_json_lines(b, problems ? problems : "");
+            evbuffer_add_printf(b, "]}");
+            mars_admin_reply(r, 400, "application/json", b);
+            evbuffer_free(b);
+        } else {
+            mars_admin_reply(r, 500, NULL, NULL);
+        }
+    } else if (rc == -EBUSY) {
+        mars_admin_reply_json(r, 409, "{\"error\":\"mars is already stopping or reloading\"}");
+    } else {
+        mars_admin_reply_json(r, 501, "{\"error\":\"no configuration file to reload\"}");
+    }
+    free(problems);
 }
 
 static void on_health(struct mars_admin_req *r, void *arg)
@@ -186,6 +233,7 @@ int mars_api_start(struct mars_engine *e)
     api = calloc(1, sizeof(*api));
     if (!api)
         return -ENOMEM;
+    api->e = e;
     api->obs = e->obs;
     api->conf = c;
     const char *env = getenv("MARS_API_ADDRESS"); /* tests: "127.0.0.1:0" */

@@ -216,6 +216,19 @@ struct mars_sink_req {
     uint32_t n;
     uint64_t events, bytes;
     uint32_t attempt; /* 0 for the first try */
+    /* The sink's, kept across retries of this request (e.g. which events the peer already
+     * accepted); NULL on the first try. One malloc'd block: the sink frees it before
+     * reporting OK, REJECTED or ABORTED; the engine free()s it only when it gives up a
+     * request that waits for its retry (shutdown). */
+    void *sink_data;
+    /* Set by the sink before mars_sink_done(RETRY) when the peer said when to come back
+     * (Retry-After): the engine waits at least this long (up to retry.max_retry_after).
+     * Reset to 0 before each try. */
+    int64_t retry_after_ns;
+    /* Events of this request the sink dropped on purpose or rejected for good (bad items
+     * of a bulk request that otherwise succeeded): counted as discarded instead of sent
+     * when the request ends OK. Reset to 0 on the first try. */
+    uint64_t rejected_events;
 };
 const char *mars_sink_id(const struct mars_sink *s);
 const void *mars_sink_conf(const struct mars_sink *s);
@@ -226,6 +239,9 @@ struct mars_stats *mars_sink_stats(const struct mars_sink *s);
 /* The sink cannot go on (its output is gone for good): begins mars's graceful stop, as
  * SIGTERM does. Thread-safe. */
 void mars_sink_request_shutdown(struct mars_sink *s, const char *why);
+/* request.concurrency and request.timeout of this sink. */
+unsigned mars_sink_concurrency(const struct mars_sink *s);
+int64_t mars_sink_request_timeout(const struct mars_sink *s);
 /* Reports the outcome of r. `sent_bytes` counts bytes written to the peer (0 if unknown).
  * The engine counts sent events on OK, errors on the others, and owns retries. */
 void mars_sink_done(struct mars_sink *s, struct mars_sink_req *r, enum mars_sink_result res,

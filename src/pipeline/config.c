@@ -141,6 +141,23 @@ static const struct mars_opt retry_options[] = {
      .offset = OFF(struct mars_retry_conf, max_backoff), .def = "30s", .min = 1000000,
      .max = (int64_t)24 * 3600 * 1000000000,
      .desc = "Longest wait between retries (the wait doubles, with jitter, up to this)."},
+    {.name = "max_retry_after", .type = MARS_OPT_DURATION,
+     .offset = OFF(struct mars_retry_conf, max_retry_after), .def = "5m", .min = 0,
+     .max = (int64_t)24 * 3600 * 1000000000,
+     .desc = "A peer's Retry-After is honoured (waited at least) up to this long."},
+    {.name = NULL},
+};
+
+static const struct mars_opt request_options[] = {
+    {.name = "concurrency", .type = MARS_OPT_INT,
+     .offset = OFF(struct mars_request_conf, concurrency), .def = "1", .min = 1, .max = 256,
+     .desc = "Requests in flight at once per worker; above 1, requests may arrive out of "
+             "order."},
+    {.name = "timeout", .type = MARS_OPT_DURATION,
+     .offset = OFF(struct mars_request_conf, timeout), .def = "60s", .min = 1000000,
+     .max = (int64_t)3600 * 1000000000,
+     .desc = "Network sinks: a request without an answer after this long fails and is "
+             "retried."},
     {.name = NULL},
 };
 
@@ -162,6 +179,8 @@ const struct mars_opt mars_sink_common_options[] = {
      .sub = batch_options, .desc = "How events are grouped into requests."},
     {.name = "retry", .type = MARS_OPT_SECTION, .offset = OFF(struct mars_common_conf, retry),
      .sub = retry_options, .desc = "Retries of requests that failed transiently."},
+    {.name = "request", .type = MARS_OPT_SECTION, .offset = OFF(struct mars_common_conf, request),
+     .sub = request_options, .desc = "Requests in flight and their timeout."},
     {.name = NULL},
 };
 

@@ -71,6 +71,12 @@ struct mars_batching_conf {
 struct mars_retry_conf {
     int64_t initial_backoff;
     int64_t max_backoff;
+    int64_t max_retry_after;
+};
+
+struct mars_request_conf {
+    int64_t concurrency;
+    int64_t timeout;
 };
 
 /* Options every transform and sink has, whatever its type. */
@@ -79,6 +85,7 @@ struct mars_common_conf {
     struct mars_buffer_conf buffer;  /* sinks */
     struct mars_batching_conf batch; /* sinks */
     struct mars_retry_conf retry;    /* sinks */
+    struct mars_request_conf request; /* sinks */
 };
 
 struct mars_node {

@@ -93,6 +93,7 @@ struct mars_engine *mars_engine_create(const struct mars_config *cfg,
         return NULL;
     }
     pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->reload_lock, NULL);
     pthread_cond_init(&e->cond, NULL);
     for (unsigned i = 0; i < e->nworkers; i++) {
         struct mars_worker *w = &e->workers[i];
@@ -170,6 +171,8 @@ static void on_wake(struct mars_ev_async *a)
     struct mars_engine *e = a->data;
     if (atomic_exchange(&e->stop_requested, false))
         begin_stop(e, "stop requested");
+    if (atomic_exchange(&e->reload_requested, false))
+        begin_stop(e, "configuration reload");
     if (all_done(e))
         mars_ev_stop(e->loop);
 }
@@ -181,6 +184,25 @@ void mars_engine_request_stop(struct mars_engine *e)
 }
 
 static void on_signal(struct mars_ev_op *op, int res);
+
+static void reload_from_signal(struct mars_engine *e)
+{
+    char *problems = NULL;
+    int rc = mars_engine_reload(e, &problems);
+    if (rc == -EINVAL) {
+        mars_error("-", "SIGHUP: %s has problems; keeping the running configuration",
+                   e->opts.config_path);
+        for (char *line = problems, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+            if ((nl = strchr(line, '\n')))
+                *nl = '\0';
+            mars_error("-", "%s", line);
+        }
+    } else if (rc)
+        mars_warn("-", "SIGHUP: reload not started: %s",
+                  rc == -EBUSY ? "mars is already stopping or reloading"
+                               : "no configuration file to reload");
+    free(problems);
+}
 
 static void arm_signals(struct mars_engine *e)
 {
@@ -198,8 +220,7 @@ static void on_signal(struct mars_ev_op *op, int res)
         return; /* cancelled at exit */
     while (read(e->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGHUP)
-            mars_warn("-", "SIGHUP received: configuration reload is not supported yet; "
-                           "restart mars to apply a new configuration");
+            reload_from_signal(e);
         else
             begin_stop(e, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
     }
@@ -367,10 +388,62 @@ unsigned mars_engine_workers(const struct mars_engine *e)
     return e->nworkers;
 }
 
+int mars_engine_reload(struct mars_engine *e, char **problems)
+{
+    struct mars_config *cfg = NULL;
+    struct mars_diag diag;
+    *problems = NULL;
+    if (!e->opts.config_path)
+        return -ENOTSUP;
+    pthread_mutex_lock(&e->reload_lock);
+    bool busy = e->next_cfg != NULL || e->stopping;
+    pthread_mutex_unlock(&e->reload_lock);
+    if (busy)
+        return -EBUSY;
+    mars_diag_init(&diag);
+    int rc = mars_config_load(e->opts.config_path, &cfg, &diag);
+    if (rc) {
+        size_t len = 0;
+        FILE *f = open_memstream(problems, &len);
+        if (f) {
+            mars_diag_print(&diag, f);
+            fclose(f);
+        }
+        mars_diag_fini(&diag);
+        return -EINVAL;
+    }
+    mars_diag_fini(&diag);
+    pthread_mutex_lock(&e->reload_lock);
+    busy = e->next_cfg != NULL;
+    if (!busy)
+        e->next_cfg = cfg;
+    pthread_mutex_unlock(&e->reload_lock);
+    if (busy) {
+        mars_config_free(cfg);
+        return -EBUSY;
+    }
+    mars_info("-", "configuration %s is valid (%u components): reloading",
+              e->opts.config_path, cfg->n);
+    atomic_store(&e->reload_requested, true);
+    mars_ev_async_send(&e->wake);
+    return 0;
+}
+
+struct mars_config *mars_engine_take_reload(struct mars_engine *e)
+{
+    pthread_mutex_lock(&e->reload_lock);
+    struct mars_config *cfg = e->next_cfg;
+    e->next_cfg = NULL;
+    pthread_mutex_unlock(&e->reload_lock);
+    return cfg;
+}
+
 void mars_engine_destroy(struct mars_engine *e)
 {
     if (!e)
         return;
+    mars_config_free(mars_engine_take_reload(e));
+    pthread_mutex_destroy(&e->reload_lock);
     mars_arena_cache_drain(); /* batches released on this thread at teardown */
     mars_api_stop(e);
     if (e->loop) {

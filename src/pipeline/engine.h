@@ -21,11 +21,14 @@ struct mars_stats;
 struct mars_engine_opts {
     const char *io_backend; /* NULL: config, then MARS_IO_BACKEND, then "auto" */
     unsigned workers;       /* 0: config (then online CPUs) */
-    bool handle_signals;    /* SIGTERM/SIGINT stop, SIGHUP logged, SIGPIPE ignored */
+    bool handle_signals;    /* SIGTERM/SIGINT stop, SIGHUP reloads, SIGPIPE ignored */
     bool once;              /* sources read what exists now, then finish (mars --once) */
     /* Serve the admin API when the config enables it (api.enabled). Off by default so an
      * in-process engine (tests) never binds 127.0.0.1:8686 by accident; main.c sets it. */
     bool serve_api;
+    /* The file the configuration came from: SIGHUP and POST /api/v1/reload load it again.
+     * NULL: reload is refused. */
+    const char *config_path;
 };
 
 /* Returns an owned engine (not started) or NULL after logging why. The config is borrowed
@@ -44,6 +47,19 @@ const char *mars_engine_backend_name(const struct mars_engine *e);
  * NULL. Thread-safe once mars_engine_run() has started the API. */
 const char *mars_engine_api_address(const struct mars_engine *e);
 unsigned mars_engine_workers(const struct mars_engine *e);
+/*
+ * Thread-safe. Loads opts.config_path again; when it is valid, begins a graceful stop
+ * (sources stop, queued events are delivered, checkpoints written) after which
+ * mars_engine_run() returns and mars_engine_take_reload() hands over the new
+ * configuration for the caller to run. Returns 0; -EINVAL when the file has problems
+ * (*problems: owned text, one "FILE:LINE:COL: message" per line; free()); -EBUSY when a
+ * stop or another reload is already under way; -ENOTSUP without a config path.
+ * The running pipeline is untouched unless 0 is returned.
+ */
+int mars_engine_reload(struct mars_engine *e, char **problems);
+/* After mars_engine_run() returned: the configuration a reload validated (owned by the
+ * caller, free with mars_config_free), or NULL when the engine stopped for another reason. */
+struct mars_config *mars_engine_take_reload(struct mars_engine *e);
 void mars_engine_destroy(struct mars_engine *e);
 
 #endif

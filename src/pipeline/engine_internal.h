@@ -46,6 +46,15 @@ struct mars_bufq {
     uint64_t events, bytes;
 };
 
+/* One request of a sink: in flight, waiting for its retry, or free. */
+struct mars_sink_slot {
+    struct mars_sink_req req; /* first: the sink API hands out &slot->req */
+    struct mars_sink *s;
+    uint32_t cap;            /* of req.batches */
+    struct mars_ev_op timer; /* retry backoff */
+    bool inflight, retry_wait, timer_armed;
+};
+
 struct mars_sink {
     struct mars_worker *w;
     const struct mars_node *node;
@@ -53,11 +62,11 @@ struct mars_sink {
     void *state;
     struct mars_stats *stats;
     struct mars_bufq q;
-    struct mars_sink_req req; /* the one request in flight (concurrency 1) */
-    uint32_t req_cap;
-    struct mars_ev_op timer; /* retry backoff or batch timeout */
-    bool timer_armed, timer_is_retry;
-    bool inflight, retry_wait, dispatching, aborting, full;
+    struct mars_sink_slot *slots; /* request.concurrency of them */
+    uint32_t nslots, busy;        /* busy: slots in flight or waiting to retry */
+    struct mars_ev_op timer;      /* batch timeout */
+    bool timer_armed;
+    bool dispatching, aborting, full;
     int64_t backoff_ns;
     uint32_t *feeders, nfeeders; /* source node indices on this worker feeding this sink */
     bool initialized;
@@ -113,6 +122,11 @@ struct mars_engine {
     struct mars_obs *obs;  /* metrics, heartbeats, health (observe.c) */
     _Atomic(struct mars_api *) api; /* admin HTTP API while running, or NULL (api.c) */
     int lock_fd; /* data_dir lock, when a component keeps state there */
+    /* reload: a validated configuration waiting for this engine to stop (any thread sets
+     * it under reload_lock; main.c takes it after mars_engine_run returns) */
+    pthread_mutex_t reload_lock;
+    struct mars_config *next_cfg;
+    atomic_bool reload_requested;
 };
 
 /* worker.c */

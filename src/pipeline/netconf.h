@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "core/compress.h"
 #include "core/http.h"
 #include "core/tls.h"
 #include "core/schema.h"
@@ -32,13 +33,8 @@ struct mars_auth_conf {
 };
 extern const struct mars_opt mars_auth_options[];
 
-enum mars_compression {
-    MARS_COMPRESSION_NONE,
-    MARS_COMPRESSION_GZIP,
-    MARS_COMPRESSION_ZSTD,
-    MARS_COMPRESSION_LZ4,
-};
-extern const char *const mars_compression_names[]; /* NULL-terminated, enum order */
+/* Choices of a `compression` option, in enum mars_codec order (core/compress.h). */
+extern const char *const mars_compression_names[];
 
 /* Cross-option checks (cert without key, basic without user, ...): adds errors at node's
  * position and returns -EINVAL. `tls` or `auth` may be NULL. */

@@ -28,6 +28,7 @@ extern const struct mars_component_desc mars_sink_file;
 extern const struct mars_component_desc mars_sink_blackhole;
 extern const struct mars_component_desc mars_sink_prometheus_exporter;
 extern const struct mars_component_desc mars_sink_mars;
+extern const struct mars_component_desc mars_sink_http;
 
 /* Built-in types, in the order `mars describe` lists them within a kind. */
 static const struct mars_component_desc *const builtin[] = {
@@ -47,6 +48,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_transform_throttle,
     &mars_sink_blackhole,
     &mars_sink_file,
+    &mars_sink_http,
     &mars_sink_mars,
     &mars_sink_prometheus_exporter,
     &mars_sink_stdout,

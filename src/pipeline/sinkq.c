@@ -10,13 +10,16 @@
  * stays bounded. With drop_newest, a batch that does not fit (in a non-empty buffer) is
  * dropped and counted as intentionally discarded.
  *
- * Requests: one in flight per sink (concurrency 1). A request takes queued batches up to
+ * Requests: up to request.concurrency in flight per sink and worker, each in a slot of its
+ * own (with its retry timer). A request takes queued batches up to
  * batch.max_events / batch.max_bytes; with batch.timeout > 0 a request smaller than that
  * waits up to the timeout for more (not while draining). The sink answers through
  * mars_sink_done(): OK finishes the batches; RETRY keeps them and resends after a backoff
  * that doubles from retry.initial_backoff to retry.max_backoff with +-25% jitter, without
- * limit; REJECTED finishes them as lost (counted, logged); ABORTED abandons them, so their
- * sources do not acknowledge them.
+ * limit, and is never shorter than a Retry-After the sink passed on (capped by
+ * retry.max_retry_after); REJECTED finishes them as lost (counted, logged); ABORTED
+ * abandons them, so their sources do not acknowledge them. OK may carry events the peer
+ * rejected for good (bad items of a bulk request), counted as lost.
  *
  * Thread: the sink's worker.
  */
@@ -126,16 +129,8 @@ void mars_sinkq_enqueue(struct mars_sink *s, struct mars_batch *b)
 
 /* ---- requests ---- */
 
-static void on_timer(struct mars_ev_op *op, int res);
-
-static void arm_timer(struct mars_sink *s, int64_t ns, bool is_retry)
-{
-    mars_ev_prep_timer(&s->timer, ns, on_timer, s);
-    if (mars_ev_submit(s->w->loop, &s->timer) == 0) {
-        s->timer_armed = true;
-        s->timer_is_retry = is_retry;
-    }
-}
+static void on_batch_timer(struct mars_ev_op *op, int res);
+static void on_retry_timer(struct mars_ev_op *op, int res);
 
 static bool request_ready(struct mars_sink *s)
 {
@@ -147,31 +142,58 @@ static bool request_ready(struct mars_sink *s)
     int64_t age = mars_ev_now(s->w->loop) - bufq_peek(&s->q)->created_ns;
     if (age >= bt->timeout)
         return true;
-    if (!s->timer_armed)
-        arm_timer(s, bt->timeout - age, false);
+    if (!s->timer_armed) {
+        mars_ev_prep_timer(&s->timer, bt->timeout - age, on_batch_timer, s);
+        s->timer_armed = mars_ev_submit(s->w->loop, &s->timer) == 0;
+    }
     return false;
 }
 
-static int fill_request(struct mars_sink *s)
+static int alloc_slots(struct mars_sink *s)
+{
+    uint32_t n = (uint32_t)s->node->common.request.concurrency;
+    s->slots = calloc(n ? n : 1, sizeof(*s->slots));
+    if (!s->slots)
+        return -ENOMEM;
+    s->nslots = n ? n : 1;
+    for (uint32_t i = 0; i < s->nslots; i++)
+        s->slots[i].s = s;
+    return 0;
+}
+
+static struct mars_sink_slot *free_slot(struct mars_sink *s)
+{
+    if (!s->slots && alloc_slots(s))
+        return NULL;
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (!s->slots[i].inflight && !s->slots[i].retry_wait)
+            return &s->slots[i];
+    return NULL;
+}
+
+static int fill_request(struct mars_sink *s, struct mars_sink_slot *sl)
 {
     const struct mars_batching_conf *bt = &s->node->common.batch;
-    struct mars_sink_req *r = &s->req;
+    struct mars_sink_req *r = &sl->req;
 
     r->n = 0;
     r->events = r->bytes = 0;
     r->attempt = 0;
+    r->sink_data = NULL;
+    r->retry_after_ns = 0;
+    r->rejected_events = 0;
     while (s->q.count > 0) {
         struct mars_batch *b = bufq_peek(&s->q);
         if (r->n > 0 && (r->events + b->n > (uint64_t)bt->max_events ||
                          r->bytes + b->bytes > bt->max_bytes))
             break;
-        if (r->n == s->req_cap) {
-            uint32_t cap = s->req_cap ? s->req_cap * 2 : 8;
+        if (r->n == sl->cap) {
+            uint32_t cap = sl->cap ? sl->cap * 2 : 8;
             struct mars_batch **nb = realloc(r->batches, cap * sizeof(*nb));
             if (!nb)
                 return r->n ? 0 : -ENOMEM;
             r->batches = nb;
-            s->req_cap = cap;
+            sl->cap = cap;
         }
         r->batches[r->n++] = bufq_pop(&s->q);
         r->events += b->n;
@@ -183,10 +205,11 @@ static int fill_request(struct mars_sink *s)
     return 0;
 }
 
-static void call_write(struct mars_sink *s)
+static void call_write(struct mars_sink *s, struct mars_sink_slot *sl)
 {
-    s->inflight = true;
-    s->node->desc->sink.write(s, &s->req);
+    sl->inflight = true;
+    sl->req.retry_after_ns = 0;
+    s->node->desc->sink.write(s, &sl->req);
 }
 
 void mars_sinkq_dispatch(struct mars_sink *s)
@@ -194,31 +217,35 @@ void mars_sinkq_dispatch(struct mars_sink *s)
     if (s->dispatching)
         return; /* the loop below picks up whatever changed */
     s->dispatching = true;
-    if (s->timer_armed && !s->timer_is_retry && s->w->state == MARS_W_DRAINING)
+    if (s->timer_armed && s->w->state == MARS_W_DRAINING)
         mars_ev_cancel(s->w->loop, &s->timer); /* draining sends partial requests now */
-    while (!s->inflight && !s->retry_wait && !s->aborting && s->q.count > 0) {
-        if (!request_ready(s) || fill_request(s))
+    struct mars_sink_slot *sl;
+    while (!s->aborting && s->q.count > 0 && (sl = free_slot(s))) {
+        if (!request_ready(s) || fill_request(s, sl))
             break;
-        call_write(s);
+        s->busy++;
+        call_write(s, sl);
     }
     s->dispatching = false;
-    if (!s->inflight && s->q.count == 0)
+    if (s->busy == 0 && s->q.count == 0)
         mars_worker_check_done(s->w);
 }
 
-static void finish_request(struct mars_sink *s, bool abandon)
+static void finish_request(struct mars_sink_slot *sl, bool abandon)
 {
-    for (uint32_t i = 0; i < s->req.n; i++) {
+    struct mars_sink_req *r = &sl->req;
+    for (uint32_t i = 0; i < r->n; i++) {
         if (abandon)
-            mars_batch_abandon(s->req.batches[i]);
+            mars_batch_abandon(r->batches[i]);
         else
-            mars_batch_release(s->req.batches[i]);
+            mars_batch_release(r->batches[i]);
     }
-    s->req.n = 0;
-    s->inflight = false;
+    r->n = 0;
+    sl->inflight = sl->retry_wait = false;
+    sl->s->busy--;
 }
 
-static int64_t next_backoff(struct mars_sink *s)
+static int64_t next_backoff(struct mars_sink *s, int64_t retry_after)
 {
     const struct mars_retry_conf *rc = &s->node->common.retry;
     int64_t b = s->backoff_ns ? s->backoff_ns * 2 : rc->initial_backoff;
@@ -227,64 +254,81 @@ static int64_t next_backoff(struct mars_sink *s)
     s->backoff_ns = b;
     /* +-25% jitter so many agents do not retry in step */
     int64_t span = b / 2;
-    return b - b / 4 + (span > 0 ? (int64_t)((uint64_t)rand() % (uint64_t)span) : 0);
+    int64_t wait = b - b / 4 + (span > 0 ? (int64_t)((uint64_t)rand() % (uint64_t)span) : 0);
+    if (retry_after > rc->max_retry_after)
+        retry_after = rc->max_retry_after;
+    return wait > retry_after ? wait : retry_after;
 }
 
 void mars_sink_done(struct mars_sink *s, struct mars_sink_req *r, enum mars_sink_result res,
                     uint64_t sent_bytes)
 {
+    struct mars_sink_slot *sl = MARS_CONTAINER_OF(r, struct mars_sink_slot, req);
     if (res == MARS_SINK_RETRY && s->aborting)
         res = MARS_SINK_ABORTED;
     mars_obs_sink_result(s, r, res); /* latency, consecutive failures, last error */
     switch (res) {
-    case MARS_SINK_OK:
-        mars_stat_add(&s->stats->sent_events, r->events);
+    case MARS_SINK_OK: {
+        uint64_t bad = r->rejected_events < r->events ? r->rejected_events : r->events;
+        mars_stat_add(&s->stats->sent_events, r->events - bad);
         mars_stat_add(&s->stats->sent_bytes, sent_bytes);
+        if (bad) {
+            mars_stat_add(&s->stats->errors[MARS_ERR_REJECTED], 1);
+            mars_stat_add(&s->stats->discarded_unintentional, bad);
+        }
         s->backoff_ns = 0;
-        finish_request(s, false);
+        finish_request(sl, false);
         break;
+    }
     case MARS_SINK_REJECTED:
         mars_stat_add(&s->stats->errors[MARS_ERR_REJECTED], 1);
         mars_stat_add(&s->stats->discarded_unintentional, r->events);
         MARS_LOG_RL(MARS_LOG_ERROR, s->node->id, "request of %llu events rejected; dropped",
                     (unsigned long long)r->events);
         s->backoff_ns = 0;
-        finish_request(s, false);
+        finish_request(sl, false);
         break;
     case MARS_SINK_ABORTED:
-        finish_request(s, true);
+        finish_request(sl, true);
         break;
     case MARS_SINK_RETRY: {
-        int64_t wait = next_backoff(s);
+        int64_t wait = next_backoff(s, r->retry_after_ns);
         mars_stat_add(&s->stats->errors[MARS_ERR_RETRY], 1);
         MARS_LOG_RL(MARS_LOG_WARN, s->node->id, "request of %llu events failed; retry %u in %lld ms",
                     (unsigned long long)r->events, r->attempt + 1, (long long)(wait / 1000000));
-        s->retry_wait = true;
-        s->inflight = false;
-        arm_timer(s, wait, true);
+        sl->retry_wait = true;
+        sl->inflight = false;
+        mars_ev_prep_timer(&sl->timer, wait, on_retry_timer, sl);
+        sl->timer_armed = mars_ev_submit(s->w->loop, &sl->timer) == 0;
+        if (!sl->timer_armed) /* cannot wait: give the request up rather than spin */
+            finish_request(sl, true);
         return;
     }
     }
     mars_sinkq_dispatch(s);
 }
 
-static void on_timer(struct mars_ev_op *op, int res)
+static void on_retry_timer(struct mars_ev_op *op, int res)
 {
-    struct mars_sink *s = op->data;
-    bool retry = s->timer_is_retry;
-
-    s->timer_armed = false;
-    if (retry) {
-        s->retry_wait = false;
-        if (res == -ECANCELED || s->aborting) {
-            finish_request(s, true);
-            mars_worker_check_done(s->w);
-            return;
-        }
-        s->req.attempt++;
-        call_write(s);
+    struct mars_sink_slot *sl = op->data;
+    struct mars_sink *s = sl->s;
+    sl->timer_armed = false;
+    if (res == -ECANCELED || s->aborting) {
+        free(sl->req.sink_data); /* the sink's scratch, malloc'd (component.h) */
+        sl->req.sink_data = NULL;
+        finish_request(sl, true);
+        mars_worker_check_done(s->w);
         return;
     }
+    sl->retry_wait = false;
+    sl->req.attempt++;
+    call_write(s, sl);
+}
+
+static void on_batch_timer(struct mars_ev_op *op, int res)
+{
+    struct mars_sink *s = op->data;
+    s->timer_armed = false;
     if (res != -ECANCELED)
         mars_sinkq_dispatch(s);
     else
@@ -295,7 +339,8 @@ static void on_timer(struct mars_ev_op *op, int res)
 
 void mars_sinkq_abort(struct mars_sink *s)
 {
-    uint64_t dropped = 0;
+    uint64_t dropped = 0, pending = 0;
+    bool inflight = false;
     s->aborting = true;
     while (s->q.count > 0) {
         struct mars_batch *b = bufq_pop(&s->q);
@@ -304,32 +349,61 @@ void mars_sinkq_abort(struct mars_sink *s)
     }
     set_full(s, false);
     update_gauges(s);
-    if (dropped || s->inflight || s->retry_wait)
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        struct mars_sink_slot *sl = &s->slots[i];
+        if (sl->inflight || sl->retry_wait)
+            pending += sl->req.events;
+        inflight |= sl->inflight;
+        if (sl->timer_armed)
+            mars_ev_cancel(s->w->loop, &sl->timer);
+    }
+    if (dropped || pending)
         mars_warn(s->node->id,
                   "shutdown timeout: %llu events not delivered (sources that keep checkpoints "
                   "will replay them)",
-                  (unsigned long long)(dropped + (s->inflight || s->retry_wait ? s->req.events : 0)));
+                  (unsigned long long)(dropped + pending));
     if (s->timer_armed)
         mars_ev_cancel(s->w->loop, &s->timer);
-    if (s->inflight && s->node->desc->sink.abort)
+    if (inflight && s->node->desc->sink.abort)
         s->node->desc->sink.abort(s);
 }
 
 bool mars_sinkq_idle(const struct mars_sink *s)
 {
-    return s->q.count == 0 && !s->inflight && !s->retry_wait && !s->timer_armed;
+    if (s->q.count || s->busy || s->timer_armed)
+        return false;
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (s->slots[i].timer_armed)
+            return false;
+    return true;
 }
 
 void mars_sinkq_fini(struct mars_sink *s)
 {
     while (s->q.count > 0)
         mars_batch_abandon(bufq_pop(&s->q));
-    if (s->req.n)
-        finish_request(s, true);
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        struct mars_sink_slot *sl = &s->slots[i];
+        if (sl->req.n)
+            finish_request(sl, true);
+        free(sl->req.sink_data);
+        free(sl->req.batches);
+    }
+    free(s->slots);
     free(s->q.ring);
-    free(s->req.batches);
+    s->slots = NULL;
+    s->nslots = 0;
     s->q.ring = NULL;
-    s->req.batches = NULL;
+}
+
+unsigned mars_sink_concurrency(const struct mars_sink *s)
+{
+    return (unsigned)s->node->common.request.concurrency;
+}
+
+int64_t mars_sink_request_timeout(const struct mars_sink *s)
+{
+    return s->node->common.request.timeout;
 }
 
 /* ---- sink instance API ---- */

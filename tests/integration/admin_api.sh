@@ -2,7 +2,8 @@
 # The admin API of the mars binary refuses what it should and keeps serving: unknown paths
 # (404), wrong methods (405), unknown methods (501), garbage and malformed requests (400 or closed), huge headers,
 # bodies over api.max_body_size (413), connections over api.max_connections (closed), and
-# POST /api/v1/reload without, with a wrong and with the right token (401, 403, 501). Then
+# POST /api/v1/reload without, with a wrong and with the right token for a broken file
+# (401, 403, 400 with the problem; reload itself: reload.sh). Then
 # /healthz and /readyz are still 200 and mars exits 0 on SIGTERM.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
@@ -78,8 +79,13 @@ alive "$pid" || fail "mars died on malformed requests: $(show_log "$err")"
 say "reload needs the token"
 expect_eq "$(code -X POST "http://$api/api/v1/reload")" 401 "reload without a token"
 expect_eq "$(code -X POST -H 'Authorization: Bearer wrong' "http://$api/api/v1/reload")" 403 "reload with a wrong token"
-expect_eq "$(code -X POST -H 'Authorization: Bearer s3cr3t-t0ken' "http://$api/api/v1/reload")" 501 "reload with the token"
-grep -q 'not implemented' "$TMP/body" || fail "501 body: $(cat "$TMP/body")"
+# the file now has a typo: the reload is refused with the problem, the running pipeline stays
+cp "$TMP/mars.yaml" "$TMP/mars.yaml.good"
+sed -i 's/type: blackhole/type: blackhol/' "$TMP/mars.yaml"
+expect_eq "$(code -X POST -H 'Authorization: Bearer s3cr3t-t0ken' "http://$api/api/v1/reload")" 400 "reload of a broken file"
+grep -q 'mars.yaml:[0-9]*:[0-9]*: .*blackhol' "$TMP/body" || fail "400 body: $(cat "$TMP/body")"
+python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$TMP/body" || fail "400 body is not JSON: $(cat "$TMP/body")"
+cp "$TMP/mars.yaml.good" "$TMP/mars.yaml"
 
 say "connections over max_connections are closed"
 for fd in 3 4 5 6; do

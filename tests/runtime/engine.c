@@ -204,6 +204,73 @@ static void test_block_keeps_source_bounded(void **state)
     (void)state;
 }
 
+static bool three_held(void *id)
+{
+    return mars_capture_held(id) >= 3;
+}
+
+static void test_request_concurrency(void **state)
+{
+    /* request.concurrency: 3 requests are handed to the sink before the first is
+     * answered, never a fourth; when they are released everything arrives */
+    struct bg b = {0};
+    struct mars_stats cap;
+    bg_start(&b, "sources:\n"
+                 "  gen: {type: demo, rate: 0, count: 20000, batch_events: 100}\n"
+                 "sinks:\n"
+                 "  cap: {type: capture, inputs: [gen], block: true,\n"
+                 "        batch: {max_events: 100}, request: {concurrency: 3},\n"
+                 "        buffer: {max_events: 1000, when_full: block}}\n");
+    wait_until(three_held, "cap", 20);
+    /* observation window (not synchronisation): a fourth request must not start */
+    for (int i = 0; i < 10; i++) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+        assert_int_equal(mars_capture_held("cap"), 3);
+    }
+    mars_capture_unblock("cap");
+    bg_finish(&b);
+    bg_stats(&b, "cap", &cap);
+    assert_int_equal(mars_capture_count("cap"), 20000);
+    assert_int_equal(mars_stat_get(&cap.sent_events), 20000);
+    bg_free(&b);
+    (void)state;
+}
+
+static void test_retry_after_is_honoured(void **state)
+{
+    /* the sink says "come back in 300 ms" twice: the backoff (1 ms) must not win; and a
+     * Retry-After above retry.max_retry_after is cut to it */
+    struct mars_stats st;
+    int64_t t0 = mars_ev_clock_ns();
+    int rc = mars_test_run("sources:\n"
+                           "  gen: {type: demo, rate: 0, count: 10}\n"
+                           "sinks:\n"
+                           "  cap: {type: capture, inputs: [gen], fail_first: 2,\n"
+                           "        retry_after: 300ms,\n"
+                           "        retry: {initial_backoff: 1ms, max_backoff: 2ms}}\n",
+                           1, "cap", &st);
+    int64_t took = mars_ev_clock_ns() - t0;
+    assert_int_equal(rc, 0);
+    assert_int_equal(mars_capture_count("cap"), 10);
+    assert_int_equal(mars_stat_get(&st.errors[MARS_ERR_RETRY]), 2);
+    assert_true(took >= 600 * 1000000LL);
+    t0 = mars_ev_clock_ns();
+    rc = mars_test_run("sources:\n"
+                       "  gen: {type: demo, rate: 0, count: 10}\n"
+                       "sinks:\n"
+                       "  cap: {type: capture, inputs: [gen], fail_first: 1,\n"
+                       "        retry_after: 1h,\n"
+                       "        retry: {initial_backoff: 1ms, max_backoff: 2ms,\n"
+                       "                max_retry_after: 50ms}}\n",
+                       1, "cap", &st);
+    took = mars_ev_clock_ns() - t0;
+    assert_int_equal(rc, 0);
+    assert_true(took >= 50 * 1000000LL);
+    assert_true(took < 30 * 1000000000LL);
+    (void)state;
+}
+
 static struct bg *b_watched;
 
 static bool source_done(void *id)
@@ -287,6 +354,8 @@ int main(void)
         cmocka_unit_test_setup(test_retries_then_delivers, setup),
         cmocka_unit_test_setup(test_two_sources_two_workers, setup),
         cmocka_unit_test_setup(test_block_keeps_source_bounded, setup),
+        cmocka_unit_test_setup(test_request_concurrency, setup),
+        cmocka_unit_test_setup(test_retry_after_is_honoured, setup),
         cmocka_unit_test_setup(test_drop_newest_counts, setup),
         cmocka_unit_test_setup(test_request_stop_drains, setup),
     };

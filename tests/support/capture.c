@@ -19,11 +19,14 @@
 #include "pipeline/encode.h"
 #include "pipeline/registry.h"
 
+#define MAX_HELD 256 /* request.concurrency's maximum */
+
 struct capture_conf {
     bool block;
     int64_t fail_first;
     int encoding; /* enum mars_encoding: text keeps messages, json whole events */
     int64_t stall;
+    int64_t retry_after;
 };
 
 static const struct mars_opt capture_options[] = {
@@ -51,11 +54,15 @@ static const struct mars_opt capture_options[] = {
      .def = "0s",
      .desc = "Block the worker thread this long in the first request (a stuck "
              "event loop, for /healthz)."},
+    {.name = "retry_after",
+     .type = MARS_OPT_DURATION,
+     .offset = offsetof(struct capture_conf, retry_after),
+     .def = "0s",
+     .desc = "With fail_first: the Retry-After passed on with each RETRY."},
     {.name = NULL},
 };
 
 #define MAX_STORES 16
-#define MAX_HELD 64
 
 struct store {
     char id[64];
@@ -89,7 +96,8 @@ static struct store *find(const char *id, bool create)
 struct capture {
     struct mars_sink *sink;
     const struct capture_conf *conf;
-    struct mars_sink_req *held;
+    struct mars_sink_req *held[MAX_HELD]; /* blocking mode: requests not answered yet */
+    size_t nheld;
     struct mars_ev_op poll; /* blocking mode: re-checks the unblock flag */
     bool polling;
     int64_t failed;
@@ -144,14 +152,17 @@ static void on_poll(struct mars_ev_op *op, int res)
         c->polling = mars_ev_submit(mars_sink_loop(c->sink), &c->poll) == 0;
         return;
     }
-    struct mars_sink_req *r = c->held;
-    c->held = NULL;
-    if (res == -ECANCELED) {
-        mars_sink_done(c->sink, r, MARS_SINK_ABORTED, 0);
-        return;
+    size_t n = c->nheld;
+    c->nheld = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct mars_sink_req *r = c->held[i];
+        if (res == -ECANCELED) {
+            mars_sink_done(c->sink, r, MARS_SINK_ABORTED, 0);
+            continue;
+        }
+        store_request(c->sink, r);
+        mars_sink_done(c->sink, r, MARS_SINK_OK, r->bytes);
     }
-    store_request(c->sink, r);
-    mars_sink_done(c->sink, r, MARS_SINK_OK, r->bytes);
 }
 
 static bool store_failing(const char *id)
@@ -177,6 +188,7 @@ static void capture_write(struct mars_sink *s, struct mars_sink_req *r)
     }
     if (c->failed < c->conf->fail_first) {
         c->failed++;
+        r->retry_after_ns = c->conf->retry_after;
         mars_sink_done(s, r, MARS_SINK_RETRY, 0);
         return;
     }
@@ -187,10 +199,12 @@ static void capture_write(struct mars_sink *s, struct mars_sink_req *r)
         if (blocked)
             st->held++;
         pthread_mutex_unlock(&lock);
-        if (blocked) {
-            c->held = r;
-            mars_ev_prep_timer(&c->poll, 1000000, on_poll, c);
-            c->polling = mars_ev_submit(mars_sink_loop(s), &c->poll) == 0;
+        if (blocked && c->nheld < MAX_HELD) {
+            c->held[c->nheld++] = r;
+            if (!c->polling) {
+                mars_ev_prep_timer(&c->poll, 1000000, on_poll, c);
+                c->polling = mars_ev_submit(mars_sink_loop(s), &c->poll) == 0;
+            }
             return;
         }
     }

@@ -1,0 +1,203 @@
+/*
+ * httpsink.c - the part of the HTTP-based sinks that does not depend on the protocol
+ * (see httpsink.h): header list, body preparation, sending through the loop's HTTP
+ * client, and the status mapping.
+ *
+ * Bodies: with compression the iovecs go straight into the call's compressor buffer; without
+ * it they are flattened into the call's own buffer (libcurl wants one contiguous body). Both
+ * buffers live as long as the call slot, so steady traffic does not allocate.
+ *
+ * Thread: the sink's worker.
+ */
+#include "sinks/httpsink.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ev.h"
+#include "core/log.h"
+
+int mars_httpsink_check(const struct mars_httpsink_conf *c, const struct mars_cfg_node *node,
+                        struct mars_diag *diag)
+{
+    int rc = mars_netconf_check(&c->tls, &c->auth, node, diag);
+    if (c->compression == MARS_CODEC_LZ4) {
+        const struct mars_cfg_node *n = mars_cfg_get(node, "compression");
+        n = n ? n : node;
+        mars_diag_add(diag, n->file, n->line, n->col,
+                      "compression lz4 has no HTTP Content-Encoding; use gzip or zstd");
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
+static int add_header(struct mars_httpsink *hs, const char *name, const char *value)
+{
+    size_t n = strlen(name) + strlen(value) + 3;
+    char *h = malloc(n);
+    const char **v = realloc(hs->headers, (hs->nheaders + 2) * sizeof(*v));
+    if (!h || !v) {
+        free(h);
+        if (v)
+            hs->headers = v;
+        return -ENOMEM;
+    }
+    snprintf(h, n, "%s: %s", name, value);
+    hs->headers = v;
+    hs->headers[hs->nheaders++] = h;
+    hs->headers[hs->nheaders] = NULL;
+    return 0;
+}
+
+int mars_httpsink_init(struct mars_httpsink *hs, struct mars_sink *s,
+                       const struct mars_httpsink_conf *conf, const char *content_type)
+{
+    memset(hs, 0, sizeof(*hs));
+    hs->sink = s;
+    hs->conf = conf;
+    const char *enc = mars_codec_http_encoding((enum mars_codec)conf->compression);
+    int rc = content_type ? add_header(hs, "Content-Type", content_type) : 0;
+    if (rc == 0 && enc)
+        rc = add_header(hs, "Content-Encoding", enc);
+    for (size_t i = 0; rc == 0 && i < conf->headers.n; i++)
+        rc = add_header(hs, conf->headers.keys[i], conf->headers.vals[i]);
+    if (rc)
+        return rc;
+    /* only the first worker's instance warns about verify: false */
+    mars_netconf_http_tls(&conf->tls, mars_sink_id(s), &hs->tls);
+    hs->client = mars_http_create(mars_sink_loop(s), NULL);
+    return hs->client ? 0 : -ENOMEM;
+}
+
+void mars_httpsink_abort(struct mars_httpsink *hs)
+{
+    if (hs->client)
+        mars_http_shutdown(hs->client);
+}
+
+void mars_httpsink_fini(struct mars_httpsink *hs)
+{
+    mars_http_destroy(hs->client);
+    for (size_t i = 0; i < hs->nheaders; i++)
+        free((char *)hs->headers[i]);
+    free(hs->headers);
+    memset(hs, 0, sizeof(*hs));
+}
+
+struct mars_httpsink_call *mars_httpsink_slot(struct mars_httpsink_call *calls, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (!calls[i].r)
+            return &calls[i];
+    return NULL;
+}
+
+void mars_httpsink_call_fini(struct mars_httpsink_call *c)
+{
+    mars_compressor_fini(&c->comp);
+    free(c->flat);
+    c->flat = NULL;
+    c->flat_cap = 0;
+}
+
+static int flatten(struct mars_httpsink_call *c, const struct iovec *iov, int n, size_t *len)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (total + 1 > c->flat_cap) {
+        size_t cap = c->flat_cap ? c->flat_cap : 4096;
+        while (cap < total + 1)
+            cap *= 2;
+        char *p = realloc(c->flat, cap);
+        if (!p)
+            return -ENOMEM;
+        c->flat = p;
+        c->flat_cap = cap;
+    }
+    size_t pos = 0;
+    for (int i = 0; i < n; i++) {
+        memcpy(c->flat + pos, iov[i].iov_base, iov[i].iov_len);
+        pos += iov[i].iov_len;
+    }
+    *len = pos;
+    return 0;
+}
+
+static void on_http_done(struct mars_http_req *hr, const struct mars_http_resp *resp)
+{
+    struct mars_httpsink_call *c = MARS_CONTAINER_OF(hr, struct mars_httpsink_call, http);
+    c->cb(c, resp);
+}
+
+int mars_httpsink_send(struct mars_httpsink *hs, struct mars_httpsink_call *c,
+                       struct mars_sink_req *r, const char *method, const char *url,
+                       const struct iovec *iov, int n, mars_httpsink_cb cb)
+{
+    const struct mars_httpsink_conf *conf = hs->conf;
+    const void *body;
+    size_t len;
+    int rc;
+    if (conf->compression != MARS_CODEC_NONE) {
+        if (c->comp.codec != (enum mars_codec)conf->compression)
+            mars_compressor_init(&c->comp, (enum mars_codec)conf->compression, 0);
+        if ((rc = mars_compress(&c->comp, iov, n)))
+            return rc;
+        body = c->comp.out;
+        len = c->comp.len;
+    } else {
+        if ((rc = flatten(c, iov, n, &len)))
+            return rc;
+        body = c->flat;
+    }
+    c->hs = hs;
+    c->r = r;
+    c->cb = cb;
+    c->body_bytes = len;
+    c->http = (struct mars_http_req){
+        .method = method,
+        .url = url,
+        .headers = hs->headers,
+        .body = body,
+        .body_len = len,
+        .timeout_ns = mars_sink_request_timeout(hs->sink),
+        .tls = &hs->tls,
+        .user = conf->auth.strategy == MARS_AUTH_BASIC ? conf->auth.user : NULL,
+        .password = conf->auth.password,
+        .bearer = conf->auth.strategy == MARS_AUTH_BEARER ? conf->auth.token : NULL,
+        .done = on_http_done,
+    };
+    rc = mars_http_submit(hs->client, &c->http);
+    if (rc)
+        c->r = NULL;
+    return rc;
+}
+
+enum mars_sink_result mars_httpsink_classify(struct mars_httpsink *hs, struct mars_sink_req *r,
+                                             const struct mars_http_resp *resp)
+{
+    const char *id = mars_sink_id(hs->sink);
+    struct mars_stats *st = mars_sink_stats(hs->sink);
+    if (resp->error == -ECANCELED)
+        return MARS_SINK_ABORTED;
+    if (resp->error) {
+        mars_stat_add(&st->errors[MARS_ERR_WRITE], 1);
+        MARS_LOG_RL(MARS_LOG_WARN, id, "request failed: %s", resp->error_text);
+        return MARS_SINK_RETRY;
+    }
+    int s = resp->status;
+    if (s >= 200 && s < 300)
+        return MARS_SINK_OK;
+    int blen = (int)(resp->body_len < 200 ? resp->body_len : 200);
+    if (s == 408 || s == 429 || s >= 500) {
+        if (resp->retry_after_ns >= 0)
+            r->retry_after_ns = resp->retry_after_ns;
+        MARS_LOG_RL(MARS_LOG_WARN, id, "HTTP %d (will retry): %.*s", s, blen, resp->body);
+        return MARS_SINK_RETRY;
+    }
+    MARS_LOG_RL(MARS_LOG_ERROR, id, "HTTP %d (permanent, dropping %llu events): %.*s", s,
+                (unsigned long long)r->events, blen, resp->body);
+    return MARS_SINK_REJECTED;
+}

@@ -1,0 +1,104 @@
+/*
+ * httpsink.h - what every HTTP-based sink (http, elasticsearch, loki) shares: the tls,
+ * auth, headers and compression options, one HTTP client per sink instance, request
+ * bodies (compressed or flattened from iovecs) in per-call buffers reused across requests,
+ * and one mapping from an HTTP outcome to OK / RETRY / REJECTED.
+ *
+ * A sink embeds struct mars_httpsink_conf in its conf struct and puts
+ * MARS_HTTPSINK_OPTIONS(its_conf_type, member) in its option table; at init it calls
+ * mars_httpsink_init(), and for each request fills a struct mars_httpsink_call (one per
+ * request slot: request.concurrency of them) and calls mars_httpsink_send().
+ *
+ * Thread: the sink's worker.
+ */
+#ifndef MARS_HTTPSINK_H
+#define MARS_HTTPSINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "core/compress.h"
+#include "core/http.h"
+#include "pipeline/component.h"
+#include "pipeline/netconf.h"
+
+struct mars_httpsink_conf {
+    struct mars_tls_conf tls;
+    struct mars_auth_conf auth;
+    struct mars_strmap headers;
+    int compression; /* enum mars_codec */
+};
+
+/* Option table entries for a conf struct TYPE whose struct mars_httpsink_conf member is
+ * MEMBER. `compression` defaults to DEF ("none", "gzip"). */
+#define MARS_HTTPSINK_OPTIONS(TYPE, MEMBER, DEF)                                                \
+    {.name = "compression", .type = MARS_OPT_ENUM,                                             \
+     .offset = offsetof(TYPE, MEMBER.compression), .def = DEF,                                  \
+     .choices = mars_compression_names,                                                         \
+     .desc = "Request body compression: none, gzip or zstd (lz4 has no HTTP encoding)."},      \
+        {.name = "headers", .type = MARS_OPT_MAP, .offset = offsetof(TYPE, MEMBER.headers),     \
+         .desc = "Extra HTTP headers sent with every request (name: value)."},                  \
+        {.name = "auth", .type = MARS_OPT_SECTION, .offset = offsetof(TYPE, MEMBER.auth),       \
+         .sub = mars_auth_options, .desc = "Authentication: basic or bearer."},                 \
+    {                                                                                          \
+        .name = "tls", .type = MARS_OPT_SECTION, .offset = offsetof(TYPE, MEMBER.tls),          \
+        .sub = mars_tls_options, .desc = "TLS for https:// URLs: CA, client certificate, "     \
+                                         "verification."                                       \
+    }
+
+/* The check hook's part: cert/key, auth fields, lz4 refused. */
+int mars_httpsink_check(const struct mars_httpsink_conf *c, const struct mars_cfg_node *node,
+                        struct mars_diag *diag);
+
+struct mars_httpsink {
+    struct mars_sink *sink;
+    const struct mars_httpsink_conf *conf;
+    struct mars_http *client;
+    struct mars_http_tls tls;
+    const char **headers; /* NULL-terminated "Name: value", owned */
+    size_t nheaders;
+};
+
+struct mars_httpsink_call;
+typedef void (*mars_httpsink_cb)(struct mars_httpsink_call *c, const struct mars_http_resp *resp);
+
+/* One request slot: the HTTP request and the body buffers it reuses. */
+struct mars_httpsink_call {
+    struct mars_http_req http;
+    struct mars_httpsink *hs;
+    struct mars_sink_req *r; /* the engine request it carries, NULL when free */
+    struct mars_compressor comp;
+    char *flat;              /* uncompressed body, when not compressed */
+    size_t flat_cap;
+    uint64_t body_bytes;     /* bytes sent (after compression) */
+    mars_httpsink_cb cb;
+    void *data;              /* the sink's */
+};
+
+/* Sets up the client and the header list (content_type, plus Content-Encoding when
+ * compressing, plus the configured headers). Returns 0 or a negative errno. */
+int mars_httpsink_init(struct mars_httpsink *hs, struct mars_sink *s,
+                       const struct mars_httpsink_conf *conf, const char *content_type);
+/* Cancels every request in flight (their callbacks run with -ECANCELED) and the client's
+ * loop ops; the sink's abort hook. */
+void mars_httpsink_abort(struct mars_httpsink *hs);
+void mars_httpsink_fini(struct mars_httpsink *hs);
+
+/* A free call slot of hs (calls has n entries), or NULL. */
+struct mars_httpsink_call *mars_httpsink_slot(struct mars_httpsink_call *calls, unsigned n);
+void mars_httpsink_call_fini(struct mars_httpsink_call *c);
+
+/* Sends iov[0..n) (compressed as configured) with `method` to `url` (borrowed until cb)
+ * for engine request r. cb runs exactly once, from the loop, unless this returns < 0. */
+int mars_httpsink_send(struct mars_httpsink *hs, struct mars_httpsink_call *c,
+                       struct mars_sink_req *r, const char *method, const char *url,
+                       const struct iovec *iov, int n, mars_httpsink_cb cb);
+
+/* The usual mapping: transport error, 408, 429, 5xx -> RETRY (with Retry-After passed
+ * on); other 4xx -> REJECTED; 2xx -> OK; cancelled -> ABORTED. Logs failures (rate
+ * limited) with the status and the start of the response body, and counts write errors. */
+enum mars_sink_result mars_httpsink_classify(struct mars_httpsink *hs, struct mars_sink_req *r,
+                                             const struct mars_http_resp *resp);
+
+#endif

@@ -1,0 +1,419 @@
+/*
+ * test_http_client.c - core/http.c (libcurl multi on the ev loop) against a small HTTP/1.1
+ * server running in a thread of this test, once per ev backend (MARS_IO_BACKEND).
+ *
+ * The server speaks keep-alive HTTP/1.1 with Content-Length bodies and picks its answer by
+ * path: /ok, /big (256 KiB), /echo (answers with the number of body bytes it read),
+ * /429 (Retry-After: 7), /hang (reads, never answers). It counts accepted connections, so
+ * connection reuse is observable. Every test runs its loop only until a condition holds,
+ * with a deadline, and leaves no op in flight.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/ev.h"
+#include "core/http.h"
+
+#define MS          1000000LL
+#define DEADLINE_NS (10000 * MS)
+#define BIG_LEN     (256 * 1024)
+
+static const struct mars_ev_backend *g_backend;
+static struct mars_ev_loop *g_loop;
+static struct mars_http *g_http;
+static int g_port;
+static int g_listen = -1;
+static atomic_int g_conns;
+static atomic_long g_echo_bytes;
+
+/* ---- server ---- */
+
+static int read_request(int fd, char *path, size_t pathlen, long *body_len)
+{
+    char buf[8192];
+    size_t have = 0;
+    char *end;
+    for (;;) {
+        ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
+        if (n <= 0)
+            return -1;
+        have += (size_t)n;
+        buf[have] = '\0';
+        if ((end = strstr(buf, "\r\n\r\n")))
+            break;
+        if (have == sizeof(buf) - 1)
+            return -1;
+    }
+    if (sscanf(buf, "%*s %255s", path) != 1 || pathlen < 256)
+        return -1;
+    long clen = 0;
+    for (char *l = strstr(buf, "\r\n"); l && l < end; l = strstr(l + 2, "\r\n"))
+        if (strncasecmp(l + 2, "content-length:", 15) == 0)
+            clen = strtol(l + 17, NULL, 10);
+    long got = (long)(have - (size_t)(end + 4 - buf));
+    char sink[65536];
+    while (got < clen) {
+        ssize_t n = read(fd, sink, sizeof(sink));
+        if (n <= 0)
+            return -1;
+        got += n;
+    }
+    *body_len = clen;
+    return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void *serve_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char path[256], head[256];
+    long body;
+    static char big[BIG_LEN];
+    memset(big, 'b', sizeof(big));
+    while (read_request(fd, path, sizeof(path), &body) == 0) {
+        const char *status = "200 OK", *extra = "", *payload = "hello";
+        char num[32];
+        size_t plen = 5;
+        if (strcmp(path, "/big") == 0) {
+            payload = big;
+            plen = BIG_LEN;
+        } else if (strcmp(path, "/echo") == 0) {
+            atomic_fetch_add(&g_echo_bytes, body);
+            plen = (size_t)snprintf(num, sizeof(num), "%ld", body);
+            payload = num;
+        } else if (strcmp(path, "/429") == 0) {
+            status = "429 Too Many Requests";
+            extra = "Retry-After: 7\r\n";
+            payload = "slow down";
+            plen = 9;
+        } else if (strcmp(path, "/hang") == 0) {
+            char c;
+            while (read(fd, &c, 1) > 0) /* until the client gives up */
+                ;
+            break;
+        }
+        int hl = snprintf(head, sizeof(head), "HTTP/1.1 %s\r\n%sContent-Length: %zu\r\n\r\n",
+                          status, extra, plen);
+        if (write_all(fd, head, (size_t)hl) || write_all(fd, payload, plen))
+            break;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void *serve(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int c = accept(g_listen, NULL, NULL);
+        if (c < 0)
+            return NULL; /* listener shut down */
+        atomic_fetch_add(&g_conns, 1);
+        pthread_t t;
+        pthread_create(&t, NULL, serve_conn, (void *)(intptr_t)c);
+        pthread_detach(t);
+    }
+}
+
+static void start_server(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    g_listen = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(g_listen >= 0);
+    assert_int_equal(bind(g_listen, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(g_listen, 64), 0);
+    assert_int_equal(getsockname(g_listen, (struct sockaddr *)&a, &al), 0);
+    g_port = ntohs(a.sin_port);
+    pthread_t t;
+    pthread_create(&t, NULL, serve, NULL);
+    pthread_detach(t);
+}
+
+/* ---- client side ---- */
+
+struct call {
+    struct mars_http_req req;
+    char url[128];
+    int done, status, error;
+    size_t body_len;
+    char body[64];
+    bool truncated;
+    int64_t retry_after;
+};
+
+static void on_done(struct mars_http_req *r, const struct mars_http_resp *resp)
+{
+    struct call *c = MARS_CONTAINER_OF(r, struct call, req);
+    c->done++;
+    c->status = resp->status;
+    c->error = resp->error;
+    c->body_len = resp->body_len;
+    c->truncated = resp->body_truncated;
+    c->retry_after = resp->retry_after_ns;
+    snprintf(c->body, sizeof(c->body), "%.*s", (int)(resp->body_len < 63 ? resp->body_len : 63),
+             resp->body);
+}
+
+static void call_init(struct call *c, const char *path)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d%s", g_port, path);
+    c->req.url = c->url;
+    c->req.done = on_done;
+    c->req.timeout_ns = 5000 * MS;
+}
+
+static void run_until(const int *count, int want)
+{
+    int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
+    while (*count < want) {
+        assert_true(mars_ev_clock_ns() < deadline);
+        assert_true(mars_ev_run_once(g_loop, 50 * MS) >= 0);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    g_loop = mars_ev_loop_create(g_backend);
+    g_http = g_loop ? mars_http_create(g_loop, NULL) : NULL;
+    return g_http ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
+    mars_http_shutdown(g_http);
+    while (mars_ev_pending(g_loop) > 0) {
+        if (mars_ev_clock_ns() > deadline)
+            return -1;
+        mars_ev_run_once(g_loop, 50 * MS);
+    }
+    if (mars_http_active(g_http) != 0)
+        return -1;
+    mars_http_destroy(g_http);
+    mars_ev_loop_destroy(g_loop);
+    return 0;
+}
+
+/* ---- tests ---- */
+
+static void test_get(void **state)
+{
+    (void)state;
+    struct call c;
+    call_init(&c, "/ok");
+    assert_int_equal(mars_http_submit(g_http, &c.req), 0);
+    assert_int_equal(c.done, 0); /* never inside submit */
+    run_until(&c.done, 1);
+    assert_int_equal(c.error, 0);
+    assert_int_equal(c.status, 200);
+    assert_string_equal(c.body, "hello");
+    assert_int_equal(c.retry_after, -1);
+    assert_int_equal(mars_http_active(g_http), 0);
+}
+
+static void test_post_body_and_big_response(void **state)
+{
+    (void)state;
+    size_t n = 3 * 1024 * 1024 + 17;
+    char *body = malloc(n);
+    memset(body, 'x', n);
+    struct call post, big, small;
+    call_init(&post, "/echo");
+    post.req.body = body;
+    post.req.body_len = n;
+    call_init(&big, "/big");
+    big.req.max_body = BIG_LEN;
+    call_init(&small, "/big");
+    small.req.max_body = 100;
+    long before = atomic_load(&g_echo_bytes);
+    assert_int_equal(mars_http_submit(g_http, &post.req), 0);
+    assert_int_equal(mars_http_submit(g_http, &big.req), 0);
+    assert_int_equal(mars_http_submit(g_http, &small.req), 0);
+    run_until(&post.done, 1);
+    run_until(&big.done, 1);
+    run_until(&small.done, 1);
+    assert_int_equal(post.status, 200);
+    assert_int_equal(strtol(post.body, NULL, 10), (long)n);
+    assert_int_equal(atomic_load(&g_echo_bytes) - before, (long)n);
+    assert_int_equal(big.body_len, BIG_LEN);
+    assert_false(big.truncated);
+    assert_int_equal(small.body_len, 100);
+    assert_true(small.truncated);
+    free(body);
+}
+
+static void test_retry_after(void **state)
+{
+    (void)state;
+    struct call c;
+    call_init(&c, "/429");
+    assert_int_equal(mars_http_submit(g_http, &c.req), 0);
+    run_until(&c.done, 1);
+    assert_int_equal(c.status, 429);
+    assert_int_equal(c.retry_after, 7 * 1000 * MS);
+}
+
+static void test_refused(void **state)
+{
+    (void)state;
+    /* a port nobody listens on: bind one, note it, close it */
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &al), 0);
+    close(s);
+    struct call c;
+    call_init(&c, "/ok");
+    snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%d/ok", ntohs(a.sin_port));
+    assert_int_equal(mars_http_submit(g_http, &c.req), 0);
+    run_until(&c.done, 1);
+    assert_int_equal(c.error, -ECONNREFUSED);
+    assert_int_equal(c.status, 0);
+}
+
+static void test_timeout(void **state)
+{
+    (void)state;
+    struct call c;
+    call_init(&c, "/hang");
+    c.req.timeout_ns = 300 * MS;
+    int64_t t0 = mars_ev_clock_ns();
+    assert_int_equal(mars_http_submit(g_http, &c.req), 0);
+    run_until(&c.done, 1);
+    assert_int_equal(c.error, -ETIMEDOUT);
+    assert_true(mars_ev_clock_ns() - t0 >= 250 * MS);
+}
+
+static void test_cancel(void **state)
+{
+    (void)state;
+    struct call c;
+    call_init(&c, "/hang");
+    assert_int_equal(mars_http_submit(g_http, &c.req), 0);
+    for (int i = 0; i < 5; i++) /* let it connect and send */
+        mars_ev_run_once(g_loop, 10 * MS);
+    assert_int_equal(c.done, 0);
+    mars_http_cancel(g_http, &c.req);
+    assert_int_equal(c.done, 0); /* delivered from the loop, not inside cancel */
+    run_until(&c.done, 1);
+    assert_int_equal(c.error, -ECANCELED);
+    mars_http_cancel(g_http, &c.req); /* no longer in flight: no-op */
+    assert_int_equal(c.done, 1);
+}
+
+static void test_keepalive_reuse(void **state)
+{
+    (void)state;
+    int before = atomic_load(&g_conns);
+    for (int i = 0; i < 20; i++) {
+        struct call c;
+        call_init(&c, "/ok");
+        assert_int_equal(mars_http_submit(g_http, &c.req), 0);
+        run_until(&c.done, 1);
+        assert_int_equal(c.status, 200);
+    }
+    assert_int_equal(atomic_load(&g_conns) - before, 1);
+}
+
+static void test_concurrent(void **state)
+{
+    (void)state;
+    enum { N = 16 };
+    struct call c[N];
+    int total = 0;
+    for (int i = 0; i < N; i++) {
+        call_init(&c[i], i % 2 ? "/big" : "/ok");
+        c[i].req.max_body = BIG_LEN;
+        assert_int_equal(mars_http_submit(g_http, &c[i].req), 0);
+    }
+    assert_int_equal(mars_http_active(g_http), N);
+    int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
+    while (total < N) {
+        assert_true(mars_ev_clock_ns() < deadline);
+        mars_ev_run_once(g_loop, 50 * MS);
+        total = 0;
+        for (int i = 0; i < N; i++)
+            total += c[i].done;
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(c[i].done, 1);
+        assert_int_equal(c[i].status, 200);
+        assert_int_equal(c[i].body_len, i % 2 ? (size_t)BIG_LEN : 5u);
+    }
+}
+
+static void test_shutdown_in_flight(void **state)
+{
+    (void)state;
+    struct call a, b;
+    call_init(&a, "/hang");
+    call_init(&b, "/hang");
+    assert_int_equal(mars_http_submit(g_http, &a.req), 0);
+    assert_int_equal(mars_http_submit(g_http, &b.req), 0);
+    for (int i = 0; i < 5; i++)
+        mars_ev_run_once(g_loop, 10 * MS);
+    mars_http_shutdown(g_http);
+    assert_int_equal(mars_http_submit(g_http, &a.req), -ESHUTDOWN);
+    run_until(&a.done, 1);
+    run_until(&b.done, 1);
+    assert_int_equal(a.error, -ECANCELED);
+    assert_int_equal(b.error, -ECANCELED);
+    assert_int_equal(mars_http_active(g_http), 0);
+}
+
+int main(void)
+{
+    const char *name = getenv("MARS_IO_BACKEND");
+    char why[256] = "";
+    if (name == NULL || name[0] == '\0')
+        name = "libevent";
+    g_backend = mars_ev_backend_select(name, why, sizeof(why));
+    if (g_backend == NULL) {
+        printf("SKIP http client for backend \"%s\": %s\n", name, why);
+        return strcmp(name, "libevent") == 0 ? 1 : 0;
+    }
+    start_server();
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_get),          T(test_post_body_and_big_response),
+        T(test_retry_after),  T(test_refused),
+        T(test_timeout),      T(test_cancel),
+        T(test_keepalive_reuse), T(test_concurrent),
+        T(test_shutdown_in_flight),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    shutdown(g_listen, SHUT_RDWR);
+    close(g_listen);
+    return rc;
+}

@@ -409,6 +409,7 @@ static void on_recv(struct mars_ev_op *op, int res)
         fail(c, -ECONNRESET, "connection to %s closed by the peer", c->peer);
     else
         fail(c, res, "connection to %s lost: %s", c->peer, strerror(-res));
+    maybe_idle(c); /* the watch was the only op in flight when no send is pending */
 }
 
 static void start_watch(struct mars_conn *c)

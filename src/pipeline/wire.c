@@ -222,30 +222,44 @@ bool mars_wire_token_equal(const void *a, size_t alen, const void *b, size_t ble
 
 /* ---- addresses and sockets ---- */
 
-int mars_wire_parse_address(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+int mars_wire_split_address(const char *text, char *host, size_t hcap, char *port, size_t pcap)
 {
-    char host[256];
-    const char *colon = strrchr(text, ':');
-    if (!colon || !colon[1])
-        return -EINVAL;
-    size_t hl = (size_t)(colon - text);
-    const char *h = text;
-    if (hl >= 2 && text[0] == '[' && text[hl - 1] == ']') {
-        h++;
-        hl -= 2;
+    const char *h = text, *sep;
+    size_t hl;
+    if (*text == '[') { /* [v6]:port */
+        sep = strchr(text, ']');
+        if (!sep || sep[1] != ':')
+            return -EINVAL;
+        h = text + 1;
+        hl = (size_t)(sep - h);
+        sep++;
+    } else {
+        sep = strchr(text, ':');
+        if (!sep || strchr(sep + 1, ':')) /* no port, or an IPv6 address without brackets */
+            return -EINVAL;
+        hl = (size_t)(sep - text);
     }
-    if (hl >= sizeof(host))
+    const char *p = sep + 1;
+    size_t pl = strlen(p);
+    char *end;
+    long num = strtol(p, &end, 10);
+    if (hl >= hcap || pl == 0 || pl >= pcap || *end || p[0] == '-' || p[0] == '+' ||
+        num < 0 || num > 65535)
         return -EINVAL;
     memcpy(host, h, hl);
     host[hl] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535)
-        return -EINVAL;
+    memcpy(port, p, pl + 1);
+    return 0;
+}
 
+int mars_wire_parse_address(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[256], port[16];
+    if (mars_wire_split_address(text, host, sizeof(host), port, sizeof(port)))
+        return -EINVAL;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
-    int rc = getaddrinfo(hl ? host : "127.0.0.1", colon + 1, &hints, &res);
+    int rc = getaddrinfo(*host ? host : "127.0.0.1", port, &hints, &res);
     if (rc != 0 || !res)
         return rc == EAI_NONAME || rc == EAI_AGAIN || rc == EAI_FAIL ? -EHOSTUNREACH : -EINVAL;
     memcpy(ss, res->ai_addr, res->ai_addrlen);

@@ -2,27 +2,27 @@
  * mars.c - the `mars` sink: ships events to another mars (the `mars` source of an
  * aggregator) over the mars native protocol (docs/mars-protocol.md, pipeline/wire.h).
  *
- * Connection: made when a request arrives and none is up (connect, then HELLO with the
- * token; the server's HELLO says it accepted and how big a frame it takes), kept between
- * requests. A request is cut into BATCH frames of at most frame_bytes (packed protobuf,
- * before lz4), each with the next sequence number of the connection. Up to `window` frames
- * are unacknowledged at once; the unsent ones go out together in one sendmsg. The receiver
- * acknowledges in order and cumulatively (ACK n covers every frame up to n) only once its
- * own pipeline has delivered them, so a request is reported OK only when the ACK of its last
- * frame arrives: at-least-once holds across the hop.
+ * Connection: core/conn (name resolved off the loop, connect timeout, optional TLS),
+ * opened when a request arrives and none is up, kept between requests. Once it is up the
+ * sink sends HELLO with the token; the receiver's HELLO says it accepted and how big a
+ * frame it takes (connect_timeout also bounds this exchange). A request is cut into BATCH
+ * frames of at most frame_bytes (packed protobuf, before lz4), each with the next sequence
+ * number of the connection. Up to `window` frames are unacknowledged at once; the unsent
+ * ones go out together in one send. The receiver acknowledges in order and cumulatively
+ * (ACK n covers every frame up to n) only once its own pipeline has delivered them, so a
+ * request is reported OK only when the ACK of its last frame arrives: at-least-once holds
+ * across the hop. Several requests (request.concurrency) share the connection in order.
  *
  * Failure: a lost connection, an ERROR frame (bad token, too large, the receiver stopping),
- * a protocol violation or the connect timeout closes the connection; once its ops have
- * completed, every request still open fails with MARS_SINK_RETRY and the engine resends it
- * after its backoff (which doubles with jitter: that is the reconnect backoff). What the
- * receiver may already hold is sent again (duplicates, never losses), except the frames of
- * a retried request that were already acknowledged: a retry of the same request resumes
- * after them. A dead peer that never closes is found by TCP keepalive; there is no ACK
- * timeout, because a receiver whose pipeline is blocked legitimately holds ACKs back (that
- * is the backpressure that keeps this side's memory bounded).
- *
- * Addresses are resolved on every connect (an IP literal at once; a name blocks the worker
- * for the lookup, once per connect, never per request). TLS is not available yet.
+ * a protocol violation or a timeout closes the connection; once core/conn is idle again
+ * (it owned the frame buffers until then), every open request fails with MARS_SINK_RETRY
+ * and the engine resends it after its backoff (which doubles with jitter: that is the
+ * reconnect backoff). What the receiver may already hold is sent again (duplicates, never
+ * losses), except frames already acknowledged: the request's sink_data remembers how many
+ * of its events were, and the retry resumes after them. There is no ACK timeout (and
+ * request.timeout does not apply): a receiver whose pipeline is blocked holds ACKs back on
+ * purpose, which is the backpressure that keeps this side's memory bounded; a dead peer
+ * is found by TCP keepalive.
  *
  * Thread: the sink's worker.
  */
@@ -30,12 +30,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
+#include "core/conn.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/tls.h"
 #include "pipeline/component.h"
+#include "pipeline/netconf.h"
 #include "pipeline/wire.h"
+
+#define KEEPALIVE_NS (30 * 1000000000LL)
 
 static const char *const compression_names[] = {"none", "lz4", NULL};
 
@@ -46,13 +50,14 @@ struct msink_conf {
     int64_t window;
     uint64_t frame_bytes;
     int64_t connect_timeout;
+    struct mars_tls_conf tls;
 };
 
 #define OFF(f) offsetof(struct msink_conf, f)
 static const struct mars_opt msink_options[] = {
     {.name = "address", .type = MARS_OPT_STRING, .offset = OFF(address), .flags = MARS_OPT_REQUIRED,
      .desc = "host:port of the receiving mars source ([v6]:port for IPv6); a name is resolved "
-             "on every connect."},
+             "on every connect, off the worker thread."},
     {.name = "token", .type = MARS_OPT_SECRET, .offset = OFF(token),
      .desc = "Shared token the receiver checks (token_file or ${ENV} keep it out of the "
              "config); unset sends none."},
@@ -68,23 +73,37 @@ static const struct mars_opt msink_options[] = {
              "a single event larger than this is dropped and counted."},
     {.name = "connect_timeout", .type = MARS_OPT_DURATION, .offset = OFF(connect_timeout),
      .def = "10s", .min = 1000000, .max = (int64_t)600 * 1000000000,
-     .desc = "How long connecting and the HELLO exchange may take before the attempt fails "
-             "(and the request is retried)."},
+     .desc = "How long resolving, connecting, the TLS handshake and the HELLO exchange may "
+             "each take before the attempt fails (and the request is retried)."},
+    {.name = "tls", .type = MARS_OPT_SECTION, .offset = OFF(tls), .sub = mars_tls_options,
+     .desc = "TLS to the receiver (verified against ca_file or the system store; "
+             "cert_file/key_file for mutual TLS)."},
     {.name = NULL},
 };
 
-enum conn_state { C_DOWN, C_CONNECTING, C_HELLO, C_READY, C_CLOSING };
+enum msink_state {
+    M_DOWN,    /* no connection (core/conn idle) */
+    M_OPENING, /* core/conn resolving, connecting, handshaking */
+    M_HELLO,   /* our HELLO sent or going, waiting for the receiver's */
+    M_READY,   /* frames flow */
+    M_CLOSING, /* core/conn told to close; waiting for it to be idle */
+};
 
 /* A request the engine handed over, with its encoding cursor. */
 struct preq {
     struct preq *next;
     struct mars_sink_req *r;
-    uint32_t bi, ei;      /* next event to encode: batch bi, event ei */
-    uint64_t consumed;    /* events the cursor passed (resumed ones included) */
-    uint64_t acked;       /* events covered by acknowledged frames (or resumed) */
-    uint32_t frames_out;  /* frames of this request not acknowledged yet */
+    uint32_t bi, ei;     /* next event to encode: batch bi, event ei */
+    uint64_t consumed;   /* events the cursor passed (resumed ones included) */
+    uint64_t acked;      /* events covered by acknowledged frames (or resumed) */
+    uint32_t frames_out; /* frames of this request not acknowledged yet */
     bool encoded_all;
     uint64_t wire_bytes;
+};
+
+/* What a failed request remembers for its retry (mars_sink_req.sink_data). */
+struct resume {
+    uint64_t acked; /* leading events the receiver has acknowledged */
 };
 
 struct frame {
@@ -92,51 +111,61 @@ struct frame {
     uint64_t seq;
     uint32_t nevents; /* events the frame covers (dropped oversize ones included) */
     uint8_t *buf;     /* owned; reused */
-    size_t cap, len, sent;
+    size_t cap, len;
 };
 
 struct msink {
     struct mars_sink *sink;
     const struct msink_conf *conf;
     const char *id;
-    enum conn_state state;
-    int fd;
-    unsigned ops; /* ops in flight on the connection (connect, send, recv, timer) */
-    bool sending, receiving, timing, aborting, pumping;
-    struct mars_ev_op op_conn, op_send, op_recv, op_timer;
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    char peer[64];
+    struct mars_conn *conn;
+    struct mars_tls_ctx *tls;
+    char host[256], port[16];
+    enum msink_state state;
+    bool sending, aborting, pumping, hello_timing, deferring;
+    struct mars_ev_op op_hello_timer, op_defer;
+    uint32_t send_upto; /* frames (from ack_i) covered by the send in flight */
+    char why[160];      /* reason of a close waiting for op_defer */
 
     struct preq *reqs, **reqs_tail; /* open requests, oldest first */
     struct frame *ring;             /* window slots: [ack_i, ack_i + nframes) */
-    uint32_t ring_cap, ack_i, nframes, nsent; /* nsent: frames fully written, from ack_i */
+    uint32_t ring_cap, ack_i, nframes, nsent; /* nsent: frames fully handed to the kernel */
     uint64_t next_seq, acked_seq;
     size_t limit; /* frame payload limit: min(frame_bytes, receiver's max) */
 
     struct mars_wire_enc enc;
     struct iovec *iov;
-    uint8_t rbuf[2 * MARS_WIRE_CONTROL_MAX + MARS_WIRE_HDR];
+    uint8_t rbuf[2 * (MARS_WIRE_CONTROL_MAX + MARS_WIRE_HDR)];
     size_t rlen;
     uint8_t hello[MARS_WIRE_CONTROL_MAX + MARS_WIRE_HDR];
-    size_t hello_len, hello_sent;
-
-    /* the request that failed last, to resume after its acknowledged frames on retry */
-    struct mars_sink_req *resume_r;
-    struct mars_batch *resume_b0;
-    uint64_t resume_acked;
+    struct iovec hello_iov;
 };
 
 static void pump(struct msink *ms);
-static void conn_open(struct msink *ms);
-static void conn_close(struct msink *ms, const char *why);
+static void drop(struct msink *ms, const char *why);
 
 static struct frame *slot(struct msink *ms, uint32_t k)
 {
     return &ms->ring[(ms->ack_i + k) % ms->ring_cap];
 }
 
-static void op_done(struct msink *ms);
+static int msink_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+{
+    const struct msink_conf *c = conf;
+    char host[256], port[16];
+    int rc = 0;
+    if (c->address && mars_wire_split_address(c->address, host, sizeof(host), port, sizeof(port))) {
+        const struct mars_cfg_node *n = mars_cfg_get(node, "address");
+        mars_diag_add(diag, n->file, n->line, n->col,
+                      "option 'address': '%s' is not host:port (port 1-65535; [addr]:port for "
+                      "IPv6)",
+                      c->address);
+        rc = -EINVAL;
+    }
+    if (mars_netconf_check(&c->tls, NULL, node, diag))
+        rc = -EINVAL;
+    return rc;
+}
 
 /* ---- requests ---- */
 
@@ -150,10 +179,15 @@ static void finish_req(struct msink *ms, struct preq *p, enum mars_sink_result r
         ms->reqs_tail = pp;
     struct mars_sink_req *r = p->r;
     uint64_t bytes = p->wire_bytes;
-    if (res == MARS_SINK_RETRY && p->acked > 0 && r->n > 0) {
-        ms->resume_r = r;
-        ms->resume_b0 = r->batches[0];
-        ms->resume_acked = p->acked;
+    if (res == MARS_SINK_RETRY && p->acked > 0) {
+        struct resume *rs = r->sink_data ? r->sink_data : malloc(sizeof(*rs));
+        if (rs) { /* without it the retry sends everything again: duplicates only */
+            rs->acked = p->acked;
+            r->sink_data = rs;
+        }
+    } else if (res != MARS_SINK_RETRY) {
+        free(r->sink_data);
+        r->sink_data = NULL;
     }
     free(p);
     mars_sink_done(ms->sink, r, res, bytes); /* may call write again at once */
@@ -195,22 +229,31 @@ static void msink_write(struct mars_sink *s, struct mars_sink_req *r)
         return;
     }
     p->r = r;
-    if (r == ms->resume_r && r->attempt > 0 && r->n > 0 && r->batches[0] == ms->resume_b0) {
-        skip_events(p, ms->resume_acked); /* the receiver has those already */
-        p->acked = p->consumed;
-    } else {
-        skip_events(p, 0);
-    }
-    ms->resume_r = NULL;
+    const struct resume *rs = r->sink_data;
+    skip_events(p, rs ? rs->acked : 0); /* the receiver has those already */
+    p->acked = p->consumed;
     *ms->reqs_tail = p;
     ms->reqs_tail = &p->next;
     pump(ms);
 }
 
-/* ---- frames ---- */
+/* Every open request fails (the connection is gone and idle): RETRY, or ABORTED while
+ * shutting down. */
+static void fail_all(struct msink *ms)
+{
+    for (struct preq *p = ms->reqs; p; p = p->next)
+        p->frames_out = 0;
+    ms->nframes = ms->nsent = ms->ack_i = 0;
+    ms->sending = false;
+    enum mars_sink_result res = ms->aborting ? MARS_SINK_ABORTED : MARS_SINK_RETRY;
+    while (ms->reqs) /* RETRY and ABORTED never call write back synchronously */
+        finish_req(ms, ms->reqs, res);
+}
+
+/* ---- frames out ---- */
 
 /* Encodes the next frame of the oldest request that has events left into a free slot.
- * Returns 1 when a frame was queued, 0 when there is nothing to encode, -errno. */
+ * Returns 1 when it made progress, 0 when there is nothing to encode, -errno. */
 static int encode_frame(struct msink *ms)
 {
     struct preq *p = ms->reqs;
@@ -218,7 +261,6 @@ static int encode_frame(struct msink *ms)
         p = p->next;
     if (!p)
         return 0;
-    struct mars_stats *st = mars_sink_stats(ms->sink);
     uint64_t start = p->consumed;
     mars_wire_enc_reset(&ms->enc);
     while (!p->encoded_all) {
@@ -228,9 +270,9 @@ static int encode_frame(struct msink *ms)
             break;
         if (rc == -ENOMEM)
             return rc;
-        if (rc == -EMSGSIZE) {
-            mars_stat_add(&st->errors[MARS_ERR_OVERSIZE], 1);
-            mars_stat_add(&st->discarded_unintentional, 1);
+        if (rc == -EMSGSIZE) { /* counted as lost when the request ends (rejected_events) */
+            mars_stat_add(&mars_sink_stats(ms->sink)->errors[MARS_ERR_OVERSIZE], 1);
+            p->r->rejected_events++;
             MARS_LOG_RL(MARS_LOG_ERROR, ms->id,
                         "dropped an event of %u bytes: it does not fit a frame of %zu bytes",
                         ev->msg.len, ms->limit);
@@ -254,7 +296,6 @@ static int encode_frame(struct msink *ms)
     ms->enc.frame = old;
     ms->enc.framecap = oldcap;
     f->len = ms->enc.framelen;
-    f->sent = 0;
     f->seq = ms->next_seq++;
     f->req = p;
     f->nevents = n;
@@ -263,62 +304,63 @@ static int encode_frame(struct msink *ms)
     return 1;
 }
 
-static void on_send(struct mars_ev_op *op, int res);
+static void on_sent(struct mars_conn *c, int err)
+{
+    struct msink *ms = mars_conn_data(c);
+    ms->sending = false;
+    if (err) { /* core/conn is idle: the frames are ours again */
+        if (err != -ECANCELED)
+            MARS_LOG_RL(MARS_LOG_WARN, ms->id, "%s", mars_conn_error(c));
+        ms->state = M_DOWN;
+        fail_all(ms);
+        return;
+    }
+    if (ms->state == M_READY)
+        ms->nsent = ms->send_upto;
+    pump(ms);
+}
 
 static void send_more(struct msink *ms)
 {
-    if (ms->sending || ms->state != C_READY || ms->nsent == ms->nframes)
+    if (ms->sending || ms->state != M_READY || ms->nsent == ms->nframes)
         return;
     int n = 0;
-    for (uint32_t k = ms->nsent; k < ms->nframes; k++) {
+    for (uint32_t k = ms->nsent; k < ms->nframes; k++, n++) {
         struct frame *f = slot(ms, k);
-        ms->iov[n].iov_base = f->buf + f->sent;
-        ms->iov[n].iov_len = f->len - f->sent;
-        n++;
+        ms->iov[n] = (struct iovec){.iov_base = f->buf, .iov_len = f->len};
     }
-    mars_ev_prep_sendmsg(&ms->op_send, ms->fd, ms->iov, n, on_send, ms);
-    int rc = mars_ev_submit(mars_sink_loop(ms->sink), &ms->op_send);
+    int rc = mars_conn_send(ms->conn, ms->iov, n, on_sent);
     if (rc) {
-        conn_close(ms, strerror(-rc));
+        drop(ms, strerror(-rc));
         return;
     }
     ms->sending = true;
-    ms->ops++;
+    ms->send_upto = ms->nframes;
 }
 
-static void on_send(struct mars_ev_op *op, int res)
-{
-    struct msink *ms = op->data;
-    ms->sending = false;
-    if (ms->state == C_READY && (res == -EAGAIN || res == -EINTR))
-        res = 0;
-    else if (ms->state == C_READY && res <= 0)
-        conn_close(ms, res == 0 ? "connection closed" : strerror(-res));
-    size_t left = res > 0 ? (size_t)res : 0;
-    while (left > 0 && ms->nsent < ms->nframes) {
-        struct frame *f = slot(ms, ms->nsent);
-        size_t take = f->len - f->sent < left ? f->len - f->sent : left;
-        f->sent += take;
-        left -= take;
-        if (f->sent == f->len)
-            ms->nsent++;
-    }
-    op_done(ms);
-    if (ms->state == C_READY)
-        send_more(ms);
-}
+static void on_open(struct mars_conn *c, int err);
 
 static void pump(struct msink *ms)
 {
     if (ms->pumping) /* finish_req -> mars_sink_done -> write -> pump: the loop below goes on */
         return;
     ms->pumping = true;
-    if (ms->state == C_DOWN && ms->reqs && !ms->aborting)
-        conn_open(ms);
-    while (ms->state == C_READY && ms->nframes < ms->ring_cap) {
+    if (ms->state == M_DOWN && ms->reqs && !ms->aborting) {
+        int rc = mars_conn_open(ms->conn, on_open);
+        if (rc == 0) {
+            ms->state = M_OPENING;
+        } else {
+            MARS_LOG_RL(MARS_LOG_WARN, ms->id, "cannot connect to %s: %s", ms->conf->address,
+                        strerror(-rc));
+            fail_all(ms);
+        }
+    }
+    /* no encoding while a send is in flight: a frame acknowledged before its send completed
+     * frees a slot whose buffer the send still owns */
+    while (ms->state == M_READY && !ms->sending && ms->nframes < ms->ring_cap) {
         int rc = encode_frame(ms);
         if (rc < 0) {
-            conn_close(ms, "out of memory encoding a frame");
+            drop(ms, "out of memory encoding a frame");
             break;
         }
         if (rc == 0)
@@ -331,172 +373,109 @@ static void pump(struct msink *ms)
 
 /* ---- connection ---- */
 
-static void fail_all(struct msink *ms)
+/* Closes the connection for `why`, from a timer (never from inside a core/conn callback,
+ * where its TLS session may still be in use). The requests fail once it is idle. */
+static void on_defer(struct mars_ev_op *op, int res)
 {
-    for (struct preq *p = ms->reqs; p; p = p->next)
-        p->frames_out = 0;
-    ms->nframes = ms->nsent = 0;
-    ms->ack_i = 0;
-    enum mars_sink_result res = ms->aborting ? MARS_SINK_ABORTED : MARS_SINK_RETRY;
-    while (ms->reqs) /* RETRY and ABORTED never call write back synchronously */
-        finish_req(ms, ms->reqs, res);
+    struct msink *ms = op->data;
+    ms->deferring = false;
+    mars_conn_close(ms->conn);
+    if (mars_conn_state(ms->conn) == MARS_CONN_IDLE) {
+        ms->state = M_DOWN; /* nothing was in flight: no callback will come */
+        fail_all(ms);
+    }
 }
 
-/* Called as each connection op completes; the last one of a closing connection closes the
- * socket and fails what was open (only now: the ops owned the frame buffers until here). */
-static void op_done(struct msink *ms)
+static void drop(struct msink *ms, const char *why)
 {
-    ms->ops--;
-    if (ms->state != C_CLOSING || ms->ops > 0)
+    if (ms->state == M_CLOSING || ms->state == M_DOWN)
         return;
-    close(ms->fd);
-    ms->fd = -1;
-    ms->state = C_DOWN;
+    if (ms->aborting)
+        mars_debug(ms->id, "connection to %s closed: %s", ms->conf->address, why);
+    else
+        MARS_LOG_RL(MARS_LOG_WARN, ms->id, "connection to %s closed: %s", ms->conf->address, why);
+    ms->state = M_CLOSING;
+    if (ms->hello_timing)
+        mars_ev_cancel(mars_sink_loop(ms->sink), &ms->op_hello_timer);
+    if (ms->deferring)
+        return;
+    mars_ev_prep_timer(&ms->op_defer, 0, on_defer, ms);
+    if (mars_ev_submit(mars_sink_loop(ms->sink), &ms->op_defer) == 0)
+        ms->deferring = true;
+    else
+        on_defer(&ms->op_defer, 0);
+}
+
+/* core/conn: a close we asked for is complete. */
+static void on_idle(struct mars_conn *c, int err)
+{
+    struct msink *ms = mars_conn_data(c);
+    if (ms->state != M_DOWN) {
+        ms->state = M_DOWN;
+        fail_all(ms);
+    }
+}
+
+/* core/conn: the connection was lost between sends (receiver closed or reset). */
+static void on_lost(struct mars_conn *c, int err)
+{
+    struct msink *ms = mars_conn_data(c);
+    if (ms->reqs || ms->state != M_READY)
+        MARS_LOG_RL(MARS_LOG_WARN, ms->id, "%s", mars_conn_error(c));
+    else
+        mars_debug(ms->id, "%s", mars_conn_error(c));
+    ms->state = M_DOWN;
     fail_all(ms);
 }
 
-static void conn_close(struct msink *ms, const char *why)
-{
-    if (ms->state == C_CLOSING || ms->state == C_DOWN)
-        return;
-    if (!ms->aborting && (ms->reqs || ms->state != C_READY))
-        MARS_LOG_RL(MARS_LOG_WARN, ms->id, "connection to %s failed: %s", ms->conf->address, why);
-    else
-        mars_debug(ms->id, "connection to %s closed: %s", ms->conf->address, why);
-    ms->state = C_CLOSING;
-    struct mars_ev_loop *loop = mars_sink_loop(ms->sink);
-    if (ms->sending)
-        mars_ev_cancel(loop, &ms->op_send);
-    if (ms->receiving)
-        mars_ev_cancel(loop, &ms->op_recv);
-    if (ms->timing)
-        mars_ev_cancel(loop, &ms->op_timer);
-    if (ms->ops == 0) { /* nothing in flight: finish now */
-        ms->ops = 1;
-        op_done(ms);
-    }
-}
-
-static void on_recv(struct mars_ev_op *op, int res);
-
-static void recv_more(struct msink *ms)
-{
-    if (ms->receiving || ms->state == C_CLOSING || ms->state == C_DOWN)
-        return;
-    mars_ev_prep_recv(&ms->op_recv, ms->fd, ms->rbuf + ms->rlen, sizeof(ms->rbuf) - ms->rlen,
-                      on_recv, ms);
-    int rc = mars_ev_submit(mars_sink_loop(ms->sink), &ms->op_recv);
-    if (rc) {
-        conn_close(ms, strerror(-rc));
-        return;
-    }
-    ms->receiving = true;
-    ms->ops++;
-}
-
-static void on_hello_sent(struct mars_ev_op *op, int res);
-
-static void send_hello(struct msink *ms)
-{
-    mars_ev_prep_send(&ms->op_send, ms->fd, ms->hello + ms->hello_sent,
-                      ms->hello_len - ms->hello_sent, on_hello_sent, ms);
-    int rc = mars_ev_submit(mars_sink_loop(ms->sink), &ms->op_send);
-    if (rc) {
-        conn_close(ms, strerror(-rc));
-        return;
-    }
-    ms->sending = true;
-    ms->ops++;
-}
-
-static void on_hello_sent(struct mars_ev_op *op, int res)
+static void on_hello_timer(struct mars_ev_op *op, int res)
 {
     struct msink *ms = op->data;
-    ms->sending = false;
-    if (ms->state == C_HELLO) {
-        if (res > 0)
-            ms->hello_sent += (size_t)res;
-        if (res <= 0 && res != -EAGAIN && res != -EINTR)
-            conn_close(ms, res == 0 ? "connection closed" : strerror(-res));
-        else if (ms->hello_sent < ms->hello_len)
-            send_hello(ms);
-    }
-    op_done(ms);
-    /* the receiver's HELLO may have been handled before this completion ran: frames queued
-     * meanwhile waited for the send op to be free */
-    if (ms->state == C_READY)
-        send_more(ms);
+    ms->hello_timing = false;
+    if (res == 0 && ms->state == M_HELLO)
+        drop(ms, "no HELLO from the receiver within connect_timeout");
 }
 
-static void on_connect(struct mars_ev_op *op, int res)
+static void on_open(struct mars_conn *c, int err)
 {
-    struct msink *ms = op->data;
-    if (ms->state == C_CONNECTING) {
-        if (res < 0) {
-            conn_close(ms, strerror(-res));
-        } else {
-            const struct msink_conf *c = ms->conf;
-            struct mars_wire_hello h = {.version = MARS_WIRE_VERSION,
-                                        .token = (const uint8_t *)c->token,
-                                        .token_len = c->token ? strlen(c->token) : 0,
-                                        .name = ms->id,
-                                        .window = (uint32_t)c->window};
-            int n = mars_wire_hello_frame(&h, ms->hello, sizeof(ms->hello));
-            if (n < 0) {
-                conn_close(ms, "token too long for a HELLO frame");
-            } else {
-                ms->hello_len = (size_t)n;
-                ms->hello_sent = 0;
-                ms->state = C_HELLO;
-                send_hello(ms);
-                recv_more(ms);
-            }
+    struct msink *ms = mars_conn_data(c);
+    struct mars_stats *st = mars_sink_stats(ms->sink);
+    if (err) {
+        if (err != -ECANCELED) {
+            bool tls = err == -EKEYREJECTED || err == -EPROTO;
+            mars_stat_add(&st->errors[tls ? MARS_ERR_TLS : MARS_ERR_CONNECT], 1);
+            MARS_LOG_RL(MARS_LOG_WARN, ms->id, "%s", mars_conn_error(c));
         }
-    }
-    op_done(ms);
-}
-
-static void on_timer(struct mars_ev_op *op, int res)
-{
-    struct msink *ms = op->data;
-    ms->timing = false;
-    if (res == 0 && (ms->state == C_CONNECTING || ms->state == C_HELLO))
-        conn_close(ms, "connect timeout (no HELLO from the receiver)");
-    op_done(ms);
-}
-
-static void conn_open(struct msink *ms)
-{
-    struct mars_ev_loop *loop = mars_sink_loop(ms->sink);
-    int rc = mars_wire_parse_address(ms->conf->address, &ms->addr, &ms->addrlen);
-    int fd = rc ? rc : mars_wire_socket(ms->addr.ss_family);
-    if (fd < 0) {
-        MARS_LOG_RL(MARS_LOG_WARN, ms->id, "cannot connect to %s: %s", ms->conf->address,
-                    rc == -EHOSTUNREACH ? "name not resolved" : strerror(-fd));
+        ms->state = M_DOWN;
         fail_all(ms);
         return;
     }
-    ms->fd = fd;
-    ms->state = C_CONNECTING;
+    const struct msink_conf *conf = ms->conf;
+    struct mars_wire_hello h = {.version = MARS_WIRE_VERSION,
+                                .token = (const uint8_t *)conf->token,
+                                .token_len = conf->token ? strlen(conf->token) : 0,
+                                .name = ms->id,
+                                .window = (uint32_t)conf->window};
+    int n = mars_wire_hello_frame(&h, ms->hello, sizeof(ms->hello));
+    ms->state = M_HELLO;
     ms->next_seq = 1;
     ms->acked_seq = 0;
     ms->rlen = 0;
-    ms->limit = ms->conf->frame_bytes;
-    mars_ev_prep_connect(&ms->op_conn, fd, (struct sockaddr *)&ms->addr, ms->addrlen, on_connect,
-                         ms);
-    rc = mars_ev_submit(loop, &ms->op_conn);
-    if (rc) {
-        ms->ops = 1;
-        ms->state = C_CLOSING;
-        op_done(ms); /* closes fd, fails the requests */
+    ms->limit = conf->frame_bytes;
+    if (n < 0) {
+        drop(ms, "token too long for a HELLO frame");
         return;
     }
-    ms->ops++;
-    mars_ev_prep_timer(&ms->op_timer, ms->conf->connect_timeout, on_timer, ms);
-    if (mars_ev_submit(loop, &ms->op_timer) == 0) {
-        ms->timing = true;
-        ms->ops++;
+    ms->hello_iov = (struct iovec){.iov_base = ms->hello, .iov_len = (size_t)n};
+    int rc = mars_conn_send(c, &ms->hello_iov, 1, on_sent);
+    if (rc) {
+        drop(ms, strerror(-rc));
+        return;
     }
+    ms->sending = true;
+    ms->send_upto = 0;
+    mars_ev_prep_timer(&ms->op_hello_timer, conf->connect_timeout, on_hello_timer, ms);
+    ms->hello_timing = mars_ev_submit(mars_sink_loop(ms->sink), &ms->op_hello_timer) == 0;
 }
 
 /* ---- frames from the receiver ---- */
@@ -505,16 +484,23 @@ static int on_ack(struct msink *ms, uint64_t seq)
 {
     if (seq <= ms->acked_seq || seq >= ms->next_seq)
         return -EPROTO;
+    /* a frame of the send in flight may be acknowledged before that send's callback ran
+     * (the kernel had its bytes): it counts as sent */
+    uint32_t sent = ms->sending ? ms->send_upto : ms->nsent;
     while (ms->nframes > 0 && slot(ms, 0)->seq <= seq) {
         struct frame *f = slot(ms, 0);
-        if (ms->nsent == 0) /* acknowledged before we finished sending it */
+        if (sent == 0) /* acknowledged before it was sent */
             return -EPROTO;
         f->req->frames_out--;
         f->req->acked += f->nevents;
         f->req->wire_bytes += f->len;
         ms->ack_i = (ms->ack_i + 1) % ms->ring_cap;
         ms->nframes--;
-        ms->nsent--;
+        sent--;
+        if (ms->nsent > 0)
+            ms->nsent--;
+        if (ms->sending)
+            ms->send_upto--;
     }
     ms->acked_seq = seq;
     return 0;
@@ -524,32 +510,34 @@ static void on_hello(struct msink *ms, const uint8_t *p, size_t n)
 {
     struct mars_wire_hello h;
     void *scratch = NULL;
-    if (ms->state != C_HELLO || mars_wire_hello_parse(p, n, &h, &scratch)) {
+    if (ms->state != M_HELLO || mars_wire_hello_parse(p, n, &h, &scratch)) {
         mars_wire_hello_free(scratch);
-        conn_close(ms, "unexpected or malformed HELLO from the receiver");
+        drop(ms, "unexpected or malformed HELLO from the receiver");
         return;
     }
     if (h.max_frame_bytes >= 1024 && h.max_frame_bytes < ms->limit)
         ms->limit = h.max_frame_bytes;
     mars_wire_hello_free(scratch);
-    ms->state = C_READY;
-    if (ms->timing)
-        mars_ev_cancel(mars_sink_loop(ms->sink), &ms->op_timer);
-    mars_info(ms->id, "connected to %s", ms->conf->address);
+    ms->state = M_READY;
+    if (ms->hello_timing)
+        mars_ev_cancel(mars_sink_loop(ms->sink), &ms->op_hello_timer);
+    const char *tls = mars_conn_tls_info(ms->conn);
+    MARS_LOG_RL(MARS_LOG_INFO, ms->id, "connected to %s%s%s", ms->conf->address,
+                *tls ? " with " : "", tls);
 }
 
-/* Handles one frame; false when the connection was closed. */
+/* Handles one frame; false when the connection is being closed. */
 static bool handle(struct msink *ms, const struct mars_wire_hdr *h, const uint8_t *p)
 {
     char reason[256];
-    int code;
+    int code = 0;
     switch (h->type) {
     case MARS_WIRE_HELLO:
         on_hello(ms, p, h->length);
         break;
     case MARS_WIRE_ACK:
-        if (ms->state != C_READY || on_ack(ms, h->seq)) {
-            conn_close(ms, "acknowledgement out of sequence");
+        if (ms->state != M_READY || on_ack(ms, h->seq)) {
+            drop(ms, "acknowledgement out of sequence");
             break;
         }
         complete_ready(ms);
@@ -559,52 +547,45 @@ static bool handle(struct msink *ms, const struct mars_wire_hdr *h, const uint8_
             snprintf(reason, sizeof(reason), "(malformed error frame)");
         MARS_LOG_RL(MARS_LOG_ERROR, ms->id, "%s refused: %s: %s", ms->conf->address,
                     mars_wire_error_name(code), reason);
-        conn_close(ms, "refused by the receiver");
+        drop(ms, "refused by the receiver");
         break;
     case MARS_WIRE_PONG:
         break;
     default:
-        conn_close(ms, "unexpected frame type from the receiver");
+        drop(ms, "unexpected frame type from the receiver");
         break;
     }
-    return ms->state != C_CLOSING && ms->state != C_DOWN;
+    return ms->state != M_CLOSING && ms->state != M_DOWN;
 }
 
-static void on_recv(struct mars_ev_op *op, int res)
+/* core/conn: bytes from the receiver (control frames only). */
+static void on_data(struct mars_conn *c, const char *data, size_t n)
 {
-    struct msink *ms = op->data;
-    ms->receiving = false;
-    if (ms->state == C_CLOSING || ms->state == C_DOWN) {
-        op_done(ms);
-        return;
-    }
-    if (res == -EAGAIN || res == -EINTR)
-        res = -EAGAIN;
-    else if (res <= 0)
-        conn_close(ms, res == 0 ? "closed by the receiver" : strerror(-res));
-    else
-        ms->rlen += (size_t)res;
-    size_t off = 0;
-    while (ms->state != C_CLOSING && ms->rlen - off >= MARS_WIRE_HDR) {
-        struct mars_wire_hdr h;
-        const char *why = NULL;
-        if (mars_wire_get_hdr(ms->rbuf + off, MARS_WIRE_CONTROL_MAX, &h, &why) ||
-            h.type == MARS_WIRE_BATCH) {
-            conn_close(ms, why ? why : "batch frame from the receiver");
-            break;
+    struct msink *ms = mars_conn_data(c);
+    while (n > 0 && ms->state != M_CLOSING) {
+        size_t take = sizeof(ms->rbuf) - ms->rlen < n ? sizeof(ms->rbuf) - ms->rlen : n;
+        memcpy(ms->rbuf + ms->rlen, data, take);
+        ms->rlen += take;
+        data += take;
+        n -= take;
+        size_t off = 0;
+        while (ms->rlen - off >= MARS_WIRE_HDR) {
+            struct mars_wire_hdr h;
+            const char *why = NULL;
+            if (mars_wire_get_hdr(ms->rbuf + off, MARS_WIRE_CONTROL_MAX, &h, &why) ||
+                h.type == MARS_WIRE_BATCH) {
+                drop(ms, why ? why : "batch frame from the receiver");
+                return;
+            }
+            if (ms->rlen - off < MARS_WIRE_HDR + h.length)
+                break;
+            if (!handle(ms, &h, ms->rbuf + off + MARS_WIRE_HDR))
+                return;
+            off += MARS_WIRE_HDR + h.length;
         }
-        if (ms->rlen - off < MARS_WIRE_HDR + h.length)
-            break;
-        if (!handle(ms, &h, ms->rbuf + off + MARS_WIRE_HDR))
-            break;
-        off += MARS_WIRE_HDR + h.length;
-    }
-    if (off > 0 && ms->state != C_CLOSING) {
         memmove(ms->rbuf, ms->rbuf + off, ms->rlen - off);
         ms->rlen -= off;
     }
-    recv_more(ms);
-    op_done(ms);
     pump(ms);
 }
 
@@ -619,44 +600,71 @@ static int msink_init(struct mars_sink *s)
     ms->sink = s;
     ms->conf = c;
     ms->id = mars_sink_id(s);
-    ms->fd = -1;
     ms->reqs_tail = &ms->reqs;
     ms->ring_cap = (uint32_t)c->window;
+    mars_wire_enc_init(&ms->enc);
+    int rc = -ENOMEM;
+    if (mars_wire_split_address(c->address, ms->host, sizeof(ms->host), ms->port,
+                                sizeof(ms->port))) {
+        rc = -EINVAL; /* msink_check reported it */
+        goto fail;
+    }
     ms->ring = calloc(ms->ring_cap, sizeof(*ms->ring));
     ms->iov = calloc(ms->ring_cap, sizeof(*ms->iov));
-    mars_wire_enc_init(&ms->enc);
-    if (!ms->ring || !ms->iov) {
-        free(ms->ring);
-        free(ms->iov);
-        free(ms);
-        return -ENOMEM;
+    if (!ms->ring || !ms->iov)
+        goto fail;
+    if (c->tls.enabled) {
+        struct mars_tls_opts o;
+        char err[512];
+        mars_netconf_tls(&c->tls, &o);
+        ms->tls = mars_tls_ctx_create(&o, MARS_TLS_CLIENT, ms->id, err, sizeof(err));
+        if (!ms->tls) {
+            mars_error(ms->id, "tls: %s", err);
+            rc = -EINVAL;
+            goto fail;
+        }
     }
-    int rc = mars_wire_parse_address(c->address, &ms->addr, &ms->addrlen);
-    if (rc == -EINVAL) {
-        mars_error(ms->id, "address %s: expected host:port", c->address);
-        free(ms->ring);
-        free(ms->iov);
-        free(ms);
-        return rc;
-    }
-    if (rc)
-        mars_warn(ms->id, "address %s does not resolve yet; will retry", c->address);
+    struct mars_conn_opts co = {
+        .host = ms->host,
+        .port = ms->port,
+        .connect_timeout_ns = c->connect_timeout,
+        .keepalive_ns = KEEPALIVE_NS,
+        .tls = ms->tls,
+        .server_name = c->tls.server_name,
+        .on_data = on_data,
+        .on_close = on_lost,
+        .on_idle = on_idle,
+        .data = ms,
+    };
+    ms->conn = mars_conn_create(mars_sink_loop(s), &co);
+    if (!ms->conn)
+        goto fail;
     mars_sink_set_state(s, ms);
     return 0;
+fail:
+    mars_tls_ctx_destroy(ms->tls);
+    free(ms->ring);
+    free(ms->iov);
+    free(ms);
+    return rc;
 }
 
 static void msink_abort(struct mars_sink *s)
 {
     struct msink *ms = mars_sink_state(s);
     ms->aborting = true;
-    conn_close(ms, "shutting down");
+    if (ms->state == M_OPENING) { /* no data yet: core/conn's open callback gets -ECANCELED */
+        mars_conn_close(ms->conn);
+        return;
+    }
+    drop(ms, "shutting down");
 }
 
 static void msink_destroy(struct mars_sink *s)
 {
     struct msink *ms = mars_sink_state(s);
-    if (ms->fd >= 0)
-        close(ms->fd);
+    mars_conn_destroy(ms->conn); /* the worker ran the loop dry after abort: nothing in flight */
+    mars_tls_ctx_destroy(ms->tls);
     for (uint32_t i = 0; i < ms->ring_cap; i++)
         free(ms->ring[i].buf);
     while (ms->reqs) {
@@ -673,11 +681,12 @@ static void msink_destroy(struct mars_sink *s)
 const struct mars_component_desc mars_sink_mars = {
     .name = "mars",
     .description = "Ships events to another mars (its mars source) over the native protocol, "
-                   "acknowledged end to end.",
+                   "acknowledged end to end, optionally with TLS.",
     .kind = MARS_KIND_SINK,
     .accepts = MARS_DATA_LOG,
     .options = msink_options,
     .conf_size = sizeof(struct msink_conf),
+    .check = msink_check,
     .sink = {.init = msink_init, .write = msink_write, .abort = msink_abort,
              .destroy = msink_destroy},
 };

@@ -144,9 +144,6 @@ int mars_wire_split_address(const char *text, char *host, size_t hcap, char *por
 int mars_wire_parse_address(const char *text, struct sockaddr_storage *ss, socklen_t *len);
 /* Formats ss as "host:port" for logs. */
 void mars_wire_format_address(const struct sockaddr *sa, char *buf, size_t cap);
-/* A non-blocking, close-on-exec TCP socket for the family, tuned as mars_wire_tune(). Returns
- * the fd or -errno. */
-int mars_wire_socket(int family);
 /* TCP_NODELAY and keepalive (idle 30 s, 3 probes 10 s apart) on a connected socket; best
  * effort (a socket without them still works, it only notices a dead peer later). */
 void mars_wire_tune(int fd);

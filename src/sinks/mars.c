@@ -125,6 +125,7 @@ struct msink {
     bool sending, aborting, pumping, hello_timing, deferring;
     struct mars_ev_op op_hello_timer, op_defer;
     uint32_t send_upto; /* frames (from ack_i) covered by the send in flight */
+    int64_t hello_deadline; /* monotonic ns: the receiver's HELLO is due by then */
     char why[160];      /* reason of a close waiting for op_defer */
 
     struct preq *reqs, **reqs_tail; /* open requests, oldest first */
@@ -428,12 +429,29 @@ static void on_lost(struct mars_conn *c, int err)
     fail_all(ms);
 }
 
+static void arm_hello_timer(struct msink *ms, int64_t ns);
+
+/* The timer may outlive the connection it was armed for (a cancel completes later): it
+ * judges by the deadline of the connection in M_HELLO now, if any. */
 static void on_hello_timer(struct mars_ev_op *op, int res)
 {
     struct msink *ms = op->data;
     ms->hello_timing = false;
-    if (res == 0 && ms->state == M_HELLO)
+    if (ms->state != M_HELLO || ms->aborting)
+        return;
+    int64_t left = ms->hello_deadline - mars_ev_now(mars_sink_loop(ms->sink));
+    if (left <= 0)
         drop(ms, "no HELLO from the receiver within connect_timeout");
+    else
+        arm_hello_timer(ms, left);
+}
+
+static void arm_hello_timer(struct msink *ms, int64_t ns)
+{
+    if (ms->hello_timing)
+        return; /* still in flight (being cancelled): its callback re-arms */
+    mars_ev_prep_timer(&ms->op_hello_timer, ns, on_hello_timer, ms);
+    ms->hello_timing = mars_ev_submit(mars_sink_loop(ms->sink), &ms->op_hello_timer) == 0;
 }
 
 static void on_open(struct mars_conn *c, int err)
@@ -474,8 +492,8 @@ static void on_open(struct mars_conn *c, int err)
     }
     ms->sending = true;
     ms->send_upto = 0;
-    mars_ev_prep_timer(&ms->op_hello_timer, conf->connect_timeout, on_hello_timer, ms);
-    ms->hello_timing = mars_ev_submit(mars_sink_loop(ms->sink), &ms->op_hello_timer) == 0;
+    ms->hello_deadline = mars_ev_now(mars_sink_loop(ms->sink)) + conf->connect_timeout;
+    arm_hello_timer(ms, conf->connect_timeout);
 }
 
 /* ---- frames from the receiver ---- */
@@ -653,6 +671,8 @@ static void msink_abort(struct mars_sink *s)
 {
     struct msink *ms = mars_sink_state(s);
     ms->aborting = true;
+    if (ms->hello_timing)
+        mars_ev_cancel(mars_sink_loop(s), &ms->op_hello_timer);
     if (ms->state == M_OPENING) { /* no data yet: core/conn's open callback gets -ECANCELED */
         mars_conn_close(ms->conn);
         return;

@@ -39,8 +39,10 @@
 
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/tls.h"
 #include "mars.pb-c.h"
 #include "pipeline/component.h"
+#include "pipeline/netconf.h"
 #include "pipeline/wire.h"
 
 #define MAX_INFLIGHT 1024         /* unacknowledged batches per connection */
@@ -54,6 +56,7 @@ struct msrc_conf {
     int64_t max_connections;
     uint64_t max_frame_bytes;
     int64_t handshake_timeout;
+    struct mars_tls_conf tls;
 };
 
 #define OFF(f) offsetof(struct msrc_conf, f)
@@ -73,15 +76,34 @@ static const struct mars_opt msrc_options[] = {
              "bigger frame closes the connection."},
     {.name = "handshake_timeout", .type = MARS_OPT_DURATION, .offset = OFF(handshake_timeout),
      .def = "10s", .min = 1000000, .max = (int64_t)600 * 1000000000,
-     .desc = "How long a new connection may take to send its HELLO before it is closed."},
+     .desc = "How long a new connection may take to send its HELLO (and finish the TLS "
+             "handshake) before it is closed."},
+    {.name = "tls", .type = MARS_OPT_SECTION, .offset = OFF(tls), .sub = mars_tls_options,
+     .desc = "TLS for senders: cert_file and key_file are this server's certificate; with "
+             "ca_file, senders must present a certificate signed by it (mutual TLS)."},
     {.name = NULL},
 };
 
+static int msrc_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+{
+    const struct msrc_conf *c = conf;
+    int rc = mars_netconf_check(&c->tls, NULL, node, diag);
+    if (c->tls.enabled && (!c->tls.cert_file || !c->tls.key_file)) {
+        const struct mars_cfg_node *n = mars_cfg_get(node, "tls");
+        n = n ? n : node;
+        mars_diag_add(diag, n->file, n->line, n->col,
+                      "tls: a mars source needs cert_file and key_file (its certificate)");
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
 enum conn_state {
+    S_TLS,     /* TLS handshake */
     S_HELLO,   /* waiting for the peer's HELLO */
     S_READY,   /* batches flow */
     S_DRAIN,   /* an ERROR frame is going out; close once it is sent */
-    S_CLOSING, /* ops cancelled, waiting for them */
+    S_CLOSING, /* I/O cancelled, waiting for it to complete */
     S_CLOSED,  /* socket closed; kept while batches reference it */
 };
 
@@ -93,8 +115,9 @@ struct mconn {
     enum conn_state state;
     int fd;
     unsigned refs; /* 1 while the socket is open + 1 per batch waiting for its ack */
-    unsigned ops;
-    bool receiving, sending;
+    struct mars_tls *tls; /* NULL: plain TCP */
+    bool receiving, sending, handshaking; /* I/O in flight (ev op or TLS request) */
+    bool in_tls_cb; /* inside a TLS callback: the session must not be destroyed now */
     bool processing; /* inside conn_process (an emit can acknowledge and call back) */
     struct mars_ev_op op_recv, op_send;
     char peer[64];
@@ -116,6 +139,7 @@ struct mconn {
     uint64_t err_seq;
     uint8_t obuf[2 * (MARS_WIRE_HDR + MARS_WIRE_CONTROL_MAX)];
     size_t olen, osent;
+    struct iovec oiov;
 };
 
 struct msrc {
@@ -125,7 +149,8 @@ struct msrc {
     int lfd;
     bool accepting, ticking, accept_failed, stopping;
     struct mars_ev_op op_accept, op_tick;
-    struct mconn *conns; /* every connection not yet freed */
+    struct mars_tls_ctx *tls; /* NULL: plain TCP */
+    struct mconn *conns;      /* every connection not yet freed */
     unsigned nopen;      /* connections whose socket is open */
 };
 
@@ -139,6 +164,7 @@ static struct mars_stats *stats(struct msrc *ms)
     return mars_source_stats(ms->src);
 }
 
+/* Still talking to the peer (frames are read and answered). */
 static bool is_open(const struct mconn *c)
 {
     return c->state == S_HELLO || c->state == S_READY;
@@ -162,12 +188,16 @@ static void conn_unref(struct mconn *c)
     free(c);
 }
 
-static void op_done(struct mconn *c)
+/* Finishes a close once no I/O is in flight. A TLS session is never destroyed inside one
+ * of its own callbacks: there its idle callback (on_tls_idle) comes back here. */
+static void maybe_finalize(struct mconn *c)
 {
-    c->ops--;
-    if (c->state != S_CLOSING || c->ops > 0)
+    if (c->state != S_CLOSING || c->receiving || c->sending || c->handshaking ||
+        c->in_tls_cb || (c->tls && mars_tls_busy(c->tls)))
         return;
     struct msrc *ms = c->ms;
+    mars_tls_destroy(c->tls);
+    c->tls = NULL;
     close(c->fd);
     c->fd = -1;
     c->state = S_CLOSED;
@@ -182,12 +212,15 @@ static void conn_close(struct mconn *c)
         return;
     c->state = S_CLOSING;
     struct mars_ev_loop *loop = mars_source_loop(c->ms->src);
-    if (c->receiving)
-        mars_ev_cancel(loop, &c->op_recv);
-    if (c->sending)
-        mars_ev_cancel(loop, &c->op_send);
-    c->ops++; /* so op_done below is the one that finishes when nothing is in flight */
-    op_done(c);
+    if (c->tls) {
+        mars_tls_cancel(c->tls); /* pending requests complete with -ECANCELED */
+    } else {
+        if (c->receiving)
+            mars_ev_cancel(loop, &c->op_recv);
+        if (c->sending)
+            mars_ev_cancel(loop, &c->op_send);
+    }
+    maybe_finalize(c);
 }
 
 /* Refuses the peer: sends ERROR(code, reason), then closes. Counted under `err`. */
@@ -203,7 +236,7 @@ static void conn_fail(struct mconn *c, int code, enum mars_error_type err, uint6
     c->err_seq = seq;
     snprintf(c->err_reason, sizeof(c->err_reason), "%s", reason);
     c->state = S_DRAIN;
-    if (c->receiving)
+    if (c->receiving && !c->tls) /* a TLS read cannot be cancelled alone: it is ignored */
         mars_ev_cancel(mars_source_loop(c->ms->src), &c->op_recv);
     flush_out(c);
 }
@@ -211,6 +244,7 @@ static void conn_fail(struct mconn *c, int code, enum mars_error_type err, uint6
 /* ---- sending: HELLO, PONG, ACK, ERROR, coalesced into one small buffer ---- */
 
 static void on_send(struct mars_ev_op *op, int res);
+static void on_tls_send(struct mars_tls *t, int res);
 
 static void put_empty(struct mconn *c, uint8_t type, uint64_t seq)
 {
@@ -253,25 +287,45 @@ static void flush_out(struct mconn *c)
             conn_close(c);
         return;
     }
-    mars_ev_prep_send(&c->op_send, c->fd, c->obuf + c->osent, c->olen - c->osent, on_send, c);
-    if (mars_ev_submit(mars_source_loop(c->ms->src), &c->op_send)) {
+    int rc;
+    if (c->tls) {
+        c->oiov = (struct iovec){.iov_base = c->obuf + c->osent, .iov_len = c->olen - c->osent};
+        rc = mars_tls_write(c->tls, &c->oiov, 1, on_tls_send);
+    } else {
+        mars_ev_prep_send(&c->op_send, c->fd, c->obuf + c->osent, c->olen - c->osent, on_send, c);
+        rc = mars_ev_submit(mars_source_loop(c->ms->src), &c->op_send);
+    }
+    if (rc) {
         conn_close(c);
         return;
     }
     c->sending = true;
-    c->ops++;
 }
 
-static void on_send(struct mars_ev_op *op, int res)
+/* A send finished: res bytes went out, or -errno. */
+static void sent(struct mconn *c, int res)
 {
-    struct mconn *c = op->data;
     c->sending = false;
     if (res > 0)
         c->osent += (size_t)res;
     else if (res != -EAGAIN && res != -EINTR && (is_open(c) || c->state == S_DRAIN))
         conn_close(c);
     flush_out(c);
-    op_done(c);
+}
+
+static void on_send(struct mars_ev_op *op, int res)
+{
+    struct mconn *c = op->data;
+    sent(c, res);
+    maybe_finalize(c);
+}
+
+static void on_tls_send(struct mars_tls *t, int res)
+{
+    struct mconn *c = mars_tls_data(t);
+    c->in_tls_cb = true;
+    sent(c, res == 0 ? (int)(c->olen - c->osent) : (res > 0 ? -EIO : res));
+    c->in_tls_cb = false;
 }
 
 /* ---- acknowledgements ---- */
@@ -411,6 +465,7 @@ static void on_frame(struct mconn *c, const struct mars_wire_hdr *h, const uint8
 }
 
 static void on_recv(struct mars_ev_op *op, int res);
+static void on_tls_recv(struct mars_tls *t, int res);
 
 static void recv_more(struct mconn *c)
 {
@@ -420,13 +475,18 @@ static void recv_more(struct mconn *c)
         conn_fail(c, MARS__ERROR__CODE__TOO_LARGE, MARS_ERR_PARSE, 0, "receive buffer full");
         return;
     }
-    mars_ev_prep_recv(&c->op_recv, c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, on_recv, c);
-    if (mars_ev_submit(mars_source_loop(c->ms->src), &c->op_recv)) {
+    int rc;
+    if (c->tls) {
+        rc = mars_tls_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen, on_tls_recv);
+    } else {
+        mars_ev_prep_recv(&c->op_recv, c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, on_recv, c);
+        rc = mars_ev_submit(mars_source_loop(c->ms->src), &c->op_recv);
+    }
+    if (rc) {
         conn_close(c);
         return;
     }
     c->receiving = true;
-    c->ops++;
 }
 
 /* Handles every whole frame in the buffer while the pipeline takes more, then reads on. */
@@ -489,9 +549,9 @@ static void conn_process(struct mconn *c)
         recv_more(c);
 }
 
-static void on_recv(struct mars_ev_op *op, int res)
+/* A read finished: res bytes arrived, 0 for the peer's close, or -errno. */
+static void received(struct mconn *c, int res)
 {
-    struct mconn *c = op->data;
     c->receiving = false;
     if (is_open(c)) {
         if (res > 0) {
@@ -508,7 +568,21 @@ static void on_recv(struct mars_ev_op *op, int res)
             conn_close(c);
         }
     }
-    op_done(c);
+}
+
+static void on_recv(struct mars_ev_op *op, int res)
+{
+    struct mconn *c = op->data;
+    received(c, res);
+    maybe_finalize(c);
+}
+
+static void on_tls_recv(struct mars_tls *t, int res)
+{
+    struct mconn *c = mars_tls_data(t);
+    c->in_tls_cb = true;
+    received(c, res);
+    c->in_tls_cb = false;
 }
 
 /* ---- listener ---- */
@@ -525,6 +599,46 @@ static void accept_next(struct msrc *ms)
         return;
     }
     ms->accepting = true;
+}
+
+static void on_tls_idle(struct mars_tls *t, int res)
+{
+    maybe_finalize(mars_tls_data(t));
+}
+
+static void on_tls_handshake(struct mars_tls *t, int res)
+{
+    struct mconn *c = mars_tls_data(t);
+    c->handshaking = false;
+    if (c->state != S_TLS)
+        return; /* closing: the idle callback finishes */
+    c->in_tls_cb = true;
+    if (res < 0) {
+        mars_stat_add(&stats(c->ms)->errors[MARS_ERR_TLS], 1);
+        MARS_LOG_RL(MARS_LOG_WARN, c->ms->id, "TLS handshake with %s failed: %s", c->peer,
+                    mars_tls_error(t));
+        conn_close(c);
+    } else {
+        mars_debug(c->ms->id, "%s: %s %s", c->peer, mars_tls_version(t), mars_tls_cipher(t));
+        c->state = S_HELLO;
+        recv_more(c);
+    }
+    c->in_tls_cb = false;
+}
+
+/* Starts the TLS handshake of a new connection. Returns 0 or -errno. */
+static int tls_start(struct mconn *c)
+{
+    c->tls = mars_tls_create(c->ms->tls, mars_source_loop(c->ms->src), c->fd, NULL, c);
+    if (!c->tls)
+        return -ENOMEM;
+    mars_tls_set_idle_cb(c->tls, on_tls_idle);
+    int rc = mars_tls_handshake(c->tls, on_tls_handshake);
+    if (rc)
+        return rc;
+    c->state = S_TLS;
+    c->handshaking = true;
+    return 0;
 }
 
 static void conn_start(struct msrc *ms, int fd)
@@ -559,10 +673,26 @@ static void conn_start(struct msrc *ms, int fd)
         ms->conns->prev = c;
     ms->conns = c;
     ms->nopen++;
-    if (ms->nopen > (unsigned)ms->conf->max_connections)
-        conn_fail(c, MARS__ERROR__CODE__BUSY, MARS_ERR_REJECTED, 0, "too many connections");
-    else
-        recv_more(c);
+    if (ms->nopen > (unsigned)ms->conf->max_connections) {
+        /* refused before any TLS: a plain ERROR frame would not reach a TLS client anyway */
+        mars_stat_add(&stats(ms)->errors[MARS_ERR_REJECTED], 1);
+        MARS_LOG_RL(MARS_LOG_WARN, ms->id, "refusing %s: max_connections (%lld) reached",
+                    c->peer, (long long)ms->conf->max_connections);
+        if (ms->tls)
+            conn_close(c);
+        else
+            conn_fail(c, MARS__ERROR__CODE__BUSY, MARS_ERR_REJECTED, 0, "too many connections");
+        return;
+    }
+    int rc = ms->tls ? tls_start(c) : 0;
+    if (rc) {
+        MARS_LOG_RL(MARS_LOG_ERROR, ms->id, "cannot start TLS with %s: %s", c->peer,
+                    strerror(-rc));
+        c->state = S_HELLO;
+        conn_close(c);
+        return;
+    }
+    recv_more(c);
 }
 
 static void on_accept(struct mars_ev_op *op, int res)
@@ -606,9 +736,18 @@ static void on_tick(struct mars_ev_op *op, int res)
     int64_t now = mars_ev_now(mars_source_loop(ms->src));
     for (struct mconn *c = ms->conns, *next; c; c = next) {
         next = c->next; /* conn_fail may free nothing now, but keep the walk safe */
-        if (c->state == S_HELLO && now - c->opened_ns > ms->conf->handshake_timeout)
-            conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, 0,
-                      "no HELLO within handshake_timeout");
+        if ((c->state == S_HELLO || c->state == S_TLS) &&
+            now - c->opened_ns > ms->conf->handshake_timeout) {
+            if (c->state == S_TLS) {
+                mars_stat_add(&stats(ms)->errors[MARS_ERR_TLS], 1);
+                MARS_LOG_RL(MARS_LOG_WARN, ms->id, "closing %s: no TLS handshake within "
+                            "handshake_timeout", c->peer);
+                conn_close(c);
+            } else {
+                conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, 0,
+                          "no HELLO within handshake_timeout");
+            }
+        }
     }
     if (ms->accept_failed) {
         ms->accept_failed = false;
@@ -642,7 +781,8 @@ static int listen_on(struct msrc *ms)
     sl = sizeof(ss);
     getsockname(fd, (struct sockaddr *)&ss, &sl);
     mars_wire_format_address((struct sockaddr *)&ss, where, sizeof(where));
-    mars_info(ms->id, "listening on %s%s", where, ms->conf->token ? "" : " (no token: any sender)");
+    mars_info(ms->id, "listening on %s%s%s", where, ms->tls ? " with TLS" : "",
+              ms->conf->token ? "" : " (no token: any sender)");
     ms->lfd = fd;
     return 0;
 }
@@ -669,6 +809,17 @@ static int msrc_init(struct mars_source *s)
     ms->conf = mars_source_conf(s);
     ms->id = mars_source_id(s);
     ms->lfd = -1;
+    if (ms->conf->tls.enabled) {
+        struct mars_tls_opts o;
+        char err[512];
+        mars_netconf_tls(&ms->conf->tls, &o);
+        ms->tls = mars_tls_ctx_create(&o, MARS_TLS_SERVER, ms->id, err, sizeof(err));
+        if (!ms->tls) {
+            mars_error(ms->id, "tls: %s", err);
+            free(ms);
+            return -EINVAL;
+        }
+    }
     mars_source_set_state(s, ms);
     return 0;
 }
@@ -722,6 +873,7 @@ static void msrc_destroy(struct mars_source *s)
     while (ms->conns) {
         struct mconn *c = ms->conns;
         ms->conns = c->next;
+        mars_tls_destroy(c->tls);
         if (c->fd >= 0)
             close(c->fd);
         free(c->rbuf);
@@ -730,6 +882,7 @@ static void msrc_destroy(struct mars_source *s)
     }
     if (ms->lfd >= 0)
         close(ms->lfd);
+    mars_tls_ctx_destroy(ms->tls);
     free(ms);
 }
 
@@ -741,6 +894,7 @@ const struct mars_component_desc mars_source_mars = {
     .produces = MARS_DATA_LOG,
     .options = msrc_options,
     .conf_size = sizeof(struct msrc_conf),
+    .check = msrc_check,
     .source = {.init = msrc_init, .start = msrc_start, .resume = msrc_resume,
                .stop = msrc_stop, .destroy = msrc_destroy},
 };

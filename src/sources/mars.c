@@ -4,8 +4,9 @@
  * ship to with the `mars` sink.
  *
  * Listener: one TCP listener (default 127.0.0.1:6277, "mars" on a phone keypad: loopback
- * unless an address is configured) with an accept op always in flight. Each connection
- * reads frames into its own buffer: the first must be a HELLO with the protocol version and,
+ * unless an address is configured) with an accept op always in flight. With `tls`, each
+ * connection first runs a TLS handshake (core/tls server session; every read and write then
+ * goes through it instead of ev ops). Each connection reads frames into its own buffer: the first must be a HELLO with the protocol version and,
  * when a token is configured, the same token (compared in constant time); the source
  * answers with its own HELLO (which tells the sender max_frame_bytes). Every BATCH frame
  * (sequence numbers consecutive from 1) is decompressed, decoded into one batch with its

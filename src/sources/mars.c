@@ -314,19 +314,24 @@ static void sent(struct mconn *c, int res)
     flush_out(c);
 }
 
+/* Callbacks hold a reference while they run, so a close inside cannot free c under them. */
 static void on_send(struct mars_ev_op *op, int res)
 {
     struct mconn *c = op->data;
+    c->refs++;
     sent(c, res);
     maybe_finalize(c);
+    conn_unref(c);
 }
 
 static void on_tls_send(struct mars_tls *t, int res)
 {
     struct mconn *c = mars_tls_data(t);
+    c->refs++;
     c->in_tls_cb = true;
     sent(c, res == 0 ? (int)(c->olen - c->osent) : (res > 0 ? -EIO : res));
     c->in_tls_cb = false;
+    conn_unref(c); /* never the last: the socket's reference goes in on_tls_idle */
 }
 
 /* ---- acknowledgements ---- */
@@ -498,6 +503,7 @@ static void conn_process(struct mconn *c)
     if (c->processing) /* the loop below re-checks the limits before every frame */
         return;
     c->processing = true;
+    c->refs++; /* a close below must not free c under this loop */
     while (is_open(c) && c->rlen - off >= MARS_WIRE_HDR) {
         if (mars_source_paused(ms->src) || c->inflight >= MAX_INFLIGHT)
             break; /* resume() or an ack brings us back */
@@ -548,6 +554,7 @@ static void conn_process(struct mconn *c)
     c->processing = false;
     if (!mars_source_paused(ms->src) && c->inflight < MAX_INFLIGHT)
         recv_more(c);
+    conn_unref(c);
 }
 
 /* A read finished: res bytes arrived, 0 for the peer's close, or -errno. */
@@ -574,16 +581,20 @@ static void received(struct mconn *c, int res)
 static void on_recv(struct mars_ev_op *op, int res)
 {
     struct mconn *c = op->data;
+    c->refs++;
     received(c, res);
     maybe_finalize(c);
+    conn_unref(c);
 }
 
 static void on_tls_recv(struct mars_tls *t, int res)
 {
     struct mconn *c = mars_tls_data(t);
+    c->refs++;
     c->in_tls_cb = true;
     received(c, res);
     c->in_tls_cb = false;
+    conn_unref(c);
 }
 
 /* ---- listener ---- */
@@ -613,6 +624,7 @@ static void on_tls_handshake(struct mars_tls *t, int res)
     c->handshaking = false;
     if (c->state != S_TLS)
         return; /* closing: the idle callback finishes */
+    c->refs++;
     c->in_tls_cb = true;
     if (res < 0) {
         mars_stat_add(&stats(c->ms)->errors[MARS_ERR_TLS], 1);
@@ -625,6 +637,7 @@ static void on_tls_handshake(struct mars_tls *t, int res)
         recv_more(c);
     }
     c->in_tls_cb = false;
+    conn_unref(c);
 }
 
 /* Starts the TLS handshake of a new connection. Returns 0 or -errno. */

@@ -35,7 +35,7 @@ test: deps-test
 FUZZ_BUILD ?= build-fuzz
 test-fuzz: deps-test
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMARS_WERROR=OFF >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_json fuzz_condition
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -j $(JOBS) -R '^fuzz/'
 
 # The release suite runs once per io backend, so every feature is proven on both; the

@@ -411,10 +411,12 @@ static void cri_line(void)
     size_t piece = plen;
     if (plen > 1024 && rn(3) == 0)
         piece = range(256, (uint32_t)(plen / 2)); /* kubelet splits at 16 KiB; smaller here */
+    /* one stream for all the pieces of a line, as a runtime writes them */
+    const char *stream = rn(10) == 0 ? " stderr " : " stdout ";
     for (size_t off = 0; off < plen; off += piece) {
         size_t n = plen - off < piece ? plen - off : piece;
         put_ts_nanos();
-        puts_(rn(10) == 0 ? " stderr " : " stdout ");
+        puts_(stream);
         putc_(off + n < plen ? 'P' : 'F');
         putc_(' ');
         put(payload + off, n);

@@ -68,13 +68,15 @@ def make_handler(st):
                 st.bytes += len(body)
                 st.wire += len(wire)
                 st.requests += 1
-                if st.lines >= st.expect:
-                    st.done.set()
+                complete = st.lines >= st.expect
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"{}")
+            self.wfile.flush()
+            if complete:  # only once the answer is out: mars must see its last request acked
+                st.done.set()
 
         do_PUT = do_POST
 

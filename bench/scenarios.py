@@ -17,6 +17,7 @@ Checks that make a run count (any failure makes bench/run exit 1):
 - receivers (tcp, http, a downstream mars) counted exactly the expected lines;
 - blocked sink: RSS from 25% to 100% of the run grows by at most 10%.
 """
+import json
 import os
 import re
 import signal
@@ -24,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -395,13 +397,81 @@ def run_blocked(ctx, sc):
 def run_k8s(ctx, sc):
     d = ctx.data("pods", data_pods)
     m = ctx.mars
-    src = {"type": "kubernetes_logs", m.pick("source", "kubernetes_logs", "pods_dir", "log_dir", "path", "root"): d["dir"]}
+    src = {"type": "kubernetes_logs", m.pick("source", "kubernetes_logs", "pods_root", "pods_dir", "log_dir", "path", "root"): d["dir"]}
+    if "metadata" in m.options("source", "kubernetes_logs"):
+        src["metadata"] = False
     row = ctx.add(Row(sc.id, "kubernetes_logs (200 pods, CRI JSON) → parse → blackhole", "mars", baseline="cat"))
     cfg = {"sources": {"pods": src},
            "transforms": {"app": {"type": "parse", "inputs": ["pods"], "format": "json", "field": "message"}},
            "sinks": {"b": {"type": "blackhole", "inputs": ["app"]}}}
     row.notes.append("expects one event per CRI `F` line (partial `P` lines joined); %d files" % len(d["paths"]))
-    return [repeat(ctx, row, lambda i: once(ctx, sc.id, cfg, {"b": d["full_lines"]}, d["full_lines"], d["bytes"]))]
+    n = k8s_events(d)
+    return [repeat(ctx, row, lambda i: once(ctx, sc.id, cfg, {"b": n}, n, d["bytes"]))]
+
+
+def k8s_events(d):
+    """Events kubernetes_logs --once makes of the pods data: one per `F` line, plus one per
+    file that ends inside a partial (`P`) line (emitted as it is at the end, never lost)."""
+    if "k8s_events" not in d:
+        open_runs = 0
+        for p in d["paths"]:
+            with open(p, "rb") as f:
+                f.seek(max(0, os.path.getsize(p) - 65536))
+                last = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+            open_runs += last.split(b" ", 3)[2:3] == [b"P"]
+        d["k8s_events"] = d["full_lines"] + open_runs
+    return d["k8s_events"]
+
+
+def k8s_fake_api(ctx, d):
+    """tests/fakes/k8s_api.py with the 200 bench pods on node bench-node; returns (process, url)."""
+    api = subprocess.Popen(["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fakes", "k8s_api.py")],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%s" % api.stdout.readline().decode().strip()
+
+    def post(path, obj):
+        req = urllib.request.Request(url + path, json.dumps(obj).encode(), method="POST")
+        urllib.request.urlopen(req, timeout=10).read()
+    post("/control/namespace", {"metadata": {"name": "bench", "labels": {"env": "bench"}}})
+    for p in d["paths"]:
+        ns, pod, uid = os.path.basename(os.path.dirname(os.path.dirname(p))).split("_")
+        post("/control/pod", {"metadata": {"name": pod, "namespace": ns, "uid": uid,
+                                           "labels": {"app": "bench", "pod": pod},
+                                           "annotations": {"team": "bench"},
+                                           "ownerReferences": [{"kind": "ReplicaSet", "name": "app-5d78c9869d",
+                                                                "controller": True}]},
+                              "spec": {"nodeName": "bench-node", "containers": [{"name": "app", "image": "app:1"}]},
+                              "status": {"podIP": "10.0.0.1"}})
+    return api, url
+
+
+def run_k8s_blackhole(ctx, sc):
+    """kubernetes_logs → blackhole, without metadata and with it (from the fake API server):
+    what decoding, merging and the pod fields cost, and how many API requests one run makes
+    (one list and one watch per resource, not one per pod or line)."""
+    d = ctx.data("pods", data_pods)
+    meta = sc.id.endswith("-meta")
+    src = {"type": "kubernetes_logs", "pods_root": d["dir"], "metadata": meta}
+    api = None
+    if meta:
+        api, url = k8s_fake_api(ctx, d)
+        src.update({"api_url": url, "node_name": "bench-node"})
+    title = "kubernetes_logs (200 pods, CRI JSON) → blackhole, metadata %s" % ("on" if meta else "off")
+    row = ctx.add(Row(sc.id, title, "mars", baseline="cat"))
+    cfg = {"sources": {"pods": src}, "sinks": {"b": {"type": "blackhole", "inputs": ["pods"]}}}
+    try:
+        n = k8s_events(d)
+        repeat(ctx, row, lambda i: once(ctx, sc.id, cfg, {"b": n}, n, d["bytes"]))
+        if api:
+            stats = json.load(urllib.request.urlopen(url + "/control/stats", timeout=10))
+            runs = len(row.runs) + len(row.warmup)
+            row.notes.append("API requests over %d runs: %s (per run: %s)" % (
+                runs, json.dumps(stats), ", ".join("%s %.1f" % (k, v / max(runs, 1)) for k, v in stats.items() if v)))
+    finally:
+        if api:
+            api.kill()
+            api.wait()
+    return [row]
 
 
 def passthrough(ctx, sc, d, label):
@@ -531,9 +601,11 @@ def run_file_tcp(ctx, sc):
 
 
 def run_file_http(ctx, sc):
-    d = ctx.data("big", data_big)
+    d = ctx.data("json", data_json)
     src, stdin, label = reader(ctx, d)
-    row = ctx.add(Row(sc.id, "%s → http (ndjson, gzip)" % label, "mars", baseline="cat"))
+    codec = "none" if sc.id.endswith("-none") else "gzip"
+    row = ctx.add(Row(sc.id, "%s → http (JSON logs as ndjson, %s)" % (label, codec), "mars",
+                      baseline="cat"))
     m = ctx.mars
 
     def one(i):
@@ -548,7 +620,7 @@ def run_file_http(ctx, sc):
         sink = {"type": "http", "inputs": ["in"],
                 m.pick("sink", "http", "uri", "endpoint", "url"): "http://127.0.0.1:%d/ingest" % port,
                 "encoding": m.pick_value("sink", "http", "encoding", "ndjson", "json"),
-                m.pick("sink", "http", "compression", "compress"): m.pick_value("sink", "http", "compression", "gzip")}
+                m.pick("sink", "http", "compression", "compress"): m.pick_value("sink", "http", "compression", codec)}
         try:
             r = once(ctx, sc.id, {"sources": {"in": src}, "sinks": {"h": sink}}, {"h": d["lines"]},
                      d["lines"], d["bytes"], stdin=stdin)
@@ -558,7 +630,8 @@ def run_file_http(ctx, sc):
             raise
         finish_recv(r, p, out, d["lines"])
         return r
-    row.notes.append("CPU is mars's alone; the Python receiver (bench/http_recv.py) gunzips on the same cores")
+    row.notes.append("CPU is mars's alone; the Python receiver (bench/http_recv.py) parses (and gunzips) "
+                     "on the same cores")
     return [repeat(ctx, row, one)]
 
 
@@ -767,7 +840,7 @@ class Scenario:
 
 
 FILE_SRC = (("source", "file"),)
-BIG_USERS = ["file-blackhole*", "stdin-blackhole", "files1000*", "stdin-file", "file-tcp", "file-http", "file-mars-mars",
+BIG_USERS = ["file-blackhole*", "stdin-blackhole", "files1000*", "stdin-file", "file-tcp", "file-http*", "file-mars-mars",
              "fluent-bit", "vector"]
 SCENARIOS = [
     Scenario("cat", "cat DATA > /dev/null", run_cat,
@@ -795,12 +868,17 @@ SCENARIOS = [
              needs=(("source", "demo"), ("sink", "blackhole"))),
     Scenario("k8s-parse-blackhole", "kubernetes_logs (CRI JSON, 200 pods) → parse → blackhole", run_k8s,
              needs=(("source", "kubernetes_logs"), ("transform", "parse"))),
+    Scenario("k8s-blackhole", "kubernetes_logs (CRI JSON, 200 pods) → blackhole, no metadata", run_k8s_blackhole,
+             needs=(("source", "kubernetes_logs"),)),
+    Scenario("k8s-blackhole-meta", "kubernetes_logs (CRI JSON, 200 pods) → blackhole, metadata from a fake API server",
+             run_k8s_blackhole, needs=(("source", "kubernetes_logs"),)),
     Scenario("file-parse-filter-modify", "file → parse json → filter → modify → blackhole", run_parse_chain,
              needs=(("transform", "parse"), ("transform", "filter"), ("transform", "modify"))),
     Scenario("file-parse-nginx", "file → parse nginx → blackhole", run_parse_nginx,
              needs=(("transform", "parse"),)),
     Scenario("file-tcp", "file → tcp", run_file_tcp, needs=(("sink", "tcp"),)),
     Scenario("file-http", "file → http (ndjson, gzip)", run_file_http, needs=(("sink", "http"),)),
+    Scenario("file-http-none", "file → http (ndjson, no compression)", run_file_http, needs=(("sink", "http"),)),
     Scenario("file-mars-mars", "file → mars → mars → blackhole", run_mars_mars,
              needs=(("sink", "mars"), ("source", "mars"))),
     Scenario("latency-file-tcp", "fixed-rate 10k lines/s writer → file → tcp: latency p50/p99/max", run_latency,

@@ -9,8 +9,8 @@ pkgs=(build-essential cmake pkg-config libyaml-dev libevent-dev liburing-dev lib
       protobuf-c-compiler)
 if [ "$what" = test ]; then
   # prometheus: promtool and the server the observability tests scrape mars with; curl: HTTP
-  # openssl: test certificates for the TLS cases
-  pkgs+=(clang libclang-rt-14-dev libcmocka-dev python3 procps gnuplot-nox prometheus curl openssl)
+  # openssl: test certificates for the TLS cases; python3-yaml: the Kubernetes manifests test
+  pkgs+=(clang libclang-rt-14-dev libcmocka-dev python3 procps gnuplot-nox prometheus curl openssl python3-yaml)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -15,7 +15,7 @@ enum mars_codec { MARS_CODEC_NONE, MARS_CODEC_GZIP, MARS_CODEC_ZSTD, MARS_CODEC_
 
 struct mars_compressor {
     enum mars_codec codec;
-    int level;          /* 0: the codec's default */
+    int level;          /* 0: mars's default (gzip 1, zstd 3, lz4 fast) */
     unsigned char *out; /* owned; valid until the next call or fini */
     size_t len, cap;
     void *zstd_ctx;     /* reused ZSTD_CCtx */

@@ -13,7 +13,8 @@
  * which finishes the teardown (closes the socket, frees the TLS session, IDLE) once no op
  * is left, and only then runs the pending callbacks with the error. The TLS session's own
  * ops are waited for through its idle callback; it is never freed from inside one of its
- * request callbacks (in_tls_cb), where OpenSSL's state is still in use.
+ * request callbacks (in_tls_cb), where OpenSSL's state is still in use. fail() runs
+ * maybe_idle() itself, since the op whose completion failed may have been the last one.
  *
  * Resolver jobs are shared by the thread and the conn with a reference count of two; the
  * last one out closes the eventfd and frees the result. A conn that gives up on a
@@ -98,6 +99,7 @@ __attribute__((format(printf, 3, 4))) static void fail(struct mars_conn *c, int 
     va_end(ap);
     c->fail_err = err;
     begin_close(c);
+    maybe_idle(c); /* nothing may be left in flight to finish the teardown */
 }
 
 /* ---- resolution ---- */
@@ -245,12 +247,15 @@ static void on_handshake(struct mars_tls *t, int res)
     struct mars_conn *c = mars_tls_data(t);
     if (c->state != MARS_CONN_HANDSHAKING)
         return; /* cancelled: the teardown has the error already */
+    c->in_tls_cb = true;
     if (res < 0) {
         fail(c, res, "TLS handshake with %s: %s", c->peer, mars_tls_error(t));
-        return;
+    } else {
+        snprintf(c->tls_info, sizeof(c->tls_info), "%s %s", mars_tls_version(t),
+                 mars_tls_cipher(t));
+        ready(c);
     }
-    snprintf(c->tls_info, sizeof(c->tls_info), "%s %s", mars_tls_version(t), mars_tls_cipher(t));
-    ready(c);
+    c->in_tls_cb = false;
 }
 
 static void connected(struct mars_conn *c)
@@ -259,8 +264,8 @@ static void connected(struct mars_conn *c)
         ready(c);
         return;
     }
-    c->tls = mars_tls_create(c->tls_ctx, c->loop, c->fd,
-                             c->server_name ? c->server_name : c->host, c);
+    c->tls =
+        mars_tls_create(c->tls_ctx, c->loop, c->fd, c->server_name ? c->server_name : c->host, c);
     if (!c->tls) {
         fail(c, -ENOMEM, "cannot create a TLS session: out of memory");
         return;
@@ -375,18 +380,17 @@ static void on_tls_read(struct mars_tls *t, int res)
     struct mars_conn *c = mars_tls_data(t);
     if (c->state != MARS_CONN_READY)
         return;
+    c->in_tls_cb = true;
     if (res > 0) {
         if (c->on_data)
             c->on_data(c, c->rbuf, (size_t)res);
         if (c->state == MARS_CONN_READY)
             start_watch(c);
-        return;
-    }
-    c->in_tls_cb = true;
-    if (res == 0)
+    } else if (res == 0) {
         fail(c, -ECONNRESET, "connection to %s closed by the peer", c->peer);
-    else
+    } else {
         fail(c, res, "connection to %s lost: %s", c->peer, mars_tls_error(t));
+    }
     c->in_tls_cb = false;
 }
 
@@ -409,7 +413,6 @@ static void on_recv(struct mars_ev_op *op, int res)
         fail(c, -ECONNRESET, "connection to %s closed by the peer", c->peer);
     else
         fail(c, res, "connection to %s lost: %s", c->peer, strerror(-res));
-    maybe_idle(c); /* the watch was the only op in flight when no send is pending */
 }
 
 static void start_watch(struct mars_conn *c)
@@ -438,12 +441,11 @@ static void on_tls_write(struct mars_tls *t, int res)
     struct mars_conn *c = mars_tls_data(t);
     if (c->state != MARS_CONN_READY)
         return;
-    if (res == 0) {
-        finish_send(c);
-        return;
-    }
     c->in_tls_cb = true;
-    fail(c, res, "send to %s: %s", c->peer, mars_tls_error(t));
+    if (res == 0)
+        finish_send(c);
+    else
+        fail(c, res, "send to %s: %s", c->peer, mars_tls_error(t));
     c->in_tls_cb = false;
 }
 
@@ -561,8 +563,8 @@ static void maybe_idle(struct mars_conn *c)
     c->state = MARS_CONN_IDLE;
     int err = c->user_close ? -ECANCELED : c->fail_err;
     mars_conn_cb open_cb = c->open_cb, send_cb = c->send_cb;
-    mars_conn_cb lost = (!open_cb && !send_cb && c->was_ready && !c->user_close) ? c->on_close
-                                                                                 : NULL;
+    mars_conn_cb lost =
+        (!open_cb && !send_cb && c->was_ready && !c->user_close) ? c->on_close : NULL;
     mars_conn_cb idle = c->user_close ? c->on_idle : NULL;
     c->open_cb = c->send_cb = NULL;
     if (open_cb)
@@ -584,8 +586,9 @@ void mars_conn_close(struct mars_conn *c)
         return; /* already going; callbacks will say -ECANCELED */
     snprintf(c->err, sizeof(c->err), "closed");
     begin_close(c);
-    if (!mars_conn_busy(c)) {
-        /* nothing was in flight, so no callback is pending: finish quietly */
+    if (!mars_conn_busy(c) && !c->in_tls_cb) {
+        /* nothing was in flight, so no callback is pending: finish quietly (inside a TLS
+         * callback the session's idle callback finishes instead) */
         release(c);
         c->state = MARS_CONN_IDLE;
     }

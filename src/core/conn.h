@@ -54,12 +54,12 @@ enum mars_conn_state {
 typedef void (*mars_conn_cb)(struct mars_conn *c, int err);
 
 struct mars_conn_opts {
-    const char *host;              /* name or IP literal; copied */
-    const char *port;              /* number or service; copied */
-    int64_t connect_timeout_ns;    /* resolve + connect + handshake; 0: 10 s */
-    int64_t keepalive_ns;          /* TCP keepalive idle time; 0: off */
-    struct mars_tls_ctx *tls;      /* NULL: plain TCP; borrowed for the conn's lifetime */
-    const char *server_name;       /* TLS name to send and verify; NULL: host; copied */
+    const char *host;           /* name or IP literal; copied */
+    const char *port;           /* number or service; copied */
+    int64_t connect_timeout_ns; /* resolve + connect + handshake; 0: 10 s */
+    int64_t keepalive_ns;       /* TCP keepalive idle time; 0: off */
+    struct mars_tls_ctx *tls;   /* NULL: plain TCP; borrowed for the conn's lifetime */
+    const char *server_name;    /* TLS name to send and verify; NULL: host; copied */
     /* Bytes the peer sent while READY (valid during the call). NULL: dropped. */
     void (*on_data)(struct mars_conn *c, const char *p, size_t n);
     /* The connection was lost while READY with no send pending (peer closed or reset).
@@ -67,7 +67,7 @@ struct mars_conn_opts {
     mars_conn_cb on_close;
     /* After mars_conn_close(): the conn has no op left and may be destroyed. Optional. */
     mars_conn_cb on_idle;
-    void *data;                    /* the caller's (mars_conn_data) */
+    void *data; /* the caller's (mars_conn_data) */
 };
 
 /* Returns owned (free with mars_conn_destroy) or NULL on -ENOMEM. */

@@ -13,9 +13,10 @@
  * IORING_OP_TIMEOUT (-ETIME is its normal end and becomes 0) and POLL as a one-shot
  * IORING_OP_POLL_ADD whose result is the revents mask.
  *
- * Ring setup tries SINGLE_ISSUER|DEFER_TASKRUN (6.1+: completion work runs only when the
- * loop's thread enters the kernel, no interrupts of a busy thread), then COOP_TASKRUN
- * (5.19+), then a plain ring; a kernel that refuses a flag says EINVAL and the next step is
+ * Ring setup (in ev_uring_probe.c, shared with the probe) tries
+ * SINGLE_ISSUER|DEFER_TASKRUN (6.1+: completion work runs only when the loop's thread
+ * enters the kernel, no interrupts of a busy thread), then COOP_TASKRUN (5.19+), then a
+ * plain ring; a kernel that refuses a flag says EINVAL and the next step is
  * tried. A SINGLE_ISSUER ring is created disabled (R_DISABLED) and enabled by the first
  * thread that submits to it, so a loop may be created on one thread and run on another.
  *
@@ -70,13 +71,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <liburing.h>
 
 #include "core/ev.h"
 #include "core/ev_internal.h"
+#include "core/ev_uring_internal.h"
 
 /* Valgrind (3.19) cannot see the kernel fill read buffers behind io_uring's back, and it
  * keeps its one-thread-at-a-time lock while a thread sleeps in io_uring_enter, so no other
@@ -97,7 +98,6 @@
 #define UR_VALGRIND_WAIT_NS (5 * 1000 * 1000LL)
 
 #define UR_SQ_ENTRIES       256
-#define UR_CQ_ENTRIES       1024
 #define UR_SQ_ENTRIES_SMALL 16
 #define UR_SLOTS_PER_BLOCK  64
 #define UR_MAX_IO           0x7ffff000u   /* Linux's most bytes per read/write call */
@@ -151,46 +151,15 @@ struct ur {
 
 /* ---- ring setup ----------------------------------------------------------------------- */
 
-static const struct ur_tier {
-    unsigned flags;
-    const char *name;
-} ur_tiers[] = {
-    {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
-         IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
-     "SINGLE_ISSUER|DEFER_TASKRUN"},
-    {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP,
-     "COOP_TASKRUN"},
-    {0, "plain"},
-};
-
-/* Sets up `ring` with the best flags this kernel accepts. 0 or -errno. */
-static int ur_ring_setup(struct io_uring *ring, unsigned entries, const struct ur_tier **used)
-{
-    struct io_uring_params p;
-    int rc = -EINVAL;
-
-    for (size_t i = 0; i < sizeof(ur_tiers) / sizeof(ur_tiers[0]); i++) {
-        memset(&p, 0, sizeof(p));
-        p.flags = ur_tiers[i].flags;
-        p.cq_entries = entries * (UR_CQ_ENTRIES / UR_SQ_ENTRIES);
-        rc = io_uring_queue_init_params(entries, ring, &p);
-        if (rc == 0)
-            *used = &ur_tiers[i];
-        if (rc != -EINVAL)
-            break;
-    }
-    return rc;
-}
-
 static int ur_ring_open(struct ur *bk)
 {
-    const struct ur_tier *tier = NULL;
-    int rc = ur_ring_setup(&bk->ring, UR_SQ_ENTRIES, &tier);
+    const struct mars_ev_uring_tier *tier = NULL;
+    int rc = mars_ev_uring_setup(&bk->ring, UR_SQ_ENTRIES, &tier);
 
     /* Before Linux 5.12 ring memory counts against RLIMIT_MEMLOCK (often 64 KiB for all
      * rings of a user): a small ring still works, the overflow queue absorbs the rest. */
     if (rc == -ENOMEM)
-        rc = ur_ring_setup(&bk->ring, UR_SQ_ENTRIES_SMALL, &tier);
+        rc = mars_ev_uring_setup(&bk->ring, UR_SQ_ENTRIES_SMALL, &tier);
     if (rc < 0)
         return rc;
     bk->setup_flags = tier->flags;
@@ -784,162 +753,10 @@ static void ur_fini(struct mars_ev_loop *loop)
     loop->bk = NULL;
 }
 
-/* ---- probe ---------------------------------------------------------------------------- */
-
-/* Reads a small integer from a /proc file; -1 when absent or unreadable. */
-static int read_proc_int(const char *path, const char *key)
-{
-    char line[256];
-    FILE *f = fopen(path, "r");
-    int v = -1;
-
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (key == NULL) {
-            v = atoi(line);
-            break;
-        }
-        if (strncmp(line, key, strlen(key)) == 0) {
-            v = atoi(line + strlen(key));
-            break;
-        }
-    }
-    fclose(f);
-    return v;
-}
-
-/* Writes why io_uring_setup failed with `err`. */
-static int explain_setup_error(int err, const char *simulated, char *why, size_t whylen)
-{
-    char tag[96] = "";
-    int disabled, seccomp;
-
-    if (simulated != NULL)
-        snprintf(tag, sizeof(tag), " [simulated: MARS_EV_URING_FAIL=%s]", simulated);
-    switch (err) {
-    case -ENOSYS:
-        seccomp = simulated ? -1 : read_proc_int("/proc/self/status", "Seccomp:");
-        snprintf(why, whylen,
-                 "io_uring_setup: ENOSYS: no io_uring in this kernel (before 5.1 "
-                 "or CONFIG_IO_URING=n) or the syscall is filtered%s",
-                 seccomp == 2 ? " (this process has a seccomp filter)" : tag);
-        break;
-    case -EPERM:
-        disabled = simulated ? -1 : read_proc_int("/proc/sys/kernel/io_uring_disabled", NULL);
-        seccomp = simulated ? -1 : read_proc_int("/proc/self/status", "Seccomp:");
-        if (disabled == 2)
-            snprintf(why, whylen,
-                     "io_uring_setup: EPERM: disabled by sysctl "
-                     "kernel.io_uring_disabled=2");
-        else if (disabled == 1)
-            snprintf(why, whylen,
-                     "io_uring_setup: EPERM: sysctl kernel.io_uring_disabled=1 "
-                     "allows it only to kernel.io_uring_group members");
-        else if (seccomp == 2)
-            snprintf(why, whylen,
-                     "io_uring_setup: EPERM: denied by this process's seccomp "
-                     "filter (container runtimes' default profiles deny it)");
-        else
-            snprintf(why, whylen,
-                     "io_uring_setup: EPERM: denied by a seccomp filter, an "
-                     "LSM policy or sysctl kernel.io_uring_disabled%s",
-                     tag);
-        break;
-    case -ENOMEM:
-        snprintf(why, whylen,
-                 "io_uring_setup: ENOMEM: cannot allocate a ring (before Linux "
-                 "5.12 rings count against RLIMIT_MEMLOCK)");
-        break;
-    default:
-        snprintf(why, whylen, "io_uring_setup: %s", strerror(-err));
-        break;
-    }
-    return err;
-}
-
-static const struct {
-    int op;
-    const char *name;
-} ur_needed_ops[] = {
-    {IORING_OP_READ, "READ"},
-    {IORING_OP_WRITE, "WRITE"},
-    {IORING_OP_WRITEV, "WRITEV"},
-    {IORING_OP_SEND, "SEND"},
-    {IORING_OP_SENDMSG, "SENDMSG"},
-    {IORING_OP_RECV, "RECV"},
-    {IORING_OP_ACCEPT, "ACCEPT"},
-    {IORING_OP_CONNECT, "CONNECT"},
-    {IORING_OP_TIMEOUT, "TIMEOUT"},
-    {IORING_OP_POLL_ADD, "POLL_ADD"},
-    {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
-};
-
-/* Checks features and opcodes of a live ring; writes what is missing. */
-static int check_ring(struct io_uring *ring, char *why, size_t whylen)
-{
-    struct io_uring_probe *probe;
-    char missing[160] = "";
-    size_t used = 0;
-
-    if (!(ring->features & IORING_FEAT_NODROP) || !(ring->features & IORING_FEAT_RW_CUR_POS)) {
-        snprintf(why, whylen,
-                 "kernel io_uring too old: lacks IORING_FEAT_NODROP or "
-                 "IORING_FEAT_RW_CUR_POS (Linux 5.6 or later needed)");
-        return -EOPNOTSUPP;
-    }
-    probe = io_uring_get_probe_ring(ring);
-    if (probe == NULL) {
-        snprintf(why, whylen,
-                 "kernel io_uring too old: no opcode probe (Linux 5.6 or later "
-                 "needed)");
-        return -EOPNOTSUPP;
-    }
-    for (size_t i = 0; i < sizeof(ur_needed_ops) / sizeof(ur_needed_ops[0]); i++) {
-        if (io_uring_opcode_supported(probe, ur_needed_ops[i].op))
-            continue;
-        used +=
-            (size_t)snprintf(missing + used, sizeof(missing) - used, " %s", ur_needed_ops[i].name);
-        if (used >= sizeof(missing))
-            break;
-    }
-    io_uring_free_probe(probe);
-    if (missing[0] != '\0') {
-        snprintf(why, whylen, "kernel io_uring lacks opcodes:%s", missing);
-        return -EOPNOTSUPP;
-    }
-    return 0;
-}
-
-static int ur_probe(char *why, size_t whylen)
-{
-    const char *fail = getenv("MARS_EV_URING_FAIL");
-    const struct ur_tier *tier = NULL;
-    struct io_uring ring;
-    struct utsname un;
-    int rc;
-
-    if (fail != NULL && strcmp(fail, "enosys") == 0)
-        return explain_setup_error(-ENOSYS, fail, why, whylen);
-    if (fail != NULL && strcmp(fail, "eperm") == 0)
-        return explain_setup_error(-EPERM, fail, why, whylen);
-    rc = ur_ring_setup(&ring, 4, &tier);
-    if (rc < 0)
-        return explain_setup_error(rc, NULL, why, whylen);
-    rc = check_ring(&ring, why, whylen);
-    io_uring_queue_exit(&ring);
-    if (rc < 0)
-        return rc;
-    if (uname(&un) != 0)
-        snprintf(un.release, sizeof(un.release), "?");
-    snprintf(why, whylen, "Linux %s, %s ring", un.release, tier->name);
-    return 0;
-}
-
 const struct mars_ev_backend mars_ev_backend_uring = {
     .name = "io_uring",
     .caps = MARS_EV_CAP_ASYNC_FILE_IO,
-    .probe = ur_probe,
+    .probe = mars_ev_uring_probe,
     .init = ur_init,
     .fini = ur_fini,
     .submit = ur_submit,

@@ -119,12 +119,15 @@ static int load_file(const char *what, const char *path, int ok, char *err, size
         snprintf(why, sizeof(why), "%s", strerror(errno));
     else
         ssl_reason(why, sizeof(why));
-    snprintf(err, errlen, "cannot load %s %s: %s", what, path, why);
+    /* OpenSSL says "PEM lib" or "no start line" for a file that holds no such PEM block */
+    bool pem = strstr(why, "PEM") || strstr(why, "no start line");
+    snprintf(err, errlen, "cannot load %s %s: %s%s", what, path, why,
+             pem ? " (not a PEM file of the expected kind?)" : "");
     return -EINVAL;
 }
 
-static int ctx_load(SSL_CTX *c, const struct mars_tls_opts *o, enum mars_tls_role role,
-                    char *err, size_t errlen)
+static int ctx_load(SSL_CTX *c, const struct mars_tls_opts *o, enum mars_tls_role role, char *err,
+                    size_t errlen)
 {
     int rc = 0;
     if (o->cert_file) {
@@ -255,8 +258,8 @@ static void cancel_ops(struct mars_tls *t)
         mars_ev_cancel(t->loop, &t->recv_op);
 }
 
-__attribute__((format(printf, 3, 4))) static void fail(struct mars_tls *t, int err,
-                                                       const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void fail(struct mars_tls *t, int err, const char *fmt,
+                                                       ...)
 {
     if (t->state == TLS_FAILED)
         return;
@@ -713,8 +716,7 @@ int mars_tls_peer_cn(const struct mars_tls *t, char *buf, size_t len)
     X509 *cert = SSL_get1_peer_certificate(t->ssl);
     if (!cert)
         return -ENOENT;
-    int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf,
-                                      (int)len);
+    int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, buf, (int)len);
     X509_free(cert);
     return n < 0 ? -ENOENT : 0;
 }

@@ -51,11 +51,11 @@ enum mars_tls_role { MARS_TLS_CLIENT, MARS_TLS_SERVER };
 
 /* Settings of a ctx. Strings are borrowed for the duration of mars_tls_ctx_create(). */
 struct mars_tls_opts {
-    bool verify; /* client: verify the server's chain and name (the default; false only when
-                  * the user asked). server: verify client certificates against ca_file. */
-    const char *ca_file;   /* client: CAs to trust (NULL: the system store);
-                            * server: CAs of client certificates, which are then required
-                            * (mutual TLS); NULL: clients are not asked for one */
+    bool verify;         /* client: verify the server's chain and name (the default; false only when
+                          * the user asked). server: verify client certificates against ca_file. */
+    const char *ca_file; /* client: CAs to trust (NULL: the system store);
+                          * server: CAs of client certificates, which are then required
+                          * (mutual TLS); NULL: clients are not asked for one */
     const char *cert_file; /* client: certificate for mutual TLS (optional);
                             * server: the server's certificate chain (required) */
     const char *key_file;  /* private key of cert_file */

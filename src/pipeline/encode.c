@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,50 +79,90 @@ static int iov_add(struct mars_encoder *e, const void *base, size_t len)
     return 0;
 }
 
+/* True when none of the 8 bytes of w needs a look: no control byte, quote, backslash or
+ * byte >= 0x80 (the "has less than" / "has zero byte" word tricks; they may flag a clean
+ * word, never miss a dirty one, which only costs a trip through the byte loop). */
+static inline bool word_plain(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    uint64_t bad = (w & highs) | ((w - ones * 0x20) & ~w & highs) | ((q - ones) & ~q & highs) |
+                   ((b - ones) & ~b & highs);
+    return bad == 0;
+}
+
+/* What a byte needs in a JSON string: 0 nothing, 1 an escape, 2 a UTF-8 check. */
+static inline int json_class(unsigned char c)
+{
+    if (c >= 0x80)
+        return 2;
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
 int mars_encode_json_string(struct mars_encoder *e, const char *str, size_t n)
 {
+    static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
-    size_t run = 0, i = 0;
-    char esc[8];
+    size_t i = 0;
 
-    if (out_reserve(e, n + 2) || out_put(e, "\"", 1))
+    /* worst case: every byte becomes \u00XX; reserving it once keeps the loop free of
+     * bounds checks. Bytes are copied as they are scanned (8 at a time while plain), so a
+     * string full of quotes costs no call per escape. */
+    if (out_reserve(e, n * 6 + 2))
         return -ENOMEM;
+    char *o = e->out + e->out_len;
+    *o++ = '"';
     while (i < n) {
-        unsigned char c = s[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t seq = c >= 0x80 ? mars_utf8_seq(s + i, n - i) : 0;
-        if (seq > 0) {
-            i += seq;
-            continue;
-        }
-        if (out_put(e, s + run, i - run))
-            return -ENOMEM;
-        const char *rep = esc;
-        size_t replen;
-        switch (c) {
-        case '"': rep = "\\\"", replen = 2; break;
-        case '\\': rep = "\\\\", replen = 2; break;
-        case '\n': rep = "\\n", replen = 2; break;
-        case '\r': rep = "\\r", replen = 2; break;
-        case '\t': rep = "\\t", replen = 2; break;
-        default:
-            if (c < 0x20) {
-                replen = (size_t)snprintf(esc, sizeof(esc), "\\u%04x", c);
-            } else {
-                rep = "\\ufffd", replen = 6;
-                e->invalid_utf8++;
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (word_plain(w)) {
+                memcpy(o, &w, 8);
+                o += 8;
+                i += 8;
+                continue;
             }
         }
-        if (out_put(e, rep, replen))
-            return -ENOMEM;
+        unsigned char c = s[i];
+        switch (json_class(c)) {
+        case 0:
+            *o++ = (char)c;
+            i++;
+            continue;
+        case 2: {
+            size_t seq = mars_utf8_seq(s + i, n - i);
+            if (seq > 0) {
+                memcpy(o, s + i, seq);
+                o += seq;
+                i += seq;
+            } else {
+                memcpy(o, "\\ufffd", 6);
+                o += 6;
+                i++;
+                e->invalid_utf8++;
+            }
+            continue;
+        }
+        default:
+            break;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
+        }
         i++;
-        run = i;
     }
-    if (out_put(e, s + run, i - run) || out_put(e, "\"", 1))
-        return -ENOMEM;
+    *o++ = '"';
+    e->out_len = (size_t)(o - e->out);
     return 0;
 }
 
@@ -174,7 +215,7 @@ static int put_metric(struct mars_encoder *e, const struct mars_metric *m)
 }
 
 static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint32_t obj, bool root,
-                       bool comma);
+                       bool comma, const struct mars_json_opts *o);
 
 static int put_field_value(struct mars_encoder *e, const struct mars_fields *f, uint32_t i)
 {
@@ -191,7 +232,7 @@ static int put_field_value(struct mars_encoder *e, const struct mars_fields *f, 
         if (v->flags & MARS_FF_RAW)
             return out_put(e, v->value, v->value_len);
         rc = out_put(e, "{", 1);
-        rc = rc ? rc : put_members(e, f, i, false, false);
+        rc = rc ? rc : put_members(e, f, i, false, false, NULL);
         return rc ? rc : out_put(e, "}", 1);
     default: /* numbers, literals and arrays are valid JSON text */
         return out_put(e, v->value, v->value_len);
@@ -203,13 +244,26 @@ static bool is_key(const struct mars_field *v, const char *k, uint32_t n)
     return v->key_len == n && memcmp(v->key, k, n) == 0;
 }
 
+static bool skipped(const struct mars_json_opts *o, uint32_t i)
+{
+    for (uint32_t k = 0; o && k < o->nskip; k++)
+        if (o->skip[k] == i)
+            return true;
+    return false;
+}
+
+/* Members of object obj. At the root, timestamp and message (and o's timestamp key) were
+ * written already; entries listed in o->skip are left out at any depth. */
 static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint32_t obj, bool root,
-                       bool comma)
+                       bool comma, const struct mars_json_opts *o)
 {
     int rc = 0;
     for (uint32_t i = f->v[obj].first; rc == 0 && i != MARS_FIELD_NIL; i = f->v[i].next) {
         const struct mars_field *v = &f->v[i];
-        if (root && (is_key(v, "timestamp", 9) || is_key(v, "message", 7)))
+        if (root && (is_key(v, "timestamp", 9) || is_key(v, "message", 7) ||
+                     (o && o->ts_key && is_key(v, o->ts_key, (uint32_t)strlen(o->ts_key)))))
+            continue;
+        if (skipped(o, i))
             continue;
         if (comma)
             rc = out_put(e, ",", 1);
@@ -223,10 +277,28 @@ static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint
 
 int mars_encode_json_event(struct mars_encoder *e, const struct mars_event *ev)
 {
+    return mars_encode_json_event_opts(e, ev, NULL);
+}
+
+int mars_encoder_put(struct mars_encoder *e, const void *p, size_t n)
+{
+    return out_put(e, p, n);
+}
+
+int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event *ev,
+                                const struct mars_json_opts *o)
+{
     const struct mars_fields *f = ev->kind == MARS_EVENT_LOG ? ev->fields : NULL;
-    uint32_t ts = f ? mars_fields_member(f, 0, "timestamp", 9) : MARS_FIELD_NIL;
+    const char *ts_key = o && o->ts_key ? o->ts_key : "timestamp";
+    uint32_t ts_len = (uint32_t)strlen(ts_key);
+    uint32_t ts = f ? mars_fields_member(f, 0, ts_key, ts_len) : MARS_FIELD_NIL;
+    if (ts == MARS_FIELD_NIL && f && o && o->ts_key)
+        ts = mars_fields_member(f, 0, "timestamp", 9);
     uint32_t msg = f ? mars_fields_member(f, 0, "message", 7) : MARS_FIELD_NIL;
-    int rc = out_put(e, "{\"timestamp\":", 13);
+    bool msg_skipped = msg != MARS_FIELD_NIL && skipped(o, msg);
+    int rc = out_put(e, "{", 1);
+    rc = rc ? rc : mars_encode_json_string(e, ts_key, ts_len);
+    rc = rc ? rc : out_put(e, ":", 1);
     if (ts != MARS_FIELD_NIL)
         rc = rc ? rc : put_field_value(e, f, ts);
     else
@@ -235,10 +307,12 @@ int mars_encode_json_event(struct mars_encoder *e, const struct mars_event *ev)
         rc = rc ? rc : put_metric(e, ev->metric);
         return rc ? rc : out_put(e, "}", 1); /* the event object (put_metric closes labels) */
     }
-    if (msg != MARS_FIELD_NIL) {
+    if (msg_skipped) {
+        /* removed by the caller: neither the field nor the raw line */
+    } else if (msg != MARS_FIELD_NIL) {
         rc = rc ? rc : out_put(e, ",\"message\":", 11);
         rc = rc ? rc : put_field_value(e, f, msg);
-    } else if (!(ev->flags & MARS_EVF_NO_MESSAGE)) {
+    } else if (!(ev->flags & MARS_EVF_NO_MESSAGE) && !(o && o->no_message)) {
         rc = rc ? rc : out_put(e, ",\"message\":", 11);
         rc = rc ? rc : mars_encode_json_string(e, ev->msg.ptr, ev->msg.len);
     }
@@ -247,7 +321,7 @@ int mars_encode_json_event(struct mars_encoder *e, const struct mars_event *ev)
         rc = rc ? rc : mars_encode_json_string(e, ev->file, strlen(ev->file));
     }
     if (f)
-        rc = rc ? rc : put_members(e, f, 0, true, true);
+        rc = rc ? rc : put_members(e, f, 0, true, true, o);
     return rc ? rc : out_put(e, "}", 1);
 }
 

@@ -16,6 +16,7 @@
 #ifndef MARS_ENCODE_H
 #define MARS_ENCODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -44,6 +45,19 @@ int64_t mars_encode_events(struct mars_encoder *e, enum mars_encoding enc,
 int mars_encoder_finish(struct mars_encoder *e, enum mars_encoding enc);
 /* Appends one event as JSON (no newline) to e->out. Returns 0 or -ENOMEM. */
 int mars_encode_json_event(struct mars_encoder *e, const struct mars_event *ev);
+/* Choices for mars_encode_json_event_opts. */
+struct mars_json_opts {
+    const char *ts_key;   /* key of the timestamp member (NULL: "timestamp"); a root member of
+                           * that name, else one named timestamp, is the value */
+    const uint32_t *skip; /* field entries (indices into ev->fields->v) to leave out */
+    uint32_t nskip;
+    bool no_message;      /* leave out the raw line when no message field exists */
+};
+/* mars_encode_json_event with choices (o may be NULL). Returns 0 or -ENOMEM. */
+int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event *ev,
+                                const struct mars_json_opts *o);
+/* Appends raw bytes to e->out. Returns 0 or -ENOMEM. */
+int mars_encoder_put(struct mars_encoder *e, const void *p, size_t n);
 /* Appends s as a JSON string (quotes included), replacing invalid UTF-8. */
 int mars_encode_json_string(struct mars_encoder *e, const char *s, size_t n);
 

@@ -704,6 +704,29 @@ bool mars_json_array_at(const char *raw, size_t n, uint32_t idx, struct mars_val
     return false;
 }
 
+bool mars_json_array_next(const char *raw, size_t n, size_t *pos, struct mars_value *out)
+{
+    const char *end = raw + n, *p;
+    if (*pos == 0) {
+        p = skip_ws_raw(raw, end);
+        if (p >= end || *p != '[')
+            return false;
+        p = skip_ws_raw(p + 1, end);
+    } else {
+        p = skip_ws_raw(raw + *pos, end);
+        if (p < end && *p == ',')
+            p = skip_ws_raw(p + 1, end);
+    }
+    if (p >= end || *p == ']') {
+        *pos = n;
+        return false;
+    }
+    const char *e = skip_value_raw(p, end);
+    raw_value(p, e, out);
+    *pos = (size_t)(e - raw);
+    return true;
+}
+
 static bool key_equals(const char *body, size_t n, const char *key, uint32_t key_len)
 {
     char buf[512];

@@ -58,6 +58,9 @@ size_t mars_json_unescape(const char *s, size_t n, char *out);
  * value: strings point inside the raw text (flagged when escaped), objects and arrays are
  * raw text. Returns true when present. */
 bool mars_json_array_at(const char *raw, size_t n, uint32_t idx, struct mars_value *out);
+/* Iterates a validated raw array in one pass: *pos starts at 0 and is advanced past each
+ * element returned. Returns false after the last one. */
+bool mars_json_array_next(const char *raw, size_t n, size_t *pos, struct mars_value *out);
 bool mars_json_object_get(const char *raw, size_t n, const char *key, uint32_t key_len,
                           struct mars_value *out);
 

@@ -12,6 +12,7 @@ extern const struct mars_component_desc mars_source_demo;
 extern const struct mars_component_desc mars_source_file;
 extern const struct mars_component_desc mars_source_health_check;
 extern const struct mars_component_desc mars_source_internal_metrics;
+extern const struct mars_component_desc mars_source_kubernetes_logs;
 extern const struct mars_component_desc mars_source_mars;
 extern const struct mars_component_desc mars_source_stdin;
 extern const struct mars_component_desc mars_transform_filter;
@@ -25,7 +26,9 @@ extern const struct mars_component_desc mars_transform_throttle;
 extern const struct mars_component_desc mars_sink_stdout;
 extern const struct mars_component_desc mars_sink_tcp;
 extern const struct mars_component_desc mars_sink_file;
+extern const struct mars_component_desc mars_sink_loki;
 extern const struct mars_component_desc mars_sink_blackhole;
+extern const struct mars_component_desc mars_sink_elasticsearch;
 extern const struct mars_component_desc mars_sink_prometheus_exporter;
 extern const struct mars_component_desc mars_sink_mars;
 extern const struct mars_component_desc mars_sink_http;
@@ -36,6 +39,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_source_file,
     &mars_source_health_check,
     &mars_source_internal_metrics,
+    &mars_source_kubernetes_logs,
     &mars_source_mars,
     &mars_source_stdin,
     &mars_transform_filter,
@@ -47,8 +51,10 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_transform_sample,
     &mars_transform_throttle,
     &mars_sink_blackhole,
+    &mars_sink_elasticsearch,
     &mars_sink_file,
     &mars_sink_http,
+    &mars_sink_loki,
     &mars_sink_mars,
     &mars_sink_prometheus_exporter,
     &mars_sink_stdout,

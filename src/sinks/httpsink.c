@@ -51,6 +51,11 @@ static int add_header(struct mars_httpsink *hs, const char *name, const char *va
     return 0;
 }
 
+int mars_httpsink_add_header(struct mars_httpsink *hs, const char *name, const char *value)
+{
+    return add_header(hs, name, value);
+}
+
 int mars_httpsink_init(struct mars_httpsink *hs, struct mars_sink *s,
                        const struct mars_httpsink_conf *conf, const char *content_type)
 {
@@ -167,6 +172,7 @@ int mars_httpsink_send(struct mars_httpsink *hs, struct mars_httpsink_call *c,
         .user = conf->auth.strategy == MARS_AUTH_BASIC ? conf->auth.user : NULL,
         .password = conf->auth.password,
         .bearer = conf->auth.strategy == MARS_AUTH_BEARER ? conf->auth.token : NULL,
+        .max_body = c->max_body,
         .done = on_http_done,
     };
     rc = mars_http_submit(hs->client, &c->http);
@@ -191,7 +197,9 @@ enum mars_sink_result mars_httpsink_classify(struct mars_httpsink *hs, struct ma
     if (s >= 200 && s < 300)
         return MARS_SINK_OK;
     int blen = (int)(resp->body_len < 200 ? resp->body_len : 200);
-    if (s == 408 || s == 429 || s >= 500) {
+    /* 401/403 and 3xx are an operator's problem (a rotated token, a moved endpoint):
+     * retried, loudly, rather than dropping data until someone notices */
+    if (s == 408 || s == 429 || s >= 500 || s == 401 || s == 403 || (s >= 300 && s < 400)) {
         if (resp->retry_after_ns >= 0)
             r->retry_after_ns = resp->retry_after_ns;
         MARS_LOG_RL(MARS_LOG_WARN, id, "HTTP %d (will retry): %.*s", s, blen, resp->body);

@@ -72,6 +72,7 @@ struct mars_httpsink_call {
     char *flat;              /* uncompressed body, when not compressed */
     size_t flat_cap;
     uint64_t body_bytes;     /* bytes sent (after compression) */
+    size_t max_body;         /* response bytes kept for cb; 0: the client's default */
     mars_httpsink_cb cb;
     void *data;              /* the sink's */
 };
@@ -80,6 +81,9 @@ struct mars_httpsink_call {
  * compressing, plus the configured headers). Returns 0 or a negative errno. */
 int mars_httpsink_init(struct mars_httpsink *hs, struct mars_sink *s,
                        const struct mars_httpsink_conf *conf, const char *content_type);
+/* Adds one more header to every request (a sink's own, like Loki's X-Scope-OrgID), after
+ * init. Returns 0 or -ENOMEM. */
+int mars_httpsink_add_header(struct mars_httpsink *hs, const char *name, const char *value);
 /* Cancels every request in flight (their callbacks run with -ECANCELED) and the client's
  * loop ops; the sink's abort hook. */
 void mars_httpsink_abort(struct mars_httpsink *hs);
@@ -95,8 +99,8 @@ int mars_httpsink_send(struct mars_httpsink *hs, struct mars_httpsink_call *c,
                        struct mars_sink_req *r, const char *method, const char *url,
                        const struct iovec *iov, int n, mars_httpsink_cb cb);
 
-/* The usual mapping: transport error, 408, 429, 5xx -> RETRY (with Retry-After passed
- * on); other 4xx -> REJECTED; 2xx -> OK; cancelled -> ABORTED. Logs failures (rate
+/* The usual mapping: transport error, 3xx, 401, 403, 408, 429, 5xx -> RETRY (with
+ * Retry-After passed on); other 4xx -> REJECTED; 2xx -> OK; cancelled -> ABORTED. Logs failures (rate
  * limited) with the status and the start of the response body, and counts write errors. */
 enum mars_sink_result mars_httpsink_classify(struct mars_httpsink *hs, struct mars_sink_req *r,
                                              const struct mars_http_resp *resp);

@@ -18,8 +18,9 @@
  * sink and source acknowledge end to end). A request cut off by a connection failure is
  * resent whole: the peer may see its first lines twice, and possibly a torn last line.
  *
- * Errors are counted by type (connect, tls, write) and logged rate-limited with the
- * reason. Thread: the sink's worker.
+ * Failed requests are counted by error type (connect, tls, write) and logged rate-limited
+ * with the reason; a connection the peer closes between requests is only logged (INFO).
+ * Thread: the sink's worker.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -200,12 +201,12 @@ static void start_open(struct tcp_sink *ts)
     }
 }
 
-/* The connection went away between requests (peer closed or reset it). */
+/* The connection went away between requests (peer closed or reset it). Not an error:
+ * servers close idle connections, and no request was affected; the next one reconnects. */
 static void on_lost(struct mars_conn *c, int err)
 {
     struct tcp_sink *ts = mars_conn_data(c);
-    mars_stat_add(&mars_sink_stats(ts->sink)->errors[MARS_ERR_WRITE], 1);
-    MARS_LOG_RL(MARS_LOG_WARN, mars_sink_id(ts->sink), "%s; reconnecting for the next request",
+    MARS_LOG_RL(MARS_LOG_INFO, mars_sink_id(ts->sink), "%s; reconnecting for the next request",
                 mars_conn_error(c));
     if (ts->req)
         start_open(ts); /* a request came while the teardown ran */

@@ -376,8 +376,8 @@ static bool request_parts(struct mars_parse_ctx *c, const char *r, size_t n)
 
 static int combined(struct mars_parse_ctx *c, const char *s, size_t n, bool apache)
 {
-    const char *client, *ident, *user, *req, *status, *size, *ref, *agent, *xff;
-    size_t cl, il, ul, rl, stl, szl, refl, al, xl, i = 0;
+    const char *client, *ident, *user, *req, *status, *size, *ref, *agent, *xff = NULL;
+    size_t cl, il, ul, rl, stl, szl, refl, al, xl = 0, i = 0;
     if (!token(s, n, &i, &client, &cl) || !token(s, n, &i, &ident, &il) ||
         !token(s, n, &i, &user, &ul) || i >= n || s[i] != '[')
         return fail(c, "not a combined log line (ADDR IDENT USER [TIME] ...)");

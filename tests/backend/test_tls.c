@@ -75,8 +75,7 @@ static void on_rd(struct mars_tls *t, int res)
     if (res > 0) {
         s->in_len += (size_t)res;
         if (s->read_all && s->in_len < s->in_cap)
-            assert_int_equal(mars_tls_read(t, s->in + s->in_len, s->in_cap - s->in_len, on_rd),
-                             0);
+            assert_int_equal(mars_tls_read(t, s->in + s->in_len, s->in_cap - s->in_len, on_rd), 0);
     }
 }
 
@@ -109,7 +108,9 @@ static struct mars_tls_ctx *ctx_or_fail(const struct mars_tls_opts *o, enum mars
 
 static struct mars_tls_ctx *server_ctx(const char *client_ca)
 {
-    struct mars_tls_opts o = {.verify = true, .ca_file = client_ca, .cert_file = cert("server.pem"),
+    struct mars_tls_opts o = {.verify = true,
+                              .ca_file = client_ca,
+                              .cert_file = cert("server.pem"),
                               .key_file = cert("server.key")};
     return ctx_or_fail(&o, MARS_TLS_SERVER);
 }
@@ -350,12 +351,12 @@ static void test_ctx_errors(void **state)
     o = (struct mars_tls_opts){.verify = true};
     assert_null(mars_tls_ctx_create(&o, MARS_TLS_SERVER, "test", err, sizeof(err)));
     assert_non_null(strstr(err, "needs cert_file"));
-    o = (struct mars_tls_opts){.verify = true, .cert_file = cert("server.pem"),
-                               .key_file = cert("client.key")};
+    o = (struct mars_tls_opts){
+        .verify = true, .cert_file = cert("server.pem"), .key_file = cert("client.key")};
     assert_null(mars_tls_ctx_create(&o, MARS_TLS_SERVER, "test", err, sizeof(err)));
     printf("%s\n", err);
-    o = (struct mars_tls_opts){.verify = true, .cert_file = cert("ca.key"),
-                               .key_file = cert("client.key")};
+    o = (struct mars_tls_opts){
+        .verify = true, .cert_file = cert("ca.key"), .key_file = cert("client.key")};
     assert_null(mars_tls_ctx_create(&o, MARS_TLS_CLIENT, "test", err, sizeof(err)));
     printf("%s\n", err);
     assert_non_null(strstr(err, "cannot load cert_file"));
@@ -389,7 +390,8 @@ int main(void)
         printf("SKIP tls for backend \"%s\": %s\n", name, why);
         return strcmp(name, "libevent") == 0 ? 1 : 0;
     }
-    snprintf(g_dir, sizeof(g_dir), "%s/mars-tls-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(g_dir, sizeof(g_dir), "%s/mars-tls-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(g_dir))
         return 1;
     snprintf(cmd, sizeof(cmd), "sh '%s/tests/support/gen_certs.sh' '%s'", src ? src : ".", g_dir);
@@ -399,9 +401,10 @@ int main(void)
     }
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_handshake_and_echo), T(test_large_both_ways),   T(test_unknown_ca_refused),
-        T(test_wrong_name_refused), T(test_verify_off_accepts_any), T(test_mutual_tls),
-        T(test_peer_close_and_cancel), T(test_ctx_errors),
+        T(test_handshake_and_echo),     T(test_large_both_ways),
+        T(test_unknown_ca_refused),     T(test_wrong_name_refused),
+        T(test_verify_off_accepts_any), T(test_mutual_tls),
+        T(test_peer_close_and_cancel),  T(test_ctx_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);

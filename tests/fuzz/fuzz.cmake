@@ -18,9 +18,11 @@ if(CMAKE_C_COMPILER_ID MATCHES "Clang")
   target_compile_options(mars_core_fuzz PRIVATE -fsanitize=fuzzer-no-link ${MARS_FUZZ_FLAGS})
 
   file(GLOB MARS_FUZZERS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
+  add_custom_target(fuzzers) # `make test-fuzz` builds this: every target below
   foreach(src ${MARS_FUZZERS})
     get_filename_component(name ${src} NAME_WE)
     add_executable(${name} ${src})
+    add_dependencies(fuzzers ${name})
     target_compile_options(${name} PRIVATE -fsanitize=fuzzer ${MARS_FUZZ_FLAGS})
     target_link_options(${name} PRIVATE -fsanitize=fuzzer ${MARS_FUZZ_FLAGS})
     target_link_libraries(${name} PRIVATE mars_core_fuzz)

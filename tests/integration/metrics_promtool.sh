@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # /metrics of a running mars that has every component type that makes metrics (demo,
-# stdin, internal_metrics, health_check sources; stdout, file, blackhole and
+# stdin, internal_metrics, health_check and file sources (its file counts after a rotation); stdout, file, blackhole and
 # prometheus_exporter sinks) is clean under `promtool check metrics`, on the admin API and
 # on the exporter's own listener; the admin API also answers on a unix socket, and with
 # api.enabled: false nothing listens.
@@ -17,11 +17,14 @@ api_port() {
 }
 listening() { [[ -n $(api_port "$1" "$2") ]]; }
 
+mkdir -p "$TMP/logs"
+printf 'first\n' >"$TMP/logs/app.log"
 cat >"$TMP/mars.yaml" <<YAML
 data_dir: $TMP/data
 api: {address: "127.0.0.1:0"}
 sources:
   gen: {type: demo, rate: 2000}
+  tail: {type: file, include: ["$TMP/logs/*.log"], glob_interval: 100ms}
   in: {type: stdin}
   im: {type: internal_metrics, interval: 100ms}
   hc:
@@ -33,7 +36,7 @@ sinks:
   prom: {type: prometheus_exporter, inputs: [im, hc], address: "127.0.0.1:0"}
   out: {type: stdout, inputs: [in], encoding: json}
   file: {type: file, inputs: [gen], path: "$TMP/out.log"}
-  bh: {type: blackhole, inputs: [gen, hc]}
+  bh: {type: blackhole, inputs: [gen, hc, tail]}
 YAML
 
 say "start mars with every metric-making component"
@@ -48,6 +51,16 @@ exp=127.0.0.1:$(api_port "$err" prom)
 has_series() { curl -sf "http://$exp/metrics" >"$TMP/poll.txt" && grep -q "$1" "$TMP/poll.txt"; }
 wait_until 10 "health check series on the exporter" has_series '^mars_health_check_up{check="down",type="tcp"} 0'
 wait_until 10 "internal metrics on the exporter" has_series '^mars_component_sent_events_total{component_id="file"'
+
+say "file counts: a rotation, two files tracked"
+api_has() { curl -sf "http://$api/metrics" >"$TMP/apipoll.txt" && grep -q "$1" "$TMP/apipoll.txt"; }
+wait_until 10 "the file is open" api_has '^mars_file_open_files{component_id="tail"} 1$'
+mv "$TMP/logs/app.log" "$TMP/logs/app.log.1"
+printf 'second\n' >"$TMP/logs/app.log"
+wait_until 10 "the rotation counted" api_has '^mars_file_rotations_total{component_id="tail"} 1$'
+wait_until 10 "both files tracked" api_has '^mars_file_tracked_files{component_id="tail"} 2$'
+grep -q '^mars_file_gave_up_total{component_id="tail"} 0$' "$TMP/apipoll.txt" ||
+    fail "no mars_file_gave_up_total 0: $(grep mars_file "$TMP/apipoll.txt")"
 
 for url in "http://$api/metrics" "http://$exp/metrics"; do
     say "promtool check metrics $url"

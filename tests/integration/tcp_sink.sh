@@ -8,7 +8,9 @@
 #    until mars closes): nothing lost, each close duplicates at most the request in flight;
 # 4. peer killed (-9) mid-stream and restarted on the same port: mars reconnects and
 #    finishes. TCP has no application ack, so lines in the socket buffers at the kill may
-#    be lost: the test bounds the loss by those buffers and reports it.
+#    be lost: the test bounds the loss by those buffers and reports it;
+# 5. peer closes the connection while it is idle: noticed at once, the next request
+#    reconnects, every line arrives.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/tcp.bash"
@@ -46,6 +48,7 @@ start_recv exact
 config "127.0.0.1:$RECV_PORT"
 run_mars 60 -c "$TMP/mars.yaml" <"$TMP/varied" 2>"$TMP/err"
 expect_eq "$MARS_RC" 0 "exit code; $(show_log "$TMP/err")"
+recv_idle exact
 cmp "$TMP/varied" "$TMP/exact.out" || fail "received bytes differ from the input"
 expect_eq "$(stat_of "$TMP/err" out sent)" 50000 "sent events"
 expect_eq "$(stat_of "$TMP/err" out sent_bytes)" "$(wc -c <"$TMP/varied" | tr -d ' ')" "sent bytes"
@@ -60,6 +63,7 @@ start_recv nd
 config "127.0.0.1:$RECV_PORT" "encoding: ndjson"
 run_mars 60 -c "$TMP/mars.yaml" <"$TMP/seq5k" 2>"$TMP/err"
 expect_eq "$MARS_RC" 0 "exit code; $(show_log "$TMP/err")"
+recv_idle nd
 /usr/bin/python3 - "$TMP/seq5k" "$TMP/nd.out" <<'EOF' || fail "ndjson output does not match the input"
 import json, sys
 want = open(sys.argv[1]).read().splitlines()
@@ -83,6 +87,7 @@ expect_eq "$(lines_of "$TMP/late.out")" 0 "lines received before the peer listen
 touch "$TMP/late.go"
 wait_exit "$mars_pid" 60 "$TMP/err"
 expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$TMP/err")"
+recv_idle late
 cmp "$TMP/seq" "$TMP/late.out" || fail "late peer: received lines differ from the input"
 errs=$(stat_of "$TMP/err" out errors)
 ((errs >= 2)) || fail "expected connect errors to be counted, got $errs"
@@ -99,6 +104,7 @@ start_recv closing --close-after 1000000 --faults 3
 config "127.0.0.1:$RECV_PORT" "batch: {max_events: $BATCH}"
 run_mars 60 -c "$TMP/mars.yaml" <"$TMP/seq200k" 2>"$TMP/err"
 expect_eq "$MARS_RC" 0 "exit code; $(show_log "$TMP/err")"
+recv_idle closing
 seq_check "$TMP/closing.out" $N3
 say "   unique $S_UNIQUE, duplicates $S_DUPS, missing $S_MISSING, torn $(wc -c <"$TMP/closing.out.torn") bytes; $(grep -c 'closed' "$TMP/closing.log") connections closed"
 expect_eq "$S_MISSING" 0 "lines missing after graceful closes"
@@ -123,10 +129,12 @@ mars_pid=$MARS_PID
 wait_until 30 "20000 lines at the slow peer" eval '(( $(lines_of "$TMP/killed.out") >= 20000 ))'
 stop_recv "$RECV_PID"
 wait_until 20 "mars to see the peer gone" grep -qE "reset by peer|closed by the peer|Broken pipe|refused" "$TMP/err"
-start_recv killed --port "$port"
+start_recv back --port "$port"
 wait_exit "$mars_pid" 60 "$TMP/err"
 expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$TMP/err")"
-seq_check "$TMP/killed.out" $N
+recv_idle back
+cat "$TMP/killed.out" "$TMP/back.out" >"$TMP/killed-all.out"
+seq_check "$TMP/killed-all.out" $N
 # what the socket buffers can hold: the sender's send buffer and the receiver's receive
 # buffer at their largest, in lines of the shortest length (32 bytes)
 wmem=$(awk '{print $3}' /proc/sys/net/ipv4/tcp_wmem)
@@ -138,7 +146,32 @@ say "   unique $S_UNIQUE, duplicates $S_DUPS, missing $S_MISSING (bound $bound: 
 inflight=$(sed -n 's/.*request of \([0-9]*\) events failed; retry.*/\1/p' "$TMP/err" | awk '{s += $1} END {print s + 0}')
 ((S_DUPS <= inflight)) || fail "$S_DUPS duplicates, more than the $inflight events of the failed requests"
 # every line from the restart on arrived: the tail of the input is complete
-tail_missing=$(awk -v n=$N '{c[$2 + 0] = 1} END {m = 0; for (i = n - 5000; i <= n; i++) if (!c[i]) m++; print m}' "$TMP/killed.out")
+tail_missing=$(awk -v n=$N '{c[$2 + 0] = 1} END {m = 0; for (i = n - 5000; i <= n; i++) if (!c[i]) m++; print m}' "$TMP/killed-all.out")
 expect_eq "$tail_missing" 0 "lines missing among the last 5000"
+
+# ---- 5. closes between requests
+say "5. peer closes an idle connection between requests: the next request reconnects"
+start_recv idle --close-after 1 --faults 2
+cat >"$TMP/mars.yaml" <<EOF
+data_dir: $TMP/data
+runtime: {workers: 1}
+sources:
+  gen: {type: demo, rate: 200, count: 600, format: nginx, batch_events: 10}
+sinks:
+  out:
+    type: tcp
+    inputs: [gen]
+    address: "127.0.0.1:$RECV_PORT"
+    retry: {initial_backoff: 50ms, max_backoff: 300ms}
+EOF
+run_mars 60 -c "$TMP/mars.yaml" 2>"$TMP/err"
+expect_eq "$MARS_RC" 0 "idle closes: exit code; $(show_log "$TMP/err")"
+recv_idle idle
+grep -q "closed by the peer; reconnecting for the next request" "$TMP/err" ||
+    fail "no connection lost between requests: $(show_log "$TMP/err")"
+expect_eq "$(sort -u "$TMP/idle.out" | wc -l | tr -d ' ')" 600 "distinct lines after idle closes"
+expect_eq "$(stat_of "$TMP/err" out sent)" 600 "sent events after idle closes"
+(($(grep -c 'open from' "$TMP/idle.log") >= 3)) || fail "mars did not reconnect twice: $(cat "$TMP/idle.log")"
+stop_recv "$RECV_PID"
 
 pass "exact text and ndjson; late peer; 3 graceful closes lost nothing; kill -9 recovered ($S_MISSING lost in socket buffers)"

@@ -51,6 +51,7 @@ say "SIGTERM: exits 0 within 5 s; only delivered events are acknowledged"
 kill -TERM "$pid"
 wait_exit "$pid" 5 "$TMP/err"
 expect_eq "$EXIT_RC" 0 "exit code after SIGTERM; $(show_log "$TMP/err")"
+recv_idle slow
 demo_sent=$(stat_of "$TMP/err" gen sent)
 sink_sent=$(stat_of "$TMP/err" out sent)
 expect_eq "$(stat_of "$TMP/err" gen acknowledged)" "$sink_sent" "demo acknowledged vs. tcp sent"

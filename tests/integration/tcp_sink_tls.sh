@@ -38,6 +38,7 @@ for host in localhost 127.0.0.1; do
     config "$host:$RECV_PORT" "ca_file: $CERTS/ca.pem"
     run_mars 60 -c "$TMP/mars.yaml" <"$TMP/seq" 2>"$TMP/err"
     expect_eq "$MARS_RC" 0 "$host: exit code; $(show_log "$TMP/err")"
+    recv_idle "good-$host"
     cmp "$TMP/seq" "$TMP/good-$host.out" || fail "$host: received lines differ from the input"
     grep -qF "[out] connected to $host:$RECV_PORT (TLSv1.3 " "$TMP/err" ||
         fail "$host: no 'connected ... (TLSv1.3 ...)' line: $(show_log "$TMP/err")"
@@ -63,6 +64,7 @@ stop_recv "$bad_pid"
 start_recv fixed --port "$port" --tls "$CERTS/server.pem" "$CERTS/server.key"
 wait_exit "$mars_pid" 60 "$TMP/err"
 expect_eq "$EXIT_RC" 0 "exit code after the good server came; $(show_log "$TMP/err")"
+recv_idle fixed
 cmp "$TMP/seq" "$TMP/fixed.out" || fail "lines held through the bad certificate differ from the input"
 stop_recv "$RECV_PID"
 
@@ -71,6 +73,7 @@ start_recv any --tls "$CERTS/other-server.pem" "$CERTS/other-server.key"
 config "localhost:$RECV_PORT" "verify: false"
 run_mars 60 -c "$TMP/mars.yaml" <"$TMP/seq" 2>"$TMP/err"
 expect_eq "$MARS_RC" 0 "verify false: exit code; $(show_log "$TMP/err")"
+recv_idle any
 cmp "$TMP/seq" "$TMP/any.out" || fail "verify false: received lines differ from the input"
 grep -qF "WARN  [out] TLS certificate verification is off (tls.verify: false)" "$TMP/err" ||
     fail "no warning about verify: false: $(show_log "$TMP/err")"
@@ -81,6 +84,7 @@ start_recv mtls --tls "$CERTS/server.pem" "$CERTS/server.key" --client-ca "$CERT
 config "127.0.0.1:$RECV_PORT" "ca_file: $CERTS/ca.pem, cert_file: $CERTS/client.pem, key_file: $CERTS/client.key"
 run_mars 60 -c "$TMP/mars.yaml" <"$TMP/seq" 2>"$TMP/err"
 expect_eq "$MARS_RC" 0 "mTLS: exit code; $(show_log "$TMP/err")"
+recv_idle mtls
 cmp "$TMP/seq" "$TMP/mtls.out" || fail "mTLS: received lines differ from the input"
 grep -q "client certificate.*mars-client" "$TMP/mtls.log" || fail "the server saw no client certificate: $(cat "$TMP/mtls.log")"
 config "127.0.0.1:$RECV_PORT" "ca_file: $CERTS/ca.pem"

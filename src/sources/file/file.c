@@ -19,7 +19,9 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "file_internal.h"
+#include "pipeline/observe.h"
 
 #define TICK_NS 1000000000LL
 #define POLL_TICK_NS 250000000LL
@@ -170,11 +172,59 @@ void file_scan_soon(struct fsrc *fs)
         arm_tick(fs, 0);
 }
 
+/* ---- metrics ---- */
+
+static struct mars_mseries *series(struct fsrc *fs, const char *name, const char *help,
+                                   enum mars_mtype type)
+{
+    static const char *const labels[] = {"component_id", NULL};
+    struct mars_obs *obs = mars_source_obs(fs->src);
+    struct mars_metrics *m = obs ? mars_obs_metrics(obs) : NULL;
+    struct mars_mfamily *f = m ? mars_metrics_family(m, &(struct mars_mfamily_desc){
+                                                            .name = name, .help = help,
+                                                            .type = type, .labels = labels})
+                               : NULL;
+    const char *values[] = {mars_source_id(fs->src), NULL};
+    return f ? mars_mfamily_series(f, values) : NULL;
+}
+
+/* File counts and events of this instance (gauges per worker shard, summed at a scrape). */
+static void metrics_init(struct fsrc *fs)
+{
+    fs->m.shard = mars_source_shard(fs->src);
+    fs->m.open = series(fs, "mars_file_open_files", "Files the source holds open.",
+                        MARS_MT_GAUGE);
+    fs->m.tracked = series(fs, "mars_file_tracked_files",
+                           "Files the source knows of: open, waiting for a descriptor, or "
+                           "closed and idle.", MARS_MT_GAUGE);
+    fs->m.rotations = series(fs, "mars_file_rotations_total",
+                             "Files that left their path (renamed, deleted, link retargeted) "
+                             "and were read to their end.", MARS_MT_COUNTER);
+    fs->m.truncations = series(fs, "mars_file_truncations_total",
+                               "Files found truncated or rewritten and read again from the "
+                               "start.", MARS_MT_COUNTER);
+    fs->m.gave_up = series(fs, "mars_file_gave_up_total",
+                           "Files deleted before their data could be read (max_open_files "
+                           "too low for the rotation rate): their unread bytes are lost.",
+                           MARS_MT_COUNTER);
+}
+
+void file_metrics_publish(struct fsrc *fs)
+{
+    struct file_metrics *m = &fs->m;
+    mars_mseries_set(m->open, m->shard, (double)fs->nopen);
+    mars_mseries_set(m->tracked, m->shard, (double)fs->nfiles);
+    mars_mseries_add(m->rotations, m->shard, fs->st.rotations - m->published.rotations);
+    mars_mseries_add(m->truncations, m->shard, fs->st.truncations - m->published.truncations);
+    mars_mseries_add(m->gave_up, m->shard, fs->st.gave_up - m->published.gave_up);
+    m->published = fs->st;
+}
+
 /* ---- life cycle ---- */
 
-static int file_init(struct mars_source *s)
+int file_src_init(struct mars_source *s, const struct file_conf *conf,
+                  const struct file_hooks *hooks, void *hctx)
 {
-    const struct file_conf *conf = mars_source_conf(s);
     struct fsrc *fs = calloc(1, sizeof(*fs));
     int err = 0;
     if (!fs)
@@ -184,6 +234,8 @@ static int file_init(struct mars_source *s)
     fs->widx = mars_source_worker(s);
     fs->nw = mars_source_workers(s);
     fs->ifd = -1;
+    fs->hooks = hooks;
+    fs->hctx = hctx;
     fs->max_open = (size_t)conf->max_open_files / fs->nw;
     if (fs->max_open == 0)
         fs->max_open = 1;
@@ -194,11 +246,17 @@ static int file_init(struct mars_source *s)
         return err ? err : -EIO;
     }
     fs->first_start = mars_ckpt_first_start(fs->ckpt);
+    metrics_init(fs);
     mars_source_set_state(s, fs);
     return 0;
 }
 
-static int file_start(struct mars_source *s)
+static int file_init(struct mars_source *s)
+{
+    return file_src_init(s, mars_source_conf(s), NULL, NULL);
+}
+
+int file_src_start(struct mars_source *s)
 {
     struct fsrc *fs = mars_source_state(s);
     file_watch_init(fs);
@@ -206,14 +264,14 @@ static int file_start(struct mars_source *s)
     return fs->tick_armed ? 0 : -EIO;
 }
 
-static void file_resume(struct mars_source *s)
+void file_src_resume(struct mars_source *s)
 {
     struct fsrc *fs = mars_source_state(s);
     fs->waiting_memory = false;
     file_pump(fs);
 }
 
-static void file_stop(struct mars_source *s)
+void file_src_stop(struct mars_source *s)
 {
     struct fsrc *fs = mars_source_state(s);
     struct mars_ev_loop *loop = mars_source_loop(s);
@@ -230,16 +288,17 @@ static void file_stop(struct mars_source *s)
     file_maybe_finish(fs);
 }
 
-static void file_destroy(struct mars_source *s)
+void file_src_destroy(struct mars_source *s)
 {
     struct fsrc *fs = mars_source_state(s);
     file_watch_fini(fs);
     file_close_all(fs);
-    if (fs->st.rotations || fs->st.truncations || fs->st.invalid_utf8)
+    file_metrics_publish(fs);
+    if (fs->st.rotations || fs->st.truncations || fs->st.invalid_utf8 || fs->st.gave_up)
         mars_info(mars_source_id(s), "files: %llu left their path, %llu truncated, %llu invalid "
-                                     "UTF-8 sequences",
+                                     "UTF-8 sequences, %llu given up",
                   (unsigned long long)fs->st.rotations, (unsigned long long)fs->st.truncations,
-                  (unsigned long long)fs->st.invalid_utf8);
+                  (unsigned long long)fs->st.invalid_utf8, (unsigned long long)fs->st.gave_up);
     mars_ckpt_release(fs->ckpt);
     free(fs);
 }
@@ -254,6 +313,6 @@ const struct mars_component_desc mars_source_file = {
     .options = file_options,
     .conf_size = sizeof(struct file_conf),
     .check = file_check,
-    .source = {.init = file_init, .start = file_start, .resume = file_resume,
-               .stop = file_stop, .destroy = file_destroy},
+    .source = {.init = file_init, .start = file_src_start, .resume = file_src_resume,
+               .stop = file_src_stop, .destroy = file_src_destroy},
 };

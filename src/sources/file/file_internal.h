@@ -61,6 +61,28 @@ enum tfile_state {
 
 struct fsrc;
 
+/*
+ * A layer over the file source (kubernetes_logs) that makes its own events of the lines
+ * of each file: it keeps per-file state, and rewrites each batch of cut lines before it is
+ * emitted. Called on the instance's worker.
+ *   track   a file is tracked: returns its state (owned by the layer), NULL on -ENOMEM
+ *   forget  the file is forgotten: free its state
+ *   lines   the raw lines cut from a file are the events of b (exclusive, in file order,
+ *           msg without the delimiter). Rewrite them in place (decode, drop, merge into
+ *           fewer events; bytes made must live in b's arena). Returns NULL, or the first
+ *           byte of a line (inside b's chunk) from which on the lines are given back: every
+ *           event from there on must have been removed from b, and those bytes are kept in
+ *           the file's carry and cut again with the next read (an unfinished partial line
+ *           of the runtime). With `final` (line_timeout, truncation, --once) nothing may be
+ *           given back, and the last event may be an unterminated line (MARS_EVF_PARTIAL).
+ * Bytes given back are not acknowledged, so a checkpoint never passes a held line.
+ */
+struct file_hooks {
+    void *(*track)(void *ctx, const char *path);
+    void (*forget)(void *ctx, void *fstate);
+    const char *(*lines)(void *ctx, void *fstate, struct mars_batch *b, bool final);
+};
+
 struct tfile {
     struct fsrc *fs;
     char *path;
@@ -81,6 +103,8 @@ struct tfile {
     uint32_t tail_len;
     char *carry; /* partial last line, copied out of the shared chunk */
     uint32_t carry_len, carry_cap;
+    bool carry_lines; /* the carry holds whole lines given back by hooks->lines */
+    void *hstate;     /* hooks->track's state */
     struct mars_cutter cut;
     struct file_range *ranges; /* ring */
     uint32_t rhead, rcount, rcap;
@@ -99,6 +123,14 @@ struct tfile {
 
 struct file_stats {
     uint64_t rotations, truncations, gave_up, invalid_utf8;
+};
+
+/* The instance's series in the metrics registry (label component_id), and what of
+ * file_stats they already hold. */
+struct file_metrics {
+    struct mars_mseries *open, *tracked, *rotations, *truncations, *gave_up;
+    struct file_stats published;
+    unsigned shard;
 };
 
 struct file_dir {
@@ -133,10 +165,22 @@ struct fsrc {
     struct mars_ev_op iop;
     bool iop_armed;
     struct file_stats st;
+    struct file_metrics m;
+    const struct file_hooks *hooks; /* NULL for the plain file source */
+    void *hctx;
 };
 
-/* file.c */
+/* file.c: the instance life cycle, shared with the layers over the file source. conf and
+ * hooks (may be NULL) are borrowed until file_src_destroy(); the instance state
+ * (mars_source_state) is the struct fsrc. */
+int file_src_init(struct mars_source *s, const struct file_conf *conf,
+                  const struct file_hooks *hooks, void *hctx);
+int file_src_start(struct mars_source *s);
+void file_src_resume(struct mars_source *s);
+void file_src_stop(struct mars_source *s);
+void file_src_destroy(struct mars_source *s);
 void file_maybe_finish(struct fsrc *fs);
+void file_metrics_publish(struct fsrc *fs);
 void file_scan_soon(struct fsrc *fs);
 
 /* scan.c */

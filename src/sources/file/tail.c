@@ -70,6 +70,8 @@ void file_forget(struct fsrc *fs, struct tfile *f)
         close(f->fd);
         fs->nopen--;
     }
+    if (fs->hooks && f->hstate)
+        fs->hooks->forget(fs->hctx, f->hstate);
     free(f->path);
     free(f->carry);
     free(f->ranges);
@@ -92,6 +94,11 @@ struct tfile *file_track(struct fsrc *fs, const char *path, const struct stat *s
     f->fs = fs;
     f->path = strdup(path);
     if (!f->path) {
+        free(f);
+        return NULL;
+    }
+    if (fs->hooks && !(f->hstate = fs->hooks->track(fs->hctx, path))) {
+        free(f->path);
         free(f);
         return NULL;
     }
@@ -131,6 +138,7 @@ static void set_offsets(struct tfile *f, uint64_t off)
     f->read_off = f->emit_off = f->acked_off = off;
     f->tail_len = 0;
     f->carry_len = 0;
+    f->carry_lines = false;
 }
 
 /* Where reading starts the first time this run opens the file. */
@@ -271,6 +279,15 @@ static void open_pending(struct fsrc *fs)
                 MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot open %s: %s",
                             best->path, strerror(-rc));
             mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], rc == -ENOENT ? 0 : 1);
+            uint64_t done = best->read_off == UINT64_MAX ? 0 : best->read_off;
+            if (rc == -ENOENT && best->size_seen > done) {
+                /* deleted while it waited for a descriptor: what it held is gone */
+                fs->st.gave_up++;
+                MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src),
+                            "%s was deleted before it could be read: %llu bytes lost (raise "
+                            "max_open_files)",
+                            best->path, (unsigned long long)(best->size_seen - done));
+            }
             file_forget(fs, best); /* a later scan finds it again if it is still there */
         }
     }
@@ -353,6 +370,10 @@ static void emit_range(struct fsrc *fs, struct tfile *f, struct mars_batch *b,
             mars_batch_abandon(b);
         return;
     }
+    if (b && b->n == 0) {
+        mars_batch_release(b); /* the layer over the file source dropped every line */
+        b = NULL;
+    }
     if (b) {
         /* the path is copied once per batch: a rename may replace f->path meanwhile */
         const char *path = mars_arena_strndup(&b->arena, f->path, strlen(f->path));
@@ -385,6 +406,21 @@ static int keep_carry(struct tfile *f, const unsigned char *p, uint32_t n)
     return 0;
 }
 
+/* Cuts the carry copied to c (emit_carry with hooks): its whole lines, then the rest as
+ * an unterminated line, all handed to hooks->lines with nothing given back. */
+static int cut_carry_final(struct fsrc *fs, struct tfile *f, struct mars_chunk *c,
+                           struct mars_batch **bp, int64_t now)
+{
+    uint32_t start = 0;
+    int rc = mars_cutter_run(&f->cut, c, &start, 0, f->carry_len, bp, 256, now);
+    if (rc == 0 && start < f->carry_len)
+        rc = mars_cutter_emit(&f->cut, c, start, f->carry_len - start, MARS_EVF_PARTIAL, bp,
+                              256, now);
+    if (rc == 0 && *bp)
+        fs->hooks->lines(fs->hctx, f->hstate, *bp, true);
+    return rc;
+}
+
 /* Emits the carried partial line as an event of its own (line_timeout, truncation, --once,
  * stop): it is a line the writer has not finished, and it must not be lost. */
 static void emit_carry(struct fsrc *fs, struct tfile *f)
@@ -397,8 +433,9 @@ static void emit_carry(struct fsrc *fs, struct tfile *f)
     struct mars_batch *b = NULL;
     memcpy(c->data, f->carry, f->carry_len);
     c->len = f->carry_len;
-    int rc = mars_cutter_emit(&f->cut, c, 0, f->carry_len, MARS_EVF_PARTIAL, &b, 1,
-                              mars_wall_ns());
+    int rc = fs->hooks ? cut_carry_final(fs, f, c, &b, mars_wall_ns())
+                       : mars_cutter_emit(&f->cut, c, 0, f->carry_len, MARS_EVF_PARTIAL, &b, 1,
+                                          mars_wall_ns());
     mars_chunk_unref(c); /* the batch holds it */
     if (rc) {
         if (b)
@@ -408,6 +445,7 @@ static void emit_carry(struct fsrc *fs, struct tfile *f)
     f->emit_off += f->carry_len;
     emit_range(fs, f, b, c->data + f->carry_len, f->carry_len);
     f->carry_len = 0;
+    f->carry_lines = false;
     f->cut.skipping = f->cut.cutting = false;
 }
 
@@ -545,8 +583,18 @@ static void take_lines(struct fsrc *fs, struct tfile *f, uint32_t n)
     count_invalid_utf8(fs, c->data + scan, n);
     f->read_off += n;
     remember_tail(f, c->data + end, n); /* the new bytes only: carried ones are in it */
-    if (mars_cutter_run(&f->cut, c, &start, scan, end, &b, 256, mars_wall_ns()))
+    /* a carry of lines given back is cut again from its start */
+    if (mars_cutter_run(&f->cut, c, &start, f->carry_lines ? f->rpos : scan, end, &b, 256,
+                        mars_wall_ns()))
         mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_MEMORY], 1);
+    f->carry_lines = false;
+    if (fs->hooks && b) {
+        const char *keep = fs->hooks->lines(fs->hctx, f->hstate, b, false);
+        if (keep) {
+            start = (uint32_t)((const unsigned char *)keep - c->data); /* those lines wait in the carry */
+            f->carry_lines = true;
+        }
+    }
     uint32_t consumed = start - f->rpos;
     if (consumed > 0) {
         f->emit_off += consumed;
@@ -721,6 +769,7 @@ void file_sweep(struct fsrc *fs, int64_t now)
             lag += f->size_seen - done;
     }
     mars_stat_set(&mars_source_stats(fs->src)->lag_bytes, lag);
+    file_metrics_publish(fs);
 }
 
 /* ---- end ---- */

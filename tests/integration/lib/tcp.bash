@@ -6,6 +6,9 @@
 #                            waits for its port; sets RECV_PID and RECV_PORT. ARGS go to the
 #                            fake (--port P to rebind a port, --tls CERT KEY, faults...)
 #   stop_recv PID            SIGKILLs a receiver and reaps it
+#   recv_idle NAME           waits until receiver NAME has ended (and so recorded) every
+#                            connection it accepted: mars exiting only means its bytes were
+#                            in the kernel, not that the receiver has read them yet
 #   seq_lines FILE N         writes N lines "seq NNNNNNN <padding of 20..160 bytes>"
 #   seq_check OUT N          counts the seq lines in OUT: sets S_UNIQUE S_DUPS S_MISSING
 #                            S_MAXREP (most copies of one line) and fails on a line that is
@@ -33,6 +36,14 @@ start_recv() {
 stop_recv() {
     kill -KILL "$1" 2>/dev/null || true
     wait "$1" 2>/dev/null || true
+}
+
+_recv_all_closed() {
+    [[ $(grep -c "open from" "$1") -eq $(grep -c " closed: " "$1") ]]
+}
+
+recv_idle() {
+    wait_until 20 "receiver $1 to finish its connections" _recv_all_closed "$TMP/$1.log"
 }
 
 seq_lines() {

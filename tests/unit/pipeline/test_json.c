@@ -381,6 +381,22 @@ static void test_raw_array_and_object(void **state)
     assert_int_equal(v.kind, MARS_FIELD_NULL);
     assert_false(mars_json_array_at(arr, strlen(arr), 6, &v));
     assert_false(mars_json_array_at("[]", 2, 0, &v));
+    /* one-pass iteration sees the same elements as array_at */
+    size_t pos = 0;
+    uint32_t n = 0;
+    struct mars_value w;
+    while (mars_json_array_next(arr, strlen(arr), &pos, &v)) {
+        assert_true(mars_json_array_at(arr, strlen(arr), n++, &w));
+        assert_int_equal(v.kind, w.kind);
+        assert_ptr_equal(v.ptr, w.ptr);
+        assert_int_equal(v.len, w.len);
+    }
+    assert_int_equal(n, 6);
+    assert_false(mars_json_array_next(arr, strlen(arr), &pos, &v)); /* stays at the end */
+    pos = 0;
+    assert_false(mars_json_array_next(" [ ] ", 5, &pos, &v));
+    pos = 0;
+    assert_false(mars_json_array_next("{}", 2, &pos, &v));
     const char *obj = "{\"a\":1,\"a\\u0062\":2,\"a\":3}";
     assert_true(mars_json_object_get(obj, strlen(obj), "a", 1, &v));
     assert_memory_equal(v.ptr, "3", 1); /* last wins */

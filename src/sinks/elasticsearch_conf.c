@@ -1,0 +1,240 @@
+/*
+ * elasticsearch_conf.c - the `elasticsearch` sink's options and the pure pieces of the
+ * bulk protocol: action lines, generated ids, the bulk URL, and walking a bulk response's
+ * items with the JSON scanner (one pass over the items array, nothing allocated).
+ *
+ * Thread: any (no state).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/compress.h"
+#include "pipeline/json.h"
+#include "pipeline/template.h"
+#include "sinks/elasticsearch_internal.h"
+
+const char *const mars_es_action_names[] = {"index", "create", NULL};
+static const char *const mode_names[] = {"bulk", NULL};
+
+#define OFF(f) offsetof(struct mars_es_conf, f)
+const struct mars_opt mars_es_options[] = {
+    {.name = "endpoint", .type = MARS_OPT_STRING, .offset = OFF(endpoint),
+     .desc = "Base URL of the cluster (http://host:9200); use endpoints for several."},
+    {.name = "endpoints", .type = MARS_OPT_LIST, .offset = OFF(endpoints),
+     .desc = "Base URLs of several nodes, used in turn; a failed request goes to the next."},
+    {.name = "mode", .type = MARS_OPT_ENUM, .offset = OFF(mode), .def = "bulk",
+     .choices = mode_names, .desc = "bulk sends events with the _bulk API."},
+    {.name = "action", .type = MARS_OPT_ENUM, .offset = OFF(action), .def = "index",
+     .choices = mars_es_action_names,
+     .desc = "index stores (or replaces) each document; create only adds new ones, as data "
+             "streams require, and a document whose id exists (409) counts as delivered."},
+    {.name = "index", .type = MARS_OPT_STRING, .offset = OFF(index), .def = "mars-%Y.%m.%d",
+     .desc = "Index or data stream name; strftime parts use the event time in UTC and "
+             "{{ field }} parts the event's fields (logs-{{ kubernetes.namespace }}-%Y.%m.%d)."},
+    {.name = "id_key", .type = MARS_OPT_STRING, .offset = OFF(id_key),
+     .desc = "Field whose value is the document _id, so a resent event replaces (index) or "
+             "is recognised (create) instead of being stored twice."},
+    {.name = "generate_id", .type = MARS_OPT_BOOL, .offset = OFF(generate_id), .def = "false",
+     .desc = "Give each event an _id unique to this mars process, so every resend by this "
+             "process (retries, partial failures) is idempotent; replays after a restart get "
+             "new ids."},
+    {.name = "pipeline", .type = MARS_OPT_STRING, .offset = OFF(pipeline),
+     .desc = "Ingest pipeline to run documents through."},
+    {.name = "timestamp_key", .type = MARS_OPT_STRING, .offset = OFF(timestamp_key),
+     .def = "@timestamp", .desc = "Key of the event time in each document (data streams need "
+                                   "@timestamp)."},
+    {.name = "filter_path", .type = MARS_OPT_STRING, .offset = OFF(filter_path),
+     .def = "errors,items.*.status,items.*.error.type",
+     .desc = "Response filter sent with each request, keeping answers small; it must keep "
+             "errors and items.*.status; empty sends none."},
+    MARS_HTTPSINK_OPTIONS(struct mars_es_conf, http, "none"),
+    {.name = NULL},
+};
+
+static void diag_at(const struct mars_cfg_node *node, const char *key, struct mars_diag *diag,
+                    const char *fmt, const char *arg)
+{
+    const struct mars_cfg_node *n = mars_cfg_get(node, key);
+    if (!n)
+        n = node;
+    char msg[256];
+    snprintf(msg, sizeof(msg), fmt, arg);
+    mars_diag_add(diag, n->file, n->line, n->col, "%s", msg);
+}
+
+int mars_es_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+{
+    const struct mars_es_conf *c = conf;
+    int rc = mars_httpsink_check(&c->http, node, diag);
+    char err[160];
+
+    if (!c->endpoint == !c->endpoints.n) {
+        diag_at(node, "endpoint", diag, "%s", "set one of endpoint and endpoints");
+        rc = -EINVAL;
+    }
+    for (size_t i = 0; i < c->endpoints.n + (c->endpoint != NULL); i++) {
+        const char *u = i < c->endpoints.n ? c->endpoints.v[i] : c->endpoint;
+        if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) {
+            diag_at(node, c->endpoint ? "endpoint" : "endpoints", diag,
+                    "endpoint '%s' must start with http:// or https://", u);
+            rc = -EINVAL;
+        }
+    }
+    struct mars_template *t = mars_template_compile(c->index, 0, err, sizeof(err));
+    if (!t) {
+        diag_at(node, "index", diag, "option 'index': %s", err);
+        rc = -EINVAL;
+    }
+    mars_template_free(t);
+    if (c->id_key) {
+        size_t at;
+        const char *why;
+        struct mars_path *p = mars_path_compile(c->id_key, strlen(c->id_key), &at, &why);
+        if (!p) {
+            diag_at(node, "id_key", diag, "option 'id_key': %s", why);
+            rc = -EINVAL;
+        }
+        mars_path_free(p);
+    }
+    if (c->filter_path && *c->filter_path &&
+        (!strstr(c->filter_path, "errors") || !strstr(c->filter_path, "status"))) {
+        diag_at(node, "filter_path", diag, "filter_path '%s' must keep errors and "
+                "items.*.status (or be empty)", c->filter_path);
+        rc = -EINVAL;
+    }
+    if (c->id_key && c->generate_id) {
+        diag_at(node, "generate_id", diag, "%s", "id_key and generate_id exclude each other");
+        rc = -EINVAL;
+    }
+    if (c->http.compression != MARS_CODEC_NONE && c->http.compression != MARS_CODEC_GZIP) {
+        diag_at(node, "compression", diag, "compression '%s': Elasticsearch takes none or gzip",
+                mars_compression_names[c->http.compression]);
+        rc = -EINVAL;
+    }
+    return rc;
+}
+
+enum mars_es_class mars_es_item_class(int status, bool create)
+{
+    if (status >= 200 && status < 300)
+        return MARS_ES_OK;
+    if (status == 409 && create)
+        return MARS_ES_OK;
+    if (status == 429 || status >= 500 || status == 0)
+        return MARS_ES_RETRY;
+    return MARS_ES_PERMANENT;
+}
+
+enum mars_es_class mars_es_request_class(int status)
+{
+    if (status >= 200 && status < 300)
+        return MARS_ES_OK;
+    if (status == 429 || status >= 500 || status == 401 || status == 403 || status == 407 ||
+        status == 408 || status < 400) /* 1xx, 3xx: a proxy or a wrong URL, not the data */
+        return MARS_ES_RETRY;
+    return MARS_ES_PERMANENT;
+}
+
+/* The value of an item object {"<action>":{...}}: its only member, whatever the action. */
+static bool item_body(const struct mars_value *item, struct mars_value *out)
+{
+    static const char *const actions[] = {"index", "create", "update", "delete"};
+    for (size_t a = 0; a < sizeof(actions) / sizeof(actions[0]); a++)
+        if (mars_json_object_get(item->ptr, item->len, actions[a], (uint32_t)strlen(actions[a]),
+                                 out) &&
+            out->kind == MARS_FIELD_OBJECT)
+            return true;
+    return false;
+}
+
+int64_t mars_es_items(const char *body, size_t n, bool *all_ok,
+                      void (*fn)(void *ctx, uint32_t i, const struct mars_es_item *it), void *ctx)
+{
+    struct mars_value v, items, item, inner, err;
+    *all_ok = false;
+    if (mars_json_validate(body, n, 64, NULL) != MARS_JSON_OK)
+        return -EBADMSG;
+    if (mars_json_object_get(body, n, "errors", 6, &v) && v.kind == MARS_FIELD_BOOL &&
+        v.len == 5 /* false */) {
+        *all_ok = true;
+        return 0;
+    }
+    if (!mars_json_object_get(body, n, "items", 5, &items) || items.kind != MARS_FIELD_ARRAY)
+        return -EBADMSG;
+    size_t pos = 0;
+    uint32_t i = 0;
+    while (mars_json_array_next(items.ptr, items.len, &pos, &item)) {
+        struct mars_es_item it = {0};
+        if (item.kind == MARS_FIELD_OBJECT && item_body(&item, &inner)) {
+            double st;
+            if (mars_json_object_get(inner.ptr, inner.len, "status", 6, &v) &&
+                mars_value_number(&v, &st))
+                it.status = (int)st;
+            if (mars_json_object_get(inner.ptr, inner.len, "error", 5, &err) &&
+                err.kind == MARS_FIELD_OBJECT &&
+                mars_json_object_get(err.ptr, err.len, "type", 4, &v) &&
+                v.kind == MARS_FIELD_STRING) {
+                it.etype = v.ptr;
+                it.etype_len = v.len;
+            }
+        }
+        fn(ctx, i++, &it);
+    }
+    return i;
+}
+
+int mars_es_put_action(struct mars_encoder *e, enum mars_es_action a, const char *index,
+                       size_t index_len, const char *id, size_t id_len)
+{
+    int rc = a == MARS_ES_CREATE ? mars_encoder_put(e, "{\"create\":{\"_index\":", 20)
+                                 : mars_encoder_put(e, "{\"index\":{\"_index\":", 19);
+    rc = rc ? rc : mars_encode_json_string(e, index, index_len);
+    if (id) {
+        rc = rc ? rc : mars_encoder_put(e, ",\"_id\":", 7);
+        rc = rc ? rc : mars_encode_json_string(e, id, id_len);
+    }
+    return rc ? rc : mars_encoder_put(e, "}}\n", 3);
+}
+
+void mars_es_gen_id(uint64_t nonce, uint64_t seq, char out[MARS_ES_ID_LEN + 1])
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char raw[16];
+    for (int i = 0; i < 8; i++) {
+        raw[i] = (unsigned char)(nonce >> (56 - 8 * i));
+        raw[8 + i] = (unsigned char)(seq >> (56 - 8 * i));
+    }
+    /* 128 bits = 21 whole sextets and 2 bits */
+    uint32_t acc = 0;
+    int bits = 0, o = 0;
+    for (int i = 0; i < 16; i++) {
+        acc = (acc << 8) | raw[i];
+        bits += 8;
+        while (bits >= 6) {
+            bits -= 6;
+            out[o++] = b64[(acc >> bits) & 63];
+        }
+    }
+    out[o++] = b64[(acc << (6 - bits)) & 63];
+    out[o] = '\0';
+}
+
+char *mars_es_bulk_url(const char *endpoint, const char *filter_path, const char *pipeline)
+{
+    size_t n = strlen(endpoint);
+    while (n > 0 && endpoint[n - 1] == '/')
+        n--;
+    bool fp = filter_path && *filter_path, pl = pipeline && *pipeline;
+    size_t len = n + 64 + (fp ? strlen(filter_path) : 0) + (pl ? strlen(pipeline) : 0);
+    char *url = malloc(len);
+    if (!url)
+        return NULL;
+    snprintf(url, len, "%.*s/_bulk%s%s%s%s%s", (int)n, endpoint, fp || pl ? "?" : "",
+             fp ? "filter_path=" : "", fp ? filter_path : "", fp && pl ? "&" : "",
+             pl ? "pipeline=" : "");
+    if (pl)
+        strcat(url, pipeline);
+    return url;
+}

@@ -1,0 +1,74 @@
+/*
+ * elasticsearch_internal.h - what elasticsearch.c (the data path) and elasticsearch_conf.c
+ * (options, bulk body pieces, response parsing) share. The pure functions here are unit
+ * tested in tests/unit/sinks/test_elasticsearch.c.
+ */
+#ifndef MARS_ELASTICSEARCH_INTERNAL_H
+#define MARS_ELASTICSEARCH_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/schema.h"
+#include "pipeline/encode.h"
+#include "pipeline/netconf.h"
+#include "sinks/httpsink.h"
+
+enum mars_es_action { MARS_ES_INDEX, MARS_ES_CREATE };
+extern const char *const mars_es_action_names[]; /* enum order, NULL-terminated */
+
+struct mars_es_conf {
+    struct mars_strlist endpoints;
+    char *endpoint;
+    int mode;   /* bulk (the only one so far) */
+    int action; /* enum mars_es_action */
+    char *index;
+    char *id_key;
+    bool generate_id;
+    char *pipeline;
+    char *timestamp_key;
+    char *filter_path;
+    struct mars_httpsink_conf http; /* tls, auth, headers, compression (none or gzip) */
+};
+extern const struct mars_opt mars_es_options[];
+int mars_es_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag);
+
+/* What the sink does with one bulk item (or a whole request) by HTTP status. */
+enum mars_es_class { MARS_ES_OK, MARS_ES_RETRY, MARS_ES_PERMANENT };
+/* Item status: 2xx ok, 409 on create ok (already stored), 429 and 5xx retried, other 4xx
+ * permanent. */
+enum mars_es_class mars_es_item_class(int status, bool create);
+/* Request status (2xx handled by the caller): 429, 5xx, 401/403/407/408, 1xx and 3xx
+ * retried (an auth problem or a wrong URL is fixed by an operator, not by dropping data),
+ * other 4xx permanent. */
+enum mars_es_class mars_es_request_class(int status);
+
+struct mars_es_item {
+    int status;        /* 0 when the item had none */
+    const char *etype; /* error.type, not NUL-terminated; NULL when absent */
+    uint32_t etype_len;
+};
+/* Walks the items of a bulk response body, calling fn for each in request order. A body
+ * with "errors":false calls nothing and returns 0 with *all_ok set. Returns the number
+ * of items walked, or -EBADMSG when the body is not a bulk response (invalid JSON,
+ * no items array). */
+int64_t mars_es_items(const char *body, size_t n, bool *all_ok,
+                      void (*fn)(void *ctx, uint32_t i, const struct mars_es_item *it),
+                      void *ctx);
+
+/* Appends the action line {"<action>":{"_index":"...","_id":"..."}}\n (id omitted when
+ * id is NULL). Returns 0 or -ENOMEM. */
+int mars_es_put_action(struct mars_encoder *e, enum mars_es_action a, const char *index,
+                       size_t index_len, const char *id, size_t id_len);
+
+/* The generated id of sequence number seq in a process whose id nonce is nonce: 22
+ * base64url characters and a NUL in out. Unique per (nonce, seq). */
+#define MARS_ES_ID_LEN 22
+void mars_es_gen_id(uint64_t nonce, uint64_t seq, char out[MARS_ES_ID_LEN + 1]);
+
+/* The bulk URL for endpoint (trailing '/' dropped): <endpoint>/_bulk with filter_path and
+ * pipeline in the query when set. Returns owned (free) or NULL. */
+char *mars_es_bulk_url(const char *endpoint, const char *filter_path, const char *pipeline);
+
+#endif

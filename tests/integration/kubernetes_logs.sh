@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The kubernetes_logs source against a fake node (tests/fakes/k8s_node.py writes
+# /var/log/pods as kubelet, containerd and dockerd do) and a fake API server
+# (tests/fakes/k8s_api.py). Every event is checked exactly (every field but `file`):
+#   1. enrichment: CRI and Docker files, a 40 KiB line split in 16 KiB partial records,
+#      a pod created after the start, rotation to 0.log.<stamp> with the older rotated
+#      file gzipped (never read), a container restart (1.log), a pod deleted from the API
+#      before its last lines are read (still enriched: delete_grace), excluded namespace
+#      and mars.io/exclude; 410 Gone after a compaction re-lists; one list+watch per
+#      resource, whatever the pods
+#   2. API server down at start: lines flow without metadata, then metadata arrives
+#   3. 500 pods on one node
+set -euo pipefail
+source "$(dirname "$0")/lib/common.bash"
+
+PY=/usr/bin/python3
+NODE_PY=$MARS_SRC/tests/fakes/k8s_node.py
+API_PY=$MARS_SRC/tests/fakes/k8s_api.py
+
+start_api() { # start_api DIR [PORT]: sets API_PID, API
+    rm -f "$1/api.port"
+    "$PY" "$API_PY" --port "${2:-0}" --bookmark 0.3 >"$1/api.port" 2>"$1/api.err" &
+    API_PID=$!
+    _MARS_PIDS+=("$API_PID")
+    wait_until 10 "fake API server port" test -s "$1/api.port"
+    API=http://127.0.0.1:$(head -1 "$1/api.port")
+}
+
+stat_api() { # stat_api KEY
+    "$PY" -c 'import json,sys,urllib.request; print(json.load(urllib.request.urlopen(sys.argv[1]+"/control/stats"))[sys.argv[2]])' "$API" "$1"
+}
+
+conf() { # conf DIR API [EXTRA]
+    cat >"$1/mars.yaml" <<YAML
+data_dir: $1/data
+sources:
+  k:
+    type: kubernetes_logs
+    pods_root: $1/pods
+    api_url: $2
+    node_name: node-a
+    line_timeout: 500ms
+    delete_grace: 1m
+    exclude_namespaces: [skipme]
+    ${3:-}
+sinks:
+  out: {type: file, inputs: [k], path: $1/out.json, encoding: json}
+YAML
+}
+
+node() { "$PY" "$NODE_PY" "$@"; }
+
+api_at_least() { # api_at_least KEY N (evaluated at each poll of wait_until)
+    (($(stat_api "$1") >= $2))
+}
+
+# Every pod change so far has been written to mars's pod watch (the watch thread applies it
+# as it reads it; the log lines that follow are written after this).
+pods_delivered() {
+    "$PY" -c 'import json,sys,urllib.request; s=json.load(urllib.request.urlopen(sys.argv[1]+"/control/stats")); sys.exit(0 if s.get("sent_rv_pods",0) >= s["rv"] else 1)' "$API"
+}
+
+out_has() { # out_has DIR N
+    (($(lines_of "$1/out.json") >= $2))
+}
+
+enrichment() {
+    local d=$TMP/enrich
+    mkdir -p "$d/pods"
+    start_api "$d"
+    node namespace "$API" default
+    node namespace "$API" skipme
+    local m1 m2 m3 mx
+    m1=$(node pod "$API" default web-1 uid-web-1 node-a)
+    m2=$(node pod "$API" default db-1 uid-db-1 node-a)
+    mx=$(node pod "$API" default hidden-1 uid-hidden-1 node-a)
+    node pod "$API" default other-1 uid-other-1 node-b >/dev/null # another node's: not listed
+    "$PY" - "$API" <<'PY'
+import json, sys, urllib.request
+pod = {"kind": "Pod", "metadata": {"name": "hidden-1", "namespace": "default", "uid": "uid-hidden-1",
+       "annotations": {"mars.io/exclude": "true"}}, "spec": {"nodeName": "node-a", "containers": []},
+       "status": {}}
+urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/control/pod", json.dumps(pod).encode(), method="POST"))
+PY
+    node write "$d/pods" default web-1 uid-web-1 app 0 cri 20 web 40000 "$d/expect" "$m1"
+    node write "$d/pods" default db-1 uid-db-1 app 0 docker 20 db 40000 "$d/expect" "$m2"
+    node write "$d/pods" skipme x-1 uid-x-1 app 0 cri 5 skipped
+    node write "$d/pods" default hidden-1 uid-hidden-1 app 0 cri 5 hidden
+    conf "$d" "$API"
+    start_mars /dev/null "$d/err" -c "$d/mars.yaml"
+    wait_until 20 "first 40 events" out_has "$d" 40
+    say "a pod created after the start, rotation with gzip, a restart"
+    m3=$(node pod "$API" default late-1 uid-late-1 node-a)
+    wait_until 10 "the new pod on the watch" pods_delivered
+    sleep 0.2 # from the socket into the cache: no outside signal for it
+    node write "$d/pods" default late-1 uid-late-1 app 0 cri 10 late 0 "$d/expect" "$m3"
+    node rotate "$d/pods" default web-1 uid-web-1 app 0
+    node write "$d/pods" default web-1 uid-web-1 app 0 cri 10 web-rot1 0 "$d/expect" "$m1"
+    node rotate "$d/pods" default web-1 uid-web-1 app 0
+    node write "$d/pods" default web-1 uid-web-1 app 0 cri 10 web-rot2 0 "$d/expect" "$m1"
+    node write "$d/pods" default db-1 uid-db-1 app 1 docker 10 db-restart 0 "$d/expect" "$m2"
+    wait_until 20 "80 events" out_has "$d" 80
+    say "410 Gone: compaction; the pod added after it is known through a new list"
+    curl -sf -XPOST "$API/control/compact" >/dev/null
+    local m4
+    m4=$(node pod "$API" default after-1 uid-after-1 node-a)
+    wait_until 10 "a second pod list" api_at_least list_pods 2
+    wait_until 10 "the watch after the list" api_at_least watch_pods 2
+    wait_until 10 "the new pod listed or watched" pods_delivered
+    sleep 0.2
+    node write "$d/pods" default after-1 uid-after-1 app 0 cri 5 after 0 "$d/expect" "$m4"
+    say "a pod deleted before its last lines are read"
+    node delete "$API" default late-1
+    wait_until 10 "the deletion on the watch" pods_delivered
+    sleep 0.2
+    node write "$d/pods" default late-1 uid-late-1 app 0 cri 5 late-last 0 "$d/expect" "$m3"
+    local want
+    want=$(lines_of "$d/expect")
+    wait_until 20 "$want events" out_has "$d" "$want"
+    sleep 0.5 # nothing more may come (the excluded pods, the .gz file)
+    kill -TERM "$MARS_PID"
+    wait_exit "$MARS_PID" 15 "$d/err"
+    expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"
+    node check "$d/out.json" "$d/expect" || fail "enriched output differs"
+    expect_eq "$(stat_of "$d/err" k errors)" 0 "source errors"
+    expect_eq "$(stat_api watch_namespaces)" "$(( $(stat_api list_namespaces) ))" "a namespace watch per list"
+    (( $(stat_api list_pods) == 2 )) || fail "pod lists: $(stat_api list_pods) (want 2: start, 410)"
+    kill "$API_PID"
+    pass "enrichment, rotation, restart, late and deleted pods, exclusion, 410"
+}
+
+api_down_at_start() {
+    local d=$TMP/down
+    mkdir -p "$d/pods"
+    start_api "$d"
+    local port=${API##*:}
+    kill "$API_PID"
+    wait "$API_PID" 2>/dev/null || true
+    conf "$d" "http://127.0.0.1:$port"
+    node write "$d/pods" default web-1 uid-web-1 app 0 cri 10 early 0 "$d/expect" -
+    start_mars /dev/null "$d/err" -c "$d/mars.yaml"
+    wait_until 20 "lines without metadata" out_has "$d" 10
+    start_api "$d" "$port"
+    node namespace "$API" default
+    local m1
+    m1=$(node pod "$API" default web-1 uid-web-1 node-a)
+    wait_until 40 "the pod list after backoff" api_at_least watch_pods 1
+    node write "$d/pods" default web-1 uid-web-1 app 0 cri 10 later 0 "$d/expect" "$m1"
+    wait_until 20 "20 events" out_has "$d" 20
+    kill -TERM "$MARS_PID"
+    wait_exit "$MARS_PID" 15 "$d/err"
+    expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"
+    node check "$d/out.json" "$d/expect" || fail "output differs"
+    grep -q "10 lines were shipped without metadata" "$d/err" || fail "unknown lines not counted; $(show_log "$d/err")"
+    kill "$API_PID"
+    pass "API server down at start: lines flow, metadata later"
+}
+
+many_pods() {
+    local d=$TMP/many
+    mkdir -p "$d/pods"
+    start_api "$d"
+    node namespace "$API" default
+    node many "$API" "$d/pods" node-a 500 4 "$d/expect"
+    conf "$d" "$API"
+    start_mars /dev/null "$d/err" -c "$d/mars.yaml"
+    wait_until 60 "2000 events" out_has "$d" 2000
+    kill -TERM "$MARS_PID"
+    wait_exit "$MARS_PID" 15 "$d/err"
+    expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"
+    node check "$d/out.json" "$d/expect" || fail "output differs"
+    expect_eq "$(stat_api list_pods)" 1 "one pod list for 500 pods"
+    kill "$API_PID"
+    pass "500 pods on one node"
+}
+
+enrichment
+api_down_at_start
+many_pods

@@ -1,36 +1,24 @@
 /*
- * mars.c - the `mars` source: the receiving end of the mars native protocol
- * (docs/mars-protocol.md, pipeline/wire.h), for an aggregator tier that other mars agents
- * ship to with the `mars` sink.
+ * conn.c - one connection of the `mars` source: optional TLS handshake, HELLO and token
+ * check, BATCH frames decoded and emitted, cumulative in-order ACKs once the pipeline has
+ * delivered, ERROR frames for bad peers, and the connection's lifetime.
  *
- * Listener: one TCP listener (default 127.0.0.1:6277, "mars" on a phone keypad: loopback
- * unless an address is configured) with an accept op always in flight. With `tls`, each
- * connection first runs a TLS handshake (core/tls server session; every read and write then
- * goes through it instead of ev ops). Each connection reads frames into its own buffer: the first must be a HELLO with the protocol version and,
- * when a token is configured, the same token (compared in constant time); the source
- * answers with its own HELLO (which tells the sender max_frame_bytes). Every BATCH frame
- * (sequence numbers consecutive from 1) is decompressed, decoded into one batch with its
- * fields and emitted; its acknowledgement callback marks the sequence done, and the source
- * sends ACK for the highest sequence below which everything is done (ACKs are cumulative and
- * in order). So an ACK means the events went through this mars's pipeline (its sinks have
- * them): at-least-once holds across the hop.
+ * I/O: plain connections use ev recv/send ops; TLS ones the core/tls session's read and
+ * write (a TLS read cannot be cancelled alone, so a connection that is refusing its peer
+ * just ignores what it reads). Control frames out (HELLO, PONG, ACK, ERROR) are coalesced
+ * into one small buffer with one send in flight.
  *
  * Flow control: frames are read and decoded only while the pipeline is not paused
  * (backpressure) and fewer than MAX_INFLIGHT batches of the connection wait for their ack;
  * otherwise the socket is not read, TCP fills up, and the sender's window stops it.
  *
- * Bad peers: a malformed frame, a frame over max_frame_bytes, a wrong token or version, a
- * HELLO that does not come within handshake_timeout, or too many connections: the peer gets
- * an ERROR frame with the reason, the connection closes, the error is counted and logged
- * (rate-limited); nothing of that connection is emitted past the bad frame, and the other
- * connections go on.
+ * Lifetime: a connection is referenced by its open socket, by each emitted batch not yet
+ * acknowledged, and by each callback or frame loop while it runs, so a close never frees it
+ * under anyone, and an ack that arrives after the close finds it (and sends nothing). The
+ * socket closes once no I/O is in flight; a TLS session is never destroyed inside one of
+ * its own callbacks: its idle callback finishes the close instead.
  *
- * Lifetime: a connection is referenced by its open socket and by each emitted batch not yet
- * acknowledged, so an ack that arrives after the connection closed finds it (and sends
- * nothing). stop() closes the listener and every connection (in-flight batches are not
- * acknowledged: the sender resends them) and finishes once their ops have completed.
- *
- * Thread: the source's worker (one instance; all connections on that worker).
+ * Thread: the source's worker.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -38,127 +26,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/ev.h"
 #include "core/log.h"
-#include "core/tls.h"
 #include "mars.pb-c.h"
-#include "pipeline/component.h"
-#include "pipeline/netconf.h"
-#include "pipeline/wire.h"
+#include "mars_internal.h"
 
-#define MAX_INFLIGHT 1024         /* unacknowledged batches per connection */
-#define RBUF_MIN (64u * 1024)     /* receive buffer a connection starts with */
-#define KEEP_MAX (4u << 20)       /* buffers bigger than this are given back after use */
-#define TICK_NS 1000000000LL      /* handshake timeouts are checked this often */
-
-struct msrc_conf {
-    char *address;
-    char *token;
-    int64_t max_connections;
-    uint64_t max_frame_bytes;
-    int64_t handshake_timeout;
-    struct mars_tls_conf tls;
-};
-
-#define OFF(f) offsetof(struct msrc_conf, f)
-static const struct mars_opt msrc_options[] = {
-    {.name = "address", .type = MARS_OPT_STRING, .offset = OFF(address), .def = "127.0.0.1:6277",
-     .desc = "host:port to listen on ([v6]:port for IPv6; 0.0.0.0:6277 for every interface); "
-             "the default takes loopback connections only."},
-    {.name = "token", .type = MARS_OPT_SECRET, .offset = OFF(token),
-     .desc = "Shared token every sender must present (token_file or ${ENV} keep it out of the "
-             "config); unset accepts any sender."},
-    {.name = "max_connections", .type = MARS_OPT_INT, .offset = OFF(max_connections),
-     .def = "256", .min = 1, .max = 65536,
-     .desc = "Most open connections; one more is refused with a busy error."},
-    {.name = "max_frame_bytes", .type = MARS_OPT_SIZE, .offset = OFF(max_frame_bytes),
-     .def = "16MiB", .min = 4096, .max = (int64_t)256 << 20,
-     .desc = "Largest batch frame accepted (after decompression); senders are told, and a "
-             "bigger frame closes the connection."},
-    {.name = "handshake_timeout", .type = MARS_OPT_DURATION, .offset = OFF(handshake_timeout),
-     .def = "10s", .min = 1000000, .max = (int64_t)600 * 1000000000,
-     .desc = "How long a new connection may take to send its HELLO (and finish the TLS "
-             "handshake) before it is closed."},
-    {.name = "tls", .type = MARS_OPT_SECTION, .offset = OFF(tls), .sub = mars_tls_options,
-     .desc = "TLS for senders: cert_file and key_file are this server's certificate; with "
-             "ca_file, senders must present a certificate signed by it (mutual TLS)."},
-    {.name = NULL},
-};
-
-static int msrc_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
-{
-    const struct msrc_conf *c = conf;
-    int rc = mars_netconf_check(&c->tls, NULL, node, diag);
-    if (c->tls.enabled && (!c->tls.cert_file || !c->tls.key_file)) {
-        const struct mars_cfg_node *n = mars_cfg_get(node, "tls");
-        n = n ? n : node;
-        mars_diag_add(diag, n->file, n->line, n->col,
-                      "tls: a mars source needs cert_file and key_file (its certificate)");
-        rc = -EINVAL;
-    }
-    return rc;
-}
-
-enum conn_state {
-    S_TLS,     /* TLS handshake */
-    S_HELLO,   /* waiting for the peer's HELLO */
-    S_READY,   /* batches flow */
-    S_DRAIN,   /* an ERROR frame is going out; close once it is sent */
-    S_CLOSING, /* I/O cancelled, waiting for it to complete */
-    S_CLOSED,  /* socket closed; kept while batches reference it */
-};
-
-struct msrc;
-
-struct mconn {
-    struct mconn *next, *prev;
-    struct msrc *ms;
-    enum conn_state state;
-    int fd;
-    unsigned refs; /* 1 while the socket is open + 1 per batch waiting for its ack */
-    struct mars_tls *tls; /* NULL: plain TCP */
-    bool receiving, sending, handshaking; /* I/O in flight (ev op or TLS request) */
-    bool in_tls_cb; /* inside a TLS callback: the session must not be destroyed now */
-    bool processing; /* inside conn_process (an emit can acknowledge and call back) */
-    struct mars_ev_op op_recv, op_send;
-    char peer[64];
-    int64_t opened_ns;
-
-    uint8_t *rbuf, *dbuf;
-    size_t rlen, rcap, dcap;
-
-    uint64_t next_seq;  /* the BATCH seq expected next */
-    uint64_t done_seq;  /* every batch up to here was delivered */
-    uint64_t acked_seq; /* the last ACK queued */
-    uint32_t inflight;
-    bool done[MAX_INFLIGHT]; /* by seq % MAX_INFLIGHT, for seqs in (done_seq, next_seq) */
-
-    bool want_hello;
-    uint64_t want_pong; /* ping seq + 1, 0 for none */
-    int err_code;       /* ERROR to send (then close); -1 for none */
-    char err_reason[160];
-    uint64_t err_seq;
-    uint8_t obuf[2 * (MARS_WIRE_HDR + MARS_WIRE_CONTROL_MAX)];
-    size_t olen, osent;
-    struct iovec oiov;
-};
-
-struct msrc {
-    struct mars_source *src;
-    const struct msrc_conf *conf;
-    const char *id;
-    int lfd;
-    bool accepting, ticking, accept_failed, stopping;
-    struct mars_ev_op op_accept, op_tick;
-    struct mars_tls_ctx *tls; /* NULL: plain TCP */
-    struct mconn *conns;      /* every connection not yet freed */
-    unsigned nopen;      /* connections whose socket is open */
-};
-
-static void conn_close(struct mconn *c);
-static void conn_process(struct mconn *c);
 static void flush_out(struct mconn *c);
-static void maybe_finished(struct msrc *ms);
+static void conn_fail(struct mconn *c, int code, enum mars_error_type err, uint64_t seq,
+                      const char *reason);
 
 static struct mars_stats *stats(struct msrc *ms)
 {
@@ -204,10 +78,10 @@ static void maybe_finalize(struct mconn *c)
     c->state = S_CLOSED;
     ms->nopen--;
     conn_unref(c);
-    maybe_finished(ms);
+    mars_msrc_maybe_finished(ms);
 }
 
-static void conn_close(struct mconn *c)
+void mars_msrc_conn_close(struct mconn *c)
 {
     if (c->state == S_CLOSING || c->state == S_CLOSED)
         return;
@@ -285,7 +159,7 @@ static void flush_out(struct mconn *c)
     }
     if (c->olen == c->osent) {
         if (c->state == S_DRAIN)
-            conn_close(c);
+            mars_msrc_conn_close(c);
         return;
     }
     int rc;
@@ -297,7 +171,7 @@ static void flush_out(struct mconn *c)
         rc = mars_ev_submit(mars_source_loop(c->ms->src), &c->op_send);
     }
     if (rc) {
-        conn_close(c);
+        mars_msrc_conn_close(c);
         return;
     }
     c->sending = true;
@@ -310,7 +184,7 @@ static void sent(struct mconn *c, int res)
     if (res > 0)
         c->osent += (size_t)res;
     else if (res != -EAGAIN && res != -EINTR && (is_open(c) || c->state == S_DRAIN))
-        conn_close(c);
+        mars_msrc_conn_close(c);
     flush_out(c);
 }
 
@@ -358,7 +232,7 @@ static void on_batch_ack(struct mars_batch *b, bool delivered)
         if (c->state == S_READY) {
             flush_out(c);
             if (c->inflight == MAX_INFLIGHT - 1) /* it had stopped reading: go on */
-                conn_process(c);
+                mars_msrc_conn_process(c);
         }
     }
     conn_unref(c);
@@ -477,7 +351,7 @@ static void recv_more(struct mconn *c)
 {
     if (c->receiving || !is_open(c) || c->ms->stopping)
         return;
-    if (c->rlen == c->rcap) { /* a frame bigger than the buffer: conn_process grew rcap */
+    if (c->rlen == c->rcap) { /* a frame bigger than the buffer: mars_msrc_conn_process grew rcap */
         conn_fail(c, MARS__ERROR__CODE__TOO_LARGE, MARS_ERR_PARSE, 0, "receive buffer full");
         return;
     }
@@ -489,14 +363,14 @@ static void recv_more(struct mconn *c)
         rc = mars_ev_submit(mars_source_loop(c->ms->src), &c->op_recv);
     }
     if (rc) {
-        conn_close(c);
+        mars_msrc_conn_close(c);
         return;
     }
     c->receiving = true;
 }
 
 /* Handles every whole frame in the buffer while the pipeline takes more, then reads on. */
-static void conn_process(struct mconn *c)
+void mars_msrc_conn_process(struct mconn *c)
 {
     struct msrc *ms = c->ms;
     size_t off = 0, pending = 0;
@@ -564,7 +438,7 @@ static void received(struct mconn *c, int res)
     if (is_open(c)) {
         if (res > 0) {
             c->rlen += (size_t)res;
-            conn_process(c);
+            mars_msrc_conn_process(c);
         } else if (res == -EAGAIN || res == -EINTR) {
             recv_more(c);
         } else {
@@ -573,7 +447,7 @@ static void received(struct mconn *c, int res)
             if (c->inflight > 0 || res < 0)
                 MARS_LOG_RL(MARS_LOG_WARN, c->ms->id, "connection from %s %s", c->peer,
                             res == 0 ? "closed by the sender" : strerror(-res));
-            conn_close(c);
+            mars_msrc_conn_close(c);
         }
     }
 }
@@ -597,22 +471,6 @@ static void on_tls_recv(struct mars_tls *t, int res)
     conn_unref(c);
 }
 
-/* ---- listener ---- */
-
-static void on_accept(struct mars_ev_op *op, int res);
-
-static void accept_next(struct msrc *ms)
-{
-    if (ms->accepting || ms->stopping || ms->lfd < 0)
-        return;
-    mars_ev_prep_accept(&ms->op_accept, ms->lfd, on_accept, ms);
-    if (mars_ev_submit(mars_source_loop(ms->src), &ms->op_accept)) {
-        ms->accept_failed = true; /* the tick tries again */
-        return;
-    }
-    ms->accepting = true;
-}
-
 static void on_tls_idle(struct mars_tls *t, int res)
 {
     maybe_finalize(mars_tls_data(t));
@@ -630,7 +488,7 @@ static void on_tls_handshake(struct mars_tls *t, int res)
         mars_stat_add(&stats(c->ms)->errors[MARS_ERR_TLS], 1);
         MARS_LOG_RL(MARS_LOG_WARN, c->ms->id, "TLS handshake with %s failed: %s", c->peer,
                     mars_tls_error(t));
-        conn_close(c);
+        mars_msrc_conn_close(c);
     } else {
         mars_debug(c->ms->id, "%s: %s %s", c->peer, mars_tls_version(t), mars_tls_cipher(t));
         c->state = S_HELLO;
@@ -655,7 +513,7 @@ static int tls_start(struct mconn *c)
     return 0;
 }
 
-static void conn_start(struct msrc *ms, int fd)
+void mars_msrc_conn_start(struct msrc *ms, int fd)
 {
     struct mconn *c = calloc(1, sizeof(*c));
     uint8_t *rbuf = malloc(RBUF_MIN);
@@ -688,14 +546,15 @@ static void conn_start(struct msrc *ms, int fd)
     ms->conns = c;
     ms->nopen++;
     if (ms->nopen > (unsigned)ms->conf->max_connections) {
+        if (!ms->tls) {
+            conn_fail(c, MARS__ERROR__CODE__BUSY, MARS_ERR_REJECTED, 0, "too many connections");
+            return;
+        }
         /* refused before any TLS: a plain ERROR frame would not reach a TLS client anyway */
         mars_stat_add(&stats(ms)->errors[MARS_ERR_REJECTED], 1);
         MARS_LOG_RL(MARS_LOG_WARN, ms->id, "refusing %s: max_connections (%lld) reached",
                     c->peer, (long long)ms->conf->max_connections);
-        if (ms->tls)
-            conn_close(c);
-        else
-            conn_fail(c, MARS__ERROR__CODE__BUSY, MARS_ERR_REJECTED, 0, "too many connections");
+        mars_msrc_conn_close(c);
         return;
     }
     int rc = ms->tls ? tls_start(c) : 0;
@@ -703,212 +562,35 @@ static void conn_start(struct msrc *ms, int fd)
         MARS_LOG_RL(MARS_LOG_ERROR, ms->id, "cannot start TLS with %s: %s", c->peer,
                     strerror(-rc));
         c->state = S_HELLO;
-        conn_close(c);
+        mars_msrc_conn_close(c);
         return;
     }
     recv_more(c);
 }
 
-static void on_accept(struct mars_ev_op *op, int res)
+void mars_msrc_conn_tick(struct mconn *c, int64_t now)
 {
-    struct msrc *ms = op->data;
-    ms->accepting = false;
-    if (res >= 0) {
-        if (ms->stopping)
-            close(res);
-        else
-            conn_start(ms, res);
-    } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
-        mars_stat_add(&stats(ms)->errors[MARS_ERR_READ], 1);
-        MARS_LOG_RL(MARS_LOG_ERROR, ms->id, "accept failed: %s", strerror(-res));
-        ms->accept_failed = true; /* out of descriptors, say: the tick tries again */
-    }
-    if (ms->stopping) {
-        maybe_finished(ms);
+    struct msrc *ms = c->ms;
+    if ((c->state != S_HELLO && c->state != S_TLS) ||
+        now - c->opened_ns <= ms->conf->handshake_timeout)
         return;
+    if (c->state == S_TLS) {
+        mars_stat_add(&stats(ms)->errors[MARS_ERR_TLS], 1);
+        MARS_LOG_RL(MARS_LOG_WARN, ms->id, "closing %s: no TLS handshake within "
+                    "handshake_timeout", c->peer);
+        mars_msrc_conn_close(c);
+    } else {
+        conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, 0,
+                  "no HELLO within handshake_timeout");
     }
-    if (!ms->accept_failed)
-        accept_next(ms);
 }
 
-static void on_tick(struct mars_ev_op *op, int res);
-
-static void tick_arm(struct msrc *ms)
+void mars_msrc_conn_free(struct mconn *c)
 {
-    mars_ev_prep_timer(&ms->op_tick, TICK_NS, on_tick, ms);
-    ms->ticking = mars_ev_submit(mars_source_loop(ms->src), &ms->op_tick) == 0;
+    mars_tls_destroy(c->tls);
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->rbuf);
+    free(c->dbuf);
+    free(c);
 }
-
-static void on_tick(struct mars_ev_op *op, int res)
-{
-    struct msrc *ms = op->data;
-    ms->ticking = false;
-    if (ms->stopping) {
-        maybe_finished(ms);
-        return;
-    }
-    int64_t now = mars_ev_now(mars_source_loop(ms->src));
-    for (struct mconn *c = ms->conns, *next; c; c = next) {
-        next = c->next; /* conn_fail may free nothing now, but keep the walk safe */
-        if ((c->state == S_HELLO || c->state == S_TLS) &&
-            now - c->opened_ns > ms->conf->handshake_timeout) {
-            if (c->state == S_TLS) {
-                mars_stat_add(&stats(ms)->errors[MARS_ERR_TLS], 1);
-                MARS_LOG_RL(MARS_LOG_WARN, ms->id, "closing %s: no TLS handshake within "
-                            "handshake_timeout", c->peer);
-                conn_close(c);
-            } else {
-                conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, 0,
-                          "no HELLO within handshake_timeout");
-            }
-        }
-    }
-    if (ms->accept_failed) {
-        ms->accept_failed = false;
-        accept_next(ms);
-    }
-    tick_arm(ms);
-}
-
-static int listen_on(struct msrc *ms)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    int rc = mars_wire_parse_address(ms->conf->address, &ss, &sl);
-    if (rc) {
-        mars_error(ms->id, "address %s: %s", ms->conf->address,
-                   rc == -EINVAL ? "expected host:port" : "name not resolved");
-        return rc;
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    int one = 1;
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 128)) {
-        rc = -errno;
-        mars_error(ms->id, "cannot listen on %s: %s", ms->conf->address, strerror(-rc));
-        close(fd);
-        return rc;
-    }
-    char where[64];
-    sl = sizeof(ss);
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    mars_wire_format_address((struct sockaddr *)&ss, where, sizeof(where));
-    mars_info(ms->id, "listening on %s%s%s", where, ms->tls ? " with TLS" : "",
-              ms->conf->token ? "" : " (no token: any sender)");
-    ms->lfd = fd;
-    return 0;
-}
-
-/* ---- instance ---- */
-
-static void maybe_finished(struct msrc *ms)
-{
-    if (!ms->stopping || ms->accepting || ms->ticking || ms->nopen > 0)
-        return;
-    if (ms->lfd >= 0) {
-        close(ms->lfd);
-        ms->lfd = -1;
-        mars_source_finished(ms->src);
-    }
-}
-
-static int msrc_init(struct mars_source *s)
-{
-    struct msrc *ms = calloc(1, sizeof(*ms));
-    if (!ms)
-        return -ENOMEM;
-    ms->src = s;
-    ms->conf = mars_source_conf(s);
-    ms->id = mars_source_id(s);
-    ms->lfd = -1;
-    if (ms->conf->tls.enabled) {
-        struct mars_tls_opts o;
-        char err[512];
-        mars_netconf_tls(&ms->conf->tls, &o);
-        ms->tls = mars_tls_ctx_create(&o, MARS_TLS_SERVER, ms->id, err, sizeof(err));
-        if (!ms->tls) {
-            mars_error(ms->id, "tls: %s", err);
-            free(ms);
-            return -EINVAL;
-        }
-    }
-    mars_source_set_state(s, ms);
-    return 0;
-}
-
-static int msrc_start(struct mars_source *s)
-{
-    struct msrc *ms = mars_source_state(s);
-    if (mars_source_once(s)) {
-        mars_error(ms->id, "the mars source listens until stopped; it cannot run with --once");
-        return -ENOTSUP;
-    }
-    int rc = listen_on(ms);
-    if (rc)
-        return rc;
-    accept_next(ms);
-    tick_arm(ms);
-    return 0;
-}
-
-static void msrc_resume(struct mars_source *s)
-{
-    struct msrc *ms = mars_source_state(s);
-    for (struct mconn *c = ms->conns, *next; c; c = next) {
-        next = c->next;
-        if (c->state == S_READY || c->state == S_HELLO)
-            conn_process(c);
-    }
-}
-
-static void msrc_stop(struct mars_source *s)
-{
-    struct msrc *ms = mars_source_state(s);
-    struct mars_ev_loop *loop = mars_source_loop(s);
-    ms->stopping = true;
-    if (ms->accepting)
-        mars_ev_cancel(loop, &ms->op_accept);
-    if (ms->ticking)
-        mars_ev_cancel(loop, &ms->op_tick);
-    for (struct mconn *c = ms->conns, *next; c; c = next) {
-        next = c->next;
-        conn_close(c); /* no ERROR frame: what is in flight stays unacknowledged */
-    }
-    maybe_finished(ms);
-}
-
-static void msrc_destroy(struct mars_source *s)
-{
-    struct msrc *ms = mars_source_state(s);
-    /* every batch was released before sources are destroyed, so no connection is left
-     * but ones that never closed (a failed start) */
-    while (ms->conns) {
-        struct mconn *c = ms->conns;
-        ms->conns = c->next;
-        mars_tls_destroy(c->tls);
-        if (c->fd >= 0)
-            close(c->fd);
-        free(c->rbuf);
-        free(c->dbuf);
-        free(c);
-    }
-    if (ms->lfd >= 0)
-        close(ms->lfd);
-    mars_tls_ctx_destroy(ms->tls);
-    free(ms);
-}
-
-const struct mars_component_desc mars_source_mars = {
-    .name = "mars",
-    .description = "Receives events from other mars agents (their mars sink) over the native "
-                   "protocol, acknowledging each batch once this pipeline delivered it.",
-    .kind = MARS_KIND_SOURCE,
-    .produces = MARS_DATA_LOG,
-    .options = msrc_options,
-    .conf_size = sizeof(struct msrc_conf),
-    .check = msrc_check,
-    .source = {.init = msrc_init, .start = msrc_start, .resume = msrc_resume,
-               .stop = msrc_stop, .destroy = msrc_destroy},
-};

@@ -97,8 +97,7 @@ int mars_wire_get_hdr(const uint8_t *p, uint32_t max_payload, struct mars_wire_h
         *why = "frame larger than max_frame_bytes";
         return -EMSGSIZE;
     }
-    bool empty = h->type == MARS_WIRE_ACK || h->type == MARS_WIRE_PING ||
-                 h->type == MARS_WIRE_PONG;
+    bool empty = h->type == MARS_WIRE_ACK || h->type == MARS_WIRE_PING || h->type == MARS_WIRE_PONG;
     if (empty && h->length != 0) {
         *why = "payload on a frame that has none";
         return -EPROTO;
@@ -138,8 +137,8 @@ static int control_frame(uint8_t type, uint64_t seq, const ProtobufCMessage *m, 
     if (n > MARS_WIRE_CONTROL_MAX || MARS_WIRE_HDR + n > cap)
         return -EMSGSIZE;
     protobuf_c_message_pack(m, out + MARS_WIRE_HDR);
-    struct mars_wire_hdr h = {.type = type, .seq = seq, .length = (uint32_t)n,
-                              .raw_length = (uint32_t)n};
+    struct mars_wire_hdr h = {
+        .type = type, .seq = seq, .length = (uint32_t)n, .raw_length = (uint32_t)n};
     mars_wire_put_hdr(out, &h);
     return (int)(MARS_WIRE_HDR + n);
 }
@@ -201,11 +200,9 @@ int mars_wire_error_parse(const uint8_t *p, size_t n, int *code, char *reason, s
 
 const char *mars_wire_error_name(int code)
 {
-    static const char *const names[] = {"unknown",     "bad token", "bad version",
-                                        "malformed",   "too large", "busy",
-                                        "shutting down", "not delivered"};
-    return code >= 0 && code < (int)(sizeof(names) / sizeof(names[0])) ? names[code]
-                                                                       : "unknown";
+    static const char *const names[] = {"unknown",   "bad token", "bad version",   "malformed",
+                                        "too large", "busy",      "shutting down", "not delivered"};
+    return code >= 0 && code < (int)(sizeof(names) / sizeof(names[0])) ? names[code] : "unknown";
 }
 
 bool mars_wire_token_equal(const void *a, size_t alen, const void *b, size_t blen)
@@ -243,8 +240,8 @@ int mars_wire_split_address(const char *text, char *host, size_t hcap, char *por
     size_t pl = strlen(p);
     char *end;
     long num = strtol(p, &end, 10);
-    if (hl >= hcap || pl == 0 || pl >= pcap || *end || p[0] == '-' || p[0] == '+' ||
-        num < 0 || num > 65535)
+    if (hl >= hcap || pl == 0 || pl >= pcap || *end || p[0] == '-' || p[0] == '+' || num < 0 ||
+        num > 65535)
         return -EINVAL;
     memcpy(host, h, hl);
     host[hl] = '\0';

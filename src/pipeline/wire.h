@@ -29,7 +29,7 @@
 #include "pipeline/batch.h"
 
 #define MARS_WIRE_VERSION 1
-#define MARS_WIRE_HDR 24
+#define MARS_WIRE_HDR     24
 /* Control frames (HELLO, ERROR) are small; a bigger one is malformed. */
 #define MARS_WIRE_CONTROL_MAX 4096
 
@@ -106,13 +106,13 @@ bool mars_wire_token_equal(const void *a, size_t alen, const void *b, size_t ble
  * across frames; the caller owns the struct (init/fini).
  */
 struct mars_wire_enc {
-    void *ev;       /* Mars__Event[], one per added event */
-    void **evp;     /* Mars__Event *[] */
-    void *fl;       /* Mars__Field[] of all added events */
-    void **flp;     /* Mars__Field *[] */
+    void *ev;   /* Mars__Event[], one per added event */
+    void **evp; /* Mars__Event *[] */
+    void *fl;   /* Mars__Field[] of all added events */
+    void **flp; /* Mars__Field *[] */
     uint32_t nev, evcap, evpcap, nfl, flcap, flpcap;
-    size_t size;    /* packed Batch size so far */
-    uint8_t *raw;   /* packed Batch */
+    size_t size;  /* packed Batch size so far */
+    uint8_t *raw; /* packed Batch */
     size_t rawcap;
     uint8_t *frame; /* header + payload after finish */
     size_t framecap, framelen;

@@ -55,27 +55,51 @@ struct msink_conf {
 
 #define OFF(f) offsetof(struct msink_conf, f)
 static const struct mars_opt msink_options[] = {
-    {.name = "address", .type = MARS_OPT_STRING, .offset = OFF(address), .flags = MARS_OPT_REQUIRED,
+    {.name = "address",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(address),
+     .flags = MARS_OPT_REQUIRED,
      .desc = "host:port of the receiving mars source ([v6]:port for IPv6); a name is resolved "
              "on every connect, off the worker thread."},
-    {.name = "token", .type = MARS_OPT_SECRET, .offset = OFF(token),
+    {.name = "token",
+     .type = MARS_OPT_SECRET,
+     .offset = OFF(token),
      .desc = "Shared token the receiver checks (token_file or ${ENV} keep it out of the "
              "config); unset sends none."},
-    {.name = "compression", .type = MARS_OPT_ENUM, .offset = OFF(compression), .def = "lz4",
+    {.name = "compression",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(compression),
+     .def = "lz4",
      .choices = compression_names,
      .desc = "lz4 compresses every batch frame (a frame lz4 does not shrink goes plain); none "
              "never does."},
-    {.name = "window", .type = MARS_OPT_INT, .offset = OFF(window), .def = "8", .min = 1,
-     .max = 1024, .desc = "Most batch frames sent and not yet acknowledged on the connection."},
-    {.name = "frame_bytes", .type = MARS_OPT_SIZE, .offset = OFF(frame_bytes), .def = "1MiB",
-     .min = 4096, .max = (int64_t)256 << 20,
+    {.name = "window",
+     .type = MARS_OPT_INT,
+     .offset = OFF(window),
+     .def = "8",
+     .min = 1,
+     .max = 1024,
+     .desc = "Most batch frames sent and not yet acknowledged on the connection."},
+    {.name = "frame_bytes",
+     .type = MARS_OPT_SIZE,
+     .offset = OFF(frame_bytes),
+     .def = "1MiB",
+     .min = 4096,
+     .max = (int64_t)256 << 20,
      .desc = "Largest batch frame before compression (lowered to what the receiver accepts); "
              "a single event larger than this is dropped and counted."},
-    {.name = "connect_timeout", .type = MARS_OPT_DURATION, .offset = OFF(connect_timeout),
-     .def = "10s", .min = 1000000, .max = (int64_t)600 * 1000000000,
+    {.name = "connect_timeout",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(connect_timeout),
+     .def = "10s",
+     .min = 1000000,
+     .max = (int64_t)600 * 1000000000,
      .desc = "How long resolving, connecting, the TLS handshake and the HELLO exchange may "
              "each take before the attempt fails (and the request is retried)."},
-    {.name = "tls", .type = MARS_OPT_SECTION, .offset = OFF(tls), .sub = mars_tls_options,
+    {.name = "tls",
+     .type = MARS_OPT_SECTION,
+     .offset = OFF(tls),
+     .sub = mars_tls_options,
      .desc = "TLS to the receiver (verified against ca_file or the system store; "
              "cert_file/key_file for mutual TLS)."},
     {.name = NULL},
@@ -124,12 +148,12 @@ struct msink {
     enum msink_state state;
     bool sending, aborting, pumping, hello_timing, deferring;
     struct mars_ev_op op_hello_timer, op_defer;
-    uint32_t send_upto; /* frames (from ack_i) covered by the send in flight */
+    uint32_t send_upto;     /* frames (from ack_i) covered by the send in flight */
     int64_t hello_deadline; /* monotonic ns: the receiver's HELLO is due by then */
-    char why[160];      /* reason of a close waiting for op_defer */
+    char why[160];          /* reason of a close waiting for op_defer */
 
-    struct preq *reqs, **reqs_tail; /* open requests, oldest first */
-    struct frame *ring;             /* window slots: [ack_i, ack_i + nframes) */
+    struct preq *reqs, **reqs_tail;           /* open requests, oldest first */
+    struct frame *ring;                       /* window slots: [ack_i, ack_i + nframes) */
     uint32_t ring_cap, ack_i, nframes, nsent; /* nsent: frames fully handed to the kernel */
     uint64_t next_seq, acked_seq;
     size_t limit; /* frame payload limit: min(frame_bytes, receiver's max) */
@@ -707,6 +731,8 @@ const struct mars_component_desc mars_sink_mars = {
     .options = msink_options,
     .conf_size = sizeof(struct msink_conf),
     .check = msink_check,
-    .sink = {.init = msink_init, .write = msink_write, .abort = msink_abort,
+    .sink = {.init = msink_init,
+             .write = msink_write,
+             .abort = msink_abort,
              .destroy = msink_destroy},
 };

@@ -67,8 +67,8 @@ static void conn_unref(struct mconn *c)
  * of its own callbacks: there its idle callback (on_tls_idle) comes back here. */
 static void maybe_finalize(struct mconn *c)
 {
-    if (c->state != S_CLOSING || c->receiving || c->sending || c->handshaking ||
-        c->in_tls_cb || (c->tls && mars_tls_busy(c->tls)))
+    if (c->state != S_CLOSING || c->receiving || c->sending || c->handshaking || c->in_tls_cb ||
+        (c->tls && mars_tls_busy(c->tls)))
         return;
     struct msrc *ms = c->ms;
     mars_tls_destroy(c->tls);
@@ -136,7 +136,8 @@ static void flush_out(struct mconn *c)
         c->olen = c->osent = 0;
         size_t cap = sizeof(c->obuf);
         if (c->want_hello) {
-            struct mars_wire_hello h = {.version = MARS_WIRE_VERSION, .name = c->ms->id,
+            struct mars_wire_hello h = {.version = MARS_WIRE_VERSION,
+                                        .name = c->ms->id,
                                         .max_frame_bytes = (uint32_t)c->ms->conf->max_frame_bytes};
             int n = mars_wire_hello_frame(&h, c->obuf, cap);
             c->olen = n > 0 ? (size_t)n : 0;
@@ -151,8 +152,8 @@ static void flush_out(struct mconn *c)
             c->acked_seq = c->done_seq;
         }
         if (c->state == S_DRAIN && c->err_code >= 0) {
-            int n = mars_wire_error_frame(c->err_seq, c->err_code, c->err_reason,
-                                          c->obuf + c->olen, cap - c->olen);
+            int n = mars_wire_error_frame(c->err_seq, c->err_code, c->err_reason, c->obuf + c->olen,
+                                          cap - c->olen);
             c->olen += n > 0 ? (size_t)n : 0;
             c->err_code = -1;
         }
@@ -250,9 +251,8 @@ static void on_hello(struct mconn *c, const uint8_t *p, size_t n)
     } else if (h.version != MARS_WIRE_VERSION) {
         conn_fail(c, MARS__ERROR__CODE__BAD_VERSION, MARS_ERR_REJECTED, 0,
                   "unsupported protocol version");
-    } else if (ms->conf->token &&
-               !mars_wire_token_equal(ms->conf->token, strlen(ms->conf->token), h.token,
-                                      h.token_len)) {
+    } else if (ms->conf->token && !mars_wire_token_equal(ms->conf->token, strlen(ms->conf->token),
+                                                         h.token, h.token_len)) {
         conn_fail(c, MARS__ERROR__CODE__BAD_TOKEN, MARS_ERR_REJECTED, 0, "wrong token");
     } else {
         char name[65];
@@ -383,12 +383,12 @@ void mars_msrc_conn_process(struct mconn *c)
             break; /* resume() or an ack brings us back */
         struct mars_wire_hdr h;
         const char *why = NULL;
-        uint32_t max = c->state == S_HELLO ? MARS_WIRE_CONTROL_MAX
-                                           : (uint32_t)ms->conf->max_frame_bytes;
+        uint32_t max =
+            c->state == S_HELLO ? MARS_WIRE_CONTROL_MAX : (uint32_t)ms->conf->max_frame_bytes;
         int rc = mars_wire_get_hdr(c->rbuf + off, max, &h, &why);
         if (rc) {
-            conn_fail(c, rc == -EMSGSIZE ? MARS__ERROR__CODE__TOO_LARGE
-                                         : MARS__ERROR__CODE__MALFORMED,
+            conn_fail(c,
+                      rc == -EMSGSIZE ? MARS__ERROR__CODE__TOO_LARGE : MARS__ERROR__CODE__MALFORMED,
                       MARS_ERR_PARSE, 0, why);
             break;
         }
@@ -401,8 +401,7 @@ void mars_msrc_conn_process(struct mconn *c)
                 off = 0;
                 uint8_t *r = realloc(c->rbuf, need);
                 if (!r) {
-                    conn_fail(c, MARS__ERROR__CODE__TOO_LARGE, MARS_ERR_MEMORY, 0,
-                              "out of memory");
+                    conn_fail(c, MARS__ERROR__CODE__TOO_LARGE, MARS_ERR_MEMORY, 0, "out of memory");
                     break;
                 }
                 c->rbuf = r;
@@ -552,15 +551,14 @@ void mars_msrc_conn_start(struct msrc *ms, int fd)
         }
         /* refused before any TLS: a plain ERROR frame would not reach a TLS client anyway */
         mars_stat_add(&stats(ms)->errors[MARS_ERR_REJECTED], 1);
-        MARS_LOG_RL(MARS_LOG_WARN, ms->id, "refusing %s: max_connections (%lld) reached",
-                    c->peer, (long long)ms->conf->max_connections);
+        MARS_LOG_RL(MARS_LOG_WARN, ms->id, "refusing %s: max_connections (%lld) reached", c->peer,
+                    (long long)ms->conf->max_connections);
         mars_msrc_conn_close(c);
         return;
     }
     int rc = ms->tls ? tls_start(c) : 0;
     if (rc) {
-        MARS_LOG_RL(MARS_LOG_ERROR, ms->id, "cannot start TLS with %s: %s", c->peer,
-                    strerror(-rc));
+        MARS_LOG_RL(MARS_LOG_ERROR, ms->id, "cannot start TLS with %s: %s", c->peer, strerror(-rc));
         c->state = S_HELLO;
         mars_msrc_conn_close(c);
         return;
@@ -576,8 +574,10 @@ void mars_msrc_conn_tick(struct mconn *c, int64_t now)
         return;
     if (c->state == S_TLS) {
         mars_stat_add(&stats(ms)->errors[MARS_ERR_TLS], 1);
-        MARS_LOG_RL(MARS_LOG_WARN, ms->id, "closing %s: no TLS handshake within "
-                    "handshake_timeout", c->peer);
+        MARS_LOG_RL(MARS_LOG_WARN, ms->id,
+                    "closing %s: no TLS handshake within "
+                    "handshake_timeout",
+                    c->peer);
         mars_msrc_conn_close(c);
     } else {
         conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, 0,

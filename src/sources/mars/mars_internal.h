@@ -18,9 +18,9 @@
 #include "pipeline/netconf.h"
 #include "pipeline/wire.h"
 
-#define MAX_INFLIGHT 1024     /* unacknowledged batches per connection */
-#define RBUF_MIN (64u * 1024) /* receive buffer a connection starts with */
-#define KEEP_MAX (4u << 20)   /* buffers bigger than this are given back after use */
+#define MAX_INFLIGHT 1024         /* unacknowledged batches per connection */
+#define RBUF_MIN     (64u * 1024) /* receive buffer a connection starts with */
+#define KEEP_MAX     (4u << 20)   /* buffers bigger than this are given back after use */
 
 struct msrc_conf {
     char *address;
@@ -47,10 +47,10 @@ struct mconn {
     struct msrc *ms;
     enum conn_state state;
     int fd;
-    unsigned refs; /* 1 while the socket is open + 1 per batch waiting for its ack */
+    unsigned refs;        /* 1 while the socket is open + 1 per batch waiting for its ack */
     struct mars_tls *tls; /* NULL: plain TCP */
     bool receiving, sending, handshaking; /* I/O in flight (ev op or TLS request) */
-    bool in_tls_cb; /* inside a TLS callback: the session must not be destroyed now */
+    bool in_tls_cb;  /* inside a TLS callback: the session must not be destroyed now */
     bool processing; /* inside conn_process (an emit can acknowledge and call back) */
     struct mars_ev_op op_recv, op_send;
     char peer[64];
@@ -84,7 +84,7 @@ struct msrc {
     struct mars_ev_op op_accept, op_tick;
     struct mars_tls_ctx *tls; /* NULL: plain TCP */
     struct mconn *conns;      /* every connection not yet freed */
-    unsigned nopen;      /* connections whose socket is open */
+    unsigned nopen;           /* connections whose socket is open */
 };
 
 /* conn.c. Takes over fd (accepted, non-blocking): TLS handshake or straight to HELLO. */

@@ -20,8 +20,11 @@
 static void test_header(void **state)
 {
     uint8_t b[MARS_WIRE_HDR];
-    struct mars_wire_hdr h = {.type = MARS_WIRE_BATCH, .flags = MARS_WIRE_F_LZ4, .seq = 1ull << 40,
-                              .length = 100, .raw_length = 300},
+    struct mars_wire_hdr h = {.type = MARS_WIRE_BATCH,
+                              .flags = MARS_WIRE_F_LZ4,
+                              .seq = 1ull << 40,
+                              .length = 100,
+                              .raw_length = 300},
                          g;
     const char *why = NULL;
     mars_wire_put_hdr(b, &h);
@@ -49,12 +52,13 @@ static void test_header(void **state)
     h = (struct mars_wire_hdr){.type = MARS_WIRE_ACK, .length = 1, .raw_length = 1};
     mars_wire_put_hdr(b, &h);
     assert_int_equal(mars_wire_get_hdr(b, 1000, &g, &why), -EPROTO);
-    h = (struct mars_wire_hdr){.type = MARS_WIRE_HELLO, .flags = MARS_WIRE_F_LZ4, .length = 1,
-                               .raw_length = 2};
+    h = (struct mars_wire_hdr){
+        .type = MARS_WIRE_HELLO, .flags = MARS_WIRE_F_LZ4, .length = 1, .raw_length = 2};
     mars_wire_put_hdr(b, &h);
     assert_int_equal(mars_wire_get_hdr(b, 1000, &g, &why), -EPROTO);
     /* a control frame is small whatever the batch limit */
-    h = (struct mars_wire_hdr){.type = MARS_WIRE_HELLO, .length = MARS_WIRE_CONTROL_MAX + 1,
+    h = (struct mars_wire_hdr){.type = MARS_WIRE_HELLO,
+                               .length = MARS_WIRE_CONTROL_MAX + 1,
                                .raw_length = MARS_WIRE_CONTROL_MAX + 1};
     mars_wire_put_hdr(b, &h);
     assert_int_equal(mars_wire_get_hdr(b, 1 << 20, &g, &why), -EMSGSIZE);
@@ -63,8 +67,8 @@ static void test_header(void **state)
 static void test_address(void **state)
 {
     char host[64], port[8];
-    assert_int_equal(mars_wire_split_address("agg.logging:6277", host, sizeof(host), port,
-                                             sizeof(port)), 0);
+    assert_int_equal(
+        mars_wire_split_address("agg.logging:6277", host, sizeof(host), port, sizeof(port)), 0);
     assert_string_equal(host, "agg.logging");
     assert_string_equal(port, "6277");
     assert_int_equal(mars_wire_split_address("[::1]:80", host, sizeof(host), port, sizeof(port)),
@@ -76,8 +80,8 @@ static void test_address(void **state)
                      -EINVAL);
     assert_int_equal(mars_wire_split_address("host:", host, sizeof(host), port, sizeof(port)),
                      -EINVAL);
-    assert_int_equal(mars_wire_split_address("host:70000", host, sizeof(host), port,
-                                             sizeof(port)), -EINVAL);
+    assert_int_equal(mars_wire_split_address("host:70000", host, sizeof(host), port, sizeof(port)),
+                     -EINVAL);
     assert_int_equal(mars_wire_split_address("host:-1", host, sizeof(host), port, sizeof(port)),
                      -EINVAL);
 }
@@ -90,8 +94,11 @@ static void test_token_and_control(void **state)
     assert_false(mars_wire_token_equal("secret", 6, "", 0));
 
     uint8_t f[MARS_WIRE_HDR + MARS_WIRE_CONTROL_MAX];
-    struct mars_wire_hello h = {.version = 1, .token = (const uint8_t *)"tok", .token_len = 3,
-                                .name = "agent", .window = 8},
+    struct mars_wire_hello h = {.version = 1,
+                                .token = (const uint8_t *)"tok",
+                                .token_len = 3,
+                                .name = "agent",
+                                .window = 8},
                            g;
     int n = mars_wire_hello_frame(&h, f, sizeof(f));
     assert_true(n > MARS_WIRE_HDR);
@@ -114,8 +121,8 @@ static void test_token_and_control(void **state)
     assert_true(hdr.seq == 7);
     int code;
     char reason[64];
-    assert_int_equal(mars_wire_error_parse(f + MARS_WIRE_HDR, hdr.length, &code, reason,
-                                           sizeof(reason)), 0);
+    assert_int_equal(
+        mars_wire_error_parse(f + MARS_WIRE_HDR, hdr.length, &code, reason, sizeof(reason)), 0);
     assert_int_equal(code, 1);
     assert_string_equal(reason, "wrong?token"); /* control bytes never reach the log */
     assert_string_equal(mars_wire_error_name(code), "bad token");
@@ -220,11 +227,11 @@ static void test_decode_rejects(void **state)
         const char *value;
         bool ok;
     } cases[] = {
-        {1, 0, 0, "12.5", true},   {1, 0, 0, "12a", false},    {1, 0, 0, "\"1\"", false},
-        {2, 0, 0, "true", true},   {2, 0, 0, "yes", false},    {5, 0, 0, "[1,2]", true},
-        {5, 0, 0, "{}", false},    {4, 2, 0, "{\"a\":1}", true}, {4, 2, 0, "[1]", false},
-        {0, 1, 0, "a\\nb", true},  {0, 1, 0, "a\\qb", false},  {0, 1, 0, "a\"b", false},
-        {0, 2, 0, "x", false},     {9, 0, 0, "x", false},      {0, 0, 1, "x", false},
+        {1, 0, 0, "12.5", true},  {1, 0, 0, "12a", false},      {1, 0, 0, "\"1\"", false},
+        {2, 0, 0, "true", true},  {2, 0, 0, "yes", false},      {5, 0, 0, "[1,2]", true},
+        {5, 0, 0, "{}", false},   {4, 2, 0, "{\"a\":1}", true}, {4, 2, 0, "[1]", false},
+        {0, 1, 0, "a\\nb", true}, {0, 1, 0, "a\\qb", false},    {0, 1, 0, "a\"b", false},
+        {0, 2, 0, "x", false},    {9, 0, 0, "x", false},        {0, 0, 1, "x", false},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint8_t field[64], ev[96], batch[128];

@@ -404,6 +404,8 @@ static void on_defer(struct mars_ev_op *op, int res)
 {
     struct msink *ms = op->data;
     ms->deferring = false;
+    if (ms->state != M_CLOSING)
+        return; /* core/conn failed by itself meanwhile (and may be opening anew) */
     mars_conn_close(ms->conn);
     if (mars_conn_state(ms->conn) == MARS_CONN_IDLE) {
         ms->state = M_DOWN; /* nothing was in flight: no callback will come */

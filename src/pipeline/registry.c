@@ -13,6 +13,7 @@ extern const struct mars_component_desc mars_source_file;
 extern const struct mars_component_desc mars_source_health_check;
 extern const struct mars_component_desc mars_source_internal_metrics;
 extern const struct mars_component_desc mars_source_kubernetes_logs;
+extern const struct mars_component_desc mars_source_mars;
 extern const struct mars_component_desc mars_source_stdin;
 extern const struct mars_component_desc mars_transform_filter;
 extern const struct mars_component_desc mars_transform_log_to_metric;
@@ -29,6 +30,7 @@ extern const struct mars_component_desc mars_sink_loki;
 extern const struct mars_component_desc mars_sink_blackhole;
 extern const struct mars_component_desc mars_sink_elasticsearch;
 extern const struct mars_component_desc mars_sink_prometheus_exporter;
+extern const struct mars_component_desc mars_sink_mars;
 extern const struct mars_component_desc mars_sink_http;
 
 /* Built-in types, in the order `mars describe` lists them within a kind. */
@@ -38,6 +40,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_source_health_check,
     &mars_source_internal_metrics,
     &mars_source_kubernetes_logs,
+    &mars_source_mars,
     &mars_source_stdin,
     &mars_transform_filter,
     &mars_transform_log_to_metric,
@@ -52,6 +55,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_sink_file,
     &mars_sink_http,
     &mars_sink_loki,
+    &mars_sink_mars,
     &mars_sink_prometheus_exporter,
     &mars_sink_stdout,
     &mars_sink_tcp,

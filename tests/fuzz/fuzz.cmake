@@ -7,6 +7,7 @@
 if(CMAKE_C_COMPILER_ID MATCHES "Clang")
   set(MARS_FUZZ_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -g)
   add_library(mars_core_fuzz STATIC ${MARS_CORE_SOURCES})
+  add_dependencies(mars_core_fuzz mars_proto)
   get_target_property(mars_fuzz_libs mars_core LINK_LIBRARIES)
   get_target_property(mars_fuzz_defs mars_core COMPILE_DEFINITIONS)
   target_include_directories(mars_core_fuzz PUBLIC ${CMAKE_SOURCE_DIR}/src)

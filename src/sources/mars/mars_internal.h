@@ -1,0 +1,105 @@
+/*
+ * mars_internal.h - what the files of the `mars` source share: mars.c (options, listener,
+ * instance) and conn.c (one connection: TLS, frames, acknowledgements). See mars.c for how
+ * the source works.
+ *
+ * Thread: the source's worker.
+ */
+#ifndef MARS_SOURCE_MARS_INTERNAL_H
+#define MARS_SOURCE_MARS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "core/ev.h"
+#include "core/tls.h"
+#include "pipeline/component.h"
+#include "pipeline/netconf.h"
+#include "pipeline/wire.h"
+
+#define MAX_INFLIGHT 1024         /* unacknowledged batches per connection */
+#define RBUF_MIN     (64u * 1024) /* receive buffer a connection starts with */
+#define KEEP_MAX     (4u << 20)   /* buffers bigger than this are given back after use */
+
+struct msrc_conf {
+    char *address;
+    char *token;
+    int64_t max_connections;
+    uint64_t max_frame_bytes;
+    int64_t handshake_timeout;
+    struct mars_tls_conf tls;
+};
+
+enum conn_state {
+    S_TLS,     /* TLS handshake */
+    S_HELLO,   /* waiting for the peer's HELLO */
+    S_READY,   /* batches flow */
+    S_DRAIN,   /* an ERROR frame is going out; close once it is sent */
+    S_CLOSING, /* I/O cancelled, waiting for it to complete */
+    S_CLOSED,  /* socket closed; kept while batches reference it */
+};
+
+struct msrc;
+
+struct mconn {
+    struct mconn *next, *prev;
+    struct msrc *ms;
+    enum conn_state state;
+    int fd;
+    unsigned refs;        /* 1 while the socket is open + 1 per batch waiting for its ack */
+    struct mars_tls *tls; /* NULL: plain TCP */
+    bool receiving, sending, handshaking; /* I/O in flight (ev op or TLS request) */
+    bool in_tls_cb;  /* inside a TLS callback: the session must not be destroyed now */
+    bool processing; /* inside conn_process (an emit can acknowledge and call back) */
+    struct mars_ev_op op_recv, op_send;
+    char peer[64];
+    int64_t opened_ns;
+
+    uint8_t *rbuf, *dbuf;
+    size_t rlen, rcap, dcap;
+
+    uint64_t next_seq;  /* the BATCH seq expected next */
+    uint64_t done_seq;  /* every batch up to here was delivered */
+    uint64_t acked_seq; /* the last ACK queued */
+    uint32_t inflight;
+    bool done[MAX_INFLIGHT]; /* by seq % MAX_INFLIGHT, for seqs in (done_seq, next_seq) */
+
+    bool want_hello;
+    uint64_t want_pong; /* ping seq + 1, 0 for none */
+    int err_code;       /* ERROR to send (then close); -1 for none */
+    char err_reason[160];
+    uint64_t err_seq;
+    uint8_t obuf[2 * (MARS_WIRE_HDR + MARS_WIRE_CONTROL_MAX)];
+    size_t olen, osent;
+    struct iovec oiov;
+};
+
+struct msrc {
+    struct mars_source *src;
+    const struct msrc_conf *conf;
+    const char *id;
+    int lfd;
+    bool accepting, ticking, accept_failed, stopping;
+    struct mars_ev_op op_accept, op_tick;
+    struct mars_tls_ctx *tls; /* NULL: plain TCP */
+    struct mconn *conns;      /* every connection not yet freed */
+    unsigned nopen;           /* connections whose socket is open */
+};
+
+/* conn.c. Takes over fd (accepted, non-blocking): TLS handshake or straight to HELLO. */
+void mars_msrc_conn_start(struct msrc *ms, int fd);
+/* Closes c: cancels its I/O; the socket closes once that completed. c may be freed at once
+ * (when no batch holds it). */
+void mars_msrc_conn_close(struct mconn *c);
+/* Handles the whole frames c has buffered while the pipeline takes more, then reads on. */
+void mars_msrc_conn_process(struct mconn *c);
+/* Closes c when it has not finished its handshake within handshake_timeout of `now`. */
+void mars_msrc_conn_tick(struct mconn *c, int64_t now);
+/* Frees a connection left at destroy (sockets and sessions with it). */
+void mars_msrc_conn_free(struct mconn *c);
+
+/* mars.c: finishes the source once it is stopping and nothing is open any more. */
+void mars_msrc_maybe_finished(struct msrc *ms);
+
+#endif

@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "core/log.h"
 
@@ -76,6 +78,50 @@ int mars_netconf_check(const struct mars_tls_conf *tls, const struct mars_auth_c
         rc = -EINVAL;
     }
     return rc;
+}
+
+int mars_netconf_split_address(const char *text, char *host, size_t hcap, char *port,
+                               size_t pcap)
+{
+    const char *h = text, *sep;
+    size_t hl;
+    if (*text == '[') { /* [v6]:port */
+        sep = strchr(text, ']');
+        if (!sep || sep[1] != ':')
+            return -EINVAL;
+        h = text + 1;
+        hl = (size_t)(sep - h);
+        sep++;
+    } else {
+        sep = strchr(text, ':');
+        if (!sep || strchr(sep + 1, ':')) /* no port, or an IPv6 address without brackets */
+            return -EINVAL;
+        hl = (size_t)(sep - text);
+    }
+    const char *p = sep + 1;
+    size_t pl = strlen(p);
+    if (hl >= hcap || pl == 0 || pl >= pcap || pl > 5 || strspn(p, "0123456789") != pl ||
+        atoi(p) > 65535)
+        return -EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    memcpy(port, p, pl + 1);
+    return 0;
+}
+
+int mars_netconf_check_address(const char *address, const struct mars_cfg_node *node,
+                               struct mars_diag *diag)
+{
+    char host[256], port[8];
+    if (!address || (mars_netconf_split_address(address, host, sizeof(host), port,
+                                                sizeof(port)) == 0 &&
+                     host[0] && atoi(port) > 0))
+        return 0;
+    const struct mars_cfg_node *n = at(node, "address");
+    mars_diag_add(diag, n->file, n->line, n->col,
+                  "option 'address': '%s' is not host:port (port 1-65535; [addr]:port for IPv6)",
+                  address);
+    return -EINVAL;
 }
 
 void mars_netconf_http_tls(const struct mars_tls_conf *conf, const char *component_id,

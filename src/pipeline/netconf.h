@@ -43,6 +43,16 @@ struct mars_diag;
 int mars_netconf_check(const struct mars_tls_conf *tls, const struct mars_auth_conf *auth,
                        const struct mars_cfg_node *node, struct mars_diag *diag);
 
+/* "host:port" or "[v6]:port" into host and port (NUL-terminated). The host may be empty
+ * and the port 0 (listeners: any address, any port). Returns 0 or -EINVAL (malformed, a
+ * bare IPv6 address, a port outside 0..65535, or a buffer too small). */
+int mars_netconf_split_address(const char *text, char *host, size_t hcap, char *port,
+                               size_t pcap);
+/* The check hook's part for an `address` option to connect to (host and a port 1..65535
+ * required): adds the error at the option's position and returns -EINVAL. */
+int mars_netconf_check_address(const char *address, const struct mars_cfg_node *node,
+                               struct mars_diag *diag);
+
 /* Fills an HTTP client TLS description from the section (strings borrowed from conf) and
  * logs the one warning when verification is off. */
 void mars_netconf_http_tls(const struct mars_tls_conf *conf, const char *component_id,

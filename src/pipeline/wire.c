@@ -11,6 +11,7 @@
  * Thread: any.
  */
 #include "pipeline/wire.h"
+#include "pipeline/netconf.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -219,40 +220,10 @@ bool mars_wire_token_equal(const void *a, size_t alen, const void *b, size_t ble
 
 /* ---- addresses and sockets ---- */
 
-int mars_wire_split_address(const char *text, char *host, size_t hcap, char *port, size_t pcap)
-{
-    const char *h = text, *sep;
-    size_t hl;
-    if (*text == '[') { /* [v6]:port */
-        sep = strchr(text, ']');
-        if (!sep || sep[1] != ':')
-            return -EINVAL;
-        h = text + 1;
-        hl = (size_t)(sep - h);
-        sep++;
-    } else {
-        sep = strchr(text, ':');
-        if (!sep || strchr(sep + 1, ':')) /* no port, or an IPv6 address without brackets */
-            return -EINVAL;
-        hl = (size_t)(sep - text);
-    }
-    const char *p = sep + 1;
-    size_t pl = strlen(p);
-    char *end;
-    long num = strtol(p, &end, 10);
-    if (hl >= hcap || pl == 0 || pl >= pcap || *end || p[0] == '-' || p[0] == '+' || num < 0 ||
-        num > 65535)
-        return -EINVAL;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    memcpy(port, p, pl + 1);
-    return 0;
-}
-
 int mars_wire_parse_address(const char *text, struct sockaddr_storage *ss, socklen_t *len)
 {
     char host[256], port[16];
-    if (mars_wire_split_address(text, host, sizeof(host), port, sizeof(port)))
+    if (mars_netconf_split_address(text, host, sizeof(host), port, sizeof(port)))
         return -EINVAL;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;

@@ -135,9 +135,6 @@ int mars_wire_decode_batch(const uint8_t *p, size_t n, struct mars_batch *b, con
 
 /* ---- addresses and sockets ---- */
 
-/* Splits "host:port" or "[v6]:port" into host and port (1-65535) strings. Returns 0 or
- * -EINVAL (no port, a bare IPv6 address, too long). */
-int mars_wire_split_address(const char *text, char *host, size_t hcap, char *port, size_t pcap);
 /* Resolves "host:port" or "[v6]:port" into an address: an IP literal at once, a name with
  * getaddrinfo (which blocks: callers resolve at startup or when they (re)connect, never per
  * request). Returns 0, -EINVAL (no port, bad syntax) or -EHOSTUNREACH (name unknown). */

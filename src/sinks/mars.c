@@ -177,16 +177,7 @@ static struct frame *slot(struct msink *ms, uint32_t k)
 static int msink_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct msink_conf *c = conf;
-    char host[256], port[16];
-    int rc = 0;
-    if (c->address && mars_wire_split_address(c->address, host, sizeof(host), port, sizeof(port))) {
-        const struct mars_cfg_node *n = mars_cfg_get(node, "address");
-        mars_diag_add(diag, n->file, n->line, n->col,
-                      "option 'address': '%s' is not host:port (port 1-65535; [addr]:port for "
-                      "IPv6)",
-                      c->address);
-        rc = -EINVAL;
-    }
+    int rc = mars_netconf_check_address(c->address, node, diag);
     if (mars_netconf_check(&c->tls, NULL, node, diag))
         rc = -EINVAL;
     return rc;
@@ -648,8 +639,8 @@ static int msink_init(struct mars_sink *s)
     ms->ring_cap = (uint32_t)c->window;
     mars_wire_enc_init(&ms->enc);
     int rc = -ENOMEM;
-    if (mars_wire_split_address(c->address, ms->host, sizeof(ms->host), ms->port,
-                                sizeof(ms->port))) {
+    if (mars_netconf_split_address(c->address, ms->host, sizeof(ms->host), ms->port,
+                                   sizeof(ms->port))) {
         rc = -EINVAL; /* msink_check reported it */
         goto fail;
     }

@@ -76,48 +76,10 @@ struct tcp_sink {
     char host[256], port[32];
 };
 
-/* Splits "host:port" / "[v6]:port". Returns 0 or -EINVAL. */
-static int split_address(const char *a, char *host, size_t hlen, char *port, size_t plen)
-{
-    const char *colon;
-    size_t hl;
-    if (a[0] == '[') {
-        const char *end = strchr(a, ']');
-        if (!end || end[1] != ':')
-            return -EINVAL;
-        a++;
-        hl = (size_t)(end - a);
-        colon = end + 1;
-    } else {
-        colon = strrchr(a, ':');
-        if (!colon || memchr(a, ':', (size_t)(colon - a)))
-            return -EINVAL; /* none, or a bare IPv6 address */
-        hl = (size_t)(colon - a);
-    }
-    const char *p = colon + 1;
-    size_t pl = strlen(p);
-    if (hl == 0 || hl >= hlen || pl == 0 || pl >= plen || strspn(p, "0123456789") != pl ||
-        atoi(p) < 1 || atoi(p) > 65535)
-        return -EINVAL;
-    memcpy(host, a, hl);
-    host[hl] = '\0';
-    memcpy(port, p, pl + 1);
-    return 0;
-}
-
 static int tcp_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct tcp_conf *c = conf;
-    char host[256], port[32];
-    int rc = 0;
-    if (c->address && split_address(c->address, host, sizeof(host), port, sizeof(port))) {
-        const struct mars_cfg_node *n = mars_cfg_get(node, "address");
-        mars_diag_add(diag, n->file, n->line, n->col,
-                      "option 'address': '%s' is not host:port (port 1-65535; [addr]:port for "
-                      "IPv6)",
-                      c->address);
-        rc = -EINVAL;
-    }
+    int rc = mars_netconf_check_address(c->address, node, diag);
     if (mars_netconf_check(&c->tls, NULL, node, diag))
         rc = -EINVAL;
     return rc;
@@ -266,7 +228,8 @@ static int tcp_init(struct mars_sink *s)
         return -ENOMEM;
     ts->sink = s;
     ts->conf = conf;
-    if (split_address(conf->address, ts->host, sizeof(ts->host), ts->port, sizeof(ts->port))) {
+    if (mars_netconf_split_address(conf->address, ts->host, sizeof(ts->host), ts->port,
+                                   sizeof(ts->port))) {
         free(ts);
         return -EINVAL; /* tcp_check reported it */
     }

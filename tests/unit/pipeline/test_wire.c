@@ -15,6 +15,7 @@
 #include "pipeline/encode.h"
 #include "pipeline/fields.h"
 #include "pipeline/json.h"
+#include "pipeline/netconf.h"
 #include "pipeline/wire.h"
 
 static void test_header(void **state)
@@ -68,21 +69,21 @@ static void test_address(void **state)
 {
     char host[64], port[8];
     assert_int_equal(
-        mars_wire_split_address("agg.logging:6277", host, sizeof(host), port, sizeof(port)), 0);
+        mars_netconf_split_address("agg.logging:6277", host, sizeof(host), port, sizeof(port)), 0);
     assert_string_equal(host, "agg.logging");
     assert_string_equal(port, "6277");
-    assert_int_equal(mars_wire_split_address("[::1]:80", host, sizeof(host), port, sizeof(port)),
+    assert_int_equal(mars_netconf_split_address("[::1]:80", host, sizeof(host), port, sizeof(port)),
                      0);
     assert_string_equal(host, "::1");
-    assert_int_equal(mars_wire_split_address("::1:80", host, sizeof(host), port, sizeof(port)),
+    assert_int_equal(mars_netconf_split_address("::1:80", host, sizeof(host), port, sizeof(port)),
                      -EINVAL);
-    assert_int_equal(mars_wire_split_address("host", host, sizeof(host), port, sizeof(port)),
+    assert_int_equal(mars_netconf_split_address("host", host, sizeof(host), port, sizeof(port)),
                      -EINVAL);
-    assert_int_equal(mars_wire_split_address("host:", host, sizeof(host), port, sizeof(port)),
+    assert_int_equal(mars_netconf_split_address("host:", host, sizeof(host), port, sizeof(port)),
                      -EINVAL);
-    assert_int_equal(mars_wire_split_address("host:70000", host, sizeof(host), port, sizeof(port)),
+    assert_int_equal(mars_netconf_split_address("host:70000", host, sizeof(host), port, sizeof(port)),
                      -EINVAL);
-    assert_int_equal(mars_wire_split_address("host:-1", host, sizeof(host), port, sizeof(port)),
+    assert_int_equal(mars_netconf_split_address("host:-1", host, sizeof(host), port, sizeof(port)),
                      -EINVAL);
 }
 

@@ -147,7 +147,7 @@ int mars_wire_enc_add(struct mars_wire_enc *e, const struct mars_event *ev, size
     for (uint32_t i = base; i < e->nfl; i++) /* valid until the arrays grow; fixed at finish */
         e->flp[i] = &((Mars__Field *)e->fl)[i];
     m->n_fields = e->nfl - base;
-    m->fields = (Mars__Field **)&e->flp[base];
+    m->fields = e->flp ? (Mars__Field **)&e->flp[base] : NULL; /* no field yet: no array */
 
     size_t es = mars__event__get_packed_size(m);
     size_t add = 1 + varint_len(es) + es;
@@ -167,7 +167,7 @@ int mars_wire_enc_finish(struct mars_wire_enc *e, uint64_t seq, bool lz4)
     uint32_t k = 0;
     for (uint32_t i = 0; i < e->nev; i++) {
         e->evp[i] = &ev[i];
-        ev[i].fields = (Mars__Field **)&e->flp[k];
+        ev[i].fields = e->flp ? (Mars__Field **)&e->flp[k] : NULL;
         for (size_t j = 0; j < ev[i].n_fields; j++, k++)
             e->flp[k] = &fl[k];
     }
@@ -230,7 +230,8 @@ static bool valid_json(struct mars_batch *b, const uint8_t *p, size_t n, char fi
         if (!q)
             return false;
         q[0] = '"';
-        memcpy(q + 1, p, n);
+        if (n) /* an empty string may come as a NULL body */
+            memcpy(q + 1, p, n);
         q[n + 1] = '"';
         return mars_json_validate(q, n + 2, MARS_JSON_MAX_DEPTH, NULL) == MARS_JSON_OK;
     }

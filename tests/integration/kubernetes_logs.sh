@@ -140,6 +140,13 @@ api_down_at_start() {
     node write "$d/pods" default web-1 uid-web-1 app 0 cri 10 early 0 "$d/expect" -
     start_mars /dev/null "$d/err" -c "$d/mars.yaml"
     wait_until 20 "lines without metadata" out_has "$d" 10
+    local mport
+    mport=$(grep -o "\[api\] listening on 127.0.0.1:[0-9]*" "$d/err" | head -n 1 | sed 's/.*://')
+    no_meta_counted() {
+        curl -sf "http://127.0.0.1:$mport/metrics" |
+            grep -q '^mars_kubernetes_events_without_metadata_total{component_id="k"} 10$'
+    }
+    wait_until 10 "the 10 lines without metadata in /metrics" no_meta_counted
     start_api "$d" "$port"
     node namespace "$API" default
     local m1

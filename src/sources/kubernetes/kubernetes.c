@@ -31,7 +31,9 @@
 #include "../file/file_internal.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "k8s_internal.h"
+#include "pipeline/observe.h"
 
 static const char *const read_from_names[] = {"beginning", "end", NULL};
 
@@ -234,6 +236,8 @@ struct k8s_inst {
     struct k8s_term *sel;
     size_t nsel;
     uint64_t unknown_path, excluded;
+    struct mars_mseries *no_meta; /* mars_kubernetes_events_without_metadata_total */
+    unsigned shard;
 };
 
 struct k8s_file {
@@ -406,6 +410,7 @@ static const char *k8s_lines(void *ctx, void *fstate, struct mars_batch *b, bool
             }
         } else if (rc == 0) {
             k8s_meta_count_unknown(k->meta, b->n);
+            mars_mseries_add(k->no_meta, k->shard, b->n);
         }
     }
     if (!build_template(k, kf, b, v)) {
@@ -501,6 +506,20 @@ static int k8s_init(struct mars_source *s)
         return -ENOMEM;
     k->src = s;
     k->conf = c;
+    k->shard = mars_source_shard(s);
+    struct mars_obs *obs = mars_source_obs(s);
+    struct mars_mfamily *fam =
+        obs ? mars_metrics_family(
+                  mars_obs_metrics(obs),
+                  &(struct mars_mfamily_desc){
+                      .name = "mars_kubernetes_events_without_metadata_total",
+                      .help = "Lines shipped without pod metadata: their pod was not (yet) in "
+                              "the API server's answers.",
+                      .type = MARS_MT_COUNTER,
+                      .labels = (const char *const[]){"component_id", NULL}})
+            : NULL;
+    k->no_meta = fam ? mars_mfamily_series(fam, (const char *const[]){mars_source_id(s), NULL})
+                     : NULL;
     k8s_dec_init(&k->dec, c->max_merge_bytes);
     mars_fbuild_init(&k->fb);
     if ((rc = make_file_conf(k)) || (rc = parse_selector(c->label_selector, &k->sel, &k->nsel)))

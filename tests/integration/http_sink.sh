@@ -10,6 +10,8 @@
 #     later requests go on
 #   5 peer down at start, then up, then dropping connections: nothing lost
 #   6 https with a private CA; an untrusted certificate is refused (logged, retried)
+#   7 HTTP/2: against nghttpd (Debian's nghttp2-server) over TLS, ALPN picks h2 and every
+#     request is an h2 POST (nghttpd's frame log shows them)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/fakes.bash"
@@ -161,4 +163,20 @@ wait_exit "$MARS_PID" 15 "$TMP/e6b"
 expect_eq "$EXIT_RC" 0 "exit code after two SIGTERMs"
 expect_eq "$(wc -l <"$TMP/b6")" "$N" "nothing accepted over the untrusted connection"
 stop_fake R
-pass "http sink: ndjson/json/text, gzip/zstd, auth, headers, Retry-After, 400, peer down and dropping, TLS"
+say "7. HTTP/2 over TLS against nghttpd"
+command -v nghttpd >/dev/null || fail "nghttpd is missing (scripts/deps.sh test installs nghttp2-server)"
+port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+nghttpd -v --echo-upload -d "$TMP" "$port" "$TMP/good.key" "$TMP/good.pem" >"$TMP/h2.log" 2>&1 &
+_MARS_PIDS+=("$!")
+h2pid=$!
+h2_up() { "$PY" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$port" 2>/dev/null; }
+wait_until 10 "nghttpd listens" h2_up
+http_conf "https://127.0.0.1:$port/ingest" "    tls: {ca_file: $TMP/good-ca.pem}"
+run_once "$TMP/e7"
+expect_eq "$(stat_of "$TMP/e7" h sent)" "$N" "events sent over h2"
+posts=$(grep -c ':method: POST' "$TMP/h2.log" || true)
+[[ $posts -ge 1 ]] || fail "nghttpd saw no HTTP/2 POST: $(head -n 20 "$TMP/h2.log")"
+grep -q 'recv (stream_id=[0-9]*) content-encoding\|recv DATA frame' "$TMP/h2.log" ||
+    fail "no request body over h2: $(grep -m 5 'recv' "$TMP/h2.log")"
+kill "$h2pid" 2>/dev/null || true
+pass "http sink: ndjson/json/text, gzip/zstd, auth, headers, Retry-After, 400, peer down and dropping, TLS, HTTP/2"

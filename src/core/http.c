@@ -360,7 +360,9 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
     struct mars_http *h = userp;
     (void)m;
     if (timeout_ms < 0) {
-        h->timer_due = -1; /* an armed timer fires and finds nothing to do */
+        h->timer_due = -1;
+        if (h->timer_armed) /* no op left waiting for nothing (a loop must be able to drain) */
+            mars_ev_cancel(h->loop, &h->timer);
         return 0;
     }
     h->timer_due = mars_ev_now(h->loop) + (int64_t)timeout_ms * 1000000;
@@ -529,6 +531,10 @@ static int setup_easy(struct mars_http *h, struct mars_http_priv *p, struct mars
                                                   : (long)CURL_HTTP_VERSION_2TLS);
     if (p->connect_to)
         curl_easy_setopt(e, CURLOPT_CONNECT_TO, p->connect_to);
+    if (r->fresh_connection) {
+        curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+    }
     if (r->body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);

@@ -59,6 +59,7 @@ struct mars_http_req {
     const char *bearer;          /* Authorization: Bearer when != NULL */
     size_t max_body;             /* response bytes kept for done(); 0: 64 KiB */
     bool http2_prior_knowledge;  /* h2c on http:// (gRPC); default HTTP/1.1, h2 by ALPN */
+    bool fresh_connection;       /* a new connection, closed after (probes); default: reuse */
     /* Streaming: when set, each piece of the response body goes here instead of being
      * kept (done() then has no body). Return false to abort the request (done() gets
      * -ECANCELED). Runs on the loop thread. */

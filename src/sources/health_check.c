@@ -53,7 +53,7 @@ static const struct mars_opt check_options[] = {
     {.name = "url",
      .type = MARS_OPT_STRING,
      .offset = COFF(url),
-     .desc = "http: the URL to GET (http:// only; the host is resolved at start)."},
+     .desc = "http: the URL to GET, http:// or https://."},
     {.name = "address",
      .type = MARS_OPT_STRING,
      .offset = COFF(address),
@@ -109,7 +109,13 @@ static const struct mars_opt check_options[] = {
      .def = "64KiB",
      .min = 64,
      .max = 16 << 20,
-     .desc = "http: most response bytes read; exec: most output kept (the rest is drained)."},
+     .desc = "http: most body bytes kept for expect_body; exec: most output kept (the rest "
+             "is drained)."},
+    {.name = "tls",
+     .type = MARS_OPT_SECTION,
+     .offset = COFF(tls),
+     .sub = mars_tls_options,
+     .desc = "http: TLS for https:// URLs (CA, client certificate, verify)."},
     {.name = NULL},
 };
 
@@ -173,6 +179,12 @@ static int hc_check(void *conf, const struct mars_cfg_node *node, struct mars_di
             list && list->kind == MARS_CFG_SEQ && i < list->n ? list->vals[i] : node;
         mars_diag_add(diag, at->file, at->line, at->col, "check %zu: %s", i + 1, why);
         rc = -EINVAL;
+    }
+    for (size_t i = 0; i < c->checks.n; i++) {
+        const struct mars_cfg_node *at =
+            list && list->kind == MARS_CFG_SEQ && i < list->n ? list->vals[i] : node;
+        if (mars_netconf_check(&check_at(c, i)->tls, NULL, at, diag))
+            rc = -EINVAL;
     }
     if (c->checks.n == 0) {
         mars_diag_add(diag, node->file, node->line, node->col, "'checks' needs at least one check");
@@ -443,6 +455,7 @@ static void hc_stop(struct mars_source *s)
         if (p->tick_armed)
             mars_ev_cancel(p->loop, &p->tick);
         hc_probe_cancel(p);
+        hc_probe_shutdown(p);
     }
     maybe_finish(hc);
 }

@@ -3,10 +3,11 @@
  * on the worker's ev loop (contract in health_probe.h):
  *
  *   tcp      non-blocking connect; success once connected.
- *   http     connect, send one HTTP/1.1 GET ("Connection: close"), read the response until
- *            the peer closes, Content-Length is reached or max_output bytes arrived; success
- *            when the status is in expect_status and the body contains expect_body. Plain
- *            http:// only; the host is resolved once, when the source starts.
+ *   http     one GET through the HTTP client of core/http.h (libcurl on the worker's loop)
+ *            on a fresh connection closed afterwards, http:// or https:// (tls section:
+ *            CA, client certificate, verify); the first max_output bytes of the body are
+ *            kept; success when the status is in expect_status and the body contains
+ *            expect_body.
  *   exec     posix_spawn with stdin /dev/null, stdout+stderr into a pipe read through the
  *            loop (the first max_output bytes kept, the rest drained and dropped), signals
  *            reset to default and unblocked, in its own process group; success on exit
@@ -14,8 +15,9 @@
  *            group gets SIGKILL and is reaped the same way.
  *   pidfile  reads the pid from the file and checks it with kill(pid, 0) (EPERM = alive).
  *
- * Invariant: a run ends (hc_probe_finished) only when decided, with neither the io op nor
- * the deadline timer in flight and no child left to reap, so nothing of it outlives the call.
+ * Invariant: a run ends (hc_probe_finished) only when decided, with neither the io op, the
+ * HTTP request nor the deadline timer in flight and no child left to reap, so nothing of it
+ * outlives the call.
  *
  * Thread: the source's worker.
  */
@@ -89,30 +91,22 @@ static int prepare_http(struct hc_probe *p, const struct hc_check_conf *c, bool 
 {
     char host[256], port[16];
     const char *u = c->url;
-    if (!u || strncasecmp(u, "http://", 7) != 0) {
-        snprintf(why, len, "url must start with http:// (https is not supported)");
+    size_t skip = u && strncasecmp(u, "http://", 7) == 0    ? 7
+                  : u && strncasecmp(u, "https://", 8) == 0 ? 8
+                                                            : 0;
+    if (!skip) {
+        snprintf(why, len, "url must start with http:// or https://");
         return -EINVAL;
     }
-    u += 7;
+    u += skip;
     const char *path = strchr(u, '/');
     size_t hn = path ? (size_t)(path - u) : strlen(u);
     if (split_hostport(u, hn, host, sizeof(host), port, sizeof(port), "80")) {
         snprintf(why, len, "url '%s' has no valid host[:port]", c->url);
         return -EINVAL;
     }
-    if (res) {
-        int n =
-            asprintf(&p->request,
-                     "GET %s HTTP/1.1\r\nHost: %.*s\r\nUser-Agent: mars-health-check/" MARS_VERSION
-                     "\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-                     path ? path : "/", (int)hn, u);
-        if (n < 0) {
-            p->request = NULL;
-            return -ENOMEM;
-        }
-        p->request_len = (size_t)n;
-        return resolve(p, host, port, why, len);
-    }
+    if (res)
+        mars_netconf_http_tls(&c->tls, c->name, &p->htls);
     return 0;
 }
 
@@ -178,10 +172,11 @@ int hc_probe_prepare(struct hc_probe *p, const struct hc_check_conf *c, bool res
 
 void hc_probe_fini(struct hc_probe *p)
 {
-    free(p->request);
+    mars_http_destroy(p->http); /* the source has stopped: its requests and ops are done */
     free(p->buf);
     free(p->argv);
-    p->request = p->buf = NULL;
+    p->http = NULL;
+    p->buf = NULL;
     p->argv = NULL;
 }
 
@@ -207,6 +202,8 @@ static void decide(struct hc_probe *p, bool ok, const char *fmt, ...)
         mars_ev_cancel(p->loop, &p->deadline);
     if (p->io_armed)
         mars_ev_cancel(p->loop, &p->io);
+    if (p->http_armed)
+        mars_http_cancel(p->http, &p->hreq);
     if (p->pid > 0) {
         kill(-p->pid, SIGKILL); /* its process group, then itself in case setpgid failed */
         kill(p->pid, SIGKILL);
@@ -247,7 +244,7 @@ static void arm_reap_poll(struct hc_probe *p)
 static void maybe_complete(struct hc_probe *p)
 {
     int status;
-    if (!p->decided || p->io_armed || p->deadline_armed)
+    if (!p->decided || p->io_armed || p->deadline_armed || p->http_armed)
         return;
     if (!try_reap(p, &status)) {
         arm_reap_poll(p); /* killed at decide(); comes back here once it is gone */
@@ -270,101 +267,71 @@ static void on_deadline(struct mars_ev_op *op, int res)
     maybe_complete(p);
 }
 
-/* ---- tcp and http ---- */
+/* ---- http ---- */
 
-static void recv_more(struct hc_probe *p);
-static void send_more(struct hc_probe *p);
-
-static void evaluate_http(struct hc_probe *p)
+static void on_http_done(struct mars_http_req *r, const struct mars_http_resp *resp)
 {
-    int major, minor, status, n = 0;
-    p->buf[p->len] = '\0';
-    if (sscanf(p->buf, "HTTP/%d.%d %d%n", &major, &minor, &status, &n) != 3) {
-        decide(p, false, "not an HTTP response");
+    struct hc_probe *p = r->data;
+    p->http_armed = false;
+    if (p->decided) {
+        maybe_complete(p);
         return;
     }
-    if (status < p->status_lo || status > p->status_hi) {
-        decide(p, false, "HTTP status %d, expected %d-%d", status, p->status_lo, p->status_hi);
+    if (resp->error == -ECONNREFUSED || resp->error == -EHOSTUNREACH) {
+        decide(p, false, "connect: %s", strerror(-resp->error)); /* as the tcp probe says it */
+        return;
+    }
+    if (resp->error) {
+        decide(p, false, "%s", resp->error_text);
+        return;
+    }
+    if (resp->status < p->status_lo || resp->status > p->status_hi) {
+        decide(p, false, "HTTP status %d, expected %d-%d", resp->status, p->status_lo,
+               p->status_hi);
         return;
     }
     const char *want = p->conf->expect_body;
-    if (want && *want) {
-        const char *body = strstr(p->buf, "\r\n\r\n");
-        if (!body || !memmem(body + 4, p->len - (size_t)(body + 4 - p->buf), want, strlen(want))) {
-            decide(p, false, "HTTP status %d, but the body does not contain \"%.64s\"", status,
-                   want);
-            return;
-        }
+    if (want && *want && !memmem(resp->body, resp->body_len, want, strlen(want))) {
+        decide(p, false, "HTTP status %d, but the body does not contain \"%.64s\"", resp->status,
+               want);
+        return;
     }
     decide(p, true, NULL);
 }
 
-/* True once the whole response is in: headers end and Content-Length bytes follow. */
-static bool http_complete(struct hc_probe *p)
+static void start_http(struct hc_probe *p)
 {
-    p->buf[p->len] = '\0';
-    const char *end = strstr(p->buf, "\r\n\r\n");
-    if (!end)
-        return false;
-    for (const char *h = strstr(p->buf, "\r\n"); h && h < end; h = strstr(h + 2, "\r\n")) {
-        if (strncasecmp(h + 2, "Content-Length:", 15) == 0) {
-            unsigned long long cl = strtoull(h + 17, NULL, 10);
-            return p->len - (size_t)(end + 4 - p->buf) >= cl;
-        }
-    }
-    return false;
-}
-
-static void on_recv(struct mars_ev_op *op, int res)
-{
-    struct hc_probe *p = op->data;
-    p->io_armed = false;
-    if (p->decided) {
-        maybe_complete(p);
+    static const char *const headers[] = {"Accept: */*", NULL};
+    if (!p->http && !(p->http = mars_http_create(p->loop, &(struct mars_http_opts){
+                                                              .user_agent = "mars-health-check/" MARS_VERSION}))) {
+        decide(p, false, "cannot create an HTTP client");
         return;
     }
-    if (res < 0 && p->len == 0) {
-        decide(p, false, "receiving the response: %s", strerror(-res));
-        return;
-    }
-    if (res > 0)
-        p->len += (size_t)res;
-    if (res <= 0 || p->len == p->cap || http_complete(p))
-        evaluate_http(p);
-    else
-        recv_more(p);
+    p->hreq = (struct mars_http_req){
+        .method = "GET",
+        .url = p->conf->url,
+        .headers = headers,
+        .timeout_ns = p->conf->timeout,
+        .connect_timeout_ns = p->conf->timeout,
+        .tls = &p->htls,
+        .max_body = p->cap ? p->cap : 1,
+        .fresh_connection = true,
+        .done = on_http_done,
+        .data = p,
+    };
+    int rc = mars_http_submit(p->http, &p->hreq);
+    p->http_armed = rc == 0;
+    if (rc)
+        decide(p, false, "cannot start the request: %s", strerror(-rc));
 }
 
-static void recv_more(struct hc_probe *p)
+void hc_probe_shutdown(struct hc_probe *p)
 {
-    mars_ev_prep_recv(&p->io, p->fd, p->buf + p->len, p->cap - p->len, on_recv, p);
-    submit_io(p);
+    if (p->http)
+        mars_http_shutdown(p->http);
 }
 
-static void on_sent(struct mars_ev_op *op, int res)
-{
-    struct hc_probe *p = op->data;
-    p->io_armed = false;
-    if (p->decided) {
-        maybe_complete(p);
-        return;
-    }
-    if (res < 0) {
-        decide(p, false, "sending the request: %s", strerror(-res));
-        return;
-    }
-    p->sent += (size_t)res;
-    if (p->sent < p->request_len)
-        send_more(p);
-    else
-        recv_more(p);
-}
-
-static void send_more(struct hc_probe *p)
-{
-    mars_ev_prep_send(&p->io, p->fd, p->request + p->sent, p->request_len - p->sent, on_sent, p);
-    submit_io(p);
-}
+/* ---- tcp ---- */
 
 static void on_connect(struct mars_ev_op *op, int res)
 {
@@ -376,10 +343,8 @@ static void on_connect(struct mars_ev_op *op, int res)
     }
     if (res < 0)
         decide(p, false, "connect: %s", strerror(-res));
-    else if (p->conf->type == HC_TCP)
-        decide(p, true, NULL);
     else
-        send_more(p);
+        decide(p, true, NULL);
 }
 
 static void start_connect(struct hc_probe *p)
@@ -540,7 +505,7 @@ void hc_probe_run(struct hc_probe *p)
     p->running = true;
     p->decided = p->ok = p->eof = false;
     p->error[0] = '\0';
-    p->len = p->sent = 0;
+    p->len = 0;
     p->discarded = 0;
     p->fd = -1;
     p->pid = -1;
@@ -553,6 +518,8 @@ void hc_probe_run(struct hc_probe *p)
     p->deadline_armed = mars_ev_submit(p->loop, &p->deadline) == 0;
     switch (p->conf->type) {
     case HC_HTTP:
+        start_http(p);
+        break;
     case HC_TCP:
         start_connect(p);
         break;

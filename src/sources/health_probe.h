@@ -17,7 +17,9 @@
 #include <sys/types.h>
 
 #include "core/ev.h"
+#include "core/http.h"
 #include "core/schema.h"
+#include "pipeline/netconf.h"
 #include "pipeline/observe.h"
 
 enum hc_type { HC_HTTP, HC_TCP, HC_EXEC, HC_PIDFILE };
@@ -34,6 +36,7 @@ struct hc_check_conf {
     int64_t interval, timeout;
     int64_t healthy_threshold, unhealthy_threshold;
     uint64_t max_output;
+    struct mars_tls_conf tls; /* http: for https:// URLs */
 };
 
 struct hc;
@@ -46,8 +49,10 @@ struct hc_probe {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     char **argv;   /* exec: command, NULL-terminated (strings borrowed from conf) */
-    char *request; /* http: the whole request */
-    size_t request_len;
+    struct mars_http *http; /* http: the client (created at the first run) */
+    struct mars_http_req hreq;
+    struct mars_http_tls htls;
+    bool http_armed; /* hreq in flight */
     int status_lo, status_hi;
     /* schedule and debounce (health_check.c) */
     struct mars_ev_op tick;
@@ -61,7 +66,6 @@ struct hc_probe {
     struct mars_ev_op io, deadline;
     bool io_armed, deadline_armed;
     int fd;
-    size_t sent;
     char *buf; /* response or command output, max_output + 1 bytes */
     size_t len, cap;
     uint64_t discarded; /* output beyond max_output */
@@ -75,7 +79,8 @@ struct hc_probe {
 };
 
 /* Parses the target of a check (URL, address, status range) into p and, with `resolve`,
- * resolves its host (blocking: at source init) and builds the HTTP request. Returns 0,
+ * resolves a tcp check's host (blocking: at source init; http checks resolve per run in
+ * libcurl's resolver thread). Returns 0,
  * -ENOMEM, or -EINVAL with a reason in why. The config check runs it without resolve. */
 int hc_probe_prepare(struct hc_probe *p, const struct hc_check_conf *c, bool resolve, char *why,
                      size_t len);
@@ -84,6 +89,8 @@ void hc_probe_fini(struct hc_probe *p);
 void hc_probe_run(struct hc_probe *p);
 /* Ends a run early (stop): the outcome is "stopped", hc_probe_finished() still follows. */
 void hc_probe_cancel(struct hc_probe *p);
+/* The source stops for good: the HTTP client drops its connections and loop ops. */
+void hc_probe_shutdown(struct hc_probe *p);
 
 /* health_check.c: a run ended (every op called back, child reaped). */
 void hc_probe_finished(struct hc_probe *p);

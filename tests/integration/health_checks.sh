@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # health_check against real local targets: an HTTP server (python3 -m http.server on a free
-# loopback port) that goes away and comes back, a closed port, a failing command and a dead
+# loopback port) that goes away and comes back, an HTTPS server (checked with its CA: UP;
+# with another CA: DOWN, certificate refused), a closed port, a failing command and a dead
 # pid. /health/<name> on the admin API flips UP/DOWN only after the configured number of
 # consecutive results, and each state change is one log event (written by a file sink).
 set -euo pipefail
@@ -27,6 +28,21 @@ start_web() {
     wait_until 20 "the HTTP server on $web_port" web_up
 }
 start_web
+sh "$MARS_SRC/tests/support/gen_certs.sh" "$TMP/certs" || fail "cannot make test certificates"
+tls_port=$(free_port)
+python3 - "$tls_port" "$TMP/certs" "$TMP/www" >"$TMP/tls.log" 2>&1 </dev/null <<'PY' &
+import functools, http.server, ssl, sys
+port, certs, root = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=root)
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(certs + "/server.pem", certs + "/server.key")
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+PY
+_MARS_PIDS+=("$!")
+tls_up() { curl -sf --cacert "$TMP/certs/ca.pem" "https://127.0.0.1:$tls_port/health" >/dev/null; }
+wait_until 20 "the HTTPS server on $tls_port" tls_up
 sleep 0 &
 dead_pid=$!
 wait "$dead_pid" || true
@@ -45,6 +61,11 @@ sources:
          expect_body: "NOPE", interval: 200ms, timeout: 1s, unhealthy_threshold: 1}
       - {name: missing, type: http, url: "http://127.0.0.1:$web_port/nothing-here",
          interval: 200ms, timeout: 1s, unhealthy_threshold: 1}
+      - {name: secure, type: http, url: "https://127.0.0.1:$tls_port/health", expect_body: "ALL GOOD",
+         tls: {ca_file: "$TMP/certs/ca.pem"}, interval: 200ms, timeout: 1s}
+      - {name: untrusted, type: http, url: "https://localhost:$tls_port/health",
+         tls: {ca_file: "$TMP/certs/other-ca.pem"}, interval: 200ms, timeout: 1s,
+         unhealthy_threshold: 1}
       - {name: closed, type: tcp, address: "127.0.0.1:$closed_port", interval: 200ms,
          timeout: 500ms, unhealthy_threshold: 2}
       - {name: cmd, type: exec, command: [sh, -c, "echo disk full; exit 2"], interval: 200ms,
@@ -65,9 +86,12 @@ is_state() { [[ $(health "$1") == "$2" ]] && grep -q "\"status\":\"$3\"" "$TMP/h
 
 say "initial states"
 wait_until 20 "web UP" is_state web 200 UP
-for c in wrongbody missing closed cmd deadpid; do
+wait_until 20 "secure (https) UP" is_state secure 200 UP
+for c in wrongbody missing closed cmd deadpid untrusted; do
     wait_until 20 "$c DOWN" is_state "$c" 503 DOWN
 done
+health untrusted >/dev/null
+grep -qi 'certificate' "$TMP/h.json" || fail "untrusted: $(cat "$TMP/h.json")"
 health missing >/dev/null
 grep -q 'HTTP status 404' "$TMP/h.json" || fail "missing: $(cat "$TMP/h.json")"
 health wrongbody >/dev/null

@@ -223,7 +223,9 @@ static void expect_config_error(const char *checks, const char *msg)
 
 static void test_config_errors(void **state)
 {
-    expect_config_error("{name: a, type: http, url: 'https://x/'}", "https is not supported");
+    expect_config_error("{name: a, type: http, url: 'ftp://x/'}", "http:// or https://");
+    expect_config_error("{name: a, type: http, url: 'https://x/', tls: {cert_file: /c.pem}}",
+                        "cert_file and key_file go together");
     expect_config_error("{name: a, type: http, url: 'http://x/', expect_status: '600'}",
                         "expect_status");
     expect_config_error("{name: a, type: tcp}", "address");

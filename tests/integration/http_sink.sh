@@ -136,22 +136,12 @@ stop_fake R
 
 say "6. https with a private CA; an untrusted certificate is refused"
 command -v openssl >/dev/null || fail "openssl is missing"
-mkcert() { # mkcert NAME : a CA NAME-ca and a server certificate for 127.0.0.1 signed by it
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$1 test CA" \
-        -keyout "$TMP/$1-ca.key" -out "$TMP/$1-ca.pem" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$TMP/$1.key" \
-        -out "$TMP/$1.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$TMP/$1.ext"
-    openssl x509 -req -in "$TMP/$1.csr" -CA "$TMP/$1-ca.pem" -CAkey "$TMP/$1-ca.key" \
-        -CAcreateserial -days 2 -extfile "$TMP/$1.ext" -out "$TMP/$1.pem" 2>/dev/null
-}
-mkcert good
-mkcert other
-start_fake R http_recv --tls-cert "$TMP/good.pem" --tls-key "$TMP/good.key" --bodies "$TMP/b6"
-http_conf "https://127.0.0.1:$R_PORT/ingest" "    tls: {ca_file: $TMP/good-ca.pem}"
+sh "$MARS_SRC/tests/support/gen_certs.sh" "$TMP/certs" || fail "cannot make test certificates"
+start_fake R http_recv --tls-cert "$TMP/certs/server.pem" --tls-key "$TMP/certs/server.key" --bodies "$TMP/b6"
+http_conf "https://127.0.0.1:$R_PORT/ingest" "    tls: {ca_file: $TMP/certs/ca.pem}"
 run_once "$TMP/e6"
 check_lines "$TMP/b6" ndjson
-http_conf "https://127.0.0.1:$R_PORT/ingest" "    tls: {ca_file: $TMP/other-ca.pem}"
+http_conf "https://127.0.0.1:$R_PORT/ingest" "    tls: {ca_file: $TMP/certs/other-ca.pem}"
 start_mars_in "$TMP/in.log" /dev/null "$TMP/e6b" -c "$TMP/mars.yaml" --once
 wait_until 10 "the refused certificate in the log" grep -qi 'certificate' "$TMP/e6b"
 # the first SIGTERM drains (it would keep retrying for shutdown_timeout); the second
@@ -166,12 +156,12 @@ stop_fake R
 say "7. HTTP/2 over TLS against nghttpd"
 command -v nghttpd >/dev/null || fail "nghttpd is missing (scripts/deps.sh test installs nghttp2-server)"
 port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-nghttpd -v --echo-upload -d "$TMP" "$port" "$TMP/good.key" "$TMP/good.pem" >"$TMP/h2.log" 2>&1 &
+nghttpd -v --echo-upload -d "$TMP" "$port" "$TMP/certs/server.key" "$TMP/certs/server.pem" >"$TMP/h2.log" 2>&1 &
 _MARS_PIDS+=("$!")
 h2pid=$!
 h2_up() { "$PY" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$port" 2>/dev/null; }
 wait_until 10 "nghttpd listens" h2_up
-http_conf "https://127.0.0.1:$port/ingest" "    tls: {ca_file: $TMP/good-ca.pem}"
+http_conf "https://127.0.0.1:$port/ingest" "    tls: {ca_file: $TMP/certs/ca.pem}"
 run_once "$TMP/e7"
 expect_eq "$(stat_of "$TMP/e7" h sent)" "$N" "events sent over h2"
 posts=$(grep -c ':method: POST' "$TMP/h2.log" || true)

@@ -345,6 +345,24 @@ static bool member_key(struct scan *sc, const char **key, uint32_t *klen)
 }
 
 /* Object at sc->p ('{'); members recorded under obj unless obj is NIL. */
+/* After a member or element: `close` ends the container (0, consumed), a comma and the
+ * whitespace after it lead to the next one (1); anything else fails (-1). */
+static int close_or_comma(struct scan *sc, char close)
+{
+    skip_ws(sc);
+    if (sc->p >= sc->end)
+        return fail(sc, MARS_JSON_TRUNCATED, sc->end) ? 0 : -1;
+    if (*sc->p == close) {
+        sc->p++;
+        return 0;
+    }
+    if (*sc->p != ',')
+        return fail(sc, MARS_JSON_UNEXPECTED, sc->p) ? 0 : -1;
+    sc->p++;
+    skip_ws(sc);
+    return 1;
+}
+
 static bool scan_object(struct scan *sc, unsigned depth, uint32_t obj)
 {
     uint64_t bloom = 0;
@@ -368,17 +386,9 @@ static bool scan_object(struct scan *sc, unsigned depth, uint32_t obj)
         skip_ws(sc);
         if (!scan_value(sc, depth, obj, key, klen, &bloom))
             return false;
-        skip_ws(sc);
-        if (sc->p >= sc->end)
-            return fail(sc, MARS_JSON_TRUNCATED, sc->end);
-        if (*sc->p == '}') {
-            sc->p++;
-            return true;
-        }
-        if (*sc->p != ',')
-            return fail(sc, MARS_JSON_UNEXPECTED, sc->p);
-        sc->p++;
-        skip_ws(sc);
+        int next = close_or_comma(sc, '}');
+        if (next <= 0)
+            return next == 0;
     }
 }
 
@@ -393,17 +403,9 @@ static bool scan_array(struct scan *sc, unsigned depth)
     for (;;) {
         if (!scan_value(sc, depth, MARS_FIELD_NIL, NULL, 0, NULL))
             return false;
-        skip_ws(sc);
-        if (sc->p >= sc->end)
-            return fail(sc, MARS_JSON_TRUNCATED, sc->end);
-        if (*sc->p == ']') {
-            sc->p++;
-            return true;
-        }
-        if (*sc->p != ',')
-            return fail(sc, MARS_JSON_UNEXPECTED, sc->p);
-        sc->p++;
-        skip_ws(sc);
+        int next = close_or_comma(sc, ']');
+        if (next <= 0)
+            return next == 0;
     }
 }
 

@@ -20,6 +20,10 @@ import sys
 import threading
 import zlib
 
+# the request body reader the test fakes use (de-chunking included)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fakes"))
+from fakelib import read_body  # noqa: E402
+
 
 class State:
     def __init__(self, expect):
@@ -27,20 +31,6 @@ class State:
         self.lines = self.bytes = self.requests = self.wire = 0
         self.lock = threading.Lock()
         self.done = threading.Event()
-
-
-def read_body(rfile, headers):
-    if headers.get("Transfer-Encoding", "").lower() == "chunked":
-        parts = []
-        while True:
-            size = int(rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(parts)
-            parts.append(rfile.read(size))
-            rfile.readline()
-    return rfile.read(int(headers.get("Content-Length", "0")))
 
 
 def make_handler(st):

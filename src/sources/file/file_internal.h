@@ -190,6 +190,14 @@ void file_watch_fini(struct fsrc *fs);
 void file_watch_add(struct fsrc *fs, struct tfile *f);
 bool file_glob_match(const char *pattern, const char *path);
 
+/* identity.c */
+bool file_hash_range(int fd, uint64_t off, uint32_t len, uint64_t *out);
+void file_set_offsets(struct tfile *f, uint64_t off);
+/* A new size was seen: note it, and grow a short head fingerprint over an unchanged head. */
+void file_note_size(struct fsrc *fs, struct tfile *f, uint64_t size);
+/* Opens files waiting for a descriptor while there is room under max_open_files. */
+void file_open_pending(struct fsrc *fs);
+
 /* tail.c */
 struct tfile *file_track(struct fsrc *fs, const char *path, const struct stat *st);
 struct tfile *file_find(struct fsrc *fs, dev_t dev, ino_t ino);

@@ -1,0 +1,196 @@
+/*
+ * identity.c - which file is this, and where does reading it start? Opening a tracked file
+ * (identity and checkpoint checks) and the files waiting for a descriptor.
+ *
+ * A file is (dev, inode); at open its head fingerprint (first `fingerprint` bytes) and, for
+ * a checkpoint, the marker before the saved offset must match, or the inode was reused or
+ * the file truncated while mars was down, and it is read from the start. A dormant file
+ * (closed while idle) reopened later must still have the head and the bytes before its
+ * offset it had. The head fingerprint only grows over an unchanged head, so a truncation is
+ * never adopted as the file's new identity (tail.c's check_truncated() sees it instead).
+ * Files beyond max_open_files wait; open_pending() opens the oldest (or newest) first.
+ *
+ * Thread: the instance's worker.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/hash.h"
+#include "core/log.h"
+#include "file_internal.h"
+
+bool file_hash_range(int fd, uint64_t off, uint32_t len, uint64_t *out)
+{
+    unsigned char buf[4096];
+    uint64_t h = 0;
+    if (len > sizeof(buf))
+        len = sizeof(buf);
+    if (pread(fd, buf, len, (off_t)off) != (ssize_t)len)
+        return false;
+    h = mars_hash64(buf, len);
+    *out = h;
+    return true;
+}
+
+void file_set_offsets(struct tfile *f, uint64_t off)
+{
+    f->read_off = f->emit_off = f->acked_off = off;
+    f->tail_len = 0;
+    f->carry_len = 0;
+    f->carry_lines = false;
+}
+
+/* Where reading starts the first time this run opens the file. */
+static void choose_start(struct fsrc *fs, struct tfile *f, uint64_t size, bool initial)
+{
+    struct mars_ckpt_key key = {.dev = f->dev, .ino = f->ino};
+    struct mars_ckpt_rec rec;
+    uint64_t h;
+
+    if (mars_ckpt_get(fs->ckpt, &key, &rec)) {
+        bool same = rec.offset <= size && rec.fp_len <= size &&
+                    (rec.fp_len == 0 || (file_hash_range(f->fd, 0, rec.fp_len, &h) && h == rec.fp_hash)) &&
+                    (rec.marker_len == 0 ||
+                     (file_hash_range(f->fd, rec.offset - rec.marker_len, rec.marker_len, &h) &&
+                      h == rec.marker));
+        if (same) {
+            file_set_offsets(f, rec.offset);
+            return;
+        }
+        mars_info(mars_source_id(fs->src),
+                  "%s is not the file checkpointed for its inode (reused inode, or truncated "
+                  "while mars was stopped): reading it from the beginning",
+                  f->path);
+        file_set_offsets(f, 0);
+        return;
+    }
+    if (initial && fs->first_start && fs->conf->read_from == READ_FROM_END)
+        file_set_offsets(f, size);
+    else
+        file_set_offsets(f, 0);
+}
+
+static void update_fingerprint(struct fsrc *fs, struct tfile *f, uint64_t size)
+{
+    uint32_t want = (uint32_t)(size < fs->conf->fingerprint ? size : fs->conf->fingerprint);
+    uint64_t h;
+    /* grow the hash only over an unchanged head: a head replaced since is a truncation
+     * for check_truncated() to see, not a new identity to adopt */
+    if (want > f->fp_len && f->fp_len &&
+        (!file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash))
+        return;
+    if (want > f->fp_len && file_hash_range(f->fd, 0, want, &h)) {
+        f->fp_hash = h;
+        f->fp_len = want;
+    }
+}
+
+/* Reopening a closed file: is it still the one we read (inode reuse while it was closed,
+ * or a truncation)? Its head and the bytes before our offset must be unchanged. */
+static bool same_file(struct tfile *f, uint64_t size)
+{
+    unsigned char buf[FILE_MARKER_MAX];
+    uint64_t h;
+    if (size < f->read_off || size < f->fp_len)
+        return false;
+    if (f->fp_len && (!file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash))
+        return false;
+    return f->tail_len == 0 ||
+           (pread(f->fd, buf, f->tail_len, (off_t)(f->read_off - f->tail_len)) ==
+                (ssize_t)f->tail_len &&
+            memcmp(buf, f->tail, f->tail_len) == 0);
+}
+
+static void restart_dormant(struct fsrc *fs, struct tfile *f)
+{
+    mars_info(mars_source_id(fs->src),
+              "%s is not the file last read under its inode (reused inode, or truncated while "
+              "closed): reading it from the beginning",
+              f->path);
+    f->gen++;
+    file_set_offsets(f, 0);
+    f->fp_len = 0;
+    f->size_seen = 0;
+}
+
+/* A new size was seen: note it and, while the head is shorter than `fingerprint`, hash
+ * more of it (identity must not stay weak after a truncation emptied the file). */
+void file_note_size(struct fsrc *fs, struct tfile *f, uint64_t size)
+{
+    if (size == f->size_seen)
+        return;
+    f->size_seen = size;
+    f->last_change_ns = mars_ev_now(mars_source_loop(fs->src));
+    if (f->fp_len < fs->conf->fingerprint)
+        update_fingerprint(fs, f, size);
+}
+
+static int file_open(struct fsrc *fs, struct tfile *f)
+{
+    struct stat st;
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) != 0 || st.st_dev != f->dev || st.st_ino != f->ino) {
+        close(fd); /* the path moved on between stat and open: the next scan sees it */
+        return -ESTALE;
+    }
+    f->fd = fd;
+    f->state = TF_OPEN;
+    fs->nopen++;
+    f->size_seen = (uint64_t)st.st_size;
+    f->last_change_ns = mars_ev_now(mars_source_loop(fs->src));
+    if (f->read_off == UINT64_MAX)
+        choose_start(fs, f, (uint64_t)st.st_size, f->initial);
+    else if (!same_file(f, (uint64_t)st.st_size))
+        restart_dormant(fs, f);
+    update_fingerprint(fs, f, (uint64_t)st.st_size);
+    file_watch_add(fs, f);
+    f->eof = false;
+    file_schedule(fs, f);
+    return 0;
+}
+
+/* Opens pending files while descriptors are free, oldest first if asked. */
+void file_open_pending(struct fsrc *fs)
+{
+    while (fs->nopen < fs->max_open && !fs->stopping) {
+        struct tfile *best = NULL;
+        struct stat st, bst;
+        for (size_t i = 0; i < fs->nfiles; i++) {
+            struct tfile *f = fs->files[i];
+            if (f->state != TF_PENDING)
+                continue;
+            if (!fs->conf->oldest_first) {
+                best = f;
+                break;
+            }
+            if (stat(f->path, &st) == 0 && (!best || st.st_mtime < bst.st_mtime)) {
+                best = f;
+                bst = st;
+            }
+        }
+        if (!best)
+            return;
+        int rc = file_open(fs, best);
+        if (rc) {
+            if (rc != -ESTALE && rc != -ENOENT)
+                MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot open %s: %s",
+                            best->path, strerror(-rc));
+            mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], rc == -ENOENT ? 0 : 1);
+            uint64_t done = best->read_off == UINT64_MAX ? 0 : best->read_off;
+            if (rc == -ENOENT && best->size_seen > done) {
+                /* deleted while it waited for a descriptor: what it held is gone */
+                fs->st.gave_up++;
+                MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src),
+                            "%s was deleted before it could be read: %llu bytes lost (raise "
+                            "max_open_files)",
+                            best->path, (unsigned long long)(best->size_seen - done));
+            }
+            file_forget(fs, best); /* a later scan finds it again if it is still there */
+        }
+    }
+}

@@ -1,0 +1,54 @@
+/*
+ * cfg_lookup.c - reading a loaded configuration tree (cfg.h): keys of a mapping and the
+ * names of node kinds for messages. Mappings are small (a component's options), so a
+ * linear scan in document order is all a lookup needs.
+ *
+ * Thread: any; the tree is read-only once loaded.
+ */
+#include "core/cfg.h"
+
+#include <stddef.h>
+#include <string.h>
+
+static ptrdiff_t find_key(const struct mars_cfg_node *map, const char *key)
+{
+    size_t klen = strlen(key);
+
+    if (!map || map->kind != MARS_CFG_MAP)
+        return -1;
+    for (size_t i = 0; i < map->n; i++) {
+        const struct mars_cfg_node *k = map->keys[i];
+        if (k->len == klen && memcmp(k->str, key, klen) == 0)
+            return (ptrdiff_t)i;
+    }
+    return -1;
+}
+
+const struct mars_cfg_node *mars_cfg_get(const struct mars_cfg_node *map, const char *key)
+{
+    ptrdiff_t i = find_key(map, key);
+
+    return i < 0 ? NULL : map->vals[i];
+}
+
+const struct mars_cfg_node *mars_cfg_get_key(const struct mars_cfg_node *map, const char *key)
+{
+    ptrdiff_t i = find_key(map, key);
+
+    return i < 0 ? NULL : map->keys[i];
+}
+
+const char *mars_cfg_kind_name(enum mars_cfg_kind k)
+{
+    switch (k) {
+    case MARS_CFG_NULL:
+        return "null";
+    case MARS_CFG_SCALAR:
+        return "scalar";
+    case MARS_CFG_MAP:
+        return "mapping";
+    case MARS_CFG_SEQ:
+        return "list";
+    }
+    return "?";
+}

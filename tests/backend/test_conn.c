@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "core/conn.h"
+#include "backend.h"
 #include "core/ev.h"
 #include "core/tls.h"
 
@@ -368,17 +369,10 @@ static int teardown(void **state)
 
 int main(void)
 {
-    const char *name = getenv("MARS_IO_BACKEND");
     const char *src = getenv("MARS_SRC");
-    char why[256] = "", cmd[800];
+    char cmd[800];
 
-    if (!name || !*name)
-        name = "libevent";
-    g_backend = mars_ev_backend_select(name, why, sizeof(why));
-    if (!g_backend) {
-        printf("SKIP conn for backend \"%s\": %s\n", name, why);
-        return strcmp(name, "libevent") == 0 ? 1 : 0;
-    }
+    g_backend = mars_test_backend("conn");
     snprintf(g_dir, sizeof(g_dir), "%s/mars-conn-XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(g_dir))

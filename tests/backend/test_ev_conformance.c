@@ -31,6 +31,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "backend.h"
 #include "core/ev.h"
 
 #define MS          1000000LL
@@ -846,17 +847,7 @@ static void test_async_fini_from_callback(void **state)
 
 int main(void)
 {
-    const char *name = getenv("MARS_IO_BACKEND");
-    char why[256] = "";
-
-    if (name == NULL || name[0] == '\0')
-        name = "libevent";
-    g_backend = mars_ev_backend_select(name, why, sizeof(why));
-    if (g_backend == NULL) {
-        printf("SKIP ev conformance for backend \"%s\": %s\n", name, why);
-        return strcmp(name, "libevent") == 0 ? 1 : 0;
-    }
-    printf("ev conformance: backend %s (%s)\n", mars_ev_backend_name(g_backend), why);
+    g_backend = mars_test_backend("ev conformance");
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {

@@ -27,6 +27,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "backend.h"
 #include "core/ev.h"
 
 #define MS          1000000LL
@@ -393,17 +394,7 @@ static void test_loop_created_elsewhere(void **state)
 
 int main(void)
 {
-    const char *name = getenv("MARS_IO_BACKEND");
-    char why[256] = "";
-
-    if (name == NULL || name[0] == '\0')
-        name = "libevent";
-    g_backend = mars_ev_backend_select(name, why, sizeof(why));
-    if (g_backend == NULL) {
-        printf("SKIP ev stress for backend \"%s\": %s\n", name, why);
-        return strcmp(name, "libevent") == 0 ? 1 : 0;
-    }
-    printf("ev stress: backend %s (%s)\n", mars_ev_backend_name(g_backend), why);
+    g_backend = mars_test_backend("ev stress");
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {

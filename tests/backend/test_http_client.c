@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "backend.h"
 #include "core/ev.h"
 #include "core/http.h"
 
@@ -394,15 +395,7 @@ static void test_shutdown_in_flight(void **state)
 
 int main(void)
 {
-    const char *name = getenv("MARS_IO_BACKEND");
-    char why[256] = "";
-    if (name == NULL || name[0] == '\0')
-        name = "libevent";
-    g_backend = mars_ev_backend_select(name, why, sizeof(why));
-    if (g_backend == NULL) {
-        printf("SKIP http client for backend \"%s\": %s\n", name, why);
-        return strcmp(name, "libevent") == 0 ? 1 : 0;
-    }
+    g_backend = mars_test_backend("http client");
     start_server();
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {

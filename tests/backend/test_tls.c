@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "backend.h"
 #include "core/ev.h"
 #include "core/tls.h"
 
@@ -379,17 +380,10 @@ static int teardown(void **state)
 
 int main(void)
 {
-    const char *name = getenv("MARS_IO_BACKEND");
     const char *src = getenv("MARS_SRC");
-    char why[256] = "", cmd[800];
+    char cmd[800];
 
-    if (!name || !*name)
-        name = "libevent";
-    g_backend = mars_ev_backend_select(name, why, sizeof(why));
-    if (!g_backend) {
-        printf("SKIP tls for backend \"%s\": %s\n", name, why);
-        return strcmp(name, "libevent") == 0 ? 1 : 0;
-    }
+    g_backend = mars_test_backend("tls");
     snprintf(g_dir, sizeof(g_dir), "%s/mars-tls-XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(g_dir))

@@ -7,6 +7,9 @@
 #      reported, with the time it took
 #   2. max_open_files: 100 with 500 files, all growing: everything delivered, nothing
 #      given up or counted as an error, and never more than 100 files open at once
+#   3. files waiting for a descriptor (max_open_files: 1, the one descriptor kept busy)
+#      that move before mars gets to them: one renamed to a matched name is read in full
+#      with no error; one deleted is reported as lost with its size in bytes
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/file_source.bash"
@@ -86,6 +89,44 @@ max_open() {
     pass "max_open_files 100, 500 growing files: $O_SUMMARY; at most $MAX_FDS open"
 }
 
+waiting() {
+    new_section waiting
+    local conf=$S/mars.yaml size
+    file_conf "$conf" "$S/out" "include: [\"$L/*.log*\"], max_open_files: 1" $'log: {level: debug}\nruntime: {workers: 1}'
+    "$FW" append "$L/a.log" a 0 1 1 0
+    start_mars /dev/null "$S/err" -c "$conf"
+    wait_until $((10 * SLOW)) "mars opens a.log" holds_open "$MARS_PID" "$L/a.log"
+    # a.log grows every 10 ms for ~3 s: its descriptor is never idle, the others wait
+    bg "$FW" append "$L/a.log" a 1 6000 20 10000
+    local writer=$BG_PID
+    "$FW" append "$L/b.log" b 0 100 100 0
+    "$FW" append "$L/c.log" c 0 100 100 0
+    size=$(stat -c %s "$L/c.log")
+    found_both() { grep -q "found $L/b.log\$" "$S/err" && grep -q "found $L/c.log\$" "$S/err"; }
+    wait_until $((10 * SLOW)) "mars finds b.log and c.log" found_both
+    alive "$writer" || fail "a.log's writer finished before b.log and c.log moved; the test needs it busy"
+    say "b.log and c.log wait for a descriptor; b.log is renamed to b.log.1, c.log deleted"
+    mv "$L/b.log" "$L/b.log.1"
+    rm "$L/c.log"
+    wait "$writer" || fail "the writer failed"
+    expect_key a 6001
+    expect_key b 100
+    wait_lines "$S/out" 6101 30
+    lost() { grep -q "ERROR .*$L/c.log was deleted before it could be read: $size bytes lost" "$S/err"; }
+    local deadline=$((SECONDS + 10 * SLOW))
+    until lost; do
+        ((SECONDS < deadline)) || fail "c.log was not reported lost: $(show_log "$S/err")"
+        sleep 0.05
+    done
+    stop_mars "$S/err"
+    oracle strict "$S/out"
+    if grep ' ERROR ' "$S/err" | grep -qv "$L/c.log was deleted"; then
+        fail "an error other than c.log's loss: $(show_log "$S/err")"
+    fi
+    pass "a renamed waiting file read in full ($O_SUMMARY); a deleted one reported lost ($size bytes)"
+}
+
 section "1. 5,000 files at once" five_thousand
 section "2. max_open_files: 100 with 500 files" max_open
+section "3. waiting files renamed or deleted" waiting
 finish "file source with many files"

@@ -112,6 +112,8 @@ struct tfile {
     int64_t last_change_ns, last_read_ns;
     unsigned seen_scan; /* scan generation that last saw it at a matched path */
     bool at_path;       /* some matched path still leads to it */
+    bool vanished;      /* pending, but its path was gone when it was opened: renamed or
+                         * deleted, the next scan tells which */
     bool reading, queued, eof;
     bool initial; /* found by the source's first scan */
     int wd; /* inotify watch of its directory, or -1 */

@@ -162,7 +162,7 @@ void file_open_pending(struct fsrc *fs)
         struct stat st, bst;
         for (size_t i = 0; i < fs->nfiles; i++) {
             struct tfile *f = fs->files[i];
-            if (f->state != TF_PENDING)
+            if (f->state != TF_PENDING || f->vanished)
                 continue;
             if (!fs->conf->oldest_first) {
                 best = f;
@@ -181,14 +181,13 @@ void file_open_pending(struct fsrc *fs)
                 MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot open %s: %s",
                             best->path, strerror(-rc));
             mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], rc == -ENOENT ? 0 : 1);
-            uint64_t done = best->read_off == UINT64_MAX ? 0 : best->read_off;
-            if (rc == -ENOENT && best->size_seen > done) {
-                /* deleted while it waited for a descriptor: what it held is gone */
-                fs->st.gave_up++;
-                MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src),
-                            "%s was deleted before it could be read: %llu bytes lost (raise "
-                            "max_open_files)",
-                            best->path, (unsigned long long)(best->size_seen - done));
+            if (rc == -ENOENT) {
+                /* renamed (a rotation between the scan and now) or deleted: the next scan,
+                 * due at once, finds it under its new name or reports what was lost */
+                best->vanished = true;
+                best->at_path = false;
+                fs->next_scan_ns = 0;
+                continue;
             }
             file_forget(fs, best); /* a later scan finds it again if it is still there */
         }

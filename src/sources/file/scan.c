@@ -121,6 +121,9 @@ static void found(struct fsrc *fs, const char *path)
             }
         }
         f->at_path = true;
+        f->vanished = false;
+        if (f->state == TF_PENDING)
+            f->size_seen = (uint64_t)st.st_size; /* what waits for it (lag, or a loss) */
         if (f->state == TF_DORMANT && (uint64_t)st.st_size != f->read_off)
             f->state = TF_PENDING; /* it grew (or shrank): open it again */
         return;
@@ -206,6 +209,19 @@ void file_scan(struct fsrc *fs)
         if (f->seen_scan != fs->scan_gen && f->state == TF_DORMANT) {
             /* closed and no longer at a matched path: nothing to read, free its memory (its
              * checkpoint stays, should it come back) */
+            file_forget(fs, f);
+            continue;
+        }
+        if (f->vanished && f->seen_scan != fs->scan_gen) {
+            /* it waited for a descriptor and is at no matched path now: deleted */
+            uint64_t done = f->read_off == UINT64_MAX ? 0 : f->read_off;
+            if (f->size_seen > done) {
+                fs->st.gave_up++;
+                MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src),
+                            "%s was deleted before it could be read: %llu bytes lost (raise "
+                            "max_open_files)",
+                            f->path, (unsigned long long)(f->size_seen - done));
+            }
             file_forget(fs, f);
             continue;
         }

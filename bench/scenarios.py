@@ -217,6 +217,30 @@ def run_linecount(ctx, sc):
     return [repeat(ctx, row, one)]
 
 
+def run_ev_read(ctx, sc):
+    """The ev-level read benchmark (issue 4): bench/ev_read reads the big file through one
+    backend into 256 KiB buffers, four reads in flight, and finds its lines as mars's line
+    cutter does; compared with cat of the same file in this run."""
+    d = ctx.data("big", data_big)
+    row = ctx.add(Row(sc.id, "ev_read: file → %s loop → line index" % sc.backend, "mars", baseline="cat"))
+    exe, why = ctx.ev_read_tool()
+    if not exe:
+        row.skip(why)
+        return [row]
+
+    def one(i):
+        out = ctx.path("logs", "ev_read.out")
+        m = ctx.measure([exe, d["path"], "-r", "1", "-b", sc.backend, "--no-cat"], stdout=out,
+                        hard_limit=ctx.hard_limit(d["bytes"]))
+        r = Run(m, d["lines"], d["bytes"])
+        check_exit(r, m, "ev_read")
+        got = re.search(r"^lines (\d+)$", read(out), re.M)
+        if not got or int(got.group(1)) != d["lines"]:
+            r.fail("ev_read counted %s lines, gen wrote %d" % (got and got.group(1), d["lines"]))
+        return r
+    return [repeat(ctx, row, one)]
+
+
 def run_cat_write(ctx, sc):
     d = ctx.data("big", data_big)
     row = ctx.add(Row("cat-write", "cat DATA > FILE (write baseline)", "baseline", baseline="cat-write"))
@@ -840,12 +864,14 @@ class Scenario:
 
 
 FILE_SRC = (("source", "file"),)
-BIG_USERS = ["file-blackhole*", "stdin-blackhole", "files1000*", "stdin-file", "file-tcp", "file-http*", "file-mars-mars",
+BIG_USERS = ["ev-read*", "file-blackhole*", "stdin-blackhole", "files1000*", "stdin-file", "file-tcp", "file-http*", "file-mars-mars",
              "fluent-bit", "vector"]
 SCENARIOS = [
     Scenario("cat", "cat DATA > /dev/null", run_cat,
              baseline_for=BIG_USERS + ["demo-blackhole", "file-parse*", "k8s-*"]),
     Scenario("linecount", "linecount (memchr)", run_linecount, baseline_for=BIG_USERS),
+    Scenario("ev-read@libevent", "ev_read: file → libevent loop → line index", run_ev_read, backend="libevent"),
+    Scenario("ev-read@io_uring", "ev_read: file → io_uring loop → line index", run_ev_read, backend="io_uring"),
     Scenario("cat-write", "cat DATA > FILE", run_cat_write, baseline_for=["stdin-file"]),
     Scenario("cat-tcp", "cat DATA > tcp (same receiver)", run_cat_tcp, needs=(("sink", "tcp"),),
              baseline_for=["file-tcp"]),

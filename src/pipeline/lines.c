@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/delim.h"
 #include "core/log.h"
 
 const char *const mars_oversize_names[] = {"split", "truncate", NULL};
@@ -62,40 +63,62 @@ static void count_oversize(struct mars_cutter *ct)
                 ct->oversize == MARS_OVERSIZE_SPLIT ? "split" : "truncated");
 }
 
-int mars_cutter_run(struct mars_cutter *ct, struct mars_chunk *c, uint32_t *start,
-                    uint32_t scan_from, uint32_t end, struct mars_batch **bp, uint32_t cap,
-                    int64_t now)
+/* Cuts at the line end `stop` (a delimiter there when nl, else the end of the bytes read):
+ * emits the line from *st, in max_line pieces when it is longer, or drops what truncation
+ * skips. Without a delimiter, a line that fits max_line waits for more bytes. *st moves
+ * past what was emitted or dropped, even when an emit fails. */
+static int cut_to(struct mars_cutter *ct, struct mars_chunk *c, uint32_t *st, uint32_t stop,
+                  bool nl, struct mars_batch **bp, uint32_t cap, int64_t now)
 {
-    uint32_t pos = scan_from, st = *start;
     int rc = 0;
-
-    while (pos < end && rc == 0) {
-        const unsigned char *nl = memchr(c->data + pos, ct->delim, end - pos);
-        uint32_t stop = nl ? (uint32_t)(nl - c->data) : end;
-        uint32_t len = stop - st;
+    while (rc == 0) {
+        uint32_t len = stop - *st;
         if (!nl && len <= ct->max_line)
             break;
         if (ct->skipping) {
             /* rest of a truncated line: drop through the delimiter */
             ct->skipping = !nl;
             ct->cutting = ct->skipping;
-            st = nl ? stop + 1 : end;
-        } else if (len > ct->max_line) {
+            *st = nl ? stop + 1 : stop;
+            break;
+        }
+        if (len > ct->max_line) {
             if (!ct->cutting)
                 count_oversize(ct); /* once per line, not per piece */
             ct->cutting = true;
-            rc = mars_cutter_emit(ct, c, st, (uint32_t)ct->max_line, MARS_EVF_OVERSIZE, bp, cap,
+            rc = mars_cutter_emit(ct, c, *st, (uint32_t)ct->max_line, MARS_EVF_OVERSIZE, bp, cap,
                                   now);
-            st += (uint32_t)ct->max_line;
+            *st += (uint32_t)ct->max_line;
             ct->skipping = ct->oversize == MARS_OVERSIZE_TRUNCATE;
-        } else {
-            uint8_t flags = (nl ? MARS_EVF_NL_FOLLOWS : 0) | (ct->cutting ? MARS_EVF_OVERSIZE : 0);
-            rc = mars_cutter_emit(ct, c, st, len, flags, bp, cap, now);
-            ct->cutting = false;
-            st = nl ? stop + 1 : stop;
+            continue;
         }
-        pos = st;
+        uint8_t flags = MARS_EVF_NL_FOLLOWS | (ct->cutting ? MARS_EVF_OVERSIZE : 0);
+        rc = mars_cutter_emit(ct, c, *st, len, flags, bp, cap, now);
+        ct->cutting = false;
+        *st = stop + 1;
+        break;
     }
+    return rc;
+}
+
+int mars_cutter_run(struct mars_cutter *ct, struct mars_chunk *c, uint32_t *start,
+                    uint32_t scan_from, uint32_t end, struct mars_batch **bp, uint32_t cap,
+                    int64_t now)
+{
+    uint32_t idx[256];
+    uint32_t pos = scan_from, st = *start;
+    int rc = 0;
+
+    /* delimiters a batch at a time (core/delim.h), then what follows the last one */
+    while (pos < end && rc == 0) {
+        size_t done, k = mars_delim_index(c->data + pos, end - pos, (unsigned char)ct->delim,
+                                          idx, sizeof(idx) / sizeof(idx[0]), &done);
+        for (size_t j = 0; j < k && rc == 0; j++)
+            rc = cut_to(ct, c, &st, pos + idx[j], true, bp, cap, now);
+        pos += (uint32_t)done;
+    }
+    if (rc == 0)
+        rc = cut_to(ct, c, &st, end, false, bp, cap, now);
     *start = st;
     return rc;
 }

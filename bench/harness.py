@@ -391,26 +391,33 @@ class Ctx:
     def tool(self, name):
         return os.path.join(self.bin, name)
 
-    def ev_read_tool(self):
-        """bench/ev_read.c linked with the core library next to the mars under test (the ev
-        backends themselves). Returns (path, None), or (None, why) when it cannot be built."""
-        exe = os.path.join(self.bin, "ev_read")
+    def core_tool(self, name, extra_libs=(), cxx=False):
+        """bench/NAME.c (or .cc with cxx) linked with the core library next to the mars
+        under test. Returns (path, None), or (None, why) when it cannot be built."""
+        exe = os.path.join(self.bin, name)
         lib = os.path.join(os.path.dirname(self.mars_path), "libmars_core.a")
-        src = os.path.join(HERE, "ev_read.c")
-        if not os.path.exists(lib):
+        src = os.path.join(HERE, name + (".cc" if cxx else ".c"))
+        if not cxx and not os.path.exists(lib):
             return None, "no %s next to the mars binary (a CMake build dir has it)" % lib
-        if os.path.exists(exe) and os.path.getmtime(exe) >= max(os.path.getmtime(src), os.path.getmtime(lib)):
+        deps = [src] if cxx else [src, lib]
+        if os.path.exists(exe) and os.path.getmtime(exe) >= max(os.path.getmtime(p) for p in deps):
             return exe, None
+        if cxx:
+            cmd = [os.environ.get("CXX", "c++"), "-O2", "-std=c++17", "-Wall", "-o", exe, src]
+        else:
+            cmd = [os.environ.get("CC", "cc"), "-O2", "-std=c11", "-Wall", "-Wextra", "-D_GNU_SOURCE",
+                   "-I" + os.path.join(REPO, "src"), "-o", exe, src, lib]
+        rc, out, err = sh(cmd + list(extra_libs))
+        if rc != 0:
+            return None, "building %s failed: %s%s" % (name, out, err)
+        return exe, None
+
+    def ev_read_tool(self):
+        """bench/ev_read.c with the ev backends of the mars under test."""
         rc, libs, err = sh(["pkg-config", "--libs", "libevent", "liburing"])
         if rc != 0:
             return None, "pkg-config --libs libevent liburing failed: %s" % err.strip()
-        cc = os.environ.get("CC", "cc")
-        rc, out, err = sh([cc, "-O2", "-std=c11", "-Wall", "-Wextra", "-D_GNU_SOURCE",
-                           "-I" + os.path.join(REPO, "src"), "-o", exe, src, lib] + libs.split() +
-                          ["-lpthread", "-lm"])
-        if rc != 0:
-            return None, "building ev_read failed: %s%s" % (out, err)
-        return exe, None
+        return self.core_tool("ev_read", libs.split() + ["-lpthread", "-lm"])
 
     def path(self, *parts):
         p = os.path.join(self.work, *parts)

@@ -539,6 +539,50 @@ def run_parse_chain(ctx, sc):
     return [base, row]
 
 
+JSON_SCAN_MIB = 256  # in-memory scans read at most this much of the JSON data (jansson is slow)
+
+
+def run_json_scanner(ctx, sc):
+    """The JSON scanner alone, in memory (issue 6): mars_json_validate and mars_json_parse
+    against jansson (json_loadb) and, when libsimdjson-dev is installed, simdjson's DOM
+    parser, over the same lines; only the loop over the lines is timed (bench/json_scan.c)."""
+    d = ctx.data("json", data_json)
+    mib = min(JSON_SCAN_MIB, max(1, d["bytes"] >> 20))
+    contenders = [("json-jansson", "jansson: json_loadb + json_decref", "baseline", "json_scan", ["jansson"]),
+                  ("json-validate", "mars_json_validate", "mars", "json_scan", ["validate"]),
+                  ("json-parse", "mars_json_parse into fields", "mars", "json_scan", ["parse"]),
+                  ("json-simdjson", "simdjson DOM parse (reference)", "peer", "json_simdjson", [])]
+    rows = []
+    for rid, title, kind, tool, args in contenders:
+        row = ctx.add(Row(rid, "JSON scanner, in memory: " + title, kind, baseline="json-jansson"))
+        rows.append(row)
+        if tool == "json_simdjson":
+            exe, why = ctx.core_tool(tool, ["-lsimdjson"], cxx=True) if os.path.exists(
+                "/usr/include/simdjson.h") else (None, "libsimdjson-dev is not installed (optional)")
+        else:
+            exe, why = ctx.core_tool(tool, ["-ljansson", "-lm"])
+        if not exe:
+            row.skip(why)
+            continue
+
+        def one(i, exe=exe, args=args):
+            out = ctx.path("logs", "json_scan.out")
+            m = ctx.measure([exe, d["path"]] + args + ["-m", str(mib)], stdout=out,
+                            hard_limit=ctx.hard_limit(d["bytes"]) * 4)
+            got = dict(re.findall(r"(\w+) ([0-9.]+)", read(out)))
+            if "lines" in got:  # the tool's own timing of the loop, not the file's loading
+                m = dict(m, wall_s=float(got["wall_s"]), user_s=float(got["user_s"]),
+                         sys_s=float(got["sys_s"]))
+            r = Run(m, int(got.get("lines", 0)), int(got.get("bytes", 0)))
+            check_exit(r, m, os.path.basename(exe))
+            if "lines" not in got or got.get("errors") != "0":
+                r.fail("rejected %s of %s lines (or printed no figures)" % (got.get("errors"), got.get("lines")))
+            return r
+        repeat(ctx, row, one)
+        row.notes.append("the first %d MiB of the JSON app logs, in memory; CPU of the loop alone" % mib)
+    return rows
+
+
 def run_parse_nginx(ctx, sc):
     d = ctx.data("nginx", data_nginx)
     src, stdin, label = reader(ctx, d)
@@ -900,6 +944,7 @@ SCENARIOS = [
              run_k8s_blackhole, needs=(("source", "kubernetes_logs"),)),
     Scenario("file-parse-filter-modify", "file → parse json → filter → modify → blackhole", run_parse_chain,
              needs=(("transform", "parse"), ("transform", "filter"), ("transform", "modify"))),
+    Scenario("json-scanner", "JSON scanner in memory: mars vs jansson (and simdjson)", run_json_scanner),
     Scenario("file-parse-nginx", "file → parse nginx → blackhole", run_parse_nginx,
              needs=(("transform", "parse"),)),
     Scenario("file-tcp", "file → tcp", run_file_tcp, needs=(("sink", "tcp"),)),

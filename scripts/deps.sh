@@ -10,9 +10,10 @@ pkgs=(build-essential cmake pkg-config libyaml-dev libevent-dev liburing-dev lib
 if [ "$what" = test ]; then
   # prometheus: promtool and the server the observability tests scrape mars with; curl: HTTP
   # openssl: test certificates for the TLS cases; python3-yaml: the Kubernetes manifests test;
-  # nghttp2-server: nghttpd, a real HTTP/2 server for the http sink test
+  # nghttp2-server: nghttpd, a real HTTP/2 server for the http sink test; libjansson-dev and
+  # libsimdjson-dev: the JSON parsers bench/run's json-scanner rows compare mars's scanner with
   pkgs+=(clang libclang-rt-14-dev libcmocka-dev python3 procps gnuplot-nox prometheus curl openssl
-         python3-yaml nghttp2-server)
+         python3-yaml nghttp2-server libjansson-dev libsimdjson-dev)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -31,6 +31,9 @@ struct scan {
     const unsigned char *p, *end, *start;
     unsigned max_depth;
     struct mars_fbuild *fb; /* NULL: validate only */
+    /* the line index (lines up to INDEX_BYTES): per 64 bytes from start, bits of the quotes,
+     * backslashes and control bytes, and of the bytes above 0x7F; NULL when not built */
+    const uint64_t *special, *high;
     enum mars_json_error err;
     const unsigned char *err_at;
 };
@@ -266,46 +269,163 @@ static bool string_utf8(struct scan *sc, const unsigned char *b, const unsigned 
     return true;
 }
 
-/* String at sc->p (the opening quote). Sets body and whether it has escapes. */
-static bool scan_string(struct scan *sc, const unsigned char **body, size_t *len, bool *escaped)
+/* ---- the line index ---- */
+
+#define INDEX_BYTES 4096 /* longer text is scanned string by string */
+#define INDEX_WORDS (INDEX_BYTES / 64)
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static inline void index_block(const unsigned char *p, uint64_t *sp,
+                                                               uint64_t *hi)
 {
-    const unsigned char *b = ++sc->p, *from = b;
-    uint64_t high = 0;
-    uint32_t vhigh = 0;
+    const __m256i q = _mm256_set1_epi8('"'), bs = _mm256_set1_epi8('\\');
+    const __m256i c1f = _mm256_set1_epi8(0x1f);
+    uint64_t m[2], h[2];
+    for (int k = 0; k < 2; k++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32 * k));
+        __m256i ctl = _mm256_cmpeq_epi8(_mm256_max_epu8(v, c1f), c1f);
+        __m256i x = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, q),
+                                                    _mm256_cmpeq_epi8(v, bs)),
+                                    ctl);
+        m[k] = (uint32_t)_mm256_movemask_epi8(x);
+        h[k] = (uint32_t)_mm256_movemask_epi8(v);
+    }
+    *sp = m[0] | m[1] << 32;
+    *hi = h[0] | h[1] << 32;
+}
+
+/* Builds the index of s[0, n) (n <= INDEX_BYTES) into sp[] and hi[]. The last partial
+ * block is copied into a buffer padded with a plain letter, which sets no bit. */
+__attribute__((target("avx2"))) static void index_line(const unsigned char *s, size_t n,
+                                                       uint64_t *sp, uint64_t *hi)
+{
+    size_t i = 0, w = 0;
+    for (; i + 64 <= n; i += 64, w++)
+        index_block(s + i, &sp[w], &hi[w]);
+    if (i < n) {
+        unsigned char tail[64];
+        memset(tail, 'a', sizeof(tail));
+        memcpy(tail, s + i, n - i);
+        index_block(tail, &sp[w], &hi[w]);
+    }
+}
+#define HAVE_INDEX() __builtin_cpu_supports("avx2")
+#else
+#define HAVE_INDEX() 0
+#define index_line(s, n, sp, hi) ((void)0)
+#endif
+
+/* The first quote, backslash or control byte at or after p, or end. */
+static inline const unsigned char *next_special(const struct scan *sc, const unsigned char *p)
+{
+    size_t off = (size_t)(p - sc->start), w = off >> 6;
+    size_t nw = ((size_t)(sc->end - sc->start) + 63) >> 6;
+    if (w >= nw)
+        return sc->end;
+    uint64_t m = sc->special[w] & (~0ULL << (off & 63));
+    while (!m) {
+        if (++w >= nw)
+            return sc->end;
+        m = sc->special[w];
+    }
+    return sc->start + (w << 6) + __builtin_ctzll(m);
+}
+
+/* Whether a byte above 0x7F lies in [a, b). */
+static inline bool high_between(const struct scan *sc, const unsigned char *a,
+                                const unsigned char *b)
+{
+    if (a >= b)
+        return false;
+    size_t x = (size_t)(a - sc->start), y = (size_t)(b - sc->start);
+    size_t wx = x >> 6, wy = (y - 1) >> 6, top = y - (wy << 6); /* 1..64 bits of word wy */
+    uint64_t last = top == 64 ? ~0ULL : (1ULL << top) - 1;
+    uint64_t first = sc->high[wx] & (~0ULL << (x & 63));
+    if (wx == wy)
+        return (first & last) != 0;
+    if (first)
+        return true;
+    for (size_t w = wx + 1; w < wy; w++)
+        if (sc->high[w])
+            return true;
+    return (sc->high[wy] & last) != 0;
+}
+
+/* ---- strings: the scan ---- */
+
+/* From sc->p inside a string, with the line index: stops at the closing quote, a control
+ * byte or the end; escapes are checked on the way. */
+static bool string_indexed(struct scan *sc, const unsigned char **from, bool *escaped)
+{
+    for (;;) {
+        sc->p = next_special(sc, sc->p);
+        if (sc->p >= sc->end || *sc->p != '\\')
+            return true;
+        *escaped = true;
+        if (high_between(sc, *from, sc->p) && !string_utf8(sc, *from, sc->p))
+            return false;
+        *from = sc->p; /* [from, here) is valid: only what follows is left to check */
+        if (!scan_escape(sc))
+            return false;
+    }
+}
+
+/* The same without the index: 32 bytes per step, then eight, then one. *high gathers the
+ * bytes above 0x7F seen since *from (and maybe a few after the stop). */
+static bool string_run(struct scan *sc, const unsigned char **from, bool *escaped,
+                       uint64_t *high)
+{
     bool avx2 = sc->end - sc->p >= 32 && HAVE_AVX2_RUN();
-    *escaped = false;
+    uint32_t vhigh = 0;
     for (;;) {
         bool found = avx2 && string_run_avx2(&sc->p, sc->end, &vhigh);
         while (!found && sc->end - sc->p >= 8) {
             uint64_t x, sp;
             memcpy(&x, sc->p, 8);
-            high |= x;
+            *high |= x;
             if ((sp = special_bytes(x)) != 0) {
                 sc->p += (size_t)__builtin_ctzll(sp) / 8; /* little-endian: lowest first */
                 break;
             }
             sc->p += 8;
         }
+        *high |= vhigh ? HIGHS : 0;
+        vhigh = 0;
         if (sc->p >= sc->end)
-            break;
+            return true;
         unsigned char c = *sc->p;
         if (c == '"' || c < 0x20)
-            break;
+            return true;
         if (c == '\\') {
             *escaped = true;
-            if (((high & HIGHS) | vhigh) && !string_utf8(sc, from, sc->p))
+            if ((*high & HIGHS) && !string_utf8(sc, *from, sc->p))
                 return false;
-            high = vhigh = 0; /* [from, here) is valid: only what follows is left to check */
-            from = sc->p;
+            *high = 0;
+            *from = sc->p;
             if (!scan_escape(sc))
                 return false;
         } else {
-            high |= c; /* the last bytes, one at a time */
+            *high |= c; /* the last bytes, one at a time */
             sc->p++;
         }
     }
+}
+
+/* String at sc->p (the opening quote). Sets body and whether it has escapes. */
+static bool scan_string(struct scan *sc, const unsigned char **body, size_t *len, bool *escaped)
+{
+    const unsigned char *b = ++sc->p, *from = b;
+    uint64_t high = 0;
+    *escaped = false;
+    if (sc->special) {
+        if (!string_indexed(sc, &from, escaped))
+            return false;
+        high = high_between(sc, from, sc->p) ? HIGHS : 0;
+    } else if (!string_run(sc, &from, escaped, &high)) {
+        return false;
+    }
     /* invalid UTF-8 before the stop is the first error */
-    if (((high & HIGHS) | vhigh) && !string_utf8(sc, from, sc->p))
+    if ((high & HIGHS) && !string_utf8(sc, from, sc->p))
         return false;
     if (sc->p >= sc->end)
         return fail(sc, MARS_JSON_TRUNCATED, sc->end);
@@ -563,12 +683,25 @@ static enum mars_json_error finish(struct scan *sc, bool ok, size_t *err_at)
     return sc->err;
 }
 
+/* Indexes the text when it is short enough and the CPU can (the arrays are the caller's). */
+static void maybe_index(struct scan *sc, uint64_t *sp, uint64_t *hi)
+{
+    size_t n = (size_t)(sc->end - sc->start);
+    if (n == 0 || n > INDEX_BYTES || !HAVE_INDEX())
+        return;
+    index_line(sc->start, n, sp, hi);
+    sc->special = sp;
+    sc->high = hi;
+}
+
 enum mars_json_error mars_json_validate(const char *s, size_t n, unsigned max_depth, size_t *err_at)
 {
+    uint64_t sp[INDEX_WORDS], hi[INDEX_WORDS];
     struct scan sc = {.p = (const unsigned char *)s,
                       .end = (const unsigned char *)s + n,
                       .start = (const unsigned char *)s,
                       .max_depth = max_depth};
+    maybe_index(&sc, sp, hi);
     skip_ws(&sc);
     if (sc.p >= sc.end) {
         fail(&sc, MARS_JSON_EMPTY, sc.p);
@@ -581,11 +714,13 @@ enum mars_json_error mars_json_validate(const char *s, size_t n, unsigned max_de
 enum mars_json_error mars_json_parse(const char *s, size_t n, unsigned max_depth,
                                      struct mars_fbuild *fb, uint32_t parent, size_t *err_at)
 {
+    uint64_t sp[INDEX_WORDS], hi[INDEX_WORDS];
     struct scan sc = {.p = (const unsigned char *)s,
                       .end = (const unsigned char *)s + n,
                       .start = (const unsigned char *)s,
                       .max_depth = max_depth,
                       .fb = fb};
+    maybe_index(&sc, sp, hi);
     bool ok = false;
     skip_ws(&sc);
     if (sc.p >= sc.end)

@@ -517,7 +517,7 @@ def vs_passthrough(row, base, target=None):
 
 
 def run_parse_chain(ctx, sc):
-    """JSON app logs → parse json → filter → modify → blackhole (bench/TRANSFORMS.md, issue 6)."""
+    """JSON app logs → parse json → filter → modify → blackhole (issue 6)."""
     d = ctx.data("json", data_json)
     src, stdin, label = reader(ctx, d)
     keep = d["lines"] - d["debug_lines"]

@@ -7,6 +7,11 @@
  * waits for mars_chunk_pool_on_free() to call it back. That is how backpressure reaches the
  * reader without losing data: unread bytes stay in the file, pipe or socket.
  *
+ * Regular chunks live in one region reserved up front (mmap, touched only as chunks are
+ * first used), `region_stride` bytes apart, so the worker can register the region with its
+ * event loop once (mars_ev_register_buffers(loop, region, region_stride, region_count))
+ * and file reads into chunks become fixed reads. Large chunks are malloc'd as before.
+ *
  * Thread: a pool and its chunks belong to one worker thread; refcounts are not atomic.
  */
 #ifndef MARS_CHUNK_H
@@ -43,10 +48,15 @@ struct mars_chunk_pool {
         void *arg;
     } *waiters;
     size_t nwaiters, waiters_cap;
+    /* Regular chunks' region: region_count slots of region_stride bytes (page multiples),
+     * region_used of them handed out at least once. NULL when mmap failed (malloc then). */
+    unsigned char *region;
+    size_t region_stride, region_count, region_used;
 };
 
 void mars_chunk_pool_init(struct mars_chunk_pool *p, size_t chunk_size, size_t max_bytes);
-/* Frees the free list. Every chunk must have been returned (a leak is reported on stderr). */
+/* Frees the free list and the region. Every chunk must have been returned (a leak is
+ * reported on stderr), and no event loop may still read into the region. */
 void mars_chunk_pool_fini(struct mars_chunk_pool *p);
 
 /* Returns an owned chunk (refs = 1, len = 0) of at least `min_cap` bytes, or NULL when the

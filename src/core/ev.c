@@ -172,6 +172,12 @@ void mars_ev_loop_destroy(struct mars_ev_loop *loop)
      * them dangling. That is a bug in the caller (cancel and run until pending is 0). */
     assert(loop->pending == 0 && loop->done_head == NULL);
     loop->backend->fini(loop);
+    while (loop->shot_free != NULL) {
+        struct mars_ev_shot *s = loop->shot_free;
+
+        loop->shot_free = s->next;
+        free(s);
+    }
     free(loop);
 }
 
@@ -185,6 +191,20 @@ const char *mars_ev_loop_backend_name(const struct mars_ev_loop *loop)
     return loop->backend->name;
 }
 
+int mars_ev_register_buffers(struct mars_ev_loop *loop, void *base, size_t unit, unsigned count)
+{
+    int rc;
+
+    if (base == NULL || unit == 0 || count == 0)
+        return -EINVAL;
+    if (loop->backend->register_buffers == NULL)
+        return -EOPNOTSUPP;
+    rc = loop->backend->register_buffers(loop, base, unit, count);
+    if (rc == 0)
+        loop->caps |= MARS_EV_CAP_FIXED_BUFFERS;
+    return rc;
+}
+
 unsigned mars_ev_pending(const struct mars_ev_loop *loop)
 {
     return loop->pending;
@@ -195,6 +215,8 @@ unsigned mars_ev_pending(const struct mars_ev_loop *loop)
 static int validate(const struct mars_ev_op *op)
 {
     if (op->cb == NULL)
+        return -EINVAL;
+    if ((op->opts & MARS_EV_F_MULTISHOT) && op->type != MARS_EV_ACCEPT)
         return -EINVAL;
     switch (op->type) {
     case MARS_EV_TIMER:
@@ -234,6 +256,8 @@ int mars_ev_submit(struct mars_ev_loop *loop, struct mars_ev_op *op)
     op->flags = MARS_EV_OPF_INFLIGHT;
     op->next_done = NULL;
     op->bk = NULL;
+    op->shots = NULL;
+    op->more = false;
     op->result = 0;
     loop->pending++;
     rc = loop->backend->submit(loop, op);
@@ -249,18 +273,21 @@ int mars_ev_cancel(struct mars_ev_loop *loop, struct mars_ev_op *op)
 {
     if (!(op->flags & MARS_EV_OPF_INFLIGHT))
         return -ENOENT;
-    /* Already finished, or already asked: its callback will run with what it has. */
-    if (op->flags & (MARS_EV_OPF_DONE | MARS_EV_OPF_CANCEL))
+    /* Already asked, or its last result is known: its callback will run with what it has.
+     * (An emulated multishot op whose result is queued sees the cancel in dispatch().) */
+    if (op->flags & (MARS_EV_OPF_CANCEL | MARS_EV_OPF_FINAL))
         return 0;
     op->flags |= MARS_EV_OPF_CANCEL;
+    if ((op->flags & MARS_EV_OPF_DONE) && !(op->more && (op->flags & MARS_EV_OPF_NATIVE)))
+        return 0;
     return loop->backend->cancel(loop, op);
 }
 
-void mars_ev_complete(struct mars_ev_loop *loop, struct mars_ev_op *op, int res)
+static void queue_done(struct mars_ev_loop *loop, struct mars_ev_op *op, int res, bool more)
 {
-    assert((op->flags & (MARS_EV_OPF_INFLIGHT | MARS_EV_OPF_DONE)) == MARS_EV_OPF_INFLIGHT);
     op->flags |= MARS_EV_OPF_DONE;
     op->result = res;
+    op->more = more;
     op->next_done = NULL;
     if (loop->done_tail)
         loop->done_tail->next_done = op;
@@ -269,7 +296,110 @@ void mars_ev_complete(struct mars_ev_loop *loop, struct mars_ev_op *op, int res)
     loop->done_tail = op;
 }
 
+/* A native multishot op with a result still queued (or waiting): later ones wait behind. */
+static bool results_waiting(const struct mars_ev_op *op)
+{
+    return (op->flags & (MARS_EV_OPF_DONE | MARS_EV_OPF_FINAL)) || op->shots != NULL;
+}
+
+void mars_ev_complete(struct mars_ev_loop *loop, struct mars_ev_op *op, int res)
+{
+    assert(op->flags & MARS_EV_OPF_INFLIGHT);
+    assert(!(op->flags & MARS_EV_OPF_FINAL));
+    if (results_waiting(op)) {
+        op->final_result = res;
+        op->flags |= MARS_EV_OPF_FINAL;
+        return;
+    }
+    queue_done(loop, op, res, false);
+}
+
+void mars_ev_complete_more(struct mars_ev_loop *loop, struct mars_ev_op *op, int res)
+{
+    struct mars_ev_shot *s, **tail;
+
+    assert((op->flags & MARS_EV_OPF_INFLIGHT) && !(op->flags & MARS_EV_OPF_FINAL));
+    if (!results_waiting(op)) {
+        queue_done(loop, op, res, true);
+        return;
+    }
+    s = loop->shot_free;
+    if (s != NULL)
+        loop->shot_free = s->next;
+    else
+        s = malloc(sizeof(*s));
+    if (s == NULL) {
+        /* Out of memory for one more accepted connection: drop it (the peer sees a reset)
+         * rather than leak its fd. */
+        if (res >= 0 && op->type == MARS_EV_ACCEPT)
+            close(res);
+        return;
+    }
+    s->res = res;
+    s->next = NULL;
+    for (tail = &op->shots; *tail != NULL; tail = &(*tail)->next)
+        ;
+    *tail = s;
+}
+
+/* After a callback with more = true: queue the op's next waiting result, if any. */
+static void queue_next_result(struct mars_ev_loop *loop, struct mars_ev_op *op)
+{
+    struct mars_ev_shot *s = op->shots;
+
+    if (op->flags & MARS_EV_OPF_DONE)
+        return; /* emulation re-armed it and it completed at once: already queued */
+    if (s != NULL) {
+        op->shots = s->next;
+        queue_done(loop, op, s->res, true);
+        s->next = loop->shot_free;
+        loop->shot_free = s;
+    } else if (op->flags & MARS_EV_OPF_FINAL) {
+        op->flags &= ~(uint32_t)MARS_EV_OPF_FINAL;
+        queue_done(loop, op, op->final_result, false);
+    }
+}
+
+/* Multishot on a backend without it: re-submit a single-shot op that produced a result,
+ * before its callback runs. True when the op is armed again. */
+static bool rearm_emulated(struct mars_ev_loop *loop, struct mars_ev_op *op, int res)
+{
+    if (res < 0 || (op->flags & MARS_EV_OPF_CANCEL))
+        return false;
+    op->flags = MARS_EV_OPF_INFLIGHT;
+    op->bk = NULL;
+    return loop->backend->submit(loop, op) == 0;
+}
+
 /* ---- running -------------------------------------------------------------------------- */
+
+/* Runs one queued result's callback. */
+static void dispatch(struct mars_ev_loop *loop, struct mars_ev_op *op)
+{
+    int res = op->result;
+    bool more = op->more;
+
+    op->next_done = NULL;
+    if ((op->opts & MARS_EV_F_MULTISHOT) && !(op->flags & MARS_EV_OPF_NATIVE))
+        more = rearm_emulated(loop, op, res); /* flags start afresh (the op may be DONE) */
+    else if (more)
+        op->flags &= ~(uint32_t)MARS_EV_OPF_DONE; /* only this result is consumed */
+    if (more) {
+        /* Still armed: the op stays the loop's. */
+        op->more = true;
+        op->cb(op, res);
+        queue_next_result(loop, op);
+        return;
+    }
+    /* From here the op is the caller's again: clear our marks before the callback so it can
+     * resubmit (or free the op). */
+    assert(op->shots == NULL);
+    op->flags = 0;
+    op->bk = NULL;
+    op->more = false;
+    loop->pending--;
+    op->cb(op, res);
+}
 
 /* Runs the callbacks of the ops on the done queue now; ops completed meanwhile wait for the
  * next call. Returns how many callbacks ran. */
@@ -283,13 +413,7 @@ static int run_done(struct mars_ev_loop *loop)
     while (op != NULL) {
         struct mars_ev_op *next = op->next_done;
 
-        /* From here the op is the caller's again: clear our marks before the callback so
-         * it can resubmit. */
-        op->next_done = NULL;
-        op->flags = 0;
-        op->bk = NULL;
-        loop->pending--;
-        op->cb(op, op->result);
+        dispatch(loop, op);
         n++;
         op = next;
     }
@@ -399,6 +523,12 @@ void mars_ev_prep_recv(struct mars_ev_op *op, int fd, void *buf, size_t len, mar
 void mars_ev_prep_accept(struct mars_ev_op *op, int fd, mars_ev_cb cb, void *data)
 {
     prep(op, MARS_EV_ACCEPT, fd, cb, data);
+}
+
+void mars_ev_prep_accept_multishot(struct mars_ev_op *op, int fd, mars_ev_cb cb, void *data)
+{
+    prep(op, MARS_EV_ACCEPT, fd, cb, data);
+    op->opts = MARS_EV_F_MULTISHOT;
 }
 
 void mars_ev_prep_connect(struct mars_ev_op *op, int fd, const struct sockaddr *addr,

@@ -17,6 +17,10 @@
  * - A loop belongs to one thread. Only mars_ev_async_send() may be called from another thread.
  * - A loop is destroyed only when it has no op in flight (mars_ev_pending() == 0); cancel and
  *   run the loop until then.
+ * - Multishot ops (MARS_EV_F_MULTISHOT, accept only) are the one exception to "exactly one
+ *   callback": the callback runs once per result, with op->more true while the op stays
+ *   armed, and a last time with op->more false. Until that last callback the op stays the
+ *   loop's (in flight, counted by mars_ev_pending()); see mars_ev_prep_accept_multishot().
  *
  * Backends are ops tables chosen at run time (mars_ev_backend_select); capability bits tell
  * callers what the live backend does natively, so they choose a strategy without #ifdef.
@@ -32,6 +36,7 @@
 
 struct mars_ev_loop;
 struct mars_ev_op;
+struct mars_ev_shot;
 
 typedef void (*mars_ev_cb)(struct mars_ev_op *op, int res);
 
@@ -61,6 +66,10 @@ struct mars_ev_op {
     void *data; /* free for the caller */
     enum mars_ev_op_type type;
     int fd;
+    uint8_t opts; /* MARS_EV_F_*, set by the prep helpers */
+    /* In the callback: true when the op stays armed and will call back again (multishot);
+     * false on the op's last callback, after which the op is the caller's again. */
+    bool more;
     union {
         struct {
             void *buf;
@@ -86,16 +95,23 @@ struct mars_ev_op {
     /* Backend state; callers never touch these. */
     struct mars_ev_op *next_done;
     void *bk;
+    struct mars_ev_shot *shots; /* multishot results waiting behind the queued one */
     uint32_t flags;
     int result;
+    int final_result; /* multishot: the last result, waiting behind `shots` */
+};
+
+/* op->opts. */
+enum {
+    MARS_EV_F_MULTISHOT = 1u << 0, /* one callback per result until cancelled (accept) */
 };
 
 /* Capability bits of a live backend (mars_ev_caps). */
 enum {
     MARS_EV_CAP_ASYNC_FILE_IO = 1u << 0, /* file reads do not block the loop thread */
-    MARS_EV_CAP_FIXED_BUFFERS = 1u << 1, /* registered buffers for chunk reads */
-    MARS_EV_CAP_SEND_ZC = 1u << 2,       /* zero-copy send */
-    MARS_EV_CAP_MULTISHOT = 1u << 3,     /* multishot accept/recv */
+    MARS_EV_CAP_FIXED_BUFFERS = 1u << 1, /* reads into a registered region are fixed reads */
+    MARS_EV_CAP_SEND_ZC = 1u << 2,       /* large SEND/SENDMSG are zero-copy */
+    MARS_EV_CAP_MULTISHOT = 1u << 3,     /* multishot accept is native (else emulated) */
 };
 
 struct mars_ev_backend; /* ops table, see ev_internal.h */
@@ -116,6 +132,19 @@ struct mars_ev_loop *mars_ev_loop_create(const struct mars_ev_backend *b);
 void mars_ev_loop_destroy(struct mars_ev_loop *loop);
 unsigned mars_ev_caps(const struct mars_ev_loop *loop);
 const char *mars_ev_loop_backend_name(const struct mars_ev_loop *loop);
+
+/*
+ * Registers a region of `count` read buffers of `unit` bytes each, back to back from `base`
+ * (the chunk pool's regular chunks). From then on a READ whose [buf, buf + len) lies inside
+ * one of them may be a fixed read (io_uring: READ_FIXED; the kernel skips mapping the pages
+ * on every read); any other READ is an ordinary one, so callers change nothing. The memory
+ * is pinned lazily, one unit at a time, the first time a read lands in it, so untouched
+ * units cost nothing. The region must stay mapped until the loop is destroyed; one region
+ * per loop. Returns 0 and sets MARS_EV_CAP_FIXED_BUFFERS, or a negative errno
+ * (-EOPNOTSUPP: this backend or kernel has no registered buffers; reads stay plain). The
+ * cap bit is cleared again if the kernel later refuses to pin a unit (RLIMIT_MEMLOCK).
+ */
+int mars_ev_register_buffers(struct mars_ev_loop *loop, void *base, size_t unit, unsigned count);
 
 /* Submits an op prepared with a mars_ev_prep_*() helper. Returns 0, or a negative errno
  * when the op could not be queued (its callback will then not run). */
@@ -175,6 +204,15 @@ void mars_ev_prep_sendmsg(struct mars_ev_op *op, int fd, const struct iovec *iov
 void mars_ev_prep_recv(struct mars_ev_op *op, int fd, void *buf, size_t len, mars_ev_cb cb,
                        void *data);
 void mars_ev_prep_accept(struct mars_ev_op *op, int fd, mars_ev_cb cb, void *data);
+/*
+ * Multishot accept: the callback runs once per accepted connection (res = the new fd,
+ * op->more = true) and the op stays armed, until it is cancelled or an error ends it: that
+ * last callback has op->more == false, and its res is -ECANCELED, the error, or (rarely) one
+ * more new fd. Only after it may the op be freed or resubmitted. Native on io_uring 5.19+
+ * (MARS_EV_CAP_MULTISHOT); elsewhere the loop re-arms a single-shot accept after each
+ * connection, which callers cannot tell apart.
+ */
+void mars_ev_prep_accept_multishot(struct mars_ev_op *op, int fd, mars_ev_cb cb, void *data);
 void mars_ev_prep_connect(struct mars_ev_op *op, int fd, const struct sockaddr *addr,
                           socklen_t addrlen, mars_ev_cb cb, void *data);
 void mars_ev_prep_timer(struct mars_ev_op *op, int64_t timeout_ns, mars_ev_cb cb, void *data);

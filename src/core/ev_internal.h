@@ -1,5 +1,5 @@
 /*
- * ev_internal.h - what ev.c shares with the event-loop backends (ev_libevent.c, later
+ * ev_internal.h - what ev.c shares with the event-loop backends (ev_libevent.c and
  * ev_uring.c). Nothing outside src/core/ev*.c includes this file.
  *
  * A backend is one const ops table. ev.c owns everything that is the same for every
@@ -44,6 +44,15 @@
  *         completes whatever finished. May return early with nothing done. Returns 0 or a
  *         negative errno. When loop->depth > 1 (run_once nested inside a callback), a
  *         backend whose poller cannot nest returns 0 at once.
+ * register_buffers  (may be NULL: -EOPNOTSUPP) takes the read region of
+ *         mars_ev_register_buffers(); 0 or a negative errno. ev.c sets the cap bit on 0.
+ *
+ * Multishot (MARS_EV_F_MULTISHOT): a backend that does it natively sets
+ * MARS_EV_OPF_NATIVE on the op in submit and reports each result with
+ * mars_ev_complete_more(), the last one with mars_ev_complete(); cancel may then be called
+ * while a result is queued. A backend that does not simply treats the op as single-shot:
+ * ev.c re-submits it after each successful result (before its callback) and reports
+ * more = true, so the emulation lives in one place.
  */
 struct mars_ev_backend {
     const char *name;
@@ -54,6 +63,14 @@ struct mars_ev_backend {
     int (*submit)(struct mars_ev_loop *loop, struct mars_ev_op *op);
     int (*cancel)(struct mars_ev_loop *loop, struct mars_ev_op *op);
     int (*wait)(struct mars_ev_loop *loop, int64_t timeout_ns);
+    int (*register_buffers)(struct mars_ev_loop *loop, void *base, size_t unit, unsigned count);
+};
+
+/* A multishot result that arrived while an earlier one of the same op was still queued.
+ * Owned by the loop (recycled through loop->shot_free). */
+struct mars_ev_shot {
+    struct mars_ev_shot *next;
+    int res;
 };
 
 /*
@@ -72,6 +89,7 @@ struct mars_ev_loop {
      * linked through op->next_done. */
     struct mars_ev_op *done_head;
     struct mars_ev_op *done_tail;
+    struct mars_ev_shot *shot_free; /* recycled multishot result records */
 };
 
 /*
@@ -82,6 +100,8 @@ enum {
     MARS_EV_OPF_INFLIGHT = 1u << 0, /* submitted, callback not started */
     MARS_EV_OPF_DONE = 1u << 1,     /* result known, on the done queue */
     MARS_EV_OPF_CANCEL = 1u << 2,   /* cancel was requested */
+    MARS_EV_OPF_NATIVE = 1u << 3,   /* multishot done by the backend (set in its submit) */
+    MARS_EV_OPF_FINAL = 1u << 4,    /* multishot: op->final_result waits behind op->shots */
     MARS_EV_OPF_BACKEND = 1u << 8,  /* first backend-private bit */
 };
 
@@ -91,6 +111,9 @@ enum {
  * loop until its callback starts.
  */
 void mars_ev_complete(struct mars_ev_loop *loop, struct mars_ev_op *op, int res);
+/* A native multishot op's result after which the op stays armed (op->more = true in its
+ * callback). Results of one op reach its callback in the order they were reported. */
+void mars_ev_complete_more(struct mars_ev_loop *loop, struct mars_ev_op *op, int res);
 
 extern const struct mars_ev_backend mars_ev_backend_libevent;
 #ifdef MARS_HAVE_URING

@@ -107,12 +107,27 @@
 #define UR_QUEUE_RETRY_NS   (1000 * 1000LL)            /* wait bound while work is queued */
 #define UR_DETACH_NS        (5 * 1000 * 1000 * 1000LL) /* thread exit: give up after this */
 #define UR_DETACH_STEP_NS   (10 * 1000 * 1000LL)
+/* Smallest SEND/SENDMSG sent zero-copy. Below a few pages, pinning the pages and the extra
+ * notification CQE cost more than the copy they save (the kernel's MSG_ZEROCOPY guidance
+ * and liburing's send-zc benchmark put the break-even around 4-16 KiB); 16 KiB is past it
+ * on every machine measured there, and mars's requests (whole batches) are well above it. */
+#define UR_ZC_MIN           (16u << 10)
+/* SENDMSG: least mean bytes per iovec for zero-copy; each segment becomes at least one
+ * pinned page fragment, and tiny fragments make tiny packets. */
+#define UR_ZC_MIN_SEGMENT   4096u
+/* Sockets that refused zero-copy (AF_UNIX has none: EOPNOTSUPP), by fd, direct-mapped. A
+ * stale entry (the fd number reused) only costs that socket zero-copy. */
+#define UR_NOZC_SLOTS       64
 
 /* op->flags bits of this backend. */
 enum {
     UR_OPF_INRING = MARS_EV_OPF_BACKEND << 0,  /* a request for the op is in the ring */
     UR_OPF_QUEUED = MARS_EV_OPF_BACKEND << 1,  /* waiting in the overflow queue */
     UR_OPF_POLLING = MARS_EV_OPF_BACKEND << 2, /* the request is a POLL_ADD standing in */
+    UR_OPF_FIXED = MARS_EV_OPF_BACKEND << 3,   /* READ as READ_FIXED (registered buffer) */
+    UR_OPF_ZC = MARS_EV_OPF_BACKEND << 4,      /* SEND/SENDMSG zero-copy: result, then NOTIF */
+    UR_OPF_ZC_SENT = MARS_EV_OPF_BACKEND << 5, /* its result CQE came; op->result holds it */
+    UR_OPF_MS = MARS_EV_OPF_BACKEND << 6,      /* ACCEPT as native multishot */
 };
 
 /* Per-op storage the kernel reads, and the node of the overflow queue. Owned by the
@@ -140,6 +155,8 @@ struct ur {
     bool enabled;         /* R_DISABLED ring enabled by its thread */
     bool registered;      /* on ur_registry with `owner` */
     bool detaching;       /* owner thread exiting: no reissue, everything ends */
+    unsigned features;    /* MARS_EV_URING_* of this kernel */
+    int nozc[UR_NOZC_SLOTS]; /* fd + 1 of sockets without zero-copy, 0 = free */
     int64_t max_wait_ns;  /* > 0: bound on every wait (under valgrind) */
     pthread_t owner;
     unsigned inring;
@@ -147,6 +164,7 @@ struct ur {
     struct ur_slot *free_slots;
     struct ur_block *blocks;
     struct ur *reg_next;
+    struct mars_ev_uring_fixed fixed; /* registered read region, if any */
 };
 
 /* ---- ring setup ----------------------------------------------------------------------- */
@@ -164,6 +182,7 @@ static int ur_ring_open(struct ur *bk)
         return rc;
     bk->setup_flags = tier->flags;
     bk->has_ring = true;
+    mars_ev_uring_fixed_reset(&bk->fixed); /* a new ring has no buffers registered */
     bk->enabled = !(tier->flags & IORING_SETUP_R_DISABLED);
     return 0;
 }
@@ -296,6 +315,54 @@ static unsigned io_len(size_t len)
     return len > UR_MAX_IO ? UR_MAX_IO : (unsigned)len;
 }
 
+/* The registered buffer a READ with UR_OPF_FIXED reads into (its unit is pinned). */
+static unsigned fixed_index(const struct ur *bk, const struct mars_ev_op *op)
+{
+    return (unsigned)(((uintptr_t)op->u.rw.buf - (uintptr_t)bk->fixed.base) / bk->fixed.unit);
+}
+
+/* Worth sending zero-copy? (SENDMSG: the iovec walk costs far less than the syscall.) */
+static bool zc_worth(const struct ur *bk, const struct mars_ev_op *op)
+{
+    size_t total = 0;
+
+    if (bk->nozc[(unsigned)op->fd % UR_NOZC_SLOTS] == op->fd + 1)
+        return false;
+    if (op->type == MARS_EV_SEND)
+        return (bk->features & MARS_EV_URING_SEND_ZC) && op->u.rw.len >= UR_ZC_MIN;
+    if (!(bk->features & MARS_EV_URING_SENDMSG_ZC) || op->u.vec.iovcnt <= 0)
+        return false;
+    for (int i = 0; i < op->u.vec.iovcnt; i++)
+        total += op->u.vec.iov[i].iov_len;
+    return total >= UR_ZC_MIN && total / (size_t)op->u.vec.iovcnt >= UR_ZC_MIN_SEGMENT;
+}
+
+/* Picks the op's io_uring form: fixed read, zero-copy send, native multishot accept.
+ * Runs on the owner thread with the ring ready (a fixed read may register its unit). */
+static void choose_form(struct ur *bk, struct mars_ev_op *op)
+{
+    switch (op->type) {
+    case MARS_EV_READ:
+        if (mars_ev_uring_fixed_index(&bk->fixed, &bk->ring, op->u.rw.buf, io_len(op->u.rw.len)) >=
+            0)
+            op->flags |= UR_OPF_FIXED;
+        else if (bk->fixed.off)
+            bk->loop->caps &= ~(unsigned)MARS_EV_CAP_FIXED_BUFFERS;
+        break;
+    case MARS_EV_SEND:
+    case MARS_EV_SENDMSG:
+        if (zc_worth(bk, op))
+            op->flags |= UR_OPF_ZC;
+        break;
+    case MARS_EV_ACCEPT:
+        if ((op->opts & MARS_EV_F_MULTISHOT) && (bk->features & MARS_EV_URING_MS_ACCEPT))
+            op->flags |= UR_OPF_MS | MARS_EV_OPF_NATIVE;
+        break;
+    default:
+        break;
+    }
+}
+
 /* Readiness that lets an op that said EAGAIN make progress. */
 static unsigned standin_events(const struct mars_ev_op *op)
 {
@@ -309,7 +376,7 @@ static unsigned standin_events(const struct mars_ev_op *op)
     }
 }
 
-static void prep_sqe(struct io_uring_sqe *sqe, struct mars_ev_op *op)
+static void prep_sqe(struct ur *bk, struct io_uring_sqe *sqe, struct mars_ev_op *op)
 {
     struct ur_slot *s = op->bk;
 
@@ -320,7 +387,11 @@ static void prep_sqe(struct io_uring_sqe *sqe, struct mars_ev_op *op)
     }
     switch (op->type) {
     case MARS_EV_READ:
-        io_uring_prep_read(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), op->u.rw.off);
+        if (op->flags & UR_OPF_FIXED)
+            io_uring_prep_read_fixed(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), op->u.rw.off,
+                                     fixed_index(bk, op));
+        else
+            io_uring_prep_read(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), op->u.rw.off);
         break;
     case MARS_EV_WRITE:
         io_uring_prep_write(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), op->u.rw.off);
@@ -329,16 +400,26 @@ static void prep_sqe(struct io_uring_sqe *sqe, struct mars_ev_op *op)
         io_uring_prep_writev(sqe, op->fd, op->u.vec.iov, (unsigned)op->u.vec.iovcnt, op->u.vec.off);
         break;
     case MARS_EV_SEND:
-        io_uring_prep_send(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), MSG_NOSIGNAL);
+        if (op->flags & UR_OPF_ZC)
+            io_uring_prep_send_zc(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), MSG_NOSIGNAL,
+                                  0);
+        else
+            io_uring_prep_send(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), MSG_NOSIGNAL);
         break;
     case MARS_EV_SENDMSG:
-        io_uring_prep_sendmsg(sqe, op->fd, &s->k.mh, MSG_NOSIGNAL);
+        if (op->flags & UR_OPF_ZC)
+            io_uring_prep_sendmsg_zc(sqe, op->fd, &s->k.mh, MSG_NOSIGNAL);
+        else
+            io_uring_prep_sendmsg(sqe, op->fd, &s->k.mh, MSG_NOSIGNAL);
         break;
     case MARS_EV_RECV:
         io_uring_prep_recv(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), 0);
         break;
     case MARS_EV_ACCEPT:
-        io_uring_prep_accept(sqe, op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (op->flags & UR_OPF_MS)
+            io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        else
+            io_uring_prep_accept(sqe, op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         break;
     case MARS_EV_CONNECT:
         io_uring_prep_connect(sqe, op->fd, op->u.conn.addr, op->u.conn.addrlen);
@@ -387,7 +468,7 @@ static int ur_start(struct ur *bk, struct mars_ev_op *op)
     struct ur_slot *s = op->bk;
 
     if (sqe != NULL) {
-        prep_sqe(sqe, op);
+        prep_sqe(bk, sqe, op);
         op->flags |= UR_OPF_INRING;
         bk->inring++;
         return 0;
@@ -427,7 +508,7 @@ static void ur_flush_queue(struct ur *bk)
             op->bk = NULL;
             slot_put(bk, s);
         }
-        prep_sqe(sqe, op);
+        prep_sqe(bk, sqe, op);
         op->flags |= UR_OPF_INRING;
         bk->inring++;
     }
@@ -461,7 +542,7 @@ static void ur_finish(struct ur *bk, struct mars_ev_op *op, int res)
         op->bk = NULL;
         slot_put(bk, s);
     }
-    op->flags &= ~(unsigned)(UR_OPF_INRING | UR_OPF_QUEUED | UR_OPF_POLLING);
+    op->flags &= ~(unsigned)(UR_OPF_INRING | UR_OPF_QUEUED | UR_OPF_POLLING | UR_OPF_ZC_SENT);
     mars_ev_complete(bk->loop, op, res);
 }
 
@@ -495,15 +576,46 @@ static void ur_restart(struct ur *bk, struct mars_ev_op *op)
         ur_finish(bk, op, -ENOMEM);
 }
 
+/* A CQE that does not end the op's request: a zero-copy send's result (its notification
+ * follows) or one connection of a multishot accept. True when it was one. */
+static bool ur_on_partial_cqe(struct ur *bk, struct mars_ev_op *op, int res, unsigned cflags)
+{
+    if (!(cflags & IORING_CQE_F_MORE) || (op->flags & UR_OPF_POLLING))
+        return false;
+    if (op->flags & UR_OPF_ZC) {
+        op->result = res; /* reported once the kernel is done with the buffer */
+        op->flags |= UR_OPF_ZC_SENT;
+        return true;
+    }
+    if (op->flags & UR_OPF_MS) {
+        mars_ev_complete_more(bk->loop, op, res);
+        return true;
+    }
+    return false;
+}
+
 /* One CQE of an op: its result, or a step of the EAGAIN fallback. */
-static void ur_on_cqe(struct ur *bk, struct mars_ev_op *op, int res)
+static void ur_on_cqe(struct ur *bk, struct mars_ev_op *op, int res, unsigned cflags)
 {
     /* A cancel that found nothing (the op was between its EAGAIN and the stand-in poll)
      * must still end the op. */
     bool ending = (op->flags & MARS_EV_OPF_CANCEL) || bk->detaching;
 
+    if (ur_on_partial_cqe(bk, op, res, cflags))
+        return;
+    if ((op->flags & UR_OPF_ZC_SENT) && (cflags & IORING_CQE_F_NOTIF)) {
+        res = op->result; /* the buffer is free: now the send's result counts */
+        op->flags &= ~(unsigned)UR_OPF_ZC_SENT;
+    }
     op->flags &= ~(unsigned)UR_OPF_INRING;
     bk->inring--;
+    if ((op->flags & UR_OPF_ZC) && res == -EOPNOTSUPP && !ending) {
+        /* This socket has no zero-copy (AF_UNIX): send it the ordinary way, and from now on. */
+        bk->nozc[(unsigned)op->fd % UR_NOZC_SLOTS] = op->fd + 1;
+        op->flags &= ~(unsigned)UR_OPF_ZC;
+        ur_restart(bk, op);
+        return;
+    }
     if (op->flags & UR_OPF_POLLING) {
         op->flags &= ~(unsigned)UR_OPF_POLLING;
         if (res >= 0 && op->type == MARS_EV_CONNECT)
@@ -555,7 +667,7 @@ static void ur_reap(struct ur *bk)
             seen++;
             ud = cqe->user_data;
             if (ud != UR_UD_INTERNAL && ud != LIBURING_UDATA_TIMEOUT)
-                ur_on_cqe(bk, (struct mars_ev_op *)(uintptr_t)ud, cqe->res);
+                ur_on_cqe(bk, (struct mars_ev_op *)(uintptr_t)ud, cqe->res, cqe->flags);
         }
         io_uring_cq_advance(&bk->ring, seen);
     }
@@ -571,6 +683,7 @@ static int ur_submit(struct mars_ev_loop *loop, struct mars_ev_op *op)
 
     if (rc < 0)
         return rc;
+    choose_form(bk, op);
     if (needs_storage(op)) {
         s = slot_get(bk);
         if (s == NULL)
@@ -718,6 +831,18 @@ static void ur_thread_exit(void *arg)
     }
 }
 
+/* The ring's optional features. Test hook: MARS_EV_URING_FAIL=features hides them all
+ * (as on a 5.x kernel: no zero-copy send, no multishot accept, no registered buffer
+ * table), so the fallbacks run on any kernel. */
+static unsigned ur_features(struct io_uring *ring)
+{
+    const char *fail = getenv("MARS_EV_URING_FAIL");
+
+    if (fail != NULL && strcmp(fail, "features") == 0)
+        return 0;
+    return mars_ev_uring_features(ring);
+}
+
 static int ur_init(struct mars_ev_loop *loop)
 {
     struct ur *bk = calloc(1, sizeof(*bk));
@@ -732,8 +857,26 @@ static int ur_init(struct mars_ev_loop *loop)
         free(bk);
         return rc;
     }
+    bk->features = ur_features(&bk->ring);
+    if (bk->features & (MARS_EV_URING_SEND_ZC | MARS_EV_URING_SENDMSG_ZC))
+        loop->caps |= MARS_EV_CAP_SEND_ZC;
+    if (bk->features & MARS_EV_URING_MS_ACCEPT)
+        loop->caps |= MARS_EV_CAP_MULTISHOT;
     loop->bk = bk;
     return 0;
+}
+
+/* The ring exists (it is only closed by a thread exit, and reopened by the next submit)
+ * unless that happened; registration then waits for the next ring. */
+static int ur_register_buffers(struct mars_ev_loop *loop, void *base, size_t unit,
+                               unsigned count)
+{
+    struct ur *bk = loop->bk;
+
+    if (!(bk->features & MARS_EV_URING_BUF_TABLE))
+        return -EOPNOTSUPP;
+    return mars_ev_uring_fixed_set(&bk->fixed, bk->has_ring ? &bk->ring : NULL, base, unit,
+                                   count);
 }
 
 static void ur_fini(struct mars_ev_loop *loop)
@@ -743,6 +886,7 @@ static void ur_fini(struct mars_ev_loop *loop)
     ur_unregister(bk);
     if (bk->has_ring)
         io_uring_queue_exit(&bk->ring);
+    mars_ev_uring_fixed_fini(&bk->fixed);
     while (bk->blocks != NULL) {
         struct ur_block *b = bk->blocks;
 
@@ -762,4 +906,5 @@ const struct mars_ev_backend mars_ev_backend_uring = {
     .submit = ur_submit,
     .cancel = ur_cancel,
     .wait = ur_wait,
+    .register_buffers = ur_register_buffers,
 };

@@ -170,6 +170,25 @@ static int check_ring(struct io_uring *ring, char *why, size_t whylen)
     return 0;
 }
 
+/* IORING_ACCEPT_MULTISHOT came in 5.19 with IORING_OP_SOCKET and has no probe bit of its
+ * own (an older kernel fails such an accept with EINVAL): SOCKET stands for it. */
+unsigned mars_ev_uring_features(struct io_uring *ring)
+{
+    struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+    unsigned f = MARS_EV_URING_BUF_TABLE;
+
+    if (probe == NULL)
+        return f;
+    if (io_uring_opcode_supported(probe, IORING_OP_SEND_ZC))
+        f |= MARS_EV_URING_SEND_ZC;
+    if (io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC))
+        f |= MARS_EV_URING_SENDMSG_ZC;
+    if (io_uring_opcode_supported(probe, IORING_OP_SOCKET))
+        f |= MARS_EV_URING_MS_ACCEPT;
+    io_uring_free_probe(probe);
+    return f;
+}
+
 int mars_ev_uring_probe(char *why, size_t whylen)
 {
     const char *fail = getenv("MARS_EV_URING_FAIL");

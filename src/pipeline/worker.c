@@ -563,6 +563,26 @@ static void worker_exit(struct mars_worker *w)
     mars_ev_async_send(&w->e->wake);
 }
 
+/* File reads into chunks become fixed reads where the backend can (io_uring). Registering
+ * here, on the thread that runs the loop, before its first submit: the ring is bound to
+ * this thread, and a ring the backend re-creates later registers the region again. */
+static void register_chunks(struct mars_worker *w)
+{
+    struct mars_chunk_pool *p = &w->pool;
+    int rc;
+
+    if (p->region == NULL)
+        return;
+    rc = mars_ev_register_buffers(w->loop, p->region, p->region_stride,
+                                  (unsigned)p->region_count);
+    if (rc == 0)
+        mars_debug("-", "worker %u: %zu chunks registered for fixed reads", w->id,
+                   p->region_count);
+    else if (rc != -EOPNOTSUPP && w->id == 0)
+        mars_info("-", "registered read buffers unavailable (%s); chunk reads are plain reads",
+                  strerror(-rc));
+}
+
 /* Runs a worker. The loop and its wakeup are left for the control thread to destroy after
  * joining this thread, so a late command never writes to a closed eventfd. */
 void *mars_worker_main(void *arg)
@@ -578,6 +598,7 @@ void *mars_worker_main(void *arg)
         worker_exit(w);
         return NULL;
     }
+    register_chunks(w);
     rc = mars_ev_async_init(w->loop, &w->wake, on_command, w);
     if (rc) {
         mars_error("-", "worker %u: cannot create wakeup: %s", w->id, strerror(-rc));

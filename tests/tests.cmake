@@ -26,6 +26,12 @@ foreach(src ${MARS_TESTS})
     set_tests_properties(${name}@io_uring PROPERTIES TIMEOUT 120
       ENVIRONMENT "MARS_SRC=${CMAKE_SOURCE_DIR};MARS_BIN=$<TARGET_FILE:mars>;MARS_IO_BACKEND=io_uring")
   endif()
+  # The optional io_uring features once more with the kernel's hidden (the fallbacks).
+  if(rel STREQUAL "backend/test_ev_features.c")
+    add_test(NAME ${name}@io_uring-nofeatures COMMAND ${target})
+    set_tests_properties(${name}@io_uring-nofeatures PROPERTIES TIMEOUT 120
+      ENVIRONMENT "MARS_IO_BACKEND=io_uring;MARS_EV_URING_FAIL=features")
+  endif()
 endforeach()
 
 file(GLOB MARS_ITESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/integration/*.sh)

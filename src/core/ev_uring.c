@@ -100,76 +100,21 @@
 #define UR_SQ_ENTRIES       256
 #define UR_SQ_ENTRIES_SMALL 16
 #define UR_SLOTS_PER_BLOCK  64
-#define UR_MAX_IO           0x7ffff000u   /* Linux's most bytes per read/write call */
-#define UR_UD_INTERNAL      ((uint64_t)1) /* our cancel SQEs; ops are aligned, never odd */
 #define UR_REAP_ROUNDS      8
 #define UR_MAX_WAIT_NS      (1000 * 1000 * 1000LL)     /* longest single wait */
 #define UR_QUEUE_RETRY_NS   (1000 * 1000LL)            /* wait bound while work is queued */
 #define UR_DETACH_NS        (5 * 1000 * 1000 * 1000LL) /* thread exit: give up after this */
 #define UR_DETACH_STEP_NS   (10 * 1000 * 1000LL)
-/* Smallest SEND/SENDMSG sent zero-copy. Below a few pages, pinning the pages and the extra
- * notification CQE cost more than the copy they save (the kernel's MSG_ZEROCOPY guidance
- * and liburing's send-zc benchmark put the break-even around 4-16 KiB); 16 KiB is past it
- * on every machine measured there, and mars's requests (whole batches) are well above it. */
-#define UR_ZC_MIN           (16u << 10)
-/* SENDMSG: least mean bytes per iovec for zero-copy; each segment becomes at least one
- * pinned page fragment, and tiny fragments make tiny packets. */
-#define UR_ZC_MIN_SEGMENT   4096u
-/* Sockets that refused zero-copy (AF_UNIX has none: EOPNOTSUPP), by fd, direct-mapped. A
- * stale entry (the fd number reused) only costs that socket zero-copy. */
-#define UR_NOZC_SLOTS       64
 
-/* op->flags bits of this backend. */
-enum {
-    UR_OPF_INRING = MARS_EV_OPF_BACKEND << 0,  /* a request for the op is in the ring */
-    UR_OPF_QUEUED = MARS_EV_OPF_BACKEND << 1,  /* waiting in the overflow queue */
-    UR_OPF_POLLING = MARS_EV_OPF_BACKEND << 2, /* the request is a POLL_ADD standing in */
-    UR_OPF_FIXED = MARS_EV_OPF_BACKEND << 3,   /* READ as READ_FIXED (registered buffer) */
-    UR_OPF_ZC = MARS_EV_OPF_BACKEND << 4,      /* SEND/SENDMSG zero-copy: result, then NOTIF */
-    UR_OPF_ZC_SENT = MARS_EV_OPF_BACKEND << 5, /* its result CQE came; op->result holds it */
-    UR_OPF_MS = MARS_EV_OPF_BACKEND << 6,      /* ACCEPT as native multishot */
-};
-
-/* Per-op storage the kernel reads, and the node of the overflow queue. Owned by the
- * backend; lent to one op through op->bk until the op completes. */
-struct ur_slot {
-    struct ur_slot *next;  /* free list or overflow queue */
-    struct mars_ev_op *op; /* owner; for a deferred cancel its target, never dereferenced */
-    bool is_cancel;
-    union {
-        struct __kernel_timespec ts; /* TIMER */
-        struct msghdr mh;            /* SENDMSG */
-    } k;
-};
-
-struct ur_block {
-    struct ur_block *next;
-    struct ur_slot slot[UR_SLOTS_PER_BLOCK];
-};
-
-struct ur {
-    struct io_uring ring;
-    struct mars_ev_loop *loop;
-    unsigned setup_flags; /* IORING_SETUP_* of the live ring */
-    bool has_ring;        /* false after the owner thread exited, until the next submit */
-    bool enabled;         /* R_DISABLED ring enabled by its thread */
-    bool registered;      /* on ur_registry with `owner` */
-    bool detaching;       /* owner thread exiting: no reissue, everything ends */
-    unsigned features;    /* MARS_EV_URING_* of this kernel */
-    int nozc[UR_NOZC_SLOTS]; /* fd + 1 of sockets without zero-copy, 0 = free */
-    int64_t max_wait_ns;  /* > 0: bound on every wait (under valgrind) */
-    pthread_t owner;
-    unsigned inring;
-    struct ur_slot *q_head, *q_tail;
-    struct ur_slot *free_slots;
-    struct ur_block *blocks;
-    struct ur *reg_next;
-    struct mars_ev_uring_fixed fixed; /* registered read region, if any */
+/* Slots come in blocks, recycled through bk->free_slots and freed with the loop. */
+struct mars_ur_block {
+    struct mars_ur_block *next;
+    struct mars_ur_slot slot[UR_SLOTS_PER_BLOCK];
 };
 
 /* ---- ring setup ----------------------------------------------------------------------- */
 
-static int ur_ring_open(struct ur *bk)
+static int ur_ring_open(struct mars_ur *bk)
 {
     const struct mars_ev_uring_tier *tier = NULL;
     int rc = mars_ev_uring_setup(&bk->ring, UR_SQ_ENTRIES, &tier);
@@ -190,7 +135,7 @@ static int ur_ring_open(struct ur *bk)
 /* ---- owner thread and its exit -------------------------------------------------------- */
 
 static pthread_mutex_t ur_registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ur *ur_registry; /* SINGLE_ISSUER rings with a live owner thread */
+static struct mars_ur *ur_registry; /* SINGLE_ISSUER rings with a live owner thread */
 static pthread_once_t ur_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t ur_key;
 static int ur_key_rc;
@@ -203,11 +148,11 @@ static void ur_key_create(void)
     ur_key_rc = pthread_key_create(&ur_key, ur_thread_exit);
 }
 
-static void ur_unregister(struct ur *bk)
+static void ur_unregister(struct mars_ur *bk)
 {
     pthread_mutex_lock(&ur_registry_lock);
     if (bk->registered) {
-        for (struct ur **pp = &ur_registry; *pp != NULL; pp = &(*pp)->reg_next) {
+        for (struct mars_ur **pp = &ur_registry; *pp != NULL; pp = &(*pp)->reg_next) {
             if (*pp == bk) {
                 *pp = bk->reg_next;
                 break;
@@ -221,7 +166,7 @@ static void ur_unregister(struct ur *bk)
 
 /* First use on this thread: enable a disabled ring (binding it to the thread) and arm the
  * thread-exit hook. */
-static int ur_bind(struct ur *bk)
+static int ur_bind(struct mars_ur *bk)
 {
     if (bk->setup_flags & IORING_SETUP_R_DISABLED) {
         /* liburing 2.3 declares io_uring_enable_rings() but does not export it. */
@@ -246,7 +191,7 @@ static int ur_bind(struct ur *bk)
 
 /* The ring exists and this thread may submit to it (or the thread is the wrong one and the
  * kernel will say EEXIST: a caller bug, reported by wait()). */
-static int ur_ready(struct ur *bk)
+static int ur_ready(struct mars_ur *bk)
 {
     int rc;
 
@@ -260,12 +205,12 @@ static int ur_ready(struct ur *bk)
 
 /* ---- slots ---------------------------------------------------------------------------- */
 
-static struct ur_slot *slot_get(struct ur *bk)
+static struct mars_ur_slot *slot_get(struct mars_ur *bk)
 {
-    struct ur_slot *s = bk->free_slots;
+    struct mars_ur_slot *s = bk->free_slots;
 
     if (s == NULL) {
-        struct ur_block *b = malloc(sizeof(*b));
+        struct mars_ur_block *b = malloc(sizeof(*b));
 
         if (b == NULL)
             return NULL;
@@ -285,163 +230,14 @@ static struct ur_slot *slot_get(struct ur *bk)
     return s;
 }
 
-static void slot_put(struct ur *bk, struct ur_slot *s)
+static void slot_put(struct mars_ur *bk, struct mars_ur_slot *s)
 {
     s->next = bk->free_slots;
     bk->free_slots = s;
 }
 
-static bool needs_storage(const struct mars_ev_op *op)
-{
-    return op->type == MARS_EV_TIMER || op->type == MARS_EV_SENDMSG;
-}
-
-static void fill_storage(struct ur_slot *s, const struct mars_ev_op *op)
-{
-    if (op->type == MARS_EV_TIMER) {
-        s->k.ts.tv_sec = op->u.timer.timeout_ns / 1000000000LL;
-        s->k.ts.tv_nsec = op->u.timer.timeout_ns % 1000000000LL;
-    } else {
-        memset(&s->k.mh, 0, sizeof(s->k.mh));
-        s->k.mh.msg_iov = (struct iovec *)op->u.vec.iov; /* the kernel only reads it */
-        s->k.mh.msg_iovlen = (size_t)op->u.vec.iovcnt;
-    }
-}
-
-/* ---- SQEs ----------------------------------------------------------------------------- */
-
-static unsigned io_len(size_t len)
-{
-    return len > UR_MAX_IO ? UR_MAX_IO : (unsigned)len;
-}
-
-/* The registered buffer a READ with UR_OPF_FIXED reads into (its unit is pinned). */
-static unsigned fixed_index(const struct ur *bk, const struct mars_ev_op *op)
-{
-    return (unsigned)(((uintptr_t)op->u.rw.buf - (uintptr_t)bk->fixed.base) / bk->fixed.unit);
-}
-
-/* Worth sending zero-copy? (SENDMSG: the iovec walk costs far less than the syscall.) */
-static bool zc_worth(const struct ur *bk, const struct mars_ev_op *op)
-{
-    size_t total = 0;
-
-    if (bk->nozc[(unsigned)op->fd % UR_NOZC_SLOTS] == op->fd + 1)
-        return false;
-    if (op->type == MARS_EV_SEND)
-        return (bk->features & MARS_EV_URING_SEND_ZC) && op->u.rw.len >= UR_ZC_MIN;
-    if (!(bk->features & MARS_EV_URING_SENDMSG_ZC) || op->u.vec.iovcnt <= 0)
-        return false;
-    for (int i = 0; i < op->u.vec.iovcnt; i++)
-        total += op->u.vec.iov[i].iov_len;
-    return total >= UR_ZC_MIN && total / (size_t)op->u.vec.iovcnt >= UR_ZC_MIN_SEGMENT;
-}
-
-/* Picks the op's io_uring form: fixed read, zero-copy send, native multishot accept.
- * Runs on the owner thread with the ring ready (a fixed read may register its unit). */
-static void choose_form(struct ur *bk, struct mars_ev_op *op)
-{
-    switch (op->type) {
-    case MARS_EV_READ:
-        if (mars_ev_uring_fixed_index(&bk->fixed, &bk->ring, op->u.rw.buf, io_len(op->u.rw.len)) >=
-            0)
-            op->flags |= UR_OPF_FIXED;
-        else if (bk->fixed.off)
-            bk->loop->caps &= ~(unsigned)MARS_EV_CAP_FIXED_BUFFERS;
-        break;
-    case MARS_EV_SEND:
-    case MARS_EV_SENDMSG:
-        if (zc_worth(bk, op))
-            op->flags |= UR_OPF_ZC;
-        break;
-    case MARS_EV_ACCEPT:
-        if ((op->opts & MARS_EV_F_MULTISHOT) && (bk->features & MARS_EV_URING_MS_ACCEPT))
-            op->flags |= UR_OPF_MS | MARS_EV_OPF_NATIVE;
-        break;
-    default:
-        break;
-    }
-}
-
-/* Readiness that lets an op that said EAGAIN make progress. */
-static unsigned standin_events(const struct mars_ev_op *op)
-{
-    switch (op->type) {
-    case MARS_EV_READ:
-    case MARS_EV_RECV:
-    case MARS_EV_ACCEPT:
-        return POLLIN;
-    default:
-        return POLLOUT;
-    }
-}
-
-static void prep_sqe(struct ur *bk, struct io_uring_sqe *sqe, struct mars_ev_op *op)
-{
-    struct ur_slot *s = op->bk;
-
-    if (op->flags & UR_OPF_POLLING) {
-        io_uring_prep_poll_add(sqe, op->fd, standin_events(op));
-        io_uring_sqe_set_data(sqe, op);
-        return;
-    }
-    switch (op->type) {
-    case MARS_EV_READ:
-        if (op->flags & UR_OPF_FIXED)
-            io_uring_prep_read_fixed(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), op->u.rw.off,
-                                     fixed_index(bk, op));
-        else
-            io_uring_prep_read(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), op->u.rw.off);
-        break;
-    case MARS_EV_WRITE:
-        io_uring_prep_write(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), op->u.rw.off);
-        break;
-    case MARS_EV_WRITEV:
-        io_uring_prep_writev(sqe, op->fd, op->u.vec.iov, (unsigned)op->u.vec.iovcnt, op->u.vec.off);
-        break;
-    case MARS_EV_SEND:
-        if (op->flags & UR_OPF_ZC)
-            io_uring_prep_send_zc(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), MSG_NOSIGNAL,
-                                  0);
-        else
-            io_uring_prep_send(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), MSG_NOSIGNAL);
-        break;
-    case MARS_EV_SENDMSG:
-        if (op->flags & UR_OPF_ZC)
-            io_uring_prep_sendmsg_zc(sqe, op->fd, &s->k.mh, MSG_NOSIGNAL);
-        else
-            io_uring_prep_sendmsg(sqe, op->fd, &s->k.mh, MSG_NOSIGNAL);
-        break;
-    case MARS_EV_RECV:
-        io_uring_prep_recv(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), 0);
-        break;
-    case MARS_EV_ACCEPT:
-        if (op->flags & UR_OPF_MS)
-            io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        else
-            io_uring_prep_accept(sqe, op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        break;
-    case MARS_EV_CONNECT:
-        io_uring_prep_connect(sqe, op->fd, op->u.conn.addr, op->u.conn.addrlen);
-        break;
-    case MARS_EV_TIMER:
-        io_uring_prep_timeout(sqe, &s->k.ts, 0, 0);
-        break;
-    case MARS_EV_POLL:
-        io_uring_prep_poll_add(sqe, op->fd, (unsigned short)op->u.poll.events);
-        break;
-    }
-    io_uring_sqe_set_data(sqe, op);
-}
-
-static void prep_cancel(struct io_uring_sqe *sqe, const struct mars_ev_op *target)
-{
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)target, 0);
-    io_uring_sqe_set_data64(sqe, UR_UD_INTERNAL);
-}
-
 /* A free SQE, flushing a full SQ to the kernel once; NULL when it stays full. */
-static struct io_uring_sqe *ur_get_sqe(struct ur *bk)
+static struct io_uring_sqe *ur_get_sqe(struct mars_ur *bk)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&bk->ring);
 
@@ -450,7 +246,7 @@ static struct io_uring_sqe *ur_get_sqe(struct ur *bk)
     return sqe;
 }
 
-static void q_push(struct ur *bk, struct ur_slot *s)
+static void q_push(struct mars_ur *bk, struct mars_ur_slot *s)
 {
     s->next = NULL;
     if (bk->q_tail != NULL)
@@ -462,13 +258,13 @@ static void q_push(struct ur *bk, struct ur_slot *s)
 
 /* Puts the op into the SQ, or at the end of the overflow queue when the SQ is full (wait()
  * moves the queue in). Never enters the kernel. 0 or -ENOMEM. */
-static int ur_start(struct ur *bk, struct mars_ev_op *op)
+static int ur_start(struct mars_ur *bk, struct mars_ev_op *op)
 {
     struct io_uring_sqe *sqe = bk->q_head == NULL ? io_uring_get_sqe(&bk->ring) : NULL;
-    struct ur_slot *s = op->bk;
+    struct mars_ur_slot *s = op->bk;
 
     if (sqe != NULL) {
-        prep_sqe(bk, sqe, op);
+        mars_ur_prep_sqe(bk, sqe, op);
         op->flags |= UR_OPF_INRING;
         bk->inring++;
         return 0;
@@ -486,10 +282,10 @@ static int ur_start(struct ur *bk, struct mars_ev_op *op)
 }
 
 /* Moves the overflow queue into the SQ, in order, as far as SQEs can be had. */
-static void ur_flush_queue(struct ur *bk)
+static void ur_flush_queue(struct mars_ur *bk)
 {
     while (bk->q_head != NULL) {
-        struct ur_slot *s = bk->q_head;
+        struct mars_ur_slot *s = bk->q_head;
         struct io_uring_sqe *sqe = ur_get_sqe(bk);
         struct mars_ev_op *op = s->op;
 
@@ -499,26 +295,26 @@ static void ur_flush_queue(struct ur *bk)
         if (bk->q_head == NULL)
             bk->q_tail = NULL;
         if (s->is_cancel) {
-            prep_cancel(sqe, op);
+            mars_ur_prep_cancel(sqe, op);
             slot_put(bk, s);
             continue;
         }
         op->flags &= ~UR_OPF_QUEUED;
-        if (!needs_storage(op)) {
+        if (!mars_ur_needs_storage(op)) {
             op->bk = NULL;
             slot_put(bk, s);
         }
-        prep_sqe(bk, sqe, op);
+        mars_ur_prep_sqe(bk, sqe, op);
         op->flags |= UR_OPF_INRING;
         bk->inring++;
     }
 }
 
-static void q_unlink(struct ur *bk, struct ur_slot *s)
+static void q_unlink(struct mars_ur *bk, struct mars_ur_slot *s)
 {
-    struct ur_slot *prev = NULL;
+    struct mars_ur_slot *prev = NULL;
 
-    for (struct ur_slot *it = bk->q_head; it != NULL; prev = it, it = it->next) {
+    for (struct mars_ur_slot *it = bk->q_head; it != NULL; prev = it, it = it->next) {
         if (it != s)
             continue;
         if (prev != NULL)
@@ -534,9 +330,9 @@ static void q_unlink(struct ur *bk, struct ur_slot *s)
 
 /* ---- completions ---------------------------------------------------------------------- */
 
-static void ur_finish(struct ur *bk, struct mars_ev_op *op, int res)
+static void ur_finish(struct mars_ur *bk, struct mars_ev_op *op, int res)
 {
-    struct ur_slot *s = op->bk;
+    struct mars_ur_slot *s = op->bk;
 
     if (s != NULL) {
         op->bk = NULL;
@@ -570,7 +366,7 @@ static bool wants_retry(const struct mars_ev_op *op, int res)
     }
 }
 
-static void ur_restart(struct ur *bk, struct mars_ev_op *op)
+static void ur_restart(struct mars_ur *bk, struct mars_ev_op *op)
 {
     if (ur_start(bk, op) < 0)
         ur_finish(bk, op, -ENOMEM);
@@ -578,7 +374,7 @@ static void ur_restart(struct ur *bk, struct mars_ev_op *op)
 
 /* A CQE that does not end the op's request: a zero-copy send's result (its notification
  * follows) or one connection of a multishot accept. True when it was one. */
-static bool ur_on_partial_cqe(struct ur *bk, struct mars_ev_op *op, int res, unsigned cflags)
+static bool ur_on_partial_cqe(struct mars_ur *bk, struct mars_ev_op *op, int res, unsigned cflags)
 {
     if (!(cflags & IORING_CQE_F_MORE) || (op->flags & UR_OPF_POLLING))
         return false;
@@ -595,7 +391,7 @@ static bool ur_on_partial_cqe(struct ur *bk, struct mars_ev_op *op, int res, uns
 }
 
 /* One CQE of an op: its result, or a step of the EAGAIN fallback. */
-static void ur_on_cqe(struct ur *bk, struct mars_ev_op *op, int res, unsigned cflags)
+static void ur_on_cqe(struct mars_ur *bk, struct mars_ev_op *op, int res, unsigned cflags)
 {
     /* A cancel that found nothing (the op was between its EAGAIN and the stand-in poll)
      * must still end the op. */
@@ -647,7 +443,7 @@ static void ur_on_cqe(struct ur *bk, struct mars_ev_op *op, int res, unsigned cf
 
 /* Hands every available CQE to its op, one CQ advance per batch; pulls in completions the
  * kernel kept aside when the CQ was full. */
-static void ur_reap(struct ur *bk)
+static void ur_reap(struct mars_ur *bk)
 {
     for (int round = 0; round < UR_REAP_ROUNDS; round++) {
         unsigned ready = io_uring_cq_ready(&bk->ring), seen = 0, head;
@@ -677,19 +473,19 @@ static void ur_reap(struct ur *bk)
 
 static int ur_submit(struct mars_ev_loop *loop, struct mars_ev_op *op)
 {
-    struct ur *bk = loop->bk;
-    struct ur_slot *s = NULL;
+    struct mars_ur *bk = loop->bk;
+    struct mars_ur_slot *s = NULL;
     int rc = ur_ready(bk);
 
     if (rc < 0)
         return rc;
-    choose_form(bk, op);
-    if (needs_storage(op)) {
+    mars_ur_choose_form(bk, op);
+    if (mars_ur_needs_storage(op)) {
         s = slot_get(bk);
         if (s == NULL)
             return -ENOMEM;
         s->op = op;
-        fill_storage(s, op);
+        mars_ur_fill_storage(s, op);
         op->bk = s;
     }
     rc = ur_start(bk, op); /* cannot fail when the op already has a slot */
@@ -702,9 +498,9 @@ static int ur_submit(struct mars_ev_loop *loop, struct mars_ev_op *op)
 
 static int ur_cancel(struct mars_ev_loop *loop, struct mars_ev_op *op)
 {
-    struct ur *bk = loop->bk;
+    struct mars_ur *bk = loop->bk;
     struct io_uring_sqe *sqe;
-    struct ur_slot *s;
+    struct mars_ur_slot *s;
 
     if (op->flags & UR_OPF_QUEUED) {
         q_unlink(bk, op->bk);
@@ -715,7 +511,7 @@ static int ur_cancel(struct mars_ev_loop *loop, struct mars_ev_op *op)
         return -ENOENT;
     sqe = bk->q_head == NULL ? io_uring_get_sqe(&bk->ring) : NULL;
     if (sqe != NULL) {
-        prep_cancel(sqe, op);
+        mars_ur_prep_cancel(sqe, op);
         return 0;
     }
     s = slot_get(bk);
@@ -729,7 +525,7 @@ static int ur_cancel(struct mars_ev_loop *loop, struct mars_ev_op *op)
 
 static int ur_wait(struct mars_ev_loop *loop, int64_t timeout_ns)
 {
-    struct ur *bk = loop->bk;
+    struct mars_ur *bk = loop->bk;
     struct __kernel_timespec ts;
     struct io_uring_cqe *cqe;
     int rc;
@@ -765,12 +561,12 @@ static int ur_wait(struct mars_ev_loop *loop, int64_t timeout_ns)
 
 /* The owner thread is exiting: end every op (in the kernel: by cancel, collecting the CQEs
  * here; queued: at once), then close the ring while this thread still may. */
-static void ur_detach(struct ur *bk)
+static void ur_detach(struct mars_ur *bk)
 {
     int64_t deadline = mars_ev_clock_ns() + UR_DETACH_NS;
     struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = UR_DETACH_STEP_NS};
     struct io_uring_cqe *cqe;
-    struct ur_slot *s;
+    struct mars_ur_slot *s;
 
     bk->detaching = true;
     while ((s = bk->q_head) != NULL) {
@@ -805,12 +601,12 @@ static void ur_detach(struct ur *bk)
 static void ur_thread_exit(void *arg)
 {
     pthread_t self = pthread_self();
-    struct ur *mine = NULL;
+    struct mars_ur *mine = NULL;
 
     (void)arg;
     pthread_mutex_lock(&ur_registry_lock);
-    for (struct ur **pp = &ur_registry; *pp != NULL;) {
-        struct ur *bk = *pp;
+    for (struct mars_ur **pp = &ur_registry; *pp != NULL;) {
+        struct mars_ur *bk = *pp;
 
         if (!pthread_equal(bk->owner, self)) {
             pp = &bk->reg_next;
@@ -823,7 +619,7 @@ static void ur_thread_exit(void *arg)
     }
     pthread_mutex_unlock(&ur_registry_lock);
     while (mine != NULL) {
-        struct ur *next = mine->reg_next;
+        struct mars_ur *next = mine->reg_next;
 
         mine->reg_next = NULL;
         ur_detach(mine);
@@ -845,7 +641,7 @@ static unsigned ur_features(struct io_uring *ring)
 
 static int ur_init(struct mars_ev_loop *loop)
 {
-    struct ur *bk = calloc(1, sizeof(*bk));
+    struct mars_ur *bk = calloc(1, sizeof(*bk));
     int rc;
 
     if (bk == NULL)
@@ -868,27 +664,25 @@ static int ur_init(struct mars_ev_loop *loop)
 
 /* The ring exists (it is only closed by a thread exit, and reopened by the next submit)
  * unless that happened; registration then waits for the next ring. */
-static int ur_register_buffers(struct mars_ev_loop *loop, void *base, size_t unit,
-                               unsigned count)
+static int ur_register_buffers(struct mars_ev_loop *loop, void *base, size_t unit, unsigned count)
 {
-    struct ur *bk = loop->bk;
+    struct mars_ur *bk = loop->bk;
 
     if (!(bk->features & MARS_EV_URING_BUF_TABLE))
         return -EOPNOTSUPP;
-    return mars_ev_uring_fixed_set(&bk->fixed, bk->has_ring ? &bk->ring : NULL, base, unit,
-                                   count);
+    return mars_ev_uring_fixed_set(&bk->fixed, bk->has_ring ? &bk->ring : NULL, base, unit, count);
 }
 
 static void ur_fini(struct mars_ev_loop *loop)
 {
-    struct ur *bk = loop->bk;
+    struct mars_ur *bk = loop->bk;
 
     ur_unregister(bk);
     if (bk->has_ring)
         io_uring_queue_exit(&bk->ring);
     mars_ev_uring_fixed_fini(&bk->fixed);
     while (bk->blocks != NULL) {
-        struct ur_block *b = bk->blocks;
+        struct mars_ur_block *b = bk->blocks;
 
         bk->blocks = b->next;
         free(b);

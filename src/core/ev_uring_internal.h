@@ -7,10 +7,15 @@
 #ifndef MARS_EV_URING_INTERNAL_H
 #define MARS_EV_URING_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
 #include <liburing.h>
+
+#include "core/ev_internal.h"
 
 /* CQ entries per SQ entry of every ring. */
 #define MARS_EV_URING_CQ_PER_SQ 4
@@ -42,9 +47,9 @@ unsigned mars_ev_uring_features(struct io_uring *ring);
 /* A loop's registered read region and its state in the live ring (ev_uring_bufs.c).
  * Zeroed: no region. */
 struct mars_ev_uring_fixed {
-    char *base;     /* the region, the caller's memory */
-    size_t unit;    /* bytes per buffer */
-    unsigned count; /* buffers (table slots) */
+    char *base;         /* the region, the caller's memory */
+    size_t unit;        /* bytes per buffer */
+    unsigned count;     /* buffers (table slots) */
     unsigned char *reg; /* per unit: pinned in the live ring's table */
     bool table;         /* the live ring has the (sparse) table */
     bool off;           /* the kernel refused: no more registration on this loop */
@@ -62,5 +67,75 @@ void mars_ev_uring_fixed_reset(struct mars_ev_uring_fixed *fx);
 int mars_ev_uring_fixed_index(struct mars_ev_uring_fixed *fx, struct io_uring *ring,
                               const void *buf, size_t len);
 void mars_ev_uring_fixed_fini(struct mars_ev_uring_fixed *fx);
+
+/* ---- the backend's state, shared by ev_uring.c and ev_uring_sqe.c ---------------------- */
+
+#define UR_MAX_IO      0x7ffff000u   /* Linux's most bytes per read/write call */
+#define UR_UD_INTERNAL ((uint64_t)1) /* our cancel SQEs; ops are aligned, never odd */
+/* Smallest SEND/SENDMSG sent zero-copy. Below a few pages, pinning the pages and the extra
+ * notification CQE cost more than the copy they save (the kernel's MSG_ZEROCOPY guidance
+ * and liburing's send-zc benchmark put the break-even around 4-16 KiB); 16 KiB is past it
+ * on every machine measured there, and mars's requests (whole batches) are well above it. */
+#define UR_ZC_MIN (16u << 10)
+/* SENDMSG: least mean bytes per iovec for zero-copy; each segment becomes at least one
+ * pinned page fragment, and tiny fragments make tiny packets. */
+#define UR_ZC_MIN_SEGMENT 4096u
+/* Sockets that refused zero-copy (AF_UNIX has none: EOPNOTSUPP), by fd, direct-mapped. A
+ * stale entry (the fd number reused) only costs that socket zero-copy. */
+#define UR_NOZC_SLOTS 64
+
+/* op->flags bits of this backend. */
+enum {
+    UR_OPF_INRING = MARS_EV_OPF_BACKEND << 0,  /* a request for the op is in the ring */
+    UR_OPF_QUEUED = MARS_EV_OPF_BACKEND << 1,  /* waiting in the overflow queue */
+    UR_OPF_POLLING = MARS_EV_OPF_BACKEND << 2, /* the request is a POLL_ADD standing in */
+    UR_OPF_FIXED = MARS_EV_OPF_BACKEND << 3,   /* READ as READ_FIXED (registered buffer) */
+    UR_OPF_ZC = MARS_EV_OPF_BACKEND << 4,      /* SEND/SENDMSG zero-copy: result, then NOTIF */
+    UR_OPF_ZC_SENT = MARS_EV_OPF_BACKEND << 5, /* its result CQE came; op->result holds it */
+    UR_OPF_MS = MARS_EV_OPF_BACKEND << 6,      /* ACCEPT as native multishot */
+};
+
+/* Per-op storage the kernel reads, and the node of the overflow queue. Owned by the
+ * backend; lent to one op through op->bk until the op completes. */
+struct mars_ur_slot {
+    struct mars_ur_slot *next; /* free list or overflow queue */
+    struct mars_ev_op *op;     /* owner; for a deferred cancel its target, never dereferenced */
+    bool is_cancel;
+    union {
+        struct __kernel_timespec ts; /* TIMER */
+        struct msghdr mh;            /* SENDMSG */
+    } k;
+};
+
+struct mars_ur {
+    struct io_uring ring;
+    struct mars_ev_loop *loop;
+    unsigned setup_flags;    /* IORING_SETUP_* of the live ring */
+    bool has_ring;           /* false after the owner thread exited, until the next submit */
+    bool enabled;            /* R_DISABLED ring enabled by its thread */
+    bool registered;         /* on ur_registry with `owner` */
+    bool detaching;          /* owner thread exiting: no reissue, everything ends */
+    unsigned features;       /* MARS_EV_URING_* of this kernel */
+    int nozc[UR_NOZC_SLOTS]; /* fd + 1 of sockets without zero-copy, 0 = free */
+    int64_t max_wait_ns;     /* > 0: bound on every wait (under valgrind) */
+    pthread_t owner;
+    unsigned inring;
+    struct mars_ur_slot *q_head, *q_tail;
+    struct mars_ur_slot *free_slots;
+    struct mars_ur_block *blocks; /* slot storage (ev_uring.c) */
+    struct mars_ur *reg_next;
+    struct mars_ev_uring_fixed fixed; /* registered read region, if any */
+};
+
+/* Picks the op's io_uring form before its first SQE: fixed read (may pin its buffer's unit:
+ * owner thread, ring ready), zero-copy send, native multishot accept. */
+void mars_ur_choose_form(struct mars_ur *bk, struct mars_ev_op *op);
+/* Does the op need a slot (kernel-read memory) from submit to its CQE? */
+bool mars_ur_needs_storage(const struct mars_ev_op *op);
+void mars_ur_fill_storage(struct mars_ur_slot *s, const struct mars_ev_op *op);
+/* Writes the op's request (or its stand-in POLL_ADD) into an SQE, user_data = op. */
+void mars_ur_prep_sqe(struct mars_ur *bk, struct io_uring_sqe *sqe, struct mars_ev_op *op);
+/* An ASYNC_CANCEL of `target`, with user_data UR_UD_INTERNAL. */
+void mars_ur_prep_cancel(struct io_uring_sqe *sqe, const struct mars_ev_op *target);
 
 #endif

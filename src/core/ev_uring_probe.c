@@ -213,4 +213,3 @@ int mars_ev_uring_probe(char *why, size_t whylen)
     snprintf(why, whylen, "Linux %s, %s ring", un.release, tier->name);
     return 0;
 }
-

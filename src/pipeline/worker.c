@@ -573,11 +573,9 @@ static void register_chunks(struct mars_worker *w)
 
     if (p->region == NULL)
         return;
-    rc = mars_ev_register_buffers(w->loop, p->region, p->region_stride,
-                                  (unsigned)p->region_count);
+    rc = mars_ev_register_buffers(w->loop, p->region, p->region_stride, (unsigned)p->region_count);
     if (rc == 0)
-        mars_debug("-", "worker %u: %zu chunks registered for fixed reads", w->id,
-                   p->region_count);
+        mars_debug("-", "worker %u: %zu chunks registered for fixed reads", w->id, p->region_count);
     else if (rc != -EOPNOTSUPP && w->id == 0)
         mars_info("-", "registered read buffers unavailable (%s); chunk reads are plain reads",
                   strerror(-rc));

@@ -114,8 +114,8 @@ static int pattern_file(void)
 
 static unsigned char *map_region(void)
 {
-    void *m = mmap(NULL, (size_t)UNIT * NUNITS, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *m = mmap(NULL, (size_t)UNIT * NUNITS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
 
     assert_true(m != MAP_FAILED);
     return m;
@@ -507,9 +507,12 @@ int main(void)
     g_backend = mars_test_backend("test_ev_features");
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_fixed_reads),       T(test_fixed_reads_survive_thread_exit),
-        T(test_large_send),        T(test_large_sendmsg),
-        T(test_large_send_unix),   T(test_multishot_accept),
+        T(test_fixed_reads),
+        T(test_fixed_reads_survive_thread_exit),
+        T(test_large_send),
+        T(test_large_sendmsg),
+        T(test_large_send_unix),
+        T(test_multishot_accept),
         T(test_multishot_accept_error_ends),
     };
 #undef T

@@ -4,12 +4,16 @@
  * the same run. Reports wall time and CPU (user + system) of each, and each backend's
  * ratios to cat.
  *
- * Usage: ev_read FILE [-r RUNS] [-d DEPTH] [-c CHUNK_KIB] [-b BACKEND]... [--cold] [--no-count]
- *                    [--no-cat]
+ * Usage: ev_read FILE [-r RUNS] [-d DEPTH] [-c CHUNK_KIB] [-b BACKEND]... [-F|--fixed-only]
+ *                    [--cold] [--no-count] [--no-cat]
  *   -r RUNS    runs of each contender; the fastest (wall) run is reported (default 3)
  *   -d DEPTH   reads kept in flight per loop (default 4; libevent completes each at submit)
  *   -c KIB     chunk size in KiB (default 256)
  *   -b NAME    backend to measure, repeatable (default: libevent and io_uring if built)
+ *   -F         also measure each backend with its buffers in one region registered with
+ *              mars_ev_register_buffers (as mars's chunk pool does): fixed reads on io_uring,
+ *              plain reads elsewhere; rows named BACKEND+fixed
+ *   --fixed-only  only the BACKEND+fixed rows (bench/run's ev-read@io_uring+fixed)
  *   --cold     drop the file's page cache (posix_fadvise DONTNEED) before every run; the
  *              default measures a warm cache (one untimed cat first)
  *   --no-count read only, do not count lines
@@ -36,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -132,9 +137,10 @@ static void on_read(struct mars_ev_op *op, int res)
 }
 
 static int run_backend(const char *name, const char *path, unsigned depth, size_t chunk_len,
-                       bool count, struct cost *cost, uint64_t *lines)
+                       bool count, bool fixed, struct cost *cost, uint64_t *lines)
 {
     struct reader *rd = calloc(1, sizeof(*rd));
+    unsigned char *region = NULL;
     struct rusage r0, r1;
     struct stat st;
     char why[256];
@@ -157,9 +163,17 @@ static int run_backend(const char *name, const char *path, unsigned depth, size_
     rd->size = (uint64_t)st.st_size;
     rd->chunk_len = chunk_len;
     rd->count = count;
+    if (fixed) {
+        region = mmap(NULL, chunk_len * depth, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (region == MAP_FAILED) {
+            region = NULL;
+            goto out;
+        }
+    }
     for (unsigned i = 0; i < depth; i++) {
         rd->chunks[i].rd = rd;
-        rd->chunks[i].buf = aligned_alloc(4096, chunk_len);
+        rd->chunks[i].buf = fixed ? (char *)region + chunk_len * i : aligned_alloc(4096, chunk_len);
         if (rd->chunks[i].buf == NULL)
             goto out;
     }
@@ -171,7 +185,10 @@ static int run_backend(const char *name, const char *path, unsigned depth, size_
         goto out;
     }
     rc = 0;
-    for (unsigned i = 0; i < depth; i++)
+    if (fixed && mars_ev_register_buffers(rd->loop, region, chunk_len, depth) == 0 &&
+        !(mars_ev_caps(rd->loop) & MARS_EV_CAP_FIXED_BUFFERS))
+        rc = -EIO; /* registered but the cap is off: not what we mean to measure */
+    for (unsigned i = 0; i < depth && rc == 0; i++)
         issue(rd, &rd->chunks[i]);
     while (rd->inflight > 0 && rc >= 0)
         rc = mars_ev_run_once(rd->loop, -1);
@@ -187,8 +204,10 @@ static int run_backend(const char *name, const char *path, unsigned depth, size_
     if (rc >= 0 && rd->bytes != rd->size)
         rc = -EIO;
 out:
-    for (unsigned i = 0; i < depth; i++)
+    for (unsigned i = 0; i < depth && !fixed; i++)
         free(rd->chunks[i].buf);
+    if (region != NULL)
+        munmap(region, chunk_len * depth);
     if (rd->fd >= 0)
         close(rd->fd);
     free(rd);
@@ -233,7 +252,7 @@ static void drop_cache(const char *path)
 
 static void print_row(const char *name, const struct cost *c, const struct cost *cat, double mib)
 {
-    printf("%-10s wall %7.3f s  cpu %7.3f s (user %6.3f sys %6.3f)  %8.0f MiB/s", name, c->wall,
+    printf("%-15s wall %7.3f s  cpu %7.3f s (user %6.3f sys %6.3f)  %8.0f MiB/s", name, c->wall,
            c->user + c->sys, c->user, c->sys, mib / c->wall);
     if (cat != NULL)
         printf("  wall/cat %.2fx  cpu/cat %.2fx", c->wall / cat->wall,
@@ -244,7 +263,7 @@ static void print_row(const char *name, const struct cost *c, const struct cost 
 static void usage(void)
 {
     fprintf(stderr, "usage: ev_read FILE [-r RUNS] [-d DEPTH] [-c CHUNK_KIB] [-b BACKEND]... "
-                    "[--cold] [--no-count] [--no-cat]\n");
+                    "[-F|--fixed-only] [--cold] [--no-count] [--no-cat]\n");
     exit(2);
 }
 
@@ -253,7 +272,7 @@ int main(int argc, char **argv)
     const char *path = NULL, *backends[MAX_BACKENDS];
     unsigned runs = 3, depth = 4, nb = 0;
     size_t chunk = 256u << 10;
-    bool cold = false, count = true, with_cat = true;
+    bool cold = false, count = true, with_cat = true, fixed = false, plain = true;
     struct cost cat = {0}, best = {0};
     struct stat st;
     uint64_t lines = 0, first_lines = UINT64_MAX;
@@ -267,6 +286,10 @@ int main(int argc, char **argv)
             chunk = (size_t)atoi(argv[++i]) << 10;
         else if (strcmp(argv[i], "-b") == 0 && i + 1 < argc && nb < MAX_BACKENDS)
             backends[nb++] = argv[++i];
+        else if (strcmp(argv[i], "-F") == 0)
+            fixed = true;
+        else if (strcmp(argv[i], "--fixed-only") == 0)
+            fixed = true, plain = false;
         else if (strcmp(argv[i], "--cold") == 0)
             cold = true;
         else if (strcmp(argv[i], "--no-count") == 0)
@@ -304,16 +327,24 @@ int main(int argc, char **argv)
     }
     if (with_cat)
         print_row("cat", &cat, NULL, (double)st.st_size / 1048576.0);
-    for (unsigned b = 0; b < nb; b++) {
+    for (unsigned v = 0; v < nb * (fixed ? 2u : 1u); v++) {
+        unsigned b = fixed ? v / 2 : v;
+        bool fx = fixed && v % 2 == 1;
+        char label[32];
+
+        if (!plain && !fx)
+            continue;
+
         for (unsigned r = 0; r < runs; r++) {
             struct cost c = {0};
             int rc;
 
             if (cold)
                 drop_cache(path);
-            rc = run_backend(backends[b], path, depth, chunk, count, &c, &lines);
+            rc = run_backend(backends[b], path, depth, chunk, count, fx, &c, &lines);
             if (rc < 0) {
-                fprintf(stderr, "ev_read: %s: %s\n", backends[b], strerror(-rc));
+                fprintf(stderr, "ev_read: %s%s: %s\n", backends[b], fx ? "+fixed" : "",
+                        strerror(-rc));
                 return 1;
             }
             if (count && first_lines != UINT64_MAX && lines != first_lines) {
@@ -325,7 +356,8 @@ int main(int argc, char **argv)
             if (r == 0 || c.wall < best.wall)
                 best = c;
         }
-        print_row(backends[b], &best, with_cat ? &cat : NULL, (double)st.st_size / 1048576.0);
+        snprintf(label, sizeof(label), "%s%s", backends[b], fx ? "+fixed" : "");
+        print_row(label, &best, with_cat ? &cat : NULL, (double)st.st_size / 1048576.0);
     }
     if (count)
         printf("lines %llu\n", (unsigned long long)first_lines);

@@ -220,7 +220,8 @@ def run_linecount(ctx, sc):
 def run_ev_read(ctx, sc):
     """The ev-level read benchmark (issue 4): bench/ev_read reads the big file through one
     backend into 256 KiB buffers, four reads in flight, and finds its lines as mars's line
-    cutter does; compared with cat of the same file in this run."""
+    cutter does; compared with cat of the same file in this run. The +fixed variant reads into
+    one registered region (fixed reads), as mars's chunk pool does."""
     d = ctx.data("big", data_big)
     row = ctx.add(Row(sc.id, "ev_read: file → %s loop → line index" % sc.backend, "mars", baseline="cat"))
     exe, why = ctx.ev_read_tool()
@@ -230,7 +231,8 @@ def run_ev_read(ctx, sc):
 
     def one(i):
         out = ctx.path("logs", "ev_read.out")
-        m = ctx.measure([exe, d["path"], "-r", "1", "-b", sc.backend, "--no-cat"], stdout=out,
+        fixed = ["--fixed-only"] if sc.id.endswith("+fixed") else []
+        m = ctx.measure([exe, d["path"], "-r", "1", "-b", sc.backend, "--no-cat"] + fixed, stdout=out,
                         hard_limit=ctx.hard_limit(d["bytes"]))
         r = Run(m, d["lines"], d["bytes"])
         check_exit(r, m, "ev_read")
@@ -916,6 +918,8 @@ SCENARIOS = [
     Scenario("linecount", "linecount (memchr)", run_linecount, baseline_for=BIG_USERS),
     Scenario("ev-read@libevent", "ev_read: file → libevent loop → line index", run_ev_read, backend="libevent"),
     Scenario("ev-read@io_uring", "ev_read: file → io_uring loop → line index", run_ev_read, backend="io_uring"),
+    Scenario("ev-read@io_uring+fixed", "ev_read: file → io_uring loop, registered buffers → line index",
+             run_ev_read, backend="io_uring"),
     Scenario("cat-write", "cat DATA > FILE", run_cat_write, baseline_for=["stdin-file"]),
     Scenario("cat-tcp", "cat DATA > tcp (same receiver)", run_cat_tcp, needs=(("sink", "tcp"),),
              baseline_for=["file-tcp"]),

@@ -15,7 +15,18 @@
  *   MARS_EV_OPF_DONE while it sits on the done queue. Both are zero inside the callback,
  *   so the callback may resubmit the op.
  * - loop->pending == number of ops with MARS_EV_OPF_INFLIGHT set.
- * - Cancel of an op already on the done queue is a no-op: it completes with its real result.
+ * - Cancel of an op already on the done queue is a no-op: it completes with its real result
+ *   (a multishot op still armed behind its queued result is cancelled in the backend).
+ * - A multishot op stays INFLIGHT (and counted) from submit until its callback with
+ *   more == false; between its callbacks only MARS_EV_OPF_DONE comes and goes.
+ *
+ * Multishot ops (accept) take more than one callback. A backend that has them natively marks
+ * the op MARS_EV_OPF_NATIVE and reports results with mars_ev_complete_more(); a result that
+ * comes while an earlier one still waits for its callback is parked on op->shots (and the
+ * last one in op->final_result), and queued once the earlier callback returned, so one op is
+ * never on the done queue twice and its results keep their order. Elsewhere dispatch()
+ * emulates multishot: a successful single-shot result re-submits the op before its callback
+ * (op->more = true); an error, a cancel or a failed re-submit makes it the last callback.
  *
  * The async handle is an eventfd (non-blocking) plus a READ op at MARS_EV_CUR on it. The
  * read empties the counter, so many sends coalesce into one callback; the op is resubmitted

@@ -27,6 +27,10 @@
  * are safe either way). File I/O blocks the loop thread for the time of the syscall: this
  * backend has no MARS_EV_CAP_ASYNC_FILE_IO.
  *
+ * Optional features: none. mars_ev_register_buffers() says -EOPNOTSUPP (no register_buffers:
+ * reads stay plain), sends always copy, and a multishot accept is a single accept that ev.c
+ * re-arms after each connection (see ev.c).
+ *
  * Memory: evl_wait structs carry the struct event inline (event_get_struct_event_size()) and
  * are recycled through a small free list, so steady-state I/O does not allocate.
  *

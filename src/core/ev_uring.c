@@ -50,13 +50,32 @@
  * callbacks (-ECANCELED, or their real results) run when the loop next runs, on whichever
  * thread adopts it; the next submit there sets up a fresh ring for that thread.
  *
- * Capabilities: MARS_EV_CAP_ASYNC_FILE_IO. Not FIXED_BUFFERS, SEND_ZC or MULTISHOT: each
- * needs more from ev.h than one op / one callback (registered buffer indices; a callback
- * that would otherwise wait for the peer's ACK before the buffer is free; many results).
+ * Capabilities: MARS_EV_CAP_ASYNC_FILE_IO always; the others where the kernel has them
+ * (opcode probe at loop creation; ev_uring_sqe.c picks each op's form):
+ * - FIXED_BUFFERS once mars_ev_register_buffers() gave the loop a region: a READ inside one
+ *   of its units is READ_FIXED. The ring holds a table with a slot per unit, filled (pinned)
+ *   the first time a read lands in the unit (ev_uring_bufs.c); a ring re-created for a new
+ *   thread starts with no table and registers again on its first such read. Refused pinning
+ *   (RLIMIT_MEMLOCK) turns the bit off and reads go plain.
+ * - SEND_ZC (6.0; SENDMSG_ZC 6.1) for sends of UR_ZC_MIN bytes and more: the kernel posts
+ *   the result with IORING_CQE_F_MORE, then a NOTIF CQE once it no longer reads the buffer.
+ *   The op stays in the ring (counted in ur.inring) between the two, its result parked in
+ *   op->result; it completes once, at the notification, with the first result, so callers
+ *   see an ordinary send whose callback comes later (for TCP, after the peer's ACK of the
+ *   last byte rather than after the copy). A socket that answers EOPNOTSUPP (AF_UNIX) is
+ *   resent copying and remembered (bk->nozc).
+ * - MULTISHOT: a MARS_EV_F_MULTISHOT accept is one IORING_ACCEPT_MULTISHOT request (5.19);
+ *   each CQE with F_MORE is one connection (mars_ev_complete_more), the CQE without it ends
+ *   the op. Without the feature ev.c re-arms single accepts. Receives stay single-shot:
+ *   multishot RECV only works with provided buffer rings, where the kernel picks the buffer,
+ *   and mars reads into chunks the reader picks (a line cut across reads continues in the
+ *   same chunk); copying out of provided buffers would cost what multishot saves.
  *
- * Test hook (test-only, not configuration): env MARS_EV_URING_FAIL=enosys|eperm makes
+ * Test hooks (test-only, not configuration): env MARS_EV_URING_FAIL=enosys|eperm makes
  * probe() fail as if io_uring_setup had returned ENOSYS (old kernel) or EPERM (seccomp,
- * sysctl kernel.io_uring_disabled), so the fallback to libevent can be tested anywhere.
+ * sysctl kernel.io_uring_disabled), so the fallback to libevent can be tested anywhere;
+ * MARS_EV_URING_FAIL=features hides the optional features above (plain reads, copying
+ * sends, emulated multishot), as on a 5.x kernel.
  *
  * Thread: the loop's thread, except the exit hook (on the exiting owner thread).
  */

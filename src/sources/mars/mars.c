@@ -107,11 +107,13 @@ static struct mars_stats *stats(struct msrc *ms)
 
 static void on_accept(struct mars_ev_op *op, int res);
 
+/* One multishot accept stays armed for the listener's life: its callback runs once per
+ * connection (op->more) until stop cancels it or an error ends it. */
 static void accept_next(struct msrc *ms)
 {
     if (ms->accepting || ms->stopping || ms->lfd < 0)
         return;
-    mars_ev_prep_accept(&ms->op_accept, ms->lfd, on_accept, ms);
+    mars_ev_prep_accept_multishot(&ms->op_accept, ms->lfd, on_accept, ms);
     if (mars_ev_submit(mars_source_loop(ms->src), &ms->op_accept)) {
         ms->accept_failed = true; /* the tick tries again */
         return;
@@ -122,7 +124,9 @@ static void accept_next(struct msrc *ms)
 static void on_accept(struct mars_ev_op *op, int res)
 {
     struct msrc *ms = op->data;
-    ms->accepting = false;
+    bool ended = !op->more; /* the op is ours again: re-arm below, or at the tick */
+    if (ended)
+        ms->accepting = false;
     if (res >= 0) {
         if (ms->stopping)
             close(res);
@@ -134,10 +138,11 @@ static void on_accept(struct mars_ev_op *op, int res)
         ms->accept_failed = true; /* out of descriptors, say: the tick tries again */
     }
     if (ms->stopping) {
-        mars_msrc_maybe_finished(ms);
+        if (ended)
+            mars_msrc_maybe_finished(ms);
         return;
     }
-    if (!ms->accept_failed)
+    if (ended && !ms->accept_failed)
         accept_next(ms);
 }
 

@@ -13,7 +13,7 @@
  *
  * Pinned memory counts against RLIMIT_MEMLOCK (unless CAP_IPC_LOCK). When the kernel
  * refuses a unit (ENOMEM, or anything else), registration stops for the loop: one INFO line
- * says so, units already pinned stay fixed, every other read is a plain READ.
+ * per process says so, units already pinned stay fixed, every other read is a plain READ.
  *
  * A ring's table dies with the ring. The backend re-creates rings (a SINGLE_ISSUER ring is
  * closed when its owner thread exits, and the next submit opens a fresh one on the new
@@ -23,6 +23,8 @@
  * Thread: the loop's.
  */
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +37,13 @@
 #define UR_FIXED_MAX_COUNT 16384u
 #define UR_FIXED_MAX_UNIT  ((size_t)1 << 30)
 
+static atomic_bool fixed_refusal_logged; /* one line per process, not per worker */
+
 static void fixed_refused(struct mars_ev_uring_fixed *fx, const char *what, int rc)
 {
     fx->off = true;
+    if (atomic_exchange(&fixed_refusal_logged, true))
+        return;
     mars_info("-",
               "io_uring: %s refused (%s%s); reads into chunks not yet registered are plain "
               "reads",

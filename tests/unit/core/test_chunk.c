@@ -1,8 +1,10 @@
-/* Unit tests of the chunk pool: bound, reuse, large chunks, waiters. */
+/* Unit tests of the chunk pool: bound, reuse, large chunks, waiters, the region. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -79,12 +81,51 @@ static void test_waiters_run_once(void **state)
     (void)state;
 }
 
+/* Regular chunks come from the region, one page-aligned slot each, data inside its slot;
+ * large chunks do not. (The worker registers exactly this layout with its loop.) */
+static void test_region_layout(void **state)
+{
+    struct mars_chunk_pool p;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    struct mars_chunk *c[4], *big;
+    mars_chunk_pool_init(&p, 10000, 4 * 10000);
+    assert_non_null(p.region);
+    assert_int_equal(p.region_count, 4);
+    assert_int_equal(p.region_stride % page, 0);
+    assert_true(p.region_stride >= sizeof(struct mars_chunk) + 10000);
+    for (int i = 0; i < 4; i++) {
+        c[i] = mars_chunk_get(&p, 0);
+        assert_non_null(c[i]);
+        unsigned char *slot = p.region + (size_t)i * p.region_stride;
+        assert_ptr_equal(c[i], slot); /* handed out in order the first time */
+        assert_true(c[i]->data + c[i]->cap <= slot + p.region_stride);
+        memset(c[i]->data, 'a' + i, c[i]->cap); /* the whole data area is writable */
+    }
+    assert_int_equal(p.region_used, 4);
+    mars_chunk_unref(c[2]);
+    big = mars_chunk_get(&p, 20000); /* too big for a slot, and for the bound: refused */
+    assert_null(big);
+    assert_ptr_equal(mars_chunk_get(&p, 0), c[2]); /* a freed slot comes back */
+    for (int i = 0; i < 4; i++)
+        mars_chunk_unref(c[i]);
+    assert_int_equal(p.nfree, 4);
+    big = mars_chunk_get(&p, 20000);
+    assert_non_null(big);
+    assert_true((unsigned char *)big < p.region ||
+                (unsigned char *)big >= p.region + p.region_count * p.region_stride);
+    mars_chunk_unref(big);
+    mars_chunk_pool_fini(&p);
+    assert_null(p.region);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bound_and_reuse),
         cmocka_unit_test(test_large_chunk),
         cmocka_unit_test(test_waiters_run_once),
+        cmocka_unit_test(test_region_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

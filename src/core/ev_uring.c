@@ -62,8 +62,9 @@
  *   The op stays in the ring (counted in ur.inring) between the two, its result parked in
  *   op->result; it completes once, at the notification, with the first result, so callers
  *   see an ordinary send whose callback comes later (for TCP, after the peer's ACK of the
- *   last byte rather than after the copy). A socket that answers EOPNOTSUPP (AF_UNIX) is
- *   resent copying and remembered (bk->nozc).
+ *   last byte rather than after the copy). A socket that answers EOPNOTSUPP (AF_UNIX), or
+ *   whose notification reports that the kernel copied anyway (loopback, veth: 6.2+), sends
+ *   the ordinary way from then on (bk->nozc).
  * - MULTISHOT: a MARS_EV_F_MULTISHOT accept is one IORING_ACCEPT_MULTISHOT request (5.19);
  *   each CQE with F_MORE is one connection (mars_ev_complete_more), the CQE without it ends
  *   the op. Without the feature ev.c re-arms single accepts. Receives stay single-shot:
@@ -409,6 +410,23 @@ static bool ur_on_partial_cqe(struct mars_ur *bk, struct mars_ev_op *op, int res
     return false;
 }
 
+/* A zero-copy send that the kernel refused as such: true when it is to be sent again,
+ * without the usage report (EINVAL: a 6.0/6.1 kernel) or without zero-copy (EOPNOTSUPP:
+ * AF_UNIX, remembered for the socket). */
+static bool zc_refused(struct mars_ur *bk, struct mars_ev_op *op, int res)
+{
+    if (res == -EINVAL && (op->flags & UR_OPF_ZC_REPORT)) {
+        bk->features &= ~(unsigned)MARS_EV_URING_ZC_REPORT;
+        op->flags &= ~(unsigned)UR_OPF_ZC_REPORT;
+        return true;
+    }
+    if (res != -EOPNOTSUPP)
+        return false;
+    bk->nozc[(unsigned)op->fd % UR_NOZC_SLOTS] = op->fd + 1;
+    op->flags &= ~(unsigned)(UR_OPF_ZC | UR_OPF_ZC_REPORT);
+    return true;
+}
+
 /* One CQE of an op: its result, or a step of the EAGAIN fallback. */
 static void ur_on_cqe(struct mars_ur *bk, struct mars_ev_op *op, int res, unsigned cflags)
 {
@@ -419,15 +437,16 @@ static void ur_on_cqe(struct mars_ur *bk, struct mars_ev_op *op, int res, unsign
     if (ur_on_partial_cqe(bk, op, res, cflags))
         return;
     if ((op->flags & UR_OPF_ZC_SENT) && (cflags & IORING_CQE_F_NOTIF)) {
+        /* The copy report: zero-copy that is copied anyway only adds the wait for the
+         * notification; this socket sends the ordinary way from now on. */
+        if ((unsigned)res & IORING_NOTIF_USAGE_ZC_COPIED)
+            bk->nozc[(unsigned)op->fd % UR_NOZC_SLOTS] = op->fd + 1;
         res = op->result; /* the buffer is free: now the send's result counts */
         op->flags &= ~(unsigned)UR_OPF_ZC_SENT;
     }
     op->flags &= ~(unsigned)UR_OPF_INRING;
     bk->inring--;
-    if ((op->flags & UR_OPF_ZC) && res == -EOPNOTSUPP && !ending) {
-        /* This socket has no zero-copy (AF_UNIX): send it the ordinary way, and from now on. */
-        bk->nozc[(unsigned)op->fd % UR_NOZC_SLOTS] = op->fd + 1;
-        op->flags &= ~(unsigned)UR_OPF_ZC;
+    if ((op->flags & UR_OPF_ZC) && !ending && zc_refused(bk, op, res)) {
         ur_restart(bk, op);
         return;
     }

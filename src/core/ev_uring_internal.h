@@ -41,7 +41,18 @@ enum {
     MARS_EV_URING_SENDMSG_ZC = 1u << 1, /* IORING_OP_SENDMSG_ZC (6.1) */
     MARS_EV_URING_MS_ACCEPT = 1u << 2,  /* IORING_ACCEPT_MULTISHOT (5.19) */
     MARS_EV_URING_BUF_TABLE = 1u << 3,  /* worth trying: registration itself is the test */
+    MARS_EV_URING_ZC_REPORT = 1u << 4,  /* IORING_SEND_ZC_REPORT_USAGE (6.2): assumed until a
+                                         * send with it says EINVAL */
 };
+
+/* Linux 6.2 uapi, newer than liburing 2.3's header: a zero-copy send asks its notification
+ * to say whether the kernel had to copy after all (loopback, veth, no SG on the device). */
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
 unsigned mars_ev_uring_features(struct io_uring *ring);
 
 /* A loop's registered read region and its state in the live ring (ev_uring_bufs.c).
@@ -80,19 +91,21 @@ void mars_ev_uring_fixed_fini(struct mars_ev_uring_fixed *fx);
 /* SENDMSG: least mean bytes per iovec for zero-copy; each segment becomes at least one
  * pinned page fragment, and tiny fragments make tiny packets. */
 #define UR_ZC_MIN_SEGMENT 4096u
-/* Sockets that refused zero-copy (AF_UNIX has none: EOPNOTSUPP), by fd, direct-mapped. A
- * stale entry (the fd number reused) only costs that socket zero-copy. */
+/* Sockets where zero-copy does not pay, by fd, direct-mapped: refused (AF_UNIX has none:
+ * EOPNOTSUPP) or copied anyway (the notification says so: loopback, veth). A stale entry
+ * (the fd number reused) only costs that socket zero-copy. */
 #define UR_NOZC_SLOTS 64
 
 /* op->flags bits of this backend. */
 enum {
-    UR_OPF_INRING = MARS_EV_OPF_BACKEND << 0,  /* a request for the op is in the ring */
-    UR_OPF_QUEUED = MARS_EV_OPF_BACKEND << 1,  /* waiting in the overflow queue */
-    UR_OPF_POLLING = MARS_EV_OPF_BACKEND << 2, /* the request is a POLL_ADD standing in */
-    UR_OPF_FIXED = MARS_EV_OPF_BACKEND << 3,   /* READ as READ_FIXED (registered buffer) */
-    UR_OPF_ZC = MARS_EV_OPF_BACKEND << 4,      /* SEND/SENDMSG zero-copy: result, then NOTIF */
-    UR_OPF_ZC_SENT = MARS_EV_OPF_BACKEND << 5, /* its result CQE came; op->result holds it */
-    UR_OPF_MS = MARS_EV_OPF_BACKEND << 6,      /* ACCEPT as native multishot */
+    UR_OPF_INRING = MARS_EV_OPF_BACKEND << 0,    /* a request for the op is in the ring */
+    UR_OPF_QUEUED = MARS_EV_OPF_BACKEND << 1,    /* waiting in the overflow queue */
+    UR_OPF_POLLING = MARS_EV_OPF_BACKEND << 2,   /* the request is a POLL_ADD standing in */
+    UR_OPF_FIXED = MARS_EV_OPF_BACKEND << 3,     /* READ as READ_FIXED (registered buffer) */
+    UR_OPF_ZC = MARS_EV_OPF_BACKEND << 4,        /* SEND/SENDMSG zero-copy: result, then NOTIF */
+    UR_OPF_ZC_SENT = MARS_EV_OPF_BACKEND << 5,   /* its result CQE came; op->result holds it */
+    UR_OPF_MS = MARS_EV_OPF_BACKEND << 6,        /* ACCEPT as native multishot */
+    UR_OPF_ZC_REPORT = MARS_EV_OPF_BACKEND << 7, /* zero-copy send asks for a usage report */
 };
 
 /* Per-op storage the kernel reads, and the node of the overflow queue. Owned by the

@@ -180,7 +180,7 @@ unsigned mars_ev_uring_features(struct io_uring *ring)
     if (probe == NULL)
         return f;
     if (io_uring_opcode_supported(probe, IORING_OP_SEND_ZC))
-        f |= MARS_EV_URING_SEND_ZC;
+        f |= MARS_EV_URING_SEND_ZC | MARS_EV_URING_ZC_REPORT;
     if (io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC))
         f |= MARS_EV_URING_SENDMSG_ZC;
     if (io_uring_opcode_supported(probe, IORING_OP_SOCKET))

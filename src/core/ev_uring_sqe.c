@@ -7,7 +7,9 @@
  * - READ into a registered unit (ev_uring_bufs.c) is READ_FIXED with that unit's index.
  * - SEND of at least UR_ZC_MIN bytes is SEND_ZC (6.0+), SENDMSG of as many bytes in
  *   segments of UR_ZC_MIN_SEGMENT bytes on average is SENDMSG_ZC (6.1+), unless the socket
- *   refused zero-copy before (bk->nozc).
+ *   refused zero-copy or had it copied anyway before (bk->nozc). Each zero-copy send asks
+ *   its notification to report a copy (IORING_SEND_ZC_REPORT_USAGE, 6.2+); a 6.0/6.1
+ *   kernel answers that with EINVAL, and ev_uring.c drops the report from then on.
  * - ACCEPT with MARS_EV_F_MULTISHOT is a multishot accept (5.19+), marked
  *   MARS_EV_OPF_NATIVE for ev.c; without it ev.c emulates multishot with single accepts.
  * An op that said EAGAIN is replaced by a POLL_ADD for the readiness it needs
@@ -84,7 +86,8 @@ void mars_ur_choose_form(struct mars_ur *bk, struct mars_ev_op *op)
     case MARS_EV_SEND:
     case MARS_EV_SENDMSG:
         if (zc_worth(bk, op))
-            op->flags |= UR_OPF_ZC;
+            op->flags |=
+                UR_OPF_ZC | ((bk->features & MARS_EV_URING_ZC_REPORT) ? UR_OPF_ZC_REPORT : 0u);
         break;
     case MARS_EV_ACCEPT:
         if ((op->opts & MARS_EV_F_MULTISHOT) && (bk->features & MARS_EV_URING_MS_ACCEPT))
@@ -133,14 +136,17 @@ void mars_ur_prep_sqe(struct mars_ur *bk, struct io_uring_sqe *sqe, struct mars_
         break;
     case MARS_EV_SEND:
         if (op->flags & UR_OPF_ZC)
-            io_uring_prep_send_zc(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), MSG_NOSIGNAL, 0);
+            io_uring_prep_send_zc(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), MSG_NOSIGNAL,
+                                  (op->flags & UR_OPF_ZC_REPORT) ? IORING_SEND_ZC_REPORT_USAGE : 0);
         else
             io_uring_prep_send(sqe, op->fd, op->u.rw.buf, io_len(op->u.rw.len), MSG_NOSIGNAL);
         break;
     case MARS_EV_SENDMSG:
-        if (op->flags & UR_OPF_ZC)
+        if (op->flags & UR_OPF_ZC) {
             io_uring_prep_sendmsg_zc(sqe, op->fd, &s->k.mh, MSG_NOSIGNAL);
-        else
+            if (op->flags & UR_OPF_ZC_REPORT)
+                sqe->ioprio |= IORING_SEND_ZC_REPORT_USAGE;
+        } else
             io_uring_prep_sendmsg(sqe, op->fd, &s->k.mh, MSG_NOSIGNAL);
         break;
     case MARS_EV_RECV:

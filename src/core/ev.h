@@ -110,7 +110,11 @@ enum {
 enum {
     MARS_EV_CAP_ASYNC_FILE_IO = 1u << 0, /* file reads do not block the loop thread */
     MARS_EV_CAP_FIXED_BUFFERS = 1u << 1, /* reads into a registered region are fixed reads */
-    MARS_EV_CAP_SEND_ZC = 1u << 2,       /* large SEND/SENDMSG are zero-copy */
+    /* Large SEND/SENDMSG (16 KiB and more) are zero-copy. Their callback comes once the
+     * kernel lets go of the buffer, for TCP when the peer acknowledged the bytes: a peer that
+     * reads nothing holds it back, and cancel cannot hurry it (the send itself is done);
+     * resetting the connection (connect() with AF_UNSPEC) releases it. */
+    MARS_EV_CAP_SEND_ZC = 1u << 2,
     MARS_EV_CAP_MULTISHOT = 1u << 3,     /* multishot accept is native (else emulated) */
 };
 

@@ -12,7 +12,8 @@
  * batches and resends them after its exponential backoff with jitter, so reconnects are
  * paced by retry.initial_backoff / retry.max_backoff and nothing is dropped.
  *
- * Delivery: a request is OK once all its bytes are in the kernel's send buffer. TCP has
+ * Delivery: a request is OK once all its bytes are in the kernel's send buffer (with
+ * io_uring's zero-copy sends, once the peer's kernel acknowledged them). TCP has
  * no application acknowledgement, so bytes still in the local send buffer or the peer's
  * receive buffer when the peer crashes are lost without either side knowing (the `mars`
  * sink and source acknowledge end to end). A request cut off by a connection failure is

@@ -330,6 +330,36 @@ static void test_large_sendmsg(void **state)
     free(rx);
 }
 
+/* A large send to a peer that reads nothing: the kernel keeps the unsent bytes, so on
+ * io_uring the zero-copy send's buffer is not free and its callback waits; a cancel cannot
+ * hurry that (the send itself is done), but resetting the connection (connect AF_UNSPEC,
+ * what core/conn does when it gives up a request) drops them and the callback comes. */
+static void test_large_send_reset_unread(void **state)
+{
+    unsigned char *tx = calloc(1, 4 * BIG);
+    struct rec s = {0};
+    struct sockaddr sa = {.sa_family = AF_UNSPEC};
+    int c, srv, small = 4096;
+
+    (void)state;
+    assert_non_null(tx);
+    tcp_pair(&c, &srv);
+    assert_int_equal(setsockopt(srv, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+    mars_ev_prep_send(&s.op, c, tx, 4 * BIG, rec_cb, NULL);
+    assert_int_equal(mars_ev_submit(g_loop, &s.op), 0);
+    for (int i = 0; i < 5 && s.calls == 0; i++)
+        assert_true(mars_ev_run_once(g_loop, 10 * MS) >= 0);
+    if (s.calls == 0)
+        assert_int_equal(mars_ev_cancel(g_loop, &s.op), 0);
+    assert_int_equal(connect(c, &sa, sizeof(sa)), 0);
+    run_until(&s.calls, 1);
+    assert_int_equal(s.calls, 1);
+    assert_true(s.res > 0 || s.res == -ECANCELED || s.res == -ECONNRESET || s.res == -EPIPE);
+    close(c);
+    close(srv);
+    free(tx);
+}
+
 /* AF_UNIX has no zero-copy: a large send there must still arrive, every time. */
 static void test_large_send_unix(void **state)
 {
@@ -512,6 +542,7 @@ int main(void)
         T(test_large_send),
         T(test_large_sendmsg),
         T(test_large_send_unix),
+        T(test_large_send_reset_unread),
         T(test_multishot_accept),
         T(test_multishot_accept_error_ends),
     };

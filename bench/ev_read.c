@@ -164,8 +164,8 @@ static int run_backend(const char *name, const char *path, unsigned depth, size_
     rd->chunk_len = chunk_len;
     rd->count = count;
     if (fixed) {
-        region = mmap(NULL, chunk_len * depth, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        region = mmap(NULL, chunk_len * depth, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                      -1, 0);
         if (region == MAP_FAILED) {
             region = NULL;
             goto out;

@@ -115,7 +115,7 @@ enum {
      * reads nothing holds it back, and cancel cannot hurry it (the send itself is done);
      * resetting the connection (connect() with AF_UNSPEC) releases it. */
     MARS_EV_CAP_SEND_ZC = 1u << 2,
-    MARS_EV_CAP_MULTISHOT = 1u << 3,     /* multishot accept is native (else emulated) */
+    MARS_EV_CAP_MULTISHOT = 1u << 3, /* multishot accept is native (else emulated) */
 };
 
 struct mars_ev_backend; /* ops table, see ev_internal.h */

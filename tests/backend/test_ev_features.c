@@ -537,14 +537,10 @@ int main(void)
     g_backend = mars_test_backend("test_ev_features");
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_fixed_reads),
-        T(test_fixed_reads_survive_thread_exit),
-        T(test_large_send),
-        T(test_large_sendmsg),
-        T(test_large_send_unix),
-        T(test_large_send_reset_unread),
-        T(test_multishot_accept),
-        T(test_multishot_accept_error_ends),
+        T(test_fixed_reads),      T(test_fixed_reads_survive_thread_exit),
+        T(test_large_send),       T(test_large_sendmsg),
+        T(test_large_send_unix),  T(test_large_send_reset_unread),
+        T(test_multishot_accept), T(test_multishot_accept_error_ends),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,8 +9,8 @@
  * short writes, at most IOV_MAX entries each (TLS: one mars_tls_write).
  *
  * Teardown: every failure and close() go through begin_close(), which cancels whatever
- * is in flight (resetting the connection when a request is cut off, see reset_socket())
- * and moves to CLOSING. Each op completion in CLOSING calls maybe_idle(),
+ * is in flight (with zero-copy sends, resetting the connection when close() cuts a request
+ * off, see reset_socket()) and moves to CLOSING. Each op completion in CLOSING calls maybe_idle(),
  * which finishes the teardown (closes the socket, frees the TLS session, IDLE) once no op
  * is left, and only then runs the pending callbacks with the error. The TLS session's own
  * ops are waited for through its idle callback; it is never freed from inside one of its
@@ -519,11 +519,16 @@ int mars_conn_send(struct mars_conn *c, struct iovec *iov, int niov, mars_conn_c
 
 /* ---- teardown ---- */
 
-/* A request cut off by the teardown is abandoned (and resent whole by its caller), so the
- * connection is reset rather than left to deliver the rest: connect(AF_UNSPEC) drops what
- * is unacknowledged and sends RST. This also bounds the teardown: a zero-copy send
- * (io_uring, core/ev.h) completes only once the kernel lets go of its buffer, for TCP at the
- * peer's ACK, which a dead peer would hold back until TCP gives up, minutes later. */
+/* With zero-copy sends live (io_uring, core/ev.h), a request the owner gives up (close()
+ * while it is in flight: shutdown timeout, abort) resets the connection: connect(AF_UNSPEC)
+ * drops what is unacknowledged and sends RST. A zero-copy send completes only once the
+ * kernel lets go of its buffer, for TCP at the peer's ACK, which a dead or stuck peer would
+ * hold back until TCP gives up, minutes later, while the owner waits to free the request
+ * (the worker's teardown gives it seconds). The cost: bytes of earlier requests still in the
+ * send queue are dropped too, on a connection whose data is being abandoned anyway.
+ * Failures are not reset: a half-closed peer may still be reading earlier requests, and a
+ * failing connection's zero-copy sends end by themselves (the peer's RST or FIN purges the
+ * queue). Without zero-copy, close() stays a plain close. */
 static void reset_socket(int fd)
 {
     struct sockaddr sa = {.sa_family = AF_UNSPEC};
@@ -533,7 +538,8 @@ static void reset_socket(int fd)
 static void begin_close(struct mars_conn *c)
 {
     c->was_ready = c->state == MARS_CONN_READY;
-    if (c->was_ready && c->send_cb != NULL && c->fd >= 0)
+    if (c->user_close && c->was_ready && c->send_cb != NULL && c->fd >= 0 &&
+        (mars_ev_caps(c->loop) & MARS_EV_CAP_SEND_ZC))
         reset_socket(c->fd);
     c->state = MARS_CONN_CLOSING;
     if (c->job_reading)

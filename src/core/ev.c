@@ -317,6 +317,8 @@ void mars_ev_complete(struct mars_ev_loop *loop, struct mars_ev_op *op, int res)
 {
     assert(op->flags & MARS_EV_OPF_INFLIGHT);
     assert(!(op->flags & MARS_EV_OPF_FINAL));
+    /* A single-shot op completes once; only a native multishot one has results waiting. */
+    assert((op->flags & MARS_EV_OPF_NATIVE) || !results_waiting(op));
     if (results_waiting(op)) {
         op->final_result = res;
         op->flags |= MARS_EV_OPF_FINAL;

@@ -27,8 +27,8 @@
  *   in a FIFO overflow queue, and while that queue is not empty every new SQE (ops and
  *   cancels alike) goes behind it. wait() moves the queue into the SQ, submitting to the
  *   kernel each time the SQ fills up, before it waits. submit() and cancel() never enter
- *   the kernel.
- * - Memory the kernel reads (the TIMEOUT timespec, the SENDMSG msghdr) lives in a ur_slot
+ *   the kernel with SQEs (submit may register a read buffer, once per unit and ring).
+ * - Memory the kernel reads (the TIMEOUT timespec, the SENDMSG msghdr) lives in a slot
  *   that op->bk points to from submit until the op's CQE. Slots come from blocks that are
  *   recycled through a free list, so steady-state I/O does not allocate.
  * - Cancel is IORING_OP_ASYNC_CANCEL keyed on the op's address, with user_data

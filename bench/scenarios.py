@@ -223,7 +223,9 @@ def run_ev_read(ctx, sc):
     cutter does; compared with cat of the same file in this run. The +fixed variant reads into
     one registered region (fixed reads), as mars's chunk pool does."""
     d = ctx.data("big", data_big)
-    row = ctx.add(Row(sc.id, "ev_read: file → %s loop → line index" % sc.backend, "mars", baseline="cat"))
+    fixed = sc.id.endswith("+fixed")
+    row = ctx.add(Row(sc.id, "ev_read: file → %s loop%s → line index"
+                      % (sc.backend, ", fixed reads" if fixed else ""), "mars", baseline="cat"))
     exe, why = ctx.ev_read_tool()
     if not exe:
         row.skip(why)
@@ -231,8 +233,8 @@ def run_ev_read(ctx, sc):
 
     def one(i):
         out = ctx.path("logs", "ev_read.out")
-        fixed = ["--fixed-only"] if sc.id.endswith("+fixed") else []
-        m = ctx.measure([exe, d["path"], "-r", "1", "-b", sc.backend, "--no-cat"] + fixed, stdout=out,
+        m = ctx.measure([exe, d["path"], "-r", "1", "-b", sc.backend, "--no-cat"] +
+                        (["--fixed-only"] if fixed else []), stdout=out,
                         hard_limit=ctx.hard_limit(d["bytes"]))
         r = Run(m, d["lines"], d["bytes"])
         check_exit(r, m, "ev_read")

@@ -112,26 +112,11 @@ static void set_nonblock(int fd)
     assert_int_equal(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
 }
 
-static int tcp_listener(struct sockaddr_in *addr)
-{
-    socklen_t len = sizeof(*addr);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-    assert_true(fd >= 0);
-    memset(addr, 0, sizeof(*addr));
-    addr->sin_family = AF_INET;
-    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)addr, sizeof(*addr)), 0);
-    assert_int_equal(listen(fd, 16), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)addr, &len), 0);
-    return fd;
-}
-
 /* A connected loopback TCP pair, both ends non-blocking, made without the loop. */
 static void tcp_pair(int *client, int *server)
 {
     struct sockaddr_in addr;
-    int lfd = tcp_listener(&addr);
+    int lfd = mars_test_tcp_listener(&addr, 16);
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     assert_int_equal(connect(c, (struct sockaddr *)&addr, sizeof(addr)), 0);
@@ -369,7 +354,7 @@ static void test_tcp_accept_connect_send_recv(void **state)
     struct rec a = {0}, c = {0}, s = {0}, r = {0};
     struct sockaddr_in addr;
     char buf[16] = {0};
-    int lfd = tcp_listener(&addr);
+    int lfd = mars_test_tcp_listener(&addr, 16);
     int cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 
     (void)state;
@@ -402,7 +387,7 @@ static void test_connect_refused(void **state)
 {
     struct rec c = {0};
     struct sockaddr_in addr;
-    int lfd = tcp_listener(&addr);
+    int lfd = mars_test_tcp_listener(&addr, 16);
     int cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 
     (void)state;
@@ -642,7 +627,7 @@ static void test_cancel_inflight_at_shutdown(void **state)
     struct rec *waiting[] = {&acc, &rcv, &pol, &rd, &tim, &snd};
     struct sockaddr_in addr;
     static char big[1 << 16], buf[64];
-    int lfd = tcp_listener(&addr), sp[2], sq[2], p[2], fd = temp_file(NULL);
+    int lfd = mars_test_tcp_listener(&addr, 16), sp[2], sq[2], p[2], fd = temp_file(NULL);
 
     (void)state;
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp), 0);

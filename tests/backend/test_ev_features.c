@@ -224,26 +224,11 @@ static void test_fixed_reads_survive_thread_exit(void **state)
 
 #define BIG (256u << 10)
 
-static int tcp_listener(struct sockaddr_in *addr)
-{
-    socklen_t len = sizeof(*addr);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-    assert_true(fd >= 0);
-    memset(addr, 0, sizeof(*addr));
-    addr->sin_family = AF_INET;
-    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)addr, sizeof(*addr)), 0);
-    assert_int_equal(listen(fd, 64), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)addr, &len), 0);
-    return fd;
-}
-
 /* A loopback TCP pair whose buffers hold BIG bytes, so one send takes it all. */
 static void tcp_pair(int *client, int *server)
 {
     struct sockaddr_in addr;
-    int lfd = tcp_listener(&addr), sz = 4 * BIG;
+    int lfd = mars_test_tcp_listener(&addr, 64), sz = 4 * BIG;
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct pollfd p = {.fd = lfd, .events = POLLIN};
 
@@ -277,18 +262,25 @@ static void fill(unsigned char *p, size_t n, unsigned seed)
         p[i] = (unsigned char)(i * 31 + seed + i / 4093);
 }
 
-static void test_large_send(void **state)
+/* Sends BIG bytes over a loopback TCP pair in one SEND (or one SENDMSG of four iovecs):
+ * one callback with the full length, and the peer gets every byte. */
+static void send_big(bool as_msg, unsigned seed)
 {
     unsigned char *tx = malloc(BIG), *rx = malloc(BIG);
+    struct iovec iov[4];
     struct rec s = {0};
     int c, srv;
 
-    (void)state;
     assert_true(tx != NULL && rx != NULL);
-    assert_int_equal(!!(mars_ev_caps(g_loop) & MARS_EV_CAP_SEND_ZC), native());
     tcp_pair(&c, &srv);
-    fill(tx, BIG, 1);
-    mars_ev_prep_send(&s.op, c, tx, BIG, rec_cb, NULL);
+    fill(tx, BIG, seed);
+    if (as_msg) {
+        for (int i = 0; i < 4; i++)
+            iov[i] = (struct iovec){.iov_base = tx + (size_t)i * (BIG / 4), .iov_len = BIG / 4};
+        mars_ev_prep_sendmsg(&s.op, c, iov, 4, rec_cb, NULL);
+    } else {
+        mars_ev_prep_send(&s.op, c, tx, BIG, rec_cb, NULL);
+    }
     assert_int_equal(mars_ev_submit(g_loop, &s.op), 0);
     run_until(&s.calls, 1);
     assert_int_equal(s.res, (int)BIG);
@@ -303,31 +295,17 @@ static void test_large_send(void **state)
     free(rx);
 }
 
+static void test_large_send(void **state)
+{
+    (void)state;
+    assert_int_equal(!!(mars_ev_caps(g_loop) & MARS_EV_CAP_SEND_ZC), native());
+    send_big(false, 1);
+}
+
 static void test_large_sendmsg(void **state)
 {
-    unsigned char *tx = malloc(BIG), *rx = malloc(BIG);
-    struct iovec iov[4];
-    struct rec s = {0};
-    int c, srv;
-
     (void)state;
-    assert_true(tx != NULL && rx != NULL);
-    tcp_pair(&c, &srv);
-    fill(tx, BIG, 2);
-    for (int i = 0; i < 4; i++)
-        iov[i] = (struct iovec){.iov_base = tx + (size_t)i * (BIG / 4), .iov_len = BIG / 4};
-    mars_ev_prep_sendmsg(&s.op, c, iov, 4, rec_cb, NULL);
-    assert_int_equal(mars_ev_submit(g_loop, &s.op), 0);
-    run_until(&s.calls, 1);
-    assert_int_equal(s.res, (int)BIG);
-    recv_all(srv, rx, BIG);
-    assert_memory_equal(rx, tx, BIG);
-    assert_int_equal(mars_ev_run_once(g_loop, 20 * MS), 0);
-    assert_int_equal(s.calls, 1);
-    close(c);
-    close(srv);
-    free(tx);
-    free(rx);
+    send_big(true, 2);
 }
 
 /* A large send to a peer that reads nothing: the kernel keeps the unsent bytes, so on
@@ -446,7 +424,7 @@ static void test_multishot_accept(void **state)
 {
     struct acceptor a = {0};
     struct sockaddr_in addr;
-    int lfd = tcp_listener(&addr), clients[NCONN];
+    int lfd = mars_test_tcp_listener(&addr, 64), clients[NCONN];
 
     (void)state;
     assert_int_equal(!!(mars_ev_caps(g_loop) & MARS_EV_CAP_MULTISHOT), native());
@@ -512,7 +490,7 @@ static void test_multishot_accept_error_ends(void **state)
 {
     struct acceptor a = {0};
     struct sockaddr_in addr;
-    int lfd = tcp_listener(&addr);
+    int lfd = mars_test_tcp_listener(&addr, 64);
     struct rec r = {0};
 
     (void)state;

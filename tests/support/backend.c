@@ -1,11 +1,20 @@
 /*
- * backend.c - picking the ev backend of a backend suite (backend.h).
+ * backend.c - picking the ev backend of a backend suite, and its loopback listener
+ * (backend.h).
  */
 #include "backend.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 
 const struct mars_ev_backend *mars_test_backend(const char *suite)
 {
@@ -20,4 +29,19 @@ const struct mars_ev_backend *mars_test_backend(const char *suite)
     }
     printf("%s: backend %s (%s)\n", suite, mars_ev_backend_name(b), why);
     return b;
+}
+
+int mars_test_tcp_listener(struct sockaddr_in *addr, int backlog)
+{
+    socklen_t len = sizeof(*addr);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    assert_true(fd >= 0);
+    memset(addr, 0, sizeof(*addr));
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)addr, sizeof(*addr)), 0);
+    assert_int_equal(listen(fd, backlog), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)addr, &len), 0);
+    return fd;
 }

@@ -10,7 +10,8 @@
  * Regular chunks live in one region reserved up front (mmap, touched only as chunks are
  * first used), `region_stride` bytes apart, so the worker can register the region with its
  * event loop once (mars_ev_register_buffers(loop, region, region_stride, region_count))
- * and file reads into chunks become fixed reads. Large chunks are malloc'd as before.
+ * and file reads into chunks become fixed reads (runtime.fixed_buffers). Large chunks are
+ * malloc'd as before.
  *
  * Thread: a pool and its chunks belong to one worker thread; refcounts are not atomic.
  */

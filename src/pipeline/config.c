@@ -48,6 +48,12 @@ static const struct mars_opt runtime_options[] = {
      .max = (int64_t)1 << 40,
      .desc = "Per worker, the most memory read blocks may hold; readers wait when it is in "
              "use."},
+    {.name = "fixed_buffers", .type = MARS_OPT_BOOL,
+     .offset = OFF(struct mars_runtime_conf, fixed_buffers), .def = "false",
+     .desc = "With io_uring, register the read blocks with the kernel so file reads skip "
+             "pinning pages on every read; each block is pinned in RAM from its first read, "
+             "so resident memory grows by up to chunk_memory per worker (and counts against "
+             "RLIMIT_MEMLOCK)."},
     {.name = NULL},
 };
 

@@ -29,6 +29,7 @@ struct mars_runtime_conf {
     int64_t shutdown_timeout;
     uint64_t chunk_size;
     uint64_t chunk_memory;
+    bool fixed_buffers; /* register the chunk region with io_uring (pins it in RAM) */
 };
 
 struct mars_log_conf {

@@ -3,7 +3,8 @@
 # (tools/file_writer.c) and each check is exact: every line written is delivered once, in
 # order per file, byte for byte (lib/file_source.bash, oracle).
 #   1. append while reading: two writers append 200k lines in bursts while mars tails
-#      (with inotify, then again with watch: poll)
+#      (with inotify, then again with watch: poll, and with runtime.fixed_buffers, where
+#      io_uring reads into registered blocks)
 #   2. restart resumes where it stopped: SIGTERM in the middle of the writes, more lines
 #      while mars is down, start again: nothing missing and no duplicates after a clean stop
 #   3. read_from: end on the first start skips what exists; later lines (and files found
@@ -19,10 +20,11 @@ source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/file_source.bash"
 
 
-append_while_reading() { # [WATCH]
-    new_section "append${1:-}"
-    local conf=$S/mars.yaml
-    file_conf "$conf" "$S/out" "include: [$L/*.log]${1:+, watch: $1}"
+append_while_reading() { # [WATCH] [fixed]
+    new_section "append${1:-}${2:-}"
+    local conf=$S/mars.yaml top=""
+    if [[ ${2:-} == fixed ]]; then top=$'runtime: {fixed_buffers: true}\nlog: {level: debug}'; fi
+    file_conf "$conf" "$S/out" "include: [$L/*.log]${1:+, watch: $1}" "$top"
     start_mars /dev/null "$S/err" -c "$conf"
     say "2 writers x 100000 lines in bursts of 1000 while mars runs"
     bg "$FW" append "$L/a.log" a 0 100000 1000 10000
@@ -39,7 +41,11 @@ append_while_reading() { # [WATCH]
     expect_eq "$(stat_of "$S/err" in sent)" 200000 "source sent"
     expect_eq "$(stat_of "$S/err" in acknowledged)" 200000 "source acknowledged"
     expect_eq "$(stat_of "$S/err" in errors)" 0 "source errors"
-    pass "append while reading${1:+ (watch: $1)}: $O_SUMMARY"
+    if [[ ${2:-} == fixed ]] && grep -q "io backend io_uring" "$S/err"; then
+        grep -q "chunks registered for fixed reads" "$S/err" ||
+            fail "fixed_buffers: true on io_uring registered nothing: $(show_log "$S/err")"
+    fi
+    pass "append while reading${1:+ (watch: $1)}${2:+ (runtime.fixed_buffers)}: $O_SUMMARY"
 }
 
 restart_resumes() {
@@ -222,6 +228,7 @@ once() {
 
 section "1. append while reading" append_while_reading
 section "1b. append while reading, watch: poll" append_while_reading poll
+section "1c. append while reading, runtime.fixed_buffers" append_while_reading "" fixed
 section "2. restart resumes where it stopped" restart_resumes
 section "3. read_from: end" read_from_end
 section "3b. read_from: end beyond max_open_files" read_from_end_waiting

@@ -37,6 +37,25 @@ __attribute__((target("avx2,bmi"))) static size_t index_avx2(const unsigned char
 {
     const __m256i dv = _mm256_set1_epi8((char)d);
     size_t i = 0, k = 0;
+    /* two 64-byte steps at a time while both fit: half the loop's overhead per byte */
+    for (; i + 128 <= n && k + 128 <= cap; i += 128) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(s + i + 32));
+        __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)(s + i + 64));
+        __m256i e = _mm256_loadu_si256((const __m256i *)(const void *)(s + i + 96));
+        uint64_t m0 = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, dv)) |
+                      (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, dv)) << 32;
+        uint64_t m1 = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(c, dv)) |
+                      (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(e, dv)) << 32;
+        while (m0) {
+            out[k++] = (uint32_t)(i + (size_t)__builtin_ctzll(m0));
+            m0 &= m0 - 1;
+        }
+        while (m1) {
+            out[k++] = (uint32_t)(i + 64 + (size_t)__builtin_ctzll(m1));
+            m1 &= m1 - 1;
+        }
+    }
     for (; i + 64 <= n && k + 64 <= cap; i += 64) {
         __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(s + i));
         __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(s + i + 32));

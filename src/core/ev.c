@@ -197,6 +197,11 @@ unsigned mars_ev_caps(const struct mars_ev_loop *loop)
     return loop->caps;
 }
 
+void mars_ev_drop_caps(struct mars_ev_loop *loop, unsigned caps)
+{
+    loop->caps &= ~caps;
+}
+
 const char *mars_ev_loop_backend_name(const struct mars_ev_loop *loop)
 {
     return loop->backend->name;

@@ -135,6 +135,9 @@ const char *mars_ev_backends_compiled(void);
 struct mars_ev_loop *mars_ev_loop_create(const struct mars_ev_backend *b);
 void mars_ev_loop_destroy(struct mars_ev_loop *loop);
 unsigned mars_ev_caps(const struct mars_ev_loop *loop);
+/* Turns capabilities off for this loop (MARS_EV_CAP_SEND_ZC: sends are never zero-copy),
+ * before its first op. Bits the loop does not have are ignored. */
+void mars_ev_drop_caps(struct mars_ev_loop *loop, unsigned caps);
 const char *mars_ev_loop_backend_name(const struct mars_ev_loop *loop);
 
 /*

@@ -60,7 +60,8 @@ static bool zc_worth(const struct mars_ur *bk, const struct mars_ev_op *op)
 {
     size_t total = 0;
 
-    if (bk->nozc[(unsigned)op->fd % UR_NOZC_SLOTS] == op->fd + 1)
+    if (!(bk->loop->caps & MARS_EV_CAP_SEND_ZC) ||
+        bk->nozc[(unsigned)op->fd % UR_NOZC_SLOTS] == op->fd + 1)
         return false;
     if (op->type == MARS_EV_SEND)
         return (bk->features & MARS_EV_URING_SEND_ZC) && op->u.rw.len >= UR_ZC_MIN;

@@ -54,6 +54,12 @@ static const struct mars_opt runtime_options[] = {
              "pinning pages on every read; each block is pinned in RAM from its first read, "
              "so resident memory grows by up to chunk_memory per worker (and counts against "
              "RLIMIT_MEMLOCK)."},
+    {.name = "zero_copy_send", .type = MARS_OPT_BOOL,
+     .offset = OFF(struct mars_runtime_conf, zero_copy_send), .def = "false",
+     .desc = "With io_uring on Linux 6.0+, send requests of 16 KiB and more without copying "
+             "them into the kernel; a request then counts as sent once the peer acknowledged "
+             "it, and a connection closed with one in flight is reset. Sockets the kernel "
+             "copies for anyway (loopback) go back to plain sends."},
     {.name = NULL},
 };
 

@@ -30,6 +30,7 @@ struct mars_runtime_conf {
     uint64_t chunk_size;
     uint64_t chunk_memory;
     bool fixed_buffers; /* register the chunk region with io_uring (pins it in RAM) */
+    bool zero_copy_send; /* io_uring SEND_ZC for large sends */
 };
 
 struct mars_log_conf {

@@ -601,6 +601,8 @@ void *mars_worker_main(void *arg)
         return NULL;
     }
     register_chunks(w);
+    if (!w->e->cfg->top.runtime.zero_copy_send)
+        mars_ev_drop_caps(w->loop, MARS_EV_CAP_SEND_ZC);
     rc = mars_ev_async_init(w->loop, &w->wake, on_command, w);
     if (rc) {
         mars_error("-", "worker %u: cannot create wakeup: %s", w->id, strerror(-rc));

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tcp sink against tests/fakes/tcp_recv.py (plain TCP):
-# 1. byte-exact delivery of varied lines (invalid UTF-8, 8 KiB lines, empty lines) as text,
-#    and ndjson with message = the line;
+# 1. byte-exact delivery of varied lines (invalid UTF-8, 8 KiB lines, empty lines) as text
+#    (also with runtime.zero_copy_send), and ndjson with message = the line;
 # 2. peer down at start (connects refused) then up: everything arrives once, the connect
 #    errors were counted and logged;
 # 3. peer closes the connection mid-stream three times (gracefully: it reads what was sent
@@ -15,10 +15,10 @@ set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/tcp.bash"
 
-config() { # config ADDRESS [SINK OPTIONS (flow mapping entries)]
+config() { # config ADDRESS [SINK OPTIONS (flow mapping entries)] [RUNTIME ENTRIES]
     cat >"$TMP/mars.yaml" <<EOF
 data_dir: $TMP/data
-runtime: {workers: 1}
+runtime: {workers: 1${3:+, $3}}
 sources:
   in: {type: stdin}
 sinks:
@@ -55,6 +55,16 @@ expect_eq "$(stat_of "$TMP/err" out sent_bytes)" "$(wc -c <"$TMP/varied" | tr -d
 expect_eq "$(stat_of "$TMP/err" in acknowledged)" 50000 "acknowledged events"
 expect_eq "$(stat_of "$TMP/err" out errors)" 0 "sink errors"
 grep -qF "[out] connected to 127.0.0.1:$RECV_PORT" "$TMP/err" || fail "no 'connected' line: $(show_log "$TMP/err")"
+stop_recv "$RECV_PID"
+
+say "1. text with runtime.zero_copy_send (io_uring: large sends zero-copy until a copy is reported)"
+start_recv zc
+config "127.0.0.1:$RECV_PORT" "" "zero_copy_send: true"
+run_mars 60 -c "$TMP/mars.yaml" <"$TMP/varied" 2>"$TMP/err"
+expect_eq "$MARS_RC" 0 "zero_copy_send: exit code; $(show_log "$TMP/err")"
+recv_idle zc
+cmp "$TMP/varied" "$TMP/zc.out" || fail "zero_copy_send: received bytes differ from the input"
+expect_eq "$(stat_of "$TMP/err" in acknowledged)" 50000 "zero_copy_send: acknowledged events"
 stop_recv "$RECV_PID"
 
 say "1. ndjson: one JSON object per line whose message is the line"

@@ -31,8 +31,6 @@
 
 #define DEADLINE_NS 10000000000LL
 
-static const struct mars_ev_backend *g_backend;
-static struct mars_ev_loop *g_loop;
 static char g_dir[256];
 
 struct rec {
@@ -81,21 +79,12 @@ static void on_data(struct mars_conn *c, const char *p, size_t n)
     r->data_len += n;
 }
 
-static void run_until(const int *count, int want)
-{
-    int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
-    while (*count < want) {
-        assert_true(mars_ev_clock_ns() < deadline);
-        mars_ev_run_once(g_loop, 50000000);
-    }
-}
-
 static void run_idle(struct mars_conn *c)
 {
     int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
     while (mars_conn_busy(c)) {
         assert_true(mars_ev_clock_ns() < deadline);
-        mars_ev_run_once(g_loop, 50000000);
+        mars_ev_run_once(mars_test_loop, 50000000);
     }
 }
 
@@ -126,7 +115,7 @@ static struct mars_conn *make(const char *host, const char *port, struct mars_tl
                                .on_close = on_close,
                                .on_idle = on_idle,
                                .data = r};
-    struct mars_conn *c = mars_conn_create(g_loop, &o);
+    struct mars_conn *c = mars_conn_create(mars_test_loop, &o);
     assert_non_null(c);
     return c;
 }
@@ -138,7 +127,7 @@ static void read_all(int fd, char *buf, size_t n, struct rec *r, int send_calls)
     int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
     while (got < n) {
         assert_true(mars_ev_clock_ns() < deadline);
-        mars_ev_run_once(g_loop, 0);
+        mars_ev_run_once(mars_test_loop, 0);
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (poll(&p, 1, 10) == 1) {
             ssize_t k = read(fd, buf + got, n - got);
@@ -146,7 +135,7 @@ static void read_all(int fd, char *buf, size_t n, struct rec *r, int send_calls)
             got += (size_t)k;
         }
     }
-    run_until(&r->send_calls, send_calls);
+    mars_test_run_until(&r->send_calls, send_calls, DEADLINE_NS);
 }
 
 static void test_send_close_reopen(void **state)
@@ -158,7 +147,7 @@ static void test_send_close_reopen(void **state)
     assert_int_equal(mars_conn_open(c, on_open), 0);
     assert_int_equal(mars_conn_open(c, on_open), -EBUSY);
     assert_int_equal(r.open_calls, 0);
-    run_until(&r.open_calls, 1);
+    mars_test_run_until(&r.open_calls, 1, DEADLINE_NS);
     assert_int_equal(r.open_res, 0);
     assert_int_equal(mars_conn_state(c), MARS_CONN_READY);
     int sfd = accept(lfd, NULL, NULL);
@@ -181,7 +170,7 @@ static void test_send_close_reopen(void **state)
     /* the peer talks, then closes: on_data, then on_close */
     assert_int_equal(write(sfd, "hi", 2), 2);
     close(sfd);
-    run_until(&r.close_calls, 1);
+    mars_test_run_until(&r.close_calls, 1, DEADLINE_NS);
     assert_int_equal(r.close_res, -ECONNRESET);
     assert_memory_equal(r.data, "hi", 2);
     assert_non_null(strstr(mars_conn_error(c), "closed by the peer"));
@@ -189,7 +178,7 @@ static void test_send_close_reopen(void **state)
 
     /* and it opens again */
     assert_int_equal(mars_conn_open(c, on_open), 0);
-    run_until(&r.open_calls, 2);
+    mars_test_run_until(&r.open_calls, 2, DEADLINE_NS);
     assert_int_equal(r.open_res, 0);
     sfd = accept(lfd, NULL, NULL);
     mars_conn_close(c);
@@ -209,7 +198,7 @@ static void test_refused_and_resolver(void **state)
     struct rec r = {0};
     struct mars_conn *c = make("127.0.0.1", port, NULL, 0, &r);
     assert_int_equal(mars_conn_open(c, on_open), 0);
-    run_until(&r.open_calls, 1);
+    mars_test_run_until(&r.open_calls, 1, DEADLINE_NS);
     assert_int_equal(r.open_res, -ECONNREFUSED);
     printf("%s\n", mars_conn_error(c));
     assert_non_null(strstr(mars_conn_error(c), "Connection refused"));
@@ -221,7 +210,7 @@ static void test_refused_and_resolver(void **state)
     assert_int_equal(listen(bfd, 4), 0);
     c = make("localhost", port, NULL, 0, &r);
     assert_int_equal(mars_conn_open(c, on_open), 0);
-    run_until(&r.open_calls, 2);
+    mars_test_run_until(&r.open_calls, 2, DEADLINE_NS);
     assert_int_equal(r.open_res, 0);
     mars_conn_close(c);
     run_idle(c);
@@ -230,7 +219,7 @@ static void test_refused_and_resolver(void **state)
     /* a name that does not resolve (or a resolver that cannot answer within 2 s) */
     c = make("no-such-host.invalid", port, NULL, 2000000000LL, &r);
     assert_int_equal(mars_conn_open(c, on_open), 0);
-    run_until(&r.open_calls, 3);
+    mars_test_run_until(&r.open_calls, 3, DEADLINE_NS);
     printf("%s\n", mars_conn_error(c));
     assert_true(r.open_res == -EHOSTUNREACH || r.open_res == -ETIMEDOUT);
     assert_non_null(strstr(mars_conn_error(c), "resol"));
@@ -247,7 +236,7 @@ static void test_close_during_open(void **state)
     struct mars_conn *c = make("localhost", port, NULL, 0, &r); /* resolver thread in flight */
     assert_int_equal(mars_conn_open(c, on_open), 0);
     mars_conn_close(c);
-    run_until(&r.idle_calls, 1);
+    mars_test_run_until(&r.idle_calls, 1, DEADLINE_NS);
     assert_int_equal(r.open_calls, 1);
     assert_int_equal(r.open_res, -ECANCELED);
     assert_false(mars_conn_busy(c));
@@ -296,7 +285,7 @@ static void test_tls(void **state)
     struct rec r = {0};
     struct mars_conn *c = make("127.0.0.1", port, cctx, 300000000LL, &r);
     assert_int_equal(mars_conn_open(c, on_open), 0);
-    run_until(&r.open_calls, 1);
+    mars_test_run_until(&r.open_calls, 1, DEADLINE_NS);
     assert_int_equal(r.open_res, -ETIMEDOUT);
     printf("%s\n", mars_conn_error(c));
     assert_non_null(strstr(mars_conn_error(c), "TLS handshake to 127.0.0.1:"));
@@ -310,26 +299,26 @@ static void test_tls(void **state)
     int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
     while (sfd < 0) {
         assert_true(mars_ev_clock_ns() < deadline);
-        mars_ev_run_once(g_loop, 10000000);
+        mars_ev_run_once(mars_test_loop, 10000000);
         sfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
     }
     struct srv sv = {0};
-    struct mars_tls *st = mars_tls_create(sctx, g_loop, sfd, NULL, &sv);
+    struct mars_tls *st = mars_tls_create(sctx, mars_test_loop, sfd, NULL, &sv);
     assert_non_null(st);
     assert_int_equal(mars_tls_handshake(st, srv_hs), 0);
-    run_until(&r.open_calls, 2);
+    mars_test_run_until(&r.open_calls, 2, DEADLINE_NS);
     assert_int_equal(r.open_res, 0);
-    run_until(&sv.hs_calls, 1);
+    mars_test_run_until(&sv.hs_calls, 1, DEADLINE_NS);
     assert_int_equal(sv.hs_res, 0);
     assert_non_null(strstr(mars_conn_tls_info(c), "TLSv1.3"));
     struct iovec iov[2] = {{"over ", 5}, {"tls\n", 4}};
     assert_int_equal(mars_tls_read(st, sv.buf, sizeof(sv.buf), srv_rd), 0);
     assert_int_equal(mars_conn_send(c, iov, 2, on_sent), 0);
-    run_until(&r.send_calls, 1);
+    mars_test_run_until(&r.send_calls, 1, DEADLINE_NS);
     assert_int_equal(r.send_res, 0);
     while (sv.len < 9) {
         int before = sv.rd_calls;
-        run_until(&sv.rd_calls, before + 1);
+        mars_test_run_until(&sv.rd_calls, before + 1, DEADLINE_NS);
         assert_true(sv.rd_res > 0);
         if (sv.len < 9)
             assert_int_equal(mars_tls_read(st, sv.buf + sv.len, sizeof(sv.buf) - sv.len, srv_rd),
@@ -340,7 +329,7 @@ static void test_tls(void **state)
     int64_t until = mars_ev_clock_ns() + DEADLINE_NS;
     while (mars_tls_busy(st)) {
         assert_true(mars_ev_clock_ns() < until);
-        mars_ev_run_once(g_loop, 10000000);
+        mars_ev_run_once(mars_test_loop, 10000000);
     }
     mars_tls_destroy(st);
     close(sfd);
@@ -352,27 +341,12 @@ static void test_tls(void **state)
     mars_tls_ctx_destroy(sctx);
 }
 
-static int setup(void **state)
-{
-    g_loop = mars_ev_loop_create(g_backend);
-    return g_loop ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    if (mars_ev_pending(g_loop) != 0)
-        return -1;
-    mars_ev_loop_destroy(g_loop);
-    g_loop = NULL;
-    return 0;
-}
-
 int main(void)
 {
     const char *src = getenv("MARS_SRC");
     char cmd[800];
 
-    g_backend = mars_test_backend("conn");
+    mars_test_backend("conn");
     snprintf(g_dir, sizeof(g_dir), "%s/mars-conn-XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(g_dir))
@@ -380,7 +354,7 @@ int main(void)
     snprintf(cmd, sizeof(cmd), "sh '%s/tests/support/gen_certs.sh' '%s'", src ? src : ".", g_dir);
     if (system(cmd) != 0)
         return 1;
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, mars_test_loop_setup, mars_test_loop_teardown)
     const struct CMUnitTest tests[] = {
         T(test_send_close_reopen),
         T(test_refused_and_resolver),

@@ -5,7 +5,8 @@
  * selected here (io_uring not built, or refused by the kernel) skips the whole suite with a
  * message and exit code 0; "libevent" must always work. Every test gets a fresh loop and
  * must leave it with no op pending, which teardown checks before destroying it (so ASan sees
- * every leak). No test waits without a deadline: loops go through run_until().
+ * every leak). No test waits without a deadline: loops go through
+ * mars_test_run_until() (tests/support/backend.c) or run_until_idle().
  *
  * Every callback checks that it is not running inside mars_ev_submit() (g_in_submit).
  */
@@ -38,7 +39,6 @@
 #define DEADLINE_NS (5000 * MS)
 
 static const struct mars_ev_backend *g_backend;
-static struct mars_ev_loop *g_loop;
 static bool g_in_submit;
 static int g_order;
 
@@ -67,29 +67,18 @@ static int submit(struct mars_ev_op *op)
     int rc;
 
     g_in_submit = true;
-    rc = mars_ev_submit(g_loop, op);
+    rc = mars_ev_submit(mars_test_loop, op);
     g_in_submit = false;
     return rc;
-}
-
-/* Runs the loop until *count reaches want; fails the test after DEADLINE_NS. */
-static void run_until(const int *count, int want)
-{
-    int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
-
-    while (*count < want) {
-        assert_true(mars_ev_clock_ns() < deadline);
-        assert_true(mars_ev_run_once(g_loop, 50 * MS) >= 0);
-    }
 }
 
 static void run_until_idle(void)
 {
     int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
 
-    while (mars_ev_pending(g_loop) > 0) {
+    while (mars_ev_pending(mars_test_loop) > 0) {
         assert_true(mars_ev_clock_ns() < deadline);
-        assert_true(mars_ev_run_once(g_loop, 50 * MS) >= 0);
+        assert_true(mars_ev_run_once(mars_test_loop, 50 * MS) >= 0);
     }
 }
 
@@ -132,20 +121,8 @@ static void tcp_pair(int *client, int *server)
 
 static int setup(void **state)
 {
-    (void)state;
     g_order = 0;
-    g_loop = mars_ev_loop_create(g_backend);
-    return g_loop != NULL ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (mars_ev_pending(g_loop) != 0)
-        return -1; /* a failed test left ops behind; do not destroy under them */
-    mars_ev_loop_destroy(g_loop);
-    g_loop = NULL;
-    return 0;
+    return mars_test_loop_setup(state);
 }
 
 /* ---- tests ---------------------------------------------------------------------------- */
@@ -166,11 +143,11 @@ static void test_select_and_names(void **state)
     assert_non_null(strstr(why, "epoll-ng"));
     if (mars_ev_backend_select("io_uring", why, sizeof(why)) == NULL)
         assert_true(why[0] != '\0');
-    assert_string_equal(mars_ev_loop_backend_name(g_loop), mars_ev_backend_name(g_backend));
+    assert_string_equal(mars_ev_loop_backend_name(mars_test_loop), mars_ev_backend_name(g_backend));
     if (strcmp(mars_ev_backend_name(g_backend), "libevent") == 0)
-        assert_int_equal(mars_ev_caps(g_loop), 0);
+        assert_int_equal(mars_ev_caps(mars_test_loop), 0);
     if (strcmp(mars_ev_backend_name(g_backend), "io_uring") == 0)
-        assert_true(mars_ev_caps(g_loop) & MARS_EV_CAP_ASYNC_FILE_IO);
+        assert_true(mars_ev_caps(mars_test_loop) & MARS_EV_CAP_ASYNC_FILE_IO);
 }
 
 static void test_submit_errors(void **state)
@@ -186,8 +163,8 @@ static void test_submit_errors(void **state)
     assert_int_equal(submit(&r.op), -EINVAL);
     mars_ev_prep_poll(&r.op, 0, 0, rec_cb, NULL);
     assert_int_equal(submit(&r.op), -EINVAL);
-    assert_int_equal(mars_ev_pending(g_loop), 0);
-    assert_int_equal(mars_ev_cancel(g_loop, &r.op), -ENOENT);
+    assert_int_equal(mars_ev_pending(mars_test_loop), 0);
+    assert_int_equal(mars_ev_cancel(mars_test_loop, &r.op), -ENOENT);
 
     /* A failing syscall is a completion, not a submit error. */
     mars_ev_prep_read(&bad.op, 1000000, buf, sizeof(buf), 0, rec_cb, NULL);
@@ -196,14 +173,14 @@ static void test_submit_errors(void **state)
     assert_int_equal(submit(&r.op), -EBUSY); /* already in flight */
     int rc = submit(&bad.op);
     if (rc == 0) {
-        run_until(&bad.calls, 1);
+        mars_test_run_until(&bad.calls, 1, DEADLINE_NS);
         assert_int_equal(bad.res, -EBADF);
     } else {
         assert_int_equal(rc, -EBADF);
     }
-    run_until(&r.calls, 1);
+    mars_test_run_until(&r.calls, 1, DEADLINE_NS);
     assert_int_equal(r.calls, 1);
-    assert_int_equal(mars_ev_cancel(g_loop, &r.op), -ENOENT);
+    assert_int_equal(mars_ev_cancel(mars_test_loop, &r.op), -ENOENT);
 }
 
 static void test_callback_never_inside_submit(void **state)
@@ -219,12 +196,12 @@ static void test_callback_never_inside_submit(void **state)
     mars_ev_prep_timer(&t.op, 0, rec_cb, NULL);
     assert_int_equal(submit(&t.op), 0);
     assert_int_equal(w.calls + t.calls, 0);
-    assert_int_equal(mars_ev_pending(g_loop), 2);
-    run_until(&w.calls, 1);
-    run_until(&t.calls, 1);
+    assert_int_equal(mars_ev_pending(mars_test_loop), 2);
+    mars_test_run_until(&w.calls, 1, DEADLINE_NS);
+    mars_test_run_until(&t.calls, 1, DEADLINE_NS);
     assert_int_equal(w.res, 3);
     assert_int_equal(t.res, 0);
-    assert_int_equal(mars_ev_pending(g_loop), 0);
+    assert_int_equal(mars_ev_pending(mars_test_loop), 0);
     close(fd);
 }
 
@@ -243,7 +220,7 @@ static void test_file_read_offsets(void **state)
         assert_int_equal(submit(&r[i].op), 0);
     }
     for (int i = 0; i < 4; i++)
-        run_until(&r[i].calls, 1);
+        mars_test_run_until(&r[i].calls, 1, DEADLINE_NS);
     assert_int_equal(r[0].res, 4);
     assert_memory_equal(b[0], "2345", 4);
     assert_int_equal(r[1].res, 4); /* short read at the end of the file */
@@ -263,17 +240,17 @@ static void test_pipe_read_cur(void **state)
     assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
     mars_ev_prep_read(&r.op, p[0], buf, sizeof(buf), MARS_EV_CUR, rec_cb, NULL);
     assert_int_equal(submit(&r.op), 0);
-    assert_true(mars_ev_run_once(g_loop, 20 * MS) >= 0);
+    assert_true(mars_ev_run_once(mars_test_loop, 20 * MS) >= 0);
     assert_int_equal(r.calls, 0); /* empty pipe: waits, no EAGAIN */
     assert_int_equal(write(p[1], "hey", 3), 3);
-    run_until(&r.calls, 1);
+    mars_test_run_until(&r.calls, 1, DEADLINE_NS);
     assert_int_equal(r.res, 3); /* short read: what was there */
     assert_memory_equal(buf, "hey", 3);
 
     close(p[1]);
     mars_ev_prep_read(&r.op, p[0], buf, sizeof(buf), MARS_EV_CUR, rec_cb, NULL);
     assert_int_equal(submit(&r.op), 0);
-    run_until(&r.calls, 2);
+    mars_test_run_until(&r.calls, 2, DEADLINE_NS);
     assert_int_equal(r.res, 0); /* writer gone: EOF */
     close(p[0]);
 }
@@ -305,8 +282,8 @@ static void test_file_write_writev(void **state)
     mars_ev_prep_writev(&v.op, fd, iov, NIOV, 5, rec_cb, NULL);
     assert_int_equal(submit(&w.op), 0);
     assert_int_equal(submit(&v.op), 0);
-    run_until(&w.calls, 1);
-    run_until(&v.calls, 1);
+    mars_test_run_until(&w.calls, 1, DEADLINE_NS);
+    mars_test_run_until(&v.calls, 1, DEADLINE_NS);
     assert_int_equal(w.res, 5);
     assert_int_equal(v.res, (int)total);
     assert_int_equal(pread(fd, back, sizeof(back), 0), (ssize_t)(5 + total));
@@ -331,11 +308,11 @@ static void test_stream_writev_sendmsg(void **state)
     mars_ev_prep_sendmsg(&s.op, sp[0], iov, NIOV, rec_cb, NULL);
     mars_ev_prep_writev(&pw.op, p[1], iov, NIOV, MARS_EV_CUR, rec_cb, NULL);
     assert_int_equal(submit(&w.op), 0);
-    run_until(&w.calls, 1);
+    mars_test_run_until(&w.calls, 1, DEADLINE_NS);
     assert_int_equal(submit(&s.op), 0);
     assert_int_equal(submit(&pw.op), 0);
-    run_until(&s.calls, 1);
-    run_until(&pw.calls, 1);
+    mars_test_run_until(&s.calls, 1, DEADLINE_NS);
+    mars_test_run_until(&pw.calls, 1, DEADLINE_NS);
     assert_int_equal(w.res, (int)total);
     assert_int_equal(s.res, (int)total);
     assert_int_equal(pw.res, (int)total);
@@ -362,8 +339,8 @@ static void test_tcp_accept_connect_send_recv(void **state)
     assert_int_equal(submit(&a.op), 0);
     mars_ev_prep_connect(&c.op, cfd, (struct sockaddr *)&addr, sizeof(addr), rec_cb, NULL);
     assert_int_equal(submit(&c.op), 0);
-    run_until(&c.calls, 1);
-    run_until(&a.calls, 1);
+    mars_test_run_until(&c.calls, 1, DEADLINE_NS);
+    mars_test_run_until(&a.calls, 1, DEADLINE_NS);
     assert_int_equal(c.res, 0);
     assert_true(a.res >= 0);
     assert_true(fcntl(a.res, F_GETFL) & O_NONBLOCK);
@@ -373,8 +350,8 @@ static void test_tcp_accept_connect_send_recv(void **state)
     assert_int_equal(submit(&r.op), 0);
     mars_ev_prep_send(&s.op, cfd, "ping", 4, rec_cb, NULL);
     assert_int_equal(submit(&s.op), 0);
-    run_until(&s.calls, 1);
-    run_until(&r.calls, 1);
+    mars_test_run_until(&s.calls, 1, DEADLINE_NS);
+    mars_test_run_until(&r.calls, 1, DEADLINE_NS);
     assert_int_equal(s.res, 4);
     assert_int_equal(r.res, 4);
     assert_memory_equal(buf, "ping", 4);
@@ -394,7 +371,7 @@ static void test_connect_refused(void **state)
     close(lfd); /* the port is now closed */
     mars_ev_prep_connect(&c.op, cfd, (struct sockaddr *)&addr, sizeof(addr), rec_cb, NULL);
     assert_int_equal(submit(&c.op), 0);
-    run_until(&c.calls, 1);
+    mars_test_run_until(&c.calls, 1, DEADLINE_NS);
     assert_int_equal(c.res, -ECONNREFUSED);
     close(cfd);
 }
@@ -412,11 +389,11 @@ static void test_peer_reset(void **state)
     assert_int_equal(submit(&r.op), 0);
     assert_int_equal(setsockopt(sfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
     close(sfd); /* sends RST */
-    run_until(&r.calls, 1);
+    mars_test_run_until(&r.calls, 1, DEADLINE_NS);
     assert_int_equal(r.res, -ECONNRESET);
     mars_ev_prep_send(&s.op, cfd, "x", 1, rec_cb, NULL);
     assert_int_equal(submit(&s.op), 0);
-    run_until(&s.calls, 1);
+    mars_test_run_until(&s.calls, 1, DEADLINE_NS);
     assert_true(s.res == -EPIPE || s.res == -ECONNRESET);
     close(cfd);
 }
@@ -432,11 +409,11 @@ static void test_recv_waits_on_eagain(void **state)
     mars_ev_prep_recv(&r.op, sp[0], buf, sizeof(buf), rec_cb, NULL);
     assert_int_equal(submit(&r.op), 0);
     for (int i = 0; i < 3; i++)
-        assert_true(mars_ev_run_once(g_loop, 10 * MS) >= 0);
+        assert_true(mars_ev_run_once(mars_test_loop, 10 * MS) >= 0);
     assert_int_equal(r.calls, 0);
-    assert_int_equal(mars_ev_pending(g_loop), 1);
+    assert_int_equal(mars_ev_pending(mars_test_loop), 1);
     assert_int_equal(send(sp[1], "late", 4, 0), 4);
-    run_until(&r.calls, 1);
+    mars_test_run_until(&r.calls, 1, DEADLINE_NS);
     assert_int_equal(r.res, 4);
     close(sp[0]);
     close(sp[1]);
@@ -520,8 +497,8 @@ static void test_stream_resubmit(void **state)
     mars_ev_prep_recv(&rx.op, sfd, rx.buf, 65536, stream_recv_cb, NULL);
     assert_int_equal(submit(&tx.op), 0);
     assert_int_equal(submit(&rx.op), 0);
-    run_until(&tx.finished, 1);
-    run_until(&rx.finished, 1);
+    mars_test_run_until(&tx.finished, 1, DEADLINE_NS);
+    mars_test_run_until(&rx.finished, 1, DEADLINE_NS);
     assert_int_equal(tx.errors + rx.errors, 0);
     assert_true(tx.calls > 1); /* it did not all fit at once */
     assert_memory_equal(tx.buf, rx.buf, STREAM_LEN);
@@ -545,10 +522,10 @@ static void test_timers_order_and_cancel(void **state)
         mars_ev_prep_timer(&t[i].op, ms[i] * MS, rec_cb, NULL);
         assert_int_equal(submit(&t[i].op), 0);
     }
-    assert_int_equal(mars_ev_cancel(g_loop, &t[3].op), 0);
-    assert_int_equal(mars_ev_cancel(g_loop, &t[4].op), 0);
-    assert_int_equal(mars_ev_cancel(g_loop, &t[4].op), 0); /* twice is harmless */
-    run_until(&t[0].calls, 1);
+    assert_int_equal(mars_ev_cancel(mars_test_loop, &t[3].op), 0);
+    assert_int_equal(mars_ev_cancel(mars_test_loop, &t[4].op), 0);
+    assert_int_equal(mars_ev_cancel(mars_test_loop, &t[4].op), 0); /* twice is harmless */
+    mars_test_run_until(&t[0].calls, 1, DEADLINE_NS);
     run_until_idle();
     assert_int_equal(t[3].res, -ECANCELED);
     assert_int_equal(t[4].res, -ECANCELED);
@@ -560,7 +537,7 @@ static void test_timers_order_and_cancel(void **state)
         assert_int_equal(t[i].res, 0);
         assert_true(t[i].fired_ns - start >= ms[i] * MS); /* never early */
     }
-    assert_true(mars_ev_now(g_loop) >= start);
+    assert_true(mars_ev_now(mars_test_loop) >= start);
 }
 
 struct ticker {
@@ -583,10 +560,10 @@ static void test_timer_resubmit_and_run(void **state)
     struct ticker t = {0};
 
     (void)state;
-    assert_int_equal(mars_ev_run(g_loop), 0); /* nothing in flight: returns at once */
+    assert_int_equal(mars_ev_run(mars_test_loop), 0); /* nothing in flight: returns at once */
     mars_ev_prep_timer(&t.op, 1 * MS, ticker_cb, NULL);
     assert_int_equal(submit(&t.op), 0);
-    assert_int_equal(mars_ev_run(g_loop), 0); /* returns when nothing is left */
+    assert_int_equal(mars_ev_run(mars_test_loop), 0); /* returns when nothing is left */
     assert_int_equal(t.ticks, 5);
 }
 
@@ -603,18 +580,18 @@ static void test_poll_readiness(void **state)
     mars_ev_prep_poll(&out.op, p[1], POLLOUT, rec_cb, NULL);
     assert_int_equal(submit(&in.op), 0);
     assert_int_equal(submit(&out.op), 0);
-    run_until(&out.calls, 1);
+    mars_test_run_until(&out.calls, 1, DEADLINE_NS);
     assert_true(out.res & POLLOUT);
-    assert_true(mars_ev_run_once(g_loop, 10 * MS) >= 0);
+    assert_true(mars_ev_run_once(mars_test_loop, 10 * MS) >= 0);
     assert_int_equal(in.calls, 0);
     assert_int_equal(write(p[1], "z", 1), 1);
-    run_until(&in.calls, 1);
+    mars_test_run_until(&in.calls, 1, DEADLINE_NS);
     assert_true(in.res & POLLIN);
 
     close(p[1]); /* hangup is reported even when not asked for */
     mars_ev_prep_poll(&in.op, p[0], POLLIN, rec_cb, NULL);
     assert_int_equal(submit(&in.op), 0);
-    run_until(&in.calls, 2);
+    mars_test_run_until(&in.calls, 2, DEADLINE_NS);
     assert_true(in.res & (POLLIN | POLLHUP));
     close(p[0]);
 }
@@ -646,27 +623,27 @@ static void test_cancel_inflight_at_shutdown(void **state)
     for (size_t i = 0; i < sizeof(waiting) / sizeof(waiting[0]); i++)
         assert_int_equal(submit(&waiting[i]->op), 0);
     assert_int_equal(submit(&fw.op), 0);
-    run_until(&fw.calls, 1);
-    assert_int_equal(mars_ev_pending(g_loop), 6);
+    mars_test_run_until(&fw.calls, 1, DEADLINE_NS);
+    assert_int_equal(mars_ev_pending(mars_test_loop), 6);
 
     /* A file write that has already finished but not yet called back. */
     mars_ev_prep_write(&fw.op, fd, "done", 4, 0, rec_cb, NULL);
     assert_int_equal(submit(&fw.op), 0);
     for (size_t i = 0; i < sizeof(waiting) / sizeof(waiting[0]); i++)
-        assert_int_equal(mars_ev_cancel(g_loop, &waiting[i]->op), 0);
-    assert_int_equal(mars_ev_cancel(g_loop, &fw.op), 0);
+        assert_int_equal(mars_ev_cancel(mars_test_loop, &waiting[i]->op), 0);
+    assert_int_equal(mars_ev_cancel(mars_test_loop, &fw.op), 0);
     run_until_idle();
     for (size_t i = 0; i < sizeof(waiting) / sizeof(waiting[0]); i++) {
         assert_int_equal(waiting[i]->calls, 1);
         assert_int_equal(waiting[i]->res, -ECANCELED);
-        assert_int_equal(mars_ev_cancel(g_loop, &waiting[i]->op), -ENOENT);
+        assert_int_equal(mars_ev_cancel(mars_test_loop, &waiting[i]->op), -ENOENT);
     }
     assert_int_equal(fw.calls, 2);
-    if (strcmp(mars_ev_loop_backend_name(g_loop), "libevent") == 0)
+    if (strcmp(mars_ev_loop_backend_name(mars_test_loop), "libevent") == 0)
         assert_int_equal(fw.res, 4); /* completed in submit: the cancel comes too late */
     else
         assert_true(fw.res == 4 || fw.res == -ECANCELED);
-    assert_int_equal(mars_ev_pending(g_loop), 0);
+    assert_int_equal(mars_ev_pending(mars_test_loop), 0);
     close(lfd);
     close(fd);
     close(p[0]);
@@ -735,14 +712,14 @@ static void test_async_from_threads(void **state)
     int64_t deadline = mars_ev_clock_ns() + 4 * DEADLINE_NS;
 
     (void)state;
-    assert_int_equal(mars_ev_async_init(g_loop, &a, pong_cb, NULL), 0);
+    assert_int_equal(mars_ev_async_init(mars_test_loop, &a, pong_cb, NULL), 0);
     for (int i = 0; i < NTHREADS; i++) {
         memset(&g_pingers[i], 0, sizeof(g_pingers[i]));
         g_pingers[i].async = &a;
         assert_int_equal(pthread_create(&g_pingers[i].tid, NULL, pinger_main, &g_pingers[i]), 0);
     }
     while (!all_pingers_done() && mars_ev_clock_ns() < deadline)
-        assert_true(mars_ev_run_once(g_loop, 50 * MS) >= 0);
+        assert_true(mars_ev_run_once(mars_test_loop, 50 * MS) >= 0);
     for (int i = 0; i < NTHREADS; i++) {
         if (!atomic_load(&g_pingers[i].done))
             g_pingers[i].timed_out = true; /* (racy on purpose: only on failure) */
@@ -753,7 +730,7 @@ static void test_async_from_threads(void **state)
         assert_int_equal(atomic_load(&g_pingers[i].ack), ROUNDS);
     }
     mars_ev_async_fini(&a);
-    assert_int_equal(mars_ev_pending(g_loop), 0);
+    assert_int_equal(mars_ev_pending(mars_test_loop), 0);
 }
 
 struct stopper {
@@ -782,7 +759,7 @@ static void guard_cb(struct mars_ev_op *op, int res)
 
     rec_cb(op, res);
     if (r->res == 0)
-        mars_ev_stop(g_loop); /* only when the async never came */
+        mars_ev_stop(mars_test_loop); /* only when the async never came */
 }
 
 static void test_stop_from_async(void **state)
@@ -792,19 +769,19 @@ static void test_stop_from_async(void **state)
     pthread_t tid;
 
     (void)state;
-    assert_int_equal(mars_ev_async_init(g_loop, &s.a, stop_cb, NULL), 0);
+    assert_int_equal(mars_ev_async_init(mars_test_loop, &s.a, stop_cb, NULL), 0);
     mars_ev_prep_timer(&guard.op, DEADLINE_NS, guard_cb, NULL);
     assert_int_equal(submit(&guard.op), 0);
     assert_int_equal(pthread_create(&tid, NULL, send_later, &s.a), 0);
-    assert_int_equal(mars_ev_run(g_loop), 0);
+    assert_int_equal(mars_ev_run(mars_test_loop), 0);
     pthread_join(tid, NULL);
     assert_int_equal(guard.calls, 0);
     assert_int_equal(s.calls, 1);
-    assert_int_equal(mars_ev_cancel(g_loop, &guard.op), 0);
-    run_until(&guard.calls, 1);
+    assert_int_equal(mars_ev_cancel(mars_test_loop, &guard.op), 0);
+    mars_test_run_until(&guard.calls, 1, DEADLINE_NS);
     assert_int_equal(guard.res, -ECANCELED);
     mars_ev_async_fini(&s.a);
-    assert_int_equal(mars_ev_pending(g_loop), 0);
+    assert_int_equal(mars_ev_pending(mars_test_loop), 0);
 }
 
 static void self_fini_cb(struct mars_ev_async *a)
@@ -822,11 +799,11 @@ static void test_async_fini_from_callback(void **state)
 
     (void)state;
     assert_non_null(a);
-    assert_int_equal(mars_ev_async_init(g_loop, a, self_fini_cb, &calls), 0);
+    assert_int_equal(mars_ev_async_init(mars_test_loop, a, self_fini_cb, &calls), 0);
     assert_int_equal(mars_ev_async_send(a), 0);
     assert_int_equal(mars_ev_async_send(a), 0);
-    run_until(&calls, 1);
-    assert_int_equal(mars_ev_pending(g_loop), 0);
+    mars_test_run_until(&calls, 1, DEADLINE_NS);
+    assert_int_equal(mars_ev_pending(mars_test_loop), 0);
     free(a);
 }
 
@@ -834,7 +811,7 @@ int main(void)
 {
     g_backend = mars_test_backend("ev conformance");
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, mars_test_loop_teardown)
     const struct CMUnitTest tests[] = {
         T(test_select_and_names),
         T(test_submit_errors),

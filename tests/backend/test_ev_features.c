@@ -35,16 +35,13 @@
 #define MS          1000000LL
 #define DEADLINE_NS (5000 * MS)
 
-static const struct mars_ev_backend *g_backend;
-static struct mars_ev_loop *g_loop;
-
 /* Does the live loop do the feature natively? io_uring does unless the test hook hides the
  * kernel's features; libevent never does. */
 static bool native(void)
 {
     const char *fail = getenv("MARS_EV_URING_FAIL");
 
-    return strcmp(mars_ev_loop_backend_name(g_loop), "io_uring") == 0 &&
+    return strcmp(mars_ev_loop_backend_name(mars_test_loop), "io_uring") == 0 &&
            (fail == NULL || strcmp(fail, "features") != 0);
 }
 
@@ -61,33 +58,6 @@ static void rec_cb(struct mars_ev_op *op, int res)
     assert_false(op->more);
     r->res = res;
     r->calls++;
-}
-
-static void run_until(const int *count, int want)
-{
-    int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
-
-    while (*count < want) {
-        assert_true(mars_ev_clock_ns() < deadline);
-        assert_true(mars_ev_run_once(g_loop, 50 * MS) >= 0);
-    }
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    g_loop = mars_ev_loop_create(g_backend);
-    return g_loop != NULL ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (mars_ev_pending(g_loop) != 0)
-        return -1;
-    mars_ev_loop_destroy(g_loop);
-    g_loop = NULL;
-    return 0;
 }
 
 /* ---- registered read buffers ---------------------------------------------------------- */
@@ -129,8 +99,8 @@ static void read_check(int fd, unsigned char *buf, size_t len, uint64_t off)
 
     memset(buf, 0xee, len);
     mars_ev_prep_read(&r.op, fd, buf, len, off, rec_cb, NULL);
-    assert_int_equal(mars_ev_submit(g_loop, &r.op), 0);
-    run_until(&r.calls, 1);
+    assert_int_equal(mars_ev_submit(mars_test_loop, &r.op), 0);
+    mars_test_run_until(&r.calls, 1, DEADLINE_NS);
     assert_int_equal(r.calls, 1);
     assert_int_equal(r.res, (int)want);
     if (want > 0)
@@ -143,10 +113,10 @@ static void check_fixed_cap(int rc)
 {
     if (native()) {
         assert_int_equal(rc, 0);
-        assert_true(mars_ev_caps(g_loop) & MARS_EV_CAP_FIXED_BUFFERS);
+        assert_true(mars_ev_caps(mars_test_loop) & MARS_EV_CAP_FIXED_BUFFERS);
     } else {
         assert_int_equal(rc, -EOPNOTSUPP);
-        assert_false(mars_ev_caps(g_loop) & MARS_EV_CAP_FIXED_BUFFERS);
+        assert_false(mars_ev_caps(mars_test_loop) & MARS_EV_CAP_FIXED_BUFFERS);
     }
 }
 
@@ -157,10 +127,10 @@ static void test_fixed_reads(void **state)
 
     (void)state;
     assert_non_null(outside);
-    assert_int_equal(mars_ev_register_buffers(g_loop, NULL, UNIT, NUNITS), -EINVAL);
-    check_fixed_cap(mars_ev_register_buffers(g_loop, region, UNIT, NUNITS));
+    assert_int_equal(mars_ev_register_buffers(mars_test_loop, NULL, UNIT, NUNITS), -EINVAL);
+    check_fixed_cap(mars_ev_register_buffers(mars_test_loop, region, UNIT, NUNITS));
     if (native()) /* one region per loop */
-        assert_int_equal(mars_ev_register_buffers(g_loop, region, UNIT, NUNITS), -EBUSY);
+        assert_int_equal(mars_ev_register_buffers(mars_test_loop, region, UNIT, NUNITS), -EBUSY);
 
     read_check(fd, region, UNIT, 0);                           /* unit 0, whole unit */
     read_check(fd, region + UNIT + 100, 4000, 12345);          /* unit 1, inside it */
@@ -171,15 +141,15 @@ static void test_fixed_reads(void **state)
     read_check(fd, region + UNIT / 2, UNIT, 5000);             /* spans units 0-1: plain */
     read_check(fd, outside, UNIT, 70000);                      /* outside the region */
     if (native())
-        assert_true(mars_ev_caps(g_loop) & MARS_EV_CAP_FIXED_BUFFERS);
+        assert_true(mars_ev_caps(mars_test_loop) & MARS_EV_CAP_FIXED_BUFFERS);
 
     /* Errors still come back as results. */
     {
         struct rec r = {0};
 
         mars_ev_prep_read(&r.op, 1000000, region, 16, 0, rec_cb, NULL);
-        assert_int_equal(mars_ev_submit(g_loop, &r.op), 0);
-        run_until(&r.calls, 1);
+        assert_int_equal(mars_ev_submit(mars_test_loop, &r.op), 0);
+        mars_test_run_until(&r.calls, 1, DEADLINE_NS);
         assert_int_equal(r.res, -EBADF);
     }
     close(fd);
@@ -199,7 +169,7 @@ static void *first_life_main(void *arg)
 {
     struct first_life *fl = arg;
 
-    check_fixed_cap(mars_ev_register_buffers(g_loop, fl->region, UNIT, NUNITS));
+    check_fixed_cap(mars_ev_register_buffers(mars_test_loop, fl->region, UNIT, NUNITS));
     read_check(fl->fd, fl->region + UNIT, UNIT, 4096);
     return NULL;
 }
@@ -215,7 +185,7 @@ static void test_fixed_reads_survive_thread_exit(void **state)
     read_check(fl.fd, fl.region + UNIT, UNIT, 8192);
     read_check(fl.fd, fl.region, UNIT, 0);
     if (native())
-        assert_true(mars_ev_caps(g_loop) & MARS_EV_CAP_FIXED_BUFFERS);
+        assert_true(mars_ev_caps(mars_test_loop) & MARS_EV_CAP_FIXED_BUFFERS);
     close(fl.fd);
     munmap(fl.region, (size_t)UNIT * NUNITS);
 }
@@ -281,13 +251,13 @@ static void send_big(bool as_msg, unsigned seed)
     } else {
         mars_ev_prep_send(&s.op, c, tx, BIG, rec_cb, NULL);
     }
-    assert_int_equal(mars_ev_submit(g_loop, &s.op), 0);
-    run_until(&s.calls, 1);
+    assert_int_equal(mars_ev_submit(mars_test_loop, &s.op), 0);
+    mars_test_run_until(&s.calls, 1, DEADLINE_NS);
     assert_int_equal(s.res, (int)BIG);
     recv_all(srv, rx, BIG);
     assert_memory_equal(rx, tx, BIG);
     /* Nothing else comes: the callback ran once. */
-    assert_int_equal(mars_ev_run_once(g_loop, 20 * MS), 0);
+    assert_int_equal(mars_ev_run_once(mars_test_loop, 20 * MS), 0);
     assert_int_equal(s.calls, 1);
     close(c);
     close(srv);
@@ -298,7 +268,7 @@ static void send_big(bool as_msg, unsigned seed)
 static void test_large_send(void **state)
 {
     (void)state;
-    assert_int_equal(!!(mars_ev_caps(g_loop) & MARS_EV_CAP_SEND_ZC), native());
+    assert_int_equal(!!(mars_ev_caps(mars_test_loop) & MARS_EV_CAP_SEND_ZC), native());
     send_big(false, 1);
 }
 
@@ -324,13 +294,13 @@ static void test_large_send_reset_unread(void **state)
     tcp_pair(&c, &srv);
     assert_int_equal(setsockopt(srv, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
     mars_ev_prep_send(&s.op, c, tx, 4 * BIG, rec_cb, NULL);
-    assert_int_equal(mars_ev_submit(g_loop, &s.op), 0);
+    assert_int_equal(mars_ev_submit(mars_test_loop, &s.op), 0);
     for (int i = 0; i < 5 && s.calls == 0; i++)
-        assert_true(mars_ev_run_once(g_loop, 10 * MS) >= 0);
+        assert_true(mars_ev_run_once(mars_test_loop, 10 * MS) >= 0);
     if (s.calls == 0)
-        assert_int_equal(mars_ev_cancel(g_loop, &s.op), 0);
+        assert_int_equal(mars_ev_cancel(mars_test_loop, &s.op), 0);
     assert_int_equal(connect(c, &sa, sizeof(sa)), 0);
-    run_until(&s.calls, 1);
+    mars_test_run_until(&s.calls, 1, DEADLINE_NS);
     assert_int_equal(s.calls, 1);
     assert_true(s.res > 0 || s.res == -ECANCELED || s.res == -ECONNRESET || s.res == -EPIPE);
     close(c);
@@ -356,13 +326,13 @@ static void test_large_send_unix(void **state)
             struct rec s = {0};
 
             mars_ev_prep_send(&s.op, sp[0], tx + sent, BIG - sent, rec_cb, NULL);
-            assert_int_equal(mars_ev_submit(g_loop, &s.op), 0);
+            assert_int_equal(mars_ev_submit(mars_test_loop, &s.op), 0);
             while (s.calls == 0) {
                 ssize_t k = recv(sp[1], rx + got, BIG - got, MSG_DONTWAIT);
 
                 if (k > 0)
                     got += (size_t)k;
-                assert_true(mars_ev_run_once(g_loop, 10 * MS) >= 0);
+                assert_true(mars_ev_run_once(mars_test_loop, 10 * MS) >= 0);
             }
             assert_int_equal(s.calls, 1);
             assert_true(s.res > 0);
@@ -427,21 +397,21 @@ static void test_multishot_accept(void **state)
     int lfd = mars_test_tcp_listener(&addr, 64), clients[NCONN];
 
     (void)state;
-    assert_int_equal(!!(mars_ev_caps(g_loop) & MARS_EV_CAP_MULTISHOT), native());
+    assert_int_equal(!!(mars_ev_caps(mars_test_loop) & MARS_EV_CAP_MULTISHOT), native());
     mars_ev_prep_accept_multishot(&a.op, lfd, accept_cb, NULL);
-    assert_int_equal(mars_ev_submit(g_loop, &a.op), 0);
-    assert_int_equal(mars_ev_submit(g_loop, &a.op), -EBUSY);
+    assert_int_equal(mars_ev_submit(mars_test_loop, &a.op), 0);
+    assert_int_equal(mars_ev_submit(mars_test_loop, &a.op), -EBUSY);
     for (int round = 0; round < 2; round++) {
         /* two at once (results may queue behind each other), then the rest one by one */
         int from = round == 0 ? 0 : 2, to = round == 0 ? 2 : NCONN;
 
         for (int i = from; i < to; i++)
             clients[i] = connect_to(&addr);
-        run_until(&a.nfd, to);
+        mars_test_run_until(&a.nfd, to, DEADLINE_NS);
     }
     assert_int_equal(a.calls, NCONN);
     assert_int_equal(a.finals, 0);
-    assert_int_equal(mars_ev_pending(g_loop), 1); /* still armed */
+    assert_int_equal(mars_ev_pending(mars_test_loop), 1); /* still armed */
     /* Each accepted fd is the server end of one client. */
     for (int i = 0; i < NCONN; i++) {
         char b = 0;
@@ -456,13 +426,13 @@ static void test_multishot_accept(void **state)
         assert_int_equal(b, 'x');
     }
 
-    assert_int_equal(mars_ev_cancel(g_loop, &a.op), 0);
-    assert_int_equal(mars_ev_cancel(g_loop, &a.op), 0); /* asked already */
-    run_until(&a.finals, 1);
+    assert_int_equal(mars_ev_cancel(mars_test_loop, &a.op), 0);
+    assert_int_equal(mars_ev_cancel(mars_test_loop, &a.op), 0); /* asked already */
+    mars_test_run_until(&a.finals, 1, DEADLINE_NS);
     assert_int_equal(a.final_res, -ECANCELED);
     assert_int_equal(a.calls, NCONN + 1);
-    assert_int_equal(mars_ev_pending(g_loop), 0);
-    assert_int_equal(mars_ev_cancel(g_loop, &a.op), -ENOENT);
+    assert_int_equal(mars_ev_pending(mars_test_loop), 0);
+    assert_int_equal(mars_ev_cancel(mars_test_loop, &a.op), -ENOENT);
 
     /* Ended, the op is the caller's again: it can be armed once more. */
     for (int i = 0; i < NCONN; i++) {
@@ -471,16 +441,16 @@ static void test_multishot_accept(void **state)
     }
     a.nfd = 0;
     a.finals = 0;
-    assert_int_equal(mars_ev_submit(g_loop, &a.op), 0);
+    assert_int_equal(mars_ev_submit(mars_test_loop, &a.op), 0);
     {
         int c = connect_to(&addr);
 
-        run_until(&a.nfd, 1);
+        mars_test_run_until(&a.nfd, 1, DEADLINE_NS);
         close(c);
     }
-    assert_int_equal(mars_ev_cancel(g_loop, &a.op), 0);
-    run_until(&a.finals, 1);
-    assert_int_equal(mars_ev_pending(g_loop), 0);
+    assert_int_equal(mars_ev_cancel(mars_test_loop, &a.op), 0);
+    mars_test_run_until(&a.finals, 1, DEADLINE_NS);
+    assert_int_equal(mars_ev_pending(mars_test_loop), 0);
     close(a.fds[0]);
     close(lfd);
 }
@@ -497,23 +467,23 @@ static void test_multishot_accept_error_ends(void **state)
     /* Only accept may be multishot. */
     mars_ev_prep_accept_multishot(&r.op, lfd, rec_cb, NULL);
     r.op.type = MARS_EV_RECV;
-    assert_int_equal(mars_ev_submit(g_loop, &r.op), -EINVAL);
+    assert_int_equal(mars_ev_submit(mars_test_loop, &r.op), -EINVAL);
 
     mars_ev_prep_accept_multishot(&a.op, lfd, accept_cb, NULL);
-    assert_int_equal(mars_ev_submit(g_loop, &a.op), 0);
-    assert_int_equal(mars_ev_run_once(g_loop, 10 * MS), 0);
+    assert_int_equal(mars_ev_submit(mars_test_loop, &a.op), 0);
+    assert_int_equal(mars_ev_run_once(mars_test_loop, 10 * MS), 0);
     shutdown(lfd, SHUT_RDWR);
-    run_until(&a.finals, 1);
+    mars_test_run_until(&a.finals, 1, DEADLINE_NS);
     assert_true(a.final_res < 0);
     assert_int_equal(a.calls, 1);
-    assert_int_equal(mars_ev_pending(g_loop), 0);
+    assert_int_equal(mars_ev_pending(mars_test_loop), 0);
     close(lfd);
 }
 
 int main(void)
 {
-    g_backend = mars_test_backend("test_ev_features");
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    mars_test_backend("test_ev_features");
+#define T(fn) cmocka_unit_test_setup_teardown(fn, mars_test_loop_setup, mars_test_loop_teardown)
     const struct CMUnitTest tests[] = {
         T(test_fixed_reads),      T(test_fixed_reads_survive_thread_exit),
         T(test_large_send),       T(test_large_sendmsg),

@@ -34,8 +34,7 @@
 #define DEADLINE_NS (10000 * MS)
 #define HOUR_NS     (3600 * 1000 * MS)
 
-static const struct mars_ev_backend *g_backend;
-static struct mars_ev_loop *g_loop;
+static const struct mars_ev_backend *g_backend; /* for loops of other threads */
 
 struct rec {
     struct mars_ev_op op;
@@ -63,7 +62,7 @@ static void run_loop_until_idle(struct mars_ev_loop *loop)
 
 static void run_until_idle(void)
 {
-    run_loop_until_idle(g_loop);
+    run_loop_until_idle(mars_test_loop);
 }
 
 static int temp_file(size_t size)
@@ -79,23 +78,6 @@ static int temp_file(size_t size)
     for (size_t done = 0; done < size; done += sizeof(block))
         assert_int_equal(write(fd, block, sizeof(block)), (ssize_t)sizeof(block));
     return fd;
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    g_loop = mars_ev_loop_create(g_backend);
-    return g_loop != NULL ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (mars_ev_pending(g_loop) != 0)
-        return -1;
-    mars_ev_loop_destroy(g_loop);
-    g_loop = NULL;
-    return 0;
 }
 
 /* ---- more ops than a submission queue holds ------------------------------------------- */
@@ -120,9 +102,9 @@ static void test_many_ops_at_once(void **state)
             mars_ev_prep_timer(&r[i].op, (i % 7) * MS, rec_cb, NULL);
         else
             mars_ev_prep_poll(&r[i].op, p[1], POLLOUT, rec_cb, NULL);
-        assert_int_equal(mars_ev_submit(g_loop, &r[i].op), 0);
+        assert_int_equal(mars_ev_submit(mars_test_loop, &r[i].op), 0);
     }
-    assert_int_equal(mars_ev_pending(g_loop), NMANY);
+    assert_int_equal(mars_ev_pending(mars_test_loop), NMANY);
     run_until_idle();
     for (int i = 0; i < NMANY; i++) {
         assert_int_equal(r[i].calls, 1);
@@ -158,10 +140,10 @@ static void test_cancel_many_before_run(void **state)
             mars_ev_prep_read(&r[i].op, p[0], buf, sizeof(buf), MARS_EV_CUR, rec_cb, NULL);
         else
             mars_ev_prep_timer(&r[i].op, HOUR_NS, rec_cb, NULL);
-        assert_int_equal(mars_ev_submit(g_loop, &r[i].op), 0);
+        assert_int_equal(mars_ev_submit(mars_test_loop, &r[i].op), 0);
     }
     for (int i = 0; i < NMANY; i++)
-        assert_int_equal(mars_ev_cancel(g_loop, &r[i].op), 0);
+        assert_int_equal(mars_ev_cancel(mars_test_loop, &r[i].op), 0);
     run_until_idle();
     for (int i = 0; i < NMANY; i++) {
         assert_int_equal(r[i].calls, 1);
@@ -184,16 +166,16 @@ static void test_far_timers_cancelled(void **state)
     memset(t, 0, sizeof(t));
     for (int i = 0; i < N; i++) {
         mars_ev_prep_timer(&t[i].op, HOUR_NS * (1 + i % 24) * (i % 5 == 0 ? 365 : 1), rec_cb, NULL);
-        assert_int_equal(mars_ev_submit(g_loop, &t[i].op), 0);
+        assert_int_equal(mars_ev_submit(mars_test_loop, &t[i].op), 0);
     }
     mars_ev_prep_timer(&near.op, 5 * MS, rec_cb, NULL);
-    assert_int_equal(mars_ev_submit(g_loop, &near.op), 0);
+    assert_int_equal(mars_ev_submit(mars_test_loop, &near.op), 0);
     while (near.calls == 0) /* the far ones are really armed while the loop runs */
-        assert_true(mars_ev_run_once(g_loop, 50 * MS) >= 0);
+        assert_true(mars_ev_run_once(mars_test_loop, 50 * MS) >= 0);
     assert_int_equal(near.res, 0);
     for (int i = 0; i < N; i++) {
         assert_int_equal(t[i].calls, 0);
-        assert_int_equal(mars_ev_cancel(g_loop, &t[i].op), 0);
+        assert_int_equal(mars_ev_cancel(mars_test_loop, &t[i].op), 0);
     }
     run_until_idle();
     for (int i = 0; i < N; i++) {
@@ -227,13 +209,13 @@ static void test_cancel_races_completion(void **state)
         mars_ev_prep_read(&prd.op, p[0], pbuf, 1, MARS_EV_CUR, rec_cb, NULL);
         mars_ev_prep_poll(&pol.op, p[1], POLLOUT, rec_cb, NULL);
         for (int i = 0; i < 4; i++)
-            assert_int_equal(mars_ev_submit(g_loop, &all[i]->op), 0);
+            assert_int_equal(mars_ev_submit(mars_test_loop, &all[i]->op), 0);
         if (round % 3 != 0)
             assert_int_equal(write(p[1], "x", 1), 1); /* the pipe read can complete now */
         if (round % 2)
-            assert_true(mars_ev_run_once(g_loop, 0) >= 0); /* let some finish first */
+            assert_true(mars_ev_run_once(mars_test_loop, 0) >= 0); /* let some finish first */
         for (int i = 0; i < 4; i++) {
-            int rc = mars_ev_cancel(g_loop, &all[i]->op);
+            int rc = mars_ev_cancel(mars_test_loop, &all[i]->op);
 
             assert_true(rc == 0 || (rc == -ENOENT && all[i]->calls == 1));
         }
@@ -396,7 +378,7 @@ int main(void)
 {
     g_backend = mars_test_backend("ev stress");
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, mars_test_loop_setup, mars_test_loop_teardown)
     const struct CMUnitTest tests[] = {
         T(test_many_ops_at_once),
         T(test_cancel_many_before_run),

@@ -34,8 +34,6 @@
 #define DEADLINE_NS (10000 * MS)
 #define BIG_LEN     (256 * 1024)
 
-static const struct mars_ev_backend *g_backend;
-static struct mars_ev_loop *g_loop;
 static struct mars_http *g_http;
 static int g_port;
 static int g_listen = -1;
@@ -191,20 +189,9 @@ static void call_init(struct call *c, const char *path)
     c->req.timeout_ns = 5000 * MS;
 }
 
-static void run_until(const int *count, int want)
-{
-    int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
-    while (*count < want) {
-        assert_true(mars_ev_clock_ns() < deadline);
-        assert_true(mars_ev_run_once(g_loop, 50 * MS) >= 0);
-    }
-}
-
 static int setup(void **state)
 {
-    (void)state;
-    g_loop = mars_ev_loop_create(g_backend);
-    g_http = g_loop ? mars_http_create(g_loop, NULL) : NULL;
+    g_http = mars_test_loop_setup(state) == 0 ? mars_http_create(mars_test_loop, NULL) : NULL;
     return g_http ? 0 : -1;
 }
 
@@ -213,15 +200,15 @@ static int teardown(void **state)
     (void)state;
     int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
     mars_http_shutdown(g_http);
-    while (mars_ev_pending(g_loop) > 0) {
+    while (mars_ev_pending(mars_test_loop) > 0) {
         if (mars_ev_clock_ns() > deadline)
             return -1;
-        mars_ev_run_once(g_loop, 50 * MS);
+        mars_ev_run_once(mars_test_loop, 50 * MS);
     }
     if (mars_http_active(g_http) != 0)
         return -1;
     mars_http_destroy(g_http);
-    mars_ev_loop_destroy(g_loop);
+    mars_ev_loop_destroy(mars_test_loop);
     return 0;
 }
 
@@ -234,7 +221,7 @@ static void test_get(void **state)
     call_init(&c, "/ok");
     assert_int_equal(mars_http_submit(g_http, &c.req), 0);
     assert_int_equal(c.done, 0); /* never inside submit */
-    run_until(&c.done, 1);
+    mars_test_run_until(&c.done, 1, DEADLINE_NS);
     assert_int_equal(c.error, 0);
     assert_int_equal(c.status, 200);
     assert_string_equal(c.body, "hello");
@@ -260,9 +247,9 @@ static void test_post_body_and_big_response(void **state)
     assert_int_equal(mars_http_submit(g_http, &post.req), 0);
     assert_int_equal(mars_http_submit(g_http, &big.req), 0);
     assert_int_equal(mars_http_submit(g_http, &small.req), 0);
-    run_until(&post.done, 1);
-    run_until(&big.done, 1);
-    run_until(&small.done, 1);
+    mars_test_run_until(&post.done, 1, DEADLINE_NS);
+    mars_test_run_until(&big.done, 1, DEADLINE_NS);
+    mars_test_run_until(&small.done, 1, DEADLINE_NS);
     assert_int_equal(post.status, 200);
     assert_int_equal(strtol(post.body, NULL, 10), (long)n);
     assert_int_equal(atomic_load(&g_echo_bytes) - before, (long)n);
@@ -279,7 +266,7 @@ static void test_retry_after(void **state)
     struct call c;
     call_init(&c, "/429");
     assert_int_equal(mars_http_submit(g_http, &c.req), 0);
-    run_until(&c.done, 1);
+    mars_test_run_until(&c.done, 1, DEADLINE_NS);
     assert_int_equal(c.status, 429);
     assert_int_equal(c.retry_after, 7 * 1000 * MS);
 }
@@ -298,7 +285,7 @@ static void test_refused(void **state)
     call_init(&c, "/ok");
     snprintf(c.url, sizeof(c.url), "http://127.0.0.1:%d/ok", ntohs(a.sin_port));
     assert_int_equal(mars_http_submit(g_http, &c.req), 0);
-    run_until(&c.done, 1);
+    mars_test_run_until(&c.done, 1, DEADLINE_NS);
     assert_int_equal(c.error, -ECONNREFUSED);
     assert_int_equal(c.status, 0);
 }
@@ -311,7 +298,7 @@ static void test_timeout(void **state)
     c.req.timeout_ns = 300 * MS;
     int64_t t0 = mars_ev_clock_ns();
     assert_int_equal(mars_http_submit(g_http, &c.req), 0);
-    run_until(&c.done, 1);
+    mars_test_run_until(&c.done, 1, DEADLINE_NS);
     assert_int_equal(c.error, -ETIMEDOUT);
     assert_true(mars_ev_clock_ns() - t0 >= 250 * MS);
 }
@@ -323,11 +310,11 @@ static void test_cancel(void **state)
     call_init(&c, "/hang");
     assert_int_equal(mars_http_submit(g_http, &c.req), 0);
     for (int i = 0; i < 5; i++) /* let it connect and send */
-        mars_ev_run_once(g_loop, 10 * MS);
+        mars_ev_run_once(mars_test_loop, 10 * MS);
     assert_int_equal(c.done, 0);
     mars_http_cancel(g_http, &c.req);
     assert_int_equal(c.done, 0); /* delivered from the loop, not inside cancel */
-    run_until(&c.done, 1);
+    mars_test_run_until(&c.done, 1, DEADLINE_NS);
     assert_int_equal(c.error, -ECANCELED);
     mars_http_cancel(g_http, &c.req); /* no longer in flight: no-op */
     assert_int_equal(c.done, 1);
@@ -341,7 +328,7 @@ static void test_keepalive_reuse(void **state)
         struct call c;
         call_init(&c, "/ok");
         assert_int_equal(mars_http_submit(g_http, &c.req), 0);
-        run_until(&c.done, 1);
+        mars_test_run_until(&c.done, 1, DEADLINE_NS);
         assert_int_equal(c.status, 200);
     }
     assert_int_equal(atomic_load(&g_conns) - before, 1);
@@ -362,7 +349,7 @@ static void test_concurrent(void **state)
     int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
     while (total < N) {
         assert_true(mars_ev_clock_ns() < deadline);
-        mars_ev_run_once(g_loop, 50 * MS);
+        mars_ev_run_once(mars_test_loop, 50 * MS);
         total = 0;
         for (int i = 0; i < N; i++)
             total += c[i].done;
@@ -383,11 +370,11 @@ static void test_shutdown_in_flight(void **state)
     assert_int_equal(mars_http_submit(g_http, &a.req), 0);
     assert_int_equal(mars_http_submit(g_http, &b.req), 0);
     for (int i = 0; i < 5; i++)
-        mars_ev_run_once(g_loop, 10 * MS);
+        mars_ev_run_once(mars_test_loop, 10 * MS);
     mars_http_shutdown(g_http);
     assert_int_equal(mars_http_submit(g_http, &a.req), -ESHUTDOWN);
-    run_until(&a.done, 1);
-    run_until(&b.done, 1);
+    mars_test_run_until(&a.done, 1, DEADLINE_NS);
+    mars_test_run_until(&b.done, 1, DEADLINE_NS);
     assert_int_equal(a.error, -ECANCELED);
     assert_int_equal(b.error, -ECANCELED);
     assert_int_equal(mars_http_active(g_http), 0);
@@ -395,7 +382,7 @@ static void test_shutdown_in_flight(void **state)
 
 int main(void)
 {
-    g_backend = mars_test_backend("http client");
+    mars_test_backend("http client");
     start_server();
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {

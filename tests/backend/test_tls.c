@@ -29,8 +29,6 @@
 
 #define DEADLINE_NS 10000000000LL
 
-static const struct mars_ev_backend *g_backend;
-static struct mars_ev_loop *g_loop;
 static char g_dir[256];
 static char g_path[8][320];
 
@@ -85,7 +83,7 @@ static void run_until(const int *a, int want_a, const int *b, int want_b)
     int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
     while ((a && *a < want_a) || (b && *b < want_b)) {
         assert_true(mars_ev_clock_ns() < deadline);
-        mars_ev_run_once(g_loop, 100000000);
+        mars_ev_run_once(mars_test_loop, 100000000);
     }
 }
 
@@ -94,7 +92,7 @@ static void run_idle(struct side *c, struct side *s)
     int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
     while ((c->t && mars_tls_busy(c->t)) || (s->t && mars_tls_busy(s->t))) {
         assert_true(mars_ev_clock_ns() < deadline);
-        mars_ev_run_once(g_loop, 100000000);
+        mars_ev_run_once(mars_test_loop, 100000000);
     }
 }
 
@@ -135,8 +133,8 @@ static void pair(struct side *c, struct side *s, struct mars_tls_ctx *cctx,
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
     *c = (struct side){.fd = sv[0]};
     *s = (struct side){.fd = sv[1]};
-    c->t = mars_tls_create(cctx, g_loop, c->fd, name, c);
-    s->t = mars_tls_create(sctx, g_loop, s->fd, NULL, s);
+    c->t = mars_tls_create(cctx, mars_test_loop, c->fd, name, c);
+    s->t = mars_tls_create(sctx, mars_test_loop, s->fd, NULL, s);
     assert_non_null(c->t);
     assert_non_null(s->t);
     assert_int_equal(mars_tls_handshake(c->t, on_hs), 0);
@@ -156,7 +154,7 @@ static void unpair(struct side *c, struct side *s)
     close(s->fd);
     free(c->in);
     free(s->in);
-    assert_int_equal(mars_ev_pending(g_loop), 0);
+    assert_int_equal(mars_ev_pending(mars_test_loop), 0);
 }
 
 static void test_handshake_and_echo(void **state)
@@ -223,7 +221,7 @@ static void test_large_both_ways(void **state)
     int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS * 3;
     while (c.wr_calls < 1 || s.wr_calls < 1 || s.in_len < up || c.in_len < down) {
         assert_true(mars_ev_clock_ns() < deadline);
-        mars_ev_run_once(g_loop, 100000000);
+        mars_ev_run_once(mars_test_loop, 100000000);
     }
     assert_int_equal(c.wr, 0);
     assert_int_equal(s.wr, 0);
@@ -363,27 +361,12 @@ static void test_ctx_errors(void **state)
     assert_non_null(strstr(err, "cannot load cert_file"));
 }
 
-static int setup(void **state)
-{
-    g_loop = mars_ev_loop_create(g_backend);
-    return g_loop ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    if (mars_ev_pending(g_loop) != 0)
-        return -1;
-    mars_ev_loop_destroy(g_loop);
-    g_loop = NULL;
-    return 0;
-}
-
 int main(void)
 {
     const char *src = getenv("MARS_SRC");
     char cmd[800];
 
-    g_backend = mars_test_backend("tls");
+    mars_test_backend("tls");
     snprintf(g_dir, sizeof(g_dir), "%s/mars-tls-XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(g_dir))
@@ -393,7 +376,7 @@ int main(void)
         fprintf(stderr, "cannot make test certificates with: %s\n", cmd);
         return 1;
     }
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, mars_test_loop_setup, mars_test_loop_teardown)
     const struct CMUnitTest tests[] = {
         T(test_handshake_and_echo),     T(test_large_both_ways),
         T(test_unknown_ca_refused),     T(test_wrong_name_refused),

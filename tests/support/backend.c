@@ -1,6 +1,6 @@
 /*
- * backend.c - picking the ev backend of a backend suite, and its loopback listener
- * (backend.h).
+ * backend.c - picking the ev backend of a backend suite, each test's loop, and the
+ * loopback listener (backend.h).
  */
 #include "backend.h"
 
@@ -16,6 +16,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+struct mars_ev_loop *mars_test_loop;
+static const struct mars_ev_backend *chosen;
+
 const struct mars_ev_backend *mars_test_backend(const char *suite)
 {
     const char *name = getenv("MARS_IO_BACKEND");
@@ -28,7 +31,34 @@ const struct mars_ev_backend *mars_test_backend(const char *suite)
         exit(strcmp(name, "libevent") == 0 ? 1 : 0);
     }
     printf("%s: backend %s (%s)\n", suite, mars_ev_backend_name(b), why);
+    chosen = b;
     return b;
+}
+
+int mars_test_loop_setup(void **state)
+{
+    (void)state;
+    mars_test_loop = mars_ev_loop_create(chosen);
+    return mars_test_loop != NULL ? 0 : -1;
+}
+
+int mars_test_loop_teardown(void **state)
+{
+    (void)state;
+    if (mars_ev_pending(mars_test_loop) != 0)
+        return -1;
+    mars_ev_loop_destroy(mars_test_loop);
+    mars_test_loop = NULL;
+    return 0;
+}
+
+void mars_test_run_until(const int *count, int want, int64_t deadline_ns)
+{
+    int64_t deadline = mars_ev_clock_ns() + deadline_ns;
+    while (*count < want) {
+        assert_true(mars_ev_clock_ns() < deadline);
+        assert_true(mars_ev_run_once(mars_test_loop, 50000000) >= 0);
+    }
 }
 
 int mars_test_tcp_listener(struct sockaddr_in *addr, int backlog)

@@ -15,21 +15,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/tcp.bash"
 
-config() { # config ADDRESS [SINK OPTIONS (flow mapping entries)] [RUNTIME ENTRIES]
-    cat >"$TMP/mars.yaml" <<EOF
-data_dir: $TMP/data
-runtime: {workers: 1${3:+, $3}}
-sources:
-  in: {type: stdin}
-sinks:
-  out:
-    type: tcp
-    inputs: [in]
-    address: "$1"
-    retry: {initial_backoff: 50ms, max_backoff: 500ms}
-    ${2:-}
-EOF
-}
+config() { tcp_config "$@"; } # config ADDRESS [SINK OPTION LINE] [RUNTIME ENTRIES]
 
 # ---- 1. byte-exact
 say "1. text: varied lines arrive byte for byte"

@@ -17,19 +17,7 @@ N=50000
 seq_lines "$TMP/seq" $N
 
 config() { # config ADDRESS TLS_MAPPING_ENTRIES [RUNTIME_ENTRIES]
-    cat >"$TMP/mars.yaml" <<EOF
-data_dir: $TMP/data
-runtime: {workers: 1${3:+, $3}}
-sources:
-  in: {type: stdin}
-sinks:
-  out:
-    type: tcp
-    inputs: [in]
-    address: "$1"
-    retry: {initial_backoff: 50ms, max_backoff: 300ms}
-    tls: {enabled: true, $2}
-EOF
+    tcp_config "$1" "tls: {enabled: true, $2}" "${3:-}" 300ms
 }
 
 say "1. TLS delivery verified by name and by IP address"

@@ -46,6 +46,25 @@ recv_idle() {
     wait_until 20 "receiver $1 to finish its connections" _recv_all_closed "$TMP/$1.log"
 }
 
+# tcp_config ADDRESS [SINK OPTION LINE] [RUNTIME ENTRIES] [MAX_BACKOFF]: $TMP/mars.yaml with
+# stdin -> a tcp sink `out` at ADDRESS (one worker, retries from 50 ms up to MAX_BACKOFF,
+# 500ms by default)
+tcp_config() {
+    cat >"$TMP/mars.yaml" <<EOF
+data_dir: $TMP/data
+runtime: {workers: 1${3:+, $3}}
+sources:
+  in: {type: stdin}
+sinks:
+  out:
+    type: tcp
+    inputs: [in]
+    address: "$1"
+    retry: {initial_backoff: 50ms, max_backoff: ${4:-500ms}}
+    ${2:-}
+EOF
+}
+
 seq_lines() {
     awk -v n="$2" 'BEGIN {
         pad = "abcdefghijklmnopqrstuvwxyz0123456789"

@@ -215,25 +215,32 @@ static inline uint64_t special_bytes(uint64_t x)
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-/* 32 bytes per step from *pp up to the first quote, backslash or control byte: true with
- * *pp there, or false with *pp before the last 31 bytes, where no whole step is left.
- * *high notes bytes above 0x7F among those passed (and maybe a few after). */
-__attribute__((target("avx2,bmi"))) static bool string_run_avx2(const unsigned char **pp,
-                                                                const unsigned char *end,
-                                                                uint32_t *high)
+/* The 32 bytes at p: returns the bits of those that are a quote, a backslash or a control
+ * byte, and sets *high to the bits of those above 0x7F. */
+__attribute__((target("avx2"))) static inline uint32_t specials32(const unsigned char *p,
+                                                                  uint32_t *high)
 {
     const __m256i q = _mm256_set1_epi8('"'), bs = _mm256_set1_epi8('\\');
     const __m256i c1f = _mm256_set1_epi8(0x1f);
+    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i ctl = _mm256_cmpeq_epi8(_mm256_max_epu8(v, c1f), c1f); /* v <= 0x1f */
+    __m256i x =
+        _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, q), _mm256_cmpeq_epi8(v, bs)), ctl);
+    *high = (uint32_t)_mm256_movemask_epi8(v);
+    return (uint32_t)_mm256_movemask_epi8(x);
+}
+
+/* 32 bytes per step from *pp up to the first quote, backslash or control byte: true with
+ * *pp there, or false with *pp before the last 31 bytes, where no whole step is left.
+ * *high notes bytes above 0x7F among those passed (and maybe a few after). */
+__attribute__((target("avx2,bmi"))) static bool
+string_run_avx2(const unsigned char **pp, const unsigned char *end, uint32_t *high)
+{
     const unsigned char *p = *pp;
     uint32_t h = 0;
     while (end - p >= 32) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
-        __m256i ctl = _mm256_cmpeq_epi8(_mm256_max_epu8(v, c1f), c1f); /* v <= 0x1f */
-        __m256i sp = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, q),
-                                                     _mm256_cmpeq_epi8(v, bs)),
-                                     ctl);
-        uint32_t m = (uint32_t)_mm256_movemask_epi8(sp);
-        h |= (uint32_t)_mm256_movemask_epi8(v);
+        uint32_t hb, m = specials32(p, &hb);
+        h |= hb;
         if (m) {
             *high |= h;
             *pp = p + __builtin_ctz(m);
@@ -245,9 +252,9 @@ __attribute__((target("avx2,bmi"))) static bool string_run_avx2(const unsigned c
     *pp = p;
     return false;
 }
-#define HAVE_AVX2_RUN() __builtin_cpu_supports("avx2")
+#define HAVE_AVX2() __builtin_cpu_supports("avx2")
 #else
-#define HAVE_AVX2_RUN() 0
+#define HAVE_AVX2()                    0
 #define string_run_avx2(pp, end, high) false
 #endif
 
@@ -278,20 +285,10 @@ static bool string_utf8(struct scan *sc, const unsigned char *b, const unsigned 
 __attribute__((target("avx2"))) static inline void index_block(const unsigned char *p, uint64_t *sp,
                                                                uint64_t *hi)
 {
-    const __m256i q = _mm256_set1_epi8('"'), bs = _mm256_set1_epi8('\\');
-    const __m256i c1f = _mm256_set1_epi8(0x1f);
-    uint64_t m[2], h[2];
-    for (int k = 0; k < 2; k++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32 * k));
-        __m256i ctl = _mm256_cmpeq_epi8(_mm256_max_epu8(v, c1f), c1f);
-        __m256i x = _mm256_or_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, q),
-                                                    _mm256_cmpeq_epi8(v, bs)),
-                                    ctl);
-        m[k] = (uint32_t)_mm256_movemask_epi8(x);
-        h[k] = (uint32_t)_mm256_movemask_epi8(v);
-    }
-    *sp = m[0] | m[1] << 32;
-    *hi = h[0] | h[1] << 32;
+    uint32_t h0, h1;
+    uint64_t m0 = specials32(p, &h0), m1 = specials32(p + 32, &h1);
+    *sp = m0 | m1 << 32;
+    *hi = h0 | (uint64_t)h1 << 32;
 }
 
 /* Builds the index of s[0, n) (n <= INDEX_BYTES) into sp[] and hi[]. The last partial
@@ -309,9 +306,7 @@ __attribute__((target("avx2"))) static void index_line(const unsigned char *s, s
         index_block(tail, &sp[w], &hi[w]);
     }
 }
-#define HAVE_INDEX() __builtin_cpu_supports("avx2")
 #else
-#define HAVE_INDEX() 0
 #define index_line(s, n, sp, hi) ((void)0)
 #endif
 
@@ -372,10 +367,9 @@ static bool string_indexed(struct scan *sc, const unsigned char **from, bool *es
 
 /* The same without the index: 32 bytes per step, then eight, then one. *high gathers the
  * bytes above 0x7F seen since *from (and maybe a few after the stop). */
-static bool string_run(struct scan *sc, const unsigned char **from, bool *escaped,
-                       uint64_t *high)
+static bool string_run(struct scan *sc, const unsigned char **from, bool *escaped, uint64_t *high)
 {
-    bool avx2 = sc->end - sc->p >= 32 && HAVE_AVX2_RUN();
+    bool avx2 = sc->end - sc->p >= 32 && HAVE_AVX2();
     uint32_t vhigh = 0;
     for (;;) {
         bool found = avx2 && string_run_avx2(&sc->p, sc->end, &vhigh);
@@ -687,7 +681,7 @@ static enum mars_json_error finish(struct scan *sc, bool ok, size_t *err_at)
 static void maybe_index(struct scan *sc, uint64_t *sp, uint64_t *hi)
 {
     size_t n = (size_t)(sc->end - sc->start);
-    if (n == 0 || n > INDEX_BYTES || !HAVE_INDEX())
+    if (n == 0 || n > INDEX_BYTES || !HAVE_AVX2())
         return;
     index_line(sc->start, n, sp, hi);
     sc->special = sp;

@@ -176,19 +176,17 @@ void file_open_pending(struct fsrc *fs)
         if (!best)
             return;
         int rc = file_open(fs, best);
-        if (rc) {
-            if (rc != -ESTALE && rc != -ENOENT)
+        if (rc == -ENOENT) {
+            /* renamed (a rotation between the scan and now) or deleted: the next scan, due
+             * at once, finds it under its new name or reports what was lost */
+            best->vanished = true;
+            best->at_path = false;
+            fs->next_scan_ns = 0;
+        } else if (rc) {
+            if (rc != -ESTALE)
                 MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot open %s: %s",
                             best->path, strerror(-rc));
-            mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], rc == -ENOENT ? 0 : 1);
-            if (rc == -ENOENT) {
-                /* renamed (a rotation between the scan and now) or deleted: the next scan,
-                 * due at once, finds it under its new name or reports what was lost */
-                best->vanished = true;
-                best->at_path = false;
-                fs->next_scan_ns = 0;
-                continue;
-            }
+            mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], 1);
             file_forget(fs, best); /* a later scan finds it again if it is still there */
         }
     }

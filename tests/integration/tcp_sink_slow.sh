@@ -29,20 +29,7 @@ say "start mars and sample its RSS every 200 ms for 6 s"
 start_mars /dev/null "$TMP/err" -c "$TMP/mars.yaml"
 pid=$MARS_PID
 wait_until 10 "the connection" grep -qF "[out] connected to" "$TMP/err"
-t0=$(date +%s%N)
-: >"$TMP/rss"
-for _ in $(seq 30); do
-    sleep 0.2 # sampling is the measurement itself
-    alive "$pid" || fail "mars exited while being measured: $(show_log "$TMP/err")"
-    kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
-    echo "$((($(date +%s%N) - t0) / 1000000)) $kb" >>"$TMP/rss"
-done
-max_kb=$(awk '$2 > m {m = $2} END {print m}' "$TMP/rss")
-at2_kb=$(awk '{d = $1 - 2000; if (d < 0) d = -d} NR == 1 || d < best {best = d; v = $2} END {print v}' "$TMP/rss")
-last_kb=$(tail -n 1 "$TMP/rss" | awk '{print $2}')
-say "RSS: max ${max_kb} kB, at 2 s ${at2_kb} kB, at 6 s ${last_kb} kB (limit ${RSS_LIMIT_KB} kB)"
-((max_kb < RSS_LIMIT_KB)) || fail "RSS reached ${max_kb} kB, limit ${RSS_LIMIT_KB} kB: $(cat "$TMP/rss")"
-((last_kb * 100 <= at2_kb * 120)) || fail "RSS grew from ${at2_kb} kB at 2 s to ${last_kb} kB at 6 s: $(cat "$TMP/rss")"
+rss_stays_flat "$pid" "$TMP/err" "$RSS_LIMIT_KB"
 got=$(wc -c <"$TMP/slow.out")
 say "the peer read $got bytes in ~6 s"
 ((got < 20000000)) || fail "the peer read $got bytes at 2 MB/s: the rate limit did not hold"
@@ -65,4 +52,4 @@ for line in open(sys.argv[1], "rb"):
     n += 1
 print("== tcp_sink_slow: %d whole JSON lines at the peer" % n)
 EOF
-pass "slow peer: RSS max ${max_kb} kB and flat, demo paused at $demo_sent events"
+pass "slow peer: RSS max ${RSS_MAX_KB} kB and flat, demo paused at $demo_sent events"

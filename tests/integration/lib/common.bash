@@ -179,3 +179,29 @@ show_log() {
     echo "--- $1:"
     sed 's/^/    /' "$1" | head -n 60
 }
+
+# rss_stays_flat PID ERRFILE LIMIT_KB: samples the RSS of PID every 200 ms for 6 s (the
+# sampling is the measurement itself, so a fixed period is right here), then fails the test
+# when it reached LIMIT_KB or grew by more than 20% from 2 s to 6 s. Samples: $TMP/rss;
+# the peak is left in RSS_MAX_KB.
+rss_stays_flat() {
+    local pid=$1 err=$2 limit=$3 t0 kb max_kb at2_kb last_kb
+    t0=$(date +%s%N)
+    : >"$TMP/rss"
+    for _ in $(seq 30); do
+        sleep 0.2
+        alive "$pid" || fail "mars exited while being measured: $(show_log "$err")"
+        kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+        echo "$((($(date +%s%N) - t0) / 1000000)) $kb" >>"$TMP/rss"
+    done
+    max_kb=$(awk '$2 > m {m = $2} END {print m}' "$TMP/rss")
+    # the sample nearest to 2 s, and the last one
+    at2_kb=$(awk '{d = $1 - 2000; if (d < 0) d = -d} NR == 1 || d < best {best = d; v = $2} END {print v}' "$TMP/rss")
+    last_kb=$(tail -n 1 "$TMP/rss" | awk '{print $2}')
+    RSS_MAX_KB=$max_kb
+    say "RSS: max ${max_kb} kB, at 2 s ${at2_kb} kB, at 6 s ${last_kb} kB (limit ${limit} kB)"
+    ((max_kb < limit)) || fail "RSS reached ${max_kb} kB, limit ${limit} kB; samples (ms kB):
+$(cat "$TMP/rss")"
+    ((last_kb * 100 <= at2_kb * 120)) || fail "RSS grew from ${at2_kb} kB at 2 s to ${last_kb} kB at 6 s (> 20%); samples:
+$(cat "$TMP/rss")"
+}

@@ -1,5 +1,6 @@
 /* Unit tests of the admin HTTP server (core/admin.c): routing, 404/405, malformed requests,
- * header and body limits, the connection cap, unix sockets, bind errors. Loopback only. */
+ * header and body limits, the connection cap (also after connections that failed), unix
+ * sockets, bind errors. Loopback only. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -167,6 +168,45 @@ static void test_connection_cap(void **state)
     (void)state;
 }
 
+/* Connections that end in an error (a request cut off by the client) must leave the count
+ * as ones that end well do: after many of them, a cap of 2 still lets requests in. */
+static void test_cap_after_failed_connections(void **state)
+{
+    struct mars_admin *a = start("127.0.0.1:0", 2);
+    const char *addr = mars_admin_address(a);
+    struct httpc_resp r;
+    struct timespec ts = {0, 20000000};
+    static const char full[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    for (int i = 0; i < 60; i++) {
+        int fd = httpc_connect(addr);
+        assert_true(fd >= 0);
+        if (i % 3 == 0) /* a partial request, then a close */
+            assert_int_equal(send(fd, "GET /hel", 8, MSG_NOSIGNAL), 8);
+        else if (i % 3 == 1) /* a whole request, closed without reading the answer */
+            assert_int_equal(send(fd, full, sizeof(full) - 1, MSG_NOSIGNAL),
+                             (ssize_t)sizeof(full) - 1);
+        /* (i % 3 == 2: nothing sent at all) */
+        if (i % 2) { /* every other one ends with a reset instead of a FIN */
+            struct linger l = {1, 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        }
+        nanosleep(&ts, NULL); /* the server reads what was sent before the close */
+        close(fd);
+    }
+    int64_t tries = 0;
+    do {
+        nanosleep(&ts, NULL);
+        assert_int_equal(httpc_request(addr, "GET", "/hello", NULL, &r), 0);
+        int st = r.status;
+        httpc_free(&r);
+        if (st == 200)
+            break;
+    } while (++tries < 100);
+    assert_true(tries < 100);
+    mars_admin_destroy(a);
+    (void)state;
+}
+
 static void test_unix_socket(void **state)
 {
     char path[64];
@@ -215,8 +255,8 @@ int main(void)
     mars_log_setup(MARS_LOG_ERROR, MARS_LOG_TEXT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes),         cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_connection_cap), cmocka_unit_test(test_unix_socket),
-        cmocka_unit_test(test_bind_errors),
+        cmocka_unit_test(test_connection_cap), cmocka_unit_test(test_cap_after_failed_connections),
+        cmocka_unit_test(test_unix_socket),    cmocka_unit_test(test_bind_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

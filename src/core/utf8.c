@@ -29,6 +29,18 @@ static inline int cont(unsigned char c)
     return (c & 0xC0) == 0x80;
 }
 
+size_t mars_utf8_unfinished(const unsigned char *s, size_t n)
+{
+    size_t k = 0; /* continuation bytes at the end, at most 3 */
+    while (k < 3 && k < n && cont(s[n - 1 - k]))
+        k++;
+    if (k == n)
+        return 0;
+    unsigned char lead = s[n - 1 - k];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return k + 1 < need ? k + 1 : 0;
+}
+
 size_t mars_utf8_seq(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];

@@ -29,6 +29,10 @@ enum {
     /* The `message` field was removed (a parser took the line apart; see fields.h). Text
      * encodings still write msg, the raw line; JSON leaves "message" out. */
     MARS_EVF_NO_MESSAGE = 1u << 3,
+    /* msg is known to be valid UTF-8: the source validated the bytes it was cut from (the
+     * JSON parser then skips its own per-string checks). Whoever changes msg clears it;
+     * whoever joins messages keeps it only when every piece had it. */
+    MARS_EVF_UTF8 = 1u << 4,
 };
 
 enum mars_metric_kind { MARS_METRIC_COUNTER, MARS_METRIC_GAUGE, MARS_METRIC_HISTOGRAM };

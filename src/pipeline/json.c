@@ -34,6 +34,7 @@ struct scan {
     /* the line index (lines up to INDEX_BYTES): per 64 bytes from start, bits of the quotes,
      * backslashes and control bytes, and of the bytes above 0x7F; NULL when not built */
     const uint64_t *special, *high;
+    bool utf8_ok; /* the caller knows the text is valid UTF-8: strings are not checked */
     enum mars_json_error err;
     const unsigned char *err_at;
 };
@@ -262,7 +263,7 @@ string_run_avx2(const unsigned char **pp, const unsigned char *end, uint32_t *hi
  * one sequence at a time; only an invalid string is walked again to say where. */
 static bool string_utf8(struct scan *sc, const unsigned char *b, const unsigned char *e)
 {
-    if (mars_utf8_invalid(b, (size_t)(e - b)) == 0)
+    if (sc->utf8_ok || mars_utf8_invalid(b, (size_t)(e - b)) == 0)
         return true;
     const unsigned char *save = sc->p;
     sc->p = b;
@@ -357,7 +358,7 @@ static bool string_indexed(struct scan *sc, const unsigned char **from, bool *es
         if (sc->p >= sc->end || *sc->p != '\\')
             return true;
         *escaped = true;
-        if (high_between(sc, *from, sc->p) && !string_utf8(sc, *from, sc->p))
+        if (!sc->utf8_ok && high_between(sc, *from, sc->p) && !string_utf8(sc, *from, sc->p))
             return false;
         *from = sc->p; /* [from, here) is valid: only what follows is left to check */
         if (!scan_escape(sc))
@@ -414,7 +415,7 @@ static bool scan_string(struct scan *sc, const unsigned char **body, size_t *len
     if (sc->special) {
         if (!string_indexed(sc, &from, escaped))
             return false;
-        high = high_between(sc, from, sc->p) ? HIGHS : 0;
+        high = !sc->utf8_ok && high_between(sc, from, sc->p) ? HIGHS : 0;
     } else if (!string_run(sc, &from, escaped, &high)) {
         return false;
     }
@@ -708,12 +709,20 @@ enum mars_json_error mars_json_validate(const char *s, size_t n, unsigned max_de
 enum mars_json_error mars_json_parse(const char *s, size_t n, unsigned max_depth,
                                      struct mars_fbuild *fb, uint32_t parent, size_t *err_at)
 {
+    return mars_json_parse_opts(s, n, max_depth, fb, parent, 0, err_at);
+}
+
+enum mars_json_error mars_json_parse_opts(const char *s, size_t n, unsigned max_depth,
+                                          struct mars_fbuild *fb, uint32_t parent, unsigned opts,
+                                          size_t *err_at)
+{
     uint64_t sp[INDEX_WORDS], hi[INDEX_WORDS];
     struct scan sc = {.p = (const unsigned char *)s,
                       .end = (const unsigned char *)s + n,
                       .start = (const unsigned char *)s,
                       .max_depth = max_depth,
-                      .fb = fb};
+                      .fb = fb,
+                      .utf8_ok = (opts & MARS_JSON_VALID_UTF8) != 0};
     maybe_index(&sc, sp, hi);
     bool ok = false;
     skip_ws(&sc);

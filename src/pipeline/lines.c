@@ -92,7 +92,8 @@ static int cut_to(struct mars_cutter *ct, struct mars_chunk *c, uint32_t *st, ui
             ct->skipping = ct->oversize == MARS_OVERSIZE_TRUNCATE;
             continue;
         }
-        uint8_t flags = MARS_EVF_NL_FOLLOWS | (ct->cutting ? MARS_EVF_OVERSIZE : 0);
+        uint8_t flags = ct->cutting ? MARS_EVF_NL_FOLLOWS | MARS_EVF_OVERSIZE
+                                    : MARS_EVF_NL_FOLLOWS | ct->whole_flags;
         rc = mars_cutter_emit(ct, c, *st, len, flags, bp, cap, now);
         ct->cutting = false;
         *st = stop + 1;

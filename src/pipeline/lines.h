@@ -32,6 +32,8 @@ struct mars_cutter {
     char delim;
     bool skipping; /* truncate: dropping the rest of an oversize line */
     bool cutting;  /* inside an oversize line (counted once) */
+    uint8_t whole_flags; /* MARS_EVF_* added to lines that are not cut at max_line (the
+                          * caller's, e.g. MARS_EVF_UTF8 for bytes it validated) */
     uint64_t lines;
 };
 

@@ -83,9 +83,14 @@ static void complete(struct mars_multiline *m, struct mars_ml_group *g, struct m
     struct mars_event ev = g->first;
     const struct mars_ml_piece *last = &g->pieces[g->n - 1];
     bool contiguous = true;
+    uint8_t all = MARS_EVF_UTF8; /* kept when every piece has it */
+    for (uint32_t k = 0; k < g->n; k++)
+        all &= g->pieces[k].flags;
     for (uint32_t k = 1; k < g->n && contiguous; k++)
         contiguous = (g->pieces[k - 1].flags & MARS_EVF_NL_FOLLOWS) &&
                      g->pieces[k].ptr == g->pieces[k - 1].ptr + g->pieces[k - 1].len + 1;
+    if (g->n > 1)
+        ev.flags = (uint8_t)((ev.flags & ~MARS_EVF_UTF8) | all);
     if (g->n > 1 && contiguous) { /* one widened slice of the chunk */
         ev.msg.len = (uint32_t)(last->ptr + last->len - g->pieces[0].ptr);
         ev.flags =

@@ -360,6 +360,8 @@ static int parse_one(struct parse *p, struct mars_batch *b, struct mars_event *e
         return -EINVAL;
     mars_fbuild_reset(&p->ctx.fb, &b->arena);
     p->ctx.has_ts = false;
+    /* the very bytes the source validated (whichever field they were read as) */
+    p->ctx.utf8_valid = (ev->flags & MARS_EVF_UTF8) && s == ev->msg.ptr && n == ev->msg.len;
     if (p->ctx.fb.n == 0) {
         p->ctx.why = "out of memory";
         return -ENOMEM;

@@ -102,7 +102,8 @@ int mars_parse_docker(struct mars_parse_ctx *c, const char *s, size_t n)
 {
     size_t at;
     enum mars_json_error e =
-        mars_json_parse(s, n, c->max_depth ? c->max_depth : 64, &c->fb, 0, &at);
+        mars_json_parse_opts(s, n, c->max_depth ? c->max_depth : 64, &c->fb, 0,
+                             c->utf8_valid ? MARS_JSON_VALID_UTF8 : 0, &at);
     if (e != MARS_JSON_OK)
         return fail(c, mars_json_strerror(e));
     uint32_t log = mars_fbuild_find(&c->fb, 0, "log", 3);

@@ -85,7 +85,8 @@ static int fail(struct mars_parse_ctx *c, const char *why)
 int mars_parse_json(struct mars_parse_ctx *c, const char *s, size_t n)
 {
     size_t at;
-    enum mars_json_error e = mars_json_parse(s, n, c->max_depth, &c->fb, 0, &at);
+    enum mars_json_error e = mars_json_parse_opts(s, n, c->max_depth, &c->fb, 0,
+                                                  c->utf8_valid ? MARS_JSON_VALID_UTF8 : 0, &at);
     return e == MARS_JSON_OK ? 0 : fail(c, mars_json_strerror(e));
 }
 

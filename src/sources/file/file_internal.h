@@ -104,6 +104,9 @@ struct tfile {
     char *carry; /* partial last line, copied out of the shared chunk */
     uint32_t carry_len, carry_cap;
     bool carry_lines; /* the carry holds whole lines given back by hooks->lines */
+    bool carry_dirty; /* the carry may hold an invalid UTF-8 sequence (charset utf-8) */
+    uint8_t u8_held;  /* its last bytes begin a UTF-8 sequence the read cut: they are
+                       * validated with the next read's bytes */
     void *hstate;     /* hooks->track's state */
     struct mars_cutter cut;
     struct file_range *ranges; /* ring */

@@ -41,6 +41,8 @@ void file_set_offsets(struct tfile *f, uint64_t off)
     f->tail_len = 0;
     f->carry_len = 0;
     f->carry_lines = false;
+    f->carry_dirty = false;
+    f->u8_held = 0;
 }
 
 /* Where reading starts the first time this run opens the file. */

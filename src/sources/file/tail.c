@@ -210,6 +210,12 @@ static void emit_range(struct fsrc *fs, struct tfile *f, struct mars_batch *b,
 
 /* ---- the partial last line ---- */
 
+static void count_invalid(struct fsrc *fs, size_t bad)
+{
+    fs->st.invalid_utf8 += bad;
+    mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_INVALID_UTF8], bad);
+}
+
 static int keep_carry(struct tfile *f, const unsigned char *p, uint32_t n)
 {
     if (n > f->carry_cap) {
@@ -266,8 +272,12 @@ static void emit_carry(struct fsrc *fs, struct tfile *f)
     }
     f->emit_off += f->carry_len;
     emit_range(fs, f, b, c->data + f->carry_len, f->carry_len);
+    if (f->u8_held && fs->conf->charset == CHARSET_UTF8)
+        count_invalid(fs, 1); /* the line ends inside a sequence */
     f->carry_len = 0;
     f->carry_lines = false;
+    f->carry_dirty = false;
+    f->u8_held = 0;
     f->cut.skipping = f->cut.cutting = false;
 }
 
@@ -326,15 +336,18 @@ static bool check_truncated(struct fsrc *fs, struct tfile *f)
 
 /* ---- reading ---- */
 
-static void count_invalid_utf8(struct fsrc *fs, const unsigned char *p, size_t n)
+/* Validates the n new bytes at p (the carry is just before them) and counts their invalid
+ * sequences; true when there was one. A sequence cut by the end of a read is not invalid:
+ * its first bytes are held and validated with the next read's. */
+static bool utf8_bad(struct fsrc *fs, struct tfile *f, const unsigned char *p, uint32_t n)
 {
-    if (fs->conf->charset != CHARSET_UTF8)
-        return;
-    size_t bad = mars_utf8_invalid(p, n);
-    if (bad) {
-        fs->st.invalid_utf8 += bad;
-        mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_INVALID_UTF8], bad);
-    }
+    uint32_t held = f->u8_held <= f->carry_len ? f->u8_held : 0;
+    size_t len = (size_t)n + held, pend = mars_utf8_unfinished(p - held, len);
+    size_t bad = mars_utf8_invalid(p - held, len - pend);
+    if (bad)
+        count_invalid(fs, bad);
+    f->u8_held = (uint8_t)pend;
+    return bad != 0;
 }
 
 static void remember_tail(struct tfile *f, const unsigned char *end, uint32_t avail)
@@ -402,7 +415,12 @@ static void take_lines(struct fsrc *fs, struct tfile *f, uint32_t n)
     uint32_t start = f->rpos, scan = f->rpos + f->carry_len, end = scan + n;
     struct mars_batch *b = NULL;
 
-    count_invalid_utf8(fs, c->data + scan, n);
+    /* The lines cut now are flagged valid UTF-8 when the read's bytes and the carry are.
+     * A read with an invalid sequence flags none of them, nor the carry it leaves (which
+     * line held it is not worth finding: such input is rare, and an unflagged line is only
+     * validated again by a JSON parser). */
+    bool utf8 = fs->conf->charset == CHARSET_UTF8, bad = utf8 && utf8_bad(fs, f, c->data + scan, n);
+    f->cut.whole_flags = utf8 && !bad && !f->carry_dirty ? MARS_EVF_UTF8 : 0;
     f->read_off += n;
     remember_tail(f, c->data + end, n); /* the new bytes only: carried ones are in it */
     /* a carry of lines given back is cut again from its start */
@@ -417,6 +435,7 @@ static void take_lines(struct fsrc *fs, struct tfile *f, uint32_t n)
             f->carry_lines = true;
         }
     }
+    f->carry_dirty = bad || (f->carry_dirty && start < scan);
     uint32_t consumed = start - f->rpos;
     if (consumed > 0) {
         f->emit_off += consumed;

@@ -266,7 +266,8 @@ static int run_emit(struct k8s_dec *d, struct mars_batch *b, struct k8s_run *run
     struct mars_event e = *model;
     e.msg = (struct mars_slice){m, (uint32_t)run->bytes};
     e.ts_ns = run->ts_ns;
-    e.flags = (uint8_t)((e.flags & ~MARS_EVF_NL_FOLLOWS) | flags);
+    /* pieces may come from reads that were not all valid UTF-8: not flagged */
+    e.flags = (uint8_t)((e.flags & ~(MARS_EVF_NL_FOLLOWS | MARS_EVF_UTF8)) | flags);
     put(d, b, w, &e, stream);
     d->st.merged++;
     run->n = 0;

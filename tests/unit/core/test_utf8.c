@@ -142,6 +142,31 @@ static void test_large_buffers(void **state)
     free(buf);
 }
 
+/* A valid text cut anywhere: the unfinished bytes are exactly those of the sequence the
+ * cut falls in, and what comes before them is valid. Bytes that cannot begin a finished
+ * sequence (ASCII, a whole sequence, a stray continuation) are never held. */
+static void test_unfinished(void **state)
+{
+    const unsigned char text[] = "a\xc3\xa9" "b\xe2\x82\xac\xf0\x9f\x99\x82" "z";
+    const size_t starts[] = {0, 1, 3, 4, 7, 11, 12}; /* where each character begins, and the end */
+    size_t n = sizeof(text) - 1;
+    for (size_t cut = 0; cut <= n; cut++) {
+        size_t begin = 0;
+        for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++)
+            if (starts[i] <= cut)
+                begin = starts[i];
+        size_t want = cut == begin ? 0 : cut - begin; /* inside a character */
+        assert_int_equal(mars_utf8_unfinished(text, cut), want);
+        assert_int_equal(mars_utf8_invalid(text, cut - want), 0);
+    }
+    assert_int_equal(mars_utf8_unfinished((const unsigned char *)"\x80\x80", 2), 0);
+    assert_int_equal(mars_utf8_unfinished((const unsigned char *)"a\x80\x80\x80", 4), 0);
+    assert_int_equal(mars_utf8_unfinished((const unsigned char *)"\xc3\xa9", 2), 0);
+    assert_int_equal(mars_utf8_unfinished((const unsigned char *)"x\xf0", 2), 1);
+    assert_int_equal(mars_utf8_unfinished((const unsigned char *)"", 0), 0);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +174,7 @@ int main(void)
         cmocka_unit_test(test_long_windows),
         cmocka_unit_test(test_random_mixes),
         cmocka_unit_test(test_large_buffers),
+        cmocka_unit_test(test_unfinished),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "core/arena.h"
+#include "core/utf8.h"
 #include "pipeline/json.h"
 
 struct vcase {
@@ -33,6 +34,30 @@ struct vcase {
         s, 0, e, off                                                                               \
     }
 
+/* Parsing text known to be valid UTF-8 with MARS_JSON_VALID_UTF8 gives what parsing it
+ * without the option gives: the same error at the same offset, the same entries. */
+static void same_with_utf8_option(const char *in, size_t len)
+{
+    if (mars_utf8_invalid((const unsigned char *)in, len) != 0)
+        return; /* the option is only for valid UTF-8 */
+    struct mars_arena a;
+    struct mars_fbuild plain, opt;
+    mars_arena_init(&a);
+    mars_fbuild_init(&plain);
+    mars_fbuild_init(&opt);
+    mars_fbuild_reset(&plain, &a);
+    mars_fbuild_reset(&opt, &a);
+    size_t at1 = 0, at2 = 0;
+    enum mars_json_error e1 = mars_json_parse(in, len, 64, &plain, 0, &at1);
+    enum mars_json_error e2 = mars_json_parse_opts(in, len, 64, &opt, 0, MARS_JSON_VALID_UTF8, &at2);
+    if (e1 != e2 || at1 != at2 || (e1 == MARS_JSON_OK && plain.n != opt.n))
+        fail_msg("'%s': %s at %zu without the option, %s at %zu with it", in,
+                 mars_json_strerror(e1), at1, mars_json_strerror(e2), at2);
+    mars_fbuild_fini(&plain);
+    mars_fbuild_fini(&opt);
+    mars_arena_fini(&a);
+}
+
 static void run_cases(const struct vcase *c, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -41,6 +66,7 @@ static void run_cases(const struct vcase *c, size_t n)
         if (e != c[i].err || (e != MARS_JSON_OK && at != c[i].at))
             fail_msg("case %zu '%s': got %s at %zu, want %s at %zu", i, c[i].in,
                      mars_json_strerror(e), at, mars_json_strerror(c[i].err), c[i].at);
+        same_with_utf8_option(c[i].in, len);
     }
 }
 

@@ -5,6 +5,8 @@
  * Usage: json_scan FILE CONTENDER [-m MAX_MIB]
  *   CONTENDER  validate  mars_json_validate (grammar, escapes, UTF-8; records nothing)
  *              parse     mars_json_parse into a reused field builder (what `parse` does)
+ *              parse-utf8  the same with MARS_JSON_VALID_UTF8, as `parse` runs on lines a
+ *                        file source validated (the strings' UTF-8 checks are skipped)
  *              jansson   json_loadb + json_decref (a DOM of every value)
  *   -m MIB     read at most this much of FILE (whole lines; default all)
  * Prints one line: `lines N bytes N errors N wall_s X user_s X sys_s X maxrss_kib N`
@@ -87,6 +89,12 @@ static int one(const char *what, const char *s, size_t n, struct mars_fbuild *fb
         mars_fbuild_reset(fb, arena);
         return mars_json_parse(s, n, 64, fb, 0, &at) == MARS_JSON_OK ? 0 : 1;
     }
+    if (strcmp(what, "parse-utf8") == 0) { /* as parse json does on a file source's lines */
+        mars_fbuild_reset(fb, arena);
+        return mars_json_parse_opts(s, n, 64, fb, 0, MARS_JSON_VALID_UTF8, &at) == MARS_JSON_OK
+                   ? 0
+                   : 1;
+    }
     json_error_t e;
     json_t *j = json_loadb(s, n, 0, &e);
     if (!j)
@@ -103,7 +111,8 @@ int main(int argc, char **argv)
     else if (argc != 3)
         goto usage;
     const char *what = argv[2];
-    if (strcmp(what, "validate") && strcmp(what, "parse") && strcmp(what, "jansson"))
+    if (strcmp(what, "validate") && strcmp(what, "parse") && strcmp(what, "parse-utf8") &&
+        strcmp(what, "jansson"))
         goto usage;
     struct input in = {0};
     int rc = load(argv[1], max, &in);
@@ -138,6 +147,6 @@ int main(int argc, char **argv)
     free(in.buf);
     return 0;
 usage:
-    fprintf(stderr, "usage: json_scan FILE validate|parse|jansson [-m MAX_MIB]\n");
+    fprintf(stderr, "usage: json_scan FILE validate|parse|parse-utf8|jansson [-m MAX_MIB]\n");
     return 2;
 }

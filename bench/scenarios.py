@@ -555,6 +555,8 @@ def run_json_scanner(ctx, sc):
     contenders = [("json-jansson", "jansson: json_loadb + json_decref", "baseline", "json_scan", ["jansson"]),
                   ("json-validate", "mars_json_validate", "mars", "json_scan", ["validate"]),
                   ("json-parse", "mars_json_parse into fields", "mars", "json_scan", ["parse"]),
+                  ("json-parse-utf8", "mars_json_parse, text known valid UTF-8 (as after a file source)",
+                   "mars", "json_scan", ["parse-utf8"]),
                   ("json-simdjson", "simdjson DOM parse (reference)", "peer", "json_simdjson", [])]
     rows = []
     for rid, title, kind, tool, args in contenders:

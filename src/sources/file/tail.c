@@ -260,6 +260,8 @@ static void emit_carry(struct fsrc *fs, struct tfile *f)
         return; /* memory is back soon; the next sweep tries again */
     struct mars_batch *b = NULL;
     memcpy(c->data, f->carry, f->carry_len);
+    f->cut.whole_flags = 0; /* lines cut from the carry are not marked valid UTF-8: it may
+                             * end in the held bytes of an unfinished character */
     c->len = f->carry_len;
     int rc = fs->hooks ? cut_carry_final(fs, f, c, &b, mars_wall_ns())
                        : mars_cutter_emit(&f->cut, c, 0, f->carry_len, MARS_EVF_PARTIAL, &b, 1,

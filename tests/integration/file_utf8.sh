@@ -60,9 +60,39 @@ PYX
     pass "no sequence cut by a read is counted; invalid ones count as in one read ($whole)"
 }
 
+# filler FILE: writes 63 JSON objects of 64 bytes (4032 bytes) into FILE, so that the next
+# 64 bytes appended end the first 4 KiB read
+filler() {
+    $PY - "$1" <<'PYX'
+import sys
+with open(sys.argv[1], "wb") as f:
+    for i in range(63):
+        f.write(b'{"f":"' + b"x" * 51 + b'%04d"}\n' % i)
+PYX
+}
+
+# parse_run WHAT LOG N [VIA]: mars --once with parse json (on_error: drop) of LOG read in
+# 4 KiB reads, through the transform VIA (a flow mapping, as `m`) when given; output
+# $S/outN, log $S/errN, data $S/dataN
+parse_run() {
+    local what=$1 log=$2 n=$3 via=${4:-} input=in
+    [[ -z $via ]] || input=m
+    cat >"$S/mars$n.yaml" <<EOF
+data_dir: $S/data$n
+sources:
+  in: {type: file, include: [$log], read_size: 4KiB}
+transforms:
+${via:+  m: $via}
+  p: {type: parse, inputs: [$input], format: json, on_error: drop}
+sinks:
+  out: {type: file, inputs: [p], path: $S/out$n, encoding: json}
+EOF
+    run_mars $((30 * SLOW)) -c "$S/mars$n.yaml" --once 2>"$S/err$n"
+    expect_eq "$MARS_RC" 0 "$what: --once exit code; $(show_log "$S/err$n")"
+}
+
 parse_after_file() {
     new_section parse
-    local conf=$S/mars.yaml
     # every 7th line has an invalid byte inside a string value
     $PY - "$L/app.log" <<'PYX'
 import sys
@@ -73,37 +103,19 @@ with open(sys.argv[1], "wb") as f:
             msg += b"\xc3("
         f.write(b'{"level":"info","n":%d,"msg":"' % i + msg + b'","k":"\xe2\x9c\x93"}\n')
 PYX
-    cat >"$conf" <<EOF
-data_dir: $S/data
-sources:
-  in: {type: file, include: [$L/app.log], read_size: 4KiB}
-transforms:
-  p: {type: parse, inputs: [in], format: json, on_error: drop}
-sinks:
-  out: {type: file, inputs: [p], path: $S/out, encoding: json}
-EOF
     say "6000 JSON lines in 4 KiB reads, 857 with invalid UTF-8 in a string: those are parse errors"
-    run_mars $((30 * SLOW)) -c "$conf" --once 2>"$S/err"
-    expect_eq "$MARS_RC" 0 "parse: --once exit code; $(show_log "$S/err")"
-    expect_eq "$(stat_of "$S/err" in errors)" 857 "parse: invalid sequences counted by the source"
-    expect_eq "$(stat_of "$S/err" p errors)" 857 "parse: lines the parser rejected"
-    expect_eq "$(lines_of "$S/out")" 5143 "parse: lines parsed and written"
-    grep -q '"n":3,' "$S/out" && fail "parse: line 3 (invalid UTF-8) was parsed"
-    grep -q '"n":4,' "$S/out" || fail "parse: line 4 is missing"
+    parse_run parse "$L/app.log" 1
+    expect_eq "$(stat_of "$S/err1" in errors)" 857 "parse: invalid sequences counted by the source"
+    expect_eq "$(stat_of "$S/err1" p errors)" 857 "parse: lines the parser rejected"
+    expect_eq "$(lines_of "$S/out1")" 5143 "parse: lines parsed and written"
+    grep -q '"n":3,' "$S/out1" && fail "parse: line 3 (invalid UTF-8) was parsed"
+    grep -q '"n":4,' "$S/out1" || fail "parse: line 4 is missing"
 
     # the invalid byte is in the first read, the rest of its line in a second, clean one
-    $PY - "$L/carry.log" <<'PYX'
-import sys
-with open(sys.argv[1], "wb") as f:
-    for i in range(63):
-        f.write(b'{"f":"' + b"x" * 51 + b'%04d"}\n' % i)
-    f.write(b'{"a":"bad \xff ' + b"y" * 100 + b'"}\n')
-    f.write(b'{"c":1}\n')
-PYX
-    sed -i "s|$L/app.log|$L/carry.log|; s|$S/out|$S/out2|; s|$S/data|$S/data2|" "$conf"
+    filler "$L/carry.log"
+    printf '{"a":"bad \xff %s"}\n{"c":1}\n' "$(head -c 100 /dev/zero | tr '\0' y)" >>"$L/carry.log"
     say "a line whose invalid byte came in the read before the one that ended it"
-    run_mars $((30 * SLOW)) -c "$conf" --once 2>"$S/err2"
-    expect_eq "$MARS_RC" 0 "carry: --once exit code; $(show_log "$S/err2")"
+    parse_run carry "$L/carry.log" 2
     expect_eq "$(stat_of "$S/err2" p errors)" 1 "carry: lines the parser rejected"
     expect_eq "$(lines_of "$S/out2")" 64 "carry: lines parsed and written"
     pass "lines with invalid UTF-8 are rejected by parse json, the others parsed"
@@ -111,36 +123,17 @@ PYX
 
 multiline_join() {
     new_section multiline
-    local conf=$S/mars.yaml
-    # 63 filler objects of 64 bytes and a 64-byte first piece fill the first 4096-byte
-    # read exactly; the second read holds the continuation with an invalid byte
-    $PY - "$L/ml.log" <<'PYX'
-import sys
-with open(sys.argv[1], "wb") as f:
-    for i in range(63):
-        f.write(b'{"f":"' + b"x" * 51 + b'%04d"}\n' % i)
-    f.write(b'{"a":"' + b"o" * 55 + b'",\n')
-    f.write(b'"b":"bad \xff"}\n')
-    f.write(b'{"c":1}\n')
-PYX
+    # the fillers and a 64-byte first piece fill the first 4096-byte read exactly; the
+    # second read holds the continuation with an invalid byte
+    filler "$L/ml.log"
+    printf '{"a":"%s",\n"b":"bad \xff"}\n{"c":1}\n' "$(head -c 55 /dev/zero | tr '\0' o)" >>"$L/ml.log"
     [[ $(head -c 4096 "$L/ml.log" | tail -c 1 | od -An -c | tr -d ' ') == '\n' ]] ||
         fail "generator: the first 4096 bytes must end with a line"
-    cat >"$conf" <<EOF
-data_dir: $S/data
-sources:
-  in: {type: file, include: [$L/ml.log], read_size: 4KiB}
-transforms:
-  m: {type: multiline, inputs: [in], start_pattern: '^\\{'}
-  p: {type: parse, inputs: [m], format: json, on_error: drop}
-sinks:
-  out: {type: file, inputs: [p], path: $S/out, encoding: json}
-EOF
     say "a piece from a clean read joined with one from a read with an invalid byte"
-    run_mars $((30 * SLOW)) -c "$conf" --once 2>"$S/err"
-    expect_eq "$MARS_RC" 0 "multiline: --once exit code; $(show_log "$S/err")"
-    expect_eq "$(stat_of "$S/err" m sent)" 65 "multiline: events out of multiline"
-    expect_eq "$(stat_of "$S/err" p errors)" 1 "multiline: the joined event with the invalid byte"
-    expect_eq "$(lines_of "$S/out")" 64 "multiline: events parsed"
+    parse_run multiline "$L/ml.log" 1 "{type: multiline, inputs: [in], start_pattern: '^\\{'}"
+    expect_eq "$(stat_of "$S/err1" m sent)" 65 "multiline: events out of multiline"
+    expect_eq "$(stat_of "$S/err1" p errors)" 1 "multiline: the joined event with the invalid byte"
+    expect_eq "$(lines_of "$S/out1")" 64 "multiline: events parsed"
     pass "a joined event is marked valid UTF-8 only when all its pieces were"
 }
 

@@ -136,6 +136,21 @@ static void test_malformed(void **state)
     (void)state;
 }
 
+/* Polls GET /hello every *pause until it answers 200; fails the test after `tries`. */
+static void expect_served_soon(const char *addr, const struct timespec *pause, int tries)
+{
+    struct httpc_resp r;
+    for (int i = 0; i < tries; i++) {
+        nanosleep(pause, NULL);
+        assert_int_equal(httpc_request(addr, "GET", "/hello", NULL, &r), 0);
+        int st = r.status;
+        httpc_free(&r);
+        if (st == 200)
+            return;
+    }
+    fail_msg("GET /hello not answered with 200 after %d tries", tries);
+}
+
 static void test_connection_cap(void **state)
 {
     struct mars_admin *a = start("127.0.0.1:0", 3);
@@ -154,16 +169,7 @@ static void test_connection_cap(void **state)
     for (int i = 0; i < 3; i++)
         close(held[i]);
     /* once they are gone, requests are served again */
-    int64_t tries = 0;
-    do {
-        nanosleep(&ts, NULL);
-        assert_int_equal(httpc_request(addr, "GET", "/hello", NULL, &r), 0);
-        int st = r.status;
-        httpc_free(&r);
-        if (st == 200)
-            break;
-    } while (++tries < 50);
-    assert_true(tries < 50);
+    expect_served_soon(addr, &ts, 50);
     mars_admin_destroy(a);
     (void)state;
 }
@@ -174,7 +180,6 @@ static void test_cap_after_failed_connections(void **state)
 {
     struct mars_admin *a = start("127.0.0.1:0", 2);
     const char *addr = mars_admin_address(a);
-    struct httpc_resp r;
     struct timespec ts = {0, 20000000};
     static const char full[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
     for (int i = 0; i < 60; i++) {
@@ -193,16 +198,7 @@ static void test_cap_after_failed_connections(void **state)
         nanosleep(&ts, NULL); /* the server reads what was sent before the close */
         close(fd);
     }
-    int64_t tries = 0;
-    do {
-        nanosleep(&ts, NULL);
-        assert_int_equal(httpc_request(addr, "GET", "/hello", NULL, &r), 0);
-        int st = r.status;
-        httpc_free(&r);
-        if (st == 200)
-            break;
-    } while (++tries < 100);
-    assert_true(tries < 100);
+    expect_served_soon(addr, &ts, 100);
     mars_admin_destroy(a);
     (void)state;
 }

@@ -208,13 +208,15 @@ static void emit_range(struct fsrc *fs, struct tfile *f, struct mars_batch *b,
     }
 }
 
-/* ---- the partial last line ---- */
-
+/* Counts invalid UTF-8 sequences (charset utf-8): in a read, or at the end of an emitted
+ * carry that stops inside one. */
 static void count_invalid(struct fsrc *fs, size_t bad)
 {
     fs->st.invalid_utf8 += bad;
     mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_INVALID_UTF8], bad);
 }
+
+/* ---- the partial last line ---- */
 
 static int keep_carry(struct tfile *f, const unsigned char *p, uint32_t n)
 {

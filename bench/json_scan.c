@@ -26,8 +26,8 @@
 #include <time.h>
 
 #include "core/arena.h"
-#include "pipeline/fields.h"
-#include "pipeline/json.h"
+#include "model/fields.h"
+#include "model/json.h"
 
 struct input {
     char *buf;

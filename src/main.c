@@ -16,9 +16,11 @@
 
 #include "core/ev.h"
 #include "core/log.h"
-#include "pipeline/config.h"
-#include "pipeline/engine.h"
-#include "pipeline/registry.h"
+#include "config/config.h"
+#include "control/api.h"
+#include "control/components.h"
+#include "engine/engine.h"
+#include "config/registry.h"
 
 enum { EXIT_OK = 0, EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 
@@ -156,8 +158,24 @@ static int cmd_validate(const struct cli *cli)
     return EXIT_OK;
 }
 
+/* The admin API runs beside the engine: started once its workers run, stopped before they
+ * are joined. MARS_API_ADDRESS overrides api.address (documented with the option). */
+static void api_up(struct mars_engine *e, void *arg)
+{
+    *(struct mars_api **)arg = mars_api_start(e, getenv("MARS_API_ADDRESS"));
+}
+
+static void api_down(struct mars_engine *e, void *arg)
+{
+    struct mars_api **api = arg;
+    mars_api_stop(*api);
+    *api = NULL;
+    (void)e;
+}
+
 static int cmd_run(const struct cli *cli)
 {
+    struct mars_api *api = NULL;
     struct mars_config *cfg = NULL;
     if (setup_log(cli, NULL))
         return EXIT_USAGE;
@@ -172,7 +190,9 @@ static int cmd_run(const struct cli *cli)
         .workers = cli->workers,
         .handle_signals = true,
         .once = cli->once,
-        .serve_api = true,
+        .on_running = api_up,
+        .on_stopping = api_down,
+        .hook_arg = &api,
         .config_path = cli->config,
     };
     int rc;
@@ -215,6 +235,7 @@ int main(int argc, char **argv)
         argc--;
         argv++;
     }
+    mars_components_register();
     if (parse_args(argc, argv, &cli))
         return EXIT_USAGE;
     if (!cmd || strcmp(cmd, "run") == 0) {

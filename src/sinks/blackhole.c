@@ -11,7 +11,7 @@
 
 #include "core/ev.h"
 #include "core/log.h"
-#include "pipeline/component.h"
+#include "engine/component.h"
 
 struct blackhole_conf {
     int64_t print_interval;

@@ -38,10 +38,10 @@
 #include "core/http.h"
 #include "core/ev.h"
 #include "core/log.h"
-#include "pipeline/component.h"
-#include "pipeline/fields.h"
-#include "pipeline/observe.h"
-#include "pipeline/template.h"
+#include "engine/component.h"
+#include "model/fields.h"
+#include "engine/observe.h"
+#include "model/template.h"
 #include "sinks/elasticsearch_internal.h"
 
 #define INDEX_MAX 512

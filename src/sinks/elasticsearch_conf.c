@@ -11,8 +11,8 @@
 #include <string.h>
 
 #include "core/compress.h"
-#include "pipeline/json.h"
-#include "pipeline/template.h"
+#include "model/json.h"
+#include "model/template.h"
 #include "sinks/elasticsearch_internal.h"
 
 const char *const mars_es_action_names[] = {"index", "create", NULL};

@@ -11,8 +11,8 @@
 #include <stdint.h>
 
 #include "core/schema.h"
-#include "pipeline/encode.h"
-#include "pipeline/netconf.h"
+#include "model/encode.h"
+#include "config/netconf.h"
 #include "sinks/httpsink.h"
 
 enum mars_es_action { MARS_ES_INDEX, MARS_ES_CREATE };

@@ -24,9 +24,9 @@
 
 #include "core/fdwriter.h"
 #include "core/log.h"
-#include "pipeline/component.h"
-#include "pipeline/encode.h"
-#include "pipeline/template.h"
+#include "engine/component.h"
+#include "model/encode.h"
+#include "model/template.h"
 
 enum file_fsync { FSYNC_NONE, FSYNC_EVERY_BATCH, FSYNC_INTERVAL };
 static const char *const fsync_names[] = {"none", "every_batch", "interval", NULL};

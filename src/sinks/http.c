@@ -16,8 +16,8 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "pipeline/component.h"
-#include "pipeline/encode.h"
+#include "engine/component.h"
+#include "model/encode.h"
 #include "sinks/httpsink.h"
 
 enum http_encoding { HENC_NDJSON, HENC_JSON, HENC_TEXT };

@@ -20,8 +20,8 @@
 
 #include "core/compress.h"
 #include "core/http.h"
-#include "pipeline/component.h"
-#include "pipeline/netconf.h"
+#include "engine/component.h"
+#include "config/netconf.h"
 
 struct mars_httpsink_conf {
     struct mars_tls_conf tls;

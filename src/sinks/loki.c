@@ -29,11 +29,11 @@
 #include "core/hash.h"
 #include "core/ev.h"
 #include "core/log.h"
-#include "pipeline/component.h"
-#include "pipeline/encode.h"
-#include "pipeline/fields.h"
-#include "pipeline/netconf.h"
-#include "pipeline/template.h"
+#include "engine/component.h"
+#include "model/encode.h"
+#include "model/fields.h"
+#include "config/netconf.h"
+#include "model/template.h"
 #include "sinks/httpsink.h"
 
 #define LABEL_MAX 1024

@@ -35,9 +35,9 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/tls.h"
-#include "pipeline/component.h"
-#include "pipeline/netconf.h"
-#include "pipeline/wire.h"
+#include "engine/component.h"
+#include "config/netconf.h"
+#include "wire/wire.h"
 
 #define KEEPALIVE_NS (30 * 1000000000LL)
 

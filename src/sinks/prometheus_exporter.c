@@ -35,8 +35,8 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "pipeline/component.h"
-#include "pipeline/observe.h"
+#include "engine/component.h"
+#include "engine/observe.h"
 
 struct pe_conf {
     char *address;

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "pipeline/component.h"
-#include "pipeline/encode.h"
+#include "engine/component.h"
+#include "model/encode.h"
 
 struct stdout_conf {
     int encoding;

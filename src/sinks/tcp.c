@@ -31,9 +31,9 @@
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/tls.h"
-#include "pipeline/component.h"
-#include "pipeline/encode.h"
-#include "pipeline/netconf.h"
+#include "engine/component.h"
+#include "model/encode.h"
+#include "config/netconf.h"
 
 struct tcp_conf {
     char *address;

@@ -19,8 +19,8 @@
 #include "core/ev.h"
 #include "core/http.h"
 #include "core/schema.h"
-#include "pipeline/netconf.h"
-#include "pipeline/observe.h"
+#include "config/netconf.h"
+#include "engine/observe.h"
 
 enum hc_type { HC_HTTP, HC_TCP, HC_EXEC, HC_PIDFILE };
 

@@ -21,9 +21,9 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "pipeline/component.h"
-#include "pipeline/metric_event.h"
-#include "pipeline/observe.h"
+#include "engine/component.h"
+#include "model/metric_event.h"
+#include "engine/observe.h"
 
 struct im_conf {
     int64_t interval;

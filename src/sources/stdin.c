@@ -21,8 +21,8 @@
 
 #include "core/ev.h"
 #include "core/log.h"
-#include "pipeline/component.h"
-#include "pipeline/lines.h"
+#include "engine/component.h"
+#include "engine/lines.h"
 
 struct stdin_conf {
     uint64_t max_line_bytes;

@@ -18,10 +18,10 @@
 #include "core/arena.h"
 #include "core/log.h"
 #include "log_to_metric_internal.h"
-#include "pipeline/condition.h"
-#include "pipeline/metric_event.h"
-#include "pipeline/fields.h"
-#include "pipeline/template.h"
+#include "model/condition.h"
+#include "model/metric_event.h"
+#include "model/fields.h"
+#include "model/template.h"
 
 struct def {
     const struct mars_l2m_metric_conf *conf;

@@ -22,8 +22,8 @@
 #include <string.h>
 
 #include "modify_internal.h"
-#include "pipeline/component.h"
-#include "pipeline/template.h"
+#include "engine/component.h"
+#include "model/template.h"
 
 struct modify_trunc_conf {
     char *field;

@@ -15,8 +15,8 @@
 
 #include "core/arena.h"
 #include "modify_internal.h"
-#include "pipeline/json.h"
-#include "pipeline/template.h"
+#include "model/json.h"
+#include "model/template.h"
 
 const char *const mars_modify_coerce_names[] = {"string", "int", "float", "bool", NULL};
 

@@ -12,8 +12,8 @@
 #include <stdint.h>
 
 #include "core/ev.h"
-#include "pipeline/component.h"
-#include "pipeline/fields.h"
+#include "engine/component.h"
+#include "model/fields.h"
 
 struct mars_regex;
 

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pipeline/fields.h"
+#include "model/fields.h"
 
 enum mars_parse_format {
     MARS_PARSE_JSON,

@@ -30,8 +30,8 @@
 
 #include "core/arena.h"
 #include "parse_internal.h"
-#include "pipeline/json.h"
-#include "pipeline/timefmt.h"
+#include "model/json.h"
+#include "model/timefmt.h"
 
 static int fail(struct mars_parse_ctx *c, const char *why)
 {

@@ -20,9 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/component.h"
-#include "pipeline/condition.h"
-#include "pipeline/optcheck.h"
+#include "engine/component.h"
+#include "model/condition.h"
+#include "config/optcheck.h"
 #include "transforms_internal.h"
 
 #define UNMATCHED "_unmatched"

@@ -15,10 +15,10 @@
 #include <string.h>
 
 #include "core/hash.h"
-#include "pipeline/component.h"
-#include "pipeline/condition.h"
-#include "pipeline/optcheck.h"
-#include "pipeline/template.h"
+#include "engine/component.h"
+#include "model/condition.h"
+#include "config/optcheck.h"
+#include "model/template.h"
 #include "transforms_internal.h"
 
 struct sample_conf {

@@ -21,10 +21,10 @@
 #include "core/hash.h"
 #include "core/ev.h"
 #include "core/log.h"
-#include "pipeline/component.h"
-#include "pipeline/condition.h"
-#include "pipeline/optcheck.h"
-#include "pipeline/template.h"
+#include "engine/component.h"
+#include "model/condition.h"
+#include "config/optcheck.h"
+#include "model/template.h"
 #include "transforms_internal.h"
 
 struct throttle_conf {

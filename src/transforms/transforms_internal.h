@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "pipeline/component.h"
+#include "engine/component.h"
 
 /* A per-instance array of n flags, grown with realloc when a bigger batch comes (reused,
  * so steady state allocates nothing). NULL on -ENOMEM. */

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/condition.h"
-#include "pipeline/fields.h"
-#include "pipeline/json.h"
+#include "model/condition.h"
+#include "model/fields.h"
+#include "model/json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -17,9 +17,9 @@
 #include <string.h>
 
 #include "core/utf8.h"
-#include "pipeline/encode.h"
-#include "pipeline/fields.h"
-#include "pipeline/json.h"
+#include "model/encode.h"
+#include "model/fields.h"
+#include "model/json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

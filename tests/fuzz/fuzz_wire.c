@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/encode.h"
-#include "pipeline/json.h"
-#include "pipeline/wire.h"
+#include "model/encode.h"
+#include "model/json.h"
+#include "wire/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

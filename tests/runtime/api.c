@@ -150,7 +150,7 @@ static void test_no_api_unless_enabled_and_requested(void **state)
                   1, false);
     pthread_join(b.th, NULL);
     assert_int_equal(b.rc, 0);
-    assert_null(mars_engine_api_address(b.e));
+    assert_null(mars_bg_api_address(&b));
     mars_engine_destroy(b.e);
     mars_config_free(b.cfg);
     /* requested but disabled */
@@ -166,7 +166,7 @@ static void test_no_api_unless_enabled_and_requested(void **state)
                   1, true);
     struct timespec ts = {0, 100000000};
     nanosleep(&ts, NULL);
-    assert_null(mars_engine_api_address(b.e));
+    assert_null(mars_bg_api_address(&b));
     mars_bg_stop(&b);
     (void)state;
 }

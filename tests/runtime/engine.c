@@ -19,7 +19,7 @@
 #include "capture.h"
 #include "core/ev.h"
 #include "core/log.h"
-#include "pipeline/component.h"
+#include "engine/component.h"
 
 static int setup(void **state)
 {

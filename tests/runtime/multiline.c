@@ -14,7 +14,7 @@
 
 #include "capture.h"
 #include "expect.h"
-#include "pipeline/component.h"
+#include "engine/component.h"
 
 static void run(const char *lines, const char *src_opts, const char *ml, struct mars_stats *st)
 {

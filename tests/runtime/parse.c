@@ -13,7 +13,7 @@
 
 #include "capture.h"
 #include "expect.h"
-#include "pipeline/component.h"
+#include "engine/component.h"
 
 #define T0 "\"timestamp\":\"2024-01-01T00:00:00.000000000Z\""
 

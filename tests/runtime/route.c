@@ -14,7 +14,7 @@
 
 #include "capture.h"
 #include "expect.h"
-#include "pipeline/component.h"
+#include "engine/component.h"
 
 static void test_outputs_and_unmatched(void **state)
 {

@@ -14,7 +14,7 @@
 
 #include "capture.h"
 #include "expect.h"
-#include "pipeline/component.h"
+#include "engine/component.h"
 
 static void test_one_in_n(void **state)
 {

@@ -13,7 +13,7 @@
 
 #include "capture.h"
 #include "expect.h"
-#include "pipeline/component.h"
+#include "engine/component.h"
 
 static void test_per_key_threshold(void **state)
 {

@@ -16,8 +16,9 @@
 #include "core/diag.h"
 #include "core/ev.h"
 #include "core/log.h"
-#include "pipeline/encode.h"
-#include "pipeline/registry.h"
+#include "model/encode.h"
+#include "config/registry.h"
+#include "control/components.h"
 
 #define MAX_HELD 256 /* request.concurrency's maximum */
 
@@ -275,6 +276,7 @@ static const struct mars_component_desc capture_desc = {
 
 void mars_capture_setup(void)
 {
+    mars_components_register();
     mars_registry_add(&capture_desc);
     pthread_mutex_lock(&lock);
     for (int i = 0; i < MAX_STORES; i++) {

@@ -17,8 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pipeline/config.h"
-#include "pipeline/engine.h"
+#include "config/config.h"
+#include "engine/engine.h"
 
 /* Registers `capture` (idempotent) and clears every capture buffer. */
 void mars_capture_setup(void);
@@ -34,8 +34,8 @@ uint64_t mars_capture_requests(const char *id);
  * "down"); clearing it lets the engine's retries through again. */
 void mars_capture_fail(const char *id, bool failing);
 
-/* mars_test_run() leaves the admin API off (struct mars_engine_opts.serve_api is false), so
- * runtime tests never bind 127.0.0.1:8686; tests of the API set serve_api themselves. */
+/* mars_test_run() leaves the admin API off (no on_running hook starts it), so
+ * runtime tests never bind 127.0.0.1:8686; tests of the API use mars_bg_start(..., serve_api = true). */
 /* Loads yaml (fails the test on a config error), runs it to completion with `workers`
  * workers and returns 0 or the engine's error. Stats of node `stats_of` (if not NULL) are
  * copied to *st before the engine is destroyed. */

@@ -15,8 +15,9 @@
 #include <string.h>
 
 #include "core/ev.h"
-#include "pipeline/component.h"
-#include "pipeline/registry.h"
+#include "engine/component.h"
+#include "config/registry.h"
+#include "control/components.h"
 
 struct lines_conf {
     struct mars_strlist lines;
@@ -197,5 +198,6 @@ static const struct mars_component_desc lines_desc = {
 
 void mars_lines_source_setup(void)
 {
+    mars_components_register();
     mars_registry_add(&lines_desc);
 }

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "control/api.h"
 #include "core/ev.h"
 
 static void *bg_main(void *arg)
@@ -19,6 +20,22 @@ static void *bg_main(void *arg)
     struct mars_bg *b = arg;
     b->rc = mars_engine_run(b->e);
     return NULL;
+}
+
+/* As main.c does: the admin API beside the engine, when the test asked for it (its config
+ * names a free port: tests never bind the default 127.0.0.1:8686). */
+static void api_up(struct mars_engine *e, void *arg)
+{
+    struct mars_bg *b = arg;
+    if (b->serve_api)
+        atomic_store(&b->api, mars_api_start(e, NULL));
+}
+
+static void api_down(struct mars_engine *e, void *arg)
+{
+    struct mars_bg *b = arg;
+    mars_api_stop(atomic_exchange(&b->api, NULL));
+    (void)e;
 }
 
 void mars_bg_start(struct mars_bg *b, const char *yaml, unsigned workers, bool serve_api)
@@ -30,21 +47,30 @@ void mars_bg_start(struct mars_bg *b, const char *yaml, unsigned workers, bool s
         fail_msg("config does not load");
     }
     mars_diag_fini(&d);
-    struct mars_engine_opts o = {.workers = workers, .serve_api = serve_api};
+    b->serve_api = serve_api;
+    atomic_store(&b->api, NULL);
+    struct mars_engine_opts o = {
+        .workers = workers, .on_running = api_up, .on_stopping = api_down, .hook_arg = b};
     b->e = mars_engine_create(b->cfg, &o);
     assert_non_null(b->e);
     assert_int_equal(pthread_create(&b->th, NULL, bg_main, b), 0);
 }
 
-static bool api_up(void *arg)
+const char *mars_bg_api_address(struct mars_bg *b)
 {
-    return mars_engine_api_address(((struct mars_bg *)arg)->e) != NULL;
+    struct mars_api *api = atomic_load(&b->api);
+    return api ? mars_api_address(api) : NULL;
+}
+
+static bool api_listens(void *arg)
+{
+    return mars_bg_api_address(arg) != NULL;
 }
 
 const char *mars_bg_api(struct mars_bg *b)
 {
-    mars_wait_until(api_up, b, 10, "the admin API listens");
-    return mars_engine_api_address(b->e);
+    mars_wait_until(api_listens, b, 10, "the admin API listens");
+    return mars_bg_api_address(b);
 }
 
 void mars_bg_stop(struct mars_bg *b)

@@ -15,8 +15,8 @@
 
 #include "core/arena.h"
 #include "core/schema.h"
-#include "pipeline/batch.h"
-#include "pipeline/fields.h"
+#include "model/batch.h"
+#include "model/fields.h"
 
 /* ---- logs.c ---- */
 

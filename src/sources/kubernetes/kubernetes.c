@@ -33,7 +33,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "k8s_internal.h"
-#include "pipeline/observe.h"
+#include "engine/observe.h"
 
 static const char *const read_from_names[] = {"beginning", "end", NULL};
 

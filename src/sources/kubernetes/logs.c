@@ -26,8 +26,8 @@
 #include <string.h>
 
 #include "k8s_internal.h"
-#include "pipeline/json.h"
-#include "pipeline/timefmt.h"
+#include "model/json.h"
+#include "model/timefmt.h"
 
 /* ---- timestamps ---- */
 

@@ -37,7 +37,7 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "k8s_internal.h"
-#include "pipeline/json.h"
+#include "model/json.h"
 
 #define TICK_NS 1000000000LL
 #define TOKEN_TTL_NS (60LL * 1000000000)

@@ -14,9 +14,9 @@
 
 #include "core/ev.h"
 #include "core/tls.h"
-#include "pipeline/component.h"
-#include "pipeline/netconf.h"
-#include "pipeline/wire.h"
+#include "engine/component.h"
+#include "config/netconf.h"
+#include "wire/wire.h"
 
 #define MAX_INFLIGHT 1024         /* unacknowledged batches per connection */
 #define RBUF_MIN     (64u * 1024) /* receive buffer a connection starts with */

@@ -1,0 +1,169 @@
+/*
+ * batch.c - batch lifetime, chunk references, clones and acknowledgement.
+ *
+ * The ack belongs to the root batch (the one the source created). Clones point at their
+ * parent and hold one reference to it, so the root's count only reaches zero after every
+ * clone is gone; abandonment is recorded on the root so the ack sees it.
+ *
+ * Thread: the owning worker.
+ */
+#include "model/batch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ev.h"
+
+struct mars_batch *mars_batch_create(uint32_t cap)
+{
+    struct mars_batch *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    if (cap == 0)
+        cap = 1;
+    b->ev = malloc(sizeof(*b->ev) * cap);
+    if (!b->ev) {
+        free(b);
+        return NULL;
+    }
+    b->cap = cap;
+    b->refs = 1;
+    b->created_ns = mars_ev_clock_ns();
+    mars_arena_init(&b->arena);
+    return b;
+}
+
+static void batch_destroy(struct mars_batch *b)
+{
+    struct mars_batch *parent = b->parent;
+
+    for (uint32_t i = 0; i < b->nchunks; i++)
+        mars_chunk_unref(b->chunks[i]);
+    mars_arena_fini(&b->arena);
+    if (b->ack.fn)
+        b->ack.fn(b, !b->abandoned);
+    free(b->chunks);
+    free(b->ev);
+    for (uint32_t i = 0; i < b->nholds; i++)
+        mars_batch_release(b->holds[i]);
+    free(b->holds);
+    free(b);
+    if (parent)
+        mars_batch_release(parent);
+}
+
+void mars_batch_release(struct mars_batch *b)
+{
+    if (--b->refs == 0)
+        batch_destroy(b);
+}
+
+void mars_batch_abandon(struct mars_batch *b)
+{
+    struct mars_batch *root = b;
+    while (root->parent)
+        root = root->parent;
+    root->abandoned = true;
+    mars_batch_release(b);
+}
+
+int mars_batch_hold_chunk(struct mars_batch *b, struct mars_chunk *c)
+{
+    if (b->nchunks > 0 && b->chunks[b->nchunks - 1] == c)
+        return 0;
+    if (b->nchunks == b->chunks_cap) {
+        uint32_t cap = b->chunks_cap ? b->chunks_cap * 2 : 4;
+        struct mars_chunk **nc = realloc(b->chunks, cap * sizeof(*nc));
+        if (!nc)
+            return -ENOMEM;
+        b->chunks = nc;
+        b->chunks_cap = cap;
+    }
+    mars_chunk_ref(c);
+    b->chunks[b->nchunks++] = c;
+    return 0;
+}
+
+struct mars_event *mars_batch_push(struct mars_batch *b)
+{
+    if (b->n == b->cap) {
+        uint32_t cap = b->cap * 2;
+        struct mars_event *ne = realloc(b->ev, cap * sizeof(*ne));
+        if (!ne)
+            return NULL;
+        b->ev = ne;
+        b->cap = cap;
+    }
+    struct mars_event *e = &b->ev[b->n++];
+    memset(e, 0, sizeof(*e));
+    return e;
+}
+
+int mars_batch_exclusive(struct mars_batch **bp)
+{
+    struct mars_batch *orig = *bp;
+    if (orig->refs == 1)
+        return 0;
+    struct mars_batch *c = mars_batch_create(orig->n);
+    if (!c)
+        return -ENOMEM;
+    memcpy(c->ev, orig->ev, sizeof(*c->ev) * orig->n);
+    c->n = orig->n;
+    c->bytes = orig->bytes;
+    c->created_ns = orig->created_ns;
+    c->source = orig->source;
+    c->parent = orig; /* takes over the caller's reference to orig */
+    *bp = c;
+    return 0;
+}
+
+void mars_batch_compact(struct mars_batch *b, const bool *keep)
+{
+    uint32_t w = 0;
+    uint64_t bytes = 0;
+    for (uint32_t r = 0; r < b->n; r++) {
+        if (!keep[r])
+            continue;
+        if (w != r)
+            b->ev[w] = b->ev[r];
+        bytes += b->ev[w].msg.len;
+        w++;
+    }
+    b->n = w;
+    b->bytes = bytes;
+}
+
+struct mars_batch *mars_batch_select(struct mars_batch *b, const bool *keep, uint32_t extra)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; keep && i < b->n; i++)
+        n += keep[i];
+    struct mars_batch *c = mars_batch_create(n + extra);
+    if (!c)
+        return NULL;
+    for (uint32_t i = 0; keep && i < b->n; i++) {
+        if (!keep[i])
+            continue;
+        c->ev[c->n++] = b->ev[i];
+        c->bytes += b->ev[i].msg.len;
+    }
+    c->created_ns = b->created_ns;
+    c->source = b->source;
+    c->parent = mars_batch_ref(b);
+    return c;
+}
+
+int mars_batch_hold(struct mars_batch *b, struct mars_batch *other)
+{
+    if (b->nholds == b->holds_cap) {
+        uint32_t cap = b->holds_cap ? b->holds_cap * 2 : 4;
+        struct mars_batch **h = realloc(b->holds, cap * sizeof(*h));
+        if (!h)
+            return -ENOMEM;
+        b->holds = h;
+        b->holds_cap = cap;
+    }
+    b->holds[b->nholds++] = other;
+    return 0;
+}

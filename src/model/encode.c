@@ -1,0 +1,387 @@
+/*
+ * encode.c - text and JSON encodings of sink requests (see encode.h).
+ *
+ * JSON strings: runs of bytes that need no escape are copied with one memcpy; UTF-8 is
+ * validated by hand (overlongs, surrogates and values above U+10FFFF are invalid) since
+ * a log line is arbitrary bytes and the output must be valid JSON whatever came in.
+ *
+ * Parsed fields (fields.h) follow "timestamp" and "message" in their order. Values that are
+ * still JSON text validated by the scanner (escaped strings, numbers, arrays, raw objects)
+ * are copied as they are; root members named timestamp or message take those two places.
+ */
+#include "model/encode.h"
+
+#include "model/fields.h"
+
+#include "core/utf8.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *const mars_encoding_names[] = {"text", "json", "ndjson", NULL};
+
+static const char newline = '\n';
+
+void mars_encoder_fini(struct mars_encoder *e)
+{
+    free(e->iov);
+    free(e->out);
+    *e = (struct mars_encoder){0};
+}
+
+static int out_reserve(struct mars_encoder *e, size_t more)
+{
+    if (e->out_len + more <= e->out_cap)
+        return 0;
+    size_t cap = e->out_cap ? e->out_cap : 4096;
+    while (cap < e->out_len + more)
+        cap *= 2;
+    char *p = realloc(e->out, cap);
+    if (!p)
+        return -ENOMEM;
+    e->out = p;
+    e->out_cap = cap;
+    return 0;
+}
+
+static int out_put(struct mars_encoder *e, const void *p, size_t n)
+{
+    if (out_reserve(e, n))
+        return -ENOMEM;
+    memcpy(e->out + e->out_len, p, n);
+    e->out_len += n;
+    return 0;
+}
+
+static int iov_add(struct mars_encoder *e, const void *base, size_t len)
+{
+    if (e->niov > 0) {
+        struct iovec *last = &e->iov[e->niov - 1];
+        if ((const char *)last->iov_base + last->iov_len == (const char *)base) {
+            last->iov_len += len;
+            return 0;
+        }
+    }
+    if (e->niov == e->iov_cap) {
+        int cap = e->iov_cap ? e->iov_cap * 2 : 64;
+        struct iovec *v = realloc(e->iov, (size_t)cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        e->iov = v;
+        e->iov_cap = cap;
+    }
+    e->iov[e->niov++] = (struct iovec){.iov_base = (void *)base, .iov_len = len};
+    return 0;
+}
+
+/* True when none of the 8 bytes of w needs a look: no control byte, quote, backslash or
+ * byte >= 0x80 (the "has less than" / "has zero byte" word tricks; they may flag a clean
+ * word, never miss a dirty one, which only costs a trip through the byte loop). */
+static inline bool word_plain(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    uint64_t bad = (w & highs) | ((w - ones * 0x20) & ~w & highs) | ((q - ones) & ~q & highs) |
+                   ((b - ones) & ~b & highs);
+    return bad == 0;
+}
+
+/* What a byte needs in a JSON string: 0 nothing, 1 an escape, 2 a UTF-8 check. */
+static inline int json_class(unsigned char c)
+{
+    if (c >= 0x80)
+        return 2;
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+int mars_encode_json_string(struct mars_encoder *e, const char *str, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+
+    /* worst case: every byte becomes \u00XX; reserving it once keeps the loop free of
+     * bounds checks. Bytes are copied as they are scanned (8 at a time while plain), so a
+     * string full of quotes costs no call per escape. */
+    if (out_reserve(e, n * 6 + 2))
+        return -ENOMEM;
+    char *o = e->out + e->out_len;
+    *o++ = '"';
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (word_plain(w)) {
+                memcpy(o, &w, 8);
+                o += 8;
+                i += 8;
+                continue;
+            }
+        }
+        unsigned char c = s[i];
+        switch (json_class(c)) {
+        case 0:
+            *o++ = (char)c;
+            i++;
+            continue;
+        case 2: {
+            size_t seq = mars_utf8_seq(s + i, n - i);
+            if (seq > 0) {
+                memcpy(o, s + i, seq);
+                o += seq;
+                i += seq;
+            } else {
+                memcpy(o, "\\ufffd", 6);
+                o += 6;
+                i++;
+                e->invalid_utf8++;
+            }
+            continue;
+        }
+        default:
+            break;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
+        }
+        i++;
+    }
+    *o++ = '"';
+    e->out_len = (size_t)(o - e->out);
+    return 0;
+}
+
+static int put_timestamp(struct mars_encoder *e, int64_t ts_ns)
+{
+    char buf[48];
+    struct tm tm;
+    time_t sec = (time_t)(ts_ns / 1000000000);
+    long nsec = (long)(ts_ns % 1000000000);
+    if (nsec < 0) {
+        nsec += 1000000000;
+        sec--;
+    }
+    gmtime_r(&sec, &tm);
+    size_t n = strftime(buf, sizeof(buf), "\"%Y-%m-%dT%H:%M:%S", &tm);
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, ".%09ldZ\"", nsec);
+    return out_put(e, buf, n);
+}
+
+static int put_metric(struct mars_encoder *e, const struct mars_metric *m)
+{
+    static const char *const kinds[] = {"counter", "gauge", "histogram"};
+    char num[128];
+    int rc = out_put(e, ",\"name\":", 8);
+    rc = rc ? rc : mars_encode_json_string(e, m->name.ptr, m->name.len);
+    rc = rc ? rc : out_put(e, ",\"kind\":\"", 9);
+    rc = rc ? rc : out_put(e, kinds[m->kind], strlen(kinds[m->kind]));
+    int n = snprintf(num, sizeof(num), "\",\"value\":%.17g,", m->value);
+    rc = rc ? rc : out_put(e, num, (size_t)n);
+    if (m->kind == MARS_METRIC_HISTOGRAM) { /* value is the sum; buckets are cumulative */
+        n = snprintf(num, sizeof(num), "\"count\":%llu,\"buckets\":[",
+                     (unsigned long long)m->count);
+        rc = rc ? rc : out_put(e, num, (size_t)n);
+        for (uint32_t i = 0; rc == 0 && i < m->nbuckets; i++) {
+            n = snprintf(num, sizeof(num), "%s{\"le\":%.17g,\"count\":%llu}", i ? "," : "",
+                         m->buckets[i].le, (unsigned long long)m->buckets[i].count);
+            rc = out_put(e, num, (size_t)n);
+        }
+        rc = rc ? rc : out_put(e, "],", 2);
+    }
+    rc = rc ? rc : out_put(e, "\"labels\":{", 10);
+    for (uint32_t i = 0; rc == 0 && i < m->nlabels; i++) {
+        if (i)
+            rc = out_put(e, ",", 1);
+        rc = rc ? rc : mars_encode_json_string(e, m->labels[i].name.ptr, m->labels[i].name.len);
+        rc = rc ? rc : out_put(e, ":", 1);
+        rc = rc ? rc : mars_encode_json_string(e, m->labels[i].value.ptr, m->labels[i].value.len);
+    }
+    return rc ? rc : out_put(e, "}", 1);
+}
+
+static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint32_t obj, bool root,
+                       bool comma, const struct mars_json_opts *o);
+
+static int put_field_value(struct mars_encoder *e, const struct mars_fields *f, uint32_t i)
+{
+    const struct mars_field *v = &f->v[i];
+    int rc;
+    switch (v->kind) {
+    case MARS_FIELD_STRING:
+        if (!(v->flags & MARS_FF_ESCAPED))
+            return mars_encode_json_string(e, v->value, v->value_len);
+        rc = out_put(e, "\"", 1);
+        rc = rc ? rc : out_put(e, v->value, v->value_len);
+        return rc ? rc : out_put(e, "\"", 1);
+    case MARS_FIELD_OBJECT:
+        if (v->flags & MARS_FF_RAW)
+            return out_put(e, v->value, v->value_len);
+        rc = out_put(e, "{", 1);
+        rc = rc ? rc : put_members(e, f, i, false, false, NULL);
+        return rc ? rc : out_put(e, "}", 1);
+    default: /* numbers, literals and arrays are valid JSON text */
+        return out_put(e, v->value, v->value_len);
+    }
+}
+
+static bool is_key(const struct mars_field *v, const char *k, uint32_t n)
+{
+    return v->key_len == n && memcmp(v->key, k, n) == 0;
+}
+
+static bool skipped(const struct mars_json_opts *o, uint32_t i)
+{
+    for (uint32_t k = 0; o && k < o->nskip; k++)
+        if (o->skip[k] == i)
+            return true;
+    return false;
+}
+
+/* Members of object obj. At the root, timestamp and message (and o's timestamp key) were
+ * written already; entries listed in o->skip are left out at any depth. */
+static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint32_t obj, bool root,
+                       bool comma, const struct mars_json_opts *o)
+{
+    int rc = 0;
+    for (uint32_t i = f->v[obj].first; rc == 0 && i != MARS_FIELD_NIL; i = f->v[i].next) {
+        const struct mars_field *v = &f->v[i];
+        if (root && (is_key(v, "timestamp", 9) || is_key(v, "message", 7) ||
+                     (o && o->ts_key && is_key(v, o->ts_key, (uint32_t)strlen(o->ts_key)))))
+            continue;
+        if (skipped(o, i))
+            continue;
+        if (comma)
+            rc = out_put(e, ",", 1);
+        comma = true;
+        rc = rc ? rc : mars_encode_json_string(e, v->key, v->key_len);
+        rc = rc ? rc : out_put(e, ":", 1);
+        rc = rc ? rc : put_field_value(e, f, i);
+    }
+    return rc;
+}
+
+int mars_encode_json_event(struct mars_encoder *e, const struct mars_event *ev)
+{
+    return mars_encode_json_event_opts(e, ev, NULL);
+}
+
+int mars_encoder_put(struct mars_encoder *e, const void *p, size_t n)
+{
+    return out_put(e, p, n);
+}
+
+int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event *ev,
+                                const struct mars_json_opts *o)
+{
+    const struct mars_fields *f = ev->kind == MARS_EVENT_LOG ? ev->fields : NULL;
+    const char *ts_key = o && o->ts_key ? o->ts_key : "timestamp";
+    uint32_t ts_len = (uint32_t)strlen(ts_key);
+    uint32_t ts = f ? mars_fields_member(f, 0, ts_key, ts_len) : MARS_FIELD_NIL;
+    if (ts == MARS_FIELD_NIL && f && o && o->ts_key)
+        ts = mars_fields_member(f, 0, "timestamp", 9);
+    uint32_t msg = f ? mars_fields_member(f, 0, "message", 7) : MARS_FIELD_NIL;
+    bool msg_skipped = msg != MARS_FIELD_NIL && skipped(o, msg);
+    int rc = out_put(e, "{", 1);
+    rc = rc ? rc : mars_encode_json_string(e, ts_key, ts_len);
+    rc = rc ? rc : out_put(e, ":", 1);
+    if (ts != MARS_FIELD_NIL)
+        rc = rc ? rc : put_field_value(e, f, ts);
+    else
+        rc = rc ? rc : put_timestamp(e, ev->ts_ns);
+    if (ev->kind == MARS_EVENT_METRIC && ev->metric) {
+        rc = rc ? rc : put_metric(e, ev->metric);
+        return rc ? rc : out_put(e, "}", 1); /* the event object (put_metric closes labels) */
+    }
+    if (msg_skipped) {
+        /* removed by the caller: neither the field nor the raw line */
+    } else if (msg != MARS_FIELD_NIL) {
+        rc = rc ? rc : out_put(e, ",\"message\":", 11);
+        rc = rc ? rc : put_field_value(e, f, msg);
+    } else if (!(ev->flags & MARS_EVF_NO_MESSAGE) && !(o && o->no_message)) {
+        rc = rc ? rc : out_put(e, ",\"message\":", 11);
+        rc = rc ? rc : mars_encode_json_string(e, ev->msg.ptr, ev->msg.len);
+    }
+    if (ev->file && (!f || mars_fields_member(f, 0, "file", 4) == MARS_FIELD_NIL)) {
+        rc = rc ? rc : out_put(e, ",\"file\":", 8);
+        rc = rc ? rc : mars_encode_json_string(e, ev->file, strlen(ev->file));
+    }
+    if (f)
+        rc = rc ? rc : put_members(e, f, 0, true, true, o);
+    return rc ? rc : out_put(e, "}", 1);
+}
+
+void mars_encoder_reset(struct mars_encoder *e)
+{
+    e->niov = 0;
+    e->out_len = 0;
+}
+
+static int64_t encode_text(struct mars_encoder *e, const struct mars_event *ev, uint32_t n)
+{
+    int64_t total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        int rc;
+        if (ev[i].flags & MARS_EVF_NL_FOLLOWS) {
+            rc = iov_add(e, ev[i].msg.ptr, ev[i].msg.len + 1u);
+        } else {
+            rc = iov_add(e, ev[i].msg.ptr, ev[i].msg.len);
+            rc = rc ? rc : iov_add(e, &newline, 1);
+        }
+        if (rc)
+            return rc;
+        total += ev[i].msg.len + 1;
+    }
+    return total;
+}
+
+static int64_t encode_json(struct mars_encoder *e, const struct mars_event *ev, uint32_t n)
+{
+    size_t before = e->out_len;
+    for (uint32_t i = 0; i < n; i++)
+        if (mars_encode_json_event(e, &ev[i]) || out_put(e, "\n", 1))
+            return -ENOMEM;
+    return (int64_t)(e->out_len - before);
+}
+
+int64_t mars_encode_events(struct mars_encoder *e, enum mars_encoding enc,
+                           const struct mars_event *ev, uint32_t n)
+{
+    return enc == MARS_ENC_TEXT ? encode_text(e, ev, n) : encode_json(e, ev, n);
+}
+
+/* JSON output lives in one growing buffer, so its iovec is only taken at the end. */
+int mars_encoder_finish(struct mars_encoder *e, enum mars_encoding enc)
+{
+    if (enc != MARS_ENC_TEXT && e->out_len)
+        return iov_add(e, e->out, e->out_len);
+    return 0;
+}
+
+int64_t mars_encode_request(struct mars_encoder *e, enum mars_encoding enc,
+                            const struct mars_sink_req *r)
+{
+    int64_t total = 0;
+    mars_encoder_reset(e);
+    for (uint32_t b = 0; b < r->n; b++) {
+        int64_t n = mars_encode_events(e, enc, r->batches[b]->ev, r->batches[b]->n);
+        if (n < 0)
+            return n;
+        total += n;
+    }
+    return mars_encoder_finish(e, enc) ? -ENOMEM : total;
+}

@@ -1,0 +1,64 @@
+/*
+ * encode.h - turning the events of a sink request into bytes, once, in the sink.
+ *
+ * text: each message and a newline, as iovecs that point into the chunks the lines were
+ * read into. Neighbouring lines that are still contiguous with their newline in the chunk
+ * merge into one iovec, so passthrough of a file is a few large writev calls and no copy.
+ * json / ndjson (the same for line-oriented sinks): one JSON object per line, built in
+ * `out`: {"timestamp":"RFC 3339 with nanoseconds","message":"...",<parsed fields>}
+ * (message is left out when a parser removed it); metric events as
+ * {"timestamp":...,"name":...,"kind":...,"value":...,"labels":{...}}. Bytes that are not
+ * valid UTF-8 become U+FFFD and are counted (the line itself is kept).
+ *
+ * Thread: the sink's worker. The encoder's buffers are reused across requests; the iovecs
+ * stay valid until the next mars_encode_request() on the same encoder.
+ */
+#ifndef MARS_ENCODE_H
+#define MARS_ENCODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "engine/component.h"
+
+enum mars_encoding { MARS_ENC_TEXT, MARS_ENC_JSON, MARS_ENC_NDJSON };
+extern const char *const mars_encoding_names[]; /* for ENUM options */
+
+struct mars_encoder {
+    struct iovec *iov;
+    int niov, iov_cap;
+    char *out;
+    size_t out_len, out_cap;
+    uint64_t invalid_utf8; /* replaced sequences, cumulative */
+};
+
+void mars_encoder_fini(struct mars_encoder *e);
+/* Encodes every event of r (reset + events + finish). Returns total bytes, or -ENOMEM. */
+int64_t mars_encode_request(struct mars_encoder *e, enum mars_encoding enc,
+                            const struct mars_sink_req *r);
+/* Piecewise: reset, append any number of event ranges, then finish before using iov. */
+void mars_encoder_reset(struct mars_encoder *e);
+int64_t mars_encode_events(struct mars_encoder *e, enum mars_encoding enc,
+                           const struct mars_event *ev, uint32_t n);
+int mars_encoder_finish(struct mars_encoder *e, enum mars_encoding enc);
+/* Appends one event as JSON (no newline) to e->out. Returns 0 or -ENOMEM. */
+int mars_encode_json_event(struct mars_encoder *e, const struct mars_event *ev);
+/* Choices for mars_encode_json_event_opts. */
+struct mars_json_opts {
+    const char *ts_key;   /* key of the timestamp member (NULL: "timestamp"); a root member of
+                           * that name, else one named timestamp, is the value */
+    const uint32_t *skip; /* field entries (indices into ev->fields->v) to leave out */
+    uint32_t nskip;
+    bool no_message;      /* leave out the raw line when no message field exists */
+};
+/* mars_encode_json_event with choices (o may be NULL). Returns 0 or -ENOMEM. */
+int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event *ev,
+                                const struct mars_json_opts *o);
+/* Appends raw bytes to e->out. Returns 0 or -ENOMEM. */
+int mars_encoder_put(struct mars_encoder *e, const void *p, size_t n);
+/* Appends s as a JSON string (quotes included), replacing invalid UTF-8. */
+int mars_encode_json_string(struct mars_encoder *e, const char *s, size_t n);
+
+#endif

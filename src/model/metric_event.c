@@ -1,0 +1,106 @@
+/*
+ * metric_event.c - metric events in a batch arena (see metric_event.h).
+ *
+ * Thread: the batch's worker.
+ */
+#include "model/metric_event.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "core/metrics.h"
+
+static struct mars_slice arena_slice(struct mars_arena *a, const char *s, size_t n)
+{
+    char *p = mars_arena_strndup(a, s, n);
+    return (struct mars_slice){p, p ? (uint32_t)n : 0};
+}
+
+static int copy_str(struct mars_arena *a, const char *s, struct mars_slice *out)
+{
+    *out = arena_slice(a, s ? s : "", s ? strlen(s) : 0);
+    return out->ptr ? 0 : -ENOMEM;
+}
+
+/* msg: the sample as an exposition line (labels escaped as in the text format). */
+static int render(struct mars_batch *b, const struct mars_metric_sample *m, struct mars_slice *out)
+{
+    struct evbuffer *t = evbuffer_new();
+    char num[64];
+    int rc = -ENOMEM;
+    if (!t)
+        return rc;
+    evbuffer_add_printf(t, "%s%s", m->name, m->kind == MARS_METRIC_HISTOGRAM ? "_count" : "");
+    if (m->nlabels)
+        evbuffer_add(t, "{", 1);
+    for (size_t i = 0; i < m->nlabels; i++) {
+        evbuffer_add_printf(t, "%s%s=\"", i ? "," : "", m->label_names[i]);
+        mars_prom_escape(t, m->label_values[i], strlen(m->label_values[i]), true);
+        evbuffer_add(t, "\"", 1);
+    }
+    if (m->nlabels)
+        evbuffer_add(t, "}", 1);
+    if (m->kind == MARS_METRIC_HISTOGRAM) {
+        mars_prom_format_value(m->value, num, sizeof(num));
+        evbuffer_add_printf(t, " %llu sum=%s", (unsigned long long)m->count, num);
+    } else {
+        mars_prom_format_value(m->value, num, sizeof(num));
+        evbuffer_add_printf(t, " %s", num);
+    }
+    size_t n = evbuffer_get_length(t);
+    const char *p = (const char *)evbuffer_pullup(t, -1);
+    if (p) {
+        *out = arena_slice(&b->arena, p, n);
+        rc = out->ptr ? 0 : -ENOMEM;
+    }
+    evbuffer_free(t);
+    return rc;
+}
+
+int mars_batch_push_metric(struct mars_batch *b, const struct mars_metric_sample *m, int64_t ts_ns)
+{
+    struct mars_arena *a = &b->arena;
+    struct mars_metric *mt = mars_arena_alloc(a, sizeof(*mt));
+    if (!mt)
+        return -ENOMEM;
+    memset(mt, 0, sizeof(*mt));
+    mt->kind = m->kind;
+    mt->value = m->value;
+    int rc = copy_str(a, m->name, &mt->name);
+    rc = rc ? rc : copy_str(a, m->help, &mt->help);
+    if (rc == 0 && m->nlabels) {
+        mt->labels = mars_arena_alloc(a, m->nlabels * sizeof(*mt->labels));
+        rc = mt->labels ? 0 : -ENOMEM;
+        for (size_t i = 0; rc == 0 && i < m->nlabels; i++) {
+            rc = copy_str(a, m->label_names[i], &mt->labels[i].name);
+            rc = rc ? rc : copy_str(a, m->label_values[i], &mt->labels[i].value);
+        }
+        mt->nlabels = (uint32_t)m->nlabels;
+    }
+    if (rc == 0 && m->kind == MARS_METRIC_HISTOGRAM) {
+        mt->count = m->count;
+        mt->nbuckets = (uint32_t)m->nbounds;
+        mt->buckets = m->nbounds ? mars_arena_alloc(a, m->nbounds * sizeof(*mt->buckets)) : NULL;
+        if (m->nbounds && !mt->buckets)
+            rc = -ENOMEM;
+        for (size_t i = 0; rc == 0 && i < m->nbounds; i++)
+            mt->buckets[i] = (struct mars_metric_bucket){m->bounds[i], m->cumulative[i]};
+    }
+    struct mars_slice msg = {0};
+    rc = rc ? rc : render(b, m, &msg);
+    if (rc)
+        return rc;
+    struct mars_event *ev = mars_batch_push(b);
+    if (!ev)
+        return -ENOMEM;
+    ev->kind = MARS_EVENT_METRIC;
+    ev->metric = mt;
+    ev->msg = msg;
+    ev->ts_ns = ts_ns;
+    ev->source = b->source;
+    b->bytes += msg.len;
+    return 0;
+}

@@ -1,0 +1,37 @@
+/*
+ * template.h - strings with per-event parts, compiled once at startup: strftime
+ * conversions (%Y, %m, %d, %H, ...) taken from the event's timestamp in UTC, and field
+ * references `{{ path }}` (any field path, fields.h). Used for file paths, modify's set,
+ * sample and throttle keys, metric labels, and later index names and URLs. `host` is this
+ * machine's hostname unless the event has a field of that name. A missing field renders as
+ * empty.
+ */
+#ifndef MARS_TEMPLATE_H
+#define MARS_TEMPLATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "model/batch.h"
+
+struct mars_template;
+
+enum {
+    /* Field values are path components: '/' becomes '_', as does a leading '.', so event
+     * data cannot climb out of (or into another) directory. */
+    MARS_TEMPLATE_PATH = 1u << 0,
+};
+
+/* Returns an owned template (free with mars_template_free) or NULL with a reason in err. */
+struct mars_template *mars_template_compile(const char *text, unsigned flags, char *err,
+                                            size_t errlen);
+void mars_template_free(struct mars_template *t);
+/* True when the output can differ between events (time or field parts). */
+bool mars_template_is_dynamic(const struct mars_template *t);
+/* Same output for every event whose timestamp is in the same second (no field parts). */
+bool mars_template_time_only(const struct mars_template *t);
+/* Renders for ev into out (NUL-terminated). Returns the length, or -ENAMETOOLONG. */
+int mars_template_render(const struct mars_template *t, const struct mars_event *ev, char *out,
+                         size_t outlen);
+
+#endif

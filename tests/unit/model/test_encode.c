@@ -1,0 +1,125 @@
+/*
+ * test_encode.c - pipeline/encode.c's JSON string escaping against a plain byte-by-byte
+ * reference written here from RFC 8259: random strings over every byte value, with runs of
+ * plain ASCII (the 8-byte fast path), quotes, backslashes, control bytes, valid multi-byte
+ * UTF-8 and invalid bytes, at every length from 0 to 80 and at odd offsets; invalid UTF-8
+ * must become U+FFFD and be counted.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/utf8.h"
+#include "model/encode.h"
+
+static size_t reference(const unsigned char *s, size_t n, char *out, uint64_t *invalid)
+{
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t seq = c >= 0x80 ? mars_utf8_seq(s + i, n - i) : 0;
+        if (seq) {
+            memcpy(out + o, s + i, seq);
+            o += seq;
+            i += seq;
+            continue;
+        }
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c == '\n') {
+            o += (size_t)sprintf(out + o, "\\n");
+        } else if (c == '\r') {
+            o += (size_t)sprintf(out + o, "\\r");
+        } else if (c == '\t') {
+            o += (size_t)sprintf(out + o, "\\t");
+        } else if (c < 0x20) {
+            o += (size_t)sprintf(out + o, "\\u%04x", c);
+        } else if (c >= 0x80) {
+            o += (size_t)sprintf(out + o, "\\ufffd");
+            (*invalid)++;
+        } else {
+            out[o++] = (char)c;
+        }
+        i++;
+    }
+    out[o++] = '"';
+    return o;
+}
+
+static void fill(unsigned char *b, size_t n, uint32_t *seed)
+{
+    static const char *const pieces[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\"",
+                                         "\\",       "\n",           "\x01",             "\x7f",
+                                         "\xff",     "\xc3",         "\xed\xa0\x80"};
+    size_t i = 0;
+    while (i < n) {
+        *seed = *seed * 1103515245u + 12345u;
+        uint32_t r = *seed >> 8;
+        if (r % 4) { /* mostly plain text, so the fast path runs */
+            b[i++] = (unsigned char)('a' + r % 26);
+            continue;
+        }
+        const char *p = pieces[r % (sizeof(pieces) / sizeof(pieces[0]))];
+        for (size_t k = 0; p[k] && i < n; k++)
+            b[i++] = (unsigned char)p[k];
+    }
+}
+
+static void test_matches_reference(void **state)
+{
+    (void)state;
+    unsigned char buf[128];
+    char want[128 * 6 + 2];
+    uint32_t seed = 42;
+    struct mars_encoder e = {0};
+    for (int round = 0; round < 2000; round++) {
+        size_t n = (size_t)(round % 81), off = (size_t)(round % 7);
+        fill(buf + off, n, &seed);
+        uint64_t inv = 0, before = e.invalid_utf8;
+        size_t wl = reference(buf + off, n, want, &inv);
+        e.out_len = 0;
+        assert_int_equal(mars_encode_json_string(&e, (const char *)buf + off, n), 0);
+        assert_int_equal(e.out_len, wl);
+        assert_memory_equal(e.out, want, wl);
+        assert_int_equal(e.invalid_utf8 - before, inv);
+    }
+    /* every single byte value */
+    for (int c = 0; c < 256; c++) {
+        unsigned char one = (unsigned char)c;
+        uint64_t inv = 0;
+        size_t wl = reference(&one, 1, want, &inv);
+        e.out_len = 0;
+        assert_int_equal(mars_encode_json_string(&e, (const char *)&one, 1), 0);
+        assert_int_equal(e.out_len, wl);
+        assert_memory_equal(e.out, want, wl);
+    }
+    mars_encoder_fini(&e);
+}
+
+static void test_appends(void **state)
+{
+    (void)state;
+    struct mars_encoder e = {0};
+    assert_int_equal(mars_encode_json_string(&e, "a\"b", 3), 0);
+    assert_int_equal(mars_encode_json_string(&e, "0123456789abcdef", 16), 0);
+    assert_int_equal(e.out_len, 6 + 18);
+    assert_memory_equal(e.out, "\"a\\\"b\"\"0123456789abcdef\"", e.out_len);
+    mars_encoder_fini(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matches_reference),
+        cmocka_unit_test(test_appends),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,274 @@
+/* Unit tests of the mars native protocol codec (pipeline/wire.c, wire_batch.c): frame
+ * headers and their checks, addresses, the token check, HELLO/ERROR payloads, and events
+ * with nested fields through encode -> lz4 -> decode. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "model/encode.h"
+#include "model/fields.h"
+#include "model/json.h"
+#include "config/netconf.h"
+#include "wire/wire.h"
+
+static void test_header(void **state)
+{
+    uint8_t b[MARS_WIRE_HDR];
+    struct mars_wire_hdr h = {.type = MARS_WIRE_BATCH,
+                              .flags = MARS_WIRE_F_LZ4,
+                              .seq = 1ull << 40,
+                              .length = 100,
+                              .raw_length = 300},
+                         g;
+    const char *why = NULL;
+    mars_wire_put_hdr(b, &h);
+    assert_memory_equal(b, "MR\x01\x02", 4);
+    assert_int_equal(mars_wire_get_hdr(b, 1000, &g, &why), 0);
+    assert_int_equal(g.type, MARS_WIRE_BATCH);
+    assert_true(g.seq == 1ull << 40);
+    assert_int_equal(g.length, 100);
+    assert_int_equal(g.raw_length, 300);
+    /* over the limit, after decompression */
+    assert_int_equal(mars_wire_get_hdr(b, 299, &g, &why), -EMSGSIZE);
+    /* bad magic, version, type, flags */
+    b[0] = 'X';
+    assert_int_equal(mars_wire_get_hdr(b, 1000, &g, &why), -EPROTO);
+    b[0] = 'M';
+    b[2] = 2;
+    assert_int_equal(mars_wire_get_hdr(b, 1000, &g, &why), -EPROTO);
+    b[2] = 1;
+    b[3] = 9;
+    assert_int_equal(mars_wire_get_hdr(b, 1000, &g, &why), -EPROTO);
+    /* plain frame whose lengths differ; payload on an ACK; lz4 on a control frame */
+    h = (struct mars_wire_hdr){.type = MARS_WIRE_BATCH, .length = 5, .raw_length = 6};
+    mars_wire_put_hdr(b, &h);
+    assert_int_equal(mars_wire_get_hdr(b, 1000, &g, &why), -EPROTO);
+    h = (struct mars_wire_hdr){.type = MARS_WIRE_ACK, .length = 1, .raw_length = 1};
+    mars_wire_put_hdr(b, &h);
+    assert_int_equal(mars_wire_get_hdr(b, 1000, &g, &why), -EPROTO);
+    h = (struct mars_wire_hdr){
+        .type = MARS_WIRE_HELLO, .flags = MARS_WIRE_F_LZ4, .length = 1, .raw_length = 2};
+    mars_wire_put_hdr(b, &h);
+    assert_int_equal(mars_wire_get_hdr(b, 1000, &g, &why), -EPROTO);
+    /* a control frame is small whatever the batch limit */
+    h = (struct mars_wire_hdr){.type = MARS_WIRE_HELLO,
+                               .length = MARS_WIRE_CONTROL_MAX + 1,
+                               .raw_length = MARS_WIRE_CONTROL_MAX + 1};
+    mars_wire_put_hdr(b, &h);
+    assert_int_equal(mars_wire_get_hdr(b, 1 << 20, &g, &why), -EMSGSIZE);
+}
+
+static void test_address(void **state)
+{
+    char host[64], port[8];
+    assert_int_equal(
+        mars_netconf_split_address("agg.logging:6277", host, sizeof(host), port, sizeof(port)), 0);
+    assert_string_equal(host, "agg.logging");
+    assert_string_equal(port, "6277");
+    assert_int_equal(mars_netconf_split_address("[::1]:80", host, sizeof(host), port, sizeof(port)),
+                     0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(mars_netconf_split_address("::1:80", host, sizeof(host), port, sizeof(port)),
+                     -EINVAL);
+    assert_int_equal(mars_netconf_split_address("host", host, sizeof(host), port, sizeof(port)),
+                     -EINVAL);
+    assert_int_equal(mars_netconf_split_address("host:", host, sizeof(host), port, sizeof(port)),
+                     -EINVAL);
+    assert_int_equal(mars_netconf_split_address("host:70000", host, sizeof(host), port, sizeof(port)),
+                     -EINVAL);
+    assert_int_equal(mars_netconf_split_address("host:-1", host, sizeof(host), port, sizeof(port)),
+                     -EINVAL);
+}
+
+static void test_token_and_control(void **state)
+{
+    assert_true(mars_wire_token_equal("secret", 6, "secret", 6));
+    assert_false(mars_wire_token_equal("secret", 6, "secreT", 6));
+    assert_false(mars_wire_token_equal("secret", 6, "secret2", 7));
+    assert_false(mars_wire_token_equal("secret", 6, "", 0));
+
+    uint8_t f[MARS_WIRE_HDR + MARS_WIRE_CONTROL_MAX];
+    struct mars_wire_hello h = {.version = 1,
+                                .token = (const uint8_t *)"tok",
+                                .token_len = 3,
+                                .name = "agent",
+                                .window = 8},
+                           g;
+    int n = mars_wire_hello_frame(&h, f, sizeof(f));
+    assert_true(n > MARS_WIRE_HDR);
+    struct mars_wire_hdr hdr;
+    const char *why;
+    assert_int_equal(mars_wire_get_hdr(f, 1 << 20, &hdr, &why), 0);
+    assert_int_equal(hdr.type, MARS_WIRE_HELLO);
+    void *scratch = NULL;
+    assert_int_equal(mars_wire_hello_parse(f + MARS_WIRE_HDR, hdr.length, &g, &scratch), 0);
+    assert_int_equal(g.version, 1);
+    assert_int_equal(g.token_len, 3);
+    assert_memory_equal(g.token, "tok", 3);
+    assert_string_equal(g.name, "agent");
+    assert_int_equal(g.window, 8);
+    mars_wire_hello_free(scratch);
+
+    n = mars_wire_error_frame(7, 1, "wrong\ntoken", f, sizeof(f));
+    assert_true(n > MARS_WIRE_HDR);
+    assert_int_equal(mars_wire_get_hdr(f, 1 << 20, &hdr, &why), 0);
+    assert_true(hdr.seq == 7);
+    int code;
+    char reason[64];
+    assert_int_equal(
+        mars_wire_error_parse(f + MARS_WIRE_HDR, hdr.length, &code, reason, sizeof(reason)), 0);
+    assert_int_equal(code, 1);
+    assert_string_equal(reason, "wrong?token"); /* control bytes never reach the log */
+    assert_string_equal(mars_wire_error_name(code), "bad token");
+}
+
+/* Encodes b's events into one frame (lz4 as asked) and decodes it into a new batch. */
+static struct mars_batch *round_trip(struct mars_batch *b, bool lz4, size_t limit, uint32_t *taken)
+{
+    struct mars_wire_enc e;
+    mars_wire_enc_init(&e);
+    *taken = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        int rc = mars_wire_enc_add(&e, &b->ev[i], limit);
+        if (rc == -ENOSPC)
+            break;
+        assert_int_equal(rc, 0);
+        (*taken)++;
+    }
+    assert_int_equal(mars_wire_enc_finish(&e, 3, lz4), 0);
+    struct mars_wire_hdr h;
+    const char *why = NULL;
+    assert_int_equal(mars_wire_get_hdr(e.frame, 1 << 30, &h, &why), 0);
+    assert_int_equal(e.framelen, MARS_WIRE_HDR + h.length);
+    assert_int_equal(!!(h.flags & MARS_WIRE_F_LZ4), lz4); /* these events compress */
+    uint8_t *raw = malloc(h.raw_length);
+    if (h.flags & MARS_WIRE_F_LZ4)
+        assert_int_equal(mars_wire_unlz4(e.frame + MARS_WIRE_HDR, h.length, raw, h.raw_length), 0);
+    else
+        memcpy(raw, e.frame + MARS_WIRE_HDR, h.raw_length);
+    struct mars_batch *d = mars_batch_create(4);
+    assert_int_equal(mars_wire_decode_batch(raw, h.raw_length, d, &why), 0);
+    free(raw);
+    mars_wire_enc_fini(&e);
+    return d;
+}
+
+static void test_events(void **state)
+{
+    static const char *const lines[] = {
+        "{\"a\":1,\"s\":\"x\\u00e9\\\"y\",\"o\":{\"k\":[1,{\"z\":null}],\"t\":true},\"m\":\"m\"}",
+        "plain line without fields, plain line without fields, plain line without fields",
+        "{\"message\":\"replaced\",\"n\":-1.5e3,\"f\":false}",
+    };
+    struct mars_batch *b = mars_batch_create(4);
+    struct mars_fbuild fb;
+    mars_fbuild_init(&fb);
+    for (int i = 0; i < 3; i++) {
+        struct mars_event *ev = mars_batch_push(b);
+        ev->msg = (struct mars_slice){lines[i], (uint32_t)strlen(lines[i])};
+        ev->ts_ns = 1700000000123456789LL + i;
+        ev->flags = i == 1 ? MARS_EVF_PARTIAL : 0;
+        ev->file = i == 0 ? "/var/log/pods/a/0.log" : NULL;
+        if (i != 1) {
+            mars_fbuild_reset(&fb, &b->arena);
+            assert_int_equal(mars_json_parse(ev->msg.ptr, ev->msg.len, 64, &fb, 0, NULL), 0);
+            assert_int_equal(mars_fields_merge(b, ev, &fb, NULL), 0);
+        }
+    }
+    mars_fbuild_fini(&fb);
+
+    uint32_t taken;
+    for (int lz4 = 0; lz4 < 2; lz4++) {
+        struct mars_batch *d = round_trip(b, lz4, 1 << 20, &taken);
+        assert_int_equal(taken, 3);
+        assert_int_equal(d->n, 3);
+        uint64_t bytes = 0;
+        for (uint32_t i = 0; i < 3; i++)
+            bytes += b->ev[i].msg.len;
+        assert_true(d->bytes == bytes); /* the receiver's buffer accounting */
+        for (uint32_t i = 0; i < 3; i++) {
+            struct mars_encoder x = {0}, y = {0};
+            assert_int_equal(mars_encode_json_event(&x, &b->ev[i]), 0);
+            assert_int_equal(mars_encode_json_event(&y, &d->ev[i]), 0);
+            assert_int_equal(x.out_len, y.out_len); /* the same JSON, byte for byte */
+            assert_memory_equal(x.out, y.out, x.out_len);
+            assert_int_equal(d->ev[i].flags, b->ev[i].flags);
+            assert_true(d->ev[i].ts_ns == b->ev[i].ts_ns);
+            mars_encoder_fini(&x);
+            mars_encoder_fini(&y);
+        }
+        assert_string_equal(d->ev[0].file, "/var/log/pods/a/0.log");
+        assert_null(d->ev[1].file);
+        mars_batch_release(d);
+    }
+    /* a limit that fits one event: the frame stops there; one event bigger than the limit
+     * alone is -EMSGSIZE */
+    struct mars_batch *d = round_trip(b, false, 250, &taken);
+    assert_int_equal(taken, 1);
+    mars_batch_release(d);
+    struct mars_wire_enc e;
+    mars_wire_enc_init(&e);
+    assert_int_equal(mars_wire_enc_add(&e, &b->ev[0], 16), -EMSGSIZE);
+    mars_wire_enc_fini(&e);
+    mars_batch_release(b);
+}
+
+static void test_decode_rejects(void **state)
+{
+    /* Batch{events:[Event{message:"x", fields:[Field{key:"k", kind, value, flags, parent}]}]} */
+    struct {
+        uint8_t kind, flags, parent;
+        const char *value;
+        bool ok;
+    } cases[] = {
+        {1, 0, 0, "12.5", true},  {1, 0, 0, "12a", false},      {1, 0, 0, "\"1\"", false},
+        {2, 0, 0, "true", true},  {2, 0, 0, "yes", false},      {5, 0, 0, "[1,2]", true},
+        {5, 0, 0, "{}", false},   {4, 2, 0, "{\"a\":1}", true}, {4, 2, 0, "[1]", false},
+        {0, 1, 0, "a\\nb", true}, {0, 1, 0, "a\\qb", false},    {0, 1, 0, "a\"b", false},
+        {0, 2, 0, "x", false},    {9, 0, 0, "x", false},        {0, 0, 1, "x", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t field[64], ev[96], batch[128];
+        size_t vl = strlen(cases[i].value), n = 0;
+        field[n++] = 0x0a, field[n++] = 1, field[n++] = 'k';
+        field[n++] = 0x10, field[n++] = cases[i].kind;
+        field[n++] = 0x1a, field[n++] = (uint8_t)vl;
+        memcpy(field + n, cases[i].value, vl), n += vl;
+        field[n++] = 0x20, field[n++] = cases[i].flags;
+        field[n++] = 0x28, field[n++] = cases[i].parent;
+        size_t m = 0;
+        ev[m++] = 0x0a, ev[m++] = 1, ev[m++] = 'x';
+        ev[m++] = 0x2a, ev[m++] = (uint8_t)n;
+        memcpy(ev + m, field, n), m += n;
+        size_t k = 0;
+        batch[k++] = 0x0a, batch[k++] = (uint8_t)m;
+        memcpy(batch + k, ev, m), k += m;
+        struct mars_batch *b = mars_batch_create(1);
+        const char *why = NULL;
+        int rc = mars_wire_decode_batch(batch, k, b, &why);
+        if (cases[i].ok)
+            assert_int_equal(rc, 0);
+        else
+            assert_int_equal(rc, -EPROTO);
+        mars_batch_release(b);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_header),
+        cmocka_unit_test(test_address),
+        cmocka_unit_test(test_token_and_control),
+        cmocka_unit_test(test_events),
+        cmocka_unit_test(test_decode_rejects),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

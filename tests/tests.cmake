@@ -44,3 +44,6 @@ endforeach()
 
 # the bench harness in --quick mode, so it cannot rot (not in sanitizer builds)
 include(${CMAKE_SOURCE_DIR}/bench/bench.cmake)
+
+# The include layering of src/ (docs/architecture.md): no folder reaches up or sideways.
+add_test(NAME lint/layers COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/check-layers.sh)

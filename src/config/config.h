@@ -17,7 +17,7 @@
 #include "core/cfg.h"
 #include "core/diag.h"
 #include "core/schema.h"
-#include "engine/component.h"
+#include "config/desc.h"
 
 enum mars_io_backend_choice { MARS_IO_AUTO, MARS_IO_URING, MARS_IO_LIBEVENT };
 enum mars_when_full { MARS_WHEN_FULL_BLOCK, MARS_WHEN_FULL_DROP_NEWEST };

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "engine/component.h"
+#include "config/desc.h"
 
 /* The descriptor for (name, kind), or NULL. */
 const struct mars_component_desc *mars_registry_find(const char *name, enum mars_kind kind);

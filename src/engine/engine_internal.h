@@ -13,7 +13,7 @@
 
 #include "core/chunk.h"
 #include "core/ev.h"
-#include "engine/component.h"
+#include "engine/instance.h"
 #include "config/config.h"
 #include "engine/engine.h"
 

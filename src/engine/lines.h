@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/component.h"
+#include "engine/instance.h"
 
 enum mars_oversize { MARS_OVERSIZE_SPLIT, MARS_OVERSIZE_TRUNCATE };
 extern const char *const mars_oversize_names[];

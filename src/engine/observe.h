@@ -2,8 +2,9 @@
  * observe.h - what the engine knows about itself, readable from any thread: the metrics
  * registry and the DESIGN §7 families built from the per-component counters, loop
  * heartbeats, the engine's run state, each component's last error, and the health-check
- * table behind /health/<name>. The admin API (api.c) and the internal_metrics and
- * health_check components read and write it through the functions here.
+ * table behind /health/<name>. The engine writes it and the admin API (control/api.c)
+ * reads it through the functions here; components reach their part of it through
+ * engine/instance.h.
  *
  * One struct mars_obs per engine, created with it and destroyed after every thread that
  * uses it has stopped. Every function here is thread-safe unless it says otherwise.
@@ -15,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/component.h"
+#include "engine/instance.h"
 
 struct evbuffer;
 struct mars_engine;
@@ -42,9 +43,8 @@ void mars_obs_control_stop(struct mars_obs *o);
 void mars_obs_sink_result(struct mars_sink *s, const struct mars_sink_req *r,
                           enum mars_sink_result res);
 
-/* ---- readers (api.c, internal_metrics) ---- */
+/* ---- readers (control/api.c) ---- */
 
-struct mars_metrics *mars_obs_metrics(struct mars_obs *o);
 /* 0 when every live loop turned within api.heartbeat_timeout; otherwise -1 with a reason. */
 int mars_obs_healthz(struct mars_obs *o, char *why, size_t len);
 /* 0 when running and no sink is at api.sink_failure_threshold; otherwise -1, a reason and
@@ -53,45 +53,12 @@ int mars_obs_readyz(struct mars_obs *o, char *why, size_t len, char *component, 
 /* Appends the /api/v1/components JSON document to out. Returns 0 or -ENOMEM. */
 int mars_obs_components_json(struct mars_obs *o, struct evbuffer *out);
 
-/* ---- last error of a component (any thread; not for per-event paths) ---- */
+/* ---- last error of a component by node index (any thread; not for per-event paths) ---- */
 
 void mars_obs_set_error(struct mars_obs *o, uint32_t node, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void mars_source_last_error(struct mars_source *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void mars_sink_last_error(struct mars_sink *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void mars_transform_last_error(struct mars_transform *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* ---- component access ---- */
-
-struct mars_obs *mars_source_obs(const struct mars_source *s);
-struct mars_obs *mars_sink_obs(const struct mars_sink *s);
-/* Index of the metrics shard the instance's worker writes. */
-unsigned mars_source_shard(const struct mars_source *s);
-unsigned mars_sink_shard(const struct mars_sink *s);
-
-/* ---- engine-wide objects shared by a component's instances on several workers ---- */
-
-/* Returns the object registered under key (a component id), creating it with
- * create(arg) on first use; NULL when create fails. Each successful acquire is paired with
- * one release; the last release calls destroy(obj). create and destroy run with the table
- * locked (they must not acquire). */
-void *mars_shared_acquire(struct mars_obs *o, const char *key, void *(*create)(void *arg),
-                          void *arg);
-void mars_shared_release(struct mars_obs *o, const char *key, void (*destroy)(void *obj));
-
 /* ---- health checks (/health/<name>) ---- */
 
-enum mars_health_status { MARS_HEALTH_UNKNOWN, MARS_HEALTH_UP, MARS_HEALTH_DOWN };
-const char *mars_health_status_name(enum mars_health_status st); /* "UP" */
-
-/* Claims `name`. Returns an id >= 0, -EEXIST when another check has the name, -ENOSPC. */
-int mars_health_register(struct mars_obs *o, const char *name, const char *type);
-/* Publishes a check's state; `detail` is a JSON object's members without braces (may be
- * NULL), e.g. "\"error\":\"connection refused\",\"consecutive_failures\":3". */
-void mars_health_update(struct mars_obs *o, int id, enum mars_health_status st, const char *detail);
 /* Appends {"status":...,...} for name; returns the HTTP status (200 UP, 503 otherwise) or
  * 404 when no check has the name. With name NULL, every check under "components". */
 int mars_health_json(struct mars_obs *o, const char *name, struct evbuffer *out);

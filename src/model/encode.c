@@ -372,13 +372,13 @@ int mars_encoder_finish(struct mars_encoder *e, enum mars_encoding enc)
     return 0;
 }
 
-int64_t mars_encode_request(struct mars_encoder *e, enum mars_encoding enc,
-                            const struct mars_sink_req *r)
+int64_t mars_encode_batches(struct mars_encoder *e, enum mars_encoding enc,
+                            struct mars_batch *const *batches, uint32_t nb)
 {
     int64_t total = 0;
     mars_encoder_reset(e);
-    for (uint32_t b = 0; b < r->n; b++) {
-        int64_t n = mars_encode_events(e, enc, r->batches[b]->ev, r->batches[b]->n);
+    for (uint32_t b = 0; b < nb; b++) {
+        int64_t n = mars_encode_events(e, enc, batches[b]->ev, batches[b]->n);
         if (n < 0)
             return n;
         total += n;

@@ -11,7 +11,7 @@
  * valid UTF-8 become U+FFFD and are counted (the line itself is kept).
  *
  * Thread: the sink's worker. The encoder's buffers are reused across requests; the iovecs
- * stay valid until the next mars_encode_request() on the same encoder.
+ * stay valid until the next mars_encode_batches() on the same encoder.
  */
 #ifndef MARS_ENCODE_H
 #define MARS_ENCODE_H
@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "engine/component.h"
+#include "model/batch.h"
 
 enum mars_encoding { MARS_ENC_TEXT, MARS_ENC_JSON, MARS_ENC_NDJSON };
 extern const char *const mars_encoding_names[]; /* for ENUM options */
@@ -35,9 +35,10 @@ struct mars_encoder {
 };
 
 void mars_encoder_fini(struct mars_encoder *e);
-/* Encodes every event of r (reset + events + finish). Returns total bytes, or -ENOMEM. */
-int64_t mars_encode_request(struct mars_encoder *e, enum mars_encoding enc,
-                            const struct mars_sink_req *r);
+/* Encodes every event of the nb batches (reset + events + finish), e.g. a sink request's
+ * r->batches. Returns total bytes, or -ENOMEM. */
+int64_t mars_encode_batches(struct mars_encoder *e, enum mars_encoding enc,
+                            struct mars_batch *const *batches, uint32_t nb);
 /* Piecewise: reset, append any number of event ranges, then finish before using iov. */
 void mars_encoder_reset(struct mars_encoder *e);
 int64_t mars_encode_events(struct mars_encoder *e, enum mars_encoding enc,

@@ -11,7 +11,7 @@
 
 #include "core/ev.h"
 #include "core/log.h"
-#include "engine/component.h"
+#include "component.h"
 
 struct blackhole_conf {
     int64_t print_interval;

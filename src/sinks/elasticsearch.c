@@ -38,10 +38,7 @@
 #include "core/http.h"
 #include "core/ev.h"
 #include "core/log.h"
-#include "engine/component.h"
-#include "model/fields.h"
-#include "engine/observe.h"
-#include "model/template.h"
+#include "component.h"
 #include "sinks/elasticsearch_internal.h"
 
 #define INDEX_MAX 512

@@ -11,8 +11,7 @@
 #include <string.h>
 
 #include "core/compress.h"
-#include "model/json.h"
-#include "model/template.h"
+#include "component.h"
 #include "sinks/elasticsearch_internal.h"
 
 const char *const mars_es_action_names[] = {"index", "create", NULL};

@@ -11,8 +11,7 @@
 #include <stdint.h>
 
 #include "core/schema.h"
-#include "model/encode.h"
-#include "config/netconf.h"
+#include "component.h"
 #include "sinks/httpsink.h"
 
 enum mars_es_action { MARS_ES_INDEX, MARS_ES_CREATE };

@@ -24,9 +24,7 @@
 
 #include "core/fdwriter.h"
 #include "core/log.h"
-#include "engine/component.h"
-#include "model/encode.h"
-#include "model/template.h"
+#include "component.h"
 
 enum file_fsync { FSYNC_NONE, FSYNC_EVERY_BATCH, FSYNC_INTERVAL };
 static const char *const fsync_names[] = {"none", "every_batch", "interval", NULL};

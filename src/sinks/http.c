@@ -16,8 +16,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "engine/component.h"
-#include "model/encode.h"
+#include "component.h"
 #include "sinks/httpsink.h"
 
 enum http_encoding { HENC_NDJSON, HENC_JSON, HENC_TEXT };
@@ -120,7 +119,7 @@ static void http_write(struct mars_sink *s, struct mars_sink_req *r)
         mars_sink_done(s, r, MARS_SINK_RETRY, 0);
         return;
     }
-    if (mars_encode_request(&h->enc, enc, r) < 0) {
+    if (mars_encode_batches(&h->enc, enc, r->batches, r->n) < 0) {
         mars_stat_add(&mars_sink_stats(s)->errors[MARS_ERR_MEMORY], 1);
         mars_sink_done(s, r, MARS_SINK_RETRY, 0);
         return;

@@ -20,8 +20,7 @@
 
 #include "core/compress.h"
 #include "core/http.h"
-#include "engine/component.h"
-#include "config/netconf.h"
+#include "component.h"
 
 struct mars_httpsink_conf {
     struct mars_tls_conf tls;

@@ -29,11 +29,7 @@
 #include "core/hash.h"
 #include "core/ev.h"
 #include "core/log.h"
-#include "engine/component.h"
-#include "model/encode.h"
-#include "model/fields.h"
-#include "config/netconf.h"
-#include "model/template.h"
+#include "component.h"
 #include "sinks/httpsink.h"
 
 #define LABEL_MAX 1024

@@ -35,8 +35,7 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/tls.h"
-#include "engine/component.h"
-#include "config/netconf.h"
+#include "component.h"
 #include "wire/wire.h"
 
 #define KEEPALIVE_NS (30 * 1000000000LL)

@@ -35,8 +35,7 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "engine/component.h"
-#include "engine/observe.h"
+#include "component.h"
 
 struct pe_conf {
     char *address;

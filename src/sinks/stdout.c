@@ -19,8 +19,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "engine/component.h"
-#include "model/encode.h"
+#include "component.h"
 
 struct stdout_conf {
     int encoding;
@@ -73,7 +72,7 @@ static void stdout_write(struct mars_sink *s, struct mars_sink_req *r)
 {
     struct stdout_sink *st = mars_sink_state(s);
     uint64_t bad = st->enc.invalid_utf8;
-    int64_t bytes = mars_encode_request(&st->enc, st->conf->encoding, r);
+    int64_t bytes = mars_encode_batches(&st->enc, st->conf->encoding, r->batches, r->n);
     if (bytes < 0) {
         mars_sink_done(s, r, MARS_SINK_RETRY, 0);
         return;

@@ -31,9 +31,7 @@
 #include "core/conn.h"
 #include "core/log.h"
 #include "core/tls.h"
-#include "engine/component.h"
-#include "model/encode.h"
-#include "config/netconf.h"
+#include "component.h"
 
 struct tcp_conf {
     char *address;
@@ -180,7 +178,7 @@ static void tcp_write(struct mars_sink *s, struct mars_sink_req *r)
     struct tcp_sink *ts = mars_sink_state(s);
     ts->req = r;
     ts->utf8_before = ts->enc.invalid_utf8;
-    int64_t n = mars_encode_request(&ts->enc, ts->conf->encoding, r);
+    int64_t n = mars_encode_batches(&ts->enc, ts->conf->encoding, r->batches, r->n);
     if (n < 0) {
         mars_stat_add(&mars_sink_stats(s)->errors[MARS_ERR_MEMORY], 1);
         finish(ts, MARS_SINK_RETRY);

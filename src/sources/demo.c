@@ -22,7 +22,7 @@
 
 #include "core/ev.h"
 #include "core/log.h"
-#include "engine/component.h"
+#include "component.h"
 
 enum demo_format { DEMO_NGINX, DEMO_JSON, DEMO_CRI, DEMO_SYSLOG, DEMO_MIXED };
 static const char *const format_names[] = {"nginx", "json", "cri", "syslog", "mixed", NULL};

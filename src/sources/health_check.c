@@ -30,8 +30,7 @@
 
 #include "core/admin.h"
 #include "core/log.h"
-#include "engine/component.h"
-#include "model/metric_event.h"
+#include "component.h"
 #include "sources/health_probe.h"
 
 static const char *const type_names[] = {"http", "tcp", "exec", "pidfile", NULL};

@@ -19,8 +19,7 @@
 #include "core/ev.h"
 #include "core/http.h"
 #include "core/schema.h"
-#include "config/netconf.h"
-#include "engine/observe.h"
+#include "component.h"
 
 enum hc_type { HC_HTTP, HC_TCP, HC_EXEC, HC_PIDFILE };
 

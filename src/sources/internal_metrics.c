@@ -21,9 +21,7 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "engine/component.h"
-#include "model/metric_event.h"
-#include "engine/observe.h"
+#include "component.h"
 
 struct im_conf {
     int64_t interval;

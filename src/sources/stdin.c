@@ -21,8 +21,7 @@
 
 #include "core/ev.h"
 #include "core/log.h"
-#include "engine/component.h"
-#include "engine/lines.h"
+#include "component.h"
 
 struct stdin_conf {
     uint64_t max_line_bytes;

@@ -13,9 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/component.h"
-#include "model/condition.h"
-#include "config/optcheck.h"
+#include "component.h"
 #include "transforms_internal.h"
 
 struct filter_conf {

@@ -32,7 +32,7 @@
 #include "core/arena.h"
 #include "core/log.h"
 #include "log_to_metric_internal.h"
-#include "config/optcheck.h"
+#include "component.h"
 
 static const char *const kind_names[] = {"counter", "gauge", "histogram", NULL};
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/component.h"
+#include "component.h"
 
 /* One entry of the `metrics` option. */
 struct mars_l2m_metric_conf {

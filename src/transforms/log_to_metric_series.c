@@ -18,10 +18,7 @@
 #include "core/arena.h"
 #include "core/log.h"
 #include "log_to_metric_internal.h"
-#include "model/condition.h"
-#include "model/metric_event.h"
-#include "model/fields.h"
-#include "model/template.h"
+#include "component.h"
 
 struct def {
     const struct mars_l2m_metric_conf *conf;

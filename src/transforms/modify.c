@@ -22,8 +22,7 @@
 #include <string.h>
 
 #include "modify_internal.h"
-#include "engine/component.h"
-#include "model/template.h"
+#include "component.h"
 
 struct modify_trunc_conf {
     char *field;

@@ -11,9 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/component.h"
-#include "model/fields.h"
-#include "config/optcheck.h"
+#include "component.h"
 
 enum mars_modify_type { MARS_COERCE_STRING, MARS_COERCE_INT, MARS_COERCE_FLOAT, MARS_COERCE_BOOL };
 extern const char *const mars_modify_coerce_names[];

@@ -15,8 +15,7 @@
 
 #include "core/arena.h"
 #include "modify_internal.h"
-#include "model/json.h"
-#include "model/template.h"
+#include "component.h"
 
 const char *const mars_modify_coerce_names[] = {"string", "int", "float", "bool", NULL};
 

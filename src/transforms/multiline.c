@@ -32,8 +32,7 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "multiline_internal.h"
-#include "config/optcheck.h"
-#include "model/regex.h"
+#include "component.h"
 
 enum preset { PRESET_NONE, PRESET_JAVA, PRESET_PYTHON, PRESET_GO };
 static const char *const preset_names[] = {"none", "java", "python", "go", NULL};

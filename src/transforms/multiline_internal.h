@@ -12,8 +12,7 @@
 #include <stdint.h>
 
 #include "core/ev.h"
-#include "engine/component.h"
-#include "model/fields.h"
+#include "component.h"
 
 struct mars_regex;
 

@@ -23,10 +23,7 @@
 
 #include "core/log.h"
 #include "parse_internal.h"
-#include "engine/component.h"
-#include "config/optcheck.h"
-#include "model/regex.h"
-#include "model/timefmt.h"
+#include "component.h"
 
 enum on_error { ON_ERROR_KEEP, ON_ERROR_DROP, ON_ERROR_TAG };
 static const char *const on_error_names[] = {"keep", "drop", "tag", NULL};

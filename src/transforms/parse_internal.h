@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/fields.h"
+#include "component.h"
 
 enum mars_parse_format {
     MARS_PARSE_JSON,

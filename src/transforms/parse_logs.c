@@ -30,8 +30,7 @@
 
 #include "core/arena.h"
 #include "parse_internal.h"
-#include "model/json.h"
-#include "model/timefmt.h"
+#include "component.h"
 
 static int fail(struct mars_parse_ctx *c, const char *why)
 {

@@ -17,9 +17,7 @@
 
 #include "core/arena.h"
 #include "parse_internal.h"
-#include "model/json.h"
-#include "model/regex.h"
-#include "model/timefmt.h"
+#include "component.h"
 
 const char *const mars_parse_format_names[] = {"json",   "logfmt", "key_value", "regex",  "cri",
                                                "docker", "syslog", "nginx",     "apache", NULL};

@@ -20,9 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/component.h"
-#include "model/condition.h"
-#include "config/optcheck.h"
+#include "component.h"
 #include "transforms_internal.h"
 
 #define UNMATCHED "_unmatched"

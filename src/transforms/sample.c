@@ -15,10 +15,7 @@
 #include <string.h>
 
 #include "core/hash.h"
-#include "engine/component.h"
-#include "model/condition.h"
-#include "config/optcheck.h"
-#include "model/template.h"
+#include "component.h"
 #include "transforms_internal.h"
 
 struct sample_conf {

@@ -21,10 +21,7 @@
 #include "core/hash.h"
 #include "core/ev.h"
 #include "core/log.h"
-#include "engine/component.h"
-#include "model/condition.h"
-#include "config/optcheck.h"
-#include "model/template.h"
+#include "component.h"
 #include "transforms_internal.h"
 
 struct throttle_conf {

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "engine/component.h"
+#include "component.h"
 
 /* A per-instance array of n flags, grown with realloc when a bigger batch comes (reused,
  * so steady state allocates nothing). NULL on -ENOMEM. */

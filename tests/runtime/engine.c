@@ -19,7 +19,8 @@
 #include "capture.h"
 #include "core/ev.h"
 #include "core/log.h"
-#include "engine/component.h"
+#include "component.h"
+#include "engine/instance.h"
 
 static int setup(void **state)
 {

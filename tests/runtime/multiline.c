@@ -14,7 +14,8 @@
 
 #include "capture.h"
 #include "expect.h"
-#include "engine/component.h"
+#include "component.h"
+#include "engine/instance.h"
 
 static void run(const char *lines, const char *src_opts, const char *ml, struct mars_stats *st)
 {

@@ -13,7 +13,8 @@
 
 #include "capture.h"
 #include "expect.h"
-#include "engine/component.h"
+#include "component.h"
+#include "engine/instance.h"
 
 #define T0 "\"timestamp\":\"2024-01-01T00:00:00.000000000Z\""
 

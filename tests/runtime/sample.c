@@ -14,7 +14,8 @@
 
 #include "capture.h"
 #include "expect.h"
-#include "engine/component.h"
+#include "component.h"
+#include "engine/instance.h"
 
 static void test_one_in_n(void **state)
 {

@@ -13,7 +13,8 @@
 
 #include "capture.h"
 #include "expect.h"
-#include "engine/component.h"
+#include "component.h"
+#include "engine/instance.h"
 
 static void test_per_key_threshold(void **state)
 {

@@ -17,6 +17,7 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "model/encode.h"
+#include "component.h"
 #include "config/registry.h"
 #include "control/components.h"
 

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "component.h"
 #include "config/config.h"
 #include "engine/engine.h"
 

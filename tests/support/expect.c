@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "capture.h"
+#include "component.h"
 #include "core/log.h"
 #include "lines_source.h"
 

@@ -15,7 +15,8 @@
 #include <string.h>
 
 #include "core/ev.h"
-#include "engine/component.h"
+#include "component.h"
+#include "engine/instance.h"
 #include "config/registry.h"
 #include "control/components.h"
 

@@ -21,7 +21,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "file_internal.h"
-#include "engine/observe.h"
+#include "component.h"
 
 #define TICK_NS 1000000000LL
 #define POLL_TICK_NS 250000000LL

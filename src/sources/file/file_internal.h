@@ -17,9 +17,7 @@
 
 #include "core/ev.h"
 #include "core/schema.h"
-#include "engine/checkpoint.h"
-#include "engine/component.h"
-#include "engine/lines.h"
+#include "component.h"
 
 enum file_read_from { READ_FROM_BEGINNING, READ_FROM_END };
 enum file_watch { WATCH_INOTIFY, WATCH_POLL };

@@ -15,8 +15,7 @@
 
 #include "core/arena.h"
 #include "core/schema.h"
-#include "model/batch.h"
-#include "model/fields.h"
+#include "component.h"
 
 /* ---- logs.c ---- */
 

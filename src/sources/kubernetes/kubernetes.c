@@ -28,12 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../file/file_internal.h"
+#include "sources/file/file_internal.h"
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "k8s_internal.h"
-#include "engine/observe.h"
+#include "component.h"
 
 static const char *const read_from_names[] = {"beginning", "end", NULL};
 

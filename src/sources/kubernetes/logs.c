@@ -26,8 +26,7 @@
 #include <string.h>
 
 #include "k8s_internal.h"
-#include "model/json.h"
-#include "model/timefmt.h"
+#include "component.h"
 
 /* ---- timestamps ---- */
 

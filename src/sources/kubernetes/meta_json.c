@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "k8s_internal.h"
-#include "model/json.h"
+#include "component.h"
 
 uint32_t k8s_fb_at(const struct mars_fbuild *fb, uint32_t obj, const char *path)
 {

@@ -37,7 +37,7 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "k8s_internal.h"
-#include "model/json.h"
+#include "component.h"
 
 #define TICK_NS 1000000000LL
 #define TOKEN_TTL_NS (60LL * 1000000000)

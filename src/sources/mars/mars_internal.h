@@ -14,8 +14,7 @@
 
 #include "core/ev.h"
 #include "core/tls.h"
-#include "engine/component.h"
-#include "config/netconf.h"
+#include "component.h"
 #include "wire/wire.h"
 
 #define MAX_INFLIGHT 1024         /* unacknowledged batches per connection */

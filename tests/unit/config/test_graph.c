@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
+#include "component.h"
 #include "config/registry.h"
 #include "control/components.h"
 

@@ -1,57 +1,30 @@
 /*
- * component.h - what a source, transform or sink is to the engine.
+ * instance.h - what a component instance may call on the engine: its identity, config,
+ * state and loop; emit and acknowledge (sources emit batches, transforms pass them on,
+ * sinks report each request's outcome); its counters; and the component-facing parts of
+ * observability (last error, metrics registry, health checks, objects shared by a
+ * component's instances on several workers).
  *
- * Each component type is one `const struct mars_component_desc` (name, one-line
- * description, option schema, callbacks), listed in registry.c. The engine creates one
- * instance per worker that needs it and hands every callback the instance handle:
+ * The engine creates one instance per worker that needs it and hands every callback the
+ * instance handle (config/desc.h has the callbacks). Components include this through
+ * "component.h", never directly.
  *
- *   source     init -> start -> (emit batches; pause/resume by backpressure) -> stop ->
- *              mars_source_finished() -> destroy
- *   transform  init -> process(batch) ... -> flush (upstream finished) -> destroy
- *              A transform may have named outputs (route): its descriptor's `port` names
- *              them, readers address one as `id.port`, and mars_transform_emit_port()
- *              sends a batch to the readers of one port only.
- *   sink       init -> write(request) -> mars_sink_done(request, result) ... -> destroy
- *
- * Every callback runs on the instance's worker thread and must not block: I/O goes through
- * the worker's ev loop (mars_*_loop()). A component never sees another worker's state.
+ * Thread: the instance's worker unless a function says otherwise.
  */
-#ifndef MARS_COMPONENT_H
-#define MARS_COMPONENT_H
+#ifndef MARS_INSTANCE_H
+#define MARS_INSTANCE_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/cfg.h"
-#include "core/diag.h"
-#include "core/schema.h"
+#include "config/desc.h"
 #include "model/batch.h"
 
 struct mars_ev_loop;
-struct mars_node;
-struct mars_source;
-struct mars_transform;
-struct mars_sink;
-struct mars_sink_req;
-
-enum mars_kind { MARS_KIND_SOURCE, MARS_KIND_TRANSFORM, MARS_KIND_SINK };
-
-/* Event types a component makes or takes. */
-enum {
-    MARS_DATA_LOG = 1u << 0,
-    MARS_DATA_METRIC = 1u << 1,
-    MARS_DATA_ANY = MARS_DATA_LOG | MARS_DATA_METRIC,
-    MARS_DATA_SAME = 1u << 7, /* transforms: produces whatever its inputs produce */
-};
-
-enum mars_desc_flags {
-    MARS_DESC_TEST_ONLY = 1u << 0,  /* registered by tests; hidden from describe and docs */
-    MARS_DESC_PER_WORKER = 1u << 1, /* sources: one instance on every worker, sharing work */
-    MARS_DESC_DATA_DIR = 1u << 2,   /* keeps state in data_dir (which mars then locks) */
-    MARS_DESC_LAG_BYTES = 1u << 3,  /* sources: keep stats.lag_bytes (mars_source_lag_bytes) */
-};
+struct mars_metrics;
+struct mars_obs;
 
 /* What a sink says about a request it was given. */
 enum mars_sink_result {
@@ -108,65 +81,6 @@ static inline uint64_t mars_stat_get(const _Atomic uint64_t *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
 }
-
-struct mars_source_ops {
-    /* Allocate state (mars_source_set_state). Returns 0 or -errno (then destroy is not called). */
-    int (*init)(struct mars_source *s);
-    /* Begin producing. Returns 0 or -errno. */
-    int (*start)(struct mars_source *s);
-    /* Backpressure lifted (mars_source_paused() is false again): continue reading. */
-    void (*resume)(struct mars_source *s);
-    /* Stop reading. Cancel in-flight ops; call mars_source_finished() once the last one has
-     * completed (may be right away). */
-    void (*stop)(struct mars_source *s);
-    void (*destroy)(struct mars_source *s);
-};
-
-struct mars_transform_ops {
-    int (*init)(struct mars_transform *t);
-    /* Takes ownership of b; passes on what it keeps with mars_transform_emit(). */
-    void (*process)(struct mars_transform *t, struct mars_batch *b);
-    /* Inputs are finished: emit anything held back and cancel any op still in flight (the
-     * worker destroys instances only once its loop has no op left). Called once, at drain,
-     * after every upstream transform flushed; process may still run afterwards (rarely:
-     * late upstream output) and must then pass events on at once. Optional. */
-    void (*flush)(struct mars_transform *t);
-    void (*destroy)(struct mars_transform *t);
-};
-
-struct mars_sink_ops {
-    int (*init)(struct mars_sink *s);
-    /* Deliver r (borrowed until mars_sink_done(s, r, ...) is called, which may happen inside
-     * write or later from a callback). */
-    void (*write)(struct mars_sink *s, struct mars_sink_req *r);
-    /* Shutdown timeout: cancel in-flight I/O; each outstanding request still gets exactly one
-     * mars_sink_done(), with MARS_SINK_ABORTED if it did not complete. Optional when write
-     * always finishes synchronously. */
-    void (*abort)(struct mars_sink *s);
-    void (*destroy)(struct mars_sink *s);
-};
-
-struct mars_component_desc {
-    const char *name;
-    const char *description;
-    enum mars_kind kind;
-    unsigned produces; /* sources, transforms: MARS_DATA_* */
-    unsigned accepts;  /* transforms, sinks: MARS_DATA_* */
-    unsigned flags;    /* enum mars_desc_flags */
-    const struct mars_opt *options;
-    size_t conf_size;
-    /* Optional cross-option checks after the schema applied; add errors to diag at node's
-     * positions and return -EINVAL. */
-    int (*check)(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag);
-    /* Transforms with named outputs: the name of output port i of a configured instance,
-     * NULL past the last. Readers must name a port (`id.port`). NULL: one unnamed output. */
-    const char *(*port)(const void *conf, size_t i);
-    union {
-        struct mars_source_ops source;
-        struct mars_transform_ops transform;
-        struct mars_sink_ops sink;
-    };
-};
 
 /* ---- source instance API ---- */
 const char *mars_source_id(const struct mars_source *s);
@@ -252,5 +166,46 @@ int mars_sink_dead_letter(struct mars_sink *s, struct mars_sink_req *r, uint64_t
  * The engine counts sent events on OK, errors on the others, and owns retries. */
 void mars_sink_done(struct mars_sink *s, struct mars_sink_req *r, enum mars_sink_result res,
                     uint64_t sent_bytes);
+
+/* ---- observability (any thread; not for per-event paths) ---- */
+
+/* The component's last error, shown by /api/v1/components. */
+void mars_source_last_error(struct mars_source *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void mars_sink_last_error(struct mars_sink *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void mars_transform_last_error(struct mars_transform *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The engine's observability state, for the calls below. */
+struct mars_obs *mars_source_obs(const struct mars_source *s);
+struct mars_obs *mars_sink_obs(const struct mars_sink *s);
+/* Index of the metrics shard the instance's worker writes. */
+unsigned mars_source_shard(const struct mars_source *s);
+unsigned mars_sink_shard(const struct mars_sink *s);
+
+/* ---- engine-wide objects shared by a component's instances on several workers ---- */
+
+/* Returns the object registered under key (a component id), creating it with
+ * create(arg) on first use; NULL when create fails. Each successful acquire is paired with
+ * one release; the last release calls destroy(obj). create and destroy run with the table
+ * locked (they must not acquire). */
+void *mars_shared_acquire(struct mars_obs *o, const char *key, void *(*create)(void *arg),
+                          void *arg);
+void mars_shared_release(struct mars_obs *o, const char *key, void (*destroy)(void *obj));
+
+/* The engine's metrics registry (components register their own families there). */
+struct mars_metrics *mars_obs_metrics(struct mars_obs *o);
+
+/* ---- health checks (/health/<name>) ---- */
+
+enum mars_health_status { MARS_HEALTH_UNKNOWN, MARS_HEALTH_UP, MARS_HEALTH_DOWN };
+const char *mars_health_status_name(enum mars_health_status st); /* "UP" */
+
+/* Claims `name`. Returns an id >= 0, -EEXIST when another check has the name, -ENOSPC. */
+int mars_health_register(struct mars_obs *o, const char *name, const char *type);
+/* Publishes a check's state; `detail` is a JSON object's members without braces (may be
+ * NULL), e.g. "\"error\":\"connection refused\",\"consecutive_failures\":3". */
+void mars_health_update(struct mars_obs *o, int id, enum mars_health_status st, const char *detail);
 
 #endif

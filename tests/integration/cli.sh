@@ -64,11 +64,11 @@ mars_cli 0 "describe" describe
 awk '/^(sources|transforms|sinks):$/ { sec = substr($0, 1, length($0) - 1); next }
      /^$/ { sec = "" }
      sec != "" && /^  [a-z_0-9]+ / { print sec, $1 }' "$TMP/out" | sort >"$TMP/types"
-# the expected list is the registry's table of built-in descriptors (mars_<kind>_<name>)
-sed -n '/builtin\[\] = {/,/^};/p' "$MARS_SRC/src/pipeline/registry.c" |
+# the expected list is the table of built-in descriptors in control/components.c (mars_<kind>_<name>)
+sed -n '/builtin\[\] = {/,/^};/p' "$MARS_SRC/src/control/components.c" |
     sed -n 's/^ *&mars_\(source\|transform\|sink\)_\([a-z_0-9]*\),$/\1s \2/p' |
     sort >"$TMP/types.want"
-[[ -s $TMP/types.want ]] || fail "could not read the built-in types from registry.c"
+[[ -s $TMP/types.want ]] || fail "could not read the built-in types from components.c"
 if ! diff -u "$TMP/types.want" "$TMP/types" >"$TMP/types.diff"; then
     fail "describe lists other types than expected:
 $(cat "$TMP/types.diff")"

@@ -5,7 +5,11 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CONFIG     ?= conf/quickstart.yaml
 
-.PHONY: docs all deps deps-test build build-asan run test test-release test-asan test-fuzz bench bench-quick clean format
+# Every C file clang-format keeps in shape (`make format`, `make format-check`).
+FORMAT_FILES = $(shell git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]')
+
+.PHONY: docs all deps deps-test build build-asan run test test-release test-asan test-fuzz bench \
+        bench-quick clean format format-check cppcheck
 
 all: build
 
@@ -26,7 +30,10 @@ build-asan: deps-test
 run: build
 	$(BUILD)/mars -c $(CONFIG)
 
+# Formatting and static analysis first: they take seconds, the suites minutes.
 test: deps-test
+	@$(MAKE) --no-print-directory format-check
+	@$(MAKE) --no-print-directory cppcheck
 	@$(MAKE) --no-print-directory test-release
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory test-fuzz
@@ -55,7 +62,15 @@ bench-quick: deps-test build
 	bench/run --quick
 
 format:
-	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]')
+	clang-format -i $(FORMAT_FILES)
+
+# Fails on files clang-format would change, and names them; changes nothing.
+format-check: deps-test
+	@scripts/format-check.sh $(FORMAT_FILES)
+
+# cppcheck over what the release build compiles of src/; fails on any finding (about 10 s).
+cppcheck: deps-test build
+	@scripts/cppcheck.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

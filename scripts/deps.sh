@@ -12,8 +12,9 @@ if [ "$what" = test ]; then
   # openssl: test certificates for the TLS cases; python3-yaml: the Kubernetes manifests test;
   # nghttp2-server: nghttpd, a real HTTP/2 server for the http sink test; libjansson-dev and
   # libsimdjson-dev: the JSON parsers bench/run's json-scanner rows compare mars's scanner with
+  # clang-format, cppcheck: make format-check and make cppcheck, the first steps of make test
   pkgs+=(clang libclang-rt-14-dev libcmocka-dev python3 procps gnuplot-nox prometheus curl openssl
-         python3-yaml nghttp2-server libjansson-dev libsimdjson-dev)
+         python3-yaml nghttp2-server libjansson-dev libsimdjson-dev clang-format cppcheck)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

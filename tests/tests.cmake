@@ -30,7 +30,7 @@ foreach(src ${MARS_TESTS})
   if(rel STREQUAL "backend/test_ev_features.c")
     add_test(NAME ${name}@io_uring-nofeatures COMMAND ${target})
     set_tests_properties(${name}@io_uring-nofeatures PROPERTIES TIMEOUT 120
-      ENVIRONMENT "MARS_IO_BACKEND=io_uring;MARS_EV_URING_FAIL=features")
+      ENVIRONMENT "MARS_IO_BACKEND=io_uring;MARS_TEST_HOOKS=uring_fail=features")
   endif()
 endforeach()
 

@@ -72,11 +72,11 @@
  *   and mars reads into chunks the reader picks (a line cut across reads continues in the
  *   same chunk); copying out of provided buffers would cost what multishot saves.
  *
- * Test hooks (test-only, not configuration): env MARS_EV_URING_FAIL=enosys|eperm makes
- * probe() fail as if io_uring_setup had returned ENOSYS (old kernel) or EPERM (seccomp,
- * sysctl kernel.io_uring_disabled), so the fallback to libevent can be tested anywhere;
- * MARS_EV_URING_FAIL=features hides the optional features above (plain reads, copying
- * sends, emulated multishot), as on a 5.x kernel.
+ * Test hooks (core/testhook.h): uring_fail=enosys|eperm makes probe() fail as if
+ * io_uring_setup had returned ENOSYS (old kernel) or EPERM (seccomp, sysctl
+ * kernel.io_uring_disabled), so the fallback to libevent can be tested anywhere;
+ * uring_fail=features hides the optional features above (plain reads, copying sends,
+ * emulated multishot), as on a 5.x kernel.
  *
  * Thread: the loop's thread, except the exit hook (on the exiting owner thread).
  */
@@ -98,6 +98,7 @@
 #include "core/ev.h"
 #include "core/ev_internal.h"
 #include "core/ev_uring_internal.h"
+#include "core/testhook.h"
 
 /* Valgrind (3.19) cannot see the kernel fill read buffers behind io_uring's back, and it
  * keeps its one-thread-at-a-time lock while a thread sleeps in io_uring_enter, so no other
@@ -665,12 +666,12 @@ static void ur_thread_exit(void *arg)
     }
 }
 
-/* The ring's optional features. Test hook: MARS_EV_URING_FAIL=features hides them all
+/* The ring's optional features. Test hook uring_fail=features hides them all
  * (as on a 5.x kernel: no zero-copy send, no multishot accept, no registered buffer
  * table), so the fallbacks run on any kernel. */
 static unsigned ur_features(struct io_uring *ring)
 {
-    const char *fail = getenv("MARS_EV_URING_FAIL");
+    const char *fail = mars_test_hook("uring_fail");
 
     if (fail != NULL && strcmp(fail, "features") == 0)
         return 0;

@@ -5,7 +5,7 @@
  * must be created (ENOSYS: old kernel or filtered syscall; EPERM: seccomp, an LSM or
  * kernel.io_uring_disabled, told apart from /proc where possible), the kernel must have
  * NODROP and RW_CUR_POS, and every opcode mars submits must be supported.
- * MARS_EV_URING_FAIL=enosys|eperm simulates the two refusals for tests.
+ * Test hook uring_fail=enosys|eperm (core/testhook.h) simulates the two refusals.
  *
  * Thread: any (the probe uses a ring of its own and closes it).
  */
@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+
+#include "core/testhook.h"
 
 static const struct mars_ev_uring_tier tiers[] = {
     {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
@@ -75,7 +77,7 @@ static int explain_setup_error(int err, const char *simulated, char *why, size_t
     int disabled, seccomp;
 
     if (simulated != NULL)
-        snprintf(tag, sizeof(tag), " [simulated: MARS_EV_URING_FAIL=%s]", simulated);
+        snprintf(tag, sizeof(tag), " [simulated: test hook uring_fail=%s]", simulated);
     switch (err) {
     case -ENOSYS:
         seccomp = simulated ? -1 : read_proc_int("/proc/self/status", "Seccomp:");
@@ -191,7 +193,7 @@ unsigned mars_ev_uring_features(struct io_uring *ring)
 
 int mars_ev_uring_probe(char *why, size_t whylen)
 {
-    const char *fail = getenv("MARS_EV_URING_FAIL");
+    const char *fail = mars_test_hook("uring_fail");
     const struct mars_ev_uring_tier *tier = NULL;
     struct io_uring ring;
     struct utsname un;

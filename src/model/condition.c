@@ -572,17 +572,17 @@ struct view {
     uint32_t len;
 };
 
-static void resolve(struct mars_cond *c, const struct mars_event *ev, const struct operand *o,
-                    int slot, struct view *w)
+/* The view of a literal. A path is not one: it needs an event (resolve); given one, the
+ * view is absent, so it equals nothing. */
+static void literal_view(const struct operand *o, struct view *w)
 {
     w->lit = o->kind;
     w->present = true;
     switch (o->kind) {
     case OPD_PATH:
-        w->present = mars_fields_get(ev, o->path, &w->v);
-        if (w->present)
-            w->s = mars_value_text(&w->v, &c->scratch[slot], &c->scap[slot], &w->len);
-        w->present = w->present && w->s;
+        w->present = false;
+        w->s = NULL;
+        w->len = 0;
         return;
     case OPD_STRING:
         w->s = o->str;
@@ -601,6 +601,21 @@ static void resolve(struct mars_cond *c, const struct mars_event *ev, const stru
         w->len = 0;
         return;
     }
+}
+
+/* The view of operand o on event ev: a field's text decodes into scratch buffer `slot`. */
+static void resolve(struct mars_cond *c, const struct mars_event *ev, const struct operand *o,
+                    int slot, struct view *w)
+{
+    if (o->kind != OPD_PATH) {
+        literal_view(o, w);
+        return;
+    }
+    w->lit = OPD_PATH;
+    w->present = mars_fields_get(ev, o->path, &w->v);
+    if (w->present)
+        w->s = mars_value_text(&w->v, &c->scratch[slot], &c->scap[slot], &w->len);
+    w->present = w->present && w->s;
 }
 
 static bool as_number(const struct view *w, const struct operand *o, double *out)
@@ -680,11 +695,15 @@ static bool compare(struct mars_cond *c, const struct mars_event *ev, const stru
     return apply(n->cmp, bytes_cmp(&a, &b));
 }
 
-static bool equals_operand(struct mars_cond *c, const struct view *w, const struct operand *o)
+/* Does w equal o, a member of an in() list or contains()'s needle? The parser admits only
+ * literals there (literal_arg), and a literal needs no event: it is never looked up in one. */
+static bool equals_operand(const struct view *w, const struct operand *o)
 {
     struct view lit;
     double x;
-    resolve(c, NULL, o, 1, &lit);
+    literal_view(o, &lit);
+    if (!lit.present)
+        return false;
     if (o->kind == OPD_NUMBER)
         return as_number(w, NULL, &x) && x == o->num;
     if (o->kind == OPD_BOOL || o->kind == OPD_NULL)
@@ -698,7 +717,7 @@ static bool array_contains(const struct view *w, const struct operand *needle, s
     for (uint32_t i = 0; mars_json_array_at(w->v.ptr, w->v.len, i, &e); i++) {
         struct view ew = {.present = true, .lit = OPD_PATH, .v = e};
         ew.s = mars_value_text(&e, &c->scratch[1], &c->scap[1], &ew.len);
-        if (ew.s && equals_operand(c, &ew, needle))
+        if (ew.s && equals_operand(&ew, needle))
             return true;
     }
     return false;
@@ -754,7 +773,7 @@ static bool eval(struct mars_cond *c, const struct mars_event *ev, uint32_t i)
     case OP_IN:
         resolve(c, ev, &c->ops[n->a], 0, &w);
         for (uint32_t k = 0; w.present && k < n->n; k++)
-            if (equals_operand(c, &w, &c->ops[n->b + k]))
+            if (equals_operand(&w, &c->ops[n->b + k]))
                 return true;
         return false;
     default:

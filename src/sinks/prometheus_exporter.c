@@ -104,8 +104,11 @@ struct pe {
 
 /* ---- series table (callers hold x->lock) ---- */
 
+/* Frees s and all it owns; NULL is a no-op, as for free(). */
 static void series_free(struct series *s)
 {
+    if (!s)
+        return;
     for (size_t i = 0; i < s->nlabels; i++) {
         free(s->lnames[i]);
         free(s->lvalues[i]);
@@ -194,7 +197,7 @@ static struct series *series_new(const struct mars_metric *m, const char *name)
     if (k)
         evbuffer_free(k);
     free(sorted);
-    if (!ok && s) {
+    if (!ok) { /* s itself may be the allocation that failed */
         series_free(s);
         return NULL;
     }

@@ -3,7 +3,8 @@
  * libevent and says why in one line; a forced "io_uring" fails with a clear reason.
  *
  * Two ways to take io_uring away:
- * - simulated: env MARS_EV_URING_FAIL=eperm|enosys (a test-only hook of ev_uring.c's probe);
+ * - simulated: test hook uring_fail=eperm|enosys (core/testhook.h; set in process with
+ *   mars_test_hooks_set);
  * - real: a forked child installs a seccomp filter (PR_SET_NO_NEW_PRIVS, then
  *   SECCOMP_SET_MODE_FILTER with a BPF program, no libseccomp) that makes io_uring_setup fail
  *   with EPERM, as container runtimes' default profiles do, or ENOSYS, as an old kernel
@@ -34,6 +35,7 @@
 #include <cmocka.h>
 
 #include "core/ev.h"
+#include "core/testhook.h"
 
 #if defined(__x86_64__)
 #define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
@@ -51,7 +53,7 @@ static bool uring_works_here(void)
 {
     char why[256];
 
-    unsetenv("MARS_EV_URING_FAIL");
+    assert_int_equal(mars_test_hooks_set(NULL), 0);
     return mars_ev_backend_select("io_uring", why, sizeof(why)) != NULL;
 }
 
@@ -138,17 +140,17 @@ static int check_choice(const char *needle)
 static void test_simulated_eperm(void **state)
 {
     (void)state;
-    setenv("MARS_EV_URING_FAIL", "eperm", 1);
+    assert_int_equal(mars_test_hooks_set("uring_fail=eperm"), 0);
     assert_int_equal(check_choice("EPERM"), 0);
-    unsetenv("MARS_EV_URING_FAIL");
+    assert_int_equal(mars_test_hooks_set(NULL), 0);
 }
 
 static void test_simulated_enosys(void **state)
 {
     (void)state;
-    setenv("MARS_EV_URING_FAIL", "enosys", 1);
+    assert_int_equal(mars_test_hooks_set("uring_fail=enosys"), 0);
     assert_int_equal(check_choice("ENOSYS"), 0);
-    unsetenv("MARS_EV_URING_FAIL");
+    assert_int_equal(mars_test_hooks_set(NULL), 0);
 }
 
 static void test_libevent_and_unknown_names(void **state)
@@ -157,13 +159,13 @@ static void test_libevent_and_unknown_names(void **state)
     const struct mars_ev_backend *b;
 
     (void)state;
-    setenv("MARS_EV_URING_FAIL", "eperm", 1);
+    assert_int_equal(mars_test_hooks_set("uring_fail=eperm"), 0);
     b = mars_ev_backend_select("libevent", why, sizeof(why));
     assert_non_null(b);
     assert_string_equal(mars_ev_backend_name(b), "libevent");
     assert_null(mars_ev_backend_select("uring", why, sizeof(why)));
     assert_non_null(strstr(why, "\"uring\""));
-    unsetenv("MARS_EV_URING_FAIL");
+    assert_int_equal(mars_test_hooks_set(NULL), 0);
 }
 
 /* Without the hook, on this machine: whatever it says, it says it in one line. */
@@ -173,7 +175,7 @@ static void test_real_probe_reports(void **state)
     const struct mars_ev_backend *b;
 
     (void)state;
-    unsetenv("MARS_EV_URING_FAIL");
+    assert_int_equal(mars_test_hooks_set(NULL), 0);
     b = mars_ev_backend_select("auto", why, sizeof(why));
     assert_non_null(b);
     printf("  auto here: %s -> %s\n", mars_ev_backend_name(b), why);
@@ -257,7 +259,7 @@ static int run_mars_denied(const char *backend)
         if (deny_io_uring(EPERM) < 0)
             _exit(77);
         unsetenv("MARS_IO_BACKEND");
-        unsetenv("MARS_EV_URING_FAIL");
+        unsetenv("MARS_TEST_HOOKS");
         execl(bin, bin, "-c", cfg, "--once", arg, (char *)NULL);
         _exit(71);
     }

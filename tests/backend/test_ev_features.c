@@ -5,8 +5,9 @@
  * results; the capability bits say what is native.
  *
  * The backend comes from env MARS_IO_BACKEND (default "libevent"); ctest also runs the
- * suite on io_uring with MARS_EV_URING_FAIL=features, which hides the kernel's optional
- * features so the fallbacks (plain reads, copying sends, emulated multishot) run here too.
+ * suite on io_uring with MARS_TEST_HOOKS=uring_fail=features (core/testhook.h), which hides
+ * the kernel's optional features so the fallbacks (plain reads, copying sends, emulated
+ * multishot) run here too.
  * Every test gets a fresh loop and must leave it with no op pending.
  */
 #include <errno.h>
@@ -31,6 +32,7 @@
 
 #include "backend.h"
 #include "core/ev.h"
+#include "core/testhook.h"
 
 #define MS          1000000LL
 #define DEADLINE_NS (5000 * MS)
@@ -39,7 +41,7 @@
  * kernel's features; libevent never does. */
 static bool native(void)
 {
-    const char *fail = getenv("MARS_EV_URING_FAIL");
+    const char *fail = mars_test_hook("uring_fail");
 
     return strcmp(mars_ev_loop_backend_name(mars_test_loop), "io_uring") == 0 &&
            (fail == NULL || strcmp(fail, "features") != 0);

@@ -87,11 +87,22 @@ grep -q 'mars.yaml:[0-9]*:[0-9]*: .*blackhol' "$TMP/body" || fail "400 body: $(c
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$TMP/body" || fail "400 body is not JSON: $(cat "$TMP/body")"
 cp "$TMP/mars.yaml.good" "$TMP/mars.yaml"
 
+# accepted N : mars holds N connections on the API port. A connection the kernel has set up
+# but mars has not accepted yet is in no fd table; one it has accepted is in mars's.
+accepted() {
+    local mine n
+    mine=$(awk -v port="$(printf ':%04X' "$port")" '
+        substr($2, length($2) - 4) == port && $4 == "01" { print "socket:[" $10 "]" }' /proc/net/tcp)
+    [[ -n $mine ]] || return 1
+    n=$(find "/proc/$pid/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | grep -cxF "$mine" || true)
+    ((n == $1))
+}
+
 say "connections over max_connections are closed"
 for fd in 3 4 5 6; do
     eval "exec $fd<>/dev/tcp/127.0.0.1/$port"
 done
-sleep 0.2
+wait_until 20 "mars accepted the 4 connections" accepted 4
 printf 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >"$TMP/ok"
 expect_eq "$(raw_status "$TMP/ok")" 0 "a fifth connection"
 for fd in 3 4 5 6; do

@@ -54,10 +54,18 @@ api_at_least() { # api_at_least KEY N (evaluated at each poll of wait_until)
     (($(stat_api "$1") >= $2))
 }
 
-# Every pod change so far has been written to mars's pod watch (the watch thread applies it
-# as it reads it; the log lines that follow are written after this).
-pods_delivered() {
-    "$PY" -c 'import json,sys,urllib.request; s=json.load(urllib.request.urlopen(sys.argv[1]+"/control/stats")); sys.exit(0 if s.get("sent_rv_pods",0) >= s["rv"] else 1)' "$API"
+# Every pod change the API server has made so far is in mars's metadata cache, so the log
+# lines written next are enriched with it. Running at --log-level debug, mars logs each pod
+# list and each pod watch event once it has applied it, with its resourceVersion:
+#   listed N /api/v1/pods at resourceVersion RV
+#   watch of /api/v1/pods: ADDED|MODIFIED|DELETED at resourceVersion RV
+# (the server's rv is the last pod change's wherever this is used: no namespace changes
+# after the start).
+pods_applied() { # pods_applied DIR
+    awk -v want="$(stat_api rv)" '
+        / (listed [0-9]+ \/api\/v1\/pods|watch of \/api\/v1\/pods: [A-Z]+) at resourceVersion [0-9]+$/ &&
+        $NF + 0 >= want + 0 { ok = 1 }
+        END { exit !ok }' "$1/err"
 }
 
 out_has() { # out_has DIR N
@@ -87,12 +95,11 @@ PY
     node write "$d/pods" skipme x-1 uid-x-1 app 0 cri 5 skipped
     node write "$d/pods" default hidden-1 uid-hidden-1 app 0 cri 5 hidden
     conf "$d" "$API"
-    start_mars /dev/null "$d/err" -c "$d/mars.yaml"
+    start_mars /dev/null "$d/err" -c "$d/mars.yaml" --log-level debug
     wait_until 20 "first 40 events" out_has "$d" 40
     say "a pod created after the start, rotation with gzip, a restart"
     m3=$(node pod "$API" default late-1 uid-late-1 node-a)
-    wait_until 10 "the new pod on the watch" pods_delivered
-    sleep 0.2 # from the socket into the cache: no outside signal for it
+    wait_until 30 "the new pod in mars's cache" pods_applied "$d"
     node write "$d/pods" default late-1 uid-late-1 app 0 cri 10 late 0 "$d/expect" "$m3"
     node rotate "$d/pods" default web-1 uid-web-1 app 0
     node write "$d/pods" default web-1 uid-web-1 app 0 cri 10 web-rot1 0 "$d/expect" "$m1"
@@ -106,18 +113,19 @@ PY
     m4=$(node pod "$API" default after-1 uid-after-1 node-a)
     wait_until 10 "a second pod list" api_at_least list_pods 2
     wait_until 10 "the watch after the list" api_at_least watch_pods 2
-    wait_until 10 "the new pod listed or watched" pods_delivered
-    sleep 0.2
+    wait_until 30 "the new pod, listed or watched, in mars's cache" pods_applied "$d"
     node write "$d/pods" default after-1 uid-after-1 app 0 cri 5 after 0 "$d/expect" "$m4"
     say "a pod deleted before its last lines are read"
     node delete "$API" default late-1
-    wait_until 10 "the deletion on the watch" pods_delivered
-    sleep 0.2
+    wait_until 30 "the deletion in mars's cache" pods_applied "$d"
     node write "$d/pods" default late-1 uid-late-1 app 0 cri 5 late-last 0 "$d/expect" "$m3"
+    # Nothing more may come (the excluded pods, the .gz file). Instead of a pause for it: one
+    # more line, in a new file that only a scan made after every other file exists can find;
+    # once it is out, mars has scanned and read past where a wrongly taken file shows up.
+    node write "$d/pods" default db-1 uid-db-1 app 2 docker 1 barrier 0 "$d/expect" "$m2"
     local want
     want=$(lines_of "$d/expect")
-    wait_until 20 "$want events" out_has "$d" "$want"
-    sleep 0.5 # nothing more may come (the excluded pods, the .gz file)
+    wait_until 30 "$want events" out_has "$d" "$want"
     kill -TERM "$MARS_PID"
     wait_exit "$MARS_PID" 15 "$d/err"
     expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"

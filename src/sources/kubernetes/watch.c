@@ -324,6 +324,9 @@ static bool watch_event(struct k8s_res *r, const char *line, size_t n)
             delete_object(r, fb, obj);
         set_rv(r, fb, obj); /* BOOKMARK only moves it */
         r->backoff_ns = 0;
+        if (!IS("BOOKMARK")) /* after the cache has it: lines read from now on see it */
+            mars_debug(w->id, "watch of %s: %.*s at resourceVersion %s", collection(r), (int)tl, t,
+                       r->rv);
     }
 #undef IS
     mars_arena_fini(&scratch);

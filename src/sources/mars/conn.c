@@ -257,7 +257,7 @@ static void on_hello(struct mconn *c, const uint8_t *p, size_t n)
     } else {
         char name[65];
         size_t i = 0;
-        for (; h.name[i] && i < sizeof(name) - 1; i++) /* peer text: no control bytes in logs */
+        for (; i < sizeof(name) - 1 && h.name[i]; i++) /* peer text: no control bytes in logs */
             name[i] = (unsigned char)h.name[i] < 0x20 || h.name[i] == 0x7f ? '?' : h.name[i];
         name[i] = '\0';
         mars_info(ms->id, "accepted %s%s%s", c->peer, i ? " from sender " : "", name);

@@ -184,6 +184,8 @@ struct writer {
 
 #define ROUNDS 200000
 
+static int values_seen, histograms_seen; /* callbacks run by the collection below */
+
 static void *write_loop(void *arg)
 {
     struct writer *w = arg;
@@ -199,6 +201,7 @@ static void count_value(struct mars_mvisitor *v, const struct mars_mlabels *l, d
     (void)v;
     (void)l;
     assert_float_equal(x, 6.0 * ROUNDS, 0);
+    values_seen++;
 }
 
 static void count_hist(struct mars_mvisitor *v, const struct mars_mlabels *l, const double *b,
@@ -211,6 +214,7 @@ static void count_hist(struct mars_mvisitor *v, const struct mars_mlabels *l, co
     assert_int_equal(cum[0], 6 * ROUNDS);
     assert_int_equal(count, 6 * ROUNDS);
     assert_float_equal(sum, 6.0 * ROUNDS, 0);
+    histograms_seen++;
 }
 
 static void ignore_family(struct mars_mvisitor *v, const struct mars_mfamily_info *f)
@@ -240,13 +244,17 @@ static void test_concurrent_writers(void **state)
     for (unsigned i = 0; i < 6; i++) {
         /* shards 0-3 have one writer each; two more threads share the shared shard */
         w[i] = (struct writer){c, h, i < 4 ? i : MARS_METRICS_SHARED};
-        pthread_create(&th[i], NULL, write_loop, &w[i]);
+        assert_int_equal(pthread_create(&th[i], NULL, write_loop, &w[i]), 0);
     }
     for (int i = 0; i < 6; i++)
-        pthread_join(th[i], NULL);
+        assert_int_equal(pthread_join(th[i], NULL), 0);
     struct mars_mvisitor v = {
         .family = ignore_family, .value = count_value, .histogram = count_hist};
+    values_seen = histograms_seen = 0;
     mars_metrics_collect(m, &v);
+    /* the checks are in the callbacks: each series must have been visited, once */
+    assert_int_equal(values_seen, 1);
+    assert_int_equal(histograms_seen, 1);
     mars_metrics_destroy(m);
     (void)state;
 }

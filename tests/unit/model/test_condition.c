@@ -183,6 +183,63 @@ static void test_compile_errors(void **state)
     (void)state;
 }
 
+/* in() lists and contains()'s needle: members are literals, compared with the field (or
+ * each array element) by the rules of ==, and never looked up in the event. */
+static void test_members_are_literals(void **state)
+{
+    struct mars_batch *b = event_with("m", "{\"level\":\"warn\",\"warn\":\"error\",\"n\":3,"
+                                           "\"flag\":true,\"nil\":null,\"esc\":\"x\\\"y\","
+                                           "\"tags\":[\"warn\",3,true,null,\"x\\\"y\"]}");
+    static const struct {
+        const char *cond;
+        bool want;
+    } cases[] = {
+        {"in(level, [\"warn\"])", true},
+        {"in(level, [\"error\"])", false}, /* the field named warn is not consulted */
+        {"in(level, [1, true, null, \"warn\"])", true},
+        {"in(n, [3])", true},
+        {"in(n, [\"3\"])", true},
+        {"in(n, [3.5, -3])", false},
+        {"in(flag, [true])", true},
+        {"in(flag, [false, null])", false},
+        {"in(level, [true])", false},
+        {"in(nil, [null])", true},
+        {"in(level, [null])", false},
+        {"in(esc, ['x\"y'])", true},
+        {"in(missing, [\"warn\", null])", false},
+        {"contains(tags, \"warn\")", true},
+        {"contains(tags, \"error\")", false},
+        {"contains(tags, \"3\")", true},
+        {"contains(tags, \"true\")", true},
+        {"contains(tags, \"null\")", true},
+        {"contains(tags, 'x\"y')", true},
+    };
+    /* what equals_operand() relies on: no field path gets into a list or a needle */
+    static const char *const refused[] = {
+        "in(level, [warn])",     "in(level, [\"a\", .warn])", "in(level, [tags[0]])",
+        "contains(tags, level)", "contains(tags, .\"warn\")",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct mars_cond_error err;
+        struct mars_cond *c = mars_cond_compile(cases[i].cond, &err);
+        if (!c)
+            fail_msg("'%s' does not compile: %s at %zu", cases[i].cond, err.msg, err.offset);
+        bool got = mars_cond_eval(c, &b->ev[0]);
+        if (got != cases[i].want)
+            fail_msg("'%s' is %s, want %s", cases[i].cond, got ? "true" : "false",
+                     cases[i].want ? "true" : "false");
+        mars_cond_free(c);
+    }
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        struct mars_cond_error err;
+        struct mars_cond *c = mars_cond_compile(refused[i], &err);
+        if (c)
+            fail_msg("'%s' compiled: a field path as a member", refused[i]);
+    }
+    mars_batch_release(b);
+    (void)state;
+}
+
 static void test_nesting_bounded(void **state)
 {
     char deep[4096];
@@ -204,6 +261,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_evaluation),
         cmocka_unit_test(test_compile_errors),
+        cmocka_unit_test(test_members_are_literals),
         cmocka_unit_test(test_nesting_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

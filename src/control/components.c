@@ -33,6 +33,7 @@ extern const struct mars_component_desc mars_sink_file;
 extern const struct mars_component_desc mars_sink_loki;
 extern const struct mars_component_desc mars_sink_blackhole;
 extern const struct mars_component_desc mars_sink_elasticsearch;
+extern const struct mars_component_desc mars_sink_eureka;
 extern const struct mars_component_desc mars_sink_prometheus_exporter;
 extern const struct mars_component_desc mars_sink_mars;
 extern const struct mars_component_desc mars_sink_http;
@@ -56,6 +57,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_transform_throttle,
     &mars_sink_blackhole,
     &mars_sink_elasticsearch,
+    &mars_sink_eureka,
     &mars_sink_file,
     &mars_sink_http,
     &mars_sink_loki,

@@ -129,6 +129,12 @@ static int set_client(rd_kafka_conf_t *conf, const struct mars_kafka_conf *c,
     const char *proto = c->tls.enabled ? (sa->mechanism ? "sasl_ssl" : "ssl")
                                        : (sa->mechanism ? "sasl_plaintext" : "plaintext");
     bad += set(conf, "security.protocol", proto, false, node, diag, err, errlen) != 0;
+    if (c->tls.server_name) {
+        bad++;
+        mars_kafka_conf_error(node, NULL, diag,
+                              "tls.server_name: not supported by the kafka client "
+                              "(librdkafka verifies each broker's advertised name)");
+    }
     if (c->tls.enabled) {
         if (c->tls.ca_file)
             bad +=

@@ -47,3 +47,7 @@ include(${CMAKE_SOURCE_DIR}/bench/bench.cmake)
 
 # The include layering of src/ (docs/architecture.md): no folder reaches up or sideways.
 add_test(NAME lint/layers COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/check-layers.sh)
+
+# mock-kafka: librdkafka's mock cluster on loopback, the Kafka peer of the kafka tests
+add_executable(mock-kafka ${CMAKE_SOURCE_DIR}/tests/tools/mock_kafka.c)
+target_link_libraries(mock-kafka PRIVATE PkgConfig::RDKAFKA)

@@ -29,6 +29,7 @@ extern const struct mars_component_desc mars_transform_sample;
 extern const struct mars_component_desc mars_transform_throttle;
 extern const struct mars_component_desc mars_sink_stdout;
 extern const struct mars_component_desc mars_sink_tcp;
+extern const struct mars_component_desc mars_sink_kafka;
 extern const struct mars_component_desc mars_sink_file;
 extern const struct mars_component_desc mars_sink_loki;
 extern const struct mars_component_desc mars_sink_blackhole;
@@ -60,6 +61,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_sink_eureka,
     &mars_sink_file,
     &mars_sink_http,
+    &mars_sink_kafka,
     &mars_sink_loki,
     &mars_sink_mars,
     &mars_sink_prometheus_exporter,

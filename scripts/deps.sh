@@ -14,9 +14,11 @@ if [ "$what" = test ]; then
   # libsimdjson-dev: the JSON parsers bench/run's json-scanner rows compare mars's scanner with
   # clang-format, cppcheck: make format-check and make cppcheck, the first steps of make test
   # kcat: reads back what the kafka sink produced (tests/integration/kafka_*.sh)
+  # python3-grpcio, python3-protobuf, protobuf-compiler: the fake SkyWalking OAP (stubs
+  # generated from proto/skywalking at test time)
   pkgs+=(clang libclang-rt-14-dev libcmocka-dev python3 procps gnuplot-nox prometheus curl openssl
          python3-yaml nghttp2-server libjansson-dev libsimdjson-dev clang-format cppcheck
-         kcat)
+         kcat python3-grpcio python3-protobuf protobuf-compiler)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -38,6 +38,7 @@ extern const struct mars_component_desc mars_sink_eureka;
 extern const struct mars_component_desc mars_sink_prometheus_exporter;
 extern const struct mars_component_desc mars_sink_mars;
 extern const struct mars_component_desc mars_sink_http;
+extern const struct mars_component_desc mars_sink_skywalking;
 
 /* Built-in types, in the order `mars describe` lists them within a kind. */
 static const struct mars_component_desc *const builtin[] = {
@@ -65,6 +66,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_sink_loki,
     &mars_sink_mars,
     &mars_sink_prometheus_exporter,
+    &mars_sink_skywalking,
     &mars_sink_stdout,
     &mars_sink_tcp,
 };

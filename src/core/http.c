@@ -408,12 +408,14 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-/* Retry-After: delay-seconds or an HTTP-date. */
+/* Retry-After: delay-seconds or an HTTP-date; every line also to the request's on_header. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     struct mars_http_priv *pv = ud;
     size_t len = size * n;
     static const char name[] = "retry-after:";
+    if (pv->req->on_header)
+        pv->req->on_header(pv->req, p, len);
     if (len > sizeof(name) - 1 && strncasecmp(p, name, sizeof(name) - 1) == 0) {
         char v[64];
         size_t vl = len - (sizeof(name) - 1);

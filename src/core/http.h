@@ -64,6 +64,9 @@ struct mars_http_req {
      * kept (done() then has no body). Return false to abort the request (done() gets
      * -ECANCELED). Runs on the loop thread. */
     bool (*on_data)(struct mars_http_req *r, const char *p, size_t n);
+    /* Optional: every response header line as libcurl delivers it ("name: value\r\n"),
+     * trailers included (they come after the body: gRPC's grpc-status). Loop thread. */
+    void (*on_header)(struct mars_http_req *r, const char *line, size_t n);
     void (*done)(struct mars_http_req *r, const struct mars_http_resp *resp);
     void *data; /* the caller's */
 

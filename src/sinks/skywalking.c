@@ -1,0 +1,764 @@
+/*
+ * skywalking.c - the `skywalking` sink: log events to an Apache SkyWalking OAP, plus the
+ * instance registration of mars itself and, optionally, metric events as meters.
+ *
+ * Logs. Each engine request becomes one call: on gRPC (the default, port 11800) a client
+ * stream LogReportService/collect of one LogData per event; on `transport: http` one POST
+ * of a JSON array of LogData to the OAP's /v3/logs (port 12800). A LogData carries the
+ * service, instance, layer, the endpoint (from `endpoint_field`), the time in ms, the body
+ * (`body: text`: the message as a TextLog; `json`: the whole event as a JSONLog), the
+ * configured `tags` fields as tags, and a trace context when the event has trace_id (plus
+ * segment_id, span_id). Every message names the service and instance, so none depends on
+ * the stream's inheritance rule.
+ *
+ * Answers: the request is OK only when its call ends with status OK. UNAVAILABLE,
+ * RESOURCE_EXHAUSTED, timeouts and transport errors are RETRY (the engine backs off and
+ * sends the same events again, so nothing is lost while the OAP is down); UNAUTHENTICATED
+ * and PERMISSION_DENIED are permanent, logged as a token problem and kept as the sink's
+ * last error; other statuses are permanent too. With `meters: true` the request's metric
+ * events then go as one MeterReportService/collectBatch call; when the logs were delivered
+ * and only the meters failed, the retry sends just the meters (r->sink_data remembers).
+ *
+ * Registration runs once per sink, not once per worker: the instances share one object
+ * (mars_shared_acquire), and the first to take it runs skywalking_mgmt.c on its worker's
+ * loop. On `protocol: v6` there is no log or meter service: events are counted as
+ * discarded and only the registration and the ping run.
+ *
+ * Memory: per-slot call buffers and the per-sink string copies are reused across requests.
+ *
+ * Thread: the sink's worker (the HTTP client and the gRPC calls run on its loop).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "component.h"
+#include "sinks/skywalking_internal.h"
+#include "skywalking/logging.pb-c.h"
+
+#define LOGS_PATH   "/skywalking.v3.LogReportService/collect"
+#define METERS_PATH "/skywalking.v3.MeterReportService/collectBatch"
+
+static const char *const transport_names[] = {"grpc", "http", NULL};
+static const char *const protocol_names[] = {"v8", "v6", NULL};
+static const char *const body_names[] = {"text", "json", NULL};
+
+#define OFF(f) offsetof(struct sw_conf, f)
+static const struct mars_opt sw_options[] = {
+    {.name = "address",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(address),
+     .flags = MARS_OPT_REQUIRED,
+     .desc = "The OAP as host:port: its gRPC port (11800), or its HTTP port (12800) with "
+             "transport http."},
+    {.name = "service",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(service),
+     .flags = MARS_OPT_REQUIRED,
+     .desc = "Service name the logs, meters and mars's own registration are reported under."},
+    {.name = "instance",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(instance),
+     .desc = "Service instance name; default: the pod name (POD_NAME) or the host name."},
+    {.name = "layer",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(layer),
+     .desc = "SkyWalking layer of the service (GENERAL, MESH, K8S_SERVICE, ...); empty: the "
+             "OAP's default, GENERAL."},
+    {.name = "token",
+     .type = MARS_OPT_SECRET,
+     .offset = OFF(token),
+     .desc = "Sent as the `authentication` metadata, for OAPs with an authentication token."},
+    {.name = "transport",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(transport),
+     .def = "grpc",
+     .choices = transport_names,
+     .desc = "grpc (port 11800) or http: the OAP's JSON API (port 12800), /v3/logs and "
+             "/v3/management/*; http carries no meters."},
+    {.name = "protocol",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(protocol),
+     .def = "v8",
+     .choices = protocol_names,
+     .desc = "v8 for OAP 8.x and later; v6 for 6.x/7.x, which only registers and pings "
+             "(those OAPs have no log service: events are discarded)."},
+    {.name = "body",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(body),
+     .def = "text",
+     .choices = body_names,
+     .desc = "text sends the message as a TextLog; json sends the whole event as a JSONLog."},
+    {.name = "endpoint_field",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(endpoint_field),
+     .desc = "Field whose value is the log's endpoint (an HTTP route, an RPC method)."},
+    {.name = "tags",
+     .type = MARS_OPT_LIST,
+     .offset = OFF(tags),
+     .desc = "Fields sent as log tags (name = the field path), e.g. [level, logger]."},
+    {.name = "keepalive_interval",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(keepalive_interval),
+     .def = "30s",
+     .min = 1000000000LL,
+     .max = 3600000000000LL,
+     .desc = "How often mars's instance pings the OAP; its properties are reported again "
+             "every 10 pings (the OAP expires them)."},
+    {.name = "meters",
+     .type = MARS_OPT_BOOL,
+     .offset = OFF(meters),
+     .def = "false",
+     .desc = "Send metric events as SkyWalking meters (collectBatch); the OAP keeps only "
+             "meters a meter-analyzer rule names."},
+    {.name = "tls",
+     .type = MARS_OPT_SECTION,
+     .offset = OFF(tls),
+     .sub = mars_tls_options,
+     .desc = "TLS to the OAP (enabled: true): h2 by ALPN, CA, client certificate."},
+    {.name = NULL},
+};
+
+/* A NUL-terminated copy that protobuf-c can pack; reused across events. */
+struct sw_str {
+    char *p;
+    size_t cap;
+};
+
+struct sw_slot {
+    struct sw_sink *sw;
+    struct mars_sink_req *r; /* NULL when free */
+    struct mars_grpc_call call;
+    struct mars_http_req http;
+    struct mars_grpc_buf buf;
+    struct mars_encoder json;
+    bool meters_phase;
+    uint64_t bytes, nlogs, nmeters;
+};
+
+/* Encoding scratch of a sink: only used while one request is encoded. */
+struct sw_scratch {
+    struct sw_str msg, endpoint, trace, segment;
+    struct sw_str *tags;
+    Skywalking__V3__KeyStringValuePair *kv;
+    Skywalking__V3__KeyStringValuePair **kvp;
+    struct mars_encoder line;
+    char *text;
+    size_t tcap;
+};
+
+static struct sw_scratch *scratch_of(struct sw_sink *sw)
+{
+    return (struct sw_scratch *)(void *)(sw + 1);
+}
+
+/* ---- config ---- */
+
+static int sw_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+{
+    const struct sw_conf *c = conf;
+    int rc = mars_netconf_check(&c->tls, NULL, node, diag);
+    if (c->address && mars_netconf_check_address(c->address, node, diag))
+        rc = -EINVAL;
+    const char *why = NULL;
+    if (c->transport == SW_HTTP && c->meters)
+        why = "meters: true needs transport grpc (the OAP has no HTTP API for meters)";
+    else if (c->transport == SW_HTTP && c->protocol == SW_V6)
+        why = "protocol v6 needs transport grpc";
+    if (why) {
+        mars_diag_add(diag, node->file, node->line, node->col, "%s", why);
+        rc = -EINVAL;
+    }
+    for (size_t i = 0; i < c->tags.n + (c->endpoint_field != NULL); i++) {
+        const char *f = i < c->tags.n ? c->tags.v[i] : c->endpoint_field;
+        size_t at;
+        const char *err;
+        struct mars_path *p = mars_path_compile(f, strlen(f), &at, &err);
+        if (!p) {
+            mars_diag_add(diag, node->file, node->line, node->col, "field '%s': %s", f, err);
+            rc = -EINVAL;
+        }
+        mars_path_free(p);
+    }
+    return rc;
+}
+
+/* ---- shared helpers ---- */
+
+int64_t sw_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+enum mars_sink_result sw_classify(struct sw_sink *sw, const char *what,
+                                  const struct mars_grpc_result *res, uint64_t events)
+{
+    struct mars_stats *st = mars_sink_stats(sw->sink);
+    const char *code = mars_grpc_code_name(res->code);
+    if (res->code == MARS_GRPC_OK)
+        return MARS_SINK_OK;
+    if (res->code == MARS_GRPC_CANCELLED && res->transport)
+        return MARS_SINK_ABORTED;
+    if (mars_grpc_retryable(res->code)) {
+        mars_stat_add(&st->errors[MARS_ERR_WRITE], 1);
+        MARS_LOG_RL(MARS_LOG_WARN, sw->id, "%s failed (%s: %s); will retry", what, code,
+                    res->message);
+        mars_sink_last_error(sw->sink, "%s: %s: %s", what, code, res->message);
+        return MARS_SINK_RETRY;
+    }
+    if (res->code == MARS_GRPC_UNAUTHENTICATED || res->code == MARS_GRPC_PERMISSION_DENIED) {
+        MARS_LOG_RL(MARS_LOG_ERROR, sw->id,
+                    "%s refused: the OAP does not accept the token (%s: %s); check `token` "
+                    "(permanent, dropping %llu events)",
+                    what, code, res->message, (unsigned long long)events);
+        mars_sink_last_error(sw->sink, "%s: the OAP does not accept the token (%s: %s)", what, code,
+                             res->message);
+    } else {
+        MARS_LOG_RL(MARS_LOG_ERROR, sw->id, "%s refused (%s: %s; permanent, dropping %llu events)",
+                    what, code, res->message, (unsigned long long)events);
+        mars_sink_last_error(sw->sink, "%s: %s: %s", what, code, res->message);
+    }
+    return MARS_SINK_REJECTED;
+}
+
+static const char *str_set(struct sw_str *s, const char *p, size_t n)
+{
+    if (n + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap : 256;
+        while (cap < n + 1)
+            cap *= 2;
+        char *q = realloc(s->p, cap);
+        if (!q)
+            return NULL;
+        s->p = q;
+        s->cap = cap;
+    }
+    if (n)
+        memcpy(s->p, p, n);
+    s->p[n] = '\0';
+    return s->p;
+}
+
+/* The text of field p on ev, copied into s; "" when absent; NULL on -ENOMEM. */
+static const char *field_text(struct sw_sink *sw, const struct mars_event *ev,
+                              const struct mars_path *p, struct sw_str *s)
+{
+    struct mars_value v;
+    struct sw_scratch *sc = scratch_of(sw);
+    uint32_t len = 0;
+    if (!p || !mars_fields_get(ev, p, &v) || v.kind == MARS_FIELD_NULL ||
+        v.kind == MARS_FIELD_OBJECT)
+        return "";
+    const char *t = mars_value_text(&v, &sc->text, &sc->tcap, &len);
+    return t ? str_set(s, t, len) : NULL;
+}
+
+/* ---- logs over gRPC ---- */
+
+static int put_log(struct sw_sink *sw, const struct mars_event *ev, struct mars_grpc_buf *b)
+{
+    struct sw_scratch *sc = scratch_of(sw);
+    const struct sw_conf *c = sw->conf;
+    Skywalking__V3__LogData ld = SKYWALKING__V3__LOG_DATA__INIT;
+    Skywalking__V3__LogDataBody body = SKYWALKING__V3__LOG_DATA_BODY__INIT;
+    Skywalking__V3__TextLog text = SKYWALKING__V3__TEXT_LOG__INIT;
+    Skywalking__V3__JSONLog json = SKYWALKING__V3__JSONLOG__INIT;
+    Skywalking__V3__TraceContext tc = SKYWALKING__V3__TRACE_CONTEXT__INIT;
+    Skywalking__V3__LogTags tags = SKYWALKING__V3__LOG_TAGS__INIT;
+
+    ld.timestamp = ev->ts_ns > 0 ? ev->ts_ns / 1000000 : 0;
+    ld.service = c->service;
+    ld.serviceinstance = sw->instance;
+    ld.layer = c->layer ? c->layer : "";
+    ld.endpoint = (char *)field_text(sw, ev, sw->endpoint, &sc->endpoint);
+    ld.body = &body;
+    if (c->body == SW_BODY_JSON) {
+        mars_encoder_reset(&sc->line);
+        if (mars_encode_json_event(&sc->line, ev) || mars_encoder_put(&sc->line, "", 1))
+            return -ENOMEM;
+        json.json = sc->line.out;
+        body.content_case = SKYWALKING__V3__LOG_DATA_BODY__CONTENT_JSON;
+        body.json = &json;
+    } else {
+        text.text = (char *)str_set(&sc->msg, ev->msg.ptr, ev->msg.len);
+        body.content_case = SKYWALKING__V3__LOG_DATA_BODY__CONTENT_TEXT;
+        body.text = &text;
+    }
+    const char *tid = field_text(sw, ev, sw->trace_id, &sc->trace);
+    if (tid && tid[0]) {
+        struct mars_value v;
+        double span = 0;
+        tc.traceid = (char *)tid;
+        tc.tracesegmentid = (char *)field_text(sw, ev, sw->segment_id, &sc->segment);
+        if (mars_fields_get(ev, sw->span_id, &v) && mars_value_number(&v, &span) &&
+            span >= INT32_MIN && span <= INT32_MAX)
+            tc.spanid = (int32_t)span;
+        ld.tracecontext = &tc;
+    }
+    for (size_t i = 0; i < sw->ntags; i++) {
+        const char *t = field_text(sw, ev, sw->tags[i], &sc->tags[i]);
+        if (!t)
+            return -ENOMEM;
+        if (!t[0])
+            continue;
+        sc->kv[tags.n_data] =
+            (Skywalking__V3__KeyStringValuePair)SKYWALKING__V3__KEY_STRING_VALUE_PAIR__INIT;
+        sc->kv[tags.n_data].key = c->tags.v[i];
+        sc->kv[tags.n_data].value = (char *)t;
+        sc->kvp[tags.n_data] = &sc->kv[tags.n_data];
+        tags.n_data++;
+    }
+    if (tags.n_data) {
+        tags.data = sc->kvp;
+        ld.tags = &tags;
+    }
+    if (!ld.endpoint || !tid ||
+        (body.content_case == SKYWALKING__V3__LOG_DATA_BODY__CONTENT_TEXT && !text.text))
+        return -ENOMEM;
+    return mars_grpc_buf_add(b, &ld.base);
+}
+
+/* ---- logs over HTTP (proto3 JSON) ---- */
+
+static int json_member(struct mars_encoder *e, const char *key, const char *v, bool comma)
+{
+    int rc = comma ? PUT_LIT(e, ",") : 0;
+    rc = rc ? rc : mars_encode_json_string(e, key, strlen(key));
+    rc = rc ? rc : PUT_LIT(e, ":");
+    return rc ? rc : mars_encode_json_string(e, v, strlen(v));
+}
+
+static int put_log_json(struct sw_sink *sw, const struct mars_event *ev, struct mars_encoder *e)
+{
+    struct sw_scratch *sc = scratch_of(sw);
+    const struct sw_conf *c = sw->conf;
+    char num[64];
+    int rc = PUT_LIT(e, "{");
+    int n = snprintf(num, sizeof(num), "\"timestamp\":%lld,",
+                     (long long)(ev->ts_ns > 0 ? ev->ts_ns / 1000000 : 0));
+    rc = rc ? rc : mars_encoder_put(e, num, (size_t)n);
+    rc = rc ? rc : json_member(e, "service", c->service, false);
+    rc = rc ? rc : json_member(e, "serviceInstance", sw->instance, true);
+    if (rc == 0 && c->layer && c->layer[0])
+        rc = json_member(e, "layer", c->layer, true);
+    const char *ep = field_text(sw, ev, sw->endpoint, &sc->endpoint);
+    if (!ep)
+        return -ENOMEM;
+    if (rc == 0 && ep[0])
+        rc = json_member(e, "endpoint", ep, true);
+    if (c->body == SW_BODY_JSON) {
+        mars_encoder_reset(&sc->line);
+        rc = rc ? rc : mars_encode_json_event(&sc->line, ev);
+        rc = rc ? rc : PUT_LIT(e, ",\"body\":{\"json\":{\"json\":");
+        rc = rc ? rc : mars_encode_json_string(e, sc->line.out, sc->line.out_len);
+    } else {
+        rc = rc ? rc : PUT_LIT(e, ",\"body\":{\"text\":{\"text\":");
+        rc = rc ? rc : mars_encode_json_string(e, ev->msg.ptr, ev->msg.len);
+    }
+    rc = rc ? rc : PUT_LIT(e, "}}");
+    const char *tid = field_text(sw, ev, sw->trace_id, &sc->trace);
+    if (rc == 0 && tid && tid[0]) {
+        struct mars_value v;
+        double span = 0;
+        const char *seg = field_text(sw, ev, sw->segment_id, &sc->segment);
+        if (!mars_fields_get(ev, sw->span_id, &v) || !mars_value_number(&v, &span))
+            span = 0;
+        rc = PUT_LIT(e, ",\"traceContext\":{");
+        rc = rc ? rc : json_member(e, "traceId", tid, false);
+        rc = rc ? rc : json_member(e, "traceSegmentId", seg ? seg : "", true);
+        n = snprintf(num, sizeof(num), ",\"spanId\":%d}", (int)span);
+        rc = rc ? rc : mars_encoder_put(e, num, (size_t)n);
+    }
+    bool first = true;
+    for (size_t i = 0; rc == 0 && i < sw->ntags; i++) {
+        const char *t = field_text(sw, ev, sw->tags[i], &sc->tags[i]);
+        if (!t)
+            return -ENOMEM;
+        if (!t[0])
+            continue;
+        rc = (first ? PUT_LIT(e, ",\"tags\":{\"data\":[{") : PUT_LIT(e, ",{"));
+        rc = rc ? rc : json_member(e, "key", c->tags.v[i], false);
+        rc = rc ? rc : json_member(e, "value", t, true);
+        rc = rc ? rc : PUT_LIT(e, "}");
+        first = false;
+    }
+    if (rc == 0 && !first)
+        rc = PUT_LIT(e, "]}");
+    return rc ? rc : PUT_LIT(e, "}");
+}
+
+/* ---- requests ---- */
+
+static void slot_finish(struct sw_slot *sl, enum mars_sink_result res)
+{
+    struct mars_sink_req *r = sl->r;
+    sl->r = NULL;
+    if (res != MARS_SINK_RETRY) {
+        free(r->sink_data);
+        r->sink_data = NULL;
+    }
+    mars_sink_done(sl->sw->sink, r, res, res == MARS_SINK_OK ? sl->bytes : 0);
+}
+
+static int start_meters(struct sw_slot *sl);
+
+static void on_call_done(struct mars_grpc_call *c, const struct mars_grpc_result *res)
+{
+    struct sw_slot *sl = MARS_CONTAINER_OF(c, struct sw_slot, call);
+    struct sw_sink *sw = sl->sw;
+    bool meters = sl->meters_phase;
+    enum mars_sink_result out =
+        sw_classify(sw, meters ? "meters" : "logs", res, meters ? sl->nmeters : sl->nlogs);
+    if (out == MARS_SINK_OK) {
+        sl->bytes += sl->buf.len;
+        if (!meters && sl->nmeters) {
+            /* a retry after this point sends only the meters */
+            if (!sl->r->sink_data)
+                sl->r->sink_data = malloc(1);
+            int rc = start_meters(sl);
+            if (rc == 0)
+                return;
+            out = MARS_SINK_RETRY;
+        }
+    }
+    slot_finish(sl, out);
+}
+
+static int start_call(struct sw_slot *sl, const char *path)
+{
+    struct sw_sink *sw = sl->sw;
+    sl->call.path = path;
+    sl->call.body = sl->buf.p;
+    sl->call.body_len = sl->buf.len;
+    sl->call.timeout_ns = mars_sink_request_timeout(sw->sink);
+    sl->call.done = on_call_done;
+    return mars_grpc_call_start(sw->ch, &sl->call);
+}
+
+static int start_meters(struct sw_slot *sl)
+{
+    uint64_t n = 0;
+    sl->meters_phase = true;
+    mars_grpc_buf_reset(&sl->buf);
+    int rc = sw_meter_encode(sl->sw, sl->r, &sl->buf, &n);
+    return rc ? rc : start_call(sl, METERS_PATH);
+}
+
+static void on_http_done(struct mars_http_req *hr, const struct mars_http_resp *resp)
+{
+    struct sw_slot *sl = MARS_CONTAINER_OF(hr, struct sw_slot, http);
+    struct mars_grpc_result res = {.http_status = resp->status, .message = ""};
+    char msg[256];
+    if (resp->error) {
+        res.code = resp->error == -ECANCELED ? MARS_GRPC_CANCELLED : MARS_GRPC_UNAVAILABLE;
+        res.transport = true;
+        res.message = resp->error_text;
+    } else if (resp->status >= 200 && resp->status < 300) {
+        res.code = MARS_GRPC_OK;
+    } else {
+        /* 5xx, 408 and 429 are the OAP's trouble: retried like UNAVAILABLE */
+        res.code = resp->status >= 500 || resp->status == 408 || resp->status == 429
+                       ? MARS_GRPC_UNAVAILABLE
+                       : mars_grpc_code_from_http(resp->status);
+        snprintf(msg, sizeof(msg), "HTTP %d %.*s", resp->status,
+                 (int)(resp->body_len < 160 ? resp->body_len : 160), resp->body);
+        res.message = msg;
+    }
+    enum mars_sink_result out = sw_classify(sl->sw, "logs", &res, sl->nlogs);
+    if (out == MARS_SINK_OK)
+        sl->bytes += sl->json.out_len;
+    slot_finish(sl, out);
+}
+
+static int send_logs_http(struct sw_slot *sl)
+{
+    struct sw_sink *sw = sl->sw;
+    struct mars_sink_req *r = sl->r;
+    struct mars_encoder *e = &sl->json;
+    bool first = true;
+    mars_encoder_reset(e);
+    int rc = PUT_LIT(e, "[");
+    for (uint32_t b = 0; rc == 0 && b < r->n; b++)
+        for (uint32_t i = 0; rc == 0 && i < r->batches[b]->n; i++) {
+            const struct mars_event *ev = &r->batches[b]->ev[i];
+            if (ev->kind != MARS_EVENT_LOG)
+                continue;
+            rc = first ? 0 : PUT_LIT(e, ",");
+            rc = rc ? rc : put_log_json(sw, ev, e);
+            first = false;
+        }
+    rc = rc ? rc : PUT_LIT(e, "]");
+    if (rc)
+        return rc;
+    sl->http = (struct mars_http_req){
+        .method = "POST",
+        .url = sw->base_url,
+        .headers = sw->hdrs,
+        .body = e->out,
+        .body_len = e->out_len,
+        .timeout_ns = mars_sink_request_timeout(sw->sink),
+        .tls = sw->conf->tls.enabled ? &sw->tls : NULL,
+        .max_body = 4096,
+        .done = on_http_done,
+    };
+    return mars_http_submit(sw->http, &sl->http);
+}
+
+static int send_logs_grpc(struct sw_slot *sl)
+{
+    struct mars_sink_req *r = sl->r;
+    int rc = 0;
+    sl->meters_phase = false;
+    mars_grpc_buf_reset(&sl->buf);
+    for (uint32_t b = 0; rc == 0 && b < r->n; b++)
+        for (uint32_t i = 0; rc == 0 && i < r->batches[b]->n; i++)
+            if (r->batches[b]->ev[i].kind == MARS_EVENT_LOG)
+                rc = put_log(sl->sw, &r->batches[b]->ev[i], &sl->buf);
+    return rc ? rc : start_call(sl, LOGS_PATH);
+}
+
+static void sw_write(struct mars_sink *s, struct mars_sink_req *r)
+{
+    struct sw_sink *sw = mars_sink_state(s);
+    const struct sw_conf *c = sw->conf;
+    uint64_t logs = 0, metrics = 0;
+    for (uint32_t b = 0; b < r->n; b++)
+        for (uint32_t i = 0; i < r->batches[b]->n; i++) {
+            bool metric = r->batches[b]->ev[i].kind == MARS_EVENT_METRIC;
+            metrics += metric;
+            logs += !metric;
+        }
+    /* v6 has no log or meter service; without meters: true metrics have nowhere to go */
+    /* (counted as the prometheus_exporter sink counts what it ignores: discarded on
+     * purpose; the engine's sent counter includes them, as the request ends OK) */
+    uint64_t ignored = c->protocol == SW_V6 ? logs + metrics : c->meters ? 0 : metrics;
+    if (ignored)
+        mars_stat_add(&mars_sink_stats(s)->discarded_intentional, ignored);
+    if (c->protocol == SW_V6)
+        logs = metrics = 0;
+    else if (!c->meters)
+        metrics = 0;
+    if (r->sink_data) /* the logs went through on an earlier try */
+        logs = 0;
+    if (!logs && !metrics) {
+        free(r->sink_data);
+        r->sink_data = NULL;
+        mars_sink_done(s, r, MARS_SINK_OK, 0);
+        return;
+    }
+    struct sw_slot *sl = NULL;
+    for (unsigned i = 0; i < sw->nslots && !sl; i++)
+        if (!sw->slots[i].r)
+            sl = &sw->slots[i];
+    int rc = -EBUSY;
+    if (sl) {
+        sl->r = r;
+        sl->bytes = 0;
+        sl->nlogs = logs;
+        sl->nmeters = metrics;
+        if (!logs)
+            rc = start_meters(sl);
+        else if (c->transport == SW_HTTP)
+            rc = send_logs_http(sl);
+        else
+            rc = send_logs_grpc(sl);
+        if (rc)
+            sl->r = NULL;
+    }
+    if (rc) {
+        MARS_LOG_RL(MARS_LOG_ERROR, sw->id, "cannot send: %s", strerror(-rc));
+        mars_stat_add(&mars_sink_stats(s)->errors[MARS_ERR_ENCODE], 1);
+        mars_sink_done(s, r, MARS_SINK_RETRY, 0);
+    }
+}
+
+/* ---- lifecycle ---- */
+
+static char *default_instance(void)
+{
+    const char *pod = getenv("POD_NAME");
+    char host[256];
+    if (pod && pod[0])
+        return strdup(pod);
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "mars");
+    host[sizeof(host) - 1] = '\0';
+    return strdup(host);
+}
+
+static struct mars_path *path_of(const char *f)
+{
+    size_t at;
+    const char *why;
+    return f ? mars_path_compile(f, strlen(f), &at, &why) : NULL;
+}
+
+static void sw_free(struct sw_sink *sw)
+{
+    struct sw_scratch *sc = scratch_of(sw);
+    sw_mgmt_fini(sw);
+    for (unsigned i = 0; sw->slots && i < sw->nslots; i++) {
+        mars_grpc_buf_fini(&sw->slots[i].buf);
+        mars_encoder_fini(&sw->slots[i].json);
+    }
+    free(sw->slots);
+    mars_grpc_channel_destroy(sw->ch);
+    mars_http_destroy(sw->http);
+    if (sw->shared)
+        sw_shared_release(sw);
+    mars_path_free(sw->endpoint);
+    mars_path_free(sw->trace_id);
+    mars_path_free(sw->segment_id);
+    mars_path_free(sw->span_id);
+    for (size_t i = 0; i < sw->ntags; i++) {
+        mars_path_free(sw->tags[i]);
+        free(sc->tags[i].p);
+    }
+    free(sw->tags);
+    free(sc->tags);
+    free(sc->kv);
+    free(sc->kvp);
+    free(sc->msg.p);
+    free(sc->endpoint.p);
+    free(sc->trace.p);
+    free(sc->segment.p);
+    free(sc->text);
+    mars_encoder_fini(&sc->line);
+    if (sw->auth_hdr)
+        explicit_bzero(sw->auth_hdr, strlen(sw->auth_hdr));
+    if (sw->auth_md)
+        explicit_bzero(sw->auth_md, strlen(sw->auth_md));
+    free(sw->auth_hdr);
+    free(sw->auth_md);
+    free(sw->base_url);
+    free(sw->instance);
+    free(sw);
+}
+
+static int setup_transport(struct sw_sink *sw)
+{
+    const struct sw_conf *c = sw->conf;
+    if (c->tls.enabled)
+        mars_netconf_http_tls(&c->tls, sw->id, &sw->tls);
+    sw->http = mars_http_create(mars_sink_loop(sw->sink), NULL);
+    if (!sw->http)
+        return -ENOMEM;
+    if (c->token) {
+        size_t n = strlen(c->token) + 20;
+        sw->auth_md = malloc(n);
+        if (!sw->auth_md)
+            return -ENOMEM;
+        snprintf(sw->auth_md, n, "authentication: %s", c->token);
+    }
+    if (c->transport == SW_HTTP) {
+        size_t n = strlen(c->address) + 20;
+        sw->base_url = malloc(n);
+        if (!sw->base_url)
+            return -ENOMEM;
+        snprintf(sw->base_url, n, "%s://%s/v3/logs", c->tls.enabled ? "https" : "http", c->address);
+        sw->hdrs[0] = "Content-Type: application/json";
+        sw->hdrs[1] = sw->auth_md;
+        return 0;
+    }
+    const char *md[2] = {sw->auth_md, NULL};
+    struct mars_grpc_channel_opts o = {
+        .address = c->address,
+        .tls = c->tls.enabled,
+        .tls_conf = c->tls.enabled ? &sw->tls : NULL,
+        .metadata = md,
+    };
+    sw->ch = mars_grpc_channel_create(sw->http, &o);
+    return sw->ch ? 0 : -ENOMEM;
+}
+
+static int setup_fields(struct sw_sink *sw)
+{
+    const struct sw_conf *c = sw->conf;
+    struct sw_scratch *sc = scratch_of(sw);
+    sw->endpoint = path_of(c->endpoint_field);
+    sw->trace_id = path_of("trace_id");
+    sw->segment_id = path_of("segment_id");
+    sw->span_id = path_of("span_id");
+    size_t n = c->tags.n ? c->tags.n : 1;
+    sw->tags = calloc(n, sizeof(*sw->tags));
+    sc->tags = calloc(n, sizeof(*sc->tags));
+    sc->kv = calloc(n, sizeof(*sc->kv));
+    sc->kvp = calloc(n, sizeof(*sc->kvp));
+    if (!sw->trace_id || !sw->segment_id || !sw->span_id || !sw->tags || !sc->tags || !sc->kv ||
+        !sc->kvp || (c->endpoint_field && !sw->endpoint))
+        return -ENOMEM;
+    for (size_t i = 0; i < c->tags.n; i++)
+        if (!(sw->tags[sw->ntags++] = path_of(c->tags.v[i])))
+            return -EINVAL;
+    return 0;
+}
+
+static int sw_init(struct mars_sink *s)
+{
+    const struct sw_conf *c = mars_sink_conf(s);
+    struct sw_sink *sw = calloc(1, sizeof(*sw) + sizeof(struct sw_scratch));
+    if (!sw)
+        return -ENOMEM;
+    sw->sink = s;
+    sw->conf = c;
+    sw->id = mars_sink_id(s);
+    sw->instance = c->instance ? strdup(c->instance) : default_instance();
+    int rc = sw->instance ? 0 : -ENOMEM;
+    rc = rc ? rc : setup_fields(sw);
+    rc = rc ? rc : setup_transport(sw);
+    if (rc == 0) {
+        sw->nslots = mars_sink_concurrency(s);
+        sw->slots = calloc(sw->nslots, sizeof(*sw->slots));
+        rc = sw->slots ? 0 : -ENOMEM;
+        for (unsigned i = 0; rc == 0 && i < sw->nslots; i++)
+            sw->slots[i].sw = sw;
+    }
+    if (rc == 0 && !sw_shared_acquire(sw))
+        rc = -ENOMEM;
+    if (rc) {
+        mars_error(sw->id, "cannot start: %s", strerror(-rc));
+        sw_free(sw);
+        return rc;
+    }
+    /* one instance per sink registers mars with the OAP, whatever the number of workers */
+    sw->owner = !atomic_exchange(&sw->shared->owned, true);
+    if (sw->owner) {
+        if (c->protocol == SW_V6)
+            mars_warn(sw->id, "protocol v6: the OAP has no log or meter service; events are "
+                              "discarded, only the registration and the ping run");
+        sw_mgmt_start(sw);
+    }
+    mars_sink_set_state(s, sw);
+    return 0;
+}
+
+static void sw_abort(struct mars_sink *s)
+{
+    struct sw_sink *sw = mars_sink_state(s);
+    sw_mgmt_stop(sw);
+    /* every call in flight ends with CANCELLED: its request is reported ABORTED */
+    mars_http_shutdown(sw->http);
+}
+
+static void sw_destroy(struct mars_sink *s)
+{
+    sw_free(mars_sink_state(s));
+}
+
+const struct mars_component_desc mars_sink_skywalking = {
+    .name = "skywalking",
+    .description = "Sends logs (and optionally meters) to an Apache SkyWalking OAP over gRPC "
+                   "or its HTTP API, and registers mars as a service instance.",
+    .kind = MARS_KIND_SINK,
+    .accepts = MARS_DATA_LOG | MARS_DATA_METRIC,
+    .options = sw_options,
+    .conf_size = sizeof(struct sw_conf),
+    .check = sw_check,
+    .sink = {.init = sw_init, .write = sw_write, .abort = sw_abort, .destroy = sw_destroy},
+};

@@ -1,0 +1,114 @@
+/*
+ * skywalking_internal.h - what the files of the `skywalking` sink share: the options,
+ * the per-instance state, the shared (per sink) identity, and the management and meter
+ * parts (skywalking_mgmt.c, skywalking_meter.c) that skywalking.c drives.
+ *
+ * Thread: the sink's worker, except struct sw_shared (any thread, under its lock).
+ */
+#ifndef MARS_SINKS_SKYWALKING_INTERNAL_H
+#define MARS_SINKS_SKYWALKING_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/ev.h"
+#include "core/grpc.h"
+#include "core/http.h"
+#include "component.h"
+#include "sinks/skywalking.h"
+
+enum sw_transport { SW_GRPC, SW_HTTP };
+enum sw_protocol { SW_V8, SW_V6 };
+enum sw_body { SW_BODY_TEXT, SW_BODY_JSON };
+
+struct sw_conf {
+    char *address;
+    char *service;
+    char *instance;
+    char *layer;
+    char *token;
+    int transport; /* enum sw_transport */
+    int protocol;  /* enum sw_protocol */
+    int body;      /* enum sw_body */
+    char *endpoint_field;
+    struct mars_strlist tags;
+    int64_t keepalive_interval;
+    bool meters;
+    struct mars_tls_conf tls;
+};
+
+/* The identity of one sink, shared by its instances on every worker (sinks/skywalking.h). */
+struct sw_shared {
+    pthread_mutex_t lock;
+    atomic_bool owned; /* an instance runs the management calls */
+    struct mars_skywalking_ids ids;
+};
+
+struct sw_sink;
+
+/* The management state machine (register, keep alive; v6 register and ping). Runs in one
+ * instance per sink (the owner), on its worker's loop. */
+struct sw_mgmt {
+    struct sw_sink *sw;
+    struct mars_ev_op timer;
+    bool timer_armed, stopping;
+    int state;      /* enum in skywalking_mgmt.c */
+    unsigned ticks; /* keepalives since the last property report */
+    struct mars_grpc_call call;
+    struct mars_http_req http;
+    char *http_body;
+    bool http_active;
+    struct mars_grpc_buf buf;
+    bool auth_warned;
+};
+
+struct sw_sink {
+    struct mars_sink *sink;
+    const struct sw_conf *conf;
+    const char *id;
+    char *instance; /* configured, or the pod or host name */
+    struct mars_http *http;
+    struct mars_http_tls tls;
+    struct mars_grpc_channel *ch;
+    char *base_url;      /* transport http: http(s)://address */
+    const char *hdrs[4]; /* transport http: content type, authentication */
+    char *auth_hdr;
+    char *auth_md; /* grpc: "authentication: <token>" */
+    struct mars_path *endpoint, *trace_id, *segment_id, *span_id;
+    struct mars_path **tags;
+    size_t ntags;
+    struct sw_slot *slots;
+    unsigned nslots;
+    struct sw_shared *shared;
+    bool owner;
+    struct sw_mgmt mgmt;
+};
+
+/* Management: start from init (the owner only), stop from abort, free from destroy. */
+void sw_mgmt_start(struct sw_sink *sw);
+void sw_mgmt_stop(struct sw_sink *sw);
+void sw_mgmt_fini(struct sw_sink *sw);
+
+/* The shared identity: acquire at init (creates it on first use), release at destroy. */
+struct sw_shared *sw_shared_acquire(struct sw_sink *sw);
+void sw_shared_release(struct sw_sink *sw);
+
+/* Appends the request's metric events as one MeterDataCollection message to b. Sets
+ * *n to the number of meters written. Returns 0 or -ENOMEM. */
+int sw_meter_encode(struct sw_sink *sw, const struct mars_sink_req *r, struct mars_grpc_buf *b,
+                    uint64_t *n);
+
+/* The answer for a gRPC status: OK, RETRY (UNAVAILABLE, transport errors, timeouts) or
+ * REJECTED (auth and the rest), logged and kept as the sink's last error. */
+enum mars_sink_result sw_classify(struct sw_sink *sw, const char *what,
+                                  const struct mars_grpc_result *res, uint64_t events);
+
+/* Appends a string literal (without its NUL) to an encoder. */
+#define PUT_LIT(e, lit) mars_encoder_put((e), (lit), sizeof(lit) - 1)
+
+/* Milliseconds since the epoch now. */
+int64_t sw_now_ms(void);
+
+#endif

@@ -6,15 +6,18 @@ set -euo pipefail
 what=${1:-build}
 pkgs=(build-essential cmake pkg-config libyaml-dev libevent-dev liburing-dev libpcre2-dev
       libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev liblz4-dev libprotobuf-c-dev
-      protobuf-c-compiler)
+      protobuf-c-compiler libnftnl-dev libmnl-dev libip4tc-dev libip6tc-dev)
 if [ "$what" = test ]; then
   # prometheus: promtool and the server the observability tests scrape mars with; curl: HTTP
   # openssl: test certificates for the TLS cases; python3-yaml: the Kubernetes manifests test;
   # nghttp2-server: nghttpd, a real HTTP/2 server for the http sink test; libjansson-dev and
   # libsimdjson-dev: the JSON parsers bench/run's json-scanner rows compare mars's scanner with
   # clang-format, cppcheck: make format-check and make cppcheck, the first steps of make test
+  # iptables, nftables, iputils-ping: rules and traffic the iptables source tests count, in
+  # private network namespaces
   pkgs+=(clang libclang-rt-14-dev libcmocka-dev python3 procps gnuplot-nox prometheus curl openssl
-         python3-yaml nghttp2-server libjansson-dev libsimdjson-dev clang-format cppcheck)
+         python3-yaml nghttp2-server libjansson-dev libsimdjson-dev clang-format cppcheck
+         iptables nftables iputils-ping)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

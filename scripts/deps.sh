@@ -6,7 +6,7 @@ set -euo pipefail
 what=${1:-build}
 pkgs=(build-essential cmake pkg-config libyaml-dev libevent-dev liburing-dev libpcre2-dev
       libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev liblz4-dev libprotobuf-c-dev
-      protobuf-c-compiler librdkafka-dev)
+      protobuf-c-compiler librdkafka-dev libnftnl-dev libmnl-dev libip4tc-dev libip6tc-dev)
 if [ "$what" = test ]; then
   # prometheus: promtool and the server the observability tests scrape mars with; curl: HTTP
   # openssl: test certificates for the TLS cases; python3-yaml: the Kubernetes manifests test;
@@ -16,9 +16,11 @@ if [ "$what" = test ]; then
   # kcat: reads back what the kafka sink produced (tests/integration/kafka_*.sh)
   # python3-grpcio, python3-protobuf, protobuf-compiler: the fake SkyWalking OAP (stubs
   # generated from proto/skywalking at test time)
+  # iptables, nftables, iputils-ping: rules and traffic the iptables source tests count, in
+  # private network namespaces
   pkgs+=(clang libclang-rt-14-dev libcmocka-dev python3 procps gnuplot-nox prometheus curl openssl
          python3-yaml nghttp2-server libjansson-dev libsimdjson-dev clang-format cppcheck
-         kcat python3-grpcio python3-protobuf protobuf-compiler)
+         kcat python3-grpcio python3-protobuf protobuf-compiler iptables nftables iputils-ping)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

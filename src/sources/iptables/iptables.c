@@ -1,0 +1,471 @@
+/*
+ * iptables.c - the `iptables` source: per-rule packet and byte counters of the node's
+ * netfilter rules as counter metric events (<namespace>_iptables_packets_total and
+ * _bytes_total, labelled family, table, chain, rule, target) every `interval`.
+ *
+ * Backends: nft reads nf_tables over netlink (ipt_nft.c: iptables-nft and native nft
+ * rules, named counter objects); legacy reads x_tables through libiptc (ipt_legacy.c);
+ * auto reads nft, and legacy for each family whose legacy tables already exist (never
+ * creating one). Nothing is exec'd and the xtables lock is never taken.
+ *
+ * Why a thread. A dump of a kube-proxy-sized ruleset (10,000 rules) takes tens of
+ * milliseconds of CPU, and libiptc's snapshot is one blocking call that cannot be split;
+ * on the worker it would stall every source and sink placed there. So each instance owns
+ * one dump thread that sleeps on a condition variable. The worker's timer asks for a dump
+ * (unless the source is paused by backpressure: counters are snapshots, the next one
+ * supersedes), the thread dumps, applies the selection and max_series into a finished table
+ * (ipt_dump.c), hands it over under the mutex and writes an eventfd; the worker reads that
+ * eventfd through its ev loop, turns the table into batches of metric events and emits
+ * them. The worker never waits on the thread, except in destroy, which joins it (at most
+ * the rest of one dump). At most one dump is in flight; a tick that finds one running is
+ * skipped.
+ *
+ * Errors (a missing capability, no nf_tables, no legacy tables for backend: legacy) are
+ * logged once when they start or change, shown as the component's last error and counted;
+ * the next interval tries again, and the rest of the pipeline runs on.
+ *
+ * Thread: the source's worker, except dump_main (the dump thread).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/ev.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "component.h"
+#include "sources/iptables/ipt_internal.h"
+
+#define IPT_ROWS_PER_BATCH 1024
+
+enum ipt_backend { IPT_BACKEND_AUTO, IPT_BACKEND_NFT, IPT_BACKEND_LEGACY };
+static const char *const backend_names[] = {"auto", "nft", "legacy", NULL};
+
+struct ipt_conf {
+    int64_t interval;
+    char *namespace_;
+    int backend;
+    struct mars_strlist tables, chains, families;
+    char *comment_prefix;
+    int64_t max_series;
+};
+
+#define OFF(f) offsetof(struct ipt_conf, f)
+static const struct mars_opt ipt_options[] = {
+    {.name = "interval",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(interval),
+     .def = "15s",
+     .min = 100000000,
+     .max = (int64_t)24 * 3600 * 1000000000,
+     .desc = "How often the rule counters are read and emitted."},
+    {.name = "namespace",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(namespace_),
+     .def = "mars",
+     .desc = "Prefix of the metric names (<namespace>_iptables_packets_total)."},
+    {.name = "backend",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(backend),
+     .def = "auto",
+     .choices = backend_names,
+     .desc = "nft (nf_tables over netlink: iptables-nft and native nft rules), legacy "
+             "(x_tables through libiptc), or auto: nft, plus legacy for each family whose "
+             "legacy tables already exist."},
+    {.name = "tables",
+     .type = MARS_OPT_LIST,
+     .offset = OFF(tables),
+     .desc = "Tables to read, as glob patterns (filter, nat, kube-*); empty reads all."},
+    {.name = "chains",
+     .type = MARS_OPT_LIST,
+     .offset = OFF(chains),
+     .desc = "Chains to read, as glob patterns (KUBE-SVC-*); empty reads all (named counter "
+             "objects are read only when this is empty)."},
+    {.name = "families",
+     .type = MARS_OPT_LIST,
+     .offset = OFF(families),
+     .desc = "nft families to read: ip, ip6, inet, arp, bridge, netdev (legacy IPv4 rules are "
+             "ip, IPv6 ip6); empty reads all."},
+    {.name = "comment_prefix",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(comment_prefix),
+     .desc = "Read only rules whose comment starts with this text."},
+    {.name = "max_series",
+     .type = MARS_OPT_INT,
+     .offset = OFF(max_series),
+     .def = "20000",
+     .min = 1,
+     .max = 10000000,
+     .desc = "Most series (distinct label sets) per read; rules past it are counted and "
+             "logged once per interval."},
+    {.name = NULL},
+};
+
+struct ipt {
+    struct mars_source *src;
+    const struct ipt_conf *conf;
+    struct ipt_filter filter;
+    char m_packets[160], m_bytes[160];
+    /* worker side */
+    struct mars_ev_op timer, wake;
+    uint64_t wake_buf;
+    bool timer_armed, wake_armed, stopping, finished, in_flight;
+    char last_why[256];
+    /* shared with the dump thread, under mu */
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool want, quit;
+    struct ipt_dump *done;
+    int efd;
+};
+
+/* ---- config ---- */
+
+static int family_mask(const struct mars_strlist *l, const char **bad)
+{
+    unsigned m = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        int k = 0;
+        while (ipt_family_names[k] && strcmp(ipt_family_names[k], l->v[i]) != 0)
+            k++;
+        if (!ipt_family_names[k]) {
+            *bad = l->v[i];
+            return -1;
+        }
+        m |= 1u << k;
+    }
+    return (int)m;
+}
+
+static void diag_at(struct mars_diag *diag, const struct mars_cfg_node *node, const char *key,
+                    const char *fmt, const char *arg)
+{
+    const struct mars_cfg_node *n = mars_cfg_get(node, key);
+    if (!n)
+        n = node;
+    mars_diag_add(diag, n->file, n->line, n->col, fmt, arg);
+}
+
+static int ipt_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+{
+    const struct ipt_conf *c = conf;
+    const char *bad = NULL;
+    int rc = 0;
+    if (c->namespace_ && !mars_metric_name_valid(c->namespace_, strlen(c->namespace_))) {
+        diag_at(diag, node, "namespace",
+                "option 'namespace': '%s' is not a valid metric name prefix", c->namespace_);
+        rc = -EINVAL;
+    }
+    if (family_mask(&c->families, &bad) < 0) {
+        diag_at(diag, node, "families",
+                "option 'families': unknown family '%s' (ip, ip6, inet, arp, bridge, netdev)", bad);
+        rc = -EINVAL;
+    }
+    if (c->backend == IPT_BACKEND_LEGACY) {
+        for (size_t i = 0; i < c->families.n; i++) {
+            if (strcmp(c->families.v[i], "ip") != 0 && strcmp(c->families.v[i], "ip6") != 0) {
+                diag_at(diag, node, "families",
+                        "option 'families': backend legacy reads only ip and ip6, not '%s'",
+                        c->families.v[i]);
+                rc = -EINVAL;
+            }
+        }
+    }
+    return rc;
+}
+
+/* ---- the dump thread ---- */
+
+static void dump_run(struct ipt *x, struct ipt_dump *d)
+{
+    const struct ipt_filter *f = &x->filter;
+    int b = x->conf->backend;
+    if (b != IPT_BACKEND_LEGACY)
+        ipt_nft_dump(d, f, true);
+    for (int v6 = 0; v6 <= 1; v6++) {
+        if (!ipt_filter_family(f, v6 ? IPT_FAM_IP6 : IPT_FAM_IP))
+            continue;
+        if (b == IPT_BACKEND_NFT || !ipt_legacy_present(v6))
+            continue;
+        ipt_legacy_dump(d, f, v6);
+    }
+    if (b == IPT_BACKEND_LEGACY && !d->err && !ipt_legacy_present(false) &&
+        !ipt_legacy_present(true))
+        ipt_dump_fail(d, -ENOENT,
+                      "legacy: no legacy iptables tables exist here (/proc/net/ip_tables_names "
+                      "and ip6_tables_names are empty); mars does not create them: use "
+                      "backend nft or auto");
+}
+
+static void *dump_main(void *arg)
+{
+    struct ipt *x = arg;
+    pthread_mutex_lock(&x->mu);
+    for (;;) {
+        while (!x->want && !x->quit)
+            pthread_cond_wait(&x->cv, &x->mu);
+        if (x->quit)
+            break;
+        x->want = false;
+        pthread_mutex_unlock(&x->mu);
+        struct ipt_dump *d = ipt_dump_create();
+        if (d)
+            dump_run(x, d);
+        pthread_mutex_lock(&x->mu);
+        ipt_dump_destroy(x->done); /* normally NULL: the worker took the last one */
+        x->done = d;
+        uint64_t one = 1;
+        if (write(x->efd, &one, sizeof(one)) < 0) {
+            /* the counter cannot overflow at one write per dump; nothing to do */
+        }
+    }
+    pthread_mutex_unlock(&x->mu);
+    return NULL;
+}
+
+/* ---- emitting ---- */
+
+static void ipt_acked(struct mars_batch *b, bool delivered)
+{
+    struct ipt *x = b->ack.ctx;
+    if (delivered)
+        mars_stat_add(&mars_source_stats(x->src)->acked_events, b->ack.a);
+}
+
+static int push_row(struct ipt *x, struct mars_batch *b, const struct ipt_dump *d,
+                    const struct ipt_row *r, int64_t ts)
+{
+    static const char *const names[] = {"family", "table", "chain", "rule", "target"};
+    const char *vals[] = {ipt_str(d, r->family), ipt_str(d, r->table), ipt_str(d, r->chain),
+                          ipt_str(d, r->rule), ipt_str(d, r->target)};
+    struct mars_metric_sample m = {.name = x->m_packets,
+                                   .help = "Packets counted by the rule.",
+                                   .kind = MARS_METRIC_COUNTER,
+                                   .label_names = names,
+                                   .label_values = vals,
+                                   .nlabels = 5,
+                                   .value = (double)r->packets};
+    int rc = mars_batch_push_metric(b, &m, ts);
+    m.name = x->m_bytes;
+    m.help = "Bytes counted by the rule.";
+    m.value = (double)r->bytes;
+    return rc ? rc : mars_batch_push_metric(b, &m, ts);
+}
+
+static void emit_dump(struct ipt *x, const struct ipt_dump *d)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ts = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    for (size_t i = 0; i < d->n;) {
+        size_t end = i + IPT_ROWS_PER_BATCH < d->n ? i + IPT_ROWS_PER_BATCH : d->n;
+        struct mars_batch *b = mars_source_batch(x->src, (uint32_t)(2 * (end - i)));
+        int rc = b ? 0 : -ENOMEM;
+        for (; rc == 0 && i < end; i++)
+            rc = push_row(x, b, d, &d->rows[i], ts);
+        if (rc) {
+            mars_stat_add(&mars_source_stats(x->src)->errors[MARS_ERR_MEMORY], 1);
+            MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(x->src),
+                        "out of memory building iptables counter events; dropped");
+            if (b)
+                mars_batch_release(b);
+            return;
+        }
+        b->ack = (struct mars_batch_ack){.fn = ipt_acked, .ctx = x, .a = b->n};
+        mars_source_emit(x->src, b);
+    }
+}
+
+static void report(struct ipt *x, const struct ipt_dump *d)
+{
+    const char *id = mars_source_id(x->src);
+    if (d->err) {
+        mars_stat_add(&mars_source_stats(x->src)->errors[MARS_ERR_READ], 1);
+        mars_source_last_error(x->src, "%s", d->why);
+        if (strcmp(d->why, x->last_why) != 0)
+            mars_error(id, "%s; retrying every interval", d->why);
+        snprintf(x->last_why, sizeof(x->last_why), "%s", d->why);
+    } else if (x->last_why[0]) {
+        mars_info(id, "reading rule counters works again (%zu series)", d->n);
+        x->last_why[0] = 0;
+    }
+    if (d->overflow) {
+        mars_stat_add(&mars_source_stats(x->src)->errors[MARS_ERR_LIMIT], d->overflow);
+        mars_warn(id, "max_series %zu reached: %llu rules left out of this read",
+                  x->filter.max_series, (unsigned long long)d->overflow);
+    }
+}
+
+/* ---- worker side: timer, wakeup, lifecycle ---- */
+
+static void maybe_finish(struct ipt *x)
+{
+    if (x->stopping && !x->timer_armed && !x->wake_armed && !x->finished) {
+        x->finished = true;
+        mars_source_finished(x->src);
+    }
+}
+
+static void on_tick(struct mars_ev_op *op, int res);
+static void on_wake(struct mars_ev_op *op, int res);
+
+static void arm_timer(struct ipt *x, int64_t ns)
+{
+    mars_ev_prep_timer(&x->timer, ns, on_tick, x);
+    x->timer_armed = mars_ev_submit(mars_source_loop(x->src), &x->timer) == 0;
+}
+
+static void arm_wake(struct ipt *x)
+{
+    mars_ev_prep_read(&x->wake, x->efd, &x->wake_buf, sizeof(x->wake_buf), MARS_EV_CUR, on_wake, x);
+    x->wake_armed = mars_ev_submit(mars_source_loop(x->src), &x->wake) == 0;
+}
+
+static void request_dump(struct ipt *x)
+{
+    pthread_mutex_lock(&x->mu);
+    x->want = true;
+    pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    x->in_flight = true;
+}
+
+static void on_tick(struct mars_ev_op *op, int res)
+{
+    struct ipt *x = op->data;
+    x->timer_armed = false;
+    if (res == -ECANCELED || x->stopping) {
+        maybe_finish(x);
+        return;
+    }
+    if (!x->in_flight && !mars_source_paused(x->src))
+        request_dump(x);
+    if (!mars_source_once(x->src))
+        arm_timer(x, x->conf->interval);
+}
+
+static void on_wake(struct mars_ev_op *op, int res)
+{
+    struct ipt *x = op->data;
+    x->wake_armed = false;
+    if (res == -ECANCELED || x->stopping) {
+        maybe_finish(x);
+        return;
+    }
+    pthread_mutex_lock(&x->mu);
+    struct ipt_dump *d = x->done;
+    x->done = NULL;
+    pthread_mutex_unlock(&x->mu);
+    if (d) {
+        x->in_flight = false;
+        report(x, d);
+        if (!mars_source_paused(x->src))
+            emit_dump(x, d);
+        ipt_dump_destroy(d);
+    }
+    if (mars_source_once(x->src) && d) {
+        x->stopping = true;
+        if (x->timer_armed)
+            mars_ev_cancel(mars_source_loop(x->src), &x->timer);
+        maybe_finish(x);
+        return;
+    }
+    if (res < 0 && res != -EAGAIN && res != -EINTR) {
+        mars_error(mars_source_id(x->src), "dump wakeup failed: %s", strerror(-res));
+        return;
+    }
+    arm_wake(x);
+}
+
+static int ipt_init(struct mars_source *s)
+{
+    struct ipt *x = calloc(1, sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    x->src = s;
+    x->conf = mars_source_conf(s);
+    x->efd = -1;
+    const char *bad;
+    x->filter = (struct ipt_filter){.families = (unsigned)family_mask(&x->conf->families, &bad),
+                                    .tables = &x->conf->tables,
+                                    .chains = &x->conf->chains,
+                                    .comment_prefix = x->conf->comment_prefix,
+                                    .max_series = (size_t)x->conf->max_series};
+    snprintf(x->m_packets, sizeof(x->m_packets), "%s_iptables_packets_total", x->conf->namespace_);
+    snprintf(x->m_bytes, sizeof(x->m_bytes), "%s_iptables_bytes_total", x->conf->namespace_);
+    pthread_mutex_init(&x->mu, NULL);
+    pthread_cond_init(&x->cv, NULL);
+    mars_source_set_state(s, x);
+    return 0;
+}
+
+static int ipt_start(struct mars_source *s)
+{
+    struct ipt *x = mars_source_state(s);
+    int rc;
+    x->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (x->efd < 0)
+        return -errno;
+    if ((rc = pthread_create(&x->thread, NULL, dump_main, x)) != 0) {
+        mars_error(mars_source_id(s), "cannot start the dump thread: %s", strerror(rc));
+        return -rc;
+    }
+    x->thread_started = true;
+    arm_wake(x);
+    /* the first read at once: counters are wanted from the first scrape */
+    arm_timer(x, 0);
+    return x->timer_armed && x->wake_armed ? 0 : -EIO;
+}
+
+static void ipt_stop(struct mars_source *s)
+{
+    struct ipt *x = mars_source_state(s);
+    x->stopping = true;
+    pthread_mutex_lock(&x->mu);
+    x->quit = true;
+    pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    if (x->timer_armed)
+        mars_ev_cancel(mars_source_loop(s), &x->timer);
+    if (x->wake_armed)
+        mars_ev_cancel(mars_source_loop(s), &x->wake);
+    maybe_finish(x);
+}
+
+static void ipt_destroy(struct mars_source *s)
+{
+    struct ipt *x = mars_source_state(s);
+    if (x->thread_started) {
+        pthread_mutex_lock(&x->mu);
+        x->quit = true;
+        pthread_cond_signal(&x->cv);
+        pthread_mutex_unlock(&x->mu);
+        pthread_join(x->thread, NULL); /* at most the rest of one dump */
+    }
+    ipt_dump_destroy(x->done);
+    if (x->efd >= 0)
+        close(x->efd);
+    pthread_cond_destroy(&x->cv);
+    pthread_mutex_destroy(&x->mu);
+    free(x);
+}
+
+const struct mars_component_desc mars_source_iptables = {
+    .name = "iptables",
+    .description = "Emits the packet and byte counters of netfilter rules (nft and legacy "
+                   "iptables) as metric events on an interval.",
+    .kind = MARS_KIND_SOURCE,
+    .produces = MARS_DATA_METRIC,
+    .options = ipt_options,
+    .conf_size = sizeof(struct ipt_conf),
+    .check = ipt_check,
+    .source = {.init = ipt_init, .start = ipt_start, .stop = ipt_stop, .destroy = ipt_destroy},
+};

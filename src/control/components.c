@@ -17,6 +17,7 @@ extern const struct mars_component_desc mars_source_file;
 extern const struct mars_component_desc mars_source_health_check;
 extern const struct mars_component_desc mars_source_internal_metrics;
 extern const struct mars_component_desc mars_source_iptables;
+extern const struct mars_component_desc mars_source_kafka;
 extern const struct mars_component_desc mars_source_kubernetes_logs;
 extern const struct mars_component_desc mars_source_mars;
 extern const struct mars_component_desc mars_source_stdin;
@@ -48,6 +49,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_source_health_check,
     &mars_source_internal_metrics,
     &mars_source_iptables,
+    &mars_source_kafka,
     &mars_source_kubernetes_logs,
     &mars_source_mars,
     &mars_source_stdin,

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "config/config.h"
 #include "config/registry.h"
 
@@ -30,13 +31,11 @@ static const char *data_name(unsigned t)
     return (t & MARS_DATA_METRIC) ? "metric" : "log";
 }
 
-static int push_idx(uint32_t **arr, uint32_t *n, uint32_t v)
+static int push_idx(uint32_t **arr, size_t *cap, uint32_t *n, uint32_t v)
 {
-    uint32_t *a = realloc(*arr, (*n + 1) * sizeof(**arr));
-    if (!a)
+    if (mars_grow(arr, cap, (size_t)*n + 1, sizeof(**arr)))
         return -ENOMEM;
-    a[(*n)++] = v;
-    *arr = a;
+    (*arr)[(*n)++] = v;
     return 0;
 }
 
@@ -151,12 +150,11 @@ static int add_edge(struct mars_config *c, uint32_t up, uint32_t to, uint32_t po
 {
     struct mars_node *u = &c->nodes[up];
     uint32_t n = u->nout;
-    uint32_t *p = realloc(u->out_port, (n + 1) * sizeof(*p));
-    if (!p)
+    if (mars_grow(&u->out_port, &u->out_port_cap, (size_t)n + 1, sizeof(*u->out_port)))
         return -ENOMEM;
-    u->out_port = p;
-    p[n] = port;
-    if (push_idx(&c->nodes[to].in, &c->nodes[to].nin, up) || push_idx(&u->out, &u->nout, to))
+    u->out_port[n] = port;
+    if (push_idx(&c->nodes[to].in, &c->nodes[to].in_cap, &c->nodes[to].nin, up) ||
+        push_idx(&u->out, &u->out_cap, &u->nout, to))
         return -ENOMEM;
     return 0;
 }

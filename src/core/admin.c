@@ -42,6 +42,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "core/grow.h"
 #include "core/json_escape.h"
 #include "core/log.h"
 
@@ -73,7 +74,7 @@ struct mars_admin {
     struct evhttp *http;
     struct event *stop_ev;
     struct route *routes;
-    size_t nroutes;
+    size_t nroutes, routes_cap;
     struct probe *probes;
     unsigned conns;
     pthread_t thread;
@@ -497,11 +498,9 @@ struct mars_admin *mars_admin_create(const struct mars_admin_opts *o)
 int mars_admin_route(struct mars_admin *a, const char *path, bool prefix, unsigned methods,
                      mars_admin_handler h, void *arg)
 {
-    struct route *r = realloc(a->routes, (a->nroutes + 1) * sizeof(*r));
-    if (!r)
+    if (mars_grow(&a->routes, &a->routes_cap, a->nroutes + 1, sizeof(*a->routes)))
         return -ENOMEM;
-    a->routes = r;
-    r = &a->routes[a->nroutes];
+    struct route *r = &a->routes[a->nroutes];
     *r = (struct route){
         .path = strdup(path), .prefix = prefix, .methods = methods, .h = h, .arg = arg};
     if (!r->path)

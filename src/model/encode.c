@@ -13,6 +13,7 @@
 
 #include "model/fields.h"
 
+#include "core/grow.h"
 #include "core/json_escape.h"
 
 #include <errno.h>
@@ -36,17 +37,7 @@ void mars_encoder_fini(struct mars_encoder *e)
 
 static int out_reserve(struct mars_encoder *e, size_t more)
 {
-    if (e->out_len + more <= e->out_cap)
-        return 0;
-    size_t cap = e->out_cap ? e->out_cap : 4096;
-    while (cap < e->out_len + more)
-        cap *= 2;
-    char *p = realloc(e->out, cap);
-    if (!p)
-        return -ENOMEM;
-    e->out = p;
-    e->out_cap = cap;
-    return 0;
+    return mars_grow(&e->out, &e->out_cap, e->out_len + more, 1);
 }
 
 static int out_put(struct mars_encoder *e, const void *p, size_t n)
@@ -67,14 +58,8 @@ static int iov_add(struct mars_encoder *e, const void *base, size_t len)
             return 0;
         }
     }
-    if (e->niov == e->iov_cap) {
-        int cap = e->iov_cap ? e->iov_cap * 2 : 64;
-        struct iovec *v = realloc(e->iov, (size_t)cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        e->iov = v;
-        e->iov_cap = cap;
-    }
+    if (mars_grow(&e->iov, &e->iov_cap, (size_t)e->niov + 1, sizeof(*e->iov)))
+        return -ENOMEM;
     e->iov[e->niov++] = (struct iovec){.iov_base = (void *)base, .iov_len = len};
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/log.h"
 #include "component.h"
 #include "sinks/httpsink.h"
@@ -76,13 +77,8 @@ static int to_array(struct http_sink *h, struct iovec *out)
     size_t total = 2;
     for (int i = 0; i < h->enc.niov; i++)
         total += h->enc.iov[i].iov_len;
-    if (total > h->arr_cap) {
-        char *p = realloc(h->arr, total);
-        if (!p)
-            return -ENOMEM;
-        h->arr = p;
-        h->arr_cap = total;
-    }
+    if (mars_grow(&h->arr, &h->arr_cap, total, 1))
+        return -ENOMEM;
     size_t pos = 0;
     h->arr[pos++] = '[';
     for (int i = 0; i < h->enc.niov; i++) {

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/grow.h"
 #include "core/hash.h"
 #include "core/ev.h"
 #include "core/log.h"
@@ -107,9 +108,11 @@ struct loki_sink {
     struct mars_encoder lab;  /* label texts of the request's streams */
     struct mars_encoder line; /* one json line */
     struct entry *ent;
-    uint32_t nent, ent_cap;
+    uint32_t nent;
+    size_t ent_cap;
     struct stream *streams;
-    uint32_t nstreams, streams_cap;
+    uint32_t nstreams;
+    size_t streams_cap;
     uint32_t *table; /* stream index + 1; 0 empty */
     uint32_t table_cap;
     char *scratch;
@@ -206,21 +209,6 @@ static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_
 
 /* ---- grouping a request into streams ---- */
 
-static int grow(void **p, uint32_t *cap, uint32_t need, size_t size)
-{
-    if (need <= *cap)
-        return 0;
-    uint32_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    void *n = realloc(*p, (size_t)c * size);
-    if (!n)
-        return -ENOMEM;
-    *p = n;
-    *cap = c;
-    return 0;
-}
-
 /* Renders ev's labels into ls->lab (appended) and records which fields they came from. */
 static int put_labels(struct loki_sink *ls, const struct mars_event *ev, struct entry *en)
 {
@@ -289,7 +277,7 @@ static int64_t find_stream(struct loki_sink *ls, size_t off)
             return ls->table[j] - 1;
         }
     }
-    if (grow((void **)&ls->streams, &ls->streams_cap, ls->nstreams + 1, sizeof(struct stream)))
+    if (mars_grow(&ls->streams, &ls->streams_cap, (size_t)ls->nstreams + 1, sizeof(*ls->streams)))
         return -ENOMEM;
     ls->streams[ls->nstreams] = (struct stream){.hash = h, .off = (uint32_t)off, .len = len};
     ls->table[j] = ls->nstreams + 1;
@@ -312,7 +300,7 @@ static int group(struct loki_sink *ls, const struct mars_sink_req *r, int64_t no
     ls->nent = ls->nstreams = 0;
     if (ls->table)
         memset(ls->table, 0, ls->table_cap * sizeof(*ls->table));
-    if (grow((void **)&ls->ent, &ls->ent_cap, (uint32_t)r->events, sizeof(struct entry)))
+    if (mars_grow(&ls->ent, &ls->ent_cap, r->events, sizeof(*ls->ent)))
         return -ENOMEM;
     for (uint32_t b = 0; b < r->n; b++) {
         for (uint32_t i = 0; i < r->batches[b]->n; i++) {

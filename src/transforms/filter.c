@@ -41,7 +41,7 @@ struct filter {
     struct mars_cond *cond;
     bool invert;
     bool *keep;
-    uint32_t cap;
+    size_t cap;
 };
 
 static int filter_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "component.h"
 #include "transforms_internal.h"
 
@@ -42,8 +43,8 @@ static const struct mars_opt route_options[] = {
 struct route {
     struct mars_cond **conds;
     uint32_t n;
-    bool *match; /* n + 1 rows of `cap` flags; the last row is _unmatched */
-    uint32_t cap;
+    bool *match; /* n + 1 rows of a batch's flags; the last row is _unmatched */
+    size_t cap;  /* flags allocated */
 };
 
 static const char *route_port(const void *conf, size_t i)
@@ -127,15 +128,10 @@ static void route_process(struct mars_transform *t, struct mars_batch *b)
 {
     struct route *r = mars_transform_state(t);
     uint32_t n = b->n;
-    if (n > r->cap) {
-        bool *m = realloc(r->match, (size_t)(r->n + 1) * n * sizeof(*m));
-        if (!m) {
-            mars_stat_add(&mars_transform_stats(t)->errors[MARS_ERR_MEMORY], 1);
-            mars_batch_abandon(b); /* not delivered: a source that can replays it */
-            return;
-        }
-        r->match = m;
-        r->cap = n;
+    if (mars_grow(&r->match, &r->cap, (size_t)(r->n + 1) * n, sizeof(*r->match))) {
+        mars_stat_add(&mars_transform_stats(t)->errors[MARS_ERR_MEMORY], 1);
+        mars_batch_abandon(b); /* not delivered: a source that can replays it */
+        return;
     }
     bool *none = r->match + (size_t)r->n * n;
     uint32_t unmatched = n;

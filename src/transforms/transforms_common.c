@@ -6,18 +6,12 @@
  */
 #include <stdlib.h>
 
+#include "core/grow.h"
 #include "transforms_internal.h"
 
-bool *mars_xform_flags(bool **buf, uint32_t *cap, uint32_t n)
+bool *mars_xform_flags(bool **buf, size_t *cap, uint32_t n)
 {
-    if (n > *cap) {
-        bool *k = realloc(*buf, n * sizeof(*k));
-        if (!k)
-            return NULL;
-        *buf = k;
-        *cap = n;
-    }
-    return *buf;
+    return mars_grow(buf, cap, n, sizeof(**buf)) ? NULL : *buf;
 }
 
 void mars_xform_emit_kept(struct mars_transform *t, struct mars_batch *b, const bool *keep,

@@ -6,13 +6,14 @@
 #define MARS_TRANSFORMS_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "component.h"
 
-/* A per-instance array of n flags, grown with realloc when a bigger batch comes (reused,
+/* A per-instance array of n flags, grown (core/grow.h) when a bigger batch comes (reused,
  * so steady state allocates nothing). NULL on -ENOMEM. */
-bool *mars_xform_flags(bool **buf, uint32_t *cap, uint32_t n);
+bool *mars_xform_flags(bool **buf, size_t *cap, uint32_t n);
 /* Passes on the `kept` events of b with keep[i] set and counts the others as discarded on
  * purpose. Takes b: unchanged when all are kept, released when none is, compacted when
  * exclusive, narrowed with mars_batch_select() when shared. */

@@ -30,6 +30,7 @@
 
 #include "sources/file/file_internal.h"
 #include "core/ev.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "k8s_internal.h"
@@ -134,18 +135,16 @@ static char *trimmed(const char *s, size_t n)
 static int parse_selector(const char *s, struct k8s_term **out, size_t *nout)
 {
     struct k8s_term *t = NULL;
-    size_t n = 0;
+    size_t n = 0, cap = 0;
     *out = NULL;
     *nout = 0;
     while (s && *s) {
         const char *e = strchr(s, ',');
         size_t len = e ? (size_t)(e - s) : strlen(s);
-        struct k8s_term *nt = realloc(t, (n + 1) * sizeof(*t));
-        if (!nt) {
+        if (mars_grow(&t, &cap, n + 1, sizeof(*t))) {
             free_terms(t, n);
             return -ENOMEM;
         }
-        t = nt;
         struct k8s_term *x = &t[n++];
         memset(x, 0, sizeof(*x));
         const char *op = memchr(s, '=', len);

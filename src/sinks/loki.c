@@ -30,6 +30,7 @@
 #include "core/hash.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "component.h"
 #include "sinks/httpsink.h"
 
@@ -141,17 +142,6 @@ static struct mars_path *pure_field(const char *t)
     return mars_path_compile(b, (size_t)(e - b), &at, &why);
 }
 
-static bool label_name_ok(const char *s)
-{
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
-        return false;
-    for (s++; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_' ||
-              (*s >= '0' && *s <= '9')))
-            return false;
-    return true;
-}
-
 /* Fields whose values are usually unique per line make a stream per line. */
 static bool looks_high_cardinality(const char *tpl)
 {
@@ -175,7 +165,7 @@ static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_
         n = node;
     for (size_t i = 0; i < c->labels.n; i++) {
         struct mars_template *t = mars_template_compile(c->labels.vals[i], 0, err, sizeof(err));
-        if (!label_name_ok(c->labels.keys[i])) {
+        if (!mars_label_name_valid(c->labels.keys[i], strlen(c->labels.keys[i]))) {
             mars_diag_add(diag, n->file, n->line, n->col,
                           "labels: '%s' is not a Loki label name ([a-zA-Z_][a-zA-Z0-9_]*)",
                           c->labels.keys[i]);

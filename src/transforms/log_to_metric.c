@@ -31,6 +31,7 @@
 
 #include "core/arena.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "log_to_metric_internal.h"
 #include "component.h"
 
@@ -105,23 +106,12 @@ static const struct mars_opt l2m_options[] = {
     {.name = NULL},
 };
 
-static bool name_ok(const char *s)
-{
-    if (!s[0] || (s[0] >= '0' && s[0] <= '9'))
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_' || *s == ':'))
-            return false;
-    return true;
-}
-
 static int check_metric(const struct mars_l2m_metric_conf *mc, const struct mars_cfg_node *item,
                         struct mars_diag *diag)
 {
     int rc = 0;
     const struct mars_cfg_node *at = mars_opt_node(item, "name", NULL);
-    if (!name_ok(mc->name)) {
+    if (!mars_metric_name_valid(mc->name, strlen(mc->name))) {
         mars_diag_add(diag, at->file, at->line, at->col,
                       "option 'metrics.name': '%s' is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
                       mc->name);
@@ -151,7 +141,7 @@ static int check_metric(const struct mars_l2m_metric_conf *mc, const struct mars
                                               "metrics.condition", diag))
         rc = -EINVAL;
     for (size_t i = 0; i < mc->labels.n; i++) {
-        if (!name_ok(mc->labels.keys[i]) || strchr(mc->labels.keys[i], ':')) {
+        if (!mars_label_name_valid(mc->labels.keys[i], strlen(mc->labels.keys[i]))) {
             const struct mars_cfg_node *k =
                 mars_cfg_get_key(mars_cfg_get(item, "labels"), mc->labels.keys[i]);
             at = k ? k : item;

@@ -49,6 +49,10 @@ const char *mars_opt_type_name(enum mars_opt_type t)
         return "section";
     case MARS_OPT_SECTION_LIST:
         return "list of sections";
+    case MARS_OPT_URL:
+        return "url";
+    case MARS_OPT_URL_LIST:
+        return "list of urls";
     }
     return "?";
 }

@@ -51,7 +51,7 @@ struct loki_conf {
 
 #define OFF(f) offsetof(struct loki_conf, f)
 static const struct mars_opt loki_options[] = {
-    {.name = "endpoint", .type = MARS_OPT_STRING, .offset = OFF(endpoint),
+    {.name = "endpoint", .type = MARS_OPT_URL, .offset = OFF(endpoint),
      .flags = MARS_OPT_REQUIRED,
      .desc = "Base URL of Loki (http://host:3100); " PUSH_PATH " is appended unless present."},
     {.name = "labels", .type = MARS_OPT_MAP, .offset = OFF(labels),
@@ -186,12 +186,6 @@ static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_
         mars_diag_add(diag, n->file, n->line, n->col,
                       "compression '%s': Loki takes none or gzip",
                       mars_compression_names[c->http.compression]);
-        rc = -EINVAL;
-    }
-    if (c->endpoint && strncmp(c->endpoint, "http://", 7) != 0 &&
-        strncmp(c->endpoint, "https://", 8) != 0) {
-        n = mars_cfg_get(node, "endpoint");
-        mars_diag_add(diag, n->file, n->line, n->col, "endpoint must start with http:// or https://");
         rc = -EINVAL;
     }
     return rc;

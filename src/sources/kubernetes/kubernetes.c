@@ -72,7 +72,7 @@ static const struct mars_opt k8s_options[] = {
     {.name = "metadata", .type = MARS_OPT_BOOL, .offset = OFF(metadata), .def = "true",
      .desc = "Add each pod's labels, annotations, node, IP, image, owner and namespace "
              "labels, watched from the API server."},
-    {.name = "api_url", .type = MARS_OPT_STRING, .offset = OFF(api_url),
+    {.name = "api_url", .type = MARS_OPT_URL, .offset = OFF(api_url),
      .desc = "API server address; unset: in-cluster, https://$KUBERNETES_SERVICE_HOST:"
              "$KUBERNETES_SERVICE_PORT."},
     {.name = "node_name", .type = MARS_OPT_STRING, .offset = OFF(node_name),

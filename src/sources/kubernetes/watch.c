@@ -476,10 +476,6 @@ static int resolve(struct k8s_watch *w, const struct k8s_conf *c)
     size_t bl = strlen(w->base);
     while (bl && w->base[bl - 1] == '/')
         w->base[--bl] = '\0';
-    if (strncmp(w->base, "http://", 7) != 0 && strncmp(w->base, "https://", 8) != 0) {
-        mars_error(w->id, "metadata: api_url must start with http:// or https://");
-        return -EINVAL;
-    }
     w->tls = (struct mars_http_tls){
         .ca_file = c->ca_file && access(c->ca_file, R_OK) == 0 ? c->ca_file : NULL,
         .verify = c->tls_verify};

@@ -39,16 +39,18 @@ static int push_idx(uint32_t **arr, size_t *cap, uint32_t *n, uint32_t v)
     return 0;
 }
 
-/* Position of inputs[i] of node nd, for messages. */
+/* The mapping of node nd's options, for positions in messages (NULL if not a mapping). */
+static const struct mars_cfg_node *node_map(const struct mars_config *c, const struct mars_node *nd)
+{
+    const struct mars_cfg_node *sec = mars_cfg_get(c->doc->root, mars_kind_plural(nd->kind));
+    return mars_cfg_get(sec, nd->id);
+}
+
+/* Position of inputs[i] of node nd, for messages (NULL: use the node's). */
 static const struct mars_cfg_node *input_pos(const struct mars_config *c, const struct mars_node *nd,
                                              size_t i)
 {
-    const struct mars_cfg_node *sec = mars_cfg_get(c->doc->root, mars_kind_plural(nd->kind));
-    const struct mars_cfg_node *map = mars_cfg_get(sec, nd->id);
-    const struct mars_cfg_node *inputs = mars_cfg_get(map, "inputs");
-    if (inputs && inputs->kind == MARS_CFG_SEQ && i < inputs->n)
-        return inputs->vals[i];
-    return inputs;
+    return mars_cfg_item_at(node_map(c, nd), "inputs", i);
 }
 
 static void unknown_input(const struct mars_config *c, const struct mars_node *nd, size_t i,
@@ -293,8 +295,7 @@ static int resolve_dead_letters(struct mars_config *c, struct mars_diag *diag)
         const char *want = nd->kind == MARS_KIND_SINK ? nd->common.dead_letter : NULL;
         if (!want)
             continue;
-        const struct mars_cfg_node *sec = mars_cfg_get(c->doc->root, "sinks");
-        const struct mars_cfg_node *pos = mars_cfg_get(mars_cfg_get(sec, nd->id), "dead_letter");
+        const struct mars_cfg_node *pos = mars_cfg_at(node_map(c, nd), "dead_letter", NULL);
         const char *file = pos ? pos->file : nd->file;
         int line = pos ? pos->line : nd->line, col = pos ? pos->col : nd->col;
         uint32_t t = 0;

@@ -55,9 +55,7 @@ const struct mars_opt mars_es_options[] = {
 static void diag_at(const struct mars_cfg_node *node, const char *key, struct mars_diag *diag,
                     const char *fmt, const char *arg)
 {
-    const struct mars_cfg_node *n = mars_cfg_get(node, key);
-    if (!n)
-        n = node;
+    const struct mars_cfg_node *n = mars_cfg_at(node, key, NULL);
     char msg[256];
     snprintf(msg, sizeof(msg), fmt, arg);
     mars_diag_add(diag, n->file, n->line, n->col, "%s", msg);

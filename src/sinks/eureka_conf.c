@@ -152,17 +152,13 @@ const struct mars_opt mars_eureka_options[] = {
 int mars_eureka_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     struct eu_conf *c = conf;
-    const struct mars_cfg_node *at = mars_cfg_get(node, "servers");
+    const struct mars_cfg_node *at = mars_cfg_at(node, "servers", NULL);
     int rc = 0;
-    if (!at)
-        at = node;
     if (c->servers.n == 0) {
         mars_diag_add(diag, at->file, at->line, at->col, "'servers' needs at least one URL");
         rc = -EINVAL;
     }
-    at = mars_cfg_get(node, "instances");
-    if (!at)
-        at = node;
+    at = mars_cfg_at(node, "instances", NULL);
     if (c->instances.n == 0) {
         mars_diag_add(diag, at->file, at->line, at->col, "'instances' needs at least one instance");
         rc = -EINVAL;

@@ -25,8 +25,7 @@ int mars_httpsink_check(const struct mars_httpsink_conf *c, const struct mars_cf
 {
     int rc = mars_netconf_check(&c->tls, &c->auth, node, diag);
     if (c->compression == MARS_CODEC_LZ4) {
-        const struct mars_cfg_node *n = mars_cfg_get(node, "compression");
-        n = n ? n : node;
+        const struct mars_cfg_node *n = mars_cfg_at(node, "compression", NULL);
         mars_diag_add(diag, n->file, n->line, n->col,
                       "compression lz4 has no HTTP Content-Encoding; use gzip or zstd");
         rc = -EINVAL;

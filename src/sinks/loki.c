@@ -159,10 +159,8 @@ static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_
 {
     const struct loki_conf *c = conf;
     int rc = mars_httpsink_check(&c->http, node, diag);
-    const struct mars_cfg_node *n = mars_cfg_get(node, "labels");
+    const struct mars_cfg_node *n = mars_cfg_at(node, "labels", NULL);
     char err[160];
-    if (!n)
-        n = node;
     for (size_t i = 0; i < c->labels.n; i++) {
         struct mars_template *t = mars_template_compile(c->labels.vals[i], 0, err, sizeof(err));
         if (!mars_label_name_valid(c->labels.keys[i], strlen(c->labels.keys[i]))) {
@@ -181,8 +179,7 @@ static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_
         mars_template_free(t);
     }
     if (c->http.compression != MARS_CODEC_NONE && c->http.compression != MARS_CODEC_GZIP) {
-        n = mars_cfg_get(node, "compression");
-        n = n ? n : node;
+        n = mars_cfg_at(node, "compression", NULL);
         mars_diag_add(diag, n->file, n->line, n->col,
                       "compression '%s': Loki takes none or gzip",
                       mars_compression_names[c->http.compression]);

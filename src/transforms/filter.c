@@ -47,7 +47,7 @@ struct filter {
 static int filter_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct filter_conf *c = conf;
-    return mars_check_condition(c->condition, mars_opt_node(node, "condition", NULL), "condition",
+    return mars_check_condition(c->condition, mars_cfg_at(node, "condition", NULL), "condition",
                                 diag);
 }
 

@@ -124,15 +124,15 @@ static int multiline_check(void *conf, const struct mars_cfg_node *node, struct 
         rc = -EINVAL;
     }
     if (c->start_pattern &&
-        mars_check_regex(c->start_pattern, mars_opt_node(node, "start_pattern", NULL),
+        mars_check_regex(c->start_pattern, mars_cfg_at(node, "start_pattern", NULL),
                          "start_pattern", diag))
         rc = -EINVAL;
     if (c->continuation_pattern &&
-        mars_check_regex(c->continuation_pattern, mars_opt_node(node, "continuation_pattern", NULL),
+        mars_check_regex(c->continuation_pattern, mars_cfg_at(node, "continuation_pattern", NULL),
                          "continuation_pattern", diag))
         rc = -EINVAL;
     for (size_t i = 0; i < c->group_by.n; i++)
-        if (mars_check_path(c->group_by.v[i], mars_opt_node(node, "group_by", NULL), "group_by",
+        if (mars_check_path(c->group_by.v[i], mars_cfg_at(node, "group_by", NULL), "group_by",
                             false, diag))
             rc = -EINVAL;
     return rc;

@@ -157,16 +157,16 @@ static int check_timestamp(const struct parse_conf *c, const struct mars_cfg_nod
     char why[200];
     int rc = 0;
     const struct mars_cfg_node *ts = mars_cfg_get(node, "timestamp");
-    if (c->timestamp.field && mars_check_path(c->timestamp.field, mars_opt_node(ts, "field", NULL),
+    if (c->timestamp.field && mars_check_path(c->timestamp.field, mars_cfg_at(ts, "field", NULL),
                                               "timestamp.field", true, diag))
         rc = -EINVAL;
     struct mars_timefmt *f =
         mars_timefmt_compile(c->timestamp.format, c->timestamp.timezone, why, sizeof(why));
     if (!f) {
         const struct mars_cfg_node *at =
-            mars_opt_node(ts ? ts : node, ts ? "format" : "timestamp", NULL);
+            mars_cfg_at(ts ? ts : node, ts ? "format" : "timestamp", NULL);
         if (strstr(why, "zone"))
-            at = mars_opt_node(ts ? ts : node, ts ? "timezone" : "timestamp", NULL);
+            at = mars_cfg_at(ts ? ts : node, ts ? "timezone" : "timestamp", NULL);
         mars_diag_add(diag, at->file, at->line, at->col, "option 'timestamp': %s", why);
         rc = -EINVAL;
     }
@@ -178,22 +178,21 @@ static int parse_check(void *conf, const struct mars_cfg_node *node, struct mars
 {
     const struct parse_conf *c = conf;
     int rc = 0;
-    if (mars_check_path(c->field, mars_opt_node(node, "field", NULL), "field", false, diag) ||
-        mars_check_path(c->error_field, mars_opt_node(node, "error_field", NULL), "error_field",
-                        true, diag))
+    if (mars_check_path(c->field, mars_cfg_at(node, "field", NULL), "field", false, diag) ||
+        mars_check_path(c->error_field, mars_cfg_at(node, "error_field", NULL), "error_field", true,
+                        diag))
         rc = -EINVAL;
     if (c->target[0] &&
-        mars_check_path(c->target, mars_opt_node(node, "target", NULL), "target", true, diag))
+        mars_check_path(c->target, mars_cfg_at(node, "target", NULL), "target", true, diag))
         rc = -EINVAL;
     if ((c->format == MARS_PARSE_REGEX) != (c->pattern != NULL)) {
-        const struct mars_cfg_node *at =
-            mars_opt_node(node, c->pattern ? "pattern" : "format", NULL);
+        const struct mars_cfg_node *at = mars_cfg_at(node, c->pattern ? "pattern" : "format", NULL);
         mars_diag_add(diag, at->file, at->line, at->col, "%s",
                       c->pattern ? "option 'pattern' is only used by format: regex"
                                  : "format regex needs a 'pattern' with named groups");
         rc = -EINVAL;
-    } else if (c->pattern && mars_check_regex(c->pattern, mars_opt_node(node, "pattern", NULL),
-                                              "pattern", diag)) {
+    } else if (c->pattern &&
+               mars_check_regex(c->pattern, mars_cfg_at(node, "pattern", NULL), "pattern", diag)) {
         rc = -EINVAL;
     }
     if (!c->field_delimiter[0] || !c->value_delimiter[0]) {

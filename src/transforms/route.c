@@ -61,10 +61,9 @@ static int route_check(void *conf, const struct mars_cfg_node *node, struct mars
     int rc = 0;
     for (size_t i = 0; i < c->route.n; i++) {
         const char *name = c->route.keys[i];
-        const struct mars_cfg_node *key = mars_cfg_get_key(mars_cfg_get(node, "route"), name);
+        const struct mars_cfg_node *key = mars_cfg_key_at(node, "route", name);
         if (!name[0] || strchr(name, '.') || strcmp(name, UNMATCHED) == 0) {
-            mars_diag_add(diag, key ? key->file : node->file, key ? key->line : node->line,
-                          key ? key->col : node->col,
+            mars_diag_add(diag, key->file, key->line, key->col,
                           "option 'route': output name '%s' must be non-empty, without '.', "
                           "and not " UNMATCHED,
                           name);
@@ -72,7 +71,7 @@ static int route_check(void *conf, const struct mars_cfg_node *node, struct mars
         }
         char what[160];
         snprintf(what, sizeof(what), "route.%s", name);
-        if (mars_check_condition(c->route.vals[i], mars_opt_node(node, "route", name), what, diag))
+        if (mars_check_condition(c->route.vals[i], mars_cfg_at(node, "route", name), what, diag))
             rc = -EINVAL;
     }
     return rc;

@@ -217,8 +217,7 @@ static int k8s_check(void *conf, const struct mars_cfg_node *node, struct mars_d
         free_terms(t, n);
     if (!bad)
         return 0;
-    const struct mars_cfg_node *at = mars_cfg_get(node, key);
-    at = at ? at : node;
+    const struct mars_cfg_node *at = mars_cfg_at(node, key, NULL);
     mars_diag_add(diag, at->file, at->line, at->col, "option '%s': %s", key, bad);
     return -EINVAL;
 }

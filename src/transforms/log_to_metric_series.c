@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "log_to_metric_internal.h"
 #include "component.h"
+#include "transforms_internal.h"
 
 struct def {
     const struct mars_l2m_metric_conf *conf;
@@ -93,8 +94,6 @@ static int compile_def(struct def *d, const struct mars_l2m_metric_conf *mc)
 {
     struct mars_cond_error err;
     char why[160];
-    size_t at;
-    const char *pwhy;
     size_t bad;
     d->conf = mc;
     d->labels = calloc(mc->labels.n + 1, sizeof(*d->labels));
@@ -106,7 +105,7 @@ static int compile_def(struct def *d, const struct mars_l2m_metric_conf *mc)
             return -EINVAL;
         d->nbounds = mc->buckets.n;
     }
-    if (mc->field && !(d->field = mars_path_compile(mc->field, strlen(mc->field), &at, &pwhy)))
+    if (mc->field && !(d->field = mars_xform_path(mc->field)))
         return -ENOMEM;
     if (mc->condition && !(d->cond = mars_cond_compile(mc->condition, &err)))
         return -ENOMEM;

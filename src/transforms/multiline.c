@@ -33,6 +33,7 @@
 #include "core/log.h"
 #include "multiline_internal.h"
 #include "component.h"
+#include "transforms_internal.h"
 
 enum preset { PRESET_NONE, PRESET_JAVA, PRESET_PYTHON, PRESET_GO };
 static const char *const preset_names[] = {"none", "java", "python", "go", NULL};
@@ -163,8 +164,6 @@ static int multiline_init(struct mars_transform *t)
 {
     const struct multiline_conf *c = mars_transform_conf(t);
     struct mars_multiline *m = calloc(1, sizeof(*m));
-    size_t at;
-    const char *why;
     if (!m)
         return -ENOMEM;
     mars_transform_set_state(t, m);
@@ -182,7 +181,7 @@ static int multiline_init(struct mars_transform *t)
                  : mars_multiline_groups_init(m);
     for (; rc == 0 && m->ngroup_by < c->group_by.n; m->ngroup_by++) {
         const char *g = c->group_by.v[m->ngroup_by];
-        if (!(m->group_by[m->ngroup_by] = mars_path_compile(g, strlen(g), &at, &why)))
+        if (!(m->group_by[m->ngroup_by] = mars_xform_path(g)))
             rc = -ENOMEM;
     }
     if (rc) {

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "parse_internal.h"
 #include "component.h"
+#include "transforms_internal.h"
 
 enum on_error { ON_ERROR_KEEP, ON_ERROR_DROP, ON_ERROR_TAG };
 static const char *const on_error_names[] = {"keep", "drop", "tag", NULL};
@@ -146,7 +147,7 @@ struct parse {
     mars_parse_fn fn;
     bool field_is_message, root;
     bool *keep;
-    uint32_t keep_cap;
+    size_t keep_cap;
 };
 
 /* ---- config ---- */
@@ -203,13 +204,6 @@ static int parse_check(void *conf, const struct mars_cfg_node *node, struct mars
     return check_timestamp(c, node, diag) ? -EINVAL : rc;
 }
 
-static struct mars_path *path_of(const char *text)
-{
-    size_t at;
-    const char *why;
-    return mars_path_compile(text, strlen(text), &at, &why);
-}
-
 static void parse_destroy(struct mars_transform *t)
 {
     struct parse *p = mars_transform_state(t);
@@ -251,10 +245,10 @@ static int parse_setup(struct mars_transform *t, struct parse *p)
     p->t = t;
     p->conf = c;
     p->fn = mars_parse_fn_for(c->format);
-    p->field = path_of(c->field);
-    p->target = path_of(c->target);
-    p->error_field = path_of(c->error_field);
-    p->ts_field = c->timestamp.field ? path_of(c->timestamp.field) : NULL;
+    p->field = mars_xform_path(c->field);
+    p->target = mars_xform_path(c->target);
+    p->error_field = mars_xform_path(c->error_field);
+    p->ts_field = c->timestamp.field ? mars_xform_path(c->timestamp.field) : NULL;
     p->ts_fmt = mars_timefmt_compile(c->timestamp.format, c->timestamp.timezone, why, sizeof(why));
     if (mars_parse_ctx_init(&p->ctx) || !p->field || !p->target || !p->error_field || !p->ts_fmt ||
         (c->timestamp.field && !p->ts_field))
@@ -381,19 +375,6 @@ static int parse_one(struct parse *p, struct mars_batch *b, struct mars_event *e
     return rc;
 }
 
-static bool *keep_array(struct parse *p, uint32_t n)
-{
-    if (n > p->keep_cap) {
-        bool *k = realloc(p->keep, n * sizeof(*k));
-        if (!k)
-            return NULL;
-        p->keep = k;
-        p->keep_cap = n;
-    }
-    memset(p->keep, 1, n * sizeof(*p->keep));
-    return p->keep;
-}
-
 static void failed(struct parse *p, struct mars_batch *b, struct mars_event *ev, bool *keep)
 {
     struct mars_stats *st = mars_transform_stats(p->t);
@@ -415,13 +396,14 @@ static void parse_process(struct mars_transform *t, struct mars_batch *b)
     struct parse *p = mars_transform_state(t);
     struct mars_stats *st = mars_transform_stats(t);
     struct timespec now;
-    uint32_t dropped = 0;
 
-    if (mars_batch_exclusive(&b) || !keep_array(p, b->n)) {
+    if (mars_batch_exclusive(&b) || !mars_xform_flags(&p->keep, &p->keep_cap, b->n)) {
         mars_stat_add(&st->errors[MARS_ERR_MEMORY], 1);
         mars_transform_emit(t, b); /* unparsed, but not lost */
         return;
     }
+    memset(p->keep, 1, b->n * sizeof(*p->keep));
+    uint32_t kept = b->n;
     clock_gettime(CLOCK_REALTIME, &now);
     p->ctx.now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
     for (uint32_t i = 0; i < b->n; i++) {
@@ -429,13 +411,9 @@ static void parse_process(struct mars_transform *t, struct mars_batch *b)
         if (ev->kind != MARS_EVENT_LOG || parse_one(p, b, ev) == 0)
             continue;
         failed(p, b, ev, &p->keep[i]);
-        dropped += !p->keep[i];
+        kept -= !p->keep[i];
     }
-    if (dropped) {
-        mars_batch_compact(b, p->keep);
-        mars_stat_add(&st->discarded_intentional, dropped);
-    }
-    mars_transform_emit(t, b);
+    mars_xform_emit_kept(t, b, p->keep, kept);
 }
 
 const struct mars_component_desc mars_transform_parse = {

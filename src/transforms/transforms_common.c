@@ -1,10 +1,10 @@
 /*
- * transforms_common.c - helpers of the transforms that drop events (filter, sample,
- * throttle); see transforms_internal.h.
+ * transforms_common.c - helpers shared by the transforms; see transforms_internal.h.
  *
  * Thread: the calling transform's worker.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/grow.h"
 #include "transforms_internal.h"
@@ -36,4 +36,11 @@ void mars_xform_emit_kept(struct mars_transform *t, struct mars_batch *b, const 
         mars_batch_release(b);
         mars_transform_emit(t, c);
     }
+}
+
+struct mars_path *mars_xform_path(const char *text)
+{
+    size_t at;
+    const char *why;
+    return mars_path_compile(text, strlen(text), &at, &why);
 }

@@ -100,6 +100,7 @@ struct mars_node {
     uint32_t *in, nin;   /* upstream node indices */
     uint32_t *out, nout; /* downstream node indices */
     uint32_t *out_port;  /* per out edge: 0 = the main output, i + 1 = named port i */
+    size_t in_cap, out_cap, out_port_cap; /* allocated lengths of the three */
     unsigned produces;   /* resolved MARS_DATA_* for sources and transforms */
     uint32_t dead_letter; /* sinks: node index of common.dead_letter, or UINT32_MAX */
     const char *file;

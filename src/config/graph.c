@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "config/config.h"
 #include "config/registry.h"
 
@@ -30,26 +31,26 @@ static const char *data_name(unsigned t)
     return (t & MARS_DATA_METRIC) ? "metric" : "log";
 }
 
-static int push_idx(uint32_t **arr, uint32_t *n, uint32_t v)
+static int push_idx(uint32_t **arr, size_t *cap, uint32_t *n, uint32_t v)
 {
-    uint32_t *a = realloc(*arr, (*n + 1) * sizeof(**arr));
-    if (!a)
+    if (mars_grow(arr, cap, (size_t)*n + 1, sizeof(**arr)))
         return -ENOMEM;
-    a[(*n)++] = v;
-    *arr = a;
+    (*arr)[(*n)++] = v;
     return 0;
 }
 
-/* Position of inputs[i] of node nd, for messages. */
+/* The mapping of node nd's options, for positions in messages (NULL if not a mapping). */
+static const struct mars_cfg_node *node_map(const struct mars_config *c, const struct mars_node *nd)
+{
+    const struct mars_cfg_node *sec = mars_cfg_get(c->doc->root, mars_kind_plural(nd->kind));
+    return mars_cfg_get(sec, nd->id);
+}
+
+/* Position of inputs[i] of node nd, for messages (NULL: use the node's). */
 static const struct mars_cfg_node *input_pos(const struct mars_config *c, const struct mars_node *nd,
                                              size_t i)
 {
-    const struct mars_cfg_node *sec = mars_cfg_get(c->doc->root, mars_kind_plural(nd->kind));
-    const struct mars_cfg_node *map = mars_cfg_get(sec, nd->id);
-    const struct mars_cfg_node *inputs = mars_cfg_get(map, "inputs");
-    if (inputs && inputs->kind == MARS_CFG_SEQ && i < inputs->n)
-        return inputs->vals[i];
-    return inputs;
+    return mars_cfg_item_at(node_map(c, nd), "inputs", i);
 }
 
 static void unknown_input(const struct mars_config *c, const struct mars_node *nd, size_t i,
@@ -151,12 +152,11 @@ static int add_edge(struct mars_config *c, uint32_t up, uint32_t to, uint32_t po
 {
     struct mars_node *u = &c->nodes[up];
     uint32_t n = u->nout;
-    uint32_t *p = realloc(u->out_port, (n + 1) * sizeof(*p));
-    if (!p)
+    if (mars_grow(&u->out_port, &u->out_port_cap, (size_t)n + 1, sizeof(*u->out_port)))
         return -ENOMEM;
-    u->out_port = p;
-    p[n] = port;
-    if (push_idx(&c->nodes[to].in, &c->nodes[to].nin, up) || push_idx(&u->out, &u->nout, to))
+    u->out_port[n] = port;
+    if (push_idx(&c->nodes[to].in, &c->nodes[to].in_cap, &c->nodes[to].nin, up) ||
+        push_idx(&u->out, &u->out_cap, &u->nout, to))
         return -ENOMEM;
     return 0;
 }
@@ -295,8 +295,7 @@ static int resolve_dead_letters(struct mars_config *c, struct mars_diag *diag)
         const char *want = nd->kind == MARS_KIND_SINK ? nd->common.dead_letter : NULL;
         if (!want)
             continue;
-        const struct mars_cfg_node *sec = mars_cfg_get(c->doc->root, "sinks");
-        const struct mars_cfg_node *pos = mars_cfg_get(mars_cfg_get(sec, nd->id), "dead_letter");
+        const struct mars_cfg_node *pos = mars_cfg_at(node_map(c, nd), "dead_letter", NULL);
         const char *file = pos ? pos->file : nd->file;
         int line = pos ? pos->line : nd->line, col = pos ? pos->col : nd->col;
         uint32_t t = 0;

@@ -49,31 +49,25 @@ const struct mars_opt mars_auth_options[] = {
 
 const char *const mars_compression_names[] = {"none", "gzip", "zstd", "lz4", NULL};
 
-static const struct mars_cfg_node *at(const struct mars_cfg_node *node, const char *section)
-{
-    const struct mars_cfg_node *n = node ? mars_cfg_get(node, section) : NULL;
-    return n ? n : node;
-}
-
 int mars_netconf_check(const struct mars_tls_conf *tls, const struct mars_auth_conf *auth,
                        const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     int rc = 0;
     const struct mars_cfg_node *n;
     if (tls && (tls->cert_file != NULL) != (tls->key_file != NULL)) {
-        n = at(node, "tls");
+        n = mars_cfg_at(node, "tls", NULL);
         mars_diag_add(diag, n->file, n->line, n->col,
                       "tls: cert_file and key_file go together (one of them is missing)");
         rc = -EINVAL;
     }
     if (auth && auth->strategy == MARS_AUTH_BASIC && (!auth->user || !auth->password)) {
-        n = at(node, "auth");
+        n = mars_cfg_at(node, "auth", NULL);
         mars_diag_add(diag, n->file, n->line, n->col,
                       "auth: strategy basic needs user and password");
         rc = -EINVAL;
     }
     if (auth && auth->strategy == MARS_AUTH_BEARER && !auth->token) {
-        n = at(node, "auth");
+        n = mars_cfg_at(node, "auth", NULL);
         mars_diag_add(diag, n->file, n->line, n->col, "auth: strategy bearer needs token");
         rc = -EINVAL;
     }
@@ -117,7 +111,7 @@ int mars_netconf_check_address(const char *address, const struct mars_cfg_node *
                                                 sizeof(port)) == 0 &&
                      host[0] && atoi(port) > 0))
         return 0;
-    const struct mars_cfg_node *n = at(node, "address");
+    const struct mars_cfg_node *n = mars_cfg_at(node, "address", NULL);
     mars_diag_add(diag, n->file, n->line, n->col,
                   "option 'address': '%s' is not host:port (port 1-65535; [addr]:port for IPv6)",
                   address);

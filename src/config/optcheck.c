@@ -105,29 +105,14 @@ int mars_check_template(const char *text, const struct mars_cfg_node *at, const 
     return -EINVAL;
 }
 
-const struct mars_cfg_node *mars_opt_node(const struct mars_cfg_node *map, const char *key,
-                                          const char *sub)
-{
-    const struct mars_cfg_node *v = mars_cfg_get(map, key);
-    if (!v)
-        return map;
-    if (!sub)
-        return v;
-    const struct mars_cfg_node *s = mars_cfg_get(v, sub);
-    if (s && s->kind == MARS_CFG_SCALAR)
-        return s;
-    const struct mars_cfg_node *k = mars_cfg_get_key(v, sub);
-    return k ? k : v;
-}
-
 int mars_check_key_exclude(const char *key, const char *exclude,
                            const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     int rc = 0;
-    if (key && mars_check_template(key, mars_opt_node(node, "key", NULL), "key", diag))
+    if (key && mars_check_template(key, mars_cfg_at(node, "key", NULL), "key", diag))
         rc = -EINVAL;
     if (exclude &&
-        mars_check_condition(exclude, mars_opt_node(node, "exclude", NULL), "exclude", diag))
+        mars_check_condition(exclude, mars_cfg_at(node, "exclude", NULL), "exclude", diag))
         rc = -EINVAL;
     return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * optcheck.h - config-time checks that transforms share: conditions, regexes, field paths
  * and templates are compiled once at load, only to report problems at FILE:LINE:COL of the
- * offending character (workers compile their own copies in init).
+ * offending character (workers compile their own copies in init). The node to check at
+ * comes from mars_cfg_at() and its kin (core/cfg.h).
  *
  * Positions: a scalar node knows where its text starts; the offset into the text is added
  * (plus one for the opening quote of a quoted scalar, lines counted through newlines).
@@ -33,11 +34,6 @@ int mars_check_path(const char *text, const struct mars_cfg_node *at, const char
                     bool writable, struct mars_diag *diag);
 int mars_check_template(const char *text, const struct mars_cfg_node *at, const char *what,
                         struct mars_diag *diag);
-
-/* Node of option `key` in map, or map itself when the key is absent (a default). For map
- * options, the value node of entry `sub` (or the key's node). */
-const struct mars_cfg_node *mars_opt_node(const struct mars_cfg_node *map, const char *key,
-                                          const char *sub);
 
 /* The `key` template and `exclude` condition of keyed selections (sample, throttle), either
  * of which may be NULL, checked at their positions. Returns 0 or -EINVAL. */

@@ -131,17 +131,9 @@ static void add_json_lines(struct evbuffer *b, const char *text)
         const char *nl = strchr(text, '\n');
         size_t n = nl ? (size_t)(nl - text) : strlen(text);
         if (n) {
-            evbuffer_add_printf(b, "%s\"", first ? "" : ",");
-            for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)text[i];
-                if (c == '"' || c == '\\')
-                    evbuffer_add_printf(b, "\\%c", c);
-                else if (c < 0x20)
-                    evbuffer_add_printf(b, "\\u%04x", c);
-                else
-                    evbuffer_add(b, &text[i], 1);
-            }
-            evbuffer_add(b, "\"", 1);
+            if (!first)
+                evbuffer_add(b, ",", 1);
+            mars_json_string_n(b, text, n);
             first = false;
         }
         text += n + (nl ? 1 : 0);

@@ -42,6 +42,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "core/grow.h"
+#include "core/json_escape.h"
 #include "core/log.h"
 
 struct route {
@@ -72,7 +74,7 @@ struct mars_admin {
     struct evhttp *http;
     struct event *stop_ev;
     struct route *routes;
-    size_t nroutes;
+    size_t nroutes, routes_cap;
     struct probe *probes;
     unsigned conns;
     pthread_t thread;
@@ -391,25 +393,24 @@ void mars_admin_reply_json(struct mars_admin_req *r, int status, const char *fmt
         evbuffer_free(b);
 }
 
+int mars_json_string_n(struct evbuffer *out, const char *s, size_t n)
+{
+    struct evbuffer_iovec v;
+    size_t room = n * MARS_JSON_ESC_MAX + 2;
+
+    if (evbuffer_reserve_space(out, (ev_ssize_t)room, &v, 1) != 1)
+        return -ENOMEM;
+    char *o = v.iov_base;
+    o[0] = '"';
+    struct mars_json_esc r = mars_json_escape(o + 1, room - 2, s, n, 0);
+    o[r.out + 1] = '"';
+    v.iov_len = r.out + 2;
+    return evbuffer_commit_space(out, &v, 1) ? -ENOMEM : 0;
+}
+
 int mars_json_string(struct evbuffer *out, const char *s)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t run = 0, i = 0;
-    int rc = evbuffer_add(out, "\"", 1);
-    for (; rc == 0 && p[i]; i++) {
-        char esc[8];
-        if (p[i] >= 0x20 && p[i] != '"' && p[i] != '\\')
-            continue;
-        if (p[i] == '"' || p[i] == '\\')
-            snprintf(esc, sizeof(esc), "\\%c", p[i]);
-        else
-            snprintf(esc, sizeof(esc), "\\u%04x", p[i]);
-        rc = evbuffer_add(out, s + run, i - run) || evbuffer_add(out, esc, strlen(esc));
-        run = i + 1;
-    }
-    if (rc == 0)
-        rc = evbuffer_add(out, s + run, i - run) || evbuffer_add(out, "\"", 1);
-    return rc ? -ENOMEM : 0;
+    return mars_json_string_n(out, s, strlen(s));
 }
 
 /* ---- life cycle ---- */
@@ -497,11 +498,9 @@ struct mars_admin *mars_admin_create(const struct mars_admin_opts *o)
 int mars_admin_route(struct mars_admin *a, const char *path, bool prefix, unsigned methods,
                      mars_admin_handler h, void *arg)
 {
-    struct route *r = realloc(a->routes, (a->nroutes + 1) * sizeof(*r));
-    if (!r)
+    if (mars_grow(&a->routes, &a->routes_cap, a->nroutes + 1, sizeof(*a->routes)))
         return -ENOMEM;
-    a->routes = r;
-    r = &a->routes[a->nroutes];
+    struct route *r = &a->routes[a->nroutes];
     *r = (struct route){
         .path = strdup(path), .prefix = prefix, .methods = methods, .h = h, .arg = arg};
     if (!r->path)

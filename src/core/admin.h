@@ -84,7 +84,10 @@ void mars_admin_reply_json(struct mars_admin_req *r, int status, const char *fmt
     __attribute__((format(printf, 3, 4)));
 /* Adds a response header before mars_admin_reply(). */
 void mars_admin_add_header(struct mars_admin_req *r, const char *name, const char *value);
-/* Appends s as a JSON string literal (quotes included, control bytes escaped). */
+/* Appends s as a JSON string literal (quotes included, control bytes escaped as \u00XX,
+ * other bytes as they are). Returns 0 or -ENOMEM. */
 int mars_json_string(struct evbuffer *out, const char *s);
+/* The same for the n bytes at s. */
+int mars_json_string_n(struct evbuffer *out, const char *s, size_t n);
 
 #endif

@@ -29,6 +29,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "core/grow.h"
+
 #define CFG_MAX_DEPTH      128         /* nesting levels of mappings and sequences */
 #define CFG_MAX_FILE_BYTES (64u << 20) /* a config larger than this is surely a mistake */
 #define CFG_BLOCK_BYTES    16384       /* arena block size for small allocations */
@@ -188,15 +190,9 @@ static int next_event(struct cfg_builder *b, yaml_event_t *ev)
 
 static int vec_push(struct cfg_builder *b, struct node_vec *vec, struct mars_cfg_node *n)
 {
-    if (vec->n == vec->cap) {
-        size_t cap = vec->cap ? vec->cap * 2 : 8;
-        struct mars_cfg_node **v = realloc(vec->v, cap * sizeof(*v));
-        if (!v) {
-            cfg_oom(b);
-            return -1;
-        }
-        vec->v = v;
-        vec->cap = cap;
+    if (mars_grow(&vec->v, &vec->cap, vec->n + 1, sizeof(*vec->v))) {
+        cfg_oom(b);
+        return -1;
     }
     vec->v[vec->n++] = n;
     return 0;
@@ -259,17 +255,9 @@ static void sb_put(struct strbuf *sb, const char *s, size_t len)
 {
     if (sb->oom)
         return;
-    if (sb->cap - sb->n < len + 1) {
-        size_t cap = sb->cap ? sb->cap : 64;
-        while (cap - sb->n < len + 1)
-            cap *= 2;
-        char *p = realloc(sb->p, cap);
-        if (!p) {
-            sb->oom = true;
-            return;
-        }
-        sb->p = p;
-        sb->cap = cap;
+    if (mars_grow(&sb->p, &sb->cap, sb->n + len + 1, 1)) {
+        sb->oom = true;
+        return;
     }
     memcpy(sb->p + sb->n, s, len);
     sb->n += len;
@@ -695,18 +683,9 @@ static int read_file(int fd, char **out, size_t *out_len)
     if (!buf)
         return -ENOMEM;
     for (;;) {
-        if (n == cap) {
-            if (cap >= CFG_MAX_FILE_BYTES) {
-                free(buf);
-                return -EFBIG;
-            }
-            char *p = realloc(buf, cap * 2);
-            if (!p) {
-                free(buf);
-                return -ENOMEM;
-            }
-            buf = p;
-            cap *= 2;
+        if (n == cap && (cap >= CFG_MAX_FILE_BYTES || mars_grow(&buf, &cap, n + 1, 1))) {
+            free(buf);
+            return cap >= CFG_MAX_FILE_BYTES ? -EFBIG : -ENOMEM;
         }
         ssize_t r = read(fd, buf + n, cap - n);
         if (r < 0 && errno == EINTR)

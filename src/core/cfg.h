@@ -57,6 +57,24 @@ void mars_cfg_doc_free(struct mars_cfg_doc *doc);
 const struct mars_cfg_node *mars_cfg_get(const struct mars_cfg_node *map, const char *key);
 /* Key node for a key in a MAP node (for positions of the key itself). */
 const struct mars_cfg_node *mars_cfg_get_key(const struct mars_cfg_node *map, const char *key);
+
+/*
+ * Where a diagnostic about option `key` of the mapping `map` (a component's options, a
+ * section) points: the option's value, or map itself when the key is absent (the option
+ * took its default). With `sub`, for an option that is a mapping: the value of its entry
+ * sub when that is a scalar, else the entry's key, else the option's value. NULL only when
+ * map is NULL.
+ */
+const struct mars_cfg_node *mars_cfg_at(const struct mars_cfg_node *map, const char *key,
+                                        const char *sub);
+/* The same for item i of the list option key: that item when the list has it, else as
+ * mars_cfg_at(map, key, NULL). */
+const struct mars_cfg_node *mars_cfg_item_at(const struct mars_cfg_node *map, const char *key,
+                                             size_t i);
+/* The same for the key of entry sub of the mapping option key (a name the user chose): that
+ * key node when present, else as mars_cfg_at(map, key, NULL). */
+const struct mars_cfg_node *mars_cfg_key_at(const struct mars_cfg_node *map, const char *key,
+                                            const char *sub);
 const char *mars_cfg_kind_name(enum mars_cfg_kind k);
 
 #endif

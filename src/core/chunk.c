@@ -25,6 +25,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/grow.h"
+
 /* Under ASan the region is poisoned where no live chunk's bytes are (slot padding, data of
  * free chunks), so overflows and use after the last unref are caught as with malloc. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -175,14 +177,8 @@ int mars_chunk_pool_on_free(struct mars_chunk_pool *p, mars_chunk_waiter_fn fn, 
     for (size_t i = 0; i < p->nwaiters; i++)
         if (p->waiters[i].fn == fn && p->waiters[i].arg == arg)
             return 0;
-    if (p->nwaiters == p->waiters_cap) {
-        size_t cap = p->waiters_cap ? p->waiters_cap * 2 : 4;
-        struct mars_chunk_waiter *w = realloc(p->waiters, cap * sizeof(*w));
-        if (!w)
-            return -ENOMEM;
-        p->waiters = w;
-        p->waiters_cap = cap;
-    }
+    if (mars_grow(&p->waiters, &p->waiters_cap, p->nwaiters + 1, sizeof(*p->waiters)))
+        return -ENOMEM;
     p->waiters[p->nwaiters++] = (struct mars_chunk_waiter){fn, arg};
     return 0;
 }

@@ -16,6 +16,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "core/grow.h"
+
 void mars_compressor_init(struct mars_compressor *c, enum mars_codec codec, int level)
 {
     memset(c, 0, sizeof(*c));
@@ -33,17 +35,7 @@ void mars_compressor_fini(struct mars_compressor *c)
 
 static int reserve(struct mars_compressor *c, size_t need)
 {
-    if (need <= c->cap)
-        return 0;
-    size_t cap = c->cap ? c->cap : 4096;
-    while (cap < need)
-        cap *= 2;
-    unsigned char *p = realloc(c->out, cap);
-    if (!p)
-        return -ENOMEM;
-    c->out = p;
-    c->cap = cap;
-    return 0;
+    return mars_grow(&c->out, &c->cap, need, 1);
 }
 
 static size_t total_len(const struct iovec *iov, int n)

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+
 #define MARS_DIAG_DEFAULT_MAX 100
 
 void mars_diag_init(struct mars_diag *d)
@@ -39,15 +41,7 @@ static int diag_reserve(struct mars_diag *d)
 
     if (d->n >= max)
         return -1;
-    if (d->n < d->cap)
-        return 0;
-    size_t cap = d->cap ? d->cap * 2 : 8;
-    struct mars_diag_msg *msgs = realloc(d->msgs, cap * sizeof(*msgs));
-    if (!msgs)
-        return -1;
-    d->msgs = msgs;
-    d->cap = cap;
-    return 0;
+    return mars_grow(&d->msgs, &d->cap, d->n + 1, sizeof(*d->msgs)) ? -1 : 0;
 }
 
 void mars_diag_addv(struct mars_diag *d, const char *file, int line, int col, const char *fmt,

@@ -33,6 +33,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/grow.h"
+
 #define FRAME_HDR 5
 #define MAX_REPLY (256u * 1024)
 
@@ -108,18 +110,7 @@ static int buf_reserve(struct mars_grpc_buf *b, size_t more)
 {
     if (more > SIZE_MAX - b->len)
         return -ENOMEM;
-    size_t need = b->len + more;
-    if (need <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < need)
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    uint8_t *p = realloc(b->p, cap);
-    if (!p)
-        return -ENOMEM;
-    b->p = p;
-    b->cap = cap;
-    return 0;
+    return mars_grow(&b->p, &b->cap, b->len + more, 1);
 }
 
 static void put_prefix(uint8_t *p, size_t n)

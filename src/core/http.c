@@ -29,6 +29,7 @@
 #include <strings.h>
 
 #include "core/ev.h"
+#include "core/grow.h"
 #include "core/log.h"
 
 #define DEFAULT_MAX_BODY (64u * 1024)
@@ -391,16 +392,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     if (take < len)
         pv->truncated = true;
     if (take) {
-        if (pv->len + take + 1 > pv->cap) {
-            size_t cap = pv->cap ? pv->cap : 1024;
-            while (cap < pv->len + take + 1)
-                cap *= 2;
-            char *b = realloc(pv->body, cap);
-            if (!b)
-                return 0;
-            pv->body = b;
-            pv->cap = cap;
-        }
+        if (mars_grow(&pv->body, &pv->cap, pv->len + take + 1, 1))
+            return 0;
         memcpy(pv->body + pv->len, p, take);
         pv->len += take;
         pv->body[pv->len] = '\0';

@@ -4,7 +4,8 @@
  * How it works: a message is formatted with vsnprintf into a stack buffer, then copied into
  * a second stack buffer (the line) behind the timestamp, level and component, escaping as it
  * goes: in text, control characters and invalid UTF-8 become \n, \xNN...; in JSON, the usual
- * string escapes and U+FFFD for invalid UTF-8, so every line is valid JSON. The finished
+ * string escapes (core/json_escape.h, DEL escaped too) and U+FFFD for invalid UTF-8, so
+ * every line is valid JSON. The finished
  * line goes out with one write(2). Lines are at most LOG_LINE_MAX bytes (= PIPE_BUF, so a
  * line written to a pipe is never interleaved with another thread's); a longer message is cut
  * at a character boundary and ends with "...". Room for the cut marker, the suppression
@@ -21,6 +22,9 @@
  * Thread: any. The settings are atomics; everything else is on the caller's stack.
  */
 #include "core/log.h"
+
+#include "core/json_escape.h"
+#include "core/utf8.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -94,63 +98,16 @@ static bool put_str(struct log_line *l, const char *s)
     return put(l, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 when it is not valid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+/* The text format's escape for the byte c (len: its UTF-8 sequence length, 0 if invalid),
+ * or NULL when the bytes go out as they are. esc is scratch space for \xNN. */
+static const char *text_escape(unsigned char c, size_t len, char esc[8])
 {
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF)
-        len = 2;
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-        len = 3;
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (s[0] == 0xE0)
-        lo = 0xA0; /* overlong */
-    else if (s[0] == 0xED)
-        hi = 0x9F; /* surrogates */
-    else if (s[0] == 0xF0)
-        lo = 0x90; /* overlong */
-    else if (s[0] == 0xF4)
-        hi = 0x8F; /* above U+10FFFF */
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++) {
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    }
-    return len;
-}
-
-/* The escape for the byte c (len: its UTF-8 sequence length, 0 if invalid), or NULL when the
- * bytes go out as they are. esc is scratch space for numeric escapes. */
-static const char *escape_for(unsigned char c, size_t len, bool json, char esc[8])
-{
-    if (len == 0) {
-        if (json)
-            return "\\ufffd";
-        snprintf(esc, 8, "\\x%02x", c);
-        return esc;
-    }
-    switch (c) {
-    case '\n':
+    if (len != 0 && c == '\n')
         return "\\n";
-    case '\r':
+    if (len != 0 && c == '\r')
         return "\\r";
-    case '\t':
-        return json ? "\\t" : NULL;
-    case '"':
-        return json ? "\\\"" : NULL;
-    case '\\':
-        return json ? "\\\\" : NULL;
-    }
-    if (c < 0x20 || c == 0x7f) {
-        snprintf(esc, 8, json ? "\\u%04x" : "\\x%02x", c);
+    if (len == 0 || (c < 0x20 && c != '\t') || c == 0x7f) {
+        snprintf(esc, 8, "\\x%02x", c);
         return esc;
     }
     return NULL;
@@ -164,9 +121,19 @@ static void put_escaped(struct log_line *l, const char *s, bool json)
     size_t n = strlen(s);
     char esc[8];
 
+    if (l->cut)
+        return;
+    if (json) {
+        struct mars_json_esc r =
+            mars_json_escape(l->buf + l->len, l->limit - l->len, s, n,
+                             MARS_JSON_ESC_SHORT | MARS_JSON_ESC_DEL | MARS_JSON_ESC_UTF8);
+        l->len += r.out;
+        l->cut = r.in < n;
+        return;
+    }
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_len(p + i, n - i);
-        const char *rep = escape_for(p[i], len, json, esc);
+        size_t len = mars_utf8_seq(p + i, n - i);
+        const char *rep = text_escape(p[i], len, esc);
         if (!(rep ? put_str(l, rep) : put(l, s + i, len)))
             return;
         i += rep ? 1 : len;

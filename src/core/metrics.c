@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/log.h"
 
 #define LINE_CELLS 8 /* 64-bit cells per 64-byte line */
@@ -59,7 +60,7 @@ struct mars_metrics {
     struct mars_mfamily **fam;
     size_t nfam, capfam;
     struct collector *col;
-    size_t ncol;
+    size_t ncol, capcol;
 };
 
 static uint64_t dbits(double d)
@@ -208,14 +209,8 @@ struct mars_mfamily *mars_metrics_family(struct mars_metrics *m, const struct ma
             goto out;
         }
     }
-    if (m->nfam == m->capfam) {
-        size_t cap = m->capfam ? m->capfam * 2 : 16;
-        struct mars_mfamily **nf = realloc(m->fam, cap * sizeof(*nf));
-        if (!nf)
-            goto out;
-        m->fam = nf;
-        m->capfam = cap;
-    }
+    if (mars_grow(&m->fam, &m->capfam, m->nfam + 1, sizeof(*m->fam)))
+        goto out;
     f = family_new(m, d, nlabels);
     if (f)
         m->fam[m->nfam++] = f;
@@ -276,14 +271,8 @@ struct mars_mseries *mars_mfamily_series(struct mars_mfamily *f, const char *con
         f->warned_full = true;
         goto out;
     }
-    if (f->nseries == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 8;
-        struct mars_mseries **ns = realloc(f->series, cap * sizeof(*ns));
-        if (!ns)
-            goto out;
-        f->series = ns;
-        f->cap = cap;
-    }
+    if (mars_grow(&f->series, &f->cap, f->nseries + 1, sizeof(*f->series)))
+        goto out;
     s = series_new(f, values);
     if (s)
         f->series[f->nseries++] = s;
@@ -359,13 +348,10 @@ int mars_metrics_add_collector(struct mars_metrics *m, mars_metrics_collector fn
 {
     int rc = 0;
     pthread_mutex_lock(&m->lock);
-    struct collector *c = realloc(m->col, (m->ncol + 1) * sizeof(*c));
-    if (c) {
-        m->col = c;
+    if (mars_grow(&m->col, &m->capcol, m->ncol + 1, sizeof(*m->col)) == 0)
         m->col[m->ncol++] = (struct collector){fn, arg};
-    } else {
+    else
         rc = -ENOMEM;
-    }
     pthread_mutex_unlock(&m->lock);
     return rc;
 }

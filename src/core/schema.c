@@ -304,6 +304,21 @@ static void set_enum(struct apply_ctx *c, const struct mars_opt *o, const struct
     opt_error(c, v, "option '%s': %s is not one of %s%s", name, quote(s, q, sizeof(q)), list, hint);
 }
 
+/* The text of a URL (an option or a list item): a scalar that starts with http:// or
+ * https://; otherwise reports and returns NULL. */
+static const char *url_text(struct apply_ctx *c, const struct mars_cfg_node *v, const char *name)
+{
+    char q[QUOTE_BUF];
+    const char *s = scalar_text(c, v, name, "a URL");
+
+    if (s && strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0) {
+        opt_error(c, v, "option '%s': %s must start with http:// or https://", name,
+                  quote(s, q, sizeof(q)));
+        return NULL;
+    }
+    return s;
+}
+
 /* ---- secrets from files --------------------------------------------------------------- */
 
 /* Reads a secret file into an owned string, one trailing newline removed. 0 or -errno
@@ -420,8 +435,9 @@ static void free_seclist(const struct mars_opt *o, struct mars_seclist *sl)
     sl->n = 0;
 }
 
+/* url: every item must be a URL (URL_LIST). */
 static void set_list(struct apply_ctx *c, const struct mars_cfg_node *v, struct mars_strlist *l,
-                     const char *name)
+                     const char *name, bool url)
 {
     const struct mars_cfg_node *const *items = (const struct mars_cfg_node *const *)v->vals;
     size_t n = v->kind == MARS_CFG_SEQ ? v->n : 1;
@@ -443,7 +459,8 @@ static void set_list(struct apply_ctx *c, const struct mars_cfg_node *v, struct 
     l->n = n;
     for (size_t i = 0; i < n; i++) {
         snprintf(item_name, sizeof(item_name), "%s[%zu]", name, i);
-        const char *s = scalar_text(c, items[i], item_name, "a string");
+        const char *s = url ? url_text(c, items[i], item_name)
+                            : scalar_text(c, items[i], item_name, "a string");
         if (s)
             store_string(c, items[i], &l->v[i], s);
     }
@@ -548,7 +565,12 @@ static void set_value(struct apply_ctx *c, const struct mars_opt *o, const struc
         set_enum(c, o, v, f, name);
         break;
     case MARS_OPT_LIST:
-        set_list(c, v, f, name);
+    case MARS_OPT_URL_LIST:
+        set_list(c, v, f, name, o->type == MARS_OPT_URL_LIST);
+        break;
+    case MARS_OPT_URL:
+        if ((s = url_text(c, v, name)))
+            store_string(c, v, f, s);
         break;
     case MARS_OPT_MAP:
         set_map(c, v, f, name);
@@ -572,7 +594,7 @@ static void apply_default(struct apply_ctx *c, const struct mars_opt *o, void *o
     struct mars_cfg_node at = {.kind = MARS_CFG_SCALAR, .file = SCHEMA_FILE, .quoted = true};
     char q[QUOTE_BUF];
 
-    if (o->type == MARS_OPT_LIST || o->type == MARS_OPT_MAP) {
+    if (o->type == MARS_OPT_LIST || o->type == MARS_OPT_URL_LIST || o->type == MARS_OPT_MAP) {
         struct mars_cfg_doc *doc =
             mars_cfg_load_string(SCHEMA_FILE, o->def, strlen(o->def), c->diag);
         if (!doc)
@@ -650,6 +672,8 @@ static void apply_pair(struct apply_ctx *c, const struct mars_opt *schema, bool 
     if (idx >= 0) {
         if (val->kind == MARS_CFG_NULL) /* an empty value leaves the option unset */
             return;
+        if (schema[idx].type == MARS_OPT_URL && val->kind == MARS_CFG_SCALAR && val->len == 0)
+            return; /* so does an empty URL: `${VAR:-}` with VAR unset */
         seen[idx] = true;
         set_value(c, &schema[idx], val, out, mars_schema_join_name(name, sizeof(name), prefix, key->str));
         return;
@@ -727,6 +751,7 @@ static void free_fields(const struct mars_opt *schema, void *out)
         switch (o->type) {
         case MARS_OPT_STRING:
         case MARS_OPT_SECRET:
+        case MARS_OPT_URL:
             free(*(char **)f);
             *(char **)f = NULL;
             break;
@@ -747,6 +772,7 @@ static void free_fields(const struct mars_opt *schema, void *out)
             *(int *)f = 0;
             break;
         case MARS_OPT_LIST:
+        case MARS_OPT_URL_LIST:
             free_strlist(f);
             break;
         case MARS_OPT_MAP:

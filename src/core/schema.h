@@ -23,6 +23,9 @@
  *   SECTION         the sub-struct itself  nested mapping applied with `sub`
  *   SECTION_LIST    struct mars_seclist    sequence of mappings, each applied with `sub` into an
  *                                          element of `sub_size` bytes
+ *   URL             char *                 a STRING that must start with http:// or https://;
+ *                                          an empty string (what `${VAR:-}` gives) leaves it unset
+ *   URL_LIST        struct mars_strlist    a LIST whose every item is such a URL
  * A SECRET option `x` may instead be given as `x_file: PATH`; the file's content (one trailing
  * newline removed) becomes the value. Describe output never prints a secret's value.
  *
@@ -52,6 +55,8 @@ enum mars_opt_type {
     MARS_OPT_MAP,
     MARS_OPT_SECTION,
     MARS_OPT_SECTION_LIST,
+    MARS_OPT_URL,
+    MARS_OPT_URL_LIST,
 };
 
 enum {

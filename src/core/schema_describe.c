@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+
 #define NAME_BUF 256
 
 const char *mars_opt_type_name(enum mars_opt_type t)
@@ -47,6 +49,10 @@ const char *mars_opt_type_name(enum mars_opt_type t)
         return "section";
     case MARS_OPT_SECTION_LIST:
         return "list of sections";
+    case MARS_OPT_URL:
+        return "url";
+    case MARS_OPT_URL_LIST:
+        return "list of urls";
     }
     return "?";
 }
@@ -67,15 +73,8 @@ static void add_row(struct desc_rows *rows, char *name, char *type, const char *
 {
     struct desc_row r = {name, type, strdup(def), desc, def_literal};
 
-    if (rows->n == rows->cap) {
-        size_t cap = rows->cap ? rows->cap * 2 : 16;
-        struct desc_row *v = realloc(rows->v, cap * sizeof(*v));
-        if (v) {
-            rows->v = v;
-            rows->cap = cap;
-        }
-    }
-    if (rows->n == rows->cap || !name || !type || !r.def || !desc) {
+    if (mars_grow(&rows->v, &rows->cap, rows->n + 1, sizeof(*rows->v)) || !name || !type ||
+        !r.def || !desc) {
         free(name);
         free(type);
         free(r.def);

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/grow.h"
 #include "core/hash.h"
 #include "core/log.h"
 
@@ -93,14 +94,8 @@ static struct entry *find_or_add(struct mars_ckpt *c, const struct mars_ckpt_key
     struct entry *e = find(c, k);
     if (e)
         return e;
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 64;
-        struct entry *ne = realloc(c->e, cap * sizeof(*ne));
-        if (!ne)
-            return NULL;
-        c->e = ne;
-        c->cap = cap;
-    }
+    if (mars_grow(&c->e, &c->cap, c->n + 1, sizeof(*c->e)))
+        return NULL;
     e = &c->e[c->n++];
     memset(e, 0, sizeof(*e));
     e->rec.key = *k;

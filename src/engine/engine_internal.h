@@ -50,7 +50,7 @@ struct mars_bufq {
 struct mars_sink_slot {
     struct mars_sink_req req; /* first: the sink API hands out &slot->req */
     struct mars_sink *s;
-    uint32_t cap;            /* of req.batches */
+    size_t cap;              /* of req.batches */
     struct mars_ev_op timer; /* retry backoff */
     bool inflight, retry_wait, timer_armed;
     struct mars_batch *dead; /* events the sink dead-lettered, for node.dead_letter */
@@ -71,6 +71,7 @@ struct mars_sink {
     bool dispatching, aborting, full;
     int64_t backoff_ns;
     uint32_t *feeders, nfeeders; /* source node indices on this worker feeding this sink */
+    size_t feeders_cap;
     bool initialized;
 };
 

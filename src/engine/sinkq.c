@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/log.h"
 #include "engine/engine_internal.h"
 #include "engine/observe.h"
@@ -190,14 +191,8 @@ static int fill_request(struct mars_sink *s, struct mars_sink_slot *sl)
         if (r->n > 0 && (r->events + b->n > (uint64_t)bt->max_events ||
                          r->bytes + b->bytes > bt->max_bytes))
             break;
-        if (r->n == sl->cap) {
-            uint32_t cap = sl->cap ? sl->cap * 2 : 8;
-            struct mars_batch **nb = realloc(r->batches, cap * sizeof(*nb));
-            if (!nb)
-                return r->n ? 0 : -ENOMEM;
-            r->batches = nb;
-            sl->cap = cap;
-        }
+        if (mars_grow(&r->batches, &sl->cap, (size_t)r->n + 1, sizeof(*r->batches)))
+            return r->n ? 0 : -ENOMEM;
         r->batches[r->n++] = bufq_pop(&s->q);
         r->events += b->n;
         r->bytes += b->bytes;

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "engine/engine_internal.h"
 #include "engine/observe.h"
@@ -90,12 +91,11 @@ static int find_feeders(struct mars_worker *w, struct mars_sink *s)
             if (c->nodes[up].kind == MARS_KIND_SOURCE) {
                 if (!w->src[up])
                     continue;
-                uint32_t *f = realloc(s->feeders, (s->nfeeders + 1) * sizeof(*f));
-                if (!f) {
+                if (mars_grow(&s->feeders, &s->feeders_cap, (size_t)s->nfeeders + 1,
+                              sizeof(*s->feeders))) {
                     rc = -ENOMEM;
                     goto out;
                 }
-                s->feeders = f;
                 s->feeders[s->nfeeders++] = up;
             } else {
                 stack[sp++] = up;

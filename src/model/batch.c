@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/ev.h"
+#include "core/grow.h"
 
 struct mars_batch *mars_batch_create(uint32_t cap)
 {
@@ -72,14 +73,8 @@ int mars_batch_hold_chunk(struct mars_batch *b, struct mars_chunk *c)
 {
     if (b->nchunks > 0 && b->chunks[b->nchunks - 1] == c)
         return 0;
-    if (b->nchunks == b->chunks_cap) {
-        uint32_t cap = b->chunks_cap ? b->chunks_cap * 2 : 4;
-        struct mars_chunk **nc = realloc(b->chunks, cap * sizeof(*nc));
-        if (!nc)
-            return -ENOMEM;
-        b->chunks = nc;
-        b->chunks_cap = cap;
-    }
+    if (mars_grow(&b->chunks, &b->chunks_cap, (size_t)b->nchunks + 1, sizeof(*b->chunks)))
+        return -ENOMEM;
     mars_chunk_ref(c);
     b->chunks[b->nchunks++] = c;
     return 0;
@@ -87,14 +82,8 @@ int mars_batch_hold_chunk(struct mars_batch *b, struct mars_chunk *c)
 
 struct mars_event *mars_batch_push(struct mars_batch *b)
 {
-    if (b->n == b->cap) {
-        uint32_t cap = b->cap * 2;
-        struct mars_event *ne = realloc(b->ev, cap * sizeof(*ne));
-        if (!ne)
-            return NULL;
-        b->ev = ne;
-        b->cap = cap;
-    }
+    if (mars_grow(&b->ev, &b->cap, (size_t)b->n + 1, sizeof(*b->ev)))
+        return NULL;
     struct mars_event *e = &b->ev[b->n++];
     memset(e, 0, sizeof(*e));
     return e;
@@ -156,14 +145,8 @@ struct mars_batch *mars_batch_select(struct mars_batch *b, const bool *keep, uin
 
 int mars_batch_hold(struct mars_batch *b, struct mars_batch *other)
 {
-    if (b->nholds == b->holds_cap) {
-        uint32_t cap = b->holds_cap ? b->holds_cap * 2 : 4;
-        struct mars_batch **h = realloc(b->holds, cap * sizeof(*h));
-        if (!h)
-            return -ENOMEM;
-        b->holds = h;
-        b->holds_cap = cap;
-    }
+    if (mars_grow(&b->holds, &b->holds_cap, (size_t)b->nholds + 1, sizeof(*b->holds)))
+        return -ENOMEM;
     b->holds[b->nholds++] = other;
     return 0;
 }

@@ -38,15 +38,18 @@ struct mars_batch_ack {
 
 struct mars_batch {
     uint32_t refs;
-    uint32_t n, cap;        /* events used / allocated */
+    uint32_t n; /* events used */
+    size_t cap; /* events allocated */
     struct mars_event *ev;
     uint64_t bytes;         /* sum of message lengths, for buffer accounting */
     struct mars_chunk **chunks;
-    uint32_t nchunks, chunks_cap;
+    uint32_t nchunks;
+    size_t chunks_cap;
     struct mars_arena arena;
     struct mars_batch *parent; /* clones keep the original alive */
     struct mars_batch **holds; /* more batches kept alive (mars_batch_hold) */
-    uint32_t nholds, holds_cap;
+    uint32_t nholds;
+    size_t holds_cap;
     struct mars_batch_ack ack; /* fn == NULL: nobody waits */
     bool abandoned;            /* some path gave up without finishing */
     int64_t created_ns;        /* monotonic, for latency */

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/schema.h"
 #include "model/fields.h"
 #include "model/json.h"
@@ -64,9 +65,11 @@ struct node {
 
 struct mars_cond {
     struct node *nodes;
-    uint32_t nn, capn;
+    uint32_t nn;
+    size_t capn;
     struct operand *ops;
-    uint32_t no, capo;
+    uint32_t no;
+    size_t capo;
     uint32_t root;
     char *scratch[2];
     size_t scap[2];
@@ -130,15 +133,9 @@ static bool expect(struct parser *p, char c, const char *what)
 static uint32_t new_node(struct parser *p, enum op op)
 {
     struct mars_cond *c = p->c;
-    if (c->nn == c->capn) {
-        uint32_t cap = c->capn ? c->capn * 2 : 16;
-        struct node *v = realloc(c->nodes, cap * sizeof(*v));
-        if (!v) {
-            perr(p, p->i, "out of memory");
-            return UINT32_MAX;
-        }
-        c->nodes = v;
-        c->capn = cap;
+    if (mars_grow(&c->nodes, &c->capn, (size_t)c->nn + 1, sizeof(*c->nodes))) {
+        perr(p, p->i, "out of memory");
+        return UINT32_MAX;
     }
     c->nodes[c->nn] = (struct node){.op = op};
     return c->nn++;
@@ -147,17 +144,11 @@ static uint32_t new_node(struct parser *p, enum op op)
 static uint32_t new_operand(struct parser *p, struct operand o)
 {
     struct mars_cond *c = p->c;
-    if (c->no == c->capo) {
-        uint32_t cap = c->capo ? c->capo * 2 : 16;
-        struct operand *v = realloc(c->ops, cap * sizeof(*v));
-        if (!v) {
-            mars_path_free(o.path);
-            free(o.str);
-            perr(p, p->i, "out of memory");
-            return UINT32_MAX;
-        }
-        c->ops = v;
-        c->capo = cap;
+    if (mars_grow(&c->ops, &c->capo, (size_t)c->no + 1, sizeof(*c->ops))) {
+        mars_path_free(o.path);
+        free(o.str);
+        perr(p, p->i, "out of memory");
+        return UINT32_MAX;
     }
     c->ops[c->no] = o;
     return c->no++;

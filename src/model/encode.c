@@ -1,9 +1,9 @@
 /*
  * encode.c - text and JSON encodings of sink requests (see encode.h).
  *
- * JSON strings: runs of bytes that need no escape are copied with one memcpy; UTF-8 is
- * validated by hand (overlongs, surrogates and values above U+10FFFF are invalid) since
- * a log line is arbitrary bytes and the output must be valid JSON whatever came in.
+ * JSON strings: core/json_escape.h, with \n \r \t as short escapes and invalid UTF-8
+ * (overlongs, surrogates and values above U+10FFFF too) replaced, since a log line is
+ * arbitrary bytes and the output must be valid JSON whatever came in.
  *
  * Parsed fields (fields.h) follow "timestamp" and "message" in their order. Values that are
  * still JSON text validated by the scanner (escaped strings, numbers, arrays, raw objects)
@@ -13,7 +13,8 @@
 
 #include "model/fields.h"
 
-#include "core/utf8.h"
+#include "core/grow.h"
+#include "core/json_escape.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -36,17 +37,7 @@ void mars_encoder_fini(struct mars_encoder *e)
 
 static int out_reserve(struct mars_encoder *e, size_t more)
 {
-    if (e->out_len + more <= e->out_cap)
-        return 0;
-    size_t cap = e->out_cap ? e->out_cap : 4096;
-    while (cap < e->out_len + more)
-        cap *= 2;
-    char *p = realloc(e->out, cap);
-    if (!p)
-        return -ENOMEM;
-    e->out = p;
-    e->out_cap = cap;
-    return 0;
+    return mars_grow(&e->out, &e->out_cap, e->out_len + more, 1);
 }
 
 static int out_put(struct mars_encoder *e, const void *p, size_t n)
@@ -67,102 +58,24 @@ static int iov_add(struct mars_encoder *e, const void *base, size_t len)
             return 0;
         }
     }
-    if (e->niov == e->iov_cap) {
-        int cap = e->iov_cap ? e->iov_cap * 2 : 64;
-        struct iovec *v = realloc(e->iov, (size_t)cap * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        e->iov = v;
-        e->iov_cap = cap;
-    }
+    if (mars_grow(&e->iov, &e->iov_cap, (size_t)e->niov + 1, sizeof(*e->iov)))
+        return -ENOMEM;
     e->iov[e->niov++] = (struct iovec){.iov_base = (void *)base, .iov_len = len};
     return 0;
 }
 
-/* True when none of the 8 bytes of w needs a look: no control byte, quote, backslash or
- * byte >= 0x80 (the "has less than" / "has zero byte" word tricks; they may flag a clean
- * word, never miss a dirty one, which only costs a trip through the byte loop). */
-static inline bool word_plain(uint64_t w)
-{
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
-    uint64_t bad = (w & highs) | ((w - ones * 0x20) & ~w & highs) | ((q - ones) & ~q & highs) |
-                   ((b - ones) & ~b & highs);
-    return bad == 0;
-}
-
-/* What a byte needs in a JSON string: 0 nothing, 1 an escape, 2 a UTF-8 check. */
-static inline int json_class(unsigned char c)
-{
-    if (c >= 0x80)
-        return 2;
-    return c < 0x20 || c == '"' || c == '\\';
-}
-
 int mars_encode_json_string(struct mars_encoder *e, const char *str, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-
-    /* worst case: every byte becomes \u00XX; reserving it once keeps the loop free of
-     * bounds checks. Bytes are copied as they are scanned (8 at a time while plain), so a
-     * string full of quotes costs no call per escape. */
-    if (out_reserve(e, n * 6 + 2))
+    /* the worst case reserved once, so the escaper runs without room checks */
+    if (out_reserve(e, n * MARS_JSON_ESC_MAX + 2))
         return -ENOMEM;
     char *o = e->out + e->out_len;
     *o++ = '"';
-    while (i < n) {
-        if (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (word_plain(w)) {
-                memcpy(o, &w, 8);
-                o += 8;
-                i += 8;
-                continue;
-            }
-        }
-        unsigned char c = s[i];
-        switch (json_class(c)) {
-        case 0:
-            *o++ = (char)c;
-            i++;
-            continue;
-        case 2: {
-            size_t seq = mars_utf8_seq(s + i, n - i);
-            if (seq > 0) {
-                memcpy(o, s + i, seq);
-                o += seq;
-                i += seq;
-            } else {
-                memcpy(o, "\\ufffd", 6);
-                o += 6;
-                i++;
-                e->invalid_utf8++;
-            }
-            continue;
-        }
-        default:
-            break;
-        }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            memcpy(o, "u00", 3);
-            o[3] = hex[c >> 4];
-            o[4] = hex[c & 15];
-            o += 5;
-        }
-        i++;
-    }
-    *o++ = '"';
-    e->out_len = (size_t)(o - e->out);
+    struct mars_json_esc r = mars_json_escape(o, n * MARS_JSON_ESC_MAX, str, n,
+                                              MARS_JSON_ESC_SHORT | MARS_JSON_ESC_UTF8);
+    o[r.out] = '"';
+    e->out_len += r.out + 2;
+    e->invalid_utf8 += r.invalid;
     return 0;
 }
 

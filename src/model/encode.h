@@ -28,7 +28,8 @@ extern const char *const mars_encoding_names[]; /* for ENUM options */
 
 struct mars_encoder {
     struct iovec *iov;
-    int niov, iov_cap;
+    int niov;
+    size_t iov_cap;
     char *out;
     size_t out_len, out_cap;
     uint64_t invalid_utf8; /* replaced sequences, cumulative */

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
+
 #include "model/json.h"
 #include "model/timefmt.h"
 
@@ -349,16 +351,8 @@ const char *mars_value_text(const struct mars_value *v, char **scratch, size_t *
         *len = v->len;
         return v->ptr;
     }
-    if (*scap < v->len + 1u) {
-        size_t cap = *scap ? *scap : 256;
-        while (cap < v->len + 1u)
-            cap *= 2;
-        char *p = realloc(*scratch, cap);
-        if (!p)
-            return NULL;
-        *scratch = p;
-        *scap = cap;
-    }
+    if (mars_grow(scratch, scap, (size_t)v->len + 1, 1))
+        return NULL;
     *len = (uint32_t)mars_json_unescape(v->ptr, v->len, *scratch);
     return *scratch;
 }

@@ -169,7 +169,8 @@ void mars_event_set_message(struct mars_batch *b, struct mars_event *ev, const c
  */
 struct mars_fbuild {
     struct mars_field *v;
-    uint32_t n, cap;
+    uint32_t n;
+    size_t cap;
     struct mars_arena *arena; /* the batch arena, for decoded bytes */
 };
 

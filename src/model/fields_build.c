@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "model/fields_internal.h"
 #include "model/json.h"
 
@@ -33,17 +34,9 @@ void mars_fbuild_fini(struct mars_fbuild *fb)
 
 static bool fbuild_grow(struct mars_fbuild *fb)
 {
-    if (fb->n < fb->cap)
-        return true;
-    if (fb->cap >= MARS_FIELDS_MAX)
+    if (fb->n >= MARS_FIELDS_MAX)
         return false;
-    uint32_t cap = fb->cap ? fb->cap * 2 : 64;
-    struct mars_field *v = realloc(fb->v, (size_t)cap * sizeof(*v));
-    if (!v)
-        return false;
-    fb->v = v;
-    fb->cap = cap;
-    return true;
+    return mars_grow(&fb->v, &fb->cap, (size_t)fb->n + 1, sizeof(*fb->v)) == 0;
 }
 
 void mars_fbuild_reset(struct mars_fbuild *fb, struct mars_arena *arena)

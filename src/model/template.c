@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/grow.h"
 #include "model/fields.h"
 #include "model/json.h"
 
@@ -30,17 +31,16 @@ struct part {
 
 struct mars_template {
     struct part *parts;
-    size_t n;
+    size_t n, cap;
     bool has_time, has_field;
     unsigned flags;
 };
 
 static int add_part(struct mars_template *t, enum part_kind k, const char *s, size_t len)
 {
-    struct part *p = realloc(t->parts, (t->n + 1) * sizeof(*p));
-    if (!p)
+    if (mars_grow(&t->parts, &t->cap, t->n + 1, sizeof(*t->parts)))
         return -ENOMEM;
-    t->parts = p;
+    struct part *p = t->parts;
     p[t->n].kind = k;
     p[t->n].s = strndup(s, len);
     if (!p[t->n].s)

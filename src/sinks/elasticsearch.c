@@ -35,6 +35,7 @@
 #include <sys/random.h>
 
 #include "core/compress.h"
+#include "core/grow.h"
 #include "core/http.h"
 #include "core/ev.h"
 #include "core/log.h"
@@ -62,7 +63,8 @@ struct es_slot {
     struct es_reqstate *rs;
     struct mars_encoder enc;
     uint32_t *sent; /* event indices in the body, in order */
-    uint32_t nsent, sent_cap;
+    uint32_t nsent;
+    size_t sent_cap;
     uint32_t gi, bi, ei;  /* next event of this pass: global index, batch, index in batch */
     uint32_t retry_items; /* items answered retryable in this pass */
     uint64_t wire;        /* body bytes the peer accepted in this try */
@@ -163,14 +165,8 @@ static int64_t build_body(struct es_sink *es, struct es_slot *sl)
         const struct mars_event *ev = &r->batches[sl->bi]->ev[sl->ei++];
         if (sl->rs->st[g] != ST_PENDING)
             continue;
-        if (sl->nsent == sl->sent_cap) {
-            uint32_t cap = sl->sent_cap ? sl->sent_cap * 2 : 256;
-            uint32_t *ns = realloc(sl->sent, cap * sizeof(*ns));
-            if (!ns)
-                return -ENOMEM;
-            sl->sent = ns;
-            sl->sent_cap = cap;
-        }
+        if (mars_grow(&sl->sent, &sl->sent_cap, (size_t)sl->nsent + 1, sizeof(*sl->sent)))
+            return -ENOMEM;
         size_t mark = sl->enc.out_len;
         int rc = append_doc(es, sl, ev, g);
         if (rc == -ENAMETOOLONG) { /* an index name this long cannot exist: drop the event */

@@ -19,9 +19,9 @@ static const char *const mode_names[] = {"bulk", NULL};
 
 #define OFF(f) offsetof(struct mars_es_conf, f)
 const struct mars_opt mars_es_options[] = {
-    {.name = "endpoint", .type = MARS_OPT_STRING, .offset = OFF(endpoint),
+    {.name = "endpoint", .type = MARS_OPT_URL, .offset = OFF(endpoint),
      .desc = "Base URL of the cluster (http://host:9200); use endpoints for several."},
-    {.name = "endpoints", .type = MARS_OPT_LIST, .offset = OFF(endpoints),
+    {.name = "endpoints", .type = MARS_OPT_URL_LIST, .offset = OFF(endpoints),
      .desc = "Base URLs of several nodes, used in turn; a failed request goes to the next."},
     {.name = "mode", .type = MARS_OPT_ENUM, .offset = OFF(mode), .def = "bulk",
      .choices = mode_names, .desc = "bulk sends events with the _bulk API."},
@@ -55,9 +55,7 @@ const struct mars_opt mars_es_options[] = {
 static void diag_at(const struct mars_cfg_node *node, const char *key, struct mars_diag *diag,
                     const char *fmt, const char *arg)
 {
-    const struct mars_cfg_node *n = mars_cfg_get(node, key);
-    if (!n)
-        n = node;
+    const struct mars_cfg_node *n = mars_cfg_at(node, key, NULL);
     char msg[256];
     snprintf(msg, sizeof(msg), fmt, arg);
     mars_diag_add(diag, n->file, n->line, n->col, "%s", msg);
@@ -72,14 +70,6 @@ int mars_es_check(void *conf, const struct mars_cfg_node *node, struct mars_diag
     if (!c->endpoint == !c->endpoints.n) {
         diag_at(node, "endpoint", diag, "%s", "set one of endpoint and endpoints");
         rc = -EINVAL;
-    }
-    for (size_t i = 0; i < c->endpoints.n + (c->endpoint != NULL); i++) {
-        const char *u = i < c->endpoints.n ? c->endpoints.v[i] : c->endpoint;
-        if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) {
-            diag_at(node, c->endpoint ? "endpoint" : "endpoints", diag,
-                    "endpoint '%s' must start with http:// or https://", u);
-            rc = -EINVAL;
-        }
     }
     struct mars_template *t = mars_template_compile(c->index, 0, err, sizeof(err));
     if (!t) {

@@ -80,7 +80,7 @@ static const struct mars_opt instance_options[] = {
 #define OFF(f) offsetof(struct eu_conf, f)
 const struct mars_opt mars_eureka_options[] = {
     {.name = "servers",
-     .type = MARS_OPT_LIST,
+     .type = MARS_OPT_URL_LIST,
      .offset = OFF(servers),
      .flags = MARS_OPT_REQUIRED,
      .desc = "Eureka base URLs tried in order (http://host:8761/eureka or .../eureka/v2); "
@@ -149,31 +149,16 @@ const struct mars_opt mars_eureka_options[] = {
     {0},
 };
 
-static int check_url(const char *u)
-{
-    return strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0 ? 0 : -EINVAL;
-}
-
 int mars_eureka_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     struct eu_conf *c = conf;
-    const struct mars_cfg_node *at = mars_cfg_get(node, "servers");
+    const struct mars_cfg_node *at = mars_cfg_at(node, "servers", NULL);
     int rc = 0;
-    if (!at)
-        at = node;
     if (c->servers.n == 0) {
         mars_diag_add(diag, at->file, at->line, at->col, "'servers' needs at least one URL");
         rc = -EINVAL;
     }
-    for (size_t i = 0; i < c->servers.n; i++)
-        if (check_url(c->servers.v[i])) {
-            mars_diag_add(diag, at->file, at->line, at->col,
-                          "server '%s' is not an http:// or https:// URL", c->servers.v[i]);
-            rc = -EINVAL;
-        }
-    at = mars_cfg_get(node, "instances");
-    if (!at)
-        at = node;
+    at = mars_cfg_at(node, "instances", NULL);
     if (c->instances.n == 0) {
         mars_diag_add(diag, at->file, at->line, at->col, "'instances' needs at least one instance");
         rc = -EINVAL;

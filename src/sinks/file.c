@@ -99,7 +99,7 @@ static int file_check(void *conf, const struct mars_cfg_node *node, struct mars_
     char err[160];
     struct mars_template *t = c->path ? mars_template_compile(c->path, MARS_TEMPLATE_PATH, err, sizeof(err)) : NULL;
     if (c->path && !t) {
-        const struct mars_cfg_node *n = mars_cfg_get(node, "path");
+        const struct mars_cfg_node *n = mars_cfg_at(node, "path", NULL);
         mars_diag_add(diag, n->file, n->line, n->col, "option 'path': %s", err);
         return -EINVAL;
     }

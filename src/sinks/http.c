@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/log.h"
 #include "component.h"
 #include "sinks/httpsink.h"
@@ -32,7 +33,7 @@ struct http_conf {
 
 #define OFF(f) offsetof(struct http_conf, f)
 static const struct mars_opt http_options[] = {
-    {.name = "url", .type = MARS_OPT_STRING, .offset = OFF(url), .flags = MARS_OPT_REQUIRED,
+    {.name = "url", .type = MARS_OPT_URL, .offset = OFF(url), .flags = MARS_OPT_REQUIRED,
      .desc = "Where requests go: an http:// or https:// URL."},
     {.name = "method", .type = MARS_OPT_ENUM, .offset = OFF(method), .def = "post",
      .choices = method_names, .desc = "HTTP method of each request: post or put."},
@@ -58,15 +59,7 @@ struct http_sink {
 static int http_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     struct http_conf *c = conf;
-    int rc = mars_httpsink_check(&c->http, node, diag);
-    if (c->url && strncmp(c->url, "http://", 7) != 0 && strncmp(c->url, "https://", 8) != 0) {
-        const struct mars_cfg_node *n = mars_cfg_get(node, "url");
-        n = n ? n : node;
-        mars_diag_add(diag, n->file, n->line, n->col,
-                      "option 'url': must start with http:// or https://");
-        rc = -EINVAL;
-    }
-    return rc;
+    return mars_httpsink_check(&c->http, node, diag);
 }
 
 /* ndjson -> [a,b,c]: JSON strings never hold a raw newline, so every newline of the
@@ -76,13 +69,8 @@ static int to_array(struct http_sink *h, struct iovec *out)
     size_t total = 2;
     for (int i = 0; i < h->enc.niov; i++)
         total += h->enc.iov[i].iov_len;
-    if (total > h->arr_cap) {
-        char *p = realloc(h->arr, total);
-        if (!p)
-            return -ENOMEM;
-        h->arr = p;
-        h->arr_cap = total;
-    }
+    if (mars_grow(&h->arr, &h->arr_cap, total, 1))
+        return -ENOMEM;
     size_t pos = 0;
     h->arr[pos++] = '[';
     for (int i = 0; i < h->enc.niov; i++) {

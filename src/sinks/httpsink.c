@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/ev.h"
+#include "core/grow.h"
 #include "core/log.h"
 
 int mars_httpsink_check(const struct mars_httpsink_conf *c, const struct mars_cfg_node *node,
@@ -24,8 +25,7 @@ int mars_httpsink_check(const struct mars_httpsink_conf *c, const struct mars_cf
 {
     int rc = mars_netconf_check(&c->tls, &c->auth, node, diag);
     if (c->compression == MARS_CODEC_LZ4) {
-        const struct mars_cfg_node *n = mars_cfg_get(node, "compression");
-        n = n ? n : node;
+        const struct mars_cfg_node *n = mars_cfg_at(node, "compression", NULL);
         mars_diag_add(diag, n->file, n->line, n->col,
                       "compression lz4 has no HTTP Content-Encoding; use gzip or zstd");
         rc = -EINVAL;
@@ -37,15 +37,11 @@ static int add_header(struct mars_httpsink *hs, const char *name, const char *va
 {
     size_t n = strlen(name) + strlen(value) + 3;
     char *h = malloc(n);
-    const char **v = realloc(hs->headers, (hs->nheaders + 2) * sizeof(*v));
-    if (!h || !v) {
+    if (!h || mars_grow(&hs->headers, &hs->headers_cap, hs->nheaders + 2, sizeof(*hs->headers))) {
         free(h);
-        if (v)
-            hs->headers = v;
         return -ENOMEM;
     }
     snprintf(h, n, "%s: %s", name, value);
-    hs->headers = v;
     hs->headers[hs->nheaders++] = h;
     hs->headers[hs->nheaders] = NULL;
     return 0;
@@ -112,16 +108,8 @@ static int flatten(struct mars_httpsink_call *c, const struct iovec *iov, int n,
     size_t total = 0;
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
-    if (total + 1 > c->flat_cap) {
-        size_t cap = c->flat_cap ? c->flat_cap : 4096;
-        while (cap < total + 1)
-            cap *= 2;
-        char *p = realloc(c->flat, cap);
-        if (!p)
-            return -ENOMEM;
-        c->flat = p;
-        c->flat_cap = cap;
-    }
+    if (mars_grow(&c->flat, &c->flat_cap, total + 1, 1))
+        return -ENOMEM;
     size_t pos = 0;
     for (int i = 0; i < n; i++) {
         memcpy(c->flat + pos, iov[i].iov_base, iov[i].iov_len);

@@ -56,7 +56,7 @@ struct mars_httpsink {
     struct mars_http *client;
     struct mars_http_tls tls;
     const char **headers; /* NULL-terminated "Name: value", owned */
-    size_t nheaders;
+    size_t nheaders, headers_cap;
 };
 
 struct mars_httpsink_call;

@@ -46,16 +46,11 @@ const struct mars_opt mars_kafka_sasl_options[] = {
 int mars_kafka_conf_error(const struct mars_cfg_node *node, const char *name,
                           struct mars_diag *diag, const char *fmt, ...)
 {
-    const struct mars_cfg_node *at = node;
-    const struct mars_cfg_node *map = node ? mars_cfg_get(node, "librdkafka") : NULL;
-    const struct mars_cfg_node *key = name && map ? mars_cfg_get_key(map, name) : NULL;
+    const struct mars_cfg_node *at =
+        name ? mars_cfg_key_at(node, "librdkafka", name) : mars_cfg_at(node, "librdkafka", NULL);
     char msg[512];
     va_list ap;
 
-    if (key)
-        at = key;
-    else if (map)
-        at = map;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);

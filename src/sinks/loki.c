@@ -26,9 +26,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/grow.h"
 #include "core/hash.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "component.h"
 #include "sinks/httpsink.h"
 
@@ -49,7 +51,7 @@ struct loki_conf {
 
 #define OFF(f) offsetof(struct loki_conf, f)
 static const struct mars_opt loki_options[] = {
-    {.name = "endpoint", .type = MARS_OPT_STRING, .offset = OFF(endpoint),
+    {.name = "endpoint", .type = MARS_OPT_URL, .offset = OFF(endpoint),
      .flags = MARS_OPT_REQUIRED,
      .desc = "Base URL of Loki (http://host:3100); " PUSH_PATH " is appended unless present."},
     {.name = "labels", .type = MARS_OPT_MAP, .offset = OFF(labels),
@@ -107,9 +109,11 @@ struct loki_sink {
     struct mars_encoder lab;  /* label texts of the request's streams */
     struct mars_encoder line; /* one json line */
     struct entry *ent;
-    uint32_t nent, ent_cap;
+    uint32_t nent;
+    size_t ent_cap;
     struct stream *streams;
-    uint32_t nstreams, streams_cap;
+    uint32_t nstreams;
+    size_t streams_cap;
     uint32_t *table; /* stream index + 1; 0 empty */
     uint32_t table_cap;
     char *scratch;
@@ -138,17 +142,6 @@ static struct mars_path *pure_field(const char *t)
     return mars_path_compile(b, (size_t)(e - b), &at, &why);
 }
 
-static bool label_name_ok(const char *s)
-{
-    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
-        return false;
-    for (s++; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_' ||
-              (*s >= '0' && *s <= '9')))
-            return false;
-    return true;
-}
-
 /* Fields whose values are usually unique per line make a stream per line. */
 static bool looks_high_cardinality(const char *tpl)
 {
@@ -166,13 +159,11 @@ static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_
 {
     const struct loki_conf *c = conf;
     int rc = mars_httpsink_check(&c->http, node, diag);
-    const struct mars_cfg_node *n = mars_cfg_get(node, "labels");
+    const struct mars_cfg_node *n = mars_cfg_at(node, "labels", NULL);
     char err[160];
-    if (!n)
-        n = node;
     for (size_t i = 0; i < c->labels.n; i++) {
         struct mars_template *t = mars_template_compile(c->labels.vals[i], 0, err, sizeof(err));
-        if (!label_name_ok(c->labels.keys[i])) {
+        if (!mars_label_name_valid(c->labels.keys[i], strlen(c->labels.keys[i]))) {
             mars_diag_add(diag, n->file, n->line, n->col,
                           "labels: '%s' is not a Loki label name ([a-zA-Z_][a-zA-Z0-9_]*)",
                           c->labels.keys[i]);
@@ -188,38 +179,16 @@ static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_
         mars_template_free(t);
     }
     if (c->http.compression != MARS_CODEC_NONE && c->http.compression != MARS_CODEC_GZIP) {
-        n = mars_cfg_get(node, "compression");
-        n = n ? n : node;
+        n = mars_cfg_at(node, "compression", NULL);
         mars_diag_add(diag, n->file, n->line, n->col,
                       "compression '%s': Loki takes none or gzip",
                       mars_compression_names[c->http.compression]);
-        rc = -EINVAL;
-    }
-    if (c->endpoint && strncmp(c->endpoint, "http://", 7) != 0 &&
-        strncmp(c->endpoint, "https://", 8) != 0) {
-        n = mars_cfg_get(node, "endpoint");
-        mars_diag_add(diag, n->file, n->line, n->col, "endpoint must start with http:// or https://");
         rc = -EINVAL;
     }
     return rc;
 }
 
 /* ---- grouping a request into streams ---- */
-
-static int grow(void **p, uint32_t *cap, uint32_t need, size_t size)
-{
-    if (need <= *cap)
-        return 0;
-    uint32_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    void *n = realloc(*p, (size_t)c * size);
-    if (!n)
-        return -ENOMEM;
-    *p = n;
-    *cap = c;
-    return 0;
-}
 
 /* Renders ev's labels into ls->lab (appended) and records which fields they came from. */
 static int put_labels(struct loki_sink *ls, const struct mars_event *ev, struct entry *en)
@@ -289,7 +258,7 @@ static int64_t find_stream(struct loki_sink *ls, size_t off)
             return ls->table[j] - 1;
         }
     }
-    if (grow((void **)&ls->streams, &ls->streams_cap, ls->nstreams + 1, sizeof(struct stream)))
+    if (mars_grow(&ls->streams, &ls->streams_cap, (size_t)ls->nstreams + 1, sizeof(*ls->streams)))
         return -ENOMEM;
     ls->streams[ls->nstreams] = (struct stream){.hash = h, .off = (uint32_t)off, .len = len};
     ls->table[j] = ls->nstreams + 1;
@@ -312,7 +281,7 @@ static int group(struct loki_sink *ls, const struct mars_sink_req *r, int64_t no
     ls->nent = ls->nstreams = 0;
     if (ls->table)
         memset(ls->table, 0, ls->table_cap * sizeof(*ls->table));
-    if (grow((void **)&ls->ent, &ls->ent_cap, (uint32_t)r->events, sizeof(struct entry)))
+    if (mars_grow(&ls->ent, &ls->ent_cap, r->events, sizeof(*ls->ent)))
         return -ENOMEM;
     for (uint32_t b = 0; b < r->n; b++) {
         for (uint32_t i = 0; i < r->batches[b]->n; i++) {

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/grow.h"
 #include "core/log.h"
 #include "component.h"
 #include "sinks/skywalking_internal.h"
@@ -229,16 +230,8 @@ enum mars_sink_result sw_classify(struct sw_sink *sw, const char *what,
 
 static const char *str_set(struct sw_str *s, const char *p, size_t n)
 {
-    if (n + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 256;
-        while (cap < n + 1)
-            cap *= 2;
-        char *q = realloc(s->p, cap);
-        if (!q)
-            return NULL;
-        s->p = q;
-        s->cap = cap;
-    }
+    if (mars_grow(&s->p, &s->cap, n + 1, 1))
+        return NULL;
     if (n)
         memcpy(s->p, p, n);
     s->p[n] = '\0';

@@ -66,9 +66,8 @@ static int demo_check(void *conf, const struct mars_cfg_node *node, struct mars_
 {
     const struct demo_conf *c = conf;
     if (c->rate < 0 || c->rate > 1e9) {
-        const struct mars_cfg_node *n = mars_cfg_get(node, "rate");
-        mars_diag_add(diag, n ? n->file : node->file, n ? n->line : node->line,
-                      n ? n->col : node->col, "option 'rate': must be between 0 and 1e9");
+        const struct mars_cfg_node *n = mars_cfg_at(node, "rate", NULL);
+        mars_diag_add(diag, n->file, n->line, n->col, "option 'rate': must be between 0 and 1e9");
         return -EINVAL;
     }
     return 0;

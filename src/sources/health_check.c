@@ -168,20 +168,17 @@ static int check_one(const struct hc_conf *c, size_t i, char *why, size_t len)
 static int hc_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct hc_conf *c = conf;
-    const struct mars_cfg_node *list = mars_cfg_get(node, "checks");
     int rc = 0;
     char why[200];
     for (size_t i = 0; i < c->checks.n; i++) {
         if (check_one(c, i, why, sizeof(why)) == 0)
             continue;
-        const struct mars_cfg_node *at =
-            list && list->kind == MARS_CFG_SEQ && i < list->n ? list->vals[i] : node;
+        const struct mars_cfg_node *at = mars_cfg_item_at(node, "checks", i);
         mars_diag_add(diag, at->file, at->line, at->col, "check %zu: %s", i + 1, why);
         rc = -EINVAL;
     }
     for (size_t i = 0; i < c->checks.n; i++) {
-        const struct mars_cfg_node *at =
-            list && list->kind == MARS_CFG_SEQ && i < list->n ? list->vals[i] : node;
+        const struct mars_cfg_node *at = mars_cfg_item_at(node, "checks", i);
         if (mars_netconf_check(&check_at(c, i)->tls, NULL, at, diag))
             rc = -EINVAL;
     }

@@ -69,9 +69,8 @@ static int im_check(void *conf, const struct mars_cfg_node *node, struct mars_di
 {
     const struct im_conf *c = conf;
     if (c->namespace_ && !mars_metric_name_valid(c->namespace_, strlen(c->namespace_))) {
-        const struct mars_cfg_node *n = mars_cfg_get(node, "namespace");
-        mars_diag_add(diag, n ? n->file : node->file, n ? n->line : node->line,
-                      n ? n->col : node->col,
+        const struct mars_cfg_node *n = mars_cfg_at(node, "namespace", NULL);
+        mars_diag_add(diag, n->file, n->line, n->col,
                       "option 'namespace': '%s' is not a valid metric name prefix", c->namespace_);
         return -EINVAL;
     }

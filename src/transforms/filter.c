@@ -41,13 +41,13 @@ struct filter {
     struct mars_cond *cond;
     bool invert;
     bool *keep;
-    uint32_t cap;
+    size_t cap;
 };
 
 static int filter_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct filter_conf *c = conf;
-    return mars_check_condition(c->condition, mars_opt_node(node, "condition", NULL), "condition",
+    return mars_check_condition(c->condition, mars_cfg_at(node, "condition", NULL), "condition",
                                 diag);
 }
 

@@ -31,6 +31,7 @@
 
 #include "core/arena.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "log_to_metric_internal.h"
 #include "component.h"
 
@@ -105,23 +106,12 @@ static const struct mars_opt l2m_options[] = {
     {.name = NULL},
 };
 
-static bool name_ok(const char *s)
-{
-    if (!s[0] || (s[0] >= '0' && s[0] <= '9'))
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_' || *s == ':'))
-            return false;
-    return true;
-}
-
 static int check_metric(const struct mars_l2m_metric_conf *mc, const struct mars_cfg_node *item,
                         struct mars_diag *diag)
 {
     int rc = 0;
-    const struct mars_cfg_node *at = mars_opt_node(item, "name", NULL);
-    if (!name_ok(mc->name)) {
+    const struct mars_cfg_node *at = mars_cfg_at(item, "name", NULL);
+    if (!mars_metric_name_valid(mc->name, strlen(mc->name))) {
         mars_diag_add(diag, at->file, at->line, at->col,
                       "option 'metrics.name': '%s' is not a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
                       mc->name);
@@ -134,34 +124,29 @@ static int check_metric(const struct mars_l2m_metric_conf *mc, const struct mars
                                                       : kind_names[mc->type]);
         rc = -EINVAL;
     }
-    if (mc->field && mars_check_path(mc->field, mars_opt_node(item, "field", NULL), "metrics.field",
-                                     false, diag))
+    if (mc->field &&
+        mars_check_path(mc->field, mars_cfg_at(item, "field", NULL), "metrics.field", false, diag))
         rc = -EINVAL;
     double bounds[256];
     size_t bad;
     if (mc->buckets.n > 256 || mars_l2m_buckets(&mc->buckets, bounds, &bad)) {
-        const struct mars_cfg_node *b = mars_cfg_get(item, "buckets");
-        at = b && b->kind == MARS_CFG_SEQ && mc->buckets.n <= 256 && bad < b->n ? b->vals[bad]
-                                                                                : item;
+        at = mc->buckets.n <= 256 ? mars_cfg_item_at(item, "buckets", bad) : item;
         mars_diag_add(diag, at->file, at->line, at->col,
                       "option 'metrics.buckets': at most 256 increasing numbers");
         rc = -EINVAL;
     }
-    if (mc->condition && mars_check_condition(mc->condition, mars_opt_node(item, "condition", NULL),
+    if (mc->condition && mars_check_condition(mc->condition, mars_cfg_at(item, "condition", NULL),
                                               "metrics.condition", diag))
         rc = -EINVAL;
     for (size_t i = 0; i < mc->labels.n; i++) {
-        if (!name_ok(mc->labels.keys[i]) || strchr(mc->labels.keys[i], ':')) {
-            const struct mars_cfg_node *k =
-                mars_cfg_get_key(mars_cfg_get(item, "labels"), mc->labels.keys[i]);
-            at = k ? k : item;
+        if (!mars_label_name_valid(mc->labels.keys[i], strlen(mc->labels.keys[i]))) {
+            at = mars_cfg_key_at(item, "labels", mc->labels.keys[i]);
             mars_diag_add(diag, at->file, at->line, at->col,
                           "option 'metrics.labels': '%s' is not a label name", mc->labels.keys[i]);
             rc = -EINVAL;
         }
-        if (mars_check_template(mc->labels.vals[i],
-                                mars_opt_node(item, "labels", mc->labels.keys[i]), "metrics.labels",
-                                diag))
+        if (mars_check_template(mc->labels.vals[i], mars_cfg_at(item, "labels", mc->labels.keys[i]),
+                                "metrics.labels", diag))
             rc = -EINVAL;
     }
     return rc;
@@ -170,7 +155,6 @@ static int check_metric(const struct mars_l2m_metric_conf *mc, const struct mars
 static int l2m_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct l2m_conf *c = conf;
-    const struct mars_cfg_node *list = mars_cfg_get(node, "metrics");
     const struct mars_l2m_metric_conf *m = c->metrics.items;
     int rc = 0;
     if (c->metrics.n == 0) {
@@ -178,7 +162,7 @@ static int l2m_check(void *conf, const struct mars_cfg_node *node, struct mars_d
         return -EINVAL;
     }
     for (size_t i = 0; i < c->metrics.n; i++) {
-        const struct mars_cfg_node *item = list && i < list->n ? list->vals[i] : node;
+        const struct mars_cfg_node *item = mars_cfg_item_at(node, "metrics", i);
         if (check_metric(&m[i], item, diag))
             rc = -EINVAL;
     }

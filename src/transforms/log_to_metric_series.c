@@ -14,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/hash.h"
 #include "core/arena.h"
 #include "core/log.h"
 #include "log_to_metric_internal.h"
 #include "component.h"
+#include "transforms_internal.h"
 
 struct def {
     const struct mars_l2m_metric_conf *conf;
@@ -52,7 +54,8 @@ struct mars_l2m {
     struct series **tab;
     uint32_t mask, nseries, max_series, gen;
     struct accum *acc;
-    uint32_t nacc, acc_cap;
+    uint32_t nacc;
+    size_t acc_cap;
     uint64_t *pool; /* histogram bucket counters of this batch */
     size_t npool, pool_cap;
     uint64_t *cumulative;
@@ -91,8 +94,6 @@ static int compile_def(struct def *d, const struct mars_l2m_metric_conf *mc)
 {
     struct mars_cond_error err;
     char why[160];
-    size_t at;
-    const char *pwhy;
     size_t bad;
     d->conf = mc;
     d->labels = calloc(mc->labels.n + 1, sizeof(*d->labels));
@@ -104,7 +105,7 @@ static int compile_def(struct def *d, const struct mars_l2m_metric_conf *mc)
             return -EINVAL;
         d->nbounds = mc->buckets.n;
     }
-    if (mc->field && !(d->field = mars_path_compile(mc->field, strlen(mc->field), &at, &pwhy)))
+    if (mc->field && !(d->field = mars_xform_path(mc->field)))
         return -ENOMEM;
     if (mc->condition && !(d->cond = mars_cond_compile(mc->condition, &err)))
         return -ENOMEM;
@@ -288,24 +289,9 @@ static struct accum *accum_of(struct mars_l2m *l, struct series *s, size_t nboun
 {
     if (s->gen == l->gen)
         return &l->acc[s->slot];
-    if (l->nacc == l->acc_cap) {
-        uint32_t cap = l->acc_cap ? l->acc_cap * 2 : 64;
-        struct accum *a = realloc(l->acc, cap * sizeof(*a));
-        if (!a)
-            return NULL;
-        l->acc = a;
-        l->acc_cap = cap;
-    }
-    if (l->npool + nbounds > l->pool_cap) {
-        size_t cap = l->pool_cap ? l->pool_cap * 2 : 256;
-        while (cap < l->npool + nbounds)
-            cap *= 2;
-        uint64_t *p = realloc(l->pool, cap * sizeof(*p));
-        if (!p)
-            return NULL;
-        l->pool = p;
-        l->pool_cap = cap;
-    }
+    if (mars_grow(&l->acc, &l->acc_cap, (size_t)l->nacc + 1, sizeof(*l->acc)) ||
+        mars_grow(&l->pool, &l->pool_cap, l->npool + nbounds, sizeof(*l->pool)))
+        return NULL;
     if (nbounds)
         memset(l->pool + l->npool, 0, nbounds * sizeof(*l->pool));
     s->gen = l->gen;

@@ -23,6 +23,7 @@
 
 #include "modify_internal.h"
 #include "component.h"
+#include "transforms_internal.h"
 
 struct modify_trunc_conf {
     char *field;
@@ -99,20 +100,6 @@ static const struct mars_opt modify_options[] = {
 
 /* ---- config ---- */
 
-static const struct mars_cfg_node *map_key(const struct mars_cfg_node *node, const char *opt,
-                                           const char *key)
-{
-    const struct mars_cfg_node *k = mars_cfg_get_key(mars_cfg_get(node, opt), key);
-    return k ? k : mars_opt_node(node, opt, NULL);
-}
-
-static const struct mars_cfg_node *list_item(const struct mars_cfg_node *node, const char *opt,
-                                             size_t i)
-{
-    const struct mars_cfg_node *l = mars_cfg_get(node, opt);
-    return l && l->kind == MARS_CFG_SEQ && i < l->n ? l->vals[i] : mars_opt_node(node, opt, NULL);
-}
-
 static int check_moves(const struct mars_strmap *m, const char *opt,
                        const struct mars_cfg_node *node, struct mars_diag *diag)
 {
@@ -120,11 +107,12 @@ static int check_moves(const struct mars_strmap *m, const char *opt,
     char what[128];
     for (size_t i = 0; i < m->n; i++) {
         snprintf(what, sizeof(what), "%s.%s", opt, m->keys[i]);
-        if (mars_check_path(m->keys[i], map_key(node, opt, m->keys[i]), what, false, diag) ||
-            mars_check_path(m->vals[i], mars_opt_node(node, opt, m->keys[i]), what, true, diag))
+        if (mars_check_path(m->keys[i], mars_cfg_key_at(node, opt, m->keys[i]), what, false,
+                            diag) ||
+            mars_check_path(m->vals[i], mars_cfg_at(node, opt, m->keys[i]), what, true, diag))
             rc = -EINVAL;
         else if (mars_modify_paths_overlap(m->keys[i], m->vals[i])) {
-            const struct mars_cfg_node *at = mars_opt_node(node, opt, m->keys[i]);
+            const struct mars_cfg_node *at = mars_cfg_at(node, opt, m->keys[i]);
             mars_diag_add(diag, at->file, at->line, at->col,
                           "option '%s': '%s' and '%s' contain one another", what, m->keys[i],
                           m->vals[i]);
@@ -142,11 +130,13 @@ static int check_lists(const struct modify_conf *c, const struct mars_cfg_node *
     int rc = 0;
     for (int k = 0; k < 3; k++)
         for (size_t i = 0; i < lists[k]->n; i++)
-            if (mars_check_path(lists[k]->v[i], list_item(node, names[k], i), names[k], true, diag))
+            if (mars_check_path(lists[k]->v[i], mars_cfg_item_at(node, names[k], i), names[k], true,
+                                diag))
                 rc = -EINVAL;
     const struct modify_trunc_conf *tr = c->truncate.items;
     for (size_t i = 0; i < c->truncate.n; i++)
-        if (mars_check_path(tr[i].field, list_item(node, "truncate", i), "truncate", true, diag))
+        if (mars_check_path(tr[i].field, mars_cfg_item_at(node, "truncate", i), "truncate", true,
+                            diag))
             rc = -EINVAL;
     return rc;
 }
@@ -160,14 +150,14 @@ static int modify_check(void *conf, const struct mars_cfg_node *node, struct mar
     for (size_t i = 0; i < c->set.n; i++) {
         char what[128];
         snprintf(what, sizeof(what), "set.%s", c->set.keys[i]);
-        rc |=
-            mars_check_path(c->set.keys[i], map_key(node, "set", c->set.keys[i]), what, true, diag);
-        rc |= mars_check_template(c->set.vals[i], mars_opt_node(node, "set", c->set.keys[i]), what,
+        rc |= mars_check_path(c->set.keys[i], mars_cfg_key_at(node, "set", c->set.keys[i]), what,
+                              true, diag);
+        rc |= mars_check_template(c->set.vals[i], mars_cfg_at(node, "set", c->set.keys[i]), what,
                                   diag);
     }
     for (size_t i = 0; i < c->coerce.n; i++) {
-        const struct mars_cfg_node *at = mars_opt_node(node, "coerce", c->coerce.keys[i]);
-        rc |= mars_check_path(c->coerce.keys[i], map_key(node, "coerce", c->coerce.keys[i]),
+        const struct mars_cfg_node *at = mars_cfg_at(node, "coerce", c->coerce.keys[i]);
+        rc |= mars_check_path(c->coerce.keys[i], mars_cfg_key_at(node, "coerce", c->coerce.keys[i]),
                               "coerce", true, diag);
         if (mars_modify_coerce_type(c->coerce.vals[i]) < 0) {
             const char *hint = mars_suggest(c->coerce.vals[i], mars_modify_coerce_names, 4);
@@ -186,21 +176,14 @@ static int modify_check(void *conf, const struct mars_cfg_node *node, struct mar
 
 /* ---- instances ---- */
 
-static struct mars_path *path_of(const char *text)
-{
-    size_t at;
-    const char *why;
-    return mars_path_compile(text, strlen(text), &at, &why);
-}
-
 static int compile_moves(const struct mars_strmap *m, struct mars_modify_move **out, size_t *n)
 {
     *out = calloc(m->n + 1, sizeof(**out));
     if (!*out)
         return -ENOMEM;
     for (; *n < m->n; ++*n) {
-        (*out)[*n].from = path_of(m->keys[*n]);
-        (*out)[*n].to = path_of(m->vals[*n]);
+        (*out)[*n].from = mars_xform_path(m->keys[*n]);
+        (*out)[*n].to = mars_xform_path(m->vals[*n]);
         if (!(*out)[*n].from || !(*out)[*n].to) {
             ++*n;
             return -ENOMEM;
@@ -215,7 +198,7 @@ static int compile_list(const struct mars_strlist *l, struct mars_path ***out, s
     if (!*out)
         return -ENOMEM;
     for (; *n < l->n; ++*n)
-        if (!((*out)[*n] = path_of(l->v[*n])))
+        if (!((*out)[*n] = mars_xform_path(l->v[*n])))
             return -ENOMEM;
     return 0;
 }
@@ -228,7 +211,7 @@ static int compile_sets(const struct mars_strmap *m, struct mars_modify *md)
         return -ENOMEM;
     for (; md->nset < m->n; md->nset++) {
         struct mars_modify_set *s = &md->set[md->nset];
-        s->path = path_of(m->keys[md->nset]);
+        s->path = mars_xform_path(m->keys[md->nset]);
         s->tpl = mars_template_compile(m->vals[md->nset], 0, why, sizeof(why));
         if (!s->path || !s->tpl) {
             md->nset++;
@@ -250,7 +233,7 @@ static int compile_rest(const struct modify_conf *c, struct mars_modify *md)
         return -ENOMEM;
     for (; md->ncoerce < c->coerce.n; md->ncoerce++) {
         md->coerce[md->ncoerce].type = mars_modify_coerce_type(c->coerce.vals[md->ncoerce]);
-        if (!(md->coerce[md->ncoerce].path = path_of(c->coerce.keys[md->ncoerce])))
+        if (!(md->coerce[md->ncoerce].path = mars_xform_path(c->coerce.keys[md->ncoerce])))
             return -ENOMEM;
     }
     const struct modify_trunc_conf *tr = c->truncate.items;
@@ -259,7 +242,7 @@ static int compile_rest(const struct modify_conf *c, struct mars_modify *md)
         t->max = (uint32_t)tr[md->ntrunc].max_bytes;
         t->suffix = tr[md->ntrunc].suffix;
         t->slen = (uint32_t)strlen(t->suffix);
-        if (!(t->path = path_of(tr[md->ntrunc].field)))
+        if (!(t->path = mars_xform_path(tr[md->ntrunc].field)))
             return -ENOMEM;
     }
     return 0;

@@ -33,6 +33,7 @@
 #include "core/log.h"
 #include "multiline_internal.h"
 #include "component.h"
+#include "transforms_internal.h"
 
 enum preset { PRESET_NONE, PRESET_JAVA, PRESET_PYTHON, PRESET_GO };
 static const char *const preset_names[] = {"none", "java", "python", "go", NULL};
@@ -124,15 +125,15 @@ static int multiline_check(void *conf, const struct mars_cfg_node *node, struct 
         rc = -EINVAL;
     }
     if (c->start_pattern &&
-        mars_check_regex(c->start_pattern, mars_opt_node(node, "start_pattern", NULL),
+        mars_check_regex(c->start_pattern, mars_cfg_at(node, "start_pattern", NULL),
                          "start_pattern", diag))
         rc = -EINVAL;
     if (c->continuation_pattern &&
-        mars_check_regex(c->continuation_pattern, mars_opt_node(node, "continuation_pattern", NULL),
+        mars_check_regex(c->continuation_pattern, mars_cfg_at(node, "continuation_pattern", NULL),
                          "continuation_pattern", diag))
         rc = -EINVAL;
     for (size_t i = 0; i < c->group_by.n; i++)
-        if (mars_check_path(c->group_by.v[i], mars_opt_node(node, "group_by", NULL), "group_by",
+        if (mars_check_path(c->group_by.v[i], mars_cfg_at(node, "group_by", NULL), "group_by",
                             false, diag))
             rc = -EINVAL;
     return rc;
@@ -163,8 +164,6 @@ static int multiline_init(struct mars_transform *t)
 {
     const struct multiline_conf *c = mars_transform_conf(t);
     struct mars_multiline *m = calloc(1, sizeof(*m));
-    size_t at;
-    const char *why;
     if (!m)
         return -ENOMEM;
     mars_transform_set_state(t, m);
@@ -182,7 +181,7 @@ static int multiline_init(struct mars_transform *t)
                  : mars_multiline_groups_init(m);
     for (; rc == 0 && m->ngroup_by < c->group_by.n; m->ngroup_by++) {
         const char *g = c->group_by.v[m->ngroup_by];
-        if (!(m->group_by[m->ngroup_by] = mars_path_compile(g, strlen(g), &at, &why)))
+        if (!(m->group_by[m->ngroup_by] = mars_xform_path(g)))
             rc = -ENOMEM;
     }
     if (rc) {

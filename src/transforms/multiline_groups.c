@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/hash.h"
 #include "core/arena.h"
 #include "core/log.h"
@@ -179,23 +180,11 @@ static struct mars_ml_group *group_for(struct mars_multiline *m, const struct ma
 static bool add_line(struct mars_multiline *m, struct mars_ml_group *g, const struct mars_event *ev,
                      struct mars_batch *b)
 {
-    if (g->n == g->cap) {
-        uint32_t cap = g->cap ? g->cap * 2 : 8;
-        struct mars_ml_piece *p = realloc(g->pieces, cap * sizeof(*p));
-        if (!p)
-            return false;
-        g->pieces = p;
-        g->cap = cap;
-    }
+    if (mars_grow(&g->pieces, &g->cap, (size_t)g->n + 1, sizeof(*g->pieces)))
+        return false;
     if (g->nheld == 0 || g->held[g->nheld - 1] != b) {
-        if (g->nheld == g->held_cap) {
-            uint32_t cap = g->held_cap ? g->held_cap * 2 : 4;
-            struct mars_batch **h = realloc(g->held, cap * sizeof(*h));
-            if (!h)
-                return false;
-            g->held = h;
-            g->held_cap = cap;
-        }
+        if (mars_grow(&g->held, &g->held_cap, (size_t)g->nheld + 1, sizeof(*g->held)))
+            return false;
         g->held[g->nheld++] = mars_batch_ref(b);
     }
     if (g->n == 0) {

@@ -30,10 +30,12 @@ struct mars_ml_group {
     uint32_t key_len;
     struct mars_event first;      /* the first line: time, fields, flags */
     struct mars_ml_piece *pieces; /* lines so far (reused) */
-    uint32_t n, cap;
+    uint32_t n;
+    size_t cap;
     uint64_t bytes;           /* joined length so far */
     struct mars_batch **held; /* references to the batches of the lines */
-    uint32_t nheld, held_cap;
+    uint32_t nheld;
+    size_t held_cap;
     int64_t last_ns; /* loop time of the last line */
 };
 

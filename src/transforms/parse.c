@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "parse_internal.h"
 #include "component.h"
+#include "transforms_internal.h"
 
 enum on_error { ON_ERROR_KEEP, ON_ERROR_DROP, ON_ERROR_TAG };
 static const char *const on_error_names[] = {"keep", "drop", "tag", NULL};
@@ -146,7 +147,7 @@ struct parse {
     mars_parse_fn fn;
     bool field_is_message, root;
     bool *keep;
-    uint32_t keep_cap;
+    size_t keep_cap;
 };
 
 /* ---- config ---- */
@@ -157,16 +158,16 @@ static int check_timestamp(const struct parse_conf *c, const struct mars_cfg_nod
     char why[200];
     int rc = 0;
     const struct mars_cfg_node *ts = mars_cfg_get(node, "timestamp");
-    if (c->timestamp.field && mars_check_path(c->timestamp.field, mars_opt_node(ts, "field", NULL),
+    if (c->timestamp.field && mars_check_path(c->timestamp.field, mars_cfg_at(ts, "field", NULL),
                                               "timestamp.field", true, diag))
         rc = -EINVAL;
     struct mars_timefmt *f =
         mars_timefmt_compile(c->timestamp.format, c->timestamp.timezone, why, sizeof(why));
     if (!f) {
         const struct mars_cfg_node *at =
-            mars_opt_node(ts ? ts : node, ts ? "format" : "timestamp", NULL);
+            mars_cfg_at(ts ? ts : node, ts ? "format" : "timestamp", NULL);
         if (strstr(why, "zone"))
-            at = mars_opt_node(ts ? ts : node, ts ? "timezone" : "timestamp", NULL);
+            at = mars_cfg_at(ts ? ts : node, ts ? "timezone" : "timestamp", NULL);
         mars_diag_add(diag, at->file, at->line, at->col, "option 'timestamp': %s", why);
         rc = -EINVAL;
     }
@@ -178,22 +179,21 @@ static int parse_check(void *conf, const struct mars_cfg_node *node, struct mars
 {
     const struct parse_conf *c = conf;
     int rc = 0;
-    if (mars_check_path(c->field, mars_opt_node(node, "field", NULL), "field", false, diag) ||
-        mars_check_path(c->error_field, mars_opt_node(node, "error_field", NULL), "error_field",
-                        true, diag))
+    if (mars_check_path(c->field, mars_cfg_at(node, "field", NULL), "field", false, diag) ||
+        mars_check_path(c->error_field, mars_cfg_at(node, "error_field", NULL), "error_field", true,
+                        diag))
         rc = -EINVAL;
     if (c->target[0] &&
-        mars_check_path(c->target, mars_opt_node(node, "target", NULL), "target", true, diag))
+        mars_check_path(c->target, mars_cfg_at(node, "target", NULL), "target", true, diag))
         rc = -EINVAL;
     if ((c->format == MARS_PARSE_REGEX) != (c->pattern != NULL)) {
-        const struct mars_cfg_node *at =
-            mars_opt_node(node, c->pattern ? "pattern" : "format", NULL);
+        const struct mars_cfg_node *at = mars_cfg_at(node, c->pattern ? "pattern" : "format", NULL);
         mars_diag_add(diag, at->file, at->line, at->col, "%s",
                       c->pattern ? "option 'pattern' is only used by format: regex"
                                  : "format regex needs a 'pattern' with named groups");
         rc = -EINVAL;
-    } else if (c->pattern && mars_check_regex(c->pattern, mars_opt_node(node, "pattern", NULL),
-                                              "pattern", diag)) {
+    } else if (c->pattern &&
+               mars_check_regex(c->pattern, mars_cfg_at(node, "pattern", NULL), "pattern", diag)) {
         rc = -EINVAL;
     }
     if (!c->field_delimiter[0] || !c->value_delimiter[0]) {
@@ -202,13 +202,6 @@ static int parse_check(void *conf, const struct mars_cfg_node *node, struct mars
         rc = -EINVAL;
     }
     return check_timestamp(c, node, diag) ? -EINVAL : rc;
-}
-
-static struct mars_path *path_of(const char *text)
-{
-    size_t at;
-    const char *why;
-    return mars_path_compile(text, strlen(text), &at, &why);
 }
 
 static void parse_destroy(struct mars_transform *t)
@@ -252,10 +245,10 @@ static int parse_setup(struct mars_transform *t, struct parse *p)
     p->t = t;
     p->conf = c;
     p->fn = mars_parse_fn_for(c->format);
-    p->field = path_of(c->field);
-    p->target = path_of(c->target);
-    p->error_field = path_of(c->error_field);
-    p->ts_field = c->timestamp.field ? path_of(c->timestamp.field) : NULL;
+    p->field = mars_xform_path(c->field);
+    p->target = mars_xform_path(c->target);
+    p->error_field = mars_xform_path(c->error_field);
+    p->ts_field = c->timestamp.field ? mars_xform_path(c->timestamp.field) : NULL;
     p->ts_fmt = mars_timefmt_compile(c->timestamp.format, c->timestamp.timezone, why, sizeof(why));
     if (mars_parse_ctx_init(&p->ctx) || !p->field || !p->target || !p->error_field || !p->ts_fmt ||
         (c->timestamp.field && !p->ts_field))
@@ -382,19 +375,6 @@ static int parse_one(struct parse *p, struct mars_batch *b, struct mars_event *e
     return rc;
 }
 
-static bool *keep_array(struct parse *p, uint32_t n)
-{
-    if (n > p->keep_cap) {
-        bool *k = realloc(p->keep, n * sizeof(*k));
-        if (!k)
-            return NULL;
-        p->keep = k;
-        p->keep_cap = n;
-    }
-    memset(p->keep, 1, n * sizeof(*p->keep));
-    return p->keep;
-}
-
 static void failed(struct parse *p, struct mars_batch *b, struct mars_event *ev, bool *keep)
 {
     struct mars_stats *st = mars_transform_stats(p->t);
@@ -416,13 +396,14 @@ static void parse_process(struct mars_transform *t, struct mars_batch *b)
     struct parse *p = mars_transform_state(t);
     struct mars_stats *st = mars_transform_stats(t);
     struct timespec now;
-    uint32_t dropped = 0;
 
-    if (mars_batch_exclusive(&b) || !keep_array(p, b->n)) {
+    if (mars_batch_exclusive(&b) || !mars_xform_flags(&p->keep, &p->keep_cap, b->n)) {
         mars_stat_add(&st->errors[MARS_ERR_MEMORY], 1);
         mars_transform_emit(t, b); /* unparsed, but not lost */
         return;
     }
+    memset(p->keep, 1, b->n * sizeof(*p->keep));
+    uint32_t kept = b->n;
     clock_gettime(CLOCK_REALTIME, &now);
     p->ctx.now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
     for (uint32_t i = 0; i < b->n; i++) {
@@ -430,13 +411,9 @@ static void parse_process(struct mars_transform *t, struct mars_batch *b)
         if (ev->kind != MARS_EVENT_LOG || parse_one(p, b, ev) == 0)
             continue;
         failed(p, b, ev, &p->keep[i]);
-        dropped += !p->keep[i];
+        kept -= !p->keep[i];
     }
-    if (dropped) {
-        mars_batch_compact(b, p->keep);
-        mars_stat_add(&st->discarded_intentional, dropped);
-    }
-    mars_transform_emit(t, b);
+    mars_xform_emit_kept(t, b, p->keep, kept);
 }
 
 const struct mars_component_desc mars_transform_parse = {

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "component.h"
 #include "transforms_internal.h"
 
@@ -42,8 +43,8 @@ static const struct mars_opt route_options[] = {
 struct route {
     struct mars_cond **conds;
     uint32_t n;
-    bool *match; /* n + 1 rows of `cap` flags; the last row is _unmatched */
-    uint32_t cap;
+    bool *match; /* n + 1 rows of a batch's flags; the last row is _unmatched */
+    size_t cap;  /* flags allocated */
 };
 
 static const char *route_port(const void *conf, size_t i)
@@ -60,10 +61,9 @@ static int route_check(void *conf, const struct mars_cfg_node *node, struct mars
     int rc = 0;
     for (size_t i = 0; i < c->route.n; i++) {
         const char *name = c->route.keys[i];
-        const struct mars_cfg_node *key = mars_cfg_get_key(mars_cfg_get(node, "route"), name);
+        const struct mars_cfg_node *key = mars_cfg_key_at(node, "route", name);
         if (!name[0] || strchr(name, '.') || strcmp(name, UNMATCHED) == 0) {
-            mars_diag_add(diag, key ? key->file : node->file, key ? key->line : node->line,
-                          key ? key->col : node->col,
+            mars_diag_add(diag, key->file, key->line, key->col,
                           "option 'route': output name '%s' must be non-empty, without '.', "
                           "and not " UNMATCHED,
                           name);
@@ -71,7 +71,7 @@ static int route_check(void *conf, const struct mars_cfg_node *node, struct mars
         }
         char what[160];
         snprintf(what, sizeof(what), "route.%s", name);
-        if (mars_check_condition(c->route.vals[i], mars_opt_node(node, "route", name), what, diag))
+        if (mars_check_condition(c->route.vals[i], mars_cfg_at(node, "route", name), what, diag))
             rc = -EINVAL;
     }
     return rc;
@@ -127,15 +127,10 @@ static void route_process(struct mars_transform *t, struct mars_batch *b)
 {
     struct route *r = mars_transform_state(t);
     uint32_t n = b->n;
-    if (n > r->cap) {
-        bool *m = realloc(r->match, (size_t)(r->n + 1) * n * sizeof(*m));
-        if (!m) {
-            mars_stat_add(&mars_transform_stats(t)->errors[MARS_ERR_MEMORY], 1);
-            mars_batch_abandon(b); /* not delivered: a source that can replays it */
-            return;
-        }
-        r->match = m;
-        r->cap = n;
+    if (mars_grow(&r->match, &r->cap, (size_t)(r->n + 1) * n, sizeof(*r->match))) {
+        mars_stat_add(&mars_transform_stats(t)->errors[MARS_ERR_MEMORY], 1);
+        mars_batch_abandon(b); /* not delivered: a source that can replays it */
+        return;
     }
     bool *none = r->match + (size_t)r->n * n;
     uint32_t unmatched = n;

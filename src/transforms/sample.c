@@ -52,7 +52,7 @@ struct sample {
     struct mars_template *key;
     struct mars_cond *exclude;
     bool *keep;
-    uint32_t cap;
+    size_t cap;
     char buf[KEY_MAX];
 };
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/hash.h"
 #include "core/ev.h"
 #include "core/log.h"
@@ -88,7 +89,7 @@ struct throttle {
     uint32_t keys_hit;
     bool started;
     bool *keep;
-    uint32_t cap;
+    size_t cap;
     char buf[4096];
 };
 
@@ -159,16 +160,8 @@ static uint64_t hash(const char *s, size_t n)
 
 static bool slab_add(struct throttle *th, const char *s, size_t n)
 {
-    if (th->slab_len + n > th->slab_cap) {
-        size_t cap = th->slab_cap ? th->slab_cap : 4096;
-        while (cap < th->slab_len + n)
-            cap *= 2;
-        char *p = realloc(th->slab, cap);
-        if (!p)
-            return false;
-        th->slab = p;
-        th->slab_cap = cap;
-    }
+    if (mars_grow(&th->slab, &th->slab_cap, th->slab_len + n, 1))
+        return false;
     memcpy(th->slab + th->slab_len, s, n);
     th->slab_len += n;
     return true;

@@ -1,23 +1,17 @@
 /*
- * transforms_common.c - helpers of the transforms that drop events (filter, sample,
- * throttle); see transforms_internal.h.
+ * transforms_common.c - helpers shared by the transforms; see transforms_internal.h.
  *
  * Thread: the calling transform's worker.
  */
 #include <stdlib.h>
+#include <string.h>
 
+#include "core/grow.h"
 #include "transforms_internal.h"
 
-bool *mars_xform_flags(bool **buf, uint32_t *cap, uint32_t n)
+bool *mars_xform_flags(bool **buf, size_t *cap, uint32_t n)
 {
-    if (n > *cap) {
-        bool *k = realloc(*buf, n * sizeof(*k));
-        if (!k)
-            return NULL;
-        *buf = k;
-        *cap = n;
-    }
-    return *buf;
+    return mars_grow(buf, cap, n, sizeof(**buf)) ? NULL : *buf;
 }
 
 void mars_xform_emit_kept(struct mars_transform *t, struct mars_batch *b, const bool *keep,
@@ -42,4 +36,11 @@ void mars_xform_emit_kept(struct mars_transform *t, struct mars_batch *b, const 
         mars_batch_release(b);
         mars_transform_emit(t, c);
     }
+}
+
+struct mars_path *mars_xform_path(const char *text)
+{
+    size_t at;
+    const char *why;
+    return mars_path_compile(text, strlen(text), &at, &why);
 }

@@ -1,22 +1,27 @@
 /*
- * transforms_internal.h - helpers shared by the transforms that drop events (filter,
- * sample, throttle). Defined in transforms_common.c.
+ * transforms_internal.h - helpers shared by the transforms: keep-flags and passing on the
+ * kept events (filter, sample, throttle, parse), and compiling a field path that the check
+ * callback already validated. Defined in transforms_common.c.
  */
 #ifndef MARS_TRANSFORMS_INTERNAL_H
 #define MARS_TRANSFORMS_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "component.h"
 
-/* A per-instance array of n flags, grown with realloc when a bigger batch comes (reused,
+/* A per-instance array of n flags, grown (core/grow.h) when a bigger batch comes (reused,
  * so steady state allocates nothing). NULL on -ENOMEM. */
-bool *mars_xform_flags(bool **buf, uint32_t *cap, uint32_t n);
+bool *mars_xform_flags(bool **buf, size_t *cap, uint32_t n);
 /* Passes on the `kept` events of b with keep[i] set and counts the others as discarded on
  * purpose. Takes b: unchanged when all are kept, released when none is, compacted when
  * exclusive, narrowed with mars_batch_select() when shared. */
 void mars_xform_emit_kept(struct mars_transform *t, struct mars_batch *b, const bool *keep,
                           uint32_t kept);
+/* Compiles the field path `text`, which the check callback validated (mars_check_path), for
+ * init. Returns an owned path (free with mars_path_free()), NULL only when out of memory. */
+struct mars_path *mars_xform_path(const char *text);
 
 #endif

@@ -110,7 +110,8 @@ struct mars_wire_enc {
     void **evp; /* Mars__Event *[] */
     void *fl;   /* Mars__Field[] of all added events */
     void **flp; /* Mars__Field *[] */
-    uint32_t nev, evcap, evpcap, nfl, flcap, flpcap;
+    uint32_t nev, nfl;
+    size_t evcap, evpcap, flcap, flpcap;
     size_t size;  /* packed Batch size so far */
     uint8_t *raw; /* packed Batch */
     size_t rawcap;

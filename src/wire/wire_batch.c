@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "mars.pb-c.h"
 #include "model/fields_internal.h"
 #include "model/json.h"
@@ -49,21 +50,6 @@ void mars_wire_enc_reset(struct mars_wire_enc *e)
     e->nev = e->nfl = 0;
     e->size = 0;
     e->framelen = 0;
-}
-
-static int grow(void **p, uint32_t *cap, uint32_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    uint32_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    void *n = realloc(*p, (size_t)c * elem);
-    if (!n)
-        return -ENOMEM;
-    *p = n;
-    *cap = c;
-    return 0;
 }
 
 static size_t varint_len(uint64_t v)
@@ -125,10 +111,10 @@ static unsigned event_flags(const struct mars_event *ev)
 int mars_wire_enc_add(struct mars_wire_enc *e, const struct mars_event *ev, size_t limit)
 {
     uint32_t nf = ev->fields ? ev->fields->n : 0;
-    if (grow(&e->ev, &e->evcap, e->nev + 1, sizeof(Mars__Event)) ||
-        grow((void **)&e->evp, &e->evpcap, e->nev + 1, sizeof(void *)) ||
-        grow(&e->fl, &e->flcap, e->nfl + nf, sizeof(Mars__Field)) ||
-        grow((void **)&e->flp, &e->flpcap, e->nfl + nf, sizeof(void *)))
+    if (mars_grow(&e->ev, &e->evcap, (size_t)e->nev + 1, sizeof(Mars__Event)) ||
+        mars_grow(&e->evp, &e->evpcap, (size_t)e->nev + 1, sizeof(void *)) ||
+        mars_grow(&e->fl, &e->flcap, (size_t)e->nfl + nf, sizeof(Mars__Field)) ||
+        mars_grow(&e->flp, &e->flpcap, (size_t)e->nfl + nf, sizeof(void *)))
         return -ENOMEM;
 
     Mars__Event *m = &((Mars__Event *)e->ev)[e->nev];
@@ -179,23 +165,13 @@ int mars_wire_enc_finish(struct mars_wire_enc *e, uint64_t seq, bool lz4)
         return -EMSGSIZE;
     size_t bound = lz4 ? mars_wire_lz4_bound(n) : 0;
     size_t need = MARS_WIRE_HDR + (bound > n ? bound : n);
-    if (need > e->framecap) {
-        uint8_t *f = realloc(e->frame, need);
-        if (!f)
-            return -ENOMEM;
-        e->frame = f;
-        e->framecap = need;
-    }
+    if (mars_grow(&e->frame, &e->framecap, need, 1))
+        return -ENOMEM;
     struct mars_wire_hdr h = {.type = MARS_WIRE_BATCH, .seq = seq, .raw_length = (uint32_t)n};
     size_t clen = 0;
     if (lz4) {
-        if (n > e->rawcap) {
-            uint8_t *r = realloc(e->raw, n);
-            if (!r)
-                return -ENOMEM;
-            e->raw = r;
-            e->rawcap = n;
-        }
+        if (mars_grow(&e->raw, &e->rawcap, n, 1))
+            return -ENOMEM;
         mars__batch__pack(&batch, e->raw);
         clen = mars_wire_lz4(e->raw, n, e->frame + MARS_WIRE_HDR, e->framecap - MARS_WIRE_HDR);
         if (clen == 0 && n > 0) /* incompressible: plain */

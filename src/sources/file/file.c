@@ -89,15 +89,14 @@ static int file_check(void *conf, const struct mars_cfg_node *node, struct mars_
 {
     const struct file_conf *c = conf;
     if (c->line_delimiter && strlen(c->line_delimiter) != 1) {
-        const struct mars_cfg_node *n = mars_cfg_get(node, "line_delimiter");
-        mars_diag_add(diag, n ? n->file : node->file, n ? n->line : node->line,
-                      n ? n->col : node->col,
+        const struct mars_cfg_node *n = mars_cfg_at(node, "line_delimiter", NULL);
+        mars_diag_add(diag, n->file, n->line, n->col,
                       "option 'line_delimiter': must be exactly one byte (\"\\n\" by default)");
         return -EINVAL;
     }
     for (size_t i = 0; i < c->include.n; i++) {
         if (c->include.v[i][0] != '/') {
-            const struct mars_cfg_node *n = mars_cfg_get(node, "include");
+            const struct mars_cfg_node *n = mars_cfg_at(node, "include", NULL);
             mars_diag_add(diag, n->file, n->line, n->col,
                           "option 'include': '%s' must be an absolute path pattern",
                           c->include.v[i]);

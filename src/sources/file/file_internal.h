@@ -100,7 +100,8 @@ struct tfile {
     unsigned char tail[FILE_MARKER_MAX];
     uint32_t tail_len;
     char *carry; /* partial last line, copied out of the shared chunk */
-    uint32_t carry_len, carry_cap;
+    uint32_t carry_len;
+    size_t carry_cap;
     bool carry_lines; /* the carry holds whole lines given back by hooks->lines */
     bool carry_dirty; /* the carry may hold an invalid UTF-8 sequence (charset utf-8) */
     uint8_t u8_held;  /* its last bytes begin a UTF-8 sequence the read cut: they are
@@ -164,7 +165,7 @@ struct fsrc {
     unsigned scan_gen;
     int ifd;
     struct file_dir *dirs; /* watched directories */
-    size_t ndirs;
+    size_t ndirs, dirs_cap;
     struct mars_ev_op iop;
     bool iop_armed;
     struct file_stats st;

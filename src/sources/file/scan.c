@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "core/hash.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "file_internal.h"
 
@@ -338,15 +339,11 @@ static int watch_dir_of(struct fsrc *fs, const char *path)
                     "cannot watch %s (%s): its files are polled", dir, strerror(errno));
         return -1;
     }
-    struct file_dir *d = realloc(fs->dirs, (fs->ndirs + 1) * sizeof(*d));
     char *copy = strdup(dir);
-    if (!d || !copy) {
+    if (!copy || mars_grow(&fs->dirs, &fs->dirs_cap, fs->ndirs + 1, sizeof(*fs->dirs))) {
         free(copy);
-        if (d)
-            fs->dirs = d;
         return wd;
     }
-    fs->dirs = d;
     fs->dirs[fs->ndirs++] = (struct file_dir){.path = copy, .wd = wd};
     return wd;
 }
@@ -365,5 +362,5 @@ void file_watch_fini(struct fsrc *fs)
         free(fs->dirs[i].path);
     free(fs->dirs);
     fs->dirs = NULL;
-    fs->ndirs = 0;
+    fs->ndirs = fs->dirs_cap = 0;
 }

@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/grow.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/utf8.h"
@@ -77,14 +78,8 @@ void file_forget(struct fsrc *fs, struct tfile *f)
 
 struct tfile *file_track(struct fsrc *fs, const char *path, const struct stat *st)
 {
-    if (fs->nfiles == fs->cap) {
-        size_t cap = fs->cap ? fs->cap * 2 : 64;
-        struct tfile **nf = realloc(fs->files, cap * sizeof(*nf));
-        if (!nf)
-            return NULL;
-        fs->files = nf;
-        fs->cap = cap;
-    }
+    if (mars_grow(&fs->files, &fs->cap, fs->nfiles + 1, sizeof(*fs->files)))
+        return NULL;
     struct tfile *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
@@ -220,16 +215,8 @@ static void count_invalid(struct fsrc *fs, size_t bad)
 
 static int keep_carry(struct tfile *f, const unsigned char *p, uint32_t n)
 {
-    if (n > f->carry_cap) {
-        uint32_t cap = f->carry_cap ? f->carry_cap : 256;
-        while (cap < n)
-            cap *= 2;
-        char *c = realloc(f->carry, cap);
-        if (!c)
-            return -ENOMEM;
-        f->carry = c;
-        f->carry_cap = cap;
-    }
+    if (mars_grow(&f->carry, &f->carry_cap, n, 1))
+        return -ENOMEM;
     if (n)
         memmove(f->carry, p, n);
     f->carry_len = n;

@@ -24,6 +24,7 @@
 #include <linux/capability.h>
 #include <linux/netfilter.h>
 
+#include "core/grow.h"
 #include "sources/iptables/ipt_internal.h"
 
 const char *const ipt_family_names[] = {"ip", "ip6", "inet", "arp", "bridge", "netdev", NULL};
@@ -124,18 +125,8 @@ int ipt_dump_fail(struct ipt_dump *d, int err, const char *fmt, ...)
 static uint32_t pool_add(struct ipt_dump *d, const char *s)
 {
     size_t len = strlen(s) + 1;
-    if (d->plen + len > d->pcap) {
-        size_t cap = d->pcap ? d->pcap * 2 : 16384;
-        while (cap < d->plen + len)
-            cap *= 2;
-        if (cap > UINT32_MAX)
-            return UINT32_MAX;
-        char *p = realloc(d->pool, cap);
-        if (!p)
-            return UINT32_MAX;
-        d->pool = p;
-        d->pcap = cap;
-    }
+    if (d->plen + len > UINT32_MAX || mars_grow(&d->pool, &d->pcap, d->plen + len, 1))
+        return UINT32_MAX; /* offsets are 32-bit */
     memcpy(d->pool + d->plen, s, len);
     d->plen += len;
     return (uint32_t)(d->plen - len);
@@ -199,14 +190,8 @@ int ipt_dump_add(struct ipt_dump *d, const struct ipt_filter *f, const char *fam
         d->overflow++;
         return 0;
     }
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 256;
-        struct ipt_row *rows = realloc(d->rows, cap * sizeof(*rows));
-        if (!rows)
-            return -ENOMEM;
-        d->rows = rows;
-        d->cap = cap;
-    }
+    if (mars_grow(&d->rows, &d->cap, d->n + 1, sizeof(*d->rows)))
+        return -ENOMEM;
     struct ipt_row *r = &d->rows[d->n];
     uint32_t off[5];
     for (int i = 0; i < 5; i++)

@@ -148,9 +148,7 @@ static int family_mask(const struct mars_strlist *l, const char **bad)
 static void diag_at(struct mars_diag *diag, const struct mars_cfg_node *node, const char *key,
                     const char *fmt, const char *arg)
 {
-    const struct mars_cfg_node *n = mars_cfg_get(node, key);
-    if (!n)
-        n = node;
+    const struct mars_cfg_node *n = mars_cfg_at(node, key, NULL);
     mars_diag_add(diag, n->file, n->line, n->col, fmt, arg);
 }
 

@@ -57,7 +57,8 @@ struct k8s_piece {
 /* A partial line being put together, one per stream. */
 struct k8s_run {
     struct k8s_piece *pieces; /* reused across batches */
-    uint32_t n, cap;
+    uint32_t n;
+    size_t cap;
     uint64_t bytes;
     int64_t ts_ns;
     const char *raw_start; /* the first raw line of the run, in the batch's chunk */
@@ -75,7 +76,7 @@ struct k8s_dec {
     struct mars_fbuild fb;
     struct k8s_run run[2];
     uint8_t *streams; /* stream of output event i of the last k8s_decode_batch */
-    uint32_t streams_cap;
+    size_t streams_cap;
     struct k8s_dec_stats st;
 };
 

@@ -30,6 +30,7 @@
 
 #include "sources/file/file_internal.h"
 #include "core/ev.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "k8s_internal.h"
@@ -71,7 +72,7 @@ static const struct mars_opt k8s_options[] = {
     {.name = "metadata", .type = MARS_OPT_BOOL, .offset = OFF(metadata), .def = "true",
      .desc = "Add each pod's labels, annotations, node, IP, image, owner and namespace "
              "labels, watched from the API server."},
-    {.name = "api_url", .type = MARS_OPT_STRING, .offset = OFF(api_url),
+    {.name = "api_url", .type = MARS_OPT_URL, .offset = OFF(api_url),
      .desc = "API server address; unset: in-cluster, https://$KUBERNETES_SERVICE_HOST:"
              "$KUBERNETES_SERVICE_PORT."},
     {.name = "node_name", .type = MARS_OPT_STRING, .offset = OFF(node_name),
@@ -134,18 +135,16 @@ static char *trimmed(const char *s, size_t n)
 static int parse_selector(const char *s, struct k8s_term **out, size_t *nout)
 {
     struct k8s_term *t = NULL;
-    size_t n = 0;
+    size_t n = 0, cap = 0;
     *out = NULL;
     *nout = 0;
     while (s && *s) {
         const char *e = strchr(s, ',');
         size_t len = e ? (size_t)(e - s) : strlen(s);
-        struct k8s_term *nt = realloc(t, (n + 1) * sizeof(*t));
-        if (!nt) {
+        if (mars_grow(&t, &cap, n + 1, sizeof(*t))) {
             free_terms(t, n);
             return -ENOMEM;
         }
-        t = nt;
         struct k8s_term *x = &t[n++];
         memset(x, 0, sizeof(*x));
         const char *op = memchr(s, '=', len);
@@ -218,8 +217,7 @@ static int k8s_check(void *conf, const struct mars_cfg_node *node, struct mars_d
         free_terms(t, n);
     if (!bad)
         return 0;
-    const struct mars_cfg_node *at = mars_cfg_get(node, key);
-    at = at ? at : node;
+    const struct mars_cfg_node *at = mars_cfg_at(node, key, NULL);
     mars_diag_add(diag, at->file, at->line, at->col, "option '%s': %s", key, bad);
     return -EINVAL;
 }

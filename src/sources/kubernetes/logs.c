@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "k8s_internal.h"
 #include "component.h"
 
@@ -229,14 +230,8 @@ void k8s_dec_fini(struct k8s_dec *d)
 
 static int run_add(struct k8s_run *run, const char *p, uint32_t n)
 {
-    if (run->n == run->cap) {
-        uint32_t cap = run->cap ? run->cap * 2 : 16;
-        struct k8s_piece *np = realloc(run->pieces, cap * sizeof(*np));
-        if (!np)
-            return -ENOMEM;
-        run->pieces = np;
-        run->cap = cap;
-    }
+    if (mars_grow(&run->pieces, &run->cap, (size_t)run->n + 1, sizeof(*run->pieces)))
+        return -ENOMEM;
     run->pieces[run->n++] = (struct k8s_piece){p, n};
     run->bytes += n;
     return 0;
@@ -322,14 +317,7 @@ static uint32_t take_record(struct k8s_dec *d, struct mars_batch *b, uint32_t w,
 
 static int grow_streams(struct k8s_dec *d, uint32_t n)
 {
-    if (n <= d->streams_cap)
-        return 0;
-    uint8_t *s = realloc(d->streams, n);
-    if (!s)
-        return -ENOMEM;
-    d->streams = s;
-    d->streams_cap = n;
-    return 0;
+    return mars_grow(&d->streams, &d->streams_cap, n, 1);
 }
 
 /* `final`: no more pieces will come for the open runs; emit them as they are. */

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "core/ev.h"
+#include "core/grow.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "k8s_internal.h"
@@ -341,16 +342,8 @@ static bool on_watch_data(struct mars_http_req *req, const char *p, size_t n)
     while (n > 0) {
         const char *nl = memchr(p, '\n', n);
         size_t take = nl ? (size_t)(nl - p) : n;
-        if (r->len + take > r->cap) {
-            size_t cap = r->cap ? r->cap : 4096;
-            while (cap < r->len + take)
-                cap *= 2;
-            char *l = cap <= LINE_MAX ? realloc(r->line, cap) : NULL;
-            if (!l)
-                return false; /* a line beyond reason: the watch restarts */
-            r->line = l;
-            r->cap = cap;
-        }
+        if (r->len + take > LINE_MAX || mars_grow(&r->line, &r->cap, r->len + take, 1))
+            return false; /* a line beyond reason: the watch restarts */
         memcpy(r->line + r->len, p, take);
         r->len += take;
         if (!nl)
@@ -483,10 +476,6 @@ static int resolve(struct k8s_watch *w, const struct k8s_conf *c)
     size_t bl = strlen(w->base);
     while (bl && w->base[bl - 1] == '/')
         w->base[--bl] = '\0';
-    if (strncmp(w->base, "http://", 7) != 0 && strncmp(w->base, "https://", 8) != 0) {
-        mars_error(w->id, "metadata: api_url must start with http:// or https://");
-        return -EINVAL;
-    }
     w->tls = (struct mars_http_tls){
         .ca_file = c->ca_file && access(c->ca_file, R_OK) == 0 ? c->ca_file : NULL,
         .verify = c->tls_verify};

@@ -89,8 +89,7 @@ static int msrc_check(void *conf, const struct mars_cfg_node *node, struct mars_
     const struct msrc_conf *c = conf;
     int rc = mars_netconf_check(&c->tls, NULL, node, diag);
     if (c->tls.enabled && (!c->tls.cert_file || !c->tls.key_file)) {
-        const struct mars_cfg_node *n = mars_cfg_get(node, "tls");
-        n = n ? n : node;
+        const struct mars_cfg_node *n = mars_cfg_at(node, "tls", NULL);
         mars_diag_add(diag, n->file, n->line, n->col,
                       "tls: a mars source needs cert_file and key_file (its certificate)");
         rc = -EINVAL;

@@ -136,6 +136,43 @@ static void test_lookups(void **state)
     mars_diag_fini(&d);
 }
 
+/* The node at (line, col), checked. */
+static void assert_at(const struct mars_cfg_node *n, int line, int col)
+{
+    assert_non_null(n);
+    assert_int_equal(n->line, line);
+    assert_int_equal(n->col, col);
+}
+
+static void test_diagnostic_nodes(void **state)
+{
+    (void)state;
+    struct mars_diag d;
+    struct mars_cfg_doc *doc = load("opt: 1\n"
+                                    "list: [a, b]\n"
+                                    "map:\n"
+                                    "  k: v\n"
+                                    "  sub: {x: 1}\n",
+                                    &d);
+    assert_non_null(doc);
+    const struct mars_cfg_node *root = doc->root;
+    assert_at(mars_cfg_at(root, "opt", NULL), 1, 6);
+    assert_ptr_equal(mars_cfg_at(root, "absent", NULL), root); /* a default: the mapping */
+    assert_null(mars_cfg_at(NULL, "opt", NULL));
+    assert_at(mars_cfg_at(root, "map", "k"), 4, 6);   /* a scalar entry: its value */
+    assert_at(mars_cfg_at(root, "map", "sub"), 5, 3); /* not a scalar: its key */
+    assert_at(mars_cfg_at(root, "map", "no"), 4, 3);  /* no such entry: the option */
+    assert_at(mars_cfg_item_at(root, "list", 1), 2, 11);
+    assert_at(mars_cfg_item_at(root, "list", 2), 2, 7); /* past the end: the list */
+    assert_at(mars_cfg_item_at(root, "opt", 0), 1, 6);  /* not a list: the option */
+    assert_ptr_equal(mars_cfg_item_at(root, "absent", 0), root);
+    assert_at(mars_cfg_key_at(root, "map", "k"), 4, 3);
+    assert_at(mars_cfg_key_at(root, "map", "no"), 4, 3);
+    assert_ptr_equal(mars_cfg_key_at(root, "absent", "k"), root);
+    mars_cfg_doc_free(doc);
+    mars_diag_fini(&d);
+}
+
 static void test_null_and_quoted_scalars(void **state)
 {
     (void)state;
@@ -555,6 +592,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_structure_and_positions),
         cmocka_unit_test(test_lookups),
+        cmocka_unit_test(test_diagnostic_nodes),
         cmocka_unit_test(test_null_and_quoted_scalars),
         cmocka_unit_test(test_empty_documents),
         cmocka_unit_test(test_load_file),

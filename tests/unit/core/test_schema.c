@@ -181,20 +181,27 @@ static const char *const reserved[] = {"type", NULL};
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-/* Loads yaml as "c.yaml" and applies conf_opts; the doc is freed before returning, so the
- * struct must not borrow from it. */
-static int apply_yaml(const char *yaml, struct conf *c, struct mars_diag *d)
+/* Loads yaml as `name` and applies schema to out (size bytes, zeroed first); the doc is
+ * freed before returning, so out must not borrow from it. */
+static int apply_schema(const struct mars_opt *schema, const char *name, const char *yaml,
+                        void *out, size_t size, struct mars_diag *d)
 {
     mars_diag_init(d);
-    memset(c, 0, sizeof(*c));
-    struct mars_cfg_doc *doc = mars_cfg_load_string("c.yaml", yaml, strlen(yaml), d);
+    memset(out, 0, size);
+    struct mars_cfg_doc *doc = mars_cfg_load_string(name, yaml, strlen(yaml), d);
     if (!doc) {
         mars_diag_print(d, stderr);
         fail_msg("yaml did not load");
     }
-    int rc = mars_schema_apply(conf_opts, doc->root, c, reserved, d);
+    int rc = mars_schema_apply(schema, doc->root, out, reserved, d);
     mars_cfg_doc_free(doc);
     return rc;
+}
+
+/* conf_opts applied to yaml loaded as "c.yaml". */
+static int apply_yaml(const char *yaml, struct conf *c, struct mars_diag *d)
+{
+    return apply_schema(conf_opts, "c.yaml", yaml, c, sizeof(*c), d);
 }
 
 /* Applying yaml must fail with exactly the listed messages (NULL-terminated), in order. */
@@ -883,11 +890,69 @@ static void test_describe_markdown(void **state)
 static void test_type_names(void **state)
 {
     (void)state;
-    const char *want[] = {"string",   "secret", "int",  "float", "bool",    "size",
-                          "duration", "enum",   "list", "map",   "section", "list of sections"};
-    for (int t = MARS_OPT_STRING; t <= MARS_OPT_SECTION_LIST; t++)
+    const char *want[] = {"string",  "secret",           "int",  "float",       "bool",
+                          "size",    "duration",         "enum", "list",        "map",
+                          "section", "list of sections", "url",  "list of urls"};
+    for (int t = MARS_OPT_STRING; t <= MARS_OPT_URL_LIST; t++)
         assert_string_equal(mars_opt_type_name((enum mars_opt_type)t), want[t]);
     assert_string_equal(mars_opt_type_name((enum mars_opt_type)99), "?");
+}
+
+struct url_conf {
+    char *url;
+    struct mars_strlist urls;
+};
+
+static const struct mars_opt url_opts[] = {
+    {.name = "url",
+     .type = MARS_OPT_URL,
+     .offset = offsetof(struct url_conf, url),
+     .desc = "A URL."},
+    {.name = "urls",
+     .type = MARS_OPT_URL_LIST,
+     .offset = offsetof(struct url_conf, urls),
+     .def = "[http://a]",
+     .desc = "URLs."},
+    {0},
+};
+
+/* url_opts applied to yaml loaded as "u.yaml". */
+static int apply_urls(const char *yaml, struct url_conf *c, struct mars_diag *d)
+{
+    return apply_schema(url_opts, "u.yaml", yaml, c, sizeof(*c), d);
+}
+
+static void test_urls(void **state)
+{
+    (void)state;
+    struct url_conf c;
+    struct mars_diag d;
+    assert_int_equal(apply_urls("url: https://h:1/p\nurls: [http://x, https://y]\n", &c, &d), 0);
+    assert_string_equal(c.url, "https://h:1/p");
+    assert_int_equal(c.urls.n, 2);
+    assert_string_equal(c.urls.v[1], "https://y");
+    mars_schema_free(url_opts, &c);
+    mars_diag_fini(&d);
+    /* the default list, and an empty URL left unset as `${VAR:-}` gives it */
+    assert_int_equal(apply_urls("url: \"\"\n", &c, &d), 0);
+    assert_null(c.url);
+    assert_int_equal(c.urls.n, 1);
+    assert_string_equal(c.urls.v[0], "http://a");
+    mars_schema_free(url_opts, &c);
+    mars_diag_fini(&d);
+    /* each bad one at its own position; the scheme is matched as written */
+    assert_int_equal(apply_urls("url: ftp://h\nurls: [http://x, HTTP://y, \"\"]\n", &c, &d),
+                     -EINVAL);
+    assert_int_equal(d.n, 3);
+    assert_string_equal(
+        d.msgs[0].text,
+        "u.yaml:1:6: option 'url': \"ftp://h\" must start with http:// or https://");
+    assert_string_equal(d.msgs[1].text, "u.yaml:2:18: option 'urls[1]': \"HTTP://y\" must start "
+                                        "with http:// or https://");
+    assert_string_equal(d.msgs[2].text,
+                        "u.yaml:2:28: option 'urls[2]': \"\" must start with http:// or https://");
+    mars_schema_free(url_opts, &c);
+    mars_diag_fini(&d);
 }
 
 static void test_reapply_after_free(void **state)
@@ -930,6 +995,7 @@ int main(void)
         cmocka_unit_test(test_describe_text),
         cmocka_unit_test(test_describe_markdown),
         cmocka_unit_test(test_type_names),
+        cmocka_unit_test(test_urls),
         cmocka_unit_test(test_reapply_after_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

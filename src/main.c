@@ -154,7 +154,7 @@ static int cmd_validate(const struct cli *cli)
     if (load(cli, &cfg))
         return EXIT_CONFIG;
     printf("%s: valid (%u components)\n", cli->config, cfg->n);
-    mars_config_free(cfg);
+    mars_config_destroy(cfg);
     return EXIT_OK;
 }
 
@@ -182,7 +182,7 @@ static int cmd_run(const struct cli *cli)
     if (load(cli, &cfg))
         return EXIT_CONFIG;
     if (setup_log(cli, cfg)) {
-        mars_config_free(cfg);
+        mars_config_destroy(cfg);
         return EXIT_USAGE;
     }
     struct mars_engine_opts opts = {
@@ -203,7 +203,7 @@ static int cmd_run(const struct cli *cli)
         rc = e ? mars_engine_run(e) : -EIO;
         struct mars_config *next = e ? mars_engine_take_reload(e) : NULL;
         mars_engine_destroy(e);
-        mars_config_free(cfg);
+        mars_config_destroy(cfg);
         cfg = next;
         if (rc || !cfg)
             break;
@@ -213,7 +213,7 @@ static int cmd_run(const struct cli *cli)
         }
         mars_info("-", "configuration reloaded from %s", cli->config);
     }
-    mars_config_free(cfg);
+    mars_config_destroy(cfg);
     if (rc) {
         mars_error("-", "mars could not start");
         return EXIT_START;

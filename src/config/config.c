@@ -433,7 +433,7 @@ static int finish_load(struct mars_config *c, struct mars_config **out, struct m
     if (rc == 0 && mars_diag_count(diag) > before)
         rc = -EINVAL;
     if (rc) {
-        mars_config_free(c);
+        mars_config_destroy(c);
         return -EINVAL;
     }
     *out = c;
@@ -467,25 +467,25 @@ int mars_config_load_string(const char *name, const char *text, struct mars_conf
     return finish_load(c, out, diag);
 }
 
-void mars_config_free(struct mars_config *c)
+void mars_config_destroy(struct mars_config *c)
 {
     if (!c)
         return;
     for (uint32_t i = 0; i < c->n; i++) {
         struct mars_node *nd = &c->nodes[i];
         if (nd->desc && nd->conf)
-            mars_schema_free(nd->desc->options, nd->conf);
-        mars_schema_free(common_options(nd->kind), &nd->common);
+            mars_schema_fini(nd->desc->options, nd->conf);
+        mars_schema_fini(common_options(nd->kind), &nd->common);
         free(nd->conf);
         free(nd->id);
         free(nd->in);
         free(nd->out);
         free(nd->out_port);
     }
-    mars_schema_free(mars_top_options, &c->top);
+    mars_schema_fini(mars_top_options, &c->top);
     free(c->nodes);
     free(c->topo);
-    mars_cfg_doc_free(c->doc);
+    mars_cfg_doc_destroy(c->doc);
     free(c);
 }
 

@@ -116,12 +116,12 @@ struct mars_config {
 };
 
 /* Loads and checks a config file. Returns 0 with *out owned by the caller (free with
- * mars_config_free), or -EINVAL with every problem in diag. */
+ * mars_config_destroy), or -EINVAL with every problem in diag. */
 int mars_config_load(const char *path, struct mars_config **out, struct mars_diag *diag);
 /* Same from text in memory (runtime tests); name is used in messages. */
 int mars_config_load_string(const char *name, const char *text, struct mars_config **out,
                             struct mars_diag *diag);
-void mars_config_free(struct mars_config *c);
+void mars_config_destroy(struct mars_config *c);
 /* Index of the node named id, or -1. */
 int mars_config_find(const struct mars_config *c, const char *id);
 

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 
 #include "core/compress.h"
-#include "core/http.h"
+#include "core/http_client.h"
 #include "core/tls.h"
 #include "core/schema.h"
 

@@ -50,7 +50,7 @@ int mars_check_condition(const char *text, const struct mars_cfg_node *at, const
     struct mars_cond_error err;
     struct mars_cond *c = mars_cond_compile(text, &err);
     if (c) {
-        mars_cond_free(c);
+        mars_cond_destroy(c);
         return 0;
     }
     report(diag, at, err.offset, what, "bad condition: ", err.msg);
@@ -64,7 +64,7 @@ int mars_check_regex(const char *text, const struct mars_cfg_node *at, const cha
     size_t off;
     struct mars_regex *r = mars_regex_compile(text, strlen(text), &off, why, sizeof(why));
     if (r) {
-        mars_regex_free(r);
+        mars_regex_destroy(r);
         return 0;
     }
     report(diag, at, off, what, "bad regular expression: ", why);
@@ -88,7 +88,7 @@ int mars_check_path(const char *text, const struct mars_cfg_node *at, const char
                          : "cannot write inside an array (an [index] in the path)");
         rc = -EINVAL;
     }
-    mars_path_free(p);
+    mars_path_destroy(p);
     return rc;
 }
 
@@ -98,7 +98,7 @@ int mars_check_template(const char *text, const struct mars_cfg_node *at, const 
     char why[160];
     struct mars_template *t = mars_template_compile(text, 0, why, sizeof(why));
     if (t) {
-        mars_template_free(t);
+        mars_template_destroy(t);
         return 0;
     }
     report(diag, at, 0, what, "bad template: ", why);

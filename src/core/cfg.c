@@ -14,7 +14,7 @@
  * garbage is rejected by libyaml's reader instead of being guessed as UTF-16.
  *
  * Invariants: all nodes, strings and child arrays of a doc live in its arena (doc->priv)
- * and are freed together by mars_cfg_doc_free(). MAP keys are SCALAR nodes, never
+ * and are freed together by mars_cfg_doc_destroy(). MAP keys are SCALAR nodes, never
  * interpolated. Nesting deeper than CFG_MAX_DEPTH is an error, which bounds the recursion.
  *
  * Thread: any; a load touches only its own parser, doc and diag (getenv() is read-only).
@@ -653,14 +653,14 @@ struct mars_cfg_doc *mars_cfg_load_string(const char *name, const char *text, si
     if (!doc || !(doc->file = strdup(name ? name : "<config>")) ||
         !(b.arena = calloc(1, sizeof(*b.arena)))) {
         mars_diag_add(diag, name, 0, 0, "out of memory while loading the configuration");
-        mars_cfg_doc_free(doc);
+        mars_cfg_doc_destroy(doc);
         return NULL;
     }
     doc->priv = b.arena;
     b.doc = doc;
     if (!yaml_parser_initialize(&b.parser)) {
         cfg_oom(&b);
-        mars_cfg_doc_free(doc);
+        mars_cfg_doc_destroy(doc);
         return NULL;
     }
     yaml_parser_set_encoding(&b.parser, YAML_UTF8_ENCODING);
@@ -668,7 +668,7 @@ struct mars_cfg_doc *mars_cfg_load_string(const char *name, const char *text, si
     build_stream(&b);
     yaml_parser_delete(&b.parser);
     if (b.errors > 0) {
-        mars_cfg_doc_free(doc);
+        mars_cfg_doc_destroy(doc);
         return NULL;
     }
     return doc;
@@ -726,7 +726,7 @@ struct mars_cfg_doc *mars_cfg_load_file(const char *path, struct mars_diag *diag
     return doc;
 }
 
-void mars_cfg_doc_free(struct mars_cfg_doc *doc)
+void mars_cfg_doc_destroy(struct mars_cfg_doc *doc)
 {
     if (!doc)
         return;

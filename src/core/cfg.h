@@ -45,13 +45,13 @@ struct mars_cfg_doc {
     void *priv;
 };
 
-/* Parses a file. Returns an owned doc (free with mars_cfg_doc_free) or NULL with every
+/* Parses a file. Returns an owned doc (free with mars_cfg_doc_destroy) or NULL with every
  * problem added to diag as FILE:LINE:COL. An empty file gives a doc with root NULL. */
 struct mars_cfg_doc *mars_cfg_load_file(const char *path, struct mars_diag *diag);
 /* Same for text in memory; name is used in messages. */
 struct mars_cfg_doc *mars_cfg_load_string(const char *name, const char *text, size_t len,
                                           struct mars_diag *diag);
-void mars_cfg_doc_free(struct mars_cfg_doc *doc);
+void mars_cfg_doc_destroy(struct mars_cfg_doc *doc);
 
 /* Looks up a key in a MAP node; NULL when absent or when map is not a MAP. */
 const struct mars_cfg_node *mars_cfg_get(const struct mars_cfg_node *map, const char *key);

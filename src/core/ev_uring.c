@@ -128,14 +128,14 @@
 #define UR_DETACH_STEP_NS   (10 * 1000 * 1000LL)
 
 /* Slots come in blocks, recycled through bk->free_slots and freed with the loop. */
-struct mars_ur_block {
-    struct mars_ur_block *next;
-    struct mars_ur_slot slot[UR_SLOTS_PER_BLOCK];
+struct mars_ev_uring_block {
+    struct mars_ev_uring_block *next;
+    struct mars_ev_uring_slot slot[UR_SLOTS_PER_BLOCK];
 };
 
 /* ---- ring setup ----------------------------------------------------------------------- */
 
-static int ur_ring_open(struct mars_ur *bk)
+static int ur_ring_open(struct mars_ev_uring *bk)
 {
     const struct mars_ev_uring_tier *tier = NULL;
     int rc = mars_ev_uring_setup(&bk->ring, UR_SQ_ENTRIES, &tier);
@@ -156,7 +156,7 @@ static int ur_ring_open(struct mars_ur *bk)
 /* ---- owner thread and its exit -------------------------------------------------------- */
 
 static pthread_mutex_t ur_registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct mars_ur *ur_registry; /* SINGLE_ISSUER rings with a live owner thread */
+static struct mars_ev_uring *ur_registry; /* SINGLE_ISSUER rings with a live owner thread */
 static pthread_once_t ur_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t ur_key;
 static int ur_key_rc;
@@ -169,11 +169,11 @@ static void ur_key_create(void)
     ur_key_rc = pthread_key_create(&ur_key, ur_thread_exit);
 }
 
-static void ur_unregister(struct mars_ur *bk)
+static void ur_unregister(struct mars_ev_uring *bk)
 {
     pthread_mutex_lock(&ur_registry_lock);
     if (bk->registered) {
-        for (struct mars_ur **pp = &ur_registry; *pp != NULL; pp = &(*pp)->reg_next) {
+        for (struct mars_ev_uring **pp = &ur_registry; *pp != NULL; pp = &(*pp)->reg_next) {
             if (*pp == bk) {
                 *pp = bk->reg_next;
                 break;
@@ -187,7 +187,7 @@ static void ur_unregister(struct mars_ur *bk)
 
 /* First use on this thread: enable a disabled ring (binding it to the thread) and arm the
  * thread-exit hook. */
-static int ur_bind(struct mars_ur *bk)
+static int ur_bind(struct mars_ev_uring *bk)
 {
     if (bk->setup_flags & IORING_SETUP_R_DISABLED) {
         /* liburing 2.3 declares io_uring_enable_rings() but does not export it. */
@@ -212,7 +212,7 @@ static int ur_bind(struct mars_ur *bk)
 
 /* The ring exists and this thread may submit to it (or the thread is the wrong one and the
  * kernel will say EEXIST: a caller bug, reported by wait()). */
-static int ur_ready(struct mars_ur *bk)
+static int ur_ready(struct mars_ev_uring *bk)
 {
     int rc;
 
@@ -226,12 +226,12 @@ static int ur_ready(struct mars_ur *bk)
 
 /* ---- slots ---------------------------------------------------------------------------- */
 
-static struct mars_ur_slot *slot_get(struct mars_ur *bk)
+static struct mars_ev_uring_slot *slot_get(struct mars_ev_uring *bk)
 {
-    struct mars_ur_slot *s = bk->free_slots;
+    struct mars_ev_uring_slot *s = bk->free_slots;
 
     if (s == NULL) {
-        struct mars_ur_block *b = malloc(sizeof(*b));
+        struct mars_ev_uring_block *b = malloc(sizeof(*b));
 
         if (b == NULL)
             return NULL;
@@ -251,14 +251,14 @@ static struct mars_ur_slot *slot_get(struct mars_ur *bk)
     return s;
 }
 
-static void slot_put(struct mars_ur *bk, struct mars_ur_slot *s)
+static void slot_put(struct mars_ev_uring *bk, struct mars_ev_uring_slot *s)
 {
     s->next = bk->free_slots;
     bk->free_slots = s;
 }
 
 /* A free SQE, flushing a full SQ to the kernel once; NULL when it stays full. */
-static struct io_uring_sqe *ur_get_sqe(struct mars_ur *bk)
+static struct io_uring_sqe *ur_get_sqe(struct mars_ev_uring *bk)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&bk->ring);
 
@@ -267,7 +267,7 @@ static struct io_uring_sqe *ur_get_sqe(struct mars_ur *bk)
     return sqe;
 }
 
-static void q_push(struct mars_ur *bk, struct mars_ur_slot *s)
+static void q_push(struct mars_ev_uring *bk, struct mars_ev_uring_slot *s)
 {
     s->next = NULL;
     if (bk->q_tail != NULL)
@@ -279,13 +279,13 @@ static void q_push(struct mars_ur *bk, struct mars_ur_slot *s)
 
 /* Puts the op into the SQ, or at the end of the overflow queue when the SQ is full (wait()
  * moves the queue in). Never enters the kernel. 0 or -ENOMEM. */
-static int ur_start(struct mars_ur *bk, struct mars_ev_op *op)
+static int ur_start(struct mars_ev_uring *bk, struct mars_ev_op *op)
 {
     struct io_uring_sqe *sqe = bk->q_head == NULL ? io_uring_get_sqe(&bk->ring) : NULL;
-    struct mars_ur_slot *s = op->bk;
+    struct mars_ev_uring_slot *s = op->bk;
 
     if (sqe != NULL) {
-        mars_ur_prep_sqe(bk, sqe, op);
+        mars_ev_uring_prep_sqe(bk, sqe, op);
         op->flags |= UR_OPF_INRING;
         bk->inring++;
         return 0;
@@ -303,10 +303,10 @@ static int ur_start(struct mars_ur *bk, struct mars_ev_op *op)
 }
 
 /* Moves the overflow queue into the SQ, in order, as far as SQEs can be had. */
-static void ur_flush_queue(struct mars_ur *bk)
+static void ur_flush_queue(struct mars_ev_uring *bk)
 {
     while (bk->q_head != NULL) {
-        struct mars_ur_slot *s = bk->q_head;
+        struct mars_ev_uring_slot *s = bk->q_head;
         struct io_uring_sqe *sqe = ur_get_sqe(bk);
         struct mars_ev_op *op = s->op;
 
@@ -316,26 +316,26 @@ static void ur_flush_queue(struct mars_ur *bk)
         if (bk->q_head == NULL)
             bk->q_tail = NULL;
         if (s->is_cancel) {
-            mars_ur_prep_cancel(sqe, op);
+            mars_ev_uring_prep_cancel(sqe, op);
             slot_put(bk, s);
             continue;
         }
         op->flags &= ~UR_OPF_QUEUED;
-        if (!mars_ur_needs_storage(op)) {
+        if (!mars_ev_uring_needs_storage(op)) {
             op->bk = NULL;
             slot_put(bk, s);
         }
-        mars_ur_prep_sqe(bk, sqe, op);
+        mars_ev_uring_prep_sqe(bk, sqe, op);
         op->flags |= UR_OPF_INRING;
         bk->inring++;
     }
 }
 
-static void q_unlink(struct mars_ur *bk, struct mars_ur_slot *s)
+static void q_unlink(struct mars_ev_uring *bk, struct mars_ev_uring_slot *s)
 {
-    struct mars_ur_slot *prev = NULL;
+    struct mars_ev_uring_slot *prev = NULL;
 
-    for (struct mars_ur_slot *it = bk->q_head; it != NULL; prev = it, it = it->next) {
+    for (struct mars_ev_uring_slot *it = bk->q_head; it != NULL; prev = it, it = it->next) {
         if (it != s)
             continue;
         if (prev != NULL)
@@ -351,9 +351,9 @@ static void q_unlink(struct mars_ur *bk, struct mars_ur_slot *s)
 
 /* ---- completions ---------------------------------------------------------------------- */
 
-static void ur_finish(struct mars_ur *bk, struct mars_ev_op *op, int res)
+static void ur_finish(struct mars_ev_uring *bk, struct mars_ev_op *op, int res)
 {
-    struct mars_ur_slot *s = op->bk;
+    struct mars_ev_uring_slot *s = op->bk;
 
     if (s != NULL) {
         op->bk = NULL;
@@ -387,7 +387,7 @@ static bool wants_retry(const struct mars_ev_op *op, int res)
     }
 }
 
-static void ur_restart(struct mars_ur *bk, struct mars_ev_op *op)
+static void ur_restart(struct mars_ev_uring *bk, struct mars_ev_op *op)
 {
     if (ur_start(bk, op) < 0)
         ur_finish(bk, op, -ENOMEM);
@@ -395,7 +395,8 @@ static void ur_restart(struct mars_ur *bk, struct mars_ev_op *op)
 
 /* A CQE that does not end the op's request: a zero-copy send's result (its notification
  * follows) or one connection of a multishot accept. True when it was one. */
-static bool ur_on_partial_cqe(struct mars_ur *bk, struct mars_ev_op *op, int res, unsigned cflags)
+static bool ur_on_partial_cqe(struct mars_ev_uring *bk, struct mars_ev_op *op, int res,
+                              unsigned cflags)
 {
     if (!(cflags & IORING_CQE_F_MORE) || (op->flags & UR_OPF_POLLING))
         return false;
@@ -414,7 +415,7 @@ static bool ur_on_partial_cqe(struct mars_ur *bk, struct mars_ev_op *op, int res
 /* A zero-copy send that the kernel refused as such: true when it is to be sent again,
  * without the usage report (EINVAL: a 6.0/6.1 kernel) or without zero-copy (EOPNOTSUPP:
  * AF_UNIX, remembered for the socket). */
-static bool zc_refused(struct mars_ur *bk, struct mars_ev_op *op, int res)
+static bool zc_refused(struct mars_ev_uring *bk, struct mars_ev_op *op, int res)
 {
     if (res == -EINVAL && (op->flags & UR_OPF_ZC_REPORT)) {
         bk->features &= ~(unsigned)MARS_EV_URING_ZC_REPORT;
@@ -429,7 +430,7 @@ static bool zc_refused(struct mars_ur *bk, struct mars_ev_op *op, int res)
 }
 
 /* One CQE of an op: its result, or a step of the EAGAIN fallback. */
-static void ur_on_cqe(struct mars_ur *bk, struct mars_ev_op *op, int res, unsigned cflags)
+static void ur_on_cqe(struct mars_ev_uring *bk, struct mars_ev_op *op, int res, unsigned cflags)
 {
     /* A cancel that found nothing (the op was between its EAGAIN and the stand-in poll)
      * must still end the op. */
@@ -482,7 +483,7 @@ static void ur_on_cqe(struct mars_ur *bk, struct mars_ev_op *op, int res, unsign
 
 /* Hands every available CQE to its op, one CQ advance per batch; pulls in completions the
  * kernel kept aside when the CQ was full. */
-static void ur_reap(struct mars_ur *bk)
+static void ur_reap(struct mars_ev_uring *bk)
 {
     for (int round = 0; round < UR_REAP_ROUNDS; round++) {
         unsigned ready = io_uring_cq_ready(&bk->ring), seen = 0, head;
@@ -512,19 +513,19 @@ static void ur_reap(struct mars_ur *bk)
 
 static int ur_submit(struct mars_ev_loop *loop, struct mars_ev_op *op)
 {
-    struct mars_ur *bk = loop->bk;
-    struct mars_ur_slot *s = NULL;
+    struct mars_ev_uring *bk = loop->bk;
+    struct mars_ev_uring_slot *s = NULL;
     int rc = ur_ready(bk);
 
     if (rc < 0)
         return rc;
-    mars_ur_choose_form(bk, op);
-    if (mars_ur_needs_storage(op)) {
+    mars_ev_uring_choose_form(bk, op);
+    if (mars_ev_uring_needs_storage(op)) {
         s = slot_get(bk);
         if (s == NULL)
             return -ENOMEM;
         s->op = op;
-        mars_ur_fill_storage(s, op);
+        mars_ev_uring_fill_storage(s, op);
         op->bk = s;
     }
     rc = ur_start(bk, op); /* cannot fail when the op already has a slot */
@@ -537,9 +538,9 @@ static int ur_submit(struct mars_ev_loop *loop, struct mars_ev_op *op)
 
 static int ur_cancel(struct mars_ev_loop *loop, struct mars_ev_op *op)
 {
-    struct mars_ur *bk = loop->bk;
+    struct mars_ev_uring *bk = loop->bk;
     struct io_uring_sqe *sqe;
-    struct mars_ur_slot *s;
+    struct mars_ev_uring_slot *s;
 
     if (op->flags & UR_OPF_QUEUED) {
         q_unlink(bk, op->bk);
@@ -550,7 +551,7 @@ static int ur_cancel(struct mars_ev_loop *loop, struct mars_ev_op *op)
         return -ENOENT;
     sqe = bk->q_head == NULL ? io_uring_get_sqe(&bk->ring) : NULL;
     if (sqe != NULL) {
-        mars_ur_prep_cancel(sqe, op);
+        mars_ev_uring_prep_cancel(sqe, op);
         return 0;
     }
     s = slot_get(bk);
@@ -564,7 +565,7 @@ static int ur_cancel(struct mars_ev_loop *loop, struct mars_ev_op *op)
 
 static int ur_wait(struct mars_ev_loop *loop, int64_t timeout_ns)
 {
-    struct mars_ur *bk = loop->bk;
+    struct mars_ev_uring *bk = loop->bk;
     struct __kernel_timespec ts;
     struct io_uring_cqe *cqe;
     int rc;
@@ -600,12 +601,12 @@ static int ur_wait(struct mars_ev_loop *loop, int64_t timeout_ns)
 
 /* The owner thread is exiting: end every op (in the kernel: by cancel, collecting the CQEs
  * here; queued: at once), then close the ring while this thread still may. */
-static void ur_detach(struct mars_ur *bk)
+static void ur_detach(struct mars_ev_uring *bk)
 {
     int64_t deadline = mars_ev_clock_ns() + UR_DETACH_NS;
     struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = UR_DETACH_STEP_NS};
     struct io_uring_cqe *cqe;
-    struct mars_ur_slot *s;
+    struct mars_ev_uring_slot *s;
 
     bk->detaching = true;
     while ((s = bk->q_head) != NULL) {
@@ -640,12 +641,12 @@ static void ur_detach(struct mars_ur *bk)
 static void ur_thread_exit(void *arg)
 {
     pthread_t self = pthread_self();
-    struct mars_ur *mine = NULL;
+    struct mars_ev_uring *mine = NULL;
 
     (void)arg;
     pthread_mutex_lock(&ur_registry_lock);
-    for (struct mars_ur **pp = &ur_registry; *pp != NULL;) {
-        struct mars_ur *bk = *pp;
+    for (struct mars_ev_uring **pp = &ur_registry; *pp != NULL;) {
+        struct mars_ev_uring *bk = *pp;
 
         if (!pthread_equal(bk->owner, self)) {
             pp = &bk->reg_next;
@@ -658,7 +659,7 @@ static void ur_thread_exit(void *arg)
     }
     pthread_mutex_unlock(&ur_registry_lock);
     while (mine != NULL) {
-        struct mars_ur *next = mine->reg_next;
+        struct mars_ev_uring *next = mine->reg_next;
 
         mine->reg_next = NULL;
         ur_detach(mine);
@@ -680,7 +681,7 @@ static unsigned ur_features(struct io_uring *ring)
 
 static int ur_init(struct mars_ev_loop *loop)
 {
-    struct mars_ur *bk = calloc(1, sizeof(*bk));
+    struct mars_ev_uring *bk = calloc(1, sizeof(*bk));
     int rc;
 
     if (bk == NULL)
@@ -705,7 +706,7 @@ static int ur_init(struct mars_ev_loop *loop)
  * unless that happened; registration then waits for the next ring. */
 static int ur_register_buffers(struct mars_ev_loop *loop, void *base, size_t unit, unsigned count)
 {
-    struct mars_ur *bk = loop->bk;
+    struct mars_ev_uring *bk = loop->bk;
 
     if (!(bk->features & MARS_EV_URING_BUF_TABLE))
         return -EOPNOTSUPP;
@@ -714,14 +715,14 @@ static int ur_register_buffers(struct mars_ev_loop *loop, void *base, size_t uni
 
 static void ur_fini(struct mars_ev_loop *loop)
 {
-    struct mars_ur *bk = loop->bk;
+    struct mars_ev_uring *bk = loop->bk;
 
     ur_unregister(bk);
     if (bk->has_ring)
         io_uring_queue_exit(&bk->ring);
     mars_ev_uring_fixed_fini(&bk->fixed);
     while (bk->blocks != NULL) {
-        struct mars_ur_block *b = bk->blocks;
+        struct mars_ev_uring_block *b = bk->blocks;
 
         bk->blocks = b->next;
         free(b);

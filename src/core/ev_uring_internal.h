@@ -110,9 +110,9 @@ enum {
 
 /* Per-op storage the kernel reads, and the node of the overflow queue. Owned by the
  * backend; lent to one op through op->bk until the op completes. */
-struct mars_ur_slot {
-    struct mars_ur_slot *next; /* free list or overflow queue */
-    struct mars_ev_op *op;     /* owner; for a deferred cancel its target, never dereferenced */
+struct mars_ev_uring_slot {
+    struct mars_ev_uring_slot *next; /* free list or overflow queue */
+    struct mars_ev_op *op; /* owner; for a deferred cancel its target, never dereferenced */
     bool is_cancel;
     union {
         struct __kernel_timespec ts; /* TIMER */
@@ -120,7 +120,7 @@ struct mars_ur_slot {
     } k;
 };
 
-struct mars_ur {
+struct mars_ev_uring {
     struct io_uring ring;
     struct mars_ev_loop *loop;
     unsigned setup_flags;    /* IORING_SETUP_* of the live ring */
@@ -133,22 +133,23 @@ struct mars_ur {
     int64_t max_wait_ns;     /* > 0: bound on every wait (under valgrind) */
     pthread_t owner;
     unsigned inring;
-    struct mars_ur_slot *q_head, *q_tail;
-    struct mars_ur_slot *free_slots;
-    struct mars_ur_block *blocks; /* slot storage (ev_uring.c) */
-    struct mars_ur *reg_next;
+    struct mars_ev_uring_slot *q_head, *q_tail;
+    struct mars_ev_uring_slot *free_slots;
+    struct mars_ev_uring_block *blocks; /* slot storage (ev_uring.c) */
+    struct mars_ev_uring *reg_next;
     struct mars_ev_uring_fixed fixed; /* registered read region, if any */
 };
 
 /* Picks the op's io_uring form before its first SQE: fixed read (may pin its buffer's unit:
  * owner thread, ring ready), zero-copy send, native multishot accept. */
-void mars_ur_choose_form(struct mars_ur *bk, struct mars_ev_op *op);
+void mars_ev_uring_choose_form(struct mars_ev_uring *bk, struct mars_ev_op *op);
 /* Does the op need a slot (kernel-read memory) from submit to its CQE? */
-bool mars_ur_needs_storage(const struct mars_ev_op *op);
-void mars_ur_fill_storage(struct mars_ur_slot *s, const struct mars_ev_op *op);
+bool mars_ev_uring_needs_storage(const struct mars_ev_op *op);
+void mars_ev_uring_fill_storage(struct mars_ev_uring_slot *s, const struct mars_ev_op *op);
 /* Writes the op's request (or its stand-in POLL_ADD) into an SQE, user_data = op. */
-void mars_ur_prep_sqe(struct mars_ur *bk, struct io_uring_sqe *sqe, struct mars_ev_op *op);
+void mars_ev_uring_prep_sqe(struct mars_ev_uring *bk, struct io_uring_sqe *sqe,
+                            struct mars_ev_op *op);
 /* An ASYNC_CANCEL of `target`, with user_data UR_UD_INTERNAL. */
-void mars_ur_prep_cancel(struct io_uring_sqe *sqe, const struct mars_ev_op *target);
+void mars_ev_uring_prep_cancel(struct io_uring_sqe *sqe, const struct mars_ev_op *target);
 
 #endif

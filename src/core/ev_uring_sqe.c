@@ -3,7 +3,7 @@
  * takes (plain or fixed read, copying or zero-copy send, single or multishot accept) and
  * the SQE itself. ev_uring.c owns the ring, the queues and the completions.
  *
- * Forms, chosen once per submit (mars_ur_choose_form):
+ * Forms, chosen once per submit (mars_ev_uring_choose_form):
  * - READ into a registered unit (ev_uring_bufs.c) is READ_FIXED with that unit's index.
  * - SEND of at least UR_ZC_MIN bytes is SEND_ZC (6.0+), SENDMSG of as many bytes in
  *   segments of UR_ZC_MIN_SEGMENT bytes on average is SENDMSG_ZC (6.1+), unless the socket
@@ -25,12 +25,12 @@
 #include "core/ev.h"
 #include "core/ev_uring_internal.h"
 
-bool mars_ur_needs_storage(const struct mars_ev_op *op)
+bool mars_ev_uring_needs_storage(const struct mars_ev_op *op)
 {
     return op->type == MARS_EV_TIMER || op->type == MARS_EV_SENDMSG;
 }
 
-void mars_ur_fill_storage(struct mars_ur_slot *s, const struct mars_ev_op *op)
+void mars_ev_uring_fill_storage(struct mars_ev_uring_slot *s, const struct mars_ev_op *op)
 {
     if (op->type == MARS_EV_TIMER) {
         s->k.ts.tv_sec = op->u.timer.timeout_ns / 1000000000LL;
@@ -50,13 +50,13 @@ static unsigned io_len(size_t len)
 }
 
 /* The registered buffer a READ with UR_OPF_FIXED reads into (its unit is pinned). */
-static unsigned fixed_index(const struct mars_ur *bk, const struct mars_ev_op *op)
+static unsigned fixed_index(const struct mars_ev_uring *bk, const struct mars_ev_op *op)
 {
     return (unsigned)(((uintptr_t)op->u.rw.buf - (uintptr_t)bk->fixed.base) / bk->fixed.unit);
 }
 
 /* Worth sending zero-copy? (SENDMSG: the iovec walk costs far less than the syscall.) */
-static bool zc_worth(const struct mars_ur *bk, const struct mars_ev_op *op)
+static bool zc_worth(const struct mars_ev_uring *bk, const struct mars_ev_op *op)
 {
     size_t total = 0;
 
@@ -74,7 +74,7 @@ static bool zc_worth(const struct mars_ur *bk, const struct mars_ev_op *op)
 
 /* Picks the op's io_uring form: fixed read, zero-copy send, native multishot accept.
  * Runs on the owner thread with the ring ready (a fixed read may register its unit). */
-void mars_ur_choose_form(struct mars_ur *bk, struct mars_ev_op *op)
+void mars_ev_uring_choose_form(struct mars_ev_uring *bk, struct mars_ev_op *op)
 {
     switch (op->type) {
     case MARS_EV_READ:
@@ -112,9 +112,10 @@ static unsigned standin_events(const struct mars_ev_op *op)
     }
 }
 
-void mars_ur_prep_sqe(struct mars_ur *bk, struct io_uring_sqe *sqe, struct mars_ev_op *op)
+void mars_ev_uring_prep_sqe(struct mars_ev_uring *bk, struct io_uring_sqe *sqe,
+                            struct mars_ev_op *op)
 {
-    struct mars_ur_slot *s = op->bk;
+    struct mars_ev_uring_slot *s = op->bk;
 
     if (op->flags & UR_OPF_POLLING) {
         io_uring_prep_poll_add(sqe, op->fd, standin_events(op));
@@ -172,7 +173,7 @@ void mars_ur_prep_sqe(struct mars_ur *bk, struct io_uring_sqe *sqe, struct mars_
     io_uring_sqe_set_data(sqe, op);
 }
 
-void mars_ur_prep_cancel(struct io_uring_sqe *sqe, const struct mars_ev_op *target)
+void mars_ev_uring_prep_cancel(struct io_uring_sqe *sqe, const struct mars_ev_op *target)
 {
     io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)target, 0);
     io_uring_sqe_set_data64(sqe, UR_UD_INTERNAL);

@@ -1,6 +1,6 @@
 /*
  * grpc.c - the gRPC client of grpc.h: framing, status mapping, and calls as HTTP/2 POSTs
- * through the loop's libcurl multi client (core/http.c).
+ * through the loop's libcurl multi client (core/http_client.c).
  *
  * How a call runs. mars_grpc_call_start() fills the embedded struct mars_http_req: the URL
  * (channel base + method path), the headers gRPC wants (content-type application/grpc,

@@ -1,5 +1,5 @@
 /*
- * grpc.h - a small gRPC client on the loop's HTTP client (core/http.h): unary and
+ * grpc.h - a small gRPC client on the loop's HTTP client (core/http_client.h): unary and
  * client-streaming calls whose request messages are all known when the call starts.
  *
  * A call is one HTTP/2 POST to <channel>/<package.Service>/<Method>: h2c by prior
@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/http.h"
+#include "core/http_client.h"
 
 /* gRPC status codes (the numbers are the protocol's). */
 enum mars_grpc_code {

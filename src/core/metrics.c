@@ -87,7 +87,7 @@ struct mars_metrics *mars_metrics_create(unsigned nshards)
     return m;
 }
 
-static void series_free(struct mars_mseries *s, size_t nlabels)
+static void series_destroy(struct mars_mseries *s, size_t nlabels)
 {
     for (size_t i = 0; i < nlabels; i++)
         free(s->values[i]);
@@ -96,10 +96,10 @@ static void series_free(struct mars_mseries *s, size_t nlabels)
     free(s);
 }
 
-static void family_free(struct mars_mfamily *f)
+static void family_destroy(struct mars_mfamily *f)
 {
     for (size_t i = 0; i < f->nseries; i++)
-        series_free(f->series[i], f->nlabels);
+        series_destroy(f->series[i], f->nlabels);
     for (size_t i = 0; i < f->nlabels; i++)
         free(f->labels[i]);
     free(f->series);
@@ -113,7 +113,7 @@ void mars_metrics_destroy(struct mars_metrics *m)
     if (!m)
         return;
     for (size_t i = 0; i < m->nfam; i++)
-        family_free(m->fam[i]);
+        family_destroy(m->fam[i]);
     free(m->fam);
     free(m->col);
     pthread_mutex_destroy(&m->lock);
@@ -184,7 +184,7 @@ static struct mars_mfamily *family_new(struct mars_metrics *m, const struct mars
         ok = ok && f->labels[i];
     }
     if (!ok) {
-        family_free(f);
+        family_destroy(f);
         return NULL;
     }
     return f;
@@ -236,7 +236,7 @@ static struct mars_mseries *series_new(struct mars_mfamily *f, const char *const
     for (size_t i = 0; ok && i < f->nlabels; i++)
         ok = (s->values[i] = strdup(values[i] ? values[i] : "")) != NULL;
     if (!ok) {
-        series_free(s, f->nlabels);
+        series_destroy(s, f->nlabels);
         return NULL;
     }
     return s;

@@ -16,9 +16,9 @@
  * and stays zero. Defaults of LIST and MAP options are YAML flow text ("[a, b]", "{k: v}").
  * Errors in defaults are programming errors and are reported at "<schema>".
  *
- * Invariants: `out` starts zeroed (or as left by mars_schema_free()); a setter frees the
+ * Invariants: `out` starts zeroed (or as left by mars_schema_fini()); a setter frees the
  * value it replaces (a default overridden by the user), so apply never leaks; every owned
- * pointer it stores is either NULL or freeable by mars_schema_free(), even after errors.
+ * pointer it stores is either NULL or freeable by mars_schema_fini(), even after errors.
  *
  * Thread: the control thread (config load and reload).
  */
@@ -601,7 +601,7 @@ static void apply_default(struct apply_ctx *c, const struct mars_opt *o, void *o
             opt_error(c, &at, "option '%s': invalid default %s", name, quote(o->def, q, sizeof(q)));
         else if (doc->root)
             set_value(c, o, doc->root, out, name);
-        mars_cfg_doc_free(doc);
+        mars_cfg_doc_destroy(doc);
         return;
     }
     at.str = (char *)o->def; /* the node is only read */
@@ -788,7 +788,7 @@ static void free_fields(const struct mars_opt *schema, void *out)
     }
 }
 
-void mars_schema_free(const struct mars_opt *schema, void *out)
+void mars_schema_fini(const struct mars_opt *schema, void *out)
 {
     if (schema && out)
         free_fields(schema, out);

@@ -29,7 +29,7 @@
  * A SECRET option `x` may instead be given as `x_file: PATH`; the file's content (one trailing
  * newline removed) becomes the value. Describe output never prints a secret's value.
  *
- * Everything allocated by apply is freed by mars_schema_free() on the same struct.
+ * Everything allocated by apply is freed by mars_schema_fini() on the same struct.
  */
 #ifndef MARS_SCHEMA_H
 #define MARS_SCHEMA_H
@@ -94,15 +94,15 @@ struct mars_opt {
 
 /*
  * Fills `out` from `map` (a MAP node, or NULL to apply only defaults); the option fields of
- * `out` must start zeroed (calloc'd, or after mars_schema_free()). Keys listed in
+ * `out` must start zeroed (calloc'd, or after mars_schema_fini()). Keys listed in
  * `reserved` (NULL-terminated, may be NULL) are skipped: the caller handles them. Returns 0,
  * or -EINVAL after adding every problem to diag. On error `out` is still safe to pass to
- * mars_schema_free().
+ * mars_schema_fini().
  */
 int mars_schema_apply(const struct mars_opt *schema, const struct mars_cfg_node *map, void *out,
                       const char *const *reserved, struct mars_diag *diag);
 /* Frees what apply allocated in `out` and zeroes those fields. */
-void mars_schema_free(const struct mars_opt *schema, void *out);
+void mars_schema_fini(const struct mars_opt *schema, void *out);
 
 enum mars_describe_format { MARS_DESCRIBE_TEXT, MARS_DESCRIBE_MARKDOWN };
 /* Prints the table: name, type, default, required flag, choices, description; nested

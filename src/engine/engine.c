@@ -436,7 +436,7 @@ int mars_engine_reload(struct mars_engine *e, char **problems)
         e->next_cfg = cfg;
     pthread_mutex_unlock(&e->reload_lock);
     if (busy) {
-        mars_config_free(cfg);
+        mars_config_destroy(cfg);
         return -EBUSY;
     }
     mars_info("-", "configuration %s is valid (%u components): reloading",
@@ -459,7 +459,7 @@ void mars_engine_destroy(struct mars_engine *e)
 {
     if (!e)
         return;
-    mars_config_free(mars_engine_take_reload(e));
+    mars_config_destroy(mars_engine_take_reload(e));
     pthread_mutex_destroy(&e->reload_lock);
     mars_arena_cache_drain(); /* batches released on this thread at teardown */
     stopping_hook(e);

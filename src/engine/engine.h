@@ -65,7 +65,7 @@ unsigned mars_engine_workers(const struct mars_engine *e);
  */
 int mars_engine_reload(struct mars_engine *e, char **problems);
 /* After mars_engine_run() returned: the configuration a reload validated (owned by the
- * caller, free with mars_config_free), or NULL when the engine stopped for another reason. */
+ * caller, free with mars_config_destroy), or NULL when the engine stopped for another reason. */
 struct mars_config *mars_engine_take_reload(struct mars_engine *e);
 void mars_engine_destroy(struct mars_engine *e);
 

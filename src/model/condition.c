@@ -145,7 +145,7 @@ static uint32_t new_operand(struct parser *p, struct operand o)
 {
     struct mars_cond *c = p->c;
     if (mars_grow(&c->ops, &c->capo, (size_t)c->no + 1, sizeof(*c->ops))) {
-        mars_path_free(o.path);
+        mars_path_destroy(o.path);
         free(o.str);
         perr(p, p->i, "out of memory");
         return UINT32_MAX;
@@ -246,7 +246,7 @@ static bool operand(struct parser *p, struct operand *o, struct mars_path **fnam
     static const char *const lits[] = {"true", "false", "null"};
     for (int k = 0; simple && k < 3; k++) {
         if (mars_path_is(path, lits[k])) {
-            mars_path_free(path);
+            mars_path_destroy(path);
             *o = (struct operand){.kind = k == 2 ? OPD_NULL : OPD_BOOL, .b = k == 0};
             return true;
         }
@@ -266,7 +266,7 @@ static bool path_arg(struct parser *p, uint32_t *out)
     if (!operand(p, &o, &fn))
         return false;
     if (fn) {
-        mars_path_free(fn);
+        mars_path_destroy(fn);
         return perr(p, at, "expected a field path as the first argument");
     }
     if (o.kind != OPD_PATH) {
@@ -285,8 +285,8 @@ static bool literal_arg(struct parser *p, uint32_t *out, bool string_only)
     if (!operand(p, &o, &fn))
         return false;
     if (fn || o.kind == OPD_PATH || (string_only && o.kind != OPD_STRING)) {
-        mars_path_free(fn);
-        mars_path_free(o.path);
+        mars_path_destroy(fn);
+        mars_path_destroy(o.path);
         free(o.str);
         return perr(p, at, string_only ? "expected a string" : "expected a literal");
     }
@@ -338,10 +338,10 @@ static uint32_t function(struct parser *p, struct mars_path *fname, size_t at)
              hint ? "'?)"
                   : " (exists, contains, starts_with, ends_with, "
                     "match, in)");
-        mars_path_free(fname);
+        mars_path_destroy(fname);
         return UINT32_MAX;
     }
-    mars_path_free(fname);
+    mars_path_destroy(fname);
     struct node tmp = {.op = ops[f]};
     p->i++; /* '(' */
     if (!path_arg(p, &tmp.a))
@@ -357,12 +357,12 @@ static uint32_t function(struct parser *p, struct mars_path *fname, size_t at)
     }
     if (!expect(p, ')', "')' closing the function call")) {
         if (tmp.re)
-            mars_regex_free(tmp.re);
+            mars_regex_destroy(tmp.re);
         return UINT32_MAX;
     }
     uint32_t n = new_node(p, tmp.op);
     if (n == UINT32_MAX) {
-        mars_regex_free(tmp.re);
+        mars_regex_destroy(tmp.re);
         return n;
     }
     p->c->nodes[n] = tmp;
@@ -420,14 +420,14 @@ static uint32_t comparison(struct parser *p, struct operand left, size_t at)
     if (!operand(p, &right, &fn))
         return UINT32_MAX;
     if (fn) {
-        mars_path_free(fn);
+        mars_path_destroy(fn);
         perr(p, rat, "a function call cannot be compared");
         return UINT32_MAX;
     }
     bool unordered = left.kind == OPD_BOOL || left.kind == OPD_NULL || right.kind == OPD_BOOL ||
                      right.kind == OPD_NULL;
     if (unordered && c != CMP_EQ && c != CMP_NE) {
-        mars_path_free(right.path);
+        mars_path_destroy(right.path);
         free(right.str);
         perr(p, rat, "true, false and null can only be compared with == or !=");
         return UINT32_MAX;
@@ -530,20 +530,20 @@ struct mars_cond *mars_cond_compile(const char *text, struct mars_cond_error *er
             perr(&p, p.i, "unexpected '%c' (conditions combine with && and ||)", text[p.i]);
     }
     if (p.failed || c->root == UINT32_MAX) {
-        mars_cond_free(c);
+        mars_cond_destroy(c);
         return NULL;
     }
     return c;
 }
 
-void mars_cond_free(struct mars_cond *c)
+void mars_cond_destroy(struct mars_cond *c)
 {
     if (!c)
         return;
     for (uint32_t i = 0; i < c->nn; i++)
-        mars_regex_free(c->nodes[i].re);
+        mars_regex_destroy(c->nodes[i].re);
     for (uint32_t i = 0; i < c->no; i++) {
-        mars_path_free(c->ops[i].path);
+        mars_path_destroy(c->ops[i].path);
         free(c->ops[i].str);
     }
     free(c->nodes);

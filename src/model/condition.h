@@ -37,9 +37,9 @@ struct mars_cond_error {
     char msg[192];
 };
 
-/* Returns an owned condition (free with mars_cond_free) or NULL with *err filled. */
+/* Returns an owned condition (free with mars_cond_destroy) or NULL with *err filled. */
 struct mars_cond *mars_cond_compile(const char *text, struct mars_cond_error *err);
-void mars_cond_free(struct mars_cond *c);
+void mars_cond_destroy(struct mars_cond *c);
 /* Evaluates c on ev. */
 bool mars_cond_eval(struct mars_cond *c, const struct mars_event *ev);
 

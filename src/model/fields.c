@@ -204,7 +204,7 @@ struct mars_path *mars_path_compile_prefix(const char *s, size_t len, size_t *us
     return path_compile(s, len, true, used, err_at, why);
 }
 
-void mars_path_free(struct mars_path *p)
+void mars_path_destroy(struct mars_path *p)
 {
     free(p);
 }

@@ -92,14 +92,14 @@ struct mars_path {
     struct mars_path_seg seg[];
 };
 
-/* Parses a whole path. Returns an owned path (free with mars_path_free) or NULL with the
+/* Parses a whole path. Returns an owned path (free with mars_path_destroy) or NULL with the
  * byte offset of the problem in *err_at and a static reason in *why. */
 struct mars_path *mars_path_compile(const char *s, size_t len, size_t *err_at, const char **why);
 /* Parses the longest path at the start of s (for the condition language). Sets *used to
  * the bytes consumed. Same ownership and errors as mars_path_compile. */
 struct mars_path *mars_path_compile_prefix(const char *s, size_t len, size_t *used, size_t *err_at,
                                            const char **why);
-void mars_path_free(struct mars_path *p);
+void mars_path_destroy(struct mars_path *p);
 /* True when the path has an array index (such paths can be read but not written). */
 bool mars_path_has_index(const struct mars_path *p);
 /* True when p is exactly the root member `name`. */

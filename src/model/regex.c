@@ -84,13 +84,13 @@ struct mars_regex *mars_regex_compile(const char *pattern, size_t len, size_t *e
     if (!r->md || load_names(r)) {
         snprintf(err, errlen, "out of memory");
         *err_at = 0;
-        mars_regex_free(r);
+        mars_regex_destroy(r);
         return NULL;
     }
     return r;
 }
 
-void mars_regex_free(struct mars_regex *r)
+void mars_regex_destroy(struct mars_regex *r)
 {
     if (!r)
         return;

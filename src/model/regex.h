@@ -18,11 +18,11 @@
 
 struct mars_regex;
 
-/* Returns an owned regex (free with mars_regex_free), or NULL with the byte offset of the
+/* Returns an owned regex (free with mars_regex_destroy), or NULL with the byte offset of the
  * problem in *err_at and a reason in err. */
 struct mars_regex *mars_regex_compile(const char *pattern, size_t len, size_t *err_at, char *err,
                                       size_t errlen);
-void mars_regex_free(struct mars_regex *r);
+void mars_regex_destroy(struct mars_regex *r);
 /* Matches s[0..n). Returns 1 on a match, 0 on none, -E2BIG when a match limit was hit. */
 int mars_regex_match(struct mars_regex *r, const char *s, size_t n);
 /* Named groups of the pattern, in group-number order: count, and name of the i-th. */

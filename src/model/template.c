@@ -68,7 +68,7 @@ static bool field_name_ok(const char *s, size_t n)
     const char *why;
     struct mars_path *p = n ? mars_path_compile(s, n, &at, &why) : NULL;
     bool ok = p && p->n > 0;
-    mars_path_free(p);
+    mars_path_destroy(p);
     return ok;
 }
 
@@ -112,17 +112,17 @@ struct mars_template *mars_template_compile(const char *text, unsigned flags, ch
 oom:
     snprintf(err, errlen, "out of memory");
 fail:
-    mars_template_free(t);
+    mars_template_destroy(t);
     return NULL;
 }
 
-void mars_template_free(struct mars_template *t)
+void mars_template_destroy(struct mars_template *t)
 {
     if (!t)
         return;
     for (size_t i = 0; i < t->n; i++) {
         free(t->parts[i].s);
-        mars_path_free(t->parts[i].path);
+        mars_path_destroy(t->parts[i].path);
     }
     free(t->parts);
     free(t);

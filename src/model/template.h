@@ -22,10 +22,10 @@ enum {
     MARS_TEMPLATE_PATH = 1u << 0,
 };
 
-/* Returns an owned template (free with mars_template_free) or NULL with a reason in err. */
+/* Returns an owned template (free with mars_template_destroy) or NULL with a reason in err. */
 struct mars_template *mars_template_compile(const char *text, unsigned flags, char *err,
                                             size_t errlen);
-void mars_template_free(struct mars_template *t);
+void mars_template_destroy(struct mars_template *t);
 /* True when the output can differ between events (time or field parts). */
 bool mars_template_is_dynamic(const struct mars_template *t);
 /* Same output for every event whose timestamp is in the same second (no field parts). */

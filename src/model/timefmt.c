@@ -213,13 +213,13 @@ struct mars_tz *mars_tz_load(const char *name, char *err, size_t errlen)
     if (rc) {
         snprintf(err, errlen, "unknown time zone '%s' (%s: %s)", name, path,
                  rc == -EINVAL ? "not a TZif file" : strerror(-rc));
-        mars_tz_free(tz);
+        mars_tz_destroy(tz);
         return NULL;
     }
     return tz;
 }
 
-void mars_tz_free(struct mars_tz *tz)
+void mars_tz_destroy(struct mars_tz *tz)
 {
     if (!tz)
         return;
@@ -301,17 +301,17 @@ struct mars_timefmt *mars_timefmt_compile(const char *format, const char *tz, ch
     }
     f->tz = mars_tz_load(tz, err, errlen);
     if (!f->tz || (f->kind == FMT_PATTERN && !f->pattern)) {
-        mars_timefmt_free(f);
+        mars_timefmt_destroy(f);
         return NULL;
     }
     return f;
 }
 
-void mars_timefmt_free(struct mars_timefmt *f)
+void mars_timefmt_destroy(struct mars_timefmt *f)
 {
     if (!f)
         return;
-    mars_tz_free(f->tz);
+    mars_tz_destroy(f->tz);
     free(f->pattern);
     free(f);
 }

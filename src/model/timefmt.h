@@ -30,19 +30,19 @@ int64_t mars_time_from_civil(int64_t y, unsigned mon, unsigned d, unsigned h, un
                              unsigned s);
 
 struct mars_tz;
-/* Returns an owned zone (free with mars_tz_free) or NULL with a reason in err. */
+/* Returns an owned zone (free with mars_tz_destroy) or NULL with a reason in err. */
 struct mars_tz *mars_tz_load(const char *name, char *err, size_t errlen);
-void mars_tz_free(struct mars_tz *tz);
+void mars_tz_destroy(struct mars_tz *tz);
 /* UTC offset in seconds at a UTC instant; and the UTC instant of a local wall time. */
 int32_t mars_tz_offset(const struct mars_tz *tz, int64_t utc_sec);
 int64_t mars_tz_local_to_utc(const struct mars_tz *tz, int64_t local_sec);
 
 struct mars_timefmt;
 /* Compiles a format name or pattern with a zone for times that carry no offset. Returns an
- * owned format (free with mars_timefmt_free) or NULL with a reason in err. */
+ * owned format (free with mars_timefmt_destroy) or NULL with a reason in err. */
 struct mars_timefmt *mars_timefmt_compile(const char *format, const char *tz, char *err,
                                           size_t errlen);
-void mars_timefmt_free(struct mars_timefmt *f);
+void mars_timefmt_destroy(struct mars_timefmt *f);
 /* Parses s[0..n) entirely. now_ns (wall clock) settles a missing year. Returns 0 with
  * *out_ns set, or -EINVAL. */
 int mars_timefmt_parse(const struct mars_timefmt *f, const char *s, size_t n, int64_t now_ns,

@@ -4,7 +4,7 @@
  * came back accepted.
  *
  * A request from the engine is delivered in one or more bulk requests (a "pass"). The
- * request's sink_data (struct es_reqstate, one block kept by the engine across retries)
+ * request's sink_data (struct elasticsearch_reqstate, one block kept by the engine across retries)
  * holds a state byte per event: PENDING until an item answer settles it (2xx, or 409 on
  * create: stored; other 4xx: dropped for good and counted in rejected). A pass walks the
  * events in order and sends the PENDING ones; items answered 429/5xx stay PENDING. When
@@ -21,10 +21,10 @@
  * create, a harmless overwrite for index) and no two events of the process share one.
  *
  * Memory: request.concurrency slots, each carrying one engine request at a time, own the
- * body being built (encoder buffer), the list of events in it, and an httpsink call
+ * body being built (encoder buffer), the list of events in it, and an http_common call
  * (compressor output, HTTP request); all reused, so the steady state allocates only the
  * reqstate block per engine request. Transport, auth, headers and compression are the
- * shared HTTP-sink layer's (httpsink.h); the bulk semantics are here.
+ * shared HTTP-sink layer's (http_common.h); the bulk semantics are here.
  *
  * Thread: the sink's worker (the HTTP client runs on its loop).
  */
@@ -36,7 +36,7 @@
 
 #include "core/compress.h"
 #include "core/grow.h"
-#include "core/http.h"
+#include "core/http_client.h"
 #include "core/ev.h"
 #include "core/log.h"
 #include "component.h"
@@ -46,7 +46,7 @@
 
 enum { ST_PENDING = 0, ST_DONE = 1 };
 
-struct es_reqstate { /* r->sink_data: one malloc'd block (the engine may free() it) */
+struct elasticsearch_reqstate { /* r->sink_data: one malloc'd block (the engine may free() it) */
     uint64_t id_base;
     uint64_t rejected;  /* events dropped for good so far */
     uint32_t n;         /* events of the request */
@@ -54,13 +54,13 @@ struct es_reqstate { /* r->sink_data: one malloc'd block (the engine may free() 
     uint8_t st[];       /* per event: ST_* */
 };
 
-struct es_sink;
+struct elasticsearch_sink;
 
-struct es_slot {
-    struct mars_httpsink_call call; /* call.r: the engine request, NULL when free */
-    struct es_sink *es;
+struct elasticsearch_slot {
+    struct mars_http_common_call call; /* call.r: the engine request, NULL when free */
+    struct elasticsearch_sink *es;
     struct mars_sink_req *r;
-    struct es_reqstate *rs;
+    struct elasticsearch_reqstate *rs;
     struct mars_encoder enc;
     uint32_t *sent; /* event indices in the body, in order */
     uint32_t nsent;
@@ -70,10 +70,10 @@ struct es_slot {
     uint64_t wire;        /* body bytes the peer accepted in this try */
 };
 
-struct es_sink {
+struct elasticsearch_sink {
     struct mars_sink *sink;
-    const struct mars_es_conf *conf;
-    struct mars_httpsink hs;
+    const struct mars_elasticsearch_conf *conf;
+    struct mars_http_common hs;
     bool hs_ready;
     struct mars_template *index_tpl;
     struct mars_path *id_path;
@@ -85,13 +85,13 @@ struct es_sink {
     size_t scap;
     int64_t cached_sec;
     char cached_index[INDEX_MAX], index_buf[INDEX_MAX];
-    struct es_slot *slots; /* request.concurrency of them */
+    struct elasticsearch_slot *slots; /* request.concurrency of them */
     unsigned nslots;
 };
 
 /* ---- building a bulk body ---- */
 
-static const char *index_for(struct es_sink *es, const struct mars_event *ev)
+static const char *index_for(struct elasticsearch_sink *es, const struct mars_event *ev)
 {
     if (!mars_template_is_dynamic(es->index_tpl))
         return es->conf->index;
@@ -108,19 +108,19 @@ static const char *index_for(struct es_sink *es, const struct mars_event *ev)
                                                                                  : es->index_buf;
 }
 
-static int append_doc(struct es_sink *es, struct es_slot *sl, const struct mars_event *ev,
-                      uint32_t gi)
+static int append_doc(struct elasticsearch_sink *es, struct elasticsearch_slot *sl,
+                      const struct mars_event *ev, uint32_t gi)
 {
-    char gen[MARS_ES_ID_LEN + 1];
+    char gen[MARS_ELASTICSEARCH_ID_LEN + 1];
     const char *id = NULL;
     uint32_t id_len = 0;
     const char *index = index_for(es, ev);
     if (!index)
         return -ENAMETOOLONG;
     if (es->conf->generate_id) {
-        mars_es_gen_id(es->id_nonce, sl->rs->id_base + gi, gen);
+        mars_elasticsearch_gen_id(es->id_nonce, sl->rs->id_base + gi, gen);
         id = gen;
-        id_len = MARS_ES_ID_LEN;
+        id_len = MARS_ELASTICSEARCH_ID_LEN;
     } else if (es->id_path) {
         struct mars_value v;
         if (mars_fields_get(ev, es->id_path, &v) && v.kind != MARS_FIELD_OBJECT &&
@@ -130,14 +130,15 @@ static int append_doc(struct es_sink *es, struct es_slot *sl, const struct mars_
                 return -ENOMEM;
         }
     }
-    int rc = mars_es_put_action(&sl->enc, (enum mars_es_action)es->conf->action, index,
-                                strlen(index), id, id_len);
+    int rc =
+        mars_elasticsearch_put_action(&sl->enc, (enum mars_elasticsearch_action)es->conf->action,
+                                      index, strlen(index), id, id_len);
     rc = rc ? rc : mars_encode_json_event_opts(&sl->enc, ev, &es->jopts);
     return rc ? rc : mars_encoder_put(&sl->enc, "\n", 1);
 }
 
 /* Moves the cursor to global event index g. */
-static void seek(struct es_slot *sl, uint32_t g)
+static void seek(struct elasticsearch_slot *sl, uint32_t g)
 {
     sl->gi = g;
     sl->bi = 0;
@@ -148,7 +149,7 @@ static void seek(struct es_slot *sl, uint32_t g)
 
 /* Encodes the next PENDING events of the pass (at most max_docs) into sl->enc. Returns
  * the number of documents, or -errno. */
-static int64_t build_body(struct es_sink *es, struct es_slot *sl)
+static int64_t build_body(struct elasticsearch_sink *es, struct elasticsearch_slot *sl)
 {
     struct mars_sink_req *r = sl->r;
     uint32_t limit = sl->rs->max_docs ? sl->rs->max_docs : UINT32_MAX;
@@ -187,18 +188,18 @@ static int64_t build_body(struct es_sink *es, struct es_slot *sl)
 
 /* ---- ending a pass ---- */
 
-static void release_slot(struct es_slot *sl)
+static void release_slot(struct elasticsearch_slot *sl)
 {
     sl->r = NULL;
     sl->rs = NULL;
     sl->call.r = NULL;
 }
 
-static void finish(struct es_slot *sl, enum mars_sink_result res, int64_t retry_after_ns)
+static void finish(struct elasticsearch_slot *sl, enum mars_sink_result res, int64_t retry_after_ns)
 {
-    struct es_sink *es = sl->es;
+    struct elasticsearch_sink *es = sl->es;
     struct mars_sink_req *r = sl->r;
-    struct es_reqstate *rs = sl->rs;
+    struct elasticsearch_reqstate *rs = sl->rs;
     uint64_t wire = sl->wire;
     release_slot(sl);
     if (res == MARS_SINK_RETRY && rs) {
@@ -218,7 +219,7 @@ static void finish(struct es_slot *sl, enum mars_sink_result res, int64_t retry_
 
 /* Document i of the bulk request is refused for good: counted (the engine counts them
  * when the request ends) and handed to the dead_letter sink if there is one. */
-static void drop_sent(struct es_slot *sl, uint32_t i)
+static void drop_sent(struct elasticsearch_slot *sl, uint32_t i)
 {
     sl->rs->st[sl->sent[i]] = ST_DONE;
     sl->rs->rejected++;
@@ -227,11 +228,11 @@ static void drop_sent(struct es_slot *sl, uint32_t i)
 
 /* ---- one bulk request ---- */
 
-static void on_bulk_done(struct mars_httpsink_call *c, const struct mars_http_resp *resp);
+static void on_bulk_done(struct mars_http_common_call *c, const struct mars_http_resp *resp);
 
-static void send_next(struct es_slot *sl)
+static void send_next(struct elasticsearch_slot *sl)
 {
-    struct es_sink *es = sl->es;
+    struct elasticsearch_sink *es = sl->es;
     int64_t n = build_body(es, sl);
     if (n < 0) {
         MARS_LOG_RL(MARS_LOG_ERROR, mars_sink_id(es->sink), "cannot build a bulk body: %s",
@@ -248,7 +249,7 @@ static void send_next(struct es_slot *sl)
     /* filtered items are ~30 bytes, whole ones ~250 plus the index name */
     size_t per_item = es->conf->filter_path && *es->conf->filter_path ? 160 : 1024;
     sl->call.max_body = (size_t)sl->nsent * per_item + 65536;
-    int rc = mars_httpsink_send(&es->hs, &sl->call, sl->r, "POST", es->urls[es->url], &iov, 1,
+    int rc = mars_http_common_send(&es->hs, &sl->call, sl->r, "POST", es->urls[es->url], &iov, 1,
                                 on_bulk_done);
     if (rc) {
         MARS_LOG_RL(MARS_LOG_ERROR, mars_sink_id(es->sink), "cannot start a bulk request: %s",
@@ -258,26 +259,26 @@ static void send_next(struct es_slot *sl)
 }
 
 struct item_ctx {
-    struct es_slot *sl;
+    struct elasticsearch_slot *sl;
     bool create;
     uint32_t seen;
 };
 
-static void on_item(void *ctx, uint32_t i, const struct mars_es_item *it)
+static void on_item(void *ctx, uint32_t i, const struct mars_elasticsearch_item *it)
 {
     struct item_ctx *c = ctx;
-    struct es_slot *sl = c->sl;
+    struct elasticsearch_slot *sl = c->sl;
     c->seen = i + 1;
     if (i >= sl->nsent)
         return;
-    switch (mars_es_item_class(it->status, c->create)) {
-    case MARS_ES_OK:
+    switch (mars_elasticsearch_item_class(it->status, c->create)) {
+    case MARS_ELASTICSEARCH_OK:
         sl->rs->st[sl->sent[i]] = ST_DONE;
         break;
-    case MARS_ES_RETRY:
+    case MARS_ELASTICSEARCH_RETRY:
         sl->retry_items++;
         break;
-    case MARS_ES_PERMANENT:
+    case MARS_ELASTICSEARCH_PERMANENT:
         drop_sent(sl, i);
         MARS_LOG_RL(MARS_LOG_WARN, mars_sink_id(sl->es->sink),
                     "document rejected with status %d (%.*s); dropped", it->status,
@@ -286,12 +287,12 @@ static void on_item(void *ctx, uint32_t i, const struct mars_es_item *it)
     }
 }
 
-static void on_success(struct es_slot *sl, const struct mars_http_resp *resp)
+static void on_success(struct elasticsearch_slot *sl, const struct mars_http_resp *resp)
 {
-    struct item_ctx c = {.sl = sl, .create = sl->es->conf->action == MARS_ES_CREATE};
+    struct item_ctx c = {.sl = sl, .create = sl->es->conf->action == MARS_ELASTICSEARCH_CREATE};
     bool all_ok;
     int64_t n = resp->body_truncated ? -EBADMSG
-                                     : mars_es_items(resp->body, resp->body_len, &all_ok,
+                                     : mars_elasticsearch_items(resp->body, resp->body_len, &all_ok,
                                                      on_item, &c);
     if (n >= 0 && all_ok) {
         for (uint32_t i = 0; i < sl->nsent; i++)
@@ -307,7 +308,7 @@ static void on_success(struct es_slot *sl, const struct mars_http_resp *resp)
     sl->wire += sl->call.body_bytes;
 }
 
-static void on_too_large(struct es_slot *sl)
+static void on_too_large(struct elasticsearch_slot *sl)
 {
     if (sl->nsent == 1) {
         drop_sent(sl, 0);
@@ -320,10 +321,10 @@ static void on_too_large(struct es_slot *sl)
     seek(sl, sl->sent[0]);
 }
 
-static void on_bulk_done(struct mars_httpsink_call *c, const struct mars_http_resp *resp)
+static void on_bulk_done(struct mars_http_common_call *c, const struct mars_http_resp *resp)
 {
-    struct es_slot *sl = MARS_CONTAINER_OF(c, struct es_slot, call);
-    struct es_sink *es = sl->es;
+    struct elasticsearch_slot *sl = MARS_CONTAINER_OF(c, struct elasticsearch_slot, call);
+    struct elasticsearch_sink *es = sl->es;
     const char *id = mars_sink_id(es->sink);
 
     if (resp->error == -ECANCELED) {
@@ -344,7 +345,7 @@ static void on_bulk_done(struct mars_httpsink_call *c, const struct mars_http_re
             sl->rs->max_docs *= 2; /* leave the rest of the request in tiny requests */
     } else if (resp->status == 413) {
         on_too_large(sl);
-    } else if (mars_es_request_class(resp->status) == MARS_ES_RETRY) {
+    } else if (mars_elasticsearch_request_class(resp->status) == MARS_ELASTICSEARCH_RETRY) {
         MARS_LOG_RL(MARS_LOG_WARN, id, "bulk request answered %d: %.200s", resp->status,
                     resp->body ? resp->body : "");
         if (resp->status != 429)
@@ -362,10 +363,10 @@ static void on_bulk_done(struct mars_httpsink_call *c, const struct mars_http_re
 
 /* ---- sink callbacks ---- */
 
-static void es_write(struct mars_sink *s, struct mars_sink_req *r)
+static void elasticsearch_write(struct mars_sink *s, struct mars_sink_req *r)
 {
-    struct es_sink *es = mars_sink_state(s);
-    struct es_reqstate *rs = r->sink_data;
+    struct elasticsearch_sink *es = mars_sink_state(s);
+    struct elasticsearch_reqstate *rs = r->sink_data;
     if (!rs || rs->n != r->events) {
         free(rs);
         rs = calloc(1, sizeof(*rs) + r->events);
@@ -378,7 +379,7 @@ static void es_write(struct mars_sink *s, struct mars_sink_req *r)
         rs->id_base = es->id_seq;
         es->id_seq += r->events;
     }
-    struct es_slot *sl = NULL;
+    struct elasticsearch_slot *sl = NULL;
     for (unsigned i = 0; i < es->nslots && !sl; i++)
         if (!es->slots[i].call.r)
             sl = &es->slots[i];
@@ -395,36 +396,36 @@ static void es_write(struct mars_sink *s, struct mars_sink_req *r)
     send_next(sl);
 }
 
-static void es_abort(struct mars_sink *s)
+static void elasticsearch_abort(struct mars_sink *s)
 {
-    struct es_sink *es = mars_sink_state(s);
+    struct elasticsearch_sink *es = mars_sink_state(s);
     if (es->hs_ready)
-        mars_httpsink_abort(&es->hs);
+        mars_http_common_abort(&es->hs);
 }
 
-static void es_free(struct es_sink *es)
+static void instance_destroy(struct elasticsearch_sink *es)
 {
     for (unsigned i = 0; es->slots && i < es->nslots; i++) {
         mars_encoder_fini(&es->slots[i].enc);
-        mars_httpsink_call_fini(&es->slots[i].call);
+        mars_http_common_call_fini(&es->slots[i].call);
         free(es->slots[i].sent);
     }
     free(es->slots);
     if (es->hs_ready)
-        mars_httpsink_fini(&es->hs);
+        mars_http_common_fini(&es->hs);
     for (size_t i = 0; i < es->nurls; i++)
         free(es->urls[i]);
     free(es->urls);
-    mars_template_free(es->index_tpl);
-    mars_path_free(es->id_path);
+    mars_template_destroy(es->index_tpl);
+    mars_path_destroy(es->id_path);
     free(es->scratch);
     free(es);
 }
 
-static int es_init(struct mars_sink *s)
+static int elasticsearch_init(struct mars_sink *s)
 {
-    const struct mars_es_conf *conf = mars_sink_conf(s);
-    struct es_sink *es = calloc(1, sizeof(*es));
+    const struct mars_elasticsearch_conf *conf = mars_sink_conf(s);
+    struct elasticsearch_sink *es = calloc(1, sizeof(*es));
     char err[160];
     size_t at;
     const char *why;
@@ -440,8 +441,9 @@ static int es_init(struct mars_sink *s)
     es->urls = calloc(es->nurls, sizeof(char *));
     int rc = es->urls ? 0 : -ENOMEM;
     for (size_t i = 0; rc == 0 && i < es->nurls; i++) {
-        es->urls[i] = mars_es_bulk_url(conf->endpoint ? conf->endpoint : conf->endpoints.v[i],
-                                       conf->filter_path, conf->pipeline);
+        es->urls[i] =
+            mars_elasticsearch_bulk_url(conf->endpoint ? conf->endpoint : conf->endpoints.v[i],
+                                        conf->filter_path, conf->pipeline);
         rc = es->urls[i] ? 0 : -ENOMEM;
     }
     es->nslots = mars_sink_concurrency(s);
@@ -455,21 +457,21 @@ static int es_init(struct mars_sink *s)
         !(es->id_path = mars_path_compile(conf->id_key, strlen(conf->id_key), &at, &why)))
         rc = -EINVAL;
     if (rc == 0) {
-        rc = mars_httpsink_init(&es->hs, s, &conf->http, "application/x-ndjson");
+        rc = mars_http_common_init(&es->hs, s, &conf->http, "application/x-ndjson");
         es->hs_ready = true; /* fini is safe after a failed init */
     }
     if (rc) {
         mars_error(mars_sink_id(s), "cannot start: %s", strerror(-rc));
-        es_free(es);
+        instance_destroy(es);
         return rc;
     }
     mars_sink_set_state(s, es);
     return 0;
 }
 
-static void es_destroy(struct mars_sink *s)
+static void elasticsearch_destroy(struct mars_sink *s)
 {
-    es_free(mars_sink_state(s));
+    instance_destroy(mars_sink_state(s));
 }
 
 const struct mars_component_desc mars_sink_elasticsearch = {
@@ -478,8 +480,11 @@ const struct mars_component_desc mars_sink_elasticsearch = {
                    "documents that failed.",
     .kind = MARS_KIND_SINK,
     .accepts = MARS_DATA_LOG,
-    .options = mars_es_options,
-    .conf_size = sizeof(struct mars_es_conf),
-    .check = mars_es_check,
-    .sink = {.init = es_init, .write = es_write, .abort = es_abort, .destroy = es_destroy},
+    .options = mars_elasticsearch_options,
+    .conf_size = sizeof(struct mars_elasticsearch_conf),
+    .check = mars_elasticsearch_check,
+    .sink = {.init = elasticsearch_init,
+             .write = elasticsearch_write,
+             .abort = elasticsearch_abort,
+             .destroy = elasticsearch_destroy},
 };

@@ -14,11 +14,11 @@
 #include "component.h"
 #include "sinks/elasticsearch_internal.h"
 
-const char *const mars_es_action_names[] = {"index", "create", NULL};
+const char *const mars_elasticsearch_action_names[] = {"index", "create", NULL};
 static const char *const mode_names[] = {"bulk", NULL};
 
-#define OFF(f) offsetof(struct mars_es_conf, f)
-const struct mars_opt mars_es_options[] = {
+#define OFF(f) offsetof(struct mars_elasticsearch_conf, f)
+const struct mars_opt mars_elasticsearch_options[] = {
     {.name = "endpoint", .type = MARS_OPT_URL, .offset = OFF(endpoint),
      .desc = "Base URL of the cluster (http://host:9200); use endpoints for several."},
     {.name = "endpoints", .type = MARS_OPT_URL_LIST, .offset = OFF(endpoints),
@@ -26,7 +26,7 @@ const struct mars_opt mars_es_options[] = {
     {.name = "mode", .type = MARS_OPT_ENUM, .offset = OFF(mode), .def = "bulk",
      .choices = mode_names, .desc = "bulk sends events with the _bulk API."},
     {.name = "action", .type = MARS_OPT_ENUM, .offset = OFF(action), .def = "index",
-     .choices = mars_es_action_names,
+     .choices = mars_elasticsearch_action_names,
      .desc = "index stores (or replaces) each document; create only adds new ones, as data "
              "streams require, and a document whose id exists (409) counts as delivered."},
     {.name = "index", .type = MARS_OPT_STRING, .offset = OFF(index), .def = "mars-%Y.%m.%d",
@@ -48,7 +48,7 @@ const struct mars_opt mars_es_options[] = {
      .def = "errors,items.*.status,items.*.error.type",
      .desc = "Response filter sent with each request, keeping answers small; it must keep "
              "errors and items.*.status; empty sends none."},
-    MARS_HTTPSINK_OPTIONS(struct mars_es_conf, http, "none"),
+    MARS_HTTP_COMMON_OPTIONS(struct mars_elasticsearch_conf, http, "none"),
     {.name = NULL},
 };
 
@@ -61,10 +61,10 @@ static void diag_at(const struct mars_cfg_node *node, const char *key, struct ma
     mars_diag_add(diag, n->file, n->line, n->col, "%s", msg);
 }
 
-int mars_es_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+int mars_elasticsearch_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
-    const struct mars_es_conf *c = conf;
-    int rc = mars_httpsink_check(&c->http, node, diag);
+    const struct mars_elasticsearch_conf *c = conf;
+    int rc = mars_http_common_check(&c->http, node, diag);
     char err[160];
 
     if (!c->endpoint == !c->endpoints.n) {
@@ -76,7 +76,7 @@ int mars_es_check(void *conf, const struct mars_cfg_node *node, struct mars_diag
         diag_at(node, "index", diag, "option 'index': %s", err);
         rc = -EINVAL;
     }
-    mars_template_free(t);
+    mars_template_destroy(t);
     if (c->id_key) {
         size_t at;
         const char *why;
@@ -85,7 +85,7 @@ int mars_es_check(void *conf, const struct mars_cfg_node *node, struct mars_diag
             diag_at(node, "id_key", diag, "option 'id_key': %s", why);
             rc = -EINVAL;
         }
-        mars_path_free(p);
+        mars_path_destroy(p);
     }
     if (c->filter_path && *c->filter_path &&
         (!strstr(c->filter_path, "errors") || !strstr(c->filter_path, "status"))) {
@@ -105,25 +105,25 @@ int mars_es_check(void *conf, const struct mars_cfg_node *node, struct mars_diag
     return rc;
 }
 
-enum mars_es_class mars_es_item_class(int status, bool create)
+enum mars_elasticsearch_class mars_elasticsearch_item_class(int status, bool create)
 {
     if (status >= 200 && status < 300)
-        return MARS_ES_OK;
+        return MARS_ELASTICSEARCH_OK;
     if (status == 409 && create)
-        return MARS_ES_OK;
+        return MARS_ELASTICSEARCH_OK;
     if (status == 429 || status >= 500 || status == 0)
-        return MARS_ES_RETRY;
-    return MARS_ES_PERMANENT;
+        return MARS_ELASTICSEARCH_RETRY;
+    return MARS_ELASTICSEARCH_PERMANENT;
 }
 
-enum mars_es_class mars_es_request_class(int status)
+enum mars_elasticsearch_class mars_elasticsearch_request_class(int status)
 {
     if (status >= 200 && status < 300)
-        return MARS_ES_OK;
+        return MARS_ELASTICSEARCH_OK;
     if (status == 429 || status >= 500 || status == 401 || status == 403 || status == 407 ||
         status == 408 || status < 400) /* 1xx, 3xx: a proxy or a wrong URL, not the data */
-        return MARS_ES_RETRY;
-    return MARS_ES_PERMANENT;
+        return MARS_ELASTICSEARCH_RETRY;
+    return MARS_ELASTICSEARCH_PERMANENT;
 }
 
 /* The value of an item object {"<action>":{...}}: its only member, whatever the action. */
@@ -138,8 +138,10 @@ static bool item_body(const struct mars_value *item, struct mars_value *out)
     return false;
 }
 
-int64_t mars_es_items(const char *body, size_t n, bool *all_ok,
-                      void (*fn)(void *ctx, uint32_t i, const struct mars_es_item *it), void *ctx)
+int64_t mars_elasticsearch_items(const char *body, size_t n, bool *all_ok,
+                                 void (*fn)(void *ctx, uint32_t i,
+                                            const struct mars_elasticsearch_item *it),
+                                 void *ctx)
 {
     struct mars_value v, items, item, inner, err;
     *all_ok = false;
@@ -155,7 +157,7 @@ int64_t mars_es_items(const char *body, size_t n, bool *all_ok,
     size_t pos = 0;
     uint32_t i = 0;
     while (mars_json_array_next(items.ptr, items.len, &pos, &item)) {
-        struct mars_es_item it = {0};
+        struct mars_elasticsearch_item it = {0};
         if (item.kind == MARS_FIELD_OBJECT && item_body(&item, &inner)) {
             double st;
             if (mars_json_object_get(inner.ptr, inner.len, "status", 6, &v) &&
@@ -174,10 +176,11 @@ int64_t mars_es_items(const char *body, size_t n, bool *all_ok,
     return i;
 }
 
-int mars_es_put_action(struct mars_encoder *e, enum mars_es_action a, const char *index,
-                       size_t index_len, const char *id, size_t id_len)
+int mars_elasticsearch_put_action(struct mars_encoder *e, enum mars_elasticsearch_action a,
+                                  const char *index, size_t index_len, const char *id,
+                                  size_t id_len)
 {
-    int rc = a == MARS_ES_CREATE ? mars_encoder_put(e, "{\"create\":{\"_index\":", 20)
+    int rc = a == MARS_ELASTICSEARCH_CREATE ? mars_encoder_put(e, "{\"create\":{\"_index\":", 20)
                                  : mars_encoder_put(e, "{\"index\":{\"_index\":", 19);
     rc = rc ? rc : mars_encode_json_string(e, index, index_len);
     if (id) {
@@ -187,7 +190,8 @@ int mars_es_put_action(struct mars_encoder *e, enum mars_es_action a, const char
     return rc ? rc : mars_encoder_put(e, "}}\n", 3);
 }
 
-void mars_es_gen_id(uint64_t nonce, uint64_t seq, char out[MARS_ES_ID_LEN + 1])
+void mars_elasticsearch_gen_id(uint64_t nonce, uint64_t seq,
+                               char out[MARS_ELASTICSEARCH_ID_LEN + 1])
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char raw[16];
@@ -210,7 +214,8 @@ void mars_es_gen_id(uint64_t nonce, uint64_t seq, char out[MARS_ES_ID_LEN + 1])
     out[o] = '\0';
 }
 
-char *mars_es_bulk_url(const char *endpoint, const char *filter_path, const char *pipeline)
+char *mars_elasticsearch_bulk_url(const char *endpoint, const char *filter_path,
+                                  const char *pipeline)
 {
     size_t n = strlen(endpoint);
     while (n > 0 && endpoint[n - 1] == '/')

@@ -12,38 +12,42 @@
 
 #include "core/schema.h"
 #include "component.h"
-#include "sinks/httpsink.h"
+#include "sinks/http_common.h"
 
-enum mars_es_action { MARS_ES_INDEX, MARS_ES_CREATE };
-extern const char *const mars_es_action_names[]; /* enum order, NULL-terminated */
+enum mars_elasticsearch_action { MARS_ELASTICSEARCH_INDEX, MARS_ELASTICSEARCH_CREATE };
+extern const char *const mars_elasticsearch_action_names[]; /* enum order, NULL-terminated */
 
-struct mars_es_conf {
+struct mars_elasticsearch_conf {
     struct mars_strlist endpoints;
     char *endpoint;
     int mode;   /* bulk (the only one so far) */
-    int action; /* enum mars_es_action */
+    int action; /* enum mars_elasticsearch_action */
     char *index;
     char *id_key;
     bool generate_id;
     char *pipeline;
     char *timestamp_key;
     char *filter_path;
-    struct mars_httpsink_conf http; /* tls, auth, headers, compression (none or gzip) */
+    struct mars_http_common_conf http; /* tls, auth, headers, compression (none or gzip) */
 };
-extern const struct mars_opt mars_es_options[];
-int mars_es_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag);
+extern const struct mars_opt mars_elasticsearch_options[];
+int mars_elasticsearch_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag);
 
 /* What the sink does with one bulk item (or a whole request) by HTTP status. */
-enum mars_es_class { MARS_ES_OK, MARS_ES_RETRY, MARS_ES_PERMANENT };
+enum mars_elasticsearch_class {
+    MARS_ELASTICSEARCH_OK,
+    MARS_ELASTICSEARCH_RETRY,
+    MARS_ELASTICSEARCH_PERMANENT
+};
 /* Item status: 2xx ok, 409 on create ok (already stored), 429 and 5xx retried, other 4xx
  * permanent. */
-enum mars_es_class mars_es_item_class(int status, bool create);
+enum mars_elasticsearch_class mars_elasticsearch_item_class(int status, bool create);
 /* Request status (2xx handled by the caller): 429, 5xx, 401/403/407/408, 1xx and 3xx
  * retried (an auth problem or a wrong URL is fixed by an operator, not by dropping data),
  * other 4xx permanent. */
-enum mars_es_class mars_es_request_class(int status);
+enum mars_elasticsearch_class mars_elasticsearch_request_class(int status);
 
-struct mars_es_item {
+struct mars_elasticsearch_item {
     int status;        /* 0 when the item had none */
     const char *etype; /* error.type, not NUL-terminated; NULL when absent */
     uint32_t etype_len;
@@ -52,22 +56,25 @@ struct mars_es_item {
  * with "errors":false calls nothing and returns 0 with *all_ok set. Returns the number
  * of items walked, or -EBADMSG when the body is not a bulk response (invalid JSON,
  * no items array). */
-int64_t mars_es_items(const char *body, size_t n, bool *all_ok,
-                      void (*fn)(void *ctx, uint32_t i, const struct mars_es_item *it),
+int64_t mars_elasticsearch_items(const char *body, size_t n, bool *all_ok,
+                      void (*fn)(void *ctx, uint32_t i, const struct mars_elasticsearch_item *it),
                       void *ctx);
 
 /* Appends the action line {"<action>":{"_index":"...","_id":"..."}}\n (id omitted when
  * id is NULL). Returns 0 or -ENOMEM. */
-int mars_es_put_action(struct mars_encoder *e, enum mars_es_action a, const char *index,
-                       size_t index_len, const char *id, size_t id_len);
+int mars_elasticsearch_put_action(struct mars_encoder *e, enum mars_elasticsearch_action a,
+                                  const char *index, size_t index_len, const char *id,
+                                  size_t id_len);
 
 /* The generated id of sequence number seq in a process whose id nonce is nonce: 22
  * base64url characters and a NUL in out. Unique per (nonce, seq). */
-#define MARS_ES_ID_LEN 22
-void mars_es_gen_id(uint64_t nonce, uint64_t seq, char out[MARS_ES_ID_LEN + 1]);
+#define MARS_ELASTICSEARCH_ID_LEN 22
+void mars_elasticsearch_gen_id(uint64_t nonce, uint64_t seq,
+                               char out[MARS_ELASTICSEARCH_ID_LEN + 1]);
 
 /* The bulk URL for endpoint (trailing '/' dropped): <endpoint>/_bulk with filter_path and
  * pipeline in the query when set. Returns owned (free) or NULL. */
-char *mars_es_bulk_url(const char *endpoint, const char *filter_path, const char *pipeline);
+char *mars_elasticsearch_bulk_url(const char *endpoint, const char *filter_path,
+                                  const char *pipeline);
 
 #endif

@@ -48,7 +48,7 @@
 
 #include "core/admin.h"
 #include "core/ev.h"
-#include "core/http.h"
+#include "core/http_client.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "sinks/eureka_internal.h"

@@ -103,7 +103,7 @@ static int file_check(void *conf, const struct mars_cfg_node *node, struct mars_
         mars_diag_add(diag, n->file, n->line, n->col, "option 'path': %s", err);
         return -EINVAL;
     }
-    mars_template_free(t);
+    mars_template_destroy(t);
     return 0;
 }
 
@@ -319,7 +319,7 @@ static int file_init(struct mars_sink *s)
     fs->tpl = mars_template_compile(conf->path, MARS_TEMPLATE_PATH, err, sizeof(err));
     fs->cached_sec = -1;
     if (!fs->files || !fs->tpl) {
-        mars_template_free(fs->tpl);
+        mars_template_destroy(fs->tpl);
         free(fs->files);
         free(fs);
         return -ENOMEM;
@@ -331,7 +331,7 @@ static int file_init(struct mars_sink *s)
         int rc = 0;
         if (!get_file(fs, conf->path, &rc)) {
             mars_error(mars_sink_id(s), "cannot open %s: %s", conf->path, strerror(-rc));
-            mars_template_free(fs->tpl);
+            mars_template_destroy(fs->tpl);
             free(fs->files);
             free(fs);
             return rc;
@@ -345,7 +345,7 @@ static void file_destroy(struct mars_sink *s)
     struct file_sink *fs = mars_sink_state(s);
     while (fs->nfiles > 0)
         close_file(fs, &fs->files[fs->nfiles - 1]);
-    mars_template_free(fs->tpl);
+    mars_template_destroy(fs->tpl);
     mars_encoder_fini(&fs->enc);
     free(fs->files);
     free(fs);

@@ -3,7 +3,7 @@
  * delimited JSON, one JSON array, or text lines, optionally gzip or zstd compressed.
  *
  * Each engine request becomes one HTTP request on the worker's event loop (the libcurl
- * client of core/http.h keeps connections alive between them); up to request.concurrency
+ * client of core/http_client.h keeps connections alive between them); up to request.concurrency
  * run at once, each in a call slot with its own body buffers. A request is acknowledged
  * only on a 2xx answer. Connection errors, timeouts (request.timeout), 408, 429 and 5xx are
  * retried by the engine with backoff, at least as late as the peer's Retry-After; other 4xx
@@ -18,7 +18,7 @@
 #include "core/grow.h"
 #include "core/log.h"
 #include "component.h"
-#include "sinks/httpsink.h"
+#include "sinks/http_common.h"
 
 enum http_encoding { HENC_NDJSON, HENC_JSON, HENC_TEXT };
 static const char *const http_encoding_names[] = {"ndjson", "json", "text", NULL};
@@ -28,7 +28,7 @@ struct http_conf {
     char *url;
     int method;
     int encoding;
-    struct mars_httpsink_conf http;
+    struct mars_http_common_conf http;
 };
 
 #define OFF(f) offsetof(struct http_conf, f)
@@ -41,15 +41,15 @@ static const struct mars_opt http_options[] = {
      .choices = http_encoding_names,
      .desc = "Body of a request: ndjson (one JSON object per line), json (one array of "
              "objects) or text (the messages, one per line)."},
-    MARS_HTTPSINK_OPTIONS(struct http_conf, http, "none"),
+    MARS_HTTP_COMMON_OPTIONS(struct http_conf, http, "none"),
     {.name = NULL},
 };
 
 struct http_sink {
     struct mars_sink *sink;
     const struct http_conf *conf;
-    struct mars_httpsink hs;
-    struct mars_httpsink_call *calls;
+    struct mars_http_common hs;
+    struct mars_http_common_call *calls;
     unsigned ncalls;
     struct mars_encoder enc;
     char *arr; /* json: the array built from the ndjson encoding */
@@ -59,7 +59,7 @@ struct http_sink {
 static int http_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     struct http_conf *c = conf;
-    return mars_httpsink_check(&c->http, node, diag);
+    return mars_http_common_check(&c->http, node, diag);
 }
 
 /* ndjson -> [a,b,c]: JSON strings never hold a raw newline, so every newline of the
@@ -86,19 +86,19 @@ static int to_array(struct http_sink *h, struct iovec *out)
     return 0;
 }
 
-static void on_response(struct mars_httpsink_call *c, const struct mars_http_resp *resp)
+static void on_response(struct mars_http_common_call *c, const struct mars_http_resp *resp)
 {
     struct http_sink *h = c->data;
     struct mars_sink_req *r = c->r;
     c->r = NULL;
-    enum mars_sink_result res = mars_httpsink_classify(&h->hs, r, resp);
+    enum mars_sink_result res = mars_http_common_classify(&h->hs, r, resp);
     mars_sink_done(h->sink, r, res, res == MARS_SINK_OK ? c->body_bytes : 0);
 }
 
 static void http_write(struct mars_sink *s, struct mars_sink_req *r)
 {
     struct http_sink *h = mars_sink_state(s);
-    struct mars_httpsink_call *c = mars_httpsink_slot(h->calls, h->ncalls);
+    struct mars_http_common_call *c = mars_http_common_slot(h->calls, h->ncalls);
     uint64_t bad = h->enc.invalid_utf8;
     enum mars_encoding enc = h->conf->encoding == HENC_TEXT ? MARS_ENC_TEXT : MARS_ENC_NDJSON;
     struct iovec arr, *iov = h->enc.iov;
@@ -126,7 +126,7 @@ static void http_write(struct mars_sink *s, struct mars_sink_req *r)
         niov = 1;
     }
     c->data = h;
-    rc = mars_httpsink_send(&h->hs, c, r, h->conf->method == 1 ? "PUT" : "POST", h->conf->url,
+    rc = mars_http_common_send(&h->hs, c, r, h->conf->method == 1 ? "PUT" : "POST", h->conf->url,
                             iov, niov, on_response);
     if (rc) {
         MARS_LOG_RL(MARS_LOG_ERROR, mars_sink_id(s), "cannot send a request: %s", strerror(-rc));
@@ -138,7 +138,7 @@ static void http_write(struct mars_sink *s, struct mars_sink_req *r)
 static void http_abort(struct mars_sink *s)
 {
     struct http_sink *h = mars_sink_state(s);
-    mars_httpsink_abort(&h->hs);
+    mars_http_common_abort(&h->hs);
 }
 
 static void http_destroy(struct mars_sink *s)
@@ -147,9 +147,9 @@ static void http_destroy(struct mars_sink *s)
     if (!h)
         return;
     for (unsigned i = 0; i < h->ncalls; i++)
-        mars_httpsink_call_fini(&h->calls[i]);
+        mars_http_common_call_fini(&h->calls[i]);
     free(h->calls);
-    mars_httpsink_fini(&h->hs);
+    mars_http_common_fini(&h->hs);
     mars_encoder_fini(&h->enc);
     free(h->arr);
     free(h);
@@ -167,7 +167,7 @@ static int http_init(struct mars_sink *s)
     h->calls = calloc(h->ncalls, sizeof(*h->calls));
     static const char *const types[] = {"application/x-ndjson", "application/json",
                                         "text/plain; charset=utf-8"};
-    int rc = h->calls ? mars_httpsink_init(&h->hs, s, &h->conf->http, types[h->conf->encoding])
+    int rc = h->calls ? mars_http_common_init(&h->hs, s, &h->conf->http, types[h->conf->encoding])
                       : -ENOMEM;
     if (rc) {
         http_destroy(s);

@@ -185,7 +185,7 @@ static int check_template(const char *text, const char *what, const struct mars_
     char why[256];
     struct mars_template *t = mars_template_compile(text, 0, why, sizeof(why));
     if (t) {
-        mars_template_free(t);
+        mars_template_destroy(t);
         return 0;
     }
     const struct mars_cfg_node *at = node;
@@ -633,10 +633,10 @@ static void kafka_destroy(struct mars_sink *s)
     }
     mars_kafka_wake_fini(&ks->wake);
     for (size_t i = 0; ks->hdr && i < ks->conf->headers.n; i++)
-        mars_template_free(ks->hdr[i]);
+        mars_template_destroy(ks->hdr[i]);
     free(ks->hdr);
-    mars_template_free(ks->topic);
-    mars_template_free(ks->key);
+    mars_template_destroy(ks->topic);
+    mars_template_destroy(ks->key);
     mars_encoder_fini(&ks->enc);
     free(ks);
 }

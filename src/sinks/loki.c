@@ -11,7 +11,7 @@
  * gzip-compressed by default. The line is the message (text) or the event as JSON (json),
  * where remove_label_fields leaves out the fields that became labels.
  *
- * Answers (the shared HTTP-sink mapping, httpsink.h): 2xx ok; 408, 429, 5xx and transport
+ * Answers (the shared HTTP-sink mapping, http_common.h): 2xx ok; 408, 429, 5xx and transport
  * errors retried (Retry-After passed to the engine); 400 and other 4xx permanent (REJECTED:
  * counted by the engine, logged with Loki's reason).
  *
@@ -32,7 +32,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "component.h"
-#include "sinks/httpsink.h"
+#include "sinks/http_common.h"
 
 #define LABEL_MAX 1024
 #define PUSH_PATH "/loki/api/v1/push"
@@ -46,7 +46,7 @@ struct loki_conf {
     char *tenant_id;
     bool remove_label_fields;
     int encoding;
-    struct mars_httpsink_conf http; /* tls, auth, headers, compression (gzip or none) */
+    struct mars_http_common_conf http; /* tls, auth, headers, compression (gzip or none) */
 };
 
 #define OFF(f) offsetof(struct loki_conf, f)
@@ -68,7 +68,7 @@ static const struct mars_opt loki_options[] = {
      .choices = line_names,
      .desc = "text sends the message as the line; json sends the event with all its fields as "
              "a JSON object."},
-    MARS_HTTPSINK_OPTIONS(struct loki_conf, http, "gzip"),
+    MARS_HTTP_COMMON_OPTIONS(struct loki_conf, http, "gzip"),
     {.name = NULL},
 };
 
@@ -92,7 +92,7 @@ struct stream {
 };
 
 struct loki_slot {
-    struct mars_httpsink_call call; /* call.r: the engine request, NULL when free */
+    struct mars_http_common_call call; /* call.r: the engine request, NULL when free */
     struct loki_sink *ls;
     struct mars_encoder body;
 };
@@ -100,7 +100,7 @@ struct loki_slot {
 struct loki_sink {
     struct mars_sink *sink;
     const struct loki_conf *conf;
-    struct mars_httpsink hs;
+    struct mars_http_common hs;
     bool hs_ready;
     char *url;
     struct label *labels;
@@ -158,7 +158,7 @@ static bool looks_high_cardinality(const char *tpl)
 static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct loki_conf *c = conf;
-    int rc = mars_httpsink_check(&c->http, node, diag);
+    int rc = mars_http_common_check(&c->http, node, diag);
     const struct mars_cfg_node *n = mars_cfg_at(node, "labels", NULL);
     char err[160];
     for (size_t i = 0; i < c->labels.n; i++) {
@@ -176,7 +176,7 @@ static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_
                       "value): keep labels to namespace/app/container-like values",
                       n->file, n->line, c->labels.keys[i], c->labels.vals[i]);
         }
-        mars_template_free(t);
+        mars_template_destroy(t);
     }
     if (c->http.compression != MARS_CODEC_NONE && c->http.compression != MARS_CODEC_GZIP) {
         n = mars_cfg_at(node, "compression", NULL);
@@ -351,7 +351,7 @@ static int build_body(struct loki_sink *ls, struct mars_encoder *e)
 
 /* ---- pushing ---- */
 
-static void on_push_done(struct mars_httpsink_call *c, const struct mars_http_resp *resp)
+static void on_push_done(struct mars_http_common_call *c, const struct mars_http_resp *resp)
 {
     struct loki_slot *sl = MARS_CONTAINER_OF(c, struct loki_slot, call);
     struct loki_sink *ls = sl->ls;
@@ -360,7 +360,7 @@ static void on_push_done(struct mars_httpsink_call *c, const struct mars_http_re
     /* the shared mapping: 2xx ok; transport errors, 408, 429, 5xx retried (Retry-After
      * passed on); 400 (bad labels, too old, out of order) and other 4xx dropped, logged
      * with Loki's reason */
-    enum mars_sink_result res = mars_httpsink_classify(&ls->hs, r, resp);
+    enum mars_sink_result res = mars_http_common_classify(&ls->hs, r, resp);
     mars_sink_done(ls->sink, r, res, res == MARS_SINK_OK ? c->body_bytes : 0);
 }
 
@@ -378,7 +378,7 @@ static void loki_write(struct mars_sink *s, struct mars_sink_req *r)
     if (rc == 0) {
         struct iovec iov = {sl->body.out, sl->body.out_len};
         sl->call.max_body = 4096;
-        rc = mars_httpsink_send(&ls->hs, &sl->call, r, "POST", ls->url, &iov, 1, on_push_done);
+        rc = mars_http_common_send(&ls->hs, &sl->call, r, "POST", ls->url, &iov, 1, on_push_done);
     }
     if (rc) {
         MARS_LOG_RL(MARS_LOG_ERROR, mars_sink_id(s), "cannot send a push: %s", strerror(-rc));
@@ -391,21 +391,21 @@ static void loki_abort(struct mars_sink *s)
 {
     struct loki_sink *ls = mars_sink_state(s);
     if (ls->hs_ready)
-        mars_httpsink_abort(&ls->hs);
+        mars_http_common_abort(&ls->hs);
 }
 
-static void loki_free(struct loki_sink *ls)
+static void instance_destroy(struct loki_sink *ls)
 {
     for (unsigned i = 0; ls->slots && i < ls->nslots; i++) {
         mars_encoder_fini(&ls->slots[i].body);
-        mars_httpsink_call_fini(&ls->slots[i].call);
+        mars_http_common_call_fini(&ls->slots[i].call);
     }
     free(ls->slots);
     if (ls->hs_ready)
-        mars_httpsink_fini(&ls->hs);
+        mars_http_common_fini(&ls->hs);
     for (size_t i = 0; i < ls->nlabels; i++) {
-        mars_template_free(ls->labels[i].tpl);
-        mars_path_free(ls->labels[i].path);
+        mars_template_destroy(ls->labels[i].tpl);
+        mars_path_destroy(ls->labels[i].path);
     }
     free(ls->labels);
     mars_encoder_fini(&ls->lab);
@@ -461,15 +461,15 @@ static int loki_init(struct mars_sink *s)
     for (unsigned i = 0; rc == 0 && i < ls->nslots; i++)
         ls->slots[i].ls = ls;
     if (rc == 0) {
-        rc = mars_httpsink_init(&ls->hs, s, &conf->http, "application/json");
+        rc = mars_http_common_init(&ls->hs, s, &conf->http, "application/json");
         ls->hs_ready = true; /* fini is safe after a failed init */
     }
     /* the tenant is one more header */
     if (rc == 0 && conf->tenant_id)
-        rc = mars_httpsink_add_header(&ls->hs, "X-Scope-OrgID", conf->tenant_id);
+        rc = mars_http_common_add_header(&ls->hs, "X-Scope-OrgID", conf->tenant_id);
     if (rc) {
         mars_error(mars_sink_id(s), "cannot start: %s", strerror(-rc));
-        loki_free(ls);
+        instance_destroy(ls);
         return rc;
     }
     mars_sink_set_state(s, ls);
@@ -478,7 +478,7 @@ static int loki_init(struct mars_sink *s)
 
 static void loki_destroy(struct mars_sink *s)
 {
-    loki_free(mars_sink_state(s));
+    instance_destroy(mars_sink_state(s));
 }
 
 const struct mars_component_desc mars_sink_loki = {

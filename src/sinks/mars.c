@@ -42,7 +42,7 @@
 
 static const char *const compression_names[] = {"none", "lz4", NULL};
 
-struct msink_conf {
+struct sender_conf {
     char *address;
     char *token;
     int compression;
@@ -52,8 +52,8 @@ struct msink_conf {
     struct mars_tls_conf tls;
 };
 
-#define OFF(f) offsetof(struct msink_conf, f)
-static const struct mars_opt msink_options[] = {
+#define OFF(f) offsetof(struct sender_conf, f)
+static const struct mars_opt sender_options[] = {
     {.name = "address",
      .type = MARS_OPT_STRING,
      .offset = OFF(address),
@@ -104,7 +104,7 @@ static const struct mars_opt msink_options[] = {
     {.name = NULL},
 };
 
-enum msink_state {
+enum sender_state {
     M_DOWN,    /* no connection (core/conn idle) */
     M_OPENING, /* core/conn resolving, connecting, handshaking */
     M_HELLO,   /* our HELLO sent or going, waiting for the receiver's */
@@ -137,14 +137,14 @@ struct frame {
     size_t cap, len;
 };
 
-struct msink {
+struct sender {
     struct mars_sink *sink;
-    const struct msink_conf *conf;
+    const struct sender_conf *conf;
     const char *id;
     struct mars_conn *conn;
     struct mars_tls_ctx *tls;
     char host[256], port[16];
-    enum msink_state state;
+    enum sender_state state;
     bool sending, aborting, pumping, hello_timing, deferring;
     struct mars_ev_op op_hello_timer, op_defer;
     uint32_t send_upto;     /* frames (from ack_i) covered by the send in flight */
@@ -165,17 +165,17 @@ struct msink {
     struct iovec hello_iov;
 };
 
-static void pump(struct msink *ms);
-static void drop(struct msink *ms, const char *why);
+static void pump(struct sender *ms);
+static void drop(struct sender *ms, const char *why);
 
-static struct frame *slot(struct msink *ms, uint32_t k)
+static struct frame *slot(struct sender *ms, uint32_t k)
 {
     return &ms->ring[(ms->ack_i + k) % ms->ring_cap];
 }
 
-static int msink_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+static int sender_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
-    const struct msink_conf *c = conf;
+    const struct sender_conf *c = conf;
     int rc = mars_netconf_check_address(c->address, node, diag);
     if (mars_netconf_check(&c->tls, NULL, node, diag))
         rc = -EINVAL;
@@ -184,7 +184,7 @@ static int msink_check(void *conf, const struct mars_cfg_node *node, struct mars
 
 /* ---- requests ---- */
 
-static void finish_req(struct msink *ms, struct preq *p, enum mars_sink_result res)
+static void finish_req(struct sender *ms, struct preq *p, enum mars_sink_result res)
 {
     struct preq **pp = &ms->reqs;
     while (*pp != p)
@@ -208,7 +208,7 @@ static void finish_req(struct msink *ms, struct preq *p, enum mars_sink_result r
     mars_sink_done(ms->sink, r, res, bytes); /* may call write again at once */
 }
 
-static void complete_ready(struct msink *ms)
+static void complete_ready(struct sender *ms)
 {
     while (ms->reqs && ms->reqs->encoded_all && ms->reqs->frames_out == 0)
         finish_req(ms, ms->reqs, MARS_SINK_OK);
@@ -235,9 +235,9 @@ static void skip_events(struct preq *p, uint64_t n)
     p->encoded_all = p->bi == p->r->n;
 }
 
-static void msink_write(struct mars_sink *s, struct mars_sink_req *r)
+static void sender_write(struct mars_sink *s, struct mars_sink_req *r)
 {
-    struct msink *ms = mars_sink_state(s);
+    struct sender *ms = mars_sink_state(s);
     struct preq *p = calloc(1, sizeof(*p));
     if (!p) {
         mars_sink_done(s, r, MARS_SINK_RETRY, 0);
@@ -254,7 +254,7 @@ static void msink_write(struct mars_sink *s, struct mars_sink_req *r)
 
 /* Every open request fails (the connection is gone and idle): RETRY, or ABORTED while
  * shutting down. */
-static void fail_all(struct msink *ms)
+static void fail_all(struct sender *ms)
 {
     for (struct preq *p = ms->reqs; p; p = p->next)
         p->frames_out = 0;
@@ -269,7 +269,7 @@ static void fail_all(struct msink *ms)
 
 /* Encodes the next frame of the oldest request that has events left into a free slot.
  * Returns 1 when it made progress, 0 when there is nothing to encode, -errno. */
-static int encode_frame(struct msink *ms)
+static int encode_frame(struct sender *ms)
 {
     struct preq *p = ms->reqs;
     while (p && p->encoded_all)
@@ -321,7 +321,7 @@ static int encode_frame(struct msink *ms)
 
 static void on_sent(struct mars_conn *c, int err)
 {
-    struct msink *ms = mars_conn_data(c);
+    struct sender *ms = mars_conn_data(c);
     ms->sending = false;
     if (err) { /* core/conn is idle: the frames are ours again */
         if (err != -ECANCELED)
@@ -335,7 +335,7 @@ static void on_sent(struct mars_conn *c, int err)
     pump(ms);
 }
 
-static void send_more(struct msink *ms)
+static void send_more(struct sender *ms)
 {
     if (ms->sending || ms->state != M_READY || ms->nsent == ms->nframes)
         return;
@@ -355,7 +355,7 @@ static void send_more(struct msink *ms)
 
 static void on_open(struct mars_conn *c, int err);
 
-static void pump(struct msink *ms)
+static void pump(struct sender *ms)
 {
     if (ms->pumping) /* finish_req -> mars_sink_done -> write -> pump: the loop below goes on */
         return;
@@ -392,7 +392,7 @@ static void pump(struct msink *ms)
  * where its TLS session may still be in use). The requests fail once it is idle. */
 static void on_defer(struct mars_ev_op *op, int res)
 {
-    struct msink *ms = op->data;
+    struct sender *ms = op->data;
     ms->deferring = false;
     if (ms->state != M_CLOSING)
         return; /* core/conn failed by itself meanwhile (and may be opening anew) */
@@ -403,7 +403,7 @@ static void on_defer(struct mars_ev_op *op, int res)
     }
 }
 
-static void drop(struct msink *ms, const char *why)
+static void drop(struct sender *ms, const char *why)
 {
     if (ms->state == M_CLOSING || ms->state == M_DOWN)
         return;
@@ -426,7 +426,7 @@ static void drop(struct msink *ms, const char *why)
 /* core/conn: a close we asked for is complete. */
 static void on_idle(struct mars_conn *c, int err)
 {
-    struct msink *ms = mars_conn_data(c);
+    struct sender *ms = mars_conn_data(c);
     if (ms->state != M_DOWN) {
         ms->state = M_DOWN;
         fail_all(ms);
@@ -436,7 +436,7 @@ static void on_idle(struct mars_conn *c, int err)
 /* core/conn: the connection was lost between sends (receiver closed or reset). */
 static void on_lost(struct mars_conn *c, int err)
 {
-    struct msink *ms = mars_conn_data(c);
+    struct sender *ms = mars_conn_data(c);
     if (ms->reqs || ms->state != M_READY)
         MARS_LOG_RL(MARS_LOG_WARN, ms->id, "%s", mars_conn_error(c));
     else
@@ -445,13 +445,13 @@ static void on_lost(struct mars_conn *c, int err)
     fail_all(ms);
 }
 
-static void arm_hello_timer(struct msink *ms, int64_t ns);
+static void arm_hello_timer(struct sender *ms, int64_t ns);
 
 /* The timer may outlive the connection it was armed for (a cancel completes later): it
  * judges by the deadline of the connection in M_HELLO now, if any. */
 static void on_hello_timer(struct mars_ev_op *op, int res)
 {
-    struct msink *ms = op->data;
+    struct sender *ms = op->data;
     ms->hello_timing = false;
     if (ms->state != M_HELLO || ms->aborting)
         return;
@@ -462,7 +462,7 @@ static void on_hello_timer(struct mars_ev_op *op, int res)
         arm_hello_timer(ms, left);
 }
 
-static void arm_hello_timer(struct msink *ms, int64_t ns)
+static void arm_hello_timer(struct sender *ms, int64_t ns)
 {
     if (ms->hello_timing)
         return; /* still in flight (being cancelled): its callback re-arms */
@@ -472,7 +472,7 @@ static void arm_hello_timer(struct msink *ms, int64_t ns)
 
 static void on_open(struct mars_conn *c, int err)
 {
-    struct msink *ms = mars_conn_data(c);
+    struct sender *ms = mars_conn_data(c);
     struct mars_stats *st = mars_sink_stats(ms->sink);
     if (err) {
         if (err != -ECANCELED) {
@@ -484,7 +484,7 @@ static void on_open(struct mars_conn *c, int err)
         fail_all(ms);
         return;
     }
-    const struct msink_conf *conf = ms->conf;
+    const struct sender_conf *conf = ms->conf;
     struct mars_wire_hello h = {.version = MARS_WIRE_VERSION,
                                 .token = (const uint8_t *)conf->token,
                                 .token_len = conf->token ? strlen(conf->token) : 0,
@@ -514,7 +514,7 @@ static void on_open(struct mars_conn *c, int err)
 
 /* ---- frames from the receiver ---- */
 
-static int on_ack(struct msink *ms, uint64_t seq)
+static int on_ack(struct sender *ms, uint64_t seq)
 {
     if (seq <= ms->acked_seq || seq >= ms->next_seq)
         return -EPROTO;
@@ -540,18 +540,18 @@ static int on_ack(struct msink *ms, uint64_t seq)
     return 0;
 }
 
-static void on_hello(struct msink *ms, const uint8_t *p, size_t n)
+static void on_hello(struct sender *ms, const uint8_t *p, size_t n)
 {
     struct mars_wire_hello h;
     void *scratch = NULL;
     if (ms->state != M_HELLO || mars_wire_hello_parse(p, n, &h, &scratch)) {
-        mars_wire_hello_free(scratch);
+        mars_wire_hello_destroy(scratch);
         drop(ms, "unexpected or malformed HELLO from the receiver");
         return;
     }
     if (h.max_frame_bytes >= 1024 && h.max_frame_bytes < ms->limit)
         ms->limit = h.max_frame_bytes;
-    mars_wire_hello_free(scratch);
+    mars_wire_hello_destroy(scratch);
     ms->state = M_READY;
     if (ms->hello_timing)
         mars_ev_cancel(mars_sink_loop(ms->sink), &ms->op_hello_timer);
@@ -561,7 +561,7 @@ static void on_hello(struct msink *ms, const uint8_t *p, size_t n)
 }
 
 /* Handles one frame; false when the connection is being closed. */
-static bool handle(struct msink *ms, const struct mars_wire_hdr *h, const uint8_t *p)
+static bool handle(struct sender *ms, const struct mars_wire_hdr *h, const uint8_t *p)
 {
     char reason[256];
     int code = 0;
@@ -595,7 +595,7 @@ static bool handle(struct msink *ms, const struct mars_wire_hdr *h, const uint8_
 /* core/conn: bytes from the receiver (control frames only). */
 static void on_data(struct mars_conn *c, const char *data, size_t n)
 {
-    struct msink *ms = mars_conn_data(c);
+    struct sender *ms = mars_conn_data(c);
     while (n > 0 && ms->state != M_CLOSING) {
         size_t take = sizeof(ms->rbuf) - ms->rlen < n ? sizeof(ms->rbuf) - ms->rlen : n;
         memcpy(ms->rbuf + ms->rlen, data, take);
@@ -625,10 +625,10 @@ static void on_data(struct mars_conn *c, const char *data, size_t n)
 
 /* ---- instance ---- */
 
-static int msink_init(struct mars_sink *s)
+static int sender_init(struct mars_sink *s)
 {
-    const struct msink_conf *c = mars_sink_conf(s);
-    struct msink *ms = calloc(1, sizeof(*ms));
+    const struct sender_conf *c = mars_sink_conf(s);
+    struct sender *ms = calloc(1, sizeof(*ms));
     if (!ms)
         return -ENOMEM;
     ms->sink = s;
@@ -640,7 +640,7 @@ static int msink_init(struct mars_sink *s)
     int rc = -ENOMEM;
     if (mars_netconf_split_address(c->address, ms->host, sizeof(ms->host), ms->port,
                                    sizeof(ms->port))) {
-        rc = -EINVAL; /* msink_check reported it */
+        rc = -EINVAL; /* sender_check reported it */
         goto fail;
     }
     ms->ring = calloc(ms->ring_cap, sizeof(*ms->ring));
@@ -683,9 +683,9 @@ fail:
     return rc;
 }
 
-static void msink_abort(struct mars_sink *s)
+static void sender_abort(struct mars_sink *s)
 {
-    struct msink *ms = mars_sink_state(s);
+    struct sender *ms = mars_sink_state(s);
     ms->aborting = true;
     if (ms->hello_timing)
         mars_ev_cancel(mars_sink_loop(s), &ms->op_hello_timer);
@@ -696,9 +696,9 @@ static void msink_abort(struct mars_sink *s)
     drop(ms, "shutting down");
 }
 
-static void msink_destroy(struct mars_sink *s)
+static void sender_destroy(struct mars_sink *s)
 {
-    struct msink *ms = mars_sink_state(s);
+    struct sender *ms = mars_sink_state(s);
     mars_conn_destroy(ms->conn); /* the worker ran the loop dry after abort: nothing in flight */
     mars_tls_ctx_destroy(ms->tls);
     for (uint32_t i = 0; i < ms->ring_cap; i++)
@@ -720,11 +720,11 @@ const struct mars_component_desc mars_sink_mars = {
                    "acknowledged end to end, optionally with TLS.",
     .kind = MARS_KIND_SINK,
     .accepts = MARS_DATA_LOG,
-    .options = msink_options,
-    .conf_size = sizeof(struct msink_conf),
-    .check = msink_check,
-    .sink = {.init = msink_init,
-             .write = msink_write,
-             .abort = msink_abort,
-             .destroy = msink_destroy},
+    .options = sender_options,
+    .conf_size = sizeof(struct sender_conf),
+    .check = sender_check,
+    .sink = {.init = sender_init,
+             .write = sender_write,
+             .abort = sender_abort,
+             .destroy = sender_destroy},
 };

@@ -37,14 +37,14 @@
 #include "core/metrics.h"
 #include "component.h"
 
-struct pe_conf {
+struct prometheus_exporter_conf {
     char *address;
     int64_t expire_after;
     int64_t max_series;
 };
 
-#define OFF(f) offsetof(struct pe_conf, f)
-static const struct mars_opt pe_options[] = {
+#define OFF(f) offsetof(struct prometheus_exporter_conf, f)
+static const struct mars_opt prometheus_exporter_options[] = {
     {.name = "address",
      .type = MARS_OPT_STRING,
      .offset = OFF(address),
@@ -96,16 +96,16 @@ struct exporter {
     bool warned_full;
 };
 
-struct pe {
+struct prometheus_exporter {
     struct mars_sink *sink;
-    const struct pe_conf *conf;
+    const struct prometheus_exporter_conf *conf;
     struct exporter *x;
 };
 
 /* ---- series table (callers hold x->lock) ---- */
 
 /* Frees s and all it owns; NULL is a no-op, as for free(). */
-static void series_free(struct series *s)
+static void series_destroy(struct series *s)
 {
     if (!s)
         return;
@@ -160,7 +160,7 @@ static int label_cmp(const void *a, const void *b)
 }
 
 /* Builds the key and the sorted, cleaned label arrays of m into a new series. */
-static struct series *series_new(const struct mars_metric *m, const char *name)
+static struct series *series_create(const struct mars_metric *m, const char *name)
 {
     struct series *s = calloc(1, sizeof(*s));
     const struct mars_metric_label **sorted = calloc(m->nlabels + 1, sizeof(*sorted));
@@ -198,7 +198,7 @@ static struct series *series_new(const struct mars_metric *m, const char *name)
         evbuffer_free(k);
     free(sorted);
     if (!ok) { /* s itself may be the allocation that failed */
-        series_free(s);
+        series_destroy(s);
         return NULL;
     }
     s->hash = fnv1a(s->key, strlen(s->key));
@@ -249,7 +249,7 @@ static int set_histogram(struct series *s, const struct mars_metric *m)
 static int apply(struct exporter *x, const struct mars_metric *m, int64_t now)
 {
     char *name = clean_name(m->name, true);
-    struct series *probe = name ? series_new(m, name) : NULL;
+    struct series *probe = name ? series_create(m, name) : NULL;
     int rc = 0;
     free(name);
     if (!probe)
@@ -272,7 +272,7 @@ static int apply(struct exporter *x, const struct mars_metric *m, int64_t now)
         }
     }
     if (probe)
-        series_free(probe);
+        series_destroy(probe);
     if (rc)
         return rc;
     if (m->kind == MARS_METRIC_HISTOGRAM && set_histogram(s, m))
@@ -299,7 +299,7 @@ static void expire(struct exporter *x, int64_t now)
                 continue;
             }
             *pp = s->next;
-            series_free(s);
+            series_destroy(s);
             x->nseries--;
         }
     }
@@ -373,7 +373,7 @@ static void on_scrape(struct mars_admin_req *r, void *arg)
 
 struct create_arg {
     const char *id;
-    const struct pe_conf *conf;
+    const struct prometheus_exporter_conf *conf;
 };
 
 static void exporter_destroy(void *obj)
@@ -384,7 +384,7 @@ static void exporter_destroy(void *obj)
         while (x->table[b]) {
             struct series *s = x->table[b];
             x->table[b] = s->next;
-            series_free(s);
+            series_destroy(s);
         }
     }
     pthread_mutex_destroy(&x->lock);
@@ -412,9 +412,9 @@ static void *exporter_create(void *arg)
 
 /* ---- sink ---- */
 
-static void pe_write(struct mars_sink *s, struct mars_sink_req *r)
+static void prometheus_exporter_write(struct mars_sink *s, struct mars_sink_req *r)
 {
-    struct pe *pe = mars_sink_state(s);
+    struct prometheus_exporter *pe = mars_sink_state(s);
     struct exporter *x = pe->x;
     int64_t now = mars_ev_clock_ns();
     uint64_t ignored = 0, dropped = 0, conflicts = 0;
@@ -456,9 +456,9 @@ static void pe_write(struct mars_sink *s, struct mars_sink_req *r)
     mars_sink_done(s, r, MARS_SINK_OK, 0);
 }
 
-static int pe_init(struct mars_sink *s)
+static int prometheus_exporter_init(struct mars_sink *s)
 {
-    struct pe *pe = calloc(1, sizeof(*pe));
+    struct prometheus_exporter *pe = calloc(1, sizeof(*pe));
     if (!pe)
         return -ENOMEM;
     pe->sink = s;
@@ -473,9 +473,9 @@ static int pe_init(struct mars_sink *s)
     return 0;
 }
 
-static void pe_destroy(struct mars_sink *s)
+static void prometheus_exporter_destroy(struct mars_sink *s)
 {
-    struct pe *pe = mars_sink_state(s);
+    struct prometheus_exporter *pe = mars_sink_state(s);
     mars_shared_release(mars_sink_obs(s), mars_sink_id(s), exporter_destroy);
     free(pe);
 }
@@ -486,7 +486,9 @@ const struct mars_component_desc mars_sink_prometheus_exporter = {
                    "Prometheus to scrape.",
     .kind = MARS_KIND_SINK,
     .accepts = MARS_DATA_METRIC,
-    .options = pe_options,
-    .conf_size = sizeof(struct pe_conf),
-    .sink = {.init = pe_init, .write = pe_write, .destroy = pe_destroy},
+    .options = prometheus_exporter_options,
+    .conf_size = sizeof(struct prometheus_exporter_conf),
+    .sink = {.init = prometheus_exporter_init,
+             .write = prometheus_exporter_write,
+             .destroy = prometheus_exporter_destroy},
 };

@@ -183,7 +183,7 @@ static int sw_check(void *conf, const struct mars_cfg_node *node, struct mars_di
             mars_diag_add(diag, node->file, node->line, node->col, "field '%s': %s", f, err);
             rc = -EINVAL;
         }
-        mars_path_free(p);
+        mars_path_destroy(p);
     }
     return rc;
 }
@@ -605,12 +605,12 @@ static void sw_free(struct sw_sink *sw)
     mars_http_destroy(sw->http);
     if (sw->shared)
         sw_shared_release(sw);
-    mars_path_free(sw->endpoint);
-    mars_path_free(sw->trace_id);
-    mars_path_free(sw->segment_id);
-    mars_path_free(sw->span_id);
+    mars_path_destroy(sw->endpoint);
+    mars_path_destroy(sw->trace_id);
+    mars_path_destroy(sw->segment_id);
+    mars_path_destroy(sw->span_id);
     for (size_t i = 0; i < sw->ntags; i++) {
-        mars_path_free(sw->tags[i]);
+        mars_path_destroy(sw->tags[i]);
         free(sc->tags[i].p);
     }
     free(sw->tags);

@@ -15,7 +15,7 @@
 
 #include "core/ev.h"
 #include "core/grpc.h"
-#include "core/http.h"
+#include "core/http_client.h"
 #include "component.h"
 #include "sinks/skywalking.h"
 

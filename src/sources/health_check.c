@@ -35,7 +35,7 @@
 
 static const char *const type_names[] = {"http", "tcp", "exec", "pidfile", NULL};
 
-#define COFF(f) offsetof(struct hc_check_conf, f)
+#define COFF(f) offsetof(struct health_probe_conf, f)
 static const struct mars_opt check_options[] = {
     {.name = "name",
      .type = MARS_OPT_STRING,
@@ -118,40 +118,40 @@ static const struct mars_opt check_options[] = {
     {.name = NULL},
 };
 
-struct hc_conf {
+struct health_check_conf {
     struct mars_seclist checks;
 };
 
-static const struct mars_opt hc_options[] = {
+static const struct mars_opt health_check_options[] = {
     {.name = "checks",
      .type = MARS_OPT_SECTION_LIST,
-     .offset = offsetof(struct hc_conf, checks),
+     .offset = offsetof(struct health_check_conf, checks),
      .flags = MARS_OPT_REQUIRED,
      .sub = check_options,
-     .sub_size = sizeof(struct hc_check_conf),
+     .sub_size = sizeof(struct health_probe_conf),
      .desc = "The checks to run, each a mapping of the options below."},
     {.name = NULL},
 };
 
-struct hc {
+struct health_check {
     struct mars_source *src;
-    const struct hc_conf *conf;
-    struct hc_probe *probes;
+    const struct health_check_conf *conf;
+    struct health_probe *probes;
     size_t n, done_once;
     bool stopping, finished;
 };
 
-static const struct hc_check_conf *check_at(const struct hc_conf *c, size_t i)
+static const struct health_probe_conf *check_at(const struct health_check_conf *c, size_t i)
 {
-    return &((const struct hc_check_conf *)c->checks.items)[i];
+    return &((const struct health_probe_conf *)c->checks.items)[i];
 }
 
 /* ---- config ---- */
 
-static int check_one(const struct hc_conf *c, size_t i, char *why, size_t len)
+static int check_one(const struct health_check_conf *c, size_t i, char *why, size_t len)
 {
-    const struct hc_check_conf *k = check_at(c, i);
-    struct hc_probe scratch = {0};
+    const struct health_probe_conf *k = check_at(c, i);
+    struct health_probe scratch = {0};
     if (!k->name || !*k->name || strchr(k->name, '/') || strlen(k->name) > 100) {
         snprintf(why, len, "name must be 1-100 characters without '/'");
         return -EINVAL;
@@ -162,12 +162,12 @@ static int check_one(const struct hc_conf *c, size_t i, char *why, size_t len)
             return -EINVAL;
         }
     }
-    return hc_probe_prepare(&scratch, k, false, why, len);
+    return mars_health_probe_prepare(&scratch, k, false, why, len);
 }
 
-static int hc_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+static int health_check_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
-    const struct hc_conf *c = conf;
+    const struct health_check_conf *c = conf;
     int rc = 0;
     char why[200];
     for (size_t i = 0; i < c->checks.n; i++) {
@@ -198,14 +198,14 @@ static int64_t wall_now(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void hc_acked(struct mars_batch *b, bool delivered)
+static void health_check_acked(struct mars_batch *b, bool delivered)
 {
-    struct hc *hc = b->ack.ctx;
+    struct health_check *hc = b->ack.ctx;
     if (delivered)
         mars_stat_add(&mars_source_stats(hc->src)->acked_events, b->ack.a);
 }
 
-static int push_log(struct mars_batch *b, const struct hc_probe *p, int64_t ts)
+static int push_log(struct mars_batch *b, const struct health_probe *p, int64_t ts)
 {
     char line[512];
     int n;
@@ -231,7 +231,7 @@ static int push_log(struct mars_batch *b, const struct hc_probe *p, int64_t ts)
     return 0;
 }
 
-static int push_metrics(struct mars_batch *b, const struct hc_probe *p, int64_t ts)
+static int push_metrics(struct mars_batch *b, const struct health_probe *p, int64_t ts)
 {
     static const char *const ln[] = {"check", "type"};
     const char *lv[] = {p->conf->name, type_names[p->conf->type]};
@@ -262,7 +262,7 @@ static int push_metrics(struct mars_batch *b, const struct hc_probe *p, int64_t 
     return rc;
 }
 
-static void emit(struct hc *hc, const struct hc_probe *p, bool changed)
+static void emit(struct health_check *hc, const struct health_probe *p, bool changed)
 {
     bool metrics = !mars_source_paused(hc->src);
     int64_t ts = wall_now();
@@ -280,11 +280,11 @@ static void emit(struct hc *hc, const struct hc_probe *p, bool changed)
             mars_batch_release(b);
         return;
     }
-    b->ack = (struct mars_batch_ack){.fn = hc_acked, .ctx = hc, .a = b->n};
+    b->ack = (struct mars_batch_ack){.fn = health_check_acked, .ctx = hc, .a = b->n};
     mars_source_emit(hc->src, b);
 }
 
-static void publish(struct hc *hc, const struct hc_probe *p)
+static void publish(struct health_check *hc, const struct health_probe *p)
 {
     struct evbuffer *d = evbuffer_new();
     if (!d)
@@ -306,7 +306,7 @@ static void publish(struct hc *hc, const struct hc_probe *p)
 
 /* ---- schedule ---- */
 
-static void maybe_finish(struct hc *hc)
+static void maybe_finish(struct health_check *hc)
 {
     if (hc->finished)
         return;
@@ -322,24 +322,24 @@ static void maybe_finish(struct hc *hc)
 
 static void on_tick(struct mars_ev_op *op, int res)
 {
-    struct hc_probe *p = op->data;
+    struct health_probe *p = op->data;
     p->tick_armed = false;
     if (res == -ECANCELED || p->hc->stopping) {
         maybe_finish(p->hc);
         return;
     }
-    hc_probe_run(p);
+    mars_health_probe_run(p);
 }
 
-static void schedule(struct hc_probe *p, int64_t delay)
+static void schedule(struct health_probe *p, int64_t delay)
 {
     mars_ev_prep_timer(&p->tick, delay > 0 ? delay : 0, on_tick, p);
     p->tick_armed = mars_ev_submit(p->loop, &p->tick) == 0;
 }
 
-static void debounce(struct hc_probe *p, bool *changed)
+static void debounce(struct health_probe *p, bool *changed)
 {
-    const struct hc_check_conf *c = p->conf;
+    const struct health_probe_conf *c = p->conf;
     enum mars_health_status before = p->state;
     if (p->ok) {
         p->successes++;
@@ -355,9 +355,9 @@ static void debounce(struct hc_probe *p, bool *changed)
     *changed = p->state != before;
 }
 
-void hc_probe_finished(struct hc_probe *p)
+void mars_health_probe_finished(struct health_probe *p)
 {
-    struct hc *hc = p->hc;
+    struct health_check *hc = p->hc;
     bool changed = false;
     if (hc->stopping) {
         maybe_finish(hc);
@@ -385,9 +385,9 @@ void hc_probe_finished(struct hc_probe *p)
 
 /* ---- life cycle ---- */
 
-static int hc_init(struct mars_source *s)
+static int health_check_init(struct mars_source *s)
 {
-    struct hc *hc = calloc(1, sizeof(*hc));
+    struct health_check *hc = calloc(1, sizeof(*hc));
     char why[200];
     int rc = 0;
     if (!hc)
@@ -402,16 +402,16 @@ static int hc_init(struct mars_source *s)
     }
     mars_source_set_state(s, hc);
     for (size_t i = 0; i < hc->n && rc == 0; i++) {
-        struct hc_probe *p = &hc->probes[i];
+        struct health_probe *p = &hc->probes[i];
         p->hc = hc;
         p->loop = mars_source_loop(s);
-        rc = hc_probe_prepare(p, check_at(hc->conf, i), true, why, sizeof(why));
+        rc = mars_health_probe_prepare(p, check_at(hc->conf, i), true, why, sizeof(why));
         if (rc)
             mars_error(mars_source_id(s), "check '%s': %s", check_at(hc->conf, i)->name, why);
     }
     if (rc) { /* destroy is not called after a failed init */
         for (size_t i = 0; i < hc->n; i++)
-            hc_probe_fini(&hc->probes[i]);
+            mars_health_probe_fini(&hc->probes[i]);
         free(hc->probes);
         free(hc);
         mars_source_set_state(s, NULL);
@@ -419,11 +419,11 @@ static int hc_init(struct mars_source *s)
     return rc;
 }
 
-static int hc_start(struct mars_source *s)
+static int health_check_start(struct mars_source *s)
 {
-    struct hc *hc = mars_source_state(s);
+    struct health_check *hc = mars_source_state(s);
     for (size_t i = 0; i < hc->n; i++) {
-        struct hc_probe *p = &hc->probes[i];
+        struct health_probe *p = &hc->probes[i];
         p->health_id =
             mars_health_register(mars_source_obs(s), p->conf->name, type_names[p->conf->type]);
         if (p->health_id < 0) {
@@ -442,27 +442,27 @@ static int hc_start(struct mars_source *s)
     return 0;
 }
 
-static void hc_stop(struct mars_source *s)
+static void health_check_stop(struct mars_source *s)
 {
-    struct hc *hc = mars_source_state(s);
+    struct health_check *hc = mars_source_state(s);
     hc->stopping = true;
     for (size_t i = 0; i < hc->n; i++) {
-        struct hc_probe *p = &hc->probes[i];
+        struct health_probe *p = &hc->probes[i];
         if (p->tick_armed)
             mars_ev_cancel(p->loop, &p->tick);
-        hc_probe_cancel(p);
-        hc_probe_shutdown(p);
+        mars_health_probe_cancel(p);
+        mars_health_probe_shutdown(p);
     }
     maybe_finish(hc);
 }
 
-static void hc_destroy(struct mars_source *s)
+static void health_check_destroy(struct mars_source *s)
 {
-    struct hc *hc = mars_source_state(s);
+    struct health_check *hc = mars_source_state(s);
     if (!hc)
         return;
     for (size_t i = 0; hc->probes && i < hc->n; i++)
-        hc_probe_fini(&hc->probes[i]);
+        mars_health_probe_fini(&hc->probes[i]);
     free(hc->probes);
     free(hc);
 }
@@ -473,8 +473,11 @@ const struct mars_component_desc mars_source_health_check = {
                    "changes and metrics and serves /health/<name> on the admin API.",
     .kind = MARS_KIND_SOURCE,
     .produces = MARS_DATA_ANY,
-    .options = hc_options,
-    .conf_size = sizeof(struct hc_conf),
-    .check = hc_check,
-    .source = {.init = hc_init, .start = hc_start, .stop = hc_stop, .destroy = hc_destroy},
+    .options = health_check_options,
+    .conf_size = sizeof(struct health_check_conf),
+    .check = health_check_check,
+    .source = {.init = health_check_init,
+               .start = health_check_start,
+               .stop = health_check_stop,
+               .destroy = health_check_destroy},
 };

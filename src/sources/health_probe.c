@@ -3,7 +3,7 @@
  * on the worker's ev loop (contract in health_probe.h):
  *
  *   tcp      non-blocking connect; success once connected.
- *   http     one GET through the HTTP client of core/http.h (libcurl on the worker's loop)
+ *   http     one GET through the HTTP client of core/http_client.h (libcurl on the worker's loop)
  *            on a fresh connection closed afterwards, http:// or https:// (tls section:
  *            CA, client certificate, verify); the first max_output bytes of the body are
  *            kept; success when the status is in expect_status and the body contains
@@ -15,7 +15,7 @@
  *            group gets SIGKILL and is reaped the same way.
  *   pidfile  reads the pid from the file and checks it with kill(pid, 0) (EPERM = alive).
  *
- * Invariant: a run ends (hc_probe_finished) only when decided, with neither the io op, the
+ * Invariant: a run ends (mars_health_probe_finished) only when decided, with neither the io op, the
  * HTTP request nor the deadline timer in flight and no child left to reap, so nothing of it
  * outlives the call.
  *
@@ -40,11 +40,12 @@ extern char **environ;
 
 #define REAP_POLL_NS 5000000
 
-static void maybe_complete(struct hc_probe *p);
+static void maybe_complete(struct health_probe *p);
 
 /* ---- preparation ---- */
 
-static int resolve(struct hc_probe *p, const char *host, const char *port, char *why, size_t len)
+static int resolve(struct health_probe *p, const char *host, const char *port, char *why,
+                   size_t len)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);
@@ -86,8 +87,8 @@ static int split_hostport(const char *s, size_t n, char *host, size_t hlen, char
     return 0;
 }
 
-static int prepare_http(struct hc_probe *p, const struct hc_check_conf *c, bool res, char *why,
-                        size_t len)
+static int prepare_http(struct health_probe *p, const struct health_probe_conf *c, bool res,
+                        char *why, size_t len)
 {
     char host[256], port[16];
     const char *u = c->url;
@@ -110,7 +111,7 @@ static int prepare_http(struct hc_probe *p, const struct hc_check_conf *c, bool 
     return 0;
 }
 
-static int parse_status_range(struct hc_probe *p, const char *s, char *why, size_t len)
+static int parse_status_range(struct health_probe *p, const char *s, char *why, size_t len)
 {
     int lo, hi, n = 0;
     if (sscanf(s, "%d-%d%n", &lo, &hi, &n) == 2 && s[n] == '\0') {
@@ -129,26 +130,26 @@ static int parse_status_range(struct hc_probe *p, const char *s, char *why, size
     return 0;
 }
 
-int hc_probe_prepare(struct hc_probe *p, const struct hc_check_conf *c, bool res, char *why,
-                     size_t len)
+int mars_health_probe_prepare(struct health_probe *p, const struct health_probe_conf *c, bool res,
+                              char *why, size_t len)
 {
     char host[256], port[16];
     p->conf = c;
     p->fd = -1;
     p->pid = -1;
     switch (c->type) {
-    case HC_HTTP:
+    case HEALTH_PROBE_HTTP:
         if (parse_status_range(p, c->expect_status, why, len))
             return -EINVAL;
         return prepare_http(p, c, res, why, len);
-    case HC_TCP:
+    case HEALTH_PROBE_TCP:
         if (!c->address || split_hostport(c->address, strlen(c->address), host, sizeof(host), port,
                                           sizeof(port), NULL)) {
             snprintf(why, len, "tcp checks need address: host:port");
             return -EINVAL;
         }
         return res ? resolve(p, host, port, why, len) : 0;
-    case HC_EXEC:
+    case HEALTH_PROBE_EXEC:
         if (c->command.n == 0) {
             snprintf(why, len, "exec checks need command: [program, args...]");
             return -EINVAL;
@@ -160,7 +161,7 @@ int hc_probe_prepare(struct hc_probe *p, const struct hc_check_conf *c, bool res
             memcpy(p->argv, c->command.v, c->command.n * sizeof(*p->argv));
         }
         return 0;
-    case HC_PIDFILE:
+    case HEALTH_PROBE_PIDFILE:
         if (!c->path || !*c->path) {
             snprintf(why, len, "pidfile checks need path");
             return -EINVAL;
@@ -170,7 +171,7 @@ int hc_probe_prepare(struct hc_probe *p, const struct hc_check_conf *c, bool res
     return -EINVAL;
 }
 
-void hc_probe_fini(struct hc_probe *p)
+void mars_health_probe_fini(struct health_probe *p)
 {
     mars_http_destroy(p->http); /* the source has stopped: its requests and ops are done */
     free(p->buf);
@@ -182,10 +183,10 @@ void hc_probe_fini(struct hc_probe *p)
 
 /* ---- run bookkeeping ---- */
 
-static void decide(struct hc_probe *p, bool ok, const char *fmt, ...)
+static void decide(struct health_probe *p, bool ok, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void decide(struct hc_probe *p, bool ok, const char *fmt, ...)
+static void decide(struct health_probe *p, bool ok, const char *fmt, ...)
 {
     if (p->decided)
         return;
@@ -211,7 +212,7 @@ static void decide(struct hc_probe *p, bool ok, const char *fmt, ...)
     maybe_complete(p);
 }
 
-static void submit_io(struct hc_probe *p)
+static void submit_io(struct health_probe *p)
 {
     int rc = mars_ev_submit(p->loop, &p->io);
     p->io_armed = rc == 0;
@@ -222,7 +223,7 @@ static void submit_io(struct hc_probe *p)
 static void on_reap_poll(struct mars_ev_op *op, int res);
 
 /* Reaps the child if it has exited. Returns true when there is no child any more. */
-static bool try_reap(struct hc_probe *p, int *status)
+static bool try_reap(struct health_probe *p, int *status)
 {
     if (p->pid <= 0)
         return true;
@@ -235,13 +236,13 @@ static bool try_reap(struct hc_probe *p, int *status)
     return true;
 }
 
-static void arm_reap_poll(struct hc_probe *p)
+static void arm_reap_poll(struct health_probe *p)
 {
     mars_ev_prep_timer(&p->io, REAP_POLL_NS, on_reap_poll, p);
     submit_io(p);
 }
 
-static void maybe_complete(struct hc_probe *p)
+static void maybe_complete(struct health_probe *p)
 {
     int status;
     if (!p->decided || p->io_armed || p->deadline_armed || p->http_armed)
@@ -255,12 +256,12 @@ static void maybe_complete(struct hc_probe *p)
     p->fd = -1;
     p->running = false;
     p->duration = (double)(mars_ev_clock_ns() - p->started_ns) / 1e9;
-    hc_probe_finished(p);
+    mars_health_probe_finished(p);
 }
 
 static void on_deadline(struct mars_ev_op *op, int res)
 {
-    struct hc_probe *p = op->data;
+    struct health_probe *p = op->data;
     p->deadline_armed = false;
     if (res != -ECANCELED)
         decide(p, false, "timed out after %lld ms", (long long)(p->conf->timeout / 1000000));
@@ -271,7 +272,7 @@ static void on_deadline(struct mars_ev_op *op, int res)
 
 static void on_http_done(struct mars_http_req *r, const struct mars_http_resp *resp)
 {
-    struct hc_probe *p = r->data;
+    struct health_probe *p = r->data;
     p->http_armed = false;
     if (p->decided) {
         maybe_complete(p);
@@ -299,7 +300,7 @@ static void on_http_done(struct mars_http_req *r, const struct mars_http_resp *r
     decide(p, true, NULL);
 }
 
-static void start_http(struct hc_probe *p)
+static void start_http(struct health_probe *p)
 {
     static const char *const headers[] = {"Accept: */*", NULL};
     if (!p->http && !(p->http = mars_http_create(p->loop, &(struct mars_http_opts){
@@ -325,7 +326,7 @@ static void start_http(struct hc_probe *p)
         decide(p, false, "cannot start the request: %s", strerror(-rc));
 }
 
-void hc_probe_shutdown(struct hc_probe *p)
+void mars_health_probe_shutdown(struct health_probe *p)
 {
     if (p->http)
         mars_http_shutdown(p->http);
@@ -335,7 +336,7 @@ void hc_probe_shutdown(struct hc_probe *p)
 
 static void on_connect(struct mars_ev_op *op, int res)
 {
-    struct hc_probe *p = op->data;
+    struct health_probe *p = op->data;
     p->io_armed = false;
     if (p->decided) {
         maybe_complete(p);
@@ -347,7 +348,7 @@ static void on_connect(struct mars_ev_op *op, int res)
         decide(p, true, NULL);
 }
 
-static void start_connect(struct hc_probe *p)
+static void start_connect(struct health_probe *p)
 {
     p->fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (p->fd < 0) {
@@ -360,7 +361,7 @@ static void start_connect(struct hc_probe *p)
 
 /* ---- exec ---- */
 
-static void exec_verdict(struct hc_probe *p, int status)
+static void exec_verdict(struct health_probe *p, int status)
 {
     char out[128] = "";
     size_t n = 0;
@@ -381,7 +382,7 @@ static void exec_verdict(struct hc_probe *p, int status)
 
 static void on_reap_poll(struct mars_ev_op *op, int res)
 {
-    struct hc_probe *p = op->data;
+    struct health_probe *p = op->data;
     int status = 0;
     p->io_armed = false;
     (void)res;
@@ -394,11 +395,11 @@ static void on_reap_poll(struct mars_ev_op *op, int res)
     maybe_complete(p);
 }
 
-static void read_output(struct hc_probe *p);
+static void read_output(struct health_probe *p);
 
 static void on_output(struct mars_ev_op *op, int res)
 {
-    struct hc_probe *p = op->data;
+    struct health_probe *p = op->data;
     p->io_armed = false;
     if (res > 0) {
         if (p->len < p->cap)
@@ -419,7 +420,7 @@ static void on_output(struct mars_ev_op *op, int res)
         maybe_complete(p);
 }
 
-static void read_output(struct hc_probe *p)
+static void read_output(struct health_probe *p)
 {
     if (p->len < p->cap)
         mars_ev_prep_read(&p->io, p->fd, p->buf + p->len, p->cap - p->len, MARS_EV_CUR, on_output,
@@ -429,7 +430,7 @@ static void read_output(struct hc_probe *p)
     submit_io(p);
 }
 
-static void start_exec(struct hc_probe *p)
+static void start_exec(struct health_probe *p)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -470,7 +471,7 @@ static void start_exec(struct hc_probe *p)
 
 /* ---- pidfile ---- */
 
-static void check_pidfile(struct hc_probe *p)
+static void check_pidfile(struct health_probe *p)
 {
     char buf[32];
     int fd = open(p->conf->path, O_RDONLY | O_CLOEXEC);
@@ -495,7 +496,7 @@ static void check_pidfile(struct hc_probe *p)
 
 /* ---- run ---- */
 
-void hc_probe_run(struct hc_probe *p)
+void mars_health_probe_run(struct health_probe *p)
 {
     size_t want = p->conf->max_output;
     if (!p->buf) {
@@ -517,22 +518,22 @@ void hc_probe_run(struct hc_probe *p)
     mars_ev_prep_timer(&p->deadline, p->conf->timeout, on_deadline, p);
     p->deadline_armed = mars_ev_submit(p->loop, &p->deadline) == 0;
     switch (p->conf->type) {
-    case HC_HTTP:
+    case HEALTH_PROBE_HTTP:
         start_http(p);
         break;
-    case HC_TCP:
+    case HEALTH_PROBE_TCP:
         start_connect(p);
         break;
-    case HC_EXEC:
+    case HEALTH_PROBE_EXEC:
         start_exec(p);
         break;
-    case HC_PIDFILE:
+    case HEALTH_PROBE_PIDFILE:
         check_pidfile(p);
         break;
     }
 }
 
-void hc_probe_cancel(struct hc_probe *p)
+void mars_health_probe_cancel(struct health_probe *p)
 {
     if (p->running)
         decide(p, false, "stopped");

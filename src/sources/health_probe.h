@@ -2,10 +2,10 @@
  * health_probe.h - one probe of the health_check source, shared by health_check.c (the
  * component: options, schedule, debounce, events) and health_probe.c (the probes).
  *
- * A run of a probe: hc_probe_run() starts it on the worker's ev loop and arms its timeout;
+ * A run of a probe: mars_health_probe_run() starts it on the worker's ev loop and arms its timeout;
  * whatever decides first (the probe's own result, the timeout, a stop) records the
  * outcome; the other ops are cancelled; once every op has called back and the child (exec)
- * has been reaped, hc_probe_finished() gets the result in p->ok / p->error / p->duration.
+ * has been reaped, mars_health_probe_finished() gets the result in p->ok / p->error / p->duration.
  * A probe owns its socket, pipe and child from start to that call.
  */
 #ifndef MARS_HEALTH_PROBE_H
@@ -17,15 +17,20 @@
 #include <sys/types.h>
 
 #include "core/ev.h"
-#include "core/http.h"
+#include "core/http_client.h"
 #include "core/schema.h"
 #include "component.h"
 
-enum hc_type { HC_HTTP, HC_TCP, HC_EXEC, HC_PIDFILE };
+enum health_probe_type {
+    HEALTH_PROBE_HTTP,
+    HEALTH_PROBE_TCP,
+    HEALTH_PROBE_EXEC,
+    HEALTH_PROBE_PIDFILE
+};
 
-struct hc_check_conf {
+struct health_probe_conf {
     char *name;
-    int type; /* enum hc_type */
+    int type; /* enum health_probe_type */
     char *url;
     char *address;
     struct mars_strlist command;
@@ -38,12 +43,12 @@ struct hc_check_conf {
     struct mars_tls_conf tls; /* http: for https:// URLs */
 };
 
-struct hc;
+struct health_check;
 
-struct hc_probe {
-    struct hc *hc;
+struct health_probe {
+    struct health_check *hc;
     struct mars_ev_loop *loop;
-    const struct hc_check_conf *conf;
+    const struct health_probe_conf *conf;
     /* resolved target (http, tcp) */
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -81,17 +86,17 @@ struct hc_probe {
  * resolves a tcp check's host (blocking: at source init; http checks resolve per run in
  * libcurl's resolver thread). Returns 0,
  * -ENOMEM, or -EINVAL with a reason in why. The config check runs it without resolve. */
-int hc_probe_prepare(struct hc_probe *p, const struct hc_check_conf *c, bool resolve, char *why,
-                     size_t len);
-void hc_probe_fini(struct hc_probe *p);
+int mars_health_probe_prepare(struct health_probe *p, const struct health_probe_conf *c,
+                              bool resolve, char *why, size_t len);
+void mars_health_probe_fini(struct health_probe *p);
 /* Starts a run (p must not be running). */
-void hc_probe_run(struct hc_probe *p);
-/* Ends a run early (stop): the outcome is "stopped", hc_probe_finished() still follows. */
-void hc_probe_cancel(struct hc_probe *p);
+void mars_health_probe_run(struct health_probe *p);
+/* Ends a run early (stop): the outcome is "stopped", mars_health_probe_finished() still follows. */
+void mars_health_probe_cancel(struct health_probe *p);
 /* The source stops for good: the HTTP client drops its connections and loop ops. */
-void hc_probe_shutdown(struct hc_probe *p);
+void mars_health_probe_shutdown(struct health_probe *p);
 
 /* health_check.c: a run ended (every op called back, child reaped). */
-void hc_probe_finished(struct hc_probe *p);
+void mars_health_probe_finished(struct health_probe *p);
 
 #endif

@@ -23,13 +23,13 @@
 #include "core/metrics.h"
 #include "component.h"
 
-struct im_conf {
+struct internal_metrics_conf {
     int64_t interval;
     char *namespace_;
 };
 
-#define OFF(f) offsetof(struct im_conf, f)
-static const struct mars_opt im_options[] = {
+#define OFF(f) offsetof(struct internal_metrics_conf, f)
+static const struct mars_opt internal_metrics_options[] = {
     {.name = "interval",
      .type = MARS_OPT_DURATION,
      .offset = OFF(interval),
@@ -46,17 +46,17 @@ static const struct mars_opt im_options[] = {
     {.name = NULL},
 };
 
-struct im {
+struct internal_metrics {
     struct mars_source *src;
-    const struct im_conf *conf;
+    const struct internal_metrics_conf *conf;
     struct mars_ev_op timer;
     bool armed, stopping;
 };
 
 /* Collection state: the visitor appends to one batch. */
-struct im_visit {
+struct internal_metrics_visit {
     struct mars_mvisitor v;
-    struct im *im;
+    struct internal_metrics *im;
     struct mars_batch *b;
     const char *family, *help;
     enum mars_mtype type;
@@ -65,9 +65,10 @@ struct im_visit {
     int err;
 };
 
-static int im_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+static int internal_metrics_check(void *conf, const struct mars_cfg_node *node,
+                                  struct mars_diag *diag)
 {
-    const struct im_conf *c = conf;
+    const struct internal_metrics_conf *c = conf;
     if (c->namespace_ && !mars_metric_name_valid(c->namespace_, strlen(c->namespace_))) {
         const struct mars_cfg_node *n = mars_cfg_at(node, "namespace", NULL);
         mars_diag_add(diag, n->file, n->line, n->col,
@@ -79,7 +80,7 @@ static int im_check(void *conf, const struct mars_cfg_node *node, struct mars_di
 
 static void on_family(struct mars_mvisitor *v, const struct mars_mfamily_info *f)
 {
-    struct im_visit *x = MARS_CONTAINER_OF(v, struct im_visit, v);
+    struct internal_metrics_visit *x = MARS_CONTAINER_OF(v, struct internal_metrics_visit, v);
     const char *ns = x->im->conf->namespace_;
     x->type = f->type;
     x->help = f->help;
@@ -89,7 +90,7 @@ static void on_family(struct mars_mvisitor *v, const struct mars_mfamily_info *f
         snprintf(x->name, sizeof(x->name), "%s", f->name);
 }
 
-static void push(struct im_visit *x, const struct mars_metric_sample *m)
+static void push(struct internal_metrics_visit *x, const struct mars_metric_sample *m)
 {
     if (!x->err)
         x->err = mars_batch_push_metric(x->b, m, x->ts);
@@ -97,7 +98,7 @@ static void push(struct im_visit *x, const struct mars_metric_sample *m)
 
 static void on_value(struct mars_mvisitor *v, const struct mars_mlabels *l, double val)
 {
-    struct im_visit *x = MARS_CONTAINER_OF(v, struct im_visit, v);
+    struct internal_metrics_visit *x = MARS_CONTAINER_OF(v, struct internal_metrics_visit, v);
     push(x, &(struct mars_metric_sample){.name = x->name,
                                          .help = x->help,
                                          .kind = x->type == MARS_MT_COUNTER ? MARS_METRIC_COUNTER
@@ -112,7 +113,7 @@ static void on_histogram(struct mars_mvisitor *v, const struct mars_mlabels *l,
                          const double *bounds, const uint64_t *cum, size_t nbounds, uint64_t count,
                          double sum)
 {
-    struct im_visit *x = MARS_CONTAINER_OF(v, struct im_visit, v);
+    struct internal_metrics_visit *x = MARS_CONTAINER_OF(v, struct internal_metrics_visit, v);
     push(x, &(struct mars_metric_sample){.name = x->name,
                                          .help = x->help,
                                          .kind = MARS_METRIC_HISTOGRAM,
@@ -126,14 +127,14 @@ static void on_histogram(struct mars_mvisitor *v, const struct mars_mlabels *l,
                                          .count = count});
 }
 
-static void im_acked(struct mars_batch *b, bool delivered)
+static void internal_metrics_acked(struct mars_batch *b, bool delivered)
 {
-    struct im *im = b->ack.ctx;
+    struct internal_metrics *im = b->ack.ctx;
     if (delivered)
         mars_stat_add(&mars_source_stats(im->src)->acked_events, b->ack.a);
 }
 
-static void snapshot(struct im *im)
+static void snapshot(struct internal_metrics *im)
 {
     struct timespec ts;
     struct mars_batch *b = mars_source_batch(im->src, 256);
@@ -142,7 +143,7 @@ static void snapshot(struct im *im)
         return;
     }
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct im_visit x = {
+    struct internal_metrics_visit x = {
         .v = {.family = on_family, .value = on_value, .histogram = on_histogram},
         .im = im,
         .b = b,
@@ -158,13 +159,13 @@ static void snapshot(struct im *im)
         mars_batch_release(b);
         return;
     }
-    b->ack = (struct mars_batch_ack){.fn = im_acked, .ctx = im, .a = b->n};
+    b->ack = (struct mars_batch_ack){.fn = internal_metrics_acked, .ctx = im, .a = b->n};
     mars_source_emit(im->src, b);
 }
 
 static void on_tick(struct mars_ev_op *op, int res);
 
-static void arm(struct im *im, int64_t ns)
+static void arm(struct internal_metrics *im, int64_t ns)
 {
     mars_ev_prep_timer(&im->timer, ns, on_tick, im);
     im->armed = mars_ev_submit(mars_source_loop(im->src), &im->timer) == 0;
@@ -172,7 +173,7 @@ static void arm(struct im *im, int64_t ns)
 
 static void on_tick(struct mars_ev_op *op, int res)
 {
-    struct im *im = op->data;
+    struct internal_metrics *im = op->data;
     im->armed = false;
     if (res == -ECANCELED || im->stopping) {
         mars_source_finished(im->src);
@@ -189,9 +190,9 @@ static void on_tick(struct mars_ev_op *op, int res)
         mars_source_finished(im->src);
 }
 
-static int im_init(struct mars_source *s)
+static int internal_metrics_init(struct mars_source *s)
 {
-    struct im *im = calloc(1, sizeof(*im));
+    struct internal_metrics *im = calloc(1, sizeof(*im));
     if (!im)
         return -ENOMEM;
     im->src = s;
@@ -200,17 +201,17 @@ static int im_init(struct mars_source *s)
     return 0;
 }
 
-static int im_start(struct mars_source *s)
+static int internal_metrics_start(struct mars_source *s)
 {
-    struct im *im = mars_source_state(s);
+    struct internal_metrics *im = mars_source_state(s);
     /* --once: one snapshot at once; otherwise the first after one interval */
     arm(im, mars_source_once(s) ? 0 : im->conf->interval);
     return im->armed ? 0 : -EIO;
 }
 
-static void im_stop(struct mars_source *s)
+static void internal_metrics_stop(struct mars_source *s)
 {
-    struct im *im = mars_source_state(s);
+    struct internal_metrics *im = mars_source_state(s);
     im->stopping = true;
     if (im->armed)
         mars_ev_cancel(mars_source_loop(s), &im->timer);
@@ -218,7 +219,7 @@ static void im_stop(struct mars_source *s)
         mars_source_finished(s);
 }
 
-static void im_destroy(struct mars_source *s)
+static void internal_metrics_destroy(struct mars_source *s)
 {
     free(mars_source_state(s));
 }
@@ -229,8 +230,11 @@ const struct mars_component_desc mars_source_internal_metrics = {
                    "interval.",
     .kind = MARS_KIND_SOURCE,
     .produces = MARS_DATA_METRIC,
-    .options = im_options,
-    .conf_size = sizeof(struct im_conf),
-    .check = im_check,
-    .source = {.init = im_init, .start = im_start, .stop = im_stop, .destroy = im_destroy},
+    .options = internal_metrics_options,
+    .conf_size = sizeof(struct internal_metrics_conf),
+    .check = internal_metrics_check,
+    .source = {.init = internal_metrics_init,
+               .start = internal_metrics_start,
+               .stop = internal_metrics_stop,
+               .destroy = internal_metrics_destroy},
 };

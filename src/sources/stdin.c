@@ -43,7 +43,7 @@ static const struct mars_opt stdin_options[] = {
     {.name = NULL},
 };
 
-struct stdin_src {
+struct stdin_source {
     struct mars_source *src;
     const struct stdin_conf *conf;
     struct mars_lines lines;
@@ -57,12 +57,12 @@ struct stdin_src {
 
 static void stdin_acked(struct mars_batch *b, bool delivered)
 {
-    struct stdin_src *st = b->ack.ctx;
+    struct stdin_source *st = b->ack.ctx;
     if (delivered)
         mars_stat_add(&mars_source_stats(st->src)->acked_events, b->ack.a);
 }
 
-static void emit(struct stdin_src *st, struct mars_batch *b)
+static void emit(struct stdin_source *st, struct mars_batch *b)
 {
     if (!b)
         return;
@@ -70,9 +70,9 @@ static void emit(struct stdin_src *st, struct mars_batch *b)
     mars_source_emit(st->src, b);
 }
 
-static void read_next(struct stdin_src *st);
+static void read_next(struct stdin_source *st);
 
-static void finish(struct stdin_src *st)
+static void finish(struct stdin_source *st)
 {
     struct mars_batch *b = NULL;
     /* an unterminated last line is still a line: stdin cannot replay it later */
@@ -88,7 +88,7 @@ static void on_read(struct mars_ev_op *op, int res);
 /* Poll mode: the fd is readable (or hung up); read what is there without blocking. */
 static void on_ready(struct mars_ev_op *op, int res)
 {
-    struct stdin_src *st = op->data;
+    struct stdin_source *st = op->data;
     if (res >= 0) {
         ssize_t n = read(st->fd, st->buf, st->len);
         res = n < 0 ? -errno : (int)n;
@@ -98,7 +98,7 @@ static void on_ready(struct mars_ev_op *op, int res)
 
 static void on_read(struct mars_ev_op *op, int res)
 {
-    struct stdin_src *st = op->data;
+    struct stdin_source *st = op->data;
     struct mars_batch *b = NULL;
 
     st->reading = false;
@@ -123,7 +123,7 @@ static void on_read(struct mars_ev_op *op, int res)
     read_next(st);
 }
 
-static void read_next(struct stdin_src *st)
+static void read_next(struct stdin_source *st)
 {
     char *buf;
     size_t len;
@@ -154,7 +154,7 @@ static void read_next(struct stdin_src *st)
 
 static int stdin_init(struct mars_source *s)
 {
-    struct stdin_src *st = calloc(1, sizeof(*st));
+    struct stdin_source *st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
     st->src = s;
@@ -180,7 +180,7 @@ static void stdin_resume(struct mars_source *s)
 
 static void stdin_stop(struct mars_source *s)
 {
-    struct stdin_src *st = mars_source_state(s);
+    struct stdin_source *st = mars_source_state(s);
     st->stopping = true;
     if (st->reading)
         mars_ev_cancel(mars_source_loop(s), &st->op);
@@ -190,7 +190,7 @@ static void stdin_stop(struct mars_source *s)
 
 static void stdin_destroy(struct mars_source *s)
 {
-    struct stdin_src *st = mars_source_state(s);
+    struct stdin_source *st = mars_source_state(s);
     mars_lines_fini(&st->lines);
     free(st);
 }

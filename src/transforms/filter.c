@@ -72,7 +72,7 @@ static void filter_process(struct mars_transform *t, struct mars_batch *b)
 {
     struct filter *f = mars_transform_state(t);
     uint32_t kept = 0;
-    if (!mars_xform_flags(&f->keep, &f->cap, b->n)) {
+    if (!mars_transform_flags(&f->keep, &f->cap, b->n)) {
         mars_stat_add(&mars_transform_stats(t)->errors[MARS_ERR_MEMORY], 1);
         mars_transform_emit(t, b); /* unfiltered rather than lost */
         return;
@@ -81,13 +81,13 @@ static void filter_process(struct mars_transform *t, struct mars_batch *b)
         f->keep[i] = mars_cond_eval(f->cond, &b->ev[i]) != f->invert;
         kept += f->keep[i];
     }
-    mars_xform_emit_kept(t, b, f->keep, kept);
+    mars_transform_emit_kept(t, b, f->keep, kept);
 }
 
 static void filter_destroy(struct mars_transform *t)
 {
     struct filter *f = mars_transform_state(t);
-    mars_cond_free(f->cond);
+    mars_cond_destroy(f->cond);
     free(f->keep);
     free(f);
 }

@@ -71,10 +71,10 @@ void mars_l2m_destroy(struct mars_l2m *l)
     if (!l)
         return;
     for (size_t i = 0; i < l->ndefs; i++) {
-        mars_path_free(l->defs[i].field);
-        mars_cond_free(l->defs[i].cond);
+        mars_path_destroy(l->defs[i].field);
+        mars_cond_destroy(l->defs[i].cond);
         for (size_t k = 0; l->defs[i].labels && k < l->defs[i].conf->labels.n; k++)
-            mars_template_free(l->defs[i].labels[k]);
+            mars_template_destroy(l->defs[i].labels[k]);
         free(l->defs[i].labels);
         free(l->defs[i].bounds);
     }
@@ -105,7 +105,7 @@ static int compile_def(struct def *d, const struct mars_l2m_metric_conf *mc)
             return -EINVAL;
         d->nbounds = mc->buckets.n;
     }
-    if (mc->field && !(d->field = mars_xform_path(mc->field)))
+    if (mc->field && !(d->field = mars_transform_path(mc->field)))
         return -ENOMEM;
     if (mc->condition && !(d->cond = mars_cond_compile(mc->condition, &err)))
         return -ENOMEM;

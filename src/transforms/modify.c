@@ -182,8 +182,8 @@ static int compile_moves(const struct mars_strmap *m, struct mars_modify_move **
     if (!*out)
         return -ENOMEM;
     for (; *n < m->n; ++*n) {
-        (*out)[*n].from = mars_xform_path(m->keys[*n]);
-        (*out)[*n].to = mars_xform_path(m->vals[*n]);
+        (*out)[*n].from = mars_transform_path(m->keys[*n]);
+        (*out)[*n].to = mars_transform_path(m->vals[*n]);
         if (!(*out)[*n].from || !(*out)[*n].to) {
             ++*n;
             return -ENOMEM;
@@ -198,7 +198,7 @@ static int compile_list(const struct mars_strlist *l, struct mars_path ***out, s
     if (!*out)
         return -ENOMEM;
     for (; *n < l->n; ++*n)
-        if (!((*out)[*n] = mars_xform_path(l->v[*n])))
+        if (!((*out)[*n] = mars_transform_path(l->v[*n])))
             return -ENOMEM;
     return 0;
 }
@@ -211,7 +211,7 @@ static int compile_sets(const struct mars_strmap *m, struct mars_modify *md)
         return -ENOMEM;
     for (; md->nset < m->n; md->nset++) {
         struct mars_modify_set *s = &md->set[md->nset];
-        s->path = mars_xform_path(m->keys[md->nset]);
+        s->path = mars_transform_path(m->keys[md->nset]);
         s->tpl = mars_template_compile(m->vals[md->nset], 0, why, sizeof(why));
         if (!s->path || !s->tpl) {
             md->nset++;
@@ -233,7 +233,7 @@ static int compile_rest(const struct modify_conf *c, struct mars_modify *md)
         return -ENOMEM;
     for (; md->ncoerce < c->coerce.n; md->ncoerce++) {
         md->coerce[md->ncoerce].type = mars_modify_coerce_type(c->coerce.vals[md->ncoerce]);
-        if (!(md->coerce[md->ncoerce].path = mars_xform_path(c->coerce.keys[md->ncoerce])))
+        if (!(md->coerce[md->ncoerce].path = mars_transform_path(c->coerce.keys[md->ncoerce])))
             return -ENOMEM;
     }
     const struct modify_trunc_conf *tr = c->truncate.items;
@@ -242,7 +242,7 @@ static int compile_rest(const struct modify_conf *c, struct mars_modify *md)
         t->max = (uint32_t)tr[md->ntrunc].max_bytes;
         t->suffix = tr[md->ntrunc].suffix;
         t->slen = (uint32_t)strlen(t->suffix);
-        if (!(t->path = mars_xform_path(tr[md->ntrunc].field)))
+        if (!(t->path = mars_transform_path(tr[md->ntrunc].field)))
             return -ENOMEM;
     }
     return 0;

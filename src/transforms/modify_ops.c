@@ -41,35 +41,35 @@ bool mars_modify_paths_overlap(const char *a, const char *b)
             overlap = pa->seg[i].name && pb->seg[i].name && pa->seg[i].len == pb->seg[i].len &&
                       memcmp(pa->seg[i].name, pb->seg[i].name, pa->seg[i].len) == 0;
     }
-    mars_path_free(pa);
-    mars_path_free(pb);
+    mars_path_destroy(pa);
+    mars_path_destroy(pb);
     return overlap;
 }
 
 void mars_modify_free(struct mars_modify *md)
 {
     for (size_t i = 0; i < md->nrename; i++) {
-        mars_path_free(md->rename[i].from);
-        mars_path_free(md->rename[i].to);
+        mars_path_destroy(md->rename[i].from);
+        mars_path_destroy(md->rename[i].to);
     }
     for (size_t i = 0; i < md->ncopy; i++) {
-        mars_path_free(md->copy[i].from);
-        mars_path_free(md->copy[i].to);
+        mars_path_destroy(md->copy[i].from);
+        mars_path_destroy(md->copy[i].to);
     }
     for (size_t i = 0; i < md->nset; i++) {
-        mars_path_free(md->set[i].path);
-        mars_template_free(md->set[i].tpl);
+        mars_path_destroy(md->set[i].path);
+        mars_template_destroy(md->set[i].tpl);
     }
     for (size_t i = 0; i < md->ncoerce; i++)
-        mars_path_free(md->coerce[i].path);
+        mars_path_destroy(md->coerce[i].path);
     for (size_t i = 0; i < md->ntrunc; i++)
-        mars_path_free(md->trunc[i].path);
+        mars_path_destroy(md->trunc[i].path);
     for (size_t i = 0; i < md->nlower; i++)
-        mars_path_free(md->lower[i]);
+        mars_path_destroy(md->lower[i]);
     for (size_t i = 0; i < md->nupper; i++)
-        mars_path_free(md->upper[i]);
+        mars_path_destroy(md->upper[i]);
     for (size_t i = 0; i < md->nremove; i++)
-        mars_path_free(md->remove[i]);
+        mars_path_destroy(md->remove[i]);
     free(md->rename);
     free(md->copy);
     free(md->set);

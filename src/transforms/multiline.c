@@ -152,10 +152,10 @@ static void multiline_destroy(struct mars_transform *t)
     if (!m)
         return;
     mars_multiline_groups_fini(m);
-    mars_regex_free(m->start);
-    mars_regex_free(m->cont);
+    mars_regex_destroy(m->start);
+    mars_regex_destroy(m->cont);
     for (size_t i = 0; i < m->ngroup_by; i++)
-        mars_path_free(m->group_by[i]);
+        mars_path_destroy(m->group_by[i]);
     free(m->group_by);
     free(m);
 }
@@ -181,7 +181,7 @@ static int multiline_init(struct mars_transform *t)
                  : mars_multiline_groups_init(m);
     for (; rc == 0 && m->ngroup_by < c->group_by.n; m->ngroup_by++) {
         const char *g = c->group_by.v[m->ngroup_by];
-        if (!(m->group_by[m->ngroup_by] = mars_xform_path(g)))
+        if (!(m->group_by[m->ngroup_by] = mars_transform_path(g)))
             rc = -ENOMEM;
     }
     if (rc) {

@@ -171,7 +171,7 @@ static int check_timestamp(const struct parse_conf *c, const struct mars_cfg_nod
         mars_diag_add(diag, at->file, at->line, at->col, "option 'timestamp': %s", why);
         rc = -EINVAL;
     }
-    mars_timefmt_free(f);
+    mars_timefmt_destroy(f);
     return rc;
 }
 
@@ -209,12 +209,12 @@ static void parse_destroy(struct mars_transform *t)
     struct parse *p = mars_transform_state(t);
     if (!p)
         return;
-    mars_path_free(p->field);
-    mars_path_free(p->target);
-    mars_path_free(p->error_field);
-    mars_path_free(p->ts_field);
-    mars_timefmt_free(p->ts_fmt);
-    mars_regex_free(p->ctx.re);
+    mars_path_destroy(p->field);
+    mars_path_destroy(p->target);
+    mars_path_destroy(p->error_field);
+    mars_path_destroy(p->ts_field);
+    mars_timefmt_destroy(p->ts_fmt);
+    mars_regex_destroy(p->ctx.re);
     mars_parse_ctx_fini(&p->ctx);
     free(p->keep);
     free(p);
@@ -245,10 +245,10 @@ static int parse_setup(struct mars_transform *t, struct parse *p)
     p->t = t;
     p->conf = c;
     p->fn = mars_parse_fn_for(c->format);
-    p->field = mars_xform_path(c->field);
-    p->target = mars_xform_path(c->target);
-    p->error_field = mars_xform_path(c->error_field);
-    p->ts_field = c->timestamp.field ? mars_xform_path(c->timestamp.field) : NULL;
+    p->field = mars_transform_path(c->field);
+    p->target = mars_transform_path(c->target);
+    p->error_field = mars_transform_path(c->error_field);
+    p->ts_field = c->timestamp.field ? mars_transform_path(c->timestamp.field) : NULL;
     p->ts_fmt = mars_timefmt_compile(c->timestamp.format, c->timestamp.timezone, why, sizeof(why));
     if (mars_parse_ctx_init(&p->ctx) || !p->field || !p->target || !p->error_field || !p->ts_fmt ||
         (c->timestamp.field && !p->ts_field))
@@ -397,7 +397,7 @@ static void parse_process(struct mars_transform *t, struct mars_batch *b)
     struct mars_stats *st = mars_transform_stats(t);
     struct timespec now;
 
-    if (mars_batch_exclusive(&b) || !mars_xform_flags(&p->keep, &p->keep_cap, b->n)) {
+    if (mars_batch_exclusive(&b) || !mars_transform_flags(&p->keep, &p->keep_cap, b->n)) {
         mars_stat_add(&st->errors[MARS_ERR_MEMORY], 1);
         mars_transform_emit(t, b); /* unparsed, but not lost */
         return;
@@ -413,7 +413,7 @@ static void parse_process(struct mars_transform *t, struct mars_batch *b)
         failed(p, b, ev, &p->keep[i]);
         kept -= !p->keep[i];
     }
-    mars_xform_emit_kept(t, b, p->keep, kept);
+    mars_transform_emit_kept(t, b, p->keep, kept);
 }
 
 const struct mars_component_desc mars_transform_parse = {

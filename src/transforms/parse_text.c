@@ -39,9 +39,9 @@ int mars_parse_ctx_init(struct mars_parse_ctx *c)
 void mars_parse_ctx_fini(struct mars_parse_ctx *c)
 {
     mars_fbuild_fini(&c->fb);
-    mars_timefmt_free(c->tf_rfc3339);
-    mars_timefmt_free(c->tf_clf);
-    mars_timefmt_free(c->tf_bsd);
+    mars_timefmt_destroy(c->tf_rfc3339);
+    mars_timefmt_destroy(c->tf_clf);
+    mars_timefmt_destroy(c->tf_bsd);
     c->tf_rfc3339 = c->tf_clf = c->tf_bsd = NULL;
 }
 

@@ -83,7 +83,7 @@ static void route_destroy(struct mars_transform *t)
     if (!r)
         return;
     for (uint32_t i = 0; i < r->n; i++)
-        mars_cond_free(r->conds[i]);
+        mars_cond_destroy(r->conds[i]);
     free(r->conds);
     free(r->match);
     free(r);

@@ -67,8 +67,8 @@ static void sample_destroy(struct mars_transform *t)
     struct sample *s = mars_transform_state(t);
     if (!s)
         return;
-    mars_template_free(s->key);
-    mars_cond_free(s->exclude);
+    mars_template_destroy(s->key);
+    mars_cond_destroy(s->exclude);
     free(s->keep);
     free(s);
 }
@@ -117,7 +117,7 @@ static void sample_process(struct mars_transform *t, struct mars_batch *b)
 {
     struct sample *s = mars_transform_state(t);
     uint32_t kept = 0;
-    if (!mars_xform_flags(&s->keep, &s->cap, b->n)) {
+    if (!mars_transform_flags(&s->keep, &s->cap, b->n)) {
         mars_stat_add(&mars_transform_stats(t)->errors[MARS_ERR_MEMORY], 1);
         mars_transform_emit(t, b);
         return;
@@ -126,7 +126,7 @@ static void sample_process(struct mars_transform *t, struct mars_batch *b)
         s->keep[i] = keep_one(s, &b->ev[i]);
         kept += s->keep[i];
     }
-    mars_xform_emit_kept(t, b, s->keep, kept);
+    mars_transform_emit_kept(t, b, s->keep, kept);
 }
 
 const struct mars_component_desc mars_transform_sample = {

@@ -104,8 +104,8 @@ static void throttle_destroy(struct mars_transform *t)
     struct throttle *th = mars_transform_state(t);
     if (!th)
         return;
-    mars_template_free(th->key);
-    mars_cond_free(th->exclude);
+    mars_template_destroy(th->key);
+    mars_cond_destroy(th->exclude);
     free(th->tab);
     free(th->slab);
     free(th->keep);
@@ -241,7 +241,7 @@ static void throttle_process(struct mars_transform *t, struct mars_batch *b)
     uint32_t kept = 0;
     if (!th->started || now - th->window_start >= th->window_ns)
         new_window(th, now);
-    if (!mars_xform_flags(&th->keep, &th->cap, b->n)) {
+    if (!mars_transform_flags(&th->keep, &th->cap, b->n)) {
         mars_stat_add(&mars_transform_stats(t)->errors[MARS_ERR_MEMORY], 1);
         mars_transform_emit(t, b);
         return;
@@ -250,7 +250,7 @@ static void throttle_process(struct mars_transform *t, struct mars_batch *b)
         th->keep[i] = let_through(th, &b->ev[i]);
         kept += th->keep[i];
     }
-    mars_xform_emit_kept(t, b, th->keep, kept);
+    mars_transform_emit_kept(t, b, th->keep, kept);
 }
 
 const struct mars_component_desc mars_transform_throttle = {

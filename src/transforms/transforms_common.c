@@ -9,13 +9,13 @@
 #include "core/grow.h"
 #include "transforms_internal.h"
 
-bool *mars_xform_flags(bool **buf, size_t *cap, uint32_t n)
+bool *mars_transform_flags(bool **buf, size_t *cap, uint32_t n)
 {
     return mars_grow(buf, cap, n, sizeof(**buf)) ? NULL : *buf;
 }
 
-void mars_xform_emit_kept(struct mars_transform *t, struct mars_batch *b, const bool *keep,
-                          uint32_t kept)
+void mars_transform_emit_kept(struct mars_transform *t, struct mars_batch *b, const bool *keep,
+                              uint32_t kept)
 {
     struct mars_stats *st = mars_transform_stats(t);
     mars_stat_add(&st->discarded_intentional, b->n - kept);
@@ -38,7 +38,7 @@ void mars_xform_emit_kept(struct mars_transform *t, struct mars_batch *b, const 
     }
 }
 
-struct mars_path *mars_xform_path(const char *text)
+struct mars_path *mars_transform_path(const char *text)
 {
     size_t at;
     const char *why;

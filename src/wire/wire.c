@@ -171,7 +171,7 @@ int mars_wire_hello_parse(const uint8_t *p, size_t n, struct mars_wire_hello *h,
     return 0;
 }
 
-void mars_wire_hello_free(void *scratch)
+void mars_wire_hello_destroy(void *scratch)
 {
     if (scratch)
         mars__hello__free_unpacked(scratch, NULL);

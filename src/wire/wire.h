@@ -81,9 +81,9 @@ struct mars_wire_hello {
  * or -EMSGSIZE. */
 int mars_wire_hello_frame(const struct mars_wire_hello *h, uint8_t *out, size_t cap);
 /* Decodes a HELLO payload. Strings in *h point into *scratch (owned by the caller: free with
- * mars_wire_hello_free). Returns 0 or -EPROTO. */
+ * mars_wire_hello_destroy). Returns 0 or -EPROTO. */
 int mars_wire_hello_parse(const uint8_t *p, size_t n, struct mars_wire_hello *h, void **scratch);
-void mars_wire_hello_free(void *scratch);
+void mars_wire_hello_destroy(void *scratch);
 /* Encodes an ERROR frame with `code` (mars.Error.Code) and reason. Returns its length or
  * -EMSGSIZE. */
 int mars_wire_error_frame(uint64_t seq, int code, const char *reason, uint8_t *out, size_t cap);

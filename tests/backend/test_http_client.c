@@ -1,5 +1,5 @@
 /*
- * test_http_client.c - core/http.c (libcurl multi on the ev loop) against a small HTTP/1.1
+ * test_http_client.c - core/http_client.c (libcurl multi on the ev loop) against a small HTTP/1.1
  * server running in a thread of this test, once per ev backend (MARS_IO_BACKEND).
  *
  * The server speaks keep-alive HTTP/1.1 with Content-Length bodies and picks its answer by
@@ -28,7 +28,7 @@
 
 #include "backend.h"
 #include "core/ev.h"
-#include "core/http.h"
+#include "core/http_client.h"
 
 #define MS          1000000LL
 #define DEADLINE_NS (10000 * MS)

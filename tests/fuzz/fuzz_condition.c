@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool a = mars_cond_eval(c, &b->ev[0]);
         if (mars_cond_eval(c, &b->ev[0]) != a)
             abort();
-        mars_cond_free(c);
+        mars_cond_destroy(c);
     } else if (err.offset > strlen(text) || !err.msg[0]) {
         abort();
     }

@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             struct mars_wire_hello hello;
             void *scratch = NULL;
             (void)mars_wire_hello_parse(p, h.length, &hello, &scratch);
-            mars_wire_hello_free(scratch);
+            mars_wire_hello_destroy(scratch);
         } else if (h.type == MARS_WIRE_ERROR) {
             char reason[64];
             int code;

@@ -37,7 +37,7 @@ static int get_status(const char *path, char **body)
     int st = r.status;
     if (body)
         *body = strdup(r.body);
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     return st;
 }
 
@@ -110,7 +110,7 @@ static int post_reload(const char *headers)
     struct httpc_resp r;
     assert_int_equal(httpc_request(api_addr, "POST", "/api/v1/reload", headers, &r), 0);
     int st = r.status;
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     return st;
 }
 
@@ -152,7 +152,7 @@ static void test_no_api_unless_enabled_and_requested(void **state)
     assert_int_equal(b.rc, 0);
     assert_null(mars_bg_api_address(&b));
     mars_engine_destroy(b.e);
-    mars_config_free(b.cfg);
+    mars_config_destroy(b.cfg);
     /* requested but disabled */
     assert_int_equal(mars_test_run("api: {enabled: false}\n"
                                    "sources: {gen: {type: demo, rate: 0, count: 100}}\n"
@@ -228,7 +228,7 @@ static void test_readyz_while_stopping(void **state)
     pthread_join(b.th, NULL);
     assert_int_equal(b.rc, 0);
     mars_engine_destroy(b.e);
-    mars_config_free(b.cfg);
+    mars_config_destroy(b.cfg);
     (void)state;
 }
 

@@ -147,7 +147,7 @@ static void bg_finish(struct bg *b)
 static void bg_free(struct bg *b)
 {
     mars_engine_destroy(b->e);
-    mars_config_free(b->cfg);
+    mars_config_destroy(b->cfg);
 }
 
 static void wait_until(bool (*cond)(void *), void *arg, int seconds)
@@ -377,7 +377,7 @@ static void test_request_stop_drains(void **state)
     assert_int_equal(mars_stat_get(&st.sent_events), mars_capture_count("cap"));
     assert_int_equal(mars_stat_get(&st.acked_events), mars_capture_count("cap"));
     mars_engine_destroy(e);
-    mars_config_free(cfg);
+    mars_config_destroy(cfg);
     (void)state;
 }
 

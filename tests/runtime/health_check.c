@@ -109,7 +109,7 @@ static void test_tcp_flips_with_debounce(void **state)
     assert_int_equal(httpc_request(api, "GET", "/health/port", NULL, &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "{\"status\":\"UP\""));
-    httpc_free(&r);
+    httpc_resp_fini(&r);
 
     close(lfd); /* the service goes away */
     wait_seen("health check 'port' (tcp) is DOWN: connect: Connection refused (2 consecutive "
@@ -120,7 +120,7 @@ static void test_tcp_flips_with_debounce(void **state)
     assert_int_equal(r.status, 503);
     assert_non_null(strstr(r.body, "\"status\":\"DOWN\""));
     assert_non_null(strstr(r.body, "Connection refused"));
-    httpc_free(&r);
+    httpc_resp_fini(&r);
 
     lfd = listen_on(port); /* and comes back */
     wait_seen("health check 'port' (tcp) is UP", 2);
@@ -132,14 +132,14 @@ static void test_tcp_flips_with_debounce(void **state)
     assert_int_equal(httpc_request(api, "GET", "/health/flappy", NULL, &r), 0);
     assert_int_equal(r.status, 503);
     assert_non_null(strstr(r.body, "\"status\":\"UNKNOWN\""));
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     assert_int_equal(httpc_request(api, "GET", "/health/none", NULL, &r), 0);
     assert_int_equal(r.status, 404);
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     assert_int_equal(httpc_request(api, "GET", "/health", NULL, &r), 0);
     assert_int_equal(r.status, 503); /* flappy is not UP */
     assert_non_null(strstr(r.body, "\"port\":{\"status\":\"UP\""));
-    httpc_free(&r);
+    httpc_resp_fini(&r);
 
     mars_bg_stop(&b);
     close(lfd);

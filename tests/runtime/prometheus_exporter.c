@@ -39,7 +39,7 @@ static char *try_scrape(void)
     if (httpc_request(sock, "GET", "/metrics", NULL, &r))
         return NULL;
     char *body = r.status == 200 ? strdup(r.body) : NULL;
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     return body;
 }
 
@@ -50,7 +50,7 @@ static char *scrape(void)
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.head, "text/plain; version=0.0.4"));
     char *body = strdup(r.body);
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     return body;
 }
 

@@ -363,6 +363,6 @@ int mars_test_run(const char *yaml, unsigned workers, const char *stats_of, stru
             mars_engine_node_stats(e, (uint32_t)idx, st);
     }
     mars_engine_destroy(e);
-    mars_config_free(cfg);
+    mars_config_destroy(cfg);
     return rc;
 }

@@ -109,7 +109,7 @@ int httpc_request(const char *addr, const char *method, const char *path, const 
     return httpc_raw(addr, req, (size_t)n, r);
 }
 
-void httpc_free(struct httpc_resp *r)
+void httpc_resp_fini(struct httpc_resp *r)
 {
     free(r->head);
     free(r->body);

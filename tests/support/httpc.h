@@ -20,7 +20,7 @@ int httpc_raw(const char *addr, const char *raw, size_t len, struct httpc_resp *
 /* method path with "Connection: close" and optional extra header lines ("A: b\r\n"). */
 int httpc_request(const char *addr, const char *method, const char *path, const char *headers,
                   struct httpc_resp *r);
-void httpc_free(struct httpc_resp *r);
+void httpc_resp_fini(struct httpc_resp *r);
 /* A connected socket to addr (for tests that hold connections open), or -errno. */
 int httpc_connect(const char *addr);
 

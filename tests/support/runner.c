@@ -79,7 +79,7 @@ void mars_bg_stop(struct mars_bg *b)
     pthread_join(b->th, NULL);
     assert_int_equal(b->rc, 0);
     mars_engine_destroy(b->e);
-    mars_config_free(b->cfg);
+    mars_config_destroy(b->cfg);
 }
 
 void mars_wait_until(bool (*cond)(void *), void *arg, int seconds, const char *what)

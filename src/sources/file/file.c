@@ -110,7 +110,7 @@ static int file_check(void *conf, const struct mars_cfg_node *node, struct mars_
 
 static void on_tick(struct mars_ev_op *op, int res);
 
-static void arm_tick(struct fsrc *fs, int64_t ns)
+static void arm_tick(struct file_source *fs, int64_t ns)
 {
     if (fs->tick_armed)
         return;
@@ -118,7 +118,7 @@ static void arm_tick(struct fsrc *fs, int64_t ns)
     fs->tick_armed = mars_ev_submit(mars_source_loop(fs->src), &fs->tick) == 0;
 }
 
-void file_maybe_finish(struct fsrc *fs)
+void mars_file_maybe_finish(struct file_source *fs)
 {
     if (fs->stopping && !fs->tick_armed && !fs->iop_armed && fs->reads_inflight == 0)
         mars_source_finished(fs->src);
@@ -126,29 +126,29 @@ void file_maybe_finish(struct fsrc *fs)
 
 static void on_tick(struct mars_ev_op *op, int res)
 {
-    struct fsrc *fs = op->data;
+    struct file_source *fs = op->data;
     struct mars_ev_loop *loop = mars_source_loop(fs->src);
     int64_t now = mars_ev_now(loop);
 
     fs->tick_armed = false;
     if (fs->stopping) {
-        file_maybe_finish(fs);
+        mars_file_maybe_finish(fs);
         return;
     }
-    /* not stopping: a cancel only means file_scan_soon() wants the tick now */
+    /* not stopping: a cancel only means mars_file_scan_soon() wants the tick now */
     if (now >= fs->next_scan_ns) {
-        file_scan(fs);
+        mars_file_scan(fs);
         fs->next_scan_ns = now + fs->conf->glob_interval;
     }
-    file_sweep(fs, now);
+    mars_file_sweep(fs, now);
     fs->initial_scan_done = true; /* after the first sweep opened what the first scan found */
-    if (mars_source_once(fs->src) && file_all_idle(fs)) {
+    if (mars_source_once(fs->src) && mars_file_all_idle(fs)) {
         /* --once: everything that existed is read; emit unfinished last lines and stop */
-        file_flush_carries(fs);
+        mars_file_flush_carries(fs);
         fs->stopping = true;
         if (fs->iop_armed)
             mars_ev_cancel(loop, &fs->iop);
-        file_maybe_finish(fs);
+        mars_file_maybe_finish(fs);
         return;
     }
     int64_t next = fs->ifd >= 0 ? TICK_NS : POLL_TICK_NS;
@@ -162,7 +162,7 @@ static void on_tick(struct mars_ev_op *op, int res)
 }
 
 /* inotify saw files appear, move or go: scan at once instead of at the next tick */
-void file_scan_soon(struct fsrc *fs)
+void mars_file_scan_soon(struct file_source *fs)
 {
     fs->next_scan_ns = 0;
     if (fs->tick_armed)
@@ -173,7 +173,7 @@ void file_scan_soon(struct fsrc *fs)
 
 /* ---- metrics ---- */
 
-static struct mars_mseries *series(struct fsrc *fs, const char *name, const char *help,
+static struct mars_mseries *series(struct file_source *fs, const char *name, const char *help,
                                    enum mars_mtype type)
 {
     static const char *const labels[] = {"component_id", NULL};
@@ -188,7 +188,7 @@ static struct mars_mseries *series(struct fsrc *fs, const char *name, const char
 }
 
 /* File counts and events of this instance (gauges per worker shard, summed at a scrape). */
-static void metrics_init(struct fsrc *fs)
+static void metrics_init(struct file_source *fs)
 {
     fs->m.shard = mars_source_shard(fs->src);
     fs->m.open = series(fs, "mars_file_open_files", "Files the source holds open.",
@@ -208,7 +208,7 @@ static void metrics_init(struct fsrc *fs)
                            MARS_MT_COUNTER);
 }
 
-void file_metrics_publish(struct fsrc *fs)
+void mars_file_metrics_publish(struct file_source *fs)
 {
     struct file_metrics *m = &fs->m;
     mars_mseries_set(m->open, m->shard, (double)fs->nopen);
@@ -221,10 +221,10 @@ void file_metrics_publish(struct fsrc *fs)
 
 /* ---- life cycle ---- */
 
-int file_src_init(struct mars_source *s, const struct file_conf *conf,
+int mars_file_source_init(struct mars_source *s, const struct file_conf *conf,
                   const struct file_hooks *hooks, void *hctx)
 {
-    struct fsrc *fs = calloc(1, sizeof(*fs));
+    struct file_source *fs = calloc(1, sizeof(*fs));
     int err = 0;
     if (!fs)
         return -ENOMEM;
@@ -252,27 +252,27 @@ int file_src_init(struct mars_source *s, const struct file_conf *conf,
 
 static int file_init(struct mars_source *s)
 {
-    return file_src_init(s, mars_source_conf(s), NULL, NULL);
+    return mars_file_source_init(s, mars_source_conf(s), NULL, NULL);
 }
 
-int file_src_start(struct mars_source *s)
+int mars_file_source_start(struct mars_source *s)
 {
-    struct fsrc *fs = mars_source_state(s);
-    file_watch_init(fs);
+    struct file_source *fs = mars_source_state(s);
+    mars_file_watch_init(fs);
     arm_tick(fs, 0); /* the first tick scans */
     return fs->tick_armed ? 0 : -EIO;
 }
 
-void file_src_resume(struct mars_source *s)
+void mars_file_source_resume(struct mars_source *s)
 {
-    struct fsrc *fs = mars_source_state(s);
+    struct file_source *fs = mars_source_state(s);
     fs->waiting_memory = false;
-    file_pump(fs);
+    mars_file_pump(fs);
 }
 
-void file_src_stop(struct mars_source *s)
+void mars_file_source_stop(struct mars_source *s)
 {
-    struct fsrc *fs = mars_source_state(s);
+    struct file_source *fs = mars_source_state(s);
     struct mars_ev_loop *loop = mars_source_loop(s);
     fs->stopping = true;
     /* unfinished last lines stay in their files: the checkpoint is before them, so the
@@ -284,15 +284,15 @@ void file_src_stop(struct mars_source *s)
     for (size_t i = 0; i < fs->nfiles; i++)
         if (fs->files[i]->reading)
             mars_ev_cancel(loop, &fs->files[i]->op);
-    file_maybe_finish(fs);
+    mars_file_maybe_finish(fs);
 }
 
-void file_src_destroy(struct mars_source *s)
+void mars_file_source_destroy(struct mars_source *s)
 {
-    struct fsrc *fs = mars_source_state(s);
-    file_watch_fini(fs);
-    file_close_all(fs);
-    file_metrics_publish(fs);
+    struct file_source *fs = mars_source_state(s);
+    mars_file_watch_fini(fs);
+    mars_file_close_all(fs);
+    mars_file_metrics_publish(fs);
     if (fs->st.rotations || fs->st.truncations || fs->st.invalid_utf8 || fs->st.gave_up)
         mars_info(mars_source_id(s), "files: %llu left their path, %llu truncated, %llu invalid "
                                      "UTF-8 sequences, %llu given up",
@@ -312,6 +312,9 @@ const struct mars_component_desc mars_source_file = {
     .options = file_options,
     .conf_size = sizeof(struct file_conf),
     .check = file_check,
-    .source = {.init = file_init, .start = file_src_start, .resume = file_src_resume,
-               .stop = file_src_stop, .destroy = file_src_destroy},
+    .source = {.init = file_init,
+               .start = mars_file_source_start,
+               .resume = mars_file_source_resume,
+               .stop = mars_file_source_stop,
+               .destroy = mars_file_source_destroy},
 };

@@ -57,7 +57,7 @@ enum tfile_state {
 
 #define FILE_MARKER_MAX 32
 
-struct fsrc;
+struct file_source;
 
 /*
  * A layer over the file source (kubernetes_logs) that makes its own events of the lines
@@ -82,7 +82,7 @@ struct file_hooks {
 };
 
 struct tfile {
-    struct fsrc *fs;
+    struct file_source *fs;
     char *path;
     dev_t dev;
     ino_t ino;
@@ -142,7 +142,7 @@ struct file_dir {
     int wd;
 };
 
-struct fsrc {
+struct file_source {
     struct mars_source *src;
     const struct file_conf *conf;
     unsigned widx, nw;
@@ -175,42 +175,42 @@ struct fsrc {
 };
 
 /* file.c: the instance life cycle, shared with the layers over the file source. conf and
- * hooks (may be NULL) are borrowed until file_src_destroy(); the instance state
- * (mars_source_state) is the struct fsrc. */
-int file_src_init(struct mars_source *s, const struct file_conf *conf,
+ * hooks (may be NULL) are borrowed until mars_file_source_destroy(); the instance state
+ * (mars_source_state) is the struct file_source. */
+int mars_file_source_init(struct mars_source *s, const struct file_conf *conf,
                   const struct file_hooks *hooks, void *hctx);
-int file_src_start(struct mars_source *s);
-void file_src_resume(struct mars_source *s);
-void file_src_stop(struct mars_source *s);
-void file_src_destroy(struct mars_source *s);
-void file_maybe_finish(struct fsrc *fs);
-void file_metrics_publish(struct fsrc *fs);
-void file_scan_soon(struct fsrc *fs);
+int mars_file_source_start(struct mars_source *s);
+void mars_file_source_resume(struct mars_source *s);
+void mars_file_source_stop(struct mars_source *s);
+void mars_file_source_destroy(struct mars_source *s);
+void mars_file_maybe_finish(struct file_source *fs);
+void mars_file_metrics_publish(struct file_source *fs);
+void mars_file_scan_soon(struct file_source *fs);
 
 /* scan.c */
-void file_scan(struct fsrc *fs);
-int file_watch_init(struct fsrc *fs);
-void file_watch_fini(struct fsrc *fs);
-void file_watch_add(struct fsrc *fs, struct tfile *f);
+void mars_file_scan(struct file_source *fs);
+int mars_file_watch_init(struct file_source *fs);
+void mars_file_watch_fini(struct file_source *fs);
+void mars_file_watch_add(struct file_source *fs, struct tfile *f);
 bool file_glob_match(const char *pattern, const char *path);
 
 /* identity.c */
-bool file_hash_range(int fd, uint64_t off, uint32_t len, uint64_t *out);
-void file_set_offsets(struct tfile *f, uint64_t off);
+bool mars_file_hash_range(int fd, uint64_t off, uint32_t len, uint64_t *out);
+void mars_file_set_offsets(struct tfile *f, uint64_t off);
 /* A new size was seen: note it, and grow a short head fingerprint over an unchanged head. */
-void file_note_size(struct fsrc *fs, struct tfile *f, uint64_t size);
+void mars_file_note_size(struct file_source *fs, struct tfile *f, uint64_t size);
 /* Opens files waiting for a descriptor while there is room under max_open_files. */
-void file_open_pending(struct fsrc *fs);
+void mars_file_open_pending(struct file_source *fs);
 
 /* tail.c */
-struct tfile *file_track(struct fsrc *fs, const char *path, const struct stat *st);
-struct tfile *file_find(struct fsrc *fs, dev_t dev, ino_t ino);
-void file_schedule(struct fsrc *fs, struct tfile *f);
-void file_pump(struct fsrc *fs);
-void file_sweep(struct fsrc *fs, int64_t now);
-void file_forget(struct fsrc *fs, struct tfile *f);
-void file_close_all(struct fsrc *fs);
-bool file_all_idle(const struct fsrc *fs);
-void file_flush_carries(struct fsrc *fs);
+struct tfile *mars_file_track(struct file_source *fs, const char *path, const struct stat *st);
+struct tfile *mars_file_find(struct file_source *fs, dev_t dev, ino_t ino);
+void mars_file_schedule(struct file_source *fs, struct tfile *f);
+void mars_file_pump(struct file_source *fs);
+void mars_file_sweep(struct file_source *fs, int64_t now);
+void mars_file_forget(struct file_source *fs, struct tfile *f);
+void mars_file_close_all(struct file_source *fs);
+bool mars_file_all_idle(const struct file_source *fs);
+void mars_file_flush_carries(struct file_source *fs);
 
 #endif

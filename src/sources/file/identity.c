@@ -22,7 +22,7 @@
 #include "core/log.h"
 #include "file_internal.h"
 
-bool file_hash_range(int fd, uint64_t off, uint32_t len, uint64_t *out)
+bool mars_file_hash_range(int fd, uint64_t off, uint32_t len, uint64_t *out)
 {
     unsigned char buf[4096];
     uint64_t h = 0;
@@ -35,7 +35,7 @@ bool file_hash_range(int fd, uint64_t off, uint32_t len, uint64_t *out)
     return true;
 }
 
-void file_set_offsets(struct tfile *f, uint64_t off)
+void mars_file_set_offsets(struct tfile *f, uint64_t off)
 {
     f->read_off = f->emit_off = f->acked_off = off;
     f->tail_len = 0;
@@ -46,45 +46,47 @@ void file_set_offsets(struct tfile *f, uint64_t off)
 }
 
 /* Where reading starts the first time this run opens the file. */
-static void choose_start(struct fsrc *fs, struct tfile *f, uint64_t size, bool initial)
+static void choose_start(struct file_source *fs, struct tfile *f, uint64_t size, bool initial)
 {
     struct mars_ckpt_key key = {.dev = f->dev, .ino = f->ino};
     struct mars_ckpt_rec rec;
     uint64_t h;
 
     if (mars_ckpt_get(fs->ckpt, &key, &rec)) {
-        bool same = rec.offset <= size && rec.fp_len <= size &&
-                    (rec.fp_len == 0 || (file_hash_range(f->fd, 0, rec.fp_len, &h) && h == rec.fp_hash)) &&
-                    (rec.marker_len == 0 ||
-                     (file_hash_range(f->fd, rec.offset - rec.marker_len, rec.marker_len, &h) &&
-                      h == rec.marker));
+        bool same =
+            rec.offset <= size && rec.fp_len <= size &&
+            (rec.fp_len == 0 ||
+             (mars_file_hash_range(f->fd, 0, rec.fp_len, &h) && h == rec.fp_hash)) &&
+            (rec.marker_len == 0 ||
+             (mars_file_hash_range(f->fd, rec.offset - rec.marker_len, rec.marker_len, &h) &&
+              h == rec.marker));
         if (same) {
-            file_set_offsets(f, rec.offset);
+            mars_file_set_offsets(f, rec.offset);
             return;
         }
         mars_info(mars_source_id(fs->src),
                   "%s is not the file checkpointed for its inode (reused inode, or truncated "
                   "while mars was stopped): reading it from the beginning",
                   f->path);
-        file_set_offsets(f, 0);
+        mars_file_set_offsets(f, 0);
         return;
     }
     if (initial && fs->first_start && fs->conf->read_from == READ_FROM_END)
-        file_set_offsets(f, size);
+        mars_file_set_offsets(f, size);
     else
-        file_set_offsets(f, 0);
+        mars_file_set_offsets(f, 0);
 }
 
-static void update_fingerprint(struct fsrc *fs, struct tfile *f, uint64_t size)
+static void update_fingerprint(struct file_source *fs, struct tfile *f, uint64_t size)
 {
     uint32_t want = (uint32_t)(size < fs->conf->fingerprint ? size : fs->conf->fingerprint);
     uint64_t h;
     /* grow the hash only over an unchanged head: a head replaced since is a truncation
      * for check_truncated() to see, not a new identity to adopt */
     if (want > f->fp_len && f->fp_len &&
-        (!file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash))
+        (!mars_file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash))
         return;
-    if (want > f->fp_len && file_hash_range(f->fd, 0, want, &h)) {
+    if (want > f->fp_len && mars_file_hash_range(f->fd, 0, want, &h)) {
         f->fp_hash = h;
         f->fp_len = want;
     }
@@ -98,7 +100,7 @@ static bool same_file(struct tfile *f, uint64_t size)
     uint64_t h;
     if (size < f->read_off || size < f->fp_len)
         return false;
-    if (f->fp_len && (!file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash))
+    if (f->fp_len && (!mars_file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash))
         return false;
     return f->tail_len == 0 ||
            (pread(f->fd, buf, f->tail_len, (off_t)(f->read_off - f->tail_len)) ==
@@ -106,21 +108,21 @@ static bool same_file(struct tfile *f, uint64_t size)
             memcmp(buf, f->tail, f->tail_len) == 0);
 }
 
-static void restart_dormant(struct fsrc *fs, struct tfile *f)
+static void restart_dormant(struct file_source *fs, struct tfile *f)
 {
     mars_info(mars_source_id(fs->src),
               "%s is not the file last read under its inode (reused inode, or truncated while "
               "closed): reading it from the beginning",
               f->path);
     f->gen++;
-    file_set_offsets(f, 0);
+    mars_file_set_offsets(f, 0);
     f->fp_len = 0;
     f->size_seen = 0;
 }
 
 /* A new size was seen: note it and, while the head is shorter than `fingerprint`, hash
  * more of it (identity must not stay weak after a truncation emptied the file). */
-void file_note_size(struct fsrc *fs, struct tfile *f, uint64_t size)
+void mars_file_note_size(struct file_source *fs, struct tfile *f, uint64_t size)
 {
     if (size == f->size_seen)
         return;
@@ -130,7 +132,7 @@ void file_note_size(struct fsrc *fs, struct tfile *f, uint64_t size)
         update_fingerprint(fs, f, size);
 }
 
-static int file_open(struct fsrc *fs, struct tfile *f)
+static int file_open(struct file_source *fs, struct tfile *f)
 {
     struct stat st;
     int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -150,14 +152,14 @@ static int file_open(struct fsrc *fs, struct tfile *f)
     else if (!same_file(f, (uint64_t)st.st_size))
         restart_dormant(fs, f);
     update_fingerprint(fs, f, (uint64_t)st.st_size);
-    file_watch_add(fs, f);
+    mars_file_watch_add(fs, f);
     f->eof = false;
-    file_schedule(fs, f);
+    mars_file_schedule(fs, f);
     return 0;
 }
 
 /* Opens pending files while descriptors are free, oldest first if asked. */
-void file_open_pending(struct fsrc *fs)
+void mars_file_open_pending(struct file_source *fs)
 {
     while (fs->nopen < fs->max_open && !fs->stopping) {
         struct tfile *best = NULL;
@@ -189,7 +191,7 @@ void file_open_pending(struct fsrc *fs)
                 MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot open %s: %s",
                             best->path, strerror(-rc));
             mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], 1);
-            file_forget(fs, best); /* a later scan finds it again if it is still there */
+            mars_file_forget(fs, best); /* a later scan finds it again if it is still there */
         }
     }
 }

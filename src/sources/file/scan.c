@@ -93,15 +93,15 @@ static bool excluded(const struct file_conf *c, const char *path)
 
 /* ---- one found path ---- */
 
-static bool mine(const struct fsrc *fs, const struct stat *st)
+static bool mine(const struct file_source *fs, const struct stat *st)
 {
     uint64_t key[2] = {(uint64_t)st->st_dev, (uint64_t)st->st_ino};
     return mars_hash64(key, sizeof(key)) % fs->nw == fs->widx;
 }
 
-static int watch_dir_of(struct fsrc *fs, const char *path);
+static int watch_dir_of(struct file_source *fs, const char *path);
 
-static void found(struct fsrc *fs, const char *path)
+static void found(struct file_source *fs, const char *path)
 {
     struct stat st;
     if (excluded(fs->conf, path) || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
@@ -111,7 +111,7 @@ static void found(struct fsrc *fs, const char *path)
     watch_dir_of(fs, path);
     if (!mine(fs, &st))
         return;
-    struct tfile *f = file_find(fs, st.st_dev, st.st_ino);
+    struct tfile *f = mars_file_find(fs, st.st_dev, st.st_ino);
     if (f) {
         f->seen_scan = fs->scan_gen;
         if (strcmp(f->path, path) != 0 && !f->at_path) {
@@ -135,7 +135,7 @@ static void found(struct fsrc *fs, const char *path)
     if (fs->conf->ignore_older > 0 && now_s - st.st_mtime > fs->conf->ignore_older / 1000000000 &&
         !mars_ckpt_get(fs->ckpt, &key, &rec))
         return;
-    f = file_track(fs, path, &st);
+    f = mars_file_track(fs, path, &st);
     if (!f) {
         mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_MEMORY], 1);
         return;
@@ -146,7 +146,7 @@ static void found(struct fsrc *fs, const char *path)
 
 /* ---- expansion ---- */
 
-static void walk(struct fsrc *fs, const char *pattern, char *dir, size_t len, int depth)
+static void walk(struct file_source *fs, const char *pattern, char *dir, size_t len, int depth)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -173,7 +173,7 @@ static void walk(struct fsrc *fs, const char *pattern, char *dir, size_t len, in
     closedir(d);
 }
 
-static void expand(struct fsrc *fs, const char *pattern)
+static void expand(struct file_source *fs, const char *pattern)
 {
     if (!strstr(pattern, "**")) {
         glob_t g;
@@ -200,7 +200,7 @@ static void expand(struct fsrc *fs, const char *pattern)
     walk(fs, pattern, dir, strlen(dir), 0);
 }
 
-void file_scan(struct fsrc *fs)
+void mars_file_scan(struct file_source *fs)
 {
     fs->scan_gen++;
     for (size_t i = 0; i < fs->conf->include.n; i++)
@@ -210,7 +210,7 @@ void file_scan(struct fsrc *fs)
         if (f->seen_scan != fs->scan_gen && f->state == TF_DORMANT) {
             /* closed and no longer at a matched path: nothing to read, free its memory (its
              * checkpoint stays, should it come back) */
-            file_forget(fs, f);
+            mars_file_forget(fs, f);
             continue;
         }
         if (f->vanished && f->seen_scan != fs->scan_gen) {
@@ -223,7 +223,7 @@ void file_scan(struct fsrc *fs)
                             "max_open_files)",
                             f->path, (unsigned long long)(f->size_seen - done));
             }
-            file_forget(fs, f);
+            mars_file_forget(fs, f);
             continue;
         }
         if (f->seen_scan == fs->scan_gen || !f->at_path)
@@ -238,22 +238,22 @@ void file_scan(struct fsrc *fs)
 
 static void on_inotify(struct mars_ev_op *op, int res);
 
-static void arm_inotify(struct fsrc *fs)
+static void arm_inotify(struct file_source *fs)
 {
     mars_ev_prep_poll(&fs->iop, fs->ifd, POLLIN, on_inotify, fs);
     fs->iop_armed = mars_ev_submit(mars_source_loop(fs->src), &fs->iop) == 0;
 }
 
-static void schedule_dir(struct fsrc *fs, int wd)
+static void schedule_dir(struct file_source *fs, int wd)
 {
     for (size_t i = 0; i < fs->nfiles; i++)
         if (fs->files[i]->wd == wd || wd < 0)
-            file_schedule(fs, fs->files[i]);
+            mars_file_schedule(fs, fs->files[i]);
 }
 
 /* The kernel dropped a watch (its directory is gone): a new directory of that name must
  * get a new watch. */
-static void forget_dir(struct fsrc *fs, int wd)
+static void forget_dir(struct file_source *fs, int wd)
 {
     for (size_t i = 0; i < fs->ndirs; i++) {
         if (fs->dirs[i].wd == wd) {
@@ -266,13 +266,13 @@ static void forget_dir(struct fsrc *fs, int wd)
 
 static void on_inotify(struct mars_ev_op *op, int res)
 {
-    struct fsrc *fs = op->data;
+    struct file_source *fs = op->data;
     char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
     bool rescan = false;
 
     fs->iop_armed = false;
     if (res < 0 || fs->stopping) {
-        file_maybe_finish(fs);
+        mars_file_maybe_finish(fs);
         return;
     }
     ssize_t n;
@@ -293,12 +293,12 @@ static void on_inotify(struct mars_ev_op *op, int res)
         }
     }
     if (rescan)
-        file_scan_soon(fs);
-    file_pump(fs);
+        mars_file_scan_soon(fs);
+    mars_file_pump(fs);
     arm_inotify(fs);
 }
 
-int file_watch_init(struct fsrc *fs)
+int mars_file_watch_init(struct file_source *fs)
 {
     fs->ifd = -1;
     if (fs->conf->watch != WATCH_INOTIFY)
@@ -315,7 +315,7 @@ int file_watch_init(struct fsrc *fs)
 }
 
 /* Watches the directory of path once per instance; returns its watch or -1. */
-static int watch_dir_of(struct fsrc *fs, const char *path)
+static int watch_dir_of(struct file_source *fs, const char *path)
 {
     char dir[PATH_MAX];
     if (fs->ifd < 0)
@@ -348,12 +348,12 @@ static int watch_dir_of(struct fsrc *fs, const char *path)
     return wd;
 }
 
-void file_watch_add(struct fsrc *fs, struct tfile *f)
+void mars_file_watch_add(struct file_source *fs, struct tfile *f)
 {
     f->wd = watch_dir_of(fs, f->path);
 }
 
-void file_watch_fini(struct fsrc *fs)
+void mars_file_watch_fini(struct file_source *fs)
 {
     if (fs->ifd >= 0)
         close(fs->ifd);

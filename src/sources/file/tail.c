@@ -48,7 +48,7 @@
 
 /* ---- table ---- */
 
-struct tfile *file_find(struct fsrc *fs, dev_t dev, ino_t ino)
+struct tfile *mars_file_find(struct file_source *fs, dev_t dev, ino_t ino)
 {
     for (size_t i = 0; i < fs->nfiles; i++)
         if (fs->files[i]->ino == ino && fs->files[i]->dev == dev)
@@ -56,7 +56,7 @@ struct tfile *file_find(struct fsrc *fs, dev_t dev, ino_t ino)
     return NULL;
 }
 
-void file_forget(struct fsrc *fs, struct tfile *f)
+void mars_file_forget(struct file_source *fs, struct tfile *f)
 {
     for (size_t i = 0; i < fs->nfiles; i++) {
         if (fs->files[i] != f)
@@ -76,7 +76,7 @@ void file_forget(struct fsrc *fs, struct tfile *f)
     free(f);
 }
 
-struct tfile *file_track(struct fsrc *fs, const char *path, const struct stat *st)
+struct tfile *mars_file_track(struct file_source *fs, const char *path, const struct stat *st)
 {
     if (mars_grow(&fs->files, &fs->cap, fs->nfiles + 1, sizeof(*fs->files)))
         return NULL;
@@ -176,7 +176,7 @@ static int push_range(struct tfile *f, uint64_t end, uint64_t marker, uint32_t m
 
 /* Emits b (may be NULL when everything consumed was skipped) covering bytes up to
  * f->emit_off; `region_end` points just past those bytes in memory, for the marker. */
-static void emit_range(struct fsrc *fs, struct tfile *f, struct mars_batch *b,
+static void emit_range(struct file_source *fs, struct tfile *f, struct mars_batch *b,
                        const unsigned char *region_end, uint32_t avail)
 {
     uint32_t mlen = avail < FILE_MARKER_MAX ? avail : FILE_MARKER_MAX;
@@ -205,7 +205,7 @@ static void emit_range(struct fsrc *fs, struct tfile *f, struct mars_batch *b,
 
 /* Counts invalid UTF-8 sequences (charset utf-8): in a read, or at the end of an emitted
  * carry that stops inside one. */
-static void count_invalid(struct fsrc *fs, size_t bad)
+static void count_invalid(struct file_source *fs, size_t bad)
 {
     fs->st.invalid_utf8 += bad;
     mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_INVALID_UTF8], bad);
@@ -225,7 +225,7 @@ static int keep_carry(struct tfile *f, const unsigned char *p, uint32_t n)
 
 /* Cuts the carry copied to c (emit_carry with hooks): its whole lines, then the rest as
  * an unterminated line, all handed to hooks->lines with nothing given back. */
-static int cut_carry_final(struct fsrc *fs, struct tfile *f, struct mars_chunk *c,
+static int cut_carry_final(struct file_source *fs, struct tfile *f, struct mars_chunk *c,
                            struct mars_batch **bp, int64_t now)
 {
     uint32_t start = 0;
@@ -240,7 +240,7 @@ static int cut_carry_final(struct fsrc *fs, struct tfile *f, struct mars_chunk *
 
 /* Emits the carried partial line as an event of its own (line_timeout, truncation, --once,
  * stop): it is a line the writer has not finished, and it must not be lost. */
-static void emit_carry(struct fsrc *fs, struct tfile *f)
+static void emit_carry(struct file_source *fs, struct tfile *f)
 {
     if (f->carry_len == 0)
         return;
@@ -274,7 +274,7 @@ static void emit_carry(struct fsrc *fs, struct tfile *f)
 
 /* ---- truncation ---- */
 
-static void restart_file(struct fsrc *fs, struct tfile *f, const char *why)
+static void restart_file(struct file_source *fs, struct tfile *f, const char *why)
 {
     mars_info(mars_source_id(fs->src), "%s %s: reading it again from the beginning", f->path,
               why);
@@ -283,13 +283,13 @@ static void restart_file(struct fsrc *fs, struct tfile *f, const char *why)
     f->gen++; /* acks still in flight are for bytes the file no longer has */
     f->rhead = f->rcount = 0;
     f->rseq = 0;
-    file_set_offsets(f, 0);
+    mars_file_set_offsets(f, 0);
     f->fp_len = 0;
     f->size_seen = 0;
     f->cut.skipping = f->cut.cutting = false;
     struct stat st;
     if (fstat(f->fd, &st) == 0)
-        file_note_size(fs, f, (uint64_t)st.st_size);
+        mars_file_note_size(fs, f, (uint64_t)st.st_size);
     struct mars_ckpt_rec rec = {.key = {.dev = f->dev, .ino = f->ino}, .fp_hash = f->fp_hash,
                                 .fp_len = f->fp_len, .updated = mars_wall_ns() / 1000000000};
     mars_ckpt_put(fs->ckpt, &rec, f->path);
@@ -297,7 +297,7 @@ static void restart_file(struct fsrc *fs, struct tfile *f, const char *why)
 
 /* Before reading past an end of file: did the file shrink, or were its head or the bytes
  * before our offset replaced (copytruncate, then the writer wrote past our offset again)? */
-static bool check_truncated(struct fsrc *fs, struct tfile *f)
+static bool check_truncated(struct file_source *fs, struct tfile *f)
 {
     struct stat st;
     unsigned char buf[FILE_MARKER_MAX];
@@ -310,7 +310,7 @@ static bool check_truncated(struct fsrc *fs, struct tfile *f)
     /* the head too: a file truncated and regrown past our offset before we looked, with
      * the same bytes before the offset (lines of equal length and ending), differs there */
     uint64_t h;
-    if (f->fp_len && (!file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash)) {
+    if (f->fp_len && (!mars_file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash)) {
         restart_file(fs, f, "was truncated and written again (its head changed)");
         return true;
     }
@@ -321,7 +321,7 @@ static bool check_truncated(struct fsrc *fs, struct tfile *f)
         restart_file(fs, f, "was truncated and written again (copytruncate)");
         return true;
     }
-    file_note_size(fs, f, (uint64_t)st.st_size);
+    mars_file_note_size(fs, f, (uint64_t)st.st_size);
     return false;
 }
 
@@ -330,7 +330,7 @@ static bool check_truncated(struct fsrc *fs, struct tfile *f)
 /* Validates the n new bytes at p (the carry is just before them) and counts their invalid
  * sequences; true when there was one. A sequence cut by the end of a read is not invalid:
  * its first bytes are held and validated with the next read's. */
-static bool utf8_bad(struct fsrc *fs, struct tfile *f, const unsigned char *p, uint32_t n)
+static bool utf8_bad(struct file_source *fs, struct tfile *f, const unsigned char *p, uint32_t n)
 {
     uint32_t held = f->u8_held <= f->carry_len ? f->u8_held : 0;
     size_t len = (size_t)n + held, pend = mars_utf8_unfinished(p - held, len);
@@ -360,7 +360,7 @@ static void on_read(struct mars_ev_op *op, int res);
 
 /* Reserves room in the shared chunk and submits a read. -ENOBUFS: no memory (resume()
  * runs when some is back). */
-static int start_read(struct fsrc *fs, struct tfile *f)
+static int start_read(struct file_source *fs, struct tfile *f)
 {
     uint32_t need = f->carry_len + MIN_READ;
     if (f->eof && check_truncated(fs, f))
@@ -400,7 +400,7 @@ static int start_read(struct fsrc *fs, struct tfile *f)
 }
 
 /* Cuts the lines of a completed read and keeps its unfinished last line. */
-static void take_lines(struct fsrc *fs, struct tfile *f, uint32_t n)
+static void take_lines(struct file_source *fs, struct tfile *f, uint32_t n)
 {
     struct mars_chunk *c = f->rchunk;
     uint32_t start = f->rpos, scan = f->rpos + f->carry_len, end = scan + n;
@@ -441,7 +441,7 @@ static void take_lines(struct fsrc *fs, struct tfile *f, uint32_t n)
 static void on_read(struct mars_ev_op *op, int res)
 {
     struct tfile *f = op->data;
-    struct fsrc *fs = f->fs;
+    struct file_source *fs = f->fs;
     struct mars_chunk *c = f->rchunk;
     int64_t now = mars_ev_now(mars_source_loop(fs->src));
 
@@ -455,7 +455,7 @@ static void on_read(struct mars_ev_op *op, int res)
         f->last_change_ns = f->last_read_ns = now;
         f->eof = (uint32_t)res < f->rlen;
         if (!f->eof)
-            file_schedule(fs, f);
+            mars_file_schedule(fs, f);
     } else if (res == 0 || res == -ECANCELED) {
         f->eof = true;
     } else {
@@ -466,10 +466,10 @@ static void on_read(struct mars_ev_op *op, int res)
     }
     f->rchunk = NULL;
     mars_chunk_unref(c);
-    file_pump(fs);
+    mars_file_pump(fs);
 }
 
-void file_schedule(struct fsrc *fs, struct tfile *f)
+void mars_file_schedule(struct file_source *fs, struct tfile *f)
 {
     if (f->queued || f->reading || f->state != TF_OPEN)
         return;
@@ -482,7 +482,7 @@ void file_schedule(struct fsrc *fs, struct tfile *f)
     fs->ready_tail = f;
 }
 
-static struct tfile *ready_pop(struct fsrc *fs)
+static struct tfile *ready_pop(struct file_source *fs)
 {
     struct tfile *f = fs->ready_head;
     if (f) {
@@ -494,7 +494,7 @@ static struct tfile *ready_pop(struct fsrc *fs)
     return f;
 }
 
-void file_pump(struct fsrc *fs)
+void mars_file_pump(struct file_source *fs)
 {
     while (!fs->stopping && !mars_source_paused(fs->src) && fs->reads_inflight < MAX_INFLIGHT) {
         struct tfile *f = ready_pop(fs);
@@ -523,7 +523,7 @@ void file_pump(struct fsrc *fs)
 
 /* ---- the periodic sweep ---- */
 
-static void close_file(struct fsrc *fs, struct tfile *f)
+static void close_file(struct file_source *fs, struct tfile *f)
 {
     close(f->fd);
     f->fd = -1;
@@ -538,7 +538,7 @@ static bool drained(const struct tfile *f)
            f->carry_len == 0;
 }
 
-static void sweep_one(struct fsrc *fs, struct tfile *f, int64_t now, bool want_fds)
+static void sweep_one(struct file_source *fs, struct tfile *f, int64_t now, bool want_fds)
 {
     struct stat st;
     if (f->state != TF_OPEN || f->reading)
@@ -549,11 +549,11 @@ static void sweep_one(struct fsrc *fs, struct tfile *f, int64_t now, bool want_f
         if ((uint64_t)st.st_size != f->read_off || st.st_mtim.tv_sec != f->mtime.tv_sec ||
             st.st_mtim.tv_nsec != f->mtime.tv_nsec) {
             f->mtime = st.st_mtim;
-            file_schedule(fs, f);
+            mars_file_schedule(fs, f);
         }
         if (st.st_nlink == 0)
             f->at_path = false; /* deleted while open: read it out, then close */
-        file_note_size(fs, f, (uint64_t)st.st_size);
+        mars_file_note_size(fs, f, (uint64_t)st.st_size);
     }
     /* no byte beyond what was read (a queued read would find nothing): the partial line
      * has waited long enough */
@@ -576,11 +576,11 @@ static void sweep_one(struct fsrc *fs, struct tfile *f, int64_t now, bool want_f
         /* a file renamed away still exists and may match again (a link pointed back, a
          * rename back): its checkpoint stays, and finding it again resumes from it */
         if (gone)
-            file_forget(fs, f);
+            mars_file_forget(fs, f);
     }
 }
 
-void file_sweep(struct fsrc *fs, int64_t now)
+void mars_file_sweep(struct file_source *fs, int64_t now)
 {
     bool want_fds = false;
     for (size_t i = 0; i < fs->nfiles; i++)
@@ -590,8 +590,8 @@ void file_sweep(struct fsrc *fs, int64_t now)
     for (size_t i = fs->nfiles; i-- > 0;)
         if (i < fs->nfiles)
             sweep_one(fs, fs->files[i], now, want_fds);
-    file_open_pending(fs);
-    file_pump(fs);
+    mars_file_open_pending(fs);
+    mars_file_pump(fs);
     /* lag: bytes in the files this instance knows of that are not acknowledged yet */
     uint64_t lag = 0;
     for (size_t i = 0; i < fs->nfiles; i++) {
@@ -601,12 +601,12 @@ void file_sweep(struct fsrc *fs, int64_t now)
             lag += f->size_seen - done;
     }
     mars_stat_set(&mars_source_stats(fs->src)->lag_bytes, lag);
-    file_metrics_publish(fs);
+    mars_file_metrics_publish(fs);
 }
 
 /* ---- end ---- */
 
-bool file_all_idle(const struct fsrc *fs)
+bool mars_file_all_idle(const struct file_source *fs)
 {
     if (fs->reads_inflight || fs->ready_head)
         return false;
@@ -619,17 +619,17 @@ bool file_all_idle(const struct fsrc *fs)
 }
 
 /* --once and stop: emit what is carried, so nothing read is held back. */
-void file_flush_carries(struct fsrc *fs)
+void mars_file_flush_carries(struct file_source *fs)
 {
     for (size_t i = 0; i < fs->nfiles; i++)
         if (!fs->files[i]->reading)
             emit_carry(fs, fs->files[i]);
 }
 
-void file_close_all(struct fsrc *fs)
+void mars_file_close_all(struct file_source *fs)
 {
     while (fs->nfiles > 0)
-        file_forget(fs, fs->files[fs->nfiles - 1]);
+        mars_file_forget(fs, fs->files[fs->nfiles - 1]);
     free(fs->files);
     fs->files = NULL;
     fs->cap = 0;

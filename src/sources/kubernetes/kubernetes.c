@@ -33,13 +33,13 @@
 #include "core/grow.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "k8s_internal.h"
+#include "kubernetes_internal.h"
 #include "component.h"
 
 static const char *const read_from_names[] = {"beginning", "end", NULL};
 
-#define OFF(f) offsetof(struct k8s_conf, f)
-static const struct mars_opt k8s_options[] = {
+#define OFF(f) offsetof(struct kubernetes_conf, f)
+static const struct mars_opt kubernetes_options[] = {
     {.name = "pods_root", .type = MARS_OPT_STRING, .offset = OFF(pods_root),
      .def = "/var/log/pods",
      .desc = "Directory the kubelet keeps container logs in: <namespace>_<pod>_<uid>/"
@@ -108,12 +108,12 @@ static const struct mars_opt k8s_options[] = {
 
 /* ---- label selector ---- */
 
-struct k8s_term {
+struct kubernetes_term {
     char *key, *val; /* val NULL: existence */
     bool neg;
 };
 
-static void free_terms(struct k8s_term *t, size_t n)
+static void free_terms(struct kubernetes_term *t, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(t[i].key);
@@ -132,9 +132,9 @@ static char *trimmed(const char *s, size_t n)
 }
 
 /* Parses `k=v,k==v,k!=v,k,!k`. Returns 0 (owned terms in *out) or -EINVAL / -ENOMEM. */
-static int parse_selector(const char *s, struct k8s_term **out, size_t *nout)
+static int parse_selector(const char *s, struct kubernetes_term **out, size_t *nout)
 {
-    struct k8s_term *t = NULL;
+    struct kubernetes_term *t = NULL;
     size_t n = 0, cap = 0;
     *out = NULL;
     *nout = 0;
@@ -145,7 +145,7 @@ static int parse_selector(const char *s, struct k8s_term **out, size_t *nout)
             free_terms(t, n);
             return -ENOMEM;
         }
-        struct k8s_term *x = &t[n++];
+        struct kubernetes_term *x = &t[n++];
         memset(x, 0, sizeof(*x));
         const char *op = memchr(s, '=', len);
         if (op) {
@@ -174,7 +174,7 @@ static int parse_selector(const char *s, struct k8s_term **out, size_t *nout)
     return 0;
 }
 
-static const struct k8s_kv *find_kv(const struct k8s_kv *v, uint32_t n, const char *k)
+static const struct kubernetes_kv *find_kv(const struct kubernetes_kv *v, uint32_t n, const char *k)
 {
     size_t kl = strlen(k);
     for (uint32_t i = 0; i < n; i++)
@@ -183,10 +183,10 @@ static const struct k8s_kv *find_kv(const struct k8s_kv *v, uint32_t n, const ch
     return NULL;
 }
 
-static bool selected(const struct k8s_term *t, size_t n, const struct k8s_view *v)
+static bool selected(const struct kubernetes_term *t, size_t n, const struct kubernetes_view *v)
 {
     for (size_t i = 0; i < n; i++) {
-        const struct k8s_kv *l = find_kv(v->labels, v->nlabels, t[i].key);
+        const struct kubernetes_kv *l = find_kv(v->labels, v->nlabels, t[i].key);
         bool hit = t[i].val ? l && l->vl == strlen(t[i].val) && memcmp(l->v, t[i].val, l->vl) == 0
                             : l != NULL;
         if (hit == t[i].neg)
@@ -203,10 +203,10 @@ static bool any_match(const struct mars_strlist *l, const char *s)
     return false;
 }
 
-static int k8s_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+static int kubernetes_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
-    const struct k8s_conf *c = conf;
-    struct k8s_term *t;
+    const struct kubernetes_conf *c = conf;
+    struct kubernetes_term *t;
     size_t n;
     const char *bad = NULL, *key = NULL;
     if (!c->pods_root || c->pods_root[0] != '/')
@@ -224,35 +224,35 @@ static int k8s_check(void *conf, const struct mars_cfg_node *node, struct mars_d
 
 /* ---- instances and files ---- */
 
-struct k8s_inst {
+struct kubernetes_instance {
     struct mars_source *src;
-    const struct k8s_conf *conf;
+    const struct kubernetes_conf *conf;
     struct file_conf fconf;
-    struct k8s_dec dec;
+    struct kubernetes_dec dec;
     struct mars_fbuild fb;
-    struct k8s_meta *meta; /* NULL without metadata */
-    struct k8s_term *sel;
+    struct kubernetes_meta *meta; /* NULL without metadata */
+    struct kubernetes_term *sel;
     size_t nsel;
     uint64_t unknown_path, excluded;
     struct mars_mseries *no_meta; /* mars_kubernetes_events_without_metadata_total */
     unsigned shard;
 };
 
-struct k8s_file {
-    struct k8s_path id;
+struct kubernetes_file {
+    struct kubernetes_path id;
     bool known;    /* the path has the kubelet's layout */
     bool excluded; /* by namespace or container name */
-    uint8_t fmt;   /* enum k8s_format */
+    uint8_t fmt;   /* enum kubernetes_format */
     char restart[12];
 };
 
-static void *k8s_track(void *ctx, const char *path)
+static void *kubernetes_track(void *ctx, const char *path)
 {
-    struct k8s_inst *k = ctx;
-    struct k8s_file *kf = calloc(1, sizeof(*kf));
+    struct kubernetes_instance *k = ctx;
+    struct kubernetes_file *kf = calloc(1, sizeof(*kf));
     if (!kf)
         return NULL;
-    int rc = k8s_path_parse(path, &kf->id);
+    int rc = mars_kubernetes_path_parse(path, &kf->id);
     if (rc == -ENOMEM) {
         free(kf);
         return NULL;
@@ -265,17 +265,17 @@ static void *k8s_track(void *ctx, const char *path)
         return kf;
     }
     snprintf(kf->restart, sizeof(kf->restart), "%u", kf->id.restart);
-    const struct k8s_conf *c = k->conf;
+    const struct kubernetes_conf *c = k->conf;
     kf->excluded = (c->include_namespaces.n && !any_match(&c->include_namespaces, kf->id.ns)) ||
                    any_match(&c->exclude_namespaces, kf->id.ns) ||
                    any_match(&c->exclude_containers, kf->id.container);
     return kf;
 }
 
-static void k8s_forget(void *ctx, void *fstate)
+static void kubernetes_forget(void *ctx, void *fstate)
 {
-    struct k8s_file *kf = fstate;
-    k8s_path_fini(&kf->id);
+    struct kubernetes_file *kf = fstate;
+    mars_kubernetes_path_fini(&kf->id);
     free(kf);
 }
 
@@ -299,7 +299,7 @@ static void put_str(struct mars_fbuild *fb, uint32_t obj, const char *key, uint3
 }
 
 static void put_map(struct mars_fbuild *fb, uint32_t obj, const char *key, uint32_t kl,
-                    const struct k8s_kv *kv, uint32_t n)
+                    const struct kubernetes_kv *kv, uint32_t n)
 {
     if (n == 0)
         return;
@@ -311,8 +311,8 @@ static void put_map(struct mars_fbuild *fb, uint32_t obj, const char *key, uint3
 
 /* The members every event of this batch shares; the root's last member is `stream`.
  * Returns false when out of memory. */
-static bool build_template(struct k8s_inst *k, const struct k8s_file *kf, struct mars_batch *b,
-                           const struct k8s_view *v)
+static bool build_template(struct kubernetes_instance *k, const struct kubernetes_file *kf,
+                           struct mars_batch *b, const struct kubernetes_view *v)
 {
     struct mars_fbuild *fb = &k->fb;
     struct mars_arena *a = &b->arena;
@@ -350,15 +350,15 @@ static bool build_template(struct k8s_inst *k, const struct k8s_file *kf, struct
 static int attach(struct mars_batch *b, struct mars_event *ev, const struct mars_fbuild *fb,
                   uint8_t stream)
 {
-    uint32_t n = fb->n - (stream == K8S_NO_STREAM);
+    uint32_t n = fb->n - (stream == KUBERNETES_NO_STREAM);
     struct mars_fields *f = mars_arena_alloc(&b->arena, sizeof(*f));
     struct mars_field *v = mars_arena_alloc(&b->arena, n * sizeof(*v));
     if (!f || !v)
         return -ENOMEM;
     memcpy(v, fb->v, n * sizeof(*v));
-    if (stream == K8S_STDERR)
+    if (stream == KUBERNETES_STDERR)
         v[n - 1].value = "stderr";
-    if (stream == K8S_NO_STREAM) {
+    if (stream == KUBERNETES_NO_STREAM) {
         /* drop `stream`, the root's last member */
         uint32_t prev = MARS_FIELD_NIL;
         for (uint32_t m = v[0].first; m != fb->n - 1 && m != MARS_FIELD_NIL; m = v[m].next)
@@ -380,25 +380,26 @@ static void drop_all(struct mars_batch *b)
     b->bytes = 0;
 }
 
-static const char *k8s_lines(void *ctx, void *fstate, struct mars_batch *b, bool final)
+static const char *kubernetes_lines(void *ctx, void *fstate, struct mars_batch *b, bool final)
 {
-    struct k8s_inst *k = ctx;
-    struct k8s_file *kf = fstate;
-    struct k8s_view view, *v = NULL;
+    struct kubernetes_instance *k = ctx;
+    struct kubernetes_file *kf = fstate;
+    struct kubernetes_view view, *v = NULL;
     if (kf->excluded) {
         k->excluded += b->n;
         drop_all(b);
         return NULL;
     }
-    struct k8s_dec_stats before = k->dec.st;
-    const char *keep = k8s_decode_batch(&k->dec, &kf->fmt, b, final);
+    struct kubernetes_dec_stats before = k->dec.st;
+    const char *keep = mars_kubernetes_decode_batch(&k->dec, &kf->fmt, b, final);
     struct mars_stats *ss = mars_source_stats(k->src);
     mars_stat_add(&ss->errors[MARS_ERR_PARSE], k->dec.st.malformed - before.malformed);
     mars_stat_add(&ss->errors[MARS_ERR_LIMIT], k->dec.st.oversize - before.oversize);
     if (b->n == 0)
         return keep;
     if (k->meta && kf->known) {
-        int rc = k8s_meta_lookup(k->meta, kf->id.uid, kf->id.container, &b->arena, &view);
+        int rc =
+            mars_kubernetes_meta_lookup(k->meta, kf->id.uid, kf->id.container, &b->arena, &view);
         if (rc == 1) {
             v = &view;
             if (v->exclude || !selected(k->sel, k->nsel, v)) {
@@ -407,7 +408,7 @@ static const char *k8s_lines(void *ctx, void *fstate, struct mars_batch *b, bool
                 return keep;
             }
         } else if (rc == 0) {
-            k8s_meta_count_unknown(k->meta, b->n);
+            mars_kubernetes_meta_count_unknown(k->meta, b->n);
             mars_mseries_add(k->no_meta, k->shard, b->n);
         }
     }
@@ -423,16 +424,16 @@ static const char *k8s_lines(void *ctx, void *fstate, struct mars_batch *b, bool
     return keep;
 }
 
-static const struct file_hooks k8s_hooks = {
-    .track = k8s_track, .forget = k8s_forget, .lines = k8s_lines};
+static const struct file_hooks kubernetes_hooks = {
+    .track = kubernetes_track, .forget = kubernetes_forget, .lines = kubernetes_lines};
 
 /* ---- life cycle ---- */
 
-static void inst_free(struct k8s_inst *k)
+static void instance_destroy(struct kubernetes_instance *k)
 {
     if (k->meta)
-        k8s_meta_release(k->meta);
-    k8s_dec_fini(&k->dec);
+        mars_kubernetes_meta_release(k->meta);
+    mars_kubernetes_dec_fini(&k->dec);
     mars_fbuild_fini(&k->fb);
     free_terms(k->sel, k->nsel);
     for (size_t i = 0; i < k->fconf.include.n; i++)
@@ -463,11 +464,11 @@ static int set_patterns(struct mars_strlist *l, const char *root, const char *co
 }
 
 /* What the file source is told: the kubelet's layout under pods_root. */
-static int make_file_conf(struct k8s_inst *k)
+static int make_file_conf(struct kubernetes_instance *k)
 {
     static const char *const inc[] = {"/*/*/*.log", "/*/*/*.log.*", NULL};
     static const char *const exc[] = {"/*/*/*.gz", "/*/*/*.tmp", NULL};
-    const struct k8s_conf *c = k->conf;
+    const struct kubernetes_conf *c = k->conf;
     struct file_conf *f = &k->fconf;
     char root[4096];
     size_t rl = strlen(c->pods_root);
@@ -495,10 +496,10 @@ static int make_file_conf(struct k8s_inst *k)
     return 0;
 }
 
-static int k8s_init(struct mars_source *s)
+static int kubernetes_init(struct mars_source *s)
 {
-    const struct k8s_conf *c = mars_source_conf(s);
-    struct k8s_inst *k = calloc(1, sizeof(*k));
+    const struct kubernetes_conf *c = mars_source_conf(s);
+    struct kubernetes_instance *k = calloc(1, sizeof(*k));
     int rc;
     if (!k)
         return -ENOMEM;
@@ -518,35 +519,35 @@ static int k8s_init(struct mars_source *s)
             : NULL;
     k->no_meta = fam ? mars_mfamily_series(fam, (const char *const[]){mars_source_id(s), NULL})
                      : NULL;
-    k8s_dec_init(&k->dec, c->max_merge_bytes);
+    mars_kubernetes_dec_init(&k->dec, c->max_merge_bytes);
     mars_fbuild_init(&k->fb);
     if ((rc = make_file_conf(k)) || (rc = parse_selector(c->label_selector, &k->sel, &k->nsel)))
         goto fail;
-    if (c->metadata && !(k->meta = k8s_meta_acquire(mars_source_id(s), c,
+    if (c->metadata && !(k->meta = mars_kubernetes_meta_acquire(mars_source_id(s), c,
                                                     mars_ev_loop_backend_name(mars_source_loop(s))))) {
         rc = -EINVAL;
         goto fail;
     }
-    if ((rc = file_src_init(s, &k->fconf, &k8s_hooks, k)))
+    if ((rc = mars_file_source_init(s, &k->fconf, &kubernetes_hooks, k)))
         goto fail;
     return 0;
 fail:
-    inst_free(k);
+    instance_destroy(k);
     return rc;
 }
 
-static void k8s_destroy(struct mars_source *s)
+static void kubernetes_destroy(struct mars_source *s)
 {
-    struct fsrc *fs = mars_source_state(s);
-    struct k8s_inst *k = fs->hctx;
-    file_src_destroy(s); /* forgets every file first: their states are k's */
-    const struct k8s_dec_stats *st = &k->dec.st;
+    struct file_source *fs = mars_source_state(s);
+    struct kubernetes_instance *k = fs->hctx;
+    mars_file_source_destroy(s); /* forgets every file first: their states are k's */
+    const struct kubernetes_dec_stats *st = &k->dec.st;
     if (st->malformed || st->oversize || k->unknown_path)
         mars_info(mars_source_id(s), "%llu malformed lines (shipped raw), %llu merged lines cut "
                                      "at max_merge_bytes, %llu files outside the pod layout",
                   (unsigned long long)st->malformed, (unsigned long long)st->oversize,
                   (unsigned long long)k->unknown_path);
-    inst_free(k);
+    instance_destroy(k);
 }
 
 const struct mars_component_desc mars_source_kubernetes_logs = {
@@ -556,9 +557,12 @@ const struct mars_component_desc mars_source_kubernetes_logs = {
     .kind = MARS_KIND_SOURCE,
     .produces = MARS_DATA_LOG,
     .flags = MARS_DESC_PER_WORKER | MARS_DESC_DATA_DIR | MARS_DESC_LAG_BYTES,
-    .options = k8s_options,
-    .conf_size = sizeof(struct k8s_conf),
-    .check = k8s_check,
-    .source = {.init = k8s_init, .start = file_src_start, .resume = file_src_resume,
-               .stop = file_src_stop, .destroy = k8s_destroy},
+    .options = kubernetes_options,
+    .conf_size = sizeof(struct kubernetes_conf),
+    .check = kubernetes_check,
+    .source = {.init = kubernetes_init,
+               .start = mars_file_source_start,
+               .resume = mars_file_source_resume,
+               .stop = mars_file_source_stop,
+               .destroy = kubernetes_destroy},
 };

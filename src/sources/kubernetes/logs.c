@@ -19,14 +19,14 @@
  * oversize, counted) and the rest follows as further events. Events after the start of a
  * given-back run are given back too, so nothing is emitted twice and order is kept.
  *
- * Thread: the worker of the instance that owns the k8s_dec; no shared state.
+ * Thread: the worker of the instance that owns the kubernetes_dec; no shared state.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/grow.h"
-#include "k8s_internal.h"
+#include "kubernetes_internal.h"
 #include "component.h"
 
 /* ---- timestamps ---- */
@@ -43,7 +43,7 @@ static bool digits(const char *p, uint32_t n, unsigned *out)
     return true;
 }
 
-int k8s_parse_time(const char *p, uint32_t n, int64_t *ns)
+int mars_kubernetes_parse_time(const char *p, uint32_t n, int64_t *ns)
 {
     unsigned y, mo, d, h, mi, s, oh = 0, om = 0;
     if (n < 20 || p[4] != '-' || p[7] != '-' || (p[10] != 'T' && p[10] != 't') ||
@@ -85,16 +85,16 @@ static const char *token_end(const char *p, const char *end)
     return sp ? sp : end;
 }
 
-int k8s_decode_cri(const char *p, uint32_t n, struct k8s_rec *r)
+int mars_kubernetes_decode_cri(const char *p, uint32_t n, struct kubernetes_rec *r)
 {
     const char *end = p + n, *t = token_end(p, end);
-    if (t == end || k8s_parse_time(p, (uint32_t)(t - p), &r->ts_ns))
+    if (t == end || mars_kubernetes_parse_time(p, (uint32_t)(t - p), &r->ts_ns))
         return -EINVAL;
     const char *s = t + 1, *se = token_end(s, end);
     if (se - s == 6 && memcmp(s, "stdout", 6) == 0)
-        r->stream = K8S_STDOUT;
+        r->stream = KUBERNETES_STDOUT;
     else if (se - s == 6 && memcmp(s, "stderr", 6) == 0)
-        r->stream = K8S_STDERR;
+        r->stream = KUBERNETES_STDERR;
     else
         return -EINVAL;
     if (se == end)
@@ -121,19 +121,20 @@ static bool member(const struct mars_fbuild *fb, const char *key, uint32_t kl,
     return true;
 }
 
-int k8s_decode_docker(const char *p, uint32_t n, struct mars_fbuild *fb,
-                      struct mars_arena *arena, struct k8s_rec *r)
+int mars_kubernetes_decode_docker(const char *p, uint32_t n, struct mars_fbuild *fb,
+                      struct mars_arena *arena, struct kubernetes_rec *r)
 {
     const struct mars_field *log, *stream, *time;
     mars_fbuild_reset(fb, arena);
     if (mars_json_parse(p, n, 8, fb, 0, NULL) != MARS_JSON_OK || !member(fb, "log", 3, &log) ||
         !member(fb, "stream", 6, &stream) || !member(fb, "time", 4, &time) ||
-        (time->flags & MARS_FF_ESCAPED) || k8s_parse_time(time->value, time->value_len, &r->ts_ns))
+        (time->flags & MARS_FF_ESCAPED) ||
+        mars_kubernetes_parse_time(time->value, time->value_len, &r->ts_ns))
         return -EINVAL;
     if (stream->value_len == 6 && memcmp(stream->value, "stdout", 6) == 0)
-        r->stream = K8S_STDOUT;
+        r->stream = KUBERNETES_STDOUT;
     else if (stream->value_len == 6 && memcmp(stream->value, "stderr", 6) == 0)
-        r->stream = K8S_STDERR;
+        r->stream = KUBERNETES_STDERR;
     else
         return -EINVAL;
     if (log->flags & MARS_FF_ESCAPED) {
@@ -154,7 +155,7 @@ int k8s_decode_docker(const char *p, uint32_t n, struct mars_fbuild *fb,
 
 /* ---- paths ---- */
 
-void k8s_path_fini(struct k8s_path *p)
+void mars_kubernetes_path_fini(struct kubernetes_path *p)
 {
     free(p->ns);
     free(p->pod);
@@ -173,7 +174,7 @@ static char *dup_n(const char *s, size_t n)
     return d;
 }
 
-int k8s_path_parse(const char *path, struct k8s_path *out)
+int mars_kubernetes_path_parse(const char *path, struct kubernetes_path *out)
 {
     memset(out, 0, sizeof(*out));
     /* the last three segments: <ns>_<pod>_<uid> / <container> / <restart>.log... */
@@ -204,7 +205,7 @@ int k8s_path_parse(const char *path, struct k8s_path *out)
     out->uid = dup_n(u2, (size_t)(dir_end - u2));
     out->container = dup_n(cont, (size_t)(cont_end - cont));
     if (!out->ns || !out->pod || !out->uid || !out->container) {
-        k8s_path_fini(out);
+        mars_kubernetes_path_fini(out);
         return -ENOMEM;
     }
     return 0;
@@ -212,14 +213,14 @@ int k8s_path_parse(const char *path, struct k8s_path *out)
 
 /* ---- merging ---- */
 
-void k8s_dec_init(struct k8s_dec *d, uint64_t max_merge)
+void mars_kubernetes_dec_init(struct kubernetes_dec *d, uint64_t max_merge)
 {
     memset(d, 0, sizeof(*d));
     d->max_merge = max_merge;
     mars_fbuild_init(&d->fb);
 }
 
-void k8s_dec_fini(struct k8s_dec *d)
+void mars_kubernetes_dec_fini(struct kubernetes_dec *d)
 {
     mars_fbuild_fini(&d->fb);
     for (int i = 0; i < 2; i++)
@@ -228,26 +229,26 @@ void k8s_dec_fini(struct k8s_dec *d)
     memset(d, 0, sizeof(*d));
 }
 
-static int run_add(struct k8s_run *run, const char *p, uint32_t n)
+static int run_add(struct kubernetes_run *run, const char *p, uint32_t n)
 {
     if (mars_grow(&run->pieces, &run->cap, (size_t)run->n + 1, sizeof(*run->pieces)))
         return -ENOMEM;
-    run->pieces[run->n++] = (struct k8s_piece){p, n};
+    run->pieces[run->n++] = (struct kubernetes_piece){p, n};
     run->bytes += n;
     return 0;
 }
 
 /* Output event w of the batch. */
-static void put(struct k8s_dec *d, struct mars_batch *b, uint32_t w, const struct mars_event *e,
-                uint8_t stream)
+static void put(struct kubernetes_dec *d, struct mars_batch *b, uint32_t w,
+                const struct mars_event *e, uint8_t stream)
 {
     b->ev[w] = *e;
     d->streams[w] = stream;
 }
 
 /* The run's pieces as one event at output index w, in the arena. */
-static int run_emit(struct k8s_dec *d, struct mars_batch *b, struct k8s_run *run, uint32_t w,
-                    const struct mars_event *model, uint8_t stream, uint8_t flags)
+static int run_emit(struct kubernetes_dec *d, struct mars_batch *b, struct kubernetes_run *run,
+                    uint32_t w, const struct mars_event *model, uint8_t stream, uint8_t flags)
 {
     char *m = mars_arena_alloc(&b->arena, run->bytes ? run->bytes : 1);
     if (!m)
@@ -269,7 +270,8 @@ static int run_emit(struct k8s_dec *d, struct mars_batch *b, struct k8s_run *run
     return 0;
 }
 
-static void run_begin(struct k8s_run *run, const struct k8s_rec *r, const char *raw, uint32_t w)
+static void run_begin(struct kubernetes_run *run, const struct kubernetes_rec *r, const char *raw,
+                      uint32_t w)
 {
     run->active = true;
     run->n = 0;
@@ -281,10 +283,10 @@ static void run_begin(struct k8s_run *run, const struct k8s_rec *r, const char *
 
 /* A decoded record: a whole line, or a piece of its stream's run. Returns the events output
  * (0 or 1; 2 never: a size-bound flush happens only after pieces that output nothing). */
-static uint32_t take_record(struct k8s_dec *d, struct mars_batch *b, uint32_t w,
-                            struct mars_event *e, const struct k8s_rec *r)
+static uint32_t take_record(struct kubernetes_dec *d, struct mars_batch *b, uint32_t w,
+                            struct mars_event *e, const struct kubernetes_rec *r)
 {
-    struct k8s_run *run = &d->run[r->stream];
+    struct kubernetes_run *run = &d->run[r->stream];
     uint32_t out = 0;
     e->ts_ns = r->ts_ns;
     if (!run->active && !r->partial) {
@@ -315,17 +317,17 @@ static uint32_t take_record(struct k8s_dec *d, struct mars_batch *b, uint32_t w,
     return out;
 }
 
-static int grow_streams(struct k8s_dec *d, uint32_t n)
+static int grow_streams(struct kubernetes_dec *d, uint32_t n)
 {
     return mars_grow(&d->streams, &d->streams_cap, n, 1);
 }
 
 /* `final`: no more pieces will come for the open runs; emit them as they are. */
-static uint32_t close_runs(struct k8s_dec *d, struct mars_batch *b, uint32_t w,
+static uint32_t close_runs(struct kubernetes_dec *d, struct mars_batch *b, uint32_t w,
                            const struct mars_event *model)
 {
     for (int s = 0; s < 2; s++) {
-        struct k8s_run *run = &d->run[s];
+        struct kubernetes_run *run = &d->run[s];
         if (run->active && run->n > 0 && grow_streams(d, w + 1) == 0 &&
             run_emit(d, b, run, w, model, (uint8_t)s, MARS_EVF_PARTIAL) == 0)
             w++;
@@ -334,7 +336,8 @@ static uint32_t close_runs(struct k8s_dec *d, struct mars_batch *b, uint32_t w,
     return w;
 }
 
-const char *k8s_decode_batch(struct k8s_dec *d, uint8_t *fmt, struct mars_batch *b, bool final)
+const char *mars_kubernetes_decode_batch(struct kubernetes_dec *d, uint8_t *fmt,
+                                         struct mars_batch *b, bool final)
 {
     uint32_t w = 0, n = b->n;
     struct mars_event last = {0};
@@ -343,18 +346,18 @@ const char *k8s_decode_batch(struct k8s_dec *d, uint8_t *fmt, struct mars_batch 
         return NULL; /* no memory: the lines go on raw (streams unknown) */
     for (uint32_t i = 0; i < n; i++) {
         struct mars_event e = b->ev[i];
-        struct k8s_rec r;
+        struct kubernetes_rec r;
         int rc = -EINVAL;
         last = e;
-        if (*fmt == K8S_FMT_UNKNOWN && e.msg.len > 0)
-            *fmt = e.msg.ptr[0] == '{' ? K8S_FMT_DOCKER : K8S_FMT_CRI;
-        if (*fmt == K8S_FMT_CRI)
-            rc = k8s_decode_cri(e.msg.ptr, e.msg.len, &r);
-        else if (*fmt == K8S_FMT_DOCKER)
-            rc = k8s_decode_docker(e.msg.ptr, e.msg.len, &d->fb, &b->arena, &r);
+        if (*fmt == KUBERNETES_FMT_UNKNOWN && e.msg.len > 0)
+            *fmt = e.msg.ptr[0] == '{' ? KUBERNETES_FMT_DOCKER : KUBERNETES_FMT_CRI;
+        if (*fmt == KUBERNETES_FMT_CRI)
+            rc = mars_kubernetes_decode_cri(e.msg.ptr, e.msg.len, &r);
+        else if (*fmt == KUBERNETES_FMT_DOCKER)
+            rc = mars_kubernetes_decode_docker(e.msg.ptr, e.msg.len, &d->fb, &b->arena, &r);
         if (rc) {
             d->st.malformed++; /* kept whole, as its raw text */
-            put(d, b, w++, &e, K8S_NO_STREAM);
+            put(d, b, w++, &e, KUBERNETES_NO_STREAM);
             continue;
         }
         w += take_record(d, b, w, &e, &r);
@@ -362,7 +365,7 @@ const char *k8s_decode_batch(struct k8s_dec *d, uint8_t *fmt, struct mars_batch 
     const char *keep = NULL;
     uint32_t cut = w;
     for (int s = 0; s < 2 && !final; s++) {
-        const struct k8s_run *run = &d->run[s];
+        const struct kubernetes_run *run = &d->run[s];
         if (run->active && (!keep || run->raw_start < keep)) {
             keep = run->raw_start;
             cut = run->out_at;

@@ -27,30 +27,30 @@
 
 #include "core/hash.h"
 #include "core/log.h"
-#include "k8s_internal.h"
+#include "kubernetes_internal.h"
 
 #define BUCKETS 4096u
 #define SYNC_WAIT_S 3 /* startup: how long the first instance waits for the first pod list */
 
-struct k8s_meta {
+struct kubernetes_meta {
     char *id;
     unsigned refs;
-    struct k8s_meta *next_reg;
-    const struct k8s_conf *conf;
+    struct kubernetes_meta *next_reg;
+    const struct kubernetes_conf *conf;
     pthread_mutex_t lock;
-    struct k8s_pod *pods[BUCKETS]; /* by uid */
+    struct kubernetes_pod *pods[BUCKETS]; /* by uid */
     size_t npods;
-    struct k8s_ns *nss;
+    struct kubernetes_ns *nss;
     _Atomic uint64_t unknown;
     bool synced; /* the first pod list is in */
     pthread_cond_t synced_cv;
-    struct k8s_watch *watch;
+    struct kubernetes_watch *watch;
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct k8s_meta *registry;
+static struct kubernetes_meta *registry;
 
-void k8s_pod_free(struct k8s_pod *p)
+void mars_kubernetes_pod_destroy(struct kubernetes_pod *p)
 {
     if (p) {
         mars_arena_fini(&p->a);
@@ -58,7 +58,7 @@ void k8s_pod_free(struct k8s_pod *p)
     }
 }
 
-void k8s_ns_free(struct k8s_ns *n)
+void mars_kubernetes_ns_destroy(struct kubernetes_ns *n)
 {
     if (n) {
         mars_arena_fini(&n->a);
@@ -73,18 +73,18 @@ static unsigned bucket(const char *uid)
 
 /* ---- life cycle ---- */
 
-static void meta_free(struct k8s_meta *m)
+static void meta_destroy(struct kubernetes_meta *m)
 {
     for (unsigned i = 0; i < BUCKETS; i++)
         while (m->pods[i]) {
-            struct k8s_pod *p = m->pods[i];
+            struct kubernetes_pod *p = m->pods[i];
             m->pods[i] = p->next;
-            k8s_pod_free(p);
+            mars_kubernetes_pod_destroy(p);
         }
     while (m->nss) {
-        struct k8s_ns *n = m->nss;
+        struct kubernetes_ns *n = m->nss;
         m->nss = n->next;
-        k8s_ns_free(n);
+        mars_kubernetes_ns_destroy(n);
     }
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->synced_cv);
@@ -95,7 +95,7 @@ static void meta_free(struct k8s_meta *m)
 /* Files are read as soon as the source starts: give the first pod list a moment, so the
  * lines already on disk are enriched. Bounded (an API server that is down only delays the
  * start by SYNC_WAIT_S; lines then go without metadata until it answers). */
-static void wait_synced(struct k8s_meta *m)
+static void wait_synced(struct kubernetes_meta *m)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -107,11 +107,12 @@ static void wait_synced(struct k8s_meta *m)
     pthread_mutex_unlock(&m->lock);
 }
 
-struct k8s_meta *k8s_meta_acquire(const char *id, const struct k8s_conf *conf,
-                                  const char *backend)
+struct kubernetes_meta *mars_kubernetes_meta_acquire(const char *id,
+                                                     const struct kubernetes_conf *conf,
+                                                     const char *backend)
 {
     pthread_mutex_lock(&registry_lock);
-    struct k8s_meta *m = registry;
+    struct kubernetes_meta *m = registry;
     while (m && strcmp(m->id, id) != 0)
         m = m->next_reg;
     if (m) {
@@ -129,8 +130,8 @@ struct k8s_meta *k8s_meta_acquire(const char *id, const struct k8s_conf *conf,
     pthread_cond_init(&m->synced_cv, NULL);
     m->conf = conf;
     m->refs = 1;
-    if (!(m->watch = k8s_watch_start(m, conf, id, backend))) {
-        meta_free(m);
+    if (!(m->watch = mars_kubernetes_watch_start(m, conf, id, backend))) {
+        meta_destroy(m);
         pthread_mutex_unlock(&registry_lock);
         return NULL;
     }
@@ -141,28 +142,28 @@ struct k8s_meta *k8s_meta_acquire(const char *id, const struct k8s_conf *conf,
     return m;
 }
 
-void k8s_meta_release(struct k8s_meta *m)
+void mars_kubernetes_meta_release(struct kubernetes_meta *m)
 {
     pthread_mutex_lock(&registry_lock);
     if (--m->refs > 0) {
         pthread_mutex_unlock(&registry_lock);
         return;
     }
-    for (struct k8s_meta **pp = &registry; *pp; pp = &(*pp)->next_reg)
+    for (struct kubernetes_meta **pp = &registry; *pp; pp = &(*pp)->next_reg)
         if (*pp == m) {
             *pp = m->next_reg;
             break;
         }
     pthread_mutex_unlock(&registry_lock);
-    k8s_watch_stop(m->watch);
+    mars_kubernetes_watch_stop(m->watch);
     uint64_t unknown = atomic_load(&m->unknown);
     if (unknown)
         mars_info(m->id, "%llu lines were shipped without metadata (pod not known yet)",
                   (unsigned long long)unknown);
-    meta_free(m);
+    meta_destroy(m);
 }
 
-void k8s_meta_count_unknown(struct k8s_meta *m, uint64_t n)
+void mars_kubernetes_meta_count_unknown(struct kubernetes_meta *m, uint64_t n)
 {
     atomic_fetch_add_explicit(&m->unknown, n, memory_order_relaxed);
 }
@@ -174,11 +175,12 @@ static const char *dup_a(struct mars_arena *a, const char *s)
     return s ? mars_arena_strndup(a, s, strlen(s)) : NULL;
 }
 
-static struct k8s_kv *dup_kvs(struct mars_arena *a, const struct k8s_kv *v, uint32_t n)
+static struct kubernetes_kv *dup_kvs(struct mars_arena *a, const struct kubernetes_kv *v,
+                                     uint32_t n)
 {
     if (n == 0)
         return NULL;
-    struct k8s_kv *out = mars_arena_alloc(a, n * sizeof(*out));
+    struct kubernetes_kv *out = mars_arena_alloc(a, n * sizeof(*out));
     if (!out)
         return NULL;
     for (uint32_t i = 0; i < n; i++) {
@@ -192,28 +194,28 @@ static struct k8s_kv *dup_kvs(struct mars_arena *a, const struct k8s_kv *v, uint
     return out;
 }
 
-static struct k8s_pod *find_pod(struct k8s_meta *m, const char *uid)
+static struct kubernetes_pod *find_pod(struct kubernetes_meta *m, const char *uid)
 {
-    struct k8s_pod *p = m->pods[bucket(uid)];
+    struct kubernetes_pod *p = m->pods[bucket(uid)];
     while (p && strcmp(p->uid, uid) != 0)
         p = p->next;
     return p;
 }
 
-static struct k8s_ns *find_ns(struct k8s_meta *m, const char *name)
+static struct kubernetes_ns *find_ns(struct kubernetes_meta *m, const char *name)
 {
-    struct k8s_ns *n = m->nss;
+    struct kubernetes_ns *n = m->nss;
     while (n && strcmp(n->name, name) != 0)
         n = n->next;
     return n;
 }
 
-int k8s_meta_lookup(struct k8s_meta *m, const char *uid, const char *container,
-                    struct mars_arena *a, struct k8s_view *out)
+int mars_kubernetes_meta_lookup(struct kubernetes_meta *m, const char *uid, const char *container,
+                    struct mars_arena *a, struct kubernetes_view *out)
 {
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&m->lock);
-    struct k8s_pod *p = find_pod(m, uid);
+    struct kubernetes_pod *p = find_pod(m, uid);
     if (!p) {
         pthread_mutex_unlock(&m->lock);
         return 0;
@@ -231,7 +233,7 @@ int k8s_meta_lookup(struct k8s_meta *m, const char *uid, const char *container,
     ok = ((out->annotations = dup_kvs(a, p->annotations, p->nannotations)) || !p->nannotations) && ok;
     out->nlabels = out->labels ? p->nlabels : 0;
     out->nannotations = out->annotations ? p->nannotations : 0;
-    struct k8s_ns *n = find_ns(m, p->ns);
+    struct kubernetes_ns *n = find_ns(m, p->ns);
     if (n) {
         ok = ((out->ns_labels = dup_kvs(a, n->labels, n->nlabels)) || !n->nlabels) && ok;
         out->nns_labels = out->ns_labels ? n->nlabels : 0;
@@ -242,11 +244,11 @@ int k8s_meta_lookup(struct k8s_meta *m, const char *uid, const char *container,
 
 /* ---- updates (watch thread) ---- */
 
-void k8s_meta_put_pod(struct k8s_meta *m, struct k8s_pod *p)
+void mars_kubernetes_meta_put_pod(struct kubernetes_meta *m, struct kubernetes_pod *p)
 {
-    struct k8s_pod *old = NULL;
+    struct kubernetes_pod *old = NULL;
     pthread_mutex_lock(&m->lock);
-    struct k8s_pod **pp = &m->pods[bucket(p->uid)];
+    struct kubernetes_pod **pp = &m->pods[bucket(p->uid)];
     while (*pp && strcmp((*pp)->uid, p->uid) != 0)
         pp = &(*pp)->next;
     if (*pp) {
@@ -258,23 +260,23 @@ void k8s_meta_put_pod(struct k8s_meta *m, struct k8s_pod *p)
     }
     *pp = p;
     pthread_mutex_unlock(&m->lock);
-    k8s_pod_free(old);
+    mars_kubernetes_pod_destroy(old);
 }
 
-void k8s_meta_delete_pod(struct k8s_meta *m, const char *uid, int64_t now)
+void mars_kubernetes_meta_delete_pod(struct kubernetes_meta *m, const char *uid, int64_t now)
 {
     pthread_mutex_lock(&m->lock);
-    struct k8s_pod *p = find_pod(m, uid);
+    struct kubernetes_pod *p = find_pod(m, uid);
     if (p && !p->deleted_ns)
         p->deleted_ns = now ? now : 1;
     pthread_mutex_unlock(&m->lock);
 }
 
-void k8s_meta_put_ns(struct k8s_meta *m, struct k8s_ns *n)
+void mars_kubernetes_meta_put_ns(struct kubernetes_meta *m, struct kubernetes_ns *n)
 {
-    struct k8s_ns *old = NULL;
+    struct kubernetes_ns *old = NULL;
     pthread_mutex_lock(&m->lock);
-    struct k8s_ns **pp = &m->nss;
+    struct kubernetes_ns **pp = &m->nss;
     while (*pp && strcmp((*pp)->name, n->name) != 0)
         pp = &(*pp)->next;
     if (*pp) {
@@ -285,37 +287,37 @@ void k8s_meta_put_ns(struct k8s_meta *m, struct k8s_ns *n)
     }
     *pp = n;
     pthread_mutex_unlock(&m->lock);
-    k8s_ns_free(old);
+    mars_kubernetes_ns_destroy(old);
 }
 
-void k8s_meta_delete_ns(struct k8s_meta *m, const char *name)
+void mars_kubernetes_meta_delete_ns(struct kubernetes_meta *m, const char *name)
 {
-    struct k8s_ns *old = NULL;
+    struct kubernetes_ns *old = NULL;
     pthread_mutex_lock(&m->lock);
-    for (struct k8s_ns **pp = &m->nss; *pp; pp = &(*pp)->next)
+    for (struct kubernetes_ns **pp = &m->nss; *pp; pp = &(*pp)->next)
         if (strcmp((*pp)->name, name) == 0) {
             old = *pp;
             *pp = old->next;
             break;
         }
     pthread_mutex_unlock(&m->lock);
-    k8s_ns_free(old);
+    mars_kubernetes_ns_destroy(old);
 }
 
-void k8s_meta_list_done(struct k8s_meta *m, bool pods, unsigned gen, int64_t now)
+void mars_kubernetes_meta_list_done(struct kubernetes_meta *m, bool pods, unsigned gen, int64_t now)
 {
-    struct k8s_ns *gone = NULL;
+    struct kubernetes_ns *gone = NULL;
     pthread_mutex_lock(&m->lock);
     if (pods) {
         for (unsigned i = 0; i < BUCKETS; i++)
-            for (struct k8s_pod *p = m->pods[i]; p; p = p->next)
+            for (struct kubernetes_pod *p = m->pods[i]; p; p = p->next)
                 if (p->gen != gen && !p->deleted_ns)
                     p->deleted_ns = now ? now : 1;
         m->synced = true;
         pthread_cond_broadcast(&m->synced_cv);
     } else {
-        for (struct k8s_ns **pp = &m->nss; *pp;) {
-            struct k8s_ns *n = *pp;
+        for (struct kubernetes_ns **pp = &m->nss; *pp;) {
+            struct kubernetes_ns *n = *pp;
             if (n->gen != gen) {
                 *pp = n->next;
                 n->next = gone;
@@ -327,19 +329,19 @@ void k8s_meta_list_done(struct k8s_meta *m, bool pods, unsigned gen, int64_t now
     }
     pthread_mutex_unlock(&m->lock);
     while (gone) {
-        struct k8s_ns *n = gone;
+        struct kubernetes_ns *n = gone;
         gone = n->next;
-        k8s_ns_free(n);
+        mars_kubernetes_ns_destroy(n);
     }
 }
 
-void k8s_meta_expire(struct k8s_meta *m, int64_t now)
+void mars_kubernetes_meta_expire(struct kubernetes_meta *m, int64_t now)
 {
-    struct k8s_pod *gone = NULL;
+    struct kubernetes_pod *gone = NULL;
     pthread_mutex_lock(&m->lock);
     for (unsigned i = 0; i < BUCKETS; i++)
-        for (struct k8s_pod **pp = &m->pods[i]; *pp;) {
-            struct k8s_pod *p = *pp;
+        for (struct kubernetes_pod **pp = &m->pods[i]; *pp;) {
+            struct kubernetes_pod *p = *pp;
             if (p->deleted_ns && now - p->deleted_ns >= m->conf->delete_grace) {
                 *pp = p->next;
                 p->next = gone;
@@ -351,13 +353,13 @@ void k8s_meta_expire(struct k8s_meta *m, int64_t now)
         }
     pthread_mutex_unlock(&m->lock);
     while (gone) {
-        struct k8s_pod *p = gone;
+        struct kubernetes_pod *p = gone;
         gone = p->next;
-        k8s_pod_free(p);
+        mars_kubernetes_pod_destroy(p);
     }
 }
 
-size_t k8s_meta_pods(struct k8s_meta *m)
+size_t kubernetes_meta_pods(struct kubernetes_meta *m)
 {
     pthread_mutex_lock(&m->lock);
     size_t n = m->npods;

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "k8s_internal.h"
+#include "kubernetes_internal.h"
 #include "component.h"
 
-uint32_t k8s_fb_at(const struct mars_fbuild *fb, uint32_t obj, const char *path)
+uint32_t mars_kubernetes_fb_at(const struct mars_fbuild *fb, uint32_t obj, const char *path)
 {
     while (obj != MARS_FIELD_NIL && *path) {
         const char *dot = strchr(path, '.');
@@ -31,7 +31,7 @@ uint32_t k8s_fb_at(const struct mars_fbuild *fb, uint32_t obj, const char *path)
     return obj;
 }
 
-size_t k8s_json_skip(const char *p, size_t n)
+size_t mars_kubernetes_json_skip(const char *p, size_t n)
 {
     size_t i = 0;
     int depth = 0;
@@ -78,30 +78,30 @@ static const char *text(struct mars_arena *a, const char *v, uint32_t n, bool es
 static const char *str_at(struct mars_arena *a, const struct mars_fbuild *fb, uint32_t obj,
                           const char *path)
 {
-    uint32_t m = k8s_fb_at(fb, obj, path);
+    uint32_t m = mars_kubernetes_fb_at(fb, obj, path);
     if (m == MARS_FIELD_NIL || fb->v[m].kind != MARS_FIELD_STRING)
         return NULL;
     return text(a, fb->v[m].value, fb->v[m].value_len, fb->v[m].flags & MARS_FF_ESCAPED, NULL);
 }
 
 /* The string members of object `path` as key/value pairs. */
-static struct k8s_kv *kvs_at(struct mars_arena *a, const struct mars_fbuild *fb, uint32_t obj,
-                             const char *path, uint32_t *n)
+static struct kubernetes_kv *kvs_at(struct mars_arena *a, const struct mars_fbuild *fb,
+                                    uint32_t obj, const char *path, uint32_t *n)
 {
-    uint32_t o = k8s_fb_at(fb, obj, path), count = 0;
+    uint32_t o = mars_kubernetes_fb_at(fb, obj, path), count = 0;
     *n = 0;
     if (o == MARS_FIELD_NIL || fb->v[o].kind != MARS_FIELD_OBJECT)
         return NULL;
     for (uint32_t m = fb->v[o].first; m != MARS_FIELD_NIL; m = fb->v[m].next)
         count += fb->v[m].kind == MARS_FIELD_STRING;
-    struct k8s_kv *kv = count ? mars_arena_alloc(a, count * sizeof(*kv)) : NULL;
+    struct kubernetes_kv *kv = count ? mars_arena_alloc(a, count * sizeof(*kv)) : NULL;
     if (!kv)
         return NULL;
     for (uint32_t m = fb->v[o].first; m != MARS_FIELD_NIL; m = fb->v[m].next) {
         const struct mars_field *f = &fb->v[m];
         if (f->kind != MARS_FIELD_STRING)
             continue;
-        struct k8s_kv *x = &kv[*n];
+        struct kubernetes_kv *x = &kv[*n];
         x->k = text(a, f->key, f->key_len, false, &x->kl);
         x->v = text(a, f->value, f->value_len, f->flags & MARS_FF_ESCAPED, &x->vl);
         if (!x->k || !x->v)
@@ -124,7 +124,7 @@ static const char *value_str(struct mars_arena *a, const char *raw, size_t n, co
 static void each_raw(const struct mars_fbuild *fb, uint32_t obj, const char *path,
                      void (*fn)(void *ctx, const char *p, size_t n), void *ctx)
 {
-    uint32_t m = k8s_fb_at(fb, obj, path);
+    uint32_t m = mars_kubernetes_fb_at(fb, obj, path);
     if (m == MARS_FIELD_NIL || fb->v[m].kind != MARS_FIELD_ARRAY)
         return;
     const char *p = fb->v[m].value, *end = p + fb->v[m].value_len;
@@ -135,7 +135,7 @@ static void each_raw(const struct mars_fbuild *fb, uint32_t obj, const char *pat
             p++;
         if (p >= end || *p == ']')
             return;
-        size_t len = k8s_json_skip(p, (size_t)(end - p));
+        size_t len = mars_kubernetes_json_skip(p, (size_t)(end - p));
         if (len == 0)
             return;
         fn(ctx, p, len);
@@ -144,7 +144,7 @@ static void each_raw(const struct mars_fbuild *fb, uint32_t obj, const char *pat
 }
 
 struct pod_build {
-    struct k8s_pod *pod;
+    struct kubernetes_pod *pod;
     uint32_t cap;
     bool controller_found;
 };
@@ -152,10 +152,10 @@ struct pod_build {
 static void add_container(void *ctx, const char *p, size_t n)
 {
     struct pod_build *pb = ctx;
-    struct k8s_pod *pod = pb->pod;
+    struct kubernetes_pod *pod = pb->pod;
     if (pod->nctrs == pb->cap) {
         uint32_t cap = pb->cap ? pb->cap * 2 : 4;
-        struct k8s_ctr *c = mars_arena_alloc(&pod->a, cap * sizeof(*c));
+        struct kubernetes_ctr *c = mars_arena_alloc(&pod->a, cap * sizeof(*c));
         if (!c)
             return;
         if (pod->nctrs)
@@ -163,7 +163,7 @@ static void add_container(void *ctx, const char *p, size_t n)
         pod->ctrs = c;
         pb->cap = cap;
     }
-    struct k8s_ctr *c = &pod->ctrs[pod->nctrs];
+    struct kubernetes_ctr *c = &pod->ctrs[pod->nctrs];
     c->name = value_str(&pod->a, p, n, "name");
     c->image = value_str(&pod->a, p, n, "image");
     if (c->name)
@@ -173,7 +173,7 @@ static void add_container(void *ctx, const char *p, size_t n)
 static void add_owner(void *ctx, const char *p, size_t n)
 {
     struct pod_build *pb = ctx;
-    struct k8s_pod *pod = pb->pod;
+    struct kubernetes_pod *pod = pb->pod;
     struct mars_value v;
     bool controller = mars_json_object_get(p, n, "controller", 10, &v) &&
                       v.kind == MARS_FIELD_BOOL && v.len == 4;
@@ -185,7 +185,7 @@ static void add_owner(void *ctx, const char *p, size_t n)
 }
 
 /* ReplicaSet `<deployment>-<pod-template-hash>`: the Deployment is what people know. */
-static void owner_to_deployment(struct k8s_pod *pod)
+static void owner_to_deployment(struct kubernetes_pod *pod)
 {
     if (!pod->owner_kind || !pod->owner_name || strcmp(pod->owner_kind, "ReplicaSet") != 0)
         return;
@@ -199,9 +199,10 @@ static void owner_to_deployment(struct k8s_pod *pod)
     pod->owner_kind = "Deployment";
 }
 
-struct k8s_pod *k8s_pod_from_fb(const struct mars_fbuild *fb, uint32_t obj, unsigned gen)
+struct kubernetes_pod *mars_kubernetes_pod_from_fb(const struct mars_fbuild *fb, uint32_t obj,
+                                                   unsigned gen)
 {
-    struct k8s_pod *pod = calloc(1, sizeof(*pod));
+    struct kubernetes_pod *pod = calloc(1, sizeof(*pod));
     if (!pod)
         return NULL;
     mars_arena_init(&pod->a);
@@ -211,7 +212,7 @@ struct k8s_pod *k8s_pod_from_fb(const struct mars_fbuild *fb, uint32_t obj, unsi
     pod->ns = str_at(a, fb, obj, "metadata.namespace");
     pod->name = str_at(a, fb, obj, "metadata.name");
     if (!pod->uid || !pod->ns || !pod->name) {
-        k8s_pod_free(pod);
+        mars_kubernetes_pod_destroy(pod);
         return NULL;
     }
     pod->node = str_at(a, fb, obj, "spec.nodeName");
@@ -219,7 +220,7 @@ struct k8s_pod *k8s_pod_from_fb(const struct mars_fbuild *fb, uint32_t obj, unsi
     pod->labels = kvs_at(a, fb, obj, "metadata.labels", &pod->nlabels);
     pod->annotations = kvs_at(a, fb, obj, "metadata.annotations", &pod->nannotations);
     for (uint32_t i = 0; i < pod->nannotations; i++) {
-        const struct k8s_kv *kv = &pod->annotations[i];
+        const struct kubernetes_kv *kv = &pod->annotations[i];
         if (strcmp(kv->k, "mars.io/exclude") == 0)
             pod->exclude = strcmp(kv->v, "true") == 0;
         else if (strcmp(kv->k, "mars.io/parser") == 0)
@@ -233,16 +234,17 @@ struct k8s_pod *k8s_pod_from_fb(const struct mars_fbuild *fb, uint32_t obj, unsi
     return pod;
 }
 
-struct k8s_ns *k8s_ns_from_fb(const struct mars_fbuild *fb, uint32_t obj, unsigned gen)
+struct kubernetes_ns *mars_kubernetes_ns_from_fb(const struct mars_fbuild *fb, uint32_t obj,
+                                                 unsigned gen)
 {
-    struct k8s_ns *ns = calloc(1, sizeof(*ns));
+    struct kubernetes_ns *ns = calloc(1, sizeof(*ns));
     if (!ns)
         return NULL;
     mars_arena_init(&ns->a);
     ns->gen = gen;
     ns->name = str_at(&ns->a, fb, obj, "metadata.name");
     if (!ns->name) {
-        k8s_ns_free(ns);
+        mars_kubernetes_ns_destroy(ns);
         return NULL;
     }
     ns->labels = kvs_at(&ns->a, fb, obj, "metadata.labels", &ns->nlabels);

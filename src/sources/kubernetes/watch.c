@@ -6,7 +6,7 @@
  * Why a thread of its own. The issue asks for the watch on the control thread, but a
  * source instance has no handle on the control loop, only on its worker's; each
  * kubernetes_logs source therefore runs one metadata thread with its own ev loop (same
- * backend as the workers) and its own HTTP client (core/http.h), started by the first
+ * backend as the workers) and its own HTTP client (core/http_client.h), started by the first
  * instance and stopped by the last (meta.c). Workers never wait on it: a line whose pod is
  * not in the cache yet is shipped without metadata and counted.
  *
@@ -23,7 +23,7 @@
  *          WATCH if there is an rv, else LIST.
  * The bearer token is read from token_file again every minute (bound tokens rotate).
  *
- * Thread: the metadata thread, except k8s_watch_start/stop (the caller's).
+ * Thread: the metadata thread, except mars_kubernetes_watch_start/stop (the caller's).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -35,9 +35,9 @@
 
 #include "core/ev.h"
 #include "core/grow.h"
-#include "core/http.h"
+#include "core/http_client.h"
 #include "core/log.h"
-#include "k8s_internal.h"
+#include "kubernetes_internal.h"
 #include "component.h"
 
 #define TICK_NS 1000000000LL
@@ -49,10 +49,10 @@
 
 enum res_state { RS_IDLE, RS_LIST, RS_WATCH, RS_WAIT };
 
-struct k8s_watch;
+struct kubernetes_watch;
 
-struct k8s_res {
-    struct k8s_watch *w;
+struct kubernetes_res {
+    struct kubernetes_watch *w;
     bool pods;
     enum res_state state;
     char rv[128];
@@ -67,9 +67,9 @@ struct k8s_res {
     bool timer_armed;
 };
 
-struct k8s_watch {
-    struct k8s_meta *m;
-    const struct k8s_conf *conf;
+struct kubernetes_watch {
+    struct kubernetes_meta *m;
+    const struct kubernetes_conf *conf;
     char id[128];
     char base[1024], node[256];
     char backend[32];
@@ -88,15 +88,15 @@ struct k8s_watch {
     struct mars_ev_op tick;
     bool tick_armed;
     struct mars_fbuild fb;
-    struct k8s_res pods, nss;
+    struct kubernetes_res pods, nss;
     uint64_t requests;
 };
 
-static void res_next(struct k8s_res *r);
+static void res_next(struct kubernetes_res *r);
 
 /* ---- token ---- */
 
-static void read_token(struct k8s_watch *w, int64_t now)
+static void read_token(struct kubernetes_watch *w, int64_t now)
 {
     if (w->token && now - w->token_at < TOKEN_TTL_NS)
         return;
@@ -123,14 +123,14 @@ static void on_list_done(struct mars_http_req *req, const struct mars_http_resp 
 static void on_watch_done(struct mars_http_req *req, const struct mars_http_resp *resp);
 static bool on_watch_data(struct mars_http_req *req, const char *p, size_t n);
 
-static const char *collection(const struct k8s_res *r)
+static const char *collection(const struct kubernetes_res *r)
 {
     return r->pods ? "/api/v1/pods" : "/api/v1/namespaces";
 }
 
-static int submit(struct k8s_res *r, bool watch)
+static int submit(struct kubernetes_res *r, bool watch)
 {
-    struct k8s_watch *w = r->w;
+    struct kubernetes_watch *w = r->w;
     char sel[320] = "";
     if (r->pods)
         snprintf(sel, sizeof(sel), "fieldSelector=spec.nodeName%%3D%s&", w->node);
@@ -164,16 +164,16 @@ static int submit(struct k8s_res *r, bool watch)
 
 static void on_backoff(struct mars_ev_op *op, int res)
 {
-    struct k8s_res *r = op->data;
+    struct kubernetes_res *r = op->data;
     r->timer_armed = false;
     if (r->w->stopping)
         return;
     res_next(r);
 }
 
-static void fail(struct k8s_res *r, const char *what, int status, const char *why)
+static void fail(struct kubernetes_res *r, const char *what, int status, const char *why)
 {
-    struct k8s_watch *w = r->w;
+    struct kubernetes_watch *w = r->w;
     r->state = RS_WAIT;
     r->backoff_ns = r->backoff_ns ? r->backoff_ns * 2 : BACKOFF_MIN_NS;
     if (r->backoff_ns > BACKOFF_MAX_NS)
@@ -186,7 +186,7 @@ static void fail(struct k8s_res *r, const char *what, int status, const char *wh
 }
 
 /* Starts what comes next: a watch from rv, or a list. */
-static void res_next(struct k8s_res *r)
+static void res_next(struct kubernetes_res *r)
 {
     if (r->w->stopping)
         return;
@@ -196,9 +196,9 @@ static void res_next(struct k8s_res *r)
 
 /* ---- objects ---- */
 
-static void set_rv(struct k8s_res *r, const struct mars_fbuild *fb, uint32_t obj)
+static void set_rv(struct kubernetes_res *r, const struct mars_fbuild *fb, uint32_t obj)
 {
-    uint32_t m = k8s_fb_at(fb, obj, "metadata.resourceVersion");
+    uint32_t m = mars_kubernetes_fb_at(fb, obj, "metadata.resourceVersion");
     if (m != MARS_FIELD_NIL && fb->v[m].kind == MARS_FIELD_STRING &&
         fb->v[m].value_len < sizeof(r->rv) && !(fb->v[m].flags & MARS_FF_ESCAPED)) {
         memcpy(r->rv, fb->v[m].value, fb->v[m].value_len);
@@ -206,22 +206,22 @@ static void set_rv(struct k8s_res *r, const struct mars_fbuild *fb, uint32_t obj
     }
 }
 
-static void put_object(struct k8s_res *r, const struct mars_fbuild *fb, uint32_t obj)
+static void put_object(struct kubernetes_res *r, const struct mars_fbuild *fb, uint32_t obj)
 {
     if (r->pods) {
-        struct k8s_pod *p = k8s_pod_from_fb(fb, obj, r->gen);
+        struct kubernetes_pod *p = mars_kubernetes_pod_from_fb(fb, obj, r->gen);
         if (p)
-            k8s_meta_put_pod(r->w->m, p);
+            mars_kubernetes_meta_put_pod(r->w->m, p);
     } else {
-        struct k8s_ns *n = k8s_ns_from_fb(fb, obj, r->gen);
+        struct kubernetes_ns *n = mars_kubernetes_ns_from_fb(fb, obj, r->gen);
         if (n)
-            k8s_meta_put_ns(r->w->m, n);
+            mars_kubernetes_meta_put_ns(r->w->m, n);
     }
 }
 
-static void delete_object(struct k8s_res *r, const struct mars_fbuild *fb, uint32_t obj)
+static void delete_object(struct kubernetes_res *r, const struct mars_fbuild *fb, uint32_t obj)
 {
-    uint32_t m = k8s_fb_at(fb, obj, r->pods ? "metadata.uid" : "metadata.name");
+    uint32_t m = mars_kubernetes_fb_at(fb, obj, r->pods ? "metadata.uid" : "metadata.name");
     char key[256];
     if (m == MARS_FIELD_NIL || fb->v[m].kind != MARS_FIELD_STRING ||
         fb->v[m].value_len >= sizeof(key))
@@ -229,17 +229,17 @@ static void delete_object(struct k8s_res *r, const struct mars_fbuild *fb, uint3
     memcpy(key, fb->v[m].value, fb->v[m].value_len);
     key[fb->v[m].value_len] = '\0';
     if (r->pods)
-        k8s_meta_delete_pod(r->w->m, key, mars_ev_now(r->w->loop));
+        mars_kubernetes_meta_delete_pod(r->w->m, key, mars_ev_now(r->w->loop));
     else
-        k8s_meta_delete_ns(r->w->m, key);
+        mars_kubernetes_meta_delete_ns(r->w->m, key);
 }
 
 /* ---- list ---- */
 
 static void on_list_done(struct mars_http_req *req, const struct mars_http_resp *resp)
 {
-    struct k8s_res *r = req->data;
-    struct k8s_watch *w = r->w;
+    struct kubernetes_res *r = req->data;
+    struct kubernetes_watch *w = r->w;
     struct mars_fbuild *fb = &w->fb;
     struct mars_arena scratch;
     r->state = RS_IDLE;
@@ -269,7 +269,7 @@ static void on_list_done(struct mars_http_req *req, const struct mars_http_resp 
     for (p += p < end && *p == '['; p < end;) {
         while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t' || *p == ','))
             p++;
-        size_t len = p < end && *p == '{' ? k8s_json_skip(p, (size_t)(end - p)) : 0;
+        size_t len = p < end && *p == '{' ? mars_kubernetes_json_skip(p, (size_t)(end - p)) : 0;
         if (len == 0)
             break;
         mars_fbuild_reset(&item, &scratch);
@@ -280,7 +280,7 @@ static void on_list_done(struct mars_http_req *req, const struct mars_http_resp 
     }
     mars_fbuild_fini(&item);
     mars_arena_fini(&scratch);
-    k8s_meta_list_done(w->m, r->pods, r->gen, mars_ev_now(w->loop));
+    mars_kubernetes_meta_list_done(w->m, r->pods, r->gen, mars_ev_now(w->loop));
     mars_debug(w->id, "listed %zu %s at resourceVersion %s", n, collection(r), r->rv);
     r->backoff_ns = 0;
     if (!r->rv[0]) {
@@ -293,9 +293,9 @@ static void on_list_done(struct mars_http_req *req, const struct mars_http_resp 
 /* ---- watch ---- */
 
 /* One watch event. Returns false when the watch must end (410 Gone). */
-static bool watch_event(struct k8s_res *r, const char *line, size_t n)
+static bool watch_event(struct kubernetes_res *r, const char *line, size_t n)
 {
-    struct k8s_watch *w = r->w;
+    struct kubernetes_watch *w = r->w;
     struct mars_fbuild *fb = &w->fb;
     struct mars_arena scratch;
     bool go_on = true;
@@ -336,7 +336,7 @@ static bool watch_event(struct k8s_res *r, const char *line, size_t n)
 
 static bool on_watch_data(struct mars_http_req *req, const char *p, size_t n)
 {
-    struct k8s_res *r = req->data;
+    struct kubernetes_res *r = req->data;
     if (r->w->stopping)
         return false;
     while (n > 0) {
@@ -360,7 +360,7 @@ static bool on_watch_data(struct mars_http_req *req, const char *p, size_t n)
 
 static void on_watch_done(struct mars_http_req *req, const struct mars_http_resp *resp)
 {
-    struct k8s_res *r = req->data;
+    struct kubernetes_res *r = req->data;
     r->state = RS_IDLE;
     if (r->w->stopping)
         return;
@@ -382,18 +382,18 @@ static void on_watch_done(struct mars_http_req *req, const struct mars_http_resp
 
 static void on_tick(struct mars_ev_op *op, int res)
 {
-    struct k8s_watch *w = op->data;
+    struct kubernetes_watch *w = op->data;
     w->tick_armed = false;
     if (w->stopping)
         return;
-    k8s_meta_expire(w->m, mars_ev_now(w->loop));
+    mars_kubernetes_meta_expire(w->m, mars_ev_now(w->loop));
     mars_ev_prep_timer(&w->tick, TICK_NS, on_tick, w);
     w->tick_armed = mars_ev_submit(w->loop, &w->tick) == 0;
 }
 
 static void on_stop(struct mars_ev_async *a)
 {
-    struct k8s_watch *w = a->data;
+    struct kubernetes_watch *w = a->data;
     if (!atomic_load(&w->stop) || w->stopping)
         return;
     w->stopping = true;
@@ -409,7 +409,7 @@ static void on_stop(struct mars_ev_async *a)
 
 /* The loop, HTTP client and wakeup are made on this thread: an io_uring ring may only be
  * used by the thread that set it up. */
-static int setup(struct k8s_watch *w)
+static int setup(struct kubernetes_watch *w)
 {
     char why[256];
     const struct mars_ev_backend *be = mars_ev_backend_select(w->backend, why, sizeof(why));
@@ -422,7 +422,7 @@ static int setup(struct k8s_watch *w)
     return 0;
 }
 
-static void signal_ready(struct k8s_watch *w, int ready)
+static void signal_ready(struct kubernetes_watch *w, int ready)
 {
     pthread_mutex_lock(&w->mu);
     w->ready = ready;
@@ -432,7 +432,7 @@ static void signal_ready(struct k8s_watch *w, int ready)
 
 static void *watch_main(void *arg)
 {
-    struct k8s_watch *w = arg;
+    struct kubernetes_watch *w = arg;
     if (setup(w)) {
         signal_ready(w, -1);
         return NULL;
@@ -453,7 +453,7 @@ static void *watch_main(void *arg)
 }
 
 /* The API address and node name: options, else the in-cluster environment. */
-static int resolve(struct k8s_watch *w, const struct k8s_conf *c)
+static int resolve(struct kubernetes_watch *w, const struct kubernetes_conf *c)
 {
     const char *node = c->node_name && *c->node_name ? c->node_name : getenv("NODE_NAME");
     const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
@@ -482,7 +482,7 @@ static int resolve(struct k8s_watch *w, const struct k8s_conf *c)
     return 0;
 }
 
-static void watch_free(struct k8s_watch *w)
+static void watch_destroy(struct kubernetes_watch *w)
 {
     if (w->http)
         mars_http_destroy(w->http);
@@ -497,10 +497,11 @@ static void watch_free(struct k8s_watch *w)
     free(w);
 }
 
-struct k8s_watch *k8s_watch_start(struct k8s_meta *m, const struct k8s_conf *conf,
-                                  const char *id, const char *backend)
+struct kubernetes_watch *mars_kubernetes_watch_start(struct kubernetes_meta *m,
+                                                     const struct kubernetes_conf *conf,
+                                                     const char *id, const char *backend)
 {
-    struct k8s_watch *w = calloc(1, sizeof(*w));
+    struct kubernetes_watch *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
     pthread_mutex_init(&w->mu, NULL);
@@ -510,14 +511,14 @@ struct k8s_watch *k8s_watch_start(struct k8s_meta *m, const struct k8s_conf *con
     w->conf = conf;
     snprintf(w->id, sizeof(w->id), "%s", id);
     mars_fbuild_init(&w->fb);
-    w->pods = (struct k8s_res){.w = w, .pods = true};
-    w->nss = (struct k8s_res){.w = w, .pods = false};
+    w->pods = (struct kubernetes_res){.w = w, .pods = true};
+    w->nss = (struct kubernetes_res){.w = w, .pods = false};
     if (resolve(w, conf)) {
-        watch_free(w);
+        watch_destroy(w);
         return NULL;
     }
     if (pthread_create(&w->th, NULL, watch_main, w) != 0) {
-        watch_free(w);
+        watch_destroy(w);
         return NULL;
     }
     pthread_mutex_lock(&w->mu);
@@ -526,19 +527,19 @@ struct k8s_watch *k8s_watch_start(struct k8s_meta *m, const struct k8s_conf *con
     pthread_mutex_unlock(&w->mu);
     if (w->ready < 0) {
         pthread_join(w->th, NULL);
-        watch_free(w);
+        watch_destroy(w);
         return NULL;
     }
     mars_info(id, "metadata: watching pods of node %s and namespaces at %s", w->node, w->base);
     return w;
 }
 
-void k8s_watch_stop(struct k8s_watch *w)
+void mars_kubernetes_watch_stop(struct kubernetes_watch *w)
 {
     if (!w)
         return;
     atomic_store(&w->stop, true);
     mars_ev_async_send(&w->async);
     pthread_join(w->th, NULL);
-    watch_free(w);
+    watch_destroy(w);
 }

@@ -30,28 +30,28 @@
 #include "mars.pb-c.h"
 #include "mars_internal.h"
 
-static void flush_out(struct mconn *c);
-static void conn_fail(struct mconn *c, int code, enum mars_error_type err, uint64_t seq,
+static void flush_out(struct receiver_conn *c);
+static void conn_fail(struct receiver_conn *c, int code, enum mars_error_type err, uint64_t seq,
                       const char *reason);
 
-static struct mars_stats *stats(struct msrc *ms)
+static struct mars_stats *stats(struct receiver *ms)
 {
     return mars_source_stats(ms->src);
 }
 
 /* Still talking to the peer (frames are read and answered). */
-static bool is_open(const struct mconn *c)
+static bool is_open(const struct receiver_conn *c)
 {
     return c->state == S_HELLO || c->state == S_READY;
 }
 
 /* ---- connection lifetime ---- */
 
-static void conn_unref(struct mconn *c)
+static void conn_unref(struct receiver_conn *c)
 {
     if (--c->refs > 0)
         return;
-    struct msrc *ms = c->ms;
+    struct receiver *ms = c->ms;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -65,12 +65,12 @@ static void conn_unref(struct mconn *c)
 
 /* Finishes a close once no I/O is in flight. A TLS session is never destroyed inside one
  * of its own callbacks: there its idle callback (on_tls_idle) comes back here. */
-static void maybe_finalize(struct mconn *c)
+static void maybe_finalize(struct receiver_conn *c)
 {
     if (c->state != S_CLOSING || c->receiving || c->sending || c->handshaking || c->in_tls_cb ||
         (c->tls && mars_tls_busy(c->tls)))
         return;
-    struct msrc *ms = c->ms;
+    struct receiver *ms = c->ms;
     mars_tls_destroy(c->tls);
     c->tls = NULL;
     close(c->fd);
@@ -78,10 +78,10 @@ static void maybe_finalize(struct mconn *c)
     c->state = S_CLOSED;
     ms->nopen--;
     conn_unref(c);
-    mars_msrc_maybe_finished(ms);
+    mars_receiver_maybe_finished(ms);
 }
 
-void mars_msrc_conn_close(struct mconn *c)
+void mars_receiver_conn_close(struct receiver_conn *c)
 {
     if (c->state == S_CLOSING || c->state == S_CLOSED)
         return;
@@ -99,7 +99,7 @@ void mars_msrc_conn_close(struct mconn *c)
 }
 
 /* Refuses the peer: sends ERROR(code, reason), then closes. Counted under `err`. */
-static void conn_fail(struct mconn *c, int code, enum mars_error_type err, uint64_t seq,
+static void conn_fail(struct receiver_conn *c, int code, enum mars_error_type err, uint64_t seq,
                       const char *reason)
 {
     if (!is_open(c))
@@ -121,14 +121,14 @@ static void conn_fail(struct mconn *c, int code, enum mars_error_type err, uint6
 static void on_send(struct mars_ev_op *op, int res);
 static void on_tls_send(struct mars_tls *t, int res);
 
-static void put_empty(struct mconn *c, uint8_t type, uint64_t seq)
+static void put_empty(struct receiver_conn *c, uint8_t type, uint64_t seq)
 {
     struct mars_wire_hdr h = {.type = type, .seq = seq};
     mars_wire_put_hdr(c->obuf + c->olen, &h);
     c->olen += MARS_WIRE_HDR;
 }
 
-static void flush_out(struct mconn *c)
+static void flush_out(struct receiver_conn *c)
 {
     if (c->sending || c->state == S_CLOSING || c->state == S_CLOSED)
         return;
@@ -160,7 +160,7 @@ static void flush_out(struct mconn *c)
     }
     if (c->olen == c->osent) {
         if (c->state == S_DRAIN)
-            mars_msrc_conn_close(c);
+            mars_receiver_conn_close(c);
         return;
     }
     int rc;
@@ -172,27 +172,27 @@ static void flush_out(struct mconn *c)
         rc = mars_ev_submit(mars_source_loop(c->ms->src), &c->op_send);
     }
     if (rc) {
-        mars_msrc_conn_close(c);
+        mars_receiver_conn_close(c);
         return;
     }
     c->sending = true;
 }
 
 /* A send finished: res bytes went out, or -errno. */
-static void sent(struct mconn *c, int res)
+static void sent(struct receiver_conn *c, int res)
 {
     c->sending = false;
     if (res > 0)
         c->osent += (size_t)res;
     else if (res != -EAGAIN && res != -EINTR && (is_open(c) || c->state == S_DRAIN))
-        mars_msrc_conn_close(c);
+        mars_receiver_conn_close(c);
     flush_out(c);
 }
 
 /* Callbacks hold a reference while they run, so a close inside cannot free c under them. */
 static void on_send(struct mars_ev_op *op, int res)
 {
-    struct mconn *c = op->data;
+    struct receiver_conn *c = op->data;
     c->refs++;
     sent(c, res);
     maybe_finalize(c);
@@ -201,7 +201,7 @@ static void on_send(struct mars_ev_op *op, int res)
 
 static void on_tls_send(struct mars_tls *t, int res)
 {
-    struct mconn *c = mars_tls_data(t);
+    struct receiver_conn *c = mars_tls_data(t);
     c->refs++;
     c->in_tls_cb = true;
     sent(c, res == 0 ? (int)(c->olen - c->osent) : (res > 0 ? -EIO : res));
@@ -213,9 +213,9 @@ static void on_tls_send(struct mars_tls *t, int res)
 
 static void on_batch_ack(struct mars_batch *b, bool delivered)
 {
-    struct mconn *c = b->ack.ctx;
+    struct receiver_conn *c = b->ack.ctx;
     uint64_t seq = b->ack.a;
-    struct msrc *ms = c->ms;
+    struct receiver *ms = c->ms;
 
     if (delivered)
         mars_stat_add(&stats(ms)->acked_events, b->ack.b);
@@ -233,7 +233,7 @@ static void on_batch_ack(struct mars_batch *b, bool delivered)
         if (c->state == S_READY) {
             flush_out(c);
             if (c->inflight == MAX_INFLIGHT - 1) /* it had stopped reading: go on */
-                mars_msrc_conn_process(c);
+                mars_receiver_conn_process(c);
         }
     }
     conn_unref(c);
@@ -241,9 +241,9 @@ static void on_batch_ack(struct mars_batch *b, bool delivered)
 
 /* ---- frames from the peer ---- */
 
-static void on_hello(struct mconn *c, const uint8_t *p, size_t n)
+static void on_hello(struct receiver_conn *c, const uint8_t *p, size_t n)
 {
-    struct msrc *ms = c->ms;
+    struct receiver *ms = c->ms;
     struct mars_wire_hello h;
     void *scratch = NULL;
     if (mars_wire_hello_parse(p, n, &h, &scratch)) {
@@ -265,12 +265,12 @@ static void on_hello(struct mconn *c, const uint8_t *p, size_t n)
         c->want_hello = true;
         flush_out(c);
     }
-    mars_wire_hello_free(scratch);
+    mars_wire_hello_destroy(scratch);
 }
 
-static void on_batch(struct mconn *c, const struct mars_wire_hdr *h, const uint8_t *p)
+static void on_batch(struct receiver_conn *c, const struct mars_wire_hdr *h, const uint8_t *p)
 {
-    struct msrc *ms = c->ms;
+    struct receiver *ms = c->ms;
     const char *why = NULL;
     if (h->seq != c->next_seq) {
         conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, h->seq,
@@ -317,7 +317,7 @@ static void on_batch(struct mconn *c, const struct mars_wire_hdr *h, const uint8
 }
 
 /* Handles one whole frame. */
-static void on_frame(struct mconn *c, const struct mars_wire_hdr *h, const uint8_t *p)
+static void on_frame(struct receiver_conn *c, const struct mars_wire_hdr *h, const uint8_t *p)
 {
     if (c->state == S_HELLO && h->type != MARS_WIRE_HELLO) {
         conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, 0, "first frame is not HELLO");
@@ -347,11 +347,12 @@ static void on_frame(struct mconn *c, const struct mars_wire_hdr *h, const uint8
 static void on_recv(struct mars_ev_op *op, int res);
 static void on_tls_recv(struct mars_tls *t, int res);
 
-static void recv_more(struct mconn *c)
+static void recv_more(struct receiver_conn *c)
 {
     if (c->receiving || !is_open(c) || c->ms->stopping)
         return;
-    if (c->rlen == c->rcap) { /* a frame bigger than the buffer: mars_msrc_conn_process grew rcap */
+    if (c->rlen ==
+        c->rcap) { /* a frame bigger than the buffer: mars_receiver_conn_process grew rcap */
         conn_fail(c, MARS__ERROR__CODE__TOO_LARGE, MARS_ERR_PARSE, 0, "receive buffer full");
         return;
     }
@@ -363,16 +364,16 @@ static void recv_more(struct mconn *c)
         rc = mars_ev_submit(mars_source_loop(c->ms->src), &c->op_recv);
     }
     if (rc) {
-        mars_msrc_conn_close(c);
+        mars_receiver_conn_close(c);
         return;
     }
     c->receiving = true;
 }
 
 /* Handles every whole frame in the buffer while the pipeline takes more, then reads on. */
-void mars_msrc_conn_process(struct mconn *c)
+void mars_receiver_conn_process(struct receiver_conn *c)
 {
-    struct msrc *ms = c->ms;
+    struct receiver *ms = c->ms;
     size_t off = 0, pending = 0;
     if (c->processing) /* the loop below re-checks the limits before every frame */
         return;
@@ -431,13 +432,13 @@ void mars_msrc_conn_process(struct mconn *c)
 }
 
 /* A read finished: res bytes arrived, 0 for the peer's close, or -errno. */
-static void received(struct mconn *c, int res)
+static void received(struct receiver_conn *c, int res)
 {
     c->receiving = false;
     if (is_open(c)) {
         if (res > 0) {
             c->rlen += (size_t)res;
-            mars_msrc_conn_process(c);
+            mars_receiver_conn_process(c);
         } else if (res == -EAGAIN || res == -EINTR) {
             recv_more(c);
         } else {
@@ -446,14 +447,14 @@ static void received(struct mconn *c, int res)
             if (c->inflight > 0 || res < 0)
                 MARS_LOG_RL(MARS_LOG_WARN, c->ms->id, "connection from %s %s", c->peer,
                             res == 0 ? "closed by the sender" : strerror(-res));
-            mars_msrc_conn_close(c);
+            mars_receiver_conn_close(c);
         }
     }
 }
 
 static void on_recv(struct mars_ev_op *op, int res)
 {
-    struct mconn *c = op->data;
+    struct receiver_conn *c = op->data;
     c->refs++;
     received(c, res);
     maybe_finalize(c);
@@ -462,7 +463,7 @@ static void on_recv(struct mars_ev_op *op, int res)
 
 static void on_tls_recv(struct mars_tls *t, int res)
 {
-    struct mconn *c = mars_tls_data(t);
+    struct receiver_conn *c = mars_tls_data(t);
     c->refs++;
     c->in_tls_cb = true;
     received(c, res);
@@ -477,7 +478,7 @@ static void on_tls_idle(struct mars_tls *t, int res)
 
 static void on_tls_handshake(struct mars_tls *t, int res)
 {
-    struct mconn *c = mars_tls_data(t);
+    struct receiver_conn *c = mars_tls_data(t);
     c->handshaking = false;
     if (c->state != S_TLS)
         return; /* closing: the idle callback finishes */
@@ -487,7 +488,7 @@ static void on_tls_handshake(struct mars_tls *t, int res)
         mars_stat_add(&stats(c->ms)->errors[MARS_ERR_TLS], 1);
         MARS_LOG_RL(MARS_LOG_WARN, c->ms->id, "TLS handshake with %s failed: %s", c->peer,
                     mars_tls_error(t));
-        mars_msrc_conn_close(c);
+        mars_receiver_conn_close(c);
     } else {
         mars_debug(c->ms->id, "%s: %s %s", c->peer, mars_tls_version(t), mars_tls_cipher(t));
         c->state = S_HELLO;
@@ -498,7 +499,7 @@ static void on_tls_handshake(struct mars_tls *t, int res)
 }
 
 /* Starts the TLS handshake of a new connection. Returns 0 or -errno. */
-static int tls_start(struct mconn *c)
+static int tls_start(struct receiver_conn *c)
 {
     c->tls = mars_tls_create(c->ms->tls, mars_source_loop(c->ms->src), c->fd, NULL, c);
     if (!c->tls)
@@ -512,9 +513,9 @@ static int tls_start(struct mconn *c)
     return 0;
 }
 
-void mars_msrc_conn_start(struct msrc *ms, int fd)
+void mars_receiver_conn_start(struct receiver *ms, int fd)
 {
-    struct mconn *c = calloc(1, sizeof(*c));
+    struct receiver_conn *c = calloc(1, sizeof(*c));
     uint8_t *rbuf = malloc(RBUF_MIN);
     if (!c || !rbuf) {
         free(c);
@@ -553,22 +554,22 @@ void mars_msrc_conn_start(struct msrc *ms, int fd)
         mars_stat_add(&stats(ms)->errors[MARS_ERR_REJECTED], 1);
         MARS_LOG_RL(MARS_LOG_WARN, ms->id, "refusing %s: max_connections (%lld) reached", c->peer,
                     (long long)ms->conf->max_connections);
-        mars_msrc_conn_close(c);
+        mars_receiver_conn_close(c);
         return;
     }
     int rc = ms->tls ? tls_start(c) : 0;
     if (rc) {
         MARS_LOG_RL(MARS_LOG_ERROR, ms->id, "cannot start TLS with %s: %s", c->peer, strerror(-rc));
         c->state = S_HELLO;
-        mars_msrc_conn_close(c);
+        mars_receiver_conn_close(c);
         return;
     }
     recv_more(c);
 }
 
-void mars_msrc_conn_tick(struct mconn *c, int64_t now)
+void mars_receiver_conn_tick(struct receiver_conn *c, int64_t now)
 {
-    struct msrc *ms = c->ms;
+    struct receiver *ms = c->ms;
     if ((c->state != S_HELLO && c->state != S_TLS) ||
         now - c->opened_ns <= ms->conf->handshake_timeout)
         return;
@@ -578,14 +579,14 @@ void mars_msrc_conn_tick(struct mconn *c, int64_t now)
                     "closing %s: no TLS handshake within "
                     "handshake_timeout",
                     c->peer);
-        mars_msrc_conn_close(c);
+        mars_receiver_conn_close(c);
     } else {
         conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, 0,
                   "no HELLO within handshake_timeout");
     }
 }
 
-void mars_msrc_conn_free(struct mconn *c)
+void mars_receiver_conn_destroy(struct receiver_conn *c)
 {
     mars_tls_destroy(c->tls);
     if (c->fd >= 0)

@@ -39,8 +39,8 @@
 
 #define TICK_NS 1000000000LL /* handshake timeouts are checked this often */
 
-#define OFF(f) offsetof(struct msrc_conf, f)
-static const struct mars_opt msrc_options[] = {
+#define OFF(f) offsetof(struct receiver_conf, f)
+static const struct mars_opt receiver_options[] = {
     {.name = "address",
      .type = MARS_OPT_STRING,
      .offset = OFF(address),
@@ -84,9 +84,9 @@ static const struct mars_opt msrc_options[] = {
     {.name = NULL},
 };
 
-static int msrc_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+static int receiver_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
-    const struct msrc_conf *c = conf;
+    const struct receiver_conf *c = conf;
     int rc = mars_netconf_check(&c->tls, NULL, node, diag);
     if (c->tls.enabled && (!c->tls.cert_file || !c->tls.key_file)) {
         const struct mars_cfg_node *n = mars_cfg_at(node, "tls", NULL);
@@ -97,7 +97,7 @@ static int msrc_check(void *conf, const struct mars_cfg_node *node, struct mars_
     return rc;
 }
 
-static struct mars_stats *stats(struct msrc *ms)
+static struct mars_stats *stats(struct receiver *ms)
 {
     return mars_source_stats(ms->src);
 }
@@ -108,7 +108,7 @@ static void on_accept(struct mars_ev_op *op, int res);
 
 /* One multishot accept stays armed for the listener's life: its callback runs once per
  * connection (op->more) until stop cancels it or an error ends it. */
-static void accept_next(struct msrc *ms)
+static void accept_next(struct receiver *ms)
 {
     if (ms->accepting || ms->stopping || ms->lfd < 0)
         return;
@@ -122,7 +122,7 @@ static void accept_next(struct msrc *ms)
 
 static void on_accept(struct mars_ev_op *op, int res)
 {
-    struct msrc *ms = op->data;
+    struct receiver *ms = op->data;
     bool ended = !op->more; /* the op is ours again: re-arm below, or at the tick */
     if (ended)
         ms->accepting = false;
@@ -130,7 +130,7 @@ static void on_accept(struct mars_ev_op *op, int res)
         if (ms->stopping)
             close(res);
         else
-            mars_msrc_conn_start(ms, res);
+            mars_receiver_conn_start(ms, res);
     } else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR && res != -ECONNABORTED) {
         mars_stat_add(&stats(ms)->errors[MARS_ERR_READ], 1);
         MARS_LOG_RL(MARS_LOG_ERROR, ms->id, "accept failed: %s", strerror(-res));
@@ -138,7 +138,7 @@ static void on_accept(struct mars_ev_op *op, int res)
     }
     if (ms->stopping) {
         if (ended)
-            mars_msrc_maybe_finished(ms);
+            mars_receiver_maybe_finished(ms);
         return;
     }
     if (ended && !ms->accept_failed)
@@ -147,7 +147,7 @@ static void on_accept(struct mars_ev_op *op, int res)
 
 static void on_tick(struct mars_ev_op *op, int res);
 
-static void tick_arm(struct msrc *ms)
+static void tick_arm(struct receiver *ms)
 {
     mars_ev_prep_timer(&ms->op_tick, TICK_NS, on_tick, ms);
     ms->ticking = mars_ev_submit(mars_source_loop(ms->src), &ms->op_tick) == 0;
@@ -155,16 +155,16 @@ static void tick_arm(struct msrc *ms)
 
 static void on_tick(struct mars_ev_op *op, int res)
 {
-    struct msrc *ms = op->data;
+    struct receiver *ms = op->data;
     ms->ticking = false;
     if (ms->stopping) {
-        mars_msrc_maybe_finished(ms);
+        mars_receiver_maybe_finished(ms);
         return;
     }
     int64_t now = mars_ev_now(mars_source_loop(ms->src));
-    for (struct mconn *c = ms->conns, *next; c; c = next) {
+    for (struct receiver_conn *c = ms->conns, *next; c; c = next) {
         next = c->next; /* c may be freed */
-        mars_msrc_conn_tick(c, now);
+        mars_receiver_conn_tick(c, now);
     }
     if (ms->accept_failed) {
         ms->accept_failed = false;
@@ -173,7 +173,7 @@ static void on_tick(struct mars_ev_op *op, int res)
     tick_arm(ms);
 }
 
-static int listen_on(struct msrc *ms)
+static int listen_on(struct receiver *ms)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -206,7 +206,7 @@ static int listen_on(struct msrc *ms)
 
 /* ---- instance ---- */
 
-void mars_msrc_maybe_finished(struct msrc *ms)
+void mars_receiver_maybe_finished(struct receiver *ms)
 {
     if (!ms->stopping || ms->accepting || ms->ticking || ms->nopen > 0)
         return;
@@ -217,9 +217,9 @@ void mars_msrc_maybe_finished(struct msrc *ms)
     }
 }
 
-static int msrc_init(struct mars_source *s)
+static int receiver_init(struct mars_source *s)
 {
-    struct msrc *ms = calloc(1, sizeof(*ms));
+    struct receiver *ms = calloc(1, sizeof(*ms));
     if (!ms)
         return -ENOMEM;
     ms->src = s;
@@ -241,9 +241,9 @@ static int msrc_init(struct mars_source *s)
     return 0;
 }
 
-static int msrc_start(struct mars_source *s)
+static int receiver_start(struct mars_source *s)
 {
-    struct msrc *ms = mars_source_state(s);
+    struct receiver *ms = mars_source_state(s);
     if (mars_source_once(s)) {
         mars_error(ms->id, "the mars source listens until stopped; it cannot run with --once");
         return -ENOTSUP;
@@ -256,41 +256,41 @@ static int msrc_start(struct mars_source *s)
     return 0;
 }
 
-static void msrc_resume(struct mars_source *s)
+static void receiver_resume(struct mars_source *s)
 {
-    struct msrc *ms = mars_source_state(s);
-    for (struct mconn *c = ms->conns, *next; c; c = next) {
+    struct receiver *ms = mars_source_state(s);
+    for (struct receiver_conn *c = ms->conns, *next; c; c = next) {
         next = c->next;
         if (c->state == S_READY || c->state == S_HELLO)
-            mars_msrc_conn_process(c);
+            mars_receiver_conn_process(c);
     }
 }
 
-static void msrc_stop(struct mars_source *s)
+static void receiver_stop(struct mars_source *s)
 {
-    struct msrc *ms = mars_source_state(s);
+    struct receiver *ms = mars_source_state(s);
     struct mars_ev_loop *loop = mars_source_loop(s);
     ms->stopping = true;
     if (ms->accepting)
         mars_ev_cancel(loop, &ms->op_accept);
     if (ms->ticking)
         mars_ev_cancel(loop, &ms->op_tick);
-    for (struct mconn *c = ms->conns, *next; c; c = next) {
+    for (struct receiver_conn *c = ms->conns, *next; c; c = next) {
         next = c->next;
-        mars_msrc_conn_close(c); /* no ERROR frame: what is in flight stays unacknowledged */
+        mars_receiver_conn_close(c); /* no ERROR frame: what is in flight stays unacknowledged */
     }
-    mars_msrc_maybe_finished(ms);
+    mars_receiver_maybe_finished(ms);
 }
 
-static void msrc_destroy(struct mars_source *s)
+static void receiver_destroy(struct mars_source *s)
 {
-    struct msrc *ms = mars_source_state(s);
+    struct receiver *ms = mars_source_state(s);
     /* every batch was released before sources are destroyed, so no connection is left
      * but ones that never closed (a failed start) */
     while (ms->conns) {
-        struct mconn *c = ms->conns;
+        struct receiver_conn *c = ms->conns;
         ms->conns = c->next;
-        mars_msrc_conn_free(c);
+        mars_receiver_conn_destroy(c);
     }
     if (ms->lfd >= 0)
         close(ms->lfd);
@@ -304,12 +304,12 @@ const struct mars_component_desc mars_source_mars = {
                    "protocol, acknowledging each batch once this pipeline delivered it.",
     .kind = MARS_KIND_SOURCE,
     .produces = MARS_DATA_LOG,
-    .options = msrc_options,
-    .conf_size = sizeof(struct msrc_conf),
-    .check = msrc_check,
-    .source = {.init = msrc_init,
-               .start = msrc_start,
-               .resume = msrc_resume,
-               .stop = msrc_stop,
-               .destroy = msrc_destroy},
+    .options = receiver_options,
+    .conf_size = sizeof(struct receiver_conf),
+    .check = receiver_check,
+    .source = {.init = receiver_init,
+               .start = receiver_start,
+               .resume = receiver_resume,
+               .stop = receiver_stop,
+               .destroy = receiver_destroy},
 };

@@ -21,7 +21,7 @@
 #define RBUF_MIN     (64u * 1024) /* receive buffer a connection starts with */
 #define KEEP_MAX     (4u << 20)   /* buffers bigger than this are given back after use */
 
-struct msrc_conf {
+struct receiver_conf {
     char *address;
     char *token;
     int64_t max_connections;
@@ -39,11 +39,11 @@ enum conn_state {
     S_CLOSED,  /* socket closed; kept while batches reference it */
 };
 
-struct msrc;
+struct receiver;
 
-struct mconn {
-    struct mconn *next, *prev;
-    struct msrc *ms;
+struct receiver_conn {
+    struct receiver_conn *next, *prev;
+    struct receiver *ms;
     enum conn_state state;
     int fd;
     unsigned refs;        /* 1 while the socket is open + 1 per batch waiting for its ack */
@@ -74,31 +74,31 @@ struct mconn {
     struct iovec oiov;
 };
 
-struct msrc {
+struct receiver {
     struct mars_source *src;
-    const struct msrc_conf *conf;
+    const struct receiver_conf *conf;
     const char *id;
     int lfd;
     bool accepting, ticking, accept_failed, stopping;
     struct mars_ev_op op_accept, op_tick;
-    struct mars_tls_ctx *tls; /* NULL: plain TCP */
-    struct mconn *conns;      /* every connection not yet freed */
-    unsigned nopen;           /* connections whose socket is open */
+    struct mars_tls_ctx *tls;    /* NULL: plain TCP */
+    struct receiver_conn *conns; /* every connection not yet freed */
+    unsigned nopen;              /* connections whose socket is open */
 };
 
 /* conn.c. Takes over fd (accepted, non-blocking): TLS handshake or straight to HELLO. */
-void mars_msrc_conn_start(struct msrc *ms, int fd);
+void mars_receiver_conn_start(struct receiver *ms, int fd);
 /* Closes c: cancels its I/O; the socket closes once that completed. c may be freed at once
  * (when no batch holds it). */
-void mars_msrc_conn_close(struct mconn *c);
+void mars_receiver_conn_close(struct receiver_conn *c);
 /* Handles the whole frames c has buffered while the pipeline takes more, then reads on. */
-void mars_msrc_conn_process(struct mconn *c);
+void mars_receiver_conn_process(struct receiver_conn *c);
 /* Closes c when it has not finished its handshake within handshake_timeout of `now`. */
-void mars_msrc_conn_tick(struct mconn *c, int64_t now);
+void mars_receiver_conn_tick(struct receiver_conn *c, int64_t now);
 /* Frees a connection left at destroy (sockets and sessions with it). */
-void mars_msrc_conn_free(struct mconn *c);
+void mars_receiver_conn_destroy(struct receiver_conn *c);
 
 /* mars.c: finishes the source once it is stopping and nothing is open any more. */
-void mars_msrc_maybe_finished(struct msrc *ms);
+void mars_receiver_maybe_finished(struct receiver *ms);
 
 #endif

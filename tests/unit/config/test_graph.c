@@ -53,7 +53,7 @@ static const char *load(const char *yaml, struct mars_config **out)
     if (rc == 0 && out)
         *out = c;
     else
-        mars_config_free(c);
+        mars_config_destroy(c);
     if (rc)
         assert_true(buf[0] != '\0'); /* a failure always says why */
     return buf;
@@ -87,7 +87,7 @@ static void test_valid_graph_topo_order(void **state)
     assert_true(pos[a] < pos[b]);
     assert_int_equal(c->nodes[b].produces, MARS_DATA_METRIC); /* SAME follows its input */
     assert_int_equal(c->nodes[a].nout, 2);
-    mars_config_free(c);
+    mars_config_destroy(c);
     (void)state;
 }
 
@@ -183,7 +183,7 @@ static void test_common_and_own_options(void **state)
     assert_int_equal(out->common.buffer.when_full, MARS_WHEN_FULL_DROP_NEWEST);
     assert_int_equal(out->common.buffer.max_bytes, 8u << 20); /* default */
     assert_int_equal(c->top.runtime.shutdown_timeout, 30000000000LL);
-    mars_config_free(c);
+    mars_config_destroy(c);
     (void)state;
 }
 
@@ -208,7 +208,7 @@ static void check_schema(const char *what, const struct mars_opt *opts)
         fail_msg("%s: defaults do not apply cleanly", what);
     }
     mars_diag_fini(&d);
-    mars_schema_free(opts, conf);
+    mars_schema_fini(opts, conf);
 }
 
 static void test_every_schema_documented(void **state)

@@ -59,27 +59,27 @@ static void test_routes(void **state)
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"hello\":\"world\""));
     assert_non_null(strstr(r.head, "Content-Type: application/json"));
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     assert_int_equal(httpc_request(addr, "GET", "/sub/x%2Fy", NULL, &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"path\":\"/sub/x/y\"")); /* decoded */
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     assert_int_equal(httpc_request(addr, "HEAD", "/hello", NULL, &r), 0);
     assert_int_equal(r.status, 200);
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     assert_int_equal(httpc_request(addr, "GET", "/nothing", NULL, &r), 0);
     assert_int_equal(r.status, 404);
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     assert_int_equal(httpc_request(addr, "DELETE", "/hello", NULL, &r), 0);
     assert_int_equal(r.status, 405);
     assert_non_null(strstr(r.head, "Allow: GET, HEAD"));
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     assert_int_equal(httpc_request(addr, "GET", "/post", NULL, &r), 0);
     assert_int_equal(r.status, 405);
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     assert_int_equal(httpc_request(addr, "GET", "/sub/%00", NULL, &r), 0);
     assert_int_equal(r.status, 400); /* an encoded NUL */
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     mars_admin_destroy(a);
     (void)state;
 }
@@ -101,7 +101,7 @@ static void test_malformed(void **state)
         /* refused: a 4xx/5xx answer or the connection closed, never a 200 */
         if (r.status != 0 && (r.status < 400 || r.status > 505))
             fail_msg("request %zu got status %d", i, r.status);
-        httpc_free(&r);
+        httpc_resp_fini(&r);
     }
     /* huge headers */
     size_t big = 64 * 1024;
@@ -111,13 +111,13 @@ static void test_malformed(void **state)
     memcpy(req + n + big, "\r\n\r\n", 5);
     assert_int_equal(httpc_raw(addr, req, (size_t)n + big + 4, &r), 0);
     assert_true(r.status == 0 || (r.status >= 400 && r.status < 500));
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     /* a body over max_body_size */
     n = snprintf(req, 128, "POST /post HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", big);
     memset(req + n, 'b', big);
     assert_int_equal(httpc_raw(addr, req, (size_t)n + big, &r), 0);
     assert_true(r.status == 0 || r.status == 413);
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     /* a body under it is served */
     n = snprintf(req, 128,
                  "POST /post HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
@@ -126,12 +126,12 @@ static void test_malformed(void **state)
     assert_int_equal(httpc_raw(addr, req, (size_t)n + 100, &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"len\":100"));
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     free(req);
     /* still serving */
     assert_int_equal(httpc_request(addr, "GET", "/hello", NULL, &r), 0);
     assert_int_equal(r.status, 200);
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     mars_admin_destroy(a);
     (void)state;
 }
@@ -144,7 +144,7 @@ static void expect_served_soon(const char *addr, const struct timespec *pause, i
         nanosleep(pause, NULL);
         assert_int_equal(httpc_request(addr, "GET", "/hello", NULL, &r), 0);
         int st = r.status;
-        httpc_free(&r);
+        httpc_resp_fini(&r);
         if (st == 200)
             return;
     }
@@ -165,7 +165,7 @@ static void test_connection_cap(void **state)
     /* the fourth is closed before anything is read */
     assert_int_equal(httpc_request(addr, "GET", "/hello", NULL, &r), 0);
     assert_int_equal(r.status, 0);
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     for (int i = 0; i < 3; i++)
         close(held[i]);
     /* once they are gone, requests are served again */
@@ -214,7 +214,7 @@ static void test_unix_socket(void **state)
     assert_string_equal(mars_admin_address(a), path);
     assert_int_equal(httpc_request(path, "GET", "/hello", NULL, &r), 0);
     assert_int_equal(r.status, 200);
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     mars_admin_destroy(a);
     struct stat st;
     assert_int_equal(stat(path, &st), -1); /* removed on destroy */
@@ -227,7 +227,7 @@ static void test_unix_socket(void **state)
     a = start(path, 8);
     assert_int_equal(httpc_request(path, "GET", "/hello", NULL, &r), 0);
     assert_int_equal(r.status, 200);
-    httpc_free(&r);
+    httpc_resp_fini(&r);
     mars_admin_destroy(a);
     (void)state;
 }

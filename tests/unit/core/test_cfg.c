@@ -113,7 +113,7 @@ static void test_structure_and_positions(void **state)
     assert_string_equal(root->keys[1]->str, "list");
     assert_string_equal(root->keys[2]->str, "nested");
 
-    mars_cfg_doc_free(doc);
+    mars_cfg_doc_destroy(doc);
     mars_diag_fini(&d);
 }
 
@@ -132,7 +132,7 @@ static void test_lookups(void **state)
     assert_string_equal(mars_cfg_kind_name(MARS_CFG_SCALAR), "scalar");
     assert_string_equal(mars_cfg_kind_name(MARS_CFG_MAP), "mapping");
     assert_string_equal(mars_cfg_kind_name(MARS_CFG_SEQ), "list");
-    mars_cfg_doc_free(doc);
+    mars_cfg_doc_destroy(doc);
     mars_diag_fini(&d);
 }
 
@@ -169,7 +169,7 @@ static void test_diagnostic_nodes(void **state)
     assert_at(mars_cfg_key_at(root, "map", "k"), 4, 3);
     assert_at(mars_cfg_key_at(root, "map", "no"), 4, 3);
     assert_ptr_equal(mars_cfg_key_at(root, "absent", "k"), root);
-    mars_cfg_doc_free(doc);
+    mars_cfg_doc_destroy(doc);
     mars_diag_fini(&d);
 }
 
@@ -209,7 +209,7 @@ static void test_null_and_quoted_scalars(void **state)
     assert_true(q->quoted);
     /* Keys are never null nodes. */
     assert_string_equal(mars_cfg_get(r, "~")->str, "tilde-key");
-    mars_cfg_doc_free(doc);
+    mars_cfg_doc_destroy(doc);
     mars_diag_fini(&d);
 }
 
@@ -223,7 +223,7 @@ static void test_empty_documents(void **state)
         assert_non_null(doc);
         assert_null(doc->root);
         assert_int_equal(d.n, 0);
-        mars_cfg_doc_free(doc);
+        mars_cfg_doc_destroy(doc);
         mars_diag_fini(&d);
     }
     /* A NULL text with length 0 is an empty document too. */
@@ -233,9 +233,9 @@ static void test_empty_documents(void **state)
     assert_non_null(doc);
     assert_null(doc->root);
     assert_string_equal(doc->file, "<config>");
-    mars_cfg_doc_free(doc);
+    mars_cfg_doc_destroy(doc);
     mars_diag_fini(&d);
-    mars_cfg_doc_free(NULL);
+    mars_cfg_doc_destroy(NULL);
 }
 
 static void test_load_file(void **state)
@@ -255,7 +255,7 @@ static void test_load_file(void **state)
     const struct mars_cfg_node *b = mars_cfg_get(mars_cfg_get(doc->root, "a"), "b");
     assert_string_equal(b->str, "c");
     assert_string_equal(b->file, path);
-    mars_cfg_doc_free(doc);
+    mars_cfg_doc_destroy(doc);
 
     /* Errors carry the path. */
     fd = open(path, O_WRONLY | O_TRUNC);
@@ -334,7 +334,7 @@ static void test_interpolation(void **state)
     assert_string_equal(mars_cfg_get(r, "list")->vals[0]->str, "es.local");
     assert_string_equal(mars_cfg_get(r, "${MARS_T_HOST}")->str, "key-not-expanded");
     assert_int_equal(mars_cfg_get(r, "plain")->len, strlen("http://es.local:9200/"));
-    mars_cfg_doc_free(doc);
+    mars_cfg_doc_destroy(doc);
     mars_diag_fini(&d);
 }
 
@@ -401,7 +401,7 @@ static void test_duplicate_keys(void **state)
     struct mars_diag d;
     struct mars_cfg_doc *doc = load("a: {k: 1}\nb: {k: 2}\n", &d);
     assert_non_null(doc);
-    mars_cfg_doc_free(doc);
+    mars_cfg_doc_destroy(doc);
     mars_diag_fini(&d);
     expect_errors("k: 1\n'k': 2\n", "t.yaml:2:1: duplicate key 'k' (first defined at line 1)",
                   NULL);
@@ -486,7 +486,7 @@ static void test_encoding_errors(void **state)
     struct mars_cfg_doc *doc = load("\xef\xbb\xbfname: caf\xc3\xa9\n", &d);
     assert_non_null(doc);
     assert_string_equal(mars_cfg_get(doc->root, "name")->str, "caf\xc3\xa9");
-    mars_cfg_doc_free(doc);
+    mars_cfg_doc_destroy(doc);
     mars_diag_fini(&d);
 }
 
@@ -514,7 +514,7 @@ static void test_binary_garbage(void **state)
             assert_true(d.n > 0);
         for (size_t i = 0; i < d.n; i++)
             assert_true(strncmp(d.msgs[i].text, "g.yaml", 6) == 0);
-        mars_cfg_doc_free(doc);
+        mars_cfg_doc_destroy(doc);
         mars_diag_fini(&d);
     }
 }
@@ -542,7 +542,7 @@ static void test_deep_nesting(void **state)
     ok[200] = '\0';
     struct mars_cfg_doc *doc = load(ok, &d);
     assert_non_null(doc);
-    mars_cfg_doc_free(doc);
+    mars_cfg_doc_destroy(doc);
     mars_diag_fini(&d);
 }
 

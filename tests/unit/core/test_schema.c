@@ -194,7 +194,7 @@ static int apply_schema(const struct mars_opt *schema, const char *name, const c
         fail_msg("yaml did not load");
     }
     int rc = mars_schema_apply(schema, doc->root, out, reserved, d);
-    mars_cfg_doc_free(doc);
+    mars_cfg_doc_destroy(doc);
     return rc;
 }
 
@@ -225,7 +225,7 @@ static void expect_errors(const char *yaml, ...)
         mars_diag_print(&d, stderr);
         fail_msg("%zu diagnostics, want %zu", d.n, n);
     }
-    mars_schema_free(conf_opts, &c);
+    mars_schema_fini(conf_opts, &c);
     mars_diag_fini(&d);
 }
 
@@ -272,7 +272,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.probes.n, 0);
     assert_null(c.probes.items);
     assert_string_equal(c.name, "x");
-    mars_schema_free(conf_opts, &c);
+    mars_schema_fini(conf_opts, &c);
     assert_zeroed(&c, sizeof(c));
     mars_diag_fini(&d);
 }
@@ -336,11 +336,11 @@ static void test_all_values(void **state)
     assert_string_equal(p[1].url, "http://b");
     assert_int_equal(p[1].interval, 60000000000);
     assert_string_equal(c.name, "");
-    mars_schema_free(conf_opts, &c);
+    mars_schema_fini(conf_opts, &c);
     assert_zeroed(&c, sizeof(c));
     /* Freeing twice is harmless: free zeroes what it frees. */
-    mars_schema_free(conf_opts, &c);
-    mars_schema_free(conf_opts, NULL);
+    mars_schema_fini(conf_opts, &c);
+    mars_schema_fini(conf_opts, NULL);
     mars_diag_fini(&d);
 }
 
@@ -355,7 +355,7 @@ static void test_empty_values_are_unset(void **state)
     assert_int_equal(c.tags.n, 2);
     assert_int_equal(c.buffer.max_events, 1000);
     assert_int_equal(c.probes.n, 0);
-    mars_schema_free(conf_opts, &c);
+    mars_schema_fini(conf_opts, &c);
     mars_diag_fini(&d);
     expect_errors("path:\n", "c.yaml:1:1: missing required option 'path'", NULL);
     /* An empty list and map are written values. */
@@ -363,7 +363,7 @@ static void test_empty_values_are_unset(void **state)
     assert_int_equal(c.tags.n, 0);
     assert_null(c.tags.v);
     assert_int_equal(c.labels.n, 0);
-    mars_schema_free(conf_opts, &c);
+    mars_schema_fini(conf_opts, &c);
     mars_diag_fini(&d);
 }
 
@@ -379,7 +379,7 @@ static void test_null_map_and_wrong_root(void **state)
     assert_int_equal(d.n, 1);
     assert_string_equal(d.msgs[0].text, "<config>: missing required option 'path'");
     assert_int_equal(c.workers, 4); /* defaults applied anyway */
-    mars_schema_free(conf_opts, &c);
+    mars_schema_fini(conf_opts, &c);
     mars_diag_fini(&d);
 
     /* A table without required options applies cleanly to nothing. */
@@ -387,7 +387,7 @@ static void test_null_map_and_wrong_root(void **state)
     mars_diag_init(&d);
     assert_int_equal(mars_schema_apply(buf_opts, NULL, &b, NULL, &d), 0);
     assert_int_equal(b.max_events, 1000);
-    mars_schema_free(buf_opts, &b);
+    mars_schema_fini(buf_opts, &b);
     mars_diag_fini(&d);
 
     expect_errors("- a\n- b\n", "c.yaml:1:1: expected a mapping of options, got a list", NULL);
@@ -519,7 +519,7 @@ static void test_bounds(void **state)
                      0);
     assert_int_equal(c.workers, 256);
     assert_int_equal(c.buffer.max_size, 1024);
-    mars_schema_free(conf_opts, &c);
+    mars_schema_fini(conf_opts, &c);
     mars_diag_fini(&d);
 }
 
@@ -627,7 +627,7 @@ static void test_secret_files(void **state)
         snprintf(yaml, sizeof(yaml), "path: /p\npassword_file: %s\n", path);
         assert_int_equal(apply_yaml(yaml, &c, &d), 0);
         assert_string_equal(c.password, ok[i].want);
-        mars_schema_free(conf_opts, &c);
+        mars_schema_fini(conf_opts, &c);
         mars_diag_fini(&d);
         unlink(path);
     }
@@ -637,7 +637,7 @@ static void test_secret_files(void **state)
     snprintf(yaml, sizeof(yaml), "path: /p\nprobes:\n  - url: u\n    token_file: %s\n", path);
     assert_int_equal(apply_yaml(yaml, &c, &d), 0);
     assert_string_equal(((struct probe *)c.probes.items)[0].token, "tok");
-    mars_schema_free(conf_opts, &c);
+    mars_schema_fini(conf_opts, &c);
     mars_diag_fini(&d);
 
     /* Both forms: an error at whichever comes second. */
@@ -754,7 +754,7 @@ static void test_bad_defaults(void **state)
         }
     }
     assert_int_equal(d.n, sizeof(want) / sizeof(want[0]));
-    mars_schema_free(bad_opts, &b);
+    mars_schema_fini(bad_opts, &b);
     mars_diag_fini(&d);
 }
 
@@ -931,14 +931,14 @@ static void test_urls(void **state)
     assert_string_equal(c.url, "https://h:1/p");
     assert_int_equal(c.urls.n, 2);
     assert_string_equal(c.urls.v[1], "https://y");
-    mars_schema_free(url_opts, &c);
+    mars_schema_fini(url_opts, &c);
     mars_diag_fini(&d);
     /* the default list, and an empty URL left unset as `${VAR:-}` gives it */
     assert_int_equal(apply_urls("url: \"\"\n", &c, &d), 0);
     assert_null(c.url);
     assert_int_equal(c.urls.n, 1);
     assert_string_equal(c.urls.v[0], "http://a");
-    mars_schema_free(url_opts, &c);
+    mars_schema_fini(url_opts, &c);
     mars_diag_fini(&d);
     /* each bad one at its own position; the scheme is matched as written */
     assert_int_equal(apply_urls("url: ftp://h\nurls: [http://x, HTTP://y, \"\"]\n", &c, &d),
@@ -951,7 +951,7 @@ static void test_urls(void **state)
                                         "with http:// or https://");
     assert_string_equal(d.msgs[2].text,
                         "u.yaml:2:28: option 'urls[2]': \"\" must start with http:// or https://");
-    mars_schema_free(url_opts, &c);
+    mars_schema_fini(url_opts, &c);
     mars_diag_fini(&d);
 }
 
@@ -962,7 +962,7 @@ static void test_reapply_after_free(void **state)
     struct conf c;
     for (int i = 0; i < 3; i++) {
         assert_int_equal(apply_yaml("path: /p\ninputs: [a]\nprobes: [{url: u}]\n", &c, &d), 0);
-        mars_schema_free(conf_opts, &c);
+        mars_schema_fini(conf_opts, &c);
         mars_diag_fini(&d);
     }
     /* Partial results after errors are freeable too. */
@@ -970,7 +970,7 @@ static void test_reapply_after_free(void **state)
                                 "probes: [{url: u, interval: x}, 5]\n",
                                 &c, &d),
                      -EINVAL);
-    mars_schema_free(conf_opts, &c);
+    mars_schema_fini(conf_opts, &c);
     assert_zeroed(&c, sizeof(c));
     mars_diag_fini(&d);
 }

@@ -124,7 +124,7 @@ static void test_evaluation(void **state)
         if (got != cases[i].want)
             fail_msg("'%s' is %s, want %s", cases[i].cond, got ? "true" : "false",
                      cases[i].want ? "true" : "false");
-        mars_cond_free(c);
+        mars_cond_destroy(c);
     }
     mars_batch_release(b);
     (void)state;
@@ -228,7 +228,7 @@ static void test_members_are_literals(void **state)
         if (got != cases[i].want)
             fail_msg("'%s' is %s, want %s", cases[i].cond, got ? "true" : "false",
                      cases[i].want ? "true" : "false");
-        mars_cond_free(c);
+        mars_cond_destroy(c);
     }
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         struct mars_cond_error err;

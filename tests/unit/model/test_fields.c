@@ -57,7 +57,7 @@ static void test_path_syntax(void **state)
         } else if (ok[i].n) {
             assert_null(p->seg[p->n - 1].name);
         }
-        mars_path_free(p);
+        mars_path_destroy(p);
     }
     static const struct {
         const char *in;
@@ -75,7 +75,7 @@ static void test_path_syntax(void **state)
     struct mars_path *p = P("tags[3]");
     assert_true(mars_path_has_index(p));
     assert_int_equal(p->seg[1].index, 3);
-    mars_path_free(p);
+    mars_path_destroy(p);
     (void)state;
 }
 
@@ -120,7 +120,7 @@ static bool get(const struct mars_event *ev, const char *path, struct mars_value
 {
     struct mars_path *p = P(path);
     bool r = mars_fields_get(ev, p, v);
-    mars_path_free(p);
+    mars_path_destroy(p);
     return r;
 }
 
@@ -188,20 +188,20 @@ static void test_set_remove_move(void **state)
     assert_int_equal(mars_fields_move(b, ev, nope, a, true), -ENOENT);
     struct mars_path *inside = P("m.n.o");
     assert_int_equal(mars_fields_move(b, ev, moved, inside, false), -EINVAL);
-    mars_path_free(inside);
+    mars_path_destroy(inside);
     assert_int_equal(mars_fields_remove(b, ev, xyz), 0);
     assert_int_equal(mars_fields_remove(b, ev, xyz), -ENOENT);
     expect_json(ev, "{\"timestamp\":\"2024-01-01T00:00:00.123000000Z\",\"s\":\"str\","
                     "\"keep\":2,\"x\":{\"y\":{}},\"m\":{\"n\":{\"b\":\"one\"}},\"a\":\"str\"}");
     mars_batch_release(b); /* before the paths its keys point into */
-    mars_path_free(ab);
-    mars_path_free(xyz);
-    mars_path_free(s);
-    mars_path_free(sq);
-    mars_path_free(a);
-    mars_path_free(moved);
-    mars_path_free(t0);
-    mars_path_free(nope);
+    mars_path_destroy(ab);
+    mars_path_destroy(xyz);
+    mars_path_destroy(s);
+    mars_path_destroy(sq);
+    mars_path_destroy(a);
+    mars_path_destroy(moved);
+    mars_path_destroy(t0);
+    mars_path_destroy(nope);
     (void)state;
 }
 
@@ -227,9 +227,9 @@ static void test_message_and_timestamp(void **state)
     expect_json(ev, "{\"timestamp\":\"yesterday\",\"message\":5,"
                     "\"copy\":\"1970-01-01T00:00:00.000000000Z\"}");
     mars_batch_release(b);
-    mars_path_free(msg);
-    mars_path_free(ts);
-    mars_path_free(copy);
+    mars_path_destroy(msg);
+    mars_path_destroy(ts);
+    mars_path_destroy(copy);
     (void)state;
 }
 
@@ -258,8 +258,8 @@ static void test_copy_on_write(void **state)
     mars_batch_release(sel);
     mars_batch_release(b);
     mars_batch_release(shared);
-    mars_path_free(op);
-    mars_path_free(a);
+    mars_path_destroy(op);
+    mars_path_destroy(a);
     (void)state;
 }
 
@@ -293,9 +293,9 @@ static void test_merge_under_target_and_growth(void **state)
     assert_true(get(ev, "p.q.b.c", &v));
     mars_fbuild_fini(&fb);
     mars_batch_release(b);
-    mars_path_free(t);
+    mars_path_destroy(t);
     for (int i = 0; i < 500; i++)
-        mars_path_free(paths[i]);
+        mars_path_destroy(paths[i]);
     (void)state;
 }
 

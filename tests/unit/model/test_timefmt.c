@@ -27,7 +27,7 @@ static void check(const char *fmt, const char *tz, const char *in, int64_t want,
     if (!f)
         fail_msg("%s/%s: %s", fmt, tz, err);
     int rc = mars_timefmt_parse(f, in, strlen(in), NOW, &got);
-    mars_timefmt_free(f);
+    mars_timefmt_destroy(f);
     if (ok && (rc != 0 || got != want))
         fail_msg("%s '%s' (%s): rc %d, got %lld, want %lld", fmt, in, tz, rc, (long long)got,
                  (long long)want);
@@ -110,7 +110,7 @@ static void test_zones(void **state)
     assert_non_null(tz);
     assert_int_equal(mars_tz_offset(tz, 1705316400), 3600);
     assert_int_equal(mars_tz_offset(tz, 1721037600), 7200);
-    mars_tz_free(tz);
+    mars_tz_destroy(tz);
     assert_null(mars_tz_load("Nowhere/Atlantis", err, sizeof(err)));
     assert_non_null(strstr(err, "unknown time zone"));
     assert_null(mars_tz_load("../../etc/passwd", err, sizeof(err)));

@@ -22,7 +22,7 @@ struct seen {
     uint32_t n;
 };
 
-static void collect(void *ctx, uint32_t i, const struct mars_es_item *it)
+static void collect(void *ctx, uint32_t i, const struct mars_elasticsearch_item *it)
 {
     struct seen *s = ctx;
     assert_int_equal(i, s->n);
@@ -35,7 +35,7 @@ static void collect(void *ctx, uint32_t i, const struct mars_es_item *it)
 static int64_t walk(const char *body, struct seen *s, bool *all_ok)
 {
     memset(s, 0, sizeof(*s));
-    return mars_es_items(body, strlen(body), all_ok, collect, s);
+    return mars_elasticsearch_items(body, strlen(body), all_ok, collect, s);
 }
 
 static void test_full_response(void **state)
@@ -108,31 +108,33 @@ static void test_malformed(void **state)
 static void test_classes(void **state)
 {
     (void)state;
-    assert_int_equal(mars_es_item_class(201, false), MARS_ES_OK);
-    assert_int_equal(mars_es_item_class(200, true), MARS_ES_OK);
-    assert_int_equal(mars_es_item_class(409, true), MARS_ES_OK);
-    assert_int_equal(mars_es_item_class(409, false), MARS_ES_PERMANENT);
-    assert_int_equal(mars_es_item_class(429, false), MARS_ES_RETRY);
-    assert_int_equal(mars_es_item_class(500, true), MARS_ES_RETRY);
-    assert_int_equal(mars_es_item_class(503, false), MARS_ES_RETRY);
-    assert_int_equal(mars_es_item_class(0, false), MARS_ES_RETRY);
-    assert_int_equal(mars_es_item_class(400, false), MARS_ES_PERMANENT);
-    assert_int_equal(mars_es_item_class(404, true), MARS_ES_PERMANENT);
-    assert_int_equal(mars_es_request_class(429), MARS_ES_RETRY);
-    assert_int_equal(mars_es_request_class(502), MARS_ES_RETRY);
-    assert_int_equal(mars_es_request_class(401), MARS_ES_RETRY);
-    assert_int_equal(mars_es_request_class(403), MARS_ES_RETRY);
-    assert_int_equal(mars_es_request_class(301), MARS_ES_RETRY);
-    assert_int_equal(mars_es_request_class(400), MARS_ES_PERMANENT);
-    assert_int_equal(mars_es_request_class(404), MARS_ES_PERMANENT);
+    assert_int_equal(mars_elasticsearch_item_class(201, false), MARS_ELASTICSEARCH_OK);
+    assert_int_equal(mars_elasticsearch_item_class(200, true), MARS_ELASTICSEARCH_OK);
+    assert_int_equal(mars_elasticsearch_item_class(409, true), MARS_ELASTICSEARCH_OK);
+    assert_int_equal(mars_elasticsearch_item_class(409, false), MARS_ELASTICSEARCH_PERMANENT);
+    assert_int_equal(mars_elasticsearch_item_class(429, false), MARS_ELASTICSEARCH_RETRY);
+    assert_int_equal(mars_elasticsearch_item_class(500, true), MARS_ELASTICSEARCH_RETRY);
+    assert_int_equal(mars_elasticsearch_item_class(503, false), MARS_ELASTICSEARCH_RETRY);
+    assert_int_equal(mars_elasticsearch_item_class(0, false), MARS_ELASTICSEARCH_RETRY);
+    assert_int_equal(mars_elasticsearch_item_class(400, false), MARS_ELASTICSEARCH_PERMANENT);
+    assert_int_equal(mars_elasticsearch_item_class(404, true), MARS_ELASTICSEARCH_PERMANENT);
+    assert_int_equal(mars_elasticsearch_request_class(429), MARS_ELASTICSEARCH_RETRY);
+    assert_int_equal(mars_elasticsearch_request_class(502), MARS_ELASTICSEARCH_RETRY);
+    assert_int_equal(mars_elasticsearch_request_class(401), MARS_ELASTICSEARCH_RETRY);
+    assert_int_equal(mars_elasticsearch_request_class(403), MARS_ELASTICSEARCH_RETRY);
+    assert_int_equal(mars_elasticsearch_request_class(301), MARS_ELASTICSEARCH_RETRY);
+    assert_int_equal(mars_elasticsearch_request_class(400), MARS_ELASTICSEARCH_PERMANENT);
+    assert_int_equal(mars_elasticsearch_request_class(404), MARS_ELASTICSEARCH_PERMANENT);
 }
 
 static void test_action_lines(void **state)
 {
     (void)state;
     struct mars_encoder e = {0};
-    assert_int_equal(mars_es_put_action(&e, MARS_ES_INDEX, "logs-a", 6, NULL, 0), 0);
-    assert_int_equal(mars_es_put_action(&e, MARS_ES_CREATE, "q\"\\", 3, "i\n1", 3), 0);
+    assert_int_equal(
+        mars_elasticsearch_put_action(&e, MARS_ELASTICSEARCH_INDEX, "logs-a", 6, NULL, 0), 0);
+    assert_int_equal(
+        mars_elasticsearch_put_action(&e, MARS_ELASTICSEARCH_CREATE, "q\"\\", 3, "i\n1", 3), 0);
     const char *want = "{\"index\":{\"_index\":\"logs-a\"}}\n"
                        "{\"create\":{\"_index\":\"q\\\"\\\\\",\"_id\":\"i\\n1\"}}\n";
     assert_int_equal(e.out_len, strlen(want));
@@ -143,34 +145,34 @@ static void test_action_lines(void **state)
 static void test_generated_ids(void **state)
 {
     (void)state;
-    char a[MARS_ES_ID_LEN + 1], b[MARS_ES_ID_LEN + 1];
-    mars_es_gen_id(0x0123456789abcdefULL, 0, a);
-    mars_es_gen_id(0x0123456789abcdefULL, 1, b);
-    assert_int_equal(strlen(a), MARS_ES_ID_LEN);
+    char a[MARS_ELASTICSEARCH_ID_LEN + 1], b[MARS_ELASTICSEARCH_ID_LEN + 1];
+    mars_elasticsearch_gen_id(0x0123456789abcdefULL, 0, a);
+    mars_elasticsearch_gen_id(0x0123456789abcdefULL, 1, b);
+    assert_int_equal(strlen(a), MARS_ELASTICSEARCH_ID_LEN);
     assert_string_not_equal(a, b);
     for (const char *p = a; *p; p++)
         assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", *p));
-    mars_es_gen_id(0x0123456789abcdefULL, 0, b); /* stable */
+    mars_elasticsearch_gen_id(0x0123456789abcdefULL, 0, b); /* stable */
     assert_string_equal(a, b);
-    mars_es_gen_id(0x0123456789abcdeeULL, 0, b); /* nonce matters */
+    mars_elasticsearch_gen_id(0x0123456789abcdeeULL, 0, b); /* nonce matters */
     assert_string_not_equal(a, b);
     /* the low bits of seq reach the last characters */
-    mars_es_gen_id(0, 0, a);
+    mars_elasticsearch_gen_id(0, 0, a);
     assert_string_equal(a, "AAAAAAAAAAAAAAAAAAAAAA");
-    mars_es_gen_id(0, 1, a);
+    mars_elasticsearch_gen_id(0, 1, a);
     assert_string_equal(a, "AAAAAAAAAAAAAAAAAAAAAQ");
 }
 
 static void test_bulk_url(void **state)
 {
     (void)state;
-    char *u = mars_es_bulk_url("http://es:9200/", NULL, NULL);
+    char *u = mars_elasticsearch_bulk_url("http://es:9200/", NULL, NULL);
     assert_string_equal(u, "http://es:9200/_bulk");
     free(u);
-    u = mars_es_bulk_url("https://es:9200/prefix", "errors,items.*.status", "p1");
+    u = mars_elasticsearch_bulk_url("https://es:9200/prefix", "errors,items.*.status", "p1");
     assert_string_equal(u, "https://es:9200/prefix/_bulk?filter_path=errors,items.*.status&pipeline=p1");
     free(u);
-    u = mars_es_bulk_url("http://es:9200", "", "p1");
+    u = mars_elasticsearch_bulk_url("http://es:9200", "", "p1");
     assert_string_equal(u, "http://es:9200/_bulk?pipeline=p1");
     free(u);
 }

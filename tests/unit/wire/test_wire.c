@@ -114,7 +114,7 @@ static void test_token_and_control(void **state)
     assert_memory_equal(g.token, "tok", 3);
     assert_string_equal(g.name, "agent");
     assert_int_equal(g.window, 8);
-    mars_wire_hello_free(scratch);
+    mars_wire_hello_destroy(scratch);
 
     n = mars_wire_error_frame(7, 1, "wrong\ntoken", f, sizeof(f));
     assert_true(n > MARS_WIRE_HDR);

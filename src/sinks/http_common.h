@@ -1,37 +1,37 @@
 /*
- * httpsink.h - what every HTTP-based sink (http, elasticsearch, loki) shares: the tls,
+ * http_common.h - what every HTTP-based sink (http, elasticsearch, loki) shares: the tls,
  * auth, headers and compression options, one HTTP client per sink instance, request
  * bodies (compressed or flattened from iovecs) in per-call buffers reused across requests,
  * and one mapping from an HTTP outcome to OK / RETRY / REJECTED.
  *
- * A sink embeds struct mars_httpsink_conf in its conf struct and puts
- * MARS_HTTPSINK_OPTIONS(its_conf_type, member) in its option table; at init it calls
- * mars_httpsink_init(), and for each request fills a struct mars_httpsink_call (one per
- * request slot: request.concurrency of them) and calls mars_httpsink_send().
+ * A sink embeds struct mars_http_common_conf in its conf struct and puts
+ * MARS_HTTP_COMMON_OPTIONS(its_conf_type, member) in its option table; at init it calls
+ * mars_http_common_init(), and for each request fills a struct mars_http_common_call (one per
+ * request slot: request.concurrency of them) and calls mars_http_common_send().
  *
  * Thread: the sink's worker.
  */
-#ifndef MARS_HTTPSINK_H
-#define MARS_HTTPSINK_H
+#ifndef MARS_HTTP_COMMON_H
+#define MARS_HTTP_COMMON_H
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
 
 #include "core/compress.h"
-#include "core/http.h"
+#include "core/http_client.h"
 #include "component.h"
 
-struct mars_httpsink_conf {
+struct mars_http_common_conf {
     struct mars_tls_conf tls;
     struct mars_auth_conf auth;
     struct mars_strmap headers;
     int compression; /* enum mars_codec */
 };
 
-/* Option table entries for a conf struct TYPE whose struct mars_httpsink_conf member is
+/* Option table entries for a conf struct TYPE whose struct mars_http_common_conf member is
  * MEMBER. `compression` defaults to DEF ("none", "gzip"). */
-#define MARS_HTTPSINK_OPTIONS(TYPE, MEMBER, DEF)                                                \
+#define MARS_HTTP_COMMON_OPTIONS(TYPE, MEMBER, DEF)                                                \
     {.name = "compression", .type = MARS_OPT_ENUM,                                             \
      .offset = offsetof(TYPE, MEMBER.compression), .def = DEF,                                  \
      .choices = mars_compression_names,                                                         \
@@ -47,61 +47,64 @@ struct mars_httpsink_conf {
     }
 
 /* The check hook's part: cert/key, auth fields, lz4 refused. */
-int mars_httpsink_check(const struct mars_httpsink_conf *c, const struct mars_cfg_node *node,
+int mars_http_common_check(const struct mars_http_common_conf *c, const struct mars_cfg_node *node,
                         struct mars_diag *diag);
 
-struct mars_httpsink {
+struct mars_http_common {
     struct mars_sink *sink;
-    const struct mars_httpsink_conf *conf;
+    const struct mars_http_common_conf *conf;
     struct mars_http *client;
     struct mars_http_tls tls;
     const char **headers; /* NULL-terminated "Name: value", owned */
     size_t nheaders, headers_cap;
 };
 
-struct mars_httpsink_call;
-typedef void (*mars_httpsink_cb)(struct mars_httpsink_call *c, const struct mars_http_resp *resp);
+struct mars_http_common_call;
+typedef void (*mars_http_common_cb)(struct mars_http_common_call *c,
+                                    const struct mars_http_resp *resp);
 
 /* One request slot: the HTTP request and the body buffers it reuses. */
-struct mars_httpsink_call {
+struct mars_http_common_call {
     struct mars_http_req http;
-    struct mars_httpsink *hs;
+    struct mars_http_common *hs;
     struct mars_sink_req *r; /* the engine request it carries, NULL when free */
     struct mars_compressor comp;
     char *flat;              /* uncompressed body, when not compressed */
     size_t flat_cap;
     uint64_t body_bytes;     /* bytes sent (after compression) */
     size_t max_body;         /* response bytes kept for cb; 0: the client's default */
-    mars_httpsink_cb cb;
+    mars_http_common_cb cb;
     void *data;              /* the sink's */
 };
 
 /* Sets up the client and the header list (content_type, plus Content-Encoding when
  * compressing, plus the configured headers). Returns 0 or a negative errno. */
-int mars_httpsink_init(struct mars_httpsink *hs, struct mars_sink *s,
-                       const struct mars_httpsink_conf *conf, const char *content_type);
+int mars_http_common_init(struct mars_http_common *hs, struct mars_sink *s,
+                       const struct mars_http_common_conf *conf, const char *content_type);
 /* Adds one more header to every request (a sink's own, like Loki's X-Scope-OrgID), after
  * init. Returns 0 or -ENOMEM. */
-int mars_httpsink_add_header(struct mars_httpsink *hs, const char *name, const char *value);
+int mars_http_common_add_header(struct mars_http_common *hs, const char *name, const char *value);
 /* Cancels every request in flight (their callbacks run with -ECANCELED) and the client's
  * loop ops; the sink's abort hook. */
-void mars_httpsink_abort(struct mars_httpsink *hs);
-void mars_httpsink_fini(struct mars_httpsink *hs);
+void mars_http_common_abort(struct mars_http_common *hs);
+void mars_http_common_fini(struct mars_http_common *hs);
 
 /* A free call slot of hs (calls has n entries), or NULL. */
-struct mars_httpsink_call *mars_httpsink_slot(struct mars_httpsink_call *calls, unsigned n);
-void mars_httpsink_call_fini(struct mars_httpsink_call *c);
+struct mars_http_common_call *mars_http_common_slot(struct mars_http_common_call *calls,
+                                                    unsigned n);
+void mars_http_common_call_fini(struct mars_http_common_call *c);
 
 /* Sends iov[0..n) (compressed as configured) with `method` to `url` (borrowed until cb)
  * for engine request r. cb runs exactly once, from the loop, unless this returns < 0. */
-int mars_httpsink_send(struct mars_httpsink *hs, struct mars_httpsink_call *c,
+int mars_http_common_send(struct mars_http_common *hs, struct mars_http_common_call *c,
                        struct mars_sink_req *r, const char *method, const char *url,
-                       const struct iovec *iov, int n, mars_httpsink_cb cb);
+                       const struct iovec *iov, int n, mars_http_common_cb cb);
 
 /* The usual mapping: transport error, 3xx, 401, 403, 408, 429, 5xx -> RETRY (with
  * Retry-After passed on); other 4xx -> REJECTED; 2xx -> OK; cancelled -> ABORTED. Logs failures (rate
  * limited) with the status and the start of the response body, and counts write errors. */
-enum mars_sink_result mars_httpsink_classify(struct mars_httpsink *hs, struct mars_sink_req *r,
-                                             const struct mars_http_resp *resp);
+enum mars_sink_result mars_http_common_classify(struct mars_http_common *hs,
+                                                struct mars_sink_req *r,
+                                                const struct mars_http_resp *resp);
 
 #endif

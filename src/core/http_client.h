@@ -1,5 +1,5 @@
 /*
- * http.h - an HTTP client on a mars ev loop.
+ * http_client.h - an HTTP client on a mars ev loop.
  *
  * libcurl's multi interface, with its socket and timer callbacks driven by mars_ev poll and
  * timer ops, so requests run on the loop of the thread that submits them and never block
@@ -14,8 +14,8 @@
  *
  * Thread: the loop's thread only.
  */
-#ifndef MARS_HTTP_H
-#define MARS_HTTP_H
+#ifndef MARS_HTTP_CLIENT_H
+#define MARS_HTTP_CLIENT_H
 
 #include <stdbool.h>
 #include <stddef.h>

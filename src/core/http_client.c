@@ -1,5 +1,6 @@
 /*
- * http.c - the HTTP client of http.h: libcurl's multi interface driven by a mars ev loop.
+ * http_client.c - the HTTP client of http_client.h: libcurl's multi interface driven by a
+ * mars ev loop.
  *
  * libcurl tells us which sockets it wants watched (socket callback) and when it next needs
  * the clock (timer callback); we turn those into one-shot ev POLL ops and one ev TIMER op,
@@ -18,7 +19,7 @@
  *
  * Thread: the loop's thread only.
  */
-#include "core/http.h"
+#include "core/http_client.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -131,7 +132,7 @@ static int curl_errno(CURLcode c)
     }
 }
 
-static void priv_free(struct mars_http_priv *p)
+static void priv_destroy(struct mars_http_priv *p)
 {
     if (p->easy)
         curl_easy_cleanup(p->easy);
@@ -175,7 +176,7 @@ static void finish(struct mars_http_priv *p, CURLcode cc)
     resp.body_truncated = p->truncated;
     r->priv = NULL;
     r->done(r, &resp);
-    priv_free(p);
+    priv_destroy(p);
 }
 
 static void collect(struct mars_http *h)
@@ -230,7 +231,7 @@ static void defer_done(struct mars_http *h, struct mars_http_priv *p)
 
 static void on_poll(struct mars_ev_op *op, int res);
 
-static void sock_free(struct http_sock *s)
+static void sock_destroy(struct http_sock *s)
 {
     struct mars_http *h = s->h;
     if (s->prev)
@@ -259,7 +260,7 @@ static void on_poll(struct mars_ev_op *op, int res)
     struct mars_http *h = s->h;
     s->armed = false;
     if (s->removed) {
-        sock_free(s);
+        sock_destroy(s);
         return;
     }
     if (res == -ECANCELED) { /* curl changed what it wants, or shutdown */
@@ -282,7 +283,7 @@ static void on_poll(struct mars_ev_op *op, int res)
     curl_multi_socket_action(h->multi, s->fd, flags, &running);
     s->busy = false;
     if (s->removed)
-        sock_free(s);
+        sock_destroy(s);
     else
         sock_arm(s);
     collect(h);
@@ -302,7 +303,7 @@ static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socke
         if (s->armed)
             mars_ev_cancel(h->loop, &s->op); /* on_poll frees it */
         else if (!s->busy)
-            sock_free(s);
+            sock_destroy(s);
         return 0;
     }
     if (!s) {
@@ -575,7 +576,7 @@ int mars_http_submit(struct mars_http *h, struct mars_http_req *r)
     if (rc == 0 && curl_multi_add_handle(h->multi, p->easy) != CURLM_OK)
         rc = -ENOMEM;
     if (rc) {
-        priv_free(p);
+        priv_destroy(p);
         return rc;
     }
     r->priv = p;
@@ -655,7 +656,7 @@ void mars_http_destroy(struct mars_http *h)
     if (h->multi)
         curl_multi_cleanup(h->multi);
     while (h->socks)
-        sock_free(h->socks);
+        sock_destroy(h->socks);
     free(h->user_agent);
     free(h);
 }

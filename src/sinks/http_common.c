@@ -1,6 +1,6 @@
 /*
- * httpsink.c - the part of the HTTP-based sinks that does not depend on the protocol
- * (see httpsink.h): header list, body preparation, sending through the loop's HTTP
+ * http_common.c - the part of the HTTP-based sinks that does not depend on the protocol
+ * (see http_common.h): header list, body preparation, sending through the loop's HTTP
  * client, and the status mapping.
  *
  * Bodies: with compression the iovecs go straight into the call's compressor buffer; without
@@ -9,7 +9,7 @@
  *
  * Thread: the sink's worker.
  */
-#include "sinks/httpsink.h"
+#include "sinks/http_common.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -20,8 +20,8 @@
 #include "core/grow.h"
 #include "core/log.h"
 
-int mars_httpsink_check(const struct mars_httpsink_conf *c, const struct mars_cfg_node *node,
-                        struct mars_diag *diag)
+int mars_http_common_check(const struct mars_http_common_conf *c, const struct mars_cfg_node *node,
+                           struct mars_diag *diag)
 {
     int rc = mars_netconf_check(&c->tls, &c->auth, node, diag);
     if (c->compression == MARS_CODEC_LZ4) {
@@ -33,7 +33,7 @@ int mars_httpsink_check(const struct mars_httpsink_conf *c, const struct mars_cf
     return rc;
 }
 
-static int add_header(struct mars_httpsink *hs, const char *name, const char *value)
+static int add_header(struct mars_http_common *hs, const char *name, const char *value)
 {
     size_t n = strlen(name) + strlen(value) + 3;
     char *h = malloc(n);
@@ -47,13 +47,13 @@ static int add_header(struct mars_httpsink *hs, const char *name, const char *va
     return 0;
 }
 
-int mars_httpsink_add_header(struct mars_httpsink *hs, const char *name, const char *value)
+int mars_http_common_add_header(struct mars_http_common *hs, const char *name, const char *value)
 {
     return add_header(hs, name, value);
 }
 
-int mars_httpsink_init(struct mars_httpsink *hs, struct mars_sink *s,
-                       const struct mars_httpsink_conf *conf, const char *content_type)
+int mars_http_common_init(struct mars_http_common *hs, struct mars_sink *s,
+                          const struct mars_http_common_conf *conf, const char *content_type)
 {
     memset(hs, 0, sizeof(*hs));
     hs->sink = s;
@@ -72,13 +72,13 @@ int mars_httpsink_init(struct mars_httpsink *hs, struct mars_sink *s,
     return hs->client ? 0 : -ENOMEM;
 }
 
-void mars_httpsink_abort(struct mars_httpsink *hs)
+void mars_http_common_abort(struct mars_http_common *hs)
 {
     if (hs->client)
         mars_http_shutdown(hs->client);
 }
 
-void mars_httpsink_fini(struct mars_httpsink *hs)
+void mars_http_common_fini(struct mars_http_common *hs)
 {
     mars_http_destroy(hs->client);
     for (size_t i = 0; i < hs->nheaders; i++)
@@ -87,7 +87,7 @@ void mars_httpsink_fini(struct mars_httpsink *hs)
     memset(hs, 0, sizeof(*hs));
 }
 
-struct mars_httpsink_call *mars_httpsink_slot(struct mars_httpsink_call *calls, unsigned n)
+struct mars_http_common_call *mars_http_common_slot(struct mars_http_common_call *calls, unsigned n)
 {
     for (unsigned i = 0; i < n; i++)
         if (!calls[i].r)
@@ -95,7 +95,7 @@ struct mars_httpsink_call *mars_httpsink_slot(struct mars_httpsink_call *calls, 
     return NULL;
 }
 
-void mars_httpsink_call_fini(struct mars_httpsink_call *c)
+void mars_http_common_call_fini(struct mars_http_common_call *c)
 {
     mars_compressor_fini(&c->comp);
     free(c->flat);
@@ -103,7 +103,7 @@ void mars_httpsink_call_fini(struct mars_httpsink_call *c)
     c->flat_cap = 0;
 }
 
-static int flatten(struct mars_httpsink_call *c, const struct iovec *iov, int n, size_t *len)
+static int flatten(struct mars_http_common_call *c, const struct iovec *iov, int n, size_t *len)
 {
     size_t total = 0;
     for (int i = 0; i < n; i++)
@@ -121,15 +121,15 @@ static int flatten(struct mars_httpsink_call *c, const struct iovec *iov, int n,
 
 static void on_http_done(struct mars_http_req *hr, const struct mars_http_resp *resp)
 {
-    struct mars_httpsink_call *c = MARS_CONTAINER_OF(hr, struct mars_httpsink_call, http);
+    struct mars_http_common_call *c = MARS_CONTAINER_OF(hr, struct mars_http_common_call, http);
     c->cb(c, resp);
 }
 
-int mars_httpsink_send(struct mars_httpsink *hs, struct mars_httpsink_call *c,
-                       struct mars_sink_req *r, const char *method, const char *url,
-                       const struct iovec *iov, int n, mars_httpsink_cb cb)
+int mars_http_common_send(struct mars_http_common *hs, struct mars_http_common_call *c,
+                          struct mars_sink_req *r, const char *method, const char *url,
+                          const struct iovec *iov, int n, mars_http_common_cb cb)
 {
-    const struct mars_httpsink_conf *conf = hs->conf;
+    const struct mars_http_common_conf *conf = hs->conf;
     const void *body;
     size_t len;
     int rc;
@@ -169,8 +169,9 @@ int mars_httpsink_send(struct mars_httpsink *hs, struct mars_httpsink_call *c,
     return rc;
 }
 
-enum mars_sink_result mars_httpsink_classify(struct mars_httpsink *hs, struct mars_sink_req *r,
-                                             const struct mars_http_resp *resp)
+enum mars_sink_result mars_http_common_classify(struct mars_http_common *hs,
+                                                struct mars_sink_req *r,
+                                                const struct mars_http_resp *resp)
 {
     const char *id = mars_sink_id(hs->sink);
     struct mars_stats *st = mars_sink_stats(hs->sink);

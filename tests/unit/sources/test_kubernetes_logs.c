@@ -10,87 +10,92 @@
 
 #include <cmocka.h>
 
-#include "sources/kubernetes/k8s_internal.h"
+#include "sources/kubernetes/kubernetes_internal.h"
 
 #define NS 1000000000LL
 
 static void test_time(void **st)
 {
     int64_t t;
-    assert_int_equal(k8s_parse_time("2019-04-30T02:12:41.8443515Z", 28, &t), 0);
+    assert_int_equal(mars_kubernetes_parse_time("2019-04-30T02:12:41.8443515Z", 28, &t), 0);
     assert_true(t == 1556590361LL * NS + 844351500);
-    assert_int_equal(k8s_parse_time("2019-04-30T02:12:41Z", 20, &t), 0);
+    assert_int_equal(mars_kubernetes_parse_time("2019-04-30T02:12:41Z", 20, &t), 0);
     assert_true(t == 1556590361LL * NS);
-    assert_int_equal(k8s_parse_time("2019-04-30T04:12:41.000000001+02:00", 35, &t), 0);
+    assert_int_equal(mars_kubernetes_parse_time("2019-04-30T04:12:41.000000001+02:00", 35, &t), 0);
     assert_true(t == 1556590361LL * NS + 1);
-    assert_int_equal(k8s_parse_time("2019-04-30 02:12:41Z", 20, &t), -EINVAL);
-    assert_int_equal(k8s_parse_time("2019-04-30T02:12:41.Z", 21, &t), -EINVAL);
-    assert_int_equal(k8s_parse_time("2019-04-30T02:12:41", 19, &t), -EINVAL);
+    assert_int_equal(mars_kubernetes_parse_time("2019-04-30 02:12:41Z", 20, &t), -EINVAL);
+    assert_int_equal(mars_kubernetes_parse_time("2019-04-30T02:12:41.Z", 21, &t), -EINVAL);
+    assert_int_equal(mars_kubernetes_parse_time("2019-04-30T02:12:41", 19, &t), -EINVAL);
 }
 
 static void test_cri(void **st)
 {
-    struct k8s_rec r;
+    struct kubernetes_rec r;
     const char *l = "2024-01-01T00:00:00Z stderr F:x:y hello world";
-    assert_int_equal(k8s_decode_cri(l, (uint32_t)strlen(l), &r), 0);
-    assert_int_equal(r.stream, K8S_STDERR);
+    assert_int_equal(mars_kubernetes_decode_cri(l, (uint32_t)strlen(l), &r), 0);
+    assert_int_equal(r.stream, KUBERNETES_STDERR);
     assert_false(r.partial);
     assert_int_equal(r.len, 11);
     assert_memory_equal(r.msg, "hello world", 11);
     l = "2024-01-01T00:00:00Z stdout P  two spaces";
-    assert_int_equal(k8s_decode_cri(l, (uint32_t)strlen(l), &r), 0);
+    assert_int_equal(mars_kubernetes_decode_cri(l, (uint32_t)strlen(l), &r), 0);
     assert_true(r.partial);
     assert_int_equal(r.len, 11); /* the message keeps its leading space */
     l = "2024-01-01T00:00:00Z stdout F";
-    assert_int_equal(k8s_decode_cri(l, (uint32_t)strlen(l), &r), 0);
+    assert_int_equal(mars_kubernetes_decode_cri(l, (uint32_t)strlen(l), &r), 0);
     assert_int_equal(r.len, 0);
     const char *bad[] = {"hello", "2024-01-01T00:00:00Z stdin F x", "2024-01-01T00:00:00Z stdout X x",
                          "2024-01-01T00:00:00Z stdout", "2024-01-01T00:00:00Z stdout FF x", ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(k8s_decode_cri(bad[i], (uint32_t)strlen(bad[i]), &r), -EINVAL);
+        assert_int_equal(mars_kubernetes_decode_cri(bad[i], (uint32_t)strlen(bad[i]), &r), -EINVAL);
 }
 
 static void test_docker(void **st)
 {
     struct mars_fbuild fb;
     struct mars_arena a;
-    struct k8s_rec r;
+    struct kubernetes_rec r;
     mars_fbuild_init(&fb);
     mars_arena_init(&a);
     const char *l = "{\"log\":\"say \\\"hi\\\"\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00.5Z\"}";
-    assert_int_equal(k8s_decode_docker(l, (uint32_t)strlen(l), &fb, &a, &r), 0);
+    assert_int_equal(mars_kubernetes_decode_docker(l, (uint32_t)strlen(l), &fb, &a, &r), 0);
     assert_int_equal(r.len, 8);
     assert_memory_equal(r.msg, "say \"hi\"", 8);
     assert_false(r.partial);
     assert_true(r.ts_ns == 1704067200LL * NS + NS / 2);
     l = "{\"log\":\"piece\",\"stream\":\"stderr\",\"time\":\"2024-01-01T00:00:00Z\",\"attrs\":{}}";
-    assert_int_equal(k8s_decode_docker(l, (uint32_t)strlen(l), &fb, &a, &r), 0);
+    assert_int_equal(mars_kubernetes_decode_docker(l, (uint32_t)strlen(l), &fb, &a, &r), 0);
     assert_true(r.partial);
-    assert_int_equal(r.stream, K8S_STDERR);
+    assert_int_equal(r.stream, KUBERNETES_STDERR);
     const char *bad[] = {"{\"log\":\"x\\n\"}", "{\"log\":1,\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00Z\"}",
                          "{\"log\":\"x\\n\",\"stream\":\"stdout\",\"time\":\"yesterday\"}", "{oops"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(k8s_decode_docker(bad[i], (uint32_t)strlen(bad[i]), &fb, &a, &r), -EINVAL);
+        assert_int_equal(
+            mars_kubernetes_decode_docker(bad[i], (uint32_t)strlen(bad[i]), &fb, &a, &r), -EINVAL);
     mars_fbuild_fini(&fb);
     mars_arena_fini(&a);
 }
 
 static void test_path(void **st)
 {
-    struct k8s_path p;
-    assert_int_equal(k8s_path_parse("/var/log/pods/kube-system_coredns-5d78c9869d-abcde_0f1e2d3c-aaaa-bbbb/coredns/12.log", &p), 0);
+    struct kubernetes_path p;
+    assert_int_equal(
+        mars_kubernetes_path_parse(
+            "/var/log/pods/kube-system_coredns-5d78c9869d-abcde_0f1e2d3c-aaaa-bbbb/coredns/12.log",
+            &p),
+        0);
     assert_string_equal(p.ns, "kube-system");
     assert_string_equal(p.pod, "coredns-5d78c9869d-abcde");
     assert_string_equal(p.uid, "0f1e2d3c-aaaa-bbbb");
     assert_string_equal(p.container, "coredns");
     assert_int_equal(p.restart, 12);
-    k8s_path_fini(&p);
-    assert_int_equal(k8s_path_parse("/x/ns_pod_uid/c/0.log.20240101-120000", &p), 0);
+    mars_kubernetes_path_fini(&p);
+    assert_int_equal(mars_kubernetes_path_parse("/x/ns_pod_uid/c/0.log.20240101-120000", &p), 0);
     assert_int_equal(p.restart, 0);
-    k8s_path_fini(&p);
-    assert_int_equal(k8s_path_parse("/x/nspod/c/0.log", &p), -EINVAL);
-    assert_int_equal(k8s_path_parse("/x/ns_pod_uid/c/app.log", &p), -EINVAL);
-    assert_int_equal(k8s_path_parse("0.log", &p), -EINVAL);
+    mars_kubernetes_path_fini(&p);
+    assert_int_equal(mars_kubernetes_path_parse("/x/nspod/c/0.log", &p), -EINVAL);
+    assert_int_equal(mars_kubernetes_path_parse("/x/ns_pod_uid/c/app.log", &p), -EINVAL);
+    assert_int_equal(mars_kubernetes_path_parse("0.log", &p), -EINVAL);
 }
 
 /* A batch whose events are the lines of text (a buffer that outlives the batch). */
@@ -118,9 +123,9 @@ static void expect(const struct mars_batch *b, uint32_t i, const char *msg)
 
 static void test_merge(void **st)
 {
-    struct k8s_dec d;
-    uint8_t fmt = K8S_FMT_UNKNOWN;
-    k8s_dec_init(&d, 1 << 20);
+    struct kubernetes_dec d;
+    uint8_t fmt = KUBERNETES_FMT_UNKNOWN;
+    mars_kubernetes_dec_init(&d, 1 << 20);
     char text[] = "2024-01-01T00:00:01Z stdout P ab\n"
                   "2024-01-01T00:00:02Z stderr F err line\n"
                   "2024-01-01T00:00:03Z stdout P cd\n"
@@ -128,14 +133,14 @@ static void test_merge(void **st)
                   "2024-01-01T00:00:04Z stdout F ef\n"
                   "2024-01-01T00:00:05Z stdout F whole\n";
     struct mars_batch *b = lines(text);
-    assert_null(k8s_decode_batch(&d, &fmt, b, false));
-    assert_int_equal(fmt, K8S_FMT_CRI);
+    assert_null(mars_kubernetes_decode_batch(&d, &fmt, b, false));
+    assert_int_equal(fmt, KUBERNETES_FMT_CRI);
     assert_int_equal(b->n, 4);
     expect(b, 0, "err line");
-    assert_int_equal(d.streams[0], K8S_STDERR);
+    assert_int_equal(d.streams[0], KUBERNETES_STDERR);
     assert_true(b->ev[0].flags & MARS_EVF_NL_FOLLOWS); /* a slice of the line: no copy */
     expect(b, 1, "not a cri line");
-    assert_int_equal(d.streams[1], K8S_NO_STREAM);
+    assert_int_equal(d.streams[1], KUBERNETES_NO_STREAM);
     expect(b, 2, "abcdef");
     assert_true(b->ev[2].ts_ns == 1704067201LL * NS); /* the first piece's time */
     assert_false(b->ev[2].flags & MARS_EVF_NL_FOLLOWS);
@@ -143,20 +148,20 @@ static void test_merge(void **st)
     assert_int_equal(d.st.malformed, 1);
     assert_int_equal(b->bytes, 8 + 14 + 6 + 5);
     mars_batch_release(b);
-    k8s_dec_fini(&d);
+    mars_kubernetes_dec_fini(&d);
 }
 
 static void test_give_back(void **st)
 {
-    struct k8s_dec d;
-    uint8_t fmt = K8S_FMT_UNKNOWN;
-    k8s_dec_init(&d, 1 << 20);
+    struct kubernetes_dec d;
+    uint8_t fmt = KUBERNETES_FMT_UNKNOWN;
+    mars_kubernetes_dec_init(&d, 1 << 20);
     char text[] = "2024-01-01T00:00:01Z stdout F one\n"
                   "2024-01-01T00:00:02Z stdout P two-\n"
                   "2024-01-01T00:00:03Z stderr F three\n"
                   "2024-01-01T00:00:04Z stdout P more";
     struct mars_batch *b = lines(text);
-    const char *keep = k8s_decode_batch(&d, &fmt, b, false);
+    const char *keep = mars_kubernetes_decode_batch(&d, &fmt, b, false);
     /* the run opened by "two-" is given back with everything after it */
     assert_ptr_equal(keep, strstr(text, "2024-01-01T00:00:02Z"));
     assert_int_equal(b->n, 1);
@@ -164,27 +169,27 @@ static void test_give_back(void **st)
     mars_batch_release(b);
     /* final: the open run goes out as it is, flagged partial */
     b = lines(keep == NULL ? text : (char *)keep);
-    assert_null(k8s_decode_batch(&d, &fmt, b, true));
+    assert_null(mars_kubernetes_decode_batch(&d, &fmt, b, true));
     assert_int_equal(b->n, 2);
     expect(b, 0, "three");
     expect(b, 1, "two-more");
     assert_true(b->ev[1].flags & MARS_EVF_PARTIAL);
     mars_batch_release(b);
-    k8s_dec_fini(&d);
+    mars_kubernetes_dec_fini(&d);
 }
 
 static void test_bound_and_docker(void **st)
 {
-    struct k8s_dec d;
-    uint8_t fmt = K8S_FMT_UNKNOWN;
-    k8s_dec_init(&d, 8);
+    struct kubernetes_dec d;
+    uint8_t fmt = KUBERNETES_FMT_UNKNOWN;
+    mars_kubernetes_dec_init(&d, 8);
     char text[] = "{\"log\":\"12345\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00Z\"}\n"
                   "{\"log\":\"6789\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00Z\"}\n"
                   "{\"log\":\"ab\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00Z\"}\n"
                   "2024-01-01T00:00:04Z stdout F cri in a docker file\n";
     struct mars_batch *b = lines(text);
-    assert_null(k8s_decode_batch(&d, &fmt, b, false));
-    assert_int_equal(fmt, K8S_FMT_DOCKER);
+    assert_null(mars_kubernetes_decode_batch(&d, &fmt, b, false));
+    assert_int_equal(fmt, KUBERNETES_FMT_DOCKER);
     assert_int_equal(b->n, 3);
     expect(b, 0, "12345"); /* 5 + 4 > 8: cut at the bound, flagged and counted */
     assert_true(b->ev[0].flags & MARS_EVF_OVERSIZE);
@@ -193,7 +198,7 @@ static void test_bound_and_docker(void **st)
     assert_int_equal(d.st.oversize, 1);
     assert_int_equal(d.st.malformed, 1);
     mars_batch_release(b);
-    k8s_dec_fini(&d);
+    mars_kubernetes_dec_fini(&d);
 }
 
 int main(void)

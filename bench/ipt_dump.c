@@ -42,12 +42,12 @@ int main(int argc, char **argv)
     int64_t *cpu = calloc((size_t)runs, sizeof(*cpu)), *wall = calloc((size_t)runs, sizeof(*wall));
     size_t series = 0;
     for (int i = 0; i < runs; i++) {
-        struct ipt_dump *d = ipt_dump_create();
+        struct ipt_dump *d = mars_iptables_dump_create();
         int64_t c0 = ns_of(CLOCK_THREAD_CPUTIME_ID), w0 = ns_of(CLOCK_MONOTONIC);
         if (nft)
-            ipt_nft_dump(d, &f, true);
+            mars_iptables_nft_dump(d, &f, true);
         else
-            ipt_legacy_dump(d, &f, false);
+            mars_iptables_legacy_dump(d, &f, false);
         cpu[i] = ns_of(CLOCK_THREAD_CPUTIME_ID) - c0;
         wall[i] = ns_of(CLOCK_MONOTONIC) - w0;
         if (d->err) {
@@ -55,7 +55,7 @@ int main(int argc, char **argv)
             return 1;
         }
         series = d->n;
-        ipt_dump_destroy(d);
+        mars_iptables_dump_destroy(d);
     }
     qsort(cpu, (size_t)runs, sizeof(*cpu), cmp);
     qsort(wall, (size_t)runs, sizeof(*wall), cmp);

@@ -190,14 +190,14 @@ static int sw_check(void *conf, const struct mars_cfg_node *node, struct mars_di
 
 /* ---- shared helpers ---- */
 
-int64_t sw_now_ms(void)
+int64_t mars_skywalking_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-enum mars_sink_result sw_classify(struct sw_sink *sw, const char *what,
+enum mars_sink_result mars_skywalking_classify(struct sw_sink *sw, const char *what,
                                   const struct mars_grpc_result *res, uint64_t events)
 {
     struct mars_stats *st = mars_sink_stats(sw->sink);
@@ -407,7 +407,7 @@ static void on_call_done(struct mars_grpc_call *c, const struct mars_grpc_result
     struct sw_sink *sw = sl->sw;
     bool meters = sl->meters_phase;
     enum mars_sink_result out =
-        sw_classify(sw, meters ? "meters" : "logs", res, meters ? sl->nmeters : sl->nlogs);
+        mars_skywalking_classify(sw, meters ? "meters" : "logs", res, meters ? sl->nmeters : sl->nlogs);
     if (out == MARS_SINK_OK) {
         sl->bytes += sl->buf.len;
         if (!meters && sl->nmeters) {
@@ -439,7 +439,7 @@ static int start_meters(struct sw_slot *sl)
     uint64_t n = 0;
     sl->meters_phase = true;
     mars_grpc_buf_reset(&sl->buf);
-    int rc = sw_meter_encode(sl->sw, sl->r, &sl->buf, &n);
+    int rc = mars_skywalking_meter_encode(sl->sw, sl->r, &sl->buf, &n);
     return rc ? rc : start_call(sl, METERS_PATH);
 }
 
@@ -463,7 +463,7 @@ static void on_http_done(struct mars_http_req *hr, const struct mars_http_resp *
                  (int)(resp->body_len < 160 ? resp->body_len : 160), resp->body);
         res.message = msg;
     }
-    enum mars_sink_result out = sw_classify(sl->sw, "logs", &res, sl->nlogs);
+    enum mars_sink_result out = mars_skywalking_classify(sl->sw, "logs", &res, sl->nlogs);
     if (out == MARS_SINK_OK)
         sl->bytes += sl->json.out_len;
     slot_finish(sl, out);
@@ -595,7 +595,7 @@ static struct mars_path *path_of(const char *f)
 static void sw_free(struct sw_sink *sw)
 {
     struct sw_scratch *sc = scratch_of(sw);
-    sw_mgmt_fini(sw);
+    mars_skywalking_mgmt_fini(sw);
     for (unsigned i = 0; sw->slots && i < sw->nslots; i++) {
         mars_grpc_buf_fini(&sw->slots[i].buf);
         mars_encoder_fini(&sw->slots[i].json);
@@ -604,7 +604,7 @@ static void sw_free(struct sw_sink *sw)
     mars_grpc_channel_destroy(sw->ch);
     mars_http_destroy(sw->http);
     if (sw->shared)
-        sw_shared_release(sw);
+        mars_skywalking_shared_release(sw);
     mars_path_destroy(sw->endpoint);
     mars_path_destroy(sw->trace_id);
     mars_path_destroy(sw->segment_id);
@@ -712,7 +712,7 @@ static int sw_init(struct mars_sink *s)
         for (unsigned i = 0; rc == 0 && i < sw->nslots; i++)
             sw->slots[i].sw = sw;
     }
-    if (rc == 0 && !sw_shared_acquire(sw))
+    if (rc == 0 && !mars_skywalking_shared_acquire(sw))
         rc = -ENOMEM;
     if (rc) {
         mars_error(sw->id, "cannot start: %s", strerror(-rc));
@@ -725,7 +725,7 @@ static int sw_init(struct mars_sink *s)
         if (c->protocol == SW_V6)
             mars_warn(sw->id, "protocol v6: the OAP has no log or meter service; events are "
                               "discarded, only the registration and the ping run");
-        sw_mgmt_start(sw);
+        mars_skywalking_mgmt_start(sw);
     }
     mars_sink_set_state(s, sw);
     return 0;
@@ -734,7 +734,7 @@ static int sw_init(struct mars_sink *s)
 static void sw_abort(struct mars_sink *s)
 {
     struct sw_sink *sw = mars_sink_state(s);
-    sw_mgmt_stop(sw);
+    mars_skywalking_mgmt_stop(sw);
     /* every call in flight ends with CANCELLED: its request is reported ABORTED */
     mars_http_shutdown(sw->http);
 }

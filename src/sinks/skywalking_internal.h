@@ -87,28 +87,28 @@ struct sw_sink {
 };
 
 /* Management: start from init (the owner only), stop from abort, free from destroy. */
-void sw_mgmt_start(struct sw_sink *sw);
-void sw_mgmt_stop(struct sw_sink *sw);
-void sw_mgmt_fini(struct sw_sink *sw);
+void mars_skywalking_mgmt_start(struct sw_sink *sw);
+void mars_skywalking_mgmt_stop(struct sw_sink *sw);
+void mars_skywalking_mgmt_fini(struct sw_sink *sw);
 
 /* The shared identity: acquire at init (creates it on first use), release at destroy. */
-struct sw_shared *sw_shared_acquire(struct sw_sink *sw);
-void sw_shared_release(struct sw_sink *sw);
+struct sw_shared *mars_skywalking_shared_acquire(struct sw_sink *sw);
+void mars_skywalking_shared_release(struct sw_sink *sw);
 
 /* Appends the request's metric events as one MeterDataCollection message to b. Sets
  * *n to the number of meters written. Returns 0 or -ENOMEM. */
-int sw_meter_encode(struct sw_sink *sw, const struct mars_sink_req *r, struct mars_grpc_buf *b,
+int mars_skywalking_meter_encode(struct sw_sink *sw, const struct mars_sink_req *r, struct mars_grpc_buf *b,
                     uint64_t *n);
 
 /* The answer for a gRPC status: OK, RETRY (UNAVAILABLE, transport errors, timeouts) or
  * REJECTED (auth and the rest), logged and kept as the sink's last error. */
-enum mars_sink_result sw_classify(struct sw_sink *sw, const char *what,
+enum mars_sink_result mars_skywalking_classify(struct sw_sink *sw, const char *what,
                                   const struct mars_grpc_result *res, uint64_t events);
 
 /* Appends a string literal (without its NUL) to an encoder. */
 #define PUT_LIT(e, lit) mars_encoder_put((e), (lit), sizeof(lit) - 1)
 
 /* Milliseconds since the epoch now. */
-int64_t sw_now_ms(void);
+int64_t mars_skywalking_now_ms(void);
 
 #endif

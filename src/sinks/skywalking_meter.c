@@ -54,7 +54,7 @@ static char *copy(struct meter_tree *t, struct mars_slice s)
     return p;
 }
 
-int sw_meter_encode(struct sw_sink *sw, const struct mars_sink_req *r, struct mars_grpc_buf *b,
+int mars_skywalking_meter_encode(struct sw_sink *sw, const struct mars_sink_req *r, struct mars_grpc_buf *b,
                     uint64_t *n)
 {
     size_t nm = 0, nl = 0, nb = 0, ns = 0;
@@ -99,7 +99,7 @@ int sw_meter_encode(struct sw_sink *sw, const struct mars_sink_req *r, struct ma
             *d = (Skywalking__V3__MeterData)SKYWALKING__V3__METER_DATA__INIT;
             d->service = im == 0 ? sw->conf->service : "";
             d->serviceinstance = im == 0 ? sw->instance : "";
-            d->timestamp = ev->ts_ns > 0 ? ev->ts_ns / 1000000 : sw_now_ms();
+            d->timestamp = ev->ts_ns > 0 ? ev->ts_ns / 1000000 : mars_skywalking_now_ms();
             Skywalking__V3__Label **labels = &t.labp[il];
             for (uint32_t k = 0; k < m->nlabels; k++, il++) {
                 t.lab[il] = (Skywalking__V3__Label)SKYWALKING__V3__LABEL__INIT;

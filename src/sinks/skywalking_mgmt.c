@@ -89,7 +89,7 @@ static void shared_key(const char *id, char *key, size_t n)
     snprintf(key, n, "skywalking/%s", id);
 }
 
-struct sw_shared *sw_shared_acquire(struct sw_sink *sw)
+struct sw_shared *mars_skywalking_shared_acquire(struct sw_sink *sw)
 {
     char key[160];
     shared_key(sw->id, key, sizeof(key));
@@ -97,7 +97,7 @@ struct sw_shared *sw_shared_acquire(struct sw_sink *sw)
     return sw->shared;
 }
 
-void sw_shared_release(struct sw_sink *sw)
+void mars_skywalking_shared_release(struct sw_sink *sw)
 {
     char key[160];
     shared_key(sw->id, key, sizeof(key));
@@ -234,7 +234,7 @@ static int encode_v6(struct sw_sink *sw, int state, struct mars_grpc_buf *b)
         }
         si.serviceid = sid;
         si.instanceuuid = sw->instance;
-        si.time = sw_now_ms();
+        si.time = mars_skywalking_now_ms();
         si.properties = kvp;
         si.n_properties = p.n;
         sis.instances = &sip;
@@ -243,7 +243,7 @@ static int encode_v6(struct sw_sink *sw, int state, struct mars_grpc_buf *b)
     }
     V6ServiceInstancePingPkg pp = V6_SERVICE_INSTANCE_PING_PKG__INIT;
     pp.serviceinstanceid = iid; /* the instance's own id, not the service's */
-    pp.time = sw_now_ms();
+    pp.time = mars_skywalking_now_ms();
     pp.serviceinstanceuuid = sw->instance;
     return mars_grpc_buf_add(b, &pp.base);
 }
@@ -498,7 +498,7 @@ static void step(struct sw_mgmt *m)
     }
 }
 
-void sw_mgmt_start(struct sw_sink *sw)
+void mars_skywalking_mgmt_start(struct sw_sink *sw)
 {
     struct sw_mgmt *m = &sw->mgmt;
     m->sw = sw;
@@ -506,7 +506,7 @@ void sw_mgmt_start(struct sw_sink *sw)
     arm(m, 0); /* from the loop, not inside init */
 }
 
-void sw_mgmt_stop(struct sw_sink *sw)
+void mars_skywalking_mgmt_stop(struct sw_sink *sw)
 {
     struct sw_mgmt *m = &sw->mgmt;
     m->stopping = true;
@@ -515,7 +515,7 @@ void sw_mgmt_stop(struct sw_sink *sw)
     /* a call in flight ends with the HTTP client's shutdown (sw_abort) */
 }
 
-void sw_mgmt_fini(struct sw_sink *sw)
+void mars_skywalking_mgmt_fini(struct sw_sink *sw)
 {
     mars_grpc_buf_fini(&sw->mgmt.buf);
     free(sw->mgmt.http_body);

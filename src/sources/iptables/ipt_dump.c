@@ -27,9 +27,9 @@
 #include "core/grow.h"
 #include "sources/iptables/ipt_internal.h"
 
-const char *const ipt_family_names[] = {"ip", "ip6", "inet", "arp", "bridge", "netdev", NULL};
+const char *const mars_iptables_family_names[] = {"ip", "ip6", "inet", "arp", "bridge", "netdev", NULL};
 
-int ipt_family_of_nfproto(unsigned nfproto)
+int mars_iptables_family_of_nfproto(unsigned nfproto)
 {
     switch (nfproto) {
     case NFPROTO_IPV4:
@@ -59,22 +59,22 @@ static bool globs_match(const struct mars_strlist *l, const char *s)
     return false;
 }
 
-bool ipt_filter_family(const struct ipt_filter *f, int family)
+bool mars_iptables_filter_family(const struct ipt_filter *f, int family)
 {
     return family >= 0 && (f->families == 0 || (f->families & (1u << family)));
 }
 
-bool ipt_filter_table(const struct ipt_filter *f, const char *table)
+bool mars_iptables_filter_table(const struct ipt_filter *f, const char *table)
 {
     return globs_match(f->tables, table);
 }
 
-bool ipt_filter_chain(const struct ipt_filter *f, const char *chain)
+bool mars_iptables_filter_chain(const struct ipt_filter *f, const char *chain)
 {
     return globs_match(f->chains, chain);
 }
 
-uint64_t ipt_fnv(uint64_t h, const void *p, size_t len)
+uint64_t mars_iptables_fnv(uint64_t h, const void *p, size_t len)
 {
     const unsigned char *b = p;
     for (size_t i = 0; i < len; i++) {
@@ -84,12 +84,12 @@ uint64_t ipt_fnv(uint64_t h, const void *p, size_t len)
     return h;
 }
 
-struct ipt_dump *ipt_dump_create(void)
+struct ipt_dump *mars_iptables_dump_create(void)
 {
     return calloc(1, sizeof(struct ipt_dump));
 }
 
-void ipt_dump_destroy(struct ipt_dump *d)
+void mars_iptables_dump_destroy(struct ipt_dump *d)
 {
     if (!d)
         return;
@@ -99,7 +99,7 @@ void ipt_dump_destroy(struct ipt_dump *d)
     free(d);
 }
 
-void ipt_dump_reset_rows(struct ipt_dump *d)
+void mars_iptables_dump_reset_rows(struct ipt_dump *d)
 {
     d->n = 0;
     d->plen = 0;
@@ -109,7 +109,7 @@ void ipt_dump_reset_rows(struct ipt_dump *d)
         memset(d->slots, 0, d->nslots * sizeof(*d->slots));
 }
 
-int ipt_dump_fail(struct ipt_dump *d, int err, const char *fmt, ...)
+int mars_iptables_dump_fail(struct ipt_dump *d, int err, const char *fmt, ...)
 {
     if (d->err)
         return err;
@@ -157,7 +157,7 @@ static bool row_is(const struct ipt_dump *d, const struct ipt_row *r, const char
            strcmp(ipt_str(d, r->target), lv[4]) == 0;
 }
 
-int ipt_dump_add(struct ipt_dump *d, const struct ipt_filter *f, const char *family,
+int mars_iptables_dump_add(struct ipt_dump *d, const struct ipt_filter *f, const char *family,
                  const char *table, const char *chain, const char *comment, uint64_t digest,
                  const char *target, uint64_t packets, uint64_t bytes)
 {
@@ -173,7 +173,7 @@ int ipt_dump_add(struct ipt_dump *d, const struct ipt_filter *f, const char *fam
     const char *const lv[5] = {family, table, chain, comment, target ? target : ""};
     uint64_t h = IPT_FNV_INIT;
     for (int i = 0; i < 5; i++)
-        h = ipt_fnv(h, lv[i], strlen(lv[i]) + 1);
+        h = mars_iptables_fnv(h, lv[i], strlen(lv[i]) + 1);
     d->rules++;
     if (d->n * 2 >= d->nslots && index_grow(d))
         return -ENOMEM;
@@ -209,7 +209,7 @@ int ipt_dump_add(struct ipt_dump *d, const struct ipt_filter *f, const char *fam
     return 0;
 }
 
-bool ipt_has_cap(int cap)
+bool mars_iptables_has_cap(int cap)
 {
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct data[2] = {{0}};

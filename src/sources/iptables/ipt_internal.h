@@ -26,9 +26,9 @@ enum ipt_family {
     IPT_FAM_NETDEV,
     IPT_FAM__COUNT
 };
-extern const char *const ipt_family_names[];
+extern const char *const mars_iptables_family_names[];
 /* The family of an NFPROTO_* value, or -1. */
-int ipt_family_of_nfproto(unsigned nfproto);
+int mars_iptables_family_of_nfproto(unsigned nfproto);
 
 /* The selection: read-only, owned by the source's conf. */
 struct ipt_filter {
@@ -38,9 +38,9 @@ struct ipt_filter {
     const char *comment_prefix; /* NULL or "" = every rule */
     size_t max_series;
 };
-bool ipt_filter_family(const struct ipt_filter *f, int family);
-bool ipt_filter_table(const struct ipt_filter *f, const char *table);
-bool ipt_filter_chain(const struct ipt_filter *f, const char *chain);
+bool mars_iptables_filter_family(const struct ipt_filter *f, int family);
+bool mars_iptables_filter_table(const struct ipt_filter *f, const char *table);
+bool mars_iptables_filter_chain(const struct ipt_filter *f, const char *chain);
 
 /* One series: its labels (offsets into the dump's string pool) and its counters. Rules
  * whose labels are equal are one series (their counters add up). */
@@ -63,15 +63,15 @@ struct ipt_dump {
     char why[256];     /* what failed, for the log (err != 0) */
 };
 
-/* Returns an owned, empty dump; free with ipt_dump_destroy(). NULL on -ENOMEM. */
-struct ipt_dump *ipt_dump_create(void);
-void ipt_dump_destroy(struct ipt_dump *d);
+/* Returns an owned, empty dump; free with mars_iptables_dump_destroy(). NULL on -ENOMEM. */
+struct ipt_dump *mars_iptables_dump_create(void);
+void mars_iptables_dump_destroy(struct ipt_dump *d);
 /* Drops the rows (an interrupted nft dump starts over). */
-void ipt_dump_reset_rows(struct ipt_dump *d);
+void mars_iptables_dump_reset_rows(struct ipt_dump *d);
 /* Adds one rule's counters under its labels (copied); applies comment_prefix and
  * max_series (family, table and chain are the readers' to check before). `rule` is the
  * comment, or NULL: then `digest` names the rule. Returns 0 or -ENOMEM. */
-int ipt_dump_add(struct ipt_dump *d, const struct ipt_filter *f, const char *family,
+int mars_iptables_dump_add(struct ipt_dump *d, const struct ipt_filter *f, const char *family,
                  const char *table, const char *chain, const char *comment, uint64_t digest,
                  const char *target, uint64_t packets, uint64_t bytes);
 static inline const char *ipt_str(const struct ipt_dump *d, uint32_t off)
@@ -79,22 +79,22 @@ static inline const char *ipt_str(const struct ipt_dump *d, uint32_t off)
     return d->pool + off;
 }
 /* Records the first failure (printf-style why). Returns err. */
-int ipt_dump_fail(struct ipt_dump *d, int err, const char *fmt, ...)
+int mars_iptables_dump_fail(struct ipt_dump *d, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* FNV-1a, for rule digests: stable across runs and machines. */
-uint64_t ipt_fnv(uint64_t h, const void *p, size_t len);
+uint64_t mars_iptables_fnv(uint64_t h, const void *p, size_t len);
 #define IPT_FNV_INIT 0xcbf29ce484222325ULL
 
-/* Readers. Each appends to d and returns 0, or records the failure (ipt_dump_fail) and
+/* Readers. Each appends to d and returns 0, or records the failure (mars_iptables_dump_fail) and
  * returns it. */
-int ipt_nft_dump(struct ipt_dump *d, const struct ipt_filter *f, bool objects);
+int mars_iptables_nft_dump(struct ipt_dump *d, const struct ipt_filter *f, bool objects);
 /* Which legacy families have tables: /proc/net/ip_tables_names (ip6_tables_names) is
  * non-empty. Opening libiptc anywhere else would create a legacy table. */
-bool ipt_legacy_present(bool v6);
-int ipt_legacy_dump(struct ipt_dump *d, const struct ipt_filter *f, bool v6);
+bool mars_iptables_legacy_present(bool v6);
+int mars_iptables_legacy_dump(struct ipt_dump *d, const struct ipt_filter *f, bool v6);
 /* Whether this process has the capability in its effective set (CAP_NET_ADMIN = 12,
  * CAP_NET_RAW = 13). */
-bool ipt_has_cap(int cap);
+bool mars_iptables_has_cap(int cap);
 
 #endif

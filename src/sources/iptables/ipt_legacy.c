@@ -63,7 +63,7 @@ static int read_names(bool v6, char *buf, size_t len)
     return count;
 }
 
-bool ipt_legacy_present(bool v6)
+bool mars_iptables_legacy_present(bool v6)
 {
     char buf[512];
     return read_names(v6, buf, sizeof(buf)) > 0 && buf[0];
@@ -122,11 +122,11 @@ static int add_entry(struct ipt_dump *d, const struct ipt_filter *f, bool v6, co
         off += m->u.match_size;
     }
     if (!comment[0]) {
-        h = ipt_fnv(h, v->sel, v->sel_len);
-        h = ipt_fnv(h, v->elems, v->matches_len);
-        h = ipt_fnv(h, target, strlen(target));
+        h = mars_iptables_fnv(h, v->sel, v->sel_len);
+        h = mars_iptables_fnv(h, v->elems, v->matches_len);
+        h = mars_iptables_fnv(h, target, strlen(target));
     }
-    return ipt_dump_add(d, f, v6 ? "ip6" : "ip", table, chain, comment[0] ? comment : NULL, h,
+    return mars_iptables_dump_add(d, f, v6 ? "ip6" : "ip", table, chain, comment[0] ? comment : NULL, h,
                         verdict_name(target), v->ctr->pcnt, v->ctr->bcnt);
 }
 
@@ -134,11 +134,11 @@ static int dump_table4(struct ipt_dump *d, const struct ipt_filter *f, const cha
 {
     struct xtc_handle *h = iptc_init(table);
     if (!h)
-        return ipt_dump_fail(d, -errno, "legacy: cannot read table ip %s: %s", table,
+        return mars_iptables_dump_fail(d, -errno, "legacy: cannot read table ip %s: %s", table,
                              iptc_strerror(errno));
     int rc = 0;
     for (const char *c = iptc_first_chain(h); c && !rc; c = iptc_next_chain(h)) {
-        if (!ipt_filter_chain(f, c))
+        if (!mars_iptables_filter_chain(f, c))
             continue;
         for (const struct ipt_entry *e = iptc_first_rule(c, h); e && !rc;
              e = iptc_next_rule(e, h)) {
@@ -148,18 +148,18 @@ static int dump_table4(struct ipt_dump *d, const struct ipt_filter *f, const cha
         }
     }
     iptc_free(h);
-    return rc ? ipt_dump_fail(d, rc, "legacy: out of memory") : 0;
+    return rc ? mars_iptables_dump_fail(d, rc, "legacy: out of memory") : 0;
 }
 
 static int dump_table6(struct ipt_dump *d, const struct ipt_filter *f, const char *table)
 {
     struct xtc_handle *h = ip6tc_init(table);
     if (!h)
-        return ipt_dump_fail(d, -errno, "legacy: cannot read table ip6 %s: %s", table,
+        return mars_iptables_dump_fail(d, -errno, "legacy: cannot read table ip6 %s: %s", table,
                              ip6tc_strerror(errno));
     int rc = 0;
     for (const char *c = ip6tc_first_chain(h); c && !rc; c = ip6tc_next_chain(h)) {
-        if (!ipt_filter_chain(f, c))
+        if (!mars_iptables_filter_chain(f, c))
             continue;
         for (const struct ip6t_entry *e = ip6tc_first_rule(c, h); e && !rc;
              e = ip6tc_next_rule(e, h)) {
@@ -169,25 +169,25 @@ static int dump_table6(struct ipt_dump *d, const struct ipt_filter *f, const cha
         }
     }
     ip6tc_free(h);
-    return rc ? ipt_dump_fail(d, rc, "legacy: out of memory") : 0;
+    return rc ? mars_iptables_dump_fail(d, rc, "legacy: out of memory") : 0;
 }
 
-int ipt_legacy_dump(struct ipt_dump *d, const struct ipt_filter *f, bool v6)
+int mars_iptables_legacy_dump(struct ipt_dump *d, const struct ipt_filter *f, bool v6)
 {
     char names[512];
-    if (!ipt_has_cap(CAP_NET_ADMIN_BIT) || !ipt_has_cap(CAP_NET_RAW_BIT))
-        return ipt_dump_fail(d, -EPERM,
+    if (!mars_iptables_has_cap(CAP_NET_ADMIN_BIT) || !mars_iptables_has_cap(CAP_NET_RAW_BIT))
+        return mars_iptables_dump_fail(d, -EPERM,
                              "legacy: reading iptables needs CAP_NET_ADMIN and CAP_NET_RAW "
                              "(missing: %s%s%s)",
-                             ipt_has_cap(CAP_NET_ADMIN_BIT) ? "" : "CAP_NET_ADMIN",
-                             !ipt_has_cap(CAP_NET_ADMIN_BIT) && !ipt_has_cap(CAP_NET_RAW_BIT) ? " "
+                             mars_iptables_has_cap(CAP_NET_ADMIN_BIT) ? "" : "CAP_NET_ADMIN",
+                             !mars_iptables_has_cap(CAP_NET_ADMIN_BIT) && !mars_iptables_has_cap(CAP_NET_RAW_BIT) ? " "
                                                                                               : "",
-                             ipt_has_cap(CAP_NET_RAW_BIT) ? "" : "CAP_NET_RAW");
+                             mars_iptables_has_cap(CAP_NET_RAW_BIT) ? "" : "CAP_NET_RAW");
     int count = read_names(v6, names, sizeof(names));
     int rc = 0;
     pthread_mutex_lock(&iptc_mu);
     for (const char *t = names; count-- > 0 && !rc; t += strlen(t) + 1) {
-        if (!*t || !ipt_filter_table(f, t))
+        if (!*t || !mars_iptables_filter_table(f, t))
             continue;
         rc = v6 ? dump_table6(d, f, t) : dump_table4(d, f, t);
     }

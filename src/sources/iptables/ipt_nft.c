@@ -150,12 +150,12 @@ static uint64_t rule_digest(struct nftnl_rule *r)
     for (struct nftnl_expr *e = nftnl_expr_iter_next(it); e; e = nftnl_expr_iter_next(it)) {
         const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
         if (name && strcmp(name, "counter") == 0) {
-            h = ipt_fnv(h, "counter", 8);
+            h = mars_iptables_fnv(h, "counter", 8);
             continue;
         }
         int n = nftnl_expr_snprintf(buf, sizeof(buf), e, NFTNL_OUTPUT_DEFAULT, 0);
         if (n > 0)
-            h = ipt_fnv(h, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+            h = mars_iptables_fnv(h, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
     }
     nftnl_expr_iter_destroy(it);
     return h;
@@ -171,11 +171,11 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
     }
     if (nftnl_rule_nlmsg_parse(nlh, r) < 0)
         goto out; /* a rule this libnftnl cannot read: skip it */
-    int fam = ipt_family_of_nfproto(nftnl_rule_get_u32(r, NFTNL_RULE_FAMILY));
+    int fam = mars_iptables_family_of_nfproto(nftnl_rule_get_u32(r, NFTNL_RULE_FAMILY));
     const char *table = nftnl_rule_get_str(r, NFTNL_RULE_TABLE);
     const char *chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
-    if (!table || !chain || !ipt_filter_family(c->f, fam) || !ipt_filter_table(c->f, table) ||
-        !ipt_filter_chain(c->f, chain))
+    if (!table || !chain || !mars_iptables_filter_family(c->f, fam) || !mars_iptables_filter_table(c->f, table) ||
+        !mars_iptables_filter_chain(c->f, chain))
         goto out;
     struct rule_facts rf = {0};
     if (nftnl_rule_is_set(r, NFTNL_RULE_USERDATA)) {
@@ -196,7 +196,7 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
     if (rf.counter) {
         uint64_t dig = rf.comment[0] ? 0 : rule_digest(r);
         int rc =
-            ipt_dump_add(c->d, c->f, ipt_family_names[fam], table, chain,
+            mars_iptables_dump_add(c->d, c->f, mars_iptables_family_names[fam], table, chain,
                          rf.comment[0] ? rf.comment : NULL, dig, rf.target, rf.packets, rf.bytes);
         if (rc) {
             c->err = rc;
@@ -219,13 +219,13 @@ static int obj_cb(const struct nlmsghdr *nlh, void *data)
     }
     if (nftnl_obj_nlmsg_parse(nlh, o) == 0 &&
         nftnl_obj_get_u32(o, NFTNL_OBJ_TYPE) == NFT_OBJECT_COUNTER) {
-        int fam = ipt_family_of_nfproto(nftnl_obj_get_u32(o, NFTNL_OBJ_FAMILY));
+        int fam = mars_iptables_family_of_nfproto(nftnl_obj_get_u32(o, NFTNL_OBJ_FAMILY));
         const char *table = nftnl_obj_get_str(o, NFTNL_OBJ_TABLE);
         const char *name = nftnl_obj_get_str(o, NFTNL_OBJ_NAME);
         /* objects belong to no chain: a `chains` selection leaves them out */
-        if (table && name && ipt_filter_family(c->f, fam) && ipt_filter_table(c->f, table) &&
+        if (table && name && mars_iptables_filter_family(c->f, fam) && mars_iptables_filter_table(c->f, table) &&
             (!c->f->chains || c->f->chains->n == 0)) {
-            int rc = ipt_dump_add(c->d, c->f, ipt_family_names[fam], table, "", name, 0, "",
+            int rc = mars_iptables_dump_add(c->d, c->f, mars_iptables_family_names[fam], table, "", name, 0, "",
                                   nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_PKTS),
                                   nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_BYTES));
             if (rc)
@@ -241,18 +241,18 @@ static int explain(struct ipt_dump *d, int err, const char *what)
     switch (err) {
     case -EPERM:
     case -EACCES:
-        return ipt_dump_fail(d, err,
+        return mars_iptables_dump_fail(d, err,
                              "nft: reading %s needs CAP_NET_ADMIN in this network namespace "
                              "(the kernel refused the netlink dump)",
                              what);
     case -EPROTONOSUPPORT:
     case -EAFNOSUPPORT:
     case -EOPNOTSUPP:
-        return ipt_dump_fail(d, err,
+        return mars_iptables_dump_fail(d, err,
                              "nft: this kernel has no nf_tables over netlink (load the "
                              "nf_tables module, or use backend: legacy)");
     default:
-        return ipt_dump_fail(d, err, "nft: dumping %s failed: %s", what, strerror(-err));
+        return mars_iptables_dump_fail(d, err, "nft: dumping %s failed: %s", what, strerror(-err));
     }
 }
 
@@ -277,14 +277,14 @@ static int dump_once(struct mnl_socket *nl, char *buf, uint16_t type, mnl_cb_t c
     }
 }
 
-int ipt_nft_dump(struct ipt_dump *d, const struct ipt_filter *f, bool objects)
+int mars_iptables_nft_dump(struct ipt_dump *d, const struct ipt_filter *f, bool objects)
 {
     struct nft_ctx c = {.d = d, .f = f};
     int rc = 0;
     char *buf = malloc(NFT_RECV_BUF);
     struct mnl_socket *nl = buf ? mnl_socket_open(NETLINK_NETFILTER) : NULL;
     if (!buf)
-        return ipt_dump_fail(d, -ENOMEM, "nft: out of memory");
+        return mars_iptables_dump_fail(d, -ENOMEM, "nft: out of memory");
     if (!nl) {
         rc = explain(d, -errno, "rules");
         free(buf);
@@ -296,7 +296,7 @@ int ipt_nft_dump(struct ipt_dump *d, const struct ipt_filter *f, bool objects)
     }
     for (int i = 0; i < NFT_DUMP_TRIES; i++) {
         if (i) /* interrupted: start over (nft is read first, so the rows are all its own) */
-            ipt_dump_reset_rows(d);
+            mars_iptables_dump_reset_rows(d);
         c.err = 0;
         rc = dump_once(nl, buf, NFT_MSG_GETRULE, rule_cb, &c);
         if (rc == 0 && objects)

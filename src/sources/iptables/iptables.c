@@ -134,9 +134,9 @@ static int family_mask(const struct mars_strlist *l, const char **bad)
     unsigned m = 0;
     for (size_t i = 0; i < l->n; i++) {
         int k = 0;
-        while (ipt_family_names[k] && strcmp(ipt_family_names[k], l->v[i]) != 0)
+        while (mars_iptables_family_names[k] && strcmp(mars_iptables_family_names[k], l->v[i]) != 0)
             k++;
-        if (!ipt_family_names[k]) {
+        if (!mars_iptables_family_names[k]) {
             *bad = l->v[i];
             return -1;
         }
@@ -187,17 +187,17 @@ static void dump_run(struct ipt *x, struct ipt_dump *d)
     const struct ipt_filter *f = &x->filter;
     int b = x->conf->backend;
     if (b != IPT_BACKEND_LEGACY)
-        ipt_nft_dump(d, f, true);
+        mars_iptables_nft_dump(d, f, true);
     for (int v6 = 0; v6 <= 1; v6++) {
-        if (!ipt_filter_family(f, v6 ? IPT_FAM_IP6 : IPT_FAM_IP))
+        if (!mars_iptables_filter_family(f, v6 ? IPT_FAM_IP6 : IPT_FAM_IP))
             continue;
-        if (b == IPT_BACKEND_NFT || !ipt_legacy_present(v6))
+        if (b == IPT_BACKEND_NFT || !mars_iptables_legacy_present(v6))
             continue;
-        ipt_legacy_dump(d, f, v6);
+        mars_iptables_legacy_dump(d, f, v6);
     }
-    if (b == IPT_BACKEND_LEGACY && !d->err && !ipt_legacy_present(false) &&
-        !ipt_legacy_present(true))
-        ipt_dump_fail(d, -ENOENT,
+    if (b == IPT_BACKEND_LEGACY && !d->err && !mars_iptables_legacy_present(false) &&
+        !mars_iptables_legacy_present(true))
+        mars_iptables_dump_fail(d, -ENOENT,
                       "legacy: no legacy iptables tables exist here (/proc/net/ip_tables_names "
                       "and ip6_tables_names are empty); mars does not create them: use "
                       "backend nft or auto");
@@ -214,11 +214,11 @@ static void *dump_main(void *arg)
             break;
         x->want = false;
         pthread_mutex_unlock(&x->mu);
-        struct ipt_dump *d = ipt_dump_create();
+        struct ipt_dump *d = mars_iptables_dump_create();
         if (d)
             dump_run(x, d);
         pthread_mutex_lock(&x->mu);
-        ipt_dump_destroy(x->done); /* normally NULL: the worker took the last one */
+        mars_iptables_dump_destroy(x->done); /* normally NULL: the worker took the last one */
         x->done = d;
         uint64_t one = 1;
         if (write(x->efd, &one, sizeof(one)) < 0) {
@@ -367,7 +367,7 @@ static void on_wake(struct mars_ev_op *op, int res)
         report(x, d);
         if (!mars_source_paused(x->src))
             emit_dump(x, d);
-        ipt_dump_destroy(d);
+        mars_iptables_dump_destroy(d);
     }
     if (mars_source_once(x->src) && d) {
         x->stopping = true;
@@ -448,7 +448,7 @@ static void ipt_destroy(struct mars_source *s)
         pthread_mutex_unlock(&x->mu);
         pthread_join(x->thread, NULL); /* at most the rest of one dump */
     }
-    ipt_dump_destroy(x->done);
+    mars_iptables_dump_destroy(x->done);
     if (x->efd >= 0)
         close(x->efd);
     pthread_cond_destroy(&x->cv);

@@ -117,7 +117,9 @@ const struct mars_opt mars_top_options[] = {
 static const struct mars_opt buffer_options[] = {
     {.name = "type", .type = MARS_OPT_ENUM, .offset = OFF(struct mars_buffer_conf, type),
      .def = "memory", .choices = buffer_type_names,
-     .desc = "Where events wait for the sink: memory (bounded, per worker)."},
+     .desc = "Where events wait for the sink: memory (bounded, per worker). memory is the "
+             "only choice until disk buffers are built; the option is there so a config "
+             "that names it keeps working when disk arrives."},
     {.name = "max_events", .type = MARS_OPT_INT,
      .offset = OFF(struct mars_buffer_conf, max_events), .def = "50000", .min = 1,
      .max = INT32_MAX, .desc = "Per worker, the most events the buffer holds."},

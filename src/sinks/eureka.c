@@ -20,8 +20,8 @@
  * (user:pass@) or from username/password.
  *
  * Status: events from a health_check source wired with inputs: carry the state of each
- * check: its state-change log line ("health check 'NAME' (type) is UP|DOWN ...", always
- * sent) and its mars_health_check_up metric (1 only while the check is UP). An instance
+ * check: its state-change event (fields check and status UP|DOWN, always sent) and its
+ * mars_health_check_up metric (1 only while the check is UP). An instance
  * with health_check NAME is STARTING until the first of these, then follows them; one
  * without is UP from the start. Other events are ignored.
  *
@@ -592,26 +592,27 @@ static void eureka_abort(struct mars_sink *s)
 
 /* ---- events: statuses from health_check ---- */
 
-/* "health check 'NAME' (type) is UP|DOWN...": health_check.c's state-change line. */
-static int parse_state_line(const struct mars_slice *m, struct mars_slice *name)
+/* A root string member of ev's fields, or false. */
+static bool field_str(const struct mars_event *ev, const char *key, struct mars_slice *out)
 {
-    static const char pre[] = "health check '";
-    const char *p = m->ptr, *end = m->ptr + m->len;
-    if (m->len < sizeof(pre) || memcmp(p, pre, sizeof(pre) - 1) != 0)
+    const struct mars_fields *f = ev->fields;
+    uint32_t k = f ? mars_fields_member(f, 0, key, (uint32_t)strlen(key)) : MARS_FIELD_NIL;
+    if (k == MARS_FIELD_NIL || f->v[k].kind != MARS_FIELD_STRING || (f->v[k].flags & MARS_FF_ESCAPED))
+        return false;
+    *out = (struct mars_slice){f->v[k].value, f->v[k].value_len};
+    return true;
+}
+
+/* health_check's state-change event: fields check and status (UP or DOWN). */
+static int state_event(const struct mars_event *ev, struct mars_slice *name)
+{
+    struct mars_slice st;
+    if (!field_str(ev, "check", name) || !field_str(ev, "status", &st))
         return -1;
-    p += sizeof(pre) - 1;
-    const char *q = p;
-    while (q + 1 < end && !(q[0] == '\'' && q[1] == ' '))
-        q++;
-    if (q + 1 >= end)
-        return -1;
-    *name = (struct mars_slice){p, (uint32_t)(q - p)};
-    for (const char *r = q; r + 7 <= end; r++) {
-        if (memcmp(r, ") is UP", 7) == 0)
-            return EU_UP;
-        if (r + 9 <= end && memcmp(r, ") is DOWN", 9) == 0)
-            return EU_DOWN;
-    }
+    if (st.len == 2 && memcmp(st.ptr, "UP", 2) == 0)
+        return EU_UP;
+    if (st.len == 4 && memcmp(st.ptr, "DOWN", 4) == 0)
+        return EU_DOWN;
     return -1;
 }
 
@@ -620,7 +621,7 @@ static int metric_state(const struct mars_metric *m, struct mars_slice *name)
     static const char up[] = "mars_health_check_up";
     if (m->name.len != sizeof(up) - 1 || memcmp(m->name.ptr, up, sizeof(up) - 1) != 0 ||
         m->value < 0.5)
-        return -1; /* 0 is DOWN or undecided: the state-change line says which */
+        return -1; /* 0 is DOWN or undecided: the state-change event says which */
     for (uint32_t i = 0; i < m->nlabels; i++)
         if (m->labels[i].name.len == 5 && memcmp(m->labels[i].name.ptr, "check", 5) == 0) {
             *name = m->labels[i].value;
@@ -651,7 +652,7 @@ static void eureka_write(struct mars_sink *s, struct mars_sink_req *r)
             struct mars_slice name;
             int st = ev->kind == MARS_EVENT_METRIC && ev->metric
                          ? metric_state(ev->metric, &name)
-                         : parse_state_line(&ev->msg, &name);
+                         : state_event(ev, &name);
             if (st >= 0)
                 post_status(es, &name, st);
         }

@@ -8,7 +8,7 @@
  * failures (it starts UNKNOWN), so one lost packet does not flap it. After every probe the
  * source emits metric events (mars_health_check_up, mars_health_check_duration_seconds,
  * mars_health_check_consecutive_failures, labelled check and type) and, on a state
- * change, a log event saying what changed and why. The state is also published under
+ * change, a log event saying what changed and why, with the fields check, type and status. The state is also published under
  * /health/<name> on the admin API (200 {"status":"UP"}, 503 {"status":"DOWN",...}), for
  * Kubernetes probes and Eureka.
  *
@@ -139,6 +139,7 @@ struct health_check {
     struct health_probe *probes;
     size_t n, done_once;
     bool stopping, finished;
+    struct mars_fbuild fb; /* the state-change event's fields */
 };
 
 static const struct health_probe_conf *check_at(const struct health_check_conf *c, size_t i)
@@ -205,7 +206,10 @@ static void health_check_acked(struct mars_batch *b, bool delivered)
         mars_stat_add(&mars_source_stats(hc->src)->acked_events, b->ack.a);
 }
 
-static int push_log(struct mars_batch *b, const struct health_probe *p, int64_t ts)
+/* The state-change event: a line for people, and the fields check, type and status
+ * (UP or DOWN) for components that act on it (the eureka sink). */
+static int push_log(struct health_check *hc, struct mars_batch *b, const struct health_probe *p,
+                    int64_t ts)
 {
     char line[512];
     int n;
@@ -228,7 +232,16 @@ static int push_log(struct mars_batch *b, const struct health_probe *p, int64_t 
     ev->ts_ns = ts;
     ev->source = b->source;
     b->bytes += (uint64_t)n;
-    return 0;
+    const char *type = type_names[p->conf->type];
+    const char *status = mars_health_status_name(p->state);
+    mars_fbuild_reset(&hc->fb, &b->arena);
+    mars_fbuild_put(&hc->fb, 0, "check", 5, MARS_FIELD_STRING, p->conf->name,
+                    (uint32_t)strlen(p->conf->name), 0, false, NULL);
+    mars_fbuild_put(&hc->fb, 0, "type", 4, MARS_FIELD_STRING, type, (uint32_t)strlen(type), 0,
+                    false, NULL);
+    mars_fbuild_put(&hc->fb, 0, "status", 6, MARS_FIELD_STRING, status, (uint32_t)strlen(status),
+                    0, false, NULL);
+    return mars_fields_merge(b, ev, &hc->fb, NULL);
 }
 
 static int push_metrics(struct mars_batch *b, const struct health_probe *p, int64_t ts)
@@ -271,7 +284,7 @@ static void emit(struct health_check *hc, const struct health_probe *p, bool cha
     struct mars_batch *b = mars_source_batch(hc->src, 4);
     int rc = b ? 0 : -ENOMEM;
     if (rc == 0 && changed)
-        rc = push_log(b, p, ts);
+        rc = push_log(hc, b, p, ts);
     if (rc == 0 && metrics)
         rc = push_metrics(b, p, ts);
     if (rc) {
@@ -394,6 +407,7 @@ static int health_check_init(struct mars_source *s)
         return -ENOMEM;
     hc->src = s;
     hc->conf = mars_source_conf(s);
+    mars_fbuild_init(&hc->fb);
     hc->n = hc->conf->checks.n;
     hc->probes = calloc(hc->n + 1, sizeof(*hc->probes));
     if (!hc->probes) {
@@ -413,6 +427,7 @@ static int health_check_init(struct mars_source *s)
         for (size_t i = 0; i < hc->n; i++)
             mars_health_probe_fini(&hc->probes[i]);
         free(hc->probes);
+        mars_fbuild_fini(&hc->fb);
         free(hc);
         mars_source_set_state(s, NULL);
     }
@@ -464,6 +479,7 @@ static void health_check_destroy(struct mars_source *s)
     for (size_t i = 0; hc->probes && i < hc->n; i++)
         mars_health_probe_fini(&hc->probes[i]);
     free(hc->probes);
+    mars_fbuild_fini(&hc->fb);
     free(hc);
 }
 

@@ -51,31 +51,41 @@ static int port_of(int fd)
     return ntohs(sin.sin_port);
 }
 
-/* Number of captured messages containing s. */
-static size_t count_with(const char *s)
+/* Number of events captured by sink `id` containing s. */
+static size_t count_in(const char *id, const char *s)
 {
-    size_t n = 0, total = mars_capture_count("cap");
+    size_t n = 0, total = mars_capture_count(id);
     for (size_t i = 0; i < total; i++)
-        if (strstr(mars_capture_get("cap", i), s))
+        if (strstr(mars_capture_get(id, i), s))
             n++;
     return n;
 }
 
+static size_t count_with(const char *s)
+{
+    return count_in("cap", s);
+}
+
 struct want {
-    const char *text;
+    const char *id, *text;
     size_t times;
 };
 
 static bool seen(void *arg)
 {
     const struct want *w = arg;
-    return count_with(w->text) >= w->times;
+    return count_in(w->id, w->text) >= w->times;
+}
+
+static void wait_seen_in(const char *id, const char *text, size_t times)
+{
+    struct want w = {id, text, times};
+    mars_wait_until(seen, &w, 20, text);
 }
 
 static void wait_seen(const char *text, size_t times)
 {
-    struct want w = {text, times};
-    mars_wait_until(seen, &w, 20, text);
+    wait_seen_in("cap", text, times);
 }
 
 static void test_tcp_flips_with_debounce(void **state)
@@ -178,7 +188,8 @@ static void test_exec_and_pidfile(void **state)
              "      - {name: gone, type: pidfile, path: %s, interval: 50ms,\n"
              "         unhealthy_threshold: 1}\n"
              "sinks:\n"
-             "  cap: {type: capture, inputs: [hc]}\n",
+             "  cap: {type: capture, inputs: [hc]}\n"
+             "  events: {type: capture, inputs: [hc], encoding: json}\n",
              live, dead);
     struct mars_bg b = {0};
     mars_bg_start(&b, yaml, 1, false);
@@ -194,6 +205,10 @@ static void test_exec_and_pidfile(void **state)
              (int)child, dead);
     wait_seen(want, 1);
     wait_seen("mars_health_check_duration_seconds{check=\"slow\",type=\"exec\"}", 2);
+    /* the state-change events carry what the eureka sink acts on, as fields */
+    wait_seen_in("events", "\"check\":\"ok\",\"type\":\"exec\",\"status\":\"UP\"", 1);
+    wait_seen_in("events", "\"check\":\"bad\",\"type\":\"exec\",\"status\":\"DOWN\"", 1);
+    wait_seen_in("events", "\"check\":\"gone\",\"type\":\"pidfile\",\"status\":\"DOWN\"", 1);
     mars_bg_stop(&b); /* must not wait for `sleep 30`: the run is cancelled and reaped */
     unlink(live);
     unlink(dead);

@@ -1,7 +1,8 @@
 /*
- * elasticsearch_internal.h - what elasticsearch.c (the data path) and elasticsearch_conf.c
- * (options, bulk body pieces, response parsing) share. The pure functions here are unit
- * tested in tests/unit/sinks/test_elasticsearch.c.
+ * elasticsearch_internal.h - what the three files of the `elasticsearch` sink share:
+ * elasticsearch.c (the data path), elasticsearch_conf.c (options and checks) and
+ * elasticsearch_bulk.c (the _bulk protocol: statuses, action lines, ids, the URL, response
+ * items). The bulk functions are unit tested in tests/unit/sinks/test_elasticsearch_bulk.c.
  */
 #ifndef MARS_ELASTICSEARCH_INTERNAL_H
 #define MARS_ELASTICSEARCH_INTERNAL_H
@@ -13,6 +14,8 @@
 #include "core/schema.h"
 #include "component.h"
 #include "sinks/http_common.h"
+
+/* ---- options (elasticsearch_conf.c) ---- */
 
 enum mars_elasticsearch_action { MARS_ELASTICSEARCH_INDEX, MARS_ELASTICSEARCH_CREATE };
 extern const char *const mars_elasticsearch_action_names[]; /* enum order, NULL-terminated */
@@ -32,6 +35,8 @@ struct mars_elasticsearch_conf {
 };
 extern const struct mars_opt mars_elasticsearch_options[];
 int mars_elasticsearch_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag);
+
+/* ---- the _bulk protocol (elasticsearch_bulk.c) ---- */
 
 /* What the sink does with one bulk item (or a whole request) by HTTP status. */
 enum mars_elasticsearch_class {

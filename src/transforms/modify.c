@@ -14,14 +14,21 @@
  * that cannot be done (a value that is not a number, a path through a non-object) leaves
  * the event as it was and is counted (errors{error_type="convert"}).
  *
+ * Values are read with mars_fields_get() and written back with the fields.h setters.
+ *
+ * Layout: options and their checks, the compiled form of an instance, the operations on
+ * one event, then the hooks.
+ *
  * Thread: each worker has its own instance.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include "modify_internal.h"
+#include "core/arena.h"
 #include "component.h"
 #include "transforms_internal.h"
 
@@ -98,6 +105,80 @@ static const struct mars_opt modify_options[] = {
     {.name = NULL},
 };
 
+/* ---- the compiled form of an instance ---- */
+
+enum coerce_type { COERCE_STRING, COERCE_INT, COERCE_FLOAT, COERCE_BOOL };
+static const char *const coerce_names[] = {"string", "int", "float", "bool", NULL};
+
+struct modify_move {
+    struct mars_path *from, *to;
+};
+
+struct modify_set {
+    struct mars_path *path;
+    struct mars_template *tpl;
+    const char *literal; /* the value when the template is plain text (config-owned) */
+    uint32_t lit_len;
+};
+
+struct modify_coerce {
+    struct mars_path *path;
+    int type; /* enum coerce_type */
+};
+
+struct modify_trunc {
+    struct mars_path *path;
+    uint32_t max;
+    const char *suffix; /* config-owned */
+    uint32_t slen;
+};
+
+struct modify {
+    struct mars_transform *t;
+    struct modify_move *rename, *copy;
+    size_t nrename, ncopy;
+    struct modify_set *set;
+    size_t nset;
+    struct modify_coerce *coerce;
+    size_t ncoerce;
+    struct mars_path **lower, **upper, **remove;
+    size_t nlower, nupper, nremove;
+    struct modify_trunc *trunc;
+    size_t ntrunc;
+    char *scratch; /* decoded values (mars_value_text) */
+    size_t scap;
+    char render[65536];
+};
+
+/* Index of a coerce type name, or -1. */
+static int coerce_type_index(const char *name)
+{
+    for (int i = 0; coerce_names[i]; i++)
+        if (strcmp(name, coerce_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* True when one path is a prefix of the other (a move into itself). */
+static bool paths_overlap(const char *a, const char *b)
+{
+    size_t at;
+    const char *why;
+    struct mars_path *pa = mars_path_compile(a, strlen(a), &at, &why);
+    struct mars_path *pb = mars_path_compile(b, strlen(b), &at, &why);
+    bool overlap = false;
+    if (pa && pb) {
+        uint32_t n = pa->n < pb->n ? pa->n : pb->n;
+        overlap = true;
+        for (uint32_t i = 0; i < n && overlap; i++)
+            overlap = pa->seg[i].name && pb->seg[i].name && pa->seg[i].len == pb->seg[i].len &&
+                      memcmp(pa->seg[i].name, pb->seg[i].name, pa->seg[i].len) == 0;
+    }
+    mars_path_destroy(pa);
+    mars_path_destroy(pb);
+    return overlap;
+}
+
 /* ---- config ---- */
 
 static int check_moves(const struct mars_strmap *m, const char *opt,
@@ -111,7 +192,7 @@ static int check_moves(const struct mars_strmap *m, const char *opt,
                             diag) ||
             mars_check_path(m->vals[i], mars_cfg_at(node, opt, m->keys[i]), what, true, diag))
             rc = -EINVAL;
-        else if (mars_modify_paths_overlap(m->keys[i], m->vals[i])) {
+        else if (paths_overlap(m->keys[i], m->vals[i])) {
             const struct mars_cfg_node *at = mars_cfg_at(node, opt, m->keys[i]);
             mars_diag_add(diag, at->file, at->line, at->col,
                           "option '%s': '%s' and '%s' contain one another", what, m->keys[i],
@@ -159,8 +240,8 @@ static int modify_check(void *conf, const struct mars_cfg_node *node, struct mar
         const struct mars_cfg_node *at = mars_cfg_at(node, "coerce", c->coerce.keys[i]);
         rc |= mars_check_path(c->coerce.keys[i], mars_cfg_key_at(node, "coerce", c->coerce.keys[i]),
                               "coerce", true, diag);
-        if (mars_modify_coerce_type(c->coerce.vals[i]) < 0) {
-            const char *hint = mars_suggest(c->coerce.vals[i], mars_modify_coerce_names, 4);
+        if (coerce_type_index(c->coerce.vals[i]) < 0) {
+            const char *hint = mars_suggest(c->coerce.vals[i], coerce_names, 4);
             mars_diag_add(diag, at->file, at->line, at->col,
                           "option 'coerce.%s': unknown type '%s'%s%s%s", c->coerce.keys[i],
                           c->coerce.vals[i],
@@ -176,7 +257,7 @@ static int modify_check(void *conf, const struct mars_cfg_node *node, struct mar
 
 /* ---- instances ---- */
 
-static int compile_moves(const struct mars_strmap *m, struct mars_modify_move **out, size_t *n)
+static int compile_moves(const struct mars_strmap *m, struct modify_move **out, size_t *n)
 {
     *out = calloc(m->n + 1, sizeof(**out));
     if (!*out)
@@ -203,14 +284,14 @@ static int compile_list(const struct mars_strlist *l, struct mars_path ***out, s
     return 0;
 }
 
-static int compile_sets(const struct mars_strmap *m, struct mars_modify *md)
+static int compile_sets(const struct mars_strmap *m, struct modify *md)
 {
     char why[160];
     md->set = calloc(m->n + 1, sizeof(*md->set));
     if (!md->set)
         return -ENOMEM;
     for (; md->nset < m->n; md->nset++) {
-        struct mars_modify_set *s = &md->set[md->nset];
+        struct modify_set *s = &md->set[md->nset];
         s->path = mars_transform_path(m->keys[md->nset]);
         s->tpl = mars_template_compile(m->vals[md->nset], 0, why, sizeof(why));
         if (!s->path || !s->tpl) {
@@ -225,20 +306,20 @@ static int compile_sets(const struct mars_strmap *m, struct mars_modify *md)
     return 0;
 }
 
-static int compile_rest(const struct modify_conf *c, struct mars_modify *md)
+static int compile_rest(const struct modify_conf *c, struct modify *md)
 {
     md->coerce = calloc(c->coerce.n + 1, sizeof(*md->coerce));
     md->trunc = calloc(c->truncate.n + 1, sizeof(*md->trunc));
     if (!md->coerce || !md->trunc)
         return -ENOMEM;
     for (; md->ncoerce < c->coerce.n; md->ncoerce++) {
-        md->coerce[md->ncoerce].type = mars_modify_coerce_type(c->coerce.vals[md->ncoerce]);
+        md->coerce[md->ncoerce].type = coerce_type_index(c->coerce.vals[md->ncoerce]);
         if (!(md->coerce[md->ncoerce].path = mars_transform_path(c->coerce.keys[md->ncoerce])))
             return -ENOMEM;
     }
     const struct modify_trunc_conf *tr = c->truncate.items;
     for (; md->ntrunc < c->truncate.n; md->ntrunc++) {
-        struct mars_modify_trunc *t = &md->trunc[md->ntrunc];
+        struct modify_trunc *t = &md->trunc[md->ntrunc];
         t->max = (uint32_t)tr[md->ntrunc].max_bytes;
         t->suffix = tr[md->ntrunc].suffix;
         t->slen = (uint32_t)strlen(t->suffix);
@@ -248,18 +329,273 @@ static int compile_rest(const struct modify_conf *c, struct mars_modify *md)
     return 0;
 }
 
+/* Frees an instance, also one that modify_init() left half built. */
+static void instance_destroy(struct modify *md)
+{
+    for (size_t i = 0; i < md->nrename; i++) {
+        mars_path_destroy(md->rename[i].from);
+        mars_path_destroy(md->rename[i].to);
+    }
+    for (size_t i = 0; i < md->ncopy; i++) {
+        mars_path_destroy(md->copy[i].from);
+        mars_path_destroy(md->copy[i].to);
+    }
+    for (size_t i = 0; i < md->nset; i++) {
+        mars_path_destroy(md->set[i].path);
+        mars_template_destroy(md->set[i].tpl);
+    }
+    for (size_t i = 0; i < md->ncoerce; i++)
+        mars_path_destroy(md->coerce[i].path);
+    for (size_t i = 0; i < md->ntrunc; i++)
+        mars_path_destroy(md->trunc[i].path);
+    for (size_t i = 0; i < md->nlower; i++)
+        mars_path_destroy(md->lower[i]);
+    for (size_t i = 0; i < md->nupper; i++)
+        mars_path_destroy(md->upper[i]);
+    for (size_t i = 0; i < md->nremove; i++)
+        mars_path_destroy(md->remove[i]);
+    free(md->rename);
+    free(md->copy);
+    free(md->set);
+    free(md->coerce);
+    free(md->trunc);
+    free(md->lower);
+    free(md->upper);
+    free(md->remove);
+    free(md->scratch);
+    free(md);
+}
+
+/* ---- operations on one event ---- */
+
+static void count_error(struct modify *md)
+{
+    mars_stat_add(&mars_transform_stats(md->t)->errors[MARS_ERR_CONVERT], 1);
+}
+
+static void done(struct modify *md, int rc)
+{
+    if (rc && rc != -ENOENT)
+        count_error(md);
+}
+
+static void set_one(struct modify *md, struct mars_batch *b, struct mars_event *ev,
+                    const struct modify_set *s)
+{
+    const char *v = s->literal;
+    uint32_t len = s->lit_len;
+    if (!v) {
+        int n = mars_template_render(s->tpl, ev, md->render, sizeof(md->render));
+        char *d = n >= 0 ? mars_arena_strndup(&b->arena, md->render, (size_t)n) : NULL;
+        if (!d) {
+            count_error(md);
+            return;
+        }
+        v = d;
+        len = (uint32_t)n;
+    }
+    done(md, mars_fields_set(b, ev, s->path, MARS_FIELD_STRING, v, len, 0));
+}
+
+/* ---- coerce ---- */
+
+static bool number_chars(const char *s, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (!strchr("0123456789+-.eE", s[i]))
+            return false;
+    return n > 0;
+}
+
+/* A NUMBER value for text s: s itself when it is already valid JSON of that type, else the
+ * number written again (shortest form that reads back the same) in the arena. */
+static int to_number(struct mars_batch *b, const char *s, uint32_t n, bool integer,
+                     const char **out, uint32_t *out_len)
+{
+    char buf[64], fmt[48], *end;
+    int len;
+    if (!number_chars(s, n) || n >= sizeof(buf))
+        return -EINVAL;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (integer) {
+        errno = 0;
+        long long v = strtoll(buf, &end, 10);
+        if (*end || errno)
+            return -EINVAL;
+        len = snprintf(fmt, sizeof(fmt), "%lld", v);
+    } else {
+        double v = strtod(buf, &end);
+        if (*end || !isfinite(v))
+            return -EINVAL;
+        if (mars_json_validate(s, n, 1, NULL) == MARS_JSON_OK) {
+            *out = s;
+            *out_len = n;
+            return 0;
+        }
+        len = snprintf(fmt, sizeof(fmt), "%.15g", v);
+        if (strtod(fmt, NULL) != v)
+            len = snprintf(fmt, sizeof(fmt), "%.17g", v);
+    }
+    if ((uint32_t)len == n && memcmp(fmt, s, n) == 0) {
+        *out = s;
+        *out_len = n;
+        return 0;
+    }
+    char *d = mars_arena_strndup(&b->arena, fmt, (size_t)len);
+    if (!d)
+        return -ENOMEM;
+    *out = d;
+    *out_len = (uint32_t)len;
+    return 0;
+}
+
+static int to_bool(const char *s, uint32_t n, const char **out, uint32_t *out_len)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (n == strlen(yes[i]) && strncasecmp(s, yes[i], n) == 0) {
+            *out = "true", *out_len = 4;
+            return 0;
+        }
+        if (n == strlen(no[i]) && strncasecmp(s, no[i], n) == 0) {
+            *out = "false", *out_len = 5;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+static void coerce_one(struct modify *md, struct mars_batch *b, struct mars_event *ev,
+                       const struct modify_coerce *c)
+{
+    struct mars_value v;
+    uint32_t len;
+    if (!mars_fields_get(ev, c->path, &v))
+        return;
+    if (v.kind == MARS_FIELD_OBJECT || v.kind == MARS_FIELD_ARRAY) {
+        count_error(md);
+        return;
+    }
+    const char *s = mars_value_text_arena(&v, &b->arena, &len), *out = NULL;
+    uint32_t out_len = 0;
+    enum mars_field_kind kind = MARS_FIELD_STRING;
+    int rc = s ? 0 : -ENOMEM;
+    if (rc == 0 && c->type == COERCE_STRING) {
+        out = s, out_len = len;
+    } else if (rc == 0 && c->type == COERCE_BOOL) {
+        kind = MARS_FIELD_BOOL;
+        rc = to_bool(s, len, &out, &out_len);
+    } else if (rc == 0) {
+        kind = MARS_FIELD_NUMBER;
+        rc = to_number(b, s, len, c->type == COERCE_INT, &out, &out_len);
+    }
+    if (rc == 0 && v.kind == kind && out == v.ptr)
+        return; /* already that */
+    done(md, rc ? rc : mars_fields_replace(b, ev, c->path, &v, kind, out, out_len, 0));
+}
+
+/* ---- case and truncation ---- */
+
+static void change_case(struct modify *md, struct mars_batch *b, struct mars_event *ev,
+                        const struct mars_path *p, bool upper)
+{
+    struct mars_value v;
+    uint32_t len;
+    if (!mars_fields_get(ev, p, &v) || v.kind != MARS_FIELD_STRING)
+        return;
+    const char *s = mars_value_text(&v, &md->scratch, &md->scap, &len);
+    if (!s) {
+        count_error(md);
+        return;
+    }
+    char lo = upper ? 'a' : 'A', hi = upper ? 'z' : 'Z';
+    uint32_t i = 0;
+    while (i < len && !(s[i] >= lo && s[i] <= hi))
+        i++;
+    if (i == len)
+        return; /* nothing to change: no copy */
+    char *d = mars_arena_alloc(&b->arena, len ? len : 1);
+    if (!d) {
+        count_error(md);
+        return;
+    }
+    for (uint32_t k = 0; k < len; k++)
+        d[k] = s[k] >= lo && s[k] <= hi ? (char)(s[k] ^ 0x20) : s[k];
+    done(md, mars_fields_replace(b, ev, p, &v, MARS_FIELD_STRING, d, len, 0));
+}
+
+static void truncate_one(struct modify *md, struct mars_batch *b, struct mars_event *ev,
+                         const struct modify_trunc *t)
+{
+    struct mars_value v;
+    uint32_t len;
+    if (!mars_fields_get(ev, t->path, &v) || v.kind != MARS_FIELD_STRING)
+        return;
+    if (!(v.flags & MARS_FF_ESCAPED) && v.len <= t->max)
+        return;
+    const char *s = mars_value_text_arena(&v, &b->arena, &len);
+    if (!s) {
+        count_error(md);
+        return;
+    }
+    if (len <= t->max) {
+        if (s != v.ptr) /* decoded, still short enough */
+            done(md, mars_fields_replace(b, ev, t->path, &v, MARS_FIELD_STRING, s, len, 0));
+        return;
+    }
+    uint32_t cut = t->max;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--; /* do not split a UTF-8 sequence */
+    if (t->slen) {
+        char *d = mars_arena_alloc(&b->arena, (size_t)cut + t->slen);
+        if (!d) {
+            count_error(md);
+            return;
+        }
+        memcpy(d, s, cut);
+        memcpy(d + cut, t->suffix, t->slen);
+        s = d;
+    }
+    done(md, mars_fields_replace(b, ev, t->path, &v, MARS_FIELD_STRING, s, cut + t->slen, 0));
+}
+
+/* Applies every operation to ev (b exclusive). */
+static void modify_event(struct modify *md, struct mars_batch *b, struct mars_event *ev)
+{
+    for (size_t i = 0; i < md->nrename; i++)
+        done(md, mars_fields_move(b, ev, md->rename[i].from, md->rename[i].to, false));
+    for (size_t i = 0; i < md->ncopy; i++)
+        done(md, mars_fields_move(b, ev, md->copy[i].from, md->copy[i].to, true));
+    for (size_t i = 0; i < md->nset; i++)
+        set_one(md, b, ev, &md->set[i]);
+    for (size_t i = 0; i < md->ncoerce; i++)
+        coerce_one(md, b, ev, &md->coerce[i]);
+    for (size_t i = 0; i < md->nlower; i++)
+        change_case(md, b, ev, md->lower[i], false);
+    for (size_t i = 0; i < md->nupper; i++)
+        change_case(md, b, ev, md->upper[i], true);
+    for (size_t i = 0; i < md->ntrunc; i++)
+        truncate_one(md, b, ev, &md->trunc[i]);
+    for (size_t i = 0; i < md->nremove; i++)
+        done(md, mars_fields_remove(b, ev, md->remove[i]));
+}
+
+/* ---- hooks ---- */
+
 static void modify_destroy(struct mars_transform *t)
 {
-    struct mars_modify *md = mars_transform_state(t);
+    struct modify *md = mars_transform_state(t);
     if (!md)
         return;
-    mars_modify_free(md);
+    instance_destroy(md);
 }
 
 static int modify_init(struct mars_transform *t)
 {
     const struct modify_conf *c = mars_transform_conf(t);
-    struct mars_modify *md = calloc(1, sizeof(*md));
+    struct modify *md = calloc(1, sizeof(*md));
     if (!md)
         return -ENOMEM;
     md->t = t;
@@ -271,7 +607,7 @@ static int modify_init(struct mars_transform *t)
     rc = rc ? rc : compile_list(&c->remove, &md->remove, &md->nremove);
     rc = rc ? rc : compile_rest(c, md);
     if (rc) {
-        mars_modify_free(md);
+        instance_destroy(md);
         return rc;
     }
     mars_transform_set_state(t, md);
@@ -280,7 +616,7 @@ static int modify_init(struct mars_transform *t)
 
 static void modify_process(struct mars_transform *t, struct mars_batch *b)
 {
-    struct mars_modify *md = mars_transform_state(t);
+    struct modify *md = mars_transform_state(t);
     if (mars_batch_exclusive(&b)) {
         mars_stat_add(&mars_transform_stats(t)->errors[MARS_ERR_MEMORY], 1);
         mars_transform_emit(t, b); /* unmodified rather than lost */
@@ -288,7 +624,7 @@ static void modify_process(struct mars_transform *t, struct mars_batch *b)
     }
     for (uint32_t i = 0; i < b->n; i++)
         if (b->ev[i].kind == MARS_EVENT_LOG)
-            mars_modify_event(md, b, &b->ev[i]);
+            modify_event(md, b, &b->ev[i]);
     mars_transform_emit(t, b);
 }
 

@@ -1,6 +1,6 @@
 /*
  * parse.c - the `parse` transform: turns a field of each log event (the message by
- * default) into fields, with one of the formats in parse_text.c and parse_logs.c.
+ * default) into fields, with one of the formats in parse_formats.c.
  *
  * Per event: read the source field (a slice of the line, no copy), run the format's parser
  * into a builder that is reused for every event, then merge the result into the event at

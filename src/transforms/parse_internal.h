@@ -1,7 +1,7 @@
 /*
  * parse_internal.h - the format parsers behind the `parse` transform, shared by parse.c
- * (the transform), parse_text.c (json, logfmt, key_value, regex), parse_logs.c (cri,
- * docker, syslog, nginx, apache) and the parser unit tests.
+ * (the transform), parse_formats.c (the parsers: json, logfmt, key_value, regex, cri,
+ * docker, syslog, nginx, apache) and their unit tests.
  *
  * A parser reads one value (s, n) and adds what it found to the builder in its context as
  * members of the root: slices of s wherever the bytes can be used as they are, decoded

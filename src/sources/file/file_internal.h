@@ -192,7 +192,6 @@ void mars_file_scan(struct file_source *fs);
 int mars_file_watch_init(struct file_source *fs);
 void mars_file_watch_fini(struct file_source *fs);
 void mars_file_watch_add(struct file_source *fs, struct tfile *f);
-bool file_glob_match(const char *pattern, const char *path);
 
 /* identity.c */
 bool mars_file_hash_range(int fd, uint64_t off, uint32_t len, uint64_t *out);

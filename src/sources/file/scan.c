@@ -76,7 +76,7 @@ static bool match_segments(const char *pat, const char *path)
     return match_segments(pat + plen, path + slen);
 }
 
-bool file_glob_match(const char *pattern, const char *path)
+static bool glob_match(const char *pattern, const char *path)
 {
     if ((pattern[0] == '/') != (path[0] == '/'))
         return false;
@@ -86,7 +86,7 @@ bool file_glob_match(const char *pattern, const char *path)
 static bool excluded(const struct file_conf *c, const char *path)
 {
     for (size_t i = 0; i < c->exclude.n; i++)
-        if (file_glob_match(c->exclude.v[i], path))
+        if (glob_match(c->exclude.v[i], path))
             return true;
     return false;
 }
@@ -166,7 +166,7 @@ static void walk(struct file_source *fs, const char *pattern, char *dir, size_t 
             type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISLNK(st.st_mode) ? DT_LNK : DT_REG;
         if (type == DT_DIR && depth < WALK_MAX_DEPTH)
             walk(fs, pattern, dir, len + 1 + n, depth + 1);
-        else if ((type == DT_REG || type == DT_LNK) && file_glob_match(pattern, dir))
+        else if ((type == DT_REG || type == DT_LNK) && glob_match(pattern, dir))
             found(fs, dir);
         dir[len] = '\0';
     }

@@ -183,7 +183,6 @@ void mars_kubernetes_meta_list_done(struct kubernetes_meta *m, bool pods, unsign
                                     int64_t now);
 /* Drops pods deleted more than delete_grace ago. */
 void mars_kubernetes_meta_expire(struct kubernetes_meta *m, int64_t now);
-size_t kubernetes_meta_pods(struct kubernetes_meta *m);
 
 /* ---- meta_json.c ---- */
 

@@ -358,11 +358,3 @@ void mars_kubernetes_meta_expire(struct kubernetes_meta *m, int64_t now)
         mars_kubernetes_pod_destroy(p);
     }
 }
-
-size_t kubernetes_meta_pods(struct kubernetes_meta *m)
-{
-    pthread_mutex_lock(&m->lock);
-    size_t n = m->npods;
-    pthread_mutex_unlock(&m->lock);
-    return n;
-}

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the elasticsearch sink's pure pieces (elasticsearch_conf.c): walking bulk
+ * Unit tests of the elasticsearch sink's bulk protocol (elasticsearch_bulk.c): walking bulk
  * responses (full, filter_path-shaped, errors:false, malformed), classifying item and
  * request statuses, action lines with escaping, generated ids, and the bulk URL.
  */

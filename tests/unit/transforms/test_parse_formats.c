@@ -1,5 +1,5 @@
 /*
- * Unit tests of the parse formats (parse_text.c, parse_logs.c), table-driven from their
+ * Unit tests of the parse formats (parse_formats.c), table-driven from their
  * specifications: RFC 5424 and RFC 3164 examples, the Apache and nginx combined log
  * format, CRI and Docker json-file lines, logfmt and key/value pairs; each with the exact
  * fields (kind and value), the time the format carries, and malformed input.

@@ -38,7 +38,7 @@ struct mars_log_conf {
     int format; /* enum mars_log_format */
 };
 
-/* The admin HTTP API (pipeline/api.c). */
+/* The admin HTTP API (control/api.c). */
 struct mars_api_conf {
     bool enabled;
     char *address; /* host:port, or a unix socket path ("/..." or "unix:/...") */

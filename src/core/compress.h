@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <sys/uio.h>
 
-/* Same order as mars_compression_names (pipeline/netconf.h). */
+/* Same order as mars_compression_names (config/netconf.h). */
 enum mars_codec { MARS_CODEC_NONE, MARS_CODEC_GZIP, MARS_CODEC_ZSTD, MARS_CODEC_LZ4 };
 
 struct mars_compressor {

@@ -63,7 +63,7 @@ struct mars_metric {
     uint8_t incremental;
 };
 
-struct mars_fields; /* parsed fields: pipeline/fields.h */
+struct mars_fields; /* parsed fields: model/fields.h */
 
 struct mars_event {
     struct mars_slice msg;

@@ -1,6 +1,6 @@
 /*
  * mars.c - the `mars` sink: ships events to another mars (the `mars` source of an
- * aggregator) over the mars native protocol (docs/mars-protocol.md, pipeline/wire.h).
+ * aggregator) over the mars native protocol (docs/mars-protocol.md, wire/wire.h).
  *
  * Connection: core/conn (name resolved off the loop, connect timeout, optional TLS),
  * opened when a request arrives and none is up, kept between requests. Once it is up the
@@ -23,6 +23,9 @@
  * request.timeout does not apply): a receiver whose pipeline is blocked holds ACKs back on
  * purpose, which is the backpressure that keeps this side's memory bounded; a dead peer
  * is found by TCP keepalive.
+ *
+ * Names: this end is the protocol's sender (sender_*, struct sender): mars_sink_* is the
+ * engine's API for every sink.
  *
  * Thread: the sink's worker.
  */

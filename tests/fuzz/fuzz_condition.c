@@ -1,5 +1,5 @@
 /*
- * fuzz_condition.c - libFuzzer target for the condition language (pipeline/condition.c).
+ * fuzz_condition.c - libFuzzer target for the condition language (model/condition.c).
  *
  * Every input is compiled as a condition; an input that compiles is evaluated against an
  * event with strings, numbers, escapes, nested objects and arrays, and the error offset of

@@ -1,5 +1,5 @@
 /*
- * fuzz_json.c - libFuzzer target for the JSON scanner (pipeline/json.c) and the field
+ * fuzz_json.c - libFuzzer target for the JSON scanner (model/json.c) and the field
  * model behind it.
  *
  * Properties checked on every input, beyond "no crash, no sanitizer report":

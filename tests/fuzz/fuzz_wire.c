@@ -1,5 +1,5 @@
 /*
- * fuzz_wire.c - libFuzzer target for the mars native protocol decoder (pipeline/wire.c,
+ * fuzz_wire.c - libFuzzer target for the mars native protocol decoder (wire/wire.c,
  * wire_batch.c): the input is a byte stream as a mars source receives it, cut into frames
  * the way the source does (header, then the payload by its length).
  *

@@ -10,7 +10,7 @@
  * in --once mode finishes the source once everything that existed is read.
  *
  * Checkpoints: a store per source id in data_dir, shared by the instances and written by
- * its own thread every checkpoint_interval and at shutdown (pipeline/checkpoint.c).
+ * its own thread every checkpoint_interval and at shutdown (engine/checkpoint.c).
  *
  * Thread: the instance's worker.
  */

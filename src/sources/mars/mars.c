@@ -1,6 +1,6 @@
 /*
  * mars.c - the `mars` source: the receiving end of the mars native protocol
- * (docs/mars-protocol.md, pipeline/wire.h), for an aggregator tier that other mars agents
+ * (docs/mars-protocol.md, wire/wire.h), for an aggregator tier that other mars agents
  * ship to with the `mars` sink. Options, listener and instance here; one connection's
  * protocol in conn.c.
  *

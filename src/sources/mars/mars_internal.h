@@ -1,7 +1,8 @@
 /*
  * mars_internal.h - what the files of the `mars` source share: mars.c (options, listener,
  * instance) and conn.c (one connection: TLS, frames, acknowledgements). See mars.c for how
- * the source works.
+ * the source works. This end is the protocol's receiver: statics are receiver_*, what the
+ * two files share mars_receiver_* (mars_source_* is the engine's API for every source).
  *
  * Thread: the source's worker.
  */

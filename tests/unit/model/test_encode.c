@@ -1,5 +1,5 @@
 /*
- * test_encode.c - pipeline/encode.c's JSON string escaping against a plain byte-by-byte
+ * test_encode.c - model/encode.c's JSON string escaping against a plain byte-by-byte
  * reference written here from RFC 8259: random strings over every byte value, with runs of
  * plain ASCII (the 8-byte fast path), quotes, backslashes, control bytes, valid multi-byte
  * UTF-8 and invalid bytes, at every length from 0 to 80 and at odd offsets; invalid UTF-8

@@ -1,4 +1,4 @@
-/* Unit tests of the mars native protocol codec (pipeline/wire.c, wire_batch.c): frame
+/* Unit tests of the mars native protocol codec (wire/wire.c, wire_batch.c): frame
  * headers and their checks, addresses, the token check, HELLO/ERROR payloads, and events
  * with nested fields through encode -> lz4 -> decode. */
 #include <errno.h>

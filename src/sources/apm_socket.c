@@ -176,8 +176,7 @@ static int check_bounds(const struct mars_strlist *l, const char *opt,
     size_t bad;
     if (mars_apm_parse_bounds(l, b, &bad) >= 0)
         return 0;
-    const struct mars_cfg_node *n = mars_cfg_get(node, opt);
-    n = n ? n : node;
+    const struct mars_cfg_node *n = mars_cfg_item_at(node, opt, bad);
     mars_diag_add(diag, n->file, n->line, n->col,
                   "option '%s': at most %d increasing numbers (entry %zu is not)", opt,
                   APM_MAX_BOUNDS, bad);
@@ -192,15 +191,13 @@ static int apm_check(void *conf, const struct mars_cfg_node *node, struct mars_d
     char *end;
     long mode = strtol(c->mode, &end, 8);
     if (end == c->mode || *end || mode < 0 || mode > 07777) {
-        const struct mars_cfg_node *n = mars_cfg_get(node, "mode");
-        n = n ? n : node;
+        const struct mars_cfg_node *n = mars_cfg_at(node, "mode", NULL);
         mars_diag_add(diag, n->file, n->line, n->col, "option 'mode': '%s' is not an octal mode",
                       c->mode);
         rc = -EINVAL;
     }
     if (strlen(c->path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-        const struct mars_cfg_node *n = mars_cfg_get(node, "path");
-        n = n ? n : node;
+        const struct mars_cfg_node *n = mars_cfg_at(node, "path", NULL);
         mars_diag_add(diag, n->file, n->line, n->col,
                       "option 'path': longer than a unix socket "
                       "path may be (107 bytes)");

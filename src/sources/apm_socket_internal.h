@@ -51,7 +51,7 @@ struct apm_conf {
  * mapped to itself as the template. */
 struct apm_pattern {
     char **seg;
-    size_t nseg;
+    size_t nseg, segcap;
     const char *tmpl;
 };
 

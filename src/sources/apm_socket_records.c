@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/grow.h"
 #include "core/hash.h"
 #include "core/log.h"
 #include "apm_socket_internal.h"
@@ -71,11 +72,8 @@ static int pattern_parse(struct apm_pattern *p, const char *s)
             break;
         const char *e = strchr(q, '/');
         size_t len = e ? (size_t)(e - q) : strlen(q);
-        char **v = realloc(p->seg, (p->nseg + 1) * sizeof(*v));
-        if (!v)
-            return -ENOMEM;
-        p->seg = v;
-        if (!(p->seg[p->nseg] = strndup(q, len)))
+        if (mars_grow(&p->seg, &p->segcap, p->nseg + 1, sizeof(*p->seg)) ||
+            !(p->seg[p->nseg] = strndup(q, len)))
             return -ENOMEM;
         p->nseg++;
         q += len;
@@ -159,14 +157,8 @@ static int64_t *name_count(struct apm_series_set *s, const char *name)
     for (size_t i = 0; i < s->nnames; i++)
         if (strcmp(s->names[i].name, name) == 0)
             return &s->names[i].n;
-    if (s->nnames == s->names_cap) {
-        size_t cap = s->names_cap ? 2 * s->names_cap : 16;
-        struct apm_name_count *v = realloc(s->names, cap * sizeof(*v));
-        if (!v)
-            return NULL;
-        s->names = v;
-        s->names_cap = cap;
-    }
+    if (mars_grow(&s->names, &s->names_cap, s->nnames + 1, sizeof(*s->names)))
+        return NULL;
     char *copy = strdup(name);
     if (!copy)
         return NULL;

@@ -12,6 +12,7 @@
 
 #include "config/registry.h"
 
+extern const struct mars_component_desc mars_source_apollo;
 extern const struct mars_component_desc mars_source_demo;
 extern const struct mars_component_desc mars_source_file;
 extern const struct mars_component_desc mars_source_health_check;
@@ -44,6 +45,7 @@ extern const struct mars_component_desc mars_sink_skywalking;
 
 /* Built-in types, in the order `mars describe` lists them within a kind. */
 static const struct mars_component_desc *const builtin[] = {
+    &mars_source_apollo,
     &mars_source_demo,
     &mars_source_file,
     &mars_source_health_check,

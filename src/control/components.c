@@ -30,6 +30,7 @@ extern const struct mars_component_desc mars_transform_parse;
 extern const struct mars_component_desc mars_transform_route;
 extern const struct mars_component_desc mars_transform_sample;
 extern const struct mars_component_desc mars_transform_throttle;
+extern const struct mars_component_desc mars_sink_apollo_files;
 extern const struct mars_component_desc mars_sink_stdout;
 extern const struct mars_component_desc mars_sink_tcp;
 extern const struct mars_component_desc mars_sink_kafka;
@@ -63,6 +64,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_transform_route,
     &mars_transform_sample,
     &mars_transform_throttle,
+    &mars_sink_apollo_files,
     &mars_sink_blackhole,
     &mars_sink_elasticsearch,
     &mars_sink_eureka,

@@ -63,9 +63,10 @@ pass "one notification per change; none for unchanged content"
 
 wait_until 10 "the admin API" has_api "$TMP/err"
 port=$(api_port "$TMP/err")
-timed_out() { curl -sf "http://127.0.0.1:$port/metrics" | grep -q 'mars_apollo_files_notify_total{component_id="slow",result="timeout"} 1'; }
+metrics() { curl -sf "http://127.0.0.1:$port/metrics" | grep '^mars_apollo_files' || true; }
+timed_out() { grep -q 'mars_apollo_files_notify_total{component_id="slow",result="timeout"} 1' <<<"$(metrics)"; }
 wait_until 20 "the slow command's timeout" timed_out
-curl -sf "http://127.0.0.1:$port/metrics" | grep -q 'mars_apollo_files_notify_total{component_id="cmd",result="ok"} 2' ||
-    fail "cmd ok count: $(curl -sf "http://127.0.0.1:$port/metrics" | grep notify_total)"
+m=$(metrics)
+grep -q 'mars_apollo_files_notify_total{component_id="cmd",result="ok"} 2' <<<"$m" || fail "cmd ok count: $m"
 has_line "$TMP/err" "on_change sleep was killed" || fail "the killed command was not logged"
 pass "a command past command_timeout is killed and counted"

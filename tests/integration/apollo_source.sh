@@ -10,6 +10,8 @@ source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/fakes.bash"
 source "$(dirname "$0")/lib/apollo.bash"
 
+"$MARS_BIN" validate -c "$MARS_SRC/conf/apollo.yaml" >/dev/null || fail "conf/apollo.yaml does not validate"
+
 cat >"$TMP/state.json" <<'JSON'
 {"apps": {
   "shop": {"secrets": ["s3cret"], "clusters": {"default": {

@@ -45,7 +45,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "component.h"
-#include "sources/apollo_internal.h"
+#include "wire/apollo.h"
 
 #define S_NS           1000000000LL
 #define BACKOFF_MIN_NS (1 * S_NS)
@@ -185,7 +185,7 @@ struct ap_app;
 
 struct ap_req {
     struct mars_http_req http;
-    struct ap_buf url;
+    struct mars_apollo_buf url;
     char auth[320], ts[64];
     const char *hdrs[3];
     bool busy;
@@ -194,11 +194,11 @@ struct ap_req {
 struct ap_ns {
     struct ap_app *app;
     char *name;
-    enum ap_format fmt;
+    enum mars_apollo_format fmt;
     int64_t notif_id;
     char *messages;    /* raw JSON of the last notification's messages, or NULL */
     char *release_key; /* of map */
-    struct ap_map map;
+    struct mars_apollo_map map;
     bool have;        /* map holds a configuration (fetched or from the cache) */
     bool from_remote; /* ... fetched in this run */
     bool cache_tried;
@@ -362,8 +362,8 @@ static int submit(struct ap *ap, struct ap_req *r, const struct ap_app_conf *a, 
     if (a && a->secret && *a->secret) {
         const char *p = strstr(r->url.p, "://");
         p = p ? strchr(p + 3, '/') : NULL;
-        if (!p || ap_sign(a->app_id, a->secret, p, wall_ms(), r->auth, sizeof(r->auth), r->ts,
-                          sizeof(r->ts)))
+        if (!p || mars_apollo_sign(a->app_id, a->secret, p, wall_ms(), r->auth, sizeof(r->auth),
+                                   r->ts, sizeof(r->ts)))
             return -EIO;
         r->hdrs[nh++] = r->auth;
         r->hdrs[nh++] = r->ts;
@@ -381,11 +381,12 @@ static int submit(struct ap *ap, struct ap_req *r, const struct ap_app_conf *a, 
 }
 
 /* Common query parameters. */
-static int add_client_params(struct ap_buf *u, const struct ap *ap)
+static int add_client_params(struct mars_apollo_buf *u, const struct ap *ap)
 {
-    int rc = ap_buf_add(u, "&ip=", 4) || ap_buf_urlenc(u, ap->ip);
+    int rc = mars_apollo_buf_add(u, "&ip=", 4) || mars_apollo_buf_urlenc(u, ap->ip);
     if (rc == 0 && ap->conf->data_center)
-        rc = ap_buf_add(u, "&dataCenter=", 12) || ap_buf_urlenc(u, ap->conf->data_center);
+        rc = mars_apollo_buf_add(u, "&dataCenter=", 12) ||
+             mars_apollo_buf_urlenc(u, ap->conf->data_center);
     return rc ? -ENOMEM : 0;
 }
 
@@ -411,8 +412,8 @@ static char *arena_str(struct mars_arena *a, const char *s)
 
 /* The changes between old and new as {"added":[..],"modified":[..],"deleted":[..]} (JSON,
  * arena) and their counts. */
-static char *changes_json(struct mars_arena *a, const struct ap_map *old, const struct ap_map *nw,
-                          size_t cnt[3])
+static char *changes_json(struct mars_arena *a, const struct mars_apollo_map *old,
+                          const struct mars_apollo_map *nw, size_t cnt[3])
 {
     struct evbuffer *b[3] = {evbuffer_new(), evbuffer_new(), evbuffer_new()};
     char *out = NULL;
@@ -420,7 +421,7 @@ static char *changes_json(struct mars_arena *a, const struct ap_map *old, const 
     if (!b[0] || !b[1] || !b[2])
         goto done;
     for (size_t i = 0; i < nw->n; i++) {
-        const struct ap_kv *o = ap_map_get(old, nw->v[i].k);
+        const struct mars_apollo_kv *o = mars_apollo_map_get(old, nw->v[i].k);
         int k = !o ? 0 : strcmp(o->v, nw->v[i].v) ? 1 : -1;
         if (k < 0)
             continue;
@@ -429,7 +430,7 @@ static char *changes_json(struct mars_arena *a, const struct ap_map *old, const 
         mars_json_string(b[k], nw->v[i].k);
     }
     for (size_t i = 0; i < old->n; i++) {
-        if (ap_map_get(nw, old->v[i].k))
+        if (mars_apollo_map_get(nw, old->v[i].k))
             continue;
         if (cnt[2]++)
             evbuffer_add(b[2], ",", 1);
@@ -458,15 +459,15 @@ done:
 }
 
 static int build_event(struct ap *ap, struct ap_ns *ns, struct mars_batch *b, const char *rk,
-                       const struct ap_map *nw, const char *origin)
+                       const struct mars_apollo_map *nw, const char *origin)
 {
     struct mars_arena *a = &b->arena;
     struct mars_fbuild fb;
     size_t cnt[3];
     int rc = -ENOMEM;
     char line[512];
-    static const struct ap_map empty;
-    const struct ap_map *old = ns->have ? &ns->map : &empty;
+    static const struct mars_apollo_map empty;
+    const struct mars_apollo_map *old = ns->have ? &ns->map : &empty;
     const struct ap_app_conf *c = ns->app->conf;
     mars_fbuild_init(&fb);
     mars_fbuild_reset(&fb, a);
@@ -478,10 +479,10 @@ static int build_event(struct ap *ap, struct ap_ns *ns, struct mars_batch *b, co
     PUTS(&fb, 0, "app_id", app);
     PUTS(&fb, 0, "cluster", cl);
     PUTS(&fb, 0, "namespace", nsn);
-    PUTS(&fb, 0, "format", ap_format_names[ns->fmt]);
+    PUTS(&fb, 0, "format", mars_apollo_format_names[ns->fmt]);
     PUTS(&fb, 0, "release_key", rks);
     PUTS(&fb, 0, "origin", origin);
-    if (ns->fmt == AP_PROPERTIES) {
+    if (ns->fmt == MARS_APOLLO_PROPERTIES) {
         uint32_t o = mars_fbuild_put(&fb, 0, "configurations", 14, MARS_FIELD_OBJECT, NULL, 0, 0,
                                      false, NULL);
         for (size_t i = 0; o != MARS_FIELD_NIL && i < nw->n; i++) {
@@ -492,7 +493,7 @@ static int build_event(struct ap *ap, struct ap_ns *ns, struct mars_batch *b, co
                             (uint32_t)strlen(v), 0, true, NULL);
         }
     } else {
-        const struct ap_kv *kv = ap_map_get(nw, "content");
+        const struct mars_apollo_kv *kv = mars_apollo_map_get(nw, "content");
         char *v = arena_str(a, kv ? kv->v : "");
         if (!v)
             goto out;
@@ -521,9 +522,10 @@ out:
 
 /* Makes nw (taken) the namespace's configuration and emits it when it differs from what was
  * emitted before. */
-static void apply(struct ap *ap, struct ap_ns *ns, char *rk, struct ap_map *nw, const char *origin)
+static void apply(struct ap *ap, struct ap_ns *ns, char *rk, struct mars_apollo_map *nw,
+                  const char *origin)
 {
-    bool same = ns->have && ap_map_equal(&ns->map, nw) && ns->release_key && rk &&
+    bool same = ns->have && mars_apollo_map_equal(&ns->map, nw) && ns->release_key && rk &&
                 strcmp(ns->release_key, rk) == 0;
     if (!same) {
         struct mars_batch *b = mars_source_batch(ap->src, 1);
@@ -537,9 +539,9 @@ static void apply(struct ap *ap, struct ap_ns *ns, char *rk, struct ap_map *nw, 
             mars_source_emit(ap->src, b);
         }
     }
-    ap_map_free(&ns->map);
+    mars_apollo_map_free(&ns->map);
     ns->map = *nw;
-    *nw = (struct ap_map){0};
+    *nw = (struct mars_apollo_map){0};
     free(ns->release_key);
     ns->release_key = rk;
     ns->have = true;
@@ -551,11 +553,11 @@ static void use_cache(struct ap *ap, struct ap_ns *ns, const char *why)
 {
     const struct ap_app_conf *c = ns->app->conf;
     char *rk = NULL;
-    struct ap_map m;
+    struct mars_apollo_map m;
     if (ns->cache_tried || ns->have || !ap->cache_dir)
         return;
     ns->cache_tried = true;
-    int rc = ap_cache_load(ap->cache_dir, c->app_id, c->cluster, ns->name, &rk, &m);
+    int rc = mars_apollo_cache_load(ap->cache_dir, c->app_id, c->cluster, ns->name, &rk, &m);
     if (rc) {
         mars_warn(mars_source_id(ap->src),
                   "app %s namespace %s: no config service answered (%s) and %s", c->app_id,
@@ -571,7 +573,7 @@ static void use_cache(struct ap *ap, struct ap_ns *ns, const char *why)
     mars_mseries_add(ap->cache_loads ? mars_mfamily_series(ap->cache_loads, vals) : NULL,
                      mars_source_shard(ap->src), 1);
     apply(ap, ns, rk, &m, "cache");
-    ap_map_free(&m);
+    mars_apollo_map_free(&m);
 }
 
 /* ---- fetch /configs ---- */
@@ -623,9 +625,9 @@ static void on_fetch(struct mars_http_req *r, const struct mars_http_resp *resp)
     } else if (resp->status == 304) {
         ns->fails = 0;
     } else if (resp->status == 200) {
-        struct ap_configs c;
-        int rc = ap_configs_parse(resp->body, resp->body_len, ns->have ? &ns->map : NULL, &c, why,
-                                  sizeof(why));
+        struct mars_apollo_configs c;
+        int rc = mars_apollo_configs_parse(resp->body, resp->body_len, ns->have ? &ns->map : NULL,
+                                           &c, why, sizeof(why));
         if (rc == -ESTALE) {
             mars_warn(id, "app %s namespace %s: %s; fetching the whole configuration",
                       app->conf->app_id, ns->name, why);
@@ -639,13 +641,13 @@ static void on_fetch(struct mars_http_req *r, const struct mars_http_resp *resp)
             ns->full = false;
             ns->from_remote = true;
             if (ap->cache_dir &&
-                (rc = ap_cache_save(ap->cache_dir, app->conf->app_id, app->conf->cluster, ns->name,
-                                    c.release_key, &c.map)))
+                (rc = mars_apollo_cache_save(ap->cache_dir, app->conf->app_id, app->conf->cluster,
+                                             ns->name, c.release_key, &c.map)))
                 mars_warn(id, "app %s namespace %s: cannot write the cache in %s: %s",
                           app->conf->app_id, ns->name, ap->cache_dir, strerror(-rc));
             apply(ap, ns, c.release_key, &c.map, "remote");
             c.release_key = NULL;
-            ap_configs_fini(&c);
+            mars_apollo_configs_fini(&c);
         }
     } else if (resp->status == 401) {
         snprintf(why, sizeof(why),
@@ -678,7 +680,7 @@ static void fetch(struct ap_ns *ns)
     struct ap_app *app = ns->app;
     struct ap *ap = app->ap;
     const struct ap_app_conf *c = app->conf;
-    struct ap_buf *u = &ns->fetch.url;
+    struct mars_apollo_buf *u = &ns->fetch.url;
     if (ap->stopping)
         return;
     if (ns->fetch.busy) {
@@ -690,21 +692,24 @@ static void fetch(struct ap_ns *ns)
         return;
     }
     u->n = 0;
-    int rc = ap_buf_addf(u, "%s/configs/", cs_url(app)) || ap_buf_urlenc(u, c->app_id) ||
-             ap_buf_add(u, "/", 1) || ap_buf_urlenc(u, c->cluster) || ap_buf_add(u, "/", 1) ||
-             ap_buf_urlenc(u, ns->name) || ap_buf_add(u, "?", 1);
+    int rc = mars_apollo_buf_addf(u, "%s/configs/", cs_url(app)) ||
+             mars_apollo_buf_urlenc(u, c->app_id) || mars_apollo_buf_add(u, "/", 1) ||
+             mars_apollo_buf_urlenc(u, c->cluster) || mars_apollo_buf_add(u, "/", 1) ||
+             mars_apollo_buf_urlenc(u, ns->name) || mars_apollo_buf_add(u, "?", 1);
     if (rc == 0 && ns->release_key && ns->from_remote && !ns->full)
-        rc = ap_buf_add(u, "releaseKey=", 11) || ap_buf_urlenc(u, ns->release_key) ||
-             ap_buf_add(u, "&", 1);
+        rc = mars_apollo_buf_add(u, "releaseKey=", 11) ||
+             mars_apollo_buf_urlenc(u, ns->release_key) || mars_apollo_buf_add(u, "&", 1);
     if (rc == 0 && ns->messages)
-        rc = ap_buf_add(u, "messages=", 9) || ap_buf_urlenc(u, ns->messages) ||
-             ap_buf_add(u, "&", 1);
+        rc = mars_apollo_buf_add(u, "messages=", 9) || mars_apollo_buf_urlenc(u, ns->messages) ||
+             mars_apollo_buf_add(u, "&", 1);
     if (rc == 0 && c->label)
-        rc = ap_buf_add(u, "label=", 6) || ap_buf_urlenc(u, c->label) || ap_buf_add(u, "&", 1);
+        rc = mars_apollo_buf_add(u, "label=", 6) || mars_apollo_buf_urlenc(u, c->label) ||
+             mars_apollo_buf_add(u, "&", 1);
     if (rc == 0)
-        rc = ap_buf_add(u, "ip=", 3) || ap_buf_urlenc(u, ap->ip);
+        rc = mars_apollo_buf_add(u, "ip=", 3) || mars_apollo_buf_urlenc(u, ap->ip);
     if (rc == 0 && ap->conf->data_center)
-        rc = ap_buf_add(u, "&dataCenter=", 12) || ap_buf_urlenc(u, ap->conf->data_center);
+        rc = mars_apollo_buf_add(u, "&dataCenter=", 12) ||
+             mars_apollo_buf_urlenc(u, ap->conf->data_center);
     ns->fetch.http = (struct mars_http_req){.done = on_fetch, .data = ns};
     if (rc == 0)
         rc = submit(ap, &ns->fetch, c, ap->conf->timeout);
@@ -751,9 +756,9 @@ static void poll_failed(struct ap_app *app, const char *why)
 
 static void on_notifications(struct ap_app *app, const struct mars_http_resp *resp)
 {
-    struct ap_notif *v;
+    struct mars_apollo_notif *v;
     size_t n;
-    if (ap_notifs_parse(resp->body, resp->body_len, &v, &n)) {
+    if (mars_apollo_notifs_parse(resp->body, resp->body_len, &v, &n)) {
         poll_failed(app, "bad /notifications/v2 answer");
         return;
     }
@@ -769,7 +774,7 @@ static void on_notifications(struct ap_app *app, const struct mars_http_resp *re
             fetch(ns);
         }
     }
-    ap_notifs_free(v, n);
+    mars_apollo_notifs_free(v, n);
     app->fails = 0;
     poll_later(app, 0);
 }
@@ -809,7 +814,7 @@ static void poll_app(struct ap_app *app)
 {
     struct ap *ap = app->ap;
     const struct ap_app_conf *c = app->conf;
-    struct ap_buf *u = &app->poll.url;
+    struct mars_apollo_buf *u = &app->poll.url;
     if (ap->stopping || app->poll.busy)
         return;
     if (!cs_url(app)) {
@@ -830,10 +835,11 @@ static void poll_app(struct ap_app *app)
     evbuffer_add(nb, "]", 2); /* with its NUL */
     const char *notifs = (const char *)evbuffer_pullup(nb, -1);
     u->n = 0;
-    int rc = !notifs || ap_buf_addf(u, "%s/notifications/v2?appId=", cs_url(app)) ||
-             ap_buf_urlenc(u, c->app_id) || ap_buf_add(u, "&cluster=", 9) ||
-             ap_buf_urlenc(u, c->cluster) || ap_buf_add(u, "&notifications=", 15) ||
-             ap_buf_urlenc(u, notifs) || add_client_params(u, ap);
+    int rc = !notifs || mars_apollo_buf_addf(u, "%s/notifications/v2?appId=", cs_url(app)) ||
+             mars_apollo_buf_urlenc(u, c->app_id) || mars_apollo_buf_add(u, "&cluster=", 9) ||
+             mars_apollo_buf_urlenc(u, c->cluster) ||
+             mars_apollo_buf_add(u, "&notifications=", 15) || mars_apollo_buf_urlenc(u, notifs) ||
+             add_client_params(u, ap);
     evbuffer_free(nb);
     app->poll.http = (struct mars_http_req){.done = on_poll, .data = app};
     if (rc == 0)
@@ -913,7 +919,7 @@ static void on_meta(struct mars_http_req *r, const struct mars_http_resp *resp)
         return;
     }
     if (!resp->error && resp->status == 200 &&
-        ap_meta_parse(resp->body, resp->body_len, &urls, &n) == 0 && n > 0) {
+        mars_apollo_meta_parse(resp->body, resp->body_len, &urls, &n) == 0 && n > 0) {
         if (ap->meta_fails || !ap->apps_started)
             mars_info(mars_source_id(ap->src), "meta server %s lists %zu config service(s)",
                       ap->conf->meta_server, n);
@@ -938,12 +944,12 @@ static void on_meta(struct mars_http_req *r, const struct mars_http_resp *resp)
 
 static void meta_fetch(struct ap *ap)
 {
-    struct ap_buf *u = &ap->meta.url;
+    struct mars_apollo_buf *u = &ap->meta.url;
     if (ap->stopping || ap->meta.busy)
         return;
     u->n = 0;
-    int rc = ap_buf_addf(u, "%s/services/config?appId=", ap->conf->meta_server) ||
-             ap_buf_urlenc(u, app_at(ap->conf, 0)->app_id) || add_client_params(u, ap);
+    int rc = mars_apollo_buf_addf(u, "%s/services/config?appId=", ap->conf->meta_server) ||
+             mars_apollo_buf_urlenc(u, app_at(ap->conf, 0)->app_id) || add_client_params(u, ap);
     ap->meta.http = (struct mars_http_req){.done = on_meta, .data = ap};
     if (rc == 0)
         rc = submit(ap, &ap->meta, NULL, ap->conf->timeout);
@@ -981,15 +987,15 @@ static void ap_free(struct ap *ap)
             free(ns->name);
             free(ns->messages);
             free(ns->release_key);
-            ap_map_free(&ns->map);
-            ap_buf_fini(&ns->fetch.url);
+            mars_apollo_map_free(&ns->map);
+            mars_apollo_buf_fini(&ns->fetch.url);
         }
         free(app->ns);
-        ap_buf_fini(&app->poll.url);
+        mars_apollo_buf_fini(&app->poll.url);
     }
     free(ap->apps);
     set_services(ap, NULL, 0);
-    ap_buf_fini(&ap->meta.url);
+    mars_apollo_buf_fini(&ap->meta.url);
     free(ap->cache_dir);
     if (ap->http)
         mars_http_destroy(ap->http);
@@ -1020,7 +1026,7 @@ static int init_apps(struct ap *ap)
             ns->notif_id = -1;
             if (!(ns->name = strndup(name, l)))
                 return -ENOMEM;
-            ns->fmt = ap_format_of(ns->name);
+            ns->fmt = mars_apollo_format_of(ns->name);
         }
     }
     return 0;

@@ -1,8 +1,8 @@
 /*
- * apollo_proto.c - the Apollo config service's wire contract for the `apollo` source
- * (shared/protocols.md §1, §11): namespace formats, the sorted configuration map, the
- * parsers of /configs (FullSync and IncrementalSync), /notifications/v2 and a meta server's
- * /services/config, percent-encoding, and the access-key signature.
+ * apollo.c - the Apollo config service's client contract (wire/apollo.h; protocols.md §1,
+ * §11): namespace formats, the sorted configuration map, the parsers of /configs (FullSync
+ * and IncrementalSync), /notifications/v2 and a meta server's /services/config,
+ * percent-encoding, and the access-key signature.
  *
  * Incremental sync is applied to a copy of the previous map and only replaces it whole:
  * a change that does not fit (no previous map, MODIFIED or DELETED of a key that is not
@@ -20,36 +20,38 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "component.h"
-#include "sources/apollo_internal.h"
+#include "model/fields.h"
+#include "model/json.h"
+#include "wire/apollo.h"
 
-const char *const ap_format_names[] = {"properties", "json", "yaml", "yml", "xml", "txt", NULL};
+const char *const mars_apollo_format_names[] = {"properties", "json", "yaml", "yml",
+                                                "xml",        "txt",  NULL};
 
-enum ap_format ap_format_of(const char *ns)
+enum mars_apollo_format mars_apollo_format_of(const char *ns)
 {
     const char *dot = strrchr(ns, '.');
     if (!dot)
-        return AP_PROPERTIES;
-    for (int f = AP_JSON; f <= AP_TXT; f++)
-        if (strcmp(dot + 1, ap_format_names[f]) == 0)
-            return (enum ap_format)f;
-    return AP_PROPERTIES; /* "a.b" without a known suffix is a properties namespace */
+        return MARS_APOLLO_PROPERTIES;
+    for (int f = MARS_APOLLO_JSON; f <= MARS_APOLLO_TXT; f++)
+        if (strcmp(dot + 1, mars_apollo_format_names[f]) == 0)
+            return (enum mars_apollo_format)f;
+    return MARS_APOLLO_PROPERTIES; /* "a.b" without a known suffix is a properties namespace */
 }
 
 /* ---- map ---- */
 
-void ap_map_free(struct ap_map *m)
+void mars_apollo_map_free(struct mars_apollo_map *m)
 {
     for (size_t i = 0; i < m->n; i++) {
         free(m->v[i].k);
         free(m->v[i].v);
     }
     free(m->v);
-    *m = (struct ap_map){0};
+    *m = (struct mars_apollo_map){0};
 }
 
 /* Index of k, or of where it would go (*found false). */
-static size_t map_find(const struct ap_map *m, const char *k, bool *found)
+static size_t map_find(const struct mars_apollo_map *m, const char *k, bool *found)
 {
     size_t lo = 0, hi = m->n;
     while (lo < hi) {
@@ -68,7 +70,8 @@ static size_t map_find(const struct ap_map *m, const char *k, bool *found)
     return lo;
 }
 
-int ap_map_set(struct ap_map *m, const char *k, size_t kl, const char *v, size_t vl)
+int mars_apollo_map_set(struct mars_apollo_map *m, const char *k, size_t kl, const char *v,
+                        size_t vl)
 {
     char *key = strndup(k, kl), *val = strndup(v, vl);
     bool found;
@@ -83,14 +86,14 @@ int ap_map_set(struct ap_map *m, const char *k, size_t kl, const char *v, size_t
     }
     if (m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 16;
-        struct ap_kv *nv = realloc(m->v, cap * sizeof(*nv));
+        struct mars_apollo_kv *nv = realloc(m->v, cap * sizeof(*nv));
         if (!nv)
             goto nomem;
         m->v = nv;
         m->cap = cap;
     }
     memmove(&m->v[i + 1], &m->v[i], (m->n - i) * sizeof(*m->v));
-    m->v[i] = (struct ap_kv){key, val};
+    m->v[i] = (struct mars_apollo_kv){key, val};
     m->n++;
     return 0;
 nomem:
@@ -99,7 +102,7 @@ nomem:
     return -ENOMEM;
 }
 
-int ap_map_del(struct ap_map *m, const char *k)
+int mars_apollo_map_del(struct mars_apollo_map *m, const char *k)
 {
     bool found;
     size_t i = map_find(m, k, &found);
@@ -112,26 +115,27 @@ int ap_map_del(struct ap_map *m, const char *k)
     return 0;
 }
 
-const struct ap_kv *ap_map_get(const struct ap_map *m, const char *k)
+const struct mars_apollo_kv *mars_apollo_map_get(const struct mars_apollo_map *m, const char *k)
 {
     bool found;
     size_t i = map_find(m, k, &found);
     return found ? &m->v[i] : NULL;
 }
 
-int ap_map_copy(struct ap_map *dst, const struct ap_map *src)
+int mars_apollo_map_copy(struct mars_apollo_map *dst, const struct mars_apollo_map *src)
 {
-    *dst = (struct ap_map){0};
+    *dst = (struct mars_apollo_map){0};
     for (size_t i = 0; i < src->n; i++) {
-        if (ap_map_set(dst, src->v[i].k, strlen(src->v[i].k), src->v[i].v, strlen(src->v[i].v))) {
-            ap_map_free(dst);
+        if (mars_apollo_map_set(dst, src->v[i].k, strlen(src->v[i].k), src->v[i].v,
+                                strlen(src->v[i].v))) {
+            mars_apollo_map_free(dst);
             return -ENOMEM;
         }
     }
     return 0;
 }
 
-bool ap_map_equal(const struct ap_map *a, const struct ap_map *b)
+bool mars_apollo_map_equal(const struct mars_apollo_map *a, const struct mars_apollo_map *b)
 {
     if (a->n != b->n)
         return false;
@@ -175,15 +179,15 @@ static bool raw_get(const struct mars_value *obj, const char *k, struct mars_val
 
 /* ---- /configs ---- */
 
-void ap_configs_fini(struct ap_configs *c)
+void mars_apollo_configs_fini(struct mars_apollo_configs *c)
 {
     free(c->release_key);
-    ap_map_free(&c->map);
-    *c = (struct ap_configs){0};
+    mars_apollo_map_free(&c->map);
+    *c = (struct mars_apollo_configs){0};
 }
 
 /* Applies configurationChanges (a raw JSON array) to out->map. */
-static int apply_changes(const struct mars_value *arr, struct ap_configs *out, char *why,
+static int apply_changes(const struct mars_value *arr, struct mars_apollo_configs *out, char *why,
                          size_t wlen)
 {
     size_t pos = 0;
@@ -197,13 +201,13 @@ static int apply_changes(const struct mars_value *arr, struct ap_configs *out, c
         char *key = value_dup(&k), *type = value_dup(&t);
         char *val = raw_get(&el, "newValue", &v) ? value_dup(&v) : strdup("");
         int rc = key && type && val ? 0 : -ENOMEM;
-        bool have = rc == 0 && ap_map_get(&out->map, key);
+        bool have = rc == 0 && mars_apollo_map_get(&out->map, key);
         if (rc == 0 && strcmp(type, "ADDED") == 0)
-            rc = ap_map_set(&out->map, key, strlen(key), val, strlen(val));
+            rc = mars_apollo_map_set(&out->map, key, strlen(key), val, strlen(val));
         else if (rc == 0 && strcmp(type, "MODIFIED") == 0 && have)
-            rc = ap_map_set(&out->map, key, strlen(key), val, strlen(val));
+            rc = mars_apollo_map_set(&out->map, key, strlen(key), val, strlen(val));
         else if (rc == 0 && strcmp(type, "DELETED") == 0 && have)
-            rc = ap_map_del(&out->map, key);
+            rc = mars_apollo_map_del(&out->map, key);
         else if (rc == 0) {
             snprintf(why, wlen, "change %s of key '%.80s' does not fit the previous map", type,
                      key);
@@ -218,8 +222,8 @@ static int apply_changes(const struct mars_value *arr, struct ap_configs *out, c
     return 0;
 }
 
-static int configs_members(const struct mars_fbuild *fb, const struct ap_map *prev,
-                           struct ap_configs *out, char *why, size_t wlen)
+static int configs_members(const struct mars_fbuild *fb, const struct mars_apollo_map *prev,
+                           struct mars_apollo_configs *out, char *why, size_t wlen)
 {
     const struct mars_field *conf = NULL, *changes = NULL, *type = NULL;
     for (uint32_t m = fb->v[0].first; m != MARS_FIELD_NIL; m = fb->v[m].next) {
@@ -251,7 +255,7 @@ static int configs_members(const struct mars_fbuild *fb, const struct ap_map *pr
             snprintf(why, wlen, "incremental sync without configurationChanges");
             return -ESTALE;
         }
-        if (ap_map_copy(&out->map, prev))
+        if (mars_apollo_map_copy(&out->map, prev))
             return -ENOMEM;
         struct mars_value arr = field_value(changes);
         return apply_changes(&arr, out, why, wlen);
@@ -269,7 +273,8 @@ static int configs_members(const struct mars_fbuild *fb, const struct ap_map *pr
         const struct mars_field *f = &fb->v[m];
         struct mars_value vv = field_value(f);
         char *val = value_dup(&vv); /* keys come decoded from the scanner */
-        int rc = val ? ap_map_set(&out->map, f->key, f->key_len, val, strlen(val)) : -ENOMEM;
+        int rc =
+            val ? mars_apollo_map_set(&out->map, f->key, f->key_len, val, strlen(val)) : -ENOMEM;
         free(val);
         if (rc)
             return rc;
@@ -277,13 +282,13 @@ static int configs_members(const struct mars_fbuild *fb, const struct ap_map *pr
     return 0;
 }
 
-int ap_configs_parse(const char *body, size_t n, const struct ap_map *prev, struct ap_configs *out,
-                     char *why, size_t wlen)
+int mars_apollo_configs_parse(const char *body, size_t n, const struct mars_apollo_map *prev,
+                              struct mars_apollo_configs *out, char *why, size_t wlen)
 {
     struct mars_arena arena;
     struct mars_fbuild fb;
     size_t at = 0;
-    *out = (struct ap_configs){0};
+    *out = (struct mars_apollo_configs){0};
     mars_arena_init(&arena);
     mars_fbuild_init(&fb);
     mars_fbuild_reset(&fb, &arena);
@@ -298,7 +303,7 @@ int ap_configs_parse(const char *body, size_t n, const struct ap_map *prev, stru
     if (rc == -ENOMEM)
         snprintf(why, wlen, "out of memory");
     if (rc)
-        ap_configs_fini(out);
+        mars_apollo_configs_fini(out);
     mars_fbuild_fini(&fb);
     mars_arena_fini(&arena);
     return rc;
@@ -306,7 +311,7 @@ int ap_configs_parse(const char *body, size_t n, const struct ap_map *prev, stru
 
 /* ---- /notifications/v2 ---- */
 
-void ap_notifs_free(struct ap_notif *v, size_t n)
+void mars_apollo_notifs_free(struct mars_apollo_notif *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(v[i].ns);
@@ -315,11 +320,12 @@ void ap_notifs_free(struct ap_notif *v, size_t n)
     free(v);
 }
 
-int ap_notifs_parse(const char *body, size_t n, struct ap_notif **out, size_t *nout)
+int mars_apollo_notifs_parse(const char *body, size_t n, struct mars_apollo_notif **out,
+                             size_t *nout)
 {
     struct mars_value el, v;
     size_t pos = 0, cnt = 0, cap = 0;
-    struct ap_notif *arr = NULL;
+    struct mars_apollo_notif *arr = NULL;
     *out = NULL;
     *nout = 0;
     if (mars_json_validate(body, n, 64, NULL) != MARS_JSON_OK)
@@ -335,13 +341,13 @@ int ap_notifs_parse(const char *body, size_t n, struct ap_notif **out, size_t *n
             goto bad;
         if (cnt == cap) {
             cap = cap ? cap * 2 : 8;
-            struct ap_notif *na = realloc(arr, cap * sizeof(*na));
+            struct mars_apollo_notif *na = realloc(arr, cap * sizeof(*na));
             if (!na)
                 goto bad;
             arr = na;
         }
-        struct ap_notif *x = &arr[cnt++];
-        *x = (struct ap_notif){.ns = value_dup(&v), .id = -1};
+        struct mars_apollo_notif *x = &arr[cnt++];
+        *x = (struct mars_apollo_notif){.ns = value_dup(&v), .id = -1};
         if (!x->ns)
             goto bad;
         if (raw_get(&el, "notificationId", &v) && mars_value_number(&v, &id))
@@ -354,13 +360,13 @@ int ap_notifs_parse(const char *body, size_t n, struct ap_notif **out, size_t *n
     *nout = cnt;
     return 0;
 bad:
-    ap_notifs_free(arr, cnt);
+    mars_apollo_notifs_free(arr, cnt);
     return -EINVAL;
 }
 
 /* ---- meta server ---- */
 
-int ap_meta_parse(const char *body, size_t n, char ***urls, size_t *nurls)
+int mars_apollo_meta_parse(const char *body, size_t n, char ***urls, size_t *nurls)
 {
     struct mars_value el, v;
     size_t pos = 0, cnt = 0;
@@ -396,7 +402,7 @@ int ap_meta_parse(const char *body, size_t n, char ***urls, size_t *nurls)
 
 /* ---- buffers, encoding, signature ---- */
 
-int ap_buf_add(struct ap_buf *b, const char *s, size_t n)
+int mars_apollo_buf_add(struct mars_apollo_buf *b, const char *s, size_t n)
 {
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
@@ -414,7 +420,7 @@ int ap_buf_add(struct ap_buf *b, const char *s, size_t n)
     return 0;
 }
 
-int ap_buf_addf(struct ap_buf *b, const char *fmt, ...)
+int mars_apollo_buf_addf(struct mars_apollo_buf *b, const char *fmt, ...)
 {
     char tmp[512];
     va_list ap;
@@ -423,10 +429,10 @@ int ap_buf_addf(struct ap_buf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0 || (size_t)n >= sizeof(tmp))
         return -EINVAL;
-    return ap_buf_add(b, tmp, (size_t)n);
+    return mars_apollo_buf_add(b, tmp, (size_t)n);
 }
 
-int ap_buf_urlenc(struct ap_buf *b, const char *s)
+int mars_apollo_buf_urlenc(struct mars_apollo_buf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (; *s; s++) {
@@ -434,21 +440,21 @@ int ap_buf_urlenc(struct ap_buf *b, const char *s)
         bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                      c == '-' || c == '_' || c == '.' || c == '~';
         char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-        int rc = plain ? ap_buf_add(b, (const char *)&c, 1) : ap_buf_add(b, e, 3);
+        int rc = plain ? mars_apollo_buf_add(b, (const char *)&c, 1) : mars_apollo_buf_add(b, e, 3);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-void ap_buf_fini(struct ap_buf *b)
+void mars_apollo_buf_fini(struct mars_apollo_buf *b)
 {
     free(b->p);
-    *b = (struct ap_buf){0};
+    *b = (struct mars_apollo_buf){0};
 }
 
-int ap_sign(const char *app_id, const char *secret, const char *path_query, int64_t now_ms,
-            char *auth, size_t alen, char *ts, size_t tlen)
+int mars_apollo_sign(const char *app_id, const char *secret, const char *path_query, int64_t now_ms,
+                     char *auth, size_t alen, char *ts, size_t tlen)
 {
     char msg[8192];
     unsigned char mac[EVP_MAX_MD_SIZE];

@@ -1,15 +1,16 @@
 /*
- * apollo_cache.c - the `apollo` source's cache of the last good configuration of every
- * namespace: {data_dir}/apollo/{app}+{cluster}+{namespace}.json holding
- * {"releaseKey":"...","configurations":{...}}, mode 0600 (configurations hold secrets).
+ * apollo_cache.c - the cache of the last good configuration of an Apollo namespace, used
+ * by the `apollo` source and by mars's own configuration from Apollo: one file
+ * {dir}/{app}+{cluster}+{namespace}.json holding {"releaseKey":"...","configurations":
+ * {...}}, mode 0600 (configurations hold secrets).
  *
  * Written after every change fetched from the config service, through a temp file, fsync
  * and rename (core/atomic_file.h), so a crash leaves the old cache or the new, never a
  * truncated one. The files are a few KiB and local: they are written synchronously on the
- * source's worker, at most once per published change, which costs about as much as the
+ * caller's thread, at most once per published change, which costs about as much as the
  * fetch's own JSON parsing (see the note in config/desc.h on synchronous local file I/O).
  *
- * Thread: the source's worker.
+ * Thread: any.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,8 +25,7 @@
 
 #include "core/admin.h"
 #include "core/atomic_file.h"
-#include "component.h"
-#include "sources/apollo_internal.h"
+#include "wire/apollo.h"
 
 #define CACHE_MAX_BYTES (16u << 20)
 
@@ -36,8 +36,8 @@ static int cache_path(char *out, size_t len, const char *dir, const char *app, c
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-int ap_cache_save(const char *dir, const char *app, const char *cluster, const char *ns,
-                  const char *release_key, const struct ap_map *m)
+int mars_apollo_cache_save(const char *dir, const char *app, const char *cluster, const char *ns,
+                           const char *release_key, const struct mars_apollo_map *m)
 {
     char path[PATH_MAX];
     int rc = cache_path(path, sizeof(path), dir, app, cluster, ns);
@@ -69,13 +69,13 @@ int ap_cache_save(const char *dir, const char *app, const char *cluster, const c
     return rc < 0 ? rc : (rc ? -ENOMEM : 0);
 }
 
-int ap_cache_load(const char *dir, const char *app, const char *cluster, const char *ns,
-                  char **release_key, struct ap_map *m)
+int mars_apollo_cache_load(const char *dir, const char *app, const char *cluster, const char *ns,
+                           char **release_key, struct mars_apollo_map *m)
 {
     char path[PATH_MAX], why[160];
     struct stat st;
     *release_key = NULL;
-    *m = (struct ap_map){0};
+    *m = (struct mars_apollo_map){0};
     int rc = cache_path(path, sizeof(path), dir, app, cluster, ns);
     if (rc)
         return rc;
@@ -100,8 +100,8 @@ int ap_cache_load(const char *dir, const char *app, const char *cluster, const c
         return buf ? -EIO : -ENOMEM;
     }
     buf[n] = '\0';
-    struct ap_configs c;
-    rc = ap_configs_parse(buf, n, NULL, &c, why, sizeof(why));
+    struct mars_apollo_configs c;
+    rc = mars_apollo_configs_parse(buf, n, NULL, &c, why, sizeof(why));
     free(buf);
     if (rc)
         return -EINVAL;

@@ -188,6 +188,7 @@ struct ap_req {
     struct mars_apollo_buf url;
     char auth[320], ts[64];
     const char *hdrs[3];
+    size_t cs; /* the app's config service index the request went to */
     bool busy;
 };
 
@@ -346,6 +347,20 @@ static void default_ip(char *out, size_t len)
         break;
     }
     freeifaddrs(ifa);
+}
+
+/* A request of app through r failed: the app moves on from the service r used (unless
+ * another failure already moved it, so concurrent failures do not cycle back to it). */
+static void fail_over(struct ap_app *app, const struct ap_req *r)
+{
+    if (app->cs == r->cs)
+        app->cs++;
+}
+
+/* The config service r went to, for messages. */
+static const char *req_url(const struct ap *ap, const struct ap_req *r)
+{
+    return ap->ncs ? ap->cs[r->cs % ap->ncs] : "-";
 }
 
 static const char *cs_url(struct ap_app *app)
@@ -596,7 +611,7 @@ static void fetch_failed(struct ap_ns *ns, const char *why)
     struct ap_app *app = ns->app;
     struct ap *ap = app->ap;
     ns->fails++;
-    app->cs++;
+    fail_over(app, &ns->fetch);
     mars_stat_add(&mars_source_stats(ap->src)->errors[MARS_ERR_READ], 1);
     mars_source_last_error(ap->src, "app %s namespace %s: %s", app->conf->app_id, ns->name, why);
     if (ns->fails >= (ap->ncs ? ap->ncs : 1))
@@ -620,7 +635,7 @@ static void on_fetch(struct mars_http_req *r, const struct mars_http_resp *resp)
         return;
     }
     if (resp->error) {
-        snprintf(why, sizeof(why), "%s: %s", cs_url(app), resp->error_text);
+        snprintf(why, sizeof(why), "%s: %s", req_url(ap, &ns->fetch), resp->error_text);
         fetch_failed(ns, why);
     } else if (resp->status == 304) {
         ns->fails = 0;
@@ -666,7 +681,7 @@ static void on_fetch(struct mars_http_req *r, const struct mars_http_resp *resp)
         ns->fails = ns->fails < ap->ncs ? (unsigned)ap->ncs : ns->fails;
         fetch_failed(ns, why);
     } else {
-        snprintf(why, sizeof(why), "%s: HTTP %d", cs_url(app), resp->status);
+        snprintf(why, sizeof(why), "%s: HTTP %d", req_url(ap, &ns->fetch), resp->status);
         fetch_failed(ns, why);
     }
     if (ns->again && !ns->retry_armed) {
@@ -692,6 +707,7 @@ static void fetch(struct ap_ns *ns)
         return;
     }
     u->n = 0;
+    ns->fetch.cs = app->cs;
     int rc = mars_apollo_buf_addf(u, "%s/configs/", cs_url(app)) ||
              mars_apollo_buf_urlenc(u, c->app_id) || mars_apollo_buf_add(u, "/", 1) ||
              mars_apollo_buf_urlenc(u, c->cluster) || mars_apollo_buf_add(u, "/", 1) ||
@@ -745,7 +761,7 @@ static void poll_failed(struct ap_app *app, const char *why)
 {
     struct ap *ap = app->ap;
     app->fails++;
-    app->cs++;
+    fail_over(app, &app->poll);
     mars_stat_add(&mars_source_stats(ap->src)->errors[MARS_ERR_READ], 1);
     mars_source_last_error(ap->src, "app %s: long poll: %s", app->conf->app_id, why);
     if (app->fails == 1 || app->fails % 10 == 0)
@@ -790,7 +806,7 @@ static void on_poll(struct mars_http_req *r, const struct mars_http_resp *resp)
         return;
     }
     if (resp->error) {
-        snprintf(why, sizeof(why), "%s: %s", cs_url(app), resp->error_text);
+        snprintf(why, sizeof(why), "%s: %s", req_url(ap, &app->poll), resp->error_text);
         poll_failed(app, why);
     } else if (resp->status == 304) {
         app->fails = 0;
@@ -805,7 +821,7 @@ static void on_poll(struct mars_http_req *r, const struct mars_http_resp *resp)
         app->fails = app->fails < ap->ncs ? (unsigned)ap->ncs : app->fails;
         poll_failed(app, why);
     } else {
-        snprintf(why, sizeof(why), "%s: HTTP %d", cs_url(app), resp->status);
+        snprintf(why, sizeof(why), "%s: HTTP %d", req_url(ap, &app->poll), resp->status);
         poll_failed(app, why);
     }
 }
@@ -835,6 +851,7 @@ static void poll_app(struct ap_app *app)
     evbuffer_add(nb, "]", 2); /* with its NUL */
     const char *notifs = (const char *)evbuffer_pullup(nb, -1);
     u->n = 0;
+    app->poll.cs = app->cs;
     int rc = !notifs || mars_apollo_buf_addf(u, "%s/notifications/v2?appId=", cs_url(app)) ||
              mars_apollo_buf_urlenc(u, c->app_id) || mars_apollo_buf_add(u, "&cluster=", 9) ||
              mars_apollo_buf_urlenc(u, c->cluster) ||

@@ -36,7 +36,8 @@
 
 #include "core/admin.h"
 #include "core/ev.h"
-#include "core/http.h"
+#include "core/grow.h"
+#include "core/http_client.h"
 #include "core/log.h"
 #include "config/config.h"
 #include "engine/engine.h"
@@ -49,7 +50,7 @@ struct mars_apollo_config {
     char *name; /* "apollo://APP/NAMESPACE": the "file" of messages and diagnostics */
     char *uri, *app, *cluster, *ns, *secret, *cache_dir, *ip;
     char **cs;
-    size_t ncs, cs_at;
+    size_t ncs, cs_cap, cs_at;
     /* watcher */
     pthread_t thread;
     bool thread_started;
@@ -107,10 +108,8 @@ static int add_services(struct mars_apollo_config *ac, const char *list)
     while (*p) {
         size_t n = strcspn(p, ",");
         if (n) {
-            char **v = realloc(ac->cs, (ac->ncs + 1) * sizeof(*v));
-            if (!v)
+            if (mars_grow(&ac->cs, &ac->cs_cap, ac->ncs + 1, sizeof(*ac->cs)))
                 return -ENOMEM;
-            ac->cs = v;
             char *u = strndup(p, n);
             if (!u)
                 return -ENOMEM;

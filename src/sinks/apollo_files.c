@@ -71,7 +71,7 @@ struct af_conf {
 };
 
 #define OFF(f) offsetof(struct af_conf, f)
-static const struct mars_opt af_options[] = {
+static const struct mars_opt apollo_files_options[] = {
     {.name = "dir",
      .type = MARS_OPT_STRING,
      .offset = OFF(dir),
@@ -213,7 +213,7 @@ static int parse_owner(const char *s, uid_t *uid, gid_t *gid, char *why, size_t 
     return 0;
 }
 
-static int af_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+static int apollo_files_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct af_conf *c = conf;
     unsigned mode;
@@ -602,7 +602,7 @@ static void send_signal(struct af *af)
 
 /* ---- sink ---- */
 
-static void af_write(struct mars_sink *s, struct mars_sink_req *r)
+static void apollo_files_write(struct mars_sink *s, struct mars_sink_req *r)
 {
     struct af *af = mars_sink_state(s);
     bool changed = false;
@@ -635,14 +635,14 @@ static void af_write(struct mars_sink *s, struct mars_sink_req *r)
     mars_sink_done(s, r, err ? MARS_SINK_RETRY : MARS_SINK_OK, 0);
 }
 
-static void af_free(struct af *af)
+static void apollo_files_free(struct af *af)
 {
-    mars_path_free(af->p_app);
-    mars_path_free(af->p_cluster);
-    mars_path_free(af->p_ns);
-    mars_path_free(af->p_format);
-    mars_path_free(af->p_conf);
-    mars_path_free(af->p_content);
+    mars_path_destroy(af->p_app);
+    mars_path_destroy(af->p_cluster);
+    mars_path_destroy(af->p_ns);
+    mars_path_destroy(af->p_format);
+    mars_path_destroy(af->p_conf);
+    mars_path_destroy(af->p_content);
     if (af->buf)
         evbuffer_free(af->buf);
     free(af->argv);
@@ -656,7 +656,7 @@ static struct mars_path *path(const char *s)
     return mars_path_compile(s, strlen(s), &at, &why);
 }
 
-static int af_init(struct mars_sink *s)
+static int apollo_files_init(struct mars_sink *s)
 {
     static const char *const nl[] = {"component_id", "result", NULL};
     static const char *const wl[] = {"component_id", NULL};
@@ -680,12 +680,12 @@ static int af_init(struct mars_sink *s)
     if (!af->buf || !af->p_app || !af->p_cluster || !af->p_ns || !af->p_format || !af->p_conf ||
         !af->p_content || parse_mode(af->conf->mode, &af->mode) ||
         (af->conf->owner && parse_owner(af->conf->owner, &af->uid, &af->gid, why, sizeof(why)))) {
-        af_free(af);
+        apollo_files_free(af);
         return -ENOMEM;
     }
     if (af->conf->on_change.n) {
         if (!(af->argv = calloc(af->conf->on_change.n + 1, sizeof(*af->argv)))) {
-            af_free(af);
+            apollo_files_free(af);
             return -ENOMEM;
         }
         memcpy(af->argv, af->conf->on_change.v, af->conf->on_change.n * sizeof(*af->argv));
@@ -718,14 +718,14 @@ static int af_init(struct mars_sink *s)
     return 0;
 }
 
-static void af_destroy(struct mars_sink *s)
+static void apollo_files_destroy(struct mars_sink *s)
 {
     struct af *af = mars_sink_state(s);
     if (!af)
         return;
     if (af->out_fd >= 0)
         close(af->out_fd);
-    af_free(af);
+    apollo_files_free(af);
 }
 
 const struct mars_component_desc mars_sink_apollo_files = {
@@ -734,8 +734,10 @@ const struct mars_component_desc mars_sink_apollo_files = {
                    "atomically, and runs a command or sends a signal after a change.",
     .kind = MARS_KIND_SINK,
     .accepts = MARS_DATA_LOG,
-    .options = af_options,
+    .options = apollo_files_options,
     .conf_size = sizeof(struct af_conf),
-    .check = af_check,
-    .sink = {.init = af_init, .write = af_write, .destroy = af_destroy},
+    .check = apollo_files_check,
+    .sink = {.init = apollo_files_init,
+             .write = apollo_files_write,
+             .destroy = apollo_files_destroy},
 };

@@ -41,7 +41,8 @@
 
 #include "core/admin.h"
 #include "core/ev.h"
-#include "core/http.h"
+#include "core/grow.h"
+#include "core/http_client.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "component.h"
@@ -76,7 +77,7 @@ struct ap_conf {
 };
 
 #define AOFF(f) offsetof(struct ap_app_conf, f)
-static const struct mars_opt app_options[] = {
+static const struct mars_opt apollo_app_options[] = {
     {.name = "app_id",
      .type = MARS_OPT_STRING,
      .offset = AOFF(app_id),
@@ -106,7 +107,7 @@ static const struct mars_opt app_options[] = {
 };
 
 #define OFF(f) offsetof(struct ap_conf, f)
-static const struct mars_opt ap_options[] = {
+static const struct mars_opt apollo_options[] = {
     {.name = "config_service",
      .type = MARS_OPT_LIST,
      .offset = OFF(config_service),
@@ -120,7 +121,7 @@ static const struct mars_opt ap_options[] = {
      .type = MARS_OPT_SECTION_LIST,
      .offset = OFF(apps),
      .flags = MARS_OPT_REQUIRED,
-     .sub = app_options,
+     .sub = apollo_app_options,
      .sub_size = sizeof(struct ap_app_conf),
      .desc = "The apps to follow, each a mapping of the options below."},
     {.name = "ip",
@@ -249,27 +250,15 @@ static const struct ap_app_conf *app_at(const struct ap_conf *c, size_t i)
 
 /* ---- config ---- */
 
-static int ap_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+static int apollo_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     const struct ap_conf *c = conf;
     int rc = 0;
     if ((c->config_service.n > 0) == (c->meta_server != NULL)) {
-        mars_diag_add(diag, node->file, node->line, node->col,
+        const struct mars_cfg_node *at =
+            c->meta_server ? mars_cfg_at(node, "meta_server", NULL) : node;
+        mars_diag_add(diag, at->file, at->line, at->col,
                       "give exactly one of config_service and meta_server");
-        rc = -EINVAL;
-    }
-    for (size_t i = 0; i < c->config_service.n; i++) {
-        const char *u = c->config_service.v[i];
-        if (strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) {
-            mars_diag_add(diag, node->file, node->line, node->col,
-                          "config_service '%s' is not an http:// or https:// URL", u);
-            rc = -EINVAL;
-        }
-    }
-    if (c->meta_server && strncmp(c->meta_server, "http://", 7) &&
-        strncmp(c->meta_server, "https://", 8)) {
-        mars_diag_add(diag, node->file, node->line, node->col,
-                      "meta_server '%s' is not an http:// or https:// URL", c->meta_server);
         rc = -EINVAL;
     }
     if (c->apps.n == 0) {
@@ -278,9 +267,10 @@ static int ap_check(void *conf, const struct mars_cfg_node *node, struct mars_di
     }
     for (size_t i = 0; i < c->apps.n; i++) {
         const struct ap_app_conf *a = app_at(c, i);
+        const struct mars_cfg_node *at = mars_cfg_item_at(node, "apps", i);
         if (!a->app_id || !*a->app_id || strchr(a->app_id, '/') || strchr(a->app_id, '+') ||
             !a->cluster || !*a->cluster || strchr(a->cluster, '/') || strchr(a->cluster, '+')) {
-            mars_diag_add(diag, node->file, node->line, node->col,
+            mars_diag_add(diag, at->file, at->line, at->col,
                           "app %zu: app_id and cluster must be non-empty, without '/' or '+'",
                           i + 1);
             rc = -EINVAL;
@@ -288,7 +278,7 @@ static int ap_check(void *conf, const struct mars_cfg_node *node, struct mars_di
         for (size_t j = 0; j < a->namespaces.n; j++) {
             const char *ns = a->namespaces.v[j];
             if (!*ns || strchr(ns, '/') || strchr(ns, '+') || ns[0] == '.') {
-                mars_diag_add(diag, node->file, node->line, node->col,
+                mars_diag_add(diag, at->file, at->line, at->col,
                               "app %zu: namespace '%s' must be non-empty, without '/' or '+'",
                               i + 1, ns);
                 rc = -EINVAL;
@@ -409,7 +399,7 @@ static void maybe_finish(struct ap *ap);
 
 /* ---- events ---- */
 
-static void ap_acked(struct mars_batch *b, bool delivered)
+static void apollo_acked(struct mars_batch *b, bool delivered)
 {
     struct ap *ap = b->ack.ctx;
     if (delivered)
@@ -550,7 +540,7 @@ static void apply(struct ap *ap, struct ap_ns *ns, char *rk, struct mars_apollo_
             if (b)
                 mars_batch_release(b);
         } else {
-            b->ack = (struct mars_batch_ack){.fn = ap_acked, .ctx = ap, .a = b->n};
+            b->ack = (struct mars_batch_ack){.fn = apollo_acked, .ctx = ap, .a = b->n};
             mars_source_emit(ap->src, b);
         }
     }
@@ -995,7 +985,7 @@ static void maybe_finish(struct ap *ap)
     mars_source_finished(ap->src);
 }
 
-static void ap_free(struct ap *ap)
+static void apollo_free(struct ap *ap)
 {
     for (size_t i = 0; ap->apps && i < ap->napps; i++) {
         struct ap_app *app = &ap->apps[i];
@@ -1049,7 +1039,7 @@ static int init_apps(struct ap *ap)
     return 0;
 }
 
-static int ap_init(struct mars_source *s)
+static int apollo_init(struct mars_source *s)
 {
     static const char *const labels[] = {"component_id", "app_id", "namespace", NULL};
     struct ap *ap = calloc(1, sizeof(*ap));
@@ -1072,11 +1062,11 @@ static int ap_init(struct mars_source *s)
         if (!(ap->cache_dir = strdup(dir)))
             rc = -ENOMEM;
     }
+    size_t cs_cap = 0;
     for (size_t i = 0; rc == 0 && i < ap->conf->config_service.n; i++) {
-        char **urls = realloc(ap->cs, (ap->ncs + 1) * sizeof(*urls));
-        char *u = urls ? strdup(ap->conf->config_service.v[i]) : NULL;
-        if (urls)
-            ap->cs = urls;
+        char *u = mars_grow(&ap->cs, &cs_cap, ap->ncs + 1, sizeof(*ap->cs))
+                      ? NULL
+                      : strdup(ap->conf->config_service.v[i]);
         if (!u) {
             rc = -ENOMEM;
             break;
@@ -1089,7 +1079,7 @@ static int ap_init(struct mars_source *s)
     if (rc == 0 && !(ap->http = mars_http_create(mars_source_loop(s), NULL)))
         rc = -ENOMEM;
     if (rc) {
-        ap_free(ap);
+        apollo_free(ap);
         return rc;
     }
     struct mars_obs *obs = mars_source_obs(s);
@@ -1107,7 +1097,7 @@ static int ap_init(struct mars_source *s)
     return 0;
 }
 
-static int ap_start(struct mars_source *s)
+static int apollo_start(struct mars_source *s)
 {
     struct ap *ap = mars_source_state(s);
     if (mars_source_once(s)) {
@@ -1123,7 +1113,7 @@ static int ap_start(struct mars_source *s)
     return 0;
 }
 
-static void ap_stop(struct mars_source *s)
+static void apollo_stop(struct mars_source *s)
 {
     struct ap *ap = mars_source_state(s);
     struct mars_ev_loop *loop = mars_source_loop(s);
@@ -1144,11 +1134,11 @@ static void ap_stop(struct mars_source *s)
     maybe_finish(ap);
 }
 
-static void ap_destroy(struct mars_source *s)
+static void apollo_destroy(struct mars_source *s)
 {
     struct ap *ap = mars_source_state(s);
     if (ap)
-        ap_free(ap);
+        apollo_free(ap);
 }
 
 const struct mars_component_desc mars_source_apollo = {
@@ -1158,8 +1148,11 @@ const struct mars_component_desc mars_source_apollo = {
     .kind = MARS_KIND_SOURCE,
     .produces = MARS_DATA_LOG,
     .flags = MARS_DESC_DATA_DIR,
-    .options = ap_options,
+    .options = apollo_options,
     .conf_size = sizeof(struct ap_conf),
-    .check = ap_check,
-    .source = {.init = ap_init, .start = ap_start, .stop = ap_stop, .destroy = ap_destroy},
+    .check = apollo_check,
+    .source = {.init = apollo_init,
+               .start = apollo_start,
+               .stop = apollo_stop,
+               .destroy = apollo_destroy},
 };

@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "core/grow.h"
 #include "model/fields.h"
 #include "model/json.h"
 #include "wire/apollo.h"
@@ -84,14 +85,8 @@ int mars_apollo_map_set(struct mars_apollo_map *m, const char *k, size_t kl, con
         free(key);
         return 0;
     }
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 16;
-        struct mars_apollo_kv *nv = realloc(m->v, cap * sizeof(*nv));
-        if (!nv)
-            goto nomem;
-        m->v = nv;
-        m->cap = cap;
-    }
+    if (mars_grow(&m->v, &m->cap, m->n + 1, sizeof(*m->v)))
+        goto nomem;
     memmove(&m->v[i + 1], &m->v[i], (m->n - i) * sizeof(*m->v));
     m->v[i] = (struct mars_apollo_kv){key, val};
     m->n++;
@@ -339,13 +334,8 @@ int mars_apollo_notifs_parse(const char *body, size_t n, struct mars_apollo_noti
         if (el.kind != MARS_FIELD_OBJECT || !raw_get(&el, "namespaceName", &v) ||
             v.kind != MARS_FIELD_STRING)
             goto bad;
-        if (cnt == cap) {
-            cap = cap ? cap * 2 : 8;
-            struct mars_apollo_notif *na = realloc(arr, cap * sizeof(*na));
-            if (!na)
-                goto bad;
-            arr = na;
-        }
+        if (mars_grow(&arr, &cap, cnt + 1, sizeof(*arr)))
+            goto bad;
         struct mars_apollo_notif *x = &arr[cnt++];
         *x = (struct mars_apollo_notif){.ns = value_dup(&v), .id = -1};
         if (!x->ns)
@@ -369,7 +359,7 @@ bad:
 int mars_apollo_meta_parse(const char *body, size_t n, char ***urls, size_t *nurls)
 {
     struct mars_value el, v;
-    size_t pos = 0, cnt = 0;
+    size_t pos = 0, cnt = 0, cap = 0;
     char **arr = NULL;
     *urls = NULL;
     *nurls = 0;
@@ -384,12 +374,10 @@ int mars_apollo_meta_parse(const char *body, size_t n, char ***urls, size_t *nur
             v.kind != MARS_FIELD_STRING)
             continue;
         char *u = value_dup(&v);
-        char **na = u ? realloc(arr, (cnt + 1) * sizeof(*na)) : NULL;
-        if (!na) {
+        if (!u || mars_grow(&arr, &cap, cnt + 1, sizeof(*arr))) {
             free(u);
             break;
         }
-        arr = na;
         size_t l = strlen(u);
         while (l && u[l - 1] == '/')
             u[--l] = '\0';
@@ -404,16 +392,8 @@ int mars_apollo_meta_parse(const char *body, size_t n, char ***urls, size_t *nur
 
 int mars_apollo_buf_add(struct mars_apollo_buf *b, const char *s, size_t n)
 {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
+    if (mars_grow(&b->p, &b->cap, b->n + n + 1, 1))
+        return -ENOMEM;
     memcpy(b->p + b->n, s, n);
     b->n += n;
     b->p[b->n] = '\0';

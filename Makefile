@@ -18,6 +18,7 @@ deps:
 
 deps-test:
 	@scripts/deps.sh test
+	@scripts/npm-test-deps.sh
 
 build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

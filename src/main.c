@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "config/config.h"
 #include "control/api.h"
+#include "control/apollo_config.h"
 #include "control/components.h"
 #include "engine/engine.h"
 #include "config/registry.h"
@@ -46,7 +47,9 @@ static void usage(FILE *f)
             "       mars --version | --help\n"
             "\n"
             "Options:\n"
-            "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG ")\n"
+            "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG "), or\n"
+            "                         apollo://APP/NAMESPACE?config_service=URL: the YAML of\n"
+            "                         an Apollo namespace, reloaded on every release\n"
             "      --log-level LEVEL  error, warn, info, debug or trace (overrides log.level)\n"
             "      --log-format FMT   text or json (overrides log.format)\n"
             "      --workers N        worker threads (overrides runtime.workers)\n"
@@ -135,11 +138,21 @@ static int setup_log(const struct cli *cli, const struct mars_config *cfg)
     return 0;
 }
 
+/* mars's own configuration from Apollo (-c apollo://...), started by load(). */
+static struct mars_apollo_config *apollo_cfg;
+
 static int load(const struct cli *cli, struct mars_config **cfg)
 {
     struct mars_diag diag;
+    char why[300];
+    if (mars_apollo_config_is(cli->config) && !apollo_cfg &&
+        !(apollo_cfg = mars_apollo_config_start(cli->config, why, sizeof(why)))) {
+        fprintf(stderr, "mars: %s: %s\n", cli->config, why);
+        return -EINVAL;
+    }
     mars_diag_init(&diag);
-    int rc = mars_config_load(cli->config, cfg, &diag);
+    int rc = apollo_cfg ? mars_apollo_config_load(apollo_cfg, cfg, &diag)
+                        : mars_config_load(cli->config, cfg, &diag);
     mars_diag_print(&diag, stderr);
     if (rc)
         fprintf(stderr, "mars: %s: %zu problem%s found\n", cli->config, mars_diag_count(&diag),
@@ -151,10 +164,13 @@ static int load(const struct cli *cli, struct mars_config **cfg)
 static int cmd_validate(const struct cli *cli)
 {
     struct mars_config *cfg = NULL;
-    if (load(cli, &cfg))
+    if (load(cli, &cfg)) {
+        mars_apollo_config_destroy(apollo_cfg);
         return EXIT_CONFIG;
+    }
     printf("%s: valid (%u components)\n", cli->config, cfg->n);
     mars_config_destroy(cfg);
+    mars_apollo_config_destroy(apollo_cfg);
     return EXIT_OK;
 }
 
@@ -163,11 +179,15 @@ static int cmd_validate(const struct cli *cli)
 static void api_up(struct mars_engine *e, void *arg)
 {
     *(struct mars_api **)arg = mars_api_start(e, getenv("MARS_API_ADDRESS"));
+    if (apollo_cfg) /* published releases reload this engine */
+        mars_apollo_config_set_engine(apollo_cfg, e);
 }
 
 static void api_down(struct mars_engine *e, void *arg)
 {
     struct mars_api **api = arg;
+    if (apollo_cfg)
+        mars_apollo_config_set_engine(apollo_cfg, NULL);
     mars_api_stop(*api);
     *api = NULL;
     (void)e;
@@ -179,10 +199,13 @@ static int cmd_run(const struct cli *cli)
     struct mars_config *cfg = NULL;
     if (setup_log(cli, NULL))
         return EXIT_USAGE;
-    if (load(cli, &cfg))
+    if (load(cli, &cfg)) {
+        mars_apollo_config_destroy(apollo_cfg);
         return EXIT_CONFIG;
+    }
     if (setup_log(cli, cfg)) {
         mars_config_destroy(cfg);
+        mars_apollo_config_destroy(apollo_cfg);
         return EXIT_USAGE;
     }
     struct mars_engine_opts opts = {
@@ -194,6 +217,8 @@ static int cmd_run(const struct cli *cli)
         .on_stopping = api_down,
         .hook_arg = &api,
         .config_path = cli->config,
+        .load_config = apollo_cfg ? mars_apollo_config_load : NULL,
+        .load_arg = apollo_cfg,
     };
     int rc;
     /* A reload (SIGHUP, POST /api/v1/reload) stops the engine gracefully with a validated
@@ -214,6 +239,8 @@ static int cmd_run(const struct cli *cli)
         mars_info("-", "configuration reloaded from %s", cli->config);
     }
     mars_config_destroy(cfg);
+    mars_apollo_config_destroy(apollo_cfg);
+    apollo_cfg = NULL;
     if (rc) {
         mars_error("-", "mars could not start");
         return EXIT_START;

@@ -12,6 +12,9 @@
  *                            file is valid (mars drains and runs it, see engine.h), 400
  *                            with the problems (the running config is kept), 409 when a
  *                            stop or reload is already under way
+ *   GET  /api/v1/config      JSON: the reloads asked of the running pipeline (SIGHUP, API,
+ *                            Apollo): accepted, rejected, the last one's time and result,
+ *                            and the problems of the last rejected one
  *   GET  /health, /health/<name>  health_check results, Spring style: 200 {"status":"UP"}
  *                            or 503 {"status":"DOWN",...}; 404 for an unknown name
  *
@@ -186,6 +189,28 @@ static void on_reload(struct mars_admin_req *r, void *arg)
     free(problems);
 }
 
+static void on_config(struct mars_admin_req *r, void *arg)
+{
+    struct mars_api *api = arg;
+    struct mars_reload_status st;
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        mars_admin_reply(r, 500, NULL, NULL);
+        return;
+    }
+    mars_engine_reload_status(api->e, &st);
+    evbuffer_add_printf(b,
+                        "{\"reloads\":{\"accepted\":%llu,\"rejected\":%llu,\"last_unix_ms\":%lld,"
+                        "\"last_ok\":%s,\"problems\":[",
+                        (unsigned long long)st.accepted, (unsigned long long)st.rejected,
+                        (long long)st.last_unix_ms, st.last_ok ? "true" : "false");
+    add_json_lines(b, st.problems ? st.problems : "");
+    evbuffer_add_printf(b, "]}}");
+    mars_admin_reply(r, 200, "application/json", b);
+    evbuffer_free(b);
+    free(st.problems);
+}
+
 static void on_health(struct mars_admin_req *r, void *arg)
 {
     struct mars_api *api = arg;
@@ -212,6 +237,7 @@ static int add_routes(struct mars_api *api)
     rc = rc ? rc
             : mars_admin_route(s, "/api/v1/components", false, MARS_HTTP_GET, on_components, api);
     rc = rc ? rc : mars_admin_route(s, "/api/v1/reload", false, MARS_HTTP_POST, on_reload, api);
+    rc = rc ? rc : mars_admin_route(s, "/api/v1/config", false, MARS_HTTP_GET, on_config, api);
     rc = rc ? rc : mars_admin_route(s, "/health", false, MARS_HTTP_GET, on_health, api);
     rc = rc ? rc : mars_admin_route(s, "/health/", true, MARS_HTTP_GET, on_health, api);
     return rc;

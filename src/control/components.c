@@ -13,6 +13,7 @@
 #include "config/registry.h"
 
 extern const struct mars_component_desc mars_source_apm_socket;
+extern const struct mars_component_desc mars_source_apollo;
 extern const struct mars_component_desc mars_source_demo;
 extern const struct mars_component_desc mars_source_file;
 extern const struct mars_component_desc mars_source_health_check;
@@ -30,6 +31,7 @@ extern const struct mars_component_desc mars_transform_parse;
 extern const struct mars_component_desc mars_transform_route;
 extern const struct mars_component_desc mars_transform_sample;
 extern const struct mars_component_desc mars_transform_throttle;
+extern const struct mars_component_desc mars_sink_apollo_files;
 extern const struct mars_component_desc mars_sink_stdout;
 extern const struct mars_component_desc mars_sink_tcp;
 extern const struct mars_component_desc mars_sink_kafka;
@@ -46,6 +48,7 @@ extern const struct mars_component_desc mars_sink_skywalking;
 /* Built-in types, in the order `mars describe` lists them within a kind. */
 static const struct mars_component_desc *const builtin[] = {
     &mars_source_apm_socket,
+    &mars_source_apollo,
     &mars_source_demo,
     &mars_source_file,
     &mars_source_health_check,
@@ -63,6 +66,7 @@ static const struct mars_component_desc *const builtin[] = {
     &mars_transform_route,
     &mars_transform_sample,
     &mars_transform_throttle,
+    &mars_sink_apollo_files,
     &mars_sink_blackhole,
     &mars_sink_elasticsearch,
     &mars_sink_eureka,

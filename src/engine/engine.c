@@ -21,10 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/arena.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "engine/checkpoint.h"
 #include "engine/engine_internal.h"
 #include "engine/observe.h"
@@ -405,12 +407,50 @@ unsigned mars_engine_workers(const struct mars_engine *e)
     return e->nworkers;
 }
 
+/* Records the outcome of a reload attempt (problems: borrowed, NULL when accepted). */
+static void note_reload(struct mars_engine *e, const char *problems)
+{
+    static const char *const labels[] = {"result", NULL};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    pthread_mutex_lock(&e->reload_lock);
+    struct mars_reload_status *st = &e->reload_status;
+    if (problems)
+        st->rejected++;
+    else
+        st->accepted++;
+    st->last_ok = !problems;
+    st->last_unix_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    free(st->problems);
+    st->problems = problems ? strdup(problems) : NULL;
+    pthread_mutex_unlock(&e->reload_lock);
+    struct mars_metrics *m = e->obs ? mars_obs_metrics(e->obs) : NULL;
+    struct mars_mfamily *f =
+        m ? mars_metrics_family(m, &(struct mars_mfamily_desc){
+                                       .name = "mars_config_reloads_total",
+                                       .help = "Reloads asked for (SIGHUP, the API, Apollo), by "
+                                               "result: accepted or rejected (the running "
+                                               "pipeline kept).",
+                                       .type = MARS_MT_COUNTER, .labels = labels})
+          : NULL;
+    const char *v[] = {problems ? "rejected" : "accepted", NULL};
+    mars_mseries_add(f ? mars_mfamily_series(f, v) : NULL, MARS_METRICS_SHARED, 1);
+}
+
+void mars_engine_reload_status(struct mars_engine *e, struct mars_reload_status *out)
+{
+    pthread_mutex_lock(&e->reload_lock);
+    *out = e->reload_status;
+    out->problems = e->reload_status.problems ? strdup(e->reload_status.problems) : NULL;
+    pthread_mutex_unlock(&e->reload_lock);
+}
+
 int mars_engine_reload(struct mars_engine *e, char **problems)
 {
     struct mars_config *cfg = NULL;
     struct mars_diag diag;
     *problems = NULL;
-    if (!e->opts.config_path)
+    if (!e->opts.config_path && !e->opts.load_config)
         return -ENOTSUP;
     pthread_mutex_lock(&e->reload_lock);
     bool busy = e->next_cfg != NULL || e->stopping;
@@ -418,7 +458,8 @@ int mars_engine_reload(struct mars_engine *e, char **problems)
     if (busy)
         return -EBUSY;
     mars_diag_init(&diag);
-    int rc = mars_config_load(e->opts.config_path, &cfg, &diag);
+    int rc = e->opts.load_config ? e->opts.load_config(e->opts.load_arg, &cfg, &diag)
+                                 : mars_config_load(e->opts.config_path, &cfg, &diag);
     if (rc) {
         size_t len = 0;
         FILE *f = open_memstream(problems, &len);
@@ -427,6 +468,7 @@ int mars_engine_reload(struct mars_engine *e, char **problems)
             fclose(f);
         }
         mars_diag_fini(&diag);
+        note_reload(e, *problems ? *problems : "invalid configuration");
         return -EINVAL;
     }
     mars_diag_fini(&diag);
@@ -439,8 +481,9 @@ int mars_engine_reload(struct mars_engine *e, char **problems)
         mars_config_destroy(cfg);
         return -EBUSY;
     }
+    note_reload(e, NULL);
     mars_info("-", "configuration %s is valid (%u components): reloading",
-              e->opts.config_path, cfg->n);
+              e->opts.config_path ? e->opts.config_path : "-", cfg->n);
     atomic_store(&e->reload_requested, true);
     mars_ev_async_send(&e->wake);
     return 0;
@@ -460,6 +503,7 @@ void mars_engine_destroy(struct mars_engine *e)
     if (!e)
         return;
     mars_config_destroy(mars_engine_take_reload(e));
+    free(e->reload_status.problems);
     pthread_mutex_destroy(&e->reload_lock);
     mars_arena_cache_drain(); /* batches released on this thread at teardown */
     stopping_hook(e);

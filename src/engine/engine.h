@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 struct mars_config;
+struct mars_diag;
 struct mars_engine;
 struct mars_obs;
 struct mars_stats;
@@ -35,6 +36,20 @@ struct mars_engine_opts {
     /* The file the configuration came from: SIGHUP and POST /api/v1/reload load it again.
      * NULL: reload is refused. */
     const char *config_path;
+    /* Optional: loads the configuration for a reload instead of reading config_path again
+     * (mars's own configuration from Apollo, control/apollo_config.c). Returns as
+     * mars_config_load, problems in diag at their FILE:LINE:COL. */
+    int (*load_config)(void *arg, struct mars_config **out, struct mars_diag *diag);
+    void *load_arg;
+};
+
+/* What became of this engine's reloads (GET /api/v1/config). */
+struct mars_reload_status {
+    uint64_t accepted, rejected;
+    int64_t last_unix_ms; /* wall clock of the last attempt; 0: none yet */
+    bool last_ok;
+    char *problems; /* of the last rejected one ("FILE:LINE:COL: message" lines), or NULL;
+                     * an owned copy: free() */
 };
 
 /* Returns an owned engine (not started) or NULL after logging why. The config is borrowed
@@ -55,15 +70,18 @@ const struct mars_config *mars_engine_config(const struct mars_engine *e);
 struct mars_obs *mars_engine_obs(const struct mars_engine *e);
 unsigned mars_engine_workers(const struct mars_engine *e);
 /*
- * Thread-safe. Loads opts.config_path again; when it is valid, begins a graceful stop
+ * Thread-safe. Loads opts.config_path again (or calls opts.load_config); when it is valid, begins a graceful stop
  * (sources stop, queued events are delivered, checkpoints written) after which
  * mars_engine_run() returns and mars_engine_take_reload() hands over the new
  * configuration for the caller to run. Returns 0; -EINVAL when the file has problems
  * (*problems: owned text, one "FILE:LINE:COL: message" per line; free()); -EBUSY when a
- * stop or another reload is already under way; -ENOTSUP without a config path.
+ * stop or another reload is already under way; -ENOTSUP without a config path or loader.
  * The running pipeline is untouched unless 0 is returned.
  */
 int mars_engine_reload(struct mars_engine *e, char **problems);
+/* Thread-safe. The outcome of the reloads asked of e so far (each also counts in
+ * mars_config_reloads_total{result="accepted|rejected"}). */
+void mars_engine_reload_status(struct mars_engine *e, struct mars_reload_status *out);
 /* After mars_engine_run() returned: the configuration a reload validated (owned by the
  * caller, free with mars_config_destroy), or NULL when the engine stopped for another reason. */
 struct mars_config *mars_engine_take_reload(struct mars_engine *e);

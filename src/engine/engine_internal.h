@@ -130,6 +130,7 @@ struct mars_engine {
     pthread_mutex_t reload_lock;
     struct mars_config *next_cfg;
     atomic_bool reload_requested;
+    struct mars_reload_status reload_status; /* under reload_lock */
 };
 
 /* worker.c */

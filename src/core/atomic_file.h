@@ -1,0 +1,28 @@
+/*
+ * atomic_file.h - replacing a small file so that readers (and a crash) only ever see the
+ * old content or the new, never a mix or a truncated file.
+ *
+ * Thread: any. These are synchronous system calls on local files (a few KiB): callers on
+ * an ev loop say why that is acceptable where they call them.
+ */
+#ifndef MARS_ATOMIC_FILE_H
+#define MARS_ATOMIC_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Writes data to a temp file beside path (same directory, O_EXCL), fchmod's it to mode,
+ * fchown's it to uid:gid unless uid is (uid_t)-1, fsyncs it, renames it over path and
+ * fsyncs the directory. On error the temp file is removed and path is untouched.
+ * Returns 0 or -errno. */
+int mars_file_replace(const char *path, const void *data, size_t n, unsigned mode, uid_t uid,
+                      gid_t gid);
+
+/* True when path is a regular file whose content is exactly data[0..n). */
+bool mars_file_same(const char *path, const void *data, size_t n);
+
+/* Creates dir and its missing parents with mode. Returns 0 or -errno. */
+int mars_mkdir_p(const char *dir, unsigned mode);
+
+#endif

@@ -1,7 +1,7 @@
 /*
  * apollo_config.c - mars's own configuration from an Apollo namespace (apollo_config.h).
  *
- * One watcher thread with its own ev loop and HTTP client (core/http.h): it fetches the
+ * One watcher thread with its own ev loop and HTTP client (core/http_client.h): it fetches the
  * namespace from /configs, then long-polls /notifications/v2 (90 s timeout over the
  * server's 60 s hold) and fetches again on each notification with the last releaseKey and
  * the notification's messages. Requests go to the config services in turn; after a failure

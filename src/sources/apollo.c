@@ -26,7 +26,7 @@
  * The source has one instance (on one worker), so each app is polled once however many
  * workers run.
  *
- * Thread: the source's worker; all requests run on its loop through core/http.h.
+ * Thread: the source's worker; all requests run on its loop through core/http_client.h.
  */
 #include <errno.h>
 #include <ifaddrs.h>

@@ -4,7 +4,7 @@
  * (control/apollo_config.c): the configuration map of a namespace, URLs, signatures,
  * response parsing with incremental sync (apollo.c), and the on-disk cache of the last
  * good configuration of a namespace (apollo_cache.c). Neither runs requests: callers
- * drive core/http.h.
+ * drive core/http_client.h.
  *
  * Thread: any; no state outside the arguments.
  */

@@ -91,9 +91,8 @@ static int one(const char *what, const char *s, size_t n, struct mars_fbuild *fb
     }
     if (strcmp(what, "parse-utf8") == 0) { /* as parse json does on a file source's lines */
         mars_fbuild_reset(fb, arena);
-        return mars_json_parse_opts(s, n, 64, fb, 0, MARS_JSON_VALID_UTF8, &at) == MARS_JSON_OK
-                   ? 0
-                   : 1;
+        return mars_json_parse_opts(s, n, 64, fb, 0, MARS_JSON_VALID_UTF8, &at) == MARS_JSON_OK ? 0
+                                                                                                : 1;
     }
     json_error_t e;
     json_t *j = json_loadb(s, n, 0, &e);

@@ -87,12 +87,24 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 
     while ((c = getopt_long(argc, argv, "+c:Vh", longopts, NULL)) != -1) {
         switch (c) {
-        case 'c': cli->config = optarg; break;
-        case OPT_LEVEL: cli->log_level = optarg; break;
-        case OPT_FORMAT: cli->log_format = optarg; break;
-        case OPT_BACKEND: cli->io_backend = optarg; break;
-        case OPT_MARKDOWN: cli->markdown = true; break;
-        case OPT_ONCE: cli->once = true; break;
+        case 'c':
+            cli->config = optarg;
+            break;
+        case OPT_LEVEL:
+            cli->log_level = optarg;
+            break;
+        case OPT_FORMAT:
+            cli->log_format = optarg;
+            break;
+        case OPT_BACKEND:
+            cli->io_backend = optarg;
+            break;
+        case OPT_MARKDOWN:
+            cli->markdown = true;
+            break;
+        case OPT_ONCE:
+            cli->once = true;
+            break;
         case OPT_WORKERS:
             n = strtol(optarg, &end, 10);
             if (*end || n < 1 || n > 256) {

@@ -29,7 +29,7 @@ struct mars_runtime_conf {
     int64_t shutdown_timeout;
     uint64_t chunk_size;
     uint64_t chunk_memory;
-    bool fixed_buffers; /* register the chunk region with io_uring (pins it in RAM) */
+    bool fixed_buffers;  /* register the chunk region with io_uring (pins it in RAM) */
     bool zero_copy_send; /* io_uring SEND_ZC for large sends */
 };
 
@@ -84,9 +84,9 @@ struct mars_request_conf {
 /* Options every transform and sink has, whatever its type. */
 struct mars_common_conf {
     struct mars_strlist inputs;
-    struct mars_buffer_conf buffer;  /* sinks */
-    struct mars_batching_conf batch; /* sinks */
-    struct mars_retry_conf retry;    /* sinks */
+    struct mars_buffer_conf buffer;   /* sinks */
+    struct mars_batching_conf batch;  /* sinks */
+    struct mars_retry_conf retry;     /* sinks */
     struct mars_request_conf request; /* sinks */
     char *dead_letter;                /* sinks: id of the sink rejected events go to */
 };
@@ -101,7 +101,7 @@ struct mars_node {
     uint32_t *out, nout; /* downstream node indices */
     uint32_t *out_port;  /* per out edge: 0 = the main output, i + 1 = named port i */
     size_t in_cap, out_cap, out_port_cap; /* allocated lengths of the three */
-    unsigned produces;   /* resolved MARS_DATA_* for sources and transforms */
+    unsigned produces;                    /* resolved MARS_DATA_* for sources and transforms */
     uint32_t dead_letter; /* sinks: node index of common.dead_letter, or UINT32_MAX */
     const char *file;
     int line, col; /* position of the component's key */

@@ -53,8 +53,7 @@ static void describe_type(FILE *f, const struct mars_component_desc *d, bool md)
 
 static void list_types(FILE *f)
 {
-    fprintf(f, "mars %s, io backends compiled in: %s\n", MARS_VERSION,
-            mars_ev_backends_compiled());
+    fprintf(f, "mars %s, io backends compiled in: %s\n", MARS_VERSION, mars_ev_backends_compiled());
     for (int k = MARS_KIND_SOURCE; k <= MARS_KIND_SINK; k++) {
         fprintf(f, "\n%s:\n", mars_kind_plural(k));
         for (size_t i = 0; i < mars_registry_count(); i++) {
@@ -114,8 +113,8 @@ int mars_describe(FILE *f, const char *type, bool markdown)
         for (size_t i = 0; i < mars_registry_count() && n < 64; i++)
             names[n++] = mars_registry_at(i)->name;
         const char *hint = mars_suggest(type, names, n);
-        fprintf(stderr, "mars: no component type '%s'%s%s%s\n", type, hint ? " (did you mean '" : "",
-                hint ? hint : "", hint ? "'?)" : "");
+        fprintf(stderr, "mars: no component type '%s'%s%s%s\n", type,
+                hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
         return -ENOENT;
     }
     return 0;

@@ -47,8 +47,8 @@ static const struct mars_cfg_node *node_map(const struct mars_config *c, const s
 }
 
 /* Position of inputs[i] of node nd, for messages (NULL: use the node's). */
-static const struct mars_cfg_node *input_pos(const struct mars_config *c, const struct mars_node *nd,
-                                             size_t i)
+static const struct mars_cfg_node *input_pos(const struct mars_config *c,
+                                             const struct mars_node *nd, size_t i)
 {
     return mars_cfg_item_at(node_map(c, nd), "inputs", i);
 }
@@ -71,8 +71,7 @@ static void unknown_input(const struct mars_config *c, const struct mars_node *n
                       mars_kind_name(nd->kind), nd->id, name, hint);
     else
         mars_diag_add(diag, pos ? pos->file : nd->file, pos ? pos->line : nd->line,
-                      pos ? pos->col : nd->col,
-                      "%s '%s': input '%s' is not a source or transform",
+                      pos ? pos->col : nd->col, "%s '%s': input '%s' is not a source or transform",
                       mars_kind_name(nd->kind), nd->id, name);
     free(ids);
 }
@@ -254,7 +253,7 @@ static int check_types(struct mars_config *c, struct mars_diag *diag)
             nd->produces = nd->desc->produces & MARS_DATA_ANY;
         else if (nd->kind == MARS_KIND_TRANSFORM)
             nd->produces = (nd->desc->produces & MARS_DATA_SAME) ? (in & nd->desc->accepts)
-                                                                  : nd->desc->produces;
+                                                                 : nd->desc->produces;
     }
     return rc;
 }

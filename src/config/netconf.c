@@ -14,17 +14,31 @@
 
 #define TOFF(f) offsetof(struct mars_tls_conf, f)
 const struct mars_opt mars_tls_options[] = {
-    {.name = "enabled", .type = MARS_OPT_BOOL, .offset = TOFF(enabled), .def = "false",
+    {.name = "enabled",
+     .type = MARS_OPT_BOOL,
+     .offset = TOFF(enabled),
+     .def = "false",
      .desc = "Use TLS on the connection (for HTTP, an https:// URL turns it on by itself)."},
-    {.name = "verify", .type = MARS_OPT_BOOL, .offset = TOFF(verify), .def = "true",
+    {.name = "verify",
+     .type = MARS_OPT_BOOL,
+     .offset = TOFF(verify),
+     .def = "true",
      .desc = "Verify the peer's certificate and name; turning it off is logged as a warning."},
-    {.name = "ca_file", .type = MARS_OPT_STRING, .offset = TOFF(ca_file),
+    {.name = "ca_file",
+     .type = MARS_OPT_STRING,
+     .offset = TOFF(ca_file),
      .desc = "PEM file of the CAs to trust instead of the system store."},
-    {.name = "cert_file", .type = MARS_OPT_STRING, .offset = TOFF(cert_file),
+    {.name = "cert_file",
+     .type = MARS_OPT_STRING,
+     .offset = TOFF(cert_file),
      .desc = "Client certificate (PEM) for mutual TLS; needs key_file."},
-    {.name = "key_file", .type = MARS_OPT_STRING, .offset = TOFF(key_file),
+    {.name = "key_file",
+     .type = MARS_OPT_STRING,
+     .offset = TOFF(key_file),
      .desc = "Private key (PEM) of cert_file."},
-    {.name = "server_name", .type = MARS_OPT_STRING, .offset = TOFF(server_name),
+    {.name = "server_name",
+     .type = MARS_OPT_STRING,
+     .offset = TOFF(server_name),
      .desc = "Name sent as SNI and verified in the certificate; default: the host connected to."},
     {.name = NULL},
 };
@@ -33,15 +47,24 @@ static const char *const auth_names[] = {"none", "basic", "bearer", NULL};
 
 #define AOFF(f) offsetof(struct mars_auth_conf, f)
 const struct mars_opt mars_auth_options[] = {
-    {.name = "strategy", .type = MARS_OPT_ENUM, .offset = AOFF(strategy), .def = "none",
+    {.name = "strategy",
+     .type = MARS_OPT_ENUM,
+     .offset = AOFF(strategy),
+     .def = "none",
      .choices = auth_names,
      .desc = "none, basic (user and password) or bearer (token) authentication."},
-    {.name = "user", .type = MARS_OPT_STRING, .offset = AOFF(user),
+    {.name = "user",
+     .type = MARS_OPT_STRING,
+     .offset = AOFF(user),
      .desc = "User name for basic authentication."},
-    {.name = "password", .type = MARS_OPT_SECRET, .offset = AOFF(password),
+    {.name = "password",
+     .type = MARS_OPT_SECRET,
+     .offset = AOFF(password),
      .desc = "Password for basic authentication (password_file or ${ENV} keep it out of the "
              "config)."},
-    {.name = "token", .type = MARS_OPT_SECRET, .offset = AOFF(token),
+    {.name = "token",
+     .type = MARS_OPT_SECRET,
+     .offset = AOFF(token),
      .desc = "Token for bearer authentication (token_file or ${ENV} keep it out of the "
              "config)."},
     {.name = NULL},
@@ -74,8 +97,7 @@ int mars_netconf_check(const struct mars_tls_conf *tls, const struct mars_auth_c
     return rc;
 }
 
-int mars_netconf_split_address(const char *text, char *host, size_t hcap, char *port,
-                               size_t pcap)
+int mars_netconf_split_address(const char *text, char *host, size_t hcap, char *port, size_t pcap)
 {
     const char *h = text, *sep;
     size_t hl;
@@ -107,9 +129,9 @@ int mars_netconf_check_address(const char *address, const struct mars_cfg_node *
                                struct mars_diag *diag)
 {
     char host[256], port[8];
-    if (!address || (mars_netconf_split_address(address, host, sizeof(host), port,
-                                                sizeof(port)) == 0 &&
-                     host[0] && atoi(port) > 0))
+    if (!address ||
+        (mars_netconf_split_address(address, host, sizeof(host), port, sizeof(port)) == 0 &&
+         host[0] && atoi(port) > 0))
         return 0;
     const struct mars_cfg_node *n = mars_cfg_at(node, "address", NULL);
     mars_diag_add(diag, n->file, n->line, n->col,

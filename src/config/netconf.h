@@ -15,8 +15,8 @@
 #include "core/schema.h"
 
 struct mars_tls_conf {
-    bool enabled;      /* tcp/mars: use TLS; http: implied by https:// */
-    bool verify;       /* default true */
+    bool enabled; /* tcp/mars: use TLS; http: implied by https:// */
+    bool verify;  /* default true */
     char *ca_file;
     char *cert_file;
     char *key_file;
@@ -46,8 +46,7 @@ int mars_netconf_check(const struct mars_tls_conf *tls, const struct mars_auth_c
 /* "host:port" or "[v6]:port" into host and port (NUL-terminated). The host may be empty
  * and the port 0 (listeners: any address, any port). Returns 0 or -EINVAL (malformed, a
  * bare IPv6 address, a port outside 0..65535, or a buffer too small). */
-int mars_netconf_split_address(const char *text, char *host, size_t hcap, char *port,
-                               size_t pcap);
+int mars_netconf_split_address(const char *text, char *host, size_t hcap, char *port, size_t pcap);
 /* The check hook's part for an `address` option to connect to (host and a port 1..65535
  * required): adds the error at the option's position and returns -EINVAL. */
 int mars_netconf_check_address(const char *address, const struct mars_cfg_node *node,

@@ -105,8 +105,8 @@ int mars_check_template(const char *text, const struct mars_cfg_node *at, const 
     return -EINVAL;
 }
 
-int mars_check_key_exclude(const char *key, const char *exclude,
-                           const struct mars_cfg_node *node, struct mars_diag *diag)
+int mars_check_key_exclude(const char *key, const char *exclude, const struct mars_cfg_node *node,
+                           struct mars_diag *diag)
 {
     int rc = 0;
     if (key && mars_check_template(key, mars_cfg_at(node, "key", NULL), "key", diag))

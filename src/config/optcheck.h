@@ -37,7 +37,7 @@ int mars_check_template(const char *text, const struct mars_cfg_node *at, const 
 
 /* The `key` template and `exclude` condition of keyed selections (sample, throttle), either
  * of which may be NULL, checked at their positions. Returns 0 or -EINVAL. */
-int mars_check_key_exclude(const char *key, const char *exclude,
-                           const struct mars_cfg_node *node, struct mars_diag *diag);
+int mars_check_key_exclude(const char *key, const char *exclude, const struct mars_cfg_node *node,
+                           struct mars_diag *diag);
 
 #endif

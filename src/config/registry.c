@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <string.h>
 
-
 #define TYPES_MAX 96
 static const struct mars_component_desc *types[TYPES_MAX];
 static size_t ntypes;

@@ -16,7 +16,7 @@ const struct mars_component_desc *mars_registry_at(size_t i);
 /* Adds a descriptor (borrowed for the life of the process). Not thread-safe: call before
  * loading config. Returns 0, -EEXIST or -ENOSPC. */
 int mars_registry_add(const struct mars_component_desc *d);
-const char *mars_kind_name(enum mars_kind k);          /* "source" */
-const char *mars_kind_plural(enum mars_kind k);        /* "sources" (config section) */
+const char *mars_kind_name(enum mars_kind k);   /* "source" */
+const char *mars_kind_plural(enum mars_kind k); /* "sources" (config section) */
 
 #endif

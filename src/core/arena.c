@@ -21,11 +21,11 @@ struct mars_arena_block {
     alignas(max_align_t) unsigned char data[];
 };
 
-#define ARENA_MIN_BLOCK 4096u
-#define ARENA_MAX_BLOCK (1u << 20)
-#define ARENA_CLASSES 9 /* 4 KiB .. 1 MiB */
+#define ARENA_MIN_BLOCK       4096u
+#define ARENA_MAX_BLOCK       (1u << 20)
+#define ARENA_CLASSES         9 /* 4 KiB .. 1 MiB */
 #define ARENA_CACHE_PER_CLASS 8
-#define ARENA_CACHE_BYTES (16u << 20)
+#define ARENA_CACHE_BYTES     (16u << 20)
 
 struct arena_cache {
     struct mars_arena_block *free[ARENA_CLASSES];

@@ -47,7 +47,7 @@ struct mars_chunk_pool {
     struct mars_chunk_waiter {
         mars_chunk_waiter_fn fn;
         void *arg;
-    } *waiters;
+    } * waiters;
     size_t nwaiters, waiters_cap;
     /* Regular chunks' region: region_count slots of region_stride bytes (page multiples),
      * region_used of them handed out at least once. NULL when mmap failed (malloc then). */

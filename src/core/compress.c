@@ -132,8 +132,8 @@ static int do_lz4(struct mars_compressor *c, const struct iovec *iov, int n)
         size_t bound = LZ4F_compressBound(iov[i].iov_len, &prefs);
         if ((rc = reserve(c, pos + bound)))
             break;
-        r = LZ4F_compressUpdate(z, c->out + pos, c->cap - pos, iov[i].iov_base,
-                                iov[i].iov_len, NULL);
+        r = LZ4F_compressUpdate(z, c->out + pos, c->cap - pos, iov[i].iov_base, iov[i].iov_len,
+                                NULL);
         if (LZ4F_isError(r))
             rc = -EIO;
         else

@@ -18,7 +18,7 @@ struct mars_compressor {
     int level;          /* 0: mars's default (gzip 1, zstd 3, lz4 fast) */
     unsigned char *out; /* owned; valid until the next call or fini */
     size_t len, cap;
-    void *zstd_ctx;     /* reused ZSTD_CCtx */
+    void *zstd_ctx; /* reused ZSTD_CCtx */
 };
 
 void mars_compressor_init(struct mars_compressor *c, enum mars_codec codec, int level);

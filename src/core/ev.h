@@ -225,6 +225,7 @@ void mars_ev_prep_connect(struct mars_ev_op *op, int fd, const struct sockaddr *
 void mars_ev_prep_timer(struct mars_ev_op *op, int64_t timeout_ns, mars_ev_cb cb, void *data);
 void mars_ev_prep_poll(struct mars_ev_op *op, int fd, short events, mars_ev_cb cb, void *data);
 
-#define MARS_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+#define MARS_CONTAINER_OF(ptr, type, member)                                                       \
+    ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

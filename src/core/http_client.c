@@ -33,18 +33,18 @@
 #include "core/grow.h"
 #include "core/log.h"
 
-#define DEFAULT_MAX_BODY (64u * 1024)
+#define DEFAULT_MAX_BODY           (64u * 1024)
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 
 struct http_sock {
     struct mars_http *h;
     curl_socket_t fd;
     struct mars_ev_op op;
-    short want;  /* POLLIN/POLLOUT curl asked for */
+    short want; /* POLLIN/POLLOUT curl asked for */
     short armed_for;
-    bool armed;  /* op in flight */
+    bool armed; /* op in flight */
     bool removed;
-    bool busy;   /* inside this socket's callback */
+    bool busy; /* inside this socket's callback */
     struct http_sock *prev, *next;
 };
 
@@ -62,7 +62,7 @@ struct mars_http_priv {
     int64_t retry_after_ns;
     char errbuf[CURL_ERROR_SIZE];
     struct mars_http_priv *prev, *next; /* active list */
-    struct mars_http_priv *next_done;  /* deferred completions */
+    struct mars_http_priv *next_done;   /* deferred completions */
 };
 
 struct mars_http {
@@ -75,7 +75,7 @@ struct mars_http {
     /* timer */
     struct mars_ev_op timer;
     bool timer_armed;
-    int64_t timer_due;   /* wanted deadline (monotonic ns), -1: none */
+    int64_t timer_due; /* wanted deadline (monotonic ns), -1: none */
     int64_t timer_armed_due;
     /* deferred completions */
     struct mars_ev_op kick;
@@ -522,9 +522,9 @@ static int setup_easy(struct mars_http *h, struct mars_http_priv *p, struct mars
                                                : DEFAULT_CONNECT_TIMEOUT_MS);
     if (r->timeout_ns > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(r->timeout_ns / 1000000));
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, r->http2_prior_knowledge
-                                                  ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
-                                                  : (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     r->http2_prior_knowledge ? (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+                                              : (long)CURL_HTTP_VERSION_2TLS);
     if (p->connect_to)
         curl_easy_setopt(e, CURLOPT_CONNECT_TO, p->connect_to);
     if (r->fresh_connection) {
@@ -642,8 +642,7 @@ struct mars_http *mars_http_create(struct mars_ev_loop *loop, const struct mars_
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                      (long)(opts && opts->max_host_connections ? opts->max_host_connections
-                                                                : 8));
+                      (long)(opts && opts->max_host_connections ? opts->max_host_connections : 8));
     curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     return h;
 }

@@ -47,19 +47,19 @@ struct mars_http_resp {
 
 struct mars_http_req {
     /* ---- filled by the caller ---- */
-    const char *method;          /* "GET", "POST", "PUT", "DELETE"; NULL: GET, or POST with a body */
+    const char *method; /* "GET", "POST", "PUT", "DELETE"; NULL: GET, or POST with a body */
     const char *url;
-    const char *const *headers;  /* "Name: value" strings, NULL-terminated; NULL: none */
-    const void *body;            /* request body, borrowed until done(); NULL: none */
+    const char *const *headers; /* "Name: value" strings, NULL-terminated; NULL: none */
+    const void *body;           /* request body, borrowed until done(); NULL: none */
     size_t body_len;
-    int64_t timeout_ns;          /* whole request; 0: none (for watches) */
-    int64_t connect_timeout_ns;  /* 0: 10 s */
+    int64_t timeout_ns;              /* whole request; 0: none (for watches) */
+    int64_t connect_timeout_ns;      /* 0: 10 s */
     const struct mars_http_tls *tls; /* NULL: verify with the system store */
-    const char *user, *password; /* basic auth when user != NULL */
-    const char *bearer;          /* Authorization: Bearer when != NULL */
-    size_t max_body;             /* response bytes kept for done(); 0: 64 KiB */
-    bool http2_prior_knowledge;  /* h2c on http:// (gRPC); default HTTP/1.1, h2 by ALPN */
-    bool fresh_connection;       /* a new connection, closed after (probes); default: reuse */
+    const char *user, *password;     /* basic auth when user != NULL */
+    const char *bearer;              /* Authorization: Bearer when != NULL */
+    size_t max_body;                 /* response bytes kept for done(); 0: 64 KiB */
+    bool http2_prior_knowledge;      /* h2c on http:// (gRPC); default HTTP/1.1, h2 by ALPN */
+    bool fresh_connection;           /* a new connection, closed after (probes); default: reuse */
     /* Streaming: when set, each piece of the response body goes here instead of being
      * kept (done() then has no body). Return false to abort the request (done() gets
      * -ECANCELED). Runs on the loop thread. */
@@ -75,7 +75,7 @@ struct mars_http_req {
 };
 
 struct mars_http_opts {
-    const char *user_agent;      /* NULL: "mars/<version>" */
+    const char *user_agent;        /* NULL: "mars/<version>" */
     unsigned max_host_connections; /* per host; 0: 8 */
 };
 

@@ -38,27 +38,27 @@ struct mars_log_rl {
     atomic_uint in_window;
     atomic_uint suppressed;
 };
-#define MARS_LOG_RL_BURST 10                 /* lines per window per call site */
-#define MARS_LOG_RL_WINDOW_NS 5000000000LL   /* 5 s */
+#define MARS_LOG_RL_BURST     10           /* lines per window per call site */
+#define MARS_LOG_RL_WINDOW_NS 5000000000LL /* 5 s */
 
 void mars_log_rl(struct mars_log_rl *rl, enum mars_log_level level, const char *component,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Rate-limited log from a hot path: each call site has its own limiter. */
-#define MARS_LOG_RL(level, component, ...)                                                      \
-    do {                                                                                        \
-        static struct mars_log_rl mars_rl_;                                                     \
-        if ((level) <= mars_log_get_level())                                                    \
-            mars_log_rl(&mars_rl_, (level), (component), __VA_ARGS__);                          \
+#define MARS_LOG_RL(level, component, ...)                                                         \
+    do {                                                                                           \
+        static struct mars_log_rl mars_rl_;                                                        \
+        if ((level) <= mars_log_get_level())                                                       \
+            mars_log_rl(&mars_rl_, (level), (component), __VA_ARGS__);                             \
     } while (0)
 
 #define mars_error(comp, ...) mars_log(MARS_LOG_ERROR, (comp), __VA_ARGS__)
-#define mars_warn(comp, ...) mars_log(MARS_LOG_WARN, (comp), __VA_ARGS__)
-#define mars_info(comp, ...) mars_log(MARS_LOG_INFO, (comp), __VA_ARGS__)
-#define mars_debug(comp, ...)                                                                   \
-    do {                                                                                        \
-        if (mars_log_get_level() >= MARS_LOG_DEBUG)                                             \
-            mars_log(MARS_LOG_DEBUG, (comp), __VA_ARGS__);                                      \
+#define mars_warn(comp, ...)  mars_log(MARS_LOG_WARN, (comp), __VA_ARGS__)
+#define mars_info(comp, ...)  mars_log(MARS_LOG_INFO, (comp), __VA_ARGS__)
+#define mars_debug(comp, ...)                                                                      \
+    do {                                                                                           \
+        if (mars_log_get_level() >= MARS_LOG_DEBUG)                                                \
+            mars_log(MARS_LOG_DEBUG, (comp), __VA_ARGS__);                                         \
     } while (0)
 
 #endif

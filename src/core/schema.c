@@ -651,8 +651,8 @@ static void report_unknown(struct apply_ctx *c, const struct mars_opt *schema,
     if (sugg)
         snprintf(hint, sizeof(hint), " (did you mean '%s'?)",
                  mars_schema_join_name(sugg_name, sizeof(sugg_name), prefix, sugg));
-    opt_error(c, key, "unknown option '%s'%s", mars_schema_join_name(name, sizeof(name), prefix, key->str),
-              hint);
+    opt_error(c, key, "unknown option '%s'%s",
+              mars_schema_join_name(name, sizeof(name), prefix, key->str), hint);
     free(cands);
 }
 
@@ -675,7 +675,8 @@ static void apply_pair(struct apply_ctx *c, const struct mars_opt *schema, bool 
         if (schema[idx].type == MARS_OPT_URL && val->kind == MARS_CFG_SCALAR && val->len == 0)
             return; /* so does an empty URL: `${VAR:-}` with VAR unset */
         seen[idx] = true;
-        set_value(c, &schema[idx], val, out, mars_schema_join_name(name, sizeof(name), prefix, key->str));
+        set_value(c, &schema[idx], val, out,
+                  mars_schema_join_name(name, sizeof(name), prefix, key->str));
         return;
     }
     if (key->len > slen && strcmp(key->str + key->len - slen, suffix) == 0) {

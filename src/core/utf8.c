@@ -122,15 +122,15 @@ static size_t invalid_scalar(const unsigned char *s, size_t n)
  * of its first byte's high nibble, first byte's low nibble and second byte's high nibble
  * share a bit). */
 enum {
-    E_SHORT = 1 << 0,      /* lead byte followed by a non-continuation */
-    E_LONG = 1 << 1,       /* continuation after ASCII */
-    E_OVERLONG3 = 1 << 2,  /* E0 80..9F */
-    E_LARGE = 1 << 3,      /* above U+10FFFF */
-    E_SURROGATE = 1 << 4,  /* ED A0..BF */
-    E_OVERLONG2 = 1 << 5,  /* C0, C1 */
-    E_LARGE1000 = 1 << 6,  /* F5+ 80..8F */
-    E_OVERLONG4 = 1 << 6,  /* F0 80..8F */
-    E_TWOCONTS = 1 << 7,   /* continuation after continuation (unless a 3rd/4th byte) */
+    E_SHORT = 1 << 0,     /* lead byte followed by a non-continuation */
+    E_LONG = 1 << 1,      /* continuation after ASCII */
+    E_OVERLONG3 = 1 << 2, /* E0 80..9F */
+    E_LARGE = 1 << 3,     /* above U+10FFFF */
+    E_SURROGATE = 1 << 4, /* ED A0..BF */
+    E_OVERLONG2 = 1 << 5, /* C0, C1 */
+    E_LARGE1000 = 1 << 6, /* F5+ 80..8F */
+    E_OVERLONG4 = 1 << 6, /* F0 80..8F */
+    E_TWOCONTS = 1 << 7,  /* continuation after continuation (unless a 3rd/4th byte) */
     E_CARRY = E_SHORT | E_LONG | E_TWOCONTS,
 };
 
@@ -141,25 +141,27 @@ __attribute__((target("avx2"))) static inline __m256i prev_n(__m256i in, __m256i
     /* in shifted by n bytes, the gap filled from the end of prev (across the lanes) */
     __m256i t = _mm256_permute2x128_si256(prev, in, 0x21);
     switch (n) {
-    case 1: return _mm256_alignr_epi8(in, t, 15);
-    case 2: return _mm256_alignr_epi8(in, t, 14);
-    default: return _mm256_alignr_epi8(in, t, 13);
+    case 1:
+        return _mm256_alignr_epi8(in, t, 15);
+    case 2:
+        return _mm256_alignr_epi8(in, t, 14);
+    default:
+        return _mm256_alignr_epi8(in, t, 13);
     }
 }
 
 __attribute__((target("avx2"))) static __m256i block_errors(__m256i in, __m256i prev)
 {
     const __m256i lo4 = _mm256_set1_epi8(0x0F);
-    const __m256i b1_high = T16(E_LONG, E_LONG, E_LONG, E_LONG, E_LONG, E_LONG, E_LONG, E_LONG,
-                                (char)E_TWOCONTS, (char)E_TWOCONTS, (char)E_TWOCONTS,
-                                (char)E_TWOCONTS, E_SHORT | E_OVERLONG2, E_SHORT,
-                                E_SHORT | E_OVERLONG3 | E_SURROGATE,
-                                E_SHORT | E_LARGE | E_LARGE1000 | E_OVERLONG4);
+    const __m256i b1_high =
+        T16(E_LONG, E_LONG, E_LONG, E_LONG, E_LONG, E_LONG, E_LONG, E_LONG, (char)E_TWOCONTS,
+            (char)E_TWOCONTS, (char)E_TWOCONTS, (char)E_TWOCONTS, E_SHORT | E_OVERLONG2, E_SHORT,
+            E_SHORT | E_OVERLONG3 | E_SURROGATE, E_SHORT | E_LARGE | E_LARGE1000 | E_OVERLONG4);
     const char c = (char)E_CARRY, cl = (char)(E_CARRY | E_LARGE | E_LARGE1000);
-    const __m256i b1_low = T16((char)(E_CARRY | E_OVERLONG3 | E_OVERLONG2 | E_OVERLONG4),
-                               (char)(E_CARRY | E_OVERLONG2), c, c, (char)(E_CARRY | E_LARGE),
-                               cl, cl, cl, cl, cl, cl, cl, cl,
-                               (char)(E_CARRY | E_LARGE | E_LARGE1000 | E_SURROGATE), cl, cl);
+    const __m256i b1_low =
+        T16((char)(E_CARRY | E_OVERLONG3 | E_OVERLONG2 | E_OVERLONG4),
+            (char)(E_CARRY | E_OVERLONG2), c, c, (char)(E_CARRY | E_LARGE), cl, cl, cl, cl, cl, cl,
+            cl, cl, (char)(E_CARRY | E_LARGE | E_LARGE1000 | E_SURROGATE), cl, cl);
     const char c8 = (char)(E_LONG | E_OVERLONG2 | E_TWOCONTS | E_OVERLONG3 | E_LARGE1000 |
                            E_OVERLONG4),
                c9 = (char)(E_LONG | E_OVERLONG2 | E_TWOCONTS | E_OVERLONG3 | E_LARGE),
@@ -183,10 +185,9 @@ __attribute__((target("avx2"))) static __m256i block_errors(__m256i in, __m256i 
 /* A sequence still open at the end of the block (a lead byte too close to its end). */
 __attribute__((target("avx2"))) static __m256i block_incomplete(__m256i in)
 {
-    const __m256i max = _mm256_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-                                         -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-                                         -1, -1, -1, (char)(0xF0 - 1), (char)(0xE0 - 1),
-                                         (char)(0xC0 - 1));
+    const __m256i max = _mm256_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                         -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                         (char)(0xF0 - 1), (char)(0xE0 - 1), (char)(0xC0 - 1));
     return _mm256_subs_epu8(in, max);
 }
 

@@ -28,10 +28,10 @@
 #include "core/hash.h"
 #include "core/log.h"
 
-#define MAGIC "MARSCKP1"
-#define MAGIC_LEN 8
-#define OP_PUT 1
-#define OP_REMOVE 2
+#define MAGIC        "MARSCKP1"
+#define MAGIC_LEN    8
+#define OP_PUT       1
+#define OP_REMOVE    2
 #define MAX_PATH_LEN 4096
 
 struct entry {
@@ -152,8 +152,9 @@ static void move_aside(const char *file)
         (int)sizeof(aside))
         return;
     if (rename(file, aside) == 0)
-        mars_error("-", "checkpoint journal %s has a bad header; moved aside to %s and "
-                        "starting fresh (files are read from their beginning)",
+        mars_error("-",
+                   "checkpoint journal %s has a bad header; moved aside to %s and "
+                   "starting fresh (files are read from their beginning)",
                    file, aside);
 }
 
@@ -192,8 +193,9 @@ static int load(struct mars_ckpt *c)
     }
     free(buf);
     if ((uint64_t)st.st_size > good) {
-        mars_warn("-", "checkpoint journal %s: dropped a torn or corrupt tail of %llu bytes "
-                       "(the files it covered are re-read from their last good checkpoint)",
+        mars_warn("-",
+                  "checkpoint journal %s: dropped a torn or corrupt tail of %llu bytes "
+                  "(the files it covered are re-read from their last good checkpoint)",
                   c->file, (unsigned long long)((uint64_t)st.st_size - good));
         if (ftruncate(c->fd, (off_t)good) != 0)
             return -errno;

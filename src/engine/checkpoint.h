@@ -28,12 +28,12 @@ struct mars_ckpt_key {
 
 struct mars_ckpt_rec {
     struct mars_ckpt_key key;
-    uint64_t offset;     /* every byte before it is acknowledged */
-    uint64_t fp_hash;    /* hash of the first fp_len bytes of the file */
+    uint64_t offset;  /* every byte before it is acknowledged */
+    uint64_t fp_hash; /* hash of the first fp_len bytes of the file */
     uint32_t fp_len;
     uint32_t marker_len; /* hash of the marker_len bytes before offset */
     uint64_t marker;
-    int64_t updated;     /* unix seconds */
+    int64_t updated; /* unix seconds */
 };
 
 /* Returns the shared store for `id` under data_dir (created on first use, with its

@@ -102,8 +102,7 @@ struct mars_engine *mars_engine_create(const struct mars_config *cfg,
         w->e = e;
         w->id = i;
         w->stats = calloc(cfg->n + 1, sizeof(*w->stats));
-        mars_chunk_pool_init(&w->pool, cfg->top.runtime.chunk_size,
-                             cfg->top.runtime.chunk_memory);
+        mars_chunk_pool_init(&w->pool, cfg->top.runtime.chunk_size, cfg->top.runtime.chunk_memory);
         if (!w->stats) {
             mars_engine_destroy(e);
             return NULL;
@@ -154,8 +153,8 @@ static void begin_stop(struct mars_engine *e, const char *why)
     mars_info("-", "%s: stopping (draining for up to %lld ms)", why,
               (long long)(e->cfg->top.runtime.shutdown_timeout / 1000000));
     send_command(e, MARS_CMD_STOP);
-    mars_ev_prep_timer(&e->shutdown_timer, e->cfg->top.runtime.shutdown_timeout,
-                       on_shutdown_timer, e);
+    mars_ev_prep_timer(&e->shutdown_timer, e->cfg->top.runtime.shutdown_timeout, on_shutdown_timer,
+                       e);
     if (mars_ev_submit(e->loop, &e->shutdown_timer) == 0)
         e->shutdown_timer_armed = true;
 }
@@ -337,8 +336,8 @@ int mars_engine_run(struct mars_engine *e)
             e->opts.on_running(e, e->opts.hook_arg);
             e->hooked = true;
         }
-        mars_info("-", "mars %s running: %u worker%s, %u components, io backend %s",
-                  MARS_VERSION, e->nworkers, e->nworkers == 1 ? "" : "s", e->cfg->n,
+        mars_info("-", "mars %s running: %u worker%s, %u components, io backend %s", MARS_VERSION,
+                  e->nworkers, e->nworkers == 1 ? "" : "s", e->cfg->n,
                   mars_ev_backend_name(e->backend));
     }
     while (!all_done(e))
@@ -426,12 +425,14 @@ static void note_reload(struct mars_engine *e, const char *problems)
     pthread_mutex_unlock(&e->reload_lock);
     struct mars_metrics *m = e->obs ? mars_obs_metrics(e->obs) : NULL;
     struct mars_mfamily *f =
-        m ? mars_metrics_family(m, &(struct mars_mfamily_desc){
-                                       .name = "mars_config_reloads_total",
-                                       .help = "Reloads asked for (SIGHUP, the API, Apollo), by "
-                                               "result: accepted or rejected (the running "
-                                               "pipeline kept).",
-                                       .type = MARS_MT_COUNTER, .labels = labels})
+        m ? mars_metrics_family(m,
+                                &(struct mars_mfamily_desc){
+                                    .name = "mars_config_reloads_total",
+                                    .help = "Reloads asked for (SIGHUP, the API, Apollo), by "
+                                            "result: accepted or rejected (the running "
+                                            "pipeline kept).",
+                                    .type = MARS_MT_COUNTER,
+                                    .labels = labels})
           : NULL;
     const char *v[] = {problems ? "rejected" : "accepted", NULL};
     mars_mseries_add(f ? mars_mfamily_series(f, v) : NULL, MARS_METRICS_SHARED, 1);

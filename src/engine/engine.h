@@ -70,8 +70,8 @@ const struct mars_config *mars_engine_config(const struct mars_engine *e);
 struct mars_obs *mars_engine_obs(const struct mars_engine *e);
 unsigned mars_engine_workers(const struct mars_engine *e);
 /*
- * Thread-safe. Loads opts.config_path again (or calls opts.load_config); when it is valid, begins a graceful stop
- * (sources stop, queued events are delivered, checkpoints written) after which
+ * Thread-safe. Loads opts.config_path again (or calls opts.load_config); when it is valid, begins a
+ * graceful stop (sources stop, queued events are delivered, checkpoints written) after which
  * mars_engine_run() returns and mars_engine_take_reload() hands over the new
  * configuration for the caller to run. Returns 0; -EINVAL when the file has problems
  * (*problems: owned text, one "FILE:LINE:COL: message" per line; free()); -EBUSY when a

@@ -122,9 +122,9 @@ struct mars_engine {
     struct mars_ev_op sig_op;
     int sigfd;
     atomic_bool stop_requested;
-    struct mars_obs *obs;  /* metrics, heartbeats, health (observe.c) */
-    bool hooked; /* opts.on_running ran and on_stopping has not yet */
-    int lock_fd; /* data_dir lock, when a component keeps state there */
+    struct mars_obs *obs; /* metrics, heartbeats, health (observe.c) */
+    bool hooked;          /* opts.on_running ran and on_stopping has not yet */
+    int lock_fd;          /* data_dir lock, when a component keeps state there */
     /* reload: a validated configuration waiting for this engine to stop (any thread sets
      * it under reload_lock; main.c takes it after mars_engine_run returns) */
     pthread_mutex_t reload_lock;
@@ -141,7 +141,6 @@ void mars_worker_deliver_port(struct mars_worker *w, uint32_t from, uint32_t por
                               struct mars_batch *b);
 void mars_worker_check_done(struct mars_worker *w);
 void mars_source_block(struct mars_source *s, bool full);
-
 
 /* sinkq.c */
 void mars_sinkq_enqueue(struct mars_sink *s, struct mars_batch *b);

@@ -142,7 +142,7 @@ struct mars_sink_req {
     /* Events of this request the sink dropped on purpose or rejected for good (bad items
      * of a bulk request that otherwise succeeded): counted as discarded instead of sent
      * when the request ends OK (or dead-lettered, see mars_sink_dead_letter). Reset to 0 on
- * the first try. */
+     * the first try. */
     uint64_t rejected_events;
 };
 const char *mars_sink_id(const struct mars_sink *s);

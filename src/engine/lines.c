@@ -20,8 +20,8 @@ const char *const mars_oversize_names[] = {"split", "truncate", NULL};
 void mars_cutter_init(struct mars_cutter *ct, struct mars_source *src, size_t max_line,
                       int oversize, char delim)
 {
-    *ct = (struct mars_cutter){.src = src, .max_line = max_line, .oversize = oversize,
-                               .delim = delim};
+    *ct = (struct mars_cutter){
+        .src = src, .max_line = max_line, .oversize = oversize, .delim = delim};
 }
 
 int64_t mars_wall_ns(void)
@@ -58,9 +58,8 @@ int mars_cutter_emit(struct mars_cutter *ct, struct mars_chunk *c, uint32_t off,
 static void count_oversize(struct mars_cutter *ct)
 {
     mars_stat_add(&mars_source_stats(ct->src)->errors[MARS_ERR_OVERSIZE], 1);
-    MARS_LOG_RL(MARS_LOG_WARN, mars_source_id(ct->src),
-                "line longer than max_line_bytes (%zu): %s", ct->max_line,
-                ct->oversize == MARS_OVERSIZE_SPLIT ? "split" : "truncated");
+    MARS_LOG_RL(MARS_LOG_WARN, mars_source_id(ct->src), "line longer than max_line_bytes (%zu): %s",
+                ct->max_line, ct->oversize == MARS_OVERSIZE_SPLIT ? "split" : "truncated");
 }
 
 /* Cuts at the line end `stop` (a delimiter there when nl, else the end of the bytes read):
@@ -112,8 +111,8 @@ int mars_cutter_run(struct mars_cutter *ct, struct mars_chunk *c, uint32_t *star
 
     /* delimiters a batch at a time (core/delim.h), then what follows the last one */
     while (pos < end && rc == 0) {
-        size_t done, k = mars_delim_index(c->data + pos, end - pos, (unsigned char)ct->delim,
-                                          idx, sizeof(idx) / sizeof(idx[0]), &done);
+        size_t done, k = mars_delim_index(c->data + pos, end - pos, (unsigned char)ct->delim, idx,
+                                          sizeof(idx) / sizeof(idx[0]), &done);
         for (size_t j = 0; j < k && rc == 0; j++)
             rc = cut_to(ct, c, &st, pos + idx[j], true, bp, cap, now);
         pos += (uint32_t)done;
@@ -124,8 +123,8 @@ int mars_cutter_run(struct mars_cutter *ct, struct mars_chunk *c, uint32_t *star
     return rc;
 }
 
-void mars_lines_init(struct mars_lines *lr, struct mars_source *src, size_t max_line,
-                     int oversize, char delim)
+void mars_lines_init(struct mars_lines *lr, struct mars_source *src, size_t max_line, int oversize,
+                     char delim)
 {
     *lr = (struct mars_lines){0};
     mars_cutter_init(&lr->cut, src, max_line, oversize, delim);
@@ -179,8 +178,8 @@ int mars_lines_eof(struct mars_lines *lr, struct mars_batch **bp, uint32_t cap)
     struct mars_chunk *c = lr->cur;
     if (!c || c->len == lr->start || lr->cut.skipping)
         return 0;
-    int rc = mars_cutter_emit(&lr->cut, c, lr->start, c->len - lr->start, MARS_EVF_PARTIAL, bp,
-                              cap, mars_wall_ns());
+    int rc = mars_cutter_emit(&lr->cut, c, lr->start, c->len - lr->start, MARS_EVF_PARTIAL, bp, cap,
+                              mars_wall_ns());
     lr->start = c->len;
     lr->scanned = 0;
     return rc;

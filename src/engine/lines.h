@@ -28,10 +28,10 @@ extern const char *const mars_oversize_names[];
 struct mars_cutter {
     struct mars_source *src;
     size_t max_line;
-    int oversize;  /* enum mars_oversize */
+    int oversize; /* enum mars_oversize */
     char delim;
-    bool skipping; /* truncate: dropping the rest of an oversize line */
-    bool cutting;  /* inside an oversize line (counted once) */
+    bool skipping;       /* truncate: dropping the rest of an oversize line */
+    bool cutting;        /* inside an oversize line (counted once) */
     uint8_t whole_flags; /* MARS_EVF_* added to lines that are not cut at max_line (the
                           * caller's, e.g. MARS_EVF_UTF8 for bytes it validated) */
     uint64_t lines;
@@ -59,8 +59,8 @@ struct mars_lines {
     uint32_t scanned;       /* bytes after start already searched for a delimiter */
 };
 
-void mars_lines_init(struct mars_lines *lr, struct mars_source *src, size_t max_line,
-                     int oversize, char delim);
+void mars_lines_init(struct mars_lines *lr, struct mars_source *src, size_t max_line, int oversize,
+                     char delim);
 void mars_lines_fini(struct mars_lines *lr);
 /* Where the next read should land. Returns 0 with buf and len set, or -ENOBUFS when chunk
  * memory is exhausted (the source's resume() runs when some is back). */

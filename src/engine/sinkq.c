@@ -110,8 +110,7 @@ void mars_sinkq_enqueue(struct mars_sink *s, struct mars_batch *b)
         return;
     }
     if (bc->when_full == MARS_WHEN_FULL_DROP_NEWEST && s->q.count > 0 &&
-        (s->q.events + b->n > (uint64_t)bc->max_events ||
-         s->q.bytes + b->bytes > bc->max_bytes)) {
+        (s->q.events + b->n > (uint64_t)bc->max_events || s->q.bytes + b->bytes > bc->max_bytes)) {
         mars_stat_add(&s->stats->discarded_intentional, b->n);
         MARS_LOG_RL(MARS_LOG_WARN, s->node->id,
                     "buffer full (when_full: drop_newest): dropped %u events", b->n);
@@ -188,8 +187,8 @@ static int fill_request(struct mars_sink *s, struct mars_sink_slot *sl)
     r->rejected_events = 0;
     while (s->q.count > 0) {
         struct mars_batch *b = bufq_peek(&s->q);
-        if (r->n > 0 && (r->events + b->n > (uint64_t)bt->max_events ||
-                         r->bytes + b->bytes > bt->max_bytes))
+        if (r->n > 0 &&
+            (r->events + b->n > (uint64_t)bt->max_events || r->bytes + b->bytes > bt->max_bytes))
             break;
         if (mars_grow(&r->batches, &sl->cap, (size_t)r->n + 1, sizeof(*r->batches)))
             return r->n ? 0 : -ENOMEM;
@@ -388,7 +387,8 @@ void mars_sink_done(struct mars_sink *s, struct mars_sink_req *r, enum mars_sink
     case MARS_SINK_RETRY: {
         int64_t wait = next_backoff(s, r->retry_after_ns);
         mars_stat_add(&s->stats->errors[MARS_ERR_RETRY], 1);
-        MARS_LOG_RL(MARS_LOG_WARN, s->node->id, "request of %llu events failed; retry %u in %lld ms",
+        MARS_LOG_RL(MARS_LOG_WARN, s->node->id,
+                    "request of %llu events failed; retry %u in %lld ms",
                     (unsigned long long)r->events, r->attempt + 1, (long long)(wait / 1000000));
         sl->retry_wait = true;
         sl->inflight = false;

@@ -41,7 +41,7 @@ struct mars_batch {
     uint32_t n; /* events used */
     size_t cap; /* events allocated */
     struct mars_event *ev;
-    uint64_t bytes;         /* sum of message lengths, for buffer accounting */
+    uint64_t bytes; /* sum of message lengths, for buffer accounting */
     struct mars_chunk **chunks;
     uint32_t nchunks;
     size_t chunks_cap;

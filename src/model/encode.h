@@ -53,7 +53,7 @@ struct mars_json_opts {
                            * that name, else one named timestamp, is the value */
     const uint32_t *skip; /* field entries (indices into ev->fields->v) to leave out */
     uint32_t nskip;
-    bool no_message;      /* leave out the raw line when no message field exists */
+    bool no_message; /* leave out the raw line when no message field exists */
 };
 /* mars_encode_json_event with choices (o may be NULL). Returns 0 or -ENOMEM. */
 int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event *ev,

@@ -67,13 +67,13 @@ struct mars_fields; /* parsed fields: model/fields.h */
 
 struct mars_event {
     struct mars_slice msg;
-    int64_t ts_ns; /* wall clock (CLOCK_REALTIME) nanoseconds; 0 = unknown */
-    uint8_t kind;  /* enum mars_event_kind */
-    uint8_t flags; /* MARS_EVF_* */
+    int64_t ts_ns;   /* wall clock (CLOCK_REALTIME) nanoseconds; 0 = unknown */
+    uint8_t kind;    /* enum mars_event_kind */
+    uint8_t flags;   /* MARS_EVF_* */
     uint16_t source; /* index of the source node that made it */
     uint32_t reserved;
-    struct mars_fields *fields;  /* NULL until a parser runs */
-    struct mars_metric *metric;  /* kind == METRIC */
+    struct mars_fields *fields; /* NULL until a parser runs */
+    struct mars_metric *metric; /* kind == METRIC */
     /* Path of the file the line was read from (file sources), NUL-terminated, in the batch
      * arena; NULL otherwise. Read as the field `file`. */
     const char *file;

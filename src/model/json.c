@@ -498,13 +498,12 @@ STEP bool scan_literal(struct scan *sc, const char *word, size_t n)
 
 static bool scan_container(struct scan *sc, unsigned depth, uint32_t parent, const char *key,
                            uint32_t key_len, uint64_t *bloom);
-STEP bool
-scan_value(struct scan *sc, unsigned depth, uint32_t parent, const char *key, uint32_t key_len,
-           uint64_t *bloom);
+STEP bool scan_value(struct scan *sc, unsigned depth, uint32_t parent, const char *key,
+                     uint32_t key_len, uint64_t *bloom);
 
 STEP bool put(struct scan *sc, uint32_t parent, const char *key, uint32_t key_len,
-                enum mars_field_kind kind, const unsigned char *v, size_t vlen, unsigned flags,
-                uint64_t *bloom, uint32_t *idx)
+              enum mars_field_kind kind, const unsigned char *v, size_t vlen, unsigned flags,
+              uint64_t *bloom, uint32_t *idx)
 {
     if (vlen > UINT32_MAX)
         return fail(sc, MARS_JSON_TOO_MANY, sc->p);
@@ -626,9 +625,8 @@ static bool scan_container(struct scan *sc, unsigned depth, uint32_t parent, con
                           (size_t)(sc->p - start), 0, bloom, &idx);
 }
 
-STEP bool
-scan_value(struct scan *sc, unsigned depth, uint32_t parent, const char *key, uint32_t key_len,
-           uint64_t *bloom)
+STEP bool scan_value(struct scan *sc, unsigned depth, uint32_t parent, const char *key,
+                     uint32_t key_len, uint64_t *bloom)
 {
     const unsigned char *start = sc->p;
     bool record = parent != MARS_FIELD_NIL;

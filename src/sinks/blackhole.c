@@ -20,9 +20,15 @@ struct blackhole_conf {
 
 #define OFF(f) offsetof(struct blackhole_conf, f)
 static const struct mars_opt blackhole_options[] = {
-    {.name = "print_interval", .type = MARS_OPT_DURATION, .offset = OFF(print_interval),
-     .def = "0s", .desc = "Log the events counted so far and their rate this often; 0 never."},
-    {.name = "rate", .type = MARS_OPT_FLOAT, .offset = OFF(rate), .def = "0",
+    {.name = "print_interval",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(print_interval),
+     .def = "0s",
+     .desc = "Log the events counted so far and their rate this often; 0 never."},
+    {.name = "rate",
+     .type = MARS_OPT_FLOAT,
+     .offset = OFF(rate),
+     .def = "0",
      .desc = "Accept at most this many events per second (a slow consumer on purpose); 0 "
              "accepts all at once."},
     {.name = NULL},
@@ -78,8 +84,8 @@ static void blackhole_write(struct mars_sink *s, struct mars_sink_req *r)
     }
     /* hold the request as long as its events take at `rate` */
     bh->held = r;
-    mars_ev_prep_timer(&bh->rate_op, (int64_t)((double)r->events * 1e9 / bh->conf->rate),
-                       on_rate, bh);
+    mars_ev_prep_timer(&bh->rate_op, (int64_t)((double)r->events * 1e9 / bh->conf->rate), on_rate,
+                       bh);
     if (mars_ev_submit(mars_sink_loop(s), &bh->rate_op) != 0) {
         bh->held = NULL;
         mars_sink_done(s, r, MARS_SINK_RETRY, 0);
@@ -125,6 +131,8 @@ const struct mars_component_desc mars_sink_blackhole = {
     .accepts = MARS_DATA_ANY,
     .options = blackhole_options,
     .conf_size = sizeof(struct blackhole_conf),
-    .sink = {.init = blackhole_init, .write = blackhole_write, .abort = blackhole_abort,
+    .sink = {.init = blackhole_init,
+             .write = blackhole_write,
+             .abort = blackhole_abort,
              .destroy = blackhole_destroy},
 };

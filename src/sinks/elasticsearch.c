@@ -48,10 +48,10 @@ enum { ST_PENDING = 0, ST_DONE = 1 };
 
 struct elasticsearch_reqstate { /* r->sink_data: one malloc'd block (the engine may free() it) */
     uint64_t id_base;
-    uint64_t rejected;  /* events dropped for good so far */
-    uint32_t n;         /* events of the request */
-    uint32_t max_docs;  /* documents per bulk request after a 413; 0: no limit */
-    uint8_t st[];       /* per event: ST_* */
+    uint64_t rejected; /* events dropped for good so far */
+    uint32_t n;        /* events of the request */
+    uint32_t max_docs; /* documents per bulk request after a 413; 0: no limit */
+    uint8_t st[];      /* per event: ST_* */
 };
 
 struct elasticsearch_sink;
@@ -250,7 +250,7 @@ static void send_next(struct elasticsearch_slot *sl)
     size_t per_item = es->conf->filter_path && *es->conf->filter_path ? 160 : 1024;
     sl->call.max_body = (size_t)sl->nsent * per_item + 65536;
     int rc = mars_http_common_send(&es->hs, &sl->call, sl->r, "POST", es->urls[es->url], &iov, 1,
-                                on_bulk_done);
+                                   on_bulk_done);
     if (rc) {
         MARS_LOG_RL(MARS_LOG_ERROR, mars_sink_id(es->sink), "cannot start a bulk request: %s",
                     strerror(-rc));
@@ -291,17 +291,17 @@ static void on_success(struct elasticsearch_slot *sl, const struct mars_http_res
 {
     struct item_ctx c = {.sl = sl, .create = sl->es->conf->action == MARS_ELASTICSEARCH_CREATE};
     bool all_ok;
-    int64_t n = resp->body_truncated ? -EBADMSG
-                                     : mars_elasticsearch_items(resp->body, resp->body_len, &all_ok,
-                                                     on_item, &c);
+    int64_t n = resp->body_truncated
+                    ? -EBADMSG
+                    : mars_elasticsearch_items(resp->body, resp->body_len, &all_ok, on_item, &c);
     if (n >= 0 && all_ok) {
         for (uint32_t i = 0; i < sl->nsent; i++)
             sl->rs->st[sl->sent[i]] = ST_DONE;
     } else if (n < 0 || c.seen != sl->nsent) {
         /* cannot tell which items made it: send them all again (ids make that safe) */
         MARS_LOG_RL(MARS_LOG_WARN, mars_sink_id(sl->es->sink),
-                    "bulk response not understood (%lld of %u items); resending",
-                    (long long)n, sl->nsent);
+                    "bulk response not understood (%lld of %u items); resending", (long long)n,
+                    sl->nsent);
         sl->retry_items += sl->nsent; /* items read (if any) are settled; the rest pend */
         return;
     }
@@ -341,7 +341,7 @@ static void on_bulk_done(struct mars_http_common_call *c, const struct mars_http
     }
     if (resp->status >= 200 && resp->status < 300) {
         on_success(sl, resp);
-        if (sl->rs->max_docs) /* after a 413: grow back, so one big document does not */
+        if (sl->rs->max_docs)      /* after a 413: grow back, so one big document does not */
             sl->rs->max_docs *= 2; /* leave the rest of the request in tiny requests */
     } else if (resp->status == 413) {
         on_too_large(sl);
@@ -353,8 +353,10 @@ static void on_bulk_done(struct mars_http_common_call *c, const struct mars_http
         finish(sl, MARS_SINK_RETRY, resp->retry_after_ns);
         return;
     } else {
-        MARS_LOG_RL(MARS_LOG_ERROR, id, "bulk request of %u documents refused with %d (%.200s); "
-                    "dropped", sl->nsent, resp->status, resp->body ? resp->body : "");
+        MARS_LOG_RL(MARS_LOG_ERROR, id,
+                    "bulk request of %u documents refused with %d (%.200s); "
+                    "dropped",
+                    sl->nsent, resp->status, resp->body ? resp->body : "");
         for (uint32_t i = 0; i < sl->nsent; i++)
             drop_sent(sl, i);
     }

@@ -91,7 +91,7 @@ int mars_elasticsearch_put_action(struct mars_encoder *e, enum mars_elasticsearc
                                   size_t id_len)
 {
     int rc = a == MARS_ELASTICSEARCH_CREATE ? mars_encoder_put(e, "{\"create\":{\"_index\":", 20)
-                                 : mars_encoder_put(e, "{\"index\":{\"_index\":", 19);
+                                            : mars_encoder_put(e, "{\"index\":{\"_index\":", 19);
     rc = rc ? rc : mars_encode_json_string(e, index, index_len);
     if (id) {
         rc = rc ? rc : mars_encoder_put(e, ",\"_id\":", 7);

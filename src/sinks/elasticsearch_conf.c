@@ -18,32 +18,58 @@ static const char *const mode_names[] = {"bulk", NULL};
 
 #define OFF(f) offsetof(struct mars_elasticsearch_conf, f)
 const struct mars_opt mars_elasticsearch_options[] = {
-    {.name = "endpoint", .type = MARS_OPT_URL, .offset = OFF(endpoint),
+    {.name = "endpoint",
+     .type = MARS_OPT_URL,
+     .offset = OFF(endpoint),
      .desc = "Base URL of the cluster (http://host:9200); use endpoints for several."},
-    {.name = "endpoints", .type = MARS_OPT_URL_LIST, .offset = OFF(endpoints),
+    {.name = "endpoints",
+     .type = MARS_OPT_URL_LIST,
+     .offset = OFF(endpoints),
      .desc = "Base URLs of several nodes, used in turn; a failed request goes to the next."},
-    {.name = "mode", .type = MARS_OPT_ENUM, .offset = OFF(mode), .def = "bulk",
-     .choices = mode_names, .desc = "bulk sends events with the _bulk API."},
-    {.name = "action", .type = MARS_OPT_ENUM, .offset = OFF(action), .def = "index",
+    {.name = "mode",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(mode),
+     .def = "bulk",
+     .choices = mode_names,
+     .desc = "bulk sends events with the _bulk API."},
+    {.name = "action",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(action),
+     .def = "index",
      .choices = mars_elasticsearch_action_names,
      .desc = "index stores (or replaces) each document; create only adds new ones, as data "
              "streams require, and a document whose id exists (409) counts as delivered."},
-    {.name = "index", .type = MARS_OPT_STRING, .offset = OFF(index), .def = "mars-%Y.%m.%d",
+    {.name = "index",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(index),
+     .def = "mars-%Y.%m.%d",
      .desc = "Index or data stream name; strftime parts use the event time in UTC and "
              "{{ field }} parts the event's fields (logs-{{ kubernetes.namespace }}-%Y.%m.%d)."},
-    {.name = "id_key", .type = MARS_OPT_STRING, .offset = OFF(id_key),
+    {.name = "id_key",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(id_key),
      .desc = "Field whose value is the document _id, so a resent event replaces (index) or "
              "is recognised (create) instead of being stored twice."},
-    {.name = "generate_id", .type = MARS_OPT_BOOL, .offset = OFF(generate_id), .def = "false",
+    {.name = "generate_id",
+     .type = MARS_OPT_BOOL,
+     .offset = OFF(generate_id),
+     .def = "false",
      .desc = "Give each event an _id unique to this mars process, so every resend by this "
              "process (retries, partial failures) is idempotent; replays after a restart get "
              "new ids."},
-    {.name = "pipeline", .type = MARS_OPT_STRING, .offset = OFF(pipeline),
+    {.name = "pipeline",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(pipeline),
      .desc = "Ingest pipeline to run documents through."},
-    {.name = "timestamp_key", .type = MARS_OPT_STRING, .offset = OFF(timestamp_key),
-     .def = "@timestamp", .desc = "Key of the event time in each document (data streams need "
-                                   "@timestamp)."},
-    {.name = "filter_path", .type = MARS_OPT_STRING, .offset = OFF(filter_path),
+    {.name = "timestamp_key",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(timestamp_key),
+     .def = "@timestamp",
+     .desc = "Key of the event time in each document (data streams need "
+             "@timestamp)."},
+    {.name = "filter_path",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(filter_path),
      .def = "errors,items.*.status,items.*.error.type",
      .desc = "Response filter sent with each request, keeping answers small; it must keep "
              "errors and items.*.status; empty sends none."},
@@ -88,8 +114,10 @@ int mars_elasticsearch_check(void *conf, const struct mars_cfg_node *node, struc
     }
     if (c->filter_path && *c->filter_path &&
         (!strstr(c->filter_path, "errors") || !strstr(c->filter_path, "status"))) {
-        diag_at(node, "filter_path", diag, "filter_path '%s' must keep errors and "
-                "items.*.status (or be empty)", c->filter_path);
+        diag_at(node, "filter_path", diag,
+                "filter_path '%s' must keep errors and "
+                "items.*.status (or be empty)",
+                c->filter_path);
         rc = -EINVAL;
     }
     if (c->id_key && c->generate_id) {

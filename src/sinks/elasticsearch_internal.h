@@ -62,8 +62,9 @@ struct mars_elasticsearch_item {
  * of items walked, or -EBADMSG when the body is not a bulk response (invalid JSON,
  * no items array). */
 int64_t mars_elasticsearch_items(const char *body, size_t n, bool *all_ok,
-                      void (*fn)(void *ctx, uint32_t i, const struct mars_elasticsearch_item *it),
-                      void *ctx);
+                                 void (*fn)(void *ctx, uint32_t i,
+                                            const struct mars_elasticsearch_item *it),
+                                 void *ctx);
 
 /* Appends the action line {"<action>":{"_index":"...","_id":"..."}}\n (id omitted when
  * id is NULL). Returns 0 or -ENOMEM. */

@@ -597,7 +597,8 @@ static bool field_str(const struct mars_event *ev, const char *key, struct mars_
 {
     const struct mars_fields *f = ev->fields;
     uint32_t k = f ? mars_fields_member(f, 0, key, (uint32_t)strlen(key)) : MARS_FIELD_NIL;
-    if (k == MARS_FIELD_NIL || f->v[k].kind != MARS_FIELD_STRING || (f->v[k].flags & MARS_FF_ESCAPED))
+    if (k == MARS_FIELD_NIL || f->v[k].kind != MARS_FIELD_STRING ||
+        (f->v[k].flags & MARS_FF_ESCAPED))
         return false;
     *out = (struct mars_slice){f->v[k].value, f->v[k].value_len};
     return true;
@@ -650,9 +651,8 @@ static void eureka_write(struct mars_sink *s, struct mars_sink_req *r)
         for (uint32_t i = 0; i < b->n; i++) {
             const struct mars_event *ev = &b->ev[i];
             struct mars_slice name;
-            int st = ev->kind == MARS_EVENT_METRIC && ev->metric
-                         ? metric_state(ev->metric, &name)
-                         : state_event(ev, &name);
+            int st = ev->kind == MARS_EVENT_METRIC && ev->metric ? metric_state(ev->metric, &name)
+                                                                 : state_event(ev, &name);
             if (st >= 0)
                 post_status(es, &name, st);
         }

@@ -40,26 +40,47 @@ struct file_conf {
 
 #define OFF(f) offsetof(struct file_conf, f)
 static const struct mars_opt file_options[] = {
-    {.name = "path", .type = MARS_OPT_STRING, .offset = OFF(path), .flags = MARS_OPT_REQUIRED,
+    {.name = "path",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(path),
+     .flags = MARS_OPT_REQUIRED,
      .desc = "File to append to; strftime parts (%Y, %m, %d, %H) use the event time in UTC and "
              "{{ field }} parts (message, host) the event's fields, with '/' and a leading '.' "
              "replaced by '_' so event data cannot leave the directory."},
-    {.name = "encoding", .type = MARS_OPT_ENUM, .offset = OFF(encoding), .def = "text",
+    {.name = "encoding",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(encoding),
+     .def = "text",
      .choices = mars_encoding_names,
      .desc = "text writes each message as a line; json and ndjson write one JSON object per "
              "line."},
-    {.name = "fsync", .type = MARS_OPT_ENUM, .offset = OFF(fsync), .def = "none",
+    {.name = "fsync",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(fsync),
+     .def = "none",
      .choices = fsync_names,
      .desc = "none leaves flushing to the kernel; every_batch fsyncs before acknowledging each "
              "request; interval fsyncs at most every fsync_interval and at shutdown."},
-    {.name = "fsync_interval", .type = MARS_OPT_DURATION, .offset = OFF(fsync_interval),
-     .def = "1s", .min = 1000000, .max = (int64_t)3600 * 1000000000,
+    {.name = "fsync_interval",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(fsync_interval),
+     .def = "1s",
+     .min = 1000000,
+     .max = (int64_t)3600 * 1000000000,
      .desc = "With fsync: interval, the longest time written data may stay unsynced while "
              "writes continue."},
-    {.name = "max_open_files", .type = MARS_OPT_INT, .offset = OFF(max_open_files), .def = "64",
-     .min = 1, .max = 65536, .desc = "Files kept open at once; the least recently used closes "
-                                     "first."},
-    {.name = "mkdir", .type = MARS_OPT_BOOL, .offset = OFF(mkdir), .def = "true",
+    {.name = "max_open_files",
+     .type = MARS_OPT_INT,
+     .offset = OFF(max_open_files),
+     .def = "64",
+     .min = 1,
+     .max = 65536,
+     .desc = "Files kept open at once; the least recently used closes "
+             "first."},
+    {.name = "mkdir",
+     .type = MARS_OPT_BOOL,
+     .offset = OFF(mkdir),
+     .def = "true",
      .desc = "Create missing parent directories of the path."},
     {.name = NULL},
 };
@@ -97,7 +118,8 @@ static int file_check(void *conf, const struct mars_cfg_node *node, struct mars_
 {
     const struct file_conf *c = conf;
     char err[160];
-    struct mars_template *t = c->path ? mars_template_compile(c->path, MARS_TEMPLATE_PATH, err, sizeof(err)) : NULL;
+    struct mars_template *t =
+        c->path ? mars_template_compile(c->path, MARS_TEMPLATE_PATH, err, sizeof(err)) : NULL;
     if (c->path && !t) {
         const struct mars_cfg_node *n = mars_cfg_at(node, "path", NULL);
         mars_diag_add(diag, n->file, n->line, n->col, "option 'path': %s", err);
@@ -359,6 +381,5 @@ const struct mars_component_desc mars_sink_file = {
     .options = file_options,
     .conf_size = sizeof(struct file_conf),
     .check = file_check,
-    .sink = {.init = file_init, .write = file_write, .abort = file_abort,
-             .destroy = file_destroy},
+    .sink = {.init = file_init, .write = file_write, .abort = file_abort, .destroy = file_destroy},
 };

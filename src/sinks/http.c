@@ -33,11 +33,21 @@ struct http_conf {
 
 #define OFF(f) offsetof(struct http_conf, f)
 static const struct mars_opt http_options[] = {
-    {.name = "url", .type = MARS_OPT_URL, .offset = OFF(url), .flags = MARS_OPT_REQUIRED,
+    {.name = "url",
+     .type = MARS_OPT_URL,
+     .offset = OFF(url),
+     .flags = MARS_OPT_REQUIRED,
      .desc = "Where requests go: an http:// or https:// URL."},
-    {.name = "method", .type = MARS_OPT_ENUM, .offset = OFF(method), .def = "post",
-     .choices = method_names, .desc = "HTTP method of each request: post or put."},
-    {.name = "encoding", .type = MARS_OPT_ENUM, .offset = OFF(encoding), .def = "ndjson",
+    {.name = "method",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(method),
+     .def = "post",
+     .choices = method_names,
+     .desc = "HTTP method of each request: post or put."},
+    {.name = "encoding",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(encoding),
+     .def = "ndjson",
      .choices = http_encoding_names,
      .desc = "Body of a request: ndjson (one JSON object per line), json (one array of "
              "objects) or text (the messages, one per line)."},
@@ -127,7 +137,7 @@ static void http_write(struct mars_sink *s, struct mars_sink_req *r)
     }
     c->data = h;
     rc = mars_http_common_send(&h->hs, c, r, h->conf->method == 1 ? "PUT" : "POST", h->conf->url,
-                            iov, niov, on_response);
+                               iov, niov, on_response);
     if (rc) {
         MARS_LOG_RL(MARS_LOG_ERROR, mars_sink_id(s), "cannot send a request: %s", strerror(-rc));
         mars_stat_add(&mars_sink_stats(s)->errors[MARS_ERR_WRITE], 1);
@@ -184,6 +194,5 @@ const struct mars_component_desc mars_sink_http = {
     .options = http_options,
     .conf_size = sizeof(struct http_conf),
     .check = http_check,
-    .sink = {.init = http_init, .write = http_write, .abort = http_abort,
-             .destroy = http_destroy},
+    .sink = {.init = http_init, .write = http_write, .abort = http_abort, .destroy = http_destroy},
 };

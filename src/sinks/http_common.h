@@ -32,23 +32,31 @@ struct mars_http_common_conf {
 /* Option table entries for a conf struct TYPE whose struct mars_http_common_conf member is
  * MEMBER. `compression` defaults to DEF ("none", "gzip"). */
 #define MARS_HTTP_COMMON_OPTIONS(TYPE, MEMBER, DEF)                                                \
-    {.name = "compression", .type = MARS_OPT_ENUM,                                             \
-     .offset = offsetof(TYPE, MEMBER.compression), .def = DEF,                                  \
-     .choices = mars_compression_names,                                                         \
-     .desc = "Request body compression: none, gzip or zstd (lz4 has no HTTP encoding)."},      \
-        {.name = "headers", .type = MARS_OPT_MAP, .offset = offsetof(TYPE, MEMBER.headers),     \
-         .desc = "Extra HTTP headers sent with every request (name: value)."},                  \
-        {.name = "auth", .type = MARS_OPT_SECTION, .offset = offsetof(TYPE, MEMBER.auth),       \
-         .sub = mars_auth_options, .desc = "Authentication: basic or bearer."},                 \
-    {                                                                                          \
-        .name = "tls", .type = MARS_OPT_SECTION, .offset = offsetof(TYPE, MEMBER.tls),          \
-        .sub = mars_tls_options, .desc = "TLS for https:// URLs: CA, client certificate, "     \
-                                         "verification."                                       \
+    {.name = "compression",                                                                        \
+     .type = MARS_OPT_ENUM,                                                                        \
+     .offset = offsetof(TYPE, MEMBER.compression),                                                 \
+     .def = DEF,                                                                                   \
+     .choices = mars_compression_names,                                                            \
+     .desc = "Request body compression: none, gzip or zstd (lz4 has no HTTP encoding)."},          \
+        {.name = "headers",                                                                        \
+         .type = MARS_OPT_MAP,                                                                     \
+         .offset = offsetof(TYPE, MEMBER.headers),                                                 \
+         .desc = "Extra HTTP headers sent with every request (name: value)."},                     \
+        {.name = "auth",                                                                           \
+         .type = MARS_OPT_SECTION,                                                                 \
+         .offset = offsetof(TYPE, MEMBER.auth),                                                    \
+         .sub = mars_auth_options,                                                                 \
+         .desc = "Authentication: basic or bearer."},                                              \
+    {                                                                                              \
+        .name = "tls", .type = MARS_OPT_SECTION, .offset = offsetof(TYPE, MEMBER.tls),             \
+        .sub = mars_tls_options,                                                                   \
+        .desc = "TLS for https:// URLs: CA, client certificate, "                                  \
+                "verification."                                                                    \
     }
 
 /* The check hook's part: cert/key, auth fields, lz4 refused. */
 int mars_http_common_check(const struct mars_http_common_conf *c, const struct mars_cfg_node *node,
-                        struct mars_diag *diag);
+                           struct mars_diag *diag);
 
 struct mars_http_common {
     struct mars_sink *sink;
@@ -69,18 +77,18 @@ struct mars_http_common_call {
     struct mars_http_common *hs;
     struct mars_sink_req *r; /* the engine request it carries, NULL when free */
     struct mars_compressor comp;
-    char *flat;              /* uncompressed body, when not compressed */
+    char *flat; /* uncompressed body, when not compressed */
     size_t flat_cap;
-    uint64_t body_bytes;     /* bytes sent (after compression) */
-    size_t max_body;         /* response bytes kept for cb; 0: the client's default */
+    uint64_t body_bytes; /* bytes sent (after compression) */
+    size_t max_body;     /* response bytes kept for cb; 0: the client's default */
     mars_http_common_cb cb;
-    void *data;              /* the sink's */
+    void *data; /* the sink's */
 };
 
 /* Sets up the client and the header list (content_type, plus Content-Encoding when
  * compressing, plus the configured headers). Returns 0 or a negative errno. */
 int mars_http_common_init(struct mars_http_common *hs, struct mars_sink *s,
-                       const struct mars_http_common_conf *conf, const char *content_type);
+                          const struct mars_http_common_conf *conf, const char *content_type);
 /* Adds one more header to every request (a sink's own, like Loki's X-Scope-OrgID), after
  * init. Returns 0 or -ENOMEM. */
 int mars_http_common_add_header(struct mars_http_common *hs, const char *name, const char *value);
@@ -97,12 +105,12 @@ void mars_http_common_call_fini(struct mars_http_common_call *c);
 /* Sends iov[0..n) (compressed as configured) with `method` to `url` (borrowed until cb)
  * for engine request r. cb runs exactly once, from the loop, unless this returns < 0. */
 int mars_http_common_send(struct mars_http_common *hs, struct mars_http_common_call *c,
-                       struct mars_sink_req *r, const char *method, const char *url,
-                       const struct iovec *iov, int n, mars_http_common_cb cb);
+                          struct mars_sink_req *r, const char *method, const char *url,
+                          const struct iovec *iov, int n, mars_http_common_cb cb);
 
 /* The usual mapping: transport error, 3xx, 401, 403, 408, 429, 5xx -> RETRY (with
- * Retry-After passed on); other 4xx -> REJECTED; 2xx -> OK; cancelled -> ABORTED. Logs failures (rate
- * limited) with the status and the start of the response body, and counts write errors. */
+ * Retry-After passed on); other 4xx -> REJECTED; 2xx -> OK; cancelled -> ABORTED. Logs failures
+ * (rate limited) with the status and the start of the response body, and counts write errors. */
 enum mars_sink_result mars_http_common_classify(struct mars_http_common *hs,
                                                 struct mars_sink_req *r,
                                                 const struct mars_http_resp *resp);

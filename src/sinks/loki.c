@@ -51,20 +51,31 @@ struct loki_conf {
 
 #define OFF(f) offsetof(struct loki_conf, f)
 static const struct mars_opt loki_options[] = {
-    {.name = "endpoint", .type = MARS_OPT_URL, .offset = OFF(endpoint),
+    {.name = "endpoint",
+     .type = MARS_OPT_URL,
+     .offset = OFF(endpoint),
      .flags = MARS_OPT_REQUIRED,
      .desc = "Base URL of Loki (http://host:3100); " PUSH_PATH " is appended unless present."},
-    {.name = "labels", .type = MARS_OPT_MAP, .offset = OFF(labels),
+    {.name = "labels",
+     .type = MARS_OPT_MAP,
+     .offset = OFF(labels),
      .desc = "Stream labels, name to template ({{ kubernetes.namespace }}); keep them few and "
              "low-cardinality (namespace, app, container), never per-line values; default "
              "job: mars."},
-    {.name = "tenant_id", .type = MARS_OPT_STRING, .offset = OFF(tenant_id),
+    {.name = "tenant_id",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(tenant_id),
      .desc = "Tenant sent as X-Scope-OrgID, for multi-tenant Loki."},
-    {.name = "remove_label_fields", .type = MARS_OPT_BOOL, .offset = OFF(remove_label_fields),
+    {.name = "remove_label_fields",
+     .type = MARS_OPT_BOOL,
+     .offset = OFF(remove_label_fields),
      .def = "false",
      .desc = "With encoding json, leave the fields used by labels written as {{ field }} out "
              "of the line."},
-    {.name = "encoding", .type = MARS_OPT_ENUM, .offset = OFF(encoding), .def = "text",
+    {.name = "encoding",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(encoding),
+     .def = "text",
      .choices = line_names,
      .desc = "text sends the message as the line; json sends the event with all its fields as "
              "a JSON object."},
@@ -146,7 +157,7 @@ static struct mars_path *pure_field(const char *t)
 static bool looks_high_cardinality(const char *tpl)
 {
     static const char *const words[] = {"message", "timestamp", "trace", "span", "request_id",
-                                        "uuid", "_id", "msg", "time", NULL};
+                                        "uuid",    "_id",       "msg",   "time", NULL};
     if (strchr(tpl, '%'))
         return true; /* time parts */
     for (size_t i = 0; words[i]; i++)
@@ -172,7 +183,8 @@ static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_
             mars_diag_add(diag, n->file, n->line, n->col, "labels.%s: %s", c->labels.keys[i], err);
             rc = -EINVAL;
         } else if (looks_high_cardinality(c->labels.vals[i])) {
-            mars_warn("loki", "%s:%d: label %s = '%s' looks high-cardinality (a stream per "
+            mars_warn("loki",
+                      "%s:%d: label %s = '%s' looks high-cardinality (a stream per "
                       "value): keep labels to namespace/app/container-like values",
                       n->file, n->line, c->labels.keys[i], c->labels.vals[i]);
         }
@@ -180,8 +192,7 @@ static int loki_check(void *conf, const struct mars_cfg_node *node, struct mars_
     }
     if (c->http.compression != MARS_CODEC_NONE && c->http.compression != MARS_CODEC_GZIP) {
         n = mars_cfg_at(node, "compression", NULL);
-        mars_diag_add(diag, n->file, n->line, n->col,
-                      "compression '%s': Loki takes none or gzip",
+        mars_diag_add(diag, n->file, n->line, n->col, "compression '%s': Loki takes none or gzip",
                       mars_compression_names[c->http.compression]);
         rc = -EINVAL;
     }
@@ -447,8 +458,8 @@ static int loki_init(struct mars_sink *s)
     size_t n = strlen(conf->endpoint);
     while (n > 0 && conf->endpoint[n - 1] == '/')
         n--;
-    bool has_path = n >= strlen(PUSH_PATH) &&
-                    memcmp(conf->endpoint + n - strlen(PUSH_PATH), PUSH_PATH, strlen(PUSH_PATH)) == 0;
+    bool has_path = n >= strlen(PUSH_PATH) && memcmp(conf->endpoint + n - strlen(PUSH_PATH),
+                                                     PUSH_PATH, strlen(PUSH_PATH)) == 0;
     ls->url = malloc(n + sizeof(PUSH_PATH));
     int rc = ls->url ? 0 : -ENOMEM;
     if (rc == 0)
@@ -489,6 +500,5 @@ const struct mars_component_desc mars_sink_loki = {
     .options = loki_options,
     .conf_size = sizeof(struct loki_conf),
     .check = loki_check,
-    .sink = {.init = loki_init, .write = loki_write, .abort = loki_abort,
-             .destroy = loki_destroy},
+    .sink = {.init = loki_init, .write = loki_write, .abort = loki_abort, .destroy = loki_destroy},
 };

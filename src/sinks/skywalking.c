@@ -198,7 +198,7 @@ int64_t mars_skywalking_now_ms(void)
 }
 
 enum mars_sink_result mars_skywalking_classify(struct sw_sink *sw, const char *what,
-                                  const struct mars_grpc_result *res, uint64_t events)
+                                               const struct mars_grpc_result *res, uint64_t events)
 {
     struct mars_stats *st = mars_sink_stats(sw->sink);
     const char *code = mars_grpc_code_name(res->code);
@@ -406,8 +406,8 @@ static void on_call_done(struct mars_grpc_call *c, const struct mars_grpc_result
     struct sw_slot *sl = MARS_CONTAINER_OF(c, struct sw_slot, call);
     struct sw_sink *sw = sl->sw;
     bool meters = sl->meters_phase;
-    enum mars_sink_result out =
-        mars_skywalking_classify(sw, meters ? "meters" : "logs", res, meters ? sl->nmeters : sl->nlogs);
+    enum mars_sink_result out = mars_skywalking_classify(sw, meters ? "meters" : "logs", res,
+                                                         meters ? sl->nmeters : sl->nlogs);
     if (out == MARS_SINK_OK) {
         sl->bytes += sl->buf.len;
         if (!meters && sl->nmeters) {

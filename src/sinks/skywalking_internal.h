@@ -97,13 +97,13 @@ void mars_skywalking_shared_release(struct sw_sink *sw);
 
 /* Appends the request's metric events as one MeterDataCollection message to b. Sets
  * *n to the number of meters written. Returns 0 or -ENOMEM. */
-int mars_skywalking_meter_encode(struct sw_sink *sw, const struct mars_sink_req *r, struct mars_grpc_buf *b,
-                    uint64_t *n);
+int mars_skywalking_meter_encode(struct sw_sink *sw, const struct mars_sink_req *r,
+                                 struct mars_grpc_buf *b, uint64_t *n);
 
 /* The answer for a gRPC status: OK, RETRY (UNAVAILABLE, transport errors, timeouts) or
  * REJECTED (auth and the rest), logged and kept as the sink's last error. */
 enum mars_sink_result mars_skywalking_classify(struct sw_sink *sw, const char *what,
-                                  const struct mars_grpc_result *res, uint64_t events);
+                                               const struct mars_grpc_result *res, uint64_t events);
 
 /* Appends a string literal (without its NUL) to an encoder. */
 #define PUT_LIT(e, lit) mars_encoder_put((e), (lit), sizeof(lit) - 1)

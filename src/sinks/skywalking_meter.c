@@ -54,8 +54,8 @@ static char *copy(struct meter_tree *t, struct mars_slice s)
     return p;
 }
 
-int mars_skywalking_meter_encode(struct sw_sink *sw, const struct mars_sink_req *r, struct mars_grpc_buf *b,
-                    uint64_t *n)
+int mars_skywalking_meter_encode(struct sw_sink *sw, const struct mars_sink_req *r,
+                                 struct mars_grpc_buf *b, uint64_t *n)
 {
     size_t nm = 0, nl = 0, nb = 0, ns = 0;
     for (uint32_t i = 0; i < r->n; i++)

@@ -26,8 +26,11 @@ struct stdout_conf {
 };
 
 static const struct mars_opt stdout_options[] = {
-    {.name = "encoding", .type = MARS_OPT_ENUM, .offset = offsetof(struct stdout_conf, encoding),
-     .def = "text", .choices = mars_encoding_names,
+    {.name = "encoding",
+     .type = MARS_OPT_ENUM,
+     .offset = offsetof(struct stdout_conf, encoding),
+     .def = "text",
+     .choices = mars_encoding_names,
      .desc = "text writes each message as a line; json and ndjson write one JSON object per "
              "line with timestamp and message."},
     {.name = NULL},

@@ -37,18 +37,39 @@ struct demo_conf {
 
 #define OFF(f) offsetof(struct demo_conf, f)
 static const struct mars_opt demo_options[] = {
-    {.name = "format", .type = MARS_OPT_ENUM, .offset = OFF(format), .def = "mixed",
+    {.name = "format",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(format),
+     .def = "mixed",
      .choices = format_names,
      .desc = "Kind of lines: nginx access log, JSON app log, CRI container line, RFC 5424 "
              "syslog, or a mix of all four."},
-    {.name = "rate", .type = MARS_OPT_FLOAT, .offset = OFF(rate), .def = "10",
+    {.name = "rate",
+     .type = MARS_OPT_FLOAT,
+     .offset = OFF(rate),
+     .def = "10",
      .desc = "Lines per second; 0 generates as fast as the pipeline accepts."},
-    {.name = "count", .type = MARS_OPT_INT, .offset = OFF(count), .def = "0", .min = 0,
-     .max = INT64_MAX, .desc = "Lines to generate before the source finishes; 0 never stops."},
-    {.name = "batch_events", .type = MARS_OPT_INT, .offset = OFF(batch_events), .def = "1024",
-     .min = 1, .max = 65536, .desc = "Most lines emitted per batch."},
-    {.name = "seed", .type = MARS_OPT_INT, .offset = OFF(seed), .def = "1", .min = 0,
-     .max = INT64_MAX, .desc = "Seed of the content generator; equal seeds give equal lines."},
+    {.name = "count",
+     .type = MARS_OPT_INT,
+     .offset = OFF(count),
+     .def = "0",
+     .min = 0,
+     .max = INT64_MAX,
+     .desc = "Lines to generate before the source finishes; 0 never stops."},
+    {.name = "batch_events",
+     .type = MARS_OPT_INT,
+     .offset = OFF(batch_events),
+     .def = "1024",
+     .min = 1,
+     .max = 65536,
+     .desc = "Most lines emitted per batch."},
+    {.name = "seed",
+     .type = MARS_OPT_INT,
+     .offset = OFF(seed),
+     .def = "1",
+     .min = 0,
+     .max = INT64_MAX,
+     .desc = "Seed of the content generator; equal seeds give equal lines."},
     {.name = NULL},
 };
 
@@ -57,9 +78,9 @@ struct demo {
     const struct demo_conf *conf;
     struct mars_ev_op timer;
     bool timer_armed, waiting_memory, stopping;
-    uint64_t made;       /* lines generated */
-    uint64_t rate_base;  /* lines made when the rate clock (re)started */
-    int64_t rate_start;  /* monotonic ns of that restart */
+    uint64_t made;      /* lines generated */
+    uint64_t rate_base; /* lines made when the rate clock (re)started */
+    int64_t rate_start; /* monotonic ns of that restart */
 };
 
 static int demo_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
@@ -91,18 +112,18 @@ static const char *pick(uint64_t r, const char *const *list, size_t n)
 }
 #define PICK(r, list) pick((r), (list), sizeof(list) / sizeof((list)[0]))
 
-static const char *const paths[] = {"/", "/api/v1/users", "/api/v1/orders", "/login",
-                                    "/static/app.js", "/healthz", "/api/v1/cart/items",
-                                    "/search?q=shoes"};
+static const char *const paths[] = {
+    "/",        "/api/v1/users",      "/api/v1/orders", "/login", "/static/app.js",
+    "/healthz", "/api/v1/cart/items", "/search?q=shoes"};
 static const char *const methods[] = {"GET", "GET", "GET", "POST", "PUT", "DELETE"};
 static const char *const agents[] = {
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0",
     "curl/7.88.1", "kube-probe/1.29", "Go-http-client/2.0"};
 static const char *const levels[] = {"info", "info", "info", "debug", "warn", "error"};
 static const char *const services[] = {"checkout", "payments", "catalog", "auth"};
-static const char *const messages[] = {"order placed", "payment authorised",
-                                       "cache miss for sku A-17", "user logged in",
-                                       "upstream timeout, retrying", "inventory reserved"};
+static const char *const messages[] = {
+    "order placed",   "payment authorised",         "cache miss for sku A-17",
+    "user logged in", "upstream timeout, retrying", "inventory reserved"};
 static const int statuses[] = {200, 200, 200, 201, 204, 301, 304, 400, 404, 500, 503};
 
 static int fmt_nginx(char *p, size_t n, uint64_t r, const struct tm *tm)
@@ -124,8 +145,8 @@ static int fmt_json(char *p, size_t n, uint64_t r, const char *iso, uint64_t lin
                     "\"country\":\"%s\"},\"tags\":[\"demo\",\"seq-%llu\"]}",
                     iso, PICK(r >> 5, levels), PICK(r >> 9, services), PICK(r >> 13, messages),
                     (unsigned long long)(r >> 20 & 0xfffff), (unsigned)(r >> 40 & 511),
-                    (unsigned)(r >> 50 & 9), (unsigned)(r >> 24 & 0xffff),
-                    (r & 1) ? "DE" : "CN", (unsigned long long)line);
+                    (unsigned)(r >> 50 & 9), (unsigned)(r >> 24 & 0xffff), (r & 1) ? "DE" : "CN",
+                    (unsigned long long)line);
 }
 
 static int format_line(struct demo *d, char *p, size_t n, uint64_t line, int64_t now_ns)
@@ -327,6 +348,9 @@ const struct mars_component_desc mars_source_demo = {
     .options = demo_options,
     .conf_size = sizeof(struct demo_conf),
     .check = demo_check,
-    .source = {.init = demo_init, .start = demo_start, .resume = demo_resume,
-               .stop = demo_stop, .destroy = demo_destroy},
+    .source = {.init = demo_init,
+               .start = demo_start,
+               .resume = demo_resume,
+               .stop = demo_stop,
+               .destroy = demo_destroy},
 };

@@ -8,9 +8,9 @@
  * failures (it starts UNKNOWN), so one lost packet does not flap it. After every probe the
  * source emits metric events (mars_health_check_up, mars_health_check_duration_seconds,
  * mars_health_check_consecutive_failures, labelled check and type) and, on a state
- * change, a log event saying what changed and why, with the fields check, type and status. The state is also published under
- * /health/<name> on the admin API (200 {"status":"UP"}, 503 {"status":"DOWN",...}), for
- * Kubernetes probes and Eureka.
+ * change, a log event saying what changed and why, with the fields check, type and status. The
+ * state is also published under /health/<name> on the admin API (200 {"status":"UP"}, 503
+ * {"status":"DOWN",...}), for Kubernetes probes and Eureka.
  *
  * Schedule: a probe starts `interval` after the previous one started (at once for the
  * first); a probe never overlaps itself (one that outlasts the interval delays the next). Under
@@ -239,8 +239,8 @@ static int push_log(struct health_check *hc, struct mars_batch *b, const struct 
                     (uint32_t)strlen(p->conf->name), 0, false, NULL);
     mars_fbuild_put(&hc->fb, 0, "type", 4, MARS_FIELD_STRING, type, (uint32_t)strlen(type), 0,
                     false, NULL);
-    mars_fbuild_put(&hc->fb, 0, "status", 6, MARS_FIELD_STRING, status, (uint32_t)strlen(status),
-                    0, false, NULL);
+    mars_fbuild_put(&hc->fb, 0, "status", 6, MARS_FIELD_STRING, status, (uint32_t)strlen(status), 0,
+                    false, NULL);
     return mars_fields_merge(b, ev, &hc->fb, NULL);
 }
 

@@ -303,8 +303,9 @@ static void on_http_done(struct mars_http_req *r, const struct mars_http_resp *r
 static void start_http(struct health_probe *p)
 {
     static const char *const headers[] = {"Accept: */*", NULL};
-    if (!p->http && !(p->http = mars_http_create(p->loop, &(struct mars_http_opts){
-                                                              .user_agent = "mars-health-check/" MARS_VERSION}))) {
+    if (!p->http && !(p->http = mars_http_create(
+                          p->loop, &(struct mars_http_opts){
+                                       .user_agent = "mars-health-check/" MARS_VERSION}))) {
         decide(p, false, "cannot create an HTTP client");
         return;
     }

@@ -52,7 +52,7 @@ struct health_probe {
     /* resolved target (http, tcp) */
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    char **argv;   /* exec: command, NULL-terminated (strings borrowed from conf) */
+    char **argv;            /* exec: command, NULL-terminated (strings borrowed from conf) */
     struct mars_http *http; /* http: the client (created at the first run) */
     struct mars_http_req hreq;
     struct mars_http_tls htls;

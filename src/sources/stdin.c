@@ -31,15 +31,27 @@ struct stdin_conf {
 
 #define OFF(f) offsetof(struct stdin_conf, f)
 static const struct mars_opt stdin_options[] = {
-    {.name = "max_line_bytes", .type = MARS_OPT_SIZE, .offset = OFF(max_line_bytes),
-     .def = "1MiB", .min = 16, .max = (int64_t)1 << 30,
+    {.name = "max_line_bytes",
+     .type = MARS_OPT_SIZE,
+     .offset = OFF(max_line_bytes),
+     .def = "1MiB",
+     .min = 16,
+     .max = (int64_t)1 << 30,
      .desc = "Longest line kept whole; longer lines are cut as `oversize` says and counted."},
-    {.name = "oversize", .type = MARS_OPT_ENUM, .offset = OFF(oversize), .def = "split",
+    {.name = "oversize",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(oversize),
+     .def = "split",
      .choices = mars_oversize_names,
      .desc = "What happens to a line longer than max_line_bytes: split into pieces, or "
              "truncate (the rest is skipped)."},
-    {.name = "batch_events", .type = MARS_OPT_INT, .offset = OFF(batch_events), .def = "1024",
-     .min = 1, .max = 65536, .desc = "Initial event capacity of the batches this source makes."},
+    {.name = "batch_events",
+     .type = MARS_OPT_INT,
+     .offset = OFF(batch_events),
+     .def = "1024",
+     .min = 1,
+     .max = 65536,
+     .desc = "Initial event capacity of the batches this source makes."},
     {.name = NULL},
 };
 
@@ -108,8 +120,7 @@ static void on_read(struct mars_ev_op *op, int res)
     }
     if (res < 0 && res != -ECANCELED) {
         mars_stat_add(&mars_source_stats(st->src)->errors[MARS_ERR_READ], 1);
-        mars_error(mars_source_id(st->src), "read from standard input failed: %s",
-                   strerror(-res));
+        mars_error(mars_source_id(st->src), "read from standard input failed: %s", strerror(-res));
     }
     if (res <= 0) {
         finish(st);
@@ -202,6 +213,9 @@ const struct mars_component_desc mars_source_stdin = {
     .produces = MARS_DATA_LOG,
     .options = stdin_options,
     .conf_size = sizeof(struct stdin_conf),
-    .source = {.init = stdin_init, .start = stdin_start, .resume = stdin_resume,
-               .stop = stdin_stop, .destroy = stdin_destroy},
+    .source = {.init = stdin_init,
+               .start = stdin_start,
+               .resume = stdin_resume,
+               .stop = stdin_stop,
+               .destroy = stdin_destroy},
 };

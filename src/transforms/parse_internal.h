@@ -44,7 +44,7 @@ struct mars_parse_ctx {
     const char *fdelim, *vdelim; /* key_value */
     size_t fdelim_len, vdelim_len;
     struct mars_timefmt *tf_rfc3339, *tf_clf, *tf_bsd; /* format times (owned) */
-    int64_t now_ns; /* wall clock of the batch, for year-less times */
+    int64_t now_ns;  /* wall clock of the batch, for year-less times */
     bool utf8_valid; /* this call's text is known valid UTF-8 (json, docker) */
     /* results of the last call */
     int64_t ts_ns;

@@ -386,10 +386,14 @@ int main(void)
     start_server();
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_get),          T(test_post_body_and_big_response),
-        T(test_retry_after),  T(test_refused),
-        T(test_timeout),      T(test_cancel),
-        T(test_keepalive_reuse), T(test_concurrent),
+        T(test_get),
+        T(test_post_body_and_big_response),
+        T(test_retry_after),
+        T(test_refused),
+        T(test_timeout),
+        T(test_cancel),
+        T(test_keepalive_reuse),
+        T(test_concurrent),
         T(test_shutdown_in_flight),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

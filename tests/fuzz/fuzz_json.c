@@ -87,7 +87,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t at2 = 0;
         mars_fbuild_init(&fo);
         mars_fbuild_reset(&fo, &b->arena);
-        enum mars_json_error q = mars_json_parse_opts(s, size, 64, &fo, 0, MARS_JSON_VALID_UTF8, &at2);
+        enum mars_json_error q =
+            mars_json_parse_opts(s, size, 64, &fo, 0, MARS_JSON_VALID_UTF8, &at2);
         if (q != p || at2 != at || (p == MARS_JSON_OK && fo.n != fb.n))
             abort();
         mars_fbuild_fini(&fo);

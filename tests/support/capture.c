@@ -271,7 +271,9 @@ static const struct mars_component_desc capture_desc = {
     .flags = MARS_DESC_TEST_ONLY,
     .options = capture_options,
     .conf_size = sizeof(struct capture_conf),
-    .sink = {.init = capture_init, .write = capture_write, .abort = capture_abort,
+    .sink = {.init = capture_init,
+             .write = capture_write,
+             .abort = capture_abort,
              .destroy = capture_destroy},
 };
 

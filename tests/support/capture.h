@@ -6,8 +6,8 @@
  * exactly what arrived. Options: `block: true` holds every request (never completes it)
  * until mars_capture_unblock(), to test backpressure; `fail_first: N` answers RETRY to the
  * first N requests, to test engine retries; `encoding: json` keeps each event's JSON
- * encoding (with its parsed fields) instead of its message; mars_capture_fail() makes it fail every request
- * until cleared, a peer that goes down and comes back; `stall: DURATION` blocks its worker
+ * encoding (with its parsed fields) instead of its message; mars_capture_fail() makes it fail every
+ * request until cleared, a peer that goes down and comes back; `stall: DURATION` blocks its worker
  * thread in the first request, a stuck event loop.
  */
 #ifndef MARS_TEST_CAPTURE_H
@@ -36,7 +36,8 @@ uint64_t mars_capture_requests(const char *id);
 void mars_capture_fail(const char *id, bool failing);
 
 /* mars_test_run() leaves the admin API off (no on_running hook starts it), so
- * runtime tests never bind 127.0.0.1:8686; tests of the API use mars_bg_start(..., serve_api = true). */
+ * runtime tests never bind 127.0.0.1:8686; tests of the API use mars_bg_start(..., serve_api =
+ * true). */
 /* Loads yaml (fails the test on a config error), runs it to completion with `workers`
  * workers and returns 0 or the engine's error. Stats of node `stats_of` (if not NULL) are
  * copied to *st before the engine is destroyed. */

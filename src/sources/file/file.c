@@ -23,7 +23,7 @@
 #include "file_internal.h"
 #include "component.h"
 
-#define TICK_NS 1000000000LL
+#define TICK_NS      1000000000LL
 #define POLL_TICK_NS 250000000LL
 
 static const char *const read_from_names[] = {"beginning", "end", NULL};
@@ -32,56 +32,111 @@ static const char *const charset_names[] = {"utf-8", "binary", NULL};
 
 #define OFF(f) offsetof(struct file_conf, f)
 static const struct mars_opt file_options[] = {
-    {.name = "include", .type = MARS_OPT_LIST, .offset = OFF(include), .flags = MARS_OPT_REQUIRED,
+    {.name = "include",
+     .type = MARS_OPT_LIST,
+     .offset = OFF(include),
+     .flags = MARS_OPT_REQUIRED,
      .desc = "Glob patterns of files to read; `**` matches any number of directories."},
-    {.name = "exclude", .type = MARS_OPT_LIST, .offset = OFF(exclude),
+    {.name = "exclude",
+     .type = MARS_OPT_LIST,
+     .offset = OFF(exclude),
      .desc = "Glob patterns of paths to leave out (for example rotated or compressed files)."},
-    {.name = "read_from", .type = MARS_OPT_ENUM, .offset = OFF(read_from), .def = "beginning",
+    {.name = "read_from",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(read_from),
+     .def = "beginning",
      .choices = read_from_names,
      .desc = "Where to start in files that exist when this source first starts (no "
              "checkpoints yet); files found later are always read from their beginning."},
-    {.name = "max_line_bytes", .type = MARS_OPT_SIZE, .offset = OFF(max_line_bytes),
-     .def = "1MiB", .min = 16, .max = 64 << 20,
+    {.name = "max_line_bytes",
+     .type = MARS_OPT_SIZE,
+     .offset = OFF(max_line_bytes),
+     .def = "1MiB",
+     .min = 16,
+     .max = 64 << 20,
      .desc = "Longest line kept whole; longer lines are cut as `oversize` says and counted."},
-    {.name = "oversize", .type = MARS_OPT_ENUM, .offset = OFF(oversize), .def = "split",
+    {.name = "oversize",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(oversize),
+     .def = "split",
      .choices = mars_oversize_names,
      .desc = "A line longer than max_line_bytes is split into pieces, or truncated (the rest "
              "is skipped); either way the file keeps being read."},
-    {.name = "line_delimiter", .type = MARS_OPT_STRING, .offset = OFF(line_delimiter),
-     .def = "\n", .desc = "The single byte that ends a line."},
-    {.name = "glob_interval", .type = MARS_OPT_DURATION, .offset = OFF(glob_interval),
-     .def = "1s", .min = 10000000, .max = (int64_t)3600 * 1000000000,
+    {.name = "line_delimiter",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(line_delimiter),
+     .def = "\n",
+     .desc = "The single byte that ends a line."},
+    {.name = "glob_interval",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(glob_interval),
+     .def = "1s",
+     .min = 10000000,
+     .max = (int64_t)3600 * 1000000000,
      .desc = "How often the include patterns are expanded again to find new files."},
-    {.name = "max_open_files", .type = MARS_OPT_INT, .offset = OFF(max_open_files),
-     .def = "1024", .min = 1, .max = 1000000,
+    {.name = "max_open_files",
+     .type = MARS_OPT_INT,
+     .offset = OFF(max_open_files),
+     .def = "1024",
+     .min = 1,
+     .max = 1000000,
      .desc = "Most files open at once (split over the workers); more wait their turn, and "
              "drained idle files are closed first. A file is never closed with unread data."},
-    {.name = "oldest_first", .type = MARS_OPT_BOOL, .offset = OFF(oldest_first), .def = "false",
+    {.name = "oldest_first",
+     .type = MARS_OPT_BOOL,
+     .offset = OFF(oldest_first),
+     .def = "false",
      .desc = "When files wait for a descriptor, open the least recently modified first."},
-    {.name = "ignore_older", .type = MARS_OPT_DURATION, .offset = OFF(ignore_older), .def = "0s",
+    {.name = "ignore_older",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(ignore_older),
+     .def = "0s",
      .desc = "Skip files not modified for this long that have no checkpoint; 0 reads all."},
-    {.name = "fingerprint", .type = MARS_OPT_SIZE, .offset = OFF(fingerprint), .def = "256B",
-     .min = 0, .max = 4096,
+    {.name = "fingerprint",
+     .type = MARS_OPT_SIZE,
+     .offset = OFF(fingerprint),
+     .def = "256B",
+     .min = 0,
+     .max = 4096,
      .desc = "Bytes at the head of a file hashed into its identity, so a reused inode is not "
              "taken for the old file."},
-    {.name = "checkpoint_interval", .type = MARS_OPT_DURATION, .offset = OFF(checkpoint_interval),
-     .def = "1s", .min = 10000000, .max = (int64_t)3600 * 1000000000,
+    {.name = "checkpoint_interval",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(checkpoint_interval),
+     .def = "1s",
+     .min = 10000000,
+     .max = (int64_t)3600 * 1000000000,
      .desc = "How often acknowledged positions are written (and fsync'd) to data_dir; they "
              "are also written at shutdown."},
-    {.name = "watch", .type = MARS_OPT_ENUM, .offset = OFF(watch), .def = "inotify",
+    {.name = "watch",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(watch),
+     .def = "inotify",
      .choices = watch_names,
      .desc = "inotify hears changes at once; poll checks sizes every 250ms (NFS, or hosts out "
              "of inotify instances)."},
-    {.name = "charset", .type = MARS_OPT_ENUM, .offset = OFF(charset), .def = "utf-8",
+    {.name = "charset",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(charset),
+     .def = "utf-8",
      .choices = charset_names,
      .desc = "utf-8 passes lines through and counts invalid bytes (never drops them); binary "
              "skips the check."},
-    {.name = "line_timeout", .type = MARS_OPT_DURATION, .offset = OFF(line_timeout),
-     .def = "5s", .min = 1000000, .max = (int64_t)24 * 3600 * 1000000000,
+    {.name = "line_timeout",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(line_timeout),
+     .def = "5s",
+     .min = 1000000,
+     .max = (int64_t)24 * 3600 * 1000000000,
      .desc = "A last line without a delimiter is emitted after the file has not grown for "
              "this long."},
-    {.name = "read_size", .type = MARS_OPT_SIZE, .offset = OFF(read_size), .def = "256KiB",
-     .min = 4096, .max = 16 << 20, .desc = "Largest single read from one file."},
+    {.name = "read_size",
+     .type = MARS_OPT_SIZE,
+     .offset = OFF(read_size),
+     .def = "256KiB",
+     .min = 4096,
+     .max = 16 << 20,
+     .desc = "Largest single read from one file."},
     {.name = NULL},
 };
 
@@ -179,10 +234,11 @@ static struct mars_mseries *series(struct file_source *fs, const char *name, con
     static const char *const labels[] = {"component_id", NULL};
     struct mars_obs *obs = mars_source_obs(fs->src);
     struct mars_metrics *m = obs ? mars_obs_metrics(obs) : NULL;
-    struct mars_mfamily *f = m ? mars_metrics_family(m, &(struct mars_mfamily_desc){
-                                                            .name = name, .help = help,
-                                                            .type = type, .labels = labels})
-                               : NULL;
+    struct mars_mfamily *f =
+        m ? mars_metrics_family(m,
+                                &(struct mars_mfamily_desc){
+                                    .name = name, .help = help, .type = type, .labels = labels})
+          : NULL;
     const char *values[] = {mars_source_id(fs->src), NULL};
     return f ? mars_mfamily_series(f, values) : NULL;
 }
@@ -191,17 +247,19 @@ static struct mars_mseries *series(struct file_source *fs, const char *name, con
 static void metrics_init(struct file_source *fs)
 {
     fs->m.shard = mars_source_shard(fs->src);
-    fs->m.open = series(fs, "mars_file_open_files", "Files the source holds open.",
-                        MARS_MT_GAUGE);
+    fs->m.open = series(fs, "mars_file_open_files", "Files the source holds open.", MARS_MT_GAUGE);
     fs->m.tracked = series(fs, "mars_file_tracked_files",
                            "Files the source knows of: open, waiting for a descriptor, or "
-                           "closed and idle.", MARS_MT_GAUGE);
+                           "closed and idle.",
+                           MARS_MT_GAUGE);
     fs->m.rotations = series(fs, "mars_file_rotations_total",
                              "Files that left their path (renamed, deleted, link retargeted) "
-                             "and were read to their end.", MARS_MT_COUNTER);
+                             "and were read to their end.",
+                             MARS_MT_COUNTER);
     fs->m.truncations = series(fs, "mars_file_truncations_total",
                                "Files found truncated or rewritten and read again from the "
-                               "start.", MARS_MT_COUNTER);
+                               "start.",
+                               MARS_MT_COUNTER);
     fs->m.gave_up = series(fs, "mars_file_gave_up_total",
                            "Files deleted before their data could be read (max_open_files "
                            "too low for the rotation rate): their unread bytes are lost.",
@@ -222,7 +280,7 @@ void mars_file_metrics_publish(struct file_source *fs)
 /* ---- life cycle ---- */
 
 int mars_file_source_init(struct mars_source *s, const struct file_conf *conf,
-                  const struct file_hooks *hooks, void *hctx)
+                          const struct file_hooks *hooks, void *hctx)
 {
     struct file_source *fs = calloc(1, sizeof(*fs));
     int err = 0;
@@ -294,8 +352,9 @@ void mars_file_source_destroy(struct mars_source *s)
     mars_file_close_all(fs);
     mars_file_metrics_publish(fs);
     if (fs->st.rotations || fs->st.truncations || fs->st.invalid_utf8 || fs->st.gave_up)
-        mars_info(mars_source_id(s), "files: %llu left their path, %llu truncated, %llu invalid "
-                                     "UTF-8 sequences, %llu given up",
+        mars_info(mars_source_id(s),
+                  "files: %llu left their path, %llu truncated, %llu invalid "
+                  "UTF-8 sequences, %llu given up",
                   (unsigned long long)fs->st.rotations, (unsigned long long)fs->st.truncations,
                   (unsigned long long)fs->st.invalid_utf8, (unsigned long long)fs->st.gave_up);
     mars_ckpt_release(fs->ckpt);

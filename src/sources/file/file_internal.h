@@ -88,12 +88,12 @@ struct tfile {
     ino_t ino;
     int fd;
     enum tfile_state state;
-    uint64_t read_off;  /* next byte to read */
-    uint64_t emit_off;  /* first byte not yet emitted (start of the carried partial line) */
-    uint64_t acked_off; /* every byte before it is acknowledged (the checkpoint) */
-    uint64_t size_seen; /* size at the last stat */
+    uint64_t read_off;     /* next byte to read */
+    uint64_t emit_off;     /* first byte not yet emitted (start of the carried partial line) */
+    uint64_t acked_off;    /* every byte before it is acknowledged (the checkpoint) */
+    uint64_t size_seen;    /* size at the last stat */
     struct timespec mtime; /* modification time at the last sweep */
-    uint32_t gen;       /* bumped on truncation: acks of older generations are ignored */
+    uint32_t gen;          /* bumped on truncation: acks of older generations are ignored */
     uint64_t fp_hash;
     uint32_t fp_len;
     /* the bytes just before read_off, to notice a copytruncate that regrew past it */
@@ -118,7 +118,7 @@ struct tfile {
                          * deleted, the next scan tells which */
     bool reading, queued, eof;
     bool initial; /* found by the source's first scan */
-    int wd; /* inotify watch of its directory, or -1 */
+    int wd;       /* inotify watch of its directory, or -1 */
     struct mars_ev_op op;
     struct mars_chunk *rchunk; /* chunk of the read in flight (a reference) */
     uint32_t rpos, rlen;       /* where its bytes land */
@@ -178,7 +178,7 @@ struct file_source {
  * hooks (may be NULL) are borrowed until mars_file_source_destroy(); the instance state
  * (mars_source_state) is the struct file_source. */
 int mars_file_source_init(struct mars_source *s, const struct file_conf *conf,
-                  const struct file_hooks *hooks, void *hctx);
+                          const struct file_hooks *hooks, void *hctx);
 int mars_file_source_start(struct mars_source *s);
 void mars_file_source_resume(struct mars_source *s);
 void mars_file_source_stop(struct mars_source *s);

@@ -102,10 +102,9 @@ static bool same_file(struct tfile *f, uint64_t size)
         return false;
     if (f->fp_len && (!mars_file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash))
         return false;
-    return f->tail_len == 0 ||
-           (pread(f->fd, buf, f->tail_len, (off_t)(f->read_off - f->tail_len)) ==
-                (ssize_t)f->tail_len &&
-            memcmp(buf, f->tail, f->tail_len) == 0);
+    return f->tail_len == 0 || (pread(f->fd, buf, f->tail_len,
+                                      (off_t)(f->read_off - f->tail_len)) == (ssize_t)f->tail_len &&
+                                memcmp(buf, f->tail, f->tail_len) == 0);
 }
 
 static void restart_dormant(struct file_source *fs, struct tfile *f)

@@ -1,6 +1,7 @@
 /*
- * tail.c - reading tracked files: reads through the ev loop into the instance's shared chunk, cutting lines, acknowledgement watermarks,
- * truncation and copytruncate, partial last lines, and closing drained files.
+ * tail.c - reading tracked files: reads through the ev loop into the instance's shared chunk,
+ * cutting lines, acknowledgement watermarks, truncation and copytruncate, partial last lines, and
+ * closing drained files.
  *
  * Reads. All files of an instance read into one chunk: a read reserves a region, copies the
  * file's carried partial line to its start, and reads after it at the file's offset (pread:
@@ -40,11 +41,11 @@
 #include "core/utf8.h"
 #include "file_internal.h"
 
-#define MAX_INFLIGHT 4
-#define MIN_READ (64u << 10)
-#define IDLE_CLOSE_NS (60LL * 1000000000)
+#define MAX_INFLIGHT   4
+#define MIN_READ       (64u << 10)
+#define IDLE_CLOSE_NS  (60LL * 1000000000)
 #define CLOSE_GRACE_NS (5LL * 1000000000)
-#define BUSY_CLOSE_NS (1LL * 1000000000)
+#define BUSY_CLOSE_NS  (1LL * 1000000000)
 
 /* ---- table ---- */
 
@@ -145,10 +146,13 @@ static void advance_watermark(struct tfile *f)
     if (!moved)
         return;
     f->acked_off = last.end;
-    struct mars_ckpt_rec rec = {
-        .key = {.dev = f->dev, .ino = f->ino}, .offset = f->acked_off, .fp_hash = f->fp_hash,
-        .fp_len = f->fp_len, .marker = last.marker, .marker_len = last.marker_len,
-        .updated = mars_wall_ns() / 1000000000};
+    struct mars_ckpt_rec rec = {.key = {.dev = f->dev, .ino = f->ino},
+                                .offset = f->acked_off,
+                                .fp_hash = f->fp_hash,
+                                .fp_len = f->fp_len,
+                                .marker = last.marker,
+                                .marker_len = last.marker_len,
+                                .updated = mars_wall_ns() / 1000000000};
     mars_ckpt_put(f->fs->ckpt, &rec, f->path);
 }
 
@@ -231,8 +235,8 @@ static int cut_carry_final(struct file_source *fs, struct tfile *f, struct mars_
     uint32_t start = 0;
     int rc = mars_cutter_run(&f->cut, c, &start, 0, f->carry_len, bp, 256, now);
     if (rc == 0 && start < f->carry_len)
-        rc = mars_cutter_emit(&f->cut, c, start, f->carry_len - start, MARS_EVF_PARTIAL, bp,
-                              256, now);
+        rc = mars_cutter_emit(&f->cut, c, start, f->carry_len - start, MARS_EVF_PARTIAL, bp, 256,
+                              now);
     if (rc == 0 && *bp)
         fs->hooks->lines(fs->hctx, f->hstate, *bp, true);
     return rc;
@@ -276,8 +280,7 @@ static void emit_carry(struct file_source *fs, struct tfile *f)
 
 static void restart_file(struct file_source *fs, struct tfile *f, const char *why)
 {
-    mars_info(mars_source_id(fs->src), "%s %s: reading it again from the beginning", f->path,
-              why);
+    mars_info(mars_source_id(fs->src), "%s %s: reading it again from the beginning", f->path, why);
     fs->st.truncations++;
     emit_carry(fs, f);
     f->gen++; /* acks still in flight are for bytes the file no longer has */
@@ -290,8 +293,10 @@ static void restart_file(struct file_source *fs, struct tfile *f, const char *wh
     struct stat st;
     if (fstat(f->fd, &st) == 0)
         mars_file_note_size(fs, f, (uint64_t)st.st_size);
-    struct mars_ckpt_rec rec = {.key = {.dev = f->dev, .ino = f->ino}, .fp_hash = f->fp_hash,
-                                .fp_len = f->fp_len, .updated = mars_wall_ns() / 1000000000};
+    struct mars_ckpt_rec rec = {.key = {.dev = f->dev, .ino = f->ino},
+                                .fp_hash = f->fp_hash,
+                                .fp_len = f->fp_len,
+                                .updated = mars_wall_ns() / 1000000000};
     mars_ckpt_put(fs->ckpt, &rec, f->path);
 }
 
@@ -422,7 +427,8 @@ static void take_lines(struct file_source *fs, struct tfile *f, uint32_t n)
     if (fs->hooks && b) {
         const char *keep = fs->hooks->lines(fs->hctx, f->hstate, b, false);
         if (keep) {
-            start = (uint32_t)((const unsigned char *)keep - c->data); /* those lines wait in the carry */
+            start = (uint32_t)((const unsigned char *)keep -
+                               c->data); /* those lines wait in the carry */
             f->carry_lines = true;
         }
     }
@@ -515,8 +521,8 @@ void mars_file_pump(struct file_source *fs)
         }
         if (rc) {
             mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], 1);
-            MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot read %s: %s",
-                        f->path, strerror(-rc));
+            MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot read %s: %s", f->path,
+                        strerror(-rc));
         }
     }
 }

@@ -27,7 +27,8 @@
 #include "core/grow.h"
 #include "sources/iptables/ipt_internal.h"
 
-const char *const mars_iptables_family_names[] = {"ip", "ip6", "inet", "arp", "bridge", "netdev", NULL};
+const char *const mars_iptables_family_names[] = {"ip",     "ip6",    "inet", "arp",
+                                                  "bridge", "netdev", NULL};
 
 int mars_iptables_family_of_nfproto(unsigned nfproto)
 {
@@ -158,8 +159,8 @@ static bool row_is(const struct ipt_dump *d, const struct ipt_row *r, const char
 }
 
 int mars_iptables_dump_add(struct ipt_dump *d, const struct ipt_filter *f, const char *family,
-                 const char *table, const char *chain, const char *comment, uint64_t digest,
-                 const char *target, uint64_t packets, uint64_t bytes)
+                           const char *table, const char *chain, const char *comment,
+                           uint64_t digest, const char *target, uint64_t packets, uint64_t bytes)
 {
     char dig[24];
     if (f->comment_prefix && *f->comment_prefix &&

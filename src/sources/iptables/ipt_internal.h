@@ -72,8 +72,8 @@ void mars_iptables_dump_reset_rows(struct ipt_dump *d);
  * max_series (family, table and chain are the readers' to check before). `rule` is the
  * comment, or NULL: then `digest` names the rule. Returns 0 or -ENOMEM. */
 int mars_iptables_dump_add(struct ipt_dump *d, const struct ipt_filter *f, const char *family,
-                 const char *table, const char *chain, const char *comment, uint64_t digest,
-                 const char *target, uint64_t packets, uint64_t bytes);
+                           const char *table, const char *chain, const char *comment,
+                           uint64_t digest, const char *target, uint64_t packets, uint64_t bytes);
 static inline const char *ipt_str(const struct ipt_dump *d, uint32_t off)
 {
     return d->pool + off;

@@ -126,8 +126,9 @@ static int add_entry(struct ipt_dump *d, const struct ipt_filter *f, bool v6, co
         h = mars_iptables_fnv(h, v->elems, v->matches_len);
         h = mars_iptables_fnv(h, target, strlen(target));
     }
-    return mars_iptables_dump_add(d, f, v6 ? "ip6" : "ip", table, chain, comment[0] ? comment : NULL, h,
-                        verdict_name(target), v->ctr->pcnt, v->ctr->bcnt);
+    return mars_iptables_dump_add(d, f, v6 ? "ip6" : "ip", table, chain,
+                                  comment[0] ? comment : NULL, h, verdict_name(target),
+                                  v->ctr->pcnt, v->ctr->bcnt);
 }
 
 static int dump_table4(struct ipt_dump *d, const struct ipt_filter *f, const char *table)
@@ -135,7 +136,7 @@ static int dump_table4(struct ipt_dump *d, const struct ipt_filter *f, const cha
     struct xtc_handle *h = iptc_init(table);
     if (!h)
         return mars_iptables_dump_fail(d, -errno, "legacy: cannot read table ip %s: %s", table,
-                             iptc_strerror(errno));
+                                       iptc_strerror(errno));
     int rc = 0;
     for (const char *c = iptc_first_chain(h); c && !rc; c = iptc_next_chain(h)) {
         if (!mars_iptables_filter_chain(f, c))
@@ -156,7 +157,7 @@ static int dump_table6(struct ipt_dump *d, const struct ipt_filter *f, const cha
     struct xtc_handle *h = ip6tc_init(table);
     if (!h)
         return mars_iptables_dump_fail(d, -errno, "legacy: cannot read table ip6 %s: %s", table,
-                             ip6tc_strerror(errno));
+                                       ip6tc_strerror(errno));
     int rc = 0;
     for (const char *c = ip6tc_first_chain(h); c && !rc; c = ip6tc_next_chain(h)) {
         if (!mars_iptables_filter_chain(f, c))
@@ -176,13 +177,15 @@ int mars_iptables_legacy_dump(struct ipt_dump *d, const struct ipt_filter *f, bo
 {
     char names[512];
     if (!mars_iptables_has_cap(CAP_NET_ADMIN_BIT) || !mars_iptables_has_cap(CAP_NET_RAW_BIT))
-        return mars_iptables_dump_fail(d, -EPERM,
-                             "legacy: reading iptables needs CAP_NET_ADMIN and CAP_NET_RAW "
-                             "(missing: %s%s%s)",
-                             mars_iptables_has_cap(CAP_NET_ADMIN_BIT) ? "" : "CAP_NET_ADMIN",
-                             !mars_iptables_has_cap(CAP_NET_ADMIN_BIT) && !mars_iptables_has_cap(CAP_NET_RAW_BIT) ? " "
-                                                                                              : "",
-                             mars_iptables_has_cap(CAP_NET_RAW_BIT) ? "" : "CAP_NET_RAW");
+        return mars_iptables_dump_fail(
+            d, -EPERM,
+            "legacy: reading iptables needs CAP_NET_ADMIN and CAP_NET_RAW "
+            "(missing: %s%s%s)",
+            mars_iptables_has_cap(CAP_NET_ADMIN_BIT) ? "" : "CAP_NET_ADMIN",
+            !mars_iptables_has_cap(CAP_NET_ADMIN_BIT) && !mars_iptables_has_cap(CAP_NET_RAW_BIT)
+                ? " "
+                : "",
+            mars_iptables_has_cap(CAP_NET_RAW_BIT) ? "" : "CAP_NET_RAW");
     int count = read_names(v6, names, sizeof(names));
     int rc = 0;
     pthread_mutex_lock(&iptc_mu);

@@ -174,8 +174,8 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
     int fam = mars_iptables_family_of_nfproto(nftnl_rule_get_u32(r, NFTNL_RULE_FAMILY));
     const char *table = nftnl_rule_get_str(r, NFTNL_RULE_TABLE);
     const char *chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
-    if (!table || !chain || !mars_iptables_filter_family(c->f, fam) || !mars_iptables_filter_table(c->f, table) ||
-        !mars_iptables_filter_chain(c->f, chain))
+    if (!table || !chain || !mars_iptables_filter_family(c->f, fam) ||
+        !mars_iptables_filter_table(c->f, table) || !mars_iptables_filter_chain(c->f, chain))
         goto out;
     struct rule_facts rf = {0};
     if (nftnl_rule_is_set(r, NFTNL_RULE_USERDATA)) {
@@ -195,9 +195,9 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
     nftnl_expr_iter_destroy(it);
     if (rf.counter) {
         uint64_t dig = rf.comment[0] ? 0 : rule_digest(r);
-        int rc =
-            mars_iptables_dump_add(c->d, c->f, mars_iptables_family_names[fam], table, chain,
-                         rf.comment[0] ? rf.comment : NULL, dig, rf.target, rf.packets, rf.bytes);
+        int rc = mars_iptables_dump_add(c->d, c->f, mars_iptables_family_names[fam], table, chain,
+                                        rf.comment[0] ? rf.comment : NULL, dig, rf.target,
+                                        rf.packets, rf.bytes);
         if (rc) {
             c->err = rc;
             nftnl_rule_free(r);
@@ -223,11 +223,11 @@ static int obj_cb(const struct nlmsghdr *nlh, void *data)
         const char *table = nftnl_obj_get_str(o, NFTNL_OBJ_TABLE);
         const char *name = nftnl_obj_get_str(o, NFTNL_OBJ_NAME);
         /* objects belong to no chain: a `chains` selection leaves them out */
-        if (table && name && mars_iptables_filter_family(c->f, fam) && mars_iptables_filter_table(c->f, table) &&
-            (!c->f->chains || c->f->chains->n == 0)) {
-            int rc = mars_iptables_dump_add(c->d, c->f, mars_iptables_family_names[fam], table, "", name, 0, "",
-                                  nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_PKTS),
-                                  nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_BYTES));
+        if (table && name && mars_iptables_filter_family(c->f, fam) &&
+            mars_iptables_filter_table(c->f, table) && (!c->f->chains || c->f->chains->n == 0)) {
+            int rc = mars_iptables_dump_add(c->d, c->f, mars_iptables_family_names[fam], table, "",
+                                            name, 0, "", nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_PKTS),
+                                            nftnl_obj_get_u64(o, NFTNL_OBJ_CTR_BYTES));
             if (rc)
                 c->err = rc;
         }
@@ -241,16 +241,17 @@ static int explain(struct ipt_dump *d, int err, const char *what)
     switch (err) {
     case -EPERM:
     case -EACCES:
-        return mars_iptables_dump_fail(d, err,
-                             "nft: reading %s needs CAP_NET_ADMIN in this network namespace "
-                             "(the kernel refused the netlink dump)",
-                             what);
+        return mars_iptables_dump_fail(
+            d, err,
+            "nft: reading %s needs CAP_NET_ADMIN in this network namespace "
+            "(the kernel refused the netlink dump)",
+            what);
     case -EPROTONOSUPPORT:
     case -EAFNOSUPPORT:
     case -EOPNOTSUPP:
         return mars_iptables_dump_fail(d, err,
-                             "nft: this kernel has no nf_tables over netlink (load the "
-                             "nf_tables module, or use backend: legacy)");
+                                       "nft: this kernel has no nf_tables over netlink (load the "
+                                       "nf_tables module, or use backend: legacy)");
     default:
         return mars_iptables_dump_fail(d, err, "nft: dumping %s failed: %s", what, strerror(-err));
     }

@@ -197,10 +197,11 @@ static void dump_run(struct ipt *x, struct ipt_dump *d)
     }
     if (b == IPT_BACKEND_LEGACY && !d->err && !mars_iptables_legacy_present(false) &&
         !mars_iptables_legacy_present(true))
-        mars_iptables_dump_fail(d, -ENOENT,
-                      "legacy: no legacy iptables tables exist here (/proc/net/ip_tables_names "
-                      "and ip6_tables_names are empty); mars does not create them: use "
-                      "backend nft or auto");
+        mars_iptables_dump_fail(
+            d, -ENOENT,
+            "legacy: no legacy iptables tables exist here (/proc/net/ip_tables_names "
+            "and ip6_tables_names are empty); mars does not create them: use "
+            "backend nft or auto");
 }
 
 static void *dump_main(void *arg)

@@ -40,67 +40,129 @@ static const char *const read_from_names[] = {"beginning", "end", NULL};
 
 #define OFF(f) offsetof(struct kubernetes_conf, f)
 static const struct mars_opt kubernetes_options[] = {
-    {.name = "pods_root", .type = MARS_OPT_STRING, .offset = OFF(pods_root),
+    {.name = "pods_root",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(pods_root),
      .def = "/var/log/pods",
      .desc = "Directory the kubelet keeps container logs in: <namespace>_<pod>_<uid>/"
              "<container>/<restart>.log."},
-    {.name = "read_from", .type = MARS_OPT_ENUM, .offset = OFF(read_from), .def = "beginning",
+    {.name = "read_from",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(read_from),
+     .def = "beginning",
      .choices = read_from_names,
      .desc = "Where to start in files that exist when this source first starts (no "
              "checkpoints yet); files found later are always read from their beginning."},
-    {.name = "max_line_bytes", .type = MARS_OPT_SIZE, .offset = OFF(max_line_bytes),
-     .def = "1MiB", .min = 1024, .max = 64 << 20,
+    {.name = "max_line_bytes",
+     .type = MARS_OPT_SIZE,
+     .offset = OFF(max_line_bytes),
+     .def = "1MiB",
+     .min = 1024,
+     .max = 64 << 20,
      .desc = "Longest raw line of a log file (a runtime writes at most 16KiB a record)."},
-    {.name = "max_merge_bytes", .type = MARS_OPT_SIZE, .offset = OFF(max_merge_bytes),
-     .def = "1MiB", .min = 1024, .max = 64 << 20,
+    {.name = "max_merge_bytes",
+     .type = MARS_OPT_SIZE,
+     .offset = OFF(max_merge_bytes),
+     .def = "1MiB",
+     .min = 1024,
+     .max = 64 << 20,
      .desc = "Longest line put together from a runtime's partial records; a longer one is "
              "shipped in pieces flagged oversize and counted."},
-    {.name = "glob_interval", .type = MARS_OPT_DURATION, .offset = OFF(glob_interval),
-     .def = "1s", .min = 10000000, .max = (int64_t)3600 * 1000000000,
+    {.name = "glob_interval",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(glob_interval),
+     .def = "1s",
+     .min = 10000000,
+     .max = (int64_t)3600 * 1000000000,
      .desc = "How often pods_root is scanned again for new containers' files."},
-    {.name = "checkpoint_interval", .type = MARS_OPT_DURATION, .offset = OFF(checkpoint_interval),
-     .def = "1s", .min = 10000000, .max = (int64_t)3600 * 1000000000,
+    {.name = "checkpoint_interval",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(checkpoint_interval),
+     .def = "1s",
+     .min = 10000000,
+     .max = (int64_t)3600 * 1000000000,
      .desc = "How often acknowledged positions are written to data_dir."},
-    {.name = "line_timeout", .type = MARS_OPT_DURATION, .offset = OFF(line_timeout),
-     .def = "5s", .min = 1000000, .max = (int64_t)24 * 3600 * 1000000000,
+    {.name = "line_timeout",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(line_timeout),
+     .def = "5s",
+     .min = 1000000,
+     .max = (int64_t)24 * 3600 * 1000000000,
      .desc = "A partial line whose rest has not come for this long is shipped as it is."},
-    {.name = "ignore_older", .type = MARS_OPT_DURATION, .offset = OFF(ignore_older), .def = "0s",
+    {.name = "ignore_older",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(ignore_older),
+     .def = "0s",
      .desc = "Skip files not modified for this long that have no checkpoint; 0 reads all."},
-    {.name = "max_open_files", .type = MARS_OPT_INT, .offset = OFF(max_open_files),
-     .def = "4096", .min = 1, .max = 1000000,
+    {.name = "max_open_files",
+     .type = MARS_OPT_INT,
+     .offset = OFF(max_open_files),
+     .def = "4096",
+     .min = 1,
+     .max = 1000000,
      .desc = "Most log files open at once (split over the workers); more wait their turn."},
-    {.name = "metadata", .type = MARS_OPT_BOOL, .offset = OFF(metadata), .def = "true",
+    {.name = "metadata",
+     .type = MARS_OPT_BOOL,
+     .offset = OFF(metadata),
+     .def = "true",
      .desc = "Add each pod's labels, annotations, node, IP, image, owner and namespace "
              "labels, watched from the API server."},
-    {.name = "api_url", .type = MARS_OPT_URL, .offset = OFF(api_url),
+    {.name = "api_url",
+     .type = MARS_OPT_URL,
+     .offset = OFF(api_url),
      .desc = "API server address; unset: in-cluster, https://$KUBERNETES_SERVICE_HOST:"
              "$KUBERNETES_SERVICE_PORT."},
-    {.name = "node_name", .type = MARS_OPT_STRING, .offset = OFF(node_name),
+    {.name = "node_name",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(node_name),
      .desc = "This node's name, whose pods are watched; unset: the NODE_NAME environment "
              "variable (set it from the downward API)."},
-    {.name = "token_file", .type = MARS_OPT_STRING, .offset = OFF(token_file),
+    {.name = "token_file",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(token_file),
      .def = "/var/run/secrets/kubernetes.io/serviceaccount/token",
      .desc = "Service account token sent as a bearer token; re-read every minute (bound "
              "tokens rotate). A missing file sends none."},
-    {.name = "ca_file", .type = MARS_OPT_STRING, .offset = OFF(ca_file),
+    {.name = "ca_file",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(ca_file),
      .def = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
      .desc = "CA bundle that signed the API server's certificate (https only)."},
-    {.name = "tls_verify", .type = MARS_OPT_BOOL, .offset = OFF(tls_verify), .def = "true",
+    {.name = "tls_verify",
+     .type = MARS_OPT_BOOL,
+     .offset = OFF(tls_verify),
+     .def = "true",
      .desc = "Verify the API server's certificate and name."},
-    {.name = "delete_grace", .type = MARS_OPT_DURATION, .offset = OFF(delete_grace),
-     .def = "5m", .min = 0, .max = (int64_t)24 * 3600 * 1000000000,
+    {.name = "delete_grace",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(delete_grace),
+     .def = "5m",
+     .min = 0,
+     .max = (int64_t)24 * 3600 * 1000000000,
      .desc = "How long a deleted pod's metadata is kept, so its last lines are still "
              "enriched."},
-    {.name = "watch_timeout", .type = MARS_OPT_DURATION, .offset = OFF(watch_timeout),
-     .def = "5m", .min = 1000000000, .max = (int64_t)3600 * 1000000000,
+    {.name = "watch_timeout",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(watch_timeout),
+     .def = "5m",
+     .min = 1000000000,
+     .max = (int64_t)3600 * 1000000000,
      .desc = "A watch is ended and resumed from its resourceVersion after this long."},
-    {.name = "include_namespaces", .type = MARS_OPT_LIST, .offset = OFF(include_namespaces),
+    {.name = "include_namespaces",
+     .type = MARS_OPT_LIST,
+     .offset = OFF(include_namespaces),
      .desc = "Namespaces (glob patterns) to collect; empty: all."},
-    {.name = "exclude_namespaces", .type = MARS_OPT_LIST, .offset = OFF(exclude_namespaces),
+    {.name = "exclude_namespaces",
+     .type = MARS_OPT_LIST,
+     .offset = OFF(exclude_namespaces),
      .desc = "Namespaces (glob patterns) never collected."},
-    {.name = "exclude_containers", .type = MARS_OPT_LIST, .offset = OFF(exclude_containers),
+    {.name = "exclude_containers",
+     .type = MARS_OPT_LIST,
+     .offset = OFF(exclude_containers),
      .desc = "Container names (glob patterns) never collected."},
-    {.name = "label_selector", .type = MARS_OPT_STRING, .offset = OFF(label_selector),
+    {.name = "label_selector",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(label_selector),
      .desc = "Collect only pods whose labels match `k=v`, `k!=v`, `k`, `!k` terms joined by "
              "commas (needs metadata; pods not yet known are collected)."},
     {.name = NULL},
@@ -260,8 +322,10 @@ static void *kubernetes_track(void *ctx, const char *path)
     kf->known = rc == 0;
     if (!kf->known) {
         k->unknown_path++;
-        mars_warn(mars_source_id(k->src), "%s is not <ns>_<pod>_<uid>/<container>/<n>.log: "
-                                          "its lines go without pod fields", path);
+        mars_warn(mars_source_id(k->src),
+                  "%s is not <ns>_<pod>_<uid>/<container>/<n>.log: "
+                  "its lines go without pod fields",
+                  path);
         return kf;
     }
     snprintf(kf->restart, sizeof(kf->restart), "%u", kf->id.restart);
@@ -286,8 +350,8 @@ static const char *arena_str(struct mars_arena *a, const char *s)
     return s ? mars_arena_strndup(a, s, strlen(s)) : NULL;
 }
 
-#define PUT(fb, parent, lit, kind, v, n)                                                   \
-    mars_fbuild_put((fb), (parent), lit, sizeof(lit) - 1, (kind), (v), (uint32_t)(n), 0, false, \
+#define PUT(fb, parent, lit, kind, v, n)                                                           \
+    mars_fbuild_put((fb), (parent), lit, sizeof(lit) - 1, (kind), (v), (uint32_t)(n), 0, false,    \
                     NULL)
 
 static void put_str(struct mars_fbuild *fb, uint32_t obj, const char *key, uint32_t kl,
@@ -517,14 +581,15 @@ static int kubernetes_init(struct mars_source *s)
                       .type = MARS_MT_COUNTER,
                       .labels = (const char *const[]){"component_id", NULL}})
             : NULL;
-    k->no_meta = fam ? mars_mfamily_series(fam, (const char *const[]){mars_source_id(s), NULL})
-                     : NULL;
+    k->no_meta =
+        fam ? mars_mfamily_series(fam, (const char *const[]){mars_source_id(s), NULL}) : NULL;
     mars_kubernetes_dec_init(&k->dec, c->max_merge_bytes);
     mars_fbuild_init(&k->fb);
     if ((rc = make_file_conf(k)) || (rc = parse_selector(c->label_selector, &k->sel, &k->nsel)))
         goto fail;
-    if (c->metadata && !(k->meta = mars_kubernetes_meta_acquire(mars_source_id(s), c,
-                                                    mars_ev_loop_backend_name(mars_source_loop(s))))) {
+    if (c->metadata &&
+        !(k->meta = mars_kubernetes_meta_acquire(mars_source_id(s), c,
+                                                 mars_ev_loop_backend_name(mars_source_loop(s))))) {
         rc = -EINVAL;
         goto fail;
     }
@@ -543,8 +608,9 @@ static void kubernetes_destroy(struct mars_source *s)
     mars_file_source_destroy(s); /* forgets every file first: their states are k's */
     const struct kubernetes_dec_stats *st = &k->dec.st;
     if (st->malformed || st->oversize || k->unknown_path)
-        mars_info(mars_source_id(s), "%llu malformed lines (shipped raw), %llu merged lines cut "
-                                     "at max_merge_bytes, %llu files outside the pod layout",
+        mars_info(mars_source_id(s),
+                  "%llu malformed lines (shipped raw), %llu merged lines cut "
+                  "at max_merge_bytes, %llu files outside the pod layout",
                   (unsigned long long)st->malformed, (unsigned long long)st->oversize,
                   (unsigned long long)k->unknown_path);
     instance_destroy(k);

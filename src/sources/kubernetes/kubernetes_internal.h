@@ -27,8 +27,8 @@ struct kubernetes_rec {
     const char *msg;
     uint32_t len;
     int64_t ts_ns;
-    uint8_t stream;  /* enum kubernetes_stream */
-    bool partial;    /* CRI tag P, or a Docker piece whose log has no trailing newline */
+    uint8_t stream; /* enum kubernetes_stream */
+    bool partial;   /* CRI tag P, or a Docker piece whose log has no trailing newline */
 };
 
 /* RFC 3339 with 0-9 fraction digits and Z or +hh:mm. Returns 0 or -EINVAL. */
@@ -38,7 +38,7 @@ int mars_kubernetes_decode_cri(const char *p, uint32_t n, struct kubernetes_rec 
 /* `{"log":"..","stream":"..","time":".."}`; fb is scratch, the decoded log goes in arena.
  * Returns 0, -EINVAL (not such a line) or -ENOMEM. */
 int mars_kubernetes_decode_docker(const char *p, uint32_t n, struct mars_fbuild *fb,
-                      struct mars_arena *arena, struct kubernetes_rec *r);
+                                  struct mars_arena *arena, struct kubernetes_rec *r);
 
 /* The identity in `<root>/<ns>_<pod>_<uid>/<container>/<restart>.log[.<rotated>]`. Strings
  * are owned (free with mars_kubernetes_path_fini). Returns 0, -EINVAL (no such layout) or -ENOMEM.
@@ -140,7 +140,7 @@ void mars_kubernetes_meta_release(struct kubernetes_meta *m);
 /* Looks up pod `uid` and copies what a container's events need into `a`. Returns 1
  * (found), 0 (unknown pod), -ENOMEM. Any worker thread; holds the cache lock briefly. */
 int mars_kubernetes_meta_lookup(struct kubernetes_meta *m, const char *uid, const char *container,
-                    struct mars_arena *a, struct kubernetes_view *out);
+                                struct mars_arena *a, struct kubernetes_view *out);
 /* Lines shipped without metadata because their pod was unknown (any thread). */
 void mars_kubernetes_meta_count_unknown(struct kubernetes_meta *m, uint64_t n);
 

@@ -46,11 +46,10 @@ static bool digits(const char *p, uint32_t n, unsigned *out)
 int mars_kubernetes_parse_time(const char *p, uint32_t n, int64_t *ns)
 {
     unsigned y, mo, d, h, mi, s, oh = 0, om = 0;
-    if (n < 20 || p[4] != '-' || p[7] != '-' || (p[10] != 'T' && p[10] != 't') ||
-        p[13] != ':' || p[16] != ':' || !digits(p, 4, &y) || !digits(p + 5, 2, &mo) ||
-        !digits(p + 8, 2, &d) || !digits(p + 11, 2, &h) || !digits(p + 14, 2, &mi) ||
-        !digits(p + 17, 2, &s) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-        s > 60)
+    if (n < 20 || p[4] != '-' || p[7] != '-' || (p[10] != 'T' && p[10] != 't') || p[13] != ':' ||
+        p[16] != ':' || !digits(p, 4, &y) || !digits(p + 5, 2, &mo) || !digits(p + 8, 2, &d) ||
+        !digits(p + 11, 2, &h) || !digits(p + 14, 2, &mi) || !digits(p + 17, 2, &s) || mo < 1 ||
+        mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
         return -EINVAL;
     uint32_t i = 19;
     int64_t frac = 0;
@@ -122,7 +121,7 @@ static bool member(const struct mars_fbuild *fb, const char *key, uint32_t kl,
 }
 
 int mars_kubernetes_decode_docker(const char *p, uint32_t n, struct mars_fbuild *fb,
-                      struct mars_arena *arena, struct kubernetes_rec *r)
+                                  struct mars_arena *arena, struct kubernetes_rec *r)
 {
     const struct mars_field *log, *stream, *time;
     mars_fbuild_reset(fb, arena);

@@ -29,7 +29,7 @@
 #include "core/log.h"
 #include "kubernetes_internal.h"
 
-#define BUCKETS 4096u
+#define BUCKETS     4096u
 #define SYNC_WAIT_S 3 /* startup: how long the first instance waits for the first pod list */
 
 struct kubernetes_meta {
@@ -211,7 +211,7 @@ static struct kubernetes_ns *find_ns(struct kubernetes_meta *m, const char *name
 }
 
 int mars_kubernetes_meta_lookup(struct kubernetes_meta *m, const char *uid, const char *container,
-                    struct mars_arena *a, struct kubernetes_view *out)
+                                struct mars_arena *a, struct kubernetes_view *out)
 {
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&m->lock);
@@ -230,7 +230,8 @@ int mars_kubernetes_meta_lookup(struct kubernetes_meta *m, const char *uid, cons
         if (strcmp(p->ctrs[i].name, container) == 0)
             out->image = dup_a(a, p->ctrs[i].image);
     bool ok = (out->labels = dup_kvs(a, p->labels, p->nlabels)) || !p->nlabels;
-    ok = ((out->annotations = dup_kvs(a, p->annotations, p->nannotations)) || !p->nannotations) && ok;
+    ok = ((out->annotations = dup_kvs(a, p->annotations, p->nannotations)) || !p->nannotations) &&
+         ok;
     out->nlabels = out->labels ? p->nlabels : 0;
     out->nannotations = out->annotations ? p->nannotations : 0;
     struct kubernetes_ns *n = find_ns(m, p->ns);

@@ -175,8 +175,8 @@ static void add_owner(void *ctx, const char *p, size_t n)
     struct pod_build *pb = ctx;
     struct kubernetes_pod *pod = pb->pod;
     struct mars_value v;
-    bool controller = mars_json_object_get(p, n, "controller", 10, &v) &&
-                      v.kind == MARS_FIELD_BOOL && v.len == 4;
+    bool controller =
+        mars_json_object_get(p, n, "controller", 10, &v) && v.kind == MARS_FIELD_BOOL && v.len == 4;
     if (pb->controller_found || (pod->owner_kind && !controller))
         return;
     pod->owner_kind = value_str(&pod->a, p, n, "kind");

@@ -40,12 +40,12 @@
 #include "kubernetes_internal.h"
 #include "component.h"
 
-#define TICK_NS 1000000000LL
-#define TOKEN_TTL_NS (60LL * 1000000000)
+#define TICK_NS        1000000000LL
+#define TOKEN_TTL_NS   (60LL * 1000000000)
 #define BACKOFF_MIN_NS 500000000LL
 #define BACKOFF_MAX_NS (30LL * 1000000000)
-#define LIST_MAX_BODY ((size_t)512 << 20)
-#define LINE_MAX ((size_t)64 << 20)
+#define LIST_MAX_BODY  ((size_t)512 << 20)
+#define LINE_MAX       ((size_t)64 << 20)
 
 enum res_state { RS_IDLE, RS_LIST, RS_WATCH, RS_WAIT };
 
@@ -446,8 +446,7 @@ static void *watch_main(void *arg)
     mars_ev_async_fini(&w->async);
     while (mars_ev_pending(w->loop) > 0)
         mars_ev_run_once(w->loop, 50000000);
-    mars_info(w->id, "metadata: %llu requests to the API server",
-              (unsigned long long)w->requests);
+    mars_info(w->id, "metadata: %llu requests to the API server", (unsigned long long)w->requests);
     mars_arena_cache_drain();
     return NULL;
 }

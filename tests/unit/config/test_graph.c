@@ -15,16 +15,25 @@
 
 static const struct mars_opt no_options[] = {{.name = NULL}};
 
-static const struct mars_component_desc t_metrics = {
-    .name = "t_metrics", .description = "test", .kind = MARS_KIND_SOURCE,
-    .produces = MARS_DATA_METRIC, .flags = MARS_DESC_TEST_ONLY, .options = no_options};
-static const struct mars_component_desc t_pass = {
-    .name = "t_pass", .description = "test", .kind = MARS_KIND_TRANSFORM,
-    .produces = MARS_DATA_SAME, .accepts = MARS_DATA_ANY, .flags = MARS_DESC_TEST_ONLY,
-    .options = no_options};
-static const struct mars_component_desc t_metric_sink = {
-    .name = "t_metric_sink", .description = "test", .kind = MARS_KIND_SINK,
-    .accepts = MARS_DATA_METRIC, .flags = MARS_DESC_TEST_ONLY, .options = no_options};
+static const struct mars_component_desc t_metrics = {.name = "t_metrics",
+                                                     .description = "test",
+                                                     .kind = MARS_KIND_SOURCE,
+                                                     .produces = MARS_DATA_METRIC,
+                                                     .flags = MARS_DESC_TEST_ONLY,
+                                                     .options = no_options};
+static const struct mars_component_desc t_pass = {.name = "t_pass",
+                                                  .description = "test",
+                                                  .kind = MARS_KIND_TRANSFORM,
+                                                  .produces = MARS_DATA_SAME,
+                                                  .accepts = MARS_DATA_ANY,
+                                                  .flags = MARS_DESC_TEST_ONLY,
+                                                  .options = no_options};
+static const struct mars_component_desc t_metric_sink = {.name = "t_metric_sink",
+                                                         .description = "test",
+                                                         .kind = MARS_KIND_SINK,
+                                                         .accepts = MARS_DATA_METRIC,
+                                                         .flags = MARS_DESC_TEST_ONLY,
+                                                         .options = no_options};
 
 static int setup(void **state)
 {

@@ -19,8 +19,7 @@
 
 #include "core/compress.h"
 
-static unsigned char *decode(enum mars_codec codec, const unsigned char *in, size_t n,
-                             size_t want)
+static unsigned char *decode(enum mars_codec codec, const unsigned char *in, size_t n, size_t want)
 {
     unsigned char *out = malloc(want + 1);
     assert_non_null(out);
@@ -89,8 +88,8 @@ static void run_codec(enum mars_codec codec)
     struct iovec v[N];
     char *lines = malloc(N * 64);
     for (int i = 0; i < N; i++) {
-        int l = snprintf(lines + i * 64, 64, "{\"seq\":%d,\"msg\":\"request %d served\"}\n", i,
-                         i * 7);
+        int l =
+            snprintf(lines + i * 64, 64, "{\"seq\":%d,\"msg\":\"request %d served\"}\n", i, i * 7);
         v[i] = (struct iovec){.iov_base = lines + i * 64, .iov_len = (size_t)l};
     }
     roundtrip(&c, v, N);
@@ -110,9 +109,21 @@ static void run_codec(enum mars_codec codec)
     mars_compressor_fini(&c);
 }
 
-static void test_gzip(void **s) { (void)s; run_codec(MARS_CODEC_GZIP); }
-static void test_zstd(void **s) { (void)s; run_codec(MARS_CODEC_ZSTD); }
-static void test_lz4(void **s) { (void)s; run_codec(MARS_CODEC_LZ4); }
+static void test_gzip(void **s)
+{
+    (void)s;
+    run_codec(MARS_CODEC_GZIP);
+}
+static void test_zstd(void **s)
+{
+    (void)s;
+    run_codec(MARS_CODEC_ZSTD);
+}
+static void test_lz4(void **s)
+{
+    (void)s;
+    run_codec(MARS_CODEC_LZ4);
+}
 
 static void test_none_and_names(void **s)
 {

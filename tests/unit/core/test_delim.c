@@ -102,8 +102,8 @@ static void test_page_end(void **state)
 {
     (void)state;
     long pg = sysconf(_SC_PAGESIZE);
-    unsigned char *m = mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    unsigned char *m =
+        mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     assert_true(m != MAP_FAILED);
     assert_int_equal(mprotect(m + pg, (size_t)pg, PROT_NONE), 0);
     for (size_t n = 0; n <= 200; n++) {

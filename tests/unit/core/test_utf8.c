@@ -67,8 +67,8 @@ static void test_two_byte_windows(void **state)
 static void test_long_windows(void **state)
 {
     (void)state;
-    static const unsigned char seconds[] = {0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0,
-                                            0xbf, 0xc0, 0xc2, 0xe0, 0xf0, 0xff};
+    static const unsigned char seconds[] = {0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f,
+                                            0xa0, 0xbf, 0xc0, 0xc2, 0xe0, 0xf0, 0xff};
     static const size_t ats[] = {29, 30, 31, 32, 61, 93};
     const size_t ns = sizeof(seconds);
     for (unsigned a = 0xc0; a < 0x100; a++)
@@ -76,8 +76,7 @@ static void test_long_windows(void **state)
             for (size_t c = 0; c < ns; c++)
                 for (size_t d = 0; d < ns; d++)
                     for (size_t k = 0; k < sizeof(ats) / sizeof(ats[0]); k++) {
-                        unsigned char w[4] = {(unsigned char)a, seconds[b], seconds[c],
-                                              seconds[d]};
+                        unsigned char w[4] = {(unsigned char)a, seconds[b], seconds[c], seconds[d]};
                         size_t at = ats[k] + 4 > 96 ? 92 : ats[k];
                         window(w, 4, at, 96);
                     }
@@ -86,11 +85,10 @@ static void test_long_windows(void **state)
 static void test_random_mixes(void **state)
 {
     (void)state;
-    static const char *const pieces[] = {"a", "abcdefgh", "\xc3\xa9", "\xe2\x82\xac",
-                                         "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf", "\x80",
-                                         "\xc0\xaf", "\xed\xa0\x80", "\xe0\x80\x80",
-                                         "\xf0\x80\x80\x80", "\xf4\x90\x80\x80", "\xff",
-                                         "\xc3", "\xe2\x82", "\xf0\x9f\x98"};
+    static const char *const pieces[] = {
+        "a",    "abcdefgh", "\xc3\xa9",     "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
+        "\x80", "\xc0\xaf", "\xed\xa0\x80", "\xe0\x80\x80", "\xf0\x80\x80\x80", "\xf4\x90\x80\x80",
+        "\xff", "\xc3",     "\xe2\x82",     "\xf0\x9f\x98"};
     unsigned char buf[300];
     uint32_t seed = 7;
     for (int round = 0; round < 200000; round++) {
@@ -147,7 +145,9 @@ static void test_large_buffers(void **state)
  * sequence (ASCII, a whole sequence, a stray continuation) are never held. */
 static void test_unfinished(void **state)
 {
-    const unsigned char text[] = "a\xc3\xa9" "b\xe2\x82\xac\xf0\x9f\x99\x82" "z";
+    const unsigned char text[] = "a\xc3\xa9"
+                                 "b\xe2\x82\xac\xf0\x9f\x99\x82"
+                                 "z";
     const size_t starts[] = {0, 1, 3, 4, 7, 11, 12}; /* where each character begins, and the end */
     size_t n = sizeof(text) - 1;
     for (size_t cut = 0; cut <= n; cut++) {
@@ -170,10 +170,8 @@ static void test_unfinished(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_two_byte_windows),
-        cmocka_unit_test(test_long_windows),
-        cmocka_unit_test(test_random_mixes),
-        cmocka_unit_test(test_large_buffers),
+        cmocka_unit_test(test_two_byte_windows), cmocka_unit_test(test_long_windows),
+        cmocka_unit_test(test_random_mixes),     cmocka_unit_test(test_large_buffers),
         cmocka_unit_test(test_unfinished),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -50,9 +50,13 @@ static struct mars_ckpt *open_store(void)
 
 static struct mars_ckpt_rec rec(uint64_t ino, uint64_t off)
 {
-    return (struct mars_ckpt_rec){.key = {.dev = 7, .ino = ino}, .offset = off,
-                                  .fp_hash = ino * 3, .fp_len = 64, .marker = off ^ 5,
-                                  .marker_len = 32, .updated = 1000};
+    return (struct mars_ckpt_rec){.key = {.dev = 7, .ino = ino},
+                                  .offset = off,
+                                  .fp_hash = ino * 3,
+                                  .fp_len = 64,
+                                  .marker = off ^ 5,
+                                  .marker_len = 32,
+                                  .updated = 1000};
 }
 
 static void test_round_trip(void **state)

@@ -56,9 +56,9 @@ static size_t reference(const unsigned char *s, size_t n, char *out, uint64_t *i
 
 static void fill(unsigned char *b, size_t n, uint32_t *seed)
 {
-    static const char *const pieces[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\"",
-                                         "\\",       "\n",           "\x01",             "\x7f",
-                                         "\xff",     "\xc3",         "\xed\xa0\x80"};
+    static const char *const pieces[] = {
+        "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\"", "\\", "\n", "\x01", "\x7f",
+        "\xff",     "\xc3",         "\xed\xa0\x80"};
     size_t i = 0;
     while (i < n) {
         *seed = *seed * 1103515245u + 12345u;

@@ -49,7 +49,8 @@ static void same_with_utf8_option(const char *in, size_t len)
     mars_fbuild_reset(&opt, &a);
     size_t at1 = 0, at2 = 0;
     enum mars_json_error e1 = mars_json_parse(in, len, 64, &plain, 0, &at1);
-    enum mars_json_error e2 = mars_json_parse_opts(in, len, 64, &opt, 0, MARS_JSON_VALID_UTF8, &at2);
+    enum mars_json_error e2 =
+        mars_json_parse_opts(in, len, 64, &opt, 0, MARS_JSON_VALID_UTF8, &at2);
     if (e1 != e2 || at1 != at2 || (e1 == MARS_JSON_OK && plain.n != opt.n))
         fail_msg("'%s': %s at %zu without the option, %s at %zu with it", in,
                  mars_json_strerror(e1), at1, mars_json_strerror(e2), at2);

@@ -67,9 +67,10 @@ static void test_filtered_response(void **state)
     struct seen s;
     bool ok;
     /* filter_path=errors,items.*.status,items.*.error.type */
-    const char *body = "{\"errors\":true,\"items\":[{\"create\":{\"status\":201}},"
-                       "{\"create\":{\"status\":503,\"error\":{\"type\":\"unavailable_shards_exception\"}}},"
-                       " {\"create\" : {\"status\" : 200 }} ]}";
+    const char *body =
+        "{\"errors\":true,\"items\":[{\"create\":{\"status\":201}},"
+        "{\"create\":{\"status\":503,\"error\":{\"type\":\"unavailable_shards_exception\"}}},"
+        " {\"create\" : {\"status\" : 200 }} ]}";
     assert_int_equal(walk(body, &s, &ok), 3);
     assert_int_equal(s.status[1], 503);
     assert_string_equal(s.etype[1], "unavailable_shards_exception");
@@ -83,8 +84,8 @@ static void test_no_errors_shortcut(void **state)
     bool ok;
     assert_int_equal(walk("{\"errors\":false}", &s, &ok), 0);
     assert_true(ok);
-    assert_int_equal(walk("{\"took\":3,\"errors\":false,\"items\":[{\"index\":{\"status\":201}}]}",
-                          &s, &ok), 0);
+    assert_int_equal(
+        walk("{\"took\":3,\"errors\":false,\"items\":[{\"index\":{\"status\":201}}]}", &s, &ok), 0);
     assert_true(ok);
     assert_int_equal(s.n, 0);
 }
@@ -151,7 +152,8 @@ static void test_generated_ids(void **state)
     assert_int_equal(strlen(a), MARS_ELASTICSEARCH_ID_LEN);
     assert_string_not_equal(a, b);
     for (const char *p = a; *p; p++)
-        assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", *p));
+        assert_non_null(
+            strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", *p));
     mars_elasticsearch_gen_id(0x0123456789abcdefULL, 0, b); /* stable */
     assert_string_equal(a, b);
     mars_elasticsearch_gen_id(0x0123456789abcdeeULL, 0, b); /* nonce matters */
@@ -170,7 +172,8 @@ static void test_bulk_url(void **state)
     assert_string_equal(u, "http://es:9200/_bulk");
     free(u);
     u = mars_elasticsearch_bulk_url("https://es:9200/prefix", "errors,items.*.status", "p1");
-    assert_string_equal(u, "https://es:9200/prefix/_bulk?filter_path=errors,items.*.status&pipeline=p1");
+    assert_string_equal(
+        u, "https://es:9200/prefix/_bulk?filter_path=errors,items.*.status&pipeline=p1");
     free(u);
     u = mars_elasticsearch_bulk_url("http://es:9200", "", "p1");
     assert_string_equal(u, "http://es:9200/_bulk?pipeline=p1");
@@ -180,10 +183,14 @@ static void test_bulk_url(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_full_response),   cmocka_unit_test(test_filtered_response),
-        cmocka_unit_test(test_no_errors_shortcut), cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_classes),         cmocka_unit_test(test_action_lines),
-        cmocka_unit_test(test_generated_ids),   cmocka_unit_test(test_bulk_url),
+        cmocka_unit_test(test_full_response),
+        cmocka_unit_test(test_filtered_response),
+        cmocka_unit_test(test_no_errors_shortcut),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_classes),
+        cmocka_unit_test(test_action_lines),
+        cmocka_unit_test(test_generated_ids),
+        cmocka_unit_test(test_bulk_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

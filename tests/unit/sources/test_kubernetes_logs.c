@@ -44,8 +44,12 @@ static void test_cri(void **st)
     l = "2024-01-01T00:00:00Z stdout F";
     assert_int_equal(mars_kubernetes_decode_cri(l, (uint32_t)strlen(l), &r), 0);
     assert_int_equal(r.len, 0);
-    const char *bad[] = {"hello", "2024-01-01T00:00:00Z stdin F x", "2024-01-01T00:00:00Z stdout X x",
-                         "2024-01-01T00:00:00Z stdout", "2024-01-01T00:00:00Z stdout FF x", ""};
+    const char *bad[] = {"hello",
+                         "2024-01-01T00:00:00Z stdin F x",
+                         "2024-01-01T00:00:00Z stdout X x",
+                         "2024-01-01T00:00:00Z stdout",
+                         "2024-01-01T00:00:00Z stdout FF x",
+                         ""};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(mars_kubernetes_decode_cri(bad[i], (uint32_t)strlen(bad[i]), &r), -EINVAL);
 }
@@ -57,7 +61,8 @@ static void test_docker(void **st)
     struct kubernetes_rec r;
     mars_fbuild_init(&fb);
     mars_arena_init(&a);
-    const char *l = "{\"log\":\"say \\\"hi\\\"\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00.5Z\"}";
+    const char *l =
+        "{\"log\":\"say \\\"hi\\\"\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00.5Z\"}";
     assert_int_equal(mars_kubernetes_decode_docker(l, (uint32_t)strlen(l), &fb, &a, &r), 0);
     assert_int_equal(r.len, 8);
     assert_memory_equal(r.msg, "say \"hi\"", 8);
@@ -67,8 +72,9 @@ static void test_docker(void **st)
     assert_int_equal(mars_kubernetes_decode_docker(l, (uint32_t)strlen(l), &fb, &a, &r), 0);
     assert_true(r.partial);
     assert_int_equal(r.stream, KUBERNETES_STDERR);
-    const char *bad[] = {"{\"log\":\"x\\n\"}", "{\"log\":1,\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00Z\"}",
-                         "{\"log\":\"x\\n\",\"stream\":\"stdout\",\"time\":\"yesterday\"}", "{oops"};
+    const char *bad[] = {
+        "{\"log\":\"x\\n\"}", "{\"log\":1,\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00Z\"}",
+        "{\"log\":\"x\\n\",\"stream\":\"stdout\",\"time\":\"yesterday\"}", "{oops"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(
             mars_kubernetes_decode_docker(bad[i], (uint32_t)strlen(bad[i]), &fb, &a, &r), -EINVAL);
@@ -204,9 +210,12 @@ static void test_bound_and_docker(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_time),   cmocka_unit_test(test_cri),
-        cmocka_unit_test(test_docker), cmocka_unit_test(test_path),
-        cmocka_unit_test(test_merge),  cmocka_unit_test(test_give_back),
+        cmocka_unit_test(test_time),
+        cmocka_unit_test(test_cri),
+        cmocka_unit_test(test_docker),
+        cmocka_unit_test(test_path),
+        cmocka_unit_test(test_merge),
+        cmocka_unit_test(test_give_back),
         cmocka_unit_test(test_bound_and_docker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,8 +81,8 @@ static void test_address(void **state)
                      -EINVAL);
     assert_int_equal(mars_netconf_split_address("host:", host, sizeof(host), port, sizeof(port)),
                      -EINVAL);
-    assert_int_equal(mars_netconf_split_address("host:70000", host, sizeof(host), port, sizeof(port)),
-                     -EINVAL);
+    assert_int_equal(
+        mars_netconf_split_address("host:70000", host, sizeof(host), port, sizeof(port)), -EINVAL);
     assert_int_equal(mars_netconf_split_address("host:-1", host, sizeof(host), port, sizeof(port)),
                      -EINVAL);
 }

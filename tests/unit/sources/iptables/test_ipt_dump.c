@@ -24,9 +24,12 @@ static void test_equal_labels_add_up(void **state)
 {
     struct ipt_filter f = {.max_series = 100};
     struct ipt_dump *d = mars_iptables_dump_create();
-    assert_int_equal(mars_iptables_dump_add(d, &f, "ip", "filter", "OUTPUT", "a", 0, "accept", 1, 10), 0);
-    assert_int_equal(mars_iptables_dump_add(d, &f, "ip", "filter", "OUTPUT", "a", 0, "accept", 2, 20), 0);
-    assert_int_equal(mars_iptables_dump_add(d, &f, "ip", "filter", "OUTPUT", "a", 0, "drop", 4, 40), 0);
+    assert_int_equal(
+        mars_iptables_dump_add(d, &f, "ip", "filter", "OUTPUT", "a", 0, "accept", 1, 10), 0);
+    assert_int_equal(
+        mars_iptables_dump_add(d, &f, "ip", "filter", "OUTPUT", "a", 0, "accept", 2, 20), 0);
+    assert_int_equal(mars_iptables_dump_add(d, &f, "ip", "filter", "OUTPUT", "a", 0, "drop", 4, 40),
+                     0);
     assert_int_equal(d->n, 2);
     assert_int_equal(d->rows[0].packets, 3);
     assert_int_equal(d->rows[0].bytes, 30);
@@ -42,7 +45,8 @@ static void test_many_series_and_max(void **state)
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < 6000; i++) {
             snprintf(name, sizeof(name), "svc-%d", i);
-            assert_int_equal(mars_iptables_dump_add(d, &f, "ip", "nat", "KUBE-SVC-X", name, 0, "", 1, 1), 0);
+            assert_int_equal(
+                mars_iptables_dump_add(d, &f, "ip", "nat", "KUBE-SVC-X", name, 0, "", 1, 1), 0);
         }
     }
     assert_int_equal(d->n, 5000);

@@ -1,5 +1,5 @@
 /*
- * httpc.c - blocking test HTTP client (see httpc.h). Sockets get a 5 s receive and send
+ * httpc.c - blocking test HTTP client (see httpc.h). Sockets get a 30 s receive and send
  * timeout so a broken server fails a test instead of hanging it.
  */
 #include "httpc.h"
@@ -17,7 +17,9 @@
 
 int httpc_connect(const char *addr)
 {
-    struct timeval tv = {5, 0};
+    /* generous: the suite runs on loaded machines, and a server that answers late is not
+     * what these tests check */
+    struct timeval tv = {30, 0};
     int fd;
     if (addr[0] == '/') {
         struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -69,6 +71,8 @@ int httpc_raw(const char *addr, const char *raw, size_t len, struct httpc_resp *
     }
     for (size_t off = 0; off < len;) {
         ssize_t k = send(fd, raw + off, len - off, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
         if (k <= 0)
             break; /* the server may close early (limits): read what it said */
         off += (size_t)k;
@@ -82,6 +86,10 @@ int httpc_raw(const char *addr, const char *raw, size_t len, struct httpc_resp *
             cap *= 2;
         }
         ssize_t k = recv(fd, buf + n, cap - n, 0);
+        if (k < 0 && errno == EINTR)
+            continue; /* a socket with a timeout is not restarted after a signal */
+        if (k < 0)
+            fprintf(stderr, "httpc: %s: recv after %zu bytes: %s\n", addr, n, strerror(errno));
         if (k <= 0)
             break;
         n += (size_t)k;

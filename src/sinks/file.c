@@ -112,6 +112,7 @@ struct file_sink {
     char path_buf[PATH_MAX]; /* rendering scratch */
     char run_path[PATH_MAX]; /* path of the run being collected */
     uint64_t utf8_before;    /* encoder's invalid count when the request started */
+    bool repaired;           /* holds the shared tail-repair marker (tail_repair_create) */
 };
 
 static int file_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
@@ -328,6 +329,67 @@ static void file_abort(struct mars_sink *s)
         mars_fdwriter_cancel(&fs->fw);
 }
 
+/* ---- a partial last line left by a crash ---- */
+
+#define TAIL_SCAN_MAX (64u << 20) /* how far back a torn tail is looked for */
+
+struct tail_repair {
+    const char *id, *path;
+};
+
+/* A kill -9 or power loss in the middle of a write can leave the file ending in part of a
+ * line, and the next line appended would be glued to it. So before the first write of this
+ * process the file is cut back to its last complete line (what was cut was never
+ * acknowledged, so its events are sent again). Runs once per sink (mars_shared_acquire's
+ * create, under its lock), before any instance writes: nothing else appends then. */
+static void *tail_repair_create(void *arg)
+{
+    const struct tail_repair *t = arg;
+    static char done; /* the shared object is only a marker */
+    char buf[65536];
+    struct stat st;
+    int fd = open(t->path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return &done; /* absent: nothing to repair; open errors are reported by get_file */
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
+        (pread(fd, buf, 1, st.st_size - 1) == 1 && buf[0] == '\n')) {
+        close(fd);
+        return &done;
+    }
+    uint64_t size = (uint64_t)st.st_size, end = size, keep = UINT64_MAX;
+    while (end > 0 && size - end < TAIL_SCAN_MAX && keep == UINT64_MAX) {
+        size_t n = end < sizeof(buf) ? (size_t)end : sizeof(buf);
+        if (pread(fd, buf, n, (off_t)(end - n)) != (ssize_t)n)
+            break;
+        for (size_t i = n; i-- > 0;)
+            if (buf[i] == '\n') {
+                keep = end - n + i + 1;
+                break;
+            }
+        end -= n;
+    }
+    if (keep == UINT64_MAX && end == 0)
+        keep = 0; /* the whole file is one unfinished line */
+    if (keep != UINT64_MAX && ftruncate(fd, (off_t)keep) == 0) {
+        mars_warn(t->id,
+                  "%s ended in a partial line (%llu bytes, left by a crash): cut back "
+                  "to its last complete line",
+                  t->path, (unsigned long long)(size - keep));
+    } else if (write(fd, "\n", 1) == 1) { /* too far back, or cannot cut: a fresh line */
+        mars_warn(t->id, "%s ended in a partial line: the next line starts after it", t->path);
+    } else {
+        mars_error(t->id, "%s ends in a partial line that cannot be repaired: %s", t->path,
+                   strerror(errno));
+    }
+    close(fd);
+    return &done;
+}
+
+static void tail_repair_destroy(void *obj)
+{
+    (void)obj;
+}
+
 static int file_init(struct mars_sink *s)
 {
     const struct file_conf *conf = mars_sink_conf(s);
@@ -351,8 +413,13 @@ static int file_init(struct mars_sink *s)
     /* a static path is opened now, so a bad path fails at startup, not at the first line */
     if (!mars_template_is_dynamic(fs->tpl)) {
         int rc = 0;
+        struct tail_repair t = {mars_sink_id(s), conf->path};
+        fs->repaired =
+            mars_shared_acquire(mars_sink_obs(s), mars_sink_id(s), tail_repair_create, &t) != NULL;
         if (!get_file(fs, conf->path, &rc)) {
             mars_error(mars_sink_id(s), "cannot open %s: %s", conf->path, strerror(-rc));
+            if (fs->repaired)
+                mars_shared_release(mars_sink_obs(s), mars_sink_id(s), tail_repair_destroy);
             mars_template_destroy(fs->tpl);
             free(fs->files);
             free(fs);
@@ -365,6 +432,8 @@ static int file_init(struct mars_sink *s)
 static void file_destroy(struct mars_sink *s)
 {
     struct file_sink *fs = mars_sink_state(s);
+    if (fs->repaired)
+        mars_shared_release(mars_sink_obs(s), mars_sink_id(s), tail_repair_destroy);
     while (fs->nfiles > 0)
         close_file(fs, &fs->files[fs->nfiles - 1]);
     mars_template_destroy(fs->tpl);

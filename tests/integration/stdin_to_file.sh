@@ -4,7 +4,8 @@
 # line. Text output must equal the input byte for byte (plus the newline the last line
 # lacked), whether stdin is a regular file or a pipe, with 1 or 2 workers. ndjson output
 # must be one JSON object per input line whose message is the line (invalid UTF-8 bytes
-# replaced by U+FFFD, one per byte).
+# replaced by U+FFFD, one per byte). A file left ending in part of a line is cut back to its
+# last complete line before mars appends to it.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 
@@ -152,5 +153,19 @@ expect_eq "$(stat_of "$TMP/err" out sent_bytes)" "$(wc -c <"$out" | tr -d ' ')" 
     "ndjson: file sink sent bytes vs. file size"
 # invalid UTF-8 is counted as an error of the encoding sink (the lines still go out)
 (($(stat_of "$TMP/err" out errors) > 0)) || fail "ndjson: invalid UTF-8 replaced but no errors counted"
+
+say "a file that ends in part of a line (a crash mid-write) is cut back before the first append"
+torn="$TMP/torn.log"
+printf 'kept 1\nkept 2\npartial line from a kill -9' >"$torn"
+config text "$torn"
+printf 'new 1\nnew 2\n' >"$TMP/small"
+run_mars 60 -c "$TMP/mars.yaml" --workers 2 <"$TMP/small" >/dev/null 2>"$TMP/err"
+expect_eq "$MARS_RC" 0 "torn tail: exit status"
+expect_eq "$(cat "$torn")" "$(printf 'kept 1\nkept 2\nnew 1\nnew 2')" "torn tail: file content"
+grep -q 'ended in a partial line (27 bytes' "$TMP/err" || fail "torn tail: no warning naming the cut"
+say "a file that ends with a complete line is appended to as it is"
+run_mars 60 -c "$TMP/mars.yaml" <"$TMP/small" >/dev/null 2>"$TMP/err"
+expect_eq "$(wc -l <"$torn" | tr -d ' ')" 6 "clean tail: lines after a second run"
+if grep -q 'partial line' "$TMP/err"; then fail "clean tail: warned about a partial line"; fi
 
 pass "200k varied lines passed through unchanged (file, pipe; 1 and 2 workers; text and ndjson)"

@@ -31,7 +31,9 @@ const struct mars_opt mars_elasticsearch_options[] = {
      .offset = OFF(mode),
      .def = "bulk",
      .choices = mode_names,
-     .desc = "bulk sends events with the _bulk API."},
+     .desc = "bulk sends events with the _bulk API, the only mode so far; the option is "
+             "there so a data-stream or single-document mode can be added without changing "
+             "configs that name it."},
     {.name = "action",
      .type = MARS_OPT_ENUM,
      .offset = OFF(action),

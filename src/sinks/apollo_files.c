@@ -31,7 +31,6 @@
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +45,8 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/spawn.h"
 #include "component.h"
-
-extern char **environ;
 
 #define REAP_POLL_NS (50 * 1000000LL)
 #define OUTPUT_KEEP  4096
@@ -534,45 +532,18 @@ static void on_reap(struct mars_ev_op *op, int res)
 
 static void run_command(struct af *af)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, all;
-    int pfd[2];
     if (af->pid > 0) {
         af->pending = true; /* runs once more when this one ends */
         return;
     }
-    if (pipe2(pfd, O_CLOEXEC)) {
-        count(af, RES_FAILED);
-        return;
-    }
-    fcntl(pfd[0], F_SETFL, fcntl(pfd[0], F_GETFL) | O_NONBLOCK);
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
-    posix_spawnattr_init(&attr);
-    /* mars blocks its signals and ignores SIGPIPE; the command must not inherit that */
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                        POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setpgroup(&attr, 0);
-    int rc = posix_spawnp(&af->pid, af->argv[0], &fa, &attr, af->argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close(pfd[1]);
+    int rc = mars_spawn_captured(af->argv, &af->pid, &af->out_fd);
     if (rc) {
-        af->pid = -1;
-        close(pfd[0]);
         count(af, RES_FAILED);
-        mars_error(mars_sink_id(af->sink), "cannot run on_change %s: %s", af->conf->on_change.v[0],
-                   strerror(rc));
+        if (rc != -EMFILE && rc != -ENFILE)
+            mars_error(mars_sink_id(af->sink), "cannot run on_change %s: %s",
+                       af->conf->on_change.v[0], strerror(-rc));
         return;
     }
-    af->out_fd = pfd[0];
     af->out_len = 0;
     af->killed = false;
     af->started_ns = mars_ev_clock_ns();

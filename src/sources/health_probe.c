@@ -27,7 +27,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
+#include "core/spawn.h"
 
 #define REAP_POLL_NS 5000000
 
@@ -433,40 +432,15 @@ static void read_output(struct health_probe *p)
 
 static void start_exec(struct health_probe *p)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t none, all;
-    int pfd[2], rc;
-
-    if (pipe2(pfd, O_CLOEXEC)) {
-        decide(p, false, "pipe: %s", strerror(errno));
+    int rc = mars_spawn_captured(p->argv, &p->pid, &p->fd);
+    if (rc == -EMFILE || rc == -ENFILE) {
+        decide(p, false, "pipe: %s", strerror(-rc));
         return;
     }
-    fcntl(pfd[0], F_SETFL, fcntl(pfd[0], F_GETFL) | O_NONBLOCK);
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
-    posix_spawnattr_init(&attr);
-    /* mars blocks SIGTERM/SIGINT/SIGHUP and ignores SIGPIPE; the command must not inherit that */
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                        POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setpgroup(&attr, 0);
-    rc = posix_spawnp(&p->pid, p->argv[0], &fa, &attr, p->argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close(pfd[1]);
     if (rc) {
-        p->pid = -1;
-        close(pfd[0]);
-        decide(p, false, "cannot run %s: %s", p->argv[0], strerror(rc));
+        decide(p, false, "cannot run %s: %s", p->argv[0], strerror(-rc));
         return;
     }
-    p->fd = pfd[0];
     read_output(p);
 }
 

@@ -68,9 +68,18 @@ struct mars_strlist {
     size_t n;
 };
 
+/* How a map value was written, for options whose values keep their YAML type (modify's
+ * set: 42 is a number, "42" a string). */
+enum mars_strmap_style {
+    MARS_STRMAP_PLAIN,  /* an unquoted scalar */
+    MARS_STRMAP_QUOTED, /* a quoted scalar: always a string */
+    MARS_STRMAP_NULL,   /* no value, ~ or null (vals[i] is "") */
+};
+
 struct mars_strmap {
     char **keys;
     char **vals;
+    unsigned char *style; /* enum mars_strmap_style per entry */
     size_t n;
 };
 

@@ -96,6 +96,9 @@ struct mars_sink_ops {
 struct mars_component_desc {
     const char *name;
     const char *description;
+    /* Optional: what the reference says after the options (the fields a parser produces,
+     * say), as markdown paragraphs; `mars describe TYPE` prints it too. */
+    const char *notes;
     enum mars_kind kind;
     unsigned produces; /* sources, transforms: MARS_DATA_* */
     unsigned accepts;  /* transforms, sinks: MARS_DATA_* */

@@ -42,6 +42,8 @@ static void describe_type(FILE *f, const struct mars_component_desc *d, bool md)
         mars_schema_describe(d->options, NULL, fmt, f);
     else
         fprintf(f, "%s\n", md ? "No options of its own." : "  (no options of its own)");
+    if (d->notes)
+        fprintf(f, "\n%s\n", d->notes);
     if (d->kind != MARS_KIND_SOURCE && !md) {
         fprintf(f, "\nOptions every %s has:\n", mars_kind_name(d->kind));
         mars_schema_describe(d->kind == MARS_KIND_SINK ? mars_sink_common_options

@@ -534,6 +534,31 @@ const struct mars_component_desc mars_transform_parse = {
     .name = "parse",
     .description = "Parses a field (the message by default) into fields: JSON, logfmt, "
                    "key/value, regex, CRI, Docker, syslog, nginx or Apache lines.",
+    .notes = "Fields each format produces (at the root, or under `target`):\n\n"
+             "| format | fields |\n"
+             "| --- | --- |\n"
+             "| json | the object's members as they are (numbers, booleans, null, objects, arrays "
+             "keep their JSON kind); a string `message` becomes the message |\n"
+             "| logfmt, key_value | one string per key (`a=1` gives \"1\"); a key without a value "
+             "is `true`; a repeated key keeps its last value |\n"
+             "| regex | one string per named group that took part in the match |\n"
+             "| cri | message, stream (stdout or stderr), logtag (P or F); the event time |\n"
+             "| docker | message (from `log`, the trailing newline cut), stream and any other "
+             "member; the event time from `time` |\n"
+             "| syslog (RFC 5424) | facility (kern, user, ... local7), severity (emerg ... debug), "
+             "version, "
+             "hostname, appname, procid (a number when it is one), msgid, structured_data "
+             "(`{id: {param: value}}`), message; the event time |\n"
+             "| syslog (RFC 3164) | facility and severity (when PRI is there), hostname, appname, "
+             "procid, message; the event time (the year that puts it nearest before now) |\n"
+             "| nginx | client, user, request, method, path, protocol, status (number), size "
+             "(number, `-` is 0), referer, agent, forwarded_for (the optional last field); the "
+             "event time |\n"
+             "| apache | client, ident, user, request, method, path, protocol, status, size, "
+             "referer, agent; the event time |\n\n"
+             "Values written `-` (nginx, apache) are left out. method, path and protocol are "
+             "missing when the request line is not `METHOD PATH PROTOCOL` (a TLS handshake sent "
+             "to a plain port, say); request is kept.",
     .kind = MARS_KIND_TRANSFORM,
     .produces = MARS_DATA_LOG,
     .accepts = MARS_DATA_LOG,

@@ -86,6 +86,15 @@ struct mars_engine *mars_engine_create(const struct mars_config *cfg,
             return NULL;
         }
     }
+    if (cfg->top.host.add) {
+        const char *name = cfg->top.host.name, *env = getenv("NODE_NAME");
+        if (name && name[0])
+            snprintf(e->host, sizeof(e->host), "%s", name);
+        else if (env && env[0])
+            snprintf(e->host, sizeof(e->host), "%s", env);
+        else if (gethostname(e->host, sizeof(e->host) - 1) != 0)
+            snprintf(e->host, sizeof(e->host), "localhost");
+    }
     e->nworkers = pick_workers(cfg, &e->opts);
     e->workers = calloc(e->nworkers, sizeof(*e->workers));
     if (!e->workers) {

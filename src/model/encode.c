@@ -259,6 +259,10 @@ int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event 
         rc = rc ? rc : out_put(e, ",\"file\":", 8);
         rc = rc ? rc : mars_encode_json_string(e, ev->file, strlen(ev->file));
     }
+    if (ev->host && (!f || mars_fields_member(f, 0, "host", 4) == MARS_FIELD_NIL)) {
+        rc = rc ? rc : out_put(e, ",\"host\":", 8);
+        rc = rc ? rc : mars_encode_json_string(e, ev->host, strlen(ev->host));
+    }
     if (f)
         rc = rc ? rc : put_members(e, f, 0, true, true, o, false);
     return rc ? rc : out_put(e, "}", 1);

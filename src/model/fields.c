@@ -279,6 +279,12 @@ static bool synthesized(const struct mars_event *ev, const struct mars_path_seg 
         out->len = (uint32_t)strlen(ev->file);
         return true;
     }
+    if (s->len == 4 && memcmp(s->name, "host", 4) == 0 && ev->host) {
+        out->kind = MARS_FIELD_STRING;
+        out->ptr = ev->host;
+        out->len = (uint32_t)strlen(ev->host);
+        return true;
+    }
     if (s->len == 9 && memcmp(s->name, "timestamp", 9) == 0) {
         out->kind = MARS_FIELD_STRING;
         out->len = (uint32_t)mars_time_rfc3339(ev->ts_ns, out->buf);
@@ -565,10 +571,15 @@ int mars_fields_remove(struct mars_batch *b, struct mars_event *ev, const struct
         return -EINVAL;
     if (!mars_fields_get(ev, p, &v))
         return -ENOENT;
-    if (v.idx == MARS_FIELD_NIL) { /* message itself (timestamp cannot be removed) */
-        if (!mars_path_is(p, "message"))
+    if (v.idx == MARS_FIELD_NIL) { /* the event's own (timestamp cannot be removed) */
+        if (mars_path_is(p, "file"))
+            ev->file = NULL;
+        else if (mars_path_is(p, "host"))
+            ev->host = NULL;
+        else if (mars_path_is(p, "message"))
+            ev->flags |= MARS_EVF_NO_MESSAGE;
+        else
             return -ENOENT;
-        ev->flags |= MARS_EVF_NO_MESSAGE;
         return 0;
     }
     struct mars_fields *f = mars_fields_writable(b, ev, 0, &err);

@@ -305,10 +305,14 @@ void mars_texpr_destroy(struct mars_texpr *x)
 
 /* ---- evaluation ---- */
 
+/* `host` when the event has none: $NODE_NAME, else the hostname (as host.name's default). */
 static const char *hostname(void)
 {
     static char host[256];
-    if (!host[0] && gethostname(host, sizeof(host) - 1) != 0)
+    const char *env = getenv("NODE_NAME");
+    if (!host[0] && env && env[0])
+        snprintf(host, sizeof(host), "%s", env);
+    else if (!host[0] && gethostname(host, sizeof(host) - 1) != 0)
         strcpy(host, "localhost");
     return host;
 }

@@ -324,12 +324,14 @@ run_mars 60 -c "$TMP/mars.yaml" <"$TMP/in12" 2>"$TMP/err12"
 expect_eq "$MARS_RC" 0 "mars exit code"
 lines_at_least() { test "$(lines_of "$1")" -ge "$2"; }
 wait_until 30 "the stored documents" lines_at_least "$TMP/docs12" 2
-"$PY" - "$TMP/docs12" <<'PYEOF' || fail "dedotted documents differ: $(cat "$TMP/docs12")"
+"$PY" - "$TMP/docs12" "${NODE_NAME:-$(hostname)}" <<'PYEOF' || fail "dedotted documents differ: $(cat "$TMP/docs12")"
 import json, sys
 got = {}
 for line in open(sys.argv[1]):
     s = json.loads(line)["source"]
     s.pop("@timestamp")
+    if s.pop("host") != sys.argv[2]:
+        sys.exit("host differs")
     got[s["seq"]] = s
 want = {
     1: {"seq": 1, "kubernetes": {"labels": {"app": "web", "app_kubernetes_io/name": "web",

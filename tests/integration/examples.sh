@@ -63,6 +63,8 @@ for d in docs:
     s = d["source"]
     k = s.pop("kubernetes")
     s.pop("file")
+    if s.pop("host") != "node-a":  # NODE_NAME
+        sys.exit("host is not the node's name")
     got.append((d["index"], k["labels"], k["namespace"], k["container"], s))
 want_labels = {"app": "shop", "app_kubernetes_io/name": "shop"}
 want = [
@@ -94,7 +96,7 @@ MARS_DATA_DIR=$d/data NGINX_LOG_DIR=$d/log LOKI_URL=http://127.0.0.1:$LOKI_PORT 
     run_mars 60 -c "$EX/nginx-loki.yaml" --once 2>"$d/err"
 expect_eq "$MARS_RC" 0 "exit code; $(show_log "$d/err")"
 wait_until 30 "3 Loki entries" count_at_least "$d/entries" 3
-"$PY" - "$d/entries" "$(hostname)" <<'PY' || fail "Loki entries differ: $(cat "$d/entries")"
+"$PY" - "$d/entries" "${NODE_NAME:-$(hostname)}" <<'PY' || fail "Loki entries differ: $(cat "$d/entries")"
 import hashlib, json, sys
 host = sys.argv[2]
 got = []
@@ -102,6 +104,8 @@ for l in open(sys.argv[1]):
     e = json.loads(l)
     line = json.loads(e["line"])
     line.pop("file")
+    if line.pop("host") != host:
+        sys.exit("host differs in the line")
     got.append((e["stream"], line))
 got.sort(key=lambda g: g[1]["timestamp"])
 def labels(c):
@@ -146,12 +150,14 @@ MARS_DATA_DIR=$d/data APP_LOG_DIR=$d/log COLLECTOR_URL=http://127.0.0.1:$HTTP_PO
     run_mars 60 -c "$EX/app-json-http.yaml" --once 2>"$d/err"
 expect_eq "$MARS_RC" 0 "exit code; $(show_log "$d/err")"
 wait_until 30 "4 lines at the collector" count_at_least "$d/bodies" 4
-"$PY" - "$d/bodies" <<'PY' || fail "collector bodies differ: $(cat "$d/bodies")"
+"$PY" - "$d/bodies" "${NODE_NAME:-$(hostname)}" <<'PY' || fail "collector bodies differ: $(cat "$d/bodies")"
 import json, sys
 got = [json.loads(l) for l in open(sys.argv[1])]
 read_time = [g.pop("timestamp") for g in got]
 for g in got:
     g.pop("file")
+    if g.pop("host") != sys.argv[2]:
+        sys.exit("host differs")
 want = [
     {"message": "Starting app v1.2", "service": "unknown", "level": "info"},
     {"message": "ready", "level": "info", "service": "cart"},

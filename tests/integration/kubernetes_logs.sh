@@ -35,6 +35,7 @@ stat_api() { # stat_api KEY
 conf() { # conf DIR API [EXTRA]
     cat >"$1/mars.yaml" <<YAML
 data_dir: $1/data
+host: {name: node-a}
 sources:
   k:
     type: kubernetes_logs
@@ -131,7 +132,7 @@ PY
     kill -TERM "$MARS_PID"
     wait_exit "$MARS_PID" 15 "$d/err"
     expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"
-    node check "$d/out.json" "$d/expect" || fail "enriched output differs"
+    node check "$d/out.json" "$d/expect" node-a || fail "enriched output differs"
     expect_eq "$(stat_of "$d/err" k errors)" 0 "source errors"
     expect_eq "$(stat_api watch_namespaces)" "$(( $(stat_api list_namespaces) ))" "a namespace watch per list"
     (( $(stat_api list_pods) == 2 )) || fail "pod lists: $(stat_api list_pods) (want 2: start, 410)"
@@ -167,7 +168,7 @@ api_down_at_start() {
     kill -TERM "$MARS_PID"
     wait_exit "$MARS_PID" 15 "$d/err"
     expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"
-    node check "$d/out.json" "$d/expect" || fail "output differs"
+    node check "$d/out.json" "$d/expect" node-a || fail "output differs"
     grep -q "10 lines were shipped without metadata" "$d/err" || fail "unknown lines not counted; $(show_log "$d/err")"
     kill "$API_PID"
     pass "API server down at start: lines flow, metadata later"
@@ -185,7 +186,7 @@ many_pods() {
     kill -TERM "$MARS_PID"
     wait_exit "$MARS_PID" 15 "$d/err"
     expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"
-    node check "$d/out.json" "$d/expect" || fail "output differs"
+    node check "$d/out.json" "$d/expect" node-a || fail "output differs"
     expect_eq "$(stat_api list_pods)" 1 "one pod list for 500 pods"
     kill "$API_PID"
     pass "500 pods on one node"
@@ -237,6 +238,8 @@ for line in open(sys.argv[1]):
     e = json.loads(line)
     k = e.pop("kubernetes")
     e.pop("file")
+    if e.pop("host") != "node-a":
+        sys.exit("host is not node-a")
     got.append((k["container"], k.get("parser"), e))
 want = [
     ("app", "json", {"timestamp": "2024-01-01T00:00:01.000000000Z", "message": "hello",

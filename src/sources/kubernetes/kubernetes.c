@@ -630,7 +630,7 @@ const struct mars_component_desc mars_source_kubernetes_logs = {
                    "log files), with its pod's identity and metadata.",
     .kind = MARS_KIND_SOURCE,
     .produces = MARS_DATA_LOG,
-    .flags = MARS_DESC_PER_WORKER | MARS_DESC_DATA_DIR | MARS_DESC_LAG_BYTES,
+    .flags = MARS_DESC_PER_WORKER | MARS_DESC_DATA_DIR | MARS_DESC_LAG_BYTES | MARS_DESC_LOCAL_LOGS,
     .options = kubernetes_options,
     .conf_size = sizeof(struct kubernetes_conf),
     .check = kubernetes_check,

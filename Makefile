@@ -2,6 +2,7 @@
 # Debian packages it needs are installed (scripts/deps.sh is idempotent).
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+PKG_BUILD  ?= build-pkg
 JOBS       ?= $(shell nproc)
 CONFIG     ?= conf/quickstart.yaml
 
@@ -9,7 +10,7 @@ CONFIG     ?= conf/quickstart.yaml
 FORMAT_FILES = $(shell git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]')
 
 .PHONY: docs all deps deps-test build build-asan run test test-release test-asan test-fuzz bench \
-        bench-quick clean format format-check cppcheck
+        bench-quick clean format format-check cppcheck package
 
 all: build
 
@@ -73,8 +74,15 @@ format-check: deps-test
 cppcheck: deps-test build
 	@scripts/cppcheck.sh $(BUILD)
 
+# The .deb (CPack, cmake/install.cmake): its own build tree, because the unit and the
+# conffile name the install prefix, which must be /usr for a package.
+package: deps
+	@cmake -S . -B $(PKG_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
+	@cmake --build $(PKG_BUILD) -j $(JOBS) --target mars mars_man
+	cd $(PKG_BUILD) && cpack -G DEB
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(PKG_BUILD)
 
 docs: build
 	$(BUILD)/mars describe --markdown > docs/reference.md

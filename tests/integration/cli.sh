@@ -30,13 +30,19 @@ has "$TMP/out" "Exit codes: 0 success, 1 invalid configuration, 2 usage error, 3
 mars_cli 0 "-h" -h
 has "$TMP/out" "Exit codes:" "-h"
 
-say "--version prints 'mars X.Y.Z (io backends: ...)' with the project version"
+say "--version and version print 'mars X.Y.Z (io backends: ...)', the commit and the build date"
 want_version=$(sed -n 's/^project(mars VERSION \([0-9][0-9.]*\).*/\1/p' "$MARS_SRC/CMakeLists.txt")
 [[ -n $want_version ]] || fail "cannot find the project version in $MARS_SRC/CMakeLists.txt"
-for opt in --version -V; do
+want_commit=$(git -C "$MARS_SRC" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+for opt in --version -V version; do
     mars_cli 0 "$opt" "$opt"
-    expect_eq "$(wc -l <"$TMP/out" | tr -d ' ')" 1 "$opt output lines"
-    line=$(cat "$TMP/out")
+    expect_eq "$(wc -l <"$TMP/out" | tr -d ' ')" 3 "$opt output lines"
+    line=$(sed -n 1p "$TMP/out")
+    commit=$(sed -n 's/^commit: //p' "$TMP/out")
+    [[ ${commit%-dirty} == "$want_commit" ]] || fail "$opt: commit '$commit', expected $want_commit"
+    built=$(sed -n 's/^built: //p' "$TMP/out")
+    [[ $built =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]] ||
+        fail "$opt: build date '$built' is not YYYY-MM-DDTHH:MM:SSZ"
     [[ $line =~ ^mars\ ([0-9]+\.[0-9]+\.[0-9]+)\ \(io\ backends:\ ([a-z_]+([ ,]+[a-z_]+)*)\)$ ]] ||
         fail "$opt printed '$line', expected 'mars X.Y.Z (io backends: ...)'"
     expect_eq "${BASH_REMATCH[1]}" "$want_version" "$opt version"

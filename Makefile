@@ -2,7 +2,6 @@
 # Debian packages it needs are installed (scripts/deps.sh is idempotent).
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
-PKG_BUILD  ?= build-pkg
 JOBS       ?= $(shell nproc)
 CONFIG     ?= conf/quickstart.yaml
 
@@ -74,15 +73,15 @@ format-check: deps-test
 cppcheck: deps-test build
 	@scripts/cppcheck.sh $(BUILD)
 
-# The .deb (CPack, cmake/install.cmake): its own build tree, because the unit and the
-# conffile name the install prefix, which must be /usr for a package.
+# The .deb (CPack, cmake/install.cmake), laid out at /usr whatever the build's prefix, with
+# a stripped binary: $(BUILD)/mars_<version>_<arch>.deb
 package: deps
-	@cmake -S . -B $(PKG_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
-	@cmake --build $(PKG_BUILD) -j $(JOBS) --target mars mars_man
-	cd $(PKG_BUILD) && cpack -G DEB
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target mars mars_man
+	cd $(BUILD) && cpack -G DEB
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(PKG_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD)
 
 docs: build
 	$(BUILD)/mars describe --markdown > docs/reference.md

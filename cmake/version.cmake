@@ -2,12 +2,15 @@
 # Run at every build by the mars_version target (cmake -P), so the header follows new
 # commits; configure_file leaves OUT untouched when nothing changed, so nothing rebuilds.
 # The date is reproducible: SOURCE_DATE_EPOCH when set, else the commit's date, else
-# "unknown" (a tarball without .git and without SOURCE_DATE_EPOCH).
+# "unknown" (a tarball without .git and without SOURCE_DATE_EPOCH). A build without .git
+# (the Docker image) passes the commit in the MARS_GIT_COMMIT environment variable.
 cmake_minimum_required(VERSION 3.25)
 set(MARS_GIT_COMMIT "unknown")
 set(commit_epoch "")
 find_package(Git QUIET)
-if(GIT_FOUND)
+if(NOT "$ENV{MARS_GIT_COMMIT}" STREQUAL "")
+  set(MARS_GIT_COMMIT "$ENV{MARS_GIT_COMMIT}")
+elseif(GIT_FOUND)
   execute_process(COMMAND ${GIT_EXECUTABLE} -C ${SRC} rev-parse --short=12 HEAD
                   OUTPUT_VARIABLE head OUTPUT_STRIP_TRAILING_WHITESPACE
                   RESULT_VARIABLE rc ERROR_QUIET)

@@ -144,6 +144,57 @@ static void man_verbatim(FILE *f, const char *text)
     fputs(".fi\n", f);
 }
 
+/* n bytes of Markdown-ish text as roff: escapes, no backticks, no line may start a request */
+static void roff_text(FILE *f, const char *s, size_t n)
+{
+    while (n && *s == ' ')
+        s++, n--;
+    if (n && (*s == '.' || *s == '\''))
+        fputs("\\&", f);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\')
+            fputs("\\e", f);
+        else if (s[i] == '-')
+            fputs("\\-", f);
+        else if (s[i] != '`')
+            fputc(s[i], f);
+    }
+}
+
+/* A descriptor's notes (Markdown: paragraphs and tables) as roff: each table row after
+ * the header becomes a tagged paragraph, its first cell the tag in italics (options are
+ * the bold tags). */
+static void man_notes(FILE *f, const char *notes)
+{
+    bool header = true;
+    fputs(".PP\n", f);
+    for (const char *line = notes; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        if (n == 0) {
+            fputs(".PP\n", f);
+            header = true;
+        } else if (line[0] != '|') {
+            roff_text(f, line, n);
+            fputs("\n", f);
+        } else if (strncmp(line, "| ---", 5) == 0 || header) {
+            header = false; /* the column names and the separator */
+        } else {
+            const char *end = line + n, *cell = line + 1,
+                       *bar = memchr(cell, '|', (size_t)(end - cell));
+            fputs(".TP\n.I ", f);
+            roff_text(f, cell, bar ? (size_t)(bar - cell) : (size_t)(end - cell));
+            fputs("\n", f);
+            for (cell = bar ? bar + 1 : end; cell < end; cell = bar ? bar + 1 : end) {
+                bar = memchr(cell, '|', (size_t)(end - cell));
+                roff_text(f, cell, bar ? (size_t)(bar - cell) : (size_t)(end - cell));
+            }
+            fputs("\n", f);
+        }
+        line += n + (nl ? 1 : 0);
+    }
+}
+
 static void man_components(FILE *f)
 {
     for (int k = MARS_KIND_SOURCE; k <= MARS_KIND_SINK; k++) {
@@ -167,6 +218,8 @@ static void man_components(FILE *f)
                 mars_schema_describe(d->options, NULL, MARS_DESCRIBE_MAN, f);
             else
                 fputs(".PP\nNo options of its own.\n", f);
+            if (d->notes)
+                man_notes(f, d->notes);
         }
     }
 }

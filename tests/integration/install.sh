@@ -40,6 +40,8 @@ awk '/^\.SH FILES/ { exit } prev == ".TP" && /^\.B / { sub(/^\.B /, ""); gsub(/\
 diff -u "$TMP/md.options" "$TMP/man.options" >"$TMP/opt.diff" ||
     fail "options differ between reference and man page: $(head -20 "$TMP/opt.diff")"
 grep -qF -- "mars validate [OPTIONS]" "$man" || fail "man page lacks the --help synopsis"
+# a component's notes (parse: the fields of each format) are in the man page too
+grep -qF -- "Fields each format produces" "$man" || fail "man page lacks the parse notes"
 if command -v groff >/dev/null; then
     groff -man -Tutf8 -z -wmac -wdelim -wel -wescape -Wbreak "$man" 2>"$TMP/groff.err" || fail "groff failed"
     [[ ! -s $TMP/groff.err ]] || fail "groff warnings: $(head -5 "$TMP/groff.err")"

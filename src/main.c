@@ -323,14 +323,18 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "validate") == 0)
         return optind < argc ? EXIT_USAGE : cmd_validate(&cli);
     if (strcmp(cmd, "version") == 0) {
-        if (optind < argc)
+        if (optind < argc) {
+            fprintf(stderr, "mars: unexpected argument '%s'\n", argv[optind]);
             return EXIT_USAGE;
+        }
         print_version();
         return EXIT_OK;
     }
     if (strcmp(cmd, "top") == 0) {
-        if (optind + 1 < argc)
+        if (optind + 1 < argc) {
+            fprintf(stderr, "mars: unexpected argument '%s'\n", argv[optind + 1]);
             return EXIT_USAGE;
+        }
         return mars_top_run(optind < argc ? argv[optind] : NULL) ? EXIT_START : EXIT_OK;
     }
     if (strcmp(cmd, "describe") == 0 && cli.man) {

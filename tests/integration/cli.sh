@@ -69,6 +69,10 @@ mars_cli 2 "--workers not a number" --workers two -c /dev/null
 mars_cli 2 "stray argument to run" run extra-argument
 has "$TMP/err" "unexpected argument 'extra-argument'" "stray argument"
 mars_cli 2 "stray argument to validate" validate extra-argument
+mars_cli 2 "stray argument to version" version extra-argument
+has "$TMP/err" "unexpected argument 'extra-argument'" "version extra"
+mars_cli 2 "two addresses to top" top 127.0.0.1:1 127.0.0.1:2
+has "$TMP/err" "unexpected argument '127.0.0.1:2'" "top extra"
 
 say "describe lists every built-in type in its section, and no test-only type"
 mars_cli 0 "describe" describe

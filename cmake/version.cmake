@@ -38,3 +38,4 @@ file(WRITE ${OUT}.new
   "#define MARS_GIT_COMMIT \"${MARS_GIT_COMMIT}\"\n"
   "#define MARS_BUILD_DATE \"${MARS_BUILD_DATE}\"\n")
 file(COPY_FILE ${OUT}.new ${OUT} ONLY_IF_DIFFERENT)
+file(REMOVE ${OUT}.new)

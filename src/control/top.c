@@ -46,6 +46,7 @@ struct top_row {
     double fill; /* 0..1; < 0 for components without a buffer */
     double in_rate, out_rate, bytes_rate, err_rate;
     bool has_rate;
+    size_t order; /* position in the API's answer: the config's order */
 };
 
 struct top_snap {
@@ -191,7 +192,9 @@ static int parse_components(struct top *t, struct top_snap *s)
         if (!rows)
             return -ENOMEM;
         s->rows = rows;
-        parse_row(el.ptr, el.len, &s->rows[s->n++]);
+        parse_row(el.ptr, el.len, &s->rows[s->n]);
+        s->rows[s->n].order = s->n;
+        s->n++;
     }
     return 0;
 }
@@ -307,20 +310,25 @@ static double sort_value(const struct top_row *r, enum top_sort k)
     }
 }
 
-static enum top_sort cmp_key;
-static bool cmp_reverse;
+struct sort_by {
+    enum top_sort key;
+    bool reverse;
+};
 
-static int cmp_rows(const void *a, const void *b)
+static int cmp_rows(const void *a, const void *b, void *arg)
 {
     const struct top_row *x = a, *y = b;
+    const struct sort_by *by = arg;
     int c;
-    if (cmp_key == SORT_ID) {
+    if (by->key == SORT_CONFIG) {
+        c = x->order < y->order ? -1 : x->order > y->order;
+    } else if (by->key == SORT_ID) {
         c = strcmp(x->id, y->id);
     } else {
-        double dx = sort_value(x, cmp_key), dy = sort_value(y, cmp_key);
+        double dx = sort_value(x, by->key), dy = sort_value(y, by->key);
         c = dx < dy ? 1 : dx > dy ? -1 : strcmp(x->id, y->id); /* biggest first */
     }
-    return cmp_reverse ? -c : c;
+    return by->reverse ? -c : c;
 }
 
 static void human(char *out, size_t cap, double v, const char *unit)
@@ -370,10 +378,8 @@ static void draw(struct top *t, FILE *f, int height, int width)
     fprintf(f, "%-*s %-9s %-19s %9s %9s %12s %10s %8s %7s %7s%s", width < 100 ? 16 : 24, "ID",
             "KIND", "TYPE", "IN/S", "OUT/S", "EVENTS OUT", "BYTES/S", "ERRORS", "ERR/S", "BUFFER",
             eol);
-    cmp_key = t->sort;
-    cmp_reverse = t->reverse;
-    if (t->sort != SORT_CONFIG || t->reverse)
-        qsort(t->cur.rows, t->cur.n, sizeof(*t->cur.rows), cmp_rows);
+    struct sort_by by = {t->sort, t->reverse};
+    qsort_r(t->cur.rows, t->cur.n, sizeof(*t->cur.rows), cmp_rows, &by);
     for (size_t i = 0; i < t->cur.n && (!t->tty || (int)i < height - 5); i++) {
         draw_row(f, &t->cur.rows[i], width);
         fputs(eol, f);

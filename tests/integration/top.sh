@@ -62,6 +62,13 @@ in_id_order() { [[ $(order) == "archive gen parsed sink_b " ]]; }
 wait_until 10 "rows in id order" in_id_order
 "${tmx[@]}" send-keys -t top r
 wait_until 10 "sort: id reversed" shows '^sort: id \(reversed\)'
+in_reverse_id_order() { [[ $(order) == "sink_b parsed gen archive " ]]; }
+wait_until 10 "rows in reverse id order" in_reverse_id_order
+# back round to the config's order, reversed
+for _ in 1 2 3 4 5 6; do "${tmx[@]}" send-keys -t top s; done
+wait_until 10 "sort: config reversed" shows '^sort: config \(reversed\)'
+in_reverse_config_order() { [[ $(order) == "archive sink_b parsed gen " ]]; }
+wait_until 10 "rows in reverse config order" in_reverse_config_order
 "${tmx[@]}" send-keys -t top q
 wait_until 10 "mars top to exit 0 on q" shows '^TOP-EXITED-0'
 

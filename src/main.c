@@ -1,6 +1,7 @@
 /*
  * main.c - the mars command line: run a pipeline, validate a config, describe component
- * types (and generate the reference docs), print the version.
+ * types (and generate the reference docs and the man page), print the version, and show a
+ * running mars live (`mars top`, control/top.c).
  *
  * Exit codes (also in --help and the README):
  *   0  success (a run that finished or was stopped cleanly; a valid config)
@@ -14,12 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mars_build.h" /* generated: MARS_GIT_COMMIT, MARS_BUILD_DATE */
+
 #include "core/ev.h"
 #include "core/log.h"
 #include "config/config.h"
 #include "control/api.h"
 #include "control/apollo_config.h"
 #include "control/components.h"
+#include "control/top.h"
 #include "engine/engine.h"
 #include "config/registry.h"
 
@@ -34,6 +38,7 @@ struct cli {
     const char *io_backend;
     unsigned workers;
     bool markdown;
+    bool man;
     bool once;
 };
 
@@ -44,7 +49,11 @@ static void usage(FILE *f)
             "       mars validate [OPTIONS]       check the config file and exit\n"
             "       mars describe [TYPE]          list component types, or one type's options\n"
             "       mars describe --markdown      print the whole option reference (docs)\n"
-            "       mars --version | --help\n"
+            "       mars describe --man           the same as a man page, mars(1), in roff\n"
+            "       mars top [ADDRESS]            live view of a running mars's components\n"
+            "                                     (its admin API: HOST:PORT or a socket path;\n"
+            "                                     default $MARS_API_ADDRESS or 127.0.0.1:8686)\n"
+            "       mars version | --version | --help\n"
             "\n"
             "Options:\n"
             "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG "), or\n"
@@ -57,7 +66,7 @@ static void usage(FILE *f)
             "                         and the MARS_IO_BACKEND environment variable)\n"
             "      --once             read what exists now (files to their end, stdin to EOF,\n"
             "                         demo to its count), deliver it, write checkpoints, exit\n"
-            "  -V, --version          print version and compiled io backends\n"
+            "  -V, --version          print version, io backends, commit, build date\n"
             "  -h, --help             print this help\n"
             "\n"
             "Signals: SIGTERM or SIGINT stop reading and drain within runtime.shutdown_timeout\n"
@@ -66,9 +75,16 @@ static void usage(FILE *f)
             "Exit codes: 0 success, 1 invalid configuration, 2 usage error, 3 could not start.\n");
 }
 
+/* The first line's shape is relied on by scripts (bench/harness.py reads the backends). */
+static void print_version(void)
+{
+    printf("mars %s (io backends: %s)\ncommit: %s\nbuilt: %s\n", MARS_VERSION,
+           mars_ev_backends_compiled(), MARS_GIT_COMMIT, MARS_BUILD_DATE);
+}
+
 static int parse_args(int argc, char **argv, struct cli *cli)
 {
-    enum { OPT_LEVEL = 256, OPT_FORMAT, OPT_WORKERS, OPT_BACKEND, OPT_MARKDOWN, OPT_ONCE };
+    enum { OPT_LEVEL = 256, OPT_FORMAT, OPT_WORKERS, OPT_BACKEND, OPT_MARKDOWN, OPT_MAN, OPT_ONCE };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, OPT_LEVEL},
@@ -76,6 +92,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"io-backend", required_argument, NULL, OPT_BACKEND},
         {"markdown", no_argument, NULL, OPT_MARKDOWN},
+        {"man", no_argument, NULL, OPT_MAN},
         {"once", no_argument, NULL, OPT_ONCE},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -102,6 +119,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         case OPT_MARKDOWN:
             cli->markdown = true;
             break;
+        case OPT_MAN:
+            cli->man = true;
+            break;
         case OPT_ONCE:
             cli->once = true;
             break;
@@ -114,7 +134,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             cli->workers = (unsigned)n;
             break;
         case 'V':
-            printf("mars %s (io backends: %s)\n", MARS_VERSION, mars_ev_backends_compiled());
+            print_version();
             exit(EXIT_OK);
         case 'h':
             usage(stdout);
@@ -261,7 +281,23 @@ static int cmd_run(const struct cli *cli)
     return EXIT_OK;
 }
 
-int mars_describe(FILE *f, const char *type, bool markdown); /* describe.c */
+int mars_describe(FILE *f, const char *type, bool markdown);         /* describe.c */
+int mars_describe_man(FILE *f, const char *usage, const char *date); /* describe.c */
+
+/* The man page carries --help verbatim, so the two cannot differ. */
+static int describe_man(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (!m)
+        return -ENOMEM;
+    usage(m);
+    fclose(m);
+    int rc = mars_describe_man(stdout, text, MARS_BUILD_DATE);
+    free(text);
+    return rc;
+}
 
 int main(int argc, char **argv)
 {
@@ -286,6 +322,26 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "validate") == 0)
         return optind < argc ? EXIT_USAGE : cmd_validate(&cli);
+    if (strcmp(cmd, "version") == 0) {
+        if (optind < argc) {
+            fprintf(stderr, "mars: unexpected argument '%s'\n", argv[optind]);
+            return EXIT_USAGE;
+        }
+        print_version();
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "top") == 0) {
+        if (optind + 1 < argc) {
+            fprintf(stderr, "mars: unexpected argument '%s'\n", argv[optind + 1]);
+            return EXIT_USAGE;
+        }
+        return mars_top_run(optind < argc ? argv[optind] : NULL) ? EXIT_START : EXIT_OK;
+    }
+    if (strcmp(cmd, "describe") == 0 && cli.man) {
+        if (optind < argc)
+            return EXIT_USAGE;
+        return describe_man() ? EXIT_START : EXIT_OK;
+    }
     if (strcmp(cmd, "describe") == 0) {
         const char *type = optind < argc ? argv[optind] : NULL;
         return mars_describe(stdout, type, cli.markdown) ? EXIT_USAGE : EXIT_OK;

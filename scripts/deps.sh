@@ -19,12 +19,16 @@ if [ "$what" = test ]; then
   # iptables, nftables, iputils-ping: rules and traffic the iptables source tests count, in
   # private network namespaces
   # tmux: the terminal `mars top` is tested in; file: the package test checks the binary is
-  # stripped (kubectl and node, for deploy/kubernetes, are not Debian packages here: that
-  # part of kubernetes_deploy skips without them)
+  # stripped; kubernetes-client: `kubectl kustomize` renders deploy/kubernetes (unless a
+  # kubectl is installed already, from another repository: the two would clash)
   pkgs+=(clang libclang-rt-14-dev libcmocka-dev python3 procps gnuplot-nox prometheus curl openssl
          python3-yaml nghttp2-server libjansson-dev libsimdjson-dev clang-format cppcheck
          kcat python3-grpcio python3-protobuf protobuf-compiler iptables nftables iputils-ping
          tmux file)
+  command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
+  # npm (with Debian's nodejs): the npm test peers and checkers (scripts/npm-test-deps.sh),
+  # unless a node of another origin brings its own
+  command -v npm >/dev/null || pkgs+=(npm)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -832,6 +832,33 @@ def run_latency(ctx, sc):
 
 # ---- peers ----------------------------------------------------------------------------
 
+def fluent_bit_counts(text):
+    """The counter output plugin's flushes as [(ts, cumulative total)]: before v5 a line
+    "TS,N (total = T)", from v5.1 a JSON object per flush {"ts": TS, "total": N} whose total
+    is that flush's (so it is summed here). TS in seconds since the epoch (a number of ms or
+    ns is scaled down)."""
+    flushes, total = [], 0
+    for line in text.splitlines():
+        line = line.strip()
+        m = re.match(r"^\[?(\d+(?:\.\d+)?),\s*(\d+)\]? \(total = (\d+)\)$", line)
+        if m:
+            total = int(m.group(3))
+            flushes.append((float(m.group(1)), total))
+            continue
+        if line.startswith("{"):
+            try:
+                o = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(o, dict) and "total" in o:
+                total += int(o["total"])
+                ts = float(o.get("ts", 0) or 0)
+                while ts > 1e11:  # ms or ns since the epoch
+                    ts /= 1000.0
+                flushes.append((ts, total))
+    return flushes
+
+
 def run_fluent_bit(ctx, sc):
     d = ctx.data("big", data_big)
     fb = os.environ["FLUENT_BIT"]
@@ -840,19 +867,31 @@ def run_fluent_bit(ctx, sc):
     with open(conf, "w") as f:
         f.write("[SERVICE]\n    Flush 1\n    Grace 1\n    Log_Level warn\n"
                 "[INPUT]\n    Name tail\n    Path %s\n    Read_from_Head true\n    Exit_On_Eof true\n"
-                "    Buffer_Chunk_Size 256k\n    Buffer_Max_Size 1M\n"
+                "    Buffer_Chunk_Size 256k\n    Buffer_Max_Size 1M\n    File_Cache_Advise Off\n"
                 "[OUTPUT]\n    Name counter\n    Match *\n" % d["path"])
 
     def one(i):
         out, err = ctx.path("logs", "fluent-bit.out"), ctx.path("logs", "fluent-bit.err")
+        t0 = time.time()
         mm = ctx.measure([fb, "-c", conf], stdout=out, stderr=err, hard_limit=ctx.hard_limit(d["bytes"]))
         r = Run(mm, d["lines"], d["bytes"])
         check_exit(r, mm, "fluent-bit")
-        totals = re.findall(r"\(total = (\d+)\)", read(out))
-        if not totals or int(totals[-1]) != d["lines"]:
-            r.fail("fluent-bit counted %s records, expected %d" % (totals[-1] if totals else "no", d["lines"]))
+        flushes = fluent_bit_counts(read(out))
+        total = flushes[-1][1] if flushes else None
+        if total != d["lines"]:
+            r.fail("fluent-bit counted %s records, expected %d" % (total if flushes else "no", d["lines"]))
+            return r
+        # time to the flush that counted the last line, not the process's wall: its shutdown
+        # waits on 1-second ticks (Grace) after everything was delivered
+        last = next(ts for ts, t in flushes if t >= d["lines"])
+        if last > t0:
+            r.extra["process_wall_s"] = r.wall_s
+            r.wall_s = min(r.wall_s, max(last - t0, 1e-3))
         return r
     repeat(ctx, row, one)
+    row.notes.append("File_Cache_Advise Off (Fluent Bit would otherwise drop the file from the page cache "
+                     "and read from disk while mars reads from cache); wall is the time to the counter "
+                     "flush that saw the last line (1-second flush resolution), not process exit")
     peer_note(ctx, row)
     return [row]
 

@@ -79,20 +79,31 @@ int mars_encode_json_string(struct mars_encoder *e, const char *str, size_t n)
     return 0;
 }
 
+/* "RFC 3339 with nanoseconds": the date and time of day are formatted once per second. */
 static int put_timestamp(struct mars_encoder *e, int64_t ts_ns)
 {
     char buf[48];
-    struct tm tm;
-    time_t sec = (time_t)(ts_ns / 1000000000);
+    int64_t sec = ts_ns / 1000000000;
     long nsec = (long)(ts_ns % 1000000000);
     if (nsec < 0) {
         nsec += 1000000000;
         sec--;
     }
-    gmtime_r(&sec, &tm);
-    size_t n = strftime(buf, sizeof(buf), "\"%Y-%m-%dT%H:%M:%S", &tm);
-    n += (size_t)snprintf(buf + n, sizeof(buf) - n, ".%09ldZ\"", nsec);
-    return out_put(e, buf, n);
+    if (!e->ts_cached || sec != e->ts_sec) {
+        struct tm tm;
+        time_t t = (time_t)sec;
+        gmtime_r(&t, &tm);
+        if (strftime(e->ts_prefix, sizeof(e->ts_prefix), "\"%Y-%m-%dT%H:%M:%S.", &tm) != 21)
+            return out_put(e, "null", 4); /* a year past 9999 */
+        e->ts_sec = sec;
+        e->ts_cached = true;
+    }
+    memcpy(buf, e->ts_prefix, 21);
+    for (int i = 29; i >= 21; i--, nsec /= 10)
+        buf[i] = (char)('0' + nsec % 10);
+    buf[30] = 'Z';
+    buf[31] = '"';
+    return out_put(e, buf, 32);
 }
 
 static int put_metric(struct mars_encoder *e, const struct mars_metric *m)

@@ -33,6 +33,11 @@ struct mars_encoder {
     char *out;
     size_t out_len, out_cap;
     uint64_t invalid_utf8; /* replaced sequences, cumulative */
+    /* the last second a timestamp was written for, and its `"YYYY-MM-DDTHH:MM:SS.` (events
+     * of one second share it: only the nanoseconds are written per event) */
+    int64_t ts_sec;
+    bool ts_cached;
+    char ts_prefix[24];
 };
 
 void mars_encoder_fini(struct mars_encoder *e);

@@ -187,12 +187,18 @@ static int cmd_validate(const struct cli *cli)
 }
 
 /* The admin API runs beside the engine: started once its workers run, stopped before they
- * are joined. MARS_API_ADDRESS overrides api.address (documented with the option). */
-static void api_up(struct mars_engine *e, void *arg)
+ * are joined. MARS_API_ADDRESS overrides api.address (documented with the option). An API
+ * that cannot listen (a busy port) stops mars from starting, as a busy prometheus_exporter
+ * port does: a node agent without its probes would be restarted by Kubernetes anyway. */
+static int api_up(struct mars_engine *e, void *arg)
 {
-    *(struct mars_api **)arg = mars_api_start(e, getenv("MARS_API_ADDRESS"));
+    struct mars_api *api = mars_api_start(e, getenv("MARS_API_ADDRESS"));
+    *(struct mars_api **)arg = api;
+    if (!api && mars_engine_config(e)->top.api.enabled)
+        return -EIO;
     if (apollo_cfg) /* published releases reload this engine */
         mars_apollo_config_set_engine(apollo_cfg, e);
+    return 0;
 }
 
 static void api_down(struct mars_engine *e, void *arg)

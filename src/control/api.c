@@ -267,7 +267,7 @@ struct mars_api *mars_api_start(struct mars_engine *e, const char *address)
         .idle_timeout_s = 10,
     });
     if (!api->srv || add_routes(api) || mars_admin_start(api->srv)) {
-        mars_error("api", "the admin API is not available (mars keeps running without it)");
+        mars_error("api", "the admin API is not available");
         mars_admin_destroy(api->srv);
         free(api);
         return NULL;

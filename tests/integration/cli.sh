@@ -86,6 +86,11 @@ $(show_log "$TMP/out")"
 for o in encoding fsync max_open_files inputs buffer.when_full; do
     awk -v o="$o" '$1 == o' "$TMP/out" | grep -q . || fail "describe file: option $o missing"
 done
+# a default holding a control character is shown escaped, on the option's one row
+row=$(awk '$1 == "line_delimiter"' "$TMP/out")
+[[ $row =~ ^line_delimiter\ +string\ +\\n\ +The\ single\ byte ]] ||
+    fail "describe file: line_delimiter row is '$row', expected its default as \\n"
+has "$MARS_SRC/docs/reference.md" '| `line_delimiter` | string | `\n` |' "docs/reference.md"
 mars_cli 0 "describe demo" describe demo
 awk '$1 == "count" && $2 ~ /^int/' "$TMP/out" | grep -q . || fail "describe demo: no int option count"
 if awk '$1 == "inputs"' "$TMP/out" | grep -q .; then

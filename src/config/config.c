@@ -281,7 +281,9 @@ static const struct mars_opt request_options[] = {
     {                                                                                              \
         .name = "inputs", .type = MARS_OPT_LIST, .offset = OFF(struct mars_common_conf, inputs),   \
         .flags = MARS_OPT_REQUIRED,                                                                \
-        .desc = "Ids of the sources and transforms whose events this component takes."             \
+        .desc = "Ids of the sources and transforms whose events this component takes; an id with " \
+                "* ? or [..] is a pattern that reads every other source and transform it "         \
+                "matches (\"app_*\"; route outputs as id.port) and must match at least one."       \
     }
 
 const struct mars_opt mars_transform_common_options[] = {
@@ -596,6 +598,7 @@ void mars_config_destroy(struct mars_config *c)
         free(nd->conf);
         free(nd->id);
         free(nd->in);
+        free(nd->in_item);
         free(nd->out);
         free(nd->out_port);
     }

@@ -98,10 +98,11 @@ struct mars_node {
     void *conf; /* desc->conf_size bytes filled by desc->options */
     struct mars_common_conf common;
     uint32_t *in, nin;   /* upstream node indices */
+    uint32_t *in_item;   /* per in edge: the index in common.inputs that made it */
     uint32_t *out, nout; /* downstream node indices */
     uint32_t *out_port;  /* per out edge: 0 = the main output, i + 1 = named port i */
-    size_t in_cap, out_cap, out_port_cap; /* allocated lengths of the three */
-    unsigned produces;                    /* resolved MARS_DATA_* for sources and transforms */
+    size_t in_cap, out_cap, out_port_cap, in_item_cap; /* allocated lengths of the four */
+    unsigned produces;    /* resolved MARS_DATA_* for sources and transforms */
     uint32_t dead_letter; /* sinks: node index of common.dead_letter, or UINT32_MAX */
     const char *file;
     int line, col; /* position of the component's key */

@@ -27,8 +27,12 @@ enum { EXIT_OK = 0, EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 
 #define DEFAULT_CONFIG "/etc/mars/mars.yaml"
 
+#define MAX_CONFIGS 64
+
 struct cli {
-    const char *config;
+    const char *configs[MAX_CONFIGS]; /* -c in order; DEFAULT_CONFIG when none */
+    size_t nconfigs;
+    char *config; /* for messages: the -c paths joined by ", " (owned) */
     const char *log_level;
     const char *log_format;
     const char *io_backend;
@@ -47,7 +51,9 @@ static void usage(FILE *f)
             "       mars --version | --help\n"
             "\n"
             "Options:\n"
-            "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG "), or\n"
+            "  -c, --config PATH      configuration file (default " DEFAULT_CONFIG "); given\n"
+            "                         again, the files merge into one pipeline; a directory\n"
+            "                         stands for its *.yaml and *.yml files in name order; or\n"
             "                         apollo://APP/NAMESPACE?config_service=URL: the YAML of\n"
             "                         an Apollo namespace, reloaded on every release\n"
             "      --log-level LEVEL  error, warn, info, debug or trace (overrides log.level)\n"
@@ -64,6 +70,30 @@ static void usage(FILE *f)
             "(a second one abandons what is left); SIGHUP reloads the configuration file.\n"
             "\n"
             "Exit codes: 0 success, 1 invalid configuration, 2 usage error, 3 could not start.\n");
+}
+
+/* The default file, the Apollo rule and the name used in messages. */
+static int finish_args(struct cli *cli)
+{
+    size_t len = 1;
+    if (cli->nconfigs == 0)
+        cli->configs[cli->nconfigs++] = DEFAULT_CONFIG;
+    for (size_t i = 0; i < cli->nconfigs; i++) {
+        if (cli->nconfigs > 1 && mars_apollo_config_is(cli->configs[i])) {
+            fprintf(stderr, "mars: an apollo:// configuration cannot be merged with other -c\n");
+            return -1;
+        }
+        len += strlen(cli->configs[i]) + 2;
+    }
+    if (!(cli->config = malloc(len)))
+        return -1;
+    cli->config[0] = '\0';
+    for (size_t i = 0; i < cli->nconfigs; i++) {
+        if (i)
+            strcat(cli->config, ", ");
+        strcat(cli->config, cli->configs[i]);
+    }
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, struct cli *cli)
@@ -88,7 +118,11 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     while ((c = getopt_long(argc, argv, "+c:Vh", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
-            cli->config = optarg;
+            if (cli->nconfigs == MAX_CONFIGS) {
+                fprintf(stderr, "mars: at most %d -c options (use a directory)\n", MAX_CONFIGS);
+                return -1;
+            }
+            cli->configs[cli->nconfigs++] = optarg;
             break;
         case OPT_LEVEL:
             cli->log_level = optarg;
@@ -124,7 +158,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             return -1;
         }
     }
-    return 0;
+    return finish_args(cli);
 }
 
 /* Applies log settings: CLI flags win over the config, which wins over defaults. */
@@ -153,22 +187,29 @@ static int setup_log(const struct cli *cli, const struct mars_config *cfg)
 /* mars's own configuration from Apollo (-c apollo://...), started by load(). */
 static struct mars_apollo_config *apollo_cfg;
 
+/* A reload reads the same -c paths again (struct mars_engine_opts load_config). */
+static int load_files(void *arg, struct mars_config **out, struct mars_diag *diag)
+{
+    const struct cli *cli = arg;
+    return mars_config_load_paths(cli->configs, cli->nconfigs, out, diag);
+}
+
 static int load(const struct cli *cli, struct mars_config **cfg)
 {
     struct mars_diag diag;
     char why[300];
     if (mars_apollo_config_is(cli->config) && !apollo_cfg &&
-        !(apollo_cfg = mars_apollo_config_start(cli->config, why, sizeof(why)))) {
+        !(apollo_cfg = mars_apollo_config_start(cli->configs[0], why, sizeof(why)))) {
         fprintf(stderr, "mars: %s: %s\n", cli->config, why);
         return -EINVAL;
     }
     mars_diag_init(&diag);
     int rc = apollo_cfg ? mars_apollo_config_load(apollo_cfg, cfg, &diag)
-                        : mars_config_load(cli->config, cfg, &diag);
+                        : mars_config_load_paths(cli->configs, cli->nconfigs, cfg, &diag);
     mars_diag_print(&diag, stderr);
     if (rc)
-        fprintf(stderr, "mars: %s: %zu problem%s found\n", cli->config, mars_diag_count(&diag),
-                mars_diag_count(&diag) == 1 ? "" : "s");
+        fprintf(stderr, "mars: %s: %zu problem%s found\n", cli->config, mars_diag_total(&diag),
+                mars_diag_total(&diag) == 1 ? "" : "s");
     mars_diag_fini(&diag);
     return rc;
 }
@@ -235,8 +276,8 @@ static int cmd_run(const struct cli *cli)
         .on_stopping = api_down,
         .hook_arg = &api,
         .config_path = cli->config,
-        .load_config = apollo_cfg ? mars_apollo_config_load : NULL,
-        .load_arg = apollo_cfg,
+        .load_config = apollo_cfg ? mars_apollo_config_load : load_files,
+        .load_arg = apollo_cfg ? (void *)apollo_cfg : (void *)cli,
     };
     int rc;
     /* A reload (SIGHUP, POST /api/v1/reload) stops the engine gracefully with a validated
@@ -271,8 +312,9 @@ int mars_describe(FILE *f, const char *type, bool markdown); /* describe.c */
 
 int main(int argc, char **argv)
 {
-    struct cli cli = {.config = DEFAULT_CONFIG};
+    struct cli cli = {0};
     const char *cmd = NULL;
+    int rc;
 
     if (argc > 1 && argv[1][0] != '-') {
         cmd = argv[1];
@@ -281,22 +323,25 @@ int main(int argc, char **argv)
         argv++;
     }
     mars_components_register();
-    if (parse_args(argc, argv, &cli))
-        return EXIT_USAGE;
-    if (!cmd || strcmp(cmd, "run") == 0) {
+    if (parse_args(argc, argv, &cli)) {
+        rc = EXIT_USAGE;
+    } else if (!cmd || strcmp(cmd, "run") == 0) {
         if (optind < argc) {
             fprintf(stderr, "mars: unexpected argument '%s'\n", argv[optind]);
-            return EXIT_USAGE;
+            rc = EXIT_USAGE;
+        } else {
+            rc = cmd_run(&cli);
         }
-        return cmd_run(&cli);
-    }
-    if (strcmp(cmd, "validate") == 0)
-        return optind < argc ? EXIT_USAGE : cmd_validate(&cli);
-    if (strcmp(cmd, "describe") == 0) {
+    } else if (strcmp(cmd, "validate") == 0) {
+        rc = optind < argc ? EXIT_USAGE : cmd_validate(&cli);
+    } else if (strcmp(cmd, "describe") == 0) {
         const char *type = optind < argc ? argv[optind] : NULL;
-        return mars_describe(stdout, type, cli.markdown) ? EXIT_USAGE : EXIT_OK;
+        rc = mars_describe(stdout, type, cli.markdown) ? EXIT_USAGE : EXIT_OK;
+    } else {
+        fprintf(stderr, "mars: unknown command '%s'\n", cmd);
+        usage(stderr);
+        rc = EXIT_USAGE;
     }
-    fprintf(stderr, "mars: unknown command '%s'\n", cmd);
-    usage(stderr);
-    return EXIT_USAGE;
+    free(cli.config);
+    return rc;
 }

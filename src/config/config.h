@@ -114,11 +114,26 @@ struct mars_config {
     struct mars_node *nodes;
     uint32_t n;
     uint32_t *topo; /* node indices, every node after all of its inputs */
+    bool partial;   /* a component is missing or its inputs could not be read (reported):
+                     * the graph checks that need every edge (unread ones, no sinks) are
+                     * skipped */
 };
 
 /* Loads and checks a config file. Returns 0 with *out owned by the caller (free with
  * mars_config_destroy), or -EINVAL with every problem in diag. */
 int mars_config_load(const char *path, struct mars_config **out, struct mars_diag *diag);
+/* Loads and checks a configuration split over paths[0..n): files, and directories standing
+ * for the *.yaml / *.yml files in them (config_files.c), merged into one pipeline. Returns
+ * as mars_config_load. */
+int mars_config_load_paths(const char *const *paths, size_t n, struct mars_config **out,
+                           struct mars_diag *diag);
+/* The files paths[0..n) stand for, in load order: *files owned (free with
+ * mars_config_files_free). Returns 0, or -EINVAL / -ENOMEM with the problem in diag. */
+int mars_config_files(const char *const *paths, size_t n, char ***files, size_t *nfiles,
+                      struct mars_diag *diag);
+void mars_config_files_free(char **files, size_t n);
+/* The merged tree of those files (owned), or NULL with every problem in diag. */
+struct mars_cfg_doc *mars_config_read(const char *const *paths, size_t n, struct mars_diag *diag);
 /* Same from text in memory (runtime tests); name is used in messages. */
 int mars_config_load_string(const char *name, const char *text, struct mars_config **out,
                             struct mars_diag *diag);

@@ -322,6 +322,10 @@ static int check_types(struct mars_config *c, struct mars_diag *diag)
     for (uint32_t t = 0; t < c->n; t++) {
         struct mars_node *nd = &c->nodes[c->topo[t]];
         unsigned in = 0;
+        if (!nd->desc) { /* its type is unknown (reported): assume anything, to add no noise */
+            nd->produces = MARS_DATA_ANY;
+            continue;
+        }
         for (uint32_t k = 0; k < nd->nin; k++) {
             const struct mars_node *up = &c->nodes[nd->in[k]];
             in |= up->produces;
@@ -343,10 +347,15 @@ static int check_types(struct mars_config *c, struct mars_diag *diag)
     return rc;
 }
 
+/* Skipped when a transform or sink could not be loaded (c->partial): a component that looks
+ * unread may be what the broken one's inputs named, and saying so would only add noise. (A
+ * misspelt input still reports the component it left unread.) */
 static int check_reachability(const struct mars_config *c, struct mars_diag *diag)
 {
     int rc = 0;
     uint32_t nsrc = 0, nsink = 0;
+    if (c->partial)
+        return 0;
     for (uint32_t i = 0; i < c->n; i++) {
         const struct mars_node *nd = &c->nodes[i];
         nsrc += nd->kind == MARS_KIND_SOURCE;
@@ -392,7 +401,7 @@ static int resolve_dead_letters(struct mars_config *c, struct mars_diag *diag)
             why = "is this sink itself";
         else if (c->nodes[t].common.dead_letter)
             why = "has a dead_letter of its own (dead letters do not chain)";
-        else if (!(c->nodes[t].desc->accepts & MARS_DATA_LOG))
+        else if (c->nodes[t].desc && !(c->nodes[t].desc->accepts & MARS_DATA_LOG))
             why = "does not take log events";
         if (why) {
             mars_diag_add(diag, file, line, col, "sink '%s': dead_letter '%s' %s", nd->id, want,
@@ -407,16 +416,16 @@ static int resolve_dead_letters(struct mars_config *c, struct mars_diag *diag)
 
 int mars_graph_build(struct mars_config *c, struct mars_diag *diag)
 {
+    /* each check runs even when an earlier one failed, so one run reports every problem;
+     * only the type check needs a complete order */
     int rc = resolve_inputs(c, diag);
-    if (rc == 0)
-        rc = resolve_dead_letters(c, diag);
     if (rc == -ENOMEM)
         return rc;
-    int rc2 = check_reachability(c, diag);
-    if (rc || rc2)
-        return -EINVAL;
-    rc = topo_sort(c, diag);
-    if (rc)
-        return rc;
-    return check_types(c, diag);
+    int rc2 = resolve_dead_letters(c, diag);
+    int rc3 = check_reachability(c, diag);
+    int rc4 = topo_sort(c, diag);
+    if (rc4 == -ENOMEM)
+        return rc4;
+    int rc5 = rc4 ? 0 : check_types(c, diag);
+    return rc || rc2 || rc3 || rc4 || rc5 ? -EINVAL : 0;
 }

@@ -57,6 +57,8 @@ mars_cli 2 "--workers not a number" --workers two -c /dev/null
 mars_cli 2 "stray argument to run" run extra-argument
 has "$TMP/err" "unexpected argument 'extra-argument'" "stray argument"
 mars_cli 2 "stray argument to validate" validate extra-argument
+mars_cli 2 "apollo:// merged with another -c" validate -c 'apollo://a/b?config_service=http://127.0.0.1:1' -c /dev/null
+has "$TMP/err" "an apollo:// configuration cannot be merged with other -c" "apollo with -c"
 
 say "describe lists every built-in type in its section, and no test-only type"
 mars_cli 0 "describe" describe

@@ -160,7 +160,7 @@ static void test_structure_errors(void **state)
     expect_error("- a\n- b\n", "g.yaml:1:1: the configuration must be a mapping");
     expect_error("sources:\n  logs: {type: demo}\n", "the configuration has no sinks");
     expect_error("sources:\n  logs: {type: demo}\nsinks:\n  logs: {type: stdout, inputs: [logs]}\n",
-                 "g.yaml:4:3: component id 'logs' is already used by the source at line 2");
+                 "g.yaml:4:3: component id 'logs' is already used by the source at g.yaml:2:3");
     expect_error("sources:\n  logs: {type: demo}\nsinks:\n  out: {type: stdot, inputs: [logs]}\n",
                  "g.yaml:4:15: unknown sink type 'stdot' (did you mean 'stdout'?)");
     expect_error("sources:\n  logs: {rate: 1}\nsinks:\n  out: {type: stdout, inputs: [logs]}\n",

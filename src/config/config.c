@@ -26,6 +26,7 @@ static const char *const level_names[] = {"error", "warn", "info", "debug", "tra
 static const char *const log_format_names[] = {"text", "json", NULL};
 static const char *const buffer_type_names[] = {"memory", NULL};
 static const char *const when_full_names[] = {"block", "drop_newest", NULL};
+static const char *const readiness_names[] = {"running", "sinks", NULL};
 
 static const struct mars_opt runtime_options[] = {
     {.name = "workers",
@@ -135,13 +136,23 @@ static const struct mars_opt api_options[] = {
      .min = 1024,
      .max = 1 << 20,
      .desc = "Largest request line plus headers accepted."},
+    {.name = "readiness",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(struct mars_api_conf, readiness),
+     .def = "running",
+     .choices = readiness_names,
+     .desc = "What /readyz answers: running is 200 while the pipeline runs, so a backend "
+             "outage does not make every pod NotReady and stall a rollout (sink health stays "
+             "in /api/v1/components and the metrics); sinks also fails it while a sink has "
+             "sink_failure_threshold failed requests in a row."},
     {.name = "sink_failure_threshold",
      .type = MARS_OPT_INT,
      .offset = OFF(struct mars_api_conf, sink_failure_threshold),
      .def = "3",
      .min = 1,
      .max = 1000000,
-     .desc = "/readyz fails while a sink has this many consecutive failed requests."},
+     .desc = "With readiness: sinks, /readyz fails while a sink has this many consecutive "
+             "failed requests."},
     {.name = "heartbeat_timeout",
      .type = MARS_OPT_DURATION,
      .offset = OFF(struct mars_api_conf, heartbeat_timeout),

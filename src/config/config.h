@@ -22,6 +22,8 @@
 enum mars_io_backend_choice { MARS_IO_AUTO, MARS_IO_URING, MARS_IO_LIBEVENT };
 enum mars_when_full { MARS_WHEN_FULL_BLOCK, MARS_WHEN_FULL_DROP_NEWEST };
 enum mars_buffer_type { MARS_BUFFER_MEMORY };
+/* What /readyz answers: the pipeline runs, or also no sink is failing. */
+enum mars_readiness { MARS_READY_RUNNING, MARS_READY_SINKS };
 
 struct mars_runtime_conf {
     int64_t workers; /* 0 = online CPUs */
@@ -46,7 +48,8 @@ struct mars_api_conf {
     int64_t max_connections;
     uint64_t max_body_size;
     uint64_t max_headers_size;
-    int64_t sink_failure_threshold; /* consecutive failed requests that make /readyz fail */
+    int readiness;                  /* enum mars_readiness */
+    int64_t sink_failure_threshold; /* with readiness sinks: failed requests that fail /readyz */
     int64_t heartbeat_timeout;      /* a loop silent this long makes /healthz fail */
 };
 

@@ -20,6 +20,7 @@
 #include "control/api.h"
 #include "control/apollo_config.h"
 #include "control/components.h"
+#include "control/config_watch.h"
 #include "engine/engine.h"
 #include "config/registry.h"
 
@@ -39,6 +40,7 @@ struct cli {
     unsigned workers;
     bool markdown;
     bool once;
+    bool watch_config;
 };
 
 static void usage(FILE *f)
@@ -61,13 +63,15 @@ static void usage(FILE *f)
             "      --workers N        worker threads (overrides runtime.workers)\n"
             "      --io-backend NAME  auto, io_uring or libevent (overrides runtime.io_backend\n"
             "                         and the MARS_IO_BACKEND environment variable)\n"
+            "      --watch-config     reload when the config files change (inotify on their\n"
+            "                         directories, so a Kubernetes ConfigMap update counts)\n"
             "      --once             read what exists now (files to their end, stdin to EOF,\n"
             "                         demo to its count), deliver it, write checkpoints, exit\n"
             "  -V, --version          print version and compiled io backends\n"
             "  -h, --help             print this help\n"
             "\n"
             "Signals: SIGTERM or SIGINT stop reading and drain within runtime.shutdown_timeout\n"
-            "(a second one abandons what is left); SIGHUP reloads the configuration file.\n"
+            "(a second one abandons what is left); SIGHUP reloads the configuration files.\n"
             "\n"
             "Exit codes: 0 success, 1 invalid configuration, 2 usage error, 3 could not start.\n");
 }
@@ -81,6 +85,11 @@ static int finish_args(struct cli *cli)
     for (size_t i = 0; i < cli->nconfigs; i++) {
         if (cli->nconfigs > 1 && mars_apollo_config_is(cli->configs[i])) {
             fprintf(stderr, "mars: an apollo:// configuration cannot be merged with other -c\n");
+            return -1;
+        }
+        if (cli->watch_config && mars_apollo_config_is(cli->configs[i])) {
+            fprintf(stderr, "mars: --watch-config watches files; an apollo:// configuration "
+                            "reloads on every release already\n");
             return -1;
         }
         len += strlen(cli->configs[i]) + 2;
@@ -98,7 +107,15 @@ static int finish_args(struct cli *cli)
 
 static int parse_args(int argc, char **argv, struct cli *cli)
 {
-    enum { OPT_LEVEL = 256, OPT_FORMAT, OPT_WORKERS, OPT_BACKEND, OPT_MARKDOWN, OPT_ONCE };
+    enum {
+        OPT_LEVEL = 256,
+        OPT_FORMAT,
+        OPT_WORKERS,
+        OPT_BACKEND,
+        OPT_MARKDOWN,
+        OPT_ONCE,
+        OPT_WATCH,
+    };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, OPT_LEVEL},
@@ -107,6 +124,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"io-backend", required_argument, NULL, OPT_BACKEND},
         {"markdown", no_argument, NULL, OPT_MARKDOWN},
         {"once", no_argument, NULL, OPT_ONCE},
+        {"watch-config", no_argument, NULL, OPT_WATCH},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -138,6 +156,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             break;
         case OPT_ONCE:
             cli->once = true;
+            break;
+        case OPT_WATCH:
+            cli->watch_config = true;
             break;
         case OPT_WORKERS:
             n = strtol(optarg, &end, 10);
@@ -186,6 +207,8 @@ static int setup_log(const struct cli *cli, const struct mars_config *cfg)
 
 /* mars's own configuration from Apollo (-c apollo://...), started by load(). */
 static struct mars_apollo_config *apollo_cfg;
+/* --watch-config, started by cmd_run() once the first configuration loaded. */
+static struct mars_config_watch *config_watch;
 
 /* A reload reads the same -c paths again (struct mars_engine_opts load_config). */
 static int load_files(void *arg, struct mars_config **out, struct mars_diag *diag)
@@ -239,6 +262,7 @@ static int api_up(struct mars_engine *e, void *arg)
         return -EIO;
     if (apollo_cfg) /* published releases reload this engine */
         mars_apollo_config_set_engine(apollo_cfg, e);
+    mars_config_watch_set_engine(config_watch, e);
     return 0;
 }
 
@@ -247,6 +271,7 @@ static void api_down(struct mars_engine *e, void *arg)
     struct mars_api **api = arg;
     if (apollo_cfg)
         mars_apollo_config_set_engine(apollo_cfg, NULL);
+    mars_config_watch_set_engine(config_watch, NULL);
     mars_api_stop(*api);
     *api = NULL;
     (void)e;
@@ -267,6 +292,15 @@ static int cmd_run(const struct cli *cli)
         mars_apollo_config_destroy(apollo_cfg);
         return EXIT_USAGE;
     }
+    char why[300];
+    if (cli->watch_config &&
+        !(config_watch = mars_config_watch_start(cli->configs, cli->nconfigs, why, sizeof(why)))) {
+        mars_error("-", "--watch-config: %s", why);
+        mars_config_destroy(cfg);
+        return EXIT_START;
+    }
+    if (config_watch)
+        mars_info("-", "watching %s for changes", cli->config);
     struct mars_engine_opts opts = {
         .io_backend = cli->io_backend,
         .workers = cli->workers,
@@ -298,6 +332,8 @@ static int cmd_run(const struct cli *cli)
         mars_info("-", "configuration reloaded from %s", cli->config);
     }
     mars_config_destroy(cfg);
+    mars_config_watch_destroy(config_watch);
+    config_watch = NULL;
     mars_apollo_config_destroy(apollo_cfg);
     apollo_cfg = NULL;
     if (rc) {

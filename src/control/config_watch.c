@@ -174,26 +174,45 @@ static void *watch_main(void *arg)
     return NULL;
 }
 
-/* Watches the directory that holds path (or path itself when it is a directory). */
+/* The directory part of path into dir ("." when it has none). */
+static void dir_of(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, len, ".");
+    else if (slash == path)
+        snprintf(dir, len, "/");
+    else
+        snprintf(dir, len, "%.*s", (int)(slash - path), path);
+}
+
+/* Watches the directory that holds path (or path itself when it is a directory). A file
+ * that is a symlink (/etc/mars/mars.yaml -> /config/mars.yaml) also gets the directory of
+ * its target watched, best effort, so a ConfigMap mounted elsewhere is seen too. */
 static int add_watch(struct mars_config_watch *w, const char *path, char *why, size_t len)
 {
-    char dir[PATH_MAX];
+    char dir[PATH_MAX], target[PATH_MAX], joined[PATH_MAX * 2];
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    bool is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (is_dir)
         snprintf(dir, sizeof(dir), "%s", path);
-    } else {
-        const char *slash = strrchr(path, '/');
-        if (!slash)
-            snprintf(dir, sizeof(dir), ".");
-        else if (slash == path)
-            snprintf(dir, sizeof(dir), "/");
-        else
-            snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-    }
+    else
+        dir_of(path, dir, sizeof(dir));
     if (inotify_add_watch(w->ifd, dir, WATCH_MASK) < 0) {
-        snprintf(why, len, "cannot watch %s: %s", dir, strerror(errno));
-        return -errno;
+        int err = errno;
+        snprintf(why, len, "cannot watch %s: %s", dir, strerror(err));
+        return -err;
     }
+    ssize_t n = is_dir ? -1 : readlink(path, target, sizeof(target) - 1);
+    if (n <= 0)
+        return 0;
+    target[n] = '\0';
+    if (target[0] == '/')
+        snprintf(joined, sizeof(joined), "%s", target);
+    else
+        snprintf(joined, sizeof(joined), "%s/%s", dir, target);
+    dir_of(joined, dir, sizeof(dir));
+    (void)inotify_add_watch(w->ifd, dir, WATCH_MASK); /* may be gone later: best effort */
     return 0;
 }
 

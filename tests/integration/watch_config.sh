@@ -8,6 +8,7 @@
 #     mars_config_reloads_total{result="rejected"}, and out2 keeps growing.
 #   3 an in-place write of a file of a -c directory (conf.d) reloads too.
 #   4 an unrelated file in the watched directory changes: no reload. SIGTERM exits 0.
+#   5 -c is a symlink to a file of a ConfigMap mounted elsewhere: its swaps reload.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 command -v curl >/dev/null || fail "curl is missing"
@@ -83,6 +84,21 @@ echo "notes" >"$TMP/conf.d/README.txt"
 touch "$TMP/conf.d/mars.yaml"
 sleep 2 # the debounce is 300 ms: a reload would have been asked by now
 expect_eq "$(count "the configuration changed")" 1 "reloads after an unrelated change"
+kill -TERM "$MARS_PID"
+wait_exit "$MARS_PID" 60 "$err"
+expect_eq "$EXIT_RC" 0 "exit code after SIGTERM"
+
+say "5 -c names a link into a ConfigMap mounted elsewhere: its swaps reload too"
+mkdir -p "$TMP/etc"
+ln -s "$cm/mars.yaml" "$TMP/etc/mars.yaml"
+conf "$TMP/out6" | swap 4
+: >"$err"
+start_mars /dev/null "$err" -c "$TMP/etc/mars.yaml" --watch-config
+wait_until 30 "the API" grep -q "\[api\] listening on" "$err"
+grows "$TMP/out6"
+conf "$TMP/out7" | swap 5
+wait_until 30 "the reload" at_least "configuration reloaded from $TMP/etc/mars.yaml" 1
+grows "$TMP/out7"
 kill -TERM "$MARS_PID"
 wait_exit "$MARS_PID" 60 "$err"
 expect_eq "$EXIT_RC" 0 "exit code after SIGTERM"

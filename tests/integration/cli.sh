@@ -25,6 +25,7 @@ say "--help exits 0 and documents commands and exit codes"
 mars_cli 0 "--help" --help
 has "$TMP/out" "mars validate" "--help"
 has "$TMP/out" "mars describe" "--help"
+has "$TMP/out" "--watch-config" "--help"
 has "$TMP/out" "Exit codes: 0 success, 1 invalid configuration, 2 usage error, 3 could not start" "--help"
 [[ ! -s $TMP/err ]] || fail "--help wrote to stderr: $(cat "$TMP/err")"
 mars_cli 0 "-h" -h
@@ -59,6 +60,8 @@ has "$TMP/err" "unexpected argument 'extra-argument'" "stray argument"
 mars_cli 2 "stray argument to validate" validate extra-argument
 mars_cli 2 "apollo:// merged with another -c" validate -c 'apollo://a/b?config_service=http://127.0.0.1:1' -c /dev/null
 has "$TMP/err" "an apollo:// configuration cannot be merged with other -c" "apollo with -c"
+mars_cli 2 "--watch-config with apollo://" validate --watch-config -c 'apollo://a/b?config_service=http://127.0.0.1:1'
+has "$TMP/err" "--watch-config watches files" "--watch-config with apollo"
 
 say "describe lists every built-in type in its section, and no test-only type"
 mars_cli 0 "describe" describe

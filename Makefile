@@ -9,7 +9,7 @@ CONFIG     ?= conf/quickstart.yaml
 FORMAT_FILES = $(shell git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]')
 
 .PHONY: docs all deps deps-test build build-asan run test test-release test-asan test-fuzz bench \
-        bench-quick clean format format-check cppcheck
+        bench-quick clean format format-check cppcheck package
 
 all: build
 
@@ -72,6 +72,13 @@ format-check: deps-test
 # cppcheck over what the release build compiles of src/; fails on any finding (about 10 s).
 cppcheck: deps-test build
 	@scripts/cppcheck.sh $(BUILD)
+
+# The .deb (CPack, cmake/install.cmake), laid out at /usr whatever the build's prefix, with
+# a stripped binary: $(BUILD)/mars_<version>_<arch>.deb
+package: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target mars mars_man
+	cd $(BUILD) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -18,9 +18,13 @@ if [ "$what" = test ]; then
   # generated from proto/skywalking at test time)
   # iptables, nftables, iputils-ping: rules and traffic the iptables source tests count, in
   # private network namespaces
+  # tmux: the terminal `mars top` is tested in; file: the package test checks the binary is
+  # stripped (kubectl and node, for deploy/kubernetes, are not Debian packages here: that
+  # part of kubernetes_deploy skips without them)
   pkgs+=(clang libclang-rt-14-dev libcmocka-dev python3 procps gnuplot-nox prometheus curl openssl
          python3-yaml nghttp2-server libjansson-dev libsimdjson-dev clang-format cppcheck
-         kcat python3-grpcio python3-protobuf protobuf-compiler iptables nftables iputils-ping)
+         kcat python3-grpcio python3-protobuf protobuf-compiler iptables nftables iputils-ping
+         tmux file)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,6 +1,7 @@
 /*
  * main.c - the mars command line: run a pipeline, validate a config, describe component
- * types (and generate the reference docs), print the version.
+ * types (and generate the reference docs and the man page), print the version, and show a
+ * running mars live (`mars top`, control/top.c).
  *
  * Exit codes (also in --help and the README):
  *   0  success (a run that finished or was stopped cleanly; a valid config)
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mars_build.h" /* generated: MARS_GIT_COMMIT, MARS_BUILD_DATE */
+
 #include "core/ev.h"
 #include "core/log.h"
 #include "config/config.h"
@@ -21,6 +24,7 @@
 #include "control/apollo_config.h"
 #include "control/components.h"
 #include "control/config_watch.h"
+#include "control/top.h"
 #include "engine/engine.h"
 #include "config/registry.h"
 
@@ -39,6 +43,7 @@ struct cli {
     const char *io_backend;
     unsigned workers;
     bool markdown;
+    bool man;
     bool once;
     bool watch_config;
 };
@@ -50,7 +55,11 @@ static void usage(FILE *f)
             "       mars validate [OPTIONS]       check the config file and exit\n"
             "       mars describe [TYPE]          list component types, or one type's options\n"
             "       mars describe --markdown      print the whole option reference (docs)\n"
-            "       mars --version | --help\n"
+            "       mars describe --man           the same as a man page, mars(1), in roff\n"
+            "       mars top [ADDRESS]            live view of a running mars's components\n"
+            "                                     (its admin API: HOST:PORT or a socket path;\n"
+            "                                     default $MARS_API_ADDRESS or 127.0.0.1:8686)\n"
+            "       mars version | --version | --help\n"
             "\n"
             "Options:\n"
             "  -c, --config PATH      configuration file (default " DEFAULT_CONFIG "); given\n"
@@ -67,7 +76,7 @@ static void usage(FILE *f)
             "                         directories, so a Kubernetes ConfigMap update counts)\n"
             "      --once             read what exists now (files to their end, stdin to EOF,\n"
             "                         demo to its count), deliver it, write checkpoints, exit\n"
-            "  -V, --version          print version and compiled io backends\n"
+            "  -V, --version          print version, io backends, commit, build date\n"
             "  -h, --help             print this help\n"
             "\n"
             "Signals: SIGTERM or SIGINT stop reading and drain within runtime.shutdown_timeout\n"
@@ -105,6 +114,13 @@ static int finish_args(struct cli *cli)
     return 0;
 }
 
+/* The first line's shape is relied on by scripts (bench/harness.py reads the backends). */
+static void print_version(void)
+{
+    printf("mars %s (io backends: %s)\ncommit: %s\nbuilt: %s\n", MARS_VERSION,
+           mars_ev_backends_compiled(), MARS_GIT_COMMIT, MARS_BUILD_DATE);
+}
+
 static int parse_args(int argc, char **argv, struct cli *cli)
 {
     enum {
@@ -113,6 +129,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         OPT_WORKERS,
         OPT_BACKEND,
         OPT_MARKDOWN,
+        OPT_MAN,
         OPT_ONCE,
         OPT_WATCH,
     };
@@ -123,6 +140,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"io-backend", required_argument, NULL, OPT_BACKEND},
         {"markdown", no_argument, NULL, OPT_MARKDOWN},
+        {"man", no_argument, NULL, OPT_MAN},
         {"once", no_argument, NULL, OPT_ONCE},
         {"watch-config", no_argument, NULL, OPT_WATCH},
         {"version", no_argument, NULL, 'V'},
@@ -154,6 +172,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         case OPT_MARKDOWN:
             cli->markdown = true;
             break;
+        case OPT_MAN:
+            cli->man = true;
+            break;
         case OPT_ONCE:
             cli->once = true;
             break;
@@ -169,7 +190,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             cli->workers = (unsigned)n;
             break;
         case 'V':
-            printf("mars %s (io backends: %s)\n", MARS_VERSION, mars_ev_backends_compiled());
+            print_version();
             exit(EXIT_OK);
         case 'h':
             usage(stdout);
@@ -344,7 +365,23 @@ static int cmd_run(const struct cli *cli)
     return EXIT_OK;
 }
 
-int mars_describe(FILE *f, const char *type, bool markdown); /* describe.c */
+int mars_describe(FILE *f, const char *type, bool markdown);         /* describe.c */
+int mars_describe_man(FILE *f, const char *usage, const char *date); /* describe.c */
+
+/* The man page carries --help verbatim, so the two cannot differ. */
+static int describe_man(void)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    if (!m)
+        return -ENOMEM;
+    usage(m);
+    fclose(m);
+    int rc = mars_describe_man(stdout, text, MARS_BUILD_DATE);
+    free(text);
+    return rc;
+}
 
 int main(int argc, char **argv)
 {
@@ -370,6 +407,23 @@ int main(int argc, char **argv)
         }
     } else if (strcmp(cmd, "validate") == 0) {
         rc = optind < argc ? EXIT_USAGE : cmd_validate(&cli);
+    } else if (strcmp(cmd, "version") == 0) {
+        if (optind < argc) {
+            fprintf(stderr, "mars: unexpected argument '%s'\n", argv[optind]);
+            rc = EXIT_USAGE;
+        } else {
+            print_version();
+            rc = EXIT_OK;
+        }
+    } else if (strcmp(cmd, "top") == 0) {
+        if (optind + 1 < argc) {
+            fprintf(stderr, "mars: unexpected argument '%s'\n", argv[optind + 1]);
+            rc = EXIT_USAGE;
+        } else {
+            rc = mars_top_run(optind < argc ? argv[optind] : NULL) ? EXIT_START : EXIT_OK;
+        }
+    } else if (strcmp(cmd, "describe") == 0 && cli.man) {
+        rc = optind < argc ? EXIT_USAGE : describe_man() ? EXIT_START : EXIT_OK;
     } else if (strcmp(cmd, "describe") == 0) {
         const char *type = optind < argc ? argv[optind] : NULL;
         rc = mars_describe(stdout, type, cli.markdown) ? EXIT_USAGE : EXIT_OK;

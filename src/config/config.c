@@ -163,6 +163,23 @@ static const struct mars_opt api_options[] = {
     {.name = NULL},
 };
 
+static const struct mars_opt host_options[] = {
+    {.name = "add",
+     .type = MARS_OPT_BOOL,
+     .offset = OFF(struct mars_host_conf, add),
+     .def = "true",
+     .desc = "Events of the sources that read this machine's logs (file, kubernetes_logs, "
+             "stdin) carry `host`, this machine's name (as Vector's do); false leaves it out. "
+             "Events received from other mars instances keep their sender's."},
+    {.name = "name",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(struct mars_host_conf, name),
+     .def = "",
+     .desc = "The name written as `host`; empty: $NODE_NAME when set (a DaemonSet gets the "
+             "node's name from the downward API), else the machine's hostname."},
+    {.name = NULL},
+};
+
 const struct mars_opt mars_top_options[] = {
     {.name = "data_dir",
      .type = MARS_OPT_STRING,
@@ -184,6 +201,11 @@ const struct mars_opt mars_top_options[] = {
      .offset = OFF(struct mars_top_conf, api),
      .sub = api_options,
      .desc = "The admin HTTP API: health, readiness, metrics, components."},
+    {.name = "host",
+     .type = MARS_OPT_SECTION,
+     .offset = OFF(struct mars_top_conf, host),
+     .sub = host_options,
+     .desc = "The `host` field of the log events read on this machine."},
     {.name = NULL},
 };
 

@@ -40,6 +40,12 @@ struct mars_log_conf {
     int format; /* enum mars_log_format */
 };
 
+/* The `host` field of log events read on this machine. */
+struct mars_host_conf {
+    bool add;
+    char *name; /* empty: $NODE_NAME, else the hostname */
+};
+
 /* The admin HTTP API (control/api.c). */
 struct mars_api_conf {
     bool enabled;
@@ -58,6 +64,7 @@ struct mars_top_conf {
     struct mars_runtime_conf runtime;
     struct mars_log_conf log;
     struct mars_api_conf api;
+    struct mars_host_conf host;
 };
 
 struct mars_buffer_conf {

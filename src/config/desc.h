@@ -54,6 +54,7 @@ enum mars_desc_flags {
     MARS_DESC_PER_WORKER = 1u << 1, /* sources: one instance on every worker, sharing work */
     MARS_DESC_DATA_DIR = 1u << 2,   /* keeps state in data_dir (which mars then locks) */
     MARS_DESC_LAG_BYTES = 1u << 3,  /* sources: keep stats.lag_bytes (mars_source_lag_bytes) */
+    MARS_DESC_LOCAL_LOGS = 1u << 4, /* sources: logs of this machine (their events get `host`) */
 };
 
 struct mars_source_ops {
@@ -96,6 +97,9 @@ struct mars_sink_ops {
 struct mars_component_desc {
     const char *name;
     const char *description;
+    /* Optional: what the reference says after the options (the fields a parser produces,
+     * say), as markdown paragraphs; `mars describe TYPE` prints it too. */
+    const char *notes;
     enum mars_kind kind;
     unsigned produces; /* sources, transforms: MARS_DATA_* */
     unsigned accepts;  /* transforms, sinks: MARS_DATA_* */

@@ -1,7 +1,9 @@
 /*
  * describe.c - `mars describe`: the component types and their options, printed from the
  * schemas. With --markdown it prints the whole reference, which is committed as
- * docs/reference.md (a test fails when the two differ), so the docs cannot drift.
+ * docs/reference.md (a test fails when the two differ), so the docs cannot drift. With --man
+ * it prints the same tables, with the command line's own --help text, as the man page
+ * mars(1), which the build generates and `cmake --install` installs.
  *
  * Thread: the CLI's.
  */
@@ -15,6 +17,7 @@
 #include "config/registry.h"
 
 int mars_describe(FILE *f, const char *type, bool markdown);
+int mars_describe_man(FILE *f, const char *usage, const char *date);
 
 static const char *data_types(unsigned t)
 {
@@ -42,6 +45,8 @@ static void describe_type(FILE *f, const struct mars_component_desc *d, bool md)
         mars_schema_describe(d->options, NULL, fmt, f);
     else
         fprintf(f, "%s\n", md ? "No options of its own." : "  (no options of its own)");
+    if (d->notes)
+        fprintf(f, "\n%s\n", d->notes);
     if (d->kind != MARS_KIND_SOURCE && !md) {
         fprintf(f, "\nOptions every %s has:\n", mars_kind_name(d->kind));
         mars_schema_describe(d->kind == MARS_KIND_SINK ? mars_sink_common_options
@@ -118,4 +123,147 @@ int mars_describe(FILE *f, const char *type, bool markdown)
         return -ENOENT;
     }
     return 0;
+}
+
+/* A roff section title, then `text` as roff paragraphs: lines are kept (.nf) since the
+ * usage text is laid out by hand. */
+static void man_verbatim(FILE *f, const char *text)
+{
+    fputs(".nf\n", f);
+    for (const char *p = text; *p; p++) {
+        bool bol = p == text || p[-1] == '\n';
+        if (bol && (*p == '.' || *p == '\''))
+            fputs("\\&", f);
+        if (*p == '\\')
+            fputs("\\e", f);
+        else if (*p == '-')
+            fputs("\\-", f);
+        else
+            fputc(*p, f);
+    }
+    fputs(".fi\n", f);
+}
+
+/* n bytes of Markdown-ish text as roff: escapes, no backticks, no line may start a request */
+static void roff_text(FILE *f, const char *s, size_t n)
+{
+    while (n && *s == ' ')
+        s++, n--;
+    if (n && (*s == '.' || *s == '\''))
+        fputs("\\&", f);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\')
+            fputs("\\e", f);
+        else if (s[i] == '-')
+            fputs("\\-", f);
+        else if (s[i] != '`')
+            fputc(s[i], f);
+    }
+}
+
+/* A descriptor's notes (Markdown: paragraphs and tables) as roff: each table row after
+ * the header becomes a tagged paragraph, its first cell the tag in italics (options are
+ * the bold tags). */
+static void man_notes(FILE *f, const char *notes)
+{
+    bool header = true;
+    fputs(".PP\n", f);
+    for (const char *line = notes; *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        if (n == 0) {
+            fputs(".PP\n", f);
+            header = true;
+        } else if (line[0] != '|') {
+            roff_text(f, line, n);
+            fputs("\n", f);
+        } else if (strncmp(line, "| ---", 5) == 0 || header) {
+            header = false; /* the column names and the separator */
+        } else {
+            const char *end = line + n, *cell = line + 1,
+                       *bar = memchr(cell, '|', (size_t)(end - cell));
+            fputs(".TP\n.I ", f);
+            roff_text(f, cell, bar ? (size_t)(bar - cell) : (size_t)(end - cell));
+            fputs("\n", f);
+            for (cell = bar ? bar + 1 : end; cell < end; cell = bar ? bar + 1 : end) {
+                bar = memchr(cell, '|', (size_t)(end - cell));
+                roff_text(f, cell, bar ? (size_t)(bar - cell) : (size_t)(end - cell));
+            }
+            fputs("\n", f);
+        }
+        line += n + (nl ? 1 : 0);
+    }
+}
+
+static void man_components(FILE *f)
+{
+    for (int k = MARS_KIND_SOURCE; k <= MARS_KIND_SINK; k++) {
+        fprintf(f, ".SH %s\n",
+                k == MARS_KIND_SOURCE      ? "SOURCES"
+                : k == MARS_KIND_TRANSFORM ? "TRANSFORMS"
+                                           : "SINKS");
+        for (size_t i = 0; i < mars_registry_count(); i++) {
+            const struct mars_component_desc *d = mars_registry_at(i);
+            if (d->kind != (enum mars_kind)k || (d->flags & MARS_DESC_TEST_ONLY))
+                continue;
+            fprintf(f, ".SS %s\n", d->name);
+            fprintf(f, "%s\n", d->description);
+            if (d->kind != MARS_KIND_SOURCE)
+                fprintf(f, "Takes %s events.\n", data_types(d->accepts));
+            if (d->kind != MARS_KIND_SINK)
+                fprintf(f, "Produces %s events.\n",
+                        (d->produces & MARS_DATA_SAME) ? "the same type as its inputs"
+                                                       : data_types(d->produces));
+            if (d->options[0].name)
+                mars_schema_describe(d->options, NULL, MARS_DESCRIBE_MAN, f);
+            else
+                fputs(".PP\nNo options of its own.\n", f);
+            if (d->notes)
+                man_notes(f, d->notes);
+        }
+    }
+}
+
+int mars_describe_man(FILE *f, const char *usage, const char *date)
+{
+    fprintf(f,
+            ".\\\" Generated by `mars describe --man` from the option schemas; do not edit.\n"
+            ".TH MARS 1 \"%.10s\" \"mars %s\" \"User Commands\"\n"
+            ".SH NAME\nmars \\- log and metric pipeline agent for Kubernetes nodes\n"
+            ".SH SYNOPSIS\n",
+            date, MARS_VERSION);
+    man_verbatim(f, usage);
+    fputs(".SH DESCRIPTION\n"
+          "mars reads logs and metrics from sources, passes them through transforms and\n"
+          "delivers them to sinks, as described by a YAML configuration file (default\n"
+          ".IR /etc/mars/mars.yaml ).\n"
+          "A component is declared under\n.BR sources ,\n.B transforms\nor\n.B sinks\n"
+          "with an id, a\n.B type\nand its options; transforms and sinks name what they read\n"
+          "in\n.BR inputs .\n"
+          ".PP\n"
+          "Sizes take a unit (B, KB, MB, GB, KiB, MiB, GiB, TiB) and durations one of ns, us,\n"
+          "ms, s, m, h, d (compounds such as 1m30s work).\n"
+          ".B ${VAR}\nand\n.B ${VAR:\\-default}\n"
+          "are replaced from the environment in every value. A secret option\n.I x\n"
+          "can be read from a file with\n.BR x_file .\n"
+          ".SH PROCESS OPTIONS\n",
+          f);
+    mars_schema_describe(mars_top_options, NULL, MARS_DESCRIBE_MAN, f);
+    fputs(".SH OPTIONS EVERY TRANSFORM HAS\n", f);
+    mars_schema_describe(mars_transform_common_options, NULL, MARS_DESCRIBE_MAN, f);
+    fputs(".SH OPTIONS EVERY SINK HAS\n", f);
+    mars_schema_describe(mars_sink_common_options, NULL, MARS_DESCRIBE_MAN, f);
+    man_components(f);
+    fputs(".SH FILES\n"
+          ".TP\n.I /etc/mars/mars.yaml\nthe configuration file\n"
+          ".TP\n.I /var/lib/mars\n"
+          "data_dir of the packaged systemd unit: checkpoints and the lock file\n"
+          ".SH ENVIRONMENT\n"
+          ".TP\n.B MARS_API_ADDRESS\noverrides api.address\n"
+          ".TP\n.B MARS_IO_BACKEND\noverrides runtime.io_backend (auto, io_uring, libevent)\n"
+          ".SH SEE ALSO\n"
+          "The documentation in /usr/share/doc/mars and the project's docs/ folder:\n"
+          "architecture.md, reference.md, sources.md, transforms.md, sinks.md.\n",
+          f);
+    return ferror(f) ? -EIO : 0;
 }

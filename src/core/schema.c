@@ -420,7 +420,9 @@ static void free_strmap(struct mars_strmap *m)
     }
     free(m->keys);
     free(m->vals);
+    free(m->style);
     m->keys = m->vals = NULL;
+    m->style = NULL;
     m->n = 0;
 }
 
@@ -480,10 +482,13 @@ static void set_map(struct apply_ctx *c, const struct mars_cfg_node *v, struct m
         return;
     m->keys = calloc(v->n, sizeof(*m->keys));
     m->vals = calloc(v->n, sizeof(*m->vals));
-    if (!m->keys || !m->vals) {
+    m->style = calloc(v->n, sizeof(*m->style));
+    if (!m->keys || !m->vals || !m->style) {
         free(m->keys);
         free(m->vals);
+        free(m->style);
         m->keys = m->vals = NULL;
+        m->style = NULL;
         opt_error(c, v, "out of memory");
         return;
     }
@@ -497,6 +502,9 @@ static void set_map(struct apply_ctx *c, const struct mars_cfg_node *v, struct m
             continue;
         store_string(c, v->keys[i], &m->keys[i], v->keys[i]->str);
         store_string(c, val, &m->vals[i], s);
+        m->style[i] = val->kind == MARS_CFG_NULL ? MARS_STRMAP_NULL
+                      : val->quoted              ? MARS_STRMAP_QUOTED
+                                                 : MARS_STRMAP_PLAIN;
     }
 }
 

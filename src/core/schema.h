@@ -68,9 +68,18 @@ struct mars_strlist {
     size_t n;
 };
 
+/* How a map value was written, for options whose values keep their YAML type (modify's
+ * set: 42 is a number, "42" a string). */
+enum mars_strmap_style {
+    MARS_STRMAP_PLAIN,  /* an unquoted scalar */
+    MARS_STRMAP_QUOTED, /* a quoted scalar: always a string */
+    MARS_STRMAP_NULL,   /* no value, ~ or null (vals[i] is "") */
+};
+
 struct mars_strmap {
     char **keys;
     char **vals;
+    unsigned char *style; /* enum mars_strmap_style per entry */
     size_t n;
 };
 
@@ -104,7 +113,8 @@ int mars_schema_apply(const struct mars_opt *schema, const struct mars_cfg_node 
 /* Frees what apply allocated in `out` and zeroes those fields. */
 void mars_schema_fini(const struct mars_opt *schema, void *out);
 
-enum mars_describe_format { MARS_DESCRIBE_TEXT, MARS_DESCRIBE_MARKDOWN };
+/* MAN: roff for a man page, one .TP paragraph per option (escaped for roff). */
+enum mars_describe_format { MARS_DESCRIBE_TEXT, MARS_DESCRIBE_MARKDOWN, MARS_DESCRIBE_MAN };
 /* Prints the table: name, type, default, required flag, choices, description; nested
  * sections as dotted names ("buffer.max_events"). `prefix` is prepended to names (or NULL). */
 void mars_schema_describe(const struct mars_opt *schema, const char *prefix,

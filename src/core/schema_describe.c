@@ -1,7 +1,7 @@
 /*
  * schema_describe.c - `mars describe`: the option reference generated from schema tables,
- * as an aligned text table or a Markdown table (docs/ is generated from the latter and
- * diffed in a test, so the output must stay deterministic).
+ * as an aligned text table, a Markdown table (docs/ is generated from it and diffed in a
+ * test, so the output must stay deterministic) or roff paragraphs for the man page.
  *
  * How it works: the rows are collected first (one per option; nested sections as dotted
  * names, items of section lists as "name[].sub", and an extra "x_file" row for every
@@ -228,6 +228,45 @@ static void print_markdown(const struct desc_rows *rows, FILE *f)
     }
 }
 
+/* roff text: backslashes as \e, line breaks as a visible \n, and a '.' or '\'' that would
+ * start a line (a request) kept as text with \&. */
+static void put_roff(const char *s, FILE *f)
+{
+    if (*s == '.' || *s == '\'')
+        fputs("\\&", f);
+    for (; *s; s++) {
+        if (*s == '\\')
+            fputs("\\e", f);
+        else if (*s == '\n')
+            fputs("\\en", f);
+        else if (*s == '-')
+            fputs("\\-", f);
+        else
+            fputc(*s == '\r' || *s == '\t' ? ' ' : *s, f);
+    }
+}
+
+static void print_man(const struct desc_rows *rows, FILE *f)
+{
+    for (size_t i = 0; i < rows->n; i++) {
+        const struct desc_row *r = &rows->v[i];
+        fputs(".TP\n.B ", f);
+        put_roff(r->name, f);
+        fputs("\n", f);
+        put_roff(r->type, f);
+        if (strcmp(r->def, "-") != 0) {
+            fputs(r->def_literal ? ", default \\fB" : ", ", f);
+            put_roff(r->def, f);
+            fputs(r->def_literal ? "\\fR" : "", f);
+        }
+        if (*r->desc) {
+            fputs(".\n", f);
+            put_roff(r->desc, f);
+        }
+        fputs("\n", f);
+    }
+}
+
 void mars_schema_describe(const struct mars_opt *schema, const char *prefix,
                           enum mars_describe_format fmt, FILE *f)
 {
@@ -236,6 +275,8 @@ void mars_schema_describe(const struct mars_opt *schema, const char *prefix,
     collect_rows(&rows, schema, prefix);
     if (fmt == MARS_DESCRIBE_MARKDOWN)
         print_markdown(&rows, f);
+    else if (fmt == MARS_DESCRIBE_MAN)
+        print_man(&rows, f);
     else
         print_text(&rows, f);
     for (size_t i = 0; i < rows.n; i++) {

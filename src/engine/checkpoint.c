@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ struct mars_ckpt {
     pthread_cond_t wake;
     bool stop, has_writer;
     int64_t interval_ns;
+    atomic_uint_fast64_t write_errors; /* failed flushes, read by the metrics collector */
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -298,9 +300,11 @@ int mars_ckpt_flush(struct mars_ckpt *c)
     if (fd >= 0 && fdatasync(fd) != 0) /* fd stays valid: only a flush replaces it */
         rc = -errno;
     pthread_mutex_unlock(&c->flush_lock);
-    if (rc)
+    if (rc) {
+        atomic_fetch_add_explicit(&c->write_errors, 1, memory_order_relaxed);
         MARS_LOG_RL(MARS_LOG_ERROR, c->id, "cannot write checkpoints to %s: %s", c->file,
                     strerror(-rc));
+    }
     return rc;
 }
 
@@ -514,6 +518,14 @@ size_t mars_ckpt_count(struct mars_ckpt *c)
     size_t n = c->n;
     pthread_mutex_unlock(&c->lock);
     return n;
+}
+
+void mars_ckpt_visit_errors(void (*fn)(void *arg, const char *id, uint64_t write_errors), void *arg)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (struct mars_ckpt *c = registry; c; c = c->next)
+        fn(arg, c->id, (uint64_t)atomic_load_explicit(&c->write_errors, memory_order_relaxed));
+    pthread_mutex_unlock(&registry_lock);
 }
 
 int mars_data_dir_lock(const char *data_dir)

@@ -54,6 +54,11 @@ void mars_ckpt_remove(struct mars_ckpt *c, const struct mars_ckpt_key *key);
 /* Writes what changed and fdatasyncs. Returns 0 or a negative errno (logged). */
 int mars_ckpt_flush(struct mars_ckpt *c);
 size_t mars_ckpt_count(struct mars_ckpt *c);
+/* Calls fn for every open store with its id (borrowed for the call) and how many flushes
+ * failed since it was opened (mars_checkpoint_write_errors_total). Any thread; fn runs
+ * under the registry lock and must not acquire or release a store. */
+void mars_ckpt_visit_errors(void (*fn)(void *arg, const char *id, uint64_t write_errors),
+                            void *arg);
 
 /* Takes data_dir/mars.lock (flock, exclusive), creating data_dir. Returns the lock fd
  * (keep it open for the life of the process) or a negative errno; -EWOULDBLOCK means

@@ -54,6 +54,8 @@ static const char *pick_backend_name(const struct mars_config *cfg,
     return names[cfg->top.runtime.io_backend];
 }
 
+static void register_reloads(struct mars_engine *e);
+
 struct mars_engine *mars_engine_create(const struct mars_config *cfg,
                                        const struct mars_engine_opts *opts)
 {
@@ -86,6 +88,15 @@ struct mars_engine *mars_engine_create(const struct mars_config *cfg,
             return NULL;
         }
     }
+    if (cfg->top.host.add) {
+        const char *name = cfg->top.host.name, *env = getenv("NODE_NAME");
+        if (name && name[0])
+            snprintf(e->host, sizeof(e->host), "%s", name);
+        else if (env && env[0])
+            snprintf(e->host, sizeof(e->host), "%s", env);
+        else if (gethostname(e->host, sizeof(e->host) - 1) != 0)
+            snprintf(e->host, sizeof(e->host), "localhost");
+    }
     e->nworkers = pick_workers(cfg, &e->opts);
     e->workers = calloc(e->nworkers, sizeof(*e->workers));
     if (!e->workers) {
@@ -113,6 +124,7 @@ struct mars_engine *mars_engine_create(const struct mars_config *cfg,
         mars_engine_destroy(e);
         return NULL;
     }
+    register_reloads(e);
     return e;
 }
 
@@ -408,10 +420,34 @@ unsigned mars_engine_workers(const struct mars_engine *e)
     return e->nworkers;
 }
 
+/* mars_config_reloads_total{result}; NULL without metrics. Both series exist from the
+ * start at 0, so an alert on an increase of "rejected" sees the first one. */
+static struct mars_mfamily *reloads_family(struct mars_engine *e)
+{
+    static const char *const labels[] = {"result", NULL};
+    struct mars_metrics *m = e->obs ? mars_obs_metrics(e->obs) : NULL;
+    return m ? mars_metrics_family(m,
+                                   &(struct mars_mfamily_desc){
+                                       .name = "mars_config_reloads_total",
+                                       .help = "Reloads asked for (SIGHUP, the API, Apollo), "
+                                               "by result: accepted or rejected (the "
+                                               "running pipeline kept).",
+                                       .type = MARS_MT_COUNTER,
+                                       .labels = labels})
+             : NULL;
+}
+
+static void register_reloads(struct mars_engine *e)
+{
+    struct mars_mfamily *f = reloads_family(e);
+    const char *ok[] = {"accepted", NULL}, *rejected[] = {"rejected", NULL};
+    mars_mseries_add(f ? mars_mfamily_series(f, ok) : NULL, MARS_METRICS_SHARED, 0);
+    mars_mseries_add(f ? mars_mfamily_series(f, rejected) : NULL, MARS_METRICS_SHARED, 0);
+}
+
 /* Records the outcome of a reload attempt (problems: borrowed, NULL when accepted). */
 static void note_reload(struct mars_engine *e, const char *problems)
 {
-    static const char *const labels[] = {"result", NULL};
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     pthread_mutex_lock(&e->reload_lock);
@@ -425,17 +461,7 @@ static void note_reload(struct mars_engine *e, const char *problems)
     free(st->problems);
     st->problems = problems ? strdup(problems) : NULL;
     pthread_mutex_unlock(&e->reload_lock);
-    struct mars_metrics *m = e->obs ? mars_obs_metrics(e->obs) : NULL;
-    struct mars_mfamily *f =
-        m ? mars_metrics_family(m,
-                                &(struct mars_mfamily_desc){
-                                    .name = "mars_config_reloads_total",
-                                    .help = "Reloads asked for (SIGHUP, the API, Apollo), by "
-                                            "result: accepted or rejected (the running "
-                                            "pipeline kept).",
-                                    .type = MARS_MT_COUNTER,
-                                    .labels = labels})
-          : NULL;
+    struct mars_mfamily *f = reloads_family(e);
     const char *v[] = {problems ? "rejected" : "accepted", NULL};
     mars_mseries_add(f ? mars_mfamily_series(f, v) : NULL, MARS_METRICS_SHARED, 1);
 }

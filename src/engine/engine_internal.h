@@ -123,8 +123,11 @@ struct mars_engine {
     int sigfd;
     atomic_bool stop_requested;
     struct mars_obs *obs; /* metrics, heartbeats, health (observe.c) */
-    bool hooked;          /* opts.on_running ran and on_stopping has not yet */
-    int lock_fd;          /* data_dir lock, when a component keeps state there */
+    /* the `host` of local log events (host.add); "" when off. Lives as long as the engine,
+     * which outlives every batch its sources made. */
+    char host[256];
+    bool hooked; /* opts.on_running ran and on_stopping has not yet */
+    int lock_fd; /* data_dir lock, when a component keeps state there */
     /* reload: a validated configuration waiting for this engine to stop (any thread sets
      * it under reload_lock; main.c takes it after mars_engine_run returns) */
     pthread_mutex_t reload_lock;

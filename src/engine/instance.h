@@ -180,9 +180,11 @@ void mars_transform_last_error(struct mars_transform *t, const char *fmt, ...)
 /* The engine's observability state, for the calls below. */
 struct mars_obs *mars_source_obs(const struct mars_source *s);
 struct mars_obs *mars_sink_obs(const struct mars_sink *s);
+struct mars_obs *mars_transform_obs(const struct mars_transform *t);
 /* Index of the metrics shard the instance's worker writes. */
 unsigned mars_source_shard(const struct mars_source *s);
 unsigned mars_sink_shard(const struct mars_sink *s);
+unsigned mars_transform_shard(const struct mars_transform *t);
 
 /* ---- engine-wide objects shared by a component's instances on several workers ---- */
 

@@ -308,6 +308,11 @@ struct mars_obs *mars_sink_obs(const struct mars_sink *s)
     return s->w->e->obs;
 }
 
+struct mars_obs *mars_transform_obs(const struct mars_transform *t)
+{
+    return t->w->e->obs;
+}
+
 unsigned mars_source_shard(const struct mars_source *s)
 {
     return s->w->id;
@@ -316,6 +321,11 @@ unsigned mars_source_shard(const struct mars_source *s)
 unsigned mars_sink_shard(const struct mars_sink *s)
 {
     return s->w->id;
+}
+
+unsigned mars_transform_shard(const struct mars_transform *t)
+{
+    return t->w->id;
 }
 
 /* ---- shared objects ---- */

@@ -7,7 +7,8 @@
  * Families: build info, workers, uptime and start time; per component received/sent
  * events and bytes, errors by bounded error_type and stage, discarded events by
  * intentional; per source acknowledged and not yet acknowledged events (and lag bytes for
- * sources that keep them); per sink buffer events and bytes and consecutive failures.
+ * sources that keep them); per sink buffer events, bytes and fill and consecutive
+ * failures; failed checkpoint writes per journal.
  * Labels: component_id, component_type, component_kind (bounded by the config).
  *
  * Thread: whoever collects or asks (the API server's thread, internal_metrics' worker).
@@ -21,6 +22,7 @@
 #include <event2/buffer.h>
 
 #include "core/admin.h"
+#include "engine/checkpoint.h"
 #include "engine/observe_internal.h"
 #include "config/registry.h"
 
@@ -250,6 +252,32 @@ static void collect_info(struct mars_mvisitor *v, struct mars_obs *o)
     v->value(v, &none, (double)(o->start_wall_ns / 1000000) / 1e3);
 }
 
+static void visit_ckpt(void *arg, const char *id, uint64_t write_errors)
+{
+    static const char *const ln[] = {"component_id"};
+    const char *lv[] = {id};
+    struct mars_mvisitor *v = arg;
+    v->value(v, &(struct mars_mlabels){ln, lv, 1}, (double)write_errors);
+}
+
+/* Per sink: the fullest of its per-worker buffers, 0..1 (what "near full" alerts watch:
+ * a sum over workers would hide one worker's full buffer). */
+static void collect_fill(struct mars_mvisitor *v, const struct mars_engine *e)
+{
+    static const char *const ln[] = {"component_id", "component_type", "component_kind"};
+    const char *lv[5];
+    visit_family(v, "mars_buffer_fill_ratio",
+                 "Fill of the fullest buffer in front of the sink (events or bytes, highest of "
+                 "its workers), 0 to 1.",
+                 MARS_MT_GAUGE);
+    for (uint32_t i = 0; i < e->cfg->n; i++) {
+        if (e->cfg->nodes[i].kind != MARS_KIND_SINK)
+            continue;
+        mars_obs_node_labels(&e->cfg->nodes[i], lv);
+        v->value(v, &(struct mars_mlabels){ln, lv, 3}, buffer_fill(e, i));
+    }
+}
+
 void mars_obs_collect(struct mars_mvisitor *v, void *arg)
 {
     struct mars_obs *o = arg;
@@ -317,4 +345,10 @@ void mars_obs_collect(struct mars_mvisitor *v, void *arg)
         v->value(v, &(struct mars_mlabels){dn, lv, 4}, (double)st[i].discarded_unintentional);
     }
     free(st);
+    collect_fill(v, e);
+    visit_family(v, "mars_checkpoint_write_errors_total",
+                 "Checkpoint journal flushes that failed (write or fdatasync), per journal; the "
+                 "source re-reads from the last good checkpoint after a restart.",
+                 MARS_MT_COUNTER);
+    mars_ckpt_visit_errors(visit_ckpt, v);
 }

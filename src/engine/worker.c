@@ -347,6 +347,11 @@ struct mars_batch *mars_source_batch(struct mars_source *s, uint32_t cap)
 
 void mars_source_emit(struct mars_source *s, struct mars_batch *b)
 {
+    const char *host = s->w->e->host;
+    if (host[0] && (s->node->desc->flags & MARS_DESC_LOCAL_LOGS))
+        for (uint32_t i = 0; i < b->n; i++)
+            if (b->ev[i].kind == MARS_EVENT_LOG)
+                b->ev[i].host = host;
     mars_stat_add(&s->stats->received_events, b->n);
     mars_stat_add(&s->stats->received_bytes, b->bytes);
     mars_stat_add(&s->stats->sent_events, b->n);

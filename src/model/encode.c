@@ -128,9 +128,10 @@ static int put_metric(struct mars_encoder *e, const struct mars_metric *m)
 }
 
 static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint32_t obj, bool root,
-                       bool comma, const struct mars_json_opts *o);
+                       bool comma, const struct mars_json_opts *o, bool dedot);
 
-static int put_field_value(struct mars_encoder *e, const struct mars_fields *f, uint32_t i)
+static int put_field_value(struct mars_encoder *e, const struct mars_fields *f, uint32_t i,
+                           const struct mars_json_opts *o, bool dedot)
 {
     const struct mars_field *v = &f->v[i];
     int rc;
@@ -145,7 +146,7 @@ static int put_field_value(struct mars_encoder *e, const struct mars_fields *f, 
         if (v->flags & MARS_FF_RAW)
             return out_put(e, v->value, v->value_len);
         rc = out_put(e, "{", 1);
-        rc = rc ? rc : put_members(e, f, i, false, false, NULL);
+        rc = rc ? rc : put_members(e, f, i, false, false, o, dedot);
         return rc ? rc : out_put(e, "}", 1);
     default: /* numbers, literals and arrays are valid JSON text */
         return out_put(e, v->value, v->value_len);
@@ -155,6 +156,28 @@ static int put_field_value(struct mars_encoder *e, const struct mars_fields *f, 
 static bool is_key(const struct mars_field *v, const char *k, uint32_t n)
 {
     return v->key_len == n && memcmp(v->key, k, n) == 0;
+}
+
+static bool dedotted(const struct mars_json_opts *o, uint32_t i)
+{
+    for (uint32_t k = 0; o && k < o->ndedot; k++)
+        if (o->dedot[k] == i)
+            return true;
+    return false;
+}
+
+/* A key with '.' written as '_' (keys longer than the stack copy go through the heap). */
+static int put_dedot_key(struct mars_encoder *e, const char *k, uint32_t n)
+{
+    char buf[256], *d = n <= sizeof(buf) ? buf : malloc(n);
+    if (!d)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        d[i] = k[i] == '.' ? '_' : k[i];
+    int rc = mars_encode_json_string(e, d, n);
+    if (d != buf)
+        free(d);
+    return rc;
 }
 
 static bool skipped(const struct mars_json_opts *o, uint32_t i)
@@ -168,7 +191,7 @@ static bool skipped(const struct mars_json_opts *o, uint32_t i)
 /* Members of object obj. At the root, timestamp and message (and o's timestamp key) were
  * written already; entries listed in o->skip are left out at any depth. */
 static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint32_t obj, bool root,
-                       bool comma, const struct mars_json_opts *o)
+                       bool comma, const struct mars_json_opts *o, bool dedot)
 {
     int rc = 0;
     for (uint32_t i = f->v[obj].first; rc == 0 && i != MARS_FIELD_NIL; i = f->v[i].next) {
@@ -181,9 +204,12 @@ static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint
         if (comma)
             rc = out_put(e, ",", 1);
         comma = true;
-        rc = rc ? rc : mars_encode_json_string(e, v->key, v->key_len);
+        rc = rc ? rc
+             : dedot && memchr(v->key, '.', v->key_len)
+                 ? put_dedot_key(e, v->key, v->key_len)
+                 : mars_encode_json_string(e, v->key, v->key_len);
         rc = rc ? rc : out_put(e, ":", 1);
-        rc = rc ? rc : put_field_value(e, f, i);
+        rc = rc ? rc : put_field_value(e, f, i, o, dedot || (o && o->ndedot && dedotted(o, i)));
     }
     return rc;
 }
@@ -213,7 +239,7 @@ int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event 
     rc = rc ? rc : mars_encode_json_string(e, ts_key, ts_len);
     rc = rc ? rc : out_put(e, ":", 1);
     if (ts != MARS_FIELD_NIL)
-        rc = rc ? rc : put_field_value(e, f, ts);
+        rc = rc ? rc : put_field_value(e, f, ts, o, false);
     else
         rc = rc ? rc : put_timestamp(e, ev->ts_ns);
     if (ev->kind == MARS_EVENT_METRIC && ev->metric) {
@@ -224,7 +250,7 @@ int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event 
         /* removed by the caller: neither the field nor the raw line */
     } else if (msg != MARS_FIELD_NIL) {
         rc = rc ? rc : out_put(e, ",\"message\":", 11);
-        rc = rc ? rc : put_field_value(e, f, msg);
+        rc = rc ? rc : put_field_value(e, f, msg, o, false);
     } else if (!(ev->flags & MARS_EVF_NO_MESSAGE) && !(o && o->no_message)) {
         rc = rc ? rc : out_put(e, ",\"message\":", 11);
         rc = rc ? rc : mars_encode_json_string(e, ev->msg.ptr, ev->msg.len);
@@ -233,8 +259,12 @@ int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event 
         rc = rc ? rc : out_put(e, ",\"file\":", 8);
         rc = rc ? rc : mars_encode_json_string(e, ev->file, strlen(ev->file));
     }
+    if (ev->host && (!f || mars_fields_member(f, 0, "host", 4) == MARS_FIELD_NIL)) {
+        rc = rc ? rc : out_put(e, ",\"host\":", 8);
+        rc = rc ? rc : mars_encode_json_string(e, ev->host, strlen(ev->host));
+    }
     if (f)
-        rc = rc ? rc : put_members(e, f, 0, true, true, o);
+        rc = rc ? rc : put_members(e, f, 0, true, true, o, false);
     return rc ? rc : out_put(e, "}", 1);
 }
 

@@ -54,6 +54,10 @@ struct mars_json_opts {
     const uint32_t *skip; /* field entries (indices into ev->fields->v) to leave out */
     uint32_t nskip;
     bool no_message; /* leave out the raw line when no message field exists */
+    /* objects (entries) whose member keys, and those of the objects inside them, are
+     * written with '.' replaced by '_' (Elasticsearch reads dots as nesting) */
+    const uint32_t *dedot;
+    uint32_t ndedot;
 };
 /* mars_encode_json_event with choices (o may be NULL). Returns 0 or -ENOMEM. */
 int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event *ev,

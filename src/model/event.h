@@ -77,6 +77,11 @@ struct mars_event {
     /* Path of the file the line was read from (file sources), NUL-terminated, in the batch
      * arena; NULL otherwise. Read as the field `file`. */
     const char *file;
+    /* Name of the machine whose log this is (sources that read this machine's logs, when
+     * host.add is on; the sender's for events received over the mars protocol),
+     * NUL-terminated and living as long as the batch; NULL otherwise. Read as the field
+     * `host` unless a root member of that name exists. */
+    const char *host;
 };
 
 #endif

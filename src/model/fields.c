@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/arena.h"
 #include "core/grow.h"
 
 #include "model/json.h"
@@ -276,6 +277,12 @@ static bool synthesized(const struct mars_event *ev, const struct mars_path_seg 
         out->kind = MARS_FIELD_STRING;
         out->ptr = ev->file;
         out->len = (uint32_t)strlen(ev->file);
+        return true;
+    }
+    if (s->len == 4 && memcmp(s->name, "host", 4) == 0 && ev->host) {
+        out->kind = MARS_FIELD_STRING;
+        out->ptr = ev->host;
+        out->len = (uint32_t)strlen(ev->host);
         return true;
     }
     if (s->len == 9 && memcmp(s->name, "timestamp", 9) == 0) {
@@ -564,10 +571,15 @@ int mars_fields_remove(struct mars_batch *b, struct mars_event *ev, const struct
         return -EINVAL;
     if (!mars_fields_get(ev, p, &v))
         return -ENOENT;
-    if (v.idx == MARS_FIELD_NIL) { /* message itself (timestamp cannot be removed) */
-        if (!mars_path_is(p, "message"))
+    if (v.idx == MARS_FIELD_NIL) { /* the event's own (timestamp cannot be removed) */
+        if (mars_path_is(p, "file"))
+            ev->file = NULL;
+        else if (mars_path_is(p, "host"))
+            ev->host = NULL;
+        else if (mars_path_is(p, "message"))
+            ev->flags |= MARS_EVF_NO_MESSAGE;
+        else
             return -ENOENT;
-        ev->flags |= MARS_EVF_NO_MESSAGE;
         return 0;
     }
     struct mars_fields *f = mars_fields_writable(b, ev, 0, &err);
@@ -685,4 +697,64 @@ int mars_fields_move(struct mars_batch *b, struct mars_event *ev, const struct m
     if (from->special == MARS_PATH_MESSAGE)
         ev->flags |= MARS_EVF_NO_MESSAGE;
     return 0;
+}
+
+/* ---- dedot ---- */
+
+static bool has_dotted_key(const struct mars_fields *f, uint32_t obj)
+{
+    for (uint32_t m = f->v[obj].first; m != MARS_FIELD_NIL; m = f->v[m].next) {
+        if (memchr(f->v[m].key, '.', f->v[m].key_len))
+            return true;
+        if (f->v[m].kind == MARS_FIELD_OBJECT && has_dotted_key(f, m))
+            return true;
+    }
+    return false;
+}
+
+static int dedot_object(struct mars_fields *f, uint32_t obj, struct mars_arena *a)
+{
+    int changed = 0;
+    for (uint32_t m = f->v[obj].first; m != MARS_FIELD_NIL; m = f->v[m].next) {
+        if (memchr(f->v[m].key, '.', f->v[m].key_len)) {
+            char *k = mars_arena_strndup(a, f->v[m].key, f->v[m].key_len);
+            if (!k)
+                return -ENOMEM;
+            for (uint32_t i = 0; i < f->v[m].key_len; i++)
+                k[i] = k[i] == '.' ? '_' : k[i];
+            f->v[m].key = k;
+            changed++;
+        }
+        if (f->v[m].kind == MARS_FIELD_OBJECT) {
+            int rc = dedot_object(f, m, a);
+            if (rc < 0)
+                return rc;
+            changed += rc;
+        }
+    }
+    return changed;
+}
+
+int mars_fields_dedot(struct mars_batch *b, struct mars_event *ev, const struct mars_path *p)
+{
+    struct mars_value v;
+    uint32_t obj = 0;
+    int err = 0;
+    if (!ev->fields)
+        return p->n ? -ENOENT : 0;
+    if (p->n) {
+        if (!mars_fields_get(ev, p, &v))
+            return -ENOENT;
+        if (v.kind != MARS_FIELD_OBJECT || v.idx == MARS_FIELD_NIL)
+            return -EINVAL;
+        if (v.flags & MARS_FF_RAW)
+            return 0; /* an object kept as its JSON text has no members to rename */
+        obj = v.idx;
+    }
+    if (!has_dotted_key(ev->fields, obj))
+        return 0; /* nothing to change: no copy on write */
+    struct mars_fields *f = mars_fields_writable(b, ev, 0, &err);
+    if (!f)
+        return err;
+    return dedot_object(f, obj, &b->arena); /* indices survive the copy on write */
 }

@@ -154,6 +154,12 @@ int mars_fields_remove(struct mars_batch *b, struct mars_event *ev, const struct
  * Returns 0, -ENOENT when from does not exist, or as mars_fields_set. */
 int mars_fields_move(struct mars_batch *b, struct mars_event *ev, const struct mars_path *from,
                      const struct mars_path *to, bool copy);
+/* Replaces every '.' in the member keys of the object at p (the root for an empty path)
+ * and of the objects inside it with '_' (app.kubernetes.io/name becomes
+ * app_kubernetes_io/name), so a store that reads dots as nesting (Elasticsearch) does not
+ * see `app` as both a value and an object. Returns the number of keys changed, -ENOENT,
+ * -EINVAL when p is not an object, -ENOMEM. */
+int mars_fields_dedot(struct mars_batch *b, struct mars_event *ev, const struct mars_path *p);
 /* Sets ev->msg (keeping b->bytes right and clearing MARS_EVF_NL_FOLLOWS, since the bytes
  * after the new slice are no longer a newline). */
 void mars_event_set_message(struct mars_batch *b, struct mars_event *ev, const char *ptr,

@@ -111,6 +111,19 @@ int mars_regex_match(struct mars_regex *r, const char *s, size_t n)
     return rc == PCRE2_ERROR_NOMATCH ? 0 : -E2BIG;
 }
 
+int mars_regex_find(struct mars_regex *r, const char *s, size_t n, size_t from, size_t *start,
+                    size_t *end)
+{
+    int rc = r->jit ? pcre2_jit_match(r->code, (PCRE2_SPTR)s, n, from, 0, r->md, NULL)
+                    : pcre2_match(r->code, (PCRE2_SPTR)s, n, from, 0, r->md, NULL);
+    if (rc < 0)
+        return rc == PCRE2_ERROR_NOMATCH ? 0 : -E2BIG;
+    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
+    *start = ov[0];
+    *end = ov[1] < ov[0] ? ov[0] : ov[1]; /* \K can end a match before its start */
+    return 1;
+}
+
 uint32_t mars_regex_names(const struct mars_regex *r)
 {
     return r->nnames;

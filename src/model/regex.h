@@ -25,6 +25,10 @@ struct mars_regex *mars_regex_compile(const char *pattern, size_t len, size_t *e
 void mars_regex_destroy(struct mars_regex *r);
 /* Matches s[0..n). Returns 1 on a match, 0 on none, -E2BIG when a match limit was hit. */
 int mars_regex_match(struct mars_regex *r, const char *s, size_t n);
+/* Finds the first match in s[0..n) at or after `from`: its span in *start, *end. Returns 1,
+ * 0 when there is none, -E2BIG when a match limit was hit. */
+int mars_regex_find(struct mars_regex *r, const char *s, size_t n, size_t from, size_t *start,
+                    size_t *end);
 /* Named groups of the pattern, in group-number order: count, and name of the i-th. */
 uint32_t mars_regex_names(const struct mars_regex *r);
 const char *mars_regex_name(const struct mars_regex *r, uint32_t i);

@@ -2,10 +2,11 @@
  * template.c - compile and render templates (see template.h).
  *
  * Compiling splits the text into parts: literal runs, which may contain strftime '%'
- * conversions (rendered with strftime on the event time), and field paths (fields.h),
- * compiled once. Rendering walks the parts into the caller's buffer; nothing is allocated
- * per event. A field renders as its text: strings decoded, numbers, booleans and null as
- * written, arrays and objects inside arrays as their JSON text, other objects as nothing.
+ * conversions (rendered with strftime on the event time), and expressions between {{ }}
+ * (field paths and functions, template_expr.c), compiled once. Rendering walks the parts
+ * into the caller's buffer; nothing is allocated per event. A field renders as its text:
+ * strings decoded, numbers, booleans and null as written, arrays and objects inside arrays
+ * as their JSON text, other objects as nothing.
  */
 #include "model/template.h"
 
@@ -18,15 +19,15 @@
 
 #include "core/grow.h"
 #include "model/fields.h"
-#include "model/json.h"
+#include "model/template_internal.h"
 
 enum part_kind { PART_TEXT, PART_FIELD };
 
 struct part {
     enum part_kind kind;
-    char *s; /* literal (strftime format when has_pct) or field name */
+    char *s; /* literal (strftime format when has_pct) or the expression's text */
     bool has_pct;
-    struct mars_path *path; /* PART_FIELD */
+    struct mars_texpr *x; /* PART_FIELD */
 };
 
 struct mars_template {
@@ -36,40 +37,27 @@ struct mars_template {
     unsigned flags;
 };
 
-static int add_part(struct mars_template *t, enum part_kind k, const char *s, size_t len)
+/* Adds a literal part, or (x non-NULL, taken over) an expression part. */
+static int add_part(struct mars_template *t, enum part_kind k, const char *s, size_t len,
+                    struct mars_texpr *x)
 {
-    if (mars_grow(&t->parts, &t->cap, t->n + 1, sizeof(*t->parts)))
+    if (mars_grow(&t->parts, &t->cap, t->n + 1, sizeof(*t->parts))) {
+        mars_texpr_destroy(x);
         return -ENOMEM;
+    }
     struct part *p = t->parts;
     p[t->n].kind = k;
     p[t->n].s = strndup(s, len);
-    if (!p[t->n].s)
+    p[t->n].x = x;
+    if (!p[t->n].s) {
+        mars_texpr_destroy(x);
         return -ENOMEM;
-    p[t->n].has_pct = k == PART_TEXT && memchr(s, '%', len) != NULL;
-    p[t->n].path = NULL;
-    if (k == PART_FIELD) {
-        size_t at;
-        const char *why;
-        p[t->n].path = mars_path_compile(s, len, &at, &why);
-        if (!p[t->n].path) {
-            free(p[t->n].s);
-            return -EINVAL;
-        }
     }
+    p[t->n].has_pct = k == PART_TEXT && memchr(s, '%', len) != NULL;
     t->has_time |= p[t->n].has_pct;
     t->has_field |= k == PART_FIELD;
     t->n++;
     return 0;
-}
-
-static bool field_name_ok(const char *s, size_t n)
-{
-    size_t at;
-    const char *why;
-    struct mars_path *p = n ? mars_path_compile(s, n, &at, &why) : NULL;
-    bool ok = p && p->n > 0;
-    mars_path_destroy(p);
-    return ok;
 }
 
 struct mars_template *mars_template_compile(const char *text, unsigned flags, char *err,
@@ -85,7 +73,7 @@ struct mars_template *mars_template_compile(const char *text, unsigned flags, ch
     while (*p) {
         const char *open = strstr(p, "{{");
         size_t lit = open ? (size_t)(open - p) : strlen(p);
-        if (lit && add_part(t, PART_TEXT, p, lit))
+        if (lit && add_part(t, PART_TEXT, p, lit, NULL))
             goto oom;
         if (!open)
             break;
@@ -99,12 +87,14 @@ struct mars_template *mars_template_compile(const char *text, unsigned flags, ch
             a++;
         while (b > a && b[-1] == ' ')
             b--;
-        if (!field_name_ok(a, (size_t)(b - a))) {
-            snprintf(err, errlen, "bad field name '%.*s' at offset %zu", (int)(close - open - 2),
-                     open + 2, (size_t)(open - text));
+        char why[200];
+        struct mars_texpr *x = mars_texpr_compile(a, (size_t)(b - a), why, sizeof(why));
+        if (!x) {
+            snprintf(err, errlen, "in '{{%.*s}}' at offset %zu: %s", (int)(close - open - 2),
+                     open + 2, (size_t)(open - text), why);
             goto fail;
         }
-        if (add_part(t, PART_FIELD, a, (size_t)(b - a)))
+        if (add_part(t, PART_FIELD, a, (size_t)(b - a), x))
             goto oom;
         p = close + 2;
     }
@@ -122,7 +112,7 @@ void mars_template_destroy(struct mars_template *t)
         return;
     for (size_t i = 0; i < t->n; i++) {
         free(t->parts[i].s);
-        mars_path_destroy(t->parts[i].path);
+        mars_texpr_destroy(t->parts[i].x);
     }
     free(t->parts);
     free(t);
@@ -138,44 +128,6 @@ bool mars_template_time_only(const struct mars_template *t)
     return !t->has_field;
 }
 
-static const char *hostname(void)
-{
-    static char host[256];
-    if (!host[0] && gethostname(host, sizeof(host) - 1) != 0)
-        strcpy(host, "localhost");
-    return host;
-}
-
-/* Appends the text of field p to out at *len. Event fields win over `host` (this
- * machine's name), which is only a fallback. Returns 0 or -ENAMETOOLONG. */
-static int field(const struct mars_event *ev, const struct part *p, char *out, size_t outlen,
-                 size_t *len)
-{
-    struct mars_value v;
-    const char *s = "";
-    size_t n = 0;
-    if (mars_fields_get(ev, p->path, &v)) {
-        if (v.kind == MARS_FIELD_OBJECT && !(v.flags & MARS_FF_RAW))
-            return 0;
-        s = v.ptr;
-        n = v.len;
-        if (v.flags & MARS_FF_ESCAPED) {
-            if (*len + n >= outlen)
-                return -ENAMETOOLONG; /* decoding never grows */
-            *len += mars_json_unescape(v.ptr, v.len, out + *len);
-            return 0;
-        }
-    } else if (mars_path_is(p->path, "host")) {
-        s = hostname();
-        n = strlen(s);
-    }
-    if (*len + n >= outlen)
-        return -ENAMETOOLONG;
-    memcpy(out + *len, s, n);
-    *len += n;
-    return 0;
-}
-
 static void make_path_safe(char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -186,6 +138,13 @@ static void make_path_safe(char *s, size_t n)
 int mars_template_render(const struct mars_template *t, const struct mars_event *ev, char *out,
                          size_t outlen)
 {
+    return mars_template_render_typed(t, ev, out, outlen, NULL);
+}
+
+int mars_template_render_typed(const struct mars_template *t, const struct mars_event *ev,
+                               char *out, size_t outlen, enum mars_field_kind *kind)
+{
+    int k = MARS_FIELD_STRING;
     size_t len = 0;
     struct tm tm;
     time_t sec = (time_t)(ev->ts_ns / 1000000000);
@@ -197,7 +156,7 @@ int mars_template_render(const struct mars_template *t, const struct mars_event 
         size_t n;
         if (p->kind == PART_FIELD) {
             size_t at = len;
-            if (field(ev, p, out, outlen, &len))
+            if (mars_texpr_eval(p->x, ev, out, outlen, &len, &k))
                 return -ENAMETOOLONG;
             if (t->flags & MARS_TEMPLATE_PATH)
                 make_path_safe(out + at, len - at);
@@ -214,6 +173,12 @@ int mars_template_render(const struct mars_template *t, const struct mars_event 
         }
         len += n;
     }
+    if (len >= outlen)
+        return -ENAMETOOLONG;
     out[len] = '\0';
+    if (kind) /* one expression alone keeps its kind; anything around it makes a string */
+        *kind = t->n == 1 && t->parts[0].kind == PART_FIELD && k != MARS_TEXPR_ABSENT
+                    ? (enum mars_field_kind)k
+                    : MARS_FIELD_STRING;
     return (int)len;
 }

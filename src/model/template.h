@@ -1,10 +1,13 @@
 /*
  * template.h - strings with per-event parts, compiled once at startup: strftime
- * conversions (%Y, %m, %d, %H, ...) taken from the event's timestamp in UTC, and field
- * references `{{ path }}` (any field path, fields.h). Used for file paths, modify's set,
- * sample and throttle keys, metric labels, and later index names and URLs. `host` is this
- * machine's hostname unless the event has a field of that name. A missing field renders as
- * empty.
+ * conversions (%Y, %m, %d, %H, ...) taken from the event's timestamp in UTC, and
+ * expressions `{{ ... }}`: a field path (fields.h) or a function of fields and literals
+ * such as {{ lower(level) }} or {{ div(status, 100) }}xx (template_internal.h lists them).
+ * Used for file paths, modify's set, sample and throttle keys, metric labels, index names
+ * and URLs. `host` is this machine's hostname unless the event has a field of that name. A
+ * missing field renders as empty.
+ *
+ * Thread: a compiled template belongs to one thread (its regexes keep match data).
  */
 #ifndef MARS_TEMPLATE_H
 #define MARS_TEMPLATE_H
@@ -13,6 +16,7 @@
 #include <stddef.h>
 
 #include "model/batch.h"
+#include "model/fields.h"
 
 struct mars_template;
 
@@ -33,5 +37,10 @@ bool mars_template_time_only(const struct mars_template *t);
 /* Renders for ev into out (NUL-terminated). Returns the length, or -ENAMETOOLONG. */
 int mars_template_render(const struct mars_template *t, const struct mars_event *ev, char *out,
                          size_t outlen);
+/* The same, and *kind tells what the text is: a template that is one expression alone
+ * ("{{ status }}", "{{ div(size, 1024) }}") keeps its value's kind (NUMBER, BOOL, NULL,
+ * ARRAY...); anything else, or a missing value, is a STRING. */
+int mars_template_render_typed(const struct mars_template *t, const struct mars_event *ev,
+                               char *out, size_t outlen, enum mars_field_kind *kind);
 
 #endif

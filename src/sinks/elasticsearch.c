@@ -77,6 +77,8 @@ struct elasticsearch_sink {
     bool hs_ready;
     struct mars_template *index_tpl;
     struct mars_path *id_path;
+    struct mars_path **dedot; /* conf->dedot.n paths */
+    uint32_t *dedot_idx;      /* per event: the entries of those that are objects */
     char **urls;
     size_t nurls, url;
     struct mars_json_opts jopts;
@@ -133,6 +135,13 @@ static int append_doc(struct elasticsearch_sink *es, struct elasticsearch_slot *
     int rc =
         mars_elasticsearch_put_action(&sl->enc, (enum mars_elasticsearch_action)es->conf->action,
                                       index, strlen(index), id, id_len);
+    es->jopts.ndedot = 0; /* the objects to dedot, as entries of this event */
+    for (size_t i = 0; ev->fields && i < es->conf->dedot.n; i++) {
+        struct mars_value v;
+        if (mars_fields_get(ev, es->dedot[i], &v) && v.kind == MARS_FIELD_OBJECT &&
+            v.idx != MARS_FIELD_NIL)
+            es->dedot_idx[es->jopts.ndedot++] = v.idx;
+    }
     rc = rc ? rc : mars_encode_json_event_opts(&sl->enc, ev, &es->jopts);
     return rc ? rc : mars_encoder_put(&sl->enc, "\n", 1);
 }
@@ -421,6 +430,10 @@ static void instance_destroy(struct elasticsearch_sink *es)
     free(es->urls);
     mars_template_destroy(es->index_tpl);
     mars_path_destroy(es->id_path);
+    for (size_t i = 0; es->dedot && i < es->conf->dedot.n; i++)
+        mars_path_destroy(es->dedot[i]);
+    free(es->dedot);
+    free(es->dedot_idx);
     free(es->scratch);
     free(es);
 }
@@ -459,6 +472,16 @@ static int elasticsearch_init(struct mars_sink *s)
     if (rc == 0 && conf->id_key &&
         !(es->id_path = mars_path_compile(conf->id_key, strlen(conf->id_key), &at, &why)))
         rc = -EINVAL;
+    if (rc == 0 && conf->dedot.n) {
+        es->dedot = calloc(conf->dedot.n, sizeof(*es->dedot));
+        es->dedot_idx = calloc(conf->dedot.n, sizeof(*es->dedot_idx));
+        rc = es->dedot && es->dedot_idx ? 0 : -ENOMEM;
+        for (size_t i = 0; rc == 0 && i < conf->dedot.n; i++)
+            if (!(es->dedot[i] =
+                      mars_path_compile(conf->dedot.v[i], strlen(conf->dedot.v[i]), &at, &why)))
+                rc = -EINVAL;
+        es->jopts.dedot = es->dedot_idx;
+    }
     if (rc == 0) {
         rc = mars_http_common_init(&es->hs, s, &conf->http, "application/x-ndjson");
         es->hs_ready = true; /* fini is safe after a failed init */

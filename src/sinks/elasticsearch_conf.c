@@ -47,6 +47,13 @@ const struct mars_opt mars_elasticsearch_options[] = {
      .def = "mars-%Y.%m.%d",
      .desc = "Index or data stream name; strftime parts use the event time in UTC and "
              "{{ field }} parts the event's fields (logs-{{ kubernetes.namespace }}-%Y.%m.%d)."},
+    {.name = "dedot",
+     .type = MARS_OPT_LIST,
+     .offset = OFF(dedot),
+     .def = "[kubernetes.labels, kubernetes.annotations]",
+     .desc = "Objects whose keys are sent with '.' replaced by '_' (at any depth below "
+             "them): pod labels app and app.kubernetes.io/name would otherwise clash in the "
+             "index mapping (a value and an object). [] sends keys as they are."},
     {.name = "id_key",
      .type = MARS_OPT_STRING,
      .offset = OFF(id_key),
@@ -104,6 +111,9 @@ int mars_elasticsearch_check(void *conf, const struct mars_cfg_node *node, struc
         rc = -EINVAL;
     }
     mars_template_destroy(t);
+    for (size_t i = 0; i < c->dedot.n; i++)
+        if (mars_check_path(c->dedot.v[i], mars_cfg_item_at(node, "dedot", i), "dedot", true, diag))
+            rc = -EINVAL;
     if (c->id_key) {
         size_t at;
         const char *why;

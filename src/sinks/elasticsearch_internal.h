@@ -31,6 +31,7 @@ struct mars_elasticsearch_conf {
     char *pipeline;
     char *timestamp_key;
     char *filter_path;
+    struct mars_strlist dedot;
     struct mars_http_common_conf http; /* tls, auth, headers, compression (none or gzip) */
 };
 extern const struct mars_opt mars_elasticsearch_options[];

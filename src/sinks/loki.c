@@ -211,9 +211,11 @@ static int put_labels(struct loki_sink *ls, const struct mars_event *ev, struct 
         const char *v;
         uint32_t len = 0;
         struct mars_value fv;
-        if (l->path) {
-            if (!mars_fields_get(ev, l->path, &fv) || fv.kind == MARS_FIELD_OBJECT ||
-                fv.kind == MARS_FIELD_NULL)
+        bool found = l->path && mars_fields_get(ev, l->path, &fv);
+        if (l->path && !found && !mars_path_is(l->path, "host"))
+            continue; /* (a missing host is this machine's name, as in every template) */
+        if (found) {
+            if (fv.kind == MARS_FIELD_OBJECT || fv.kind == MARS_FIELD_NULL)
                 continue;
             if (!(v = mars_value_text(&fv, &ls->scratch, &ls->scap, &len)))
                 return -ENOMEM;

@@ -211,6 +211,7 @@ const struct mars_component_desc mars_source_stdin = {
     .description = "Reads lines from standard input until it ends.",
     .kind = MARS_KIND_SOURCE,
     .produces = MARS_DATA_LOG,
+    .flags = MARS_DESC_LOCAL_LOGS,
     .options = stdin_options,
     .conf_size = sizeof(struct stdin_conf),
     .source = {.init = stdin_init,

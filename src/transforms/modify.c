@@ -2,9 +2,9 @@
  * modify.c - the `modify` transform: edits fields of log events.
  *
  * Operations run in this order on each event, each option's entries in file order:
- * rename, copy, set, coerce, lowercase, uppercase, truncate, remove. So `set` can build a
- * value from fields that `remove` then drops, and renamed fields are seen under their new
- * name by everything after.
+ * rename, copy, set, coerce, lowercase, uppercase, truncate, remove, dedot. So `set` can
+ * build a value from fields that `remove` then drops, and renamed fields are seen under
+ * their new name by everything after.
  *
  * Only changed bytes are written: a `set` value without template parts points at the
  * config text; rendered values, case changes, numbers written differently and truncations
@@ -40,7 +40,7 @@ struct modify_trunc_conf {
 
 struct modify_conf {
     struct mars_strmap rename, copy, set, coerce;
-    struct mars_strlist lowercase, uppercase, remove;
+    struct mars_strlist lowercase, uppercase, remove, dedot;
     struct mars_seclist truncate;
 };
 
@@ -78,8 +78,12 @@ static const struct mars_opt modify_options[] = {
     {.name = "set",
      .type = MARS_OPT_MAP,
      .offset = OFF(set),
-     .desc = "Fields to set to a string: {path: template}, e.g. {env: prod, route: \"{{ method "
-             "}} {{ path }}\"} (strftime % conversions use the event time; %% is a %)."},
+     .desc = "Fields to set: {path: value}. A value keeps its YAML type (replicas: 3 is a "
+             "number, ok: true a boolean, x: null a null, \"3\" a string); text is a template "
+             "(e.g. route: \"{{ method }} {{ path }}\", class: \"{{ div(status, 100) }}xx\", "
+             "strftime % conversions from the event time, %% is a %), and a template that is "
+             "one expression alone keeps its kind (bytes: \"{{ number(size) }}\" is a "
+             "number)."},
     {.name = "coerce",
      .type = MARS_OPT_MAP,
      .offset = OFF(coerce),
@@ -102,6 +106,12 @@ static const struct mars_opt modify_options[] = {
      .type = MARS_OPT_LIST,
      .offset = OFF(remove),
      .desc = "Fields to remove (removing message leaves it out of JSON output)."},
+    {.name = "dedot",
+     .type = MARS_OPT_LIST,
+     .offset = OFF(dedot),
+     .desc = "Objects whose keys (and their objects' keys) get '.' replaced by '_', run last: "
+             "[kubernetes.labels] turns app.kubernetes.io/name into app_kubernetes_io/name, "
+             "so Elasticsearch does not map `app` both as a value and as an object."},
     {.name = NULL},
 };
 
@@ -119,6 +129,7 @@ struct modify_set {
     struct mars_template *tpl;
     const char *literal; /* the value when the template is plain text (config-owned) */
     uint32_t lit_len;
+    enum mars_field_kind lit_kind; /* what an unquoted YAML literal is */
 };
 
 struct modify_coerce {
@@ -141,8 +152,8 @@ struct modify {
     size_t nset;
     struct modify_coerce *coerce;
     size_t ncoerce;
-    struct mars_path **lower, **upper, **remove;
-    size_t nlower, nupper, nremove;
+    struct mars_path **lower, **upper, **remove, **dedot;
+    size_t nlower, nupper, nremove, ndedot;
     struct modify_trunc *trunc;
     size_t ntrunc;
     char *scratch; /* decoded values (mars_value_text) */
@@ -206,10 +217,10 @@ static int check_moves(const struct mars_strmap *m, const char *opt,
 static int check_lists(const struct modify_conf *c, const struct mars_cfg_node *node,
                        struct mars_diag *diag)
 {
-    const struct mars_strlist *lists[] = {&c->lowercase, &c->uppercase, &c->remove};
-    static const char *const names[] = {"lowercase", "uppercase", "remove"};
+    const struct mars_strlist *lists[] = {&c->lowercase, &c->uppercase, &c->remove, &c->dedot};
+    static const char *const names[] = {"lowercase", "uppercase", "remove", "dedot"};
     int rc = 0;
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         for (size_t i = 0; i < lists[k]->n; i++)
             if (mars_check_path(lists[k]->v[i], mars_cfg_item_at(node, names[k], i), names[k], true,
                                 diag))
@@ -284,6 +295,22 @@ static int compile_list(const struct mars_strlist *l, struct mars_path ***out, s
     return 0;
 }
 
+/* The kind of an unquoted YAML value: true/false, a JSON number, or a string. */
+static enum mars_field_kind yaml_kind(const char *v, unsigned char style)
+{
+    size_t n = strlen(v);
+    if (style == MARS_STRMAP_NULL)
+        return MARS_FIELD_NULL;
+    if (style != MARS_STRMAP_PLAIN)
+        return MARS_FIELD_STRING;
+    if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
+        return MARS_FIELD_BOOL;
+    if (n && (v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) &&
+        mars_json_validate(v, n, 1, NULL) == MARS_JSON_OK)
+        return MARS_FIELD_NUMBER;
+    return MARS_FIELD_STRING;
+}
+
 static int compile_sets(const struct mars_strmap *m, struct modify *md)
 {
     char why[160];
@@ -299,7 +326,8 @@ static int compile_sets(const struct mars_strmap *m, struct modify *md)
             return -ENOMEM;
         }
         if (!mars_template_is_dynamic(s->tpl)) { /* the config text is the value */
-            s->literal = m->vals[md->nset];
+            s->lit_kind = yaml_kind(m->vals[md->nset], m->style[md->nset]);
+            s->literal = s->lit_kind == MARS_FIELD_NULL ? "null" : m->vals[md->nset];
             s->lit_len = (uint32_t)strlen(s->literal);
         }
     }
@@ -354,6 +382,8 @@ static void instance_destroy(struct modify *md)
         mars_path_destroy(md->upper[i]);
     for (size_t i = 0; i < md->nremove; i++)
         mars_path_destroy(md->remove[i]);
+    for (size_t i = 0; i < md->ndedot; i++)
+        mars_path_destroy(md->dedot[i]);
     free(md->rename);
     free(md->copy);
     free(md->set);
@@ -362,6 +392,7 @@ static void instance_destroy(struct modify *md)
     free(md->lower);
     free(md->upper);
     free(md->remove);
+    free(md->dedot);
     free(md->scratch);
     free(md);
 }
@@ -384,8 +415,9 @@ static void set_one(struct modify *md, struct mars_batch *b, struct mars_event *
 {
     const char *v = s->literal;
     uint32_t len = s->lit_len;
+    enum mars_field_kind kind = s->lit_kind;
     if (!v) {
-        int n = mars_template_render(s->tpl, ev, md->render, sizeof(md->render));
+        int n = mars_template_render_typed(s->tpl, ev, md->render, sizeof(md->render), &kind);
         char *d = n >= 0 ? mars_arena_strndup(&b->arena, md->render, (size_t)n) : NULL;
         if (!d) {
             count_error(md);
@@ -394,7 +426,7 @@ static void set_one(struct modify *md, struct mars_batch *b, struct mars_event *
         v = d;
         len = (uint32_t)n;
     }
-    done(md, mars_fields_set(b, ev, s->path, MARS_FIELD_STRING, v, len, 0));
+    done(md, mars_fields_set(b, ev, s->path, kind, v, len, 0));
 }
 
 /* ---- coerce ---- */
@@ -580,6 +612,10 @@ static void modify_event(struct modify *md, struct mars_batch *b, struct mars_ev
         truncate_one(md, b, ev, &md->trunc[i]);
     for (size_t i = 0; i < md->nremove; i++)
         done(md, mars_fields_remove(b, ev, md->remove[i]));
+    for (size_t i = 0; i < md->ndedot; i++) {
+        int rc = mars_fields_dedot(b, ev, md->dedot[i]);
+        done(md, rc > 0 ? 0 : rc);
+    }
 }
 
 /* ---- hooks ---- */
@@ -605,6 +641,7 @@ static int modify_init(struct mars_transform *t)
     rc = rc ? rc : compile_list(&c->lowercase, &md->lower, &md->nlower);
     rc = rc ? rc : compile_list(&c->uppercase, &md->upper, &md->nupper);
     rc = rc ? rc : compile_list(&c->remove, &md->remove, &md->nremove);
+    rc = rc ? rc : compile_list(&c->dedot, &md->dedot, &md->ndedot);
     rc = rc ? rc : compile_rest(c, md);
     if (rc) {
         instance_destroy(md);
@@ -630,8 +667,8 @@ static void modify_process(struct mars_transform *t, struct mars_batch *b)
 
 const struct mars_component_desc mars_transform_modify = {
     .name = "modify",
-    .description = "Edits fields: rename, copy, set from templates, coerce types, change "
-                   "case, truncate, remove.",
+    .description = "Edits fields: rename, copy, set typed values and templates (with "
+                   "functions), coerce types, change case, truncate, remove, dedot keys.",
     .kind = MARS_KIND_TRANSFORM,
     .produces = MARS_DATA_LOG,
     .accepts = MARS_DATA_LOG,

@@ -12,7 +12,16 @@
  *
  * A line that does not parse is counted (errors{error_type="parse"}), logged at a limited
  * rate, and then kept unchanged (on_error: keep), dropped (drop, also counted as discarded
- * on purpose), or kept with `error_field` set to the reason (tag).
+ * on purpose), or kept with `error_field` set to the reason (tag). on_error: pass is for
+ * streams where plain lines are expected among structured ones (JSON logs with start-up
+ * banners and panics): the line is kept as it is and only counted in
+ * mars_parse_unparsed_events_total, never logged.
+ *
+ * A timestamp.field that is missing or does not read is not a failed parse: the fields are
+ * kept, the event keeps the time it had (the read time), and the miss is counted in
+ * mars_parse_timestamp_misses_total{reason}. message_key names the parsed keys the
+ * message may come from (msg, log, @message, ...): the first one present with a string
+ * value becomes the event's message.
  *
  * Thread: each worker has its own instance (regexes and builders are per thread).
  */
@@ -22,12 +31,13 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "parse_internal.h"
 #include "component.h"
 #include "transforms_internal.h"
 
-enum on_error { ON_ERROR_KEEP, ON_ERROR_DROP, ON_ERROR_TAG };
-static const char *const on_error_names[] = {"keep", "drop", "tag", NULL};
+enum on_error { ON_ERROR_KEEP, ON_ERROR_DROP, ON_ERROR_TAG, ON_ERROR_PASS };
+static const char *const on_error_names[] = {"keep", "drop", "tag", "pass", NULL};
 
 struct parse_ts_conf {
     char *field;
@@ -46,6 +56,7 @@ struct parse_conf {
     char *field_delimiter;
     char *value_delimiter;
     int64_t max_depth;
+    struct mars_strlist message_key;
     struct parse_ts_conf timestamp;
 };
 
@@ -102,8 +113,11 @@ static const struct mars_opt parse_options[] = {
      .offset = OFF(on_error),
      .def = "keep",
      .choices = on_error_names,
-     .desc = "What happens to an event whose field does not parse (always counted as an "
-             "error): keep it unchanged, drop it, or tag it with error_field."},
+     .desc = "What happens to an event whose field does not parse: keep it unchanged, drop "
+             "it, or tag it with error_field (each counted as a parse error and logged at a "
+             "limited rate); pass keeps it unchanged, counted only in "
+             "mars_parse_unparsed_events_total and not logged (plain lines expected among "
+             "JSON ones)."},
     {.name = "error_field",
      .type = MARS_OPT_STRING,
      .offset = OFF(error_field),
@@ -130,6 +144,12 @@ static const struct mars_opt parse_options[] = {
      .min = 1,
      .max = 512,
      .desc = "format json and docker: deepest nesting of objects and arrays accepted."},
+    {.name = "message_key",
+     .type = MARS_OPT_LIST,
+     .offset = OFF(message_key),
+     .desc = "Parsed keys the message may be under, such as [msg, message, log, \"@message\"]: "
+             "the first present with a string value becomes the event's message (parsing at "
+             "the root only). Unset: a parsed `message` key, if any."},
     {.name = "timestamp",
      .type = MARS_OPT_SECTION,
      .offset = OFF(timestamp),
@@ -148,6 +168,12 @@ struct parse {
     bool field_is_message, root;
     bool *keep;
     size_t keep_cap;
+    /* message_key: names and lengths */
+    const char *const *mkey;
+    uint32_t *mkey_len;
+    size_t nmkey;
+    unsigned shard;
+    struct mars_mseries *unparsed, *ts_missing, *ts_invalid;
 };
 
 /* ---- config ---- */
@@ -201,6 +227,20 @@ static int parse_check(void *conf, const struct mars_cfg_node *node, struct mars
                       "field_delimiter and value_delimiter must not be empty");
         rc = -EINVAL;
     }
+    if (c->message_key.n && (c->target[0] || c->keep_original)) {
+        const struct mars_cfg_node *at = mars_cfg_at(node, "message_key", NULL);
+        mars_diag_add(diag, at->file, at->line, at->col,
+                      "option 'message_key' needs the parsed fields at the root (no target) "
+                      "and keep_original off: both decide what the message is");
+        rc = -EINVAL;
+    }
+    for (size_t i = 0; i < c->message_key.n; i++)
+        if (!c->message_key.v[i][0]) {
+            const struct mars_cfg_node *at = mars_cfg_item_at(node, "message_key", i);
+            mars_diag_add(diag, at->file, at->line, at->col,
+                          "option 'message_key': a key must not be empty");
+            rc = -EINVAL;
+        }
     return check_timestamp(c, node, diag) ? -EINVAL : rc;
 }
 
@@ -217,6 +257,7 @@ static void parse_destroy(struct mars_transform *t)
     mars_regex_destroy(p->ctx.re);
     mars_parse_ctx_fini(&p->ctx);
     free(p->keep);
+    free(p->mkey_len);
     free(p);
 }
 
@@ -235,6 +276,37 @@ static int parse_init(struct mars_transform *t)
         mars_transform_set_state(t, NULL);
     }
     return rc;
+}
+
+/* The outcomes that are not errors get families of their own (errors_total would make a
+ * JSON stream with a few plain lines look broken). */
+static void register_metrics(struct mars_transform *t, struct parse *p)
+{
+    static const char *const id_label[] = {"component_id", NULL};
+    static const char *const reason_labels[] = {"component_id", "reason", NULL};
+    struct mars_obs *obs = mars_transform_obs(t);
+    struct mars_metrics *m = obs ? mars_obs_metrics(obs) : NULL;
+    if (!m)
+        return;
+    const char *id = mars_transform_id(t);
+    p->shard = mars_transform_shard(t);
+    struct mars_mfamily *un = mars_metrics_family(
+        m, &(struct mars_mfamily_desc){
+               .name = "mars_parse_unparsed_events_total",
+               .help = "Events passed on unchanged because their field did not parse "
+                       "(on_error: pass).",
+               .type = MARS_MT_COUNTER,
+               .labels = id_label});
+    struct mars_mfamily *ts = mars_metrics_family(
+        m, &(struct mars_mfamily_desc){
+               .name = "mars_parse_timestamp_misses_total",
+               .help = "Parsed events whose timestamp.field was missing or did not read; they "
+                       "keep their read time.",
+               .type = MARS_MT_COUNTER,
+               .labels = reason_labels});
+    p->unparsed = un ? mars_mfamily_series(un, (const char *const[]){id}) : NULL;
+    p->ts_missing = ts ? mars_mfamily_series(ts, (const char *const[]){id, "missing"}) : NULL;
+    p->ts_invalid = ts ? mars_mfamily_series(ts, (const char *const[]){id, "invalid"}) : NULL;
 }
 
 static int parse_setup(struct mars_transform *t, struct parse *p)
@@ -263,6 +335,13 @@ static int parse_setup(struct mars_transform *t, struct parse *p)
     if (c->pattern &&
         !(p->ctx.re = mars_regex_compile(c->pattern, strlen(c->pattern), &at, why, sizeof(why))))
         return -EINVAL;
+    p->nmkey = c->message_key.n;
+    p->mkey = (const char *const *)c->message_key.v;
+    if (p->nmkey && !(p->mkey_len = calloc(p->nmkey, sizeof(*p->mkey_len))))
+        return -ENOMEM;
+    for (size_t i = 0; i < p->nmkey; i++)
+        p->mkey_len[i] = (uint32_t)strlen(p->mkey[i]);
+    register_metrics(t, p);
     return 0;
 }
 
@@ -302,25 +381,54 @@ static void builder_unlink(struct mars_fbuild *fb, uint32_t parent, uint32_t m)
 }
 
 /* timestamp.field: parse it into the event time; the root `timestamp` member itself is
- * dropped once it is the event time (it would shadow it in JSON output). */
-static int explicit_time(struct parse *p, struct mars_event *ev)
+ * dropped once it is the event time (it would shadow it in JSON output). A field that is
+ * missing or does not read leaves the event its time and every parsed field: counted, and
+ * logged at a limited rate when it is there but unreadable (a format mismatch is a
+ * configuration problem worth seeing; a missing field is routine). */
+static void explicit_time(struct parse *p, struct mars_event *ev)
 {
     struct mars_fbuild *fb = &p->ctx.fb;
     uint32_t parent = 0, m = builder_get(fb, p->ts_field, &parent);
     int64_t ns;
-    if (m == MARS_FIELD_NIL || fb->v[m].kind == MARS_FIELD_OBJECT ||
-        fb->v[m].kind == MARS_FIELD_ARRAY || (fb->v[m].flags & MARS_FF_ESCAPED)) {
-        p->ctx.why = "the timestamp field is missing";
-        return -EINVAL;
+    if (m == MARS_FIELD_NIL || fb->v[m].kind == MARS_FIELD_NULL) {
+        mars_mseries_add(p->ts_missing, p->shard, 1);
+        return;
     }
-    if (mars_timefmt_parse(p->ts_fmt, fb->v[m].value, fb->v[m].value_len, p->ctx.now_ns, &ns)) {
-        p->ctx.why = "the timestamp field does not match timestamp.format";
-        return -EINVAL;
+    if (fb->v[m].kind == MARS_FIELD_OBJECT || fb->v[m].kind == MARS_FIELD_ARRAY ||
+        (fb->v[m].flags & MARS_FF_ESCAPED) ||
+        mars_timefmt_parse(p->ts_fmt, fb->v[m].value, fb->v[m].value_len, p->ctx.now_ns, &ns)) {
+        mars_mseries_add(p->ts_invalid, p->shard, 1);
+        MARS_LOG_RL(MARS_LOG_WARN, mars_transform_id(p->t),
+                    "%s does not read as timestamp.format %s: the event keeps its read time",
+                    p->conf->timestamp.field, p->conf->timestamp.format);
+        return;
     }
     ev->ts_ns = ns;
     if (p->root && mars_path_is(p->ts_field, "timestamp"))
         builder_unlink(fb, 0, m);
-    return 0;
+}
+
+/* message_key: the first listed root key with a string value is renamed `message` (which
+ * makes it the event's message in the merge); a parsed `message` it displaces is dropped,
+ * since the user ranked it lower. */
+static void pick_message(struct parse *p)
+{
+    struct mars_fbuild *fb = &p->ctx.fb;
+    for (size_t i = 0; i < p->nmkey; i++) {
+        uint32_t m = mars_fbuild_find(fb, 0, p->mkey[i], p->mkey_len[i]);
+        if (m == MARS_FIELD_NIL || fb->v[m].kind != MARS_FIELD_STRING)
+            continue;
+        if (p->mkey_len[i] == 7 && memcmp(p->mkey[i], "message", 7) == 0)
+            return;
+        uint32_t old = mars_fbuild_find(fb, 0, "message", 7);
+        while (old != MARS_FIELD_NIL) { /* duplicates were kept: drop them all */
+            builder_unlink(fb, 0, old);
+            old = mars_fbuild_find(fb, 0, "message", 7);
+        }
+        fb->v[m].key = "message";
+        fb->v[m].key_len = 7;
+        return;
+    }
 }
 
 /* The bytes to parse: the source field as plain text living as long as the batch. */
@@ -358,10 +466,12 @@ static int parse_one(struct parse *p, struct mars_batch *b, struct mars_event *e
     }
     if (p->fn(&p->ctx, s, n))
         return -EINVAL;
-    if (p->ts_field && explicit_time(p, ev))
-        return -EINVAL;
-    if (!p->ts_field && p->ctx.has_ts)
+    if (p->ts_field)
+        explicit_time(p, ev);
+    else if (p->ctx.has_ts)
         ev->ts_ns = p->ctx.ts_ns;
+    if (p->nmkey)
+        pick_message(p);
     if (p->conf->keep_original && p->field_is_message && p->root) {
         uint32_t m = mars_fbuild_find(&p->ctx.fb, 0, "message", 7);
         if (m != MARS_FIELD_NIL) /* the original message wins */
@@ -378,6 +488,10 @@ static int parse_one(struct parse *p, struct mars_batch *b, struct mars_event *e
 static void failed(struct parse *p, struct mars_batch *b, struct mars_event *ev, bool *keep)
 {
     struct mars_stats *st = mars_transform_stats(p->t);
+    if (p->conf->on_error == ON_ERROR_PASS) {
+        mars_mseries_add(p->unparsed, p->shard, 1);
+        return;
+    }
     mars_stat_add(&st->errors[MARS_ERR_PARSE], 1);
     MARS_LOG_RL(MARS_LOG_WARN, mars_transform_id(p->t), "cannot parse %s as %s: %s", p->conf->field,
                 mars_parse_format_names[p->conf->format], p->ctx.why);
@@ -420,6 +534,31 @@ const struct mars_component_desc mars_transform_parse = {
     .name = "parse",
     .description = "Parses a field (the message by default) into fields: JSON, logfmt, "
                    "key/value, regex, CRI, Docker, syslog, nginx or Apache lines.",
+    .notes = "Fields each format produces (at the root, or under `target`):\n\n"
+             "| format | fields |\n"
+             "| --- | --- |\n"
+             "| json | the object's members as they are (numbers, booleans, null, objects, arrays "
+             "keep their JSON kind); a string `message` becomes the message |\n"
+             "| logfmt, key_value | one string per key (`a=1` gives \"1\"); a key without a value "
+             "is `true`; a repeated key keeps its last value |\n"
+             "| regex | one string per named group that took part in the match |\n"
+             "| cri | message, stream (stdout or stderr), logtag (P or F); the event time |\n"
+             "| docker | message (from `log`, the trailing newline cut), stream and any other "
+             "member; the event time from `time` |\n"
+             "| syslog (RFC 5424) | facility (kern, user, ... local7), severity (emerg ... debug), "
+             "version, "
+             "hostname, appname, procid (a number when it is one), msgid, structured_data "
+             "(`{id: {param: value}}`), message; the event time |\n"
+             "| syslog (RFC 3164) | facility and severity (when PRI is there), hostname, appname, "
+             "procid, message; the event time (the year that puts it nearest before now) |\n"
+             "| nginx | client, user, request, method, path, protocol, status (number), size "
+             "(number, `-` is 0), referer, agent, forwarded_for (the optional last field); the "
+             "event time |\n"
+             "| apache | client, ident, user, request, method, path, protocol, status, size, "
+             "referer, agent; the event time |\n\n"
+             "Values written `-` (nginx, apache) are left out. method, path and protocol are "
+             "missing when the request line is not `METHOD PATH PROTOCOL` (a TLS handshake sent "
+             "to a plain port, say); request is kept.",
     .kind = MARS_KIND_TRANSFORM,
     .produces = MARS_DATA_LOG,
     .accepts = MARS_DATA_LOG,

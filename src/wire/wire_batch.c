@@ -127,6 +127,10 @@ int mars_wire_enc_add(struct mars_wire_enc *e, const struct mars_event *ev, size
         m->file.data = (uint8_t *)ev->file;
         m->file.len = strlen(ev->file);
     }
+    if (ev->host) {
+        m->host.data = (uint8_t *)ev->host;
+        m->host.len = strlen(ev->host);
+    }
     uint32_t base = e->nfl;
     if (nf > 1)
         flatten(e, ev->fields, 0, 0, base);
@@ -320,6 +324,15 @@ static int decode_event(struct mars_batch *b, const Mars__Event *m, const char *
         }
         ev->file = mars_arena_strndup(&b->arena, (const char *)m->file.data, m->file.len);
         if (!ev->file)
+            return -ENOMEM;
+    }
+    if (m->host.len) {
+        if (memchr(m->host.data, '\0', m->host.len)) {
+            *why = "host name with a NUL byte";
+            return -EPROTO;
+        }
+        ev->host = mars_arena_strndup(&b->arena, (const char *)m->host.data, m->host.len);
+        if (!ev->host)
             return -ENOMEM;
     }
     if (m->n_fields == 0)

@@ -13,8 +13,9 @@ output against what was written (stdlib only).
   k8s_node.py rotate ROOT NS NAME UID CTR RESTART              0.log -> 0.log.<stamp>, older
         rotated files gzipped (.gz must never be read: its bytes are not log lines)
   k8s_node.py many API ROOT NODE COUNT LINES EXPECT             COUNT pods with LINES each
-  k8s_node.py check OUT EXPECT                                  exact multiset comparison
-        (every field but `file`), prints what differs
+  k8s_node.py check OUT EXPECT [HOST]                           exact multiset comparison
+        (every field but `file`; with HOST, every event's `host` must be HOST), prints
+        what differs
 """
 import gzip
 import json
@@ -119,17 +120,19 @@ def many(url, root, node, count, lines, expect):
               "bulk%d" % i, 0, expect, json.dumps(meta_of(pod, "app")))
 
 
-def check(out, expect):
-    def load(path):
+def check(out, expect, host=None):
+    def load(path, host):
         got = []
         with open(path) as f:
             for line in f:
                 if line.strip():
                     o = json.loads(line)
                     o.pop("file", None)
+                    if host is not None and o.pop("host", None) != host:
+                        o["host"] = "<not %s>" % host
                     got.append(json.dumps(o, sort_keys=True))
         return sorted(got)
-    a, b = load(out), load(expect)
+    a, b = load(out, host), load(expect, None)
     if a == b:
         print("ok: %d events" % len(a))
         return 0

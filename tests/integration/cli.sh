@@ -31,13 +31,25 @@ has "$TMP/out" "Exit codes: 0 success, 1 invalid configuration, 2 usage error, 3
 mars_cli 0 "-h" -h
 has "$TMP/out" "Exit codes:" "-h"
 
-say "--version prints 'mars X.Y.Z (io backends: ...)' with the project version"
+say "--version and version print 'mars X.Y.Z (io backends: ...)', the commit and the build date"
 want_version=$(sed -n 's/^project(mars VERSION \([0-9][0-9.]*\).*/\1/p' "$MARS_SRC/CMakeLists.txt")
 [[ -n $want_version ]] || fail "cannot find the project version in $MARS_SRC/CMakeLists.txt"
-for opt in --version -V; do
+# the commit the binary was built from (HEAD when it is fresh), or unknown without git
+have_git=$(git -C "$MARS_SRC" rev-parse --git-dir >/dev/null 2>&1 && echo yes || true)
+for opt in --version -V version; do
     mars_cli 0 "$opt" "$opt"
-    expect_eq "$(wc -l <"$TMP/out" | tr -d ' ')" 1 "$opt output lines"
-    line=$(cat "$TMP/out")
+    expect_eq "$(wc -l <"$TMP/out" | tr -d ' ')" 3 "$opt output lines"
+    line=$(sed -n 1p "$TMP/out")
+    commit=$(sed -n 's/^commit: //p' "$TMP/out")
+    if [[ -n $have_git ]]; then
+        [[ $commit =~ ^[0-9a-f]{12}(-dirty)?$ ]] && git -C "$MARS_SRC" cat-file -e "${commit%-dirty}^{commit}" ||
+            fail "$opt: commit '$commit' is not a commit of $MARS_SRC"
+    else
+        expect_eq "$commit" unknown "$opt commit without git"
+    fi
+    built=$(sed -n 's/^built: //p' "$TMP/out")
+    [[ $built =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]] ||
+        fail "$opt: build date '$built' is not YYYY-MM-DDTHH:MM:SSZ"
     [[ $line =~ ^mars\ ([0-9]+\.[0-9]+\.[0-9]+)\ \(io\ backends:\ ([a-z_]+([ ,]+[a-z_]+)*)\)$ ]] ||
         fail "$opt printed '$line', expected 'mars X.Y.Z (io backends: ...)'"
     expect_eq "${BASH_REMATCH[1]}" "$want_version" "$opt version"
@@ -62,6 +74,10 @@ mars_cli 2 "apollo:// merged with another -c" validate -c 'apollo://a/b?config_s
 has "$TMP/err" "an apollo:// configuration cannot be merged with other -c" "apollo with -c"
 mars_cli 2 "--watch-config with apollo://" validate --watch-config -c 'apollo://a/b?config_service=http://127.0.0.1:1'
 has "$TMP/err" "--watch-config watches files" "--watch-config with apollo"
+mars_cli 2 "stray argument to version" version extra-argument
+has "$TMP/err" "unexpected argument 'extra-argument'" "version extra"
+mars_cli 2 "two addresses to top" top 127.0.0.1:1 127.0.0.1:2
+has "$TMP/err" "unexpected argument '127.0.0.1:2'" "top extra"
 
 say "describe lists every built-in type in its section, and no test-only type"
 mars_cli 0 "describe" describe

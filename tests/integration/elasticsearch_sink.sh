@@ -14,6 +14,7 @@
 #   9 https with a private CA and basic auth; a certificate mars does not trust is refused
 #  10 endpoints: a dead node is passed over
 #  11 dead_letter: documents refused for good go to a file sink instead of being lost
+#  12 dedot: kubernetes label and annotation keys sent with _ for .
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/fakes.bash"
@@ -312,3 +313,42 @@ expect_eq "$(stat_of "$TMP/err11" es discarded_unintentional)" 0 "documents lost
 expect_eq "$(stat_of "$TMP/err11" dlq sent)" 2 "dead letters written"
 stop_fake ES
 pass "11: the two refused documents are in the dead_letter file, nothing lost"
+
+say "12: dotted label keys are sent dedotted; other dotted keys as they are"
+start_fake ES es_fake --docs "$TMP/docs12"
+es_conf "$ES_PORT" '    generate_id: true'
+printf '%s\n' \
+    '{"seq":1,"kubernetes":{"labels":{"app":"web","app.kubernetes.io/name":"web","x":{"a.b":1}},"annotations":{"prometheus.io/port":"9"}},"http.code":200}' \
+    '{"seq":2,"kubernetes":{"labels":"not an object"}}' >"$TMP/in12"
+run_mars 60 -c "$TMP/mars.yaml" <"$TMP/in12" 2>"$TMP/err12"
+expect_eq "$MARS_RC" 0 "mars exit code"
+lines_at_least() { test "$(lines_of "$1")" -ge "$2"; }
+wait_until 30 "the stored documents" lines_at_least "$TMP/docs12" 2
+"$PY" - "$TMP/docs12" "${NODE_NAME:-$(hostname)}" <<'PYEOF' || fail "dedotted documents differ: $(cat "$TMP/docs12")"
+import json, sys
+got = {}
+for line in open(sys.argv[1]):
+    s = json.loads(line)["source"]
+    s.pop("@timestamp")
+    if s.pop("host") != sys.argv[2]:
+        sys.exit("host differs")
+    got[s["seq"]] = s
+want = {
+    1: {"seq": 1, "kubernetes": {"labels": {"app": "web", "app_kubernetes_io/name": "web",
+                                            "x": {"a_b": 1}},
+                                 "annotations": {"prometheus_io/port": "9"}}, "http.code": 200},
+    2: {"seq": 2, "kubernetes": {"labels": "not an object"}},
+}
+if got != want:
+    print("got", got)
+    sys.exit(1)
+PYEOF
+es_conf "$ES_PORT" '    generate_id: true
+    dedot: []'
+run_mars 60 -c "$TMP/mars.yaml" <"$TMP/in12" 2>"$TMP/err12b"
+expect_eq "$MARS_RC" 0 "mars exit code (dedot: [])"
+wait_until 30 "the second run's documents" lines_at_least "$TMP/docs12" 4
+grep -q '"app.kubernetes.io/name":"web","x":{"a.b":1}' "$TMP/docs12" ||
+    fail "dedot: [] did not send the keys as they are: $(cat "$TMP/docs12")"
+stop_fake ES
+pass "12: kubernetes.labels and annotations dedotted at any depth, dedot: [] turns it off"

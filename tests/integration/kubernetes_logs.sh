@@ -10,6 +10,8 @@
 #      resource, whatever the pods
 #   2. API server down at start: lines flow without metadata, then metadata arrives
 #   3. 500 pods on one node
+#   4. annotations: mars.io/parser (json) with a plain line among the JSON ones,
+#      mars.io/parser-<container> (logfmt) and mars.io/exclude-<container>
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 
@@ -33,6 +35,7 @@ stat_api() { # stat_api KEY
 conf() { # conf DIR API [EXTRA]
     cat >"$1/mars.yaml" <<YAML
 data_dir: $1/data
+host: {name: node-a}
 sources:
   k:
     type: kubernetes_logs
@@ -129,7 +132,7 @@ PY
     kill -TERM "$MARS_PID"
     wait_exit "$MARS_PID" 15 "$d/err"
     expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"
-    node check "$d/out.json" "$d/expect" || fail "enriched output differs"
+    node check "$d/out.json" "$d/expect" node-a || fail "enriched output differs"
     expect_eq "$(stat_of "$d/err" k errors)" 0 "source errors"
     expect_eq "$(stat_api watch_namespaces)" "$(( $(stat_api list_namespaces) ))" "a namespace watch per list"
     (( $(stat_api list_pods) == 2 )) || fail "pod lists: $(stat_api list_pods) (want 2: start, 410)"
@@ -165,7 +168,7 @@ api_down_at_start() {
     kill -TERM "$MARS_PID"
     wait_exit "$MARS_PID" 15 "$d/err"
     expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"
-    node check "$d/out.json" "$d/expect" || fail "output differs"
+    node check "$d/out.json" "$d/expect" node-a || fail "output differs"
     grep -q "10 lines were shipped without metadata" "$d/err" || fail "unknown lines not counted; $(show_log "$d/err")"
     kill "$API_PID"
     pass "API server down at start: lines flow, metadata later"
@@ -183,12 +186,84 @@ many_pods() {
     kill -TERM "$MARS_PID"
     wait_exit "$MARS_PID" 15 "$d/err"
     expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"
-    node check "$d/out.json" "$d/expect" || fail "output differs"
+    node check "$d/out.json" "$d/expect" node-a || fail "output differs"
     expect_eq "$(stat_api list_pods)" 1 "one pod list for 500 pods"
     kill "$API_PID"
     pass "500 pods on one node"
 }
 
+annotations() {
+    local d=$TMP/annot
+    mkdir -p "$d/pods"
+    start_api "$d"
+    node namespace "$API" default
+    "$PY" - "$API" <<'PY'
+import json, sys, urllib.request
+pod = {"kind": "Pod", "metadata": {"name": "shop-1", "namespace": "default", "uid": "uid-shop-1",
+       "annotations": {"mars.io/parser": "json", "mars.io/parser-side": "logfmt",
+                       "mars.io/exclude-noisy": "true"}},
+       "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "shop:1"},
+                {"name": "side", "image": "side:1"}, {"name": "noisy", "image": "n:1"}]},
+       "status": {"podIP": "10.0.0.9"}}
+urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/control/pod", json.dumps(pod).encode(), method="POST"))
+PY
+    local base=$d/pods/default_shop-1_uid-shop-1
+    mkdir -p "$base/app" "$base/side" "$base/noisy"
+    conf "$d" "$API"
+    start_mars /dev/null "$d/err" -c "$d/mars.yaml" --log-level debug
+    wait_until 30 "the pod in mars's cache" pods_applied "$d"
+    {
+        echo '2024-01-01T00:00:01.000000000Z stdout F {"level":"info","message":"hello","n":1}'
+        echo '2024-01-01T00:00:02.000000000Z stderr F Starting shop v1.2'
+        echo '2024-01-01T00:00:03.000000000Z stdout F {"level":"warn","msg":"no message key"}'
+    } >"$base/app/0.log"
+    echo '2024-01-01T00:00:04.000000000Z stdout F level=debug msg="side car" took=5ms' >"$base/side/0.log"
+    echo '2024-01-01T00:00:05.000000000Z stdout F excluded line' >"$base/noisy/0.log"
+    echo '2024-01-01T00:00:06.000000000Z stdout F {"barrier":true}' >>"$base/app/0.log"
+    wait_until 30 "5 events" out_has "$d" 5
+    local mport
+    mport=$(grep -o "\[api\] listening on 127.0.0.1:[0-9]*" "$d/err" | head -n 1 | sed 's/.*://')
+    unparsed_counted() {
+        curl -sf "http://127.0.0.1:$mport/metrics" |
+            grep -q '^mars_parse_unparsed_events_total{component_id="k"} 1$'
+    }
+    wait_until 10 "the plain line in mars_parse_unparsed_events_total" unparsed_counted
+    kill -TERM "$MARS_PID"
+    wait_exit "$MARS_PID" 15 "$d/err"
+    expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"
+    "$PY" - "$d/out.json" <<'PY' || fail "annotated pod's events differ: $(cat "$d/out.json")"
+import json, sys
+got = []
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    k = e.pop("kubernetes")
+    e.pop("file")
+    if e.pop("host") != "node-a":
+        sys.exit("host is not node-a")
+    got.append((k["container"], k.get("parser"), e))
+want = [
+    ("app", "json", {"timestamp": "2024-01-01T00:00:01.000000000Z", "message": "hello",
+                     "stream": "stdout", "level": "info", "n": 1}),
+    ("app", "json", {"timestamp": "2024-01-01T00:00:02.000000000Z", "message": "Starting shop v1.2",
+                     "stream": "stderr"}),
+    ("app", "json", {"timestamp": "2024-01-01T00:00:03.000000000Z", "stream": "stdout",
+                     "level": "warn", "msg": "no message key"}),
+    ("app", "json", {"timestamp": "2024-01-01T00:00:06.000000000Z", "stream": "stdout",
+                     "barrier": True}),
+    ("side", "logfmt", {"timestamp": "2024-01-01T00:00:04.000000000Z", "stream": "stdout",
+                        "level": "debug", "msg": "side car", "took": "5ms"}),
+]
+key = lambda t: t[2]["timestamp"]
+if sorted(got, key=key) != sorted(want, key=key):
+    for g in sorted(got, key=key):
+        print("got ", g)
+    sys.exit(1)
+PY
+    kill "$API_PID"
+    pass "annotations: pod parser, per-container parser and exclusion"
+}
+
 enrichment
 api_down_at_start
 many_pods
+annotations

@@ -33,6 +33,7 @@ with open(path, "w") as f:
 PY
 cat >"$TMP/recv.yaml" <<YAML
 data_dir: $TMP/recv-data
+host: {name: recv-host}
 sources:
   in: {type: mars, address: "127.0.0.1:0", token_file: $TMP/token}
 sinks:
@@ -41,6 +42,7 @@ YAML
 start_receiver "$TMP/recv.yaml" "$TMP/recv.err"
 cat >"$TMP/send.yaml" <<YAML
 data_dir: $TMP/send-data
+host: {name: send-host}
 sources:
   in: {type: stdin}
 transforms:
@@ -63,7 +65,8 @@ expect_eq "$(stat_of "$TMP/recv.err" in errors)" 0 "mars source: errors"
 expect_eq "$(lines_of "$TMP/recv.json")" "$N" "lines in the receiver's file"
 cmp "$TMP/own.json" "$TMP/recv.json" || fail "the receiver's file differs from the sender's own:
 $(diff <(head -n 3 "$TMP/own.json") <(head -n 3 "$TMP/recv.json") || true)"
-pass "$N lines with fields arrived byte-exact"
+expect_eq "$(grep -c '"host":"send-host"' "$TMP/recv.json")" "$N" "events keeping the sender's host"
+pass "$N lines with fields arrived byte-exact, with the sender's host"
 
 say "2. wrong token: refused, counted, nothing delivered, the sender retries"
 cat >"$TMP/recv2.yaml" <<YAML

@@ -121,11 +121,12 @@ config ndjson "$out"
 run_mars 60 -c "$TMP/mars.yaml" <"$in" 2>"$TMP/err"
 expect_eq "$MARS_RC" 0 "ndjson: exit code; $(show_log "$TMP/err")"
 expect_eq "$(lines_of "$out")" $((NLINES + 1)) "ndjson: line count"
-/usr/bin/python3 - "$in" "$out" <<'PY'
+NODE_NAME= /usr/bin/python3 - "$in" "$out" "${NODE_NAME:-$(hostname)}" <<'PY'
 import codecs, json, re, sys
 # mars replaces every byte that is not part of a valid UTF-8 sequence with one U+FFFD
 codecs.register_error("perbyte", lambda e: ("\ufffd" * (e.end - e.start), e.end))
 ts_re = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
+host = sys.argv[3]  # events read from stdin carry this machine's name
 with open(sys.argv[1], "rb") as f:
     want = f.read().split(b"\n")
 with open(sys.argv[2], "rb") as f:
@@ -140,8 +141,10 @@ for i, (raw, line) in enumerate(zip(got, want), 1):
         obj = json.loads(raw)
     except ValueError as e:
         sys.exit(f"ndjson line {i} is not valid JSON ({e}): {raw[:200]!r}")
-    if not isinstance(obj, dict) or set(obj) != {"timestamp", "message"}:
+    if not isinstance(obj, dict) or set(obj) != {"timestamp", "message", "host"}:
         sys.exit(f"ndjson line {i}: keys {sorted(obj) if isinstance(obj, dict) else type(obj)}")
+    if obj["host"] != host:
+        sys.exit(f"ndjson line {i}: host {obj['host']!r}, want {host!r}")
     if not ts_re.match(obj["timestamp"]):
         sys.exit(f"ndjson line {i}: bad timestamp {obj['timestamp']!r}")
     expect = line.decode("utf-8", "perbyte")

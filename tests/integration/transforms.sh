@@ -17,6 +17,7 @@ IN
 cat >"$TMP/mars.yaml" <<YAML
 data_dir: $TMP/data
 runtime: {workers: 1}
+host: {name: node-1}
 sources:
   in: {type: stdin}
 transforms:
@@ -33,10 +34,10 @@ YAML
 run_mars 30 -c "$TMP/mars.yaml" --once <"$TMP/in" >"$TMP/out" 2>"$TMP/err"
 expect_eq "$MARS_RC" 0 "exit code"
 cat >"$TMP/want_bad" <<'OUT'
-{"timestamp":"2024-05-01T10:00:02.000000000Z","message":"boom \"x\"","level":"error","http":{"status":503},"env":"test"}
+{"timestamp":"2024-05-01T10:00:02.000000000Z","message":"boom \"x\"","host":"node-1","level":"error","http":{"status":503},"env":"test"}
 OUT
 cat >"$TMP/want_rest" <<'OUT'
-{"timestamp":"2024-05-01T10:00:00.000000000Z","message":"started","level":"info","http":{"status":200},"env":"test"}
+{"timestamp":"2024-05-01T10:00:00.000000000Z","message":"started","host":"node-1","level":"info","http":{"status":200},"env":"test"}
 OUT
 if ! cmp -s "$TMP/want_bad" "$TMP/bad.log"; then
     diff "$TMP/want_bad" "$TMP/bad.log" >&2 || true
@@ -45,8 +46,8 @@ fi
 # the unparsed line and the warn line carry the time they were read: compare the rest
 sed -E 's/"timestamp":"[^"]*"/"timestamp":T/' "$TMP/rest.log" >"$TMP/rest_norm"
 cat >>"$TMP/want_rest" <<'OUT'
-{"timestamp":T,"message":"not json at all","parse_error":"unexpected character","env":"test"}
-{"timestamp":"2024-05-01T10:00:03.000000000Z","message":"slow","level":"warn","took_ms":1500,"env":"test"}
+{"timestamp":T,"message":"not json at all","host":"node-1","parse_error":"unexpected character","env":"test"}
+{"timestamp":"2024-05-01T10:00:03.000000000Z","message":"slow","host":"node-1","level":"warn","took_ms":1500,"env":"test"}
 OUT
 sed -E 's/"timestamp":"[^"]*"(,"message":"not json)/"timestamp":T\1/' "$TMP/rest.log" >"$TMP/rest_norm"
 if ! cmp -s "$TMP/want_rest" "$TMP/rest_norm"; then
@@ -71,6 +72,32 @@ run_mars 30 -c "$TMP/ml.yaml" --once <"$TMP/ml_in" >"$TMP/out" 2>"$TMP/err"
 expect_eq "$MARS_RC" 0 "multiline exit code"
 printf 'first\n  more\nsecond\n  tail\n' | cmp -s - "$TMP/ml.log" || fail "ml.log: $(cat "$TMP/ml.log")"
 expect_eq "$(stat_of "$TMP/err" out sent)" 2 "two joined events"
+
+say "host: the machine's name on local events, named, removed, or turned off"
+printf 'a\n' >"$TMP/h_in"
+host_run() { # host_run TOP_YAML MODIFY_YAML
+    cat >"$TMP/h.yaml" <<YAML
+data_dir: $TMP/data
+$1
+sources:
+  in: {type: stdin}
+transforms:
+  m: {type: modify, inputs: [in] $2}
+sinks:
+  out: {type: file, inputs: [m], path: "$TMP/h.log", encoding: ndjson}
+YAML
+    rm -f "$TMP/h.log"
+    run_mars 30 -c "$TMP/h.yaml" --once <"$TMP/h_in" >/dev/null 2>"$TMP/h.err"
+    expect_eq "$MARS_RC" 0 "host run exit code; $(show_log "$TMP/h.err")"
+    sed -E 's/"timestamp":"[^"]*"/"timestamp":T/' "$TMP/h.log"
+}
+expect_eq "$(NODE_NAME=node-7 host_run '' '')" '{"timestamp":T,"message":"a","host":"node-7"}' "host from NODE_NAME"
+expect_eq "$(NODE_NAME= host_run '' '')" "{\"timestamp\":T,\"message\":\"a\",\"host\":\"$(hostname)\"}" "host from the hostname"
+expect_eq "$(host_run 'host: {name: web-3}' ', set: {where: "{{ host }}"}')" \
+    '{"timestamp":T,"message":"a","host":"web-3","where":"web-3"}' "host.name, read by a template"
+expect_eq "$(host_run 'host: {name: web-3}' ', remove: [host]')" '{"timestamp":T,"message":"a"}' "host removed"
+expect_eq "$(host_run 'host: {add: false}' '')" '{"timestamp":T,"message":"a"}' "host.add: false"
+pass "host on local events: NODE_NAME, hostname, host.name, remove, off"
 
 say "validate: condition and regex mistakes at FILE:LINE:COL"
 cat >"$TMP/bad.yaml" <<'YAML'

@@ -57,6 +57,54 @@ static void test_case_coerce_truncate(void **state)
     (void)state;
 }
 
+static void test_typed_set_and_functions(void **state)
+{
+    mars_expect_run(
+        "['{\"status\":503,\"size\":\"2048\",\"path\":\"/u/42\",\"level\":\"WARN\","
+        "\"email\":\"ann@example.com\"}', '{\"status\":200}']",
+        NULL,
+        "  p: {type: parse, inputs: [in], format: json}\n"
+        "  m: {type: modify, inputs: [p],\n"
+        "      set: {replicas: 3, ratio: -0.5, on: true, gone: null, none: ~, quoted: '3',\n"
+        "            word: yes, class: '{{ div(status, 100) }}xx', code: '{{ status }}',\n"
+        "            kb: '{{ div(number(size), 1024) }}', route: '{{ replace(path, \"[0-9]+\", "
+        "\":id\") }}',\n"
+        "            lvl: '{{ lower(default(level, \"info\")) }}', who: '{{ redact(email, "
+        "\"^[^@]+\") }}'},\n"
+        "      remove: [size, email]}",
+        "m", NULL, NULL);
+    MARS_EXPECT("cap",
+                "{" T0 ",\"status\":503,\"path\":\"/u/42\",\"level\":\"WARN\","
+                "\"replicas\":3,\"ratio\":-0.5,\"on\":true,\"gone\":null,\"none\":null,"
+                "\"quoted\":\"3\",\"word\":\"yes\",\"class\":\"5xx\",\"code\":503,"
+                "\"kb\":2,\"route\":\"/u/:id\",\"lvl\":\"warn\","
+                "\"who\":\"[REDACTED]@example.com\"}",
+                "{" T0 ",\"status\":200,\"replicas\":3,\"ratio\":-0.5,\"on\":true,"
+                "\"gone\":null,\"none\":null,\"quoted\":\"3\",\"word\":\"yes\","
+                "\"class\":\"2xx\",\"code\":200,\"kb\":\"\",\"route\":\"\","
+                "\"lvl\":\"info\",\"who\":\"\"}");
+    (void)state;
+}
+
+static void test_dedot(void **state)
+{
+    struct mars_stats st;
+    mars_expect_run("['{\"kubernetes\":{\"labels\":{\"app\":\"web\",\"app.kubernetes.io/name\":"
+                    "\"web\",\"x\":{\"a.b\":1}},\"pod.name\":\"p\"},\"s\":\"v\"}', '{\"s\":1}']",
+                    NULL,
+                    "  p: {type: parse, inputs: [in], format: json}\n"
+                    "  m: {type: modify, inputs: [p], dedot: [kubernetes.labels, s]}",
+                    "m", "m", &st);
+    MARS_EXPECT("cap",
+                "{" T0 ",\"kubernetes\":{\"labels\":{\"app\":\"web\","
+                "\"app_kubernetes_io/name\":\"web\",\"x\":{\"a_b\":1}},\"pod.name\":\"p\"},"
+                "\"s\":\"v\"}",
+                "{" T0 ",\"s\":1}");
+    /* s is no object: counted, the event is kept as it was */
+    assert_int_equal(mars_stat_get(&st.errors[MARS_ERR_CONVERT]), 2);
+    (void)state;
+}
+
 static void test_message_operations(void **state)
 {
     mars_expect_run("['Hello World', 'short']", NULL,
@@ -156,6 +204,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_set_rename_copy_remove, mars_expect_setup),
         cmocka_unit_test_setup(test_case_coerce_truncate, mars_expect_setup),
+        cmocka_unit_test_setup(test_typed_set_and_functions, mars_expect_setup),
+        cmocka_unit_test_setup(test_dedot, mars_expect_setup),
         cmocka_unit_test_setup(test_message_operations, mars_expect_setup),
         cmocka_unit_test_setup(test_text_output_follows_message, mars_expect_setup),
         cmocka_unit_test_setup(test_copy_on_write_between_branches, mars_expect_setup),

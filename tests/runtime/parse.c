@@ -219,8 +219,51 @@ static void test_explicit_timestamp(void **state)
     run("{type: parse, inputs: [in], format: json, timestamp: {field: timestamp, format: "
         "'%Y-%m-%d %H:%M:%S', timezone: Europe/Berlin}}",
         "['{\"timestamp\":\"2024-07-01 12:00:00\",\"a\":1}', '{\"timestamp\":\"junk\"}']", NULL);
+    /* a time that does not read is not a failed parse: the fields stay (this one shadows
+     * the read time in JSON output, as any parsed root `timestamp` does) */
     MARS_EXPECT("cap", "{\"timestamp\":\"2024-07-01T10:00:00.000000000Z\",\"a\":1}",
-                "{" T0 ",\"message\":\"{\\\"timestamp\\\":\\\"junk\\\"}\"}");
+                "{\"timestamp\":\"junk\"}");
+    (void)state;
+}
+
+static void test_timestamp_missing_keeps_fields(void **state)
+{
+    struct mars_stats st;
+    run("{type: parse, inputs: [in], format: json, timestamp: {field: ts}}",
+        "['{\"ts\":\"2024-05-01T10:00:00Z\",\"a\":1}', '{\"a\":2}', "
+        "'{\"ts\":\"garbage\",\"a\":3}', '{\"ts\":null,\"a\":4}']",
+        &st);
+    MARS_EXPECT("cap",
+                "{\"timestamp\":\"2024-05-01T10:00:00.000000000Z\",\"ts\":"
+                "\"2024-05-01T10:00:00Z\",\"a\":1}",
+                "{" T0 ",\"a\":2}", "{" T0 ",\"ts\":\"garbage\",\"a\":3}",
+                "{" T0 ",\"ts\":null,\"a\":4}");
+    assert_int_equal(mars_stat_get(&st.errors[MARS_ERR_PARSE]), 0);
+    (void)state;
+}
+
+static void test_on_error_pass(void **state)
+{
+    struct mars_stats st;
+    run("{type: parse, inputs: [in], format: json, on_error: pass}",
+        "['{\"ok\":1}', 'Starting app v1.2', 'panic: boom', '{\"ok\":2}']", &st);
+    MARS_EXPECT("cap", "{" T0 ",\"ok\":1}", "{" T0 ",\"message\":\"Starting app v1.2\"}",
+                "{" T0 ",\"message\":\"panic: boom\"}", "{" T0 ",\"ok\":2}");
+    assert_int_equal(mars_stat_get(&st.errors[MARS_ERR_PARSE]), 0);
+    assert_int_equal(mars_stat_get(&st.discarded_intentional), 0);
+    (void)state;
+}
+
+static void test_message_key(void **state)
+{
+    run("{type: parse, inputs: [in], format: json, message_key: [msg, log, '@message']}",
+        "['{\"msg\":\"m1\",\"log\":\"l1\"}', '{\"level\":\"i\",\"log\":\"l2\"}', "
+        "'{\"@message\":\"a1\",\"message\":\"lower\"}', '{\"message\":\"x\"}', "
+        "'{\"msg\":{\"o\":1},\"log\":\"l3\"}']",
+        NULL);
+    MARS_EXPECT("cap", "{" T0 ",\"message\":\"m1\",\"log\":\"l1\"}",
+                "{" T0 ",\"message\":\"l2\",\"level\":\"i\"}", "{" T0 ",\"message\":\"a1\"}",
+                "{" T0 ",\"message\":\"x\"}", "{" T0 ",\"message\":\"l3\",\"msg\":{\"o\":1}}");
     (void)state;
 }
 
@@ -262,6 +305,9 @@ int main(void)
         cmocka_unit_test_setup(test_syslog_3164, mars_expect_setup),
         cmocka_unit_test_setup(test_nginx_and_timestamp_field, mars_expect_setup),
         cmocka_unit_test_setup(test_explicit_timestamp, mars_expect_setup),
+        cmocka_unit_test_setup(test_timestamp_missing_keeps_fields, mars_expect_setup),
+        cmocka_unit_test_setup(test_on_error_pass, mars_expect_setup),
+        cmocka_unit_test_setup(test_message_key, mars_expect_setup),
         cmocka_unit_test_setup(test_config_errors, mars_expect_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -367,7 +367,7 @@ const struct mars_component_desc mars_source_file = {
                    "end to end.",
     .kind = MARS_KIND_SOURCE,
     .produces = MARS_DATA_LOG,
-    .flags = MARS_DESC_PER_WORKER | MARS_DESC_DATA_DIR | MARS_DESC_LAG_BYTES,
+    .flags = MARS_DESC_PER_WORKER | MARS_DESC_DATA_DIR | MARS_DESC_LAG_BYTES | MARS_DESC_LOCAL_LOGS,
     .options = file_options,
     .conf_size = sizeof(struct file_conf),
     .check = file_check,

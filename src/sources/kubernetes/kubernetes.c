@@ -296,7 +296,8 @@ struct kubernetes_instance {
     struct kubernetes_term *sel;
     size_t nsel;
     uint64_t unknown_path, excluded;
-    struct mars_mseries *no_meta; /* mars_kubernetes_events_without_metadata_total */
+    struct mars_mseries *no_meta;     /* mars_kubernetes_events_without_metadata_total */
+    struct kubernetes_parser *parser; /* for pods that name one (pod_parser.c) */
     unsigned shard;
 };
 
@@ -483,8 +484,10 @@ static const char *kubernetes_lines(void *ctx, void *fstate, struct mars_batch *
     for (uint32_t i = 0; i < b->n; i++)
         if (attach(b, &b->ev[i], &k->fb, k->dec.streams[i])) {
             mars_stat_add(&mars_source_stats(k->src)->errors[MARS_ERR_MEMORY], 1);
-            break;
+            return keep;
         }
+    if (v && v->parser && k->parser)
+        mars_kubernetes_parser_apply(k->parser, v->parser, b);
     return keep;
 }
 
@@ -497,6 +500,7 @@ static void instance_destroy(struct kubernetes_instance *k)
 {
     if (k->meta)
         mars_kubernetes_meta_release(k->meta);
+    mars_kubernetes_parser_destroy(k->parser);
     mars_kubernetes_dec_fini(&k->dec);
     mars_fbuild_fini(&k->fb);
     free_terms(k->sel, k->nsel);
@@ -587,6 +591,10 @@ static int kubernetes_init(struct mars_source *s)
     mars_fbuild_init(&k->fb);
     if ((rc = make_file_conf(k)) || (rc = parse_selector(c->label_selector, &k->sel, &k->nsel)))
         goto fail;
+    if (c->metadata && !(k->parser = mars_kubernetes_parser_create(s))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
     if (c->metadata &&
         !(k->meta = mars_kubernetes_meta_acquire(mars_source_id(s), c,
                                                  mars_ev_loop_backend_name(mars_source_loop(s))))) {
@@ -622,7 +630,7 @@ const struct mars_component_desc mars_source_kubernetes_logs = {
                    "log files), with its pod's identity and metadata.",
     .kind = MARS_KIND_SOURCE,
     .produces = MARS_DATA_LOG,
-    .flags = MARS_DESC_PER_WORKER | MARS_DESC_DATA_DIR | MARS_DESC_LAG_BYTES,
+    .flags = MARS_DESC_PER_WORKER | MARS_DESC_DATA_DIR | MARS_DESC_LAG_BYTES | MARS_DESC_LOCAL_LOGS,
     .options = kubernetes_options,
     .conf_size = sizeof(struct kubernetes_conf),
     .check = kubernetes_check,

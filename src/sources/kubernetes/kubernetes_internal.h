@@ -121,8 +121,8 @@ struct kubernetes_kv {
  * NUL-terminated, NULL when absent). */
 struct kubernetes_view {
     const char *node, *pod_ip, *image, *owner_kind, *owner_name;
-    const char *parser; /* annotation mars.io/parser */
-    bool exclude;       /* annotation mars.io/exclude: "true" */
+    const char *parser; /* annotation mars.io/parser-<container>, else mars.io/parser */
+    bool exclude;       /* mars.io/exclude-<container>, else mars.io/exclude: "true" */
     struct kubernetes_kv *labels, *annotations, *ns_labels;
     uint32_t nlabels, nannotations, nns_labels;
 };
@@ -196,6 +196,16 @@ struct kubernetes_ns *mars_kubernetes_ns_from_fb(const struct mars_fbuild *fb, u
 uint32_t mars_kubernetes_fb_at(const struct mars_fbuild *fb, uint32_t obj, const char *path);
 /* Length of the JSON value at the start of p (validated input), or 0. */
 size_t mars_kubernetes_json_skip(const char *p, size_t n);
+
+/* ---- pod_parser.c: the parser a pod's annotation names ---- */
+
+struct kubernetes_parser;
+/* Owned (free with mars_kubernetes_parser_destroy), or NULL on -ENOMEM. */
+struct kubernetes_parser *mars_kubernetes_parser_create(struct mars_source *s);
+void mars_kubernetes_parser_destroy(struct kubernetes_parser *p);
+/* Parses every event of b (exclusive, fields attached) with format `name` at the root. */
+void mars_kubernetes_parser_apply(struct kubernetes_parser *p, const char *name,
+                                  struct mars_batch *b);
 
 /* ---- watch.c ---- */
 

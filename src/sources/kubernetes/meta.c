@@ -226,6 +226,17 @@ int mars_kubernetes_meta_lookup(struct kubernetes_meta *m, const char *uid, cons
     out->owner_name = dup_a(a, p->owner_name);
     out->parser = dup_a(a, p->parser);
     out->exclude = p->exclude;
+    /* mars.io/parser-<container> and mars.io/exclude-<container> win over the pod's */
+    size_t cl = strlen(container);
+    for (uint32_t i = 0; i < p->nannotations; i++) {
+        const struct kubernetes_kv *kv = &p->annotations[i];
+        bool parser = kv->kl == 15 + cl && strncmp(kv->k, "mars.io/parser-", 15) == 0;
+        bool exclude = kv->kl == 16 + cl && strncmp(kv->k, "mars.io/exclude-", 16) == 0;
+        if (parser && strcmp(kv->k + 15, container) == 0)
+            out->parser = dup_a(a, kv->v);
+        else if (exclude && strcmp(kv->k + 16, container) == 0)
+            out->exclude = strcmp(kv->v, "true") == 0;
+    }
     for (uint32_t i = 0; i < p->nctrs; i++)
         if (strcmp(p->ctrs[i].name, container) == 0)
             out->image = dup_a(a, p->ctrs[i].image);

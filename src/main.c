@@ -23,6 +23,7 @@
 #include "control/api.h"
 #include "control/apollo_config.h"
 #include "control/components.h"
+#include "control/config_watch.h"
 #include "control/top.h"
 #include "engine/engine.h"
 #include "config/registry.h"
@@ -31,8 +32,12 @@ enum { EXIT_OK = 0, EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 
 #define DEFAULT_CONFIG "/etc/mars/mars.yaml"
 
+#define MAX_CONFIGS 64
+
 struct cli {
-    const char *config;
+    const char *configs[MAX_CONFIGS]; /* -c in order; DEFAULT_CONFIG when none */
+    size_t nconfigs;
+    char *config; /* for messages: the -c paths joined by ", " (owned) */
     const char *log_level;
     const char *log_format;
     const char *io_backend;
@@ -40,6 +45,7 @@ struct cli {
     bool markdown;
     bool man;
     bool once;
+    bool watch_config;
 };
 
 static void usage(FILE *f)
@@ -56,7 +62,9 @@ static void usage(FILE *f)
             "       mars version | --version | --help\n"
             "\n"
             "Options:\n"
-            "  -c, --config FILE      configuration file (default " DEFAULT_CONFIG "), or\n"
+            "  -c, --config PATH      configuration file (default " DEFAULT_CONFIG "); given\n"
+            "                         again, the files merge into one pipeline; a directory\n"
+            "                         stands for its *.yaml and *.yml files in name order; or\n"
             "                         apollo://APP/NAMESPACE?config_service=URL: the YAML of\n"
             "                         an Apollo namespace, reloaded on every release\n"
             "      --log-level LEVEL  error, warn, info, debug or trace (overrides log.level)\n"
@@ -64,15 +72,46 @@ static void usage(FILE *f)
             "      --workers N        worker threads (overrides runtime.workers)\n"
             "      --io-backend NAME  auto, io_uring or libevent (overrides runtime.io_backend\n"
             "                         and the MARS_IO_BACKEND environment variable)\n"
+            "      --watch-config     reload when the config files change (inotify on their\n"
+            "                         directories, so a Kubernetes ConfigMap update counts)\n"
             "      --once             read what exists now (files to their end, stdin to EOF,\n"
             "                         demo to its count), deliver it, write checkpoints, exit\n"
             "  -V, --version          print version, io backends, commit, build date\n"
             "  -h, --help             print this help\n"
             "\n"
             "Signals: SIGTERM or SIGINT stop reading and drain within runtime.shutdown_timeout\n"
-            "(a second one abandons what is left); SIGHUP reloads the configuration file.\n"
+            "(a second one abandons what is left); SIGHUP reloads the configuration files.\n"
             "\n"
             "Exit codes: 0 success, 1 invalid configuration, 2 usage error, 3 could not start.\n");
+}
+
+/* The default file, the Apollo rule and the name used in messages. */
+static int finish_args(struct cli *cli)
+{
+    size_t len = 1;
+    if (cli->nconfigs == 0)
+        cli->configs[cli->nconfigs++] = DEFAULT_CONFIG;
+    for (size_t i = 0; i < cli->nconfigs; i++) {
+        if (cli->nconfigs > 1 && mars_apollo_config_is(cli->configs[i])) {
+            fprintf(stderr, "mars: an apollo:// configuration cannot be merged with other -c\n");
+            return -1;
+        }
+        if (cli->watch_config && mars_apollo_config_is(cli->configs[i])) {
+            fprintf(stderr, "mars: --watch-config watches files; an apollo:// configuration "
+                            "reloads on every release already\n");
+            return -1;
+        }
+        len += strlen(cli->configs[i]) + 2;
+    }
+    if (!(cli->config = malloc(len)))
+        return -1;
+    cli->config[0] = '\0';
+    for (size_t i = 0; i < cli->nconfigs; i++) {
+        if (i)
+            strcat(cli->config, ", ");
+        strcat(cli->config, cli->configs[i]);
+    }
+    return 0;
 }
 
 /* The first line's shape is relied on by scripts (bench/harness.py reads the backends). */
@@ -84,7 +123,16 @@ static void print_version(void)
 
 static int parse_args(int argc, char **argv, struct cli *cli)
 {
-    enum { OPT_LEVEL = 256, OPT_FORMAT, OPT_WORKERS, OPT_BACKEND, OPT_MARKDOWN, OPT_MAN, OPT_ONCE };
+    enum {
+        OPT_LEVEL = 256,
+        OPT_FORMAT,
+        OPT_WORKERS,
+        OPT_BACKEND,
+        OPT_MARKDOWN,
+        OPT_MAN,
+        OPT_ONCE,
+        OPT_WATCH,
+    };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, OPT_LEVEL},
@@ -94,6 +142,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"markdown", no_argument, NULL, OPT_MARKDOWN},
         {"man", no_argument, NULL, OPT_MAN},
         {"once", no_argument, NULL, OPT_ONCE},
+        {"watch-config", no_argument, NULL, OPT_WATCH},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -105,7 +154,11 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     while ((c = getopt_long(argc, argv, "+c:Vh", longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
-            cli->config = optarg;
+            if (cli->nconfigs == MAX_CONFIGS) {
+                fprintf(stderr, "mars: at most %d -c options (use a directory)\n", MAX_CONFIGS);
+                return -1;
+            }
+            cli->configs[cli->nconfigs++] = optarg;
             break;
         case OPT_LEVEL:
             cli->log_level = optarg;
@@ -124,6 +177,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             break;
         case OPT_ONCE:
             cli->once = true;
+            break;
+        case OPT_WATCH:
+            cli->watch_config = true;
             break;
         case OPT_WORKERS:
             n = strtol(optarg, &end, 10);
@@ -144,7 +200,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             return -1;
         }
     }
-    return 0;
+    return finish_args(cli);
 }
 
 /* Applies log settings: CLI flags win over the config, which wins over defaults. */
@@ -172,23 +228,32 @@ static int setup_log(const struct cli *cli, const struct mars_config *cfg)
 
 /* mars's own configuration from Apollo (-c apollo://...), started by load(). */
 static struct mars_apollo_config *apollo_cfg;
+/* --watch-config, started by cmd_run() once the first configuration loaded. */
+static struct mars_config_watch *config_watch;
+
+/* A reload reads the same -c paths again (struct mars_engine_opts load_config). */
+static int load_files(void *arg, struct mars_config **out, struct mars_diag *diag)
+{
+    const struct cli *cli = arg;
+    return mars_config_load_paths(cli->configs, cli->nconfigs, out, diag);
+}
 
 static int load(const struct cli *cli, struct mars_config **cfg)
 {
     struct mars_diag diag;
     char why[300];
     if (mars_apollo_config_is(cli->config) && !apollo_cfg &&
-        !(apollo_cfg = mars_apollo_config_start(cli->config, why, sizeof(why)))) {
+        !(apollo_cfg = mars_apollo_config_start(cli->configs[0], why, sizeof(why)))) {
         fprintf(stderr, "mars: %s: %s\n", cli->config, why);
         return -EINVAL;
     }
     mars_diag_init(&diag);
     int rc = apollo_cfg ? mars_apollo_config_load(apollo_cfg, cfg, &diag)
-                        : mars_config_load(cli->config, cfg, &diag);
+                        : mars_config_load_paths(cli->configs, cli->nconfigs, cfg, &diag);
     mars_diag_print(&diag, stderr);
     if (rc)
-        fprintf(stderr, "mars: %s: %zu problem%s found\n", cli->config, mars_diag_count(&diag),
-                mars_diag_count(&diag) == 1 ? "" : "s");
+        fprintf(stderr, "mars: %s: %zu problem%s found\n", cli->config, mars_diag_total(&diag),
+                mars_diag_total(&diag) == 1 ? "" : "s");
     mars_diag_fini(&diag);
     return rc;
 }
@@ -207,12 +272,19 @@ static int cmd_validate(const struct cli *cli)
 }
 
 /* The admin API runs beside the engine: started once its workers run, stopped before they
- * are joined. MARS_API_ADDRESS overrides api.address (documented with the option). */
-static void api_up(struct mars_engine *e, void *arg)
+ * are joined. MARS_API_ADDRESS overrides api.address (documented with the option). An API
+ * that cannot listen (a busy port) stops mars from starting, as a busy prometheus_exporter
+ * port does: a node agent without its probes would be restarted by Kubernetes anyway. */
+static int api_up(struct mars_engine *e, void *arg)
 {
-    *(struct mars_api **)arg = mars_api_start(e, getenv("MARS_API_ADDRESS"));
+    struct mars_api *api = mars_api_start(e, getenv("MARS_API_ADDRESS"));
+    *(struct mars_api **)arg = api;
+    if (!api && mars_engine_config(e)->top.api.enabled)
+        return -EIO;
     if (apollo_cfg) /* published releases reload this engine */
         mars_apollo_config_set_engine(apollo_cfg, e);
+    mars_config_watch_set_engine(config_watch, e);
+    return 0;
 }
 
 static void api_down(struct mars_engine *e, void *arg)
@@ -220,6 +292,7 @@ static void api_down(struct mars_engine *e, void *arg)
     struct mars_api **api = arg;
     if (apollo_cfg)
         mars_apollo_config_set_engine(apollo_cfg, NULL);
+    mars_config_watch_set_engine(config_watch, NULL);
     mars_api_stop(*api);
     *api = NULL;
     (void)e;
@@ -240,6 +313,15 @@ static int cmd_run(const struct cli *cli)
         mars_apollo_config_destroy(apollo_cfg);
         return EXIT_USAGE;
     }
+    char why[300];
+    if (cli->watch_config &&
+        !(config_watch = mars_config_watch_start(cli->configs, cli->nconfigs, why, sizeof(why)))) {
+        mars_error("-", "--watch-config: %s", why);
+        mars_config_destroy(cfg);
+        return EXIT_START;
+    }
+    if (config_watch)
+        mars_info("-", "watching %s for changes", cli->config);
     struct mars_engine_opts opts = {
         .io_backend = cli->io_backend,
         .workers = cli->workers,
@@ -249,8 +331,8 @@ static int cmd_run(const struct cli *cli)
         .on_stopping = api_down,
         .hook_arg = &api,
         .config_path = cli->config,
-        .load_config = apollo_cfg ? mars_apollo_config_load : NULL,
-        .load_arg = apollo_cfg,
+        .load_config = apollo_cfg ? mars_apollo_config_load : load_files,
+        .load_arg = apollo_cfg ? (void *)apollo_cfg : (void *)cli,
     };
     int rc;
     /* A reload (SIGHUP, POST /api/v1/reload) stops the engine gracefully with a validated
@@ -271,6 +353,8 @@ static int cmd_run(const struct cli *cli)
         mars_info("-", "configuration reloaded from %s", cli->config);
     }
     mars_config_destroy(cfg);
+    mars_config_watch_destroy(config_watch);
+    config_watch = NULL;
     mars_apollo_config_destroy(apollo_cfg);
     apollo_cfg = NULL;
     if (rc) {
@@ -301,8 +385,9 @@ static int describe_man(void)
 
 int main(int argc, char **argv)
 {
-    struct cli cli = {.config = DEFAULT_CONFIG};
+    struct cli cli = {0};
     const char *cmd = NULL;
+    int rc;
 
     if (argc > 1 && argv[1][0] != '-') {
         cmd = argv[1];
@@ -311,42 +396,42 @@ int main(int argc, char **argv)
         argv++;
     }
     mars_components_register();
-    if (parse_args(argc, argv, &cli))
-        return EXIT_USAGE;
-    if (!cmd || strcmp(cmd, "run") == 0) {
+    if (parse_args(argc, argv, &cli)) {
+        rc = EXIT_USAGE;
+    } else if (!cmd || strcmp(cmd, "run") == 0) {
         if (optind < argc) {
             fprintf(stderr, "mars: unexpected argument '%s'\n", argv[optind]);
-            return EXIT_USAGE;
+            rc = EXIT_USAGE;
+        } else {
+            rc = cmd_run(&cli);
         }
-        return cmd_run(&cli);
-    }
-    if (strcmp(cmd, "validate") == 0)
-        return optind < argc ? EXIT_USAGE : cmd_validate(&cli);
-    if (strcmp(cmd, "version") == 0) {
+    } else if (strcmp(cmd, "validate") == 0) {
+        rc = optind < argc ? EXIT_USAGE : cmd_validate(&cli);
+    } else if (strcmp(cmd, "version") == 0) {
         if (optind < argc) {
             fprintf(stderr, "mars: unexpected argument '%s'\n", argv[optind]);
-            return EXIT_USAGE;
+            rc = EXIT_USAGE;
+        } else {
+            print_version();
+            rc = EXIT_OK;
         }
-        print_version();
-        return EXIT_OK;
-    }
-    if (strcmp(cmd, "top") == 0) {
+    } else if (strcmp(cmd, "top") == 0) {
         if (optind + 1 < argc) {
             fprintf(stderr, "mars: unexpected argument '%s'\n", argv[optind + 1]);
-            return EXIT_USAGE;
+            rc = EXIT_USAGE;
+        } else {
+            rc = mars_top_run(optind < argc ? argv[optind] : NULL) ? EXIT_START : EXIT_OK;
         }
-        return mars_top_run(optind < argc ? argv[optind] : NULL) ? EXIT_START : EXIT_OK;
-    }
-    if (strcmp(cmd, "describe") == 0 && cli.man) {
-        if (optind < argc)
-            return EXIT_USAGE;
-        return describe_man() ? EXIT_START : EXIT_OK;
-    }
-    if (strcmp(cmd, "describe") == 0) {
+    } else if (strcmp(cmd, "describe") == 0 && cli.man) {
+        rc = optind < argc ? EXIT_USAGE : describe_man() ? EXIT_START : EXIT_OK;
+    } else if (strcmp(cmd, "describe") == 0) {
         const char *type = optind < argc ? argv[optind] : NULL;
-        return mars_describe(stdout, type, cli.markdown) ? EXIT_USAGE : EXIT_OK;
+        rc = mars_describe(stdout, type, cli.markdown) ? EXIT_USAGE : EXIT_OK;
+    } else {
+        fprintf(stderr, "mars: unknown command '%s'\n", cmd);
+        usage(stderr);
+        rc = EXIT_USAGE;
     }
-    fprintf(stderr, "mars: unknown command '%s'\n", cmd);
-    usage(stderr);
-    return EXIT_USAGE;
+    free(cli.config);
+    return rc;
 }

@@ -26,6 +26,7 @@ static const char *const level_names[] = {"error", "warn", "info", "debug", "tra
 static const char *const log_format_names[] = {"text", "json", NULL};
 static const char *const buffer_type_names[] = {"memory", NULL};
 static const char *const when_full_names[] = {"block", "drop_newest", NULL};
+static const char *const readiness_names[] = {"running", "sinks", NULL};
 
 static const struct mars_opt runtime_options[] = {
     {.name = "workers",
@@ -135,13 +136,23 @@ static const struct mars_opt api_options[] = {
      .min = 1024,
      .max = 1 << 20,
      .desc = "Largest request line plus headers accepted."},
+    {.name = "readiness",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(struct mars_api_conf, readiness),
+     .def = "running",
+     .choices = readiness_names,
+     .desc = "What /readyz answers: running is 200 while the pipeline runs, so a backend "
+             "outage does not make every pod NotReady and stall a rollout (sink health stays "
+             "in /api/v1/components and the metrics); sinks also fails it while a sink has "
+             "sink_failure_threshold failed requests in a row."},
     {.name = "sink_failure_threshold",
      .type = MARS_OPT_INT,
      .offset = OFF(struct mars_api_conf, sink_failure_threshold),
      .def = "3",
      .min = 1,
      .max = 1000000,
-     .desc = "/readyz fails while a sink has this many consecutive failed requests."},
+     .desc = "With readiness: sinks, /readyz fails while a sink has this many consecutive "
+             "failed requests."},
     {.name = "heartbeat_timeout",
      .type = MARS_OPT_DURATION,
      .offset = OFF(struct mars_api_conf, heartbeat_timeout),
@@ -303,7 +314,9 @@ static const struct mars_opt request_options[] = {
     {                                                                                              \
         .name = "inputs", .type = MARS_OPT_LIST, .offset = OFF(struct mars_common_conf, inputs),   \
         .flags = MARS_OPT_REQUIRED,                                                                \
-        .desc = "Ids of the sources and transforms whose events this component takes."             \
+        .desc = "Ids of the sources and transforms whose events this component takes; an id with " \
+                "* ? or [..] is a pattern that reads every other source and transform it "         \
+                "matches (\"app_*\"; route outputs as id.port) and must match at least one."       \
     }
 
 const struct mars_opt mars_transform_common_options[] = {
@@ -456,8 +469,10 @@ static void unknown_type(enum mars_kind kind, const struct mars_cfg_node *t, str
     free(names);
 }
 
+/* *unwired: set when a transform's or sink's inputs could not be read, so the graph
+ * checks cannot know who reads what. */
 static int load_node(struct mars_node *nd, enum mars_kind kind, const struct mars_cfg_node *key,
-                     const struct mars_cfg_node *map, struct mars_diag *diag)
+                     const struct mars_cfg_node *map, bool *unwired, struct mars_diag *diag)
 {
     nd->kind = kind;
     nd->id = strdup(key->str);
@@ -470,8 +485,14 @@ static int load_node(struct mars_node *nd, enum mars_kind kind, const struct mar
         mars_diag_add(diag, map->file, map->line, map->col,
                       "%s '%s': expected a mapping with at least a 'type'", mars_kind_name(kind),
                       key->str);
+        *unwired = *unwired || kind != MARS_KIND_SOURCE;
         return -EINVAL;
     }
+    /* the common options first: even a component of an unknown type has its inputs
+     * wired, so the graph checks that follow report no knock-on errors */
+    int rc = apply_common(kind, map, &nd->common, diag);
+    if (rc)
+        *unwired = *unwired || kind != MARS_KIND_SOURCE;
     const struct mars_cfg_node *t = mars_cfg_get(map, "type");
     if (!t || t->kind != MARS_CFG_SCALAR) {
         mars_diag_add(diag, map->file, map->line, map->col, "%s '%s': missing 'type'",
@@ -486,7 +507,6 @@ static int load_node(struct mars_node *nd, enum mars_kind kind, const struct mar
     nd->conf = calloc(1, nd->desc->conf_size ? nd->desc->conf_size : 1);
     if (!nd->conf)
         return -ENOMEM;
-    int rc = apply_common(kind, map, &nd->common, diag);
     int rc2 = apply_skipping(nd->desc->options, common_options(kind), map, nd->conf, diag);
     if (rc || rc2)
         return -EINVAL;
@@ -529,14 +549,16 @@ static int load_nodes(struct mars_config *c, const struct mars_cfg_node *root,
             const struct mars_cfg_node *key = sec->keys[i];
             int prev = mars_config_find(c, key->str);
             if (prev >= 0) {
+                const struct mars_node *p = &c->nodes[prev];
                 mars_diag_add(diag, key->file, key->line, key->col,
-                              "component id '%s' is already used by the %s at line %d", key->str,
-                              mars_kind_name(c->nodes[prev].kind), c->nodes[prev].line);
+                              "component id '%s' is already used by the %s at %s:%d:%d", key->str,
+                              mars_kind_name(p->kind), p->file, p->line, p->col);
+                c->partial = true;
                 rc = -EINVAL;
                 continue;
             }
             struct mars_node *nd = &c->nodes[c->n++];
-            if (load_node(nd, k, key, sec->vals[i], diag))
+            if (load_node(nd, k, key, sec->vals[i], &c->partial, diag))
                 rc = -EINVAL;
         }
     }
@@ -557,19 +579,23 @@ static int config_build(struct mars_config *c, struct mars_diag *diag)
                       "the configuration must be a mapping (data_dir, sources, sinks, ...)");
         return -EINVAL;
     }
+    /* every stage runs whatever the one before found, so one run reports every problem
+     * (components that failed to load take part in the graph checks without types) */
     int rc = mars_schema_apply(mars_top_options, root, &c->top, sections, diag);
-    if (load_nodes(c, root, diag))
-        rc = -EINVAL;
-    if (rc == 0)
-        rc = mars_graph_build(c, diag);
-    return rc;
+    int rc2 = load_nodes(c, root, diag);
+    if (rc2 == -ENOMEM || !c->nodes)
+        return -ENOMEM;
+    int rc3 = mars_graph_build(c, diag);
+    if (rc3 == -ENOMEM)
+        return rc3;
+    return rc || rc2 || rc3 ? -EINVAL : 0;
 }
 
 static int finish_load(struct mars_config *c, struct mars_config **out, struct mars_diag *diag)
 {
-    size_t before = mars_diag_count(diag);
+    size_t before = mars_diag_total(diag);
     int rc = config_build(c, diag);
-    if (rc == 0 && mars_diag_count(diag) > before)
+    if (rc == 0 && mars_diag_total(diag) > before)
         rc = -EINVAL;
     if (rc) {
         mars_config_destroy(c);
@@ -581,10 +607,16 @@ static int finish_load(struct mars_config *c, struct mars_config **out, struct m
 
 int mars_config_load(const char *path, struct mars_config **out, struct mars_diag *diag)
 {
+    return mars_config_load_paths(&path, 1, out, diag);
+}
+
+int mars_config_load_paths(const char *const *paths, size_t n, struct mars_config **out,
+                           struct mars_diag *diag)
+{
     struct mars_config *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
-    c->doc = mars_cfg_load_file(path, diag);
+    c->doc = mars_config_read(paths, n, diag);
     if (!c->doc) {
         free(c);
         return -EINVAL;
@@ -618,6 +650,7 @@ void mars_config_destroy(struct mars_config *c)
         free(nd->conf);
         free(nd->id);
         free(nd->in);
+        free(nd->in_item);
         free(nd->out);
         free(nd->out_port);
     }

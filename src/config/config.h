@@ -22,6 +22,8 @@
 enum mars_io_backend_choice { MARS_IO_AUTO, MARS_IO_URING, MARS_IO_LIBEVENT };
 enum mars_when_full { MARS_WHEN_FULL_BLOCK, MARS_WHEN_FULL_DROP_NEWEST };
 enum mars_buffer_type { MARS_BUFFER_MEMORY };
+/* What /readyz answers: the pipeline runs, or also no sink is failing. */
+enum mars_readiness { MARS_READY_RUNNING, MARS_READY_SINKS };
 
 struct mars_runtime_conf {
     int64_t workers; /* 0 = online CPUs */
@@ -52,7 +54,8 @@ struct mars_api_conf {
     int64_t max_connections;
     uint64_t max_body_size;
     uint64_t max_headers_size;
-    int64_t sink_failure_threshold; /* consecutive failed requests that make /readyz fail */
+    int readiness;                  /* enum mars_readiness */
+    int64_t sink_failure_threshold; /* with readiness sinks: failed requests that fail /readyz */
     int64_t heartbeat_timeout;      /* a loop silent this long makes /healthz fail */
 };
 
@@ -105,10 +108,11 @@ struct mars_node {
     void *conf; /* desc->conf_size bytes filled by desc->options */
     struct mars_common_conf common;
     uint32_t *in, nin;   /* upstream node indices */
+    uint32_t *in_item;   /* per in edge: the index in common.inputs that made it */
     uint32_t *out, nout; /* downstream node indices */
     uint32_t *out_port;  /* per out edge: 0 = the main output, i + 1 = named port i */
-    size_t in_cap, out_cap, out_port_cap; /* allocated lengths of the three */
-    unsigned produces;                    /* resolved MARS_DATA_* for sources and transforms */
+    size_t in_cap, out_cap, out_port_cap, in_item_cap; /* allocated lengths of the four */
+    unsigned produces;    /* resolved MARS_DATA_* for sources and transforms */
     uint32_t dead_letter; /* sinks: node index of common.dead_letter, or UINT32_MAX */
     const char *file;
     int line, col; /* position of the component's key */
@@ -120,11 +124,26 @@ struct mars_config {
     struct mars_node *nodes;
     uint32_t n;
     uint32_t *topo; /* node indices, every node after all of its inputs */
+    bool partial;   /* a component is missing or its inputs could not be read (reported):
+                     * the graph checks that need every edge (unread ones, no sinks) are
+                     * skipped */
 };
 
 /* Loads and checks a config file. Returns 0 with *out owned by the caller (free with
  * mars_config_destroy), or -EINVAL with every problem in diag. */
 int mars_config_load(const char *path, struct mars_config **out, struct mars_diag *diag);
+/* Loads and checks a configuration split over paths[0..n): files, and directories standing
+ * for the *.yaml / *.yml files in them (config_files.c), merged into one pipeline. Returns
+ * as mars_config_load. */
+int mars_config_load_paths(const char *const *paths, size_t n, struct mars_config **out,
+                           struct mars_diag *diag);
+/* The files paths[0..n) stand for, in load order: *files owned (free with
+ * mars_config_files_free). Returns 0, or -EINVAL / -ENOMEM with the problem in diag. */
+int mars_config_files(const char *const *paths, size_t n, char ***files, size_t *nfiles,
+                      struct mars_diag *diag);
+void mars_config_files_free(char **files, size_t n);
+/* The merged tree of those files (owned), or NULL with every problem in diag. */
+struct mars_cfg_doc *mars_config_read(const char *const *paths, size_t n, struct mars_diag *diag);
 /* Same from text in memory (runtime tests); name is used in messages. */
 int mars_config_load_string(const char *name, const char *text, struct mars_config **out,
                             struct mars_diag *diag);

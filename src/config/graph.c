@@ -4,6 +4,12 @@
  * every source and transform is read by something, there is at least one source and one
  * sink, and every edge carries an event type its reader accepts (log vs metric).
  *
+ * Wildcards: an input with a glob character (`app_*`, fnmatch(3) syntax) reads every source
+ * and transform whose id matches (for a transform with named outputs, every `id.port` that
+ * matches), never the component itself; a pattern that matches nothing is an error. Plain
+ * inputs are resolved first, so a pattern skips what is already read instead of calling it
+ * a duplicate.
+ *
  * Named outputs: a transform whose descriptor has `port` (route) is read as `id.port`;
  * each out edge records its port (0 for a plain output), so delivery sends a batch only to
  * the readers of the port it was emitted on. Reading such a transform without a port, or a
@@ -16,6 +22,7 @@
  * Thread: the config loader's.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,17 +154,88 @@ static bool edge_exists(const struct mars_config *c, uint32_t up, uint32_t to, u
     return false;
 }
 
-static int add_edge(struct mars_config *c, uint32_t up, uint32_t to, uint32_t port)
+/* Edge up -> to on port, made by inputs[item] of `to`. */
+static int add_edge(struct mars_config *c, uint32_t up, uint32_t to, uint32_t port, size_t item)
 {
-    struct mars_node *u = &c->nodes[up];
+    struct mars_node *u = &c->nodes[up], *t = &c->nodes[to];
     uint32_t n = u->nout;
-    if (mars_grow(&u->out_port, &u->out_port_cap, (size_t)n + 1, sizeof(*u->out_port)))
+    if (mars_grow(&u->out_port, &u->out_port_cap, (size_t)n + 1, sizeof(*u->out_port)) ||
+        mars_grow(&t->in_item, &t->in_item_cap, (size_t)t->nin + 1, sizeof(*t->in_item)))
         return -ENOMEM;
     u->out_port[n] = port;
-    if (push_idx(&c->nodes[to].in, &c->nodes[to].in_cap, &c->nodes[to].nin, up) ||
-        push_idx(&u->out, &u->out_cap, &u->nout, to))
+    t->in_item[t->nin] = (uint32_t)item;
+    if (push_idx(&t->in, &t->in_cap, &t->nin, up) || push_idx(&u->out, &u->out_cap, &u->nout, to))
         return -ENOMEM;
     return 0;
+}
+
+static bool is_pattern(const char *name)
+{
+    return strpbrk(name, "*?[") != NULL;
+}
+
+/* Reads from upstream u (on port) into node `to` for the pattern inputs[item], unless an
+ * earlier input already does. Returns 1, or -ENOMEM. */
+static int add_matched(struct mars_config *c, uint32_t up, uint32_t to, uint32_t port, size_t item)
+{
+    if (edge_exists(c, up, to, port))
+        return 1;
+    return add_edge(c, up, to, port, item) ? -ENOMEM : 1;
+}
+
+/* Adds an edge from every output that the pattern inputs[item] of node i matches. Returns
+ * how many matched, or -ENOMEM. */
+static int expand_pattern(struct mars_config *c, uint32_t i, size_t item)
+{
+    const char *pat = c->nodes[i].common.inputs.v[item];
+    char name[512];
+    int matched = 0, rc;
+
+    for (uint32_t j = 0; j < c->n; j++) {
+        const struct mars_node *u = &c->nodes[j];
+        const char *pn;
+        if (j == i || u->kind == MARS_KIND_SINK)
+            continue;
+        if (!has_ports(u)) {
+            if (fnmatch(pat, u->id, 0) != 0)
+                continue;
+            if ((rc = add_matched(c, j, i, 0, item)) < 0)
+                return rc;
+            matched++;
+            continue;
+        }
+        for (size_t p = 0; (pn = u->desc->port(u->conf, p)); p++) {
+            snprintf(name, sizeof(name), "%s.%s", u->id, pn);
+            if (fnmatch(pat, name, 0) != 0)
+                continue;
+            if ((rc = add_matched(c, j, i, (uint32_t)p + 1, item)) < 0)
+                return rc;
+            matched++;
+        }
+    }
+    return matched;
+}
+
+static int resolve_patterns(struct mars_config *c, uint32_t i, struct mars_diag *diag)
+{
+    struct mars_node *nd = &c->nodes[i];
+    int rc = 0;
+    for (size_t k = 0; k < nd->common.inputs.n; k++) {
+        if (!is_pattern(nd->common.inputs.v[k]))
+            continue;
+        int n = expand_pattern(c, i, k);
+        if (n < 0)
+            return n;
+        if (n == 0) {
+            const struct mars_cfg_node *pos = input_pos(c, nd, k);
+            mars_diag_add(diag, pos ? pos->file : nd->file, pos ? pos->line : nd->line,
+                          pos ? pos->col : nd->col,
+                          "%s '%s': input pattern '%s' matches no other source or transform",
+                          mars_kind_name(nd->kind), nd->id, nd->common.inputs.v[k]);
+            rc = -EINVAL;
+        }
+    }
+    return rc;
 }
 
 static int resolve_inputs(struct mars_config *c, struct mars_diag *diag)
@@ -167,6 +245,8 @@ static int resolve_inputs(struct mars_config *c, struct mars_diag *diag)
         struct mars_node *nd = &c->nodes[i];
         for (size_t k = 0; k < nd->common.inputs.n; k++) {
             uint32_t port;
+            if (is_pattern(nd->common.inputs.v[k]))
+                continue;
             int up = find_input(c, nd, k, &port, diag);
             if (up == -2) {
                 rc = -EINVAL;
@@ -186,9 +266,14 @@ static int resolve_inputs(struct mars_config *c, struct mars_diag *diag)
                 rc = -EINVAL;
                 continue;
             }
-            if (add_edge(c, (uint32_t)up, i, port))
+            if (add_edge(c, (uint32_t)up, i, port, k))
                 return -ENOMEM;
         }
+        int prc = resolve_patterns(c, i, diag);
+        if (prc == -ENOMEM)
+            return prc;
+        if (prc)
+            rc = prc;
     }
     return rc;
 }
@@ -237,11 +322,15 @@ static int check_types(struct mars_config *c, struct mars_diag *diag)
     for (uint32_t t = 0; t < c->n; t++) {
         struct mars_node *nd = &c->nodes[c->topo[t]];
         unsigned in = 0;
+        if (!nd->desc) { /* its type is unknown (reported): assume anything, to add no noise */
+            nd->produces = MARS_DATA_ANY;
+            continue;
+        }
         for (uint32_t k = 0; k < nd->nin; k++) {
             const struct mars_node *up = &c->nodes[nd->in[k]];
             in |= up->produces;
             if (nd->kind != MARS_KIND_SOURCE && (up->produces & nd->desc->accepts) == 0) {
-                const struct mars_cfg_node *pos = input_pos(c, nd, k);
+                const struct mars_cfg_node *pos = input_pos(c, nd, nd->in_item[k]);
                 mars_diag_add(diag, pos->file, pos->line, pos->col,
                               "%s '%s' (%s) takes %s events, but input '%s' produces %s events",
                               mars_kind_name(nd->kind), nd->id, nd->desc->name,
@@ -258,10 +347,15 @@ static int check_types(struct mars_config *c, struct mars_diag *diag)
     return rc;
 }
 
+/* Skipped when a transform or sink could not be loaded (c->partial): a component that looks
+ * unread may be what the broken one's inputs named, and saying so would only add noise. (A
+ * misspelt input still reports the component it left unread.) */
 static int check_reachability(const struct mars_config *c, struct mars_diag *diag)
 {
     int rc = 0;
     uint32_t nsrc = 0, nsink = 0;
+    if (c->partial)
+        return 0;
     for (uint32_t i = 0; i < c->n; i++) {
         const struct mars_node *nd = &c->nodes[i];
         nsrc += nd->kind == MARS_KIND_SOURCE;
@@ -307,7 +401,7 @@ static int resolve_dead_letters(struct mars_config *c, struct mars_diag *diag)
             why = "is this sink itself";
         else if (c->nodes[t].common.dead_letter)
             why = "has a dead_letter of its own (dead letters do not chain)";
-        else if (!(c->nodes[t].desc->accepts & MARS_DATA_LOG))
+        else if (c->nodes[t].desc && !(c->nodes[t].desc->accepts & MARS_DATA_LOG))
             why = "does not take log events";
         if (why) {
             mars_diag_add(diag, file, line, col, "sink '%s': dead_letter '%s' %s", nd->id, want,
@@ -322,16 +416,16 @@ static int resolve_dead_letters(struct mars_config *c, struct mars_diag *diag)
 
 int mars_graph_build(struct mars_config *c, struct mars_diag *diag)
 {
+    /* each check runs even when an earlier one failed, so one run reports every problem;
+     * only the type check needs a complete order */
     int rc = resolve_inputs(c, diag);
-    if (rc == 0)
-        rc = resolve_dead_letters(c, diag);
     if (rc == -ENOMEM)
         return rc;
-    int rc2 = check_reachability(c, diag);
-    if (rc || rc2)
-        return -EINVAL;
-    rc = topo_sort(c, diag);
-    if (rc)
-        return rc;
-    return check_types(c, diag);
+    int rc2 = resolve_dead_letters(c, diag);
+    int rc3 = check_reachability(c, diag);
+    int rc4 = topo_sort(c, diag);
+    if (rc4 == -ENOMEM)
+        return rc4;
+    int rc5 = rc4 ? 0 : check_types(c, diag);
+    return rc || rc2 || rc3 || rc4 || rc5 ? -EINVAL : 0;
 }

@@ -2,8 +2,8 @@
  * api.c - mars's admin HTTP API: the endpoints of DESIGN §7 on a core/admin.c server.
  *
  *   GET  /healthz            200 while every live event loop turns, else 503 + reason
- *   GET  /readyz             200 while running and no sink is failing beyond
- *                            api.sink_failure_threshold, else 503 + JSON reason
+ *   GET  /readyz             200 while running (api.readiness: sinks: and no sink is
+ *                            failing beyond api.sink_failure_threshold), else 503 + reason
  *   GET  /metrics            Prometheus text 0.0.4: the engine's registry and families
  *   GET  /api/v1/components  JSON: per component id, type, kind, counters, buffer, last error
  *   POST /api/v1/reload      needs api.token as "Authorization: Bearer <token>" (compared
@@ -267,7 +267,7 @@ struct mars_api *mars_api_start(struct mars_engine *e, const char *address)
         .idle_timeout_s = 10,
     });
     if (!api->srv || add_routes(api) || mars_admin_start(api->srv)) {
-        mars_error("api", "the admin API is not available (mars keeps running without it)");
+        mars_error("api", "the admin API is not available");
         mars_admin_destroy(api->srv);
         free(api);
         return NULL;

@@ -15,7 +15,7 @@ struct mars_engine;
 /* Starts the API for e when its config enables it (api.enabled). `address` overrides
  * api.address when non-NULL and non-empty (main.c passes MARS_API_ADDRESS). Returns an
  * owned API (stop with mars_api_stop), or NULL when disabled or when the server could not
- * start (logged: mars runs on without the API). Control thread. */
+ * start (logged; main.c then stops mars from starting). Control thread. */
 struct mars_api *mars_api_start(struct mars_engine *e, const char *address);
 /* The bound address ("127.0.0.1:PORT" or a socket path). Thread-safe while it runs. */
 const char *mars_api_address(const struct mars_api *api);

@@ -485,11 +485,13 @@ struct mars_admin *mars_admin_create(const struct mars_admin_opts *o)
         if (rc != -EINVAL)
             mars_error(a->name, "cannot listen on %s: %s", addr, strerror(-rc));
         mars_admin_destroy(a);
+        errno = -rc;
         return NULL;
     }
     if ((rc = setup_http(a)) != 0) {
         mars_error(a->name, "cannot set up the HTTP server on %s: %s", addr, strerror(-rc));
         mars_admin_destroy(a);
+        errno = -rc;
         return NULL;
     }
     return a;

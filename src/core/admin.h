@@ -56,7 +56,7 @@ struct mars_admin_req {
 typedef void (*mars_admin_handler)(struct mars_admin_req *r, void *arg);
 
 /* Binds the address and returns an owned server (not serving yet), or NULL after logging
- * why. Destroy with mars_admin_destroy(). */
+ * why, with errno saying it (EADDRINUSE for a busy port). Destroy with mars_admin_destroy(). */
 struct mars_admin *mars_admin_create(const struct mars_admin_opts *o);
 /* Adds a route before start: `path` exactly, or every path under it when `prefix` (then
  * path should end in '/'). `methods` is a mask of enum mars_admin_method; GET routes also

@@ -29,6 +29,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "core/cfg_internal.h"
 #include "core/grow.h"
 
 #define CFG_MAX_DEPTH      128         /* nesting levels of mappings and sequences */
@@ -726,10 +727,29 @@ struct mars_cfg_doc *mars_cfg_load_file(const char *path, struct mars_diag *diag
     return doc;
 }
 
+struct mars_cfg_doc *mars_cfg_doc_create(const char *name)
+{
+    struct mars_cfg_doc *doc = calloc(1, sizeof(*doc));
+
+    if (!doc || !(doc->file = strdup(name)) || !(doc->priv = calloc(1, sizeof(struct cfg_arena)))) {
+        mars_cfg_doc_destroy(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+void *mars_cfg_doc_alloc(struct mars_cfg_doc *doc, size_t size)
+{
+    return arena_alloc(doc->priv, size);
+}
+
 void mars_cfg_doc_destroy(struct mars_cfg_doc *doc)
 {
     if (!doc)
         return;
+    for (size_t i = 0; i < doc->nparts; i++)
+        mars_cfg_doc_destroy(doc->parts[i]);
+    free(doc->parts);
     arena_destroy(doc->priv);
     free(doc->file);
     free(doc);

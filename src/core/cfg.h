@@ -41,8 +41,10 @@ struct mars_cfg_node {
 struct mars_cfg_doc {
     char *file;                 /* owned copy of the name */
     struct mars_cfg_node *root; /* NULL for an empty document */
-    /* private: node arena */
+    /* private: node arena; for a merged doc, the docs its nodes come from */
     void *priv;
+    struct mars_cfg_doc **parts;
+    size_t nparts;
 };
 
 /* Parses a file. Returns an owned doc (free with mars_cfg_doc_destroy) or NULL with every
@@ -52,6 +54,23 @@ struct mars_cfg_doc *mars_cfg_load_file(const char *path, struct mars_diag *diag
 struct mars_cfg_doc *mars_cfg_load_string(const char *name, const char *text, size_t len,
                                           struct mars_diag *diag);
 void mars_cfg_doc_destroy(struct mars_cfg_doc *doc);
+
+/*
+ * Merges several parsed files into one tree (cfg_merge.c), so a pipeline can be split over
+ * files (-c a.yaml -c b.yaml, or a conf.d directory). Every root must be a mapping (or
+ * empty). A key found in one root is taken as is; a key in several roots is merged:
+ *   - a key listed in flat_keys ("sources", ...) gathers the entries of every file's mapping
+ *     in file order, and an entry name found twice is an error at the second, naming the
+ *     first's FILE:LINE:COL;
+ *   - any other key whose values are all mappings merges the same way, recursively, down to
+ *     scalars; a scalar (or a list, or a scalar against a mapping) set in two files is an
+ *     error at the second, naming the first.
+ * Nodes keep their own file, line and column. Takes ownership of docs[0..n) in every case;
+ * returns an owned doc named `name` (free with mars_cfg_doc_destroy, which frees the parts),
+ * or NULL with the problems in diag. With n == 1 returns docs[0] itself.
+ */
+struct mars_cfg_doc *mars_cfg_merge(const char *name, struct mars_cfg_doc **docs, size_t n,
+                                    const char *const *flat_keys, struct mars_diag *diag);
 
 /* Looks up a key in a MAP node; NULL when absent or when map is not a MAP. */
 const struct mars_cfg_node *mars_cfg_get(const struct mars_cfg_node *map, const char *key);

@@ -18,7 +18,7 @@
 
 #include "core/grow.h"
 
-#define MARS_DIAG_DEFAULT_MAX 100
+#define MARS_DIAG_DEFAULT_MAX 50
 
 void mars_diag_init(struct mars_diag *d)
 {
@@ -31,7 +31,7 @@ void mars_diag_fini(struct mars_diag *d)
         free(d->msgs[i].text);
     free(d->msgs);
     d->msgs = NULL;
-    d->n = d->cap = 0;
+    d->n = d->cap = d->dropped = 0;
 }
 
 /* Makes room for one more message; 0 or -1 when full or out of memory. */
@@ -39,8 +39,10 @@ static int diag_reserve(struct mars_diag *d)
 {
     size_t max = d->max ? d->max : MARS_DIAG_DEFAULT_MAX;
 
-    if (d->n >= max)
+    if (d->n >= max) {
+        d->dropped++;
         return -1;
+    }
     return mars_grow(&d->msgs, &d->cap, d->n + 1, sizeof(*d->msgs)) ? -1 : 0;
 }
 
@@ -86,4 +88,11 @@ void mars_diag_print(const struct mars_diag *d, FILE *f)
 {
     for (size_t i = 0; i < d->n; i++)
         fprintf(f, "%s\n", d->msgs[i].text);
+    if (d->dropped)
+        fprintf(f, "(%zu more problem%s not shown)\n", d->dropped, d->dropped == 1 ? "" : "s");
+}
+
+size_t mars_diag_total(const struct mars_diag *d)
+{
+    return d->n + d->dropped;
 }

@@ -17,7 +17,8 @@ struct mars_diag_msg {
 struct mars_diag {
     struct mars_diag_msg *msgs;
     size_t n, cap;
-    size_t max; /* stop collecting after this many (0 = 100) */
+    size_t max;     /* stop collecting after this many (0 = 50) */
+    size_t dropped; /* problems past max: counted, not kept */
 };
 
 void mars_diag_init(struct mars_diag *d);
@@ -28,8 +29,10 @@ void mars_diag_add(struct mars_diag *d, const char *file, int line, int col, con
 /* Same with a va_list, for callers that wrap mars_diag_add in their own variadic helper. */
 void mars_diag_addv(struct mars_diag *d, const char *file, int line, int col, const char *fmt,
                     va_list ap) __attribute__((format(printf, 5, 0)));
+/* Messages kept (at most max), and every problem reported including those past max. */
 size_t mars_diag_count(const struct mars_diag *d);
-/* Prints every message, one per line, to f. */
+size_t mars_diag_total(const struct mars_diag *d);
+/* Prints every message, one per line, to f, then how many more were not kept. */
 void mars_diag_print(const struct mars_diag *d, FILE *f);
 
 #endif

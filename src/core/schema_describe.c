@@ -68,10 +68,32 @@ struct desc_rows {
     size_t n, cap;
 };
 
+/* A default as it is written in YAML between double quotes: control characters escaped
+ * ("\n", "\t", "\r", "\xNN"), so a newline default neither breaks a table row nor shows
+ * as a blank. Owned. */
+static char *escape_default(const char *def)
+{
+    char *s = malloc(strlen(def) * 4 + 1), *o = s;
+
+    for (const unsigned char *p = (const unsigned char *)def; s && *p; p++) {
+        if (*p == '\n' || *p == '\t' || *p == '\r') {
+            *o++ = '\\';
+            *o++ = *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r';
+        } else if (*p < 0x20 || *p == 0x7f) {
+            o += sprintf(o, "\\x%02x", *p);
+        } else {
+            *o++ = (char)*p;
+        }
+    }
+    if (s)
+        *o = '\0';
+    return s;
+}
+
 static void add_row(struct desc_rows *rows, char *name, char *type, const char *def,
                     bool def_literal, char *desc)
 {
-    struct desc_row r = {name, type, strdup(def), desc, def_literal};
+    struct desc_row r = {name, type, escape_default(def), desc, def_literal};
 
     if (mars_grow(&rows->v, &rows->cap, rows->n + 1, sizeof(*rows->v)) || !name || !type ||
         !r.def || !desc) {

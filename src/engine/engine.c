@@ -337,17 +337,19 @@ int mars_engine_run(struct mars_engine *e)
     }
     mars_obs_control_start(e->obs, e->loop);
     rc = start_workers(e);
-    if (rc) {
+    if (rc == 0) {
+        if (!e->stopping)
+            mars_obs_set_state(e->obs, MARS_RUN_RUNNING);
+        if (e->opts.on_running) {
+            e->hooked = true;
+            rc = e->opts.on_running(e, e->opts.hook_arg);
+        }
+    }
+    if (rc) { /* a component, or the embedder's part (the admin API), could not start */
         e->stopping = e->aborted = true;
         mars_obs_set_state(e->obs, MARS_RUN_STOPPING);
         send_command(e, MARS_CMD_ABORT);
     } else {
-        if (!e->stopping)
-            mars_obs_set_state(e->obs, MARS_RUN_RUNNING);
-        if (e->opts.on_running) {
-            e->opts.on_running(e, e->opts.hook_arg);
-            e->hooked = true;
-        }
         mars_info("-", "mars %s running: %u worker%s, %u components, io backend %s", MARS_VERSION,
                   e->nworkers, e->nworkers == 1 ? "" : "s", e->cfg->n,
                   mars_ev_backend_name(e->backend));

@@ -29,8 +29,10 @@ struct mars_engine_opts {
      * begins its final stop, before the workers are joined (on_stopping; also called by
      * mars_engine_destroy() if on_running ran and on_stopping did not). main.c starts and
      * stops the admin API here (control/api.h), so the engine never knows about it and an
-     * in-process engine (tests) serves nothing unless it asks. Optional. */
-    void (*on_running)(struct mars_engine *e, void *arg);
+     * in-process engine (tests) serves nothing unless it asks. Optional. A non-zero return
+     * from on_running (the admin API cannot listen) aborts the run as a component that failed
+     * to start would: mars_engine_run() returns -EIO. */
+    int (*on_running)(struct mars_engine *e, void *arg);
     void (*on_stopping)(struct mars_engine *e, void *arg);
     void *hook_arg;
     /* The file the configuration came from: SIGHUP and POST /api/v1/reload load it again.

@@ -230,6 +230,10 @@ int mars_obs_readyz(struct mars_obs *o, char *why, size_t len, char *component, 
         snprintf(why, len, "%s", st == MARS_RUN_STARTING ? "starting" : "shutting down");
         return -1;
     }
+    /* by default a failing backend does not make mars unready: every pod of a DaemonSet
+     * would go NotReady at once and stall its rollout (docs/observability.md) */
+    if (c->top.api.readiness != MARS_READY_SINKS)
+        return 0;
     for (uint32_t i = 0; i < c->n; i++) {
         if (c->nodes[i].kind != MARS_KIND_SINK)
             continue;

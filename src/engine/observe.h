@@ -47,8 +47,8 @@ void mars_obs_sink_result(struct mars_sink *s, const struct mars_sink_req *r,
 
 /* 0 when every live loop turned within api.heartbeat_timeout; otherwise -1 with a reason. */
 int mars_obs_healthz(struct mars_obs *o, char *why, size_t len);
-/* 0 when running and no sink is at api.sink_failure_threshold; otherwise -1, a reason and
- * the component at fault ("" if none). */
+/* 0 when running (and, with api.readiness: sinks, no sink is at api.sink_failure_threshold);
+ * otherwise -1, a reason and the component at fault ("" if none). */
 int mars_obs_readyz(struct mars_obs *o, char *why, size_t len, char *component, size_t clen);
 /* Appends the /api/v1/components JSON document to out. Returns 0 or -ENOMEM. */
 int mars_obs_components_json(struct mars_obs *o, struct evbuffer *out);

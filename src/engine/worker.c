@@ -470,7 +470,9 @@ void mars_worker_check_done(struct mars_worker *w)
         worker_finish(w);
 }
 
-static void abort_all(struct mars_worker *w)
+/* at_start: the abort came while running, not after a stop (mars could not start), so
+ * no source has had a shutdown timeout to miss. */
+static void abort_all(struct mars_worker *w, bool at_start)
 {
     const struct mars_config *c = w->e->cfg;
     /* Sources that did not finish after stop are forced: their in-flight reads were
@@ -478,7 +480,8 @@ static void abort_all(struct mars_worker *w)
     for (uint32_t i = 0; i < c->n; i++) {
         struct mars_source *s = w->src[i];
         if (s && s->initialized && !s->finished) {
-            mars_warn(s->node->id, "source did not finish within the shutdown timeout");
+            if (!at_start)
+                mars_warn(s->node->id, "source did not finish within the shutdown timeout");
             mars_source_finished(s);
         }
     }
@@ -501,12 +504,13 @@ static void on_command(struct mars_ev_async *a)
         mars_worker_check_done(w);
     }
     if ((fresh & MARS_CMD_ABORT) && w->state != MARS_W_DONE) {
-        if (w->state == MARS_W_RUNNING)
+        bool at_start = w->state == MARS_W_RUNNING;
+        if (at_start)
             stop_sources(w);
         for (uint32_t i = 0; i < w->e->cfg->n; i++)
             if (w->snk[i])
                 w->snk[i]->aborting = true;
-        abort_all(w);
+        abort_all(w, at_start);
     }
 }
 

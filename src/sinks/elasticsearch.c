@@ -341,7 +341,8 @@ static void on_bulk_done(struct mars_http_common_call *c, const struct mars_http
         return;
     }
     if (resp->error) {
-        mars_stat_add(&mars_sink_stats(es->sink)->errors[MARS_ERR_WRITE], 1);
+        mars_stat_add(&mars_sink_stats(es->sink)->errors[mars_http_common_error_type(resp->error)],
+                      1);
         MARS_LOG_RL(MARS_LOG_WARN, id, "bulk request to %s failed: %s", c->http.url,
                     resp->error_text ? resp->error_text : strerror(-resp->error));
         es->url = (es->url + 1) % es->nurls;

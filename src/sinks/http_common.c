@@ -169,6 +169,13 @@ int mars_http_common_send(struct mars_http_common *hs, struct mars_http_common_c
     return rc;
 }
 
+enum mars_error_type mars_http_common_error_type(int err)
+{
+    if (err == -ECONNREFUSED || err == -EHOSTUNREACH)
+        return MARS_ERR_CONNECT;
+    return err == -EPROTO ? MARS_ERR_TLS : MARS_ERR_WRITE;
+}
+
 enum mars_sink_result mars_http_common_classify(struct mars_http_common *hs,
                                                 struct mars_sink_req *r,
                                                 const struct mars_http_resp *resp)
@@ -178,7 +185,7 @@ enum mars_sink_result mars_http_common_classify(struct mars_http_common *hs,
     if (resp->error == -ECANCELED)
         return MARS_SINK_ABORTED;
     if (resp->error) {
-        mars_stat_add(&st->errors[MARS_ERR_WRITE], 1);
+        mars_stat_add(&st->errors[mars_http_common_error_type(resp->error)], 1);
         MARS_LOG_RL(MARS_LOG_WARN, id, "request failed: %s", resp->error_text);
         return MARS_SINK_RETRY;
     }

@@ -54,6 +54,11 @@ struct mars_http_common_conf {
                 "verification."                                                                    \
     }
 
+/* The error_type a transport failure (struct mars_http_resp error, a negative errno) counts
+ * as: connect when no connection was made (refused, unreachable, unresolved), tls when the
+ * handshake failed, write otherwise (reset, timeout, ...). */
+enum mars_error_type mars_http_common_error_type(int err);
+
 /* The check hook's part: cert/key, auth fields, lz4 refused. */
 int mars_http_common_check(const struct mars_http_common_conf *c, const struct mars_cfg_node *node,
                            struct mars_diag *diag);
@@ -110,7 +115,8 @@ int mars_http_common_send(struct mars_http_common *hs, struct mars_http_common_c
 
 /* The usual mapping: transport error, 3xx, 401, 403, 408, 429, 5xx -> RETRY (with
  * Retry-After passed on); other 4xx -> REJECTED; 2xx -> OK; cancelled -> ABORTED. Logs failures
- * (rate limited) with the status and the start of the response body, and counts write errors. */
+ * (rate limited) with the status and the start of the response body, and counts transport
+ * errors by mars_http_common_error_type(). */
 enum mars_sink_result mars_http_common_classify(struct mars_http_common *hs,
                                                 struct mars_sink_req *r,
                                                 const struct mars_http_resp *resp);

@@ -374,6 +374,7 @@ static void on_scrape(struct mars_admin_req *r, void *arg)
 struct create_arg {
     const char *id;
     const struct prometheus_exporter_conf *conf;
+    int err; /* set by exporter_create on failure: errno (EADDRINUSE for a busy port) */
 };
 
 static void exporter_destroy(void *obj)
@@ -393,8 +394,9 @@ static void exporter_destroy(void *obj)
 
 static void *exporter_create(void *arg)
 {
-    const struct create_arg *ca = arg;
+    struct create_arg *ca = arg;
     struct exporter *x = calloc(1, sizeof(*x));
+    ca->err = ENOMEM;
     if (!x)
         return NULL;
     pthread_mutex_init(&x->lock, NULL);
@@ -404,6 +406,7 @@ static void *exporter_create(void *arg)
         mars_admin_create(&(struct mars_admin_opts){.name = ca->id, .address = ca->conf->address});
     if (!x->srv || mars_admin_route(x->srv, "/metrics", false, MARS_HTTP_GET, on_scrape, x) ||
         mars_admin_start(x->srv)) {
+        ca->err = x->srv ? EIO : errno;
         exporter_destroy(x);
         return NULL;
     }
@@ -467,7 +470,7 @@ static int prometheus_exporter_init(struct mars_sink *s)
     pe->x = mars_shared_acquire(mars_sink_obs(s), mars_sink_id(s), exporter_create, &ca);
     if (!pe->x) {
         free(pe);
-        return -EADDRNOTAVAIL;
+        return -(ca.err ? ca.err : EIO);
     }
     mars_sink_set_state(s, pe);
     return 0;

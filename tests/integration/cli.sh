@@ -25,6 +25,7 @@ say "--help exits 0 and documents commands and exit codes"
 mars_cli 0 "--help" --help
 has "$TMP/out" "mars validate" "--help"
 has "$TMP/out" "mars describe" "--help"
+has "$TMP/out" "--watch-config" "--help"
 has "$TMP/out" "Exit codes: 0 success, 1 invalid configuration, 2 usage error, 3 could not start" "--help"
 [[ ! -s $TMP/err ]] || fail "--help wrote to stderr: $(cat "$TMP/err")"
 mars_cli 0 "-h" -h
@@ -69,6 +70,10 @@ mars_cli 2 "--workers not a number" --workers two -c /dev/null
 mars_cli 2 "stray argument to run" run extra-argument
 has "$TMP/err" "unexpected argument 'extra-argument'" "stray argument"
 mars_cli 2 "stray argument to validate" validate extra-argument
+mars_cli 2 "apollo:// merged with another -c" validate -c 'apollo://a/b?config_service=http://127.0.0.1:1' -c /dev/null
+has "$TMP/err" "an apollo:// configuration cannot be merged with other -c" "apollo with -c"
+mars_cli 2 "--watch-config with apollo://" validate --watch-config -c 'apollo://a/b?config_service=http://127.0.0.1:1'
+has "$TMP/err" "--watch-config watches files" "--watch-config with apollo"
 mars_cli 2 "stray argument to version" version extra-argument
 has "$TMP/err" "unexpected argument 'extra-argument'" "version extra"
 mars_cli 2 "two addresses to top" top 127.0.0.1:1 127.0.0.1:2
@@ -102,6 +107,11 @@ $(show_log "$TMP/out")"
 for o in encoding fsync max_open_files inputs buffer.when_full; do
     awk -v o="$o" '$1 == o' "$TMP/out" | grep -q . || fail "describe file: option $o missing"
 done
+# a default holding a control character is shown escaped, on the option's one row
+row=$(awk '$1 == "line_delimiter"' "$TMP/out")
+[[ $row =~ ^line_delimiter\ +string\ +\\n\ +The\ single\ byte ]] ||
+    fail "describe file: line_delimiter row is '$row', expected its default as \\n"
+has "$MARS_SRC/docs/reference.md" '| `line_delimiter` | string | `\n` |' "docs/reference.md"
 mars_cli 0 "describe demo" describe demo
 awk '$1 == "count" && $2 ~ /^int/' "$TMP/out" | grep -q . || fail "describe demo: no int option count"
 if awk '$1 == "inputs"' "$TMP/out" | grep -q .; then

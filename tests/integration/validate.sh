@@ -185,7 +185,7 @@ sinks:
     inputs: [d]
 YAML
 
-bad duplicate_component_id 5:3 "component id 'd' is already used by the source at line 2" <<'YAML'
+bad duplicate_component_id 5:3 "component id 'd' is already used by the source at $TMP/duplicate_component_id.yaml:2:3" <<'YAML'
 sources:
   d:
     type: demo
@@ -346,6 +346,101 @@ sinks:
   b: {type: blackhole, inputs: [d], rate: 100, print_interval: 10s, dead_letter: dl}
   dl: {type: file, inputs: [], path: /tmp/mars-it-dead-letters.log}
 YAML
+
+# Problems of every stage in one run: the process options, a component's options, the
+# wiring and the event types (before, the graph was not checked once an option was wrong).
+bad every_stage 2:12 "option 'runtime.workers': 1000 is above the maximum 256" 4 <<'YAML'
+runtime:
+  workers: 1000
+sources:
+  d: {type: demo, count: abc}
+  m: {type: internal_metrics}
+transforms:
+  t: {type: filter, condition: 'true', inputs: [dd]}
+sinks:
+  o: {type: stdout, inputs: [d, t, m]}
+  p: {type: prometheus_exporter, inputs: [d]}
+YAML
+grep -qxF "$TMP/every_stage.yaml:4:26: option 'count': expected an integer, got \"abc\"" "$TMP/err" ||
+    fail "every_stage: the option error is missing: $(show_log "$TMP/err")"
+grep -qxF "$TMP/every_stage.yaml:7:49: transform 't': input 'dd' is not a source or transform (did you mean 'd'?)" "$TMP/err" ||
+    fail "every_stage: the wiring error is missing: $(show_log "$TMP/err")"
+grep -qxF "$TMP/every_stage.yaml:10:43: sink 'p' (prometheus_exporter) takes metric events, but input 'd' produces log events" "$TMP/err" ||
+    fail "every_stage: the type error is missing: $(show_log "$TMP/err")"
+
+say "more than 50 problems: 50 shown, the rest counted"
+{
+    printf 'sources:\n'
+    for i in $(seq 60); do printf '  s%d: {type: demo, count: x}\n' "$i"; done
+    printf 'sinks:\n  o: {type: stdout, inputs: ["s*"]}\n'
+} >"$TMP/many.yaml"
+run_mars 10 validate -c "$TMP/many.yaml" >"$TMP/out" 2>"$TMP/err"
+expect_eq "$MARS_RC" 1 "many problems: exit code"
+expect_eq "$(grep -c "^$TMP/many.yaml:" "$TMP/err")" 50 "many problems: lines shown"
+expect_eq "$(tail -n 2 "$TMP/err" | tr '\n' '|')" "(10 more problems not shown)|mars: $TMP/many.yaml: 60 problems found|" \
+    "many problems: summary"
+
+say "several -c files and a directory merge into one pipeline"
+mkdir -p "$TMP/conf.d/sub"
+cat >"$TMP/conf.d/10-base.yaml" <<'YAML'
+data_dir: /tmp/mars-it-merge
+runtime: {workers: 1}
+sources:
+  app_a: {type: demo}
+YAML
+cat >"$TMP/conf.d/20-more.yml" <<'YAML'
+runtime: {chunk_size: 64KiB}
+sources:
+  app_b: {type: demo}
+transforms:
+  keep: {type: filter, condition: 'true', inputs: ["app_*"]}
+YAML
+cat >"$TMP/conf.d/30-out.yaml" <<'YAML'
+sinks:
+  out: {type: stdout, inputs: [keep]}
+YAML
+# not config files: another extension, a hidden name (a ConfigMap's ..data), a subdirectory
+echo 'sinks: {x: {type: nosuch}}' >"$TMP/conf.d/notes.txt"
+echo 'sinks: {x: {type: nosuch}}' >"$TMP/conf.d/.hidden.yaml"
+echo 'sinks: {x: {type: nosuch}}' >"$TMP/conf.d/sub/x.yaml"
+run_mars 10 validate -c "$TMP/conf.d" >"$TMP/out" 2>"$TMP/err"
+expect_eq "$MARS_RC" 0 "conf.d: exit code ($(cat "$TMP/err"))"
+expect_eq "$(cat "$TMP/out")" "$TMP/conf.d: valid (4 components)" "conf.d: validate output"
+cp "$TMP/conf.d/10-base.yaml" "$TMP/a.yaml"
+cat "$TMP/conf.d/20-more.yml" "$TMP/conf.d/30-out.yaml" >"$TMP/b.yaml"
+run_mars 10 validate -c "$TMP/a.yaml" -c "$TMP/b.yaml" >"$TMP/out" 2>"$TMP/err"
+expect_eq "$MARS_RC" 0 "two -c: exit code ($(cat "$TMP/err"))"
+expect_eq "$(cat "$TMP/out")" "$TMP/a.yaml, $TMP/b.yaml: valid (4 components)" "two -c: validate output"
+
+say "a component id or a setting in two files is an error naming both places"
+cat >"$TMP/c.yaml" <<'YAML'
+runtime:
+  workers: 2
+sinks:
+  out: {type: blackhole, inputs: [app_a]}
+sources:
+  app_a: {type: stdin}
+YAML
+run_mars 10 validate -c "$TMP/conf.d/" -c "$TMP/c.yaml" >"$TMP/out" 2>"$TMP/err"
+expect_eq "$MARS_RC" 1 "duplicates: exit code"
+cat >"$TMP/want" <<EOF
+$TMP/c.yaml:2:3: 'runtime.workers' is set twice: first at $TMP/conf.d/10-base.yaml:2:11
+$TMP/c.yaml:4:3: duplicate 'out' in 'sinks': first defined at $TMP/conf.d/30-out.yaml:2:3
+$TMP/c.yaml:6:3: duplicate 'app_a' in 'sources': first defined at $TMP/conf.d/10-base.yaml:4:3
+mars: $TMP/conf.d/, $TMP/c.yaml: 3 problems found
+EOF
+diff -u "$TMP/want" "$TMP/err" || fail "duplicates across files: unexpected diagnostics"
+# the same id as a source in one file and a sink in another
+printf 'sinks:\n  app_b: {type: blackhole, inputs: [keep]}\n' >"$TMP/d.yaml"
+run_mars 10 validate -c "$TMP/conf.d" -c "$TMP/d.yaml" >"$TMP/out" 2>"$TMP/err"
+expect_eq "$MARS_RC" 1 "id across kinds: exit code"
+grep -qxF "$TMP/d.yaml:2:3: component id 'app_b' is already used by the source at $TMP/conf.d/20-more.yml:3:3" "$TMP/err" ||
+    fail "id across kinds: $(show_log "$TMP/err")"
+mkdir -p "$TMP/empty.d"
+run_mars 10 validate -c "$TMP/empty.d" >"$TMP/out" 2>"$TMP/err"
+expect_eq "$MARS_RC" 1 "empty directory: exit code"
+grep -qxF "$TMP/empty.d: no *.yaml or *.yml files in this directory" "$TMP/err" ||
+    fail "empty directory: $(show_log "$TMP/err")"
 
 say "conf/quickstart.yaml validates, with and without MARS_DATA_DIR"
 q="$MARS_SRC/conf/quickstart.yaml"

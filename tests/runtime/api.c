@@ -57,7 +57,7 @@ static bool ready(void *arg)
 }
 
 static const char *const pipeline =
-    "api: {address: \"127.0.0.1:0\", token: t0k3n, sink_failure_threshold: 3}\n"
+    "api: {address: \"127.0.0.1:0\", token: t0k3n, readiness: sinks, sink_failure_threshold: 3}\n"
     "sources:\n"
     "  gen: {type: demo, rate: 500}\n"
     "sinks:\n"
@@ -101,6 +101,45 @@ static void test_readiness_follows_sink_failures(void **state)
     assert_non_null(strstr(body, "mars_batch_latency_seconds_bucket{component_id=\"cap\""));
     assert_non_null(strstr(body, "mars_build_info{version=\"" MARS_VERSION "\",io_backend=\""));
     free(body);
+    mars_bg_stop(&b);
+    (void)state;
+}
+
+static bool sink_failing(void *arg)
+{
+    char *body = NULL;
+    bool yes = get_status("/api/v1/components", &body) == 200 && strstr(body, arg);
+    free(body);
+    return yes;
+}
+
+/* The default readiness is "the pipeline runs": a failing backend shows in the components
+ * and the metrics, never in /readyz. */
+static void test_readiness_default_ignores_sinks(void **state)
+{
+    struct mars_bg b = {0};
+    char *body;
+    mars_bg_start(&b,
+                  "api: {address: \"127.0.0.1:0\", sink_failure_threshold: 1}\n"
+                  "sources:\n"
+                  "  gen: {type: demo, rate: 500}\n"
+                  "sinks:\n"
+                  "  cap: {type: capture, inputs: [gen],\n"
+                  "        retry: {initial_backoff: 5ms, max_backoff: 10ms}}\n",
+                  1, true);
+    api_addr = mars_bg_api(&b);
+    mars_wait_until(ready, NULL, 10, "/readyz 200");
+    mars_capture_fail("cap", true);
+    mars_wait_until(sink_failing, "failed; retrying", 10, "the last error of cap");
+    assert_int_equal(get_status("/metrics", &body), 200);
+    const char *g = strstr(body, "mars_sink_consecutive_failures{component_id=\"cap\",");
+    assert_non_null(g);
+    assert_true(strtoull(strchr(g, '}') + 2, NULL, 10) >= 1);
+    free(body);
+    assert_int_equal(get_status("/readyz", &body), 200);
+    assert_string_equal(body, "{\"status\":\"ready\"}\n");
+    free(body);
+    mars_capture_fail("cap", false);
     mars_bg_stop(&b);
     (void)state;
 }
@@ -238,6 +277,7 @@ int main(void)
         cmocka_unit_test_setup(test_readiness_follows_sink_failures, setup),
         cmocka_unit_test_setup(test_reload_token, setup),
         cmocka_unit_test_setup(test_no_api_unless_enabled_and_requested, setup),
+        cmocka_unit_test_setup(test_readiness_default_ignores_sinks, setup),
         cmocka_unit_test_setup(test_readyz_while_stopping, setup),
         cmocka_unit_test_setup(test_healthz_fails_while_a_loop_is_stuck, setup),
     };

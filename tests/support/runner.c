@@ -24,11 +24,12 @@ static void *bg_main(void *arg)
 
 /* As main.c does: the admin API beside the engine, when the test asked for it (its config
  * names a free port: tests never bind the default 127.0.0.1:8686). */
-static void api_up(struct mars_engine *e, void *arg)
+static int api_up(struct mars_engine *e, void *arg)
 {
     struct mars_bg *b = arg;
     if (b->serve_api)
         atomic_store(&b->api, mars_api_start(e, NULL));
+    return 0;
 }
 
 static void api_down(struct mars_engine *e, void *arg)

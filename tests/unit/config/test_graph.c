@@ -160,7 +160,7 @@ static void test_structure_errors(void **state)
     expect_error("- a\n- b\n", "g.yaml:1:1: the configuration must be a mapping");
     expect_error("sources:\n  logs: {type: demo}\n", "the configuration has no sinks");
     expect_error("sources:\n  logs: {type: demo}\nsinks:\n  logs: {type: stdout, inputs: [logs]}\n",
-                 "g.yaml:4:3: component id 'logs' is already used by the source at line 2");
+                 "g.yaml:4:3: component id 'logs' is already used by the source at g.yaml:2:3");
     expect_error("sources:\n  logs: {type: demo}\nsinks:\n  out: {type: stdot, inputs: [logs]}\n",
                  "g.yaml:4:15: unknown sink type 'stdot' (did you mean 'stdout'?)");
     expect_error("sources:\n  logs: {rate: 1}\nsinks:\n  out: {type: stdout, inputs: [logs]}\n",
@@ -220,6 +220,70 @@ static void check_schema(const char *what, const struct mars_opt *opts)
     mars_schema_fini(opts, conf);
 }
 
+/* Node `to` reads node `from` on port (0: plain output). */
+static bool reads(const struct mars_config *c, const char *to, const char *from, uint32_t port)
+{
+    const struct mars_node *u = &c->nodes[mars_config_find(c, from)];
+    uint32_t t = (uint32_t)mars_config_find(c, to);
+    for (uint32_t j = 0; j < u->nout; j++)
+        if (u->out[j] == t && u->out_port[j] == port)
+            return true;
+    return false;
+}
+
+static void test_input_wildcards(void **state)
+{
+    struct mars_config *c = NULL;
+    const char *errs = load("sources:\n"
+                            "  app_a: {type: demo}\n"
+                            "  app_b: {type: demo}\n"
+                            "  sys: {type: demo}\n"
+                            "transforms:\n"
+                            "  app_all: {type: filter, condition: 'true', inputs: [\"app_*\"]}\n"
+                            "  r: {type: route, route: {x: 'true', y: 'false'}, inputs: [sys]}\n"
+                            "sinks:\n"
+                            "  out: {type: blackhole, inputs: [app_all, \"app_?\", \"app_[a]\"]}\n"
+                            "  rs: {type: blackhole, inputs: [\"r.*\"]}\n",
+                            &c);
+    assert_string_equal(errs, "");
+    assert_non_null(c);
+    /* app_* matches both sources, never app_all itself */
+    assert_true(reads(c, "app_all", "app_a", 0));
+    assert_true(reads(c, "app_all", "app_b", 0));
+    assert_int_equal(c->nodes[mars_config_find(c, "app_all")].nin, 2);
+    /* a pattern adds nothing an earlier input already reads, and is not a duplicate */
+    assert_int_equal(c->nodes[mars_config_find(c, "out")].nin, 3);
+    assert_true(reads(c, "out", "app_all", 0) && reads(c, "out", "app_a", 0) &&
+                reads(c, "out", "app_b", 0));
+    /* a transform with named outputs is matched by id.port, every port */
+    assert_int_equal(c->nodes[mars_config_find(c, "rs")].nin, 3);
+    assert_true(reads(c, "rs", "r", 1) && reads(c, "rs", "r", 2) && reads(c, "rs", "r", 3));
+    mars_config_destroy(c);
+
+    expect_error("sources:\n"
+                 "  a: {type: demo}\n"
+                 "sinks:\n"
+                 "  out: {type: blackhole, inputs: [a, \"web_*\"]}\n",
+                 "g.yaml:4:38: sink 'out': input pattern 'web_*' matches no other source or "
+                 "transform");
+    /* the only match would be the transform itself */
+    expect_error("sources:\n"
+                 "  a: {type: demo}\n"
+                 "transforms:\n"
+                 "  t_1: {type: filter, condition: 'true', inputs: [a, \"t_*\"]}\n"
+                 "sinks:\n"
+                 "  out: {type: blackhole, inputs: [t_1]}\n",
+                 "g.yaml:4:54: transform 't_1': input pattern 't_*' matches no other source");
+    /* sinks are never inputs; a type mismatch points at the pattern */
+    expect_error("sources:\n"
+                 "  logs: {type: demo}\n"
+                 "sinks:\n"
+                 "  out: {type: t_metric_sink, inputs: [\"l*\"]}\n",
+                 "g.yaml:4:39: sink 'out' (t_metric_sink) takes metric events, but input 'logs' "
+                 "produces log events");
+    (void)state;
+}
+
 static void test_every_schema_documented(void **state)
 {
     check_schema("process", mars_top_options);
@@ -245,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_unknown_and_unread),
         cmocka_unit_test(test_structure_errors),
         cmocka_unit_test(test_common_and_own_options),
+        cmocka_unit_test(test_input_wildcards),
         cmocka_unit_test(test_every_schema_documented),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

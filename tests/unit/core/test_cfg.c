@@ -572,12 +572,18 @@ static void test_diag_format_and_limit(void **state)
     mars_diag_fini(&d);
     assert_int_equal(mars_diag_count(&d), 0);
 
-    /* Default cap of 100, and a custom cap. */
+    /* Default cap of 50, the rest counted and summed up, and a custom cap. */
     mars_diag_init(&d);
     for (int i = 0; i < 250; i++)
         mars_diag_add(&d, "f", i + 1, 1, "e%d", i);
-    assert_int_equal(mars_diag_count(&d), 100);
-    assert_string_equal(d.msgs[99].text, "f:100:1: e99");
+    assert_int_equal(mars_diag_count(&d), 50);
+    assert_int_equal(mars_diag_total(&d), 250);
+    assert_string_equal(d.msgs[49].text, "f:50:1: e49");
+    f = open_memstream(&buf, &len);
+    mars_diag_print(&d, f);
+    fclose(f);
+    assert_non_null(strstr(buf, "f:50:1: e49\n(200 more problems not shown)\n"));
+    free(buf);
     mars_diag_fini(&d);
     mars_diag_init(&d);
     d.max = 3;

@@ -297,6 +297,12 @@ sinks:
   a: {type: blackhole, inputs: [], dead_letter: o}
 YAML
 
+bad mars_buffer 2:61 "max_buffer_bytes (67108864) must be at least twice max_frame_bytes" <<'YAML'
+sources:
+  m: {type: mars, max_frame_bytes: 64MiB, max_buffer_bytes: 64MiB}
+sinks: {b: {type: blackhole, inputs: [m]}}
+YAML
+
 # A value nested 100,000 levels deep: parsing stops at the limit (it went on to the end and
 # took 26 s, quadratic in libyaml's flow-level bookkeeping). 5 s is generous on a loaded machine.
 say "rejects: deep_nesting within 5 s"

@@ -6,8 +6,14 @@
 # in turn as memory comes back and acknowledged (40 x 67 events delivered), and once
 # they are done RSS is back within baseline + 40 MiB (the workers' arena caches keep up
 # to 16 MiB each by design).
+# Under a sanitizer ASan's allocator keeps freed memory in its quarantine and malloc_trim
+# does not reach it: the after-check is skipped there (the budget check still applies).
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
+sanitized=0
+if [[ ${MARS_SANITIZED:-} == 1 ]] || ldd "$MARS_BIN" 2>/dev/null | grep -q libasan; then
+    sanitized=1
+fi
 
 cat >"$TMP/mars.yaml" <<YAML
 data_dir: $TMP/data
@@ -24,10 +30,10 @@ listening() { [[ -n $(port_of) ]]; }
 wait_until 20 "the mars source listens" listening
 
 say "40 half-sent 16 MiB frames, then finished"
-/usr/bin/python3 - "$pid" "$(port_of)" "$MARS_SRC/tests/integration/tools/mars_badpeer.py" <<'PY'
+/usr/bin/python3 - "$pid" "$(port_of)" "$MARS_SRC/tests/integration/tools/mars_badpeer.py" "$sanitized" <<'PY'
 import socket, sys, threading, time
 
-pid, port, tool = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+pid, port, tool, sanitized = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 ns = {}
 exec(compile(open(tool).read().replace("\nmain()\n", "\n"), tool, "exec"), ns)
 frame, hello, field_bytes = ns["frame"], ns["hello"], ns["field_bytes"]
@@ -109,6 +115,9 @@ if bad:
     fail("frames not acknowledged: %s" % ", ".join("%d: %r" % (i, results[i]) for i in bad[:10]))
 for s in socks:
     s.close()
+if sanitized:
+    print("== mars_memory: all %d frames acknowledged; RSS after not checked (sanitizer)" % N)
+    sys.exit(0)
 deadline = time.monotonic() + 30
 while rss_mib() > base + 40 and time.monotonic() < deadline:
     time.sleep(0.5)

@@ -11,6 +11,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,12 +385,30 @@ static int describe_man(void)
     return rc;
 }
 
+/* A run blocks the signals the engine handles before it does anything else: one that
+ * arrives while the config loads or the engine starts (a pod deleted right after it
+ * started) stays pending until the engine's signalfd reads it, and mars stops cleanly
+ * instead of dying by the default action. The engine blocks the same set again; spawned
+ * children get a clean mask (core/spawn.c). */
+static void hold_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli = {0};
     const char *cmd = NULL;
     int rc;
 
+    if (argc <= 1 || argv[1][0] == '-' || strcmp(argv[1], "run") == 0)
+        hold_signals();
     if (argc > 1 && argv[1][0] != '-') {
         cmd = argv[1];
         argv[1] = argv[0];

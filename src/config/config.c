@@ -121,7 +121,16 @@ static const struct mars_opt api_options[] = {
      .def = "32",
      .min = 1,
      .max = 4096,
-     .desc = "Connections served at once; more are closed as they arrive."},
+     .desc = "Connections served at once; one more closes the connection that has waited "
+             "longest without sending a request."},
+    {.name = "request_timeout",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(struct mars_api_conf, request_timeout),
+     .def = "5s",
+     .min = 100000000,
+     .max = (int64_t)3600 * 1000000000,
+     .desc = "A client must send a whole request within this time of connecting (10s of its "
+             "previous request on a kept-alive connection), or it is closed."},
     {.name = "max_body_size",
      .type = MARS_OPT_SIZE,
      .offset = OFF(struct mars_api_conf, max_body_size),

@@ -52,6 +52,7 @@ struct mars_api_conf {
     char *address; /* host:port, or a unix socket path ("/..." or "unix:/...") */
     char *token;   /* secret; NULL: POST /api/v1/reload is refused */
     int64_t max_connections;
+    int64_t request_timeout; /* ns: connect to whole request */
     uint64_t max_body_size;
     uint64_t max_headers_size;
     int readiness;                  /* enum mars_readiness */

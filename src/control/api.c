@@ -88,11 +88,29 @@ static void on_readyz(struct mars_admin_req *r, void *arg)
         reply_reason(r, 503, "not ready", why, comp);
 }
 
+/* The API's own connection limits, after the registry's families. */
+static int api_metrics_text(struct mars_api *api, struct evbuffer *b)
+{
+    struct mars_admin_stats st;
+    mars_admin_stats(api->srv, &st);
+    return evbuffer_add_printf(
+               b,
+               "# HELP mars_api_connections_closed_total Admin API connections closed by a "
+               "limit: request_timeout (no whole request in time) or max_connections (evicted "
+               "to make room).\n"
+               "# TYPE mars_api_connections_closed_total counter\n"
+               "mars_api_connections_closed_total{reason=\"request_timeout\"} %llu\n"
+               "mars_api_connections_closed_total{reason=\"max_connections\"} %llu\n",
+               (unsigned long long)st.timed_out, (unsigned long long)st.evicted) < 0
+               ? -ENOMEM
+               : 0;
+}
+
 static void on_metrics(struct mars_admin_req *r, void *arg)
 {
     struct mars_api *api = arg;
     struct evbuffer *b = evbuffer_new();
-    if (!b || mars_metrics_write_text(mars_obs_metrics(api->obs), b)) {
+    if (!b || mars_metrics_write_text(mars_obs_metrics(api->obs), b) || api_metrics_text(api, b)) {
         if (b)
             evbuffer_free(b);
         mars_admin_reply_json(r, 500, "{\"error\":\"out of memory\"}");
@@ -265,6 +283,7 @@ struct mars_api *mars_api_start(struct mars_engine *e, const char *address)
         .max_headers_size = c->max_headers_size,
         .max_body_size = c->max_body_size,
         .idle_timeout_s = 10,
+        .request_timeout_ms = (uint64_t)c->request_timeout / 1000000u,
     });
     if (!api->srv || add_routes(api) || mars_admin_start(api->srv)) {
         mars_error("api", "the admin API is not available");

@@ -8,12 +8,20 @@
  * the loop; everything else on the base (connections, timers) is freed after the join, on
  * the destroying thread, when nothing runs any more.
  *
- * Connection cap: evhttp 2.1 has no limit of its own, so the server creates each incoming
- * connection's bufferevent itself (evhttp_set_bevcb), counts it, and holds one reference
- * on it until a zero-delay probe event has run. The probe finds the evhttp connection
- * through the bufferevent's callback argument (NULL once evhttp has freed it), then either
- * registers a close callback that uncounts it, or, over the cap, frees it at once. The
- * reference keeps the bufferevent's memory valid for the probe whatever happened first.
+ * Connections: evhttp 2.1 has no limit of its own and no deadline for a whole request (its
+ * timeout restarts with every byte), so the server tracks each connection itself. It
+ * creates each incoming connection's bufferevent (evhttp_set_bevcb), counts it in a
+ * struct conn, and holds one reference on it until a zero-delay probe event has run. The
+ * probe finds the evhttp connection through the bufferevent's callback argument (NULL
+ * once evhttp has freed it) and registers a close callback that uncounts and frees the
+ * conn. The reference keeps the bufferevent's memory valid for the probe whatever
+ * happened first.
+ *  - Deadline: a sweep timer closes a connection that has not delivered a whole request
+ *    within request_timeout of its accept, or within idle_timeout of its last request, so
+ *    a client trickling a byte at a time holds a slot for seconds, not for ever.
+ *  - Cap: a connection over max_connections evicts the one that has waited longest
+ *    without a request (the slowest client, or an idle keep-alive one); a flood of slow
+ *    connections cannot keep a probe from /healthz. Both are counted (mars_admin_stats).
  *
  * Routing: exact paths, then prefixes, in the order added. Method mismatch gives 405 with
  * Allow; no route gives 404; both as small JSON bodies.
@@ -27,6 +35,8 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +44,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -55,12 +66,15 @@ struct route {
     void *arg;
 };
 
-/* A connection accepted but not yet seen by its probe (see the top). */
-struct probe {
+/* One open connection (see the top). */
+struct conn {
     struct mars_admin *a;
-    struct bufferevent *bev;
-    struct event *ev;
-    struct probe *prev, *next;
+    struct bufferevent *bev;         /* referenced until the probe ran, then NULL */
+    struct event *probe;             /* NULL once it ran */
+    struct evhttp_connection *evcon; /* set by the probe; valid until on_conn_close */
+    uint64_t since_ms;               /* accept, or the start of the last request */
+    bool served;                     /* a request arrived whole on it */
+    struct conn *prev, *next;
 };
 
 struct mars_admin {
@@ -75,8 +89,10 @@ struct mars_admin {
     struct event *stop_ev;
     struct route *routes;
     size_t nroutes, routes_cap;
-    struct probe *probes;
+    struct conn *conn_list;
     unsigned conns;
+    struct event *sweep_ev;
+    _Atomic uint64_t timed_out, evicted;
     pthread_t thread;
     bool started;
 };
@@ -186,75 +202,144 @@ static int listen_tcp(struct mars_admin *a, const char *addr)
 
 /* ---- connections ---- */
 
-static void unlink_probe(struct probe *p)
+static uint64_t now_ms(void)
 {
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        p->a->probes = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void free_probe(struct probe *p)
+static void unlink_conn(struct conn *c)
 {
-    unlink_probe(p);
-    event_free(p->ev);
-    bufferevent_decref(p->bev);
-    free(p);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->a->conn_list = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->a->conns--;
+}
+
+/* Frees a conn whose evhttp connection is gone (or never reached the probe). */
+static void free_conn(struct conn *c)
+{
+    unlink_conn(c);
+    if (c->probe)
+        event_free(c->probe);
+    if (c->bev)
+        bufferevent_decref(c->bev);
+    free(c);
 }
 
 static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
-    struct mars_admin *a = arg;
     (void)evcon;
-    if (a->conns > 0)
-        a->conns--;
+    free_conn(arg);
+}
+
+/* The connection that has waited longest without a request, other than `keep`. */
+static struct conn *oldest_conn(struct mars_admin *a, const struct conn *keep)
+{
+    struct conn *old = NULL;
+    for (struct conn *c = a->conn_list; c; c = c->next)
+        if (c != keep && c->evcon && (!old || c->since_ms < old->since_ms))
+            old = c;
+    return old;
 }
 
 static void on_probe(evutil_socket_t fd, short what, void *arg)
 {
-    struct probe *p = arg;
-    struct mars_admin *a = p->a;
+    struct conn *c = arg;
+    struct mars_admin *a = c->a;
     void *cbarg = NULL;
     (void)fd;
     (void)what;
 
-    bufferevent_getcb(p->bev, NULL, NULL, NULL, &cbarg);
-    if (!cbarg) {
-        a->conns--; /* evhttp already closed it */
-    } else if (a->conns > a->o.max_connections) {
-        MARS_LOG_RL(MARS_LOG_WARN, a->name, "%u connections open, the limit: closing a new one",
-                    a->o.max_connections);
-        a->conns--;
-        evhttp_connection_free(cbarg);
-    } else {
-        evhttp_connection_set_closecb(cbarg, on_conn_close, a);
+    bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
+    event_free(c->probe);
+    c->probe = NULL;
+    bufferevent_decref(c->bev);
+    c->bev = NULL;
+    if (!cbarg) { /* evhttp already closed it */
+        free_conn(c);
+        return;
     }
-    free_probe(p);
+    c->evcon = cbarg;
+    evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
+    if (a->conns <= a->o.max_connections)
+        return;
+    struct conn *old = oldest_conn(a, c);
+    if (!old)
+        old = c; /* every other one is brand new: refuse this one */
+    atomic_fetch_add_explicit(&a->evicted, 1, memory_order_relaxed);
+    MARS_LOG_RL(MARS_LOG_WARN, a->name,
+                "%u connections open, the limit: closing the one that waited longest "
+                "without a request (%llu ms)",
+                a->o.max_connections, (unsigned long long)(now_ms() - old->since_ms));
+    evhttp_connection_free(old->evcon); /* on_conn_close frees old */
+}
+
+/* Closes connections past their deadline (see the top). */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct mars_admin *a = arg;
+    uint64_t now = now_ms();
+    (void)fd;
+    (void)what;
+
+    for (struct conn *c = a->conn_list, *next; c; c = next) {
+        next = c->next;
+        uint64_t limit =
+            c->served ? (uint64_t)a->o.idle_timeout_s * 1000u : a->o.request_timeout_ms;
+        if (!c->evcon || now - c->since_ms <= limit)
+            continue;
+        atomic_fetch_add_explicit(&a->timed_out, 1, memory_order_relaxed);
+        MARS_LOG_RL(MARS_LOG_WARN, a->name,
+                    "closing a connection that sent no whole request in %llu ms",
+                    (unsigned long long)limit);
+        evhttp_connection_free(c->evcon);
+    }
 }
 
 static struct bufferevent *on_new_conn(struct event_base *base, void *arg)
 {
     struct mars_admin *a = arg;
-    struct probe *p = calloc(1, sizeof(*p));
+    struct conn *c = calloc(1, sizeof(*c));
     struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
     static const struct timeval now = {0, 0};
 
-    if (!p || !bev || !(p->ev = event_new(base, -1, 0, on_probe, p))) {
-        free(p);
-        return bev; /* uncounted; evhttp still serves it */
+    if (!c || !bev || !(c->probe = event_new(base, -1, 0, on_probe, c))) {
+        free(c);
+        return bev; /* uncounted; evhttp still serves it, under its idle timeout */
     }
-    p->a = a;
-    p->bev = bev;
+    c->a = a;
+    c->bev = bev;
+    c->since_ms = now_ms();
     bufferevent_incref(bev);
-    p->next = a->probes;
-    if (a->probes)
-        a->probes->prev = p;
-    a->probes = p;
+    c->next = a->conn_list;
+    if (a->conn_list)
+        a->conn_list->prev = c;
+    a->conn_list = c;
     a->conns++;
-    event_add(p->ev, &now);
+    event_add(c->probe, &now);
     return bev;
+}
+
+/* A whole request arrived on evcon: its deadline starts again. */
+static void conn_served(struct mars_admin *a, struct evhttp_connection *evcon)
+{
+    for (struct conn *c = a->conn_list; c; c = c->next)
+        if (c->evcon == evcon) {
+            c->since_ms = now_ms();
+            c->served = true;
+            return;
+        }
+}
+
+void mars_admin_stats(const struct mars_admin *a, struct mars_admin_stats *st)
+{
+    st->timed_out = atomic_load_explicit(&a->timed_out, memory_order_relaxed);
+    st->evicted = atomic_load_explicit(&a->evicted, memory_order_relaxed);
 }
 
 /* ---- requests ---- */
@@ -310,6 +395,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     size_t dlen = 0;
     char *path = evhttp_uridecode(raw && *raw ? raw : "/", 0, &dlen);
     struct mars_admin_req r = {.req = req, .method = method_of(evhttp_request_get_command(req))};
+
+    conn_served(a, evhttp_request_get_connection(req));
 
     if (!path || strlen(path) != dlen) { /* an encoded NUL */
         free(path);
@@ -436,6 +523,11 @@ static int setup_http(struct mars_admin *a)
     a->stop_ev = event_new(a->base, a->stop_fd, EV_READ | EV_PERSIST, on_stop, a);
     if (!a->stop_ev || event_add(a->stop_ev, NULL))
         return -ENOMEM;
+    /* deadlines are checked 4 times a second: closed within 250 ms of passing them */
+    static const struct timeval sweep = {0, 250000};
+    a->sweep_ev = event_new(a->base, -1, EV_PERSIST, on_sweep, a);
+    if (!a->sweep_ev || event_add(a->sweep_ev, &sweep))
+        return -ENOMEM;
     evhttp_set_max_headers_size(a->http, (ev_ssize_t)a->o.max_headers_size);
     evhttp_set_max_body_size(a->http, (ev_ssize_t)a->o.max_body_size);
     evhttp_set_timeout(a->http, a->o.idle_timeout_s);
@@ -469,6 +561,8 @@ struct mars_admin *mars_admin_create(const struct mars_admin_opts *o)
         a->o.max_body_size = 65536;
     if (!a->o.idle_timeout_s)
         a->o.idle_timeout_s = 10;
+    if (!a->o.request_timeout_ms)
+        a->o.request_timeout_ms = 5000;
     if (!a->name) {
         free(a);
         return NULL;
@@ -551,8 +645,10 @@ void mars_admin_destroy(struct mars_admin *a)
     }
     if (a->http)
         evhttp_free(a->http); /* closes the listener and every connection */
-    while (a->probes)
-        free_probe(a->probes);
+    while (a->conn_list)      /* the ones evhttp_free did not close: their probe never ran */
+        free_conn(a->conn_list);
+    if (a->sweep_ev)
+        event_free(a->sweep_ev);
     if (a->stop_ev)
         event_free(a->stop_ev);
     if (a->base)

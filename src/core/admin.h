@@ -7,10 +7,12 @@
  * on destroy. Handlers therefore run on the server's thread: they may only read state that
  * is safe to read from another thread (atomics, mutex-protected tables).
  *
- * Limits: request headers and body sizes (evhttp answers 400/413 beyond them), an idle
- * timeout per connection, and a cap on open connections (connections beyond it are closed
- * at once, before a byte is read). Requests with a method no route allows get 405 with an
- * Allow header, unknown paths 404, malformed requests 400 from evhttp.
+ * Limits: request headers and body sizes (evhttp answers 400/413 beyond them), a deadline
+ * for each whole request (request_timeout from connect, idle_timeout from the previous
+ * request on a keep-alive connection; a client trickling bytes is closed), and a cap on
+ * open connections (one beyond it evicts the connection that waited longest without a
+ * request, so probes stay answerable under a flood of slow clients). Requests with a method no
+ * route allows get 405 with an Allow header, unknown paths 404, malformed requests 400 from evhttp.
  *
  * Addresses: "host:port" ("127.0.0.1:8686", "[::1]:8686", "localhost:0" for any free port),
  * or a unix socket path: "/run/mars/api.sock" or "unix:/run/mars/api.sock". A stale socket
@@ -21,6 +23,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct evbuffer;
 struct evhttp_request;
@@ -41,7 +44,14 @@ struct mars_admin_opts {
     unsigned max_connections;
     size_t max_headers_size;
     size_t max_body_size;
-    int idle_timeout_s;
+    int idle_timeout_s;          /* 0: 10 s */
+    uint64_t request_timeout_ms; /* 0: 5 s */
+};
+
+/* What the limits closed, since create. */
+struct mars_admin_stats {
+    uint64_t timed_out; /* past request_timeout / idle_timeout without a whole request */
+    uint64_t evicted;   /* closed to make room over max_connections */
 };
 
 /* One request, borrowed by the handler until it returns. */
@@ -65,6 +75,8 @@ int mars_admin_route(struct mars_admin *a, const char *path, bool prefix, unsign
                      mars_admin_handler h, void *arg);
 /* Starts the server thread. Returns 0 or -errno (logged). */
 int mars_admin_start(struct mars_admin *a);
+/* Fills *st; callable from any thread. */
+void mars_admin_stats(const struct mars_admin *a, struct mars_admin_stats *st);
 /* The bound address as "127.0.0.1:PORT" or the unix socket path. */
 const char *mars_admin_address(const struct mars_admin *a);
 /* Stops the thread (if started), closes every connection and the listener. NULL is fine. */

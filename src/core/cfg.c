@@ -15,7 +15,8 @@
  *
  * Invariants: all nodes, strings and child arrays of a doc live in its arena (doc->priv)
  * and are freed together by mars_cfg_doc_destroy(). MAP keys are SCALAR nodes, never
- * interpolated. Nesting deeper than CFG_MAX_DEPTH is an error, which bounds the recursion.
+ * interpolated. Nesting deeper than CFG_MAX_DEPTH is an error that ends the parse, which
+ * bounds the recursion and the time.
  *
  * Thread: any; a load touches only its own parser, doc and diag (getenv() is read-only).
  */
@@ -97,7 +98,7 @@ struct cfg_builder {
     const unsigned char *text; /* the input, to place reader errors */
     size_t len;
     unsigned errors;
-    bool fatal; /* libyaml failed or memory ran out: no more events */
+    bool fatal; /* libyaml failed, memory ran out or nesting too deep: no more events */
 };
 
 /* A growable array of node pointers used while a collection is open. */
@@ -417,23 +418,6 @@ static struct mars_cfg_node *build_scalar(struct cfg_builder *b, const yaml_even
     return interpolate(b, n, s, len) == 0 ? n : NULL;
 }
 
-/* Consumes events up to the end of a collection already started (used past the depth limit). */
-static void skip_collection(struct cfg_builder *b)
-{
-    int depth = 1;
-    yaml_event_t ev;
-
-    while (depth > 0 && next_event(b, &ev) == 0) {
-        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT)
-            depth++;
-        else if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT)
-            depth--;
-        else if (ev.type == YAML_STREAM_END_EVENT)
-            depth = 0;
-        yaml_event_delete(&ev);
-    }
-}
-
 static struct mars_cfg_node *build_node(struct cfg_builder *b, yaml_event_t *ev, int depth);
 
 struct dup_key {
@@ -587,9 +571,12 @@ static struct mars_cfg_node *build_node(struct cfg_builder *b, yaml_event_t *ev,
         if (!n)
             break;
         if (depth >= CFG_MAX_DEPTH) {
+            /* Stop here: libyaml rescans its open flow levels for every token, so
+             * reading on to the end of a 100,000-level value would take quadratic time
+             * (26 s) for an error already known. */
             cfg_error(b, n->line, n->col, "nesting is too deep (more than %d levels)",
                       CFG_MAX_DEPTH);
-            skip_collection(b);
+            b->fatal = true;
         } else if (build_children(b, n, depth + 1) < 0) {
             n = NULL;
         }

@@ -160,7 +160,8 @@ static void move_aside(const char *file)
                    file, aside);
 }
 
-static int load(struct mars_ckpt *c)
+/* existed: the journal was there before this open (an empty one then lost its data). */
+static int load(struct mars_ckpt *c, bool existed)
 {
     unsigned char hdr[8];
     uint64_t good = MAGIC_LEN;
@@ -169,6 +170,11 @@ static int load(struct mars_ckpt *c)
     if (fstat(c->fd, &st) != 0)
         return -errno;
     if (st.st_size == 0) {
+        if (existed) /* every other damage is logged: so is this one */
+            mars_warn(c->id,
+                      "checkpoint journal %s is empty (a crash on a file system that lost "
+                      "its data?): starting fresh, files are read from their beginning",
+                      c->file);
         c->first_start = true;
         if (pwrite(c->fd, MAGIC, MAGIC_LEN, 0) != MAGIC_LEN)
             return -errno;
@@ -394,12 +400,17 @@ static struct mars_ckpt *open_store(const char *data_dir, const char *id, int *e
         return NULL;
     }
     for (int attempt = 0; attempt < 2; attempt++) {
-        c->fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        bool existed = true;
+        c->fd = open(file, O_RDWR | O_CLOEXEC);
+        if (c->fd < 0 && errno == ENOENT) {
+            existed = false;
+            c->fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        }
         if (c->fd < 0) {
             *err = -errno;
             break;
         }
-        *err = load(c);
+        *err = load(c, existed);
         if (*err != -EBADMSG)
             break;
         close(c->fd);

@@ -5,7 +5,7 @@
 # lacked), whether stdin is a regular file or a pipe, with 1 or 2 workers. ndjson output
 # must be one JSON object per input line whose message is the line (invalid UTF-8 bytes
 # replaced by U+FFFD, one per byte). A file left ending in part of a line is cut back to its
-# last complete line before mars appends to it.
+# last complete line before mars appends to it, for a static and a templated path.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 
@@ -166,6 +166,21 @@ run_mars 60 -c "$TMP/mars.yaml" --workers 2 <"$TMP/small" >/dev/null 2>"$TMP/err
 expect_eq "$MARS_RC" 0 "torn tail: exit status"
 expect_eq "$(cat "$torn")" "$(printf 'kept 1\nkept 2\nnew 1\nnew 2')" "torn tail: file content"
 grep -q 'ended in a partial line (27 bytes' "$TMP/err" || fail "torn tail: no warning naming the cut"
+say "a templated path is cut back too, the first time mars opens it"
+mkdir -p "$TMP/tpl"
+printf 'old 1\npartial line of a crash' >"$TMP/tpl/alpha.log"
+printf 'old 2\n' >"$TMP/tpl/beta.log"
+config text "$TMP/tpl/{{ message }}.log"
+printf 'alpha\nbeta\nalpha\n' >"$TMP/tpl-in"
+run_mars 60 -c "$TMP/mars.yaml" --workers 2 <"$TMP/tpl-in" >/dev/null 2>"$TMP/err"
+expect_eq "$MARS_RC" 0 "templated torn tail: exit status"
+expect_eq "$(cat "$TMP/tpl/alpha.log")" "$(printf 'old 1\nalpha\nalpha')" "templated torn tail: alpha.log"
+expect_eq "$(cat "$TMP/tpl/beta.log")" "$(printf 'old 2\nbeta')" "templated clean tail: beta.log"
+grep -q "alpha.log ended in a partial line (23 bytes" "$TMP/err" ||
+    fail "templated torn tail: no warning naming the cut: $(show_log "$TMP/err")"
+expect_eq "$(grep -c 'partial line' "$TMP/err")" 1 "templated: one warning, for alpha.log only"
+
+config text "$torn"
 say "a file that ends with a complete line is appended to as it is"
 run_mars 60 -c "$TMP/mars.yaml" <"$TMP/small" >/dev/null 2>"$TMP/err"
 expect_eq "$(wc -l <"$torn" | tr -d ' ')" 6 "clean tail: lines after a second run"

@@ -297,6 +297,27 @@ sinks:
   a: {type: blackhole, inputs: [], dead_letter: o}
 YAML
 
+bad mars_buffer 2:61 "max_buffer_bytes (67108864) must be at least twice max_frame_bytes" <<'YAML'
+sources:
+  m: {type: mars, max_frame_bytes: 64MiB, max_buffer_bytes: 64MiB}
+sinks: {b: {type: blackhole, inputs: [m]}}
+YAML
+
+# A value nested 100,000 levels deep: parsing stops at the limit (it went on to the end and
+# took 26 s, quadratic in libyaml's flow-level bookkeeping). 5 s is generous on a loaded machine.
+say "rejects: deep_nesting within 5 s"
+deep="$TMP/deep_nesting.yaml"
+n_case=$((n_case + 1))
+/usr/bin/python3 -c '
+import sys
+n = 100000
+sys.stdout.write("sources:\n  d: {type: demo, labels: " + "[" * n + "1" + "]" * n + "}\n")' >"$deep"
+MARS_RC=0
+timeout -k 2 5 "$MARS_BIN" validate -c "$deep" >"$TMP/out" 2>"$TMP/err" || MARS_RC=$?
+expect_eq "$MARS_RC" 1 "deep_nesting: exit code (124 means it took more than 5 s)"
+expect_eq "$(cat "$TMP/err")" "$deep:2:152: nesting is too deep (more than 128 levels)
+mars: $deep: 1 problem found" "deep_nesting: diagnostics"
+
 good() {
     local name=$1 n=$2
     local f="$TMP/$name.yaml"

@@ -12,6 +12,13 @@
  * (backpressure) and fewer than MAX_INFLIGHT batches of the connection wait for their ack;
  * otherwise the socket is not read, TCP fills up, and the sender's window stops it.
  *
+ * Memory: each connection has a RBUF_MIN receive buffer. A bigger frame needs its whole
+ * size (and its decompressed size for lz4) at once, charged to the source's
+ * max_buffer_bytes across all its connections when its header arrives; when that is spent
+ * the connection stops reading (mem_wait) until another gives memory back, which happens
+ * as soon as a big frame has been handled: buffers beyond RBUF_MIN are freed right after
+ * use, so an idle connection holds only RBUF_MIN.
+ *
  * Lifetime: a connection is referenced by its open socket, by each emitted batch not yet
  * acknowledged, and by each callback or frame loop while it runs, so a close never frees it
  * under anyone, and an ack that arrives after the close finds it (and sends nothing). The
@@ -47,6 +54,12 @@ static bool is_open(const struct receiver_conn *c)
 
 /* ---- connection lifetime ---- */
 
+/* What c has charged to max_buffer_bytes. */
+static size_t conn_mem(const struct receiver_conn *c)
+{
+    return (c->rcap > RBUF_MIN ? c->rcap - RBUF_MIN : 0) + c->dcap;
+}
+
 static void conn_unref(struct receiver_conn *c)
 {
     if (--c->refs > 0)
@@ -58,9 +71,15 @@ static void conn_unref(struct receiver_conn *c)
         ms->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    if (c->mem_wait)
+        ms->nwait--;
+    size_t held = conn_mem(c);
+    ms->mem -= held;
     free(c->rbuf);
     free(c->dbuf);
     free(c);
+    if (held)
+        mars_receiver_mem_freed(ms, held >= TRIM_MIN);
 }
 
 /* Finishes a close once no I/O is in flight. A TLS session is never destroyed inside one
@@ -278,15 +297,9 @@ static void on_batch(struct receiver_conn *c, const struct mars_wire_hdr *h, con
         return;
     }
     if (h->flags & MARS_WIRE_F_LZ4) {
-        if (h->raw_length > c->dcap) {
-            uint8_t *d = realloc(c->dbuf, h->raw_length);
-            if (!d) {
-                conn_fail(c, MARS__ERROR__CODE__TOO_LARGE, MARS_ERR_MEMORY, h->seq,
-                          "out of memory");
-                return;
-            }
-            c->dbuf = d;
-            c->dcap = h->raw_length;
+        if (h->raw_length > c->dcap) { /* reserved with the frame (reserve_frame) */
+            conn_fail(c, MARS__ERROR__CODE__TOO_LARGE, MARS_ERR_MEMORY, h->seq, "out of memory");
+            return;
         }
         if (mars_wire_unlz4(p, h->length, c->dbuf, h->raw_length)) {
             conn_fail(c, MARS__ERROR__CODE__MALFORMED, MARS_ERR_PARSE, h->seq,
@@ -297,10 +310,13 @@ static void on_batch(struct receiver_conn *c, const struct mars_wire_hdr *h, con
     }
     struct mars_batch *b = mars_source_batch(ms->src, 64);
     int rc = b ? mars_wire_decode_batch(p, h->raw_length, b, &why) : -ENOMEM;
-    if (c->dcap > KEEP_MAX) { /* do not keep a rare huge frame's buffer */
+    if (c->dbuf) { /* given back at once (see the top) */
+        size_t held = c->dcap;
         free(c->dbuf);
         c->dbuf = NULL;
         c->dcap = 0;
+        c->ms->mem -= held;
+        mars_receiver_mem_freed(c->ms, held >= TRIM_MIN);
     }
     if (rc) {
         if (b)
@@ -370,6 +386,47 @@ static void recv_more(struct receiver_conn *c)
     c->receiving = true;
 }
 
+/* Makes room for a whole frame of `need` bytes (rbuf starts with it) and, for lz4, its
+ * `dneed` decompressed bytes, charged to max_buffer_bytes. Returns 0, -EAGAIN when the
+ * budget is spent (c waits: mem_wait) or -ENOMEM. */
+static int reserve_frame(struct receiver_conn *c, size_t need, size_t dneed)
+{
+    struct receiver *ms = c->ms;
+    size_t extra = (need > c->rcap ? need - c->rcap : 0) + (dneed > c->dcap ? dneed - c->dcap : 0);
+    if (ms->mem + extra > ms->conf->max_buffer_bytes) {
+        if (!c->mem_wait) {
+            c->mem_wait = true;
+            ms->nwait++;
+            MARS_LOG_RL(MARS_LOG_INFO, ms->id,
+                        "max_buffer_bytes (%llu) is in use: %s waits to read a frame of %zu "
+                        "bytes",
+                        (unsigned long long)ms->conf->max_buffer_bytes, c->peer, need);
+        }
+        return -EAGAIN;
+    }
+    if (c->mem_wait) {
+        c->mem_wait = false;
+        ms->nwait--;
+    }
+    if (need > c->rcap) {
+        uint8_t *r = realloc(c->rbuf, need);
+        if (!r)
+            return -ENOMEM;
+        ms->mem += need - c->rcap;
+        c->rbuf = r;
+        c->rcap = need;
+    }
+    if (dneed > c->dcap) {
+        uint8_t *d = realloc(c->dbuf, dneed);
+        if (!d)
+            return -ENOMEM;
+        ms->mem += dneed - c->dcap;
+        c->dbuf = d;
+        c->dcap = dneed;
+    }
+    return 0;
+}
+
 /* Handles every whole frame in the buffer while the pipeline takes more, then reads on. */
 void mars_receiver_conn_process(struct receiver_conn *c)
 {
@@ -394,20 +451,23 @@ void mars_receiver_conn_process(struct receiver_conn *c)
             break;
         }
         size_t need = MARS_WIRE_HDR + (size_t)h.length;
+        size_t dneed = h.type == MARS_WIRE_BATCH && (h.flags & MARS_WIRE_F_LZ4) ? h.raw_length : 0;
+        if (need > c->rcap || dneed > c->dcap) {
+            if (c->receiving) /* the read in flight lands in rbuf: its completion retries */
+                break;
+            memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+            c->rlen -= off;
+            off = 0;
+            rc = reserve_frame(c, need, dneed);
+            if (rc == -EAGAIN)
+                break; /* mem_wait: a wake retries */
+            if (rc) {
+                conn_fail(c, MARS__ERROR__CODE__TOO_LARGE, MARS_ERR_MEMORY, 0, "out of memory");
+                break;
+            }
+        }
         if (c->rlen - off < need) {
             pending = need;
-            if (need > c->rcap) { /* make room for the whole frame */
-                memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-                c->rlen -= off;
-                off = 0;
-                uint8_t *r = realloc(c->rbuf, need);
-                if (!r) {
-                    conn_fail(c, MARS__ERROR__CODE__TOO_LARGE, MARS_ERR_MEMORY, 0, "out of memory");
-                    break;
-                }
-                c->rbuf = r;
-                c->rcap = need;
-            }
             break;
         }
         on_frame(c, &h, c->rbuf + off + MARS_WIRE_HDR);
@@ -417,18 +477,36 @@ void mars_receiver_conn_process(struct receiver_conn *c)
         memmove(c->rbuf, c->rbuf + off, c->rlen - off);
         c->rlen -= off;
     }
-    if (c->rcap > KEEP_MAX && c->rlen <= RBUF_MIN && pending <= RBUF_MIN) {
-        /* give a rare big frame's room back */
+    if (c->rcap > RBUF_MIN && !c->receiving && c->rlen <= RBUF_MIN && pending <= RBUF_MIN) {
+        /* the big frame is handled: give its room back at once (see the top) */
         uint8_t *r = realloc(c->rbuf, RBUF_MIN);
         if (r) {
+            size_t held = c->rcap - RBUF_MIN;
             c->rbuf = r;
             c->rcap = RBUF_MIN;
+            ms->mem -= held;
+            mars_receiver_mem_freed(ms, held >= TRIM_MIN);
         }
     }
     c->processing = false;
-    if (!mars_source_paused(ms->src) && c->inflight < MAX_INFLIGHT)
+    if (!mars_source_paused(ms->src) && c->inflight < MAX_INFLIGHT && !c->mem_wait)
         recv_more(c);
     conn_unref(c);
+}
+
+void mars_receiver_conn_wake(struct receiver *ms)
+{
+    unsigned pass = ++ms->mem_pass;
+    /* from the list head each time: processing one connection may free others */
+    for (;;) {
+        struct receiver_conn *c = ms->conns;
+        while (c && (!c->mem_wait || c->mem_pass == pass || !is_open(c)))
+            c = c->next;
+        if (!c)
+            break;
+        c->mem_pass = pass;
+        mars_receiver_conn_process(c);
+    }
 }
 
 /* A read finished: res bytes arrived, 0 for the peer's close, or -errno. */

@@ -23,12 +23,19 @@
  * closes, the error is counted and logged (rate-limited); nothing of that connection is
  * emitted past the bad frame, and the other connections go on.
  *
+ * Memory: frames bigger than a connection's 64 KiB buffer share one budget,
+ * max_buffer_bytes, across the connections (conn.c); a connection whose frame does not fit
+ * stops reading until another frame's memory comes back. Freed big buffers are returned
+ * to the OS (malloc_trim) over the next ticks: glibc raises its mmap threshold after the
+ * first big free, and later big buffers would otherwise stay in the heap for good.
+ *
  * Stop: closes the listener and every connection (in-flight batches are not acknowledged:
  * the sender resends them) and finishes once their I/O has completed.
  *
  * Thread: the source's worker (one instance; all connections on that worker).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -67,6 +74,15 @@ static const struct mars_opt receiver_options[] = {
      .max = (int64_t)256 << 20,
      .desc = "Largest batch frame accepted (after decompression); senders are told, and a "
              "bigger frame closes the connection."},
+    {.name = "max_buffer_bytes",
+     .type = MARS_OPT_SIZE,
+     .offset = OFF(max_buffer_bytes),
+     .def = "64MiB",
+     .min = 65536,
+     .max = (int64_t)16 << 30,
+     .desc = "Memory for frames bigger than 64 KiB, across all connections (a frame and, for "
+             "lz4, its decompressed size); a connection whose frame does not fit stops reading "
+             "until others give theirs back. At least twice max_frame_bytes."},
     {.name = "handshake_timeout",
      .type = MARS_OPT_DURATION,
      .offset = OFF(handshake_timeout),
@@ -88,6 +104,15 @@ static int receiver_check(void *conf, const struct mars_cfg_node *node, struct m
 {
     const struct receiver_conf *c = conf;
     int rc = mars_netconf_check(&c->tls, NULL, node, diag);
+    if (c->max_buffer_bytes < 2 * c->max_frame_bytes + MARS_WIRE_HDR) {
+        const struct mars_cfg_node *n = mars_cfg_at(node, "max_buffer_bytes", NULL);
+        mars_diag_add(diag, n->file, n->line, n->col,
+                      "max_buffer_bytes (%llu) must be at least twice max_frame_bytes (%llu), or "
+                      "a largest lz4 frame could never be read",
+                      (unsigned long long)c->max_buffer_bytes,
+                      (unsigned long long)c->max_frame_bytes);
+        rc = -EINVAL;
+    }
     if (c->tls.enabled && (!c->tls.cert_file || !c->tls.key_file)) {
         const struct mars_cfg_node *n = mars_cfg_at(node, "tls", NULL);
         mars_diag_add(diag, n->file, n->line, n->col,
@@ -170,7 +195,37 @@ static void on_tick(struct mars_ev_op *op, int res)
         ms->accept_failed = false;
         accept_next(ms);
     }
+    if (ms->nwait)
+        mars_receiver_conn_wake(ms); /* a safety net: memory frees also wake at once */
+    if (ms->trim_ticks) {
+        /* batches of a big frame are released when delivered, after the frame: a few
+         * ticks catch them */
+        ms->trim_ticks--;
+        malloc_trim(0);
+    }
     tick_arm(ms);
+}
+
+static void on_wake(struct mars_ev_op *op, int res)
+{
+    struct receiver *ms = op->data;
+    (void)res;
+    ms->waking = false;
+    if (ms->stopping)
+        mars_receiver_maybe_finished(ms);
+    else
+        mars_receiver_conn_wake(ms);
+}
+
+void mars_receiver_mem_freed(struct receiver *ms, bool big)
+{
+    if (big)
+        ms->trim_ticks = 3;
+    if (!ms->nwait || ms->waking || ms->stopping)
+        return;
+    /* not from here: this runs inside another connection's frame loop or ack */
+    mars_ev_prep_timer(&ms->op_wake, 0, on_wake, ms);
+    ms->waking = mars_ev_submit(mars_source_loop(ms->src), &ms->op_wake) == 0;
 }
 
 static int listen_on(struct receiver *ms)
@@ -208,7 +263,7 @@ static int listen_on(struct receiver *ms)
 
 void mars_receiver_maybe_finished(struct receiver *ms)
 {
-    if (!ms->stopping || ms->accepting || ms->ticking || ms->nopen > 0)
+    if (!ms->stopping || ms->accepting || ms->ticking || ms->waking || ms->nopen > 0)
         return;
     if (ms->lfd >= 0) {
         close(ms->lfd);
@@ -275,6 +330,8 @@ static void receiver_stop(struct mars_source *s)
         mars_ev_cancel(loop, &ms->op_accept);
     if (ms->ticking)
         mars_ev_cancel(loop, &ms->op_tick);
+    if (ms->waking)
+        mars_ev_cancel(loop, &ms->op_wake);
     for (struct receiver_conn *c = ms->conns, *next; c; c = next) {
         next = c->next;
         mars_receiver_conn_close(c); /* no ERROR frame: what is in flight stays unacknowledged */

@@ -20,13 +20,14 @@
 
 #define MAX_INFLIGHT 1024         /* unacknowledged batches per connection */
 #define RBUF_MIN     (64u * 1024) /* receive buffer a connection starts with */
-#define KEEP_MAX     (4u << 20)   /* buffers bigger than this are given back after use */
+#define TRIM_MIN     (1u << 20)   /* freeing a buffer this big returns memory to the OS */
 
 struct receiver_conf {
     char *address;
     char *token;
     int64_t max_connections;
     uint64_t max_frame_bytes;
+    uint64_t max_buffer_bytes;
     int64_t handshake_timeout;
     struct mars_tls_conf tls;
 };
@@ -58,6 +59,8 @@ struct receiver_conn {
 
     uint8_t *rbuf, *dbuf;
     size_t rlen, rcap, dcap;
+    bool mem_wait;     /* a frame needs more than is left of max_buffer_bytes: not read */
+    unsigned mem_pass; /* the wake pass that last retried it */
 
     uint64_t next_seq;  /* the BATCH seq expected next */
     uint64_t done_seq;  /* every batch up to here was delivered */
@@ -85,6 +88,13 @@ struct receiver {
     struct mars_tls_ctx *tls;    /* NULL: plain TCP */
     struct receiver_conn *conns; /* every connection not yet freed */
     unsigned nopen;              /* connections whose socket is open */
+    /* max_buffer_bytes: frame buffers beyond each connection's first RBUF_MIN */
+    size_t mem;          /* charged now (conn.c keeps it) */
+    unsigned nwait;      /* connections with mem_wait */
+    unsigned mem_pass;   /* wake passes so far */
+    bool waking;         /* op_wake is armed */
+    unsigned trim_ticks; /* ticks left that return freed memory to the OS */
+    struct mars_ev_op op_wake;
 };
 
 /* conn.c. Takes over fd (accepted, non-blocking): TLS handshake or straight to HELLO. */
@@ -99,7 +109,13 @@ void mars_receiver_conn_tick(struct receiver_conn *c, int64_t now);
 /* Frees a connection left at destroy (sockets and sessions with it). */
 void mars_receiver_conn_destroy(struct receiver_conn *c);
 
+/* Retries the connections waiting for buffer memory (from a deferred wake). */
+void mars_receiver_conn_wake(struct receiver *ms);
+
 /* mars.c: finishes the source once it is stopping and nothing is open any more. */
 void mars_receiver_maybe_finished(struct receiver *ms);
+/* mars.c: buffer memory was given back: retries waiting connections soon, and returns
+ * freed memory to the OS over the next ticks when `big`. */
+void mars_receiver_mem_freed(struct receiver *ms, bool big);
 
 #endif

@@ -1,9 +1,11 @@
 /* Unit tests of the admin HTTP server (core/admin.c): routing, 404/405, malformed requests,
- * header and body limits, the connection cap (also after connections that failed), unix
+ * header and body limits, the connection cap (also after connections that failed), the
+ * request deadline, unix
  * sockets, bind errors. Loopback only. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -151,25 +153,82 @@ static void expect_served_soon(const char *addr, const struct timespec *pause, i
     fail_msg("GET /hello not answered with 200 after %d tries", tries);
 }
 
+/* True once the server closed fd (EOF or reset), waiting up to secs. */
+static bool closed_within(int fd, int secs)
+{
+    struct timeval tv = {secs, 0};
+    char c;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssize_t n = recv(fd, &c, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+/* Over the cap, a new connection evicts the one that waited longest without a request,
+ * so a request still gets through; the evicted one is closed, the others stay. */
 static void test_connection_cap(void **state)
 {
     struct mars_admin *a = start("127.0.0.1:0", 3);
     const char *addr = mars_admin_address(a);
     struct httpc_resp r;
     int held[3];
-    for (int i = 0; i < 3; i++)
-        assert_true((held[i] = httpc_connect(addr)) >= 0);
-    /* let the server account for them */
     struct timespec ts = {0, 100000000};
-    nanosleep(&ts, NULL);
-    /* the fourth is closed before anything is read */
+    for (int i = 0; i < 3; i++) {
+        assert_true((held[i] = httpc_connect(addr)) >= 0);
+        nanosleep(&ts, NULL); /* accepted in this order */
+    }
     assert_int_equal(httpc_request(addr, "GET", "/hello", NULL, &r), 0);
-    assert_int_equal(r.status, 0);
+    assert_int_equal(r.status, 200);
     httpc_resp_fini(&r);
+    assert_true(closed_within(held[0], 10));
+    struct mars_admin_stats st;
+    mars_admin_stats(a, &st);
+    assert_true(st.evicted >= 1);
+    /* the two younger ones are still served */
+    static const char req[] = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    for (int i = 1; i < 3; i++) {
+        char buf[64] = "";
+        assert_int_equal(send(held[i], req, sizeof(req) - 1, MSG_NOSIGNAL),
+                         (ssize_t)sizeof(req) - 1);
+        struct timeval tv = {10, 0};
+        setsockopt(held[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        assert_true(recv(held[i], buf, sizeof(buf) - 1, MSG_WAITALL) > 12);
+        assert_memory_equal(buf, "HTTP/1.1 200", 12);
+    }
     for (int i = 0; i < 3; i++)
         close(held[i]);
-    /* once they are gone, requests are served again */
     expect_served_soon(addr, &ts, 50);
+    mars_admin_destroy(a);
+    (void)state;
+}
+
+/* A client that trickles its request line a byte at a time is closed after
+ * request_timeout, though every byte restarts evhttp's own timeout. */
+static void test_request_timeout(void **state)
+{
+    struct mars_admin *a = mars_admin_create(&(struct mars_admin_opts){
+        .name = "t", .address = "127.0.0.1:0", .idle_timeout_s = 5, .request_timeout_ms = 1000});
+    assert_non_null(a);
+    assert_int_equal(mars_admin_route(a, "/hello", false, MARS_HTTP_GET, hello, "world"), 0);
+    assert_int_equal(mars_admin_start(a), 0);
+    int fd = httpc_connect(mars_admin_address(a));
+    assert_true(fd >= 0);
+    struct timespec ts = {0, 200000000};
+    bool closed = false;
+    /* 40 bytes 200 ms apart: 8 s, far past the deadline */
+    for (int i = 0; i < 40 && !closed; i++) {
+        if (send(fd, i < 4 ? &"GET "[i] : "x", 1, MSG_NOSIGNAL) != 1)
+            closed = true;
+        nanosleep(&ts, NULL);
+        char c;
+        ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            closed = true;
+    }
+    assert_true(closed);
+    struct mars_admin_stats st;
+    mars_admin_stats(a, &st);
+    assert_int_equal(st.timed_out, 1);
+    close(fd);
     mars_admin_destroy(a);
     (void)state;
 }
@@ -250,9 +309,10 @@ int main(void)
 {
     mars_log_setup(MARS_LOG_ERROR, MARS_LOG_TEXT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes),         cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_connection_cap), cmocka_unit_test(test_cap_after_failed_connections),
-        cmocka_unit_test(test_unix_socket),    cmocka_unit_test(test_bind_errors),
+        cmocka_unit_test(test_routes),          cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_connection_cap),  cmocka_unit_test(test_cap_after_failed_connections),
+        cmocka_unit_test(test_request_timeout), cmocka_unit_test(test_unix_socket),
+        cmocka_unit_test(test_bind_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* Unit tests of the checkpoint journal: durability across reopen, torn tails, corrupt
- * headers, compaction, removal and the data_dir lock. */
+ * headers, an empty journal, compaction, removal and the data_dir lock. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -134,6 +134,50 @@ static void test_bad_header_moved_aside(void **state)
     (void)state;
 }
 
+/* Reads what the log wrote to fd since it was set (from the start of the file). */
+static void read_log(int fd, char *buf, size_t len)
+{
+    ssize_t n = pread(fd, buf, len - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+/* An empty journal (a crash on a file system that lost its data) starts fresh, like every
+ * other damage, and says so; a journal that did not exist yet starts fresh silently. */
+static void test_empty_journal_warns(void **state)
+{
+    char cmd[1400], logbuf[4096], path[600], want[800];
+    snprintf(path, sizeof(path), "%s/log", dir);
+    int lfd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(lfd >= 0);
+    mars_log_setup(MARS_LOG_WARN, MARS_LOG_TEXT);
+    mars_log_set_fd(lfd);
+
+    struct mars_ckpt *c = open_store(); /* no journal yet */
+    assert_true(mars_ckpt_first_start(c));
+    mars_ckpt_release(c);
+    read_log(lfd, logbuf, sizeof(logbuf));
+    assert_string_equal(logbuf, "");
+
+    snprintf(cmd, sizeof(cmd), ": > %s", journal); /* it exists, with nothing in it */
+    assert_int_equal(system(cmd), 0);
+    c = open_store();
+    assert_true(mars_ckpt_first_start(c));
+    assert_int_equal(mars_ckpt_count(c), 0);
+    mars_ckpt_release(c);
+    read_log(lfd, logbuf, sizeof(logbuf));
+    snprintf(want, sizeof(want),
+             "WARN  [src] checkpoint journal %s is empty (a crash on a file system that lost "
+             "its data?): starting fresh, files are read from their beginning\n",
+             journal);
+    assert_non_null(strstr(logbuf, want));
+    assert_ptr_equal(strstr(strstr(logbuf, want) + 1, "WARN"), NULL); /* one line only */
+
+    mars_log_set_fd(2);
+    mars_log_setup(MARS_LOG_ERROR, MARS_LOG_TEXT);
+    close(lfd);
+    (void)state;
+}
+
 static void test_compaction_and_remove(void **state)
 {
     struct mars_ckpt *c = open_store();
@@ -176,6 +220,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_header_moved_aside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_journal_warns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction_and_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_dir_lock, setup, teardown),
     };

@@ -125,6 +125,16 @@ struct kafka_req {
     struct kafka_slot s[];
 };
 
+/* Topic handles by name: a constant topic has one for the sink's life; a templated one
+ * keeps the last TOPIC_CACHE names used. Producing with a handle (RD_KAFKA_VTYPE_RKT)
+ * spares librdkafka a lookup under its handle lock for every message. */
+enum { TOPIC_CACHE = 8 };
+struct topic_ref {
+    char *name;
+    rd_kafka_topic_t *rkt;
+    uint64_t used; /* last use, for eviction */
+};
+
 struct kafka_sink {
     const char *id; /* first: librdkafka's opaque, read by mars_kafka_log_cb */
     struct mars_sink *sink;
@@ -136,7 +146,10 @@ struct kafka_sink {
     struct mars_template **hdr;
     struct mars_encoder enc;
     struct kafka_req *blocked, *blocked_tail;
-    uint32_t nreq; /* requests with messages in librdkafka or waiting to produce */
+    struct topic_ref topics[TOPIC_CACHE];
+    uint64_t topic_clock;
+    bool topic_dynamic; /* the topic template has per-event parts */
+    uint32_t nreq;      /* requests with messages in librdkafka or waiting to produce */
     bool aborting, fatal;
 };
 
@@ -350,6 +363,43 @@ static rd_kafka_headers_t *make_headers(struct kafka_sink *ks, const struct mars
     return hs;
 }
 
+/* The handle of the topic named name (cached; librdkafka keeps it alive while messages
+ * refer to it), or NULL without memory. */
+static rd_kafka_topic_t *topic_handle(struct kafka_sink *ks, const char *name)
+{
+    struct topic_ref *victim = &ks->topics[0];
+    for (size_t i = 0; i < TOPIC_CACHE; i++) {
+        struct topic_ref *t = &ks->topics[i];
+        if (t->name && !strcmp(t->name, name)) {
+            t->used = ++ks->topic_clock;
+            return t->rkt;
+        }
+        if (victim->name && (!t->name || t->used < victim->used))
+            victim = t; /* the first free slot, else the least recently used */
+    }
+    char *copy = strdup(name);
+    rd_kafka_topic_t *rkt = copy ? rd_kafka_topic_new(ks->rk, name, NULL) : NULL;
+    if (!rkt) {
+        free(copy);
+        return NULL;
+    }
+    if (victim->rkt)
+        rd_kafka_topic_destroy(victim->rkt);
+    free(victim->name);
+    *victim = (struct topic_ref){.name = copy, .rkt = rkt, .used = ++ks->topic_clock};
+    return rkt;
+}
+
+static void topics_fini(struct kafka_sink *ks)
+{
+    for (size_t i = 0; i < TOPIC_CACHE; i++) {
+        if (ks->topics[i].rkt)
+            rd_kafka_topic_destroy(ks->topics[i].rkt);
+        free(ks->topics[i].name);
+        ks->topics[i] = (struct topic_ref){0};
+    }
+}
+
 /* Hands the event of slot sl to librdkafka. Returns its answer (QUEUE_FULL: try later). */
 static rd_kafka_resp_err_t produce_one(struct kafka_sink *ks, struct kafka_slot *sl,
                                        const struct mars_event *ev)
@@ -359,9 +409,15 @@ static rd_kafka_resp_err_t produce_one(struct kafka_sink *ks, struct kafka_slot 
     size_t plen = ev->msg.len;
     int flags = 0; /* text: no copy, the batch outlives the delivery report */
     int klen = 0;
+    rd_kafka_topic_t *rkt = ks->topics[0].rkt; /* a constant topic's, made at init */
 
-    if (mars_template_render(ks->topic, ev, topic, sizeof(topic)) <= 0)
-        return RD_KAFKA_RESP_ERR__INVALID_ARG; /* empty or too long a name */
+    if (ks->topic_dynamic) {
+        if (mars_template_render(ks->topic, ev, topic, sizeof(topic)) <= 0)
+            return RD_KAFKA_RESP_ERR__INVALID_ARG; /* empty or too long a name */
+        rkt = topic_handle(ks, topic);
+    }
+    if (!rkt)
+        return RD_KAFKA_RESP_ERR__FAIL; /* no memory: retried */
     if (ks->key) {
         klen = mars_template_render(ks->key, ev, key, sizeof(key));
         if (klen < 0)
@@ -378,8 +434,8 @@ static rd_kafka_resp_err_t produce_one(struct kafka_sink *ks, struct kafka_slot 
     rd_kafka_headers_t *hs = make_headers(ks, ev);
     rd_kafka_vu_t vu[8];
     size_t n = 0;
-    vu[n].vtype = RD_KAFKA_VTYPE_TOPIC;
-    vu[n++].u.cstr = topic;
+    vu[n].vtype = RD_KAFKA_VTYPE_RKT;
+    vu[n++].u.rkt = rkt;
     vu[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
     vu[n++].u.i = flags;
     vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
@@ -609,6 +665,17 @@ static int kafka_init(struct mars_sink *s)
         mars_error(mars_sink_id(s), "cannot create the producer: %s", err);
         return init_failed(s, -EINVAL);
     }
+    ks->topic_dynamic = mars_template_is_dynamic(ks->topic);
+    if (!ks->topic_dynamic) {
+        char name[NAME_MAX_LEN];
+        const struct mars_event none = {0};
+        if (mars_template_render(ks->topic, &none, name, sizeof(name)) <= 0) {
+            mars_error(mars_sink_id(s), "topic: empty or longer than %d bytes", NAME_MAX_LEN - 1);
+            return init_failed(s, -EINVAL);
+        }
+        if (!topic_handle(ks, name))
+            return init_failed(s, -ENOMEM);
+    }
     ks->mainq = rd_kafka_queue_get_main(ks->rk);
     int rc = mars_kafka_wake_start(&ks->wake, mars_sink_loop(s), ks->mainq, on_serve, ks);
     if (rc) {
@@ -627,6 +694,7 @@ static void kafka_destroy(struct mars_sink *s)
         rd_kafka_queue_io_event_enable(ks->mainq, -1, NULL, 0);
         rd_kafka_queue_destroy(ks->mainq);
     }
+    topics_fini(ks);
     if (ks->rk) {
         rd_kafka_purge(ks->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_destroy(ks->rk);

@@ -19,7 +19,7 @@
  * answered RETRY and its next try produces only the messages not yet delivered.
  *
  * Backpressure: librdkafka's queue is bounded by the sink's own buffer budget
- * (buffer.max_events / max_bytes, read at config load). When it is full, producing stops
+ * (buffer.max_events / max_bytes, mars_sink_buffer_limits). When it is full, producing stops
  * where it is and continues from the delivery reports that free room; the request stays
  * in flight, so the engine's buffer fills and when_full: block pauses the sources.
  *
@@ -51,9 +51,6 @@ struct kafka_conf {
     int encoding;    /* enum kafka_encoding */
     int compression; /* index into compression_names */
     int acks;        /* enum kafka_acks */
-    /* Not options: the buffer budget, read from the buffer section by kafka_check. */
-    uint64_t queue_bytes;
-    int64_t queue_events;
 };
 
 #define OFF(f) offsetof(struct kafka_conf, f)
@@ -155,28 +152,17 @@ struct kafka_sink {
 
 /* ---- config ---- */
 
-static void buffer_budget(struct kafka_conf *c, const struct mars_cfg_node *node)
-{
-    const struct mars_cfg_node *b = mars_cfg_get(node, "buffer");
-    const struct mars_cfg_node *v = b ? mars_cfg_get(b, "max_bytes") : NULL;
-    const char *why;
-    c->queue_bytes = 8u << 20;
-    c->queue_events = 50000;
-    if (v && v->str)
-        (void)mars_parse_size(v->str, &c->queue_bytes, &why);
-    v = b ? mars_cfg_get(b, "max_events") : NULL;
-    if (v && v->str)
-        c->queue_events = strtoll(v->str, NULL, 10);
-}
-
-/* The properties mars chooses, as name, value pairs (bufs hold the numbers). */
-static void fixed_props(const struct kafka_conf *c, const char *props[], char qb[32], char qe[32])
+/* The properties mars chooses, as name, value pairs (bufs hold the numbers). librdkafka's
+ * queue gets the sink's buffer budget (buffer.max_bytes, max_events; at least librdkafka's
+ * minimums), so a full queue pauses the sources instead of failing produce calls. */
+static void fixed_props(const struct kafka_conf *c, uint64_t queue_bytes, int64_t queue_events,
+                        const char *props[], char qb[32], char qe[32])
 {
     static const char *const acks[] = {"all", "1", "0"};
     size_t i = 0;
-    uint64_t kb = c->queue_bytes / 1024;
+    uint64_t kb = queue_bytes / 1024;
     snprintf(qb, 32, "%llu", (unsigned long long)(kb < 1024 ? 1024 : kb));
-    snprintf(qe, 32, "%lld", (long long)(c->queue_events < 1000 ? 1000 : c->queue_events));
+    snprintf(qe, 32, "%lld", (long long)(queue_events < 1000 ? 1000 : queue_events));
     props[i++] = "enable.idempotence";
     props[i++] = c->acks == KACKS_ALL ? "true" : "false";
     props[i++] = "acks";
@@ -213,8 +199,7 @@ static int kafka_check(void *conf, const struct mars_cfg_node *node, struct mars
     char qb[32], qe[32];
     int rc = 0;
 
-    buffer_budget(c, node);
-    fixed_props(c, props, qb, qe);
+    fixed_props(c, 0, 0, props, qb, qe); /* the budget is the sink's, known at init */
     if (mars_netconf_check(&c->client.tls, NULL, node, diag))
         rc = -EINVAL;
     if (check_template(c->topic, "topic", node, diag))
@@ -648,7 +633,10 @@ static int kafka_init(struct mars_sink *s)
     for (size_t i = 0; i < conf->headers.n; i++)
         if (!(ks->hdr[i] = compile(conf->headers.vals[i])))
             return init_failed(s, -ENOMEM);
-    fixed_props(conf, props, qb, qe);
+    int64_t queue_events;
+    uint64_t queue_bytes;
+    mars_sink_buffer_limits(s, &queue_events, &queue_bytes);
+    fixed_props(conf, queue_bytes, queue_events, props, qb, qe);
     rd_kafka_conf_t *kc =
         mars_kafka_conf_build(&conf->client, props, owned, NULL, NULL, err, sizeof(err));
     if (!kc) {

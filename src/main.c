@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,25 +205,10 @@ static void api_down(struct mars_engine *e, void *arg)
     (void)e;
 }
 
-/* Keeps freed buffers of up to a few MiB in the allocator instead of giving them back to
- * the kernel and faulting them in again for the next request. Libraries that allocate a
- * fresh buffer per request (librdkafka: one per ProduceRequest plus its lz4 state; libcurl)
- * otherwise pay page faults on every one: file -> kafka had 14,000 minor faults per 64 MiB,
- * 6,800 with these limits, and ~25% less CPU. At most the trim limit stays unused per
- * allocator arena. */
-static void tune_malloc(void)
-{
-#ifdef M_MMAP_THRESHOLD
-    mallopt(M_MMAP_THRESHOLD, 4 << 20);
-    mallopt(M_TRIM_THRESHOLD, 8 << 20);
-#endif
-}
-
 static int cmd_run(const struct cli *cli)
 {
     struct mars_api *api = NULL;
     struct mars_config *cfg = NULL;
-    tune_malloc();
     if (setup_log(cli, NULL))
         return EXIT_USAGE;
     if (load(cli, &cfg)) {

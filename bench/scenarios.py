@@ -20,6 +20,7 @@ Checks that make a run count (any failure makes bench/run exit 1):
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -830,6 +831,230 @@ def run_latency(ctx, sc):
     return [row]
 
 
+# ---- Kafka and SkyWalking: peers from tests/ ------------------------------------------
+
+KAFKA_PARTITIONS = 3
+KAFKA_FILL_PARTITIONS = 16  # kafka-blackhole: the mock keeps ~5 MiB per partition
+
+
+def mock_kafka_path(ctx):
+    """tests/tools/mock_kafka.c, built next to the mars binary (librdkafka's mock cluster)."""
+    return os.path.join(os.path.dirname(os.path.abspath(ctx.mars.path)), "mock-kafka")
+
+
+def start_mock_kafka(ctx, name, topic, partitions=KAFKA_PARTITIONS):
+    """A 3-broker mock cluster with the topic; returns (Popen, bootstrap list). It exits when
+    its stdin closes (stop_mock_kafka). The mock keeps at most ~5 MiB (100,000 messages) per
+    partition and drops older message sets, like a broker's retention."""
+    p = subprocess.Popen([mock_kafka_path(ctx), "-t", "%s:%d" % (topic, partitions)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=open(ctx.path("logs", name + ".mock-kafka.err"), "w"))
+    brokers = p.stdout.readline().decode().strip()
+    if not brokers:
+        stop_mock_kafka(p)
+        raise RuntimeError("mock-kafka printed no bootstrap list: %s"
+                           % tail(read(ctx.path("logs", name + ".mock-kafka.err")), 5))
+    return p, brokers
+
+
+def stop_mock_kafka(p):
+    try:
+        p.stdin.close()
+        p.wait(timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        p.kill()
+        p.wait()
+
+
+def kafka_offsets(brokers, topic, partitions, when):
+    """Per-partition offsets from kcat -Q: when -1 the end (high watermark), -2 the start (what
+    the brokers still keep). None when kcat is missing or fails."""
+    spec = []
+    for i in range(partitions):
+        spec += ["-t", "%s:%d:%d" % (topic, i, when)]
+    try:
+        p = subprocess.run(["kcat", "-Q", "-b", brokers] + spec, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    offs = re.findall(r"\[\d+\] offset (\d+)", p.stdout.decode())
+    if p.returncode != 0 or len(offs) != partitions:
+        return None
+    return [int(o) for o in offs]
+
+
+def kafka_produced(brokers, topic, partitions=KAFKA_PARTITIONS):
+    """Messages ever produced to topic: the sum of the partitions' end offsets (the producer
+    is idempotent, so this is exactly what was delivered)."""
+    hi = kafka_offsets(brokers, topic, partitions, -1)
+    return sum(hi) if hi is not None else None
+
+
+def kafka_held(brokers, topic, partitions):
+    """Messages the brokers still hold (end minus start offsets): what a consumer from the
+    earliest offset reads."""
+    hi, lo = kafka_offsets(brokers, topic, partitions, -1), kafka_offsets(brokers, topic, partitions, -2)
+    return sum(h - l for h, l in zip(hi, lo)) if hi is not None and lo is not None else None
+
+
+def kafka_sink(brokers, topic, inputs):
+    return {"type": "kafka", "inputs": inputs, "brokers": brokers.split(","), "topic": topic,
+            "encoding": "text", "compression": "lz4"}
+
+
+def run_file_kafka(ctx, sc):
+    d = ctx.data("big", data_big)
+    src, stdin, label = reader(ctx, d)
+    row = ctx.add(Row(sc.id, "%s → kafka (mock cluster, 3 brokers, lz4)" % label, "mars", baseline="cat"))
+    if not os.access(mock_kafka_path(ctx), os.X_OK):
+        row.skip("no mock-kafka next to %s (built with the tests)" % ctx.mars.path)
+        return [row]
+
+    def one(i):
+        mk, brokers = start_mock_kafka(ctx, sc.id, "bench")
+        try:
+            cfg = {"sources": {"in": src}, "sinks": {"k": kafka_sink(brokers, "bench", ["in"])}}
+            r = once(ctx, sc.id, cfg, {"k": d["lines"]}, d["lines"], d["bytes"], stdin=stdin)
+            got = kafka_produced(brokers, "bench")
+            if got != d["lines"]:
+                r.fail("the brokers hold %s messages, expected exactly %d" % (got, d["lines"]))
+        finally:
+            stop_mock_kafka(mk)
+        return r
+    row.notes.append("CPU is mars's alone; the mock brokers (librdkafka's mock cluster, its own process) "
+                     "share the cores; each run's count is checked at the brokers (end offsets)")
+    return [repeat(ctx, row, one)]
+
+
+def api_metric(sock, name, component):
+    """The value of metric name{component_id="component"} from mars's admin API on a unix
+    socket, or None."""
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(sock)
+        s.sendall(b"GET /metrics HTTP/1.0\r\nHost: mars\r\n\r\n")
+        data = b""
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            data += c
+        s.close()
+    except OSError:
+        return None
+    m = re.search(r'^%s\{[^}]*component_id="%s"[^}]*\} (\S+)$' % (re.escape(name), re.escape(component)),
+                  data.decode(errors="replace"), re.M)
+    return float(m.group(1)) if m else None
+
+
+def run_kafka_blackhole(ctx, sc):
+    d = ctx.data("big", data_big)
+    row = ctx.add(Row(sc.id, "kafka (mock cluster, topic pre-filled) → blackhole", "mars", baseline="cat"))
+    if not os.access(mock_kafka_path(ctx), os.X_OK):
+        row.skip("no mock-kafka next to %s (built with the tests)" % ctx.mars.path)
+        return [row]
+    parts = KAFKA_FILL_PARTITIONS
+    mk, brokers = start_mock_kafka(ctx, sc.id, "bench", parts)
+    try:
+        src, stdin, _ = reader(ctx, d)
+        fill = once(ctx, sc.id + "-fill", {"sources": {"in": src}, "sinks": {"k": kafka_sink(brokers, "bench", ["in"])}},
+                    {"k": d["lines"]}, d["lines"], d["bytes"], stdin=stdin)
+        got, held = kafka_produced(brokers, "bench", parts), kafka_held(brokers, "bench", parts)
+        if not fill.ok or got != d["lines"] or not held:
+            raise RuntimeError("pre-filling the topic failed (%s messages at the brokers): %s"
+                               % (got, "; ".join(fill.errors)))
+        starts = []
+
+        def one(i):
+            sock = ctx.path("state", sc.id + ".api.sock")
+            if os.path.exists(sock):
+                os.remove(sock)
+            cfg = {"data_dir": fresh_state(ctx, sc.id), "api": {"enabled": True, "address": sock},
+                   "sources": {"in": {"type": "kafka", "brokers": brokers.split(","), "topics": ["bench"],
+                                      "group_id": "bench-%d-%d" % (os.getpid(), i + 1), "start_from": "earliest"}},
+                   "sinks": {"b": {"type": "blackhole", "inputs": ["in"]}}}
+            conf = write_config(ctx, sc.id, cfg)
+            err = ctx.path("logs", sc.id + ".err")
+            limit = ctx.hard_limit(d["bytes"]) + 30
+            t0 = time.monotonic()
+            p = ctx.measure([ctx.mars.path, "-c", conf], stderr=err, kill_grace=20, hard_limit=limit, wait=False)
+            first, done = None, False
+            try:
+                while time.monotonic() - t0 < limit - 5 and p.poll() is None:
+                    n = api_metric(sock, "mars_component_sent_events_total", "b") or 0
+                    if n > 0 and first is None:
+                        first = time.monotonic()
+                    if n >= held:
+                        done = True
+                        break
+                    time.sleep(0.1)
+            finally:
+                p.send_signal(signal.SIGTERM)  # measure forwards it to mars
+            m = harness.finish_measure(p)
+            r = Run(m, held, 0)
+            check_exit(r, m)
+            text = read(err)
+            summ = check_counts(r, text, {"b": held})
+            r.bytes = summ["b"]["bytes"] if "b" in summ else 0
+            if not done:
+                r.fail("the blackhole did not count %d events before the time limit" % held)
+            if first is not None and done:
+                r.extra["first_event_s"] = first - t0
+                starts.append(first - t0)
+            if not r.ok:
+                r.extra["stderr_tail"] = tail(text)
+            return r
+        repeat(ctx, row, one)
+        row.notes.append("the mock keeps ~5 MiB of compressed batches per partition: the %d-partition topic held "
+                         "%d of the %d lines produced; each run reads exactly those (checked in the summary) "
+                         "as a new consumer group from the earliest offset, stopped by SIGTERM once the blackhole "
+                         "counted them; bytes are the messages' own" % (parts, held, d["lines"]))
+        row.notes.append("wall includes starting and joining the group: first event after %s s"
+                         % "/".join("%.1f" % s for s in starts))
+    finally:
+        stop_mock_kafka(mk)
+    return [row]
+
+
+def run_file_skywalking(ctx, sc):
+    d = ctx.data("json", data_json)
+    src, stdin, label = reader(ctx, d)
+    row = ctx.add(Row(sc.id, "%s → skywalking (gRPC, fake OAP)" % label, "mars", baseline="cat"))
+    fake = os.path.join(harness.HERE, "..", "tests", "fakes", "oap_fake.py")
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import grpc, google.protobuf"], stderr=subprocess.DEVNULL)
+    if probe.returncode != 0 or not shutil.which("protoc"):
+        row.skip("the fake OAP needs python3-grpcio and protoc (scripts/deps.sh test)")
+        return [row]
+
+    def one(i):
+        pf = ctx.path("logs", sc.id + ".port")
+        if os.path.exists(pf):
+            os.remove(pf)
+        out = ctx.path("logs", sc.id + ".oap")
+        p = subprocess.Popen(["/usr/bin/python3", fake, "--count-only", "--port-file", pf],
+                             stdout=open(out, "w"), stderr=subprocess.STDOUT)
+        try:
+            port = int(harness.wait_for_file(pf, timeout=60))
+            sink = {"type": "skywalking", "inputs": ["in"], "address": "127.0.0.1:%d" % port,
+                    "service": "bench", "instance": "bench-1"}
+            r = once(ctx, sc.id, {"sources": {"in": src}, "sinks": {"sw": sink}}, {"sw": d["lines"]},
+                     d["lines"], d["bytes"], stdin=stdin)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        got = re.search(r"^logs=(\d+)$", read(out), re.M)
+        if not got or int(got.group(1)) != d["lines"]:
+            r.fail("the fake OAP counted %s logs, expected exactly %d" % (got and got.group(1), d["lines"]))
+        return r
+    row.notes.append("CPU is mars's alone; the fake OAP (Python grpcio, tests/fakes/oap_fake.py --count-only) "
+                     "decodes every LogData on the same cores")
+    return [repeat(ctx, row, one)]
+
 # ---- peers ----------------------------------------------------------------------------
 
 def fluent_bit_counts(text):
@@ -969,6 +1194,7 @@ class Scenario:
 
 FILE_SRC = (("source", "file"),)
 BIG_USERS = ["ev-read*", "file-blackhole*", "stdin-blackhole", "files1000*", "stdin-file", "file-tcp", "file-http*", "file-mars-mars",
+             "file-kafka", "kafka-blackhole", "file-skywalking",
              "fluent-bit", "vector"]
 SCENARIOS = [
     Scenario("cat", "cat DATA > /dev/null", run_cat,
@@ -1012,6 +1238,11 @@ SCENARIOS = [
     Scenario("file-tcp", "file → tcp", run_file_tcp, needs=(("sink", "tcp"),)),
     Scenario("file-http", "file → http (ndjson, gzip)", run_file_http, needs=(("sink", "http"),)),
     Scenario("file-http-none", "file → http (ndjson, no compression)", run_file_http, needs=(("sink", "http"),)),
+    Scenario("file-kafka", "file → kafka (mock cluster, lz4)", run_file_kafka, needs=(("sink", "kafka"),)),
+    Scenario("kafka-blackhole", "kafka (pre-filled topic) → blackhole", run_kafka_blackhole,
+             needs=(("source", "kafka"), ("sink", "kafka"))),
+    Scenario("file-skywalking", "file → skywalking (fake OAP)", run_file_skywalking,
+             needs=(("sink", "skywalking"),)),
     Scenario("file-mars-mars", "file → mars → mars → blackhole", run_mars_mars,
              needs=(("sink", "mars"), ("source", "mars"))),
     Scenario("latency-file-tcp", "fixed-rate 10k lines/s writer → file → tcp: latency p50/p99/max", run_latency,

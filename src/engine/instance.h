@@ -156,6 +156,9 @@ struct mars_stats *mars_sink_stats(const struct mars_sink *s);
 void mars_sink_request_shutdown(struct mars_sink *s, const char *why);
 /* request.concurrency and request.timeout of this sink. */
 unsigned mars_sink_concurrency(const struct mars_sink *s);
+/* buffer.max_events and buffer.max_bytes of this sink: its buffer's bounds per worker, for
+ * sinks that size a queue of their own (a client library's) from them. */
+void mars_sink_buffer_limits(const struct mars_sink *s, int64_t *max_events, uint64_t *max_bytes);
 int64_t mars_sink_request_timeout(const struct mars_sink *s);
 /* The event at `index` of r (counting through r->batches in order) was rejected for good
  * by the peer: it goes to the sink's dead_letter sink, if one is configured, when r ends.

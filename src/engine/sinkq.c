@@ -503,6 +503,12 @@ int64_t mars_sink_request_timeout(const struct mars_sink *s)
     return s->node->common.request.timeout;
 }
 
+void mars_sink_buffer_limits(const struct mars_sink *s, int64_t *max_events, uint64_t *max_bytes)
+{
+    *max_events = s->node->common.buffer.max_events;
+    *max_bytes = s->node->common.buffer.max_bytes;
+}
+
 /* ---- sink instance API ---- */
 
 void mars_sink_request_shutdown(struct mars_sink *s, const char *why)

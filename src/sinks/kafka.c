@@ -19,7 +19,7 @@
  * answered RETRY and its next try produces only the messages not yet delivered.
  *
  * Backpressure: librdkafka's queue is bounded by the sink's own buffer budget
- * (buffer.max_events / max_bytes, read at config load). When it is full, producing stops
+ * (buffer.max_events / max_bytes, mars_sink_buffer_limits). When it is full, producing stops
  * where it is and continues from the delivery reports that free room; the request stays
  * in flight, so the engine's buffer fills and when_full: block pauses the sources.
  *
@@ -51,9 +51,6 @@ struct kafka_conf {
     int encoding;    /* enum kafka_encoding */
     int compression; /* index into compression_names */
     int acks;        /* enum kafka_acks */
-    /* Not options: the buffer budget, read from the buffer section by kafka_check. */
-    uint64_t queue_bytes;
-    int64_t queue_events;
 };
 
 #define OFF(f) offsetof(struct kafka_conf, f)
@@ -125,6 +122,16 @@ struct kafka_req {
     struct kafka_slot s[];
 };
 
+/* Topic handles by name: a constant topic has one for the sink's life; a templated one
+ * keeps the last TOPIC_CACHE names used. Producing with a handle (RD_KAFKA_VTYPE_RKT)
+ * spares librdkafka a lookup under its handle lock for every message. */
+enum { TOPIC_CACHE = 8 };
+struct topic_ref {
+    char *name;
+    rd_kafka_topic_t *rkt;
+    uint64_t used; /* last use, for eviction */
+};
+
 struct kafka_sink {
     const char *id; /* first: librdkafka's opaque, read by mars_kafka_log_cb */
     struct mars_sink *sink;
@@ -136,34 +143,26 @@ struct kafka_sink {
     struct mars_template **hdr;
     struct mars_encoder enc;
     struct kafka_req *blocked, *blocked_tail;
-    uint32_t nreq; /* requests with messages in librdkafka or waiting to produce */
+    struct topic_ref topics[TOPIC_CACHE];
+    uint64_t topic_clock;
+    bool topic_dynamic; /* the topic template has per-event parts */
+    uint32_t nreq;      /* requests with messages in librdkafka or waiting to produce */
     bool aborting, fatal;
 };
 
 /* ---- config ---- */
 
-static void buffer_budget(struct kafka_conf *c, const struct mars_cfg_node *node)
-{
-    const struct mars_cfg_node *b = mars_cfg_get(node, "buffer");
-    const struct mars_cfg_node *v = b ? mars_cfg_get(b, "max_bytes") : NULL;
-    const char *why;
-    c->queue_bytes = 8u << 20;
-    c->queue_events = 50000;
-    if (v && v->str)
-        (void)mars_parse_size(v->str, &c->queue_bytes, &why);
-    v = b ? mars_cfg_get(b, "max_events") : NULL;
-    if (v && v->str)
-        c->queue_events = strtoll(v->str, NULL, 10);
-}
-
-/* The properties mars chooses, as name, value pairs (bufs hold the numbers). */
-static void fixed_props(const struct kafka_conf *c, const char *props[], char qb[32], char qe[32])
+/* The properties mars chooses, as name, value pairs (bufs hold the numbers). librdkafka's
+ * queue gets the sink's buffer budget (buffer.max_bytes, max_events; at least librdkafka's
+ * minimums), so a full queue pauses the sources instead of failing produce calls. */
+static void fixed_props(const struct kafka_conf *c, uint64_t queue_bytes, int64_t queue_events,
+                        const char *props[], char qb[32], char qe[32])
 {
     static const char *const acks[] = {"all", "1", "0"};
     size_t i = 0;
-    uint64_t kb = c->queue_bytes / 1024;
+    uint64_t kb = queue_bytes / 1024;
     snprintf(qb, 32, "%llu", (unsigned long long)(kb < 1024 ? 1024 : kb));
-    snprintf(qe, 32, "%lld", (long long)(c->queue_events < 1000 ? 1000 : c->queue_events));
+    snprintf(qe, 32, "%lld", (long long)(queue_events < 1000 ? 1000 : queue_events));
     props[i++] = "enable.idempotence";
     props[i++] = c->acks == KACKS_ALL ? "true" : "false";
     props[i++] = "acks";
@@ -200,8 +199,7 @@ static int kafka_check(void *conf, const struct mars_cfg_node *node, struct mars
     char qb[32], qe[32];
     int rc = 0;
 
-    buffer_budget(c, node);
-    fixed_props(c, props, qb, qe);
+    fixed_props(c, 0, 0, props, qb, qe); /* the budget is the sink's, known at init */
     if (mars_netconf_check(&c->client.tls, NULL, node, diag))
         rc = -EINVAL;
     if (check_template(c->topic, "topic", node, diag))
@@ -350,6 +348,43 @@ static rd_kafka_headers_t *make_headers(struct kafka_sink *ks, const struct mars
     return hs;
 }
 
+/* The handle of the topic named name (cached; librdkafka keeps it alive while messages
+ * refer to it), or NULL without memory. */
+static rd_kafka_topic_t *topic_handle(struct kafka_sink *ks, const char *name)
+{
+    struct topic_ref *victim = &ks->topics[0];
+    for (size_t i = 0; i < TOPIC_CACHE; i++) {
+        struct topic_ref *t = &ks->topics[i];
+        if (t->name && !strcmp(t->name, name)) {
+            t->used = ++ks->topic_clock;
+            return t->rkt;
+        }
+        if (victim->name && (!t->name || t->used < victim->used))
+            victim = t; /* the first free slot, else the least recently used */
+    }
+    char *copy = strdup(name);
+    rd_kafka_topic_t *rkt = copy ? rd_kafka_topic_new(ks->rk, name, NULL) : NULL;
+    if (!rkt) {
+        free(copy);
+        return NULL;
+    }
+    if (victim->rkt)
+        rd_kafka_topic_destroy(victim->rkt);
+    free(victim->name);
+    *victim = (struct topic_ref){.name = copy, .rkt = rkt, .used = ++ks->topic_clock};
+    return rkt;
+}
+
+static void topics_fini(struct kafka_sink *ks)
+{
+    for (size_t i = 0; i < TOPIC_CACHE; i++) {
+        if (ks->topics[i].rkt)
+            rd_kafka_topic_destroy(ks->topics[i].rkt);
+        free(ks->topics[i].name);
+        ks->topics[i] = (struct topic_ref){0};
+    }
+}
+
 /* Hands the event of slot sl to librdkafka. Returns its answer (QUEUE_FULL: try later). */
 static rd_kafka_resp_err_t produce_one(struct kafka_sink *ks, struct kafka_slot *sl,
                                        const struct mars_event *ev)
@@ -359,9 +394,15 @@ static rd_kafka_resp_err_t produce_one(struct kafka_sink *ks, struct kafka_slot 
     size_t plen = ev->msg.len;
     int flags = 0; /* text: no copy, the batch outlives the delivery report */
     int klen = 0;
+    rd_kafka_topic_t *rkt = ks->topics[0].rkt; /* a constant topic's, made at init */
 
-    if (mars_template_render(ks->topic, ev, topic, sizeof(topic)) <= 0)
-        return RD_KAFKA_RESP_ERR__INVALID_ARG; /* empty or too long a name */
+    if (ks->topic_dynamic) {
+        if (mars_template_render(ks->topic, ev, topic, sizeof(topic)) <= 0)
+            return RD_KAFKA_RESP_ERR__INVALID_ARG; /* empty or too long a name */
+        rkt = topic_handle(ks, topic);
+    }
+    if (!rkt)
+        return RD_KAFKA_RESP_ERR__FAIL; /* no memory: retried */
     if (ks->key) {
         klen = mars_template_render(ks->key, ev, key, sizeof(key));
         if (klen < 0)
@@ -378,8 +419,8 @@ static rd_kafka_resp_err_t produce_one(struct kafka_sink *ks, struct kafka_slot 
     rd_kafka_headers_t *hs = make_headers(ks, ev);
     rd_kafka_vu_t vu[8];
     size_t n = 0;
-    vu[n].vtype = RD_KAFKA_VTYPE_TOPIC;
-    vu[n++].u.cstr = topic;
+    vu[n].vtype = RD_KAFKA_VTYPE_RKT;
+    vu[n++].u.rkt = rkt;
     vu[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
     vu[n++].u.i = flags;
     vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
@@ -592,7 +633,10 @@ static int kafka_init(struct mars_sink *s)
     for (size_t i = 0; i < conf->headers.n; i++)
         if (!(ks->hdr[i] = compile(conf->headers.vals[i])))
             return init_failed(s, -ENOMEM);
-    fixed_props(conf, props, qb, qe);
+    int64_t queue_events;
+    uint64_t queue_bytes;
+    mars_sink_buffer_limits(s, &queue_events, &queue_bytes);
+    fixed_props(conf, queue_bytes, queue_events, props, qb, qe);
     rd_kafka_conf_t *kc =
         mars_kafka_conf_build(&conf->client, props, owned, NULL, NULL, err, sizeof(err));
     if (!kc) {
@@ -608,6 +652,17 @@ static int kafka_init(struct mars_sink *s)
         rd_kafka_conf_destroy(kc);
         mars_error(mars_sink_id(s), "cannot create the producer: %s", err);
         return init_failed(s, -EINVAL);
+    }
+    ks->topic_dynamic = mars_template_is_dynamic(ks->topic);
+    if (!ks->topic_dynamic) {
+        char name[NAME_MAX_LEN];
+        const struct mars_event none = {0};
+        if (mars_template_render(ks->topic, &none, name, sizeof(name)) <= 0) {
+            mars_error(mars_sink_id(s), "topic: empty or longer than %d bytes", NAME_MAX_LEN - 1);
+            return init_failed(s, -EINVAL);
+        }
+        if (!topic_handle(ks, name))
+            return init_failed(s, -ENOMEM);
     }
     ks->mainq = rd_kafka_queue_get_main(ks->rk);
     int rc = mars_kafka_wake_start(&ks->wake, mars_sink_loop(s), ks->mainq, on_serve, ks);
@@ -627,6 +682,7 @@ static void kafka_destroy(struct mars_sink *s)
         rd_kafka_queue_io_event_enable(ks->mainq, -1, NULL, 0);
         rd_kafka_queue_destroy(ks->mainq);
     }
+    topics_fini(ks);
     if (ks->rk) {
         rd_kafka_purge(ks->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_destroy(ks->rk);

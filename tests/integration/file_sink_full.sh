@@ -29,7 +29,7 @@ out="$full/out.log"
 
 cat >"$TMP/mars.yaml" <<YAML
 data_dir: $TMP/data
-api: {address: "127.0.0.1:0", sink_failure_threshold: 2}
+api: {address: "127.0.0.1:0", readiness: sinks, sink_failure_threshold: 2}
 sources: {in: {type: stdin}}
 sinks:
   out:

@@ -7,7 +7,8 @@
 #   2 nginx-loki: access log lines -> Loki streams with status_class labels, route and
 #     hashed client computed by template functions
 #   3 app-json-http: JSON app log with msg/time keys, plain lines and debug lines -> ndjson
-#     bodies at the collector
+#     bodies at the collector; the parse counters (a plain line passed on, a time missing,
+#     one unreadable) in /metrics
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/fakes.bash"
@@ -146,10 +147,24 @@ start_fake HTTP http_recv --bodies "$d/bodies"
     echo '{"level":"error","message":"no time here","service":"cart"}'
     echo '{"time":"yesterday","log":"bad time","level":"warn"}'
 } >"$d/log/app.log"
+# a second -c file adds the admin API, to read the parse counters while it runs
+echo 'api: {address: "127.0.0.1:0"}' >"$d/api.yaml"
 MARS_DATA_DIR=$d/data APP_LOG_DIR=$d/log COLLECTOR_URL=http://127.0.0.1:$HTTP_PORT/logs \
-    run_mars 60 -c "$EX/app-json-http.yaml" --once 2>"$d/err"
-expect_eq "$MARS_RC" 0 "exit code; $(show_log "$d/err")"
+    start_mars /dev/null "$d/err" -c "$EX/app-json-http.yaml" -c "$d/api.yaml"
 wait_until 30 "4 lines at the collector" count_at_least "$d/bodies" 4
+wait_until 10 "the admin API" grep -q "\[api\] listening on 127.0.0.1:" "$d/err"
+mport=$(grep -o "\[api\] listening on 127.0.0.1:[0-9]*" "$d/err" | head -n 1 | sed 's/.*://')
+curl -sf "http://127.0.0.1:$mport/metrics" >"$d/metrics"
+for want in 'mars_parse_unparsed_events_total{component_id="json"} 1' \
+    'mars_parse_timestamp_misses_total{component_id="json",reason="missing"} 1' \
+    'mars_parse_timestamp_misses_total{component_id="json",reason="invalid"} 1'; do
+    grep -qxF "$want" "$d/metrics" || fail "no '$want' in /metrics: $(grep mars_parse "$d/metrics")"
+done
+expect_eq "$(grep -c 'mars_component_errors_total{component_id="json",.*error_type="parse",[^}]*} [1-9]' "$d/metrics")" 0 \
+    "parse errors counted for lines that were passed on"
+kill -TERM "$MARS_PID"
+wait_exit "$MARS_PID" 20 "$d/err"
+expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$d/err")"
 "$PY" - "$d/bodies" "${NODE_NAME:-$(hostname)}" <<'PY' || fail "collector bodies differ: $(cat "$d/bodies")"
 import json, sys
 got = [json.loads(l) for l in open(sys.argv[1])]

@@ -49,6 +49,7 @@
 #include "core/admin.h"
 #include "core/ev.h"
 #include "core/http_client.h"
+#include "core/grpc.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "sinks/eureka_internal.h"
@@ -676,6 +677,10 @@ static int parse_server(const char *text, struct eu_server *sv)
         sv->url = xprintf("%.*s%s", (int)(host - text), text, at + 1);
         if (!sv->user || !sv->password)
             return -ENOMEM;
+        /* userinfo is percent-encoded in a URL (ops%40corp for ops@corp, p%3Aw for p:w);
+         * the same decoding grpc-message needs */
+        mars_grpc_percent_decode(sv->user, strlen(sv->user));
+        mars_grpc_percent_decode(sv->password, strlen(sv->password));
     } else {
         sv->url = strdup(text);
     }

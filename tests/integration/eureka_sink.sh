@@ -4,7 +4,7 @@
 # GET /eureka/apps shows what a Spring client reads; DOWN within one probe interval and
 # back UP, sent by re-registering (never a status override); a forgotten instance is
 # registered again on its next heartbeat; the first server down -> the second one used;
-# SIGTERM -> DELETE of every instance. Short lease (2 s) and renewal (300 ms); every wait
+# SIGTERM -> DELETE of every instance; percent-encoded user:password@ in a server URL. Short lease (2 s) and renewal (300 ms); every wait
 # is on a condition with a generous deadline.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
@@ -135,3 +135,31 @@ wait_exit "$MARS_PID" 30 "$TMP/mars.err"
 absent "$EB_PORT" BILLING node1:billing:8080 || fail "billing still registered"
 absent "$EB_PORT" STATIC-SITE site-1 || fail "site-1 still registered"
 pass "register, heartbeat, status, re-register, failover, deregister"
+
+say "user:password@ in a server URL is percent-decoded for basic auth"
+start_fake EC eureka_fake --user "ops@corp" --password "p:w/d%"
+cat >"$TMP/auth.yaml" <<YAML
+data_dir: $TMP/data-auth
+sources:
+  hc:
+    type: health_check
+    checks:
+      - {name: web, type: http, url: "http://127.0.0.1:$web_port/health", interval: 300ms}
+sinks:
+  registry:
+    type: eureka
+    inputs: [hc]
+    servers: ["http://ops%40corp:p%3Aw%2Fd%25@127.0.0.1:$EC_PORT/eureka"]
+    renewal_interval: 300ms
+    instances:
+      - {app: billing, ip: 10.0.0.7, port: 8080, instance_id: b-1}
+YAML
+start_mars /dev/null "$TMP/auth.err" -c "$TMP/auth.yaml"
+registered_with_auth() {
+    curl -sf -u 'ops@corp:p:w/d%' "http://127.0.0.1:$EC_PORT/eureka/apps" | grep -q '"instanceId": *"b-1"'
+}
+wait_until 30 "billing registered through basic auth" registered_with_auth
+kill -TERM "$MARS_PID"
+wait_exit "$MARS_PID" 30 "$TMP/auth.err"
+((EXIT_RC == 0)) || fail "mars exited $EXIT_RC: $(tail -5 "$TMP/auth.err")"
+pass "percent-encoded userinfo authenticates"

@@ -176,21 +176,27 @@ void mars_file_open_pending(struct file_source *fs)
                 bst = st;
             }
         }
-        if (!best)
+        if (!best) {
+            fs->fds_wanted = false;
             return;
+        }
         int rc = file_open(fs, best);
-        if (rc == -ENOENT) {
-            /* renamed (a rotation between the scan and now) or deleted: the next scan, due
-             * at once, finds it under its new name or reports what was lost */
+        if (rc == -ENOENT || rc == -ESTALE) {
+            /* renamed (a rotation between the scan and now), deleted, or its path leads to
+             * another file now: the next scan, due at once, finds it under its new name or
+             * reports what was lost */
             best->vanished = true;
-            best->at_path = false;
+            mars_file_left(fs, best);
             fs->next_scan_ns = 0;
         } else if (rc) {
-            if (rc != -ESTALE)
-                MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot open %s: %s",
-                            best->path, strerror(-rc));
+            MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot open %s: %s", best->path,
+                        strerror(-rc));
             mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], 1);
             mars_file_forget(fs, best); /* a later scan finds it again if it is still there */
         }
     }
+    fs->fds_wanted = false;
+    for (size_t i = 0; i < fs->nfiles && !fs->stopping; i++)
+        if (fs->files[i]->state == TF_PENDING && !fs->files[i]->vanished)
+            fs->fds_wanted = true;
 }

@@ -20,11 +20,14 @@
  * below the read offset, or whose head or bytes before the read offset changed
  * (copytruncate that regrew), is read again from the start (generation++).
  *
- * Closing. A file is closed when it is read to its end, every range is acknowledged, no
- * partial line is carried, and it has been idle: for CLOSE_GRACE after it left its path
- * (rotated or deleted: the writer may still append until it reopens), for IDLE_CLOSE when
- * still at its path (it becomes dormant and is reopened when it grows), or at once when
- * other files wait for a descriptor (max_open_files). Unread data is never given up on.
+ * Closing. A file is closed when it is read to its end, every range is acknowledged and no
+ * partial line is carried, and then: a file that left its path (rotated or deleted: its
+ * writer may still append until it reopens) once no writer can reach it (deleted, and no
+ * process holds it open for writing: a read lease is granted) or rotate_wait after it left
+ * or last grew, whichever is later; a file still at its path after IDLE_CLOSE idle, or at
+ * once when other files wait for a descriptor (max_open_files): it becomes dormant and is
+ * reopened when it changes (inotify, or the next scan), and its identity checked. Unread data is
+ * never given up on; a file that went before it could be opened is counted and logged (give_up).
  *
  * Thread: the instance's worker.
  */
@@ -41,11 +44,9 @@
 #include "core/utf8.h"
 #include "file_internal.h"
 
-#define MAX_INFLIGHT   4
-#define MIN_READ       (64u << 10)
-#define IDLE_CLOSE_NS  (60LL * 1000000000)
-#define CLOSE_GRACE_NS (5LL * 1000000000)
-#define BUSY_CLOSE_NS  (1LL * 1000000000)
+#define MAX_INFLIGHT  4
+#define MIN_READ      (64u << 10)
+#define IDLE_CLOSE_NS (60LL * 1000000000)
 
 /* ---- table ---- */
 
@@ -75,6 +76,30 @@ void mars_file_forget(struct file_source *fs, struct tfile *f)
     free(f->carry);
     free(f->ranges);
     free(f);
+}
+
+void mars_file_give_up(struct file_source *fs, struct tfile *f, uint64_t lost, const char *why)
+{
+    size_t departed = 0;
+    if (f->gave_up)
+        return;
+    f->gave_up = true;
+    fs->st.gave_up++;
+    for (size_t i = 0; i < fs->nfiles; i++)
+        departed += fs->files[i]->state == TF_OPEN && !fs->files[i]->at_path;
+    if (fs->nopen < fs->max_open) {
+        MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src),
+                    "%s %s: %llu bytes lost (it went before mars could open it)", f->path, why,
+                    (unsigned long long)lost);
+        return;
+    }
+    /* name the cause: every descriptor busy, and how many of them held by files that left
+     * their path (their writers may still append, rotate_wait) */
+    MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src),
+                "%s %s: %llu bytes lost (all %zu descriptors of this worker busy, %zu of them "
+                "held by files that left their path, for rotate_wait: raise max_open_files%s)",
+                f->path, why, (unsigned long long)lost, fs->max_open, departed,
+                departed ? " or lower rotate_wait" : "");
 }
 
 struct tfile *mars_file_track(struct file_source *fs, const char *path, const struct stat *st)
@@ -115,10 +140,13 @@ struct tfile *mars_file_track(struct file_source *fs, const char *path, const st
 
 static void advance_watermark(struct tfile *f);
 
+static void release_soon(struct file_source *fs, struct tfile *f);
+
 static void on_ack(struct mars_batch *b, bool delivered)
 {
     struct tfile *f = b->ack.ctx;
 
+    f->batches--;
     if (b->ack.a != f->gen)
         return; /* the file was truncated since: these bytes are gone from it */
     if (!delivered)
@@ -129,6 +157,7 @@ static void on_ack(struct mars_batch *b, bool delivered)
         return;
     f->ranges[(f->rhead + idx) % f->rcap].done = true;
     advance_watermark(f);
+    release_soon(f->fs, f); /* last use of f: it may be forgotten */
 }
 
 /* Moves acked_off over the done ranges at the head of the ring and checkpoints it. */
@@ -201,6 +230,7 @@ static void emit_range(struct file_source *fs, struct tfile *f, struct mars_batc
         for (uint32_t i = 0; i < b->n; i++)
             b->ev[i].file = path;
         b->ack = (struct mars_batch_ack){.fn = on_ack, .ctx = f, .a = f->gen, .b = seq};
+        f->batches++;
         mars_source_emit(fs->src, b);
     } else {
         advance_watermark(f);
@@ -531,17 +561,88 @@ void mars_file_pump(struct file_source *fs)
 
 static void close_file(struct file_source *fs, struct tfile *f)
 {
+    struct stat st;
+    if (fstat(f->fd, &st) == 0)
+        f->ctime = st.st_ctim; /* another file that gets this inode has another one */
     close(f->fd);
     f->fd = -1;
     fs->nopen--;
-    f->state = TF_DORMANT;
-    f->wd = -1;
+    f->state = TF_DORMANT; /* its directory's watch still tells when it changes */
 }
 
 static bool drained(const struct tfile *f)
 {
     return f->state == TF_OPEN && f->eof && !f->reading && !f->queued && f->rcount == 0 &&
-           f->carry_len == 0;
+           f->batches == 0 && f->carry_len == 0;
+}
+
+void mars_file_left(struct file_source *fs, struct tfile *f)
+{
+    if (!f->at_path)
+        return;
+    f->at_path = false;
+    f->left_ns = mars_ev_now(mars_source_loop(fs->src));
+}
+
+/* No process holds the file open for writing: the kernel grants a read lease only then
+ * (fcntl(2), F_SETLEASE). It is given back at once, so no opener ever waits for it. False
+ * when leases are refused (not the owner without CAP_LEASE, leases disabled, a file
+ * system without them): the caller then waits rotate_wait. */
+static bool no_writer(int fd)
+{
+    if (fcntl(fd, F_SETLEASE, F_RDLCK) != 0)
+        return false;
+    (void)fcntl(fd, F_SETLEASE, F_UNLCK);
+    return true;
+}
+
+/* A drained file that left its path: close it when no writer can reach it any more (deleted,
+ * and no process holds it open for writing) or rotate_wait after it left or last grew. */
+static bool departed_done(struct file_source *fs, struct tfile *f, int64_t now)
+{
+    struct stat st;
+    int64_t since = f->left_ns > f->last_change_ns ? f->left_ns : f->last_change_ns;
+    if (now - since >= fs->conf->rotate_wait)
+        return true;
+    if (fstat(f->fd, &st) != 0 || st.st_nlink != 0 || !no_writer(f->fd))
+        return false;
+    /* a writer may have appended and closed since the last read: read that first */
+    if (fstat(f->fd, &st) != 0 || (uint64_t)st.st_size != f->read_off) {
+        mars_file_note_size(fs, f, (uint64_t)st.st_size);
+        f->eof = false;
+        mars_file_schedule(fs, f);
+        return false;
+    }
+    return true;
+}
+
+/* Closes a drained file when its time has come; true when it did (f may be freed). */
+static bool maybe_close(struct file_source *fs, struct tfile *f, int64_t now, bool want_fds)
+{
+    struct stat st;
+    if (!drained(f))
+        return false;
+    if (!f->at_path) {
+        if (!departed_done(fs, f, now))
+            return false;
+        bool deleted = fstat(f->fd, &st) == 0 && st.st_nlink == 0;
+        close_file(fs, f);
+        if (deleted) {
+            /* it cannot come back: its checkpoint is no longer needed */
+            struct mars_ckpt_key key = {.dev = f->dev, .ino = f->ino};
+            mars_ckpt_remove(fs->ckpt, &key);
+        }
+        /* a file renamed away still exists and may match again (a link pointed back, a
+         * rename back): its checkpoint stays, and finding it again resumes from it */
+        mars_file_forget(fs, f);
+        return true;
+    }
+    /* still at its path: closed (dormant) after a while, at once when others wait for a
+     * descriptor; it is opened again when it changes */
+    if (!want_fds && now - f->last_change_ns < IDLE_CLOSE_NS)
+        return false;
+    close_file(fs, f);
+    return true;
 }
 
 static void sweep_one(struct file_source *fs, struct tfile *f, int64_t now, bool want_fds)
@@ -558,7 +659,7 @@ static void sweep_one(struct file_source *fs, struct tfile *f, int64_t now, bool
             mars_file_schedule(fs, f);
         }
         if (st.st_nlink == 0)
-            f->at_path = false; /* deleted while open: read it out, then close */
+            mars_file_left(fs, f); /* deleted while open: read it out, then close */
         mars_file_note_size(fs, f, (uint64_t)st.st_size);
     }
     /* no byte beyond what was read (a queued read would find nothing): the partial line
@@ -566,23 +667,19 @@ static void sweep_one(struct file_source *fs, struct tfile *f, int64_t now, bool
     if (f->carry_len && f->eof && f->size_seen == f->read_off &&
         now - f->last_change_ns >= fs->conf->line_timeout)
         emit_carry(fs, f);
-    if (!drained(f))
+    maybe_close(fs, f, now, want_fds);
+}
+
+/* The last range of a file was acknowledged: a drained file gives its descriptor up now
+ * when others wait for one, or when it left its path and no writer can reach it. */
+static void release_soon(struct file_source *fs, struct tfile *f)
+{
+    if (!drained(f) || (f->at_path && !fs->fds_wanted) || fs->stopping)
         return;
-    int64_t idle = now - f->last_change_ns;
-    if ((!f->at_path && idle >= CLOSE_GRACE_NS) || idle >= IDLE_CLOSE_NS ||
-        (want_fds && idle >= BUSY_CLOSE_NS)) {
-        bool deleted = fstat(f->fd, &st) == 0 && st.st_nlink == 0;
-        bool gone = !f->at_path;
-        close_file(fs, f);
-        if (deleted) {
-            /* it cannot come back: its checkpoint is no longer needed */
-            struct mars_ckpt_key key = {.dev = f->dev, .ino = f->ino};
-            mars_ckpt_remove(fs->ckpt, &key);
-        }
-        /* a file renamed away still exists and may match again (a link pointed back, a
-         * rename back): its checkpoint stays, and finding it again resumes from it */
-        if (gone)
-            mars_file_forget(fs, f);
+    if (maybe_close(fs, f, mars_ev_now(mars_source_loop(fs->src)), fs->fds_wanted) &&
+        fs->fds_wanted) {
+        mars_file_open_pending(fs);
+        mars_file_pump(fs);
     }
 }
 

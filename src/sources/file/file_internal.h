@@ -207,6 +207,8 @@ void mars_file_set_offsets(struct tfile *f, uint64_t off);
 void mars_file_note_size(struct file_source *fs, struct tfile *f, uint64_t size);
 /* Opens files waiting for a descriptor while there is room under max_open_files. */
 void mars_file_open_pending(struct file_source *fs);
+/* Bytes were read past a short head fingerprint: hash them in. */
+void mars_file_grow_fingerprint(struct file_source *fs, struct tfile *f);
 
 /* tail.c */
 struct tfile *mars_file_track(struct file_source *fs, const char *path, const struct stat *st);

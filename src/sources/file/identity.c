@@ -92,6 +92,15 @@ static void update_fingerprint(struct file_source *fs, struct tfile *f, uint64_t
     }
 }
 
+/* Bytes were read past a head shorter than `fingerprint` (a file opened while it was
+ * still empty or short): hash them into it before the checkpoint records the head, or a
+ * file that gets this inode later and ends with the same bytes passes for this one. */
+void mars_file_grow_fingerprint(struct file_source *fs, struct tfile *f)
+{
+    if (f->fp_len < fs->conf->fingerprint && f->read_off > f->fp_len)
+        update_fingerprint(fs, f, f->read_off);
+}
+
 /* Reopening a closed file: is it still the one we read (inode reuse while it was closed,
  * or a truncation)? Its head and the bytes before our offset must be unchanged. */
 static bool same_file(struct tfile *f, uint64_t size)

@@ -448,6 +448,7 @@ static void take_lines(struct file_source *fs, struct tfile *f, uint32_t n)
     bool utf8 = fs->conf->charset == CHARSET_UTF8, bad = utf8 && utf8_bad(fs, f, c->data + scan, n);
     f->cut.whole_flags = utf8 && !bad && !f->carry_dirty ? MARS_EVF_UTF8 : 0;
     f->read_off += n;
+    mars_file_grow_fingerprint(fs, f);  /* before the range's checkpoint records it */
     remember_tail(f, c->data + end, n); /* the new bytes only: carried ones are in it */
     /* a carry of lines given back is cut again from its start */
     if (mars_cutter_run(&f->cut, c, &start, f->carry_lines ? f->rpos : scan, end, &b, 256,

@@ -122,7 +122,7 @@ waiting() {
     expect_key a 6001
     expect_key b 100
     wait_lines "$S/out" 6101 30
-    lost() { grep -q "ERROR .*$L/c.log was deleted before it could be read: $size bytes lost" "$S/err"; }
+    lost() { grep -q "ERROR .*$L/c.log was deleted or renamed away before it could be opened: $size bytes lost" "$S/err"; }
     local deadline=$((SECONDS + 10 * SLOW))
     until lost; do
         ((SECONDS < deadline)) || fail "c.log was not reported lost: $(show_log "$S/err")"
@@ -130,7 +130,7 @@ waiting() {
     done
     stop_mars "$S/err"
     oracle strict "$S/out"
-    if grep ' ERROR ' "$S/err" | grep -qv "$L/c.log was deleted"; then
+    if grep ' ERROR ' "$S/err" | grep -qv "$L/c.log was deleted or renamed away"; then
         fail "an error other than c.log's loss: $(show_log "$S/err")"
     fi
     pass "a renamed waiting file read in full ($O_SUMMARY); a deleted one reported lost ($size bytes)"

@@ -224,5 +224,7 @@ void mars_file_give_up(struct file_source *fs, struct tfile *f, uint64_t lost, c
 void mars_file_close_all(struct file_source *fs);
 bool mars_file_all_idle(const struct file_source *fs);
 void mars_file_flush_carries(struct file_source *fs);
+/* Emits one file's unfinished last line (the file is gone, it will not be finished). */
+void mars_file_flush_carry(struct file_source *fs, struct tfile *f);
 
 #endif

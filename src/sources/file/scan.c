@@ -219,8 +219,11 @@ void mars_file_scan(struct file_source *fs)
         struct tfile *f = fs->files[i];
         if (f->seen_scan != fs->scan_gen && f->state == TF_DORMANT) {
             /* closed and no longer at a matched path: nothing to read, free its memory (its
-             * checkpoint stays, should it come back) */
-            mars_file_forget(fs, f);
+             * checkpoint stays, should it come back); an unfinished last line it was closed
+             * with will not be finished here: it is emitted */
+            mars_file_flush_carry(fs, f);
+            if (f->batches == 0) /* else a later scan forgets it, once that is acknowledged */
+                mars_file_forget(fs, f);
             continue;
         }
         if ((f->vanished || f->state == TF_PENDING) && f->seen_scan != fs->scan_gen) {

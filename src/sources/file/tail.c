@@ -571,10 +571,12 @@ static void close_file(struct file_source *fs, struct tfile *f)
     f->state = TF_DORMANT; /* its directory's watch still tells when it changes */
 }
 
-static bool drained(const struct tfile *f)
+/* Read to its end and everything emitted acknowledged; it may still carry an unfinished
+ * last line. */
+static bool quiet(const struct tfile *f)
 {
     return f->state == TF_OPEN && f->eof && !f->reading && !f->queued && f->rcount == 0 &&
-           f->batches == 0 && f->carry_len == 0;
+           f->batches == 0;
 }
 
 void mars_file_left(struct file_source *fs, struct tfile *f)
@@ -621,9 +623,11 @@ static bool departed_done(struct file_source *fs, struct tfile *f, int64_t now)
 static bool maybe_close(struct file_source *fs, struct tfile *f, int64_t now, bool want_fds)
 {
     struct stat st;
-    if (!drained(f))
+    if (!quiet(f))
         return false;
     if (!f->at_path) {
+        if (f->carry_len)
+            return false; /* its last line waits for its writer, or line_timeout */
         if (!departed_done(fs, f, now))
             return false;
         bool deleted = fstat(f->fd, &st) == 0 && st.st_nlink == 0;
@@ -639,8 +643,9 @@ static bool maybe_close(struct file_source *fs, struct tfile *f, int64_t now, bo
         return true;
     }
     /* still at its path: closed (dormant) after a while, at once when others wait for a
-     * descriptor; it is opened again when it changes */
-    if (!want_fds && now - f->last_change_ns < IDLE_CLOSE_NS)
+     * descriptor; it is opened again when it changes. An unfinished last line stays in
+     * its carry (read_off is past it): it does not keep the descriptor from others */
+    if (!want_fds && (f->carry_len || now - f->last_change_ns < IDLE_CLOSE_NS))
         return false;
     close_file(fs, f);
     return true;
@@ -649,6 +654,8 @@ static bool maybe_close(struct file_source *fs, struct tfile *f, int64_t now, bo
 static void sweep_one(struct file_source *fs, struct tfile *f, int64_t now, bool want_fds)
 {
     struct stat st;
+    if (f->state == TF_DORMANT && f->carry_len && now - f->last_change_ns >= fs->conf->line_timeout)
+        emit_carry(fs, f); /* closed with an unfinished last line, which waited long enough */
     if (f->state != TF_OPEN || f->reading)
         return;
     if (fstat(f->fd, &st) == 0) {
@@ -675,7 +682,7 @@ static void sweep_one(struct file_source *fs, struct tfile *f, int64_t now, bool
  * when others wait for one, or when it left its path and no writer can reach it. */
 static void release_soon(struct file_source *fs, struct tfile *f)
 {
-    if (!drained(f) || (f->at_path && !fs->fds_wanted) || fs->stopping)
+    if (!quiet(f) || (f->at_path && !fs->fds_wanted) || fs->stopping)
         return;
     if (maybe_close(fs, f, mars_ev_now(mars_source_loop(fs->src)), fs->fds_wanted) &&
         fs->fds_wanted) {
@@ -720,6 +727,12 @@ bool mars_file_all_idle(const struct file_source *fs)
             return false;
     }
     return true;
+}
+
+void mars_file_flush_carry(struct file_source *fs, struct tfile *f)
+{
+    if (!f->reading)
+        emit_carry(fs, f);
 }
 
 /* --once and stop: emit what is carried, so nothing read is held back. */

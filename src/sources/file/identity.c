@@ -160,6 +160,8 @@ static int file_open(struct file_source *fs, struct tfile *f)
     else if (!same_file(f, (uint64_t)st.st_size))
         restart_dormant(fs, f);
     update_fingerprint(fs, f, (uint64_t)st.st_size);
+    mars_debug(mars_source_id(fs->src), "opened %s at offset %llu", f->path,
+               (unsigned long long)f->read_off);
     mars_file_watch_add(fs, f);
     f->eof = false;
     mars_file_schedule(fs, f);

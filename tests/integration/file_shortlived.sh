@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The file source and short-lived files (issue 24, defect 1). Lines are KEY:SEQ:PAYLOAD and
 # every check is exact (lib/file_source.bash, oracle); the writer is tools/file_churn.py.
-#   1. discovery: app.log written for 100-300 ms, deleted, created again 0-300 ms later,
+#   1. discovery: app.log written for 200-500 ms, deleted, created again 0-500 ms later,
 #      40 times, glob_interval 1s (watch: inotify): every line arrives (a file is opened when
 #      inotify reports it, not at the next glob scan)
 #   2. discovery: 10 files of 20000 lines, each renamed out of the include pattern as soon as
@@ -32,13 +32,13 @@ recreate() {
     file_conf "$conf" "$S/out" "include: [$L/*.log]"
     start_mars /dev/null "$S/err" -c "$conf"
     wait_until $((10 * SLOW)) "mars running" grep -q 'running:' "$S/err"
-    say "app.log: 40 generations of 100 lines, each living 100-300 ms"
-    /usr/bin/python3 "$CHURN" recreate "$L/app.log" 40 100 $((100 * SLOW)) $((300 * SLOW)) 7 \
+    say "app.log: 30 generations of 100 lines, each living 200-500 ms"
+    /usr/bin/python3 "$CHURN" recreate "$L/app.log" 30 100 $((200 * SLOW)) $((500 * SLOW)) 7 \
         >>"$EXPECT"
     wait_lines "$S/out" "$(total_expected)" 30
     stop_mars "$S/err"
     oracle strict "$S/out"
-    pass "a file deleted and recreated every 0-300 ms: $O_SUMMARY"
+    pass "a file deleted and recreated every 0-500 ms: $O_SUMMARY"
 }
 
 renameout() {

@@ -475,6 +475,21 @@ static void take_lines(struct file_source *fs, struct tfile *f, uint32_t n)
         mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_MEMORY], 1);
 }
 
+/* After a read: are the head and the bytes before the read's offset still those read
+ * before? Checked after the read, so a rewrite that raced the read cannot pass unseen
+ * (the head too: numbered lines of one length end alike). */
+static bool rewritten(struct tfile *f)
+{
+    unsigned char buf[FILE_MARKER_MAX];
+    uint64_t h;
+    if (f->tail_len && (pread(f->fd, buf, f->tail_len, (off_t)(f->read_off - f->tail_len)) !=
+                            (ssize_t)f->tail_len ||
+                        memcmp(buf, f->tail, f->tail_len) != 0))
+        return true;
+    return f->fp_len && f->fp_len <= f->read_off &&
+           (!mars_file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash);
+}
+
 static void on_read(struct mars_ev_op *op, int res)
 {
     struct tfile *f = op->data;
@@ -484,10 +499,19 @@ static void on_read(struct mars_ev_op *op, int res)
 
     f->reading = false;
     fs->reads_inflight--;
+    /* a truncation and a write past our offset between the check before the read and the
+     * read itself gave bytes of the new content from the middle: drop them, start over */
+    bool again = res > 0 && rewritten(f);
+    if (again)
+        res = 0;
     /* give back the unused end of the reservation when nothing was reserved after it */
     if (fs->chunk == c && fs->chunk_pos == f->rpos + f->carry_len + f->rlen)
         fs->chunk_pos = f->rpos + f->carry_len + (res > 0 ? (uint32_t)res : 0);
-    if (res > 0) {
+    if (again) {
+        restart_file(fs, f, "was truncated and written again while it was read");
+        f->eof = false;
+        mars_file_schedule(fs, f);
+    } else if (res > 0) {
         take_lines(fs, f, (uint32_t)res);
         f->last_change_ns = f->last_read_ns = now;
         f->eof = (uint32_t)res < f->rlen;

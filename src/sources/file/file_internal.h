@@ -122,9 +122,10 @@ struct tfile {
     bool vanished;      /* pending, but its path was gone when it was opened: renamed or
                          * deleted, the next scan tells which */
     bool reading, queued, eof;
-    bool initial; /* found by the source's first scan */
-    bool gave_up; /* counted and logged as given up (once per file) */
-    int wd;       /* inotify watch of its directory, or -1 */
+    bool initial;    /* found by the source's first scan */
+    bool gave_up;    /* counted and logged as given up (once per file) */
+    bool copy_check; /* new, read from 0: is it a copy of what was read? (see identity.c) */
+    int wd;          /* inotify watch of its directory, or -1 */
     struct mars_ev_op op;
     struct mars_chunk *rchunk; /* chunk of the read in flight (a reference) */
     uint32_t rpos, rlen;       /* where its bytes land */
@@ -142,6 +143,15 @@ struct file_metrics {
     struct file_stats published;
     unsigned shard;
 };
+
+/* What a file truncated while running had been read to (copytruncate): a copy of it found
+ * later starts there. */
+struct file_read_head {
+    uint64_t fp_hash, off, marker;
+    uint32_t fp_len, marker_len;
+};
+
+#define FILE_READ_HEADS 16
 
 struct file_dir {
     char *path;
@@ -177,6 +187,8 @@ struct file_source {
     bool iop_armed;
     struct file_stats st;
     struct file_metrics m;
+    struct file_read_head heads[FILE_READ_HEADS]; /* ring of truncated files' read heads */
+    unsigned nheads;
     const struct file_hooks *hooks; /* NULL for the plain file source */
     void *hctx;
 };
@@ -205,6 +217,12 @@ bool mars_file_hash_range(int fd, uint64_t off, uint32_t len, uint64_t *out);
 void mars_file_set_offsets(struct tfile *f, uint64_t off);
 /* A new size was seen: note it, and grow a short head fingerprint over an unchanged head. */
 void mars_file_note_size(struct file_source *fs, struct tfile *f, uint64_t size);
+/* A file is truncated after being read to f->read_off: remember where, for its copy. */
+void mars_file_note_read_head(struct file_source *fs, const struct tfile *f);
+/* Before the first bytes of a new file are read: is it a copy of a file already read?
+ * Then its offset moves past what was read. True: not yet known (a copy still being
+ * written), do not read it now. */
+bool mars_file_check_copy(struct file_source *fs, struct tfile *f);
 /* Opens files waiting for a descriptor while there is room under max_open_files. */
 void mars_file_open_pending(struct file_source *fs);
 /* Bytes were read past a short head fingerprint: hash them in. */

@@ -45,6 +45,65 @@ void mars_file_set_offsets(struct tfile *f, uint64_t off)
     f->u8_held = 0;
 }
 
+void mars_file_note_read_head(struct file_source *fs, const struct tfile *f)
+{
+    if (f->fp_len == 0 || f->tail_len == 0 || f->carry_len || f->read_off == UINT64_MAX)
+        return;
+    fs->heads[fs->nheads++ % FILE_READ_HEADS] =
+        (struct file_read_head){.fp_hash = f->fp_hash,
+                                .fp_len = f->fp_len,
+                                .off = f->read_off,
+                                .marker = mars_hash64(f->tail, f->tail_len),
+                                .marker_len = f->tail_len};
+}
+
+/* f holds r's head and the bytes before r's offset. *growing: it holds r's head but is
+ * still shorter than r's offset (a copy being written). */
+static bool holds_head(struct tfile *f, uint64_t size, const struct file_read_head *r,
+                       bool *growing)
+{
+    uint64_t h;
+    if (!r->fp_len || r->fp_len > size || r->marker_len > r->off ||
+        !mars_file_hash_range(f->fd, 0, r->fp_len, &h) || h != r->fp_hash)
+        return false;
+    if (r->off > size) {
+        *growing = true;
+        return false;
+    }
+    return mars_file_hash_range(f->fd, r->off - r->marker_len, r->marker_len, &h) && h == r->marker;
+}
+
+/* A new file that begins with what another file of this instance was read up to (a copy
+ * made by copytruncate, matched by the patterns too): the offset to start at, or 0. The
+ * other file is one still tracked (the copy came before the truncation) or one truncated
+ * lately (after). */
+static uint64_t copy_of_read(struct file_source *fs, struct tfile *f, uint64_t size,
+                             const char **of, bool *growing)
+{
+    for (size_t i = 0; i < fs->nfiles; i++) {
+        struct tfile *o = fs->files[i];
+        if (o == f || o->read_off == UINT64_MAX || o->carry_len || !o->tail_len)
+            continue;
+        struct file_read_head r = {.fp_hash = o->fp_hash,
+                                   .fp_len = o->fp_len,
+                                   .off = o->read_off,
+                                   .marker = mars_hash64(o->tail, o->tail_len),
+                                   .marker_len = o->tail_len};
+        if (holds_head(f, size, &r, growing)) {
+            *of = o->path;
+            return r.off;
+        }
+    }
+    unsigned n = fs->nheads < FILE_READ_HEADS ? fs->nheads : FILE_READ_HEADS;
+    for (unsigned i = 0; i < n; i++) {
+        if (holds_head(f, size, &fs->heads[i], growing)) {
+            *of = "a file truncated since";
+            return fs->heads[i].off;
+        }
+    }
+    return 0;
+}
+
 /* Where reading starts the first time this run opens the file. */
 static void choose_start(struct file_source *fs, struct tfile *f, uint64_t size, bool initial)
 {
@@ -71,10 +130,41 @@ static void choose_start(struct file_source *fs, struct tfile *f, uint64_t size,
         mars_file_set_offsets(f, 0);
         return;
     }
-    if (initial && fs->first_start && fs->conf->read_from == READ_FROM_END)
+    if (initial && fs->first_start && fs->conf->read_from == READ_FROM_END) {
         mars_file_set_offsets(f, size);
-    else
-        mars_file_set_offsets(f, 0);
+        return;
+    }
+    mars_file_set_offsets(f, 0);
+    f->copy_check = true; /* decided before its first read: a copy may still be written */
+}
+
+bool mars_file_check_copy(struct file_source *fs, struct tfile *f)
+{
+    struct stat st;
+    const char *of = NULL;
+    bool growing = false;
+    if (!f->copy_check || f->read_off != 0 || fstat(f->fd, &st) != 0 || st.st_size == 0)
+        return false;
+    uint64_t off = copy_of_read(fs, f, (uint64_t)st.st_size, &of, &growing);
+    if (!off) {
+        /* a copy still being written waits (a second at most after it last grew) */
+        int64_t now = mars_ev_now(mars_source_loop(fs->src));
+        if (growing && now - f->last_change_ns < 1000000000LL)
+            return true;
+        f->copy_check = false;
+        return false;
+    }
+    f->copy_check = false;
+    mars_info(mars_source_id(fs->src),
+              "%s begins with the %llu bytes already read of %s (a copy, e.g. by "
+              "copytruncate): reading it from there",
+              f->path, (unsigned long long)off, of);
+    mars_file_set_offsets(f, off);
+    /* what the original's tail was is what this one holds before off */
+    uint32_t n = off < FILE_MARKER_MAX ? (uint32_t)off : FILE_MARKER_MAX;
+    if (pread(f->fd, f->tail, n, (off_t)(off - n)) == (ssize_t)n)
+        f->tail_len = n;
+    return false;
 }
 
 static void update_fingerprint(struct file_source *fs, struct tfile *f, uint64_t size)

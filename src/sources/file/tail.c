@@ -313,7 +313,8 @@ static void restart_file(struct file_source *fs, struct tfile *f, const char *wh
     mars_info(mars_source_id(fs->src), "%s %s: reading it again from the beginning", f->path, why);
     fs->st.truncations++;
     emit_carry(fs, f);
-    f->gen++; /* acks still in flight are for bytes the file no longer has */
+    mars_file_note_read_head(fs, f); /* a copy of what it held, found later, starts there */
+    f->gen++;                        /* acks still in flight are for bytes the file no longer has */
     f->rhead = f->rcount = 0;
     f->rseq = 0;
     mars_file_set_offsets(f, 0);
@@ -400,6 +401,8 @@ static int start_read(struct file_source *fs, struct tfile *f)
     uint32_t need = f->carry_len + MIN_READ;
     if (f->eof && check_truncated(fs, f))
         need = MIN_READ;
+    if (mars_file_check_copy(fs, f))
+        return -EAGAIN; /* its next change (or the sweep) schedules it again */
     if (!fs->chunk || fs->chunk->cap - fs->chunk_pos < need) {
         struct mars_chunk *c = mars_source_chunk(fs->src, need);
         if (!c)
@@ -574,7 +577,7 @@ void mars_file_pump(struct file_source *fs)
             fs->waiting_memory = true;
             break;
         }
-        if (rc) {
+        if (rc && rc != -EAGAIN) {
             mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], 1);
             MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot read %s: %s", f->path,
                         strerror(-rc));

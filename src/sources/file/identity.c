@@ -57,14 +57,39 @@ void mars_file_note_read_head(struct file_source *fs, const struct tfile *f)
                                 .marker_len = f->tail_len};
 }
 
+/* The hashes of a new file's head at the lengths asked so far (most files have the full
+ * `fingerprint` length, so one pread serves the comparison with every candidate). */
+struct head_cache {
+    uint32_t len[4];
+    uint64_t hash[4];
+    unsigned n;
+};
+
+static bool head_hash(int fd, struct head_cache *hc, uint32_t len, uint64_t *out)
+{
+    for (unsigned i = 0; i < hc->n; i++) {
+        if (hc->len[i] == len) {
+            *out = hc->hash[i];
+            return true;
+        }
+    }
+    if (!mars_file_hash_range(fd, 0, len, out))
+        return false;
+    if (hc->n < 4) {
+        hc->len[hc->n] = len;
+        hc->hash[hc->n++] = *out;
+    }
+    return true;
+}
+
 /* f holds r's head and the bytes before r's offset. *growing: it holds r's head but is
  * still shorter than r's offset (a copy being written). */
 static bool holds_head(struct tfile *f, uint64_t size, const struct file_read_head *r,
-                       bool *growing)
+                       struct head_cache *hc, bool *growing)
 {
     uint64_t h;
     if (!r->fp_len || r->fp_len > size || r->marker_len > r->off ||
-        !mars_file_hash_range(f->fd, 0, r->fp_len, &h) || h != r->fp_hash)
+        !head_hash(f->fd, hc, r->fp_len, &h) || h != r->fp_hash)
         return false;
     if (r->off > size) {
         *growing = true;
@@ -80,23 +105,28 @@ static bool holds_head(struct tfile *f, uint64_t size, const struct file_read_he
 static uint64_t copy_of_read(struct file_source *fs, struct tfile *f, uint64_t size,
                              const char **of, bool *growing)
 {
+    struct head_cache hc = {.n = 0};
     for (size_t i = 0; i < fs->nfiles; i++) {
         struct tfile *o = fs->files[i];
-        if (o == f || o->read_off == UINT64_MAX || o->carry_len || !o->tail_len)
+        if (o == f || o->read_off == UINT64_MAX || o->read_off == 0 || o->carry_len ||
+            !o->tail_len || !o->fp_len || o->fp_len > size)
             continue;
+        uint64_t h;
+        if (!head_hash(f->fd, &hc, o->fp_len, &h) || h != o->fp_hash)
+            continue; /* the common case, without hashing o's marker */
         struct file_read_head r = {.fp_hash = o->fp_hash,
                                    .fp_len = o->fp_len,
                                    .off = o->read_off,
                                    .marker = mars_hash64(o->tail, o->tail_len),
                                    .marker_len = o->tail_len};
-        if (holds_head(f, size, &r, growing)) {
+        if (holds_head(f, size, &r, &hc, growing)) {
             *of = o->path;
             return r.off;
         }
     }
     unsigned n = fs->nheads < FILE_READ_HEADS ? fs->nheads : FILE_READ_HEADS;
     for (unsigned i = 0; i < n; i++) {
-        if (holds_head(f, size, &fs->heads[i], growing)) {
+        if (holds_head(f, size, &fs->heads[i], &hc, growing)) {
             *of = "a file truncated since";
             return fs->heads[i].off;
         }

@@ -32,7 +32,7 @@ idle_then_leave() {
     "$FW" gen del 0 100 >&4
     "$FW" gen lnk0 0 100 >&5
     "$FW" gen lnk1 0 100 >"$T/lnk1.txt"
-    start_mars /dev/null "$S/err" -c "$conf" --log-level debug
+    start_mars /dev/null "$S/err" -c "$conf" --log-level debug 3>&- 4>&- 5>&-
     wait_lines "$S/out" 300 20
     say "idle 6.5 s, then renamed out, deleted, link retargeted; appends 2 s later"
     sleep 6.5
@@ -63,7 +63,7 @@ release_deleted() {
     exec 6>>"$L/held.log"
     "$FW" gen held 0 10 >&6
     for i in 0 1 2; do "$FW" gen "a$i" 0 50 >"$L/a$i.log"; done
-    start_mars /dev/null "$S/err" -c "$conf"
+    start_mars /dev/null "$S/err" -c "$conf" 6>&- # only the writer holds held.log
     wait_lines "$S/out" 160 20
     rm "$L/held.log" "$L"/a*.log
     say "4 descriptors: 3 drained deleted files nobody holds, 1 a writer holds"
@@ -82,6 +82,8 @@ release_deleted() {
     done
     "$FW" gen held 10 10 >&6
     exec 6>&-
+    wait_until $((20 * SLOW)) "mars releases held.log once its writer closed it" \
+        not_open "$L/held.log (deleted)"
     for i in 0 1 2; do expect_key "a$i" 50; done
     expect_key held 20
     wait_lines "$S/out" 570 20

@@ -85,7 +85,7 @@ reporting() {
     exec 3>>"$L/held.log"
     "$FW" gen held 0 10 >&3
     expect_key held 10
-    start_mars /dev/null "$S/err" -c "$conf"
+    start_mars /dev/null "$S/err" -c "$conf" 3>&- # only the writer holds held.log
     wait_lines "$S/out" 10 20
     rm "$L/held.log" # its writer holds it: it keeps the only descriptor
     sleep 1.5        # a sweep saw it leave its path

@@ -116,8 +116,12 @@ static void found(struct file_source *fs, const char *path)
     struct tfile *f = mars_file_find(fs, st.st_dev, st.st_ino);
     if (f) {
         f->seen_scan = fs->scan_gen;
-        if (strcmp(f->path, path) != 0 && !f->at_path) {
-            char *p = strdup(path); /* a rotated file matched under its new name */
+        struct stat old;
+        /* a rotated file matched under its new name (its old path gone, or leading to
+         * another file now) */
+        if (strcmp(f->path, path) != 0 && (!f->at_path || stat(f->path, &old) != 0 ||
+                                           old.st_ino != f->ino || old.st_dev != f->dev)) {
+            char *p = strdup(path);
             if (p) {
                 free(f->path);
                 f->path = p;

@@ -10,11 +10,15 @@
  * directory tree under the pattern's literal prefix is walked (symlinked directories are
  * not followed, depth is capped) and each path is matched segment by segment with fnmatch.
  *
- * Watch: one inotify instance per worker watches every directory that holds a matched path
- * (one watch per directory, not per file; a deleted directory's watch is dropped by the
- * kernel). A modification schedules a read of that
- * directory's files; creates, moves and deletes bring the next scan forward. Without
- * inotify (watch: poll, or no instance left) the periodic sweep's fstat finds growth.
+ * Watch: one inotify instance per worker watches the directories the patterns name (from
+ * the first wildcard level on, and every directory a `**` walk visits) and every directory
+ * that holds a matched path, before any file is in them (one watch per directory, not per
+ * file; a deleted directory's watch is dropped by the kernel). A file created or moved into
+ * one is tracked and opened at once when it matches (a file living shorter than
+ * glob_interval is read); a modification schedules a read of that directory's open files
+ * and notes the size of the one named (waiting or closed); moves out, deletes and new
+ * directories bring the next scan forward. Without inotify (watch: poll, or no instance
+ * left) the scan finds files and the periodic sweep's fstat finds growth.
  *
  * Thread: the instance's worker.
  */

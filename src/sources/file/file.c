@@ -137,6 +137,16 @@ static const struct mars_opt file_options[] = {
      .min = 4096,
      .max = 16 << 20,
      .desc = "Largest single read from one file."},
+    {.name = "rotate_wait",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(rotate_wait),
+     .def = "5s",
+     .min = 0,
+     .max = (int64_t)24 * 3600 * 1000000000,
+     .desc = "How long a file that left its path (renamed away, deleted, link retargeted) "
+             "stays open once read to its end, counted from when it left or last grew, "
+             "whichever is later: its writer may still append until it reopens. A deleted "
+             "file no process holds open for writing is closed as soon as it is read."},
     {.name = NULL},
 };
 
@@ -261,8 +271,9 @@ static void metrics_init(struct file_source *fs)
                                "start.",
                                MARS_MT_COUNTER);
     fs->m.gave_up = series(fs, "mars_file_gave_up_total",
-                           "Files deleted before their data could be read (max_open_files "
-                           "too low for the rotation rate): their unread bytes are lost.",
+                           "Files seen but not read whole: deleted or renamed out of the "
+                           "include patterns before they could be opened, or unreadable. "
+                           "Each is also logged.",
                            MARS_MT_COUNTER);
 }
 

@@ -39,6 +39,7 @@ struct file_conf {
     int charset;
     int64_t line_timeout;
     uint64_t read_size;
+    int64_t rotate_wait;
 };
 
 /* Emitted-but-not-yet-acknowledged byte ranges of one file, in emission order. */
@@ -93,6 +94,8 @@ struct tfile {
     uint64_t acked_off;    /* every byte before it is acknowledged (the checkpoint) */
     uint64_t size_seen;    /* size at the last stat */
     struct timespec mtime; /* modification time at the last sweep */
+    struct timespec ctime; /* change time when it was closed (dormant): another file that
+                            * got its inode has another one */
     uint32_t gen;          /* bumped on truncation: acks of older generations are ignored */
     uint64_t fp_hash;
     uint32_t fp_len;
@@ -110,15 +113,19 @@ struct tfile {
     struct mars_cutter cut;
     struct file_range *ranges; /* ring */
     uint32_t rhead, rcount, rcap;
-    uint64_t rseq; /* sequence number of ranges[rhead] */
+    uint64_t rseq;    /* sequence number of ranges[rhead] */
+    uint32_t batches; /* emitted and not acknowledged yet, of any generation */
     int64_t last_change_ns, last_read_ns;
+    int64_t left_ns;    /* when it left its path (at_path turned false) */
     unsigned seen_scan; /* scan generation that last saw it at a matched path */
     bool at_path;       /* some matched path still leads to it */
     bool vanished;      /* pending, but its path was gone when it was opened: renamed or
                          * deleted, the next scan tells which */
     bool reading, queued, eof;
-    bool initial; /* found by the source's first scan */
-    int wd;       /* inotify watch of its directory, or -1 */
+    bool initial;    /* found by the source's first scan */
+    bool gave_up;    /* counted and logged as given up (once per file) */
+    bool copy_check; /* new, read from 0: is it a copy of what was read? (see identity.c) */
+    int wd;          /* inotify watch of its directory, or -1 */
     struct mars_ev_op op;
     struct mars_chunk *rchunk; /* chunk of the read in flight (a reference) */
     uint32_t rpos, rlen;       /* where its bytes land */
@@ -137,6 +144,15 @@ struct file_metrics {
     unsigned shard;
 };
 
+/* What a file truncated while running had been read to (copytruncate): a copy of it found
+ * later starts there. */
+struct file_read_head {
+    uint64_t fp_hash, off, marker;
+    uint32_t fp_len, marker_len;
+};
+
+#define FILE_READ_HEADS 16
+
 struct file_dir {
     char *path;
     int wd;
@@ -152,6 +168,7 @@ struct file_source {
     struct tfile **files;
     size_t nfiles, cap;
     size_t nopen, max_open;
+    bool fds_wanted; /* files wait for a descriptor: drained ones give theirs up at once */
     struct tfile *ready_head, *ready_tail;
     unsigned reads_inflight;
     /* the chunk reads land in, shared by all files of this instance */
@@ -170,6 +187,8 @@ struct file_source {
     bool iop_armed;
     struct file_stats st;
     struct file_metrics m;
+    struct file_read_head heads[FILE_READ_HEADS]; /* ring of truncated files' read heads */
+    unsigned nheads;
     const struct file_hooks *hooks; /* NULL for the plain file source */
     void *hctx;
 };
@@ -198,8 +217,16 @@ bool mars_file_hash_range(int fd, uint64_t off, uint32_t len, uint64_t *out);
 void mars_file_set_offsets(struct tfile *f, uint64_t off);
 /* A new size was seen: note it, and grow a short head fingerprint over an unchanged head. */
 void mars_file_note_size(struct file_source *fs, struct tfile *f, uint64_t size);
+/* A file is truncated after being read to f->read_off: remember where, for its copy. */
+void mars_file_note_read_head(struct file_source *fs, const struct tfile *f);
+/* Before the first bytes of a new file are read: is it a copy of a file already read?
+ * Then its offset moves past what was read. True: not yet known (a copy still being
+ * written), do not read it now. */
+bool mars_file_check_copy(struct file_source *fs, struct tfile *f);
 /* Opens files waiting for a descriptor while there is room under max_open_files. */
 void mars_file_open_pending(struct file_source *fs);
+/* Bytes were read past a short head fingerprint: hash them in. */
+void mars_file_grow_fingerprint(struct file_source *fs, struct tfile *f);
 
 /* tail.c */
 struct tfile *mars_file_track(struct file_source *fs, const char *path, const struct stat *st);
@@ -208,8 +235,14 @@ void mars_file_schedule(struct file_source *fs, struct tfile *f);
 void mars_file_pump(struct file_source *fs);
 void mars_file_sweep(struct file_source *fs, int64_t now);
 void mars_file_forget(struct file_source *fs, struct tfile *f);
+/* The file left its path (renamed away, deleted, link retargeted): its grace starts now. */
+void mars_file_left(struct file_source *fs, struct tfile *f);
+/* Counts and logs (once per file) a file whose bytes after `done` will never be read. */
+void mars_file_give_up(struct file_source *fs, struct tfile *f, uint64_t lost, const char *why);
 void mars_file_close_all(struct file_source *fs);
 bool mars_file_all_idle(const struct file_source *fs);
 void mars_file_flush_carries(struct file_source *fs);
+/* Emits one file's unfinished last line (the file is gone, it will not be finished). */
+void mars_file_flush_carry(struct file_source *fs, struct tfile *f);
 
 #endif

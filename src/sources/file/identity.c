@@ -45,6 +45,95 @@ void mars_file_set_offsets(struct tfile *f, uint64_t off)
     f->u8_held = 0;
 }
 
+void mars_file_note_read_head(struct file_source *fs, const struct tfile *f)
+{
+    if (f->fp_len == 0 || f->tail_len == 0 || f->carry_len || f->read_off == UINT64_MAX)
+        return;
+    fs->heads[fs->nheads++ % FILE_READ_HEADS] =
+        (struct file_read_head){.fp_hash = f->fp_hash,
+                                .fp_len = f->fp_len,
+                                .off = f->read_off,
+                                .marker = mars_hash64(f->tail, f->tail_len),
+                                .marker_len = f->tail_len};
+}
+
+/* The hashes of a new file's head at the lengths asked so far (most files have the full
+ * `fingerprint` length, so one pread serves the comparison with every candidate). */
+struct head_cache {
+    uint32_t len[4];
+    uint64_t hash[4];
+    unsigned n;
+};
+
+static bool head_hash(int fd, struct head_cache *hc, uint32_t len, uint64_t *out)
+{
+    for (unsigned i = 0; i < hc->n; i++) {
+        if (hc->len[i] == len) {
+            *out = hc->hash[i];
+            return true;
+        }
+    }
+    if (!mars_file_hash_range(fd, 0, len, out))
+        return false;
+    if (hc->n < 4) {
+        hc->len[hc->n] = len;
+        hc->hash[hc->n++] = *out;
+    }
+    return true;
+}
+
+/* f holds r's head and the bytes before r's offset. *growing: it holds r's head but is
+ * still shorter than r's offset (a copy being written). */
+static bool holds_head(struct tfile *f, uint64_t size, const struct file_read_head *r,
+                       struct head_cache *hc, bool *growing)
+{
+    uint64_t h;
+    if (!r->fp_len || r->fp_len > size || r->marker_len > r->off ||
+        !head_hash(f->fd, hc, r->fp_len, &h) || h != r->fp_hash)
+        return false;
+    if (r->off > size) {
+        *growing = true;
+        return false;
+    }
+    return mars_file_hash_range(f->fd, r->off - r->marker_len, r->marker_len, &h) && h == r->marker;
+}
+
+/* A new file that begins with what another file of this instance was read up to (a copy
+ * made by copytruncate, matched by the patterns too): the offset to start at, or 0. The
+ * other file is one still tracked (the copy came before the truncation) or one truncated
+ * lately (after). */
+static uint64_t copy_of_read(struct file_source *fs, struct tfile *f, uint64_t size,
+                             const char **of, bool *growing)
+{
+    struct head_cache hc = {.n = 0};
+    for (size_t i = 0; i < fs->nfiles; i++) {
+        struct tfile *o = fs->files[i];
+        if (o == f || o->read_off == UINT64_MAX || o->read_off == 0 || o->carry_len ||
+            !o->tail_len || !o->fp_len || o->fp_len > size)
+            continue;
+        uint64_t h;
+        if (!head_hash(f->fd, &hc, o->fp_len, &h) || h != o->fp_hash)
+            continue; /* the common case, without hashing o's marker */
+        struct file_read_head r = {.fp_hash = o->fp_hash,
+                                   .fp_len = o->fp_len,
+                                   .off = o->read_off,
+                                   .marker = mars_hash64(o->tail, o->tail_len),
+                                   .marker_len = o->tail_len};
+        if (holds_head(f, size, &r, &hc, growing)) {
+            *of = o->path;
+            return r.off;
+        }
+    }
+    unsigned n = fs->nheads < FILE_READ_HEADS ? fs->nheads : FILE_READ_HEADS;
+    for (unsigned i = 0; i < n; i++) {
+        if (holds_head(f, size, &fs->heads[i], &hc, growing)) {
+            *of = "a file truncated since";
+            return fs->heads[i].off;
+        }
+    }
+    return 0;
+}
+
 /* Where reading starts the first time this run opens the file. */
 static void choose_start(struct file_source *fs, struct tfile *f, uint64_t size, bool initial)
 {
@@ -71,10 +160,41 @@ static void choose_start(struct file_source *fs, struct tfile *f, uint64_t size,
         mars_file_set_offsets(f, 0);
         return;
     }
-    if (initial && fs->first_start && fs->conf->read_from == READ_FROM_END)
+    if (initial && fs->first_start && fs->conf->read_from == READ_FROM_END) {
         mars_file_set_offsets(f, size);
-    else
-        mars_file_set_offsets(f, 0);
+        return;
+    }
+    mars_file_set_offsets(f, 0);
+    f->copy_check = true; /* decided before its first read: a copy may still be written */
+}
+
+bool mars_file_check_copy(struct file_source *fs, struct tfile *f)
+{
+    struct stat st;
+    const char *of = NULL;
+    bool growing = false;
+    if (!f->copy_check || f->read_off != 0 || fstat(f->fd, &st) != 0 || st.st_size == 0)
+        return false;
+    uint64_t off = copy_of_read(fs, f, (uint64_t)st.st_size, &of, &growing);
+    if (!off) {
+        /* a copy still being written waits (a second at most after it last grew) */
+        int64_t now = mars_ev_now(mars_source_loop(fs->src));
+        if (growing && now - f->last_change_ns < 1000000000LL)
+            return true;
+        f->copy_check = false;
+        return false;
+    }
+    f->copy_check = false;
+    mars_info(mars_source_id(fs->src),
+              "%s begins with the %llu bytes already read of %s (a copy, e.g. by "
+              "copytruncate): reading it from there",
+              f->path, (unsigned long long)off, of);
+    mars_file_set_offsets(f, off);
+    /* what the original's tail was is what this one holds before off */
+    uint32_t n = off < FILE_MARKER_MAX ? (uint32_t)off : FILE_MARKER_MAX;
+    if (pread(f->fd, f->tail, n, (off_t)(off - n)) == (ssize_t)n)
+        f->tail_len = n;
+    return false;
 }
 
 static void update_fingerprint(struct file_source *fs, struct tfile *f, uint64_t size)
@@ -90,6 +210,15 @@ static void update_fingerprint(struct file_source *fs, struct tfile *f, uint64_t
         f->fp_hash = h;
         f->fp_len = want;
     }
+}
+
+/* Bytes were read past a head shorter than `fingerprint` (a file opened while it was
+ * still empty or short): hash them into it before the checkpoint records the head, or a
+ * file that gets this inode later and ends with the same bytes passes for this one. */
+void mars_file_grow_fingerprint(struct file_source *fs, struct tfile *f)
+{
+    if (f->fp_len < fs->conf->fingerprint && f->read_off > f->fp_len)
+        update_fingerprint(fs, f, f->read_off);
 }
 
 /* Reopening a closed file: is it still the one we read (inode reuse while it was closed,
@@ -151,6 +280,8 @@ static int file_open(struct file_source *fs, struct tfile *f)
     else if (!same_file(f, (uint64_t)st.st_size))
         restart_dormant(fs, f);
     update_fingerprint(fs, f, (uint64_t)st.st_size);
+    mars_debug(mars_source_id(fs->src), "opened %s at offset %llu", f->path,
+               (unsigned long long)f->read_off);
     mars_file_watch_add(fs, f);
     f->eof = false;
     mars_file_schedule(fs, f);
@@ -176,21 +307,27 @@ void mars_file_open_pending(struct file_source *fs)
                 bst = st;
             }
         }
-        if (!best)
+        if (!best) {
+            fs->fds_wanted = false;
             return;
+        }
         int rc = file_open(fs, best);
-        if (rc == -ENOENT) {
-            /* renamed (a rotation between the scan and now) or deleted: the next scan, due
-             * at once, finds it under its new name or reports what was lost */
+        if (rc == -ENOENT || rc == -ESTALE) {
+            /* renamed (a rotation between the scan and now), deleted, or its path leads to
+             * another file now: the next scan, due at once, finds it under its new name or
+             * reports what was lost */
             best->vanished = true;
-            best->at_path = false;
+            mars_file_left(fs, best);
             fs->next_scan_ns = 0;
         } else if (rc) {
-            if (rc != -ESTALE)
-                MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot open %s: %s",
-                            best->path, strerror(-rc));
+            MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot open %s: %s", best->path,
+                        strerror(-rc));
             mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], 1);
             mars_file_forget(fs, best); /* a later scan finds it again if it is still there */
         }
     }
+    fs->fds_wanted = false;
+    for (size_t i = 0; i < fs->nfiles && !fs->stopping; i++)
+        if (fs->files[i]->state == TF_PENDING && !fs->files[i]->vanished)
+            fs->fds_wanted = true;
 }

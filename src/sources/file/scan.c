@@ -10,11 +10,15 @@
  * directory tree under the pattern's literal prefix is walked (symlinked directories are
  * not followed, depth is capped) and each path is matched segment by segment with fnmatch.
  *
- * Watch: one inotify instance per worker watches every directory that holds a matched path
- * (one watch per directory, not per file; a deleted directory's watch is dropped by the
- * kernel). A modification schedules a read of that
- * directory's files; creates, moves and deletes bring the next scan forward. Without
- * inotify (watch: poll, or no instance left) the periodic sweep's fstat finds growth.
+ * Watch: one inotify instance per worker watches the directories the patterns name (from
+ * the first wildcard level on, and every directory a `**` walk visits) and every directory
+ * that holds a matched path, before any file is in them (one watch per directory, not per
+ * file; a deleted directory's watch is dropped by the kernel). A file created or moved into
+ * one is tracked and opened at once when it matches (a file living shorter than
+ * glob_interval is read); a modification schedules a read of that directory's open files
+ * and notes the size of the one named (waiting or closed); moves out, deletes and new
+ * directories bring the next scan forward. Without inotify (watch: poll, or no instance
+ * left) the scan finds files and the periodic sweep's fstat finds growth.
  *
  * Thread: the instance's worker.
  */
@@ -99,7 +103,9 @@ static bool mine(const struct file_source *fs, const struct stat *st)
     return mars_hash64(key, sizeof(key)) % fs->nw == fs->widx;
 }
 
+static int watch_dir(struct file_source *fs, const char *dir);
 static int watch_dir_of(struct file_source *fs, const char *path);
+static void watch_pattern(struct file_source *fs, const char *pattern);
 
 static void found(struct file_source *fs, const char *path)
 {
@@ -114,8 +120,12 @@ static void found(struct file_source *fs, const char *path)
     struct tfile *f = mars_file_find(fs, st.st_dev, st.st_ino);
     if (f) {
         f->seen_scan = fs->scan_gen;
-        if (strcmp(f->path, path) != 0 && !f->at_path) {
-            char *p = strdup(path); /* a rotated file matched under its new name */
+        struct stat old;
+        /* a rotated file matched under its new name (its old path gone, or leading to
+         * another file now) */
+        if (strcmp(f->path, path) != 0 && (!f->at_path || stat(f->path, &old) != 0 ||
+                                           old.st_ino != f->ino || old.st_dev != f->dev)) {
+            char *p = strdup(path);
             if (p) {
                 free(f->path);
                 f->path = p;
@@ -125,8 +135,12 @@ static void found(struct file_source *fs, const char *path)
         f->vanished = false;
         if (f->state == TF_PENDING)
             f->size_seen = (uint64_t)st.st_size; /* what waits for it (lag, or a loss) */
-        if (f->state == TF_DORMANT && (uint64_t)st.st_size != f->read_off)
-            f->state = TF_PENDING; /* it grew (or shrank): open it again */
+        /* it grew or shrank, or its inode changed hands (another change time: a reused
+         * inode of the same size): open it again, and identity.c tells which */
+        if (f->state == TF_DORMANT &&
+            ((uint64_t)st.st_size != f->read_off || st.st_ctim.tv_sec != f->ctime.tv_sec ||
+             st.st_ctim.tv_nsec != f->ctime.tv_nsec))
+            f->state = TF_PENDING;
         return;
     }
     int64_t now_s = mars_wall_ns() / 1000000000;
@@ -141,6 +155,7 @@ static void found(struct file_source *fs, const char *path)
         return;
     }
     f->seen_scan = fs->scan_gen;
+    f->wd = watch_dir_of(fs, path); /* its size is noted while it waits for a descriptor */
     mars_debug(mars_source_id(fs->src), "found %s", path);
 }
 
@@ -152,6 +167,7 @@ static void walk(struct file_source *fs, const char *pattern, char *dir, size_t 
     struct dirent *de;
     if (!d)
         return;
+    watch_dir(fs, dir); /* a file created here later is heard of at once */
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
             continue;
@@ -203,32 +219,34 @@ static void expand(struct file_source *fs, const char *pattern)
 void mars_file_scan(struct file_source *fs)
 {
     fs->scan_gen++;
-    for (size_t i = 0; i < fs->conf->include.n; i++)
+    for (size_t i = 0; i < fs->conf->include.n; i++) {
+        watch_pattern(fs, fs->conf->include.v[i]); /* first: nothing created meanwhile is missed */
         expand(fs, fs->conf->include.v[i]);
+    }
     for (size_t i = fs->nfiles; i-- > 0;) {
         struct tfile *f = fs->files[i];
         if (f->seen_scan != fs->scan_gen && f->state == TF_DORMANT) {
             /* closed and no longer at a matched path: nothing to read, free its memory (its
-             * checkpoint stays, should it come back) */
-            mars_file_forget(fs, f);
+             * checkpoint stays, should it come back); an unfinished last line it was closed
+             * with will not be finished here: it is emitted */
+            mars_file_flush_carry(fs, f);
+            if (f->batches == 0) /* else a later scan forgets it, once that is acknowledged */
+                mars_file_forget(fs, f);
             continue;
         }
-        if (f->vanished && f->seen_scan != fs->scan_gen) {
-            /* it waited for a descriptor and is at no matched path now: deleted */
+        if ((f->vanished || f->state == TF_PENDING) && f->seen_scan != fs->scan_gen) {
+            /* it waited for a descriptor and is at no matched path now: deleted, or renamed
+             * out of the patterns (its new name is not known) */
             uint64_t done = f->read_off == UINT64_MAX ? 0 : f->read_off;
-            if (f->size_seen > done) {
-                fs->st.gave_up++;
-                MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src),
-                            "%s was deleted before it could be read: %llu bytes lost (raise "
-                            "max_open_files)",
-                            f->path, (unsigned long long)(f->size_seen - done));
-            }
+            if (f->size_seen > done)
+                mars_file_give_up(fs, f, f->size_seen - done,
+                                  "was deleted or renamed away before it could be opened");
             mars_file_forget(fs, f);
             continue;
         }
         if (f->seen_scan == fs->scan_gen || !f->at_path)
             continue;
-        f->at_path = false; /* renamed away, deleted, or its link retargeted */
+        mars_file_left(fs, f); /* renamed away, deleted, or its link retargeted */
         fs->st.rotations++;
         mars_debug(mars_source_id(fs->src), "%s left its path; reading it to its end", f->path);
     }
@@ -244,11 +262,26 @@ static void arm_inotify(struct file_source *fs)
     fs->iop_armed = mars_ev_submit(mars_source_loop(fs->src), &fs->iop) == 0;
 }
 
-static void schedule_dir(struct file_source *fs, int wd)
+/* Something changed in a watched directory: read its open files, and note the size of
+ * those waiting for a descriptor (what is lost if they go before they are opened). */
+static void schedule_dir(struct file_source *fs, int wd, const char *name)
 {
-    for (size_t i = 0; i < fs->nfiles; i++)
-        if (fs->files[i]->wd == wd || wd < 0)
-            mars_file_schedule(fs, fs->files[i]);
+    struct stat st;
+    for (size_t i = 0; i < fs->nfiles; i++) {
+        struct tfile *f = fs->files[i];
+        if (f->wd != wd && wd >= 0)
+            continue;
+        const char *base = strrchr(f->path, '/');
+        if (f->state != TF_OPEN && name && base && strcmp(base + 1, name) == 0 &&
+            stat(f->path, &st) == 0 && st.st_ino == f->ino && st.st_dev == f->dev) {
+            if (f->state == TF_PENDING)
+                f->size_seen = (uint64_t)st.st_size;
+            else if ((uint64_t)st.st_size != f->read_off || st.st_ctim.tv_sec != f->ctime.tv_sec ||
+                     st.st_ctim.tv_nsec != f->ctime.tv_nsec)
+                f->state = TF_PENDING; /* dormant, and it changed: open it again */
+        }
+        mars_file_schedule(fs, f);
+    }
 }
 
 /* The kernel dropped a watch (its directory is gone): a new directory of that name must
@@ -261,6 +294,28 @@ static void forget_dir(struct file_source *fs, int wd)
             fs->dirs[i] = fs->dirs[--fs->ndirs];
             return;
         }
+    }
+}
+
+/* A file appeared in a watched directory (created, or moved in): when it is one of ours,
+ * track and open it at once, so a file that lives shorter than glob_interval is read. */
+static void appeared(struct file_source *fs, int wd, const char *name)
+{
+    char path[PATH_MAX];
+    for (size_t i = 0; i < fs->ndirs; i++) {
+        if (fs->dirs[i].wd != wd)
+            continue;
+        int n = snprintf(path, sizeof(path), "%s/%s",
+                         strcmp(fs->dirs[i].path, "/") == 0 ? "" : fs->dirs[i].path, name);
+        if (n < 0 || (size_t)n >= sizeof(path))
+            return;
+        for (size_t k = 0; k < fs->conf->include.n; k++) {
+            if (glob_match(fs->conf->include.v[k], path)) {
+                found(fs, path);
+                return;
+            }
+        }
+        return;
     }
 }
 
@@ -282,16 +337,20 @@ static void on_inotify(struct mars_ev_op *op, int res)
             if (ev->mask & IN_IGNORED)
                 forget_dir(fs, ev->wd);
             if (ev->mask & IN_Q_OVERFLOW) {
-                schedule_dir(fs, -1);
+                schedule_dir(fs, -1, NULL);
                 rescan = true;
+            } else if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) && !(ev->mask & IN_ISDIR) &&
+                       ev->len > 0) {
+                appeared(fs, ev->wd, ev->name);
             } else if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) {
-                rescan = true;
+                rescan = true; /* a file went (or a directory came): the scan tells */
             }
             if (ev->mask & (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB))
-                schedule_dir(fs, ev->wd);
+                schedule_dir(fs, ev->wd, ev->len ? ev->name : NULL);
             p += sizeof(*ev) + ev->len;
         }
     }
+    mars_file_open_pending(fs); /* what appeared, and dormant files that changed */
     if (rescan)
         mars_file_scan_soon(fs);
     mars_file_pump(fs);
@@ -314,7 +373,39 @@ int mars_file_watch_init(struct file_source *fs)
     return 0;
 }
 
-/* Watches the directory of path once per instance; returns its watch or -1. */
+/* Watches directory dir once per instance; returns its watch or -1. */
+static int watch_dir(struct file_source *fs, const char *dir)
+{
+    if (fs->ifd < 0)
+        return -1;
+    for (size_t i = 0; i < fs->ndirs; i++)
+        if (strcmp(fs->dirs[i].path, dir) == 0)
+            return fs->dirs[i].wd;
+    int wd = inotify_add_watch(fs->ifd, dir,
+                               IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_MOVED_TO |
+                                   IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR);
+    if (wd < 0) {
+        if (errno != ENOENT && errno != ENOTDIR)
+            MARS_LOG_RL(MARS_LOG_WARN, mars_source_id(fs->src),
+                        "cannot watch %s (%s): its files are polled", dir, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < fs->ndirs; i++) {
+        if (fs->dirs[i].wd == wd) {
+            /* the same directory under another name (a link): one entry per watch */
+            return wd;
+        }
+    }
+    char *copy = strdup(dir);
+    if (!copy || mars_grow(&fs->dirs, &fs->dirs_cap, fs->ndirs + 1, sizeof(*fs->dirs))) {
+        free(copy);
+        return wd;
+    }
+    fs->dirs[fs->ndirs++] = (struct file_dir){.path = copy, .wd = wd};
+    return wd;
+}
+
+/* Watches the directory of path; returns its watch or -1. */
 static int watch_dir_of(struct file_source *fs, const char *path)
 {
     char dir[PATH_MAX];
@@ -328,24 +419,46 @@ static int watch_dir_of(struct file_source *fs, const char *path)
         dir[1] = '\0';
     else
         *slash = '\0';
-    for (size_t i = 0; i < fs->ndirs; i++)
-        if (strcmp(fs->dirs[i].path, dir) == 0)
-            return fs->dirs[i].wd;
-    int wd = inotify_add_watch(fs->ifd, dir,
-                               IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_MOVED_TO |
-                                   IN_MOVED_FROM | IN_DELETE);
-    if (wd < 0) {
-        MARS_LOG_RL(MARS_LOG_WARN, mars_source_id(fs->src),
-                    "cannot watch %s (%s): its files are polled", dir, strerror(errno));
-        return -1;
+    return watch_dir(fs, dir);
+}
+
+/* Watches the directories a pattern names, before any file is in them, so a file created
+ * there is heard of at once: the directory part of the pattern, and each level of it from
+ * its first wildcard on (a new pod directory under /var/log/pods/STAR/STAR is heard of too).
+ * Below a `**` the walk watches what it visits. */
+static void watch_pattern(struct file_source *fs, const char *pattern)
+{
+    char dir[PATH_MAX];
+    if (fs->ifd < 0 || strlen(pattern) >= sizeof(dir))
+        return;
+    strcpy(dir, pattern);
+    char *star2 = strstr(dir, "**");
+    if (star2)
+        *star2 = '\0';
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = '\0';
+    /* from the directory that holds the first wildcard segment on */
+    size_t from = strcspn(dir, "*?[");
+    while (from > 0 && dir[from] != '/')
+        from--;
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        if ((size_t)(p - dir) >= from || !*p) {
+            char c = *p;
+            *p = '\0';
+            glob_t g;
+            if (glob(dir, GLOB_NOSORT | GLOB_ONLYDIR, NULL, &g) == 0)
+                for (size_t i = 0; i < g.gl_pathc; i++)
+                    watch_dir(fs, g.gl_pathv[i]);
+            globfree(&g);
+            *p = c;
+        }
+        if (!*p)
+            break;
     }
-    char *copy = strdup(dir);
-    if (!copy || mars_grow(&fs->dirs, &fs->dirs_cap, fs->ndirs + 1, sizeof(*fs->dirs))) {
-        free(copy);
-        return wd;
-    }
-    fs->dirs[fs->ndirs++] = (struct file_dir){.path = copy, .wd = wd};
-    return wd;
 }
 
 void mars_file_watch_add(struct file_source *fs, struct tfile *f)

@@ -20,11 +20,14 @@
  * below the read offset, or whose head or bytes before the read offset changed
  * (copytruncate that regrew), is read again from the start (generation++).
  *
- * Closing. A file is closed when it is read to its end, every range is acknowledged, no
- * partial line is carried, and it has been idle: for CLOSE_GRACE after it left its path
- * (rotated or deleted: the writer may still append until it reopens), for IDLE_CLOSE when
- * still at its path (it becomes dormant and is reopened when it grows), or at once when
- * other files wait for a descriptor (max_open_files). Unread data is never given up on.
+ * Closing. A file is closed when it is read to its end, every range is acknowledged and no
+ * partial line is carried, and then: a file that left its path (rotated or deleted: its
+ * writer may still append until it reopens) once no writer can reach it (deleted, and no
+ * process holds it open for writing: a read lease is granted) or rotate_wait after it left
+ * or last grew, whichever is later; a file still at its path after IDLE_CLOSE idle, or at
+ * once when other files wait for a descriptor (max_open_files): it becomes dormant and is
+ * reopened when it changes (inotify, or the next scan), and its identity checked. Unread data is
+ * never given up on; a file that went before it could be opened is counted and logged (give_up).
  *
  * Thread: the instance's worker.
  */
@@ -41,11 +44,9 @@
 #include "core/utf8.h"
 #include "file_internal.h"
 
-#define MAX_INFLIGHT   4
-#define MIN_READ       (64u << 10)
-#define IDLE_CLOSE_NS  (60LL * 1000000000)
-#define CLOSE_GRACE_NS (5LL * 1000000000)
-#define BUSY_CLOSE_NS  (1LL * 1000000000)
+#define MAX_INFLIGHT  4
+#define MIN_READ      (64u << 10)
+#define IDLE_CLOSE_NS (60LL * 1000000000)
 
 /* ---- table ---- */
 
@@ -75,6 +76,30 @@ void mars_file_forget(struct file_source *fs, struct tfile *f)
     free(f->carry);
     free(f->ranges);
     free(f);
+}
+
+void mars_file_give_up(struct file_source *fs, struct tfile *f, uint64_t lost, const char *why)
+{
+    size_t departed = 0;
+    if (f->gave_up)
+        return;
+    f->gave_up = true;
+    fs->st.gave_up++;
+    for (size_t i = 0; i < fs->nfiles; i++)
+        departed += fs->files[i]->state == TF_OPEN && !fs->files[i]->at_path;
+    if (fs->nopen < fs->max_open) {
+        MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src),
+                    "%s %s: %llu bytes lost (it went before mars could open it)", f->path, why,
+                    (unsigned long long)lost);
+        return;
+    }
+    /* name the cause: every descriptor busy, and how many of them held by files that left
+     * their path (their writers may still append, rotate_wait) */
+    MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src),
+                "%s %s: %llu bytes lost (all %zu descriptors of this worker busy, %zu of them "
+                "held by files that left their path, for rotate_wait: raise max_open_files%s)",
+                f->path, why, (unsigned long long)lost, fs->max_open, departed,
+                departed ? " or lower rotate_wait" : "");
 }
 
 struct tfile *mars_file_track(struct file_source *fs, const char *path, const struct stat *st)
@@ -115,10 +140,13 @@ struct tfile *mars_file_track(struct file_source *fs, const char *path, const st
 
 static void advance_watermark(struct tfile *f);
 
+static void release_soon(struct file_source *fs, struct tfile *f);
+
 static void on_ack(struct mars_batch *b, bool delivered)
 {
     struct tfile *f = b->ack.ctx;
 
+    f->batches--;
     if (b->ack.a != f->gen)
         return; /* the file was truncated since: these bytes are gone from it */
     if (!delivered)
@@ -129,6 +157,7 @@ static void on_ack(struct mars_batch *b, bool delivered)
         return;
     f->ranges[(f->rhead + idx) % f->rcap].done = true;
     advance_watermark(f);
+    release_soon(f->fs, f); /* last use of f: it may be forgotten */
 }
 
 /* Moves acked_off over the done ranges at the head of the ring and checkpoints it. */
@@ -201,6 +230,7 @@ static void emit_range(struct file_source *fs, struct tfile *f, struct mars_batc
         for (uint32_t i = 0; i < b->n; i++)
             b->ev[i].file = path;
         b->ack = (struct mars_batch_ack){.fn = on_ack, .ctx = f, .a = f->gen, .b = seq};
+        f->batches++;
         mars_source_emit(fs->src, b);
     } else {
         advance_watermark(f);
@@ -283,7 +313,8 @@ static void restart_file(struct file_source *fs, struct tfile *f, const char *wh
     mars_info(mars_source_id(fs->src), "%s %s: reading it again from the beginning", f->path, why);
     fs->st.truncations++;
     emit_carry(fs, f);
-    f->gen++; /* acks still in flight are for bytes the file no longer has */
+    mars_file_note_read_head(fs, f); /* a copy of what it held, found later, starts there */
+    f->gen++;                        /* acks still in flight are for bytes the file no longer has */
     f->rhead = f->rcount = 0;
     f->rseq = 0;
     mars_file_set_offsets(f, 0);
@@ -370,6 +401,8 @@ static int start_read(struct file_source *fs, struct tfile *f)
     uint32_t need = f->carry_len + MIN_READ;
     if (f->eof && check_truncated(fs, f))
         need = MIN_READ;
+    if (mars_file_check_copy(fs, f))
+        return -EAGAIN; /* its next change (or the sweep) schedules it again */
     if (!fs->chunk || fs->chunk->cap - fs->chunk_pos < need) {
         struct mars_chunk *c = mars_source_chunk(fs->src, need);
         if (!c)
@@ -418,6 +451,7 @@ static void take_lines(struct file_source *fs, struct tfile *f, uint32_t n)
     bool utf8 = fs->conf->charset == CHARSET_UTF8, bad = utf8 && utf8_bad(fs, f, c->data + scan, n);
     f->cut.whole_flags = utf8 && !bad && !f->carry_dirty ? MARS_EVF_UTF8 : 0;
     f->read_off += n;
+    mars_file_grow_fingerprint(fs, f);  /* before the range's checkpoint records it */
     remember_tail(f, c->data + end, n); /* the new bytes only: carried ones are in it */
     /* a carry of lines given back is cut again from its start */
     if (mars_cutter_run(&f->cut, c, &start, f->carry_lines ? f->rpos : scan, end, &b, 256,
@@ -444,6 +478,21 @@ static void take_lines(struct file_source *fs, struct tfile *f, uint32_t n)
         mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_MEMORY], 1);
 }
 
+/* After a read: are the head and the bytes before the read's offset still those read
+ * before? Checked after the read, so a rewrite that raced the read cannot pass unseen
+ * (the head too: numbered lines of one length end alike). */
+static bool rewritten(struct tfile *f)
+{
+    unsigned char buf[FILE_MARKER_MAX];
+    uint64_t h;
+    if (f->tail_len && (pread(f->fd, buf, f->tail_len, (off_t)(f->read_off - f->tail_len)) !=
+                            (ssize_t)f->tail_len ||
+                        memcmp(buf, f->tail, f->tail_len) != 0))
+        return true;
+    return f->fp_len && f->fp_len <= f->read_off &&
+           (!mars_file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash);
+}
+
 static void on_read(struct mars_ev_op *op, int res)
 {
     struct tfile *f = op->data;
@@ -453,10 +502,19 @@ static void on_read(struct mars_ev_op *op, int res)
 
     f->reading = false;
     fs->reads_inflight--;
+    /* a truncation and a write past our offset between the check before the read and the
+     * read itself gave bytes of the new content from the middle: drop them, start over */
+    bool again = res > 0 && rewritten(f);
+    if (again)
+        res = 0;
     /* give back the unused end of the reservation when nothing was reserved after it */
     if (fs->chunk == c && fs->chunk_pos == f->rpos + f->carry_len + f->rlen)
         fs->chunk_pos = f->rpos + f->carry_len + (res > 0 ? (uint32_t)res : 0);
-    if (res > 0) {
+    if (again) {
+        restart_file(fs, f, "was truncated and written again while it was read");
+        f->eof = false;
+        mars_file_schedule(fs, f);
+    } else if (res > 0) {
         take_lines(fs, f, (uint32_t)res);
         f->last_change_ns = f->last_read_ns = now;
         f->eof = (uint32_t)res < f->rlen;
@@ -519,7 +577,7 @@ void mars_file_pump(struct file_source *fs)
             fs->waiting_memory = true;
             break;
         }
-        if (rc) {
+        if (rc && rc != -EAGAIN) {
             mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_READ], 1);
             MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(fs->src), "cannot read %s: %s", f->path,
                         strerror(-rc));
@@ -531,22 +589,100 @@ void mars_file_pump(struct file_source *fs)
 
 static void close_file(struct file_source *fs, struct tfile *f)
 {
+    struct stat st;
+    if (fstat(f->fd, &st) == 0)
+        f->ctime = st.st_ctim; /* another file that gets this inode has another one */
     close(f->fd);
     f->fd = -1;
     fs->nopen--;
-    f->state = TF_DORMANT;
-    f->wd = -1;
+    f->state = TF_DORMANT; /* its directory's watch still tells when it changes */
 }
 
-static bool drained(const struct tfile *f)
+/* Read to its end and everything emitted acknowledged; it may still carry an unfinished
+ * last line. */
+static bool quiet(const struct tfile *f)
 {
     return f->state == TF_OPEN && f->eof && !f->reading && !f->queued && f->rcount == 0 &&
-           f->carry_len == 0;
+           f->batches == 0;
+}
+
+void mars_file_left(struct file_source *fs, struct tfile *f)
+{
+    if (!f->at_path)
+        return;
+    f->at_path = false;
+    f->left_ns = mars_ev_now(mars_source_loop(fs->src));
+}
+
+/* No process holds the file open for writing: the kernel grants a read lease only then
+ * (fcntl(2), F_SETLEASE). It is given back at once, so no opener ever waits for it. False
+ * when leases are refused (not the owner without CAP_LEASE, leases disabled, a file
+ * system without them): the caller then waits rotate_wait. */
+static bool no_writer(int fd)
+{
+    if (fcntl(fd, F_SETLEASE, F_RDLCK) != 0)
+        return false;
+    (void)fcntl(fd, F_SETLEASE, F_UNLCK);
+    return true;
+}
+
+/* A drained file that left its path: close it when no writer can reach it any more (deleted,
+ * and no process holds it open for writing) or rotate_wait after it left or last grew. */
+static bool departed_done(struct file_source *fs, struct tfile *f, int64_t now)
+{
+    struct stat st;
+    int64_t since = f->left_ns > f->last_change_ns ? f->left_ns : f->last_change_ns;
+    if (now - since >= fs->conf->rotate_wait)
+        return true;
+    if (fstat(f->fd, &st) != 0 || st.st_nlink != 0 || !no_writer(f->fd))
+        return false;
+    /* a writer may have appended and closed since the last read: read that first */
+    if (fstat(f->fd, &st) != 0 || (uint64_t)st.st_size != f->read_off) {
+        mars_file_note_size(fs, f, (uint64_t)st.st_size);
+        f->eof = false;
+        mars_file_schedule(fs, f);
+        return false;
+    }
+    return true;
+}
+
+/* Closes a drained file when its time has come; true when it did (f may be freed). */
+static bool maybe_close(struct file_source *fs, struct tfile *f, int64_t now, bool want_fds)
+{
+    struct stat st;
+    if (!quiet(f))
+        return false;
+    if (!f->at_path) {
+        if (f->carry_len)
+            return false; /* its last line waits for its writer, or line_timeout */
+        if (!departed_done(fs, f, now))
+            return false;
+        bool deleted = fstat(f->fd, &st) == 0 && st.st_nlink == 0;
+        close_file(fs, f);
+        if (deleted) {
+            /* it cannot come back: its checkpoint is no longer needed */
+            struct mars_ckpt_key key = {.dev = f->dev, .ino = f->ino};
+            mars_ckpt_remove(fs->ckpt, &key);
+        }
+        /* a file renamed away still exists and may match again (a link pointed back, a
+         * rename back): its checkpoint stays, and finding it again resumes from it */
+        mars_file_forget(fs, f);
+        return true;
+    }
+    /* still at its path: closed (dormant) after a while, at once when others wait for a
+     * descriptor; it is opened again when it changes. An unfinished last line stays in
+     * its carry (read_off is past it): it does not keep the descriptor from others */
+    if (!want_fds && (f->carry_len || now - f->last_change_ns < IDLE_CLOSE_NS))
+        return false;
+    close_file(fs, f);
+    return true;
 }
 
 static void sweep_one(struct file_source *fs, struct tfile *f, int64_t now, bool want_fds)
 {
     struct stat st;
+    if (f->state == TF_DORMANT && f->carry_len && now - f->last_change_ns >= fs->conf->line_timeout)
+        emit_carry(fs, f); /* closed with an unfinished last line, which waited long enough */
     if (f->state != TF_OPEN || f->reading)
         return;
     if (fstat(f->fd, &st) == 0) {
@@ -558,7 +694,7 @@ static void sweep_one(struct file_source *fs, struct tfile *f, int64_t now, bool
             mars_file_schedule(fs, f);
         }
         if (st.st_nlink == 0)
-            f->at_path = false; /* deleted while open: read it out, then close */
+            mars_file_left(fs, f); /* deleted while open: read it out, then close */
         mars_file_note_size(fs, f, (uint64_t)st.st_size);
     }
     /* no byte beyond what was read (a queued read would find nothing): the partial line
@@ -566,23 +702,19 @@ static void sweep_one(struct file_source *fs, struct tfile *f, int64_t now, bool
     if (f->carry_len && f->eof && f->size_seen == f->read_off &&
         now - f->last_change_ns >= fs->conf->line_timeout)
         emit_carry(fs, f);
-    if (!drained(f))
+    maybe_close(fs, f, now, want_fds);
+}
+
+/* The last range of a file was acknowledged: a drained file gives its descriptor up now
+ * when others wait for one, or when it left its path and no writer can reach it. */
+static void release_soon(struct file_source *fs, struct tfile *f)
+{
+    if (!quiet(f) || (f->at_path && !fs->fds_wanted) || fs->stopping)
         return;
-    int64_t idle = now - f->last_change_ns;
-    if ((!f->at_path && idle >= CLOSE_GRACE_NS) || idle >= IDLE_CLOSE_NS ||
-        (want_fds && idle >= BUSY_CLOSE_NS)) {
-        bool deleted = fstat(f->fd, &st) == 0 && st.st_nlink == 0;
-        bool gone = !f->at_path;
-        close_file(fs, f);
-        if (deleted) {
-            /* it cannot come back: its checkpoint is no longer needed */
-            struct mars_ckpt_key key = {.dev = f->dev, .ino = f->ino};
-            mars_ckpt_remove(fs->ckpt, &key);
-        }
-        /* a file renamed away still exists and may match again (a link pointed back, a
-         * rename back): its checkpoint stays, and finding it again resumes from it */
-        if (gone)
-            mars_file_forget(fs, f);
+    if (maybe_close(fs, f, mars_ev_now(mars_source_loop(fs->src)), fs->fds_wanted) &&
+        fs->fds_wanted) {
+        mars_file_open_pending(fs);
+        mars_file_pump(fs);
     }
 }
 
@@ -622,6 +754,12 @@ bool mars_file_all_idle(const struct file_source *fs)
             return false;
     }
     return true;
+}
+
+void mars_file_flush_carry(struct file_source *fs, struct tfile *f)
+{
+    if (!f->reading)
+        emit_carry(fs, f);
 }
 
 /* --once and stop: emit what is carried, so nothing read is held back. */

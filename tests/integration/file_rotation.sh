@@ -12,8 +12,9 @@
 #      back to a file mars closed after it left the path: only its new lines are read
 #   5. delete while open: a 500k-line backlog deleted right after mars opens it is read
 #      to its end, and its descriptor closed after the grace period
-#   6. a file that reappears: deleted and created again at the same path, twice, with the
-#      same first line (a header): every incarnation's lines are delivered
+#   6. a file that reappears: deleted and created again at the same path, four times, with
+#      the same first line (a header), once while a writer still holds the deleted one:
+#      every incarnation's lines are delivered
 #   7. rotated (twice) while mars is stopped, rotated names matched: the old file resumes
 #      from its checkpoint under its new name, the newer ones are read whole
 set -euo pipefail
@@ -173,11 +174,25 @@ reappears() {
     "$FW" append "$L/r.log" r4 0 3000 300 5000
     expect_key r4 3000
     wait_seq "$S/out" r4 2999 20
+    # the deleted incarnation stays tracked while a writer holds it (rotate_wait), and the
+    # next one has its header, its length and (padding) its last bytes: still a new file,
+    # not a copy of the old one to start at its end
+    say "incarnation 5: created again while a writer still holds the deleted one"
+    exec 9>>"$L/r.log"
+    {
+        echo "$hdr"
+        "$FW" gen r5 0 3000
+    } >"$L/r.log.tmp"
+    rm "$L/r.log"
+    mv "$L/r.log.tmp" "$L/r.log"
+    expect_key r5 3000
+    wait_seq "$S/out" r5 2999 20
+    exec 9>&-
     stop_mars "$S/err"
-    expect_eq "$(grep -c '^# header' "$S/out")" 4 "header lines delivered (one per incarnation)"
+    expect_eq "$(grep -c '^# header' "$S/out")" 5 "header lines delivered (one per incarnation)"
     grep -v '^# header' "$S/out" >"$S/lines" || true
     oracle strict "$S/lines"
-    pass "a file deleted and created again, 4 times: $O_SUMMARY"
+    pass "a file deleted and created again, 5 times: $O_SUMMARY"
 }
 
 rotated_while_stopped() {

@@ -148,6 +148,7 @@ struct file_metrics {
  * later starts there. */
 struct file_read_head {
     uint64_t fp_hash, off, marker;
+    uint64_t path_hash; /* of the path it was read at: a file there later is no copy of it */
     uint32_t fp_len, marker_len;
 };
 

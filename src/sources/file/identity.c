@@ -54,7 +54,8 @@ void mars_file_note_read_head(struct file_source *fs, const struct tfile *f)
                                 .fp_len = f->fp_len,
                                 .off = f->read_off,
                                 .marker = mars_hash64(f->tail, f->tail_len),
-                                .marker_len = f->tail_len};
+                                .marker_len = f->tail_len,
+                                .path_hash = mars_hash64(f->path, strlen(f->path))};
 }
 
 /* The hashes of a new file's head at the lengths asked so far (most files have the full
@@ -101,15 +102,18 @@ static bool holds_head(struct tfile *f, uint64_t size, const struct file_read_he
 /* A new file that begins with what another file of this instance was read up to (a copy
  * made by copytruncate, matched by the patterns too): the offset to start at, or 0. The
  * other file is one still tracked (the copy came before the truncation) or one truncated
- * lately (after). */
+ * lately (after). A copy never takes its original's path: a file created again where one
+ * was deleted or renamed away (a new incarnation, often with the same header and the same
+ * length) is a new file, read whole, whatever its bytes. */
 static uint64_t copy_of_read(struct file_source *fs, struct tfile *f, uint64_t size,
                              const char **of, bool *growing)
 {
     struct head_cache hc = {.n = 0};
+    uint64_t path_hash = mars_hash64(f->path, strlen(f->path));
     for (size_t i = 0; i < fs->nfiles; i++) {
         struct tfile *o = fs->files[i];
         if (o == f || o->read_off == UINT64_MAX || o->read_off == 0 || o->carry_len ||
-            !o->tail_len || !o->fp_len || o->fp_len > size)
+            !o->tail_len || !o->fp_len || o->fp_len > size || strcmp(o->path, f->path) == 0)
             continue;
         uint64_t h;
         if (!head_hash(f->fd, &hc, o->fp_len, &h) || h != o->fp_hash)
@@ -126,7 +130,8 @@ static uint64_t copy_of_read(struct file_source *fs, struct tfile *f, uint64_t s
     }
     unsigned n = fs->nheads < FILE_READ_HEADS ? fs->nheads : FILE_READ_HEADS;
     for (unsigned i = 0; i < n; i++) {
-        if (holds_head(f, size, &fs->heads[i], &hc, growing)) {
+        if (fs->heads[i].path_hash != path_hash &&
+            holds_head(f, size, &fs->heads[i], &hc, growing)) {
             *of = "a file truncated since";
             return fs->heads[i].off;
         }

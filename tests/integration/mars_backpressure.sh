@@ -65,7 +65,10 @@ for col in 2 3; do
     say "$who RSS: max ${max_kb} kB, at 2 s ${at2_kb} kB, at 6 s ${last_kb} kB"
     ((max_kb < RSS_LIMIT_KB)) || fail "$who RSS reached ${max_kb} kB (limit ${RSS_LIMIT_KB} kB); samples (ms sender receiver):
 $(cat "$TMP/rss")"
-    ((last_kb * 100 <= at2_kb * 120)) || fail "$who RSS grew from ${at2_kb} kB at 2 s to ${last_kb} kB at 6 s; samples:
+    # (under ASan freed memory waits in its quarantine, so growth there is the sanitizer's:
+    # the limit above still holds the build to a bound)
+    [[ ${MARS_SANITIZED:-} == 1 ]] || ((last_kb * 100 <= at2_kb * 120)) ||
+        fail "$who RSS grew from ${at2_kb} kB at 2 s to ${last_kb} kB at 6 s; samples:
 $(cat "$TMP/rss")"
 done
 

@@ -260,6 +260,8 @@ static int run_mars_denied(const char *backend)
             _exit(77);
         unsetenv("MARS_IO_BACKEND");
         unsetenv("MARS_TEST_HOOKS");
+        /* a busy admin port is fatal: never the default one other tests' mars may hold */
+        setenv("MARS_API_ADDRESS", "127.0.0.1:0", 1);
         execl(bin, bin, "-c", cfg, "--once", arg, (char *)NULL);
         _exit(71);
     }

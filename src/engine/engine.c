@@ -30,6 +30,7 @@
 #include "engine/checkpoint.h"
 #include "engine/engine_internal.h"
 #include "engine/observe.h"
+#include "model/template.h"
 #include "config/registry.h"
 
 static unsigned pick_workers(const struct mars_config *cfg, const struct mars_engine_opts *o)
@@ -88,15 +89,11 @@ struct mars_engine *mars_engine_create(const struct mars_config *cfg,
             return NULL;
         }
     }
-    if (cfg->top.host.add) {
-        const char *name = cfg->top.host.name, *env = getenv("NODE_NAME");
-        if (name && name[0])
-            snprintf(e->host, sizeof(e->host), "%s", name);
-        else if (env && env[0])
-            snprintf(e->host, sizeof(e->host), "%s", env);
-        else if (gethostname(e->host, sizeof(e->host) - 1) != 0)
-            snprintf(e->host, sizeof(e->host), "localhost");
-    }
+    const char *host_name = mars_host_default(); /* also fills the templates' cache */
+    if (cfg->top.host.name && cfg->top.host.name[0])
+        host_name = cfg->top.host.name;
+    if (cfg->top.host.add)
+        snprintf(e->host, sizeof(e->host), "%s", host_name);
     e->nworkers = pick_workers(cfg, &e->opts);
     e->workers = calloc(e->nworkers, sizeof(*e->workers));
     if (!e->workers) {

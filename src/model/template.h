@@ -40,6 +40,10 @@ int mars_template_render(const struct mars_template *t, const struct mars_event 
 /* The same, and *kind tells what the text is: a template that is one expression alone
  * ("{{ status }}", "{{ div(size, 1024) }}") keeps its value's kind (NUMBER, BOOL, NULL,
  * ARRAY...); anything else, or a missing value, is a STRING. */
+/* This machine's name as `host` gets it by default: $NODE_NAME, else the hostname (cached
+ * at the first call; the engine makes that call before its workers start). It is what
+ * {{ host }} renders for an event without `host`, and host.name's default. */
+const char *mars_host_default(void);
 int mars_template_render_typed(const struct mars_template *t, const struct mars_event *ev,
                                char *out, size_t outlen, enum mars_field_kind *kind);
 

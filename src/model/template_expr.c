@@ -19,6 +19,7 @@
 #include "core/hash.h"
 #include "model/json.h"
 #include "model/regex.h"
+#include "model/template.h"
 
 enum fn {
     FN_LOWER,
@@ -305,8 +306,7 @@ void mars_texpr_destroy(struct mars_texpr *x)
 
 /* ---- evaluation ---- */
 
-/* `host` when the event has none: $NODE_NAME, else the hostname (as host.name's default). */
-static const char *hostname(void)
+const char *mars_host_default(void)
 {
     static char host[256];
     const char *env = getenv("NODE_NAME");
@@ -338,7 +338,7 @@ static int eval_path(const struct mars_texpr *x, const struct mars_event *ev, ch
             return 0;
         }
         *kind = MARS_FIELD_STRING;
-        return put(out, outlen, len, hostname(), strlen(hostname()));
+        return put(out, outlen, len, mars_host_default(), strlen(mars_host_default()));
     }
     *kind = v.kind;
     if (v.kind == MARS_FIELD_OBJECT && !(v.flags & MARS_FF_RAW)) {

@@ -282,7 +282,6 @@ static int parse_init(struct mars_transform *t)
  * JSON stream with a few plain lines look broken). */
 static void register_metrics(struct mars_transform *t, struct parse *p)
 {
-    static const char *const id_label[] = {"component_id", NULL};
     static const char *const reason_labels[] = {"component_id", "reason", NULL};
     struct mars_obs *obs = mars_transform_obs(t);
     struct mars_metrics *m = obs ? mars_obs_metrics(obs) : NULL;
@@ -290,13 +289,6 @@ static void register_metrics(struct mars_transform *t, struct parse *p)
         return;
     const char *id = mars_transform_id(t);
     p->shard = mars_transform_shard(t);
-    struct mars_mfamily *un = mars_metrics_family(
-        m, &(struct mars_mfamily_desc){
-               .name = "mars_parse_unparsed_events_total",
-               .help = "Events passed on unchanged because their field did not parse "
-                       "(on_error: pass).",
-               .type = MARS_MT_COUNTER,
-               .labels = id_label});
     struct mars_mfamily *ts = mars_metrics_family(
         m, &(struct mars_mfamily_desc){
                .name = "mars_parse_timestamp_misses_total",
@@ -304,7 +296,7 @@ static void register_metrics(struct mars_transform *t, struct parse *p)
                        "keep their read time.",
                .type = MARS_MT_COUNTER,
                .labels = reason_labels});
-    p->unparsed = un ? mars_mfamily_series(un, (const char *const[]){id}) : NULL;
+    p->unparsed = mars_parse_unparsed_series(obs, id);
     p->ts_missing = ts ? mars_mfamily_series(ts, (const char *const[]){id, "missing"}) : NULL;
     p->ts_invalid = ts ? mars_mfamily_series(ts, (const char *const[]){id, "invalid"}) : NULL;
 }

@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/metrics.h"
 #include "parse_internal.h"
 #include "component.h"
 
@@ -89,6 +90,21 @@ mars_parse_fn mars_parse_fn_for(enum mars_parse_format f)
         [MARS_PARSE_APACHE] = mars_parse_apache,
     };
     return (unsigned)f < sizeof(fns) / sizeof(fns[0]) ? fns[f] : NULL;
+}
+
+struct mars_mseries *mars_parse_unparsed_series(struct mars_obs *obs, const char *id)
+{
+    struct mars_mfamily *f =
+        obs ? mars_metrics_family(
+                  mars_obs_metrics(obs),
+                  &(struct mars_mfamily_desc){
+                      .name = "mars_parse_unparsed_events_total",
+                      .help = "Events passed on unchanged because their field did not parse "
+                              "(on_error: pass).",
+                      .type = MARS_MT_COUNTER,
+                      .labels = (const char *const[]){"component_id", NULL}})
+            : NULL;
+    return f ? mars_mfamily_series(f, (const char *const[]){id}) : NULL;
 }
 
 bool mars_parse_put(struct mars_parse_ctx *c, uint32_t parent, const char *key, size_t key_len,

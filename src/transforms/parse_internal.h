@@ -70,6 +70,12 @@ int mars_parse_syslog(struct mars_parse_ctx *c, const char *s, size_t n);
 int mars_parse_nginx(struct mars_parse_ctx *c, const char *s, size_t n);
 int mars_parse_apache(struct mars_parse_ctx *c, const char *s, size_t n);
 
+/* The series of mars_parse_unparsed_events_total for component id (NULL without metrics):
+ * one family for the parse transform and for kubernetes_logs' pod parsers, so both register
+ * it alike. */
+struct mars_obs;
+struct mars_mseries *mars_parse_unparsed_series(struct mars_obs *obs, const char *id);
+
 /* Adds a member (plain bytes) under parent; false (with ctx->why) when the builder is
  * full. MARS_PARSE_PUT takes the key as a string literal (its length known at compile). */
 bool mars_parse_put(struct mars_parse_ctx *c, uint32_t parent, const char *key, size_t key_len,

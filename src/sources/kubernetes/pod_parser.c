@@ -54,18 +54,7 @@ struct kubernetes_parser *mars_kubernetes_parser_create(struct mars_source *s)
     p->ctx.vdelim_len = 1;
     p->id = mars_source_id(s);
     p->shard = mars_source_shard(s);
-    struct mars_obs *obs = mars_source_obs(s);
-    struct mars_mfamily *f =
-        obs ? mars_metrics_family(
-                  mars_obs_metrics(obs),
-                  &(struct mars_mfamily_desc){
-                      .name = "mars_parse_unparsed_events_total",
-                      .help = "Events passed on unchanged because their field did not parse "
-                              "(on_error: pass).",
-                      .type = MARS_MT_COUNTER,
-                      .labels = (const char *const[]){"component_id", NULL}})
-            : NULL;
-    p->unparsed = f ? mars_mfamily_series(f, (const char *const[]){p->id}) : NULL;
+    p->unparsed = mars_parse_unparsed_series(mars_source_obs(s), p->id);
     return p;
 }
 

@@ -169,10 +169,11 @@ static bool is_key(const struct mars_field *v, const char *k, uint32_t n)
     return v->key_len == n && memcmp(v->key, k, n) == 0;
 }
 
-static bool dedotted(const struct mars_json_opts *o, uint32_t i)
+/* Whether entry i is in the list v of n entries (mars_json_opts' skip and dedot). */
+static bool listed(const uint32_t *v, uint32_t n, uint32_t i)
 {
-    for (uint32_t k = 0; o && k < o->ndedot; k++)
-        if (o->dedot[k] == i)
+    for (uint32_t k = 0; k < n; k++)
+        if (v[k] == i)
             return true;
     return false;
 }
@@ -193,10 +194,7 @@ static int put_dedot_key(struct mars_encoder *e, const char *k, uint32_t n)
 
 static bool skipped(const struct mars_json_opts *o, uint32_t i)
 {
-    for (uint32_t k = 0; o && k < o->nskip; k++)
-        if (o->skip[k] == i)
-            return true;
-    return false;
+    return o && listed(o->skip, o->nskip, i);
 }
 
 /* Members of object obj. At the root, timestamp and message (and o's timestamp key) were
@@ -220,7 +218,7 @@ static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint
                  ? put_dedot_key(e, v->key, v->key_len)
                  : mars_encode_json_string(e, v->key, v->key_len);
         rc = rc ? rc : out_put(e, ":", 1);
-        rc = rc ? rc : put_field_value(e, f, i, o, dedot || (o && o->ndedot && dedotted(o, i)));
+        rc = rc ? rc : put_field_value(e, f, i, o, dedot || (o && listed(o->dedot, o->ndedot, i)));
     }
     return rc;
 }

@@ -30,6 +30,7 @@
 #include "engine/checkpoint.h"
 #include "engine/engine_internal.h"
 #include "engine/observe.h"
+#include "engine/observe_internal.h"
 #include "model/template.h"
 #include "config/registry.h"
 
@@ -513,6 +514,15 @@ int mars_engine_reload(struct mars_engine *e, char **problems)
     atomic_store(&e->reload_requested, true);
     mars_ev_async_send(&e->wake);
     return 0;
+}
+
+bool mars_obs_reloading(struct mars_obs *o)
+{
+    struct mars_engine *e = o->e;
+    pthread_mutex_lock(&e->reload_lock);
+    bool r = e->next_cfg != NULL;
+    pthread_mutex_unlock(&e->reload_lock);
+    return r;
 }
 
 struct mars_config *mars_engine_take_reload(struct mars_engine *e)

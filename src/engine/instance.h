@@ -199,6 +199,13 @@ void *mars_shared_acquire(struct mars_obs *o, const char *key, void *(*create)(v
                           void *arg);
 void mars_shared_release(struct mars_obs *o, const char *key, void (*destroy)(void *obj));
 
+/* True once this engine is stopping for a reload: a new engine with the reloaded
+ * configuration follows in this process. A component that owns something outside mars
+ * (registry entries, kernel rules) keeps it on such a stop and lets the next engine's
+ * instances take it over; on any other stop (SIGTERM, a fatal error) it cleans up.
+ * Thread-safe. */
+bool mars_obs_reloading(struct mars_obs *o);
+
 /* The engine's metrics registry (components register their own families there). */
 struct mars_metrics *mars_obs_metrics(struct mars_obs *o);
 

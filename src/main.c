@@ -26,6 +26,7 @@
 #include "control/apollo_config.h"
 #include "control/components.h"
 #include "control/config_watch.h"
+#include "control/legacy.h"
 #include "control/top.h"
 #include "engine/engine.h"
 #include "config/registry.h"
@@ -61,6 +62,8 @@ static void usage(FILE *f)
             "       mars top [ADDRESS]            live view of a running mars's components\n"
             "                                     (its admin API: HOST:PORT or a socket path;\n"
             "                                     default $MARS_API_ADDRESS or 127.0.0.1:8686)\n"
+            "       mars convert-legacy OLD.yaml  print a mars config doing what the old\n"
+            "                                     mars-agent's config did, with notes\n"
             "       mars version | --version | --help\n"
             "\n"
             "Options:\n"
@@ -401,6 +404,20 @@ static void hold_signals(void)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
+static int cmd_convert_legacy(const char *path)
+{
+    struct mars_diag diag;
+    mars_diag_init(&diag);
+    int rc = mars_legacy_convert(path, stdout, &diag);
+    if (rc) {
+        mars_diag_print(&diag, stderr);
+        fprintf(stderr, "mars: %s: not converted (%zu problem%s)\n", path, mars_diag_count(&diag),
+                mars_diag_count(&diag) == 1 ? "" : "s");
+    }
+    mars_diag_fini(&diag);
+    return rc ? EXIT_CONFIG : EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     struct cli cli = {0};
@@ -442,6 +459,8 @@ int main(int argc, char **argv)
         } else {
             rc = mars_top_run(optind < argc ? argv[optind] : NULL) ? EXIT_START : EXIT_OK;
         }
+    } else if (strcmp(cmd, "convert-legacy") == 0) {
+        rc = optind + 1 != argc ? (usage(stderr), EXIT_USAGE) : cmd_convert_legacy(argv[optind]);
     } else if (strcmp(cmd, "describe") == 0 && cli.man) {
         rc = optind < argc ? EXIT_USAGE : describe_man() ? EXIT_START : EXIT_OK;
     } else if (strcmp(cmd, "describe") == 0) {

@@ -98,7 +98,8 @@ struct cfg_builder {
     const unsigned char *text; /* the input, to place reader errors */
     size_t len;
     unsigned errors;
-    bool fatal; /* libyaml failed, memory ran out or nesting too deep: no more events */
+    bool literal; /* values are taken as written: no ${VAR} expansion */
+    bool fatal;   /* libyaml failed, memory ran out or nesting too deep: no more events */
 };
 
 /* A growable array of node pointers used while a collection is open. */
@@ -330,7 +331,7 @@ static int interpolate(struct cfg_builder *b, struct mars_cfg_node *n, const cha
     struct strbuf sb = {0};
     size_t i = 0;
 
-    if (!memchr(s, '$', len)) {
+    if (b->literal || !memchr(s, '$', len)) {
         n->str = arena_strndup(b, s, len);
         n->len = len;
         return n->str ? 0 : -1;
@@ -625,10 +626,10 @@ static void build_stream(struct cfg_builder *b)
     yaml_event_delete(&ev);
 }
 
-struct mars_cfg_doc *mars_cfg_load_string(const char *name, const char *text, size_t len,
-                                          struct mars_diag *diag)
+static struct mars_cfg_doc *load_string(const char *name, const char *text, size_t len,
+                                        bool literal, struct mars_diag *diag)
 {
-    struct cfg_builder b = {.diag = diag};
+    struct cfg_builder b = {.diag = diag, .literal = literal};
     struct mars_cfg_doc *doc = calloc(1, sizeof(*doc));
 
     if (!text) { /* libyaml asserts on a NULL input even when it is empty */
@@ -662,6 +663,12 @@ struct mars_cfg_doc *mars_cfg_load_string(const char *name, const char *text, si
     return doc;
 }
 
+struct mars_cfg_doc *mars_cfg_load_string(const char *name, const char *text, size_t len,
+                                          struct mars_diag *diag)
+{
+    return load_string(name, text, len, false, diag);
+}
+
 /* Reads a whole file into a malloc'd buffer; -errno on failure. */
 static int read_file(int fd, char **out, size_t *out_len)
 {
@@ -692,7 +699,7 @@ static int read_file(int fd, char **out, size_t *out_len)
     return 0;
 }
 
-struct mars_cfg_doc *mars_cfg_load_file(const char *path, struct mars_diag *diag)
+static struct mars_cfg_doc *load_file(const char *path, bool literal, struct mars_diag *diag)
 {
     char *text = NULL;
     size_t len = 0;
@@ -709,9 +716,19 @@ struct mars_cfg_doc *mars_cfg_load_file(const char *path, struct mars_diag *diag
                       rc == -EFBIG ? "file is larger than 64 MiB" : strerror(-rc));
         return NULL;
     }
-    struct mars_cfg_doc *doc = mars_cfg_load_string(path, text, len, diag);
+    struct mars_cfg_doc *doc = load_string(path, text, len, literal, diag);
     free(text);
     return doc;
+}
+
+struct mars_cfg_doc *mars_cfg_load_file(const char *path, struct mars_diag *diag)
+{
+    return load_file(path, false, diag);
+}
+
+struct mars_cfg_doc *mars_cfg_load_file_literal(const char *path, struct mars_diag *diag)
+{
+    return load_file(path, true, diag);
 }
 
 struct mars_cfg_doc *mars_cfg_doc_create(const char *name)

@@ -53,6 +53,9 @@ struct mars_cfg_doc *mars_cfg_load_file(const char *path, struct mars_diag *diag
 /* Same for text in memory; name is used in messages. */
 struct mars_cfg_doc *mars_cfg_load_string(const char *name, const char *text, size_t len,
                                           struct mars_diag *diag);
+/* mars_cfg_load_file without ${VAR} expansion: values exactly as written (for files of other
+ * programs, such as the old mars-agent's config that `mars convert-legacy` reads). */
+struct mars_cfg_doc *mars_cfg_load_file_literal(const char *path, struct mars_diag *diag);
 void mars_cfg_doc_destroy(struct mars_cfg_doc *doc);
 
 /*

@@ -39,6 +39,7 @@
 
 struct prometheus_exporter_conf {
     char *address;
+    char *path;
     int64_t expire_after;
     int64_t max_series;
 };
@@ -49,7 +50,12 @@ static const struct mars_opt prometheus_exporter_options[] = {
      .type = MARS_OPT_STRING,
      .offset = OFF(address),
      .def = "127.0.0.1:9598",
-     .desc = "host:port (or unix socket path) the exporter serves /metrics on."},
+     .desc = "host:port (or unix socket path) the exporter serves its metrics on."},
+    {.name = "path",
+     .type = MARS_OPT_STRING,
+     .offset = OFF(path),
+     .def = "/metrics",
+     .desc = "HTTP path of the metrics; every other path answers 404."},
     {.name = "expire_after",
      .type = MARS_OPT_DURATION,
      .offset = OFF(expire_after),
@@ -404,7 +410,7 @@ static void *exporter_create(void *arg)
     x->max_series = (size_t)ca->conf->max_series;
     x->srv =
         mars_admin_create(&(struct mars_admin_opts){.name = ca->id, .address = ca->conf->address});
-    if (!x->srv || mars_admin_route(x->srv, "/metrics", false, MARS_HTTP_GET, on_scrape, x) ||
+    if (!x->srv || mars_admin_route(x->srv, ca->conf->path, false, MARS_HTTP_GET, on_scrape, x) ||
         mars_admin_start(x->srv)) {
         ca->err = x->srv ? EIO : errno;
         exporter_destroy(x);
@@ -483,6 +489,20 @@ static void prometheus_exporter_destroy(struct mars_sink *s)
     free(pe);
 }
 
+static int prometheus_exporter_check(void *conf, const struct mars_cfg_node *node,
+                                     struct mars_diag *diag)
+{
+    const struct prometheus_exporter_conf *c = conf;
+    if (c->path[0] != '/' || strpbrk(c->path, "?# ")) {
+        const struct mars_cfg_node *at = mars_cfg_at(node, "path", NULL);
+        mars_diag_add(diag, at->file, at->line, at->col,
+                      "path must start with / and hold no query, fragment or space, got \"%s\"",
+                      c->path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 const struct mars_component_desc mars_sink_prometheus_exporter = {
     .name = "prometheus_exporter",
     .description = "Serves the metric events it receives on its own /metrics endpoint for "
@@ -491,6 +511,7 @@ const struct mars_component_desc mars_sink_prometheus_exporter = {
     .accepts = MARS_DATA_METRIC,
     .options = prometheus_exporter_options,
     .conf_size = sizeof(struct prometheus_exporter_conf),
+    .check = prometheus_exporter_check,
     .sink = {.init = prometheus_exporter_init,
              .write = prometheus_exporter_write,
              .destroy = prometheus_exporter_destroy},

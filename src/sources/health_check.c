@@ -74,6 +74,11 @@ static const struct mars_opt check_options[] = {
      .type = MARS_OPT_STRING,
      .offset = COFF(expect_body),
      .desc = "http: text the response body must contain to be healthy."},
+    {.name = "headers",
+     .type = MARS_OPT_MAP,
+     .offset = COFF(headers),
+     .desc = "http: request headers as name: value, e.g. {Host: shop.local} for a virtual "
+             "host behind the address in url."},
     {.name = "interval",
      .type = MARS_OPT_DURATION,
      .offset = COFF(interval),

@@ -86,6 +86,14 @@ static int split_hostport(const char *s, size_t n, char *host, size_t hlen, char
     return 0;
 }
 
+static void free_hdrs(struct health_probe *p)
+{
+    for (size_t i = 0; p->hdrs && p->hdrs[i]; i++)
+        free(p->hdrs[i]);
+    free(p->hdrs);
+    p->hdrs = NULL;
+}
+
 static int prepare_http(struct health_probe *p, const struct health_probe_conf *c, bool res,
                         char *why, size_t len)
 {
@@ -105,8 +113,29 @@ static int prepare_http(struct health_probe *p, const struct health_probe_conf *
         snprintf(why, len, "url '%s' has no valid host[:port]", c->url);
         return -EINVAL;
     }
-    if (res)
-        mars_netconf_http_tls(&c->tls, c->name, &p->htls);
+    for (size_t i = 0; i < c->headers.n; i++) {
+        const char *k = c->headers.keys[i], *v = c->headers.vals[i];
+        if (!*k || strpbrk(k, ": \t\r\n") || strpbrk(v, "\r\n")) {
+            snprintf(why, len, "headers: '%s' is not a valid header name and value", k);
+            return -EINVAL;
+        }
+    }
+    if (!res)
+        return 0;
+    mars_netconf_http_tls(&c->tls, c->name, &p->htls);
+    free_hdrs(p);
+    /* the Accept header, then the configured ones, then NULL */
+    if (!(p->hdrs = calloc(c->headers.n + 2, sizeof(*p->hdrs))) ||
+        !(p->hdrs[0] = strdup("Accept: */*"))) {
+        snprintf(why, len, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < c->headers.n; i++)
+        if (asprintf(&p->hdrs[i + 1], "%s: %s", c->headers.keys[i], c->headers.vals[i]) < 0) {
+            p->hdrs[i + 1] = NULL;
+            snprintf(why, len, "out of memory");
+            return -ENOMEM;
+        }
     return 0;
 }
 
@@ -175,6 +204,7 @@ void mars_health_probe_fini(struct health_probe *p)
     mars_http_destroy(p->http); /* the source has stopped: its requests and ops are done */
     free(p->buf);
     free(p->argv);
+    free_hdrs(p);
     p->http = NULL;
     p->buf = NULL;
     p->argv = NULL;
@@ -301,7 +331,6 @@ static void on_http_done(struct mars_http_req *r, const struct mars_http_resp *r
 
 static void start_http(struct health_probe *p)
 {
-    static const char *const headers[] = {"Accept: */*", NULL};
     if (!p->http && !(p->http = mars_http_create(
                           p->loop, &(struct mars_http_opts){
                                        .user_agent = "mars-health-check/" MARS_VERSION}))) {
@@ -311,7 +340,7 @@ static void start_http(struct health_probe *p)
     p->hreq = (struct mars_http_req){
         .method = "GET",
         .url = p->conf->url,
-        .headers = headers,
+        .headers = (const char *const *)p->hdrs,
         .timeout_ns = p->conf->timeout,
         .connect_timeout_ns = p->conf->timeout,
         .tls = &p->htls,

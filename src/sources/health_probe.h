@@ -37,6 +37,7 @@ struct health_probe_conf {
     char *path;
     char *expect_status;
     char *expect_body;
+    struct mars_strmap headers; /* http: extra request headers */
     int64_t interval, timeout;
     int64_t healthy_threshold, unhealthy_threshold;
     uint64_t max_output;
@@ -56,6 +57,7 @@ struct health_probe {
     struct mars_http *http; /* http: the client (created at the first run) */
     struct mars_http_req hreq;
     struct mars_http_tls htls;
+    char **hdrs;     /* http: "Name: value" strings, NULL-terminated (owned) */
     bool http_armed; /* hreq in flight */
     int status_lo, status_hi;
     /* schedule and debounce (health_check.c) */

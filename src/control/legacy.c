@@ -598,7 +598,8 @@ static void write_sinks(struct conv *c, const struct outputs *st, const char *sk
                   "  # prometheus.io/port annotation) here.\n",
                   o);
         if (st->health)
-            fputs("  # The health checks' results as metrics (mars_health_check_*; new, the old agent "
+            fputs("  # The health checks' results as metrics (mars_health_check_*; new, the old "
+                  "agent "
                   "had none).\n",
                   o);
         fprintf(o, "  metrics:\n    type: prometheus_exporter\n    inputs: [%s%s%s]\n",

@@ -29,8 +29,8 @@ sinks:
 YAML
 err="$TMP/mars.err"
 start_mars /dev/null "$err" -c "$TMP/mars.yaml"
-wait_until 10 "the admin API listens" listening "$err" api
-wait_until 10 "the exporter listens" listening "$err" prom
+wait_until 60 "the admin API listens" listening "$err" api
+wait_until 60 "the exporter listens" listening "$err" prom
 api=127.0.0.1:$(api_port "$err" api)
 exp=127.0.0.1:$(api_port "$err" prom)
 

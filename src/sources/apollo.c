@@ -54,76 +54,7 @@
 #define BACKOFF_MAX_NS (120 * S_NS)
 #define MAX_BODY       (8u << 20)
 
-struct ap;
-struct ap_app;
-
-struct ap_req {
-    struct mars_http_req http;
-    struct mars_apollo_buf url;
-    char auth[320], ts[64];
-    const char *hdrs[3];
-    size_t cs; /* the app's config service index the request went to */
-    bool busy;
-};
-
-struct ap_ns {
-    struct ap_app *app;
-    char *name;
-    enum mars_apollo_format fmt;
-    int64_t notif_id;
-    char *messages;    /* raw JSON of the last notification's messages, or NULL */
-    char *release_key; /* of map */
-    struct mars_apollo_map map;
-    bool have;        /* map holds a configuration (fetched or from the cache) */
-    bool from_remote; /* ... fetched in this run */
-    bool cache_tried;
-    bool again; /* fetch again when the one in flight ends */
-    bool full;  /* next fetch without releaseKey (after an unusable incremental) */
-    struct ap_req fetch;
-    struct mars_ev_op retry;
-    bool retry_armed;
-    unsigned fails;
-};
-
-struct ap_app {
-    struct ap *ap;
-    const struct ap_app_conf *conf;
-    struct ap_ns *ns;
-    size_t nns;
-    struct ap_req poll;
-    struct mars_ev_op timer;
-    bool timer_armed;
-    unsigned fails;
-    size_t cs; /* config service in use */
-};
-
-struct ap {
-    struct mars_source *src;
-    const struct ap_conf *conf;
-    struct mars_http *http;
-    struct ap_app *apps;
-    size_t napps;
-    char **cs;
-    size_t ncs;
-    struct ap_req meta;
-    struct mars_ev_op meta_timer, refresh;
-    bool meta_armed, refresh_armed, apps_started;
-    unsigned meta_fails;
-    char ip[64];
-    char *cache_dir;
-    struct mars_mfamily *cache_loads;
-    uint64_t rng;
-    bool stopping, finished;
-};
-
 /* ---- helpers ---- */
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t backoff_ns(struct ap *ap, unsigned fails)
 {
@@ -195,8 +126,8 @@ static int submit(struct ap *ap, struct ap_req *r, const struct ap_app_conf *a, 
     if (a && a->secret && *a->secret) {
         const char *p = strstr(r->url.p, "://");
         p = p ? strchr(p + 3, '/') : NULL;
-        if (!p || mars_apollo_sign(a->app_id, a->secret, p, wall_ms(), r->auth, sizeof(r->auth),
-                                   r->ts, sizeof(r->ts)))
+        if (!p || mars_apollo_sign(a->app_id, a->secret, p, mars_apollo_source_wall_ms(), r->auth,
+                                   sizeof(r->auth), r->ts, sizeof(r->ts)))
             return -EIO;
         r->hdrs[nh++] = r->auth;
         r->hdrs[nh++] = r->ts;
@@ -225,190 +156,6 @@ static int add_client_params(struct mars_apollo_buf *u, const struct ap *ap)
 
 static void maybe_finish(struct ap *ap);
 
-/* ---- events ---- */
-
-static void apollo_acked(struct mars_batch *b, bool delivered)
-{
-    struct ap *ap = b->ack.ctx;
-    if (delivered)
-        mars_stat_add(&mars_source_stats(ap->src)->acked_events, b->ack.a);
-}
-
-static char *arena_str(struct mars_arena *a, const char *s)
-{
-    return s ? mars_arena_strndup(a, s, strlen(s)) : NULL;
-}
-
-#define PUTS(fb, parent, key, v)                                                                   \
-    mars_fbuild_put((fb), (parent), (key), (uint32_t)strlen(key), MARS_FIELD_STRING, (v),          \
-                    (uint32_t)strlen(v), 0, false, NULL)
-
-/* The changes between old and new as {"added":[..],"modified":[..],"deleted":[..]} (JSON,
- * arena) and their counts. */
-static char *changes_json(struct mars_arena *a, const struct mars_apollo_map *old,
-                          const struct mars_apollo_map *nw, size_t cnt[3])
-{
-    struct evbuffer *b[3] = {evbuffer_new(), evbuffer_new(), evbuffer_new()};
-    char *out = NULL;
-    cnt[0] = cnt[1] = cnt[2] = 0;
-    if (!b[0] || !b[1] || !b[2])
-        goto done;
-    for (size_t i = 0; i < nw->n; i++) {
-        const struct mars_apollo_kv *o = mars_apollo_map_get(old, nw->v[i].k);
-        int k = !o ? 0 : strcmp(o->v, nw->v[i].v) ? 1 : -1;
-        if (k < 0)
-            continue;
-        if (cnt[k]++)
-            evbuffer_add(b[k], ",", 1);
-        mars_json_string(b[k], nw->v[i].k);
-    }
-    for (size_t i = 0; i < old->n; i++) {
-        if (mars_apollo_map_get(nw, old->v[i].k))
-            continue;
-        if (cnt[2]++)
-            evbuffer_add(b[2], ",", 1);
-        mars_json_string(b[2], old->v[i].k);
-    }
-    struct evbuffer *all = evbuffer_new();
-    if (!all)
-        goto done;
-    static const char *const names[] = {"added", "modified", "deleted"};
-    evbuffer_add(all, "{", 1);
-    for (int k = 0; k < 3; k++) {
-        evbuffer_add_printf(all, "%s\"%s\":[", k ? "," : "", names[k]);
-        evbuffer_add_buffer(all, b[k]);
-        evbuffer_add(all, "]", 1);
-    }
-    evbuffer_add(all, "}", 1);
-    size_t n = evbuffer_get_length(all);
-    const char *p = (const char *)evbuffer_pullup(all, -1);
-    out = p ? mars_arena_strndup(a, p, n) : NULL;
-    evbuffer_free(all);
-done:
-    for (int k = 0; k < 3; k++)
-        if (b[k])
-            evbuffer_free(b[k]);
-    return out;
-}
-
-static int build_event(struct ap *ap, struct ap_ns *ns, struct mars_batch *b, const char *rk,
-                       const struct mars_apollo_map *nw, const char *origin)
-{
-    struct mars_arena *a = &b->arena;
-    struct mars_fbuild fb;
-    size_t cnt[3];
-    int rc = -ENOMEM;
-    char line[512];
-    static const struct mars_apollo_map empty;
-    const struct mars_apollo_map *old = ns->have ? &ns->map : &empty;
-    const struct ap_app_conf *c = ns->app->conf;
-    mars_fbuild_init(&fb);
-    mars_fbuild_reset(&fb, a);
-    char *changes = changes_json(a, old, nw, cnt);
-    const char *app = arena_str(a, c->app_id), *cl = arena_str(a, c->cluster),
-               *nsn = arena_str(a, ns->name), *rks = arena_str(a, rk ? rk : "");
-    if (!changes || !app || !cl || !nsn || !rks)
-        goto out;
-    PUTS(&fb, 0, "app_id", app);
-    PUTS(&fb, 0, "cluster", cl);
-    PUTS(&fb, 0, "namespace", nsn);
-    PUTS(&fb, 0, "format", mars_apollo_format_names[ns->fmt]);
-    PUTS(&fb, 0, "release_key", rks);
-    PUTS(&fb, 0, "origin", origin);
-    if (ns->fmt == MARS_APOLLO_PROPERTIES) {
-        uint32_t o = mars_fbuild_put(&fb, 0, "configurations", 14, MARS_FIELD_OBJECT, NULL, 0, 0,
-                                     false, NULL);
-        for (size_t i = 0; o != MARS_FIELD_NIL && i < nw->n; i++) {
-            char *k = arena_str(a, nw->v[i].k), *v = arena_str(a, nw->v[i].v);
-            if (!k || !v)
-                goto out;
-            mars_fbuild_put(&fb, o, k, (uint32_t)strlen(k), MARS_FIELD_STRING, v,
-                            (uint32_t)strlen(v), 0, true, NULL);
-        }
-    } else {
-        const struct mars_apollo_kv *kv = mars_apollo_map_get(nw, "content");
-        char *v = arena_str(a, kv ? kv->v : "");
-        if (!v)
-            goto out;
-        PUTS(&fb, 0, "content", v);
-    }
-    mars_fbuild_put(&fb, 0, "changes", 7, MARS_FIELD_OBJECT, changes, (uint32_t)strlen(changes),
-                    MARS_FF_RAW, false, NULL);
-    int n = snprintf(
-        line, sizeof(line), "apollo %s/%s/%s release %s (%s): %zu added, %zu modified, %zu deleted",
-        c->app_id, c->cluster, ns->name, rk ? rk : "-", origin, cnt[0], cnt[1], cnt[2]);
-    n = n < (int)sizeof(line) ? n : (int)sizeof(line) - 1;
-    char *msg = mars_arena_strndup(a, line, (size_t)n);
-    struct mars_event *ev = msg ? mars_batch_push(b) : NULL;
-    if (!ev)
-        goto out;
-    ev->msg = (struct mars_slice){msg, (uint32_t)n};
-    ev->ts_ns = wall_ms() * 1000000;
-    ev->source = b->source;
-    b->bytes += (uint64_t)n;
-    rc = mars_fields_merge(b, ev, &fb, NULL);
-out:
-    mars_fbuild_fini(&fb);
-    (void)ap;
-    return rc;
-}
-
-/* Makes nw (taken) the namespace's configuration and emits it when it differs from what was
- * emitted before. */
-static void apply(struct ap *ap, struct ap_ns *ns, char *rk, struct mars_apollo_map *nw,
-                  const char *origin)
-{
-    bool same = ns->have && mars_apollo_map_equal(&ns->map, nw) && ns->release_key && rk &&
-                strcmp(ns->release_key, rk) == 0;
-    if (!same) {
-        struct mars_batch *b = mars_source_batch(ap->src, 1);
-        int rc = b ? build_event(ap, ns, b, rk, nw, origin) : -ENOMEM;
-        if (rc) {
-            mars_stat_add(&mars_source_stats(ap->src)->errors[MARS_ERR_MEMORY], 1);
-            if (b)
-                mars_batch_release(b);
-        } else {
-            b->ack = (struct mars_batch_ack){.fn = apollo_acked, .ctx = ap, .a = b->n};
-            mars_source_emit(ap->src, b);
-        }
-    }
-    mars_apollo_map_free(&ns->map);
-    ns->map = *nw;
-    *nw = (struct mars_apollo_map){0};
-    free(ns->release_key);
-    ns->release_key = rk;
-    ns->have = true;
-}
-
-/* ---- cache ---- */
-
-static void use_cache(struct ap *ap, struct ap_ns *ns, const char *why)
-{
-    const struct ap_app_conf *c = ns->app->conf;
-    char *rk = NULL;
-    struct mars_apollo_map m;
-    if (ns->cache_tried || ns->have || !ap->cache_dir)
-        return;
-    ns->cache_tried = true;
-    int rc = mars_apollo_cache_load(ap->cache_dir, c->app_id, c->cluster, ns->name, &rk, &m);
-    if (rc) {
-        mars_warn(mars_source_id(ap->src),
-                  "app %s namespace %s: no config service answered (%s) and %s", c->app_id,
-                  ns->name, why,
-                  rc == -ENOENT ? "there is no cached configuration yet" : "its cache is corrupt");
-        return;
-    }
-    mars_warn(mars_source_id(ap->src),
-              "app %s namespace %s: no config service answered (%s); using the cached "
-              "configuration (release %s) until one does",
-              c->app_id, ns->name, why, rk);
-    const char *vals[] = {mars_source_id(ap->src), c->app_id, ns->name, NULL};
-    mars_mseries_add(ap->cache_loads ? mars_mfamily_series(ap->cache_loads, vals) : NULL,
-                     mars_source_shard(ap->src), 1);
-    apply(ap, ns, rk, &m, "cache");
-    mars_apollo_map_free(&m);
-}
-
 /* ---- fetch /configs ---- */
 
 static void fetch(struct ap_ns *ns);
@@ -433,7 +180,7 @@ static void fetch_failed(struct ap_ns *ns, const char *why)
     mars_stat_add(&mars_source_stats(ap->src)->errors[MARS_ERR_READ], 1);
     mars_source_last_error(ap->src, "app %s namespace %s: %s", app->conf->app_id, ns->name, why);
     if (ns->fails >= (ap->ncs ? ap->ncs : 1))
-        use_cache(ap, ns, why);
+        mars_apollo_source_use_cache(ap, ns, why);
     if (ns->retry_armed || ap->stopping)
         return;
     mars_ev_prep_timer(&ns->retry, retry_delay(ap, ns->fails), on_ns_retry, ns);
@@ -478,7 +225,7 @@ static void on_fetch(struct mars_http_req *r, const struct mars_http_resp *resp)
                                              ns->name, c.release_key, &c.map)))
                 mars_warn(id, "app %s namespace %s: cannot write the cache in %s: %s",
                           app->conf->app_id, ns->name, ap->cache_dir, strerror(-rc));
-            apply(ap, ns, c.release_key, &c.map, "remote");
+            mars_apollo_source_apply(ap, ns, c.release_key, &c.map, "remote");
             c.release_key = NULL;
             mars_apollo_configs_fini(&c);
         }

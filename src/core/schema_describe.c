@@ -131,7 +131,10 @@ static char *type_text(const struct mars_opt *o)
     if (!bounded || o->min >= o->max)
         return strdup(mars_opt_type_name(o->type));
     mars_schema_bound_text(o, o->min, lo, sizeof(lo));
-    mars_schema_bound_text(o, o->max, hi, sizeof(hi));
+    if (o->max == INT64_MAX) /* no upper bound: "duration(100ms..)" */
+        hi[0] = '\0';
+    else
+        mars_schema_bound_text(o, o->max, hi, sizeof(hi));
     if (asprintf(&s, "%s(%s..%s)", mars_opt_type_name(o->type), lo, hi) < 0)
         return NULL;
     return s;

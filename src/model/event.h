@@ -33,6 +33,10 @@ enum {
      * JSON parser then skips its own per-string checks). Whoever changes msg clears it;
      * whoever joins messages keeps it only when every piece had it. */
     MARS_EVF_UTF8 = 1u << 4,
+    /* msg is a trace segment: a SkyAPM `1` record's JSON (shared/protocols.md §14), made by
+     * the apm_socket source. The skywalking sink forwards it as a trace segment; to every
+     * other component it is a log line holding that JSON. Whoever changes msg clears it. */
+    MARS_EVF_TRACE = 1u << 5,
 };
 
 enum mars_metric_kind { MARS_METRIC_COUNTER, MARS_METRIC_GAUGE, MARS_METRIC_HISTOGRAM };

@@ -245,3 +245,31 @@ bool mars_json_object_get(const char *raw, size_t n, const char *key, uint32_t k
     }
     return found;
 }
+
+bool mars_json_object_next(const char *raw, size_t n, size_t *pos, struct mars_value *key,
+                           struct mars_value *out)
+{
+    const char *end = raw + n, *p;
+    if (*pos == 0) {
+        p = skip_ws_raw(raw, end);
+        if (p >= end || *p != '{')
+            return false;
+        p = skip_ws_raw(p + 1, end);
+    } else {
+        p = skip_ws_raw(raw + *pos, end);
+        if (p < end && *p == ',')
+            p = skip_ws_raw(p + 1, end);
+    }
+    if (p >= end || *p != '"') {
+        *pos = n;
+        return false;
+    }
+    const char *ke = skip_value_raw(p, end);
+    raw_value(p, ke, key);
+    p = skip_ws_raw(ke, end);
+    p = skip_ws_raw(p + 1, end); /* ':' */
+    const char *e = skip_value_raw(p, end);
+    raw_value(p, e, out);
+    *pos = (size_t)(e - raw);
+    return true;
+}

@@ -43,6 +43,13 @@
 
 #define LOGS_PATH   "/skywalking.v3.LogReportService/collect"
 #define METERS_PATH "/skywalking.v3.MeterReportService/collectBatch"
+#define TRACES_PATH "/skywalking.v3.TraceSegmentReportService/collect"
+/* v6/7 OAPs: language-agent-v2, no package */
+#define TRACES_V6_PATH "/TraceSegmentReportService/collect"
+
+/* The parts of a request, sent in this order, one call each. */
+enum sw_phase { PH_LOGS, PH_TRACES, PH_METERS, PH__COUNT };
+static const char *const phase_names[] = {"logs", "trace segments", "meters"};
 
 static const char *const transport_names[] = {"grpc", "http", NULL};
 static const char *const protocol_names[] = {"v8", "v6", NULL};
@@ -137,8 +144,8 @@ struct sw_slot {
     struct mars_http_req http;
     struct mars_grpc_buf buf;
     struct mars_encoder json;
-    bool meters_phase;
-    uint64_t bytes, nlogs, nmeters;
+    enum sw_phase phase;
+    uint64_t bytes, count[PH__COUNT];
 };
 
 /* Encoding scratch of a sink: only used while one request is encoded. */
@@ -253,6 +260,12 @@ static const char *field_text(struct sw_sink *sw, const struct mars_event *ev,
 }
 
 /* ---- logs over gRPC ---- */
+
+/* A log event for the log service (trace segments go their own way). */
+static bool is_log(const struct mars_event *ev)
+{
+    return ev->kind == MARS_EVENT_LOG && !(ev->flags & MARS_EVF_TRACE);
+}
 
 static int put_log(struct sw_sink *sw, const struct mars_event *ev, struct mars_grpc_buf *b)
 {
@@ -399,25 +412,35 @@ static void slot_finish(struct sw_slot *sl, enum mars_sink_result res)
     mars_sink_done(sl->sw->sink, r, res, res == MARS_SINK_OK ? sl->bytes : 0);
 }
 
-static int start_meters(struct sw_slot *sl);
+static int start_phase(struct sw_slot *sl, enum sw_phase from, bool *none);
+
+/* r->sink_data: the phases delivered by earlier tries of this request, so a retry sends
+ * only what is left (bit 1 << phase). */
+static unsigned phases_done(const struct mars_sink_req *r)
+{
+    return r->sink_data ? *(const unsigned *)r->sink_data : 0;
+}
 
 static void on_call_done(struct mars_grpc_call *c, const struct mars_grpc_result *res)
 {
     struct sw_slot *sl = MARS_CONTAINER_OF(c, struct sw_slot, call);
     struct sw_sink *sw = sl->sw;
-    bool meters = sl->meters_phase;
-    enum mars_sink_result out = mars_skywalking_classify(sw, meters ? "meters" : "logs", res,
-                                                         meters ? sl->nmeters : sl->nlogs);
+    enum mars_sink_result out =
+        mars_skywalking_classify(sw, phase_names[sl->phase], res, sl->count[sl->phase]);
     if (out == MARS_SINK_OK) {
         sl->bytes += sl->buf.len;
-        if (!meters && sl->nmeters) {
-            /* a retry after this point sends only the meters */
-            if (!sl->r->sink_data)
-                sl->r->sink_data = malloc(1);
-            int rc = start_meters(sl);
-            if (rc == 0)
-                return;
+        if (!sl->r->sink_data)
+            sl->r->sink_data = calloc(1, sizeof(unsigned));
+        if (!sl->r->sink_data) {
             out = MARS_SINK_RETRY;
+        } else {
+            *(unsigned *)sl->r->sink_data |= 1u << sl->phase;
+            bool none;
+            int rc = start_phase(sl, sl->phase + 1, &none);
+            if (rc == 0 && !none)
+                return;
+            if (rc)
+                out = MARS_SINK_RETRY;
         }
     }
     slot_finish(sl, out);
@@ -437,10 +460,31 @@ static int start_call(struct sw_slot *sl, const char *path)
 static int start_meters(struct sw_slot *sl)
 {
     uint64_t n = 0;
-    sl->meters_phase = true;
     mars_grpc_buf_reset(&sl->buf);
     int rc = mars_skywalking_meter_encode(sl->sw, sl->r, &sl->buf, &n);
     return rc ? rc : start_call(sl, METERS_PATH);
+}
+
+/* Encodes the request's segments; *none when not one could be converted (counted). */
+static int start_traces(struct sw_slot *sl, bool *none)
+{
+    struct sw_sink *sw = sl->sw;
+    uint64_t n = 0, bad = 0;
+    mars_grpc_buf_reset(&sl->buf);
+    int rc = mars_skywalking_trace_encode(sw, sl->r, &sl->buf, &n, &bad);
+    if (rc == 0 && bad && !(phases_done(sl->r) & (1u << PH_TRACES))) {
+        struct mars_stats *st = mars_sink_stats(sw->sink);
+        mars_stat_add(&st->errors[MARS_ERR_ENCODE], bad);
+        mars_stat_add(&st->discarded_unintentional, bad);
+        MARS_LOG_RL(MARS_LOG_WARN, sw->id,
+                    "%llu trace records are no SkyAPM segment (or have ids that are not "
+                    "numbers on v6): dropped",
+                    (unsigned long long)bad);
+    }
+    *none = rc == 0 && n == 0;
+    if (rc || n == 0)
+        return rc;
+    return start_call(sl, sw->conf->protocol == SW_V6 ? TRACES_V6_PATH : TRACES_PATH);
 }
 
 static void on_http_done(struct mars_http_req *hr, const struct mars_http_resp *resp)
@@ -463,7 +507,7 @@ static void on_http_done(struct mars_http_req *hr, const struct mars_http_resp *
                  (int)(resp->body_len < 160 ? resp->body_len : 160), resp->body);
         res.message = msg;
     }
-    enum mars_sink_result out = mars_skywalking_classify(sl->sw, "logs", &res, sl->nlogs);
+    enum mars_sink_result out = mars_skywalking_classify(sl->sw, "logs", &res, sl->count[PH_LOGS]);
     if (out == MARS_SINK_OK)
         sl->bytes += sl->json.out_len;
     slot_finish(sl, out);
@@ -480,7 +524,7 @@ static int send_logs_http(struct sw_slot *sl)
     for (uint32_t b = 0; rc == 0 && b < r->n; b++)
         for (uint32_t i = 0; rc == 0 && i < r->batches[b]->n; i++) {
             const struct mars_event *ev = &r->batches[b]->ev[i];
-            if (ev->kind != MARS_EVENT_LOG)
+            if (!is_log(ev))
                 continue;
             rc = first ? 0 : PUT_LIT(e, ",");
             rc = rc ? rc : put_log_json(sw, ev, e);
@@ -507,62 +551,88 @@ static int send_logs_grpc(struct sw_slot *sl)
 {
     struct mars_sink_req *r = sl->r;
     int rc = 0;
-    sl->meters_phase = false;
     mars_grpc_buf_reset(&sl->buf);
     for (uint32_t b = 0; rc == 0 && b < r->n; b++)
         for (uint32_t i = 0; rc == 0 && i < r->batches[b]->n; i++)
-            if (r->batches[b]->ev[i].kind == MARS_EVENT_LOG)
+            if (is_log(&r->batches[b]->ev[i]))
                 rc = put_log(sl->sw, &r->batches[b]->ev[i], &sl->buf);
     return rc ? rc : start_call(sl, LOGS_PATH);
+}
+
+/* Starts the first phase from `from` on that has events and is not done yet; *none when
+ * there is none left. Returns 0 or a negative errno. */
+static int start_phase(struct sw_slot *sl, enum sw_phase from, bool *none)
+{
+    unsigned done = phases_done(sl->r);
+    *none = false;
+    for (enum sw_phase ph = from; ph < PH__COUNT; ph++) {
+        if (!sl->count[ph] || (done & (1u << ph)))
+            continue;
+        sl->phase = ph;
+        if (ph == PH_LOGS)
+            return sl->sw->conf->transport == SW_HTTP ? send_logs_http(sl) : send_logs_grpc(sl);
+        if (ph == PH_METERS)
+            return start_meters(sl);
+        bool empty;
+        int rc = start_traces(sl, &empty);
+        if (rc || !empty)
+            return rc;
+    }
+    *none = true;
+    return 0;
 }
 
 static void sw_write(struct mars_sink *s, struct mars_sink_req *r)
 {
     struct sw_sink *sw = mars_sink_state(s);
     const struct sw_conf *c = sw->conf;
-    uint64_t logs = 0, metrics = 0;
+    uint64_t n[PH__COUNT] = {0};
     for (uint32_t b = 0; b < r->n; b++)
         for (uint32_t i = 0; i < r->batches[b]->n; i++) {
-            bool metric = r->batches[b]->ev[i].kind == MARS_EVENT_METRIC;
-            metrics += metric;
-            logs += !metric;
+            const struct mars_event *ev = &r->batches[b]->ev[i];
+            n[ev->kind == MARS_EVENT_METRIC  ? PH_METERS
+              : (ev->flags & MARS_EVF_TRACE) ? PH_TRACES
+                                             : PH_LOGS]++;
         }
-    /* v6 has no log or meter service; without meters: true metrics have nowhere to go */
-    /* (counted as the prometheus_exporter sink counts what it ignores: discarded on
-     * purpose; the engine's sent counter includes them, as the request ends OK) */
-    uint64_t ignored = c->protocol == SW_V6 ? logs + metrics : c->meters ? 0 : metrics;
-    if (ignored)
-        mars_stat_add(&mars_sink_stats(s)->discarded_intentional, ignored);
-    if (c->protocol == SW_V6)
-        logs = metrics = 0;
-    else if (!c->meters)
-        metrics = 0;
-    if (r->sink_data) /* the logs went through on an earlier try */
-        logs = 0;
-    if (!logs && !metrics) {
-        free(r->sink_data);
-        r->sink_data = NULL;
-        mars_sink_done(s, r, MARS_SINK_OK, 0);
-        return;
+    /* What has nowhere to go is discarded on purpose (counted as the prometheus_exporter
+     * sink counts what it ignores; the engine's sent counter includes them, as the request
+     * ends OK): v6 has no log or meter service, http no trace or meter service, and
+     * metrics go only with meters: true. */
+    bool v6 = c->protocol == SW_V6, http = c->transport == SW_HTTP;
+    uint64_t ignored = 0;
+    if (v6 || http || !c->meters) {
+        ignored += n[PH_METERS];
+        n[PH_METERS] = 0;
     }
+    if (v6) {
+        ignored += n[PH_LOGS];
+        n[PH_LOGS] = 0;
+    }
+    if (http) {
+        ignored += n[PH_TRACES];
+        n[PH_TRACES] = 0;
+    }
+    if (ignored && !r->sink_data)
+        mars_stat_add(&mars_sink_stats(s)->discarded_intentional, ignored);
     struct sw_slot *sl = NULL;
     for (unsigned i = 0; i < sw->nslots && !sl; i++)
         if (!sw->slots[i].r)
             sl = &sw->slots[i];
     int rc = -EBUSY;
+    bool none = false;
     if (sl) {
         sl->r = r;
         sl->bytes = 0;
-        sl->nlogs = logs;
-        sl->nmeters = metrics;
-        if (!logs)
-            rc = start_meters(sl);
-        else if (c->transport == SW_HTTP)
-            rc = send_logs_http(sl);
-        else
-            rc = send_logs_grpc(sl);
-        if (rc)
+        memcpy(sl->count, n, sizeof(n));
+        rc = start_phase(sl, PH_LOGS, &none);
+        if (rc || none)
             sl->r = NULL;
+    }
+    if (none) {
+        free(r->sink_data);
+        r->sink_data = NULL;
+        mars_sink_done(s, r, MARS_SINK_OK, 0);
+        return;
     }
     if (rc) {
         MARS_LOG_RL(MARS_LOG_ERROR, sw->id, "cannot send: %s", strerror(-rc));

@@ -100,6 +100,13 @@ void mars_skywalking_shared_release(struct sw_sink *sw);
 int mars_skywalking_meter_encode(struct sw_sink *sw, const struct mars_sink_req *r,
                                  struct mars_grpc_buf *b, uint64_t *n);
 
+/* Appends the request's trace events (MARS_EVF_TRACE) as TraceSegmentReportService/collect
+ * messages to b: SegmentObject on v8, V6UpstreamSegment on v6 (skywalking_trace.c). Sets
+ * *n to the segments written and *bad to the records that could not be converted (skipped).
+ * Returns 0 or -ENOMEM. */
+int mars_skywalking_trace_encode(struct sw_sink *sw, const struct mars_sink_req *r,
+                                 struct mars_grpc_buf *b, uint64_t *n, uint64_t *bad);
+
 /* The answer for a gRPC status: OK, RETRY (UNAVAILABLE, transport errors, timeouts) or
  * REJECTED (auth and the rest), logged and kept as the sink's last error. */
 enum mars_sink_result mars_skywalking_classify(struct sw_sink *sw, const char *what,

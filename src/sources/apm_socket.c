@@ -22,7 +22,9 @@
  *               empty reply while it is not registered yet: the client asks again on its
  *               next request, as with SkyAPM's own agent); otherwise mars derives stable
  *               ids from the host name, app_code and pid.
- *   1 trace     HTTP request and response size histograms (apm_socket_records.c)
+ *   1 trace     HTTP request and response size histograms; a SkyAPM segment also becomes
+ *               one trace event (MARS_EVF_TRACE) for the skywalking sink
+ *               (apm_socket_records.c)
  *   2 business  `[RIG:BIZ]={...}` counters, gauges, histograms (apm_socket_records.c)
  *
  * The metric events of one read form one batch, emitted at the end of the read. Nothing
@@ -725,9 +727,9 @@ const struct mars_component_desc mars_source_apm_socket = {
     .name = "apm_socket",
     .description = "Listens on the unix socket of PHP APM extensions (SkyAPM 3.x, the seed "
                    "agent): answers register requests, turns HTTP spans and business metrics "
-                   "into metric events.",
+                   "into metric events and SkyAPM segments into trace events.",
     .kind = MARS_KIND_SOURCE,
-    .produces = MARS_DATA_METRIC,
+    .produces = MARS_DATA_ANY, /* metrics; SkyAPM segments as MARS_EVF_TRACE log events */
     .options = apm_options,
     .conf_size = sizeof(struct apm_conf),
     .check = apm_check,

@@ -123,6 +123,15 @@ static const struct mars_opt sw_options[] = {
      .def = "false",
      .desc = "Send metric events as SkyWalking meters (collectBatch); the OAP keeps only "
              "meters a meter-analyzer rule names."},
+    {.name = "max_services",
+     .type = MARS_OPT_INT,
+     .offset = OFF(max_services),
+     .def = "100",
+     .min = 0,
+     .max = 100000,
+     .desc = "Most PHP apps (app_code of an apm_socket register request) the sink registers "
+             "with the OAP as services of their own, in the background; one more gets an "
+             "empty reply and is counted. 0: apps get the sink's own identity."},
     {.name = "tls",
      .type = MARS_OPT_SECTION,
      .offset = OFF(tls),

@@ -35,4 +35,14 @@ struct mars_skywalking_ids {
  * when no such sink runs. */
 int mars_skywalking_ids(struct mars_obs *o, const char *sink_id, struct mars_skywalking_ids *out);
 
+/* The identity PHP app `app` (its app_code) has under the skywalking sink `sink_id`: the
+ * service named `app` with the sink's instance name, registered with the OAP in the
+ * background by the sink (out->registered stays false, and on v6 the ids 0, until the OAP
+ * has answered; ask again later). The sink's own identity when `app` is its own service,
+ * or when the sink registers no apps (max_services: 0, transport http). Returns 0, -ENOENT
+ * when no such sink runs, or -ENOSPC when the sink has max_services apps already (counted
+ * in mars_skywalking_services_overflow_total). */
+int mars_skywalking_app_ids(struct mars_obs *o, const char *sink_id, const char *app,
+                            struct mars_skywalking_ids *out);
+
 #endif

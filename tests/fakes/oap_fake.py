@@ -186,8 +186,9 @@ class Oap:
         out = register_v6_pb2.V6ServiceInstanceRegisterMapping()
         with self.lock:
             for i in req.instances:
-                if i.serviceId in self.service_ids.values() and self.answered("inst:" + i.instanceUUID):
-                    iid = self.instance_ids.setdefault(i.instanceUUID, 42 + len(self.instance_ids))
+                if i.serviceId in self.service_ids.values() and self.answered("inst:%d:%s" % (i.serviceId, i.instanceUUID)):
+                    key = (i.serviceId, i.instanceUUID)  # the OAP keys instances by both
+                    iid = self.instance_ids.setdefault(key, 42 + len(self.instance_ids))
                     out.serviceInstances.add(key=i.instanceUUID, value=iid)
         return self.handle("/Register/doServiceInstanceRegister", [req], context, out)
 

@@ -466,12 +466,16 @@ static int start_call(struct sw_slot *sl, const char *path)
     return mars_grpc_call_start(sw->ch, &sl->call);
 }
 
-static int start_meters(struct sw_slot *sl)
+/* *none when every metric was a summary (skipped, counted). */
+static int start_meters(struct sw_slot *sl, bool *none)
 {
-    uint64_t n = 0;
+    uint64_t n = 0, skipped = 0;
     mars_grpc_buf_reset(&sl->buf);
-    int rc = mars_skywalking_meter_encode(sl->sw, sl->r, &sl->buf, &n);
-    return rc ? rc : start_call(sl, METERS_PATH);
+    int rc = mars_skywalking_meter_encode(sl->sw, sl->r, &sl->buf, &n, &skipped);
+    if (rc == 0 && skipped && !(phases_done(sl->r) & (1u << PH_METERS)))
+        mars_stat_add(&mars_sink_stats(sl->sw->sink)->discarded_intentional, skipped);
+    *none = rc == 0 && n == 0;
+    return rc || n == 0 ? rc : start_call(sl, METERS_PATH);
 }
 
 /* Encodes the request's segments; *none when not one could be converted (counted). */
@@ -580,10 +584,8 @@ static int start_phase(struct sw_slot *sl, enum sw_phase from, bool *none)
         sl->phase = ph;
         if (ph == PH_LOGS)
             return sl->sw->conf->transport == SW_HTTP ? send_logs_http(sl) : send_logs_grpc(sl);
-        if (ph == PH_METERS)
-            return start_meters(sl);
         bool empty;
-        int rc = start_traces(sl, &empty);
+        int rc = ph == PH_METERS ? start_meters(sl, &empty) : start_traces(sl, &empty);
         if (rc || !empty)
             return rc;
     }

@@ -147,9 +147,10 @@ struct sw_shared *mars_skywalking_shared_acquire(struct sw_sink *sw);
 void mars_skywalking_shared_release(struct sw_sink *sw);
 
 /* Appends the request's metric events as one MeterDataCollection message to b. Sets
- * *n to the number of meters written. Returns 0 or -ENOMEM. */
+ * *n to the number of meters written and *skipped to the summaries left out (SkyWalking
+ * has no summary). Returns 0 or -ENOMEM. */
 int mars_skywalking_meter_encode(struct sw_sink *sw, const struct mars_sink_req *r,
-                                 struct mars_grpc_buf *b, uint64_t *n);
+                                 struct mars_grpc_buf *b, uint64_t *n, uint64_t *skipped);
 
 /* Appends the request's trace events (MARS_EVF_TRACE) as TraceSegmentReportService/collect
  * messages to b: SegmentObject on v8, V6UpstreamSegment on v6 (skywalking_trace.c). Sets

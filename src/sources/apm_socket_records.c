@@ -589,7 +589,51 @@ int mars_apm_record_trace(struct apm_records *r, struct mars_batch *b, const cha
 
 /* ---- business metrics ---- */
 
-#define MAX_TAGS 8
+#define MAX_TAGS      8
+#define MAX_QUANTILES 16
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The quantiles of a summary: config.percentile as a list [0.5, 0.9] or a string
+ * "0.5,0.9" (the seed's), each in [0, 1]; default 0.5, 0.9, 0.99. Sorted, duplicates
+ * dropped. Returns their number, or -1 when one is not a number in [0, 1]. */
+static int percentiles(struct apm_records *r, const char *s, size_t n, double *qs)
+{
+    const char *cfg;
+    size_t cn, k = 0;
+    struct mars_value v, e;
+    char text[512];
+    if (!get_object(s, n, "config", &cfg, &cn) || !get(cfg, cn, "percentile", &v)) {
+        qs[0] = 0.5, qs[1] = 0.9, qs[2] = 0.99;
+        return 3;
+    }
+    if (v.kind == MARS_FIELD_ARRAY) {
+        size_t pos = 0;
+        while (k < MAX_QUANTILES && mars_json_array_next(v.ptr, v.len, &pos, &e))
+            if (!mars_value_number(&e, &qs[k++]))
+                return -1;
+    } else if (get_str(r, cfg, cn, "percentile", text, sizeof(text))) {
+        for (char *t = strtok(text, ", "); t && k < MAX_QUANTILES; t = strtok(NULL, ", ")) {
+            char *end;
+            qs[k++] = strtod(t, &end);
+            if (end == t || *end)
+                return -1;
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        if (!(qs[i] >= 0 && qs[i] <= 1))
+            return -1;
+    qsort(qs, k, sizeof(*qs), cmp_double);
+    size_t o = 0;
+    for (size_t i = 0; i < k; i++)
+        if (o == 0 || qs[i] != qs[o - 1])
+            qs[o++] = qs[i];
+    return (int)o;
+}
 
 int mars_apm_record_biz(struct apm_records *r, struct mars_batch *b, const char *s, size_t n,
                         int64_t ts)
@@ -681,7 +725,18 @@ int mars_apm_record_biz(struct apm_records *r, struct mars_batch *b, const char 
         }
         rc = push_observation(r, b, &m, bounds, nb, val, ts);
     } else if (strcmp(type, "summary") == 0) {
-        return APM_BAD_UNSUPPORTED + 1; /* no summary kind in mars's metric model yet */
+        double qs[MAX_QUANTILES];
+        int nq = percentiles(r, s, n, qs);
+        if (nq < 0)
+            return APM_BAD_MISSING + 1;
+        snprintf(full, sizeof(full), "%s", name);
+        m.kind = MARS_METRIC_SUMMARY;
+        m.value = val;
+        m.count = 1;
+        m.observations = &val;
+        m.quantiles = qs;
+        m.nquantiles = (size_t)nq;
+        rc = push(r, b, &m, ts);
     } else {
         return APM_BAD_MISSING + 1;
     }

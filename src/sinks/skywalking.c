@@ -1,6 +1,9 @@
 /*
- * skywalking.c - the `skywalking` sink: log events to an Apache SkyWalking OAP, plus the
- * instance registration of mars itself and, optionally, metric events as meters.
+ * skywalking.c - the `skywalking` sink: log events and trace segments to an Apache
+ * SkyWalking OAP, plus the instance registration of mars itself (and of the PHP apps of
+ * an apm_socket source) and, optionally, metric events as meters. Options are in
+ * skywalking_conf.c, segments in skywalking_trace.c, meters in skywalking_meter.c,
+ * registration in skywalking_mgmt.c and skywalking_apps.c.
  *
  * Logs. Each engine request becomes one call: on gRPC (the default, port 11800) a client
  * stream LogReportService/collect of one LogData per event; on `transport: http` one POST
@@ -15,14 +18,19 @@
  * RESOURCE_EXHAUSTED, timeouts and transport errors are RETRY (the engine backs off and
  * sends the same events again, so nothing is lost while the OAP is down); UNAUTHENTICATED
  * and PERMISSION_DENIED are permanent, logged as a token problem and kept as the sink's
- * last error; other statuses are permanent too. With `meters: true` the request's metric
- * events then go as one MeterReportService/collectBatch call; when the logs were delivered
- * and only the meters failed, the retry sends just the meters (r->sink_data remembers).
+ * last error; other statuses are permanent too.
+ *
+ * Phases: a request goes as up to three calls in a row, each only when it has events: its
+ * logs, its trace segments (events flagged MARS_EVF_TRACE: one TraceSegmentReportService/
+ * collect stream) and, with `meters: true`, its metric events (one MeterReportService/
+ * collectBatch call). A phase delivered is remembered in r->sink_data, so a retry sends
+ * only the phases still missing.
  *
  * Registration runs once per sink, not once per worker: the instances share one object
  * (mars_shared_acquire), and the first to take it runs skywalking_mgmt.c on its worker's
- * loop. On `protocol: v6` there is no log or meter service: events are counted as
- * discarded and only the registration and the ping run.
+ * loop. On `protocol: v6` there is no log or meter service: log and metric events are
+ * counted as discarded; segments go in the v6 form. On `transport: http` segments and
+ * metrics are discarded the same way.
  *
  * Memory: per-slot call buffers and the per-sink string copies are reused across requests.
  *
@@ -50,95 +58,6 @@
 /* The parts of a request, sent in this order, one call each. */
 enum sw_phase { PH_LOGS, PH_TRACES, PH_METERS, PH__COUNT };
 static const char *const phase_names[] = {"logs", "trace segments", "meters"};
-
-static const char *const transport_names[] = {"grpc", "http", NULL};
-static const char *const protocol_names[] = {"v8", "v6", NULL};
-static const char *const body_names[] = {"text", "json", NULL};
-
-#define OFF(f) offsetof(struct sw_conf, f)
-static const struct mars_opt sw_options[] = {
-    {.name = "address",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(address),
-     .flags = MARS_OPT_REQUIRED,
-     .desc = "The OAP as host:port: its gRPC port (11800), or its HTTP port (12800) with "
-             "transport http."},
-    {.name = "service",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(service),
-     .flags = MARS_OPT_REQUIRED,
-     .desc = "Service name the logs, meters and mars's own registration are reported under."},
-    {.name = "instance",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(instance),
-     .desc = "Service instance name; default: the pod name (POD_NAME) or the host name."},
-    {.name = "layer",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(layer),
-     .desc = "SkyWalking layer of the service (GENERAL, MESH, K8S_SERVICE, ...); empty: the "
-             "OAP's default, GENERAL."},
-    {.name = "token",
-     .type = MARS_OPT_SECRET,
-     .offset = OFF(token),
-     .desc = "Sent as the `authentication` metadata, for OAPs with an authentication token."},
-    {.name = "transport",
-     .type = MARS_OPT_ENUM,
-     .offset = OFF(transport),
-     .def = "grpc",
-     .choices = transport_names,
-     .desc = "grpc (port 11800) or http: the OAP's JSON API (port 12800), /v3/logs and "
-             "/v3/management/*; http carries no meters."},
-    {.name = "protocol",
-     .type = MARS_OPT_ENUM,
-     .offset = OFF(protocol),
-     .def = "v8",
-     .choices = protocol_names,
-     .desc = "v8 for OAP 8.x and later; v6 for 6.x/7.x, which only registers and pings "
-             "(those OAPs have no log service: events are discarded)."},
-    {.name = "body",
-     .type = MARS_OPT_ENUM,
-     .offset = OFF(body),
-     .def = "text",
-     .choices = body_names,
-     .desc = "text sends the message as a TextLog; json sends the whole event as a JSONLog."},
-    {.name = "endpoint_field",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(endpoint_field),
-     .desc = "Field whose value is the log's endpoint (an HTTP route, an RPC method)."},
-    {.name = "tags",
-     .type = MARS_OPT_LIST,
-     .offset = OFF(tags),
-     .desc = "Fields sent as log tags (name = the field path), e.g. [level, logger]."},
-    {.name = "keepalive_interval",
-     .type = MARS_OPT_DURATION,
-     .offset = OFF(keepalive_interval),
-     .def = "30s",
-     .min = 1000000000LL,
-     .max = 3600000000000LL,
-     .desc = "How often mars's instance pings the OAP; its properties are reported again "
-             "every 10 pings (the OAP expires them)."},
-    {.name = "meters",
-     .type = MARS_OPT_BOOL,
-     .offset = OFF(meters),
-     .def = "false",
-     .desc = "Send metric events as SkyWalking meters (collectBatch); the OAP keeps only "
-             "meters a meter-analyzer rule names."},
-    {.name = "max_services",
-     .type = MARS_OPT_INT,
-     .offset = OFF(max_services),
-     .def = "100",
-     .min = 0,
-     .max = 100000,
-     .desc = "Most PHP apps (app_code of an apm_socket register request) the sink registers "
-             "with the OAP as services of their own, in the background; one more gets an "
-             "empty reply and is counted. 0: apps get the sink's own identity."},
-    {.name = "tls",
-     .type = MARS_OPT_SECTION,
-     .offset = OFF(tls),
-     .sub = mars_tls_options,
-     .desc = "TLS to the OAP (enabled: true): h2 by ALPN, CA, client certificate."},
-    {.name = NULL},
-};
 
 /* A NUL-terminated copy that protobuf-c can pack; reused across events. */
 struct sw_str {
@@ -171,37 +90,6 @@ struct sw_scratch {
 static struct sw_scratch *scratch_of(struct sw_sink *sw)
 {
     return (struct sw_scratch *)(void *)(sw + 1);
-}
-
-/* ---- config ---- */
-
-static int sw_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
-{
-    const struct sw_conf *c = conf;
-    int rc = mars_netconf_check(&c->tls, NULL, node, diag);
-    if (c->address && mars_netconf_check_address(c->address, node, diag))
-        rc = -EINVAL;
-    const char *why = NULL;
-    if (c->transport == SW_HTTP && c->meters)
-        why = "meters: true needs transport grpc (the OAP has no HTTP API for meters)";
-    else if (c->transport == SW_HTTP && c->protocol == SW_V6)
-        why = "protocol v6 needs transport grpc";
-    if (why) {
-        mars_diag_add(diag, node->file, node->line, node->col, "%s", why);
-        rc = -EINVAL;
-    }
-    for (size_t i = 0; i < c->tags.n + (c->endpoint_field != NULL); i++) {
-        const char *f = i < c->tags.n ? c->tags.v[i] : c->endpoint_field;
-        size_t at;
-        const char *err;
-        struct mars_path *p = mars_path_compile(f, strlen(f), &at, &err);
-        if (!p) {
-            mars_diag_add(diag, node->file, node->line, node->col, "field '%s': %s", f, err);
-            rc = -EINVAL;
-        }
-        mars_path_destroy(p);
-    }
-    return rc;
 }
 
 /* ---- shared helpers ---- */
@@ -831,8 +719,8 @@ const struct mars_component_desc mars_sink_skywalking = {
                    "or its HTTP API, and registers mars as a service instance.",
     .kind = MARS_KIND_SINK,
     .accepts = MARS_DATA_LOG | MARS_DATA_METRIC,
-    .options = sw_options,
+    .options = mars_skywalking_options,
     .conf_size = sizeof(struct sw_conf),
-    .check = sw_check,
+    .check = mars_skywalking_check,
     .sink = {.init = sw_init, .write = sw_write, .abort = sw_abort, .destroy = sw_destroy},
 };

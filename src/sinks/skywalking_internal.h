@@ -40,6 +40,10 @@ struct sw_conf {
     struct mars_tls_conf tls;
 };
 
+/* The options and their check (skywalking_conf.c). */
+extern const struct mars_opt mars_skywalking_options[];
+int mars_skywalking_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag);
+
 /* One PHP app registered in the background for the apm_socket source (skywalking_apps.c):
  * a service named after its app_code, with this sink's instance name. */
 enum sw_app_state { SW_APP_NEW, SW_APP_SERVICE, SW_APP_READY };

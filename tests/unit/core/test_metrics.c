@@ -291,8 +291,8 @@ static void test_summary_text(void **state)
     struct evbuffer *b = evbuffer_new();
     struct mars_prom_text t;
     mars_prom_text_init(&t, b);
-    t.v.family(&t.v, &(struct mars_mfamily_info){.name = "t_s", .help = "S.",
-                                                 .type = MARS_MT_SUMMARY});
+    t.v.family(&t.v,
+               &(struct mars_mfamily_info){.name = "t_s", .help = "S.", .type = MARS_MT_SUMMARY});
     t.v.summary(&t.v, &(struct mars_mlabels){names, values, 1}, qs, vals, 2, 7, 12.25);
     t.v.summary(&t.v, &(struct mars_mlabels){NULL, NULL, 0}, qs, vals, 1, 0, 0);
     size_t n = evbuffer_get_length(b);

@@ -6,8 +6,10 @@
 #     beyond max_services gets empty replies and is counted; SkyAPM v8 segments arrive at
 #     the OAP exactly once each with their trace ids, spans, refs, tags and logs; their
 #     HTTP entry spans feed http_server_requests_seconds
+#     a summary keeps its last summary_window (3) observations for its quantiles
 #   2 v6: the app gets the OAP's ids (service 18, instance 43; mars's own are 17 and 42);
-#     v6 segments arrive as UpstreamSegment with UniqueId parts and numeric ids
+#     v6 segments arrive as UpstreamSegment with UniqueId parts and numeric ids; a record
+#     whose ids are not dotted numbers is dropped and counted
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/fakes.bash"
@@ -39,7 +41,7 @@ sinks:
     keepalive_interval: 1s
     batch: {timeout: 50ms}
     retry: {initial_backoff: 50ms, max_backoff: 300ms}
-  prom: {type: prometheus_exporter, inputs: [apm], address: "127.0.0.1:0"}
+  prom: {type: prometheus_exporter, inputs: [apm], address: "127.0.0.1:0", summary_window: 3}
 EOF
 }
 # oap_count CALLS METHOD-SUFFIX [JSON-KEY=VALUE of the first message] : OK calls
@@ -176,8 +178,20 @@ scrape_has() { curl -sf "http://$exp/metrics" | grep -qxF "$1"; }
 S='exception="None",method="UNKNOWN",outcome="SUCCESS",status="200",uri="/orders/{id}"'
 wait_until 10 "SkyAPM entry spans in the histogram" scrape_has "http_server_requests_seconds_count{$S} $N"
 scrape_has "http_server_requests_seconds_sum{$S} 1.25" || fail "entry span durations: $(curl -sf "http://$exp/metrics" | grep http_server)"
+# summary_window 3: the quantiles see 30, 40, 50; _sum and _count see all five
+for v in 10 20 30 40 50; do
+    echo "2[RIG:BIZ]={\"name\":\"wait_seconds\",\"type\":\"summary\",\"val\":$v,\"tag\":{\"q\":\"a\"},\"config\":{\"percentile\":[0,0.5,0.99]}}"
+done >"$TMP/sum.txt"
+client one "$TMP/sum.txt" >/dev/null
+wait_until 10 "the summary" scrape_has 'wait_seconds_count{q="a"} 5'
+curl -sf "http://$exp/metrics" >"$TMP/m.txt"
+for want in 'wait_seconds{q="a",quantile="0"} 30' 'wait_seconds{q="a",quantile="0.5"} 40' \
+    'wait_seconds{q="a",quantile="0.99"} 50' 'wait_seconds_sum{q="a"} 150'; do
+    grep -qxF "$want" "$TMP/m.txt" || fail "missing '$want' in: $(grep wait_seconds "$TMP/m.txt")"
+done
 stop_all
 expect_eq "$(segs)" "$N" "segments at the OAP"
+pass "1: summary quantiles over the last 3 observations"
 pass "1: $N v8 segments forwarded once each, with spans, refs, tags and logs; entry spans in the histogram"
 
 say "2: v6: the OAP's ids for the app, UpstreamSegment"
@@ -190,6 +204,8 @@ WANT=1 wait_until 20 "shop's ping" at_least "$TMP/calls-v6" doPing serviceInstan
 expect_eq "$(oap_count "$TMP/calls-v6" doServiceRegister)" 4 "service registrations (mars, shop: each after one empty answer)"
 N=3
 segments "$TMP/seg6.txt" 6 "$N"
+sed 's/"traceSegmentId":"1.2.1"/"traceSegmentId":"not.an.id"/' "$TMP/seg6.txt" | head -n 1 >"$TMP/bad6.txt"
+client fresh "$TMP/bad6.txt" >/dev/null
 client fresh "$TMP/seg6.txt" >/dev/null
 segs6() {
     "$PY" - "$TMP/calls-v6" <<'PYEOF'
@@ -202,6 +218,7 @@ enough6() { (($(segs6) >= N)); }
 wait_until 20 "$N v6 segments at the OAP" enough6
 stop_all
 expect_eq "$(segs6)" "$N" "v6 segments at the OAP"
+expect_eq "$(stat_of "$err" sw discarded_unintentional)" 1 "v6 records with ids that are no numbers"
 "$PY" - "$TMP/calls-v6" "$N" <<'PYEOF' || fail "v6 segments differ from what was sent"
 import json, sys
 n = int(sys.argv[2])
@@ -223,4 +240,4 @@ for g in got:
     assert e["spanLayer"] == 3 and e["component"] == "PHP" and e["componentId"] == 8001, e
     assert x["spanType"] == 1 and x["peer"] == "db:3306" and x["isError"] is True, x
 PYEOF
-pass "2: v6 app ids 18,43; $N UpstreamSegments with UniqueId parts and numeric ids"
+pass "2: v6 app ids 18,43; $N UpstreamSegments with UniqueId parts and numeric ids; a bad one counted"

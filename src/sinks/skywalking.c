@@ -312,10 +312,25 @@ static void slot_finish(struct sw_slot *sl, enum mars_sink_result res)
 static int start_phase(struct sw_slot *sl, enum sw_phase from, bool *none);
 
 /* r->sink_data: the phases delivered by earlier tries of this request, so a retry sends
- * only what is left (bit 1 << phase). */
+ * only what is left (bit 1 << phase), and which of its discards were counted already. */
+#define BAD_COUNTED     (1u << PH__COUNT)
+#define SKIPPED_COUNTED (2u << PH__COUNT)
+#define IGNORED_COUNTED (4u << PH__COUNT)
+
 static unsigned phases_done(const struct mars_sink_req *r)
 {
     return r->sink_data ? *(const unsigned *)r->sink_data : 0;
+}
+
+/* Sets bits in r->sink_data. Returns false on -ENOMEM. */
+static bool mark_done(struct mars_sink_req *r, unsigned bits)
+{
+    if (!r->sink_data)
+        r->sink_data = calloc(1, sizeof(unsigned));
+    if (!r->sink_data)
+        return false;
+    *(unsigned *)r->sink_data |= bits;
+    return true;
 }
 
 static void on_call_done(struct mars_grpc_call *c, const struct mars_grpc_result *res)
@@ -326,12 +341,9 @@ static void on_call_done(struct mars_grpc_call *c, const struct mars_grpc_result
         mars_skywalking_classify(sw, phase_names[sl->phase], res, sl->count[sl->phase]);
     if (out == MARS_SINK_OK) {
         sl->bytes += sl->buf.len;
-        if (!sl->r->sink_data)
-            sl->r->sink_data = calloc(1, sizeof(unsigned));
-        if (!sl->r->sink_data) {
+        if (!mark_done(sl->r, 1u << sl->phase)) {
             out = MARS_SINK_RETRY;
         } else {
-            *(unsigned *)sl->r->sink_data |= 1u << sl->phase;
             bool none;
             int rc = start_phase(sl, sl->phase + 1, &none);
             if (rc == 0 && !none)
@@ -360,7 +372,8 @@ static int start_meters(struct sw_slot *sl, bool *none)
     uint64_t n = 0, skipped = 0;
     mars_grpc_buf_reset(&sl->buf);
     int rc = mars_skywalking_meter_encode(sl->sw, sl->r, &sl->buf, &n, &skipped);
-    if (rc == 0 && skipped && !(phases_done(sl->r) & (1u << PH_METERS)))
+    if (rc == 0 && skipped && !(phases_done(sl->r) & SKIPPED_COUNTED) &&
+        mark_done(sl->r, SKIPPED_COUNTED))
         mars_stat_add(&mars_sink_stats(sl->sw->sink)->discarded_intentional, skipped);
     *none = rc == 0 && n == 0;
     return rc || n == 0 ? rc : start_call(sl, METERS_PATH);
@@ -373,7 +386,7 @@ static int start_traces(struct sw_slot *sl, bool *none)
     uint64_t n = 0, bad = 0;
     mars_grpc_buf_reset(&sl->buf);
     int rc = mars_skywalking_trace_encode(sw, sl->r, &sl->buf, &n, &bad);
-    if (rc == 0 && bad && !(phases_done(sl->r) & (1u << PH_TRACES))) {
+    if (rc == 0 && bad && !(phases_done(sl->r) & BAD_COUNTED) && mark_done(sl->r, BAD_COUNTED)) {
         struct mars_stats *st = mars_sink_stats(sw->sink);
         mars_stat_add(&st->errors[MARS_ERR_ENCODE], bad);
         mars_stat_add(&st->discarded_unintentional, bad);
@@ -511,7 +524,7 @@ static void sw_write(struct mars_sink *s, struct mars_sink_req *r)
         ignored += n[PH_TRACES];
         n[PH_TRACES] = 0;
     }
-    if (ignored && !r->sink_data)
+    if (ignored && !(phases_done(r) & IGNORED_COUNTED) && mark_done(r, IGNORED_COUNTED))
         mars_stat_add(&mars_sink_stats(s)->discarded_intentional, ignored);
     struct sw_slot *sl = NULL;
     for (unsigned i = 0; i < sw->nslots && !sl; i++)

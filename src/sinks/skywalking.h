@@ -1,7 +1,7 @@
 /*
  * skywalking.h - what other components may ask a `skywalking` sink: the identity it
  * registered with the OAP (service and instance names on v8+, and on v6 the numeric ids
- * the OAP assigned). The PHP APM socket answers its clients' register requests from it, so
+ * the OAP assigned), and that of each PHP app it registers for them in the background. The PHP APM socket answers its clients' register requests from it, so
  * an agent behind mars shows up under the same service and instance as mars's own
  * registration and never registers twice.
  *

@@ -1,9 +1,9 @@
 /*
  * skywalking.h - what other components may ask a `skywalking` sink: the identity it
  * registered with the OAP (service and instance names on v8+, and on v6 the numeric ids
- * the OAP assigned), and that of each PHP app it registers for them in the background. The PHP APM socket answers its clients' register requests from it, so
- * an agent behind mars shows up under the same service and instance as mars's own
- * registration and never registers twice.
+ * the OAP assigned), and that of each PHP app it registers for them in the background. The PHP APM
+ * socket answers its clients' register requests from it, so an agent behind mars shows up under the
+ * same service and instance as mars's own registration and never registers twice.
  *
  * Where the ids live: in the sink's shared object (one per sink id, refcounted by the
  * engine's mars_shared_acquire table and shared by the sink's instances on every worker),

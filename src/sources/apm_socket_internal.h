@@ -29,7 +29,7 @@ enum apm_bad {
     APM_BAD_NAME,        /* a business metric name that is not a valid metric name */
     APM_BAD_PARTIAL,     /* the connection closed inside a record */
     APM_BAD_UNSUPPORTED, /* no longer produced (segments and summaries are taken); kept so
-                         * the label set of the metric does not change */
+                          * the label set of the metric does not change */
     APM_BAD__COUNT
 };
 

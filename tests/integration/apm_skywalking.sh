@@ -59,7 +59,11 @@ for l in open(path):
 print(n)
 PYEOF
 }
-at_least() { (($(oap_count "$@" 2>/dev/null || echo 0) >= WANT)); }
+at_least() { # at_least N CALLS METHOD-SUFFIX [KEY=VALUE..]
+    local want=$1
+    shift
+    (($(oap_count "$@" 2>/dev/null || echo 0) >= want))
+}
 reply_matches() { [[ $(client register "$1" 4242 "$2") =~ $3 ]]; }
 
 # segments FILE VERSION N : N SkyAPM records of that version, segment i with trace t-i
@@ -121,7 +125,7 @@ start_all v8
 first=$(client register shop 4242 8)
 [[ $first == "<empty>" ]] || fail "an unknown app got '$first', want an empty reply at once"
 wait_until 20 "shop's names" reply_matches shop 8 "^shop,pod-1,$uuid$"
-WANT=1 wait_until 20 "shop's keepAlive" at_least "$TMP/calls-v8" keepAlive service=shop serviceInstance=pod-1
+wait_until 20 "shop's keepAlive" at_least 1 "$TMP/calls-v8" keepAlive service=shop serviceInstance=pod-1
 expect_eq "$(oap_count "$TMP/calls-v8" reportInstanceProperties service=shop serviceInstance=pod-1)" 1 \
     "reports of shop"
 # max_services 2: shop and a are registered, b is one too many
@@ -200,7 +204,7 @@ wait_until 30 "mars's own v6 registration" grep -q 'registered with the OAP (v6)
 first=$(client register shop 4242 6)
 [[ $first == "<empty>" ]] || fail "an unknown app got '$first', want an empty reply at once"
 wait_until 30 "shop's ids" reply_matches shop 6 "^18,43,$uuid$"
-WANT=1 wait_until 20 "shop's ping" at_least "$TMP/calls-v6" doPing serviceInstanceId=43
+wait_until 20 "shop's ping" at_least 1 "$TMP/calls-v6" doPing serviceInstanceId=43
 expect_eq "$(oap_count "$TMP/calls-v6" doServiceRegister)" 4 "service registrations (mars, shop: each after one empty answer)"
 N=3
 segments "$TMP/seg6.txt" 6 "$N"

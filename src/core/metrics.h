@@ -30,7 +30,9 @@ struct mars_metrics;
 struct mars_mfamily;
 struct mars_mseries;
 
-enum mars_mtype { MARS_MT_COUNTER, MARS_MT_GAUGE, MARS_MT_HISTOGRAM };
+/* Registry families are counters, gauges or histograms; summaries only pass through
+ * visitors (the prometheus_exporter sink's). */
+enum mars_mtype { MARS_MT_COUNTER, MARS_MT_GAUGE, MARS_MT_HISTOGRAM, MARS_MT_SUMMARY };
 
 #define MARS_METRICS_SHARED             UINT32_MAX /* shard index for writers on any thread */
 #define MARS_METRICS_MAX_LABELS         8
@@ -89,6 +91,10 @@ struct mars_mvisitor {
     /* histogram sample: cumulative[i] observations <= bounds[i]; count includes +Inf */
     void (*histogram)(struct mars_mvisitor *v, const struct mars_mlabels *l, const double *bounds,
                       const uint64_t *cumulative, size_t nbounds, uint64_t count, double sum);
+    /* summary sample: values[i] is quantile qs[i] (NaN when unknown); may be NULL in
+     * visitors that never see summaries (the registry has none) */
+    void (*summary)(struct mars_mvisitor *v, const struct mars_mlabels *l, const double *qs,
+                    const double *values, size_t nq, uint64_t count, double sum);
 };
 
 /* fn reports families and samples to v at every collection; it runs with the registry
@@ -105,7 +111,8 @@ void mars_metrics_collect(struct mars_metrics *m, struct mars_mvisitor *v);
 #define MARS_PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
 /* A visitor that appends exposition text to `out`: HELP and TYPE once per family, label
- * values escaped, histogram _bucket/_sum/_count series. Families must not repeat. */
+ * values escaped, histogram _bucket/_sum/_count series, summary {quantile=}/_sum/_count
+ * series. Families must not repeat. */
 struct mars_prom_text {
     struct mars_mvisitor v;
     struct evbuffer *out;

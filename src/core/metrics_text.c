@@ -89,7 +89,7 @@ void mars_prom_format_value(double x, char *buf, size_t len)
 
 static const char *type_name(enum mars_mtype t)
 {
-    static const char *const names[] = {"counter", "gauge", "histogram"};
+    static const char *const names[] = {"counter", "gauge", "histogram", "summary"};
     return names[t];
 }
 
@@ -121,9 +121,9 @@ static void on_family(struct mars_mvisitor *v, const struct mars_mfamily_info *f
     put(t, "\n", 1);
 }
 
-/* name{labels[,le="le"]} value\n */
-static void sample(struct mars_prom_text *t, const char *suffix, const struct mars_mlabels *l,
-                   const char *le, double x)
+/* name{labels[,le="le"]} value\n (lname: "le", or "quantile" for summaries) */
+static void sample_as(struct mars_prom_text *t, const char *suffix, const struct mars_mlabels *l,
+                      const char *lname, const char *le, double x)
 {
     char num[64];
     puts_(t, t->family);
@@ -140,7 +140,9 @@ static void sample(struct mars_prom_text *t, const char *suffix, const struct ma
             put(t, "\"", 1);
         }
         if (le) {
-            puts_(t, l->n ? ",le=\"" : "le=\"");
+            puts_(t, l->n ? "," : "");
+            puts_(t, lname);
+            puts_(t, "=\"");
             puts_(t, le);
             put(t, "\"", 1);
         }
@@ -150,6 +152,12 @@ static void sample(struct mars_prom_text *t, const char *suffix, const struct ma
     put(t, " ", 1);
     puts_(t, num);
     put(t, "\n", 1);
+}
+
+static void sample(struct mars_prom_text *t, const char *suffix, const struct mars_mlabels *l,
+                   const char *le, double x)
+{
+    sample_as(t, suffix, l, "le", le, x);
 }
 
 static void on_value(struct mars_mvisitor *v, const struct mars_mlabels *l, double x)
@@ -173,10 +181,26 @@ static void on_histogram(struct mars_mvisitor *v, const struct mars_mlabels *l,
     sample(t, "_count", l, NULL, (double)count);
 }
 
+static void on_summary(struct mars_mvisitor *v, const struct mars_mlabels *l, const double *qs,
+                       const double *values, size_t nq, uint64_t count, double sum)
+{
+    struct mars_prom_text *t = MARS_CONTAINER_OF(v, struct mars_prom_text, v);
+    char q[64];
+    for (size_t i = 0; i < nq; i++) {
+        mars_prom_format_value(qs[i], q, sizeof(q));
+        sample_as(t, "", l, "quantile", q, values[i]);
+    }
+    sample(t, "_sum", l, NULL, sum);
+    sample(t, "_count", l, NULL, (double)count);
+}
+
 void mars_prom_text_init(struct mars_prom_text *t, struct evbuffer *out)
 {
     *t = (struct mars_prom_text){
-        .v = {.family = on_family, .value = on_value, .histogram = on_histogram},
+        .v = {.family = on_family,
+              .value = on_value,
+              .histogram = on_histogram,
+              .summary = on_summary},
         .out = out,
         .family = "",
     };

@@ -17,6 +17,7 @@
 #include "core/json_escape.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -108,7 +109,7 @@ static int put_timestamp(struct mars_encoder *e, int64_t ts_ns)
 
 static int put_metric(struct mars_encoder *e, const struct mars_metric *m)
 {
-    static const char *const kinds[] = {"counter", "gauge", "histogram"};
+    static const char *const kinds[] = {"counter", "gauge", "histogram", "summary"};
     char num[128];
     int rc = out_put(e, ",\"name\":", 8);
     rc = rc ? rc : mars_encode_json_string(e, m->name.ptr, m->name.len);
@@ -123,6 +124,20 @@ static int put_metric(struct mars_encoder *e, const struct mars_metric *m)
         for (uint32_t i = 0; rc == 0 && i < m->nbuckets; i++) {
             n = snprintf(num, sizeof(num), "%s{\"le\":%.17g,\"count\":%llu}", i ? "," : "",
                          m->buckets[i].le, (unsigned long long)m->buckets[i].count);
+            rc = out_put(e, num, (size_t)n);
+        }
+        rc = rc ? rc : out_put(e, "],", 2);
+    }
+    if (m->kind == MARS_METRIC_SUMMARY) { /* value is the sum */
+        n = snprintf(num, sizeof(num), "\"count\":%llu,\"quantiles\":[",
+                     (unsigned long long)m->count);
+        rc = rc ? rc : out_put(e, num, (size_t)n);
+        for (uint32_t i = 0; rc == 0 && i < m->nquantiles; i++) {
+            double v = m->quantiles[i].value;
+            n = isfinite(v) ? snprintf(num, sizeof(num), "%s{\"q\":%.17g,\"value\":%.17g}",
+                                       i ? "," : "", m->quantiles[i].q, v)
+                            : snprintf(num, sizeof(num), "%s{\"q\":%.17g,\"value\":null}",
+                                       i ? "," : "", m->quantiles[i].q);
             rc = out_put(e, num, (size_t)n);
         }
         rc = rc ? rc : out_put(e, "],", 2);

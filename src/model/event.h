@@ -33,12 +33,26 @@ enum {
      * JSON parser then skips its own per-string checks). Whoever changes msg clears it;
      * whoever joins messages keeps it only when every piece had it. */
     MARS_EVF_UTF8 = 1u << 4,
+    /* msg is a trace segment: a SkyAPM `1` record's JSON (shared/protocols.md §14), made by
+     * the apm_socket source. The skywalking sink forwards it as a trace segment; to every
+     * other component it is a log line holding that JSON. Whoever changes msg clears it. */
+    MARS_EVF_TRACE = 1u << 5,
 };
 
-enum mars_metric_kind { MARS_METRIC_COUNTER, MARS_METRIC_GAUGE, MARS_METRIC_HISTOGRAM };
+enum mars_metric_kind {
+    MARS_METRIC_COUNTER,
+    MARS_METRIC_GAUGE,
+    MARS_METRIC_HISTOGRAM,
+    MARS_METRIC_SUMMARY
+};
 
 struct mars_metric_label {
     struct mars_slice name, value;
+};
+
+/* Summary quantile: q in [0, 1] (increasing along the array) and its value. */
+struct mars_metric_quantile {
+    double q, value;
 };
 
 /* Histogram bucket: observations <= le, cumulative (le increases along the array). */
@@ -50,16 +64,24 @@ struct mars_metric_bucket {
 struct mars_metric {
     struct mars_slice name;
     enum mars_metric_kind kind;
-    double value; /* counter, gauge: the value; histogram: the sum of observations */
+    double value; /* counter, gauge: the value; histogram, summary: the sum of observations */
     uint32_t nlabels;
     struct mars_metric_label *labels;
-    /* histogram only: observations (the implied +Inf bucket) and the finite buckets */
+    /* histogram, summary: observations (for a histogram, the implied +Inf bucket) */
     uint64_t count;
+    /* histogram only: the finite buckets */
     uint32_t nbuckets;
     struct mars_metric_bucket *buckets;
+    /* summary only: the quantiles. An absolute summary gives their values; an incremental
+     * one names the quantiles its aggregator should estimate (values NaN) and carries its
+     * `count` observations themselves, whose sum is `value`. */
+    uint32_t nquantiles;
+    struct mars_metric_quantile *quantiles;
+    double *observations;
     struct mars_slice help; /* optional one-line description; empty when unknown */
-    /* 0: value (and buckets) are the series' current absolute state (internal_metrics,
-     * health_check); 1: deltas to add to it (log_to_metric counters). */
+    /* 0: value (and buckets, quantiles) are the series' current absolute state
+     * (internal_metrics, health_check); 1: deltas to add to it (log_to_metric counters,
+     * apm_socket counters, histograms and summaries). */
     uint8_t incremental;
 };
 

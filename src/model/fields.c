@@ -509,7 +509,8 @@ void mars_event_set_message(struct mars_batch *b, struct mars_event *ev, const c
     b->bytes = b->bytes - ev->msg.len + len;
     ev->msg.ptr = ptr;
     ev->msg.len = len;
-    ev->flags &= (uint8_t) ~(MARS_EVF_NL_FOLLOWS | MARS_EVF_NO_MESSAGE | MARS_EVF_UTF8);
+    ev->flags &=
+        (uint8_t) ~(MARS_EVF_NL_FOLLOWS | MARS_EVF_NO_MESSAGE | MARS_EVF_UTF8 | MARS_EVF_TRACE);
 }
 
 void mars_fields_unlink(struct mars_fields *f, uint32_t obj, uint32_t m)

@@ -74,5 +74,9 @@ bool mars_json_array_at(const char *raw, size_t n, uint32_t idx, struct mars_val
 bool mars_json_array_next(const char *raw, size_t n, size_t *pos, struct mars_value *out);
 bool mars_json_object_get(const char *raw, size_t n, const char *key, uint32_t key_len,
                           struct mars_value *out);
+/* Iterates the members of a validated raw object in one pass, as mars_json_array_next:
+ * *key is the member's name (a STRING value), *out its value. */
+bool mars_json_object_next(const char *raw, size_t n, size_t *pos, struct mars_value *key,
+                           struct mars_value *out);
 
 #endif

@@ -187,19 +187,25 @@ bool mars_json_array_at(const char *raw, size_t n, uint32_t idx, struct mars_val
     return false;
 }
 
-bool mars_json_array_next(const char *raw, size_t n, size_t *pos, struct mars_value *out)
+/* Where the next element (or member) of an iteration at *pos starts: past the opening
+ * bracket `open` at the start, past the comma after that; NULL when raw does not open
+ * with `open`. */
+static const char *iter_at(const char *raw, size_t n, size_t pos, char open)
 {
     const char *end = raw + n, *p;
-    if (*pos == 0) {
+    if (pos == 0) {
         p = skip_ws_raw(raw, end);
-        if (p >= end || *p != '[')
-            return false;
-        p = skip_ws_raw(p + 1, end);
-    } else {
-        p = skip_ws_raw(raw + *pos, end);
-        if (p < end && *p == ',')
-            p = skip_ws_raw(p + 1, end);
+        return p < end && *p == open ? skip_ws_raw(p + 1, end) : NULL;
     }
+    p = skip_ws_raw(raw + pos, end);
+    return p < end && *p == ',' ? skip_ws_raw(p + 1, end) : p;
+}
+
+bool mars_json_array_next(const char *raw, size_t n, size_t *pos, struct mars_value *out)
+{
+    const char *end = raw + n, *p = iter_at(raw, n, *pos, '[');
+    if (!p)
+        return false;
     if (p >= end || *p == ']') {
         *pos = n;
         return false;
@@ -244,4 +250,24 @@ bool mars_json_object_get(const char *raw, size_t n, const char *key, uint32_t k
             p = skip_ws_raw(p + 1, end);
     }
     return found;
+}
+
+bool mars_json_object_next(const char *raw, size_t n, size_t *pos, struct mars_value *key,
+                           struct mars_value *out)
+{
+    const char *end = raw + n, *p = iter_at(raw, n, *pos, '{');
+    if (!p)
+        return false;
+    if (p >= end || *p != '"') {
+        *pos = n;
+        return false;
+    }
+    const char *ke = skip_value_raw(p, end);
+    raw_value(p, ke, key);
+    p = skip_ws_raw(ke, end);
+    p = skip_ws_raw(p + 1, end); /* ':' */
+    const char *e = skip_value_raw(p, end);
+    raw_value(p, e, out);
+    *pos = (size_t)(e - raw);
+    return true;
 }

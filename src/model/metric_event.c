@@ -6,6 +6,7 @@
 #include "model/metric_event.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,27 @@ static int copy_str(struct mars_arena *a, const char *s, struct mars_slice *out)
     return out->ptr ? 0 : -ENOMEM;
 }
 
+static int copy_summary(struct mars_arena *a, const struct mars_metric_sample *m,
+                        struct mars_metric *mt)
+{
+    mt->nquantiles = (uint32_t)m->nquantiles;
+    if (m->nquantiles) {
+        mt->quantiles = mars_arena_alloc(a, m->nquantiles * sizeof(*mt->quantiles));
+        if (!mt->quantiles)
+            return -ENOMEM;
+        for (size_t i = 0; i < m->nquantiles; i++)
+            mt->quantiles[i] = (struct mars_metric_quantile){
+                m->quantiles[i], m->quantile_values ? m->quantile_values[i] : NAN};
+    }
+    if (m->observations && m->count) {
+        mt->observations = mars_arena_alloc(a, m->count * sizeof(double));
+        if (!mt->observations)
+            return -ENOMEM;
+        memcpy(mt->observations, m->observations, m->count * sizeof(double));
+    }
+    return 0;
+}
+
 /* msg: the sample as an exposition line (labels escaped as in the text format). */
 static int render(struct mars_batch *b, const struct mars_metric_sample *m, struct mars_slice *out)
 {
@@ -33,7 +55,8 @@ static int render(struct mars_batch *b, const struct mars_metric_sample *m, stru
     int rc = -ENOMEM;
     if (!t)
         return rc;
-    evbuffer_add_printf(t, "%s%s", m->name, m->kind == MARS_METRIC_HISTOGRAM ? "_count" : "");
+    bool counted = m->kind == MARS_METRIC_HISTOGRAM || m->kind == MARS_METRIC_SUMMARY;
+    evbuffer_add_printf(t, "%s%s", m->name, counted ? "_count" : "");
     if (m->nlabels)
         evbuffer_add(t, "{", 1);
     for (size_t i = 0; i < m->nlabels; i++) {
@@ -43,7 +66,7 @@ static int render(struct mars_batch *b, const struct mars_metric_sample *m, stru
     }
     if (m->nlabels)
         evbuffer_add(t, "}", 1);
-    if (m->kind == MARS_METRIC_HISTOGRAM) {
+    if (counted) {
         mars_prom_format_value(m->value, num, sizeof(num));
         evbuffer_add_printf(t, " %llu sum=%s", (unsigned long long)m->count, num);
     } else {
@@ -88,6 +111,10 @@ int mars_batch_push_metric(struct mars_batch *b, const struct mars_metric_sample
             rc = -ENOMEM;
         for (size_t i = 0; rc == 0 && i < m->nbounds; i++)
             mt->buckets[i] = (struct mars_metric_bucket){m->bounds[i], m->cumulative[i]};
+    }
+    if (rc == 0 && m->kind == MARS_METRIC_SUMMARY) {
+        mt->count = m->count;
+        rc = copy_summary(a, m, mt);
     }
     struct mars_slice msg = {0};
     rc = rc ? rc : render(b, m, &msg);

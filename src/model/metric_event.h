@@ -4,8 +4,9 @@
  *
  * Everything an event points at (name, labels, buckets, help, and a text rendering in
  * `msg`) is copied into the batch arena, so it lives exactly as long as the batch. The text
- * rendering is the sample as a Prometheus exposition line, `name{l="v"} value` (histograms:
- * `name_count{...} N sum=S`), which is what text encodings and the capture sink show.
+ * rendering is the sample as a Prometheus exposition line, `name{l="v"} value` (histograms
+ * and summaries: `name_count{...} N sum=S`), which is what text encodings and the capture
+ * sink show.
  *
  * Thread: the batch's worker.
  */
@@ -29,7 +30,13 @@ struct mars_metric_sample {
     const double *bounds;
     const uint64_t *cumulative;
     size_t nbounds;
-    uint64_t count;
+    uint64_t count; /* histograms, summaries */
+    /* summaries: the quantiles (increasing, in [0, 1]) with their values (NULL: unknown,
+     * NaN), and for an incremental summary its `count` observations */
+    const double *quantiles;
+    const double *quantile_values;
+    size_t nquantiles;
+    const double *observations;
 };
 
 /* Appends one metric event stamped ts_ns (wall clock). Returns 0 or -ENOMEM. */

@@ -17,6 +17,13 @@
  * `expire_after` disappears from the output; at most `max_series` are kept (new ones
  * beyond are dropped, counted and logged). Log events that reach the sink are ignored.
  *
+ * Summaries: an incremental summary sample brings its observations; the series keeps the
+ * last `summary_window` of them in a ring (8 bytes each, grown on demand up to the window),
+ * and a scrape computes each quantile exactly over that window by nearest rank (the
+ * smallest observation with at least q of the window at or below it). `_sum` and `_count`
+ * cover every observation since the series began. An absolute summary sample replaces the
+ * quantile values, sum and count as given.
+ *
  * Exposition: on each scrape the live series are sorted by name and labels, so every
  * family is one contiguous block with one HELP and TYPE line (help from the first sample
  * that had one, else a generic line), written by the core/metrics.h text visitor.
@@ -24,6 +31,7 @@
  * Thread: write on the sink's workers; scrapes on the exporter's server thread.
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +50,7 @@ struct prometheus_exporter_conf {
     char *path;
     int64_t expire_after;
     int64_t max_series;
+    int64_t summary_window;
 };
 
 #define OFF(f) offsetof(struct prometheus_exporter_conf, f)
@@ -71,6 +80,14 @@ static const struct mars_opt prometheus_exporter_options[] = {
      .max = 10000000,
      .desc = "Most series kept; samples of new series beyond it "
              "are dropped and counted."},
+    {.name = "summary_window",
+     .type = MARS_OPT_INT,
+     .offset = OFF(summary_window),
+     .def = "500",
+     .min = 1,
+     .max = 1000000,
+     .desc = "Observations a summary series keeps (8 bytes each); its quantiles are exact "
+             "over the last this many."},
     {.name = NULL},
 };
 
@@ -89,6 +106,11 @@ struct series {
     size_t nbounds;
     double *bounds;
     uint64_t *cum;
+    /* summaries: the quantiles, their values (absolute samples) and the window ring */
+    size_t nq;
+    double *qs, *qvals;
+    double *win;
+    size_t wcap, wlen, wpos;
     int64_t updated_ns;
 };
 
@@ -99,6 +121,7 @@ struct exporter {
     size_t nseries;
     int64_t expire_after;
     size_t max_series;
+    size_t window;
     bool warned_full;
 };
 
@@ -123,6 +146,9 @@ static void series_destroy(struct series *s)
     free(s->lvalues);
     free(s->bounds);
     free(s->cum);
+    free(s->qs);
+    free(s->qvals);
+    free(s->win);
     free(s->key);
     free(s->name);
     free(s->help);
@@ -188,7 +214,8 @@ static struct series *series_create(const struct mars_metric *m, const char *nam
         s->lvalues[i] = strndup(sorted[i]->value.ptr, sorted[i]->value.len);
         s->nlabels++;
         ok = s->lnames[i] && s->lvalues[i];
-        if (ok && (strcmp(s->lnames[i], "le") == 0 || strncmp(s->lnames[i], "__", 2) == 0))
+        if (ok && (strcmp(s->lnames[i], "le") == 0 || strncmp(s->lnames[i], "__", 2) == 0 ||
+                   (m->kind == MARS_METRIC_SUMMARY && strcmp(s->lnames[i], "quantile") == 0)))
             s->lnames[i][0] = 'x'; /* reserved names */
         if (ok)
             evbuffer_add_printf(k, "\x01%s\x02%s", s->lnames[i], s->lvalues[i]);
@@ -251,6 +278,72 @@ static int set_histogram(struct series *s, const struct mars_metric *m)
     return 0;
 }
 
+static void window_add(struct series *s, size_t window, double v)
+{
+    if (s->wlen == s->wcap && s->wcap < window) { /* grow (the ring is still in order) */
+        size_t cap = s->wcap ? 2 * s->wcap : 16;
+        cap = cap < window ? cap : window;
+        double *w = realloc(s->win, cap * sizeof(*w));
+        if (w) {
+            s->win = w;
+            s->wcap = cap;
+            s->wpos = s->wlen;
+        }
+    }
+    if (!s->wcap)
+        return;
+    s->win[s->wpos] = v;
+    s->wpos = (s->wpos + 1) % s->wcap;
+    s->wlen += s->wlen < s->wcap;
+}
+
+static int set_summary(struct series *s, const struct mars_metric *m, size_t window)
+{
+    if (s->nq != m->nquantiles) {
+        double *q = realloc(s->qs, (m->nquantiles + 1) * sizeof(*q));
+        double *v = q ? realloc(s->qvals, (m->nquantiles + 1) * sizeof(*v)) : NULL;
+        if (q)
+            s->qs = q;
+        if (!v)
+            return -ENOMEM;
+        s->qvals = v;
+        s->nq = m->nquantiles;
+    }
+    for (uint32_t i = 0; i < m->nquantiles; i++) {
+        s->qs[i] = m->quantiles[i].q;
+        s->qvals[i] = m->quantiles[i].value;
+    }
+    for (uint64_t i = 0; m->incremental && m->observations && i < m->count; i++)
+        window_add(s, window, m->observations[i]);
+    return 0;
+}
+
+static int dbl_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The first nq quantile values of a summary series into out: nearest rank over the
+ * window, or the absolute sample's values when the series has no window. */
+static void summary_values(const struct series *s, double *out, size_t nq)
+{
+    double *w = s->wlen ? malloc(s->wlen * sizeof(*w)) : NULL;
+    if (!w) {
+        for (size_t i = 0; i < nq; i++)
+            out[i] = s->wlen || !s->qvals ? NAN : s->qvals[i];
+        return;
+    }
+    memcpy(w, s->win, s->wlen * sizeof(*w));
+    qsort(w, s->wlen, sizeof(*w), dbl_cmp);
+    for (size_t i = 0; i < nq; i++) {
+        double r = ceil(s->qs[i] * (double)s->wlen);
+        size_t k = r < 1 ? 0 : (size_t)r - 1;
+        out[i] = w[k < s->wlen ? k : s->wlen - 1];
+    }
+    free(w);
+}
+
 /* Applies one sample. Returns 0, or -ENOSPC / -EINVAL / -ENOMEM when it was dropped. */
 static int apply(struct exporter *x, const struct mars_metric *m, int64_t now)
 {
@@ -282,6 +375,8 @@ static int apply(struct exporter *x, const struct mars_metric *m, int64_t now)
     if (rc)
         return rc;
     if (m->kind == MARS_METRIC_HISTOGRAM && set_histogram(s, m))
+        return -ENOMEM;
+    if (m->kind == MARS_METRIC_SUMMARY && set_summary(s, m, x->window))
         return -ENOMEM;
     if (m->incremental) {
         s->value += m->value;
@@ -345,15 +440,20 @@ static void render(struct exporter *x, struct evbuffer *out)
                 h = help;
             }
             static const enum mars_mtype types[] = {MARS_MT_COUNTER, MARS_MT_GAUGE,
-                                                    MARS_MT_HISTOGRAM};
+                                                    MARS_MT_HISTOGRAM, MARS_MT_SUMMARY};
             t.v.family(&t.v, &(struct mars_mfamily_info){
                                  .name = s->name, .help = h, .type = types[s->kind]});
         }
         struct mars_mlabels l = {(const char *const *)s->lnames, (const char *const *)s->lvalues,
                                  s->nlabels};
-        if (s->kind == MARS_METRIC_HISTOGRAM)
+        if (s->kind == MARS_METRIC_HISTOGRAM) {
             t.v.histogram(&t.v, &l, s->bounds, s->cum, s->nbounds, s->count, s->value);
-        else
+        } else if (s->kind == MARS_METRIC_SUMMARY) {
+            double vals[64];
+            size_t nq = s->nq < 64 ? s->nq : 64;
+            summary_values(s, vals, nq);
+            t.v.summary(&t.v, &l, s->qs, vals, nq, s->count, s->value);
+        } else
             t.v.value(&t.v, &l, s->value);
     }
     free(all);
@@ -408,6 +508,7 @@ static void *exporter_create(void *arg)
     pthread_mutex_init(&x->lock, NULL);
     x->expire_after = ca->conf->expire_after;
     x->max_series = (size_t)ca->conf->max_series;
+    x->window = (size_t)ca->conf->summary_window;
     x->srv =
         mars_admin_create(&(struct mars_admin_opts){.name = ca->id, .address = ca->conf->address});
     if (!x->srv || mars_admin_route(x->srv, ca->conf->path, false, MARS_HTTP_GET, on_scrape, x) ||

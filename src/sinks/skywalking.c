@@ -1,6 +1,9 @@
 /*
- * skywalking.c - the `skywalking` sink: log events to an Apache SkyWalking OAP, plus the
- * instance registration of mars itself and, optionally, metric events as meters.
+ * skywalking.c - the `skywalking` sink: log events and trace segments to an Apache
+ * SkyWalking OAP, plus the instance registration of mars itself (and of the PHP apps of
+ * an apm_socket source) and, optionally, metric events as meters. Options are in
+ * skywalking_conf.c, segments in skywalking_trace.c, meters in skywalking_meter.c,
+ * registration in skywalking_mgmt.c and skywalking_apps.c.
  *
  * Logs. Each engine request becomes one call: on gRPC (the default, port 11800) a client
  * stream LogReportService/collect of one LogData per event; on `transport: http` one POST
@@ -15,14 +18,19 @@
  * RESOURCE_EXHAUSTED, timeouts and transport errors are RETRY (the engine backs off and
  * sends the same events again, so nothing is lost while the OAP is down); UNAUTHENTICATED
  * and PERMISSION_DENIED are permanent, logged as a token problem and kept as the sink's
- * last error; other statuses are permanent too. With `meters: true` the request's metric
- * events then go as one MeterReportService/collectBatch call; when the logs were delivered
- * and only the meters failed, the retry sends just the meters (r->sink_data remembers).
+ * last error; other statuses are permanent too.
+ *
+ * Phases: a request goes as up to three calls in a row, each only when it has events: its
+ * logs, its trace segments (events flagged MARS_EVF_TRACE: one TraceSegmentReportService/
+ * collect stream) and, with `meters: true`, its metric events (one MeterReportService/
+ * collectBatch call). A phase delivered is remembered in r->sink_data, so a retry sends
+ * only the phases still missing.
  *
  * Registration runs once per sink, not once per worker: the instances share one object
  * (mars_shared_acquire), and the first to take it runs skywalking_mgmt.c on its worker's
- * loop. On `protocol: v6` there is no log or meter service: events are counted as
- * discarded and only the registration and the ping run.
+ * loop. On `protocol: v6` there is no log or meter service: log and metric events are
+ * counted as discarded; segments go in the v6 form. On `transport: http` segments and
+ * metrics are discarded the same way.
  *
  * Memory: per-slot call buffers and the per-sink string copies are reused across requests.
  *
@@ -43,86 +51,13 @@
 
 #define LOGS_PATH   "/skywalking.v3.LogReportService/collect"
 #define METERS_PATH "/skywalking.v3.MeterReportService/collectBatch"
+#define TRACES_PATH "/skywalking.v3.TraceSegmentReportService/collect"
+/* v6/7 OAPs: language-agent-v2, no package */
+#define TRACES_V6_PATH "/TraceSegmentReportService/collect"
 
-static const char *const transport_names[] = {"grpc", "http", NULL};
-static const char *const protocol_names[] = {"v8", "v6", NULL};
-static const char *const body_names[] = {"text", "json", NULL};
-
-#define OFF(f) offsetof(struct sw_conf, f)
-static const struct mars_opt sw_options[] = {
-    {.name = "address",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(address),
-     .flags = MARS_OPT_REQUIRED,
-     .desc = "The OAP as host:port: its gRPC port (11800), or its HTTP port (12800) with "
-             "transport http."},
-    {.name = "service",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(service),
-     .flags = MARS_OPT_REQUIRED,
-     .desc = "Service name the logs, meters and mars's own registration are reported under."},
-    {.name = "instance",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(instance),
-     .desc = "Service instance name; default: the pod name (POD_NAME) or the host name."},
-    {.name = "layer",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(layer),
-     .desc = "SkyWalking layer of the service (GENERAL, MESH, K8S_SERVICE, ...); empty: the "
-             "OAP's default, GENERAL."},
-    {.name = "token",
-     .type = MARS_OPT_SECRET,
-     .offset = OFF(token),
-     .desc = "Sent as the `authentication` metadata, for OAPs with an authentication token."},
-    {.name = "transport",
-     .type = MARS_OPT_ENUM,
-     .offset = OFF(transport),
-     .def = "grpc",
-     .choices = transport_names,
-     .desc = "grpc (port 11800) or http: the OAP's JSON API (port 12800), /v3/logs and "
-             "/v3/management/*; http carries no meters."},
-    {.name = "protocol",
-     .type = MARS_OPT_ENUM,
-     .offset = OFF(protocol),
-     .def = "v8",
-     .choices = protocol_names,
-     .desc = "v8 for OAP 8.x and later; v6 for 6.x/7.x, which only registers and pings "
-             "(those OAPs have no log service: events are discarded)."},
-    {.name = "body",
-     .type = MARS_OPT_ENUM,
-     .offset = OFF(body),
-     .def = "text",
-     .choices = body_names,
-     .desc = "text sends the message as a TextLog; json sends the whole event as a JSONLog."},
-    {.name = "endpoint_field",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(endpoint_field),
-     .desc = "Field whose value is the log's endpoint (an HTTP route, an RPC method)."},
-    {.name = "tags",
-     .type = MARS_OPT_LIST,
-     .offset = OFF(tags),
-     .desc = "Fields sent as log tags (name = the field path), e.g. [level, logger]."},
-    {.name = "keepalive_interval",
-     .type = MARS_OPT_DURATION,
-     .offset = OFF(keepalive_interval),
-     .def = "30s",
-     .min = 1000000000LL,
-     .max = 3600000000000LL,
-     .desc = "How often mars's instance pings the OAP; its properties are reported again "
-             "every 10 pings (the OAP expires them)."},
-    {.name = "meters",
-     .type = MARS_OPT_BOOL,
-     .offset = OFF(meters),
-     .def = "false",
-     .desc = "Send metric events as SkyWalking meters (collectBatch); the OAP keeps only "
-             "meters a meter-analyzer rule names."},
-    {.name = "tls",
-     .type = MARS_OPT_SECTION,
-     .offset = OFF(tls),
-     .sub = mars_tls_options,
-     .desc = "TLS to the OAP (enabled: true): h2 by ALPN, CA, client certificate."},
-    {.name = NULL},
-};
+/* The parts of a request, sent in this order, one call each. */
+enum sw_phase { PH_LOGS, PH_TRACES, PH_METERS, PH__COUNT };
+static const char *const phase_names[] = {"logs", "trace segments", "meters"};
 
 /* A NUL-terminated copy that protobuf-c can pack; reused across events. */
 struct sw_str {
@@ -137,8 +72,8 @@ struct sw_slot {
     struct mars_http_req http;
     struct mars_grpc_buf buf;
     struct mars_encoder json;
-    bool meters_phase;
-    uint64_t bytes, nlogs, nmeters;
+    enum sw_phase phase;
+    uint64_t bytes, count[PH__COUNT];
 };
 
 /* Encoding scratch of a sink: only used while one request is encoded. */
@@ -155,37 +90,6 @@ struct sw_scratch {
 static struct sw_scratch *scratch_of(struct sw_sink *sw)
 {
     return (struct sw_scratch *)(void *)(sw + 1);
-}
-
-/* ---- config ---- */
-
-static int sw_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
-{
-    const struct sw_conf *c = conf;
-    int rc = mars_netconf_check(&c->tls, NULL, node, diag);
-    if (c->address && mars_netconf_check_address(c->address, node, diag))
-        rc = -EINVAL;
-    const char *why = NULL;
-    if (c->transport == SW_HTTP && c->meters)
-        why = "meters: true needs transport grpc (the OAP has no HTTP API for meters)";
-    else if (c->transport == SW_HTTP && c->protocol == SW_V6)
-        why = "protocol v6 needs transport grpc";
-    if (why) {
-        mars_diag_add(diag, node->file, node->line, node->col, "%s", why);
-        rc = -EINVAL;
-    }
-    for (size_t i = 0; i < c->tags.n + (c->endpoint_field != NULL); i++) {
-        const char *f = i < c->tags.n ? c->tags.v[i] : c->endpoint_field;
-        size_t at;
-        const char *err;
-        struct mars_path *p = mars_path_compile(f, strlen(f), &at, &err);
-        if (!p) {
-            mars_diag_add(diag, node->file, node->line, node->col, "field '%s': %s", f, err);
-            rc = -EINVAL;
-        }
-        mars_path_destroy(p);
-    }
-    return rc;
 }
 
 /* ---- shared helpers ---- */
@@ -253,6 +157,12 @@ static const char *field_text(struct sw_sink *sw, const struct mars_event *ev,
 }
 
 /* ---- logs over gRPC ---- */
+
+/* A log event for the log service (trace segments go their own way). */
+static bool is_log(const struct mars_event *ev)
+{
+    return ev->kind == MARS_EVENT_LOG && !(ev->flags & MARS_EVF_TRACE);
+}
 
 static int put_log(struct sw_sink *sw, const struct mars_event *ev, struct mars_grpc_buf *b)
 {
@@ -399,25 +309,47 @@ static void slot_finish(struct sw_slot *sl, enum mars_sink_result res)
     mars_sink_done(sl->sw->sink, r, res, res == MARS_SINK_OK ? sl->bytes : 0);
 }
 
-static int start_meters(struct sw_slot *sl);
+static int start_phase(struct sw_slot *sl, enum sw_phase from, bool *none);
+
+/* r->sink_data: the phases delivered by earlier tries of this request, so a retry sends
+ * only what is left (bit 1 << phase), and which of its discards were counted already. */
+#define BAD_COUNTED     (1u << PH__COUNT)
+#define SKIPPED_COUNTED (2u << PH__COUNT)
+#define IGNORED_COUNTED (4u << PH__COUNT)
+
+static unsigned phases_done(const struct mars_sink_req *r)
+{
+    return r->sink_data ? *(const unsigned *)r->sink_data : 0;
+}
+
+/* Sets bits in r->sink_data. Returns false on -ENOMEM. */
+static bool mark_done(struct mars_sink_req *r, unsigned bits)
+{
+    if (!r->sink_data)
+        r->sink_data = calloc(1, sizeof(unsigned));
+    if (!r->sink_data)
+        return false;
+    *(unsigned *)r->sink_data |= bits;
+    return true;
+}
 
 static void on_call_done(struct mars_grpc_call *c, const struct mars_grpc_result *res)
 {
     struct sw_slot *sl = MARS_CONTAINER_OF(c, struct sw_slot, call);
     struct sw_sink *sw = sl->sw;
-    bool meters = sl->meters_phase;
-    enum mars_sink_result out = mars_skywalking_classify(sw, meters ? "meters" : "logs", res,
-                                                         meters ? sl->nmeters : sl->nlogs);
+    enum mars_sink_result out =
+        mars_skywalking_classify(sw, phase_names[sl->phase], res, sl->count[sl->phase]);
     if (out == MARS_SINK_OK) {
         sl->bytes += sl->buf.len;
-        if (!meters && sl->nmeters) {
-            /* a retry after this point sends only the meters */
-            if (!sl->r->sink_data)
-                sl->r->sink_data = malloc(1);
-            int rc = start_meters(sl);
-            if (rc == 0)
-                return;
+        if (!mark_done(sl->r, 1u << sl->phase)) {
             out = MARS_SINK_RETRY;
+        } else {
+            bool none;
+            int rc = start_phase(sl, sl->phase + 1, &none);
+            if (rc == 0 && !none)
+                return;
+            if (rc)
+                out = MARS_SINK_RETRY;
         }
     }
     slot_finish(sl, out);
@@ -434,13 +366,39 @@ static int start_call(struct sw_slot *sl, const char *path)
     return mars_grpc_call_start(sw->ch, &sl->call);
 }
 
-static int start_meters(struct sw_slot *sl)
+/* *none when every metric was a summary (skipped, counted). */
+static int start_meters(struct sw_slot *sl, bool *none)
 {
-    uint64_t n = 0;
-    sl->meters_phase = true;
+    uint64_t n = 0, skipped = 0;
     mars_grpc_buf_reset(&sl->buf);
-    int rc = mars_skywalking_meter_encode(sl->sw, sl->r, &sl->buf, &n);
-    return rc ? rc : start_call(sl, METERS_PATH);
+    int rc = mars_skywalking_meter_encode(sl->sw, sl->r, &sl->buf, &n, &skipped);
+    if (rc == 0 && skipped && !(phases_done(sl->r) & SKIPPED_COUNTED) &&
+        mark_done(sl->r, SKIPPED_COUNTED))
+        mars_stat_add(&mars_sink_stats(sl->sw->sink)->discarded_intentional, skipped);
+    *none = rc == 0 && n == 0;
+    return rc || n == 0 ? rc : start_call(sl, METERS_PATH);
+}
+
+/* Encodes the request's segments; *none when not one could be converted (counted). */
+static int start_traces(struct sw_slot *sl, bool *none)
+{
+    struct sw_sink *sw = sl->sw;
+    uint64_t n = 0, bad = 0;
+    mars_grpc_buf_reset(&sl->buf);
+    int rc = mars_skywalking_trace_encode(sw, sl->r, &sl->buf, &n, &bad);
+    if (rc == 0 && bad && !(phases_done(sl->r) & BAD_COUNTED) && mark_done(sl->r, BAD_COUNTED)) {
+        struct mars_stats *st = mars_sink_stats(sw->sink);
+        mars_stat_add(&st->errors[MARS_ERR_ENCODE], bad);
+        mars_stat_add(&st->discarded_unintentional, bad);
+        MARS_LOG_RL(MARS_LOG_WARN, sw->id,
+                    "%llu trace records are no SkyAPM segment (or have ids that are not "
+                    "numbers on v6): dropped",
+                    (unsigned long long)bad);
+    }
+    *none = rc == 0 && n == 0;
+    if (rc || n == 0)
+        return rc;
+    return start_call(sl, sw->conf->protocol == SW_V6 ? TRACES_V6_PATH : TRACES_PATH);
 }
 
 static void on_http_done(struct mars_http_req *hr, const struct mars_http_resp *resp)
@@ -463,7 +421,7 @@ static void on_http_done(struct mars_http_req *hr, const struct mars_http_resp *
                  (int)(resp->body_len < 160 ? resp->body_len : 160), resp->body);
         res.message = msg;
     }
-    enum mars_sink_result out = mars_skywalking_classify(sl->sw, "logs", &res, sl->nlogs);
+    enum mars_sink_result out = mars_skywalking_classify(sl->sw, "logs", &res, sl->count[PH_LOGS]);
     if (out == MARS_SINK_OK)
         sl->bytes += sl->json.out_len;
     slot_finish(sl, out);
@@ -480,7 +438,7 @@ static int send_logs_http(struct sw_slot *sl)
     for (uint32_t b = 0; rc == 0 && b < r->n; b++)
         for (uint32_t i = 0; rc == 0 && i < r->batches[b]->n; i++) {
             const struct mars_event *ev = &r->batches[b]->ev[i];
-            if (ev->kind != MARS_EVENT_LOG)
+            if (!is_log(ev))
                 continue;
             rc = first ? 0 : PUT_LIT(e, ",");
             rc = rc ? rc : put_log_json(sw, ev, e);
@@ -507,62 +465,86 @@ static int send_logs_grpc(struct sw_slot *sl)
 {
     struct mars_sink_req *r = sl->r;
     int rc = 0;
-    sl->meters_phase = false;
     mars_grpc_buf_reset(&sl->buf);
     for (uint32_t b = 0; rc == 0 && b < r->n; b++)
         for (uint32_t i = 0; rc == 0 && i < r->batches[b]->n; i++)
-            if (r->batches[b]->ev[i].kind == MARS_EVENT_LOG)
+            if (is_log(&r->batches[b]->ev[i]))
                 rc = put_log(sl->sw, &r->batches[b]->ev[i], &sl->buf);
     return rc ? rc : start_call(sl, LOGS_PATH);
+}
+
+/* Starts the first phase from `from` on that has events and is not done yet; *none when
+ * there is none left. Returns 0 or a negative errno. */
+static int start_phase(struct sw_slot *sl, enum sw_phase from, bool *none)
+{
+    unsigned done = phases_done(sl->r);
+    *none = false;
+    for (enum sw_phase ph = from; ph < PH__COUNT; ph++) {
+        if (!sl->count[ph] || (done & (1u << ph)))
+            continue;
+        sl->phase = ph;
+        if (ph == PH_LOGS)
+            return sl->sw->conf->transport == SW_HTTP ? send_logs_http(sl) : send_logs_grpc(sl);
+        bool empty;
+        int rc = ph == PH_METERS ? start_meters(sl, &empty) : start_traces(sl, &empty);
+        if (rc || !empty)
+            return rc;
+    }
+    *none = true;
+    return 0;
 }
 
 static void sw_write(struct mars_sink *s, struct mars_sink_req *r)
 {
     struct sw_sink *sw = mars_sink_state(s);
     const struct sw_conf *c = sw->conf;
-    uint64_t logs = 0, metrics = 0;
+    uint64_t n[PH__COUNT] = {0};
     for (uint32_t b = 0; b < r->n; b++)
         for (uint32_t i = 0; i < r->batches[b]->n; i++) {
-            bool metric = r->batches[b]->ev[i].kind == MARS_EVENT_METRIC;
-            metrics += metric;
-            logs += !metric;
+            const struct mars_event *ev = &r->batches[b]->ev[i];
+            n[ev->kind == MARS_EVENT_METRIC  ? PH_METERS
+              : (ev->flags & MARS_EVF_TRACE) ? PH_TRACES
+                                             : PH_LOGS]++;
         }
-    /* v6 has no log or meter service; without meters: true metrics have nowhere to go */
-    /* (counted as the prometheus_exporter sink counts what it ignores: discarded on
-     * purpose; the engine's sent counter includes them, as the request ends OK) */
-    uint64_t ignored = c->protocol == SW_V6 ? logs + metrics : c->meters ? 0 : metrics;
-    if (ignored)
-        mars_stat_add(&mars_sink_stats(s)->discarded_intentional, ignored);
-    if (c->protocol == SW_V6)
-        logs = metrics = 0;
-    else if (!c->meters)
-        metrics = 0;
-    if (r->sink_data) /* the logs went through on an earlier try */
-        logs = 0;
-    if (!logs && !metrics) {
-        free(r->sink_data);
-        r->sink_data = NULL;
-        mars_sink_done(s, r, MARS_SINK_OK, 0);
-        return;
+    /* What has nowhere to go is discarded on purpose (counted as the prometheus_exporter
+     * sink counts what it ignores; the engine's sent counter includes them, as the request
+     * ends OK): v6 has no log or meter service, http no trace or meter service, and
+     * metrics go only with meters: true. */
+    bool v6 = c->protocol == SW_V6, http = c->transport == SW_HTTP;
+    uint64_t ignored = 0;
+    if (v6 || http || !c->meters) {
+        ignored += n[PH_METERS];
+        n[PH_METERS] = 0;
     }
+    if (v6) {
+        ignored += n[PH_LOGS];
+        n[PH_LOGS] = 0;
+    }
+    if (http) {
+        ignored += n[PH_TRACES];
+        n[PH_TRACES] = 0;
+    }
+    if (ignored && !(phases_done(r) & IGNORED_COUNTED) && mark_done(r, IGNORED_COUNTED))
+        mars_stat_add(&mars_sink_stats(s)->discarded_intentional, ignored);
     struct sw_slot *sl = NULL;
     for (unsigned i = 0; i < sw->nslots && !sl; i++)
         if (!sw->slots[i].r)
             sl = &sw->slots[i];
     int rc = -EBUSY;
+    bool none = false;
     if (sl) {
         sl->r = r;
         sl->bytes = 0;
-        sl->nlogs = logs;
-        sl->nmeters = metrics;
-        if (!logs)
-            rc = start_meters(sl);
-        else if (c->transport == SW_HTTP)
-            rc = send_logs_http(sl);
-        else
-            rc = send_logs_grpc(sl);
-        if (rc)
+        memcpy(sl->count, n, sizeof(n));
+        rc = start_phase(sl, PH_LOGS, &none);
+        if (rc || none)
             sl->r = NULL;
+    }
+    if (none) {
+        free(r->sink_data);
+        r->sink_data = NULL;
+        mars_sink_done(s, r, MARS_SINK_OK, 0);
+        return;
     }
     if (rc) {
         MARS_LOG_RL(MARS_LOG_ERROR, sw->id, "cannot send: %s", strerror(-rc));
@@ -750,8 +732,8 @@ const struct mars_component_desc mars_sink_skywalking = {
                    "or its HTTP API, and registers mars as a service instance.",
     .kind = MARS_KIND_SINK,
     .accepts = MARS_DATA_LOG | MARS_DATA_METRIC,
-    .options = sw_options,
+    .options = mars_skywalking_options,
     .conf_size = sizeof(struct sw_conf),
-    .check = sw_check,
+    .check = mars_skywalking_check,
     .sink = {.init = sw_init, .write = sw_write, .abort = sw_abort, .destroy = sw_destroy},
 };

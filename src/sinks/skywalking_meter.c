@@ -10,6 +10,10 @@
  * le and holds what is above it. The first message names the service and instance; the
  * others leave them empty, which the OAP reads as "the same".
  *
+ * Summaries have no SkyWalking form (a MeterHistogram needs buckets, and quantiles over a
+ * window cannot be added up by the OAP): they are skipped, and counted by the caller as
+ * discarded on purpose.
+ *
  * The OAP keeps only meters a meter-analyzer (MAL) rule names (docs/sinks.md).
  *
  * Thread: the sink's worker.
@@ -54,14 +58,21 @@ static char *copy(struct meter_tree *t, struct mars_slice s)
     return p;
 }
 
+static bool is_meter(const struct mars_event *ev)
+{
+    return ev->kind == MARS_EVENT_METRIC && ev->metric && ev->metric->kind != MARS_METRIC_SUMMARY;
+}
+
 int mars_skywalking_meter_encode(struct sw_sink *sw, const struct mars_sink_req *r,
-                                 struct mars_grpc_buf *b, uint64_t *n)
+                                 struct mars_grpc_buf *b, uint64_t *n, uint64_t *skipped)
 {
     size_t nm = 0, nl = 0, nb = 0, ns = 0;
+    *skipped = 0;
     for (uint32_t i = 0; i < r->n; i++)
         for (uint32_t j = 0; j < r->batches[i]->n; j++) {
             const struct mars_event *ev = &r->batches[i]->ev[j];
-            if (ev->kind != MARS_EVENT_METRIC || !ev->metric)
+            *skipped += ev->kind == MARS_EVENT_METRIC && !is_meter(ev);
+            if (!is_meter(ev))
                 continue;
             const struct mars_metric *m = ev->metric;
             nm++;
@@ -92,7 +103,7 @@ int mars_skywalking_meter_encode(struct sw_sink *sw, const struct mars_sink_req 
     for (uint32_t i = 0; i < r->n; i++)
         for (uint32_t j = 0; j < r->batches[i]->n; j++) {
             const struct mars_event *ev = &r->batches[i]->ev[j];
-            if (ev->kind != MARS_EVENT_METRIC || !ev->metric)
+            if (!is_meter(ev))
                 continue;
             const struct mars_metric *m = ev->metric;
             Skywalking__V3__MeterData *d = &t.md[im];

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "sinks/skywalking_internal.h"
 #include "skywalking/management.pb-c.h"
 #include "skywalking/register_v6.pb-c.h"
@@ -45,7 +46,13 @@
 #define REPORT_EVERY 10
 #define MAX_PROPS    16
 
-enum { ST_REPORT, ST_PING, ST_V6_SERVICE, ST_V6_INSTANCE, ST_V6_PING };
+enum {
+    ST_REPORT = SW_CALL_REPORT,
+    ST_PING = SW_CALL_PING,
+    ST_V6_SERVICE = SW_CALL_V6_SERVICE,
+    ST_V6_INSTANCE = SW_CALL_V6_INSTANCE,
+    ST_V6_PING = SW_CALL_V6_PING
+};
 
 static const char *const paths[] = {
     [ST_REPORT] = "/skywalking.v3.ManagementService/reportInstanceProperties",
@@ -68,6 +75,27 @@ static void *shared_create(void *arg)
     snprintf(sh->ids.instance, sizeof(sh->ids.instance), "%s", sw->instance);
     snprintf(sh->ids.layer, sizeof(sh->ids.layer), "%s", sw->conf->layer ? sw->conf->layer : "");
     sh->ids.protocol = sw->conf->protocol == SW_V6 ? 6 : 8;
+    /* the apps' registrations use gRPC management calls only */
+    sh->max_apps = sw->conf->transport == SW_GRPC ? (size_t)sw->conf->max_services : 0;
+    if (sh->max_apps && !(sh->apps = calloc(sh->max_apps, sizeof(*sh->apps)))) {
+        pthread_mutex_destroy(&sh->lock);
+        free(sh);
+        return NULL;
+    }
+    static const char *const id_label[] = {"component_id", NULL};
+    struct mars_metrics *m = mars_obs_metrics(mars_sink_obs(sw->sink));
+    struct mars_mfamily *f =
+        m ? mars_metrics_family(m,
+                                &(struct mars_mfamily_desc){
+                                    .name = "mars_skywalking_services_overflow_total",
+                                    .help =
+                                        "Apps of the apm_socket source not registered with the OAP "
+                                        "because the skywalking sink had max_services already.",
+                                    .type = MARS_MT_COUNTER,
+                                    .labels = id_label})
+          : NULL;
+    if (f)
+        sh->overflow = mars_mfamily_series(f, (const char *const[]){sw->id});
     return sh;
 }
 
@@ -81,6 +109,7 @@ static void shared_destroy(void *obj)
 {
     struct sw_shared *sh = obj;
     pthread_mutex_destroy(&sh->lock);
+    free(sh->apps);
     free(sh);
 }
 
@@ -117,6 +146,48 @@ int mars_skywalking_ids(struct mars_obs *o, const char *sink_id, struct mars_sky
     pthread_mutex_unlock(&sh->lock);
     mars_shared_release(o, key, shared_destroy);
     return 0;
+}
+
+/* The app's entry, added when there is room (callers hold the lock); NULL when full. */
+static struct sw_app *app_entry(struct sw_shared *sh, const char *app)
+{
+    for (size_t i = 0; i < sh->napps; i++)
+        if (strcmp(sh->apps[i].name, app) == 0)
+            return &sh->apps[i];
+    if (sh->napps == sh->max_apps)
+        return NULL;
+    struct sw_app *a = &sh->apps[sh->napps++];
+    snprintf(a->name, sizeof(a->name), "%s", app);
+    return a; /* SW_APP_NEW, due at once: the owner's apps timer picks it up */
+}
+
+int mars_skywalking_app_ids(struct mars_obs *o, const char *sink_id, const char *app,
+                            struct mars_skywalking_ids *out)
+{
+    char key[160];
+    int rc = 0;
+    shared_key(sink_id, key, sizeof(key));
+    struct sw_shared *sh = mars_shared_acquire(o, key, shared_none, NULL);
+    if (!sh)
+        return -ENOENT;
+    pthread_mutex_lock(&sh->lock);
+    *out = sh->ids;
+    if (sh->max_apps && strcmp(app, sh->ids.service) != 0) {
+        const struct sw_app *a = app_entry(sh, app);
+        if (a) {
+            snprintf(out->service, sizeof(out->service), "%s", a->name);
+            out->registered = a->registered;
+            out->service_id = a->service_id;
+            out->instance_id = a->instance_id;
+        } else {
+            rc = -ENOSPC;
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    if (rc)
+        mars_mseries_add(sh->overflow, MARS_METRICS_SHARED, 1);
+    mars_shared_release(o, key, shared_destroy);
+    return rc;
 }
 
 static void set_registered(struct sw_sink *sw, bool yes, int32_t service_id, int32_t instance_id)
@@ -177,7 +248,13 @@ static void collect_props(struct props *p, bool v6)
     }
 }
 
-static int encode_report(struct sw_sink *sw, struct mars_grpc_buf *b)
+const char *mars_skywalking_call_path(enum sw_call c)
+{
+    return paths[c];
+}
+
+static int encode_report(struct sw_sink *sw, const char *service, const char *instance,
+                         struct mars_grpc_buf *b)
 {
     struct props p = {.n = 0};
     Skywalking__V3__KeyStringValuePair kv[MAX_PROPS], *kvp[MAX_PROPS];
@@ -189,37 +266,35 @@ static int encode_report(struct sw_sink *sw, struct mars_grpc_buf *b)
         kv[i].value = p.val[i];
         kvp[i] = &kv[i];
     }
-    ip.service = sw->conf->service;
-    ip.serviceinstance = sw->instance;
+    ip.service = (char *)service;
+    ip.serviceinstance = (char *)instance;
     ip.layer = sw->conf->layer ? sw->conf->layer : "";
     ip.properties = kvp;
     ip.n_properties = p.n;
     return mars_grpc_buf_add(b, &ip.base);
 }
 
-static int encode_ping(struct sw_sink *sw, struct mars_grpc_buf *b)
+static int encode_ping(struct sw_sink *sw, const char *service, const char *instance,
+                       struct mars_grpc_buf *b)
 {
     Skywalking__V3__InstancePingPkg pp = SKYWALKING__V3__INSTANCE_PING_PKG__INIT;
-    pp.service = sw->conf->service;
-    pp.serviceinstance = sw->instance;
+    pp.service = (char *)service;
+    pp.serviceinstance = (char *)instance;
     pp.layer = sw->conf->layer ? sw->conf->layer : "";
     return mars_grpc_buf_add(b, &pp.base);
 }
 
-static int encode_v6(struct sw_sink *sw, int state, struct mars_grpc_buf *b)
+static int encode_v6(struct sw_sink *sw, int state, const char *service, const char *instance,
+                     int32_t sid, int32_t iid, struct mars_grpc_buf *b)
 {
-    struct sw_shared *sh = sw->shared;
     if (state == ST_V6_SERVICE) {
         V6Service s = V6_SERVICE__INIT, *sp = &s;
         V6Services ss = V6_SERVICES__INIT;
-        s.servicename = sw->conf->service;
+        s.servicename = (char *)service;
         ss.services = &sp;
         ss.n_services = 1;
         return mars_grpc_buf_add(b, &ss.base);
     }
-    pthread_mutex_lock(&sh->lock);
-    int32_t sid = sh->ids.service_id, iid = sh->ids.instance_id;
-    pthread_mutex_unlock(&sh->lock);
     if (state == ST_V6_INSTANCE) {
         struct props p = {.n = 0};
         V6KeyStringValuePair kv[MAX_PROPS], *kvp[MAX_PROPS];
@@ -233,7 +308,7 @@ static int encode_v6(struct sw_sink *sw, int state, struct mars_grpc_buf *b)
             kvp[i] = &kv[i];
         }
         si.serviceid = sid;
-        si.instanceuuid = sw->instance;
+        si.instanceuuid = (char *)instance;
         si.time = mars_skywalking_now_ms();
         si.properties = kvp;
         si.n_properties = p.n;
@@ -244,8 +319,19 @@ static int encode_v6(struct sw_sink *sw, int state, struct mars_grpc_buf *b)
     V6ServiceInstancePingPkg pp = V6_SERVICE_INSTANCE_PING_PKG__INIT;
     pp.serviceinstanceid = iid; /* the instance's own id, not the service's */
     pp.time = mars_skywalking_now_ms();
-    pp.serviceinstanceuuid = sw->instance;
+    pp.serviceinstanceuuid = (char *)instance;
     return mars_grpc_buf_add(b, &pp.base);
+}
+
+int mars_skywalking_call_encode(struct sw_sink *sw, enum sw_call c, const char *service,
+                                const char *instance, int32_t sid, int32_t iid,
+                                struct mars_grpc_buf *b)
+{
+    if (c == SW_CALL_REPORT)
+        return encode_report(sw, service, instance, b);
+    if (c == SW_CALL_PING)
+        return encode_ping(sw, service, instance, b);
+    return encode_v6(sw, (int)c, service, instance, sid, iid, b);
 }
 
 /* The JSON of REPORT or PING for transport http, malloc'd into m->http_body. */
@@ -305,6 +391,38 @@ static int32_t v6_id(V6KeyIntValuePair **kv, size_t n, const char *want)
     return 0;
 }
 
+int32_t mars_skywalking_v6_mapped(enum sw_call c, const struct mars_grpc_result *res,
+                                  const char *want)
+{
+    int32_t id = 0;
+    if (c == SW_CALL_V6_SERVICE) {
+        V6ServiceRegisterMapping *map =
+            v6_service_register_mapping__unpack(NULL, res->reply_len, res->reply);
+        id = map ? v6_id(map->services, map->n_services, want) : 0;
+        if (map)
+            v6_service_register_mapping__free_unpacked(map, NULL);
+    } else {
+        V6ServiceInstanceRegisterMapping *map =
+            v6_service_instance_register_mapping__unpack(NULL, res->reply_len, res->reply);
+        id = map ? v6_id(map->serviceinstances, map->n_serviceinstances, want) : 0;
+        if (map)
+            v6_service_instance_register_mapping__free_unpacked(map, NULL);
+    }
+    return id;
+}
+
+bool mars_skywalking_v6_reset(const struct mars_grpc_result *res)
+{
+    V6Commands *cmds = v6_commands__unpack(NULL, res->reply_len, res->reply);
+    bool reset = false;
+    for (size_t i = 0; cmds && i < cmds->n_commands; i++)
+        reset |= cmds->commands[i]->command &&
+                 strcmp(cmds->commands[i]->command, "ServiceMetadataReset") == 0;
+    if (cmds)
+        v6_commands__free_unpacked(cmds, NULL);
+    return reset;
+}
+
 /* A v6 answer: the next state and the delay before it. */
 static int v6_next(struct sw_mgmt *m, const struct mars_grpc_result *res, int64_t *delay)
 {
@@ -315,11 +433,7 @@ static int v6_next(struct sw_mgmt *m, const struct mars_grpc_result *res, int64_
     pthread_mutex_unlock(&sh->lock);
     *delay = RETRY_NS;
     if (m->state == ST_V6_SERVICE) {
-        V6ServiceRegisterMapping *map =
-            v6_service_register_mapping__unpack(NULL, res->reply_len, res->reply);
-        sid = map ? v6_id(map->services, map->n_services, sw->conf->service) : 0;
-        if (map)
-            v6_service_register_mapping__free_unpacked(map, NULL);
+        sid = mars_skywalking_v6_mapped(SW_CALL_V6_SERVICE, res, sw->conf->service);
         set_registered(sw, false, sid, 0);
         if (!sid)
             return ST_V6_SERVICE;
@@ -327,11 +441,7 @@ static int v6_next(struct sw_mgmt *m, const struct mars_grpc_result *res, int64_
         return ST_V6_INSTANCE;
     }
     if (m->state == ST_V6_INSTANCE) {
-        V6ServiceInstanceRegisterMapping *map =
-            v6_service_instance_register_mapping__unpack(NULL, res->reply_len, res->reply);
-        iid = map ? v6_id(map->serviceinstances, map->n_serviceinstances, sw->instance) : 0;
-        if (map)
-            v6_service_instance_register_mapping__free_unpacked(map, NULL);
+        iid = mars_skywalking_v6_mapped(SW_CALL_V6_INSTANCE, res, sw->instance);
         if (!iid)
             return ST_V6_INSTANCE;
         set_registered(sw, true, sid, iid);
@@ -340,13 +450,7 @@ static int v6_next(struct sw_mgmt *m, const struct mars_grpc_result *res, int64_
         *delay = 0;
         return ST_V6_PING;
     }
-    V6Commands *cmds = v6_commands__unpack(NULL, res->reply_len, res->reply);
-    bool reset = false;
-    for (size_t i = 0; cmds && i < cmds->n_commands; i++)
-        reset |= cmds->commands[i]->command &&
-                 strcmp(cmds->commands[i]->command, "ServiceMetadataReset") == 0;
-    if (cmds)
-        v6_commands__free_unpacked(cmds, NULL);
+    bool reset = mars_skywalking_v6_reset(res);
     *delay = sw->conf->keepalive_interval;
     if (!reset)
         return ST_V6_PING;
@@ -479,10 +583,13 @@ static void step(struct sw_mgmt *m)
     if (sw->conf->transport == SW_HTTP) {
         rc = send_http(m);
     } else {
+        struct sw_shared *sh = sw->shared;
+        pthread_mutex_lock(&sh->lock);
+        int32_t sid = sh->ids.service_id, iid = sh->ids.instance_id;
+        pthread_mutex_unlock(&sh->lock);
         mars_grpc_buf_reset(&m->buf);
-        rc = m->state == ST_REPORT ? encode_report(sw, &m->buf)
-             : m->state == ST_PING ? encode_ping(sw, &m->buf)
-                                   : encode_v6(sw, m->state, &m->buf);
+        rc = mars_skywalking_call_encode(sw, (enum sw_call)m->state, sw->conf->service,
+                                         sw->instance, sid, iid, &m->buf);
         if (rc == 0) {
             m->call.path = paths[m->state];
             m->call.body = m->buf.p;
@@ -504,6 +611,7 @@ void mars_skywalking_mgmt_start(struct sw_sink *sw)
     m->sw = sw;
     m->state = sw->conf->protocol == SW_V6 ? ST_V6_SERVICE : ST_REPORT;
     arm(m, 0); /* from the loop, not inside init */
+    mars_skywalking_apps_start(sw);
 }
 
 void mars_skywalking_mgmt_stop(struct sw_sink *sw)
@@ -513,11 +621,13 @@ void mars_skywalking_mgmt_stop(struct sw_sink *sw)
     if (m->timer_armed)
         mars_ev_cancel(mars_sink_loop(sw->sink), &m->timer);
     /* a call in flight ends with the HTTP client's shutdown (sw_abort) */
+    mars_skywalking_apps_stop(sw);
 }
 
 void mars_skywalking_mgmt_fini(struct sw_sink *sw)
 {
     mars_grpc_buf_fini(&sw->mgmt.buf);
+    mars_skywalking_apps_fini(sw);
     free(sw->mgmt.http_body);
     sw->mgmt.http_body = NULL;
 }

@@ -18,11 +18,14 @@
  *
  *   0 register  answered at once with no terminator: `appId,instanceId,uuid` (SkyAPM v6/7),
  *               `service,serviceInstance,uuid` (SkyAPM v8) or `instanceId,pid,uuid` (the
- *               seed). With `skywalking` set, ids come from that sink's registration (an
- *               empty reply while it is not registered yet: the client asks again on its
- *               next request, as with SkyAPM's own agent); otherwise mars derives stable
- *               ids from the host name, app_code and pid.
- *   1 trace     HTTP request and response size histograms (apm_socket_records.c)
+ *               seed). With `skywalking` set, ids come from that sink, which registers
+ *               each app_code as a service in the background (an empty reply until the
+ *               OAP has answered: the client asks again on its next request, as with
+ *               SkyAPM's own agent); otherwise mars derives stable ids from the host
+ *               name, app_code and pid.
+ *   1 trace     HTTP request and response size histograms; a SkyAPM segment also becomes
+ *               one trace event (MARS_EVF_TRACE) for the skywalking sink
+ *               (apm_socket_records.c)
  *   2 business  `[RIG:BIZ]={...}` counters, gauges, histograms (apm_socket_records.c)
  *
  * The metric events of one read form one batch, emitted at the end of the read. Nothing
@@ -259,9 +262,18 @@ static int register_reply(struct apm *a, const char *s, size_t n, char *out, siz
     local_ids(a, app, (long)pid, &app_id, &inst_id, uuid, sizeof(uuid));
     struct mars_skywalking_ids ids;
     bool sw = a->conf->skywalking != NULL;
-    if (sw && mars_skywalking_ids(mars_source_obs(a->src), a->conf->skywalking, &ids)) {
+    int rc =
+        sw ? mars_skywalking_app_ids(mars_source_obs(a->src), a->conf->skywalking, app, &ids) : 0;
+    if (rc == -ENOENT) {
         MARS_LOG_RL(MARS_LOG_WARN, a->id, "skywalking sink '%s' is not running: empty replies",
                     a->conf->skywalking);
+        return 0;
+    }
+    if (rc == -ENOSPC) {
+        MARS_LOG_RL(MARS_LOG_WARN, a->id,
+                    "skywalking sink '%s' registers max_services apps already: app %s gets "
+                    "empty replies",
+                    a->conf->skywalking, app);
         return 0;
     }
     if (form == APM_PROTO_RIG) {
@@ -725,9 +737,9 @@ const struct mars_component_desc mars_source_apm_socket = {
     .name = "apm_socket",
     .description = "Listens on the unix socket of PHP APM extensions (SkyAPM 3.x, the seed "
                    "agent): answers register requests, turns HTTP spans and business metrics "
-                   "into metric events.",
+                   "into metric events and SkyAPM segments into trace events.",
     .kind = MARS_KIND_SOURCE,
-    .produces = MARS_DATA_METRIC,
+    .produces = MARS_DATA_ANY, /* metrics; SkyAPM segments as MARS_EVF_TRACE log events */
     .options = apm_options,
     .conf_size = sizeof(struct apm_conf),
     .check = apm_check,

@@ -28,7 +28,8 @@ enum apm_bad {
     APM_BAD_MISSING,     /* a required field is missing or has the wrong type */
     APM_BAD_NAME,        /* a business metric name that is not a valid metric name */
     APM_BAD_PARTIAL,     /* the connection closed inside a record */
-    APM_BAD_UNSUPPORTED, /* a SkyAPM segment (not forwarded yet) or a summary */
+    APM_BAD_UNSUPPORTED, /* no longer produced (segments and summaries are taken); kept so
+                          * the label set of the metric does not change */
     APM_BAD__COUNT
 };
 

@@ -490,8 +490,27 @@ static int seed_span(struct apm_records *r, struct mars_batch *b, const char *s,
     return push_span(r, b, &sp, ts) ? -ENOMEM : 0;
 }
 
-/* A SkyAPM segment: its entry and exit spans that carry an HTTP status feed the same
- * histograms. Forwarding the segment to the OAP is not done yet (see docs/sources.md). */
+/* SkyAPM writes spanType as 0/1/2 (Entry/Exit/Local); a name is accepted too. Returns
+ * 0 entry, 1 exit, 2 local, -1 unknown. */
+static int span_type(const char *s, size_t n)
+{
+    struct mars_value v;
+    double d;
+    if (!get(s, n, "spanType", &v))
+        return -1;
+    if (mars_value_number(&v, &d))
+        return d == 0 ? 0 : d == 1 ? 1 : d == 2 ? 2 : -1;
+    if (v.kind != MARS_FIELD_STRING)
+        return -1;
+    if (v.len == 5 && memcmp(v.ptr, "Entry", 5) == 0)
+        return 0;
+    if (v.len == 4 && memcmp(v.ptr, "Exit", 4) == 0)
+        return 1;
+    return v.len == 5 && memcmp(v.ptr, "Local", 5) == 0 ? 2 : -1;
+}
+
+/* A SkyAPM segment: its entry and exit spans that carry an HTTP status tag feed the same
+ * histograms as the seed's spans. */
 static int skyapm_segment(struct apm_records *r, struct mars_batch *b, const char *seg, size_t sn,
                           int64_t ts)
 {
@@ -506,16 +525,15 @@ static int skyapm_segment(struct apm_records *r, struct mars_batch *b, const cha
         size_t n = v.len, tn;
         struct http_span sp = {0};
         double start, end, code;
-        char type[16] = "", url[2048] = "";
-        get_str(r, s, n, "spanType", type, sizeof(type));
-        if ((strcmp(type, "Entry") != 0 && strcmp(type, "Exit") != 0) ||
-            !get_num(s, n, "startTime", &start) || !get_num(s, n, "endTime", &end) ||
-            !get_object(s, n, "tags", &tags, &tn))
+        char url[2048] = "";
+        int type = span_type(s, n);
+        if ((type != 0 && type != 1) || !get_num(s, n, "startTime", &start) ||
+            !get_num(s, n, "endTime", &end) || !get_object(s, n, "tags", &tags, &tn))
             continue;
         if (!get_num(tags, tn, "status_code", &code) &&
             !get_num(tags, tn, "http.status_code", &code))
             continue;
-        sp.entry = type[0] == 'E' && type[1] == 'n';
+        sp.entry = type == 0;
         sp.seconds = end >= start ? (end - start) / 1000.0 : 0;
         sp.status = (int)code;
         if (!get_str(r, tags, tn, "http.method", sp.method, sizeof(sp.method)))
@@ -533,6 +551,23 @@ static int skyapm_segment(struct apm_records *r, struct mars_batch *b, const cha
     return 0;
 }
 
+/* The whole record as one trace event (MARS_EVF_TRACE) for the skywalking sink: the JSON
+ * is copied into the batch arena as the event's message. */
+static int push_segment(struct mars_batch *b, const char *s, size_t n, int64_t ts)
+{
+    char *copy = mars_arena_strndup(&b->arena, s, n);
+    struct mars_event *ev = copy ? mars_batch_push(b) : NULL;
+    if (!ev)
+        return -ENOMEM;
+    ev->kind = MARS_EVENT_LOG;
+    ev->flags = MARS_EVF_TRACE | MARS_EVF_UTF8; /* validated JSON is UTF-8 */
+    ev->msg = (struct mars_slice){copy, (uint32_t)n};
+    ev->ts_ns = ts;
+    ev->source = b->source;
+    b->bytes += n;
+    return 0;
+}
+
 int mars_apm_record_trace(struct apm_records *r, struct mars_batch *b, const char *s, size_t n,
                           int64_t ts)
 {
@@ -543,14 +578,62 @@ int mars_apm_record_trace(struct apm_records *r, struct mars_batch *b, const cha
         return APM_BAD_JSON + 1;
     if (get_object(s, n, "body", &o, &on))
         return seed_span(r, b, s, n, o, on, ts);
-    if (get_object(s, n, "segment", &o, &on))
-        return skyapm_segment(r, b, o, on, ts);
-    return APM_BAD_MISSING + 1;
+    if (!get_object(s, n, "segment", &o, &on))
+        return APM_BAD_MISSING + 1;
+    struct mars_value v;
+    if (!get(o, on, "traceSegmentId", &v) || v.kind != MARS_FIELD_STRING)
+        return APM_BAD_MISSING + 1;
+    int rc = skyapm_segment(r, b, o, on, ts);
+    return rc ? rc : push_segment(b, s, n, ts);
 }
 
 /* ---- business metrics ---- */
 
-#define MAX_TAGS 8
+#define MAX_TAGS      8
+#define MAX_QUANTILES 16
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The quantiles of a summary: config.percentile as a list [0.5, 0.9] or a string
+ * "0.5,0.9" (the seed's), each in [0, 1]; default 0.5, 0.9, 0.99. Sorted, duplicates
+ * dropped. Returns their number, or -1 when one is not a number in [0, 1]. */
+static int percentiles(struct apm_records *r, const char *s, size_t n, double *qs)
+{
+    const char *cfg;
+    size_t cn, k = 0;
+    struct mars_value v, e;
+    char text[512];
+    if (!get_object(s, n, "config", &cfg, &cn) || !get(cfg, cn, "percentile", &v)) {
+        qs[0] = 0.5, qs[1] = 0.9, qs[2] = 0.99;
+        return 3;
+    }
+    if (v.kind == MARS_FIELD_ARRAY) {
+        size_t pos = 0;
+        while (k < MAX_QUANTILES && mars_json_array_next(v.ptr, v.len, &pos, &e))
+            if (!mars_value_number(&e, &qs[k++]))
+                return -1;
+    } else if (get_str(r, cfg, cn, "percentile", text, sizeof(text))) {
+        for (char *t = strtok(text, ", "); t && k < MAX_QUANTILES; t = strtok(NULL, ", ")) {
+            char *end;
+            qs[k++] = strtod(t, &end);
+            if (end == t || *end)
+                return -1;
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        if (!(qs[i] >= 0 && qs[i] <= 1))
+            return -1;
+    qsort(qs, k, sizeof(*qs), cmp_double);
+    size_t o = 0;
+    for (size_t i = 0; i < k; i++)
+        if (o == 0 || qs[i] != qs[o - 1])
+            qs[o++] = qs[i];
+    return (int)o;
+}
 
 int mars_apm_record_biz(struct apm_records *r, struct mars_batch *b, const char *s, size_t n,
                         int64_t ts)
@@ -642,7 +725,18 @@ int mars_apm_record_biz(struct apm_records *r, struct mars_batch *b, const char 
         }
         rc = push_observation(r, b, &m, bounds, nb, val, ts);
     } else if (strcmp(type, "summary") == 0) {
-        return APM_BAD_UNSUPPORTED + 1; /* no summary kind in mars's metric model yet */
+        double qs[MAX_QUANTILES];
+        int nq = percentiles(r, s, n, qs);
+        if (nq < 0)
+            return APM_BAD_MISSING + 1;
+        snprintf(full, sizeof(full), "%s", name);
+        m.kind = MARS_METRIC_SUMMARY;
+        m.value = val;
+        m.count = 1;
+        m.observations = &val;
+        m.quantiles = qs;
+        m.nquantiles = (size_t)nq;
+        rc = push(r, b, &m, ts);
     } else {
         return APM_BAD_MISSING + 1;
     }

@@ -23,8 +23,13 @@ takes the first rule whose `method` (substring, default any) matches and whose `
     {"hang": 3}                   answer 3 s late
     {"reset": true}               the process dies mid-call (the connection is reset);
                                   the test restarts it on the same --port
---v6-pending N: the first N v6 register calls answer an empty mapping (the OAP registers
-asynchronously), default 1. v6 ids: service 17, instance 42.
+--v6-pending N: the first N v6 register calls of each service name and of each instance
+UUID answer an empty mapping (the OAP registers asynchronously), default 1. v6 ids are
+given in order of first registration: services 17, 18, ..., instances 42, 43, ...
+
+Trace segments: /skywalking.v3.TraceSegmentReportService/collect (SegmentObject) and the
+v6/7 /TraceSegmentReportService/collect (V6UpstreamSegment); a v6 message is recorded with
+its packed segment decoded as "segmentObject".
 
 --count-only: record nothing per call; count the LogData messages of OK LogReportService
 calls and print "logs=N" at exit (the bench's receiver: parsing every call into JSON would
@@ -60,7 +65,7 @@ def build_stubs():
 
 build_stubs()
 from google.protobuf import json_format  # noqa: E402
-from skywalking import common_pb2, logging_pb2, management_pb2, meter_pb2, register_v6_pb2, tracing_pb2  # noqa: E402,F401
+from skywalking import common_pb2, logging_pb2, management_pb2, meter_pb2, register_v6_pb2, tracing_pb2, tracing_v6_pb2  # noqa: E402,F401,E501
 
 
 class Recorder:
@@ -107,7 +112,8 @@ class Oap:
         self.args = args
         self.rec = Recorder(args.calls)
         self.faults = Faults(args.faults)
-        self.v6_pending = {"svc": args.v6_pending, "inst": args.v6_pending}
+        self.pending = {}  # service name or instance uuid -> empty answers still to give
+        self.service_ids, self.instance_ids = {}, {}
         self.lock = threading.Lock()
         self.logs = 0
 
@@ -120,6 +126,9 @@ class Oap:
         md = {k: v for k, v in context.invocation_metadata()}
         entry = {"t": time.time(), "method": method, "metadata": md,
                  "messages": [to_dict(m) for m in msgs]}
+        if method == "/TraceSegmentReportService/collect":
+            for d, m in zip(entry["messages"], msgs):
+                d["segmentObject"] = to_dict(tracing_v6_pb2.V6SegmentObject.FromString(m.segment))
         if self.args.token and md.get("authentication") != self.args.token:
             entry["code"] = "UNAUTHENTICATED"
             self.rec.write(entry)
@@ -158,24 +167,29 @@ class Oap:
         return fn
 
     # ---- v6 ----
+    def answered(self, key):
+        """False for the first --v6-pending calls naming key (callers hold the lock)."""
+        left = self.pending.setdefault(key, self.args.v6_pending)
+        self.pending[key] = left - 1
+        return left <= 0
+
     def service_register(self, req, context):
         out = register_v6_pb2.V6ServiceRegisterMapping()
         with self.lock:
-            pending = self.v6_pending["svc"] > 0
-            self.v6_pending["svc"] -= 1
-        if not pending:
             for s in req.services:
-                out.services.add(key=s.serviceName, value=17)
+                if self.answered("svc:" + s.serviceName):
+                    sid = self.service_ids.setdefault(s.serviceName, 17 + len(self.service_ids))
+                    out.services.add(key=s.serviceName, value=sid)
         return self.handle("/Register/doServiceRegister", [req], context, out)
 
     def instance_register(self, req, context):
         out = register_v6_pb2.V6ServiceInstanceRegisterMapping()
         with self.lock:
-            pending = self.v6_pending["inst"] > 0
-            self.v6_pending["inst"] -= 1
-        if not pending:
             for i in req.instances:
-                out.serviceInstances.add(key=i.instanceUUID, value=42 if i.serviceId == 17 else 0)
+                if i.serviceId in self.service_ids.values() and self.answered("inst:%d:%s" % (i.serviceId, i.instanceUUID)):
+                    key = (i.serviceId, i.instanceUUID)  # the OAP keys instances by both
+                    iid = self.instance_ids.setdefault(key, 42 + len(self.instance_ids))
+                    out.serviceInstances.add(key=i.instanceUUID, value=iid)
         return self.handle("/Register/doServiceInstanceRegister", [req], context, out)
 
     def handlers(self):
@@ -205,6 +219,10 @@ class Oap:
                 "collect": s(self.stream(M + "TraceSegmentReportService/collect", C),
                              request_deserializer=tracing_pb2.SegmentObject.FromString,
                              response_serializer=C.SerializeToString)}),
+            grpc.method_handlers_generic_handler("TraceSegmentReportService", {
+                "collect": s(self.stream("/TraceSegmentReportService/collect", register_v6_pb2.V6Commands),
+                             request_deserializer=tracing_v6_pb2.V6UpstreamSegment.FromString,
+                             response_serializer=register_v6_pb2.V6Commands.SerializeToString)}),
             grpc.method_handlers_generic_handler("Register", {
                 "doServiceRegister": u(self.service_register,
                                        request_deserializer=register_v6_pb2.V6Services.FromString,

@@ -105,6 +105,38 @@ promtool check metrics <"$TMP/m.txt" >"$TMP/promtool.out" 2>&1 ||
     fail "promtool: $(cat "$TMP/promtool.out")"
 pass "spans and business metrics: exact counts, sums and buckets, promtool clean"
 
+# ---- summaries: exact _sum and _count, quantiles by nearest rank over the window ----
+/usr/bin/python3 - "$TMP/sum.txt" <<'PYEOF'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for i in range(1, 201):  # 1..200 in a scrambled order: the window holds them all
+        v = (i * 37) % 200 + 1
+        f.write("2[RIG:BIZ]=" + json.dumps({"name": "pay_latency", "type": "summary", "val": v,
+                "tag": {"m": "card"}, "config": {"percentile": [0.99, 0.5, 0.9]}}) + "\n")
+    f.write('2[RIG:BIZ]={"name":"queue_wait","type":"summary","val":2.5,"tag":{"q":"x"},'
+            '"config":{"percentile":"0.25,0.75"}}\n')
+    f.write('2[RIG:BIZ]={"name":"bad_q","type":"summary","val":1,"tag":{"q":"x"},'
+            '"config":{"percentile":[1.5]}}\n')
+PYEOF
+/usr/bin/python3 "$CLIENT" "$SOCK" one "$TMP/sum.txt" >/dev/null
+wait_until 20 "the summaries arrive" has 'queue_wait_count{q="x"} 1'
+for want in \
+    'pay_latency{m="card",quantile="0.5"} 100' \
+    'pay_latency{m="card",quantile="0.9"} 180' \
+    'pay_latency{m="card",quantile="0.99"} 198' \
+    'pay_latency_sum{m="card"} 20100' \
+    'pay_latency_count{m="card"} 200' \
+    'queue_wait{q="x",quantile="0.25"} 2.5' \
+    'queue_wait{q="x",quantile="0.75"} 2.5' \
+    'queue_wait_sum{q="x"} 2.5'; do
+    grep -qxF "$want" "$TMP/m.txt" || fail "missing '$want' in: $(grep -v '^#' "$TMP/m.txt" | grep -e pay_ -e queue_)"
+done
+grep -q '^# TYPE pay_latency summary$' "$TMP/m.txt" || fail "pay_latency is not a summary"
+! grep -q '^bad_q' "$TMP/m.txt" || fail "a quantile of 1.5 was accepted"
+promtool check metrics <"$TMP/m.txt" >"$TMP/promtool.out" 2>&1 ||
+    fail "promtool: $(cat "$TMP/promtool.out")"
+pass "summaries: exact sum and count, nearest-rank quantiles, promtool clean"
+
 # ---- abuse beside good clients; then 1,000 concurrent short connections ----
 printf '%s\n' '2[RIG:BIZ]={"name":"good","type":"count","val":1,"tag":{"k":"v"}}' >"$TMP/good.txt"
 client abuse >/dev/null &
@@ -116,7 +148,7 @@ client storm 1000 "$TMP/good.txt" >/dev/null
 wait_until 30 "1,000 concurrent connections' records" has 'good_total{k="v"} 1020'
 bad() { curl -sf "http://$api/metrics" | grep -F "mars_apm_socket_bad_records_total{component_id=\"apm\",reason=\"$1\"} $2" >/dev/null; }
 wait_until 10 "too_long counted" bad too_long 1
-for r in "unknown_type 2" "bad_json 1" "missing_field 1" "partial 1"; do
+for r in "unknown_type 2" "bad_json 1" "missing_field 2" "partial 1"; do
     bad $r || fail "bad record reason $r not counted: $(curl -sf "http://$api/metrics" | grep apm_socket)"
 done
 pass "garbage, a 1 MiB line and half a record are counted; 1,000 concurrent connections served"

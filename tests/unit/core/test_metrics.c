@@ -283,6 +283,36 @@ static void test_collector_after_registry(void **state)
     (void)state;
 }
 
+/* The text visitor's summary form: quantile samples, then _sum and _count. */
+static void test_summary_text(void **state)
+{
+    static const char *const names[] = {"k"}, *const values[] = {"a\"b"};
+    static const double qs[] = {0.5, 0.99}, vals[] = {1.5, NAN};
+    struct evbuffer *b = evbuffer_new();
+    struct mars_prom_text t;
+    mars_prom_text_init(&t, b);
+    t.v.family(&t.v,
+               &(struct mars_mfamily_info){.name = "t_s", .help = "S.", .type = MARS_MT_SUMMARY});
+    t.v.summary(&t.v, &(struct mars_mlabels){names, values, 1}, qs, vals, 2, 7, 12.25);
+    t.v.summary(&t.v, &(struct mars_mlabels){NULL, NULL, 0}, qs, vals, 1, 0, 0);
+    size_t n = evbuffer_get_length(b);
+    char *s = calloc(1, n + 1);
+    evbuffer_remove(b, s, n);
+    assert_string_equal(s, "# HELP t_s S.\n"
+                           "# TYPE t_s summary\n"
+                           "t_s{k=\"a\\\"b\",quantile=\"0.5\"} 1.5\n"
+                           "t_s{k=\"a\\\"b\",quantile=\"0.99\"} NaN\n"
+                           "t_s_sum{k=\"a\\\"b\"} 12.25\n"
+                           "t_s_count{k=\"a\\\"b\"} 7\n"
+                           "t_s{quantile=\"0.5\"} 1.5\n"
+                           "t_s_sum 0\n"
+                           "t_s_count 0\n");
+    assert_int_equal(t.err, 0);
+    free(s);
+    evbuffer_free(b);
+    (void)state;
+}
+
 int main(void)
 {
     mars_log_setup(MARS_LOG_ERROR, MARS_LOG_TEXT);
@@ -295,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_names_and_values),
         cmocka_unit_test(test_concurrent_writers),
         cmocka_unit_test(test_collector_after_registry),
+        cmocka_unit_test(test_summary_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

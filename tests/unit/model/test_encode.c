@@ -3,7 +3,7 @@
  * reference written here from RFC 8259: random strings over every byte value, with runs of
  * plain ASCII (the 8-byte fast path), quotes, backslashes, control bytes, valid multi-byte
  * UTF-8 and invalid bytes, at every length from 0 to 80 and at odd offsets; invalid UTF-8
- * must become U+FFFD and be counted.
+ * must become U+FFFD and be counted. Also a summary metric event in JSON and as text.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +17,7 @@
 
 #include "core/utf8.h"
 #include "model/encode.h"
+#include "model/metric_event.h"
 
 static size_t reference(const unsigned char *s, size_t n, char *out, uint64_t *invalid)
 {
@@ -115,11 +116,48 @@ static void test_appends(void **state)
     mars_encoder_fini(&e);
 }
 
+/* A summary sample: its observations copied, its quantiles in JSON (NaN as null). */
+static void test_summary_event(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"k"}, *const values[] = {"v"};
+    static const double qs[] = {0.5, 0.9}, obs[] = {2, 4, 6};
+    struct mars_batch *b = mars_batch_create(4);
+    assert_non_null(b);
+    struct mars_metric_sample m = {.name = "t_s",
+                                   .kind = MARS_METRIC_SUMMARY,
+                                   .label_names = names,
+                                   .label_values = values,
+                                   .nlabels = 1,
+                                   .value = 12,
+                                   .count = 3,
+                                   .quantiles = qs,
+                                   .nquantiles = 2,
+                                   .observations = obs};
+    assert_int_equal(mars_batch_push_metric(b, &m, 0), 0);
+    const struct mars_event *ev = &b->ev[0];
+    const struct mars_metric *mt = ev->metric;
+    assert_int_equal(mt->nquantiles, 2);
+    assert_true(mt->observations && mt->observations != obs);
+    assert_true(mt->observations[2] == 6);
+    assert_int_equal(ev->msg.len, strlen("t_s_count{k=\"v\"} 3 sum=12"));
+    assert_memory_equal(ev->msg.ptr, "t_s_count{k=\"v\"} 3 sum=12", ev->msg.len);
+    struct mars_encoder e = {0};
+    assert_int_equal(mars_encode_json_event(&e, ev), 0);
+    assert_int_equal(mars_encoder_put(&e, "", 1), 0);
+    assert_non_null(strstr(e.out, "\"kind\":\"summary\",\"value\":12,\"count\":3,\"quantiles\":"
+                                  "[{\"q\":0.5,\"value\":null},{\"q\":0.90000000000000002,"
+                                  "\"value\":null}],\"labels\":{\"k\":\"v\"}"));
+    mars_encoder_fini(&e);
+    mars_batch_release(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_reference),
         cmocka_unit_test(test_appends),
+        cmocka_unit_test(test_summary_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -433,6 +433,32 @@ static void test_raw_array_and_object(void **state)
     (void)state;
 }
 
+static void test_raw_object_members(void **state)
+{
+    const char *obj = " { \"a\" : 1, \"b\\u0063\":\"x\",\"n\":{\"d\":[1,2]} ,\"e\":null} ";
+    const char *keys[] = {"a", "b\\u0063", "n", "e"};
+    const char *vals[] = {"1", "x", "{\"d\":[1,2]}", "null"};
+    struct mars_value k, v;
+    size_t pos = 0, n = 0;
+    while (mars_json_object_next(obj, strlen(obj), &pos, &k, &v)) {
+        assert_true(n < 4);
+        assert_int_equal(k.kind, MARS_FIELD_STRING);
+        assert_int_equal(k.len, strlen(keys[n]));
+        assert_memory_equal(k.ptr, keys[n], k.len);
+        assert_int_equal(v.len, strlen(vals[n]));
+        assert_memory_equal(v.ptr, vals[n], v.len);
+        n++;
+    }
+    assert_int_equal(n, 4);
+    assert_int_equal(k.flags, 0);
+    assert_false(mars_json_object_next(obj, strlen(obj), &pos, &k, &v)); /* stays at the end */
+    pos = 0;
+    assert_false(mars_json_object_next("{ }", 3, &pos, &k, &v));
+    pos = 0;
+    assert_false(mars_json_object_next("[1]", 3, &pos, &k, &v));
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_parse_not_object),
         cmocka_unit_test(test_unescape),
         cmocka_unit_test(test_raw_array_and_object),
+        cmocka_unit_test(test_raw_object_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,7 +95,8 @@ static int reg_check(struct eu_reg *r, const char *name)
  * annotations, and an unknown name stays STARTING. */
 #define MAX_CHECKS 1024
 
-static void reg_post(struct eu_reg *r, const struct mars_slice *name, int st)
+/* if_new: only a check without a state yet takes st (states kept over a reload). */
+static void reg_post(struct eu_reg *r, const struct mars_slice *name, int st, bool if_new)
 {
     pthread_mutex_lock(&r->lock);
     size_t i = 0;
@@ -116,7 +117,7 @@ static void reg_post(struct eu_reg *r, const struct mars_slice *name, int st)
             r->checks[r->nchecks++] = (struct eu_check){.name = n, .status = st};
         else
             free(n);
-    } else if (i < r->nchecks) {
+    } else if (i < r->nchecks && !if_new) {
         r->checks[i].status = st;
     }
     pthread_mutex_unlock(&r->lock);
@@ -305,6 +306,8 @@ struct eu_kept {
     char id[128];
     struct eu_kept_inst *v;
     size_t n;
+    struct eu_check *checks; /* the last state of each health check */
+    size_t nchecks;
     struct eu_server *servers;
     size_t nservers, cur;
     char *username, *password;
@@ -318,6 +321,9 @@ static void kept_free(struct eu_kept *k)
     for (size_t i = 0; i < k->n; i++)
         free(k->v[i].app), free(k->v[i].id);
     free(k->v);
+    for (size_t i = 0; i < k->nchecks; i++)
+        free(k->checks[i].name);
+    free(k->checks);
     for (size_t i = 0; i < k->nservers; i++)
         free(k->servers[i].url), free(k->servers[i].user), free(k->servers[i].password);
     free(k->servers);
@@ -358,6 +364,14 @@ static void hand_over(struct eu_sink *es)
                                     .removing = in->removing};
         ok = ki->app && ki->id;
     }
+    pthread_mutex_lock(&es->reg->lock);
+    if (ok && es->reg->nchecks)
+        ok = (k->checks = calloc(es->reg->nchecks, sizeof(*k->checks))) != NULL;
+    for (size_t i = 0; ok && i < es->reg->nchecks; i++, k->nchecks++)
+        ok = (k->checks[i] = (struct eu_check){.name = strdup(es->reg->checks[i].name),
+                                               .status = es->reg->checks[i].status})
+                 .name != NULL;
+    pthread_mutex_unlock(&es->reg->lock);
     if (ok) {
         const struct eu_conf *c = es->conf;
         snprintf(k->id, sizeof(k->id), "%s", id);
@@ -393,6 +407,12 @@ static void take_over(struct eu_sink *es)
     if (!k)
         return;
     size_t kept = 0, dropped = 0;
+    /* health checks start again with the new engine: until their first result, the last
+     * engine's state stands (not STARTING, which would be sent to the registry) */
+    for (size_t i = 0; i < k->nchecks; i++) {
+        struct mars_slice name = {k->checks[i].name, strlen(k->checks[i].name)};
+        reg_post(es->reg, &name, k->checks[i].status, true);
+    }
     for (size_t i = 0; i < k->n; i++) {
         struct eu_kept_inst *ki = &k->v[i];
         struct eu_inst *in = mars_eureka_inst_find(es, ki->app, ki->id);
@@ -623,7 +643,7 @@ static void eureka_write(struct mars_sink *s, struct mars_sink_req *r)
             int st = ev->kind == MARS_EVENT_METRIC && ev->metric ? metric_state(ev->metric, &name)
                                                                  : state_event(ev, &name);
             if (st >= 0) {
-                reg_post(es->reg, &name, st);
+                reg_post(es->reg, &name, st, false);
                 posted = true;
             }
         }

@@ -138,8 +138,8 @@ struct eu_inst *mars_eureka_inst_find(struct eu_sink *es, const char *app, const
 struct eu_inst *mars_eureka_inst_add(struct eu_sink *es, struct eu_desc *d, enum eu_origin o)
 {
     struct eu_inst *in = calloc(1, sizeof(*in));
-    if (!in || (es->ninst == es->cap && mars_grow(&es->inst, &es->cap, es->ninst + 1,
-                                                  sizeof(*es->inst)) != 0)) {
+    if (!in || (es->ninst == es->cap &&
+                mars_grow(&es->inst, &es->cap, es->ninst + 1, sizeof(*es->inst)) != 0)) {
         free(in);
         mars_eureka_desc_fini(d);
         return NULL;
@@ -346,8 +346,7 @@ static void hand_over(struct eu_sink *es)
     for (size_t i = 0; ok && i < es->nservers; i++, k->nservers++)
         ok = (k->servers[i].url = strdup(es->servers[i].url)) &&
              ((k->servers[i].user = dup0(es->servers[i].user)) || !es->servers[i].user) &&
-             ((k->servers[i].password = dup0(es->servers[i].password)) ||
-              !es->servers[i].password);
+             ((k->servers[i].password = dup0(es->servers[i].password)) || !es->servers[i].password);
     for (size_t i = 0; ok && i < es->ninst; i++) {
         struct eu_inst *in = es->inst[i];
         bool maybe = in->registered || (in->busy && in->op == OP_REGISTER);
@@ -486,8 +485,8 @@ void mars_eureka_deregister_leftovers(void *obj)
     static const char *const headers[] = {"Accept: application/json", NULL};
     for (size_t i = 0; http && reqs && urls && k->nservers && i < k->n; i++) {
         char *esc = mars_eureka_escape_segment(k->v[i].id);
-        urls[i] = esc ? mars_eureka_strdup_printf("%s/apps/%s/%s", sv->url, k->v[i].app, esc)
-                      : NULL;
+        urls[i] =
+            esc ? mars_eureka_strdup_printf("%s/apps/%s/%s", sv->url, k->v[i].app, esc) : NULL;
         free(esc);
         if (!urls[i])
             continue;
@@ -555,8 +554,8 @@ static void on_deleted(struct mars_http_req *r, const struct mars_http_resp *res
                                   resp->error           ? R_TRANSPORT
                                   : resp->status >= 500 ? R_SERVER_ERROR
                                                         : R_REJECTED);
-        mars_warn(id, "deregistering %s/%s from Eureka server %s failed: %s%d", in->d.app,
-                  in->d.id, es->servers[es->cur].url, resp->error ? "transport error " : "HTTP ",
+        mars_warn(id, "deregistering %s/%s from Eureka server %s failed: %s%d", in->d.app, in->d.id,
+                  es->servers[es->cur].url, resp->error ? "transport error " : "HTTP ",
                   resp->error ? -resp->error : resp->status);
     }
     if (--es->deleting == 0)
@@ -678,8 +677,7 @@ static int start_registrar(struct eu_sink *es)
     mars_eureka_metrics(es);
     for (size_t i = 0; i < es->conf->instances.n; i++) {
         struct eu_desc d;
-        int rc =
-            mars_eureka_desc_static(es->conf, eu_instance_at(es->conf, i), es->node_host, &d);
+        int rc = mars_eureka_desc_static(es->conf, eu_instance_at(es->conf, i), es->node_host, &d);
         if (rc)
             return rc;
         if (mars_eureka_inst_find(es, d.app, d.id)) {

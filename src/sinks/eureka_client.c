@@ -194,8 +194,8 @@ static uint64_t mix(uint64_t h, const char *s)
 uint64_t mars_eureka_desc_hash(const struct eu_desc *d)
 {
     uint64_t h = 0;
-    const char *f[] = {d->app, d->id, d->host, d->ip, d->home, d->status_url, d->health_url,
-                       d->vip, d->svip};
+    const char *f[] = {d->app,        d->id,         d->host, d->ip,  d->home,
+                       d->status_url, d->health_url, d->vip,  d->svip};
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
         h = mix(h, f[i]);
     char ports[48];
@@ -327,8 +327,8 @@ void mars_eureka_count_failure(struct eu_inst *in, enum eu_op op, enum eu_reason
         return;
     }
     struct mars_mfamily *fl = in->es->f_fail;
-    const char *v[] = {mars_sink_id(in->es->sink), in->d.app, in->d.id, mars_eureka_op_names[op],
-                       reason_names[r], NULL};
+    const char *v[] = {mars_sink_id(in->es->sink), in->d.app,       in->d.id,
+                       mars_eureka_op_names[op],   reason_names[r], NULL};
     mars_mseries_add(fl ? mars_mfamily_series(fl, v) : NULL, in->es->shard, 1);
 }
 
@@ -389,8 +389,8 @@ static void on_ok(struct eu_inst *in, const char *server, int64_t now)
     in->next_ns = now + es->conf->renewal_interval;
     if (in->op == OP_REGISTER) {
         if (!in->registered)
-            mars_info(mars_sink_id(es->sink), "registered %s/%s as %s with %s", in->d.app,
-                      in->d.id, mars_eureka_status_names[in->status], server);
+            mars_info(mars_sink_id(es->sink), "registered %s/%s as %s with %s", in->d.app, in->d.id,
+                      mars_eureka_status_names[in->status], server);
         in->registered = true;
         in->need_register = false;
         mars_mseries_set(in->m_registered, es->shard, 1);
@@ -454,8 +454,8 @@ static void on_done(struct mars_http_req *r, const struct mars_http_resp *resp)
         return;
     }
     mars_eureka_count_failure(in, in->op, R_REJECTED);
-    mars_error(id, "%s of %s/%s refused by Eureka server %s: HTTP %d %.*s", op, in->d.app,
-               in->d.id, server, resp->status, (int)(resp->body_len > 200 ? 200 : resp->body_len),
+    mars_error(id, "%s of %s/%s refused by Eureka server %s: HTTP %d %.*s", op, in->d.app, in->d.id,
+               server, resp->status, (int)(resp->body_len > 200 ? 200 : resp->body_len),
                resp->body ? resp->body : "");
     mars_sink_last_error(es->sink, "%s of %s/%s refused by %s: HTTP %d", op, in->d.app, in->d.id,
                          server, resp->status);
@@ -476,9 +476,9 @@ void mars_eureka_send(struct eu_inst *in, enum eu_op op)
         in->url = xprintf("%s/apps/%s", base, in->d.app);
         in->body = instance_json(in);
     } else if (op == OP_RENEW) {
-        in->url = xprintf("%s/apps/%s/%s?status=%s&lastDirtyTimestamp=%lld", base, in->d.app,
-                          in->id_esc, mars_eureka_status_names[in->status],
-                          (long long)in->dirty_ms);
+        in->url =
+            xprintf("%s/apps/%s/%s?status=%s&lastDirtyTimestamp=%lld", base, in->d.app, in->id_esc,
+                    mars_eureka_status_names[in->status], (long long)in->dirty_ms);
         in->body = strdup("{}");
     } else {
         in->url = xprintf("%s/apps/%s/%s", base, in->d.app, in->id_esc);

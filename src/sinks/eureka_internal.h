@@ -107,12 +107,12 @@ struct eu_inst {
     struct eu_desc d;
     char *id_esc; /* d.id percent-encoded for a path */
     enum eu_origin origin;
-    bool was_pod;                      /* ADOPTED: it was a pod's before the reload */
-    bool pod_ready, pod_terminating;   /* EU_POD: the pod's state */
-    bool pod_pending, seen;            /* seen: in the last pod list (eureka_pods.c) */
-    uint64_t hash;                     /* of the registered JSON but its status and times */
-    int status;                        /* what the registry was last told (or is about to be) */
-    int64_t dirty_ms;                  /* lastDirtyTimestamp: when status last changed */
+    bool was_pod;                    /* ADOPTED: it was a pod's before the reload */
+    bool pod_ready, pod_terminating; /* EU_POD: the pod's state */
+    bool pod_pending, seen;          /* seen: in the last pod list (eureka_pods.c) */
+    uint64_t hash;                   /* of the registered JSON but its status and times */
+    int status;                      /* what the registry was last told (or is about to be) */
+    int64_t dirty_ms;                /* lastDirtyTimestamp: when status last changed */
     bool registered, need_register, busy;
     bool removing; /* DELETE, then forget it (a pod gone, an instance a reload dropped) */
     enum eu_op op;

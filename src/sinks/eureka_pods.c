@@ -117,15 +117,16 @@ static int pod_desc(struct eu_sink *es, const struct mars_kubernetes_pod *p, str
     d->host = strdup(ip);
     d->port = port;
     d->secure_port = sport;
-    d->id = (v = ann(p, "instance-id")) ? strdup(v)
-                                        : mars_eureka_strdup_printf("%s:%s:%ld", ip, app, main_port);
+    d->id = (v = ann(p, "instance-id"))
+                ? strdup(v)
+                : mars_eureka_strdup_printf("%s:%s:%ld", ip, app, main_port);
     d->home = (v = ann(p, "home-page-url"))
                   ? strdup(v)
                   : mars_eureka_strdup_printf("%s://%s:%ld/", scheme, ip, main_port);
-    d->status_url = (v = ann(p, "status-page-url"))
-                        ? strdup(v)
-                        : mars_eureka_strdup_printf("%s://%s:%ld/actuator/info", scheme, ip,
-                                                    main_port);
+    d->status_url =
+        (v = ann(p, "status-page-url"))
+            ? strdup(v)
+            : mars_eureka_strdup_printf("%s://%s:%ld/actuator/info", scheme, ip, main_port);
     const char *hc = ann(p, "health-check");
     if ((v = ann(p, "health-check-url")))
         d->health_url = strdup(v);

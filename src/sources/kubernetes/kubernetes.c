@@ -206,7 +206,8 @@ static int parse_selector(const char *s, struct kubernetes_term **out, size_t *n
     return 0;
 }
 
-static const struct mars_kubernetes_kv *find_kv(const struct mars_kubernetes_kv *v, uint32_t n, const char *k)
+static const struct mars_kubernetes_kv *find_kv(const struct mars_kubernetes_kv *v, uint32_t n,
+                                                const char *k)
 {
     size_t kl = strlen(k);
     for (uint32_t i = 0; i < n; i++)
@@ -566,7 +567,8 @@ static int kubernetes_init(struct mars_source *s)
         goto fail;
     }
     if (c->metadata) {
-        k->meta = mars_kubernetes_pods_acquire(obs, mars_source_id(s), &c->api, mars_source_loop(s));
+        k->meta =
+            mars_kubernetes_pods_acquire(obs, mars_source_id(s), &c->api, mars_source_loop(s));
         if (!k->meta) {
             rc = -EINVAL;
             goto fail;

@@ -141,8 +141,9 @@ void mars_kubernetes_meta_keep_deleted(struct mars_kubernetes_pods *m, int64_t d
 void mars_kubernetes_meta_wait_synced(struct mars_kubernetes_pods *m, int secs);
 /* Looks up pod `uid` and copies what a container's events need into `a`. Returns 1
  * (found), 0 (unknown pod), -ENOMEM. Any worker thread; holds the cache lock briefly. */
-int mars_kubernetes_meta_lookup(struct mars_kubernetes_pods *m, const char *uid, const char *container,
-                                struct mars_arena *a, struct kubernetes_view *out);
+int mars_kubernetes_meta_lookup(struct mars_kubernetes_pods *m, const char *uid,
+                                const char *container, struct mars_arena *a,
+                                struct kubernetes_view *out);
 /* Lines shipped without metadata because their pod was unknown (any thread). */
 void mars_kubernetes_meta_count_unknown(struct mars_kubernetes_pods *m, uint64_t n);
 

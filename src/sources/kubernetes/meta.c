@@ -182,9 +182,9 @@ static void meta_stop(void *obj)
     meta_destroy(m);
 }
 
-struct mars_kubernetes_pods *mars_kubernetes_pods_acquire(struct mars_obs *obs, const char *id,
-                                                          const struct mars_kubernetes_api_conf *api,
-                                                          struct mars_ev_loop *loop)
+struct mars_kubernetes_pods *
+mars_kubernetes_pods_acquire(struct mars_obs *obs, const char *id,
+                             const struct mars_kubernetes_api_conf *api, struct mars_ev_loop *loop)
 {
     struct kubernetes_target t;
     char key[64];
@@ -220,7 +220,8 @@ void mars_kubernetes_pods_release(struct mars_kubernetes_pods *m)
 void mars_kubernetes_meta_keep_deleted(struct mars_kubernetes_pods *m, int64_t delete_grace)
 {
     int64_t cur = atomic_load(&m->delete_grace);
-    while (cur < delete_grace && !atomic_compare_exchange_weak(&m->delete_grace, &cur, delete_grace))
+    while (cur < delete_grace &&
+           !atomic_compare_exchange_weak(&m->delete_grace, &cur, delete_grace))
         ;
 }
 
@@ -293,7 +294,7 @@ static const char *dup_a(struct mars_arena *a, const char *s)
 }
 
 static struct mars_kubernetes_kv *dup_kvs(struct mars_arena *a, const struct mars_kubernetes_kv *v,
-                                     uint32_t n)
+                                          uint32_t n)
 {
     if (n == 0)
         return NULL;
@@ -327,8 +328,9 @@ static struct kubernetes_ns *find_ns(struct mars_kubernetes_pods *m, const char 
     return n;
 }
 
-int mars_kubernetes_meta_lookup(struct mars_kubernetes_pods *m, const char *uid, const char *container,
-                                struct mars_arena *a, struct kubernetes_view *out)
+int mars_kubernetes_meta_lookup(struct mars_kubernetes_pods *m, const char *uid,
+                                const char *container, struct mars_arena *a,
+                                struct kubernetes_view *out)
 {
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&m->lock);
@@ -440,7 +442,8 @@ void mars_kubernetes_meta_delete_ns(struct mars_kubernetes_pods *m, const char *
     mars_kubernetes_ns_destroy(old);
 }
 
-void mars_kubernetes_meta_list_done(struct mars_kubernetes_pods *m, bool pods, unsigned gen, int64_t now)
+void mars_kubernetes_meta_list_done(struct mars_kubernetes_pods *m, bool pods, unsigned gen,
+                                    int64_t now)
 {
     struct kubernetes_ns *gone = NULL;
     pthread_mutex_lock(&m->lock);
@@ -511,8 +514,8 @@ static bool copy_pod(struct mars_arena *a, const struct kubernetes_pod *p,
                                         .phase = dup_a(a, p->phase),
                                         .ready = p->ready,
                                         .terminating = p->terminating};
-    bool ok = out->ns && out->name && out->uid && (out->node || !p->node) &&
-              (out->phase || !p->phase);
+    bool ok =
+        out->ns && out->name && out->uid && (out->node || !p->node) && (out->phase || !p->phase);
     if (p->nips) {
         const char **ips = mars_arena_alloc(a, p->nips * sizeof(*ips));
         ok = ok && ips;
@@ -522,8 +525,8 @@ static bool copy_pod(struct mars_arena *a, const struct kubernetes_pod *p,
         out->nips = ok ? p->nips : 0;
     }
     ok = ok && ((out->labels = dup_kvs(a, p->labels, p->nlabels)) || !p->nlabels);
-    ok = ok && ((out->annotations = dup_kvs(a, p->annotations, p->nannotations)) ||
-                !p->nannotations);
+    ok = ok &&
+         ((out->annotations = dup_kvs(a, p->annotations, p->nannotations)) || !p->nannotations);
     out->nlabels = out->labels ? p->nlabels : 0;
     out->nannotations = out->annotations ? p->nannotations : 0;
     return ok;

@@ -87,7 +87,7 @@ static const char *str_at(struct mars_arena *a, const struct mars_fbuild *fb, ui
 
 /* The string members of object `path` as key/value pairs. */
 static struct mars_kubernetes_kv *kvs_at(struct mars_arena *a, const struct mars_fbuild *fb,
-                                    uint32_t obj, const char *path, uint32_t *n)
+                                         uint32_t obj, const char *path, uint32_t *n)
 {
     uint32_t o = mars_kubernetes_fb_at(fb, obj, path), count = 0;
     *n = 0;
@@ -174,9 +174,9 @@ static void add_condition(void *ctx, const char *p, size_t n)
 {
     struct pod_build *pb = ctx;
     struct mars_value t, st;
-    if (mars_json_object_get(p, n, "type", 4, &t) && t.kind == MARS_FIELD_STRING &&
-        t.len == 5 && memcmp(t.ptr, "Ready", 5) == 0 &&
-        mars_json_object_get(p, n, "status", 6, &st) && st.kind == MARS_FIELD_STRING)
+    if (mars_json_object_get(p, n, "type", 4, &t) && t.kind == MARS_FIELD_STRING && t.len == 5 &&
+        memcmp(t.ptr, "Ready", 5) == 0 && mars_json_object_get(p, n, "status", 6, &st) &&
+        st.kind == MARS_FIELD_STRING)
         pb->pod->ready = st.len == 4 && memcmp(st.ptr, "True", 4) == 0;
 }
 

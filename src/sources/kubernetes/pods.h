@@ -41,39 +41,42 @@ struct mars_kubernetes_api_conf {
 };
 
 /* The option table entries of a struct mars_kubernetes_api_conf at `member` of `stype`. */
-#define MARS_KUBERNETES_API_OPTIONS(stype, member)                                                  \
+/* clang-format off */
+#define MARS_KUBERNETES_API_OPTIONS(stype, member)                                                 \
     {.name = "api_url",                                                                            \
      .type = MARS_OPT_URL,                                                                         \
-     .offset = offsetof(stype, member.api_url),                                                     \
+     .offset = offsetof(stype, member.api_url),                                                    \
      .desc = "API server address; unset: in-cluster, https://$KUBERNETES_SERVICE_HOST:"            \
              "$KUBERNETES_SERVICE_PORT."},                                                         \
-        {.name = "node_name",                                                                      \
-         .type = MARS_OPT_STRING,                                                                  \
-         .offset = offsetof(stype, member.node_name),                                               \
-         .desc = "This node's name, whose pods are watched; unset: the NODE_NAME environment "     \
-                 "variable (set it from the downward API)."},                                      \
-        {.name = "token_file",                                                                     \
-         .type = MARS_OPT_STRING,                                                                  \
-         .offset = offsetof(stype, member.token_file),                                              \
-         .def = "/var/run/secrets/kubernetes.io/serviceaccount/token",                             \
-         .desc = "Service account token sent as a bearer token; re-read every minute (bound "      \
-                 "tokens rotate). A missing file sends none."},                                    \
-        {.name = "ca_file",                                                                        \
-         .type = MARS_OPT_STRING,                                                                  \
-         .offset = offsetof(stype, member.ca_file),                                                 \
-         .def = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",                            \
-         .desc = "CA bundle that signed the API server's certificate (https only)."},              \
-        {.name = "tls_verify",                                                                     \
-         .type = MARS_OPT_BOOL,                                                                    \
-         .offset = offsetof(stype, member.tls_verify),                                              \
-         .def = "true",                                                                            \
-         .desc = "Verify the API server's certificate and name."},                                 \
-    {                                                                                              \
-        .name = "watch_timeout", .type = MARS_OPT_DURATION,                                        \
-        .offset = offsetof(stype, member.watch_timeout), .def = "5m", .min = 1000000000,            \
-        .max = (int64_t)3600 * 1000000000,                                                         \
-        .desc = "A watch is ended and resumed from its resourceVersion after this long."           \
-    }
+    {.name = "node_name",                                                                          \
+     .type = MARS_OPT_STRING,                                                                      \
+     .offset = offsetof(stype, member.node_name),                                                  \
+     .desc = "This node's name, whose pods are watched; unset: the NODE_NAME environment "         \
+             "variable (set it from the downward API)."},                                          \
+    {.name = "token_file",                                                                         \
+     .type = MARS_OPT_STRING,                                                                      \
+     .offset = offsetof(stype, member.token_file),                                                 \
+     .def = "/var/run/secrets/kubernetes.io/serviceaccount/token",                                 \
+     .desc = "Service account token sent as a bearer token; re-read every minute (bound "          \
+             "tokens rotate). A missing file sends none."},                                        \
+    {.name = "ca_file",                                                                            \
+     .type = MARS_OPT_STRING,                                                                      \
+     .offset = offsetof(stype, member.ca_file),                                                    \
+     .def = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",                                \
+     .desc = "CA bundle that signed the API server's certificate (https only)."},                  \
+    {.name = "tls_verify",                                                                         \
+     .type = MARS_OPT_BOOL,                                                                        \
+     .offset = offsetof(stype, member.tls_verify),                                                 \
+     .def = "true",                                                                                \
+     .desc = "Verify the API server's certificate and name."},                                     \
+    {.name = "watch_timeout",                                                                      \
+     .type = MARS_OPT_DURATION,                                                                    \
+     .offset = offsetof(stype, member.watch_timeout),                                              \
+     .def = "5m",                                                                                  \
+     .min = 1000000000,                                                                            \
+     .max = (int64_t)3600 * 1000000000,                                                            \
+     .desc = "A watch is ended and resumed from its resourceVersion after this long."}
+/* clang-format on */
 
 struct mars_kubernetes_kv {
     const char *k, *v;
@@ -83,8 +86,8 @@ struct mars_kubernetes_kv {
 /* One pod of this node, as a user's copy sees it (strings NUL-terminated). */
 struct mars_kubernetes_pod {
     const char *ns, *name, *uid, *node;
-    const char *phase;           /* status.phase (Pending, Running, ...); NULL when absent */
-    const char *const *ips;      /* status.podIPs, else status.podIP; nips may be 0 */
+    const char *phase;      /* status.phase (Pending, Running, ...); NULL when absent */
+    const char *const *ips; /* status.podIPs, else status.podIP; nips may be 0 */
     uint32_t nips;
     const struct mars_kubernetes_kv *labels, *annotations;
     uint32_t nlabels, nannotations;
@@ -111,9 +114,9 @@ struct mars_kubernetes_pods_sub;
  * mars_kubernetes_pods_release), or NULL when the API server or node cannot be worked out
  * or the thread cannot start (logged). Does not wait for the first list.
  */
-struct mars_kubernetes_pods *mars_kubernetes_pods_acquire(struct mars_obs *obs, const char *id,
-                                                          const struct mars_kubernetes_api_conf *api,
-                                                          struct mars_ev_loop *loop);
+struct mars_kubernetes_pods *
+mars_kubernetes_pods_acquire(struct mars_obs *obs, const char *id,
+                             const struct mars_kubernetes_api_conf *api, struct mars_ev_loop *loop);
 void mars_kubernetes_pods_release(struct mars_kubernetes_pods *p);
 
 /*

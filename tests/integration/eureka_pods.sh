@@ -12,7 +12,8 @@
 #      static instance the new configuration drops is DELETEd;
 #   5. deletion timestamp -> OUT_OF_SERVICE at once; pod deleted -> DELETE within seconds;
 #   6. SIGTERM -> DELETE of what is left;
-#   7. a eureka sink alone starts the watch with its own `pods` options.
+#   7. a eureka sink alone starts the watch with its own `pods` options; a reload that
+#      removes the sink deregisters its instances.
 # Every wait is on a condition with a generous deadline.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
@@ -202,8 +203,23 @@ pod billing-2 node-a 10.1.0.9 ready Running live "$BILLING"
 start_mars /dev/null "$TMP/alone.err" -c "$TMP/alone.yaml"
 wait_until 30 "billing-2 registered UP" status_is BILLING 10.1.0.9:billing:8080 UP
 expect_eq "$(stat_api list_pods)" "$((lists + 1))" "pod lists of the eureka-only mars"
+pass "a eureka sink alone watches the pods with its own options"
+
+say "a reload without the sink deregisters what it registered"
+cat >"$TMP/alone.yaml" <<YAML
+data_dir: $TMP/data-alone
+sources:
+  hc:
+    type: health_check
+    checks: [{name: dead, type: tcp, address: "127.0.0.1:$closed_port", interval: 1s}]
+sinks:
+  none: {type: blackhole, inputs: [hc]}
+YAML
+kill -HUP "$MARS_PID"
+wait_until 30 "billing-2 DELETEd" at_least DELETE /apps/BILLING/10.1.0.9:billing:8080 1
+absent BILLING 10.1.0.9:billing:8080 || fail "billing-2 still registered"
+grep -q 'its sink is gone from the configuration' "$TMP/alone.err" || fail "no log of the leftover"
 kill -TERM "$MARS_PID"
 wait_exit "$MARS_PID" 30 "$TMP/alone.err"
 ((EXIT_RC == 0)) || fail "mars exited $EXIT_RC: $(tail -5 "$TMP/alone.err")"
-absent BILLING 10.1.0.9:billing:8080 || fail "billing-2 still registered"
-pass "a eureka sink alone watches the pods with its own options"
+pass "a removed sink's instances are deleted after the reload"

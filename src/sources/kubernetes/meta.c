@@ -188,7 +188,11 @@ mars_kubernetes_pods_acquire(struct mars_obs *obs, const char *id,
 {
     struct kubernetes_target t;
     char key[64];
-    if (!obs || mars_kubernetes_target(api, id, &t) != 0)
+    if (!obs) {
+        mars_error(id, "the pod watch needs an engine to share it in");
+        return NULL;
+    }
+    if (mars_kubernetes_target(api, id, &t) != 0)
         return NULL;
     char both[sizeof(t.base) + sizeof(t.node) + 1];
     int n = snprintf(both, sizeof(both), "%s\n%s", t.base, t.node);

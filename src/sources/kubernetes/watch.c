@@ -458,7 +458,7 @@ int mars_kubernetes_target(const struct mars_kubernetes_api_conf *c, const char 
     const char *node = c->node_name && *c->node_name ? c->node_name : getenv("NODE_NAME");
     const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
     if (!node || !*node || strlen(node) >= sizeof(t->node) || strpbrk(node, "&?#% /")) {
-        mars_error(id, "metadata: node_name is not set and NODE_NAME is empty (set it "
+        mars_error(id, "pod watch: node_name is not set and NODE_NAME is empty (set it "
                        "from the downward API: spec.nodeName), or it is not a node name");
         return -EINVAL;
     }
@@ -469,8 +469,8 @@ int mars_kubernetes_target(const struct mars_kubernetes_api_conf *c, const char 
         snprintf(t->base, sizeof(t->base), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s",
                  host, port && *port ? port : "443");
     else {
-        mars_error(id, "metadata: api_url is not set and KUBERNETES_SERVICE_HOST is empty "
-                       "(not in a cluster?); set api_url or metadata: false");
+        mars_error(id, "pod watch: api_url is not set and KUBERNETES_SERVICE_HOST is empty "
+                       "(not in a cluster?); set api_url (kubernetes_logs: or metadata: false)");
         return -EINVAL;
     }
     size_t bl = strlen(t->base);

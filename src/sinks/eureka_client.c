@@ -108,22 +108,15 @@ int mars_eureka_parse_server(const char *text, struct eu_server *sv)
 
 /* ---- what is registered ---- */
 
-static char *upper(const char *s)
+char *mars_eureka_strdup_case(const char *s, bool up)
 {
-    char *u = strdup(s);
-    for (char *p = u; p && *p; p++)
-        if (*p >= 'a' && *p <= 'z')
+    char *c = strdup(s);
+    for (char *p = c; p && *p; p++)
+        if (up && *p >= 'a' && *p <= 'z')
             *p = (char)(*p - 'a' + 'A');
-    return u;
-}
-
-static char *lower(const char *s)
-{
-    char *l = strdup(s);
-    for (char *p = l; p && *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
+        else if (!up && *p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
-    return l;
+    return c;
 }
 
 int mars_eureka_desc_static(const struct eu_conf *conf, const struct eu_instance_conf *c,
@@ -132,7 +125,7 @@ int mars_eureka_desc_static(const struct eu_conf *conf, const struct eu_instance
     memset(d, 0, sizeof(*d));
     long long port = (long long)(c->port ? c->port : c->secure_port);
     const char *scheme = c->port ? "http" : "https";
-    d->app = upper(c->app);
+    d->app = mars_eureka_strdup_case(c->app, true);
     d->host = strdup(c->host_name ? c->host_name : node_host);
     d->ip = strdup(c->ip);
     d->port = c->port;
@@ -151,7 +144,7 @@ int mars_eureka_desc_static(const struct eu_conf *conf, const struct eu_instance
         d->health_url = xprintf("http://%s:8686/health/%s", c->ip, c->health_check);
     else
         d->health_url = xprintf("%s://%s:%lld/actuator/health", scheme, c->ip, port);
-    d->vip = c->vip_address ? strdup(c->vip_address) : lower(c->app);
+    d->vip = c->vip_address ? strdup(c->vip_address) : mars_eureka_strdup_case(c->app, false);
     d->svip = strdup(c->secure_vip_address ? c->secure_vip_address : d->vip ? d->vip : "");
     d->health_check = c->health_check ? strdup(c->health_check) : NULL;
     bool ok = d->app && d->host && d->ip && d->id && d->home && d->status_url && d->health_url &&

@@ -173,6 +173,8 @@ void mars_eureka_desc_fini(struct eu_desc *d);
 uint64_t mars_eureka_desc_hash(const struct eu_desc *d);
 char *mars_eureka_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *mars_eureka_escape_segment(const char *s);
+/* An owned copy of s in upper (up) or lower case (ASCII), or NULL. */
+char *mars_eureka_strdup_case(const char *s, bool up);
 void mars_eureka_metrics(struct eu_sink *es);
 void mars_eureka_inst_metrics(struct eu_inst *in);
 void mars_eureka_set_status_metric(struct eu_inst *in);

@@ -57,15 +57,6 @@ static long port_ann(const struct mars_kubernetes_pod *p, const char *name)
     return *end || n < 1 || n > 65535 ? -1 : n;
 }
 
-static char *lower(const char *s)
-{
-    char *l = strdup(s);
-    for (char *c = l; c && *c; c++)
-        if (*c >= 'A' && *c <= 'Z')
-            *c = (char)(*c - 'A' + 'a');
-    return l;
-}
-
 static int add_metadata(const struct mars_kubernetes_pod *p, struct eu_desc *d)
 {
     size_t plen = strlen(ANN_META), n = 0;
@@ -109,10 +100,7 @@ static int pod_desc(struct eu_sink *es, const struct mars_kubernetes_pod *p, str
     const char *ip = p->ips[0], *scheme = port ? "http" : "https";
     long main_port = port ? port : sport;
     const char *v;
-    d->app = strdup(app);
-    for (char *c = d->app; c && *c; c++)
-        if (*c >= 'a' && *c <= 'z')
-            *c = (char)(*c - 'a' + 'A');
+    d->app = mars_eureka_strdup_case(app, true);
     d->ip = strdup(ip);
     d->host = strdup(ip);
     d->port = port;
@@ -135,7 +123,7 @@ static int pod_desc(struct eu_sink *es, const struct mars_kubernetes_pod *p, str
     else
         d->health_url =
             mars_eureka_strdup_printf("%s://%s:%ld/actuator/health", scheme, ip, main_port);
-    d->vip = (v = ann(p, "vip")) ? strdup(v) : lower(app);
+    d->vip = (v = ann(p, "vip")) ? strdup(v) : mars_eureka_strdup_case(app, false);
     d->svip = strdup((v = ann(p, "secure-vip")) ? v : d->vip ? d->vip : "");
     d->health_check = hc ? strdup(hc) : NULL;
     bool ok = d->app && d->ip && d->host && d->id && d->home && d->status_url && d->health_url &&

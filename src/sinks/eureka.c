@@ -570,7 +570,6 @@ static void eureka_abort(struct mars_sink *s)
     es->stopping = true;
     if (es->tick_armed)
         mars_ev_cancel(es->loop, &es->tick);
-    mars_eureka_pods_stop(es);
     struct mars_obs *obs = mars_sink_obs(s);
     bool reload = obs && mars_obs_reloading(obs);
     if (reload)
@@ -587,6 +586,9 @@ static void eureka_abort(struct mars_sink *s)
     }
     if (es->deleting == 0)
         mars_http_shutdown(es->http);
+    /* last: ending the subscription runs the loop until its wakeup is cancelled, and the
+     * answers that arrive meanwhile must find the registrations already kept or deleted */
+    mars_eureka_pods_stop(es);
 }
 
 /* ---- events: statuses from health_check ---- */

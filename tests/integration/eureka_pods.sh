@@ -8,8 +8,8 @@
 #      what a Spring client reads); one that is not annotated, or on another node, is not;
 #      one whose annotated health check fails is DOWN though Ready;
 #   3. not Ready -> DOWN, Ready again -> UP;
-#   4. SIGHUP with the same instances: no second register POST (heartbeats go on); a
-#      static instance the new configuration drops is DELETEd;
+#   4. SIGHUP with the same instances (pods and a static one): no second register POST
+#      (heartbeats go on); a static instance the new configuration drops is DELETEd;
 #   5. deletion timestamp -> OUT_OF_SERVICE at once; pod deleted -> DELETE within seconds;
 #   6. SIGTERM -> DELETE of what is left;
 #   7. a eureka sink alone starts the watch with its own `pods` options; a reload that
@@ -79,8 +79,8 @@ pod elsewhere-1 node-b 10.2.0.5 ready Running live "$BILLING"
 closed_port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 conf() { # conf STATIC(yes|no)
-    local static=""
-    [[ $1 == yes ]] && static='instances: [{app: static-site, ip: 10.0.0.8, port: 9000, instance_id: site-1}]'
+    local static='instances: [{app: keep, ip: 10.0.0.9, port: 9000, instance_id: keep-1}]'
+    [[ $1 == yes ]] && static='instances: [{app: keep, ip: 10.0.0.9, port: 9000, instance_id: keep-1}, {app: static-site, ip: 10.0.0.8, port: 9000, instance_id: site-1}]'
     cat >"$TMP/mars.yaml" <<YAML
 data_dir: $TMP/data
 sources:
@@ -117,11 +117,12 @@ B_ID=10.1.0.5:billing:8080
 wait_until 30 "billing registered UP" status_is BILLING "$B_ID" UP
 wait_until 30 "web registered DOWN (its health check fails)" status_is WEB web-1 DOWN
 wait_until 30 "static site-1 registered" status_is STATIC-SITE site-1 UP
+wait_until 30 "static keep-1 registered" status_is KEEP keep-1 UP
 apps | "$PY" -c '
 import json, sys
 doc = json.load(sys.stdin)["applications"]
 apps = {a["name"]: a for a in doc["application"]}
-assert set(apps) == {"BILLING", "WEB", "STATIC-SITE"}, apps.keys()
+assert set(apps) == {"BILLING", "WEB", "STATIC-SITE", "KEEP"}, apps.keys()
 assert len(apps["BILLING"]["instance"]) == 1, "the pod of node-b is not ours"
 i = apps["BILLING"]["instance"][0]
 assert i["instanceId"] == "10.1.0.5:billing:8080" and i["ipAddr"] == "10.1.0.5", i
@@ -153,6 +154,7 @@ wait_until 30 "billing UP again" status_is BILLING "$B_ID" UP
 say "SIGHUP with the same pods and without site-1"
 posts_b=$(reqs POST /apps/BILLING)
 posts_w=$(reqs POST /apps/WEB)
+posts_k=$(reqs POST /apps/KEEP)
 conf no
 kill -HUP "$MARS_PID"
 wait_until 30 "the reload" grep -q 'configuration reloaded from' "$TMP/mars.err"
@@ -163,6 +165,8 @@ wait_until 30 "heartbeats after the reload" at_least PUT "/apps/BILLING/$B_ID" $
 wait_until 30 "the new watch" grep -q 'took over' "$TMP/mars.err"
 expect_eq "$(reqs POST /apps/BILLING)" "$posts_b" "register POSTs of billing across the reload"
 expect_eq "$(reqs POST /apps/WEB)" "$posts_w" "register POSTs of web across the reload"
+expect_eq "$(reqs POST /apps/KEEP)" "$posts_k" "register POSTs of the static keep-1 across the reload"
+(($(reqs DELETE /apps/KEEP) == 0)) || fail "keep-1 was deleted by the reload"
 (($(reqs DELETE /apps/BILLING) == 0)) || fail "billing was deleted by the reload"
 status_is BILLING "$B_ID" UP || fail "billing is not UP after the reload"
 pass "reload kept the pods' registrations, deleted the dropped one"
@@ -180,6 +184,7 @@ kill -TERM "$MARS_PID"
 wait_exit "$MARS_PID" 30 "$TMP/mars.err"
 ((EXIT_RC == 0)) || fail "mars exited $EXIT_RC: $(tail -5 "$TMP/mars.err")"
 (($(reqs DELETE /apps/WEB/web-1) == 1)) || fail "no DELETE of web-1"
+(($(reqs DELETE /apps/KEEP/keep-1) == 1)) || fail "no DELETE of keep-1"
 absent WEB web-1 || fail "web-1 still registered"
 pass "deregistered at SIGTERM"
 

@@ -7,6 +7,7 @@
  *                    instance's state machine, statuses from health_check events, shutdown
  *                    and the hand-over of registrations across a reload
  *   eureka_pods.c    `pods`: instances from the annotated pods of the shared pod watch
+ *   eureka_handover.c  the registrations across a reload (the engine's hand-over store)
  */
 #ifndef MARS_EUREKA_INTERNAL_H
 #define MARS_EUREKA_INTERNAL_H
@@ -199,6 +200,16 @@ void mars_eureka_step(struct eu_inst *in);
 /* A removing instance's DELETE is done (or given up): frees it. */
 void mars_eureka_inst_forget(struct eu_inst *in);
 
+int64_t mars_eureka_wall_ms(void);
+/* Check `name` has state st now (if_new: only when it has none yet). Any worker. */
+void mars_eureka_reg_post(struct eu_reg *r, const struct mars_slice *name, int st, bool if_new);
+
+/* eureka_handover.c */
+/* At a stop for a reload (owner): leaves the registrations for the next engine's sink. */
+void mars_eureka_hand_over(struct eu_sink *es);
+/* In init (owner), after the static instances: what the last engine's sink registered
+ * becomes this sink's. */
+void mars_eureka_take_over(struct eu_sink *es);
 /* The hand-over store's destroy of what a reload left and no sink took: DELETEs it. */
 void mars_eureka_deregister_leftovers(void *obj);
 

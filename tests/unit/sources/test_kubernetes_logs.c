@@ -225,12 +225,12 @@ static struct kubernetes_pod *pod_of(const char *json)
 static void test_pod_record(void **st)
 {
     (void)st;
-    struct kubernetes_pod *p = pod_of(
-        "{\"metadata\":{\"uid\":\"u1\",\"namespace\":\"ns\",\"name\":\"web-1\","
-        "\"annotations\":{\"eureka.mars.io/app\":\"web\"}},\"spec\":{\"nodeName\":\"n1\"},"
-        "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.5\",\"podIPs\":[{\"ip\":"
-        "\"10.0.0.5\"},{\"ip\":\"fd00::5\"}],\"conditions\":[{\"type\":\"Initialized\","
-        "\"status\":\"True\"},{\"type\":\"Ready\",\"status\":\"True\"}]}}");
+    struct kubernetes_pod *p =
+        pod_of("{\"metadata\":{\"uid\":\"u1\",\"namespace\":\"ns\",\"name\":\"web-1\","
+               "\"annotations\":{\"eureka.mars.io/app\":\"web\"}},\"spec\":{\"nodeName\":\"n1\"},"
+               "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.5\",\"podIPs\":[{\"ip\":"
+               "\"10.0.0.5\"},{\"ip\":\"fd00::5\"}],\"conditions\":[{\"type\":\"Initialized\","
+               "\"status\":\"True\"},{\"type\":\"Ready\",\"status\":\"True\"}]}}");
     assert_non_null(p);
     assert_string_equal(p->phase, "Running");
     assert_true(p->ready);

@@ -29,6 +29,7 @@
 #include "control/legacy.h"
 #include "control/top.h"
 #include "engine/engine.h"
+#include "engine/instance.h"
 #include "config/registry.h"
 
 enum { EXIT_OK = 0, EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3 };
@@ -358,6 +359,7 @@ static int cmd_run(const struct cli *cli)
         mars_info("-", "configuration reloaded from %s", cli->config);
     }
     mars_config_destroy(cfg);
+    mars_keep_drop_all(); /* hand-overs of a reload that did not get to start */
     mars_config_watch_destroy(config_watch);
     config_watch = NULL;
     mars_apollo_config_destroy(apollo_cfg);

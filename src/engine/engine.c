@@ -335,6 +335,9 @@ int mars_engine_run(struct mars_engine *e)
     }
     mars_obs_control_start(e->obs, e->loop);
     rc = start_workers(e);
+    /* every component has had its init: what the last engine left and no one took is
+     * gone from the configuration (instance.h, mars_keep_put) */
+    mars_keep_drop_all();
     if (rc == 0) {
         if (!e->stopping)
             mars_obs_set_state(e->obs, MARS_RUN_RUNNING);

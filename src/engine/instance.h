@@ -206,6 +206,20 @@ void mars_shared_release(struct mars_obs *o, const char *key, void (*destroy)(vo
  * Thread-safe. */
 bool mars_obs_reloading(struct mars_obs *o);
 
+/* ---- hand-over across a reload (process-wide, any thread) ---- */
+
+/* Leaves obj under key for the next engine (a component's stop while
+ * mars_obs_reloading()). Takes ownership: the taker owns it from mars_keep_take on; one
+ * nobody takes by the time the next engine's workers have started, or left when mars
+ * exits, goes to destroy(obj) (may be NULL), which should undo outside mars what obj
+ * holds. A second put under the same key destroys the first. Returns 0 or -ENOMEM (obj
+ * not taken: the caller still owns it). Keys: "<component type>:<component id>". */
+int mars_keep_put(const char *key, void *obj, void (*destroy)(void *obj));
+/* What the previous engine left under key (owned by the caller from now on), or NULL. */
+void *mars_keep_take(const char *key);
+/* Destroys every object nobody took (the engine after its workers started; mars at exit). */
+void mars_keep_drop_all(void);
+
 /* The engine's metrics registry (components register their own families there). */
 struct mars_metrics *mars_obs_metrics(struct mars_obs *o);
 

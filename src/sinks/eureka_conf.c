@@ -1,7 +1,9 @@
 /*
- * eureka_conf.c - the options of the `eureka` sink and their cross-checks (the data path
- * is eureka.c). Defaults are written once, here; eureka.c fills in what depends on other
- * options (instance_id from host, app and port; the URLs from ip and port).
+ * eureka_conf.c - the options of the `eureka` sink and their cross-checks (the registrar
+ * is eureka.c). Defaults are written once, here; eureka_client.c fills in what depends on
+ * other options (instance_id from host, app and port; the URLs from ip and port). The
+ * `pods` section's connection options are the shared pod watch's
+ * (MARS_KUBERNETES_API_OPTIONS, the names kubernetes_logs has).
  */
 #include <errno.h>
 #include <string.h>
@@ -77,6 +79,18 @@ static const struct mars_opt instance_options[] = {
     {0},
 };
 
+#define POFF(f) offsetof(struct eu_pods_conf, f)
+static const struct mars_opt pods_options[] = {
+    {.name = "enabled",
+     .type = MARS_OPT_BOOL,
+     .offset = POFF(enabled),
+     .def = "true",
+     .desc = "Register the annotated pods of this node (false keeps the section but turns "
+             "it off)."},
+    MARS_KUBERNETES_API_OPTIONS(struct eu_pods_conf, api),
+    {0},
+};
+
 #define OFF(f) offsetof(struct eu_conf, f)
 const struct mars_opt mars_eureka_options[] = {
     {.name = "servers",
@@ -105,6 +119,13 @@ const struct mars_opt mars_eureka_options[] = {
      .sub_size = sizeof(struct eu_instance_conf),
      .desc = "Instances to register, each with app, ip, ports, URLs, metadata and an optional "
              "health_check."},
+    {.name = "pods",
+     .type = MARS_OPT_SECTION,
+     .offset = OFF(pods),
+     .sub = pods_options,
+     .desc = "Register every pod of this node annotated eureka.mars.io/app, at its pod IP, "
+             "from the shared pod watch (docs/kubernetes.md); the section's presence turns it "
+             "on."},
     {.name = "renewal_interval",
      .type = MARS_OPT_DURATION,
      .offset = OFF(renewal_interval),
@@ -140,7 +161,7 @@ const struct mars_opt mars_eureka_options[] = {
      .min = 1000000,
      .max = 4500000000,
      .desc = "At shutdown, how long the DELETE of every instance may take (mars waits at most "
-             "5 s for a sink's last requests)."},
+             "5 s for a sink's last requests); a reload keeps the instances instead."},
     {.name = "admin_url",
      .type = MARS_OPT_STRING,
      .offset = OFF(admin_url),
@@ -158,9 +179,11 @@ int mars_eureka_check(void *conf, const struct mars_cfg_node *node, struct mars_
         mars_diag_add(diag, at->file, at->line, at->col, "'servers' needs at least one URL");
         rc = -EINVAL;
     }
+    c->pods.on = mars_cfg_get(node, "pods") != NULL && c->pods.enabled;
     at = mars_cfg_at(node, "instances", NULL);
-    if (c->instances.n == 0) {
-        mars_diag_add(diag, at->file, at->line, at->col, "'instances' needs at least one instance");
+    if (c->instances.n == 0 && !c->pods.on) {
+        mars_diag_add(diag, at->file, at->line, at->col,
+                      "'instances' needs at least one instance (or use 'pods')");
         rc = -EINVAL;
     }
     for (size_t i = 0; i < c->instances.n; i++) {

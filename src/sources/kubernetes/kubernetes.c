@@ -20,7 +20,7 @@
  * outside the batch arena.
  *
  * Thread: one instance per worker (files are split by inode, as for `file`); the metadata
- * cache is shared (meta.c).
+ * cache is the engine's shared pod watch of this API server and node (meta.c, pods.h).
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -35,6 +35,8 @@
 #include "core/metrics.h"
 #include "kubernetes_internal.h"
 #include "component.h"
+
+#define SYNC_WAIT_S 3 /* startup: how long an instance waits for the first pod list */
 
 static const char *const read_from_names[] = {"beginning", "end", NULL};
 
@@ -107,32 +109,7 @@ static const struct mars_opt kubernetes_options[] = {
      .def = "true",
      .desc = "Add each pod's labels, annotations, node, IP, image, owner and namespace "
              "labels, watched from the API server."},
-    {.name = "api_url",
-     .type = MARS_OPT_URL,
-     .offset = OFF(api_url),
-     .desc = "API server address; unset: in-cluster, https://$KUBERNETES_SERVICE_HOST:"
-             "$KUBERNETES_SERVICE_PORT."},
-    {.name = "node_name",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(node_name),
-     .desc = "This node's name, whose pods are watched; unset: the NODE_NAME environment "
-             "variable (set it from the downward API)."},
-    {.name = "token_file",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(token_file),
-     .def = "/var/run/secrets/kubernetes.io/serviceaccount/token",
-     .desc = "Service account token sent as a bearer token; re-read every minute (bound "
-             "tokens rotate). A missing file sends none."},
-    {.name = "ca_file",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(ca_file),
-     .def = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
-     .desc = "CA bundle that signed the API server's certificate (https only)."},
-    {.name = "tls_verify",
-     .type = MARS_OPT_BOOL,
-     .offset = OFF(tls_verify),
-     .def = "true",
-     .desc = "Verify the API server's certificate and name."},
+    MARS_KUBERNETES_API_OPTIONS(struct kubernetes_conf, api),
     {.name = "delete_grace",
      .type = MARS_OPT_DURATION,
      .offset = OFF(delete_grace),
@@ -141,13 +118,6 @@ static const struct mars_opt kubernetes_options[] = {
      .max = (int64_t)24 * 3600 * 1000000000,
      .desc = "How long a deleted pod's metadata is kept, so its last lines are still "
              "enriched."},
-    {.name = "watch_timeout",
-     .type = MARS_OPT_DURATION,
-     .offset = OFF(watch_timeout),
-     .def = "5m",
-     .min = 1000000000,
-     .max = (int64_t)3600 * 1000000000,
-     .desc = "A watch is ended and resumed from its resourceVersion after this long."},
     {.name = "include_namespaces",
      .type = MARS_OPT_LIST,
      .offset = OFF(include_namespaces),
@@ -236,7 +206,8 @@ static int parse_selector(const char *s, struct kubernetes_term **out, size_t *n
     return 0;
 }
 
-static const struct kubernetes_kv *find_kv(const struct kubernetes_kv *v, uint32_t n, const char *k)
+static const struct mars_kubernetes_kv *find_kv(const struct mars_kubernetes_kv *v, uint32_t n,
+                                                const char *k)
 {
     size_t kl = strlen(k);
     for (uint32_t i = 0; i < n; i++)
@@ -248,7 +219,7 @@ static const struct kubernetes_kv *find_kv(const struct kubernetes_kv *v, uint32
 static bool selected(const struct kubernetes_term *t, size_t n, const struct kubernetes_view *v)
 {
     for (size_t i = 0; i < n; i++) {
-        const struct kubernetes_kv *l = find_kv(v->labels, v->nlabels, t[i].key);
+        const struct mars_kubernetes_kv *l = find_kv(v->labels, v->nlabels, t[i].key);
         bool hit = t[i].val ? l && l->vl == strlen(t[i].val) && memcmp(l->v, t[i].val, l->vl) == 0
                             : l != NULL;
         if (hit == t[i].neg)
@@ -292,7 +263,7 @@ struct kubernetes_instance {
     struct file_conf fconf;
     struct kubernetes_dec dec;
     struct mars_fbuild fb;
-    struct kubernetes_meta *meta; /* NULL without metadata */
+    struct mars_kubernetes_pods *meta; /* NULL without metadata */
     struct kubernetes_term *sel;
     size_t nsel;
     uint64_t unknown_path, excluded;
@@ -364,7 +335,7 @@ static void put_str(struct mars_fbuild *fb, uint32_t obj, const char *key, uint3
 }
 
 static void put_map(struct mars_fbuild *fb, uint32_t obj, const char *key, uint32_t kl,
-                    const struct kubernetes_kv *kv, uint32_t n)
+                    const struct mars_kubernetes_kv *kv, uint32_t n)
 {
     if (n == 0)
         return;
@@ -499,7 +470,7 @@ static const struct file_hooks kubernetes_hooks = {
 static void instance_destroy(struct kubernetes_instance *k)
 {
     if (k->meta)
-        mars_kubernetes_meta_release(k->meta);
+        mars_kubernetes_pods_release(k->meta);
     mars_kubernetes_parser_destroy(k->parser);
     mars_kubernetes_dec_fini(&k->dec);
     mars_fbuild_fini(&k->fb);
@@ -595,11 +566,15 @@ static int kubernetes_init(struct mars_source *s)
         rc = -ENOMEM;
         goto fail;
     }
-    if (c->metadata &&
-        !(k->meta = mars_kubernetes_meta_acquire(mars_source_id(s), c,
-                                                 mars_ev_loop_backend_name(mars_source_loop(s))))) {
-        rc = -EINVAL;
-        goto fail;
+    if (c->metadata) {
+        k->meta =
+            mars_kubernetes_pods_acquire(obs, mars_source_id(s), &c->api, mars_source_loop(s));
+        if (!k->meta) {
+            rc = -EINVAL;
+            goto fail;
+        }
+        mars_kubernetes_meta_keep_deleted(k->meta, c->delete_grace);
+        mars_kubernetes_meta_wait_synced(k->meta, SYNC_WAIT_S);
     }
     if ((rc = mars_file_source_init(s, &k->fconf, &kubernetes_hooks, k)))
         goto fail;

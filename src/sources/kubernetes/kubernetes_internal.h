@@ -4,8 +4,11 @@
  *                 selection and the fields put on each event
  *   logs.c        container log lines: the CRI and Docker json-file decoders, timestamps,
  *                 the pod identity in a log path, and the merge of partial lines
- *   meta.c        the pod and namespace cache, filled by a list+watch of the API server
+ *   meta.c        the pod and namespace cache, filled by a list+watch of the API server,
+ *                 shared by every component of the engine that needs this node's pods
+ *                 (pods.h is its public face)
  *   meta_json.c   API objects (Pod, Namespace, lists and watch events) into cache records
+ *   watch.c       the list+watch thread
  */
 #ifndef MARS_KUBERNETES_INTERNAL_H
 #define MARS_KUBERNETES_INTERNAL_H
@@ -16,6 +19,7 @@
 #include "core/arena.h"
 #include "core/schema.h"
 #include "component.h"
+#include "sources/kubernetes/pods.h"
 
 /* ---- logs.c ---- */
 
@@ -103,19 +107,13 @@ struct kubernetes_conf {
     int64_t glob_interval, checkpoint_interval, line_timeout, ignore_older;
     int64_t max_open_files;
     bool metadata;
-    char *api_url, *node_name, *token_file, *ca_file;
-    bool tls_verify;
-    int64_t delete_grace, watch_timeout;
+    struct mars_kubernetes_api_conf api;
+    int64_t delete_grace;
     struct mars_strlist include_namespaces, exclude_namespaces, exclude_containers;
     char *label_selector;
 };
 
 /* ---- meta.c: the metadata cache ---- */
-
-struct kubernetes_kv {
-    const char *k, *v;
-    uint32_t kl, vl;
-};
 
 /* What events of one container get from its pod, copied into a batch arena (all strings
  * NUL-terminated, NULL when absent). */
@@ -123,26 +121,31 @@ struct kubernetes_view {
     const char *node, *pod_ip, *image, *owner_kind, *owner_name;
     const char *parser; /* annotation mars.io/parser-<container>, else mars.io/parser */
     bool exclude;       /* mars.io/exclude-<container>, else mars.io/exclude: "true" */
-    struct kubernetes_kv *labels, *annotations, *ns_labels;
+    struct mars_kubernetes_kv *labels, *annotations, *ns_labels;
     uint32_t nlabels, nannotations, nns_labels;
 };
 
-struct kubernetes_meta;
+/* The connection of a watch, worked out from a mars_kubernetes_api_conf and the
+ * environment: base URL (no trailing slash) and node name. */
+struct kubernetes_target {
+    char base[1024], node[256];
+};
+/* Returns 0, or -EINVAL (logged under id) when the API server or node is unknown. */
+int mars_kubernetes_target(const struct mars_kubernetes_api_conf *c, const char *id,
+                           struct kubernetes_target *t);
 
-/* The cache of source `id`, shared by its instances: the first acquire starts its watch
- * thread, the last release stops it. conf is borrowed until the last release. Returns
- * NULL (logged) when the API address or node name cannot be worked out. backend: the ev
- * backend name for the watch thread's loop (the workers'). */
-struct kubernetes_meta *mars_kubernetes_meta_acquire(const char *id,
-                                                     const struct kubernetes_conf *conf,
-                                                     const char *backend);
-void mars_kubernetes_meta_release(struct kubernetes_meta *m);
+/* kubernetes_logs' view: the shared cache (pods.h acquires it) keeps deleted pods for the
+ * longest delete_grace any user asked (raised, never lowered, while it runs). */
+void mars_kubernetes_meta_keep_deleted(struct mars_kubernetes_pods *m, int64_t delete_grace);
+/* Waits up to `secs` for the first pod list (kubernetes_logs at start). */
+void mars_kubernetes_meta_wait_synced(struct mars_kubernetes_pods *m, int secs);
 /* Looks up pod `uid` and copies what a container's events need into `a`. Returns 1
  * (found), 0 (unknown pod), -ENOMEM. Any worker thread; holds the cache lock briefly. */
-int mars_kubernetes_meta_lookup(struct kubernetes_meta *m, const char *uid, const char *container,
-                                struct mars_arena *a, struct kubernetes_view *out);
+int mars_kubernetes_meta_lookup(struct mars_kubernetes_pods *m, const char *uid,
+                                const char *container, struct mars_arena *a,
+                                struct kubernetes_view *out);
 /* Lines shipped without metadata because their pod was unknown (any thread). */
-void mars_kubernetes_meta_count_unknown(struct kubernetes_meta *m, uint64_t n);
+void mars_kubernetes_meta_count_unknown(struct mars_kubernetes_pods *m, uint64_t n);
 
 /* A cached object: built by meta_json.c on the watch thread, every string in its own
  * arena; immutable once in the cache (a change replaces the whole record). */
@@ -153,8 +156,12 @@ struct kubernetes_pod {
     struct mars_arena a;
     const char *uid, *ns, *name, *node, *ip, *owner_kind, *owner_name, *parser;
     bool exclude;
-    struct kubernetes_kv *labels, *annotations;
+    struct mars_kubernetes_kv *labels, *annotations;
     uint32_t nlabels, nannotations;
+    const char *phase;
+    const char **ips; /* status.podIPs, else status.podIP */
+    uint32_t nips;
+    bool ready, terminating;
     struct kubernetes_ctr *ctrs;
     uint32_t nctrs;
     int64_t deleted_ns; /* monotonic time it was deleted; 0: alive */
@@ -164,7 +171,7 @@ struct kubernetes_pod {
 struct kubernetes_ns {
     struct mars_arena a;
     const char *name;
-    struct kubernetes_kv *labels;
+    struct mars_kubernetes_kv *labels;
     uint32_t nlabels;
     unsigned gen;
     struct kubernetes_ns *next;
@@ -174,15 +181,15 @@ void mars_kubernetes_ns_destroy(struct kubernetes_ns *n);
 
 /* Cache updates, from the watch thread (take ownership of the record). A pod that is
  * deleted stays for delete_grace. */
-void mars_kubernetes_meta_put_pod(struct kubernetes_meta *m, struct kubernetes_pod *p);
-void mars_kubernetes_meta_delete_pod(struct kubernetes_meta *m, const char *uid, int64_t now);
-void mars_kubernetes_meta_put_ns(struct kubernetes_meta *m, struct kubernetes_ns *n);
-void mars_kubernetes_meta_delete_ns(struct kubernetes_meta *m, const char *name);
+void mars_kubernetes_meta_put_pod(struct mars_kubernetes_pods *m, struct kubernetes_pod *p);
+void mars_kubernetes_meta_delete_pod(struct mars_kubernetes_pods *m, const char *uid, int64_t now);
+void mars_kubernetes_meta_put_ns(struct mars_kubernetes_pods *m, struct kubernetes_ns *n);
+void mars_kubernetes_meta_delete_ns(struct mars_kubernetes_pods *m, const char *name);
 /* After a full list of generation gen: what it did not contain was deleted meanwhile. */
-void mars_kubernetes_meta_list_done(struct kubernetes_meta *m, bool pods, unsigned gen,
+void mars_kubernetes_meta_list_done(struct mars_kubernetes_pods *m, bool pods, unsigned gen,
                                     int64_t now);
 /* Drops pods deleted more than delete_grace ago. */
-void mars_kubernetes_meta_expire(struct kubernetes_meta *m, int64_t now);
+void mars_kubernetes_meta_expire(struct mars_kubernetes_pods *m, int64_t now);
 
 /* ---- meta_json.c ---- */
 
@@ -210,10 +217,11 @@ void mars_kubernetes_parser_apply(struct kubernetes_parser *p, const char *name,
 /* ---- watch.c ---- */
 
 struct kubernetes_watch;
-/* Starts the list+watch thread for m. Returns owned (stop with mars_kubernetes_watch_stop) or NULL.
- */
-struct kubernetes_watch *mars_kubernetes_watch_start(struct kubernetes_meta *m,
-                                                     const struct kubernetes_conf *conf,
+/* Starts the list+watch thread for m against t, with api's token, CA and timeouts (api is
+ * borrowed until stop). Returns owned (stop with mars_kubernetes_watch_stop) or NULL. */
+struct kubernetes_watch *mars_kubernetes_watch_start(struct mars_kubernetes_pods *m,
+                                                     const struct mars_kubernetes_api_conf *api,
+                                                     const struct kubernetes_target *t,
                                                      const char *id, const char *backend);
 void mars_kubernetes_watch_stop(struct kubernetes_watch *w);
 

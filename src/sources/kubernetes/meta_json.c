@@ -4,8 +4,9 @@
  * The watch thread parses each object with mars's JSON scanner into a field builder
  * (objects become entries, arrays stay raw text); this file walks the builder for the
  * members the events need and copies them, unescaped, into the record's own arena:
- *   Pod        metadata.{uid,namespace,name,labels,annotations,ownerReferences},
- *              spec.{nodeName,containers,initContainers}, status.podIP
+ *   Pod        metadata.{uid,namespace,name,labels,annotations,ownerReferences,
+ *              deletionTimestamp}, spec.{nodeName,containers,initContainers},
+ *              status.{podIP,podIPs,phase,conditions[type=Ready]}
  *   Namespace  metadata.{name,labels}
  * The owner is the controller reference (else the first); a ReplicaSet whose name is its
  * Deployment's name plus a pod-template hash is reported as that Deployment.
@@ -85,8 +86,8 @@ static const char *str_at(struct mars_arena *a, const struct mars_fbuild *fb, ui
 }
 
 /* The string members of object `path` as key/value pairs. */
-static struct kubernetes_kv *kvs_at(struct mars_arena *a, const struct mars_fbuild *fb,
-                                    uint32_t obj, const char *path, uint32_t *n)
+static struct mars_kubernetes_kv *kvs_at(struct mars_arena *a, const struct mars_fbuild *fb,
+                                         uint32_t obj, const char *path, uint32_t *n)
 {
     uint32_t o = mars_kubernetes_fb_at(fb, obj, path), count = 0;
     *n = 0;
@@ -94,14 +95,14 @@ static struct kubernetes_kv *kvs_at(struct mars_arena *a, const struct mars_fbui
         return NULL;
     for (uint32_t m = fb->v[o].first; m != MARS_FIELD_NIL; m = fb->v[m].next)
         count += fb->v[m].kind == MARS_FIELD_STRING;
-    struct kubernetes_kv *kv = count ? mars_arena_alloc(a, count * sizeof(*kv)) : NULL;
+    struct mars_kubernetes_kv *kv = count ? mars_arena_alloc(a, count * sizeof(*kv)) : NULL;
     if (!kv)
         return NULL;
     for (uint32_t m = fb->v[o].first; m != MARS_FIELD_NIL; m = fb->v[m].next) {
         const struct mars_field *f = &fb->v[m];
         if (f->kind != MARS_FIELD_STRING)
             continue;
-        struct kubernetes_kv *x = &kv[*n];
+        struct mars_kubernetes_kv *x = &kv[*n];
         x->k = text(a, f->key, f->key_len, false, &x->kl);
         x->v = text(a, f->value, f->value_len, f->flags & MARS_FF_ESCAPED, &x->vl);
         if (!x->k || !x->v)
@@ -145,9 +146,39 @@ static void each_raw(const struct mars_fbuild *fb, uint32_t obj, const char *pat
 
 struct pod_build {
     struct kubernetes_pod *pod;
-    uint32_t cap;
+    uint32_t cap, ips_cap;
     bool controller_found;
 };
+
+static void add_ip(void *ctx, const char *p, size_t n)
+{
+    struct pod_build *pb = ctx;
+    struct kubernetes_pod *pod = pb->pod;
+    const char *ip = value_str(&pod->a, p, n, "ip");
+    if (!ip)
+        return;
+    if (pod->nips == pb->ips_cap) {
+        uint32_t cap = pb->ips_cap ? pb->ips_cap * 2 : 2;
+        const char **v = mars_arena_alloc(&pod->a, cap * sizeof(*v));
+        if (!v)
+            return;
+        if (pod->nips)
+            memcpy(v, pod->ips, pod->nips * sizeof(*v));
+        pod->ips = v;
+        pb->ips_cap = cap;
+    }
+    pod->ips[pod->nips++] = ip;
+}
+
+static void add_condition(void *ctx, const char *p, size_t n)
+{
+    struct pod_build *pb = ctx;
+    struct mars_value t, st;
+    if (mars_json_object_get(p, n, "type", 4, &t) && t.kind == MARS_FIELD_STRING && t.len == 5 &&
+        memcmp(t.ptr, "Ready", 5) == 0 && mars_json_object_get(p, n, "status", 6, &st) &&
+        st.kind == MARS_FIELD_STRING)
+        pb->pod->ready = st.len == 4 && memcmp(st.ptr, "True", 4) == 0;
+}
 
 static void add_container(void *ctx, const char *p, size_t n)
 {
@@ -217,10 +248,13 @@ struct kubernetes_pod *mars_kubernetes_pod_from_fb(const struct mars_fbuild *fb,
     }
     pod->node = str_at(a, fb, obj, "spec.nodeName");
     pod->ip = str_at(a, fb, obj, "status.podIP");
+    pod->phase = str_at(a, fb, obj, "status.phase");
+    uint32_t del = mars_kubernetes_fb_at(fb, obj, "metadata.deletionTimestamp");
+    pod->terminating = del != MARS_FIELD_NIL && fb->v[del].kind == MARS_FIELD_STRING;
     pod->labels = kvs_at(a, fb, obj, "metadata.labels", &pod->nlabels);
     pod->annotations = kvs_at(a, fb, obj, "metadata.annotations", &pod->nannotations);
     for (uint32_t i = 0; i < pod->nannotations; i++) {
-        const struct kubernetes_kv *kv = &pod->annotations[i];
+        const struct mars_kubernetes_kv *kv = &pod->annotations[i];
         if (strcmp(kv->k, "mars.io/exclude") == 0)
             pod->exclude = strcmp(kv->v, "true") == 0;
         else if (strcmp(kv->k, "mars.io/parser") == 0)
@@ -230,6 +264,13 @@ struct kubernetes_pod *mars_kubernetes_pod_from_fb(const struct mars_fbuild *fb,
     each_raw(fb, obj, "spec.containers", add_container, &pb);
     each_raw(fb, obj, "spec.initContainers", add_container, &pb);
     each_raw(fb, obj, "metadata.ownerReferences", add_owner, &pb);
+    each_raw(fb, obj, "status.conditions", add_condition, &pb);
+    each_raw(fb, obj, "status.podIPs", add_ip, &pb);
+    if (pod->nips == 0 && pod->ip) { /* servers before 1.16 send podIP only */
+        pod->ips = mars_arena_alloc(a, sizeof(*pod->ips));
+        if (pod->ips)
+            pod->ips[pod->nips++] = pod->ip;
+    }
     owner_to_deployment(pod);
     return pod;
 }

@@ -1,14 +1,14 @@
 /*
- * watch.c - keeps a kubernetes_logs source's metadata cache (meta.c) in step with the API
- * server: one list+watch of this node's pods (fieldSelector=spec.nodeName=<node>) and one
- * of namespaces, whatever the number of pods or lines.
+ * watch.c - keeps the shared pod cache (meta.c) in step with the API server: one
+ * list+watch of this node's pods (fieldSelector=spec.nodeName=<node>) and one of
+ * namespaces, whatever the number of pods, lines or components that use them.
  *
- * Why a thread of its own. The issue asks for the watch on the control thread, but a
- * source instance has no handle on the control loop, only on its worker's; each
- * kubernetes_logs source therefore runs one metadata thread with its own ev loop (same
- * backend as the workers) and its own HTTP client (core/http_client.h), started by the first
- * instance and stopped by the last (meta.c). Workers never wait on it: a line whose pod is
- * not in the cache yet is shipped without metadata and counted.
+ * Why a thread of its own. The design puts the watch on the control thread, but a
+ * component instance has no handle on the control loop, only on its worker's; the cache
+ * therefore runs one metadata thread with its own ev loop (same backend as the workers)
+ * and its own HTTP client (core/http_client.h), started by its first user and stopped by
+ * the last (meta.c). Workers never wait on it: a line whose pod is not in the cache yet
+ * is shipped without metadata and counted; subscribers are woken after each change.
  *
  * Per resource, a small state machine:
  *   LIST   GET the collection; every item goes into the cache stamped with a new
@@ -68,8 +68,8 @@ struct kubernetes_res {
 };
 
 struct kubernetes_watch {
-    struct kubernetes_meta *m;
-    const struct kubernetes_conf *conf;
+    struct mars_kubernetes_pods *m;
+    const struct mars_kubernetes_api_conf *api;
     char id[128];
     char base[1024], node[256];
     char backend[32];
@@ -101,7 +101,7 @@ static void read_token(struct kubernetes_watch *w, int64_t now)
     if (w->token && now - w->token_at < TOKEN_TTL_NS)
         return;
     w->token_at = now;
-    FILE *f = w->conf->token_file ? fopen(w->conf->token_file, "re") : NULL;
+    FILE *f = w->api->token_file ? fopen(w->api->token_file, "re") : NULL;
     if (!f)
         return; /* no token: requests go without one (a local or test API server) */
     char buf[16384];
@@ -138,7 +138,7 @@ static int submit(struct kubernetes_res *r, bool watch)
         snprintf(r->url, sizeof(r->url),
                  "%s%s?%swatch=1&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%lld",
                  w->base, collection(r), sel, r->rv,
-                 (long long)(w->conf->watch_timeout / 1000000000));
+                 (long long)(w->api->watch_timeout / 1000000000));
     else
         snprintf(r->url, sizeof(r->url), "%s%s?%s", w->base, collection(r), sel);
     read_token(w, mars_ev_now(w->loop));
@@ -146,7 +146,7 @@ static int submit(struct kubernetes_res *r, bool watch)
         .url = r->url,
         .tls = w->base[4] == 's' ? &w->tls : NULL,
         .bearer = w->token,
-        .timeout_ns = watch ? w->conf->watch_timeout + 30 * 1000000000LL : 60 * 1000000000LL,
+        .timeout_ns = watch ? w->api->watch_timeout + 30 * 1000000000LL : 60 * 1000000000LL,
         .max_body = watch ? 0 : LIST_MAX_BODY,
         .on_data = watch ? on_watch_data : NULL,
         .done = watch ? on_watch_done : on_list_done,
@@ -452,32 +452,30 @@ static void *watch_main(void *arg)
 }
 
 /* The API address and node name: options, else the in-cluster environment. */
-static int resolve(struct kubernetes_watch *w, const struct kubernetes_conf *c)
+int mars_kubernetes_target(const struct mars_kubernetes_api_conf *c, const char *id,
+                           struct kubernetes_target *t)
 {
     const char *node = c->node_name && *c->node_name ? c->node_name : getenv("NODE_NAME");
     const char *host = getenv("KUBERNETES_SERVICE_HOST"), *port = getenv("KUBERNETES_SERVICE_PORT");
-    if (!node || !*node || strlen(node) >= sizeof(w->node) || strpbrk(node, "&?#% /")) {
-        mars_error(w->id, "metadata: node_name is not set and NODE_NAME is empty (set it "
-                          "from the downward API: spec.nodeName), or it is not a node name");
+    if (!node || !*node || strlen(node) >= sizeof(t->node) || strpbrk(node, "&?#% /")) {
+        mars_error(id, "pod watch: node_name is not set and NODE_NAME is empty (set it "
+                       "from the downward API: spec.nodeName), or it is not a node name");
         return -EINVAL;
     }
-    snprintf(w->node, sizeof(w->node), "%s", node);
+    snprintf(t->node, sizeof(t->node), "%s", node);
     if (c->api_url && *c->api_url)
-        snprintf(w->base, sizeof(w->base), "%s", c->api_url);
+        snprintf(t->base, sizeof(t->base), "%s", c->api_url);
     else if (host && *host)
-        snprintf(w->base, sizeof(w->base), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s",
+        snprintf(t->base, sizeof(t->base), strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s",
                  host, port && *port ? port : "443");
     else {
-        mars_error(w->id, "metadata: api_url is not set and KUBERNETES_SERVICE_HOST is empty "
-                          "(not in a cluster?); set api_url or metadata: false");
+        mars_error(id, "pod watch: api_url is not set and KUBERNETES_SERVICE_HOST is empty "
+                       "(not in a cluster?); set api_url (kubernetes_logs: or metadata: false)");
         return -EINVAL;
     }
-    size_t bl = strlen(w->base);
-    while (bl && w->base[bl - 1] == '/')
-        w->base[--bl] = '\0';
-    w->tls = (struct mars_http_tls){
-        .ca_file = c->ca_file && access(c->ca_file, R_OK) == 0 ? c->ca_file : NULL,
-        .verify = c->tls_verify};
+    size_t bl = strlen(t->base);
+    while (bl && t->base[bl - 1] == '/')
+        t->base[--bl] = '\0';
     return 0;
 }
 
@@ -496,8 +494,9 @@ static void watch_destroy(struct kubernetes_watch *w)
     free(w);
 }
 
-struct kubernetes_watch *mars_kubernetes_watch_start(struct kubernetes_meta *m,
-                                                     const struct kubernetes_conf *conf,
+struct kubernetes_watch *mars_kubernetes_watch_start(struct mars_kubernetes_pods *m,
+                                                     const struct mars_kubernetes_api_conf *api,
+                                                     const struct kubernetes_target *t,
                                                      const char *id, const char *backend)
 {
     struct kubernetes_watch *w = calloc(1, sizeof(*w));
@@ -507,15 +506,16 @@ struct kubernetes_watch *mars_kubernetes_watch_start(struct kubernetes_meta *m,
     pthread_cond_init(&w->cv, NULL);
     snprintf(w->backend, sizeof(w->backend), "%s", backend ? backend : "auto");
     w->m = m;
-    w->conf = conf;
+    w->api = api;
     snprintf(w->id, sizeof(w->id), "%s", id);
     mars_fbuild_init(&w->fb);
     w->pods = (struct kubernetes_res){.w = w, .pods = true};
     w->nss = (struct kubernetes_res){.w = w, .pods = false};
-    if (resolve(w, conf)) {
-        watch_destroy(w);
-        return NULL;
-    }
+    snprintf(w->base, sizeof(w->base), "%s", t->base);
+    snprintf(w->node, sizeof(w->node), "%s", t->node);
+    w->tls = (struct mars_http_tls){
+        .ca_file = api->ca_file && access(api->ca_file, R_OK) == 0 ? api->ca_file : NULL,
+        .verify = api->tls_verify};
     if (pthread_create(&w->th, NULL, watch_main, w) != 0) {
         watch_destroy(w);
         return NULL;

@@ -1,5 +1,6 @@
 /* Unit tests of the kubernetes_logs line decoders (CRI, Docker json-file), timestamps, pod
- * paths and the merge of partial lines, including malformed lines (kept raw, counted). */
+ * paths and the merge of partial lines, including malformed lines (kept raw, counted); and
+ * of the Pod record the shared pod watch keeps (phase, Ready, deletion, IPs). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -207,6 +208,50 @@ static void test_bound_and_docker(void **st)
     mars_kubernetes_dec_fini(&d);
 }
 
+static struct kubernetes_pod *pod_of(const char *json)
+{
+    struct mars_arena a;
+    struct mars_fbuild fb;
+    mars_arena_init(&a);
+    mars_fbuild_init(&fb);
+    mars_fbuild_reset(&fb, &a);
+    assert_int_equal(mars_json_parse(json, strlen(json), 64, &fb, 0, NULL), MARS_JSON_OK);
+    struct kubernetes_pod *p = mars_kubernetes_pod_from_fb(&fb, 0, 1);
+    mars_fbuild_fini(&fb);
+    mars_arena_fini(&a);
+    return p;
+}
+
+static void test_pod_record(void **st)
+{
+    (void)st;
+    struct kubernetes_pod *p =
+        pod_of("{\"metadata\":{\"uid\":\"u1\",\"namespace\":\"ns\",\"name\":\"web-1\","
+               "\"annotations\":{\"eureka.mars.io/app\":\"web\"}},\"spec\":{\"nodeName\":\"n1\"},"
+               "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.0.0.5\",\"podIPs\":[{\"ip\":"
+               "\"10.0.0.5\"},{\"ip\":\"fd00::5\"}],\"conditions\":[{\"type\":\"Initialized\","
+               "\"status\":\"True\"},{\"type\":\"Ready\",\"status\":\"True\"}]}}");
+    assert_non_null(p);
+    assert_string_equal(p->phase, "Running");
+    assert_true(p->ready);
+    assert_false(p->terminating);
+    assert_int_equal(p->nips, 2);
+    assert_string_equal(p->ips[0], "10.0.0.5");
+    assert_string_equal(p->ips[1], "fd00::5");
+    mars_kubernetes_pod_destroy(p);
+    /* an old server: podIP only; not Ready; terminating */
+    p = pod_of("{\"metadata\":{\"uid\":\"u2\",\"namespace\":\"ns\",\"name\":\"db-1\","
+               "\"deletionTimestamp\":\"2026-01-01T00:00:00Z\"},\"status\":{\"podIP\":"
+               "\"10.0.0.6\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"False\"}]}}");
+    assert_non_null(p);
+    assert_null(p->phase);
+    assert_false(p->ready);
+    assert_true(p->terminating);
+    assert_int_equal(p->nips, 1);
+    assert_string_equal(p->ips[0], "10.0.0.6");
+    mars_kubernetes_pod_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_give_back),
         cmocka_unit_test(test_bound_and_docker),
+        cmocka_unit_test(test_pod_record),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

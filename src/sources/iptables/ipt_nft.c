@@ -140,7 +140,7 @@ static void expr_facts(struct rule_facts *rf, const struct nftnl_expr *e)
 
 /* Digest of a rule's content: each expression as libnftnl prints it, counters left out
  * (their values change), so equal rules digest equal wherever and whenever they are. */
-static uint64_t rule_digest(struct nftnl_rule *r)
+uint64_t mars_iptables_nft_rule_digest(struct nftnl_rule *r)
 {
     char buf[1024];
     uint64_t h = IPT_FNV_INIT;
@@ -194,7 +194,7 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
         expr_facts(&rf, e);
     nftnl_expr_iter_destroy(it);
     if (rf.counter) {
-        uint64_t dig = rf.comment[0] ? 0 : rule_digest(r);
+        uint64_t dig = rf.comment[0] ? 0 : mars_iptables_nft_rule_digest(r);
         int rc = mars_iptables_dump_add(c->d, c->f, mars_iptables_family_names[fam], table, chain,
                                         rf.comment[0] ? rf.comment : NULL, dig, rf.target,
                                         rf.packets, rf.bytes);

@@ -244,7 +244,8 @@ static void build(const struct tc *t, struct entry_buf *b, const struct ipt_krul
 }
 
 /* Digest of an entry as libiptc shows it: selector, matches, the target's name, and a
- * module target's data (a standard target's verdict is libiptc's business). */
+ * module target's data (a standard target's verdict is libiptc's business: the kernel
+ * shows it under the name "", an entry being built under ACCEPT or DROP). */
 static uint64_t digest(const struct tc *t, const void *e, const char *target)
 {
     const unsigned char *p = e;
@@ -262,7 +263,11 @@ static uint64_t digest(const struct tc *t, const void *e, const char *target)
         off += m->u.match_size;
     }
     h = mars_iptables_fnv(h, target, strlen(target) + 1);
-    if (tg->u.user.name[0] && tg->u.user.target_size > sizeof(*tg))
+    static const char *const verdicts[] = {"", "ACCEPT", "DROP", "RETURN", "QUEUE"};
+    bool standard = !tg->u.user.name[0];
+    for (size_t i = 0; i < sizeof(verdicts) / sizeof(verdicts[0]); i++)
+        standard |= strcmp(target, verdicts[i]) == 0;
+    if (!standard && tg->u.user.target_size > sizeof(*tg))
         h = mars_iptables_fnv(h, tg->data, tg->u.user.target_size - sizeof(*tg));
     return h;
 }

@@ -411,6 +411,8 @@ static int put_del_rule(struct batch *bt, const struct cur_rule *c)
         return -ENOMEM;
     nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
     nftnl_rule_set_str(r, NFTNL_RULE_TABLE, MARS_TABLE);
+    /* the chain is required: a DELRULE without one deletes every rule of the table */
+    nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, mars_iptables_dir_names[c->dir]);
     nftnl_rule_set_u64(r, NFTNL_RULE_HANDLE, c->handle);
     nftnl_rule_nlmsg_build_payload(msg(bt, NFT_MSG_DELRULE, 0), r);
     nftnl_rule_free(r);

@@ -41,8 +41,7 @@
 #define ENTRY_MAX 1024
 #define TRIES     3
 
-static const char *const own_chains[IPT_DIR__COUNT] = {"MARS-INPUT", "MARS-OUTPUT",
-                                                       "MARS-FORWARD"};
+static const char *const own_chains[IPT_DIR__COUNT] = {"MARS-INPUT", "MARS-OUTPUT", "MARS-FORWARD"};
 static const char *const builtin_chains[IPT_DIR__COUNT] = {"INPUT", "OUTPUT", "FORWARD"};
 
 /* libiptc's calls for one family, on entries seen as bytes. */
@@ -228,10 +227,10 @@ static void build(const struct tc *t, struct entry_buf *b, const struct ipt_krul
         size_t size = XT_ALIGN(sizeof(struct xt_standard_target));
         struct xt_standard_target *tg = append(b, size);
         tg->target.u.user.target_size = (uint16_t)size;
-        const char *name = jump                             ? jump
+        const char *name = jump                          ? jump
                            : k->action == IPT_ACT_ACCEPT ? "ACCEPT"
                            : k->action == IPT_ACT_DROP   ? "DROP"
-                                                           : "";
+                                                         : "";
         snprintf(tg->target.u.user.name, sizeof(tg->target.u.user.name), "%s", name);
     }
     if (t->v6) {
@@ -360,10 +359,11 @@ static int reconcile_chain(const struct tc *t, struct xtc_handle *h, int d,
             continue;
         struct entry_buf b;
         build(t, &b, k, NULL);
-        uint64_t dg = digest(t, b.bytes, k->action == IPT_ACT_REJECT ? "REJECT"
-                                      : k->action == IPT_ACT_ACCEPT ? "ACCEPT"
-                                      : k->action == IPT_ACT_DROP   ? "DROP"
-                                                                    : "");
+        uint64_t dg = digest(t, b.bytes,
+                             k->action == IPT_ACT_REJECT   ? "REJECT"
+                             : k->action == IPT_ACT_ACCEPT ? "ACCEPT"
+                             : k->action == IPT_ACT_DROP   ? "DROP"
+                                                           : "");
         for (size_t j = from; j < n; j++) {
             if (cur[j].digest == dg && strcmp(cur[j].comment, k->name) == 0) {
                 cur[j].keep = kept[i] = true;
@@ -409,8 +409,9 @@ static int attempt(const struct tc *t, const struct ipt_ruleset *want, bool empt
     const char *fam = t->v6 ? "ip6" : "ip";
     struct xtc_handle *h = tc_init(t);
     if (!h)
-        return mars_iptables_apply_fail(res, -errno, "managed rules: legacy: cannot read table %s "
-                                                     "filter: %s",
+        return mars_iptables_apply_fail(res, -errno,
+                                        "managed rules: legacy: cannot read table %s "
+                                        "filter: %s",
                                         fam, tc_strerror(t, errno));
     int changes = 0, rc = 0;
     for (int d = 0; d < IPT_DIR__COUNT && !rc; d++) {
@@ -449,8 +450,9 @@ static int attempt(const struct tc *t, const struct ipt_ruleset *want, bool empt
     if (!rc && changes && !tc_commit(t, h))
         rc = errno == EAGAIN ? -EAGAIN : -errno;
     if (rc && rc != -EAGAIN)
-        mars_iptables_apply_fail(res, rc, "managed rules: legacy: changing table %s filter "
-                                          "failed: %s",
+        mars_iptables_apply_fail(res, rc,
+                                 "managed rules: legacy: changing table %s filter "
+                                 "failed: %s",
                                  fam, tc_strerror(t, -rc));
     tc_free(t, h);
     return rc;

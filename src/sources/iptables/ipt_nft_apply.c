@@ -168,7 +168,8 @@ static int add_action(struct nftnl_rule *r, const struct ipt_krule *k)
     if (!e)
         return -ENOMEM;
     nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, k->action == IPT_ACT_ACCEPT ? NF_ACCEPT : NF_DROP);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT,
+                       k->action == IPT_ACT_ACCEPT ? NF_ACCEPT : NF_DROP);
     return push(r, e);
 }
 
@@ -219,8 +220,7 @@ static int set_comment(struct nftnl_rule *r, const char *comment)
         nftnl_udata_buf_free(ud);
         return -EINVAL;
     }
-    nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud),
-                        nftnl_udata_buf_len(ud));
+    nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(ud), nftnl_udata_buf_len(ud));
     nftnl_udata_buf_free(ud);
     return 0;
 }
@@ -286,7 +286,8 @@ static int cur_cb(const struct nlmsghdr *nlh, void *data)
             nftnl_rule_free(r);
         return MNL_CB_ERROR;
     }
-    if (nftnl_rule_nlmsg_parse(nlh, r) == 0 && nftnl_rule_get_u32(r, NFTNL_RULE_FAMILY) == NFPROTO_INET) {
+    if (nftnl_rule_nlmsg_parse(nlh, r) == 0 &&
+        nftnl_rule_get_u32(r, NFTNL_RULE_FAMILY) == NFPROTO_INET) {
         struct cur_rule *c = &s->v[s->n++];
         *c = (struct cur_rule){.dir = dir_of_chain(nftnl_rule_get_str(r, NFTNL_RULE_CHAIN)),
                                .handle = nftnl_rule_get_u64(r, NFTNL_RULE_HANDLE),
@@ -325,8 +326,8 @@ static int table_exists(struct mnl_socket *nl, char *buf)
     if (!t)
         return -ENOMEM;
     nftnl_table_set_str(t, NFTNL_TABLE_NAME, MARS_TABLE);
-    struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK,
-                                                 (uint32_t)time(NULL));
+    struct nlmsghdr *nlh =
+        nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, (uint32_t)time(NULL));
     nftnl_table_nlmsg_build_payload(nlh, t);
     nftnl_table_free(t);
     int rc = request(nl, buf, nlh, NULL, NULL);
@@ -343,8 +344,8 @@ static int read_current(struct mnl_socket *nl, char *buf, struct cur_set *s)
         s->n = 0;
         s->err = 0;
         nftnl_rule_set_str(r, NFTNL_RULE_TABLE, MARS_TABLE);
-        struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET,
-                                                     NLM_F_DUMP, (uint32_t)time(NULL));
+        struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP,
+                                                     (uint32_t)time(NULL));
         nftnl_rule_nlmsg_build_payload(nlh, r);
         nftnl_rule_free(r);
         rc = request(nl, buf, nlh, cur_cb, s);
@@ -427,8 +428,8 @@ static int put_add_rule(struct batch *bt, const struct ipt_krule *k, uint64_t be
         return -ENOMEM;
     if (before)
         nftnl_rule_set_u64(r, NFTNL_RULE_POSITION, before);
-    nftnl_rule_nlmsg_build_payload(msg(bt, NFT_MSG_NEWRULE, NLM_F_CREATE | (before ? 0 : NLM_F_APPEND)),
-                                   r);
+    nftnl_rule_nlmsg_build_payload(
+        msg(bt, NFT_MSG_NEWRULE, NLM_F_CREATE | (before ? 0 : NLM_F_APPEND)), r);
     nftnl_rule_free(r);
     return next(bt) ? 0 : -ENOBUFS;
 }

@@ -80,9 +80,8 @@ const struct mars_opt mars_iptables_rule_options[] = {
 static const struct {
     const char *name;
     int num;
-} protocols[] = {{"tcp", 6},      {"udp", 17},      {"icmp", 1},      {"icmpv6", 58},
-                 {"ipv6-icmp", 58}, {"sctp", 132},   {"udplite", 136}, {"gre", 47},
-                 {"esp", 50},     {"ah", 51}};
+} protocols[] = {{"tcp", 6},    {"udp", 17},      {"icmp", 1}, {"icmpv6", 58}, {"ipv6-icmp", 58},
+                 {"sctp", 132}, {"udplite", 136}, {"gre", 47}, {"esp", 50},    {"ah", 51}};
 
 static int bad(struct ipt_rule_err *err, const char *key, size_t item, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -188,8 +187,7 @@ static int fill_interface(const char *s, struct ipt_krule *k, struct ipt_rule_er
     size_t n = prefix ? len - 1 : len;
     if (n == 0 || len > 15 || strpbrk(s, " /\t:") || memchr(s, '*', n) || memchr(s, '+', n))
         return bad(err, "interface", 0,
-                   "'%s' is not an interface name (1-15 characters, a trailing * for a prefix)",
-                   s);
+                   "'%s' is not an interface name (1-15 characters, a trailing * for a prefix)", s);
     memcpy(k->ifname, s, n);
     /* an exact name compares its NUL too, so eth1 does not match eth10 */
     k->if_len = (uint8_t)(prefix ? n : n + 1);
@@ -228,9 +226,8 @@ static int fill_base(const struct ipt_rule_conf *c, struct ipt_krule *k, struct 
         if (!f)
             return -EINVAL;
         if (fam && f != fam)
-            return bad(err, keys[i], 0,
-                       "'%s' is IPv%d but the rule is IPv%d (by its %s)", vals[i], f, fam,
-                       i && (c->source && *c->source) ? "source" : "protocol");
+            return bad(err, keys[i], 0, "'%s' is IPv%d but the rule is IPv%d (by its %s)", vals[i],
+                       f, fam, i && (c->source && *c->source) ? "source" : "protocol");
         fam = f;
         /* a /0 matches every address of the family: the family match alone does it */
         if (plen > 0)
@@ -253,8 +250,7 @@ int mars_iptables_rule_expand(const struct ipt_rule_conf *c, struct ipt_ruleset 
     if (c->port > 0 && c->ports.n > 0)
         return bad(err, "ports", 0, "set either port or ports, not both");
     if (has_ports && k.proto != 6 && k.proto != 17)
-        return bad(err, c->port > 0 ? "port" : "ports", 0,
-                   "ports need protocol tcp or udp");
+        return bad(err, c->port > 0 ? "port" : "ports", 0, "ports need protocol tcp or udp");
     if (c->ports.n > IPT_PORTS_MAX)
         return bad(err, "ports", IPT_PORTS_MAX, "at most %d ports or ranges", IPT_PORTS_MAX);
     if (c->port > 0) {

@@ -24,6 +24,17 @@
  * logged once when they start or change, shown as the component's last error and counted;
  * the next interval tries again, and the rest of the pipeline runs on.
  *
+ * Managed rules (`rules:`, ipt_rules.h). The config's rules are expanded once in init into
+ * the desired set; the dump thread reconciles the kernel with it (mars_iptables_apply:
+ * read mars's table or chains, one atomic change of the difference) before the first dump
+ * and before every later one, so the rules are in place before they are counted and a
+ * flushed ruleset is repaired within an interval. The worker gets the outcome with the
+ * dump; a failure is logged on change, counted, and retried on a backoff timer (1 s
+ * doubling, capped by the interval). On stop the thread removes the rules on its way out,
+ * unless mars reloads (mars_obs_reloading: the next engine's instance takes them over and
+ * applies only the difference) or keep_on_exit is set. One instance per process owns the
+ * rules (owner, below).
+ *
  * Thread: the source's worker, except dump_main (the dump thread).
  */
 #include <errno.h>
@@ -188,8 +199,7 @@ static const struct ipt_rule_conf *rule_at(const struct ipt_conf *c, size_t i)
 }
 
 /* Expands every rule once, only to report what is wrong at its position. */
-static int check_rules(struct ipt_conf *c, const struct mars_cfg_node *node,
-                       struct mars_diag *diag)
+static int check_rules(struct ipt_conf *c, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     int rc = 0;
     c->manage = mars_cfg_get(node, "rules") != NULL;
@@ -212,8 +222,8 @@ static int check_rules(struct ipt_conf *c, const struct mars_cfg_node *node,
             if (r->name && rule_at(c, j)->name && strcmp(r->name, rule_at(c, j)->name) == 0) {
                 at = mars_cfg_at(item, "name", NULL);
                 mars_diag_add(diag, at->file, at->line, at->col,
-                              "rule %zu: the name '%s' is used by rule %zu already", i + 1,
-                              r->name, j + 1);
+                              "rule %zu: the name '%s' is used by rule %zu already", i + 1, r->name,
+                              j + 1);
                 rc = -EINVAL;
                 break;
             }
@@ -411,7 +421,6 @@ static void maybe_finish(struct ipt *x)
     }
 }
 
-
 #define IPT_BACKOFF_MIN 1000000000LL  /* 1 s */
 #define IPT_BACKOFF_MAX 60000000000LL /* 60 s, and never past the interval */
 
@@ -568,14 +577,14 @@ static void init_metrics(struct ipt *x)
     struct mars_metrics *m = obs ? mars_obs_metrics(obs) : NULL;
     const char *id = mars_source_id(x->src);
     const char *changes = "Managed rules the iptables source added to or removed from the kernel.";
-    x->m_apply_errors =
-        series(m, "mars_iptables_rule_apply_errors_total",
-               "Failed attempts to bring the managed rules into the kernel.", MARS_MT_COUNTER, id,
-               NULL);
+    x->m_apply_errors = series(m, "mars_iptables_rule_apply_errors_total",
+                               "Failed attempts to bring the managed rules into the kernel.",
+                               MARS_MT_COUNTER, id, NULL);
     x->m_managed = series(m, "mars_iptables_managed_rules",
                           "Kernel rules the iptables source manages (after its last apply).",
                           MARS_MT_GAUGE, id, NULL);
-    x->m_added = series(m, "mars_iptables_rule_changes_total", changes, MARS_MT_COUNTER, id, "added");
+    x->m_added =
+        series(m, "mars_iptables_rule_changes_total", changes, MARS_MT_COUNTER, id, "added");
     x->m_removed =
         series(m, "mars_iptables_rule_changes_total", changes, MARS_MT_COUNTER, id, "removed");
 }
@@ -652,8 +661,8 @@ static int ipt_start(struct mars_source *s)
  * instance takes them over as they are) or keep_on_exit says to leave them. */
 static void quit_thread(struct ipt *x)
 {
-    bool remove = x->owner && !x->conf->keep_on_exit &&
-                  !mars_obs_reloading(mars_source_obs(x->src));
+    bool remove =
+        x->owner && !x->conf->keep_on_exit && !mars_obs_reloading(mars_source_obs(x->src));
     pthread_mutex_lock(&x->mu);
     if (!x->quit)
         x->remove_on_quit = remove;
@@ -700,7 +709,8 @@ static void ipt_destroy(struct mars_source *s)
 const struct mars_component_desc mars_source_iptables = {
     .name = "iptables",
     .description = "Emits the packet and byte counters of netfilter rules (nft and legacy "
-                   "iptables) as metric events on an interval.",
+                   "iptables) as metric events on an interval, and keeps mars's own accounting "
+                   "and filter rules.",
     .kind = MARS_KIND_SOURCE,
     .produces = MARS_DATA_METRIC,
     .options = ipt_options,

@@ -167,6 +167,27 @@ wait_exit "$pid" 20 "$err"
 table_listed && fail "table inet mars is still listed"
 pass "keep_on_exit; idempotent restart"
 
+say "a reload to a configuration without rules: kept, then removed at exit"
+err="$TMP/orphan.err"
+start_mars "$TMP/orphan.out" "$err" -c "$TMP/run.yaml"
+pid=$MARS_PID
+wait_until 20 "the rules applied" grep -q 'managed rules applied: 2 added' "$err"
+cat >"$TMP/run.yaml" <<YAML
+sources:
+  ipt: {type: iptables, interval: 200ms, tables: [mars]}
+sinks:
+  prom: {type: prometheus_exporter, inputs: [ipt], address: "127.0.0.1:0"}
+YAML
+kill -HUP "$pid"
+wait_until 30 "the reload" grep -q 'configuration reloaded' "$err"
+wait_until 20 "the kept rule still counted" has "$icmp_p 0"
+table_listed || fail "the reload removed the rules"
+kill -TERM "$pid"
+wait_exit "$pid" 20 "$err"
+expect_eq "$EXIT_RC" 0 "exit code after SIGTERM"
+table_listed && fail "rules nobody took over are still there after exit"
+pass "left-over rules removed at exit"
+
 expect_eq "$(wc -c </proc/net/ip_tables_names)" 0 "legacy ipv4 tables after mars ran"
 expect_eq "$(wc -c </proc/net/ip6_tables_names)" 0 "legacy ipv6 tables after mars ran"
 pass "the nft namespace has no legacy table"
@@ -193,3 +214,27 @@ grep -qi 'you must be root\|Operation not permitted' "$TMP/cap.err" && fail "a l
 expect_eq "$(lines_of "$TMP/cap.log")" 5 "lines the demo source shipped meanwhile"
 table_listed && fail "a table appeared without the capability"
 pass "missing capability named; pipeline unaffected"
+
+say "without CAP_NET_ADMIN, running: retried with backoff, logged once, counted"
+sed -e 's/gen: {type: demo, count: 5}/gen: {type: demo, rate: 20}/' \
+    -e 's/    backend: nft/    backend: nft\n    interval: 1s/' "$TMP/cap.yaml" >"$TMP/cap2.yaml"
+err="$TMP/cap2.err"
+setpriv --inh-caps=-net_admin --ambient-caps=-net_admin --bounding-set=-net_admin \
+    "$MARS_BIN" -c "$TMP/cap2.yaml" >/dev/null 2>"$err" &
+pid=$!
+_MARS_PIDS+=("$pid")
+api_up() { [[ -n $(api_port "$err") ]]; }
+apply_errors() {
+    curl -sf "http://127.0.0.1:$(api_port "$err")/metrics" |
+        sed -n 's/^mars_iptables_rule_apply_errors_total{component_id="ipt"} //p'
+}
+three_failures() { (($(apply_errors) >= 3)); }
+shipping() { (($(lines_of "$TMP/cap.log") > 10)); }
+wait_until 20 "the API listens" api_up
+wait_until 30 "three failed applies" three_failures
+expect_eq "$(grep -c 'managed rules: writing nft rules needs CAP_NET_ADMIN' "$err")" 1 "error lines (logged when it starts)"
+grep -q 'retrying with backoff (now 1s)' "$err" || fail "no backoff in the error: $(cat "$err")"
+wait_until 20 "the demo source ships meanwhile" shipping
+kill -TERM "$pid"
+wait_exit "$pid" 20 "$err"
+pass "retries with backoff"

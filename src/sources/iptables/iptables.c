@@ -164,9 +164,27 @@ struct ipt {
 
 /* One source per process manages mars's table and chains (two would undo each other's
  * rules). Claimed at start, released at destroy; a reload destroys the old engine's
- * instances before it starts the new ones. */
+ * instances before it starts the new ones. Rules an owner kept for a reload are `left`
+ * until the next engine's owner claims them; when none does (the reloaded configuration
+ * has no source with `rules`, or it never started), the process removes them at exit. */
 static pthread_mutex_t owner_mu = PTHREAD_MUTEX_INITIALIZER;
 static const struct ipt *owner;
+static struct {
+    bool left, atexit_set;
+    enum ipt_backend backend;
+} kept;
+
+static void remove_left_rules(void)
+{
+    pthread_mutex_lock(&owner_mu);
+    bool left = kept.left;
+    kept.left = false;
+    pthread_mutex_unlock(&owner_mu);
+    struct ipt_ruleset none = {0};
+    struct ipt_apply_res res = {0};
+    if (left && mars_iptables_apply(kept.backend, &none, &res))
+        fprintf(stderr, "mars: %s; the managed rules are left in place\n", res.why);
+}
 
 /* ---- config ---- */
 
@@ -623,8 +641,12 @@ static void claim(struct ipt *x)
 {
     pthread_mutex_lock(&owner_mu);
     const struct ipt *o = owner;
-    if (!o)
+    if (!o) {
         owner = x;
+        kept.left = false; /* this instance takes over what a reload kept */
+        if (!kept.atexit_set)
+            kept.atexit_set = atexit(remove_left_rules) == 0;
+    }
     pthread_mutex_unlock(&owner_mu);
     x->owner = !o;
     if (o) {
@@ -661,11 +683,16 @@ static int ipt_start(struct mars_source *s)
  * instance takes them over as they are) or keep_on_exit says to leave them. */
 static void quit_thread(struct ipt *x)
 {
-    bool remove =
-        x->owner && !x->conf->keep_on_exit && !mars_obs_reloading(mars_source_obs(x->src));
+    bool reload = mars_obs_reloading(mars_source_obs(x->src));
     pthread_mutex_lock(&x->mu);
+    if (!x->quit && x->owner && reload && !x->conf->keep_on_exit) {
+        pthread_mutex_lock(&owner_mu);
+        kept.left = true;
+        kept.backend = x->conf->backend;
+        pthread_mutex_unlock(&owner_mu);
+    }
     if (!x->quit)
-        x->remove_on_quit = remove;
+        x->remove_on_quit = x->owner && !x->conf->keep_on_exit && !reload;
     x->quit = true;
     pthread_cond_signal(&x->cv);
     pthread_mutex_unlock(&x->mu);

@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include <libmnl/libmnl.h>
@@ -361,15 +363,14 @@ struct batch {
     struct mnl_nlmsg_batch *b;
     char *buf;
     uint32_t seq;
-    unsigned acks; /* messages that ask for an answer */
+    struct nlmsghdr *last; /* the last message: the only one that asks for an ACK */
 };
 
 static struct nlmsghdr *msg(struct batch *bt, uint16_t type, uint16_t flags)
 {
-    struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, NFPROTO_INET,
-                                                 flags | NLM_F_ACK, bt->seq++);
-    bt->acks++;
-    return nlh;
+    bt->last =
+        nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(bt->b), type, NFPROTO_INET, flags, bt->seq++);
+    return bt->last;
 }
 
 static bool next(struct batch *bt)
@@ -445,34 +446,44 @@ static int put_del_table(struct batch *bt)
     return next(bt) ? 0 : -ENOBUFS;
 }
 
-/* Sends the batch and reads one answer per message; returns the first error. */
+/* Sends the batch in one sendmsg (the kernel takes a batch whole) and waits for the answer
+ * to its last message: errors come whatever the flags, so only that one asks for an ACK,
+ * which keeps thousands of ACKs out of the receive buffer. The kernel answers while it
+ * handles the sendmsg; the timeout only guards against a lost answer. Returns the first
+ * error. */
 static int send_batch(struct mnl_socket *nl, struct batch *bt, char *rbuf)
 {
+    if (!bt->last)
+        return 0;
+    bt->last->nlmsg_flags |= NLM_F_ACK;
+    uint32_t last_seq = bt->last->nlmsg_seq;
     nftnl_batch_end(mnl_nlmsg_batch_current(bt->b), bt->seq++);
     if (!next(bt))
         return -ENOBUFS;
+    int fd = mnl_socket_get_fd(nl);
+    int size = (int)mnl_nlmsg_batch_size(bt->b) + 4096;
+    struct timeval tv = {.tv_sec = 10};
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     if (mnl_socket_sendto(nl, mnl_nlmsg_batch_head(bt->b), mnl_nlmsg_batch_size(bt->b)) < 0)
         return -errno;
-    int first = 0;
-    unsigned got = 0;
-    while (got < bt->acks) {
+    for (;;) {
         ssize_t n = mnl_socket_recvfrom(nl, rbuf, RECV_BUF);
         if (n < 0)
-            return first ? first : -errno;
+            return errno == EAGAIN ? -ETIMEDOUT : -errno;
         int len = (int)n;
         for (struct nlmsghdr *h = (struct nlmsghdr *)rbuf; mnl_nlmsg_ok(h, len);
              h = mnl_nlmsg_next(h, &len)) {
             if (h->nlmsg_type != NLMSG_ERROR)
                 continue;
             const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
-            got++;
-            if (e->error && !first)
-                first = e->error;
-            if (e->error) /* the batch was refused whole: no more answers are certain */
-                return first;
+            if (e->error) /* the batch was refused whole */
+                return e->error;
+            if (h->nlmsg_seq == last_seq)
+                return 0;
         }
     }
-    return first;
 }
 
 /* ---- reconciling ---- */

@@ -51,25 +51,8 @@ want "$TMP/bad2.yaml:5:59: option 'rules[0].port': 70000 is above the maximum 65
 want "$TMP/bad2.yaml:6:46: option 'rules[1].action': \"block\" is not one of count, accept, drop, reject"
 pass "validate"
 
-# a TCP listener on 127.0.0.1:$port that accepts forever
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-/usr/bin/python3 -c "
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('127.0.0.1', $port)); s.listen(64)
-while True:
-    c, _ = s.accept(); c.close()
-" &
-_MARS_PIDS+=($!)
-connects() {
-    /usr/bin/python3 -c "
-import socket, sys
-try:
-    socket.create_connection(('127.0.0.1', $port), timeout=1).close()
-except OSError:
-    sys.exit(1)"
-}
-wait_until 10 "the listener accepts" connects
+start_tcp_listener
+port=$TCP_PORT
 
 cat >"$TMP/run.yaml" <<YAML
 sources:
@@ -102,7 +85,7 @@ wait_until 20 "the exporter shows the managed rule" has "$icmp_p 0"
 ping -c3 -q 127.0.0.1 >/dev/null
 wait_until 20 "6 packets through the count rule" has "$icmp_p 6"
 wait_until 20 "504 bytes through the count rule" has "$icmp_b 504"
-connects && fail "a TCP connect went through the drop rule"
+tcp_connects && fail "a TCP connect went through the drop rule"
 wait_until 20 "the drop rule counted the SYNs" \
     eval "scrape && grep -q 'rule=\"no tcp\",table=\"mars\",target=\"drop\"} [1-9]' \"\$TMP/scrape.txt\""
 wait_until 20 "the managed-rules gauge" admin_has 'mars_iptables_managed_rules{component_id="ipt"} 2'
@@ -126,7 +109,7 @@ sinks:
 YAML
 kill -HUP "$pid"
 wait_until 30 "the reload's apply" grep -q 'managed rules applied: 1 added, 1 removed, 1 unchanged' "$err"
-wait_until 20 "TCP connects again" connects
+wait_until 20 "TCP connects again" tcp_connects
 expect_eq "$(handle_of output "icmp out")" "$handle" "handle of the unchanged rule"
 wait_until 20 "the unchanged rule kept its counter" has "$icmp_p 6"
 grep -qF "$icmp_b 504" "$TMP/scrape.txt" || fail "bytes after reload: $(grep icmp "$TMP/scrape.txt")"

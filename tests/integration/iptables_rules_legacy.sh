@@ -16,24 +16,8 @@ ip6tables-legacy -L >/dev/null # makes the ip6 filter table
 before4=$(iptables-legacy -S)
 before6=$(ip6tables-legacy -S)
 
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-/usr/bin/python3 -c "
-import socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('127.0.0.1', $port)); s.listen(64)
-while True:
-    c, _ = s.accept(); c.close()
-" &
-_MARS_PIDS+=($!)
-connects() {
-    /usr/bin/python3 -c "
-import socket, sys
-try:
-    socket.create_connection(('127.0.0.1', $port), timeout=1).close()
-except OSError:
-    sys.exit(1)"
-}
-wait_until 10 "the listener accepts" connects
+start_tcp_listener
+port=$TCP_PORT
 
 write_conf() {
     cat >"$TMP/run.yaml" <<YAML
@@ -74,7 +58,7 @@ wait_until 20 "ipv4: 6 packets" has "mars_iptables_packets_total$s4 6"
 wait_until 20 "ipv4: 504 bytes" has "mars_iptables_bytes_total$s4 504"
 wait_until 20 "ipv6: 6 packets" has "mars_iptables_packets_total$s6 6"
 wait_until 20 "ipv6: 624 bytes" has "mars_iptables_bytes_total$s6 624"
-connects && fail "a TCP connect went through the drop rule"
+tcp_connects && fail "a TCP connect went through the drop rule"
 expect_eq "$(grep -c 'managed rules applied' "$err")" 1 "applies that changed something"
 pass "legacy counts and drop"
 
@@ -84,7 +68,7 @@ write_conf "      - {name: \"icmp out\", direction: output, protocol: icmp, dest
       - {name: \"udp in\", direction: input, protocol: udp, ports: [\"5000-5010\"]}"
 kill -HUP "$pid"
 wait_until 30 "the reload's apply" grep -q 'managed rules applied: 2 added, 2 removed, 2 unchanged' "$err"
-wait_until 20 "TCP connects again" connects
+wait_until 20 "TCP connects again" tcp_connects
 wait_until 20 "ipv4 counter kept" has "mars_iptables_bytes_total$s4 504"
 grep -qF "mars_iptables_bytes_total$s6 624" "$TMP/scrape.txt" || fail "ipv6 counter after reload: $(cat "$TMP/scrape.txt")"
 iptables-legacy -S MARS-INPUT | grep -- '-p udp -m comment --comment "udp in" -m udp --dport 5000:5010' >/dev/null ||

@@ -303,25 +303,6 @@ static int cur_cb(const struct nlmsghdr *nlh, void *data)
     return MNL_CB_OK;
 }
 
-/* Sends one request and runs cb over the answer until its end. */
-static int request(struct mnl_socket *nl, char *buf, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
-{
-    uint32_t seq = nlh->nlmsg_seq, portid = mnl_socket_get_portid(nl);
-    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-        return -errno;
-    for (;;) {
-        ssize_t n = mnl_socket_recvfrom(nl, buf, RECV_BUF);
-        if (n < 0)
-            return errno == ENOBUFS ? -EINTR : -errno;
-        errno = 0;
-        int rc = mnl_cb_run(buf, (size_t)n, seq, portid, cb, data);
-        if (rc == MNL_CB_STOP)
-            return 0;
-        if (rc < 0)
-            return errno ? -errno : -EIO;
-    }
-}
-
 static int table_exists(struct mnl_socket *nl, char *buf)
 {
     struct nftnl_table *t = nftnl_table_alloc();
@@ -332,7 +313,7 @@ static int table_exists(struct mnl_socket *nl, char *buf)
         nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, (uint32_t)time(NULL));
     nftnl_table_nlmsg_build_payload(nlh, t);
     nftnl_table_free(t);
-    int rc = request(nl, buf, nlh, NULL, NULL);
+    int rc = mars_iptables_nft_request(nl, buf, RECV_BUF, nlh, NULL, NULL);
     return rc == 0 ? 1 : rc == -ENOENT ? 0 : rc;
 }
 
@@ -350,7 +331,7 @@ static int read_current(struct mnl_socket *nl, char *buf, struct cur_set *s)
                                                      (uint32_t)time(NULL));
         nftnl_rule_nlmsg_build_payload(nlh, r);
         nftnl_rule_free(r);
-        rc = request(nl, buf, nlh, cur_cb, s);
+        rc = mars_iptables_nft_request(nl, buf, RECV_BUF, nlh, cur_cb, s);
         if (s->err)
             rc = s->err;
     }

@@ -457,12 +457,13 @@ static void request(struct ipt *x, bool apply, bool dump)
 
 static void arm_retry(struct ipt *x)
 {
+    /* a retry already pending (a tick's apply failed meanwhile) keeps its delay */
+    if (x->retry_armed || mars_source_once(x->src))
+        return;
     int64_t cap = x->conf->interval < IPT_BACKOFF_MAX ? x->conf->interval : IPT_BACKOFF_MAX;
     x->backoff = x->backoff ? x->backoff * 2 : IPT_BACKOFF_MIN;
     if (x->backoff > cap)
         x->backoff = cap;
-    if (x->retry_armed || mars_source_once(x->src))
-        return;
     mars_ev_prep_timer(&x->retry, x->backoff, on_retry, x);
     x->retry_armed = mars_ev_submit(mars_source_loop(x->src), &x->retry) == 0;
 }
@@ -476,7 +477,9 @@ static void report_apply(struct ipt *x, const struct ipt_apply_res *r)
         mars_mseries_add(x->m_apply_errors, sh, 1);
         mars_source_last_error(x->src, "%s", r->why);
         arm_retry(x);
-        if (strcmp(r->why, x->last_apply_why) != 0)
+        if (strcmp(r->why, x->last_apply_why) != 0 && mars_source_once(x->src))
+            mars_error(id, "%s", r->why);
+        else if (strcmp(r->why, x->last_apply_why) != 0)
             mars_error(id, "%s; retrying with backoff (now %llds)", r->why,
                        (long long)(x->backoff / 1000000000));
         snprintf(x->last_apply_why, sizeof(x->last_apply_why), "%s", r->why);

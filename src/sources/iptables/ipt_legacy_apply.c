@@ -194,6 +194,21 @@ static void fill_sel(const struct tc *t, struct entry_buf *b, const struct ipt_k
     }
 }
 
+/* The target name libiptc shows for k's action ("" for a rule that only counts). */
+static const char *target_of(const struct ipt_krule *k)
+{
+    switch (k->action) {
+    case IPT_ACT_ACCEPT:
+        return "ACCEPT";
+    case IPT_ACT_DROP:
+        return "DROP";
+    case IPT_ACT_REJECT:
+        return "REJECT";
+    default:
+        return "";
+    }
+}
+
 /* Builds the entry of k (target "" counts only, else ACCEPT/DROP/REJECT), or a jump to
  * chain `jump` when k is NULL. */
 static void build(const struct tc *t, struct entry_buf *b, const struct ipt_krule *k,
@@ -227,10 +242,7 @@ static void build(const struct tc *t, struct entry_buf *b, const struct ipt_krul
         size_t size = XT_ALIGN(sizeof(struct xt_standard_target));
         struct xt_standard_target *tg = append(b, size);
         tg->target.u.user.target_size = (uint16_t)size;
-        const char *name = jump                          ? jump
-                           : k->action == IPT_ACT_ACCEPT ? "ACCEPT"
-                           : k->action == IPT_ACT_DROP   ? "DROP"
-                                                         : "";
+        const char *name = k ? target_of(k) : jump;
         snprintf(tg->target.u.user.name, sizeof(tg->target.u.user.name), "%s", name);
     }
     if (t->v6) {
@@ -359,11 +371,7 @@ static int reconcile_chain(const struct tc *t, struct xtc_handle *h, int d,
             continue;
         struct entry_buf b;
         build(t, &b, k, NULL);
-        uint64_t dg = digest(t, b.bytes,
-                             k->action == IPT_ACT_REJECT   ? "REJECT"
-                             : k->action == IPT_ACT_ACCEPT ? "ACCEPT"
-                             : k->action == IPT_ACT_DROP   ? "DROP"
-                                                           : "");
+        uint64_t dg = digest(t, b.bytes, target_of(k));
         for (size_t j = from; j < n; j++) {
             if (cur[j].digest == dg && strcmp(cur[j].comment, k->name) == 0) {
                 cur[j].keep = kept[i] = true;

@@ -140,7 +140,8 @@ struct ipt {
     const struct ipt_conf *conf;
     struct ipt_filter filter;
     char m_packets[160], m_bytes[160];
-    /* managed rules: the desired set (read-only once started) and this process's claim */
+    /* managed rules: the desired set, the dump thread's once started (the config's rules,
+     * expanded in init), and this process's claim */
     struct ipt_ruleset want_rules;
     bool owner;
     struct mars_mseries *m_apply_errors, *m_managed, *m_added, *m_removed;
@@ -157,7 +158,8 @@ struct ipt {
     pthread_cond_t cv;
     bool want, want_apply, quit, remove_on_quit;
     struct ipt_dump *done;
-    bool applied; /* apply_res holds an outcome the worker has not seen */
+    struct ipt_ruleset *next_rules; /* a new desired set (owned) for the next apply */
+    bool applied;                   /* apply_res holds an outcome the worker has not seen */
     struct ipt_apply_res apply_res;
     int efd;
 };
@@ -326,8 +328,16 @@ static void *dump_main(void *arg)
         if (x->quit)
             break;
         bool apply = x->want_apply, dump = x->want;
+        struct ipt_ruleset *next = apply ? x->next_rules : NULL;
         x->want = x->want_apply = false;
+        if (next)
+            x->next_rules = NULL;
         pthread_mutex_unlock(&x->mu);
+        if (next) {
+            mars_iptables_ruleset_fini(&x->want_rules);
+            x->want_rules = *next;
+            free(next);
+        }
         /* rules first: the dump that follows counts them */
         struct ipt_apply_res res = {0};
         if (apply)
@@ -453,6 +463,24 @@ static void request(struct ipt *x, bool apply, bool dump)
     pthread_mutex_unlock(&x->mu);
     if (dump)
         x->in_flight = true;
+}
+
+/* Replaces the desired set (takes ownership of set, a malloc'd struct whose rules the
+ * thread frees) and asks for an apply: the thread reconciles the kernel with it, changing
+ * only the difference. The way for rules that come and go at run time (one per pod IP with
+ * `pods: true`): build the whole set (the config's rules plus the dynamic ones) and post
+ * it; a set posted before the thread took the last one replaces it. */
+static __attribute__((unused)) void post_rules(struct ipt *x, struct ipt_ruleset *set)
+{
+    pthread_mutex_lock(&x->mu);
+    if (x->next_rules) {
+        mars_iptables_ruleset_fini(x->next_rules);
+        free(x->next_rules);
+    }
+    x->next_rules = set;
+    pthread_mutex_unlock(&x->mu);
+    if (x->owner)
+        request(x, true, false);
 }
 
 static void arm_retry(struct ipt *x)
@@ -728,6 +756,10 @@ static void ipt_destroy(struct mars_source *s)
         pthread_mutex_unlock(&owner_mu);
     }
     mars_iptables_ruleset_fini(&x->want_rules);
+    if (x->next_rules) {
+        mars_iptables_ruleset_fini(x->next_rules);
+        free(x->next_rules);
+    }
     mars_iptables_dump_destroy(x->done);
     if (x->efd >= 0)
         close(x->efd);

@@ -474,12 +474,12 @@ static bool same(const struct cur_rule *c, const struct ipt_krule *k, uint64_t d
     return c->dir == k->dir && c->digest == digest && strcmp(c->comment, k->name) == 0;
 }
 
-/* Fills the batch with the difference; counts it in res. kept[i]: the handle of the kernel
- * rule desired rule i keeps, or 0. */
-static int diff(struct batch *bt, const struct ipt_ruleset *want, const uint64_t *dig,
-                struct cur_set *cur, uint64_t *kept, struct ipt_apply_res *res)
+/* Matches the desired rules against the kernel's, per chain and in order; kept[i] becomes
+ * the handle of the kernel rule desired rule i keeps (0: to insert), before[i] the handle
+ * of the next kept rule of its chain (0: append). Counts the difference in res. */
+static void match(const struct ipt_ruleset *want, const uint64_t *dig, struct cur_set *cur,
+                  uint64_t *kept, uint64_t *before, struct ipt_apply_res *res)
 {
-    int rc = 0;
     for (int d = 0; d < IPT_DIR__COUNT; d++) {
         size_t from = 0; /* kernel position after the last kept rule of chain d */
         for (size_t i = 0; i < want->n; i++) {
@@ -495,24 +495,34 @@ static int diff(struct batch *bt, const struct ipt_ruleset *want, const uint64_t
             }
         }
     }
-    for (size_t j = 0; j < cur->n && !rc; j++) {
-        if (cur->v[j].keep) {
-            res->kept++;
-        } else if (cur->v[j].dir >= 0) {
-            rc = put_del_rule(bt, &cur->v[j]);
-            res->removed++;
-        }
-    }
-    for (size_t i = 0; i < want->n && !rc; i++) {
+    uint64_t next[IPT_DIR__COUNT] = {0};
+    for (size_t i = want->n; i-- > 0;) {
+        before[i] = next[want->v[i].dir];
         if (kept[i])
-            continue;
-        uint64_t before = 0;
-        for (size_t k = i + 1; k < want->n && !before; k++)
-            if (want->v[k].dir == want->v[i].dir)
-                before = kept[k];
-        rc = put_add_rule(bt, &want->v[i], before);
-        res->added++;
+            next[want->v[i].dir] = kept[i];
+        else
+            res->added++;
     }
+    for (size_t j = 0; j < cur->n; j++) {
+        if (cur->v[j].keep)
+            res->kept++;
+        else if (cur->v[j].dir >= 0)
+            res->removed++;
+    }
+}
+
+/* Fills the batch with the difference match() found: deletions, then insertions in the
+ * configured order (each before the next kept rule, so the chain ends in that order). */
+static int emit(struct batch *bt, const struct ipt_ruleset *want, const struct cur_set *cur,
+                const uint64_t *kept, const uint64_t *before)
+{
+    int rc = put_table_chains(bt);
+    for (size_t j = 0; j < cur->n && !rc; j++)
+        if (!cur->v[j].keep && cur->v[j].dir >= 0)
+            rc = put_del_rule(bt, &cur->v[j]);
+    for (size_t i = 0; i < want->n && !rc; i++)
+        if (!kept[i])
+            rc = put_add_rule(bt, &want->v[i], before[i]);
     return rc;
 }
 
@@ -537,12 +547,12 @@ int mars_iptables_nft_apply(const struct ipt_ruleset *want, struct ipt_apply_res
                                         "(missing from this process's effective capabilities)");
     struct cur_set cur = {0};
     struct batch bt = {0};
-    uint64_t *dig = calloc(want->n + 1, sizeof(*dig)), *kept = calloc(want->n + 1, sizeof(*kept));
+    size_t n = want->n + 1;
+    uint64_t *dig = calloc(n, sizeof(*dig)), *kept = calloc(n, sizeof(*kept)),
+             *before = calloc(n, sizeof(*before));
     char *rbuf = malloc(RECV_BUF);
-    size_t bsize = 16384 + (want->n * 2 + 64) * 2048;
-    bt.buf = malloc(bsize);
     struct mnl_socket *nl = NULL;
-    int rc = dig && kept && rbuf && bt.buf ? 0 : -ENOMEM;
+    int rc = dig && kept && before && rbuf ? 0 : -ENOMEM;
     for (size_t i = 0; i < want->n && !rc; i++)
         rc = want_digest(&want->v[i], &dig[i]);
     if (!rc && !(nl = mnl_socket_open(NETLINK_NETFILTER)))
@@ -554,27 +564,26 @@ int mars_iptables_nft_apply(const struct ipt_ruleset *want, struct ipt_apply_res
         rc = exists;
     if (!rc && exists)
         rc = read_current(nl, rbuf, &cur);
-    if (!rc) {
+    if (!rc && want->n)
+        match(want, dig, &cur, kept, before, res);
+    else if (!rc)
+        res->removed = (unsigned)cur.n;
+    /* nothing differs: no batch (each one bumps the ruleset generation nft readers watch) */
+    bool changes = want->n ? res->added + res->removed > 0 : exists > 0;
+    if (!rc && changes) {
+        /* a rule's message takes well under 1 KiB; the batch buffer is sized to the change */
+        size_t bsize = 16384 + ((size_t)res->added + res->removed + 8) * 2048;
         bt.seq = (uint32_t)time(NULL);
-        bt.b = mnl_nlmsg_batch_start(bt.buf, bsize);
+        bt.buf = malloc(bsize);
+        bt.b = bt.buf ? mnl_nlmsg_batch_start(bt.buf, bsize) : NULL;
         rc = bt.b ? 0 : -ENOMEM;
     }
-    if (!rc) {
+    if (!rc && changes) {
         nftnl_batch_begin(mnl_nlmsg_batch_current(bt.b), bt.seq++);
         next(&bt);
-        if (want->n == 0) {
-            res->removed = (unsigned)cur.n;
-            if (exists)
-                rc = put_del_table(&bt);
-        } else {
-            rc = put_table_chains(&bt);
-            rc = rc ? rc : diff(&bt, want, dig, &cur, kept, res);
-        }
+        rc = want->n ? emit(&bt, want, &cur, kept, before) : put_del_table(&bt);
+        rc = rc ? rc : send_batch(nl, &bt, rbuf);
     }
-    /* table, chains and nothing else: no difference */
-    bool changes = want->n ? res->added + res->removed > 0 : exists > 0;
-    if (!rc && changes)
-        rc = send_batch(nl, &bt, rbuf);
     if (rc) {
         res->added = res->removed = 0;
         explain(res, rc);
@@ -587,6 +596,7 @@ int mars_iptables_nft_apply(const struct ipt_ruleset *want, struct ipt_apply_res
     free(rbuf);
     free(dig);
     free(kept);
+    free(before);
     free(cur.v);
     return rc;
 }

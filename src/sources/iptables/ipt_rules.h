@@ -8,9 +8,9 @@
  * table (nft) or chains (legacy) hold, keeps every rule that is already there (so its
  * counter runs on), deletes the rest and inserts what is missing at its place, all in one
  * atomic change (one nft batch, one iptc_commit per family). An empty set removes mars's
- * table or chains. Whoever builds a set (the config today, pod IPs later) calls
- * mars_iptables_ruleset_add() and hands the set to the apply function on the source's
- * dump thread.
+ * table or chains. Whoever builds a set (the config today, pod IPs later) fills it with
+ * mars_iptables_rule_expand() / mars_iptables_ruleset_add() and hands it to the source's
+ * dump thread (post_rules() in iptables.c), which calls mars_iptables_apply().
  *
  * Thread: config checks on the loader's; the rest on the source's dump thread.
  */

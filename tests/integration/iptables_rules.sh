@@ -171,6 +171,23 @@ expect_eq "$EXIT_RC" 0 "exit code after SIGTERM"
 table_listed && fail "rules nobody took over are still there after exit"
 pass "left-over rules removed at exit"
 
+say "two sources with rules: the second only reads counters"
+cat >"$TMP/two.yaml" <<'YAML'
+sources:
+  a: {type: iptables, tables: [mars], rules: [{name: ra, direction: output}]}
+  b: {type: iptables, tables: [mars], rules: [{name: rb, direction: output}]}
+sinks:
+  out: {type: stdout, inputs: [a, b]}
+YAML
+run_mars 30 --once -c "$TMP/two.yaml" >"$TMP/two.out" 2>"$TMP/two.err"
+expect_eq "$MARS_RC" 0 "exit code with two managing sources"
+expect_eq "$(grep -c "manages mars's rules already; this one only reads counters" "$TMP/two.err")" 1 "conflict errors"
+expect_eq "$(grep -c 'managed rules applied: 1 added' "$TMP/two.err")" 1 "applies"
+# whichever started first owns the rules; its own read follows its apply
+expect_eq "$(grep -o 'rule="r[ab]"' "$TMP/two.out" | sort -u | wc -l)" 1 "managed rules in the kernel"
+table_listed && fail "the --once run left its rules"
+pass "one owner"
+
 expect_eq "$(wc -c </proc/net/ip_tables_names)" 0 "legacy ipv4 tables after mars ran"
 expect_eq "$(wc -c </proc/net/ip6_tables_names)" 0 "legacy ipv6 tables after mars ran"
 pass "the nft namespace has no legacy table"

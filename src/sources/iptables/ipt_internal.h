@@ -10,6 +10,7 @@
 #ifndef MARS_IPT_INTERNAL_H
 #define MARS_IPT_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,9 +90,23 @@ uint64_t mars_iptables_fnv(uint64_t h, const void *p, size_t len);
 /* Readers. Each appends to d and returns 0, or records the failure (mars_iptables_dump_fail) and
  * returns it. */
 int mars_iptables_nft_dump(struct ipt_dump *d, const struct ipt_filter *f, bool objects);
+/* Sends one netlink request (nlh, built in buf) and runs cb (may be NULL) over every
+ * answer until its end (NLMSG_DONE, or the ACK of a request that asked for one). buf, of
+ * len bytes, is reused for the answers. Returns 0, -EINTR when the kernel interrupted a
+ * dump (start over), or -errno (the kernel's error, or -EIO when cb failed). */
+struct mnl_socket;
+struct nlmsghdr;
+int mars_iptables_nft_request(struct mnl_socket *nl, char *buf, size_t len, struct nlmsghdr *nlh,
+                              int (*cb)(const struct nlmsghdr *, void *), void *data);
+/* Digest of an nft rule's content: each expression as libnftnl prints it, counters left
+ * out, so equal rules digest equal wherever and whenever they are. */
+struct nftnl_rule;
+uint64_t mars_iptables_nft_rule_digest(struct nftnl_rule *r);
 /* Which legacy families have tables: /proc/net/ip_tables_names (ip6_tables_names) is
  * non-empty. Opening libiptc anywhere else would create a legacy table. */
 bool mars_iptables_legacy_present(bool v6);
+/* libiptc keeps process-wide state: every libiptc call is made under this mutex. */
+extern pthread_mutex_t mars_iptables_iptc_mu;
 int mars_iptables_legacy_dump(struct ipt_dump *d, const struct ipt_filter *f, bool v6);
 /* Whether this process has the capability in its effective set (CAP_NET_ADMIN = 12,
  * CAP_NET_RAW = 13). */

@@ -37,7 +37,7 @@
 #define CAP_NET_ADMIN_BIT 12
 #define CAP_NET_RAW_BIT   13
 
-static pthread_mutex_t iptc_mu = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t mars_iptables_iptc_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *names_file(bool v6)
 {
@@ -188,12 +188,12 @@ int mars_iptables_legacy_dump(struct ipt_dump *d, const struct ipt_filter *f, bo
             mars_iptables_has_cap(CAP_NET_RAW_BIT) ? "" : "CAP_NET_RAW");
     int count = read_names(v6, names, sizeof(names));
     int rc = 0;
-    pthread_mutex_lock(&iptc_mu);
+    pthread_mutex_lock(&mars_iptables_iptc_mu);
     for (const char *t = names; count-- > 0 && !rc; t += strlen(t) + 1) {
         if (!*t || !mars_iptables_filter_table(f, t))
             continue;
         rc = v6 ? dump_table6(d, f, t) : dump_table4(d, f, t);
     }
-    pthread_mutex_unlock(&iptc_mu);
+    pthread_mutex_unlock(&mars_iptables_iptc_mu);
     return rc;
 }

@@ -140,7 +140,7 @@ static void expr_facts(struct rule_facts *rf, const struct nftnl_expr *e)
 
 /* Digest of a rule's content: each expression as libnftnl prints it, counters left out
  * (their values change), so equal rules digest equal wherever and whenever they are. */
-static uint64_t rule_digest(struct nftnl_rule *r)
+uint64_t mars_iptables_nft_rule_digest(struct nftnl_rule *r)
 {
     char buf[1024];
     uint64_t h = IPT_FNV_INIT;
@@ -194,7 +194,7 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
         expr_facts(&rf, e);
     nftnl_expr_iter_destroy(it);
     if (rf.counter) {
-        uint64_t dig = rf.comment[0] ? 0 : rule_digest(r);
+        uint64_t dig = rf.comment[0] ? 0 : mars_iptables_nft_rule_digest(r);
         int rc = mars_iptables_dump_add(c->d, c->f, mars_iptables_family_names[fam], table, chain,
                                         rf.comment[0] ? rf.comment : NULL, dig, rf.target,
                                         rf.packets, rf.bytes);
@@ -257,25 +257,33 @@ static int explain(struct ipt_dump *d, int err, const char *what)
     }
 }
 
+int mars_iptables_nft_request(struct mnl_socket *nl, char *buf, size_t len, struct nlmsghdr *nlh,
+                              int (*cb)(const struct nlmsghdr *, void *), void *data)
+{
+    uint32_t seq = nlh->nlmsg_seq, portid = mnl_socket_get_portid(nl);
+    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+        return -errno;
+    for (;;) {
+        ssize_t n = mnl_socket_recvfrom(nl, buf, len);
+        if (n < 0)
+            return errno == ENOBUFS ? -EINTR : -errno;
+        errno = 0;
+        int rc = mnl_cb_run(buf, (size_t)n, seq, portid, cb, data);
+        if (rc == MNL_CB_STOP)
+            return 0;
+        if (rc < 0)
+            return errno ? -errno : -EIO;
+    }
+}
+
 /* One dump of message type `type` through cb; -EINTR when the kernel interrupted it. */
 static int dump_once(struct mnl_socket *nl, char *buf, uint16_t type, mnl_cb_t cb,
                      struct nft_ctx *c)
 {
-    uint32_t seq = (uint32_t)time(NULL), portid = mnl_socket_get_portid(nl);
-    struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, type, NFPROTO_UNSPEC, NLM_F_DUMP, seq);
-    if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
-        return -errno;
-    for (;;) {
-        ssize_t n = mnl_socket_recvfrom(nl, buf, NFT_RECV_BUF);
-        if (n < 0)
-            return errno == ENOBUFS ? -EINTR : -errno;
-        errno = 0;
-        int rc = mnl_cb_run(buf, (size_t)n, seq, portid, cb, c);
-        if (rc == MNL_CB_STOP)
-            return 0;
-        if (rc < 0)
-            return c->err ? c->err : (errno ? -errno : -EIO);
-    }
+    struct nlmsghdr *nlh =
+        nftnl_nlmsg_build_hdr(buf, type, NFPROTO_UNSPEC, NLM_F_DUMP, (uint32_t)time(NULL));
+    int rc = mars_iptables_nft_request(nl, buf, NFT_RECV_BUF, nlh, cb, c);
+    return rc && c->err ? c->err : rc;
 }
 
 int mars_iptables_nft_dump(struct ipt_dump *d, const struct ipt_filter *f, bool objects)

@@ -24,6 +24,17 @@
  * logged once when they start or change, shown as the component's last error and counted;
  * the next interval tries again, and the rest of the pipeline runs on.
  *
+ * Managed rules (`rules:`, ipt_rules.h). The config's rules are expanded once in init into
+ * the desired set; the dump thread reconciles the kernel with it (mars_iptables_apply:
+ * read mars's table or chains, one atomic change of the difference) before the first dump
+ * and before every later one, so the rules are in place before they are counted and a
+ * flushed ruleset is repaired within an interval. The worker gets the outcome with the
+ * dump; a failure is logged on change, counted, and retried on a backoff timer (1 s
+ * doubling, capped by the interval). On stop the thread removes the rules on its way out,
+ * unless mars reloads (mars_obs_reloading: the next engine's instance takes them over and
+ * applies only the difference) or keep_on_exit is set. One instance per process owns the
+ * rules (owner, below).
+ *
  * Thread: the source's worker, except dump_main (the dump thread).
  */
 #include <errno.h>
@@ -41,10 +52,10 @@
 #include "core/metrics.h"
 #include "component.h"
 #include "sources/iptables/ipt_internal.h"
+#include "sources/iptables/ipt_rules.h"
 
 #define IPT_ROWS_PER_BATCH 1024
 
-enum ipt_backend { IPT_BACKEND_AUTO, IPT_BACKEND_NFT, IPT_BACKEND_LEGACY };
 static const char *const backend_names[] = {"auto", "nft", "legacy", NULL};
 
 struct ipt_conf {
@@ -54,6 +65,9 @@ struct ipt_conf {
     struct mars_strlist tables, chains, families;
     char *comment_prefix;
     int64_t max_series;
+    struct mars_seclist rules;
+    bool keep_on_exit;
+    bool manage; /* `rules` was written (even empty): this source owns mars's rules */
 };
 
 #define OFF(f) offsetof(struct ipt_conf, f)
@@ -104,6 +118,20 @@ static const struct mars_opt ipt_options[] = {
      .max = 10000000,
      .desc = "Most series (distinct label sets) per read; rules past it are counted and "
              "logged once per interval."},
+    {.name = "rules",
+     .type = MARS_OPT_SECTION_LIST,
+     .offset = OFF(rules),
+     .sub = mars_iptables_rule_options,
+     .sub_size = sizeof(struct ipt_rule_conf),
+     .desc = "Rules mars manages in its own table (nft: inet mars) or chains (legacy: "
+             "MARS-INPUT, ...), in order, each a mapping of the options below; an empty "
+             "list removes them."},
+    {.name = "keep_on_exit",
+     .type = MARS_OPT_BOOL,
+     .offset = OFF(keep_on_exit),
+     .def = "false",
+     .desc = "Leave the managed rules in the kernel when mars exits (they are always kept "
+             "across a reload)."},
     {.name = NULL},
 };
 
@@ -112,20 +140,53 @@ struct ipt {
     const struct ipt_conf *conf;
     struct ipt_filter filter;
     char m_packets[160], m_bytes[160];
+    /* managed rules: the desired set, the dump thread's once started (the config's rules,
+     * expanded in init), and this process's claim */
+    struct ipt_ruleset want_rules;
+    bool owner;
+    struct mars_mseries *m_apply_errors, *m_managed, *m_added, *m_removed;
     /* worker side */
-    struct mars_ev_op timer, wake;
+    struct mars_ev_op timer, wake, retry;
     uint64_t wake_buf;
-    bool timer_armed, wake_armed, stopping, finished, in_flight;
-    char last_why[256];
+    bool timer_armed, wake_armed, retry_armed, stopping, finished, in_flight;
+    char last_why[256], last_apply_why[256];
+    int64_t backoff;
     /* shared with the dump thread, under mu */
     pthread_t thread;
     bool thread_started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    bool want, quit;
+    bool want, want_apply, quit, remove_on_quit;
     struct ipt_dump *done;
+    struct ipt_ruleset *next_rules; /* a new desired set (owned) for the next apply */
+    bool applied;                   /* apply_res holds an outcome the worker has not seen */
+    struct ipt_apply_res apply_res;
     int efd;
 };
+
+/* One source per process manages mars's table and chains (two would undo each other's
+ * rules). Claimed at start, released at destroy; a reload destroys the old engine's
+ * instances before it starts the new ones. Rules an owner kept for a reload are `left`
+ * until the next engine's owner claims them; when none does (the reloaded configuration
+ * has no source with `rules`, or it never started), the process removes them at exit. */
+static pthread_mutex_t owner_mu = PTHREAD_MUTEX_INITIALIZER;
+static const struct ipt *owner;
+static struct {
+    bool left, atexit_set;
+    enum ipt_backend backend;
+} kept;
+
+static void remove_left_rules(void)
+{
+    pthread_mutex_lock(&owner_mu);
+    bool left = kept.left;
+    kept.left = false;
+    pthread_mutex_unlock(&owner_mu);
+    struct ipt_ruleset none = {0};
+    struct ipt_apply_res res = {0};
+    if (left && mars_iptables_apply(kept.backend, &none, &res))
+        fprintf(stderr, "mars: %s; the managed rules are left in place\n", res.why);
+}
 
 /* ---- config ---- */
 
@@ -152,9 +213,48 @@ static void diag_at(struct mars_diag *diag, const struct mars_cfg_node *node, co
     mars_diag_add(diag, n->file, n->line, n->col, fmt, arg);
 }
 
+static const struct ipt_rule_conf *rule_at(const struct ipt_conf *c, size_t i)
+{
+    return &((const struct ipt_rule_conf *)c->rules.items)[i];
+}
+
+/* Expands every rule once, only to report what is wrong at its position. */
+static int check_rules(struct ipt_conf *c, const struct mars_cfg_node *node, struct mars_diag *diag)
+{
+    int rc = 0;
+    c->manage = mars_cfg_get(node, "rules") != NULL;
+    for (size_t i = 0; i < c->rules.n; i++) {
+        const struct ipt_rule_conf *r = rule_at(c, i);
+        const struct mars_cfg_node *item = mars_cfg_item_at(node, "rules", i), *at = item;
+        struct ipt_ruleset scratch = {0};
+        struct ipt_rule_err err = {0};
+        int e = mars_iptables_rule_expand(r, &scratch, &err);
+        mars_iptables_ruleset_fini(&scratch);
+        if (e == -EINVAL) {
+            if (item && item->kind == MARS_CFG_MAP && mars_cfg_get(item, err.key))
+                at = strcmp(err.key, "ports") == 0 ? mars_cfg_item_at(item, err.key, err.item)
+                                                   : mars_cfg_at(item, err.key, NULL);
+            mars_diag_add(diag, at->file, at->line, at->col, "rule %zu: %s", i + 1, err.why);
+            rc = -EINVAL;
+            continue;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (r->name && rule_at(c, j)->name && strcmp(r->name, rule_at(c, j)->name) == 0) {
+                at = mars_cfg_at(item, "name", NULL);
+                mars_diag_add(diag, at->file, at->line, at->col,
+                              "rule %zu: the name '%s' is used by rule %zu already", i + 1, r->name,
+                              j + 1);
+                rc = -EINVAL;
+                break;
+            }
+        }
+    }
+    return rc;
+}
+
 static int ipt_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
-    const struct ipt_conf *c = conf;
+    struct ipt_conf *c = conf;
     const char *bad = NULL;
     int rc = 0;
     if (c->namespace_ && !mars_metric_name_valid(c->namespace_, strlen(c->namespace_))) {
@@ -167,6 +267,8 @@ static int ipt_check(void *conf, const struct mars_cfg_node *node, struct mars_d
                 "option 'families': unknown family '%s' (ip, ip6, inet, arp, bridge, netdev)", bad);
         rc = -EINVAL;
     }
+    if (check_rules(c, node, diag))
+        rc = -EINVAL;
     if (c->backend == IPT_BACKEND_LEGACY) {
         for (size_t i = 0; i < c->families.n; i++) {
             if (strcmp(c->families.v[i], "ip") != 0 && strcmp(c->families.v[i], "ip6") != 0) {
@@ -204,29 +306,63 @@ static void dump_run(struct ipt *x, struct ipt_dump *d)
             "backend nft or auto");
 }
 
+/* On the way out (not for a reload, not with keep_on_exit): mars's rules leave the kernel. */
+static void remove_rules(struct ipt *x)
+{
+    struct ipt_ruleset none = {0};
+    struct ipt_apply_res res = {0};
+    const char *id = mars_source_id(x->src);
+    if (mars_iptables_apply(x->conf->backend, &none, &res))
+        mars_error(id, "%s; the managed rules are left in place", res.why);
+    else if (res.removed)
+        mars_info(id, "managed rules: %u removed", res.removed);
+}
+
 static void *dump_main(void *arg)
 {
     struct ipt *x = arg;
     pthread_mutex_lock(&x->mu);
     for (;;) {
-        while (!x->want && !x->quit)
+        while (!x->want && !x->want_apply && !x->quit)
             pthread_cond_wait(&x->cv, &x->mu);
         if (x->quit)
             break;
-        x->want = false;
+        bool apply = x->want_apply, dump = x->want;
+        struct ipt_ruleset *next = apply ? x->next_rules : NULL;
+        x->want = x->want_apply = false;
+        if (next)
+            x->next_rules = NULL;
         pthread_mutex_unlock(&x->mu);
-        struct ipt_dump *d = mars_iptables_dump_create();
+        if (next) {
+            mars_iptables_ruleset_fini(&x->want_rules);
+            x->want_rules = *next;
+            free(next);
+        }
+        /* rules first: the dump that follows counts them */
+        struct ipt_apply_res res = {0};
+        if (apply)
+            mars_iptables_apply(x->conf->backend, &x->want_rules, &res);
+        struct ipt_dump *d = dump ? mars_iptables_dump_create() : NULL;
         if (d)
             dump_run(x, d);
         pthread_mutex_lock(&x->mu);
-        mars_iptables_dump_destroy(x->done); /* normally NULL: the worker took the last one */
-        x->done = d;
+        if (apply) {
+            x->apply_res = res;
+            x->applied = true;
+        }
+        if (dump) {
+            mars_iptables_dump_destroy(x->done); /* normally NULL: the worker took the last */
+            x->done = d;
+        }
         uint64_t one = 1;
         if (write(x->efd, &one, sizeof(one)) < 0) {
             /* the counter cannot overflow at one write per dump; nothing to do */
         }
     }
+    bool remove = x->remove_on_quit;
     pthread_mutex_unlock(&x->mu);
+    if (remove)
+        remove_rules(x);
     return NULL;
 }
 
@@ -303,15 +439,102 @@ static void report(struct ipt *x, const struct ipt_dump *d)
     }
 }
 
-/* ---- worker side: timer, wakeup, lifecycle ---- */
+/* ---- managed rules: outcomes, metrics, retries ---- */
 
 static void maybe_finish(struct ipt *x)
 {
-    if (x->stopping && !x->timer_armed && !x->wake_armed && !x->finished) {
+    if (x->stopping && !x->timer_armed && !x->wake_armed && !x->retry_armed && !x->finished) {
         x->finished = true;
         mars_source_finished(x->src);
     }
 }
+
+#define IPT_BACKOFF_MIN 1000000000LL  /* 1 s */
+#define IPT_BACKOFF_MAX 60000000000LL /* 60 s, and never past the interval */
+
+static void on_retry(struct mars_ev_op *op, int res);
+
+static void request(struct ipt *x, bool apply, bool dump)
+{
+    pthread_mutex_lock(&x->mu);
+    x->want_apply |= apply;
+    x->want |= dump;
+    pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    if (dump)
+        x->in_flight = true;
+}
+
+/* Replaces the desired set (takes ownership of set, a malloc'd struct whose rules the
+ * thread frees) and asks for an apply: the thread reconciles the kernel with it, changing
+ * only the difference. The way for rules that come and go at run time (one per pod IP with
+ * `pods: true`): build the whole set (the config's rules plus the dynamic ones) and post
+ * it; a set posted before the thread took the last one replaces it. */
+static __attribute__((unused)) void post_rules(struct ipt *x, struct ipt_ruleset *set)
+{
+    pthread_mutex_lock(&x->mu);
+    if (x->next_rules) {
+        mars_iptables_ruleset_fini(x->next_rules);
+        free(x->next_rules);
+    }
+    x->next_rules = set;
+    pthread_mutex_unlock(&x->mu);
+    if (x->owner)
+        request(x, true, false);
+}
+
+static void arm_retry(struct ipt *x)
+{
+    /* a retry already pending (a tick's apply failed meanwhile) keeps its delay */
+    if (x->retry_armed || mars_source_once(x->src))
+        return;
+    int64_t cap = x->conf->interval < IPT_BACKOFF_MAX ? x->conf->interval : IPT_BACKOFF_MAX;
+    x->backoff = x->backoff ? x->backoff * 2 : IPT_BACKOFF_MIN;
+    if (x->backoff > cap)
+        x->backoff = cap;
+    mars_ev_prep_timer(&x->retry, x->backoff, on_retry, x);
+    x->retry_armed = mars_ev_submit(mars_source_loop(x->src), &x->retry) == 0;
+}
+
+static void report_apply(struct ipt *x, const struct ipt_apply_res *r)
+{
+    const char *id = mars_source_id(x->src);
+    unsigned sh = MARS_METRICS_SHARED;
+    if (r->err) {
+        mars_stat_add(&mars_source_stats(x->src)->errors[MARS_ERR_WRITE], 1);
+        mars_mseries_add(x->m_apply_errors, sh, 1);
+        mars_source_last_error(x->src, "%s", r->why);
+        arm_retry(x);
+        if (strcmp(r->why, x->last_apply_why) != 0 && mars_source_once(x->src))
+            mars_error(id, "%s", r->why);
+        else if (strcmp(r->why, x->last_apply_why) != 0)
+            mars_error(id, "%s; retrying with backoff (now %llds)", r->why,
+                       (long long)(x->backoff / 1000000000));
+        snprintf(x->last_apply_why, sizeof(x->last_apply_why), "%s", r->why);
+        return;
+    }
+    x->backoff = 0;
+    mars_mseries_add(x->m_added, sh, r->added);
+    mars_mseries_add(x->m_removed, sh, r->removed);
+    mars_mseries_set(x->m_managed, sh, (double)(r->added + r->kept));
+    if (r->added || r->removed || x->last_apply_why[0])
+        mars_info(id, "managed rules applied: %u added, %u removed, %u unchanged", r->added,
+                  r->removed, r->kept);
+    x->last_apply_why[0] = 0;
+}
+
+static void on_retry(struct mars_ev_op *op, int res)
+{
+    struct ipt *x = op->data;
+    x->retry_armed = false;
+    if (res == -ECANCELED || x->stopping) {
+        maybe_finish(x);
+        return;
+    }
+    request(x, true, false);
+}
+
+/* ---- worker side: timer, wakeup, lifecycle ---- */
 
 static void on_tick(struct mars_ev_op *op, int res);
 static void on_wake(struct mars_ev_op *op, int res);
@@ -328,15 +551,6 @@ static void arm_wake(struct ipt *x)
     x->wake_armed = mars_ev_submit(mars_source_loop(x->src), &x->wake) == 0;
 }
 
-static void request_dump(struct ipt *x)
-{
-    pthread_mutex_lock(&x->mu);
-    x->want = true;
-    pthread_cond_signal(&x->cv);
-    pthread_mutex_unlock(&x->mu);
-    x->in_flight = true;
-}
-
 static void on_tick(struct mars_ev_op *op, int res)
 {
     struct ipt *x = op->data;
@@ -345,8 +559,11 @@ static void on_tick(struct mars_ev_op *op, int res)
         maybe_finish(x);
         return;
     }
-    if (!x->in_flight && !mars_source_paused(x->src))
-        request_dump(x);
+    /* every interval the managed rules are checked too: a flushed ruleset is repaired;
+     * backpressure pauses the counters, never the rules */
+    bool dump = !x->in_flight && !mars_source_paused(x->src);
+    if (dump || x->owner)
+        request(x, x->owner, dump);
     if (!mars_source_once(x->src))
         arm_timer(x, x->conf->interval);
 }
@@ -362,7 +579,12 @@ static void on_wake(struct mars_ev_op *op, int res)
     pthread_mutex_lock(&x->mu);
     struct ipt_dump *d = x->done;
     x->done = NULL;
+    bool applied = x->applied;
+    struct ipt_apply_res ar = x->apply_res;
+    x->applied = false;
     pthread_mutex_unlock(&x->mu);
+    if (applied)
+        report_apply(x, &ar);
     if (d) {
         x->in_flight = false;
         report(x, d);
@@ -384,6 +606,38 @@ static void on_wake(struct mars_ev_op *op, int res)
     arm_wake(x);
 }
 
+static struct mars_mseries *series(struct mars_metrics *m, const char *name, const char *help,
+                                   enum mars_mtype type, const char *id, const char *change)
+{
+    static const char *const labels[] = {"component_id", NULL};
+    static const char *const labels2[] = {"component_id", "change", NULL};
+    if (!m)
+        return NULL;
+    struct mars_mfamily *f = mars_metrics_family(
+        m, &(struct mars_mfamily_desc){
+               .name = name, .help = help, .type = type, .labels = change ? labels2 : labels});
+    const char *vals[] = {id, change, NULL};
+    return f ? mars_mfamily_series(f, vals) : NULL;
+}
+
+static void init_metrics(struct ipt *x)
+{
+    struct mars_obs *obs = mars_source_obs(x->src);
+    struct mars_metrics *m = obs ? mars_obs_metrics(obs) : NULL;
+    const char *id = mars_source_id(x->src);
+    const char *changes = "Managed rules the iptables source added to or removed from the kernel.";
+    x->m_apply_errors = series(m, "mars_iptables_rule_apply_errors_total",
+                               "Failed attempts to bring the managed rules into the kernel.",
+                               MARS_MT_COUNTER, id, NULL);
+    x->m_managed = series(m, "mars_iptables_managed_rules",
+                          "Kernel rules the iptables source manages (after its last apply).",
+                          MARS_MT_GAUGE, id, NULL);
+    x->m_added =
+        series(m, "mars_iptables_rule_changes_total", changes, MARS_MT_COUNTER, id, "added");
+    x->m_removed =
+        series(m, "mars_iptables_rule_changes_total", changes, MARS_MT_COUNTER, id, "removed");
+}
+
 static int ipt_init(struct mars_source *s)
 {
     struct ipt *x = calloc(1, sizeof(*x));
@@ -403,13 +657,45 @@ static int ipt_init(struct mars_source *s)
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
     mars_source_set_state(s, x);
+    for (size_t i = 0; i < x->conf->rules.n; i++) {
+        struct ipt_rule_err err;
+        int rc = mars_iptables_rule_expand(rule_at(x->conf, i), &x->want_rules, &err);
+        if (rc) /* checked at load: only -ENOMEM gets here */
+            return rc;
+    }
+    if (x->conf->manage)
+        init_metrics(x);
     return 0;
+}
+
+static void claim(struct ipt *x)
+{
+    pthread_mutex_lock(&owner_mu);
+    const struct ipt *o = owner;
+    if (!o) {
+        owner = x;
+        kept.left = false; /* this instance takes over what a reload kept */
+        if (!kept.atexit_set)
+            kept.atexit_set = atexit(remove_left_rules) == 0;
+    }
+    pthread_mutex_unlock(&owner_mu);
+    x->owner = !o;
+    if (o) {
+        mars_error(mars_source_id(x->src),
+                   "source '%s' manages mars's rules already; this one only reads counters "
+                   "(give one iptables source all the rules)",
+                   mars_source_id(o->src));
+        mars_source_last_error(x->src, "another iptables source (%s) manages the rules",
+                               mars_source_id(o->src));
+    }
 }
 
 static int ipt_start(struct mars_source *s)
 {
     struct ipt *x = mars_source_state(s);
     int rc;
+    if (x->conf->manage)
+        claim(x);
     x->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (x->efd < 0)
         return -errno;
@@ -419,23 +705,41 @@ static int ipt_start(struct mars_source *s)
     }
     x->thread_started = true;
     arm_wake(x);
-    /* the first read at once: counters are wanted from the first scrape */
+    /* the first read (and apply) at once: counters are wanted from the first scrape */
     arm_timer(x, 0);
     return x->timer_armed && x->wake_armed ? 0 : -EIO;
+}
+
+/* The thread removes the rules on its way out unless mars reloads (the next engine's
+ * instance takes them over as they are) or keep_on_exit says to leave them. */
+static void quit_thread(struct ipt *x)
+{
+    bool reload = mars_obs_reloading(mars_source_obs(x->src));
+    pthread_mutex_lock(&x->mu);
+    if (!x->quit && x->owner && reload && !x->conf->keep_on_exit) {
+        pthread_mutex_lock(&owner_mu);
+        kept.left = true;
+        kept.backend = x->conf->backend;
+        pthread_mutex_unlock(&owner_mu);
+    }
+    if (!x->quit)
+        x->remove_on_quit = x->owner && !x->conf->keep_on_exit && !reload;
+    x->quit = true;
+    pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&x->mu);
 }
 
 static void ipt_stop(struct mars_source *s)
 {
     struct ipt *x = mars_source_state(s);
     x->stopping = true;
-    pthread_mutex_lock(&x->mu);
-    x->quit = true;
-    pthread_cond_signal(&x->cv);
-    pthread_mutex_unlock(&x->mu);
+    quit_thread(x);
     if (x->timer_armed)
         mars_ev_cancel(mars_source_loop(s), &x->timer);
     if (x->wake_armed)
         mars_ev_cancel(mars_source_loop(s), &x->wake);
+    if (x->retry_armed)
+        mars_ev_cancel(mars_source_loop(s), &x->retry);
     maybe_finish(x);
 }
 
@@ -443,11 +747,18 @@ static void ipt_destroy(struct mars_source *s)
 {
     struct ipt *x = mars_source_state(s);
     if (x->thread_started) {
-        pthread_mutex_lock(&x->mu);
-        x->quit = true;
-        pthread_cond_signal(&x->cv);
-        pthread_mutex_unlock(&x->mu);
-        pthread_join(x->thread, NULL); /* at most the rest of one dump */
+        quit_thread(x);
+        pthread_join(x->thread, NULL); /* the rest of one dump, then the rules' removal */
+    }
+    if (x->owner) {
+        pthread_mutex_lock(&owner_mu);
+        owner = NULL;
+        pthread_mutex_unlock(&owner_mu);
+    }
+    mars_iptables_ruleset_fini(&x->want_rules);
+    if (x->next_rules) {
+        mars_iptables_ruleset_fini(x->next_rules);
+        free(x->next_rules);
     }
     mars_iptables_dump_destroy(x->done);
     if (x->efd >= 0)
@@ -460,7 +771,8 @@ static void ipt_destroy(struct mars_source *s)
 const struct mars_component_desc mars_source_iptables = {
     .name = "iptables",
     .description = "Emits the packet and byte counters of netfilter rules (nft and legacy "
-                   "iptables) as metric events on an interval.",
+                   "iptables) as metric events on an interval, and keeps mars's own accounting "
+                   "and filter rules.",
     .kind = MARS_KIND_SOURCE,
     .produces = MARS_DATA_METRIC,
     .options = ipt_options,

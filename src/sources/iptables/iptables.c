@@ -144,6 +144,7 @@ struct ipt {
      * expanded in init), and this process's claim */
     struct ipt_ruleset want_rules;
     bool owner;
+    bool release_for_reload; /* the claim passes to the next engine's instance */
     struct mars_mseries *m_apply_errors, *m_managed, *m_added, *m_removed;
     /* worker side */
     struct mars_ev_op timer, wake, retry;
@@ -165,12 +166,16 @@ struct ipt {
 };
 
 /* One source per process manages mars's table and chains (two would undo each other's
- * rules). Claimed at start, released at destroy; a reload destroys the old engine's
- * instances before it starts the new ones. Rules an owner kept for a reload are `left`
- * until the next engine's owner claims them; when none does (the reloaded configuration
- * has no source with `rules`, or it never started), the process removes them at exit. */
+ * rules). Claimed at start and held while the process runs: a source on another worker
+ * may start after the owner ended (--once), and must still find the rules taken. Only a
+ * reload passes the claim on: the old instance releases it at destroy, and a reload
+ * destroys the old engine's instances before it starts the new ones. Rules an owner kept for a
+ * reload are `left` until the next engine's owner claims them; when none does (the reloaded
+ * configuration has no source with `rules`, or it never started), the process removes them at exit.
+ */
 static pthread_mutex_t owner_mu = PTHREAD_MUTEX_INITIALIZER;
-static const struct ipt *owner;
+static bool owned;         /* a source of this engine manages the rules */
+static char owner_id[128]; /* its id, for the other sources' error */
 static struct {
     bool left, atexit_set;
     enum ipt_backend backend;
@@ -670,23 +675,25 @@ static int ipt_init(struct mars_source *s)
 
 static void claim(struct ipt *x)
 {
+    char other[sizeof(owner_id)];
     pthread_mutex_lock(&owner_mu);
-    const struct ipt *o = owner;
-    if (!o) {
-        owner = x;
+    bool taken = owned;
+    if (!taken) {
+        owned = true;
+        snprintf(owner_id, sizeof(owner_id), "%s", mars_source_id(x->src));
         kept.left = false; /* this instance takes over what a reload kept */
         if (!kept.atexit_set)
             kept.atexit_set = atexit(remove_left_rules) == 0;
     }
+    memcpy(other, owner_id, sizeof(other));
     pthread_mutex_unlock(&owner_mu);
-    x->owner = !o;
-    if (o) {
+    x->owner = !taken;
+    if (taken) {
         mars_error(mars_source_id(x->src),
                    "source '%s' manages mars's rules already; this one only reads counters "
                    "(give one iptables source all the rules)",
-                   mars_source_id(o->src));
-        mars_source_last_error(x->src, "another iptables source (%s) manages the rules",
-                               mars_source_id(o->src));
+                   other);
+        mars_source_last_error(x->src, "another iptables source (%s) manages the rules", other);
     }
 }
 
@@ -716,10 +723,15 @@ static void quit_thread(struct ipt *x)
 {
     bool reload = mars_obs_reloading(mars_source_obs(x->src));
     pthread_mutex_lock(&x->mu);
-    if (!x->quit && x->owner && reload && !x->conf->keep_on_exit) {
+    if (!x->quit && x->owner && reload) {
+        /* the next engine's instance claims the rules; until this engine ends, nobody
+         * else in it does (a source on another worker may start after this one ended) */
         pthread_mutex_lock(&owner_mu);
-        kept.left = true;
-        kept.backend = x->conf->backend;
+        x->release_for_reload = true;
+        if (!x->conf->keep_on_exit) {
+            kept.left = true;
+            kept.backend = x->conf->backend;
+        }
         pthread_mutex_unlock(&owner_mu);
     }
     if (!x->quit)
@@ -750,9 +762,9 @@ static void ipt_destroy(struct mars_source *s)
         quit_thread(x);
         pthread_join(x->thread, NULL); /* the rest of one dump, then the rules' removal */
     }
-    if (x->owner) {
+    if (x->owner && x->release_for_reload) {
         pthread_mutex_lock(&owner_mu);
-        owner = NULL;
+        owned = false;
         pthread_mutex_unlock(&owner_mu);
     }
     mars_iptables_ruleset_fini(&x->want_rules);

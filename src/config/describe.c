@@ -78,7 +78,8 @@ static void reference(FILE *f)
                "ns, us, ms, s, m, h, d (compounds such as `1m30s` work). `${VAR}` and\n"
                "`${VAR:-default}` are replaced from the environment in every value. A secret\n"
                "option `x` can be read from a file with `x_file: PATH`. A url starts with\n"
-               "`http://` or `https://`; an empty one is left unset.\n\n"
+               "`http://` or `https://`; an empty one is left unset. A section with an\n"
+               "`enabled` option can be written as just `true` or `false` (`pods: true`).\n\n"
                "## Process options\n\n");
     mars_schema_describe(mars_top_options, NULL, MARS_DESCRIBE_MARKDOWN, f);
     fprintf(f, "\n## Options every transform has\n\n");

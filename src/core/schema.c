@@ -512,6 +512,15 @@ static void apply_map(struct apply_ctx *c, const struct mars_opt *schema,
                       const struct mars_cfg_node *map, void *out, const char *prefix,
                       const struct mars_cfg_node *where, const char *const *reserved);
 
+/* A section whose options include the bool `enabled` may be given as true or false. */
+static bool section_switch(const struct mars_opt *sub)
+{
+    for (const struct mars_opt *o = sub; o && o->name; o++)
+        if (o->type == MARS_OPT_BOOL && strcmp(o->name, "enabled") == 0)
+            return true;
+    return false;
+}
+
 static void set_seclist(struct apply_ctx *c, const struct mars_opt *o,
                         const struct mars_cfg_node *v, struct mars_seclist *sl, const char *name)
 {
@@ -584,10 +593,28 @@ static void set_value(struct apply_ctx *c, const struct mars_opt *o, const struc
         set_map(c, v, f, name);
         break;
     case MARS_OPT_SECTION:
-        if (v->kind != MARS_CFG_MAP)
+        if (v->kind == MARS_CFG_SCALAR && section_switch(o->sub)) {
+            /* `pods: true` is short for `pods: {enabled: true}` */
+            struct mars_cfg_node key = {.kind = MARS_CFG_SCALAR,
+                                        .file = v->file,
+                                        .line = v->line,
+                                        .col = v->col,
+                                        .str = (char *)"enabled",
+                                        .len = 7};
+            struct mars_cfg_node *k = &key, *val = (struct mars_cfg_node *)v;
+            struct mars_cfg_node map = {.kind = MARS_CFG_MAP,
+                                        .file = v->file,
+                                        .line = v->line,
+                                        .col = v->col,
+                                        .n = 1,
+                                        .keys = &k,
+                                        .vals = &val};
+            apply_map(c, o->sub, &map, f, name, v, NULL);
+        } else if (v->kind != MARS_CFG_MAP) {
             opt_error(c, v, "option '%s': expected a mapping", name);
-        else
+        } else {
             apply_map(c, o->sub, v, f, name, v, NULL);
+        }
         break;
     case MARS_OPT_SECTION_LIST:
         set_seclist(c, o, v, f, name);

@@ -565,6 +565,78 @@ static void test_collections(void **state)
                   "c.yaml:4:5: option 'probes[1]': expected a mapping", NULL);
 }
 
+/* A section with an `enabled` option may be written as true or false. */
+struct sw_sub {
+    bool enabled;
+    int64_t level;
+};
+struct sw_conf {
+    struct sw_sub feature;
+    struct sw_sub plain;
+};
+static const struct mars_opt sw_sub_opts[] = {
+    {.name = "enabled",
+     .type = MARS_OPT_BOOL,
+     .offset = offsetof(struct sw_sub, enabled),
+     .def = "true",
+     .desc = "On."},
+    {.name = "level",
+     .type = MARS_OPT_INT,
+     .offset = offsetof(struct sw_sub, level),
+     .def = "7",
+     .desc = "Level."},
+    {0},
+};
+static const struct mars_opt sw_plain_opts[] = {
+    {.name = "level",
+     .type = MARS_OPT_INT,
+     .offset = offsetof(struct sw_sub, level),
+     .def = "7",
+     .desc = "Level."},
+    {0},
+};
+static const struct mars_opt sw_opts[] = {
+    {.name = "feature",
+     .type = MARS_OPT_SECTION,
+     .offset = offsetof(struct sw_conf, feature),
+     .desc = "A switchable section.",
+     .sub = sw_sub_opts},
+    {.name = "plain",
+     .type = MARS_OPT_SECTION,
+     .offset = offsetof(struct sw_conf, plain),
+     .desc = "A section without enabled.",
+     .sub = sw_plain_opts},
+    {0},
+};
+
+static void test_section_switch(void **state)
+{
+    (void)state;
+    struct sw_conf c;
+    struct mars_diag d;
+    assert_int_equal(apply_schema(sw_opts, "s.yaml", "feature: true\n", &c, sizeof(c), &d), 0);
+    assert_true(c.feature.enabled);
+    assert_int_equal(c.feature.level, 7); /* the section's other defaults apply */
+    mars_schema_fini(sw_opts, &c);
+    mars_diag_fini(&d);
+    assert_int_equal(apply_schema(sw_opts, "s.yaml", "feature: off\n", &c, sizeof(c), &d), 0);
+    assert_false(c.feature.enabled);
+    mars_schema_fini(sw_opts, &c);
+    mars_diag_fini(&d);
+    assert_int_equal(apply_schema(sw_opts, "s.yaml", "feature: sometimes\n", &c, sizeof(c), &d),
+                     -EINVAL);
+    assert_int_equal(d.n, 1);
+    assert_non_null(strstr(d.msgs[0].text, "s.yaml:1:10: option 'feature.enabled'"));
+    mars_schema_fini(sw_opts, &c);
+    mars_diag_fini(&d);
+    /* a section without `enabled` still wants a mapping */
+    assert_int_equal(apply_schema(sw_opts, "s.yaml", "plain: true\n", &c, sizeof(c), &d), -EINVAL);
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.msgs[0].text, "s.yaml:1:8: option 'plain': expected a mapping");
+    mars_schema_fini(sw_opts, &c);
+    mars_diag_fini(&d);
+}
+
 static void test_nested_errors(void **state)
 {
     (void)state;
@@ -989,6 +1061,7 @@ int main(void)
         cmocka_unit_test(test_enums),
         cmocka_unit_test(test_collections),
         cmocka_unit_test(test_nested_errors),
+        cmocka_unit_test(test_section_switch),
         cmocka_unit_test(test_every_error_reported),
         cmocka_unit_test(test_secret_files),
         cmocka_unit_test(test_bad_defaults),

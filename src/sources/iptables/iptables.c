@@ -35,6 +35,11 @@
  * applies only the difference) or keep_on_exit is set. One instance per process owns the
  * rules (owner, below).
  *
+ * Pods (`pods`, ipt_pods.c): the owner follows the shared pod watch and posts config + pod
+ * rules whenever the pods' IPs change; before the first list it applies nothing (the
+ * kernel keeps the rules of the last run), for at most IPT_PODS_FIRST_WAIT. Options and
+ * checks are in ipt_conf.c.
+ *
  * Thread: the source's worker, except dump_main (the dump thread).
  */
 #include <errno.h>
@@ -51,89 +56,12 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "component.h"
+#include "sources/iptables/ipt_conf.h"
 #include "sources/iptables/ipt_internal.h"
+#include "sources/iptables/ipt_pods.h"
 #include "sources/iptables/ipt_rules.h"
 
 #define IPT_ROWS_PER_BATCH 1024
-
-static const char *const backend_names[] = {"auto", "nft", "legacy", NULL};
-
-struct ipt_conf {
-    int64_t interval;
-    char *namespace_;
-    int backend;
-    struct mars_strlist tables, chains, families;
-    char *comment_prefix;
-    int64_t max_series;
-    struct mars_seclist rules;
-    bool keep_on_exit;
-    bool manage; /* `rules` was written (even empty): this source owns mars's rules */
-};
-
-#define OFF(f) offsetof(struct ipt_conf, f)
-static const struct mars_opt ipt_options[] = {
-    {.name = "interval",
-     .type = MARS_OPT_DURATION,
-     .offset = OFF(interval),
-     .def = "15s",
-     .min = 100000000,
-     .max = (int64_t)24 * 3600 * 1000000000,
-     .desc = "How often the rule counters are read and emitted."},
-    {.name = "namespace",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(namespace_),
-     .def = "mars",
-     .desc = "Prefix of the metric names (<namespace>_iptables_packets_total)."},
-    {.name = "backend",
-     .type = MARS_OPT_ENUM,
-     .offset = OFF(backend),
-     .def = "auto",
-     .choices = backend_names,
-     .desc = "nft (nf_tables over netlink: iptables-nft and native nft rules), legacy "
-             "(x_tables through libiptc), or auto: nft, plus legacy for each family whose "
-             "legacy tables already exist."},
-    {.name = "tables",
-     .type = MARS_OPT_LIST,
-     .offset = OFF(tables),
-     .desc = "Tables to read, as glob patterns (filter, nat, kube-*); empty reads all."},
-    {.name = "chains",
-     .type = MARS_OPT_LIST,
-     .offset = OFF(chains),
-     .desc = "Chains to read, as glob patterns (KUBE-SVC-*); empty reads all (named counter "
-             "objects are read only when this is empty)."},
-    {.name = "families",
-     .type = MARS_OPT_LIST,
-     .offset = OFF(families),
-     .desc = "nft families to read: ip, ip6, inet, arp, bridge, netdev (legacy IPv4 rules are "
-             "ip, IPv6 ip6); empty reads all."},
-    {.name = "comment_prefix",
-     .type = MARS_OPT_STRING,
-     .offset = OFF(comment_prefix),
-     .desc = "Read only rules whose comment starts with this text."},
-    {.name = "max_series",
-     .type = MARS_OPT_INT,
-     .offset = OFF(max_series),
-     .def = "20000",
-     .min = 1,
-     .max = 10000000,
-     .desc = "Most series (distinct label sets) per read; rules past it are counted and "
-             "logged once per interval."},
-    {.name = "rules",
-     .type = MARS_OPT_SECTION_LIST,
-     .offset = OFF(rules),
-     .sub = mars_iptables_rule_options,
-     .sub_size = sizeof(struct ipt_rule_conf),
-     .desc = "Rules mars manages in its own table (nft: inet mars) or chains (legacy: "
-             "MARS-INPUT, ...), in order, each a mapping of the options below; an empty "
-             "list removes them."},
-    {.name = "keep_on_exit",
-     .type = MARS_OPT_BOOL,
-     .offset = OFF(keep_on_exit),
-     .def = "false",
-     .desc = "Leave the managed rules in the kernel when mars exits (they are always kept "
-             "across a reload)."},
-    {.name = NULL},
-};
 
 struct ipt {
     struct mars_source *src;
@@ -143,11 +71,14 @@ struct ipt {
     /* managed rules: the desired set, the dump thread's once started (the config's rules,
      * expanded in init), and this process's claim */
     struct ipt_ruleset want_rules;
+    struct ipt_ruleset conf_rules; /* the config's rules, for the sets `pods` posts */
+    struct ipt_pods *pods;         /* `pods`: the pod rules' feed (owner only) */
     bool owner;
     bool release_for_reload; /* the claim passes to the next engine's instance */
     struct mars_mseries *m_apply_errors, *m_managed, *m_added, *m_removed;
     /* worker side */
-    struct mars_ev_op timer, wake, retry;
+    struct mars_ev_op timer, wake, retry, pods_timer;
+    bool pods_timer_armed;
     uint64_t wake_buf;
     bool timer_armed, wake_armed, retry_armed, stopping, finished, in_flight;
     char last_why[256], last_apply_why[256];
@@ -158,6 +89,7 @@ struct ipt {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool want, want_apply, quit, remove_on_quit;
+    bool pods_wait; /* `pods`: no apply before the pods' first set (it would drop their rules) */
     struct ipt_dump *done;
     struct ipt_ruleset *next_rules; /* a new desired set (owned) for the next apply */
     bool applied;                   /* apply_res holds an outcome the worker has not seen */
@@ -191,100 +123,6 @@ static void remove_left_rules(void)
     struct ipt_apply_res res = {0};
     if (left && mars_iptables_apply(kept.backend, &none, &res))
         fprintf(stderr, "mars: %s; the managed rules are left in place\n", res.why);
-}
-
-/* ---- config ---- */
-
-static int family_mask(const struct mars_strlist *l, const char **bad)
-{
-    unsigned m = 0;
-    for (size_t i = 0; i < l->n; i++) {
-        int k = 0;
-        while (mars_iptables_family_names[k] && strcmp(mars_iptables_family_names[k], l->v[i]) != 0)
-            k++;
-        if (!mars_iptables_family_names[k]) {
-            *bad = l->v[i];
-            return -1;
-        }
-        m |= 1u << k;
-    }
-    return (int)m;
-}
-
-static void diag_at(struct mars_diag *diag, const struct mars_cfg_node *node, const char *key,
-                    const char *fmt, const char *arg)
-{
-    const struct mars_cfg_node *n = mars_cfg_at(node, key, NULL);
-    mars_diag_add(diag, n->file, n->line, n->col, fmt, arg);
-}
-
-static const struct ipt_rule_conf *rule_at(const struct ipt_conf *c, size_t i)
-{
-    return &((const struct ipt_rule_conf *)c->rules.items)[i];
-}
-
-/* Expands every rule once, only to report what is wrong at its position. */
-static int check_rules(struct ipt_conf *c, const struct mars_cfg_node *node, struct mars_diag *diag)
-{
-    int rc = 0;
-    c->manage = mars_cfg_get(node, "rules") != NULL;
-    for (size_t i = 0; i < c->rules.n; i++) {
-        const struct ipt_rule_conf *r = rule_at(c, i);
-        const struct mars_cfg_node *item = mars_cfg_item_at(node, "rules", i), *at = item;
-        struct ipt_ruleset scratch = {0};
-        struct ipt_rule_err err = {0};
-        int e = mars_iptables_rule_expand(r, &scratch, &err);
-        mars_iptables_ruleset_fini(&scratch);
-        if (e == -EINVAL) {
-            if (item && item->kind == MARS_CFG_MAP && mars_cfg_get(item, err.key))
-                at = strcmp(err.key, "ports") == 0 ? mars_cfg_item_at(item, err.key, err.item)
-                                                   : mars_cfg_at(item, err.key, NULL);
-            mars_diag_add(diag, at->file, at->line, at->col, "rule %zu: %s", i + 1, err.why);
-            rc = -EINVAL;
-            continue;
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (r->name && rule_at(c, j)->name && strcmp(r->name, rule_at(c, j)->name) == 0) {
-                at = mars_cfg_at(item, "name", NULL);
-                mars_diag_add(diag, at->file, at->line, at->col,
-                              "rule %zu: the name '%s' is used by rule %zu already", i + 1, r->name,
-                              j + 1);
-                rc = -EINVAL;
-                break;
-            }
-        }
-    }
-    return rc;
-}
-
-static int ipt_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
-{
-    struct ipt_conf *c = conf;
-    const char *bad = NULL;
-    int rc = 0;
-    if (c->namespace_ && !mars_metric_name_valid(c->namespace_, strlen(c->namespace_))) {
-        diag_at(diag, node, "namespace",
-                "option 'namespace': '%s' is not a valid metric name prefix", c->namespace_);
-        rc = -EINVAL;
-    }
-    if (family_mask(&c->families, &bad) < 0) {
-        diag_at(diag, node, "families",
-                "option 'families': unknown family '%s' (ip, ip6, inet, arp, bridge, netdev)", bad);
-        rc = -EINVAL;
-    }
-    if (check_rules(c, node, diag))
-        rc = -EINVAL;
-    if (c->backend == IPT_BACKEND_LEGACY) {
-        for (size_t i = 0; i < c->families.n; i++) {
-            if (strcmp(c->families.v[i], "ip") != 0 && strcmp(c->families.v[i], "ip6") != 0) {
-                diag_at(diag, node, "families",
-                        "option 'families': backend legacy reads only ip and ip6, not '%s'",
-                        c->families.v[i]);
-                rc = -EINVAL;
-            }
-        }
-    }
-    return rc;
 }
 
 /* ---- the dump thread ---- */
@@ -332,7 +170,7 @@ static void *dump_main(void *arg)
             pthread_cond_wait(&x->cv, &x->mu);
         if (x->quit)
             break;
-        bool apply = x->want_apply, dump = x->want;
+        bool apply = x->want_apply && !x->pods_wait, dump = x->want;
         struct ipt_ruleset *next = apply ? x->next_rules : NULL;
         x->want = x->want_apply = false;
         if (next)
@@ -386,12 +224,23 @@ static int push_row(struct ipt *x, struct mars_batch *b, const struct ipt_dump *
     static const char *const names[] = {"family", "table", "chain", "rule", "target"};
     const char *vals[] = {ipt_str(d, r->family), ipt_str(d, r->table), ipt_str(d, r->chain),
                           ipt_str(d, r->rule), ipt_str(d, r->target)};
+    static const char *const pod_names[] = {"family", "table",     "chain", "rule",
+                                            "target", "namespace", "pod"};
+    char ns[64], pod[256];
+    const char *pvals[7];
+    bool is_pod =
+        x->pods && mars_iptables_pod_labels(x->pods, vals[3], ns, sizeof(ns), pod, sizeof(pod));
+    if (is_pod) {
+        memcpy(pvals, vals, sizeof(vals));
+        pvals[5] = ns;
+        pvals[6] = pod;
+    }
     struct mars_metric_sample m = {.name = x->m_packets,
                                    .help = "Packets counted by the rule.",
                                    .kind = MARS_METRIC_COUNTER,
-                                   .label_names = names,
-                                   .label_values = vals,
-                                   .nlabels = 5,
+                                   .label_names = is_pod ? pod_names : names,
+                                   .label_values = is_pod ? pvals : vals,
+                                   .nlabels = is_pod ? 7 : 5,
                                    .value = (double)r->packets};
     int rc = mars_batch_push_metric(b, &m, ts);
     m.name = x->m_bytes;
@@ -448,7 +297,8 @@ static void report(struct ipt *x, const struct ipt_dump *d)
 
 static void maybe_finish(struct ipt *x)
 {
-    if (x->stopping && !x->timer_armed && !x->wake_armed && !x->retry_armed && !x->finished) {
+    if (x->stopping && !x->timer_armed && !x->wake_armed && !x->retry_armed &&
+        !x->pods_timer_armed && !x->finished) {
         x->finished = true;
         mars_source_finished(x->src);
     }
@@ -475,7 +325,7 @@ static void request(struct ipt *x, bool apply, bool dump)
  * only the difference. The way for rules that come and go at run time (one per pod IP with
  * `pods: true`): build the whole set (the config's rules plus the dynamic ones) and post
  * it; a set posted before the thread took the last one replaces it. */
-static __attribute__((unused)) void post_rules(struct ipt *x, struct ipt_ruleset *set)
+static void post_rules(struct ipt *x, struct ipt_ruleset *set)
 {
     pthread_mutex_lock(&x->mu);
     if (x->next_rules) {
@@ -483,10 +333,38 @@ static __attribute__((unused)) void post_rules(struct ipt *x, struct ipt_ruleset
         free(x->next_rules);
     }
     x->next_rules = set;
+    x->pods_wait = false;
     pthread_mutex_unlock(&x->mu);
     if (x->owner)
         request(x, true, false);
 }
+
+/* `pods`: the pods' rules changed; the whole set is the config's rules, then theirs. */
+static void on_pod_rules(void *arg, struct ipt_ruleset *pod_rules)
+{
+    struct ipt *x = arg;
+    struct ipt_ruleset *set = calloc(1, sizeof(*set));
+    int rc = set ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < x->conf_rules.n; i++)
+        rc = mars_iptables_ruleset_add(set, &x->conf_rules.v[i]);
+    for (size_t i = 0; rc == 0 && i < pod_rules->n; i++)
+        rc = mars_iptables_ruleset_add(set, &pod_rules->v[i]);
+    mars_iptables_ruleset_fini(pod_rules);
+    free(pod_rules);
+    if (rc) {
+        mars_stat_add(&mars_source_stats(x->src)->errors[MARS_ERR_MEMORY], 1);
+        MARS_LOG_RL(MARS_LOG_ERROR, mars_source_id(x->src), "pods: out of memory");
+        if (set)
+            mars_iptables_ruleset_fini(set);
+        free(set);
+        return;
+    }
+    post_rules(x, set);
+}
+
+/* `pods`: the first set may not come (the API server is down): after this long the
+ * config's rules are applied alone, and the pods' follow when they come. */
+#define IPT_PODS_FIRST_WAIT 30000000000LL
 
 static void arm_retry(struct ipt *x)
 {
@@ -652,11 +530,12 @@ static int ipt_init(struct mars_source *s)
     x->conf = mars_source_conf(s);
     x->efd = -1;
     const char *bad;
-    x->filter = (struct ipt_filter){.families = (unsigned)family_mask(&x->conf->families, &bad),
-                                    .tables = &x->conf->tables,
-                                    .chains = &x->conf->chains,
-                                    .comment_prefix = x->conf->comment_prefix,
-                                    .max_series = (size_t)x->conf->max_series};
+    x->filter = (struct ipt_filter){
+        .families = (unsigned)mars_iptables_family_mask(&x->conf->families, &bad),
+        .tables = &x->conf->tables,
+        .chains = &x->conf->chains,
+        .comment_prefix = x->conf->comment_prefix,
+        .max_series = (size_t)x->conf->max_series};
     snprintf(x->m_packets, sizeof(x->m_packets), "%s_iptables_packets_total", x->conf->namespace_);
     snprintf(x->m_bytes, sizeof(x->m_bytes), "%s_iptables_bytes_total", x->conf->namespace_);
     pthread_mutex_init(&x->mu, NULL);
@@ -664,10 +543,13 @@ static int ipt_init(struct mars_source *s)
     mars_source_set_state(s, x);
     for (size_t i = 0; i < x->conf->rules.n; i++) {
         struct ipt_rule_err err;
-        int rc = mars_iptables_rule_expand(rule_at(x->conf, i), &x->want_rules, &err);
+        int rc = mars_iptables_rule_expand(mars_iptables_rule_at(x->conf, i), &x->want_rules, &err);
         if (rc) /* checked at load: only -ENOMEM gets here */
             return rc;
     }
+    for (size_t i = 0; x->conf->pods_on && i < x->want_rules.n; i++)
+        if (mars_iptables_ruleset_add(&x->conf_rules, &x->want_rules.v[i]))
+            return -ENOMEM;
     if (x->conf->manage)
         init_metrics(x);
     return 0;
@@ -697,12 +579,54 @@ static void claim(struct ipt *x)
     }
 }
 
+static void on_pods_timer(struct mars_ev_op *op, int res)
+{
+    struct ipt *x = op->data;
+    x->pods_timer_armed = false;
+    if (res == -ECANCELED || x->stopping) {
+        maybe_finish(x);
+        return;
+    }
+    pthread_mutex_lock(&x->mu);
+    bool waiting = x->pods_wait;
+    pthread_mutex_unlock(&x->mu);
+    if (!waiting)
+        return;
+    mars_warn(mars_source_id(x->src),
+              "pods: no pod list after %lld s; applying the configured rules alone, the pods' "
+              "follow when the list comes",
+              IPT_PODS_FIRST_WAIT / 1000000000);
+    struct ipt_ruleset *set = calloc(1, sizeof(*set));
+    for (size_t i = 0; set && i < x->conf_rules.n; i++)
+        if (mars_iptables_ruleset_add(set, &x->conf_rules.v[i])) {
+            mars_iptables_ruleset_fini(set);
+            free(set);
+            set = NULL;
+        }
+    if (set)
+        post_rules(x, set);
+}
+
+/* `pods` on the owner: no apply until the pods' rules are known, then config + pods. */
+static int start_pods(struct ipt *x)
+{
+    x->pods_wait = true;
+    x->pods = mars_iptables_pods_start(x->src, &x->conf->pods.api, on_pod_rules, x);
+    if (!x->pods)
+        return -EINVAL;
+    mars_ev_prep_timer(&x->pods_timer, IPT_PODS_FIRST_WAIT, on_pods_timer, x);
+    x->pods_timer_armed = mars_ev_submit(mars_source_loop(x->src), &x->pods_timer) == 0;
+    return 0;
+}
+
 static int ipt_start(struct mars_source *s)
 {
     struct ipt *x = mars_source_state(s);
     int rc;
     if (x->conf->manage)
         claim(x);
+    if (x->owner && x->conf->pods_on && (rc = start_pods(x)) != 0)
+        return rc;
     x->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (x->efd < 0)
         return -errno;
@@ -746,6 +670,10 @@ static void ipt_stop(struct mars_source *s)
     struct ipt *x = mars_source_state(s);
     x->stopping = true;
     quit_thread(x);
+    mars_iptables_pods_stop(x->pods);
+    x->pods = NULL;
+    if (x->pods_timer_armed)
+        mars_ev_cancel(mars_source_loop(s), &x->pods_timer);
     if (x->timer_armed)
         mars_ev_cancel(mars_source_loop(s), &x->timer);
     if (x->wake_armed)
@@ -767,7 +695,9 @@ static void ipt_destroy(struct mars_source *s)
         owned = false;
         pthread_mutex_unlock(&owner_mu);
     }
+    mars_iptables_pods_stop(x->pods); /* start failed after it began */
     mars_iptables_ruleset_fini(&x->want_rules);
+    mars_iptables_ruleset_fini(&x->conf_rules);
     if (x->next_rules) {
         mars_iptables_ruleset_fini(x->next_rules);
         free(x->next_rules);
@@ -787,8 +717,8 @@ const struct mars_component_desc mars_source_iptables = {
                    "and filter rules.",
     .kind = MARS_KIND_SOURCE,
     .produces = MARS_DATA_METRIC,
-    .options = ipt_options,
+    .options = mars_iptables_options,
     .conf_size = sizeof(struct ipt_conf),
-    .check = ipt_check,
+    .check = mars_iptables_check,
     .source = {.init = ipt_init, .start = ipt_start, .stop = ipt_stop, .destroy = ipt_destroy},
 };

@@ -257,11 +257,17 @@ static bool selected(const struct mars_encoder *e, const char *k, size_t n)
     return sel->except;
 }
 
-/* Writes `"k":` after a comma when *comma (then sets it). */
-static int put_key(struct mars_encoder *e, bool *comma, const char *k, uint32_t n)
+/* Writes `"k":` after a comma when *comma (then sets it); k is escaped unless plain (one
+ * of the encoder's own names, copied as it is). */
+static int put_key(struct mars_encoder *e, bool *comma, const char *k, uint32_t n, bool plain)
 {
     int rc = *comma ? out_put(e, ",", 1) : 0;
     *comma = true;
+    if (plain) {
+        rc = rc ? rc : out_put(e, "\"", 1);
+        rc = rc ? rc : out_put(e, k, n);
+        return rc ? rc : out_put(e, "\":", 2);
+    }
     rc = rc ? rc : mars_encode_json_string(e, k, n);
     return rc ? rc : out_put(e, ":", 1);
 }
@@ -270,7 +276,8 @@ int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event 
                                 const struct mars_json_opts *o)
 {
     const struct mars_fields *f = ev->kind == MARS_EVENT_LOG ? ev->fields : NULL;
-    const char *ts_key = o && o->ts_key ? o->ts_key : "timestamp";
+    static const char timestamp_key[] = "timestamp";
+    const char *ts_key = o && o->ts_key ? o->ts_key : timestamp_key;
     uint32_t ts_len = (uint32_t)strlen(ts_key);
     uint32_t ts = f ? mars_fields_member(f, 0, ts_key, ts_len) : MARS_FIELD_NIL;
     if (ts == MARS_FIELD_NIL && f && o && o->ts_key)
@@ -280,7 +287,7 @@ int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event 
     bool metric = ev->kind == MARS_EVENT_METRIC && ev->metric, comma = false;
     int rc = out_put(e, "{", 1);
     if (metric || selected(e, ts_key, ts_len)) {
-        rc = rc ? rc : put_key(e, &comma, ts_key, ts_len);
+        rc = rc ? rc : put_key(e, &comma, ts_key, ts_len, ts_key == timestamp_key);
         if (ts != MARS_FIELD_NIL)
             rc = rc ? rc : put_field_value(e, f, ts, o, false);
         else
@@ -293,20 +300,20 @@ int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event 
     if (msg_skipped || !selected(e, "message", 7)) {
         /* removed by the caller or not selected: neither the field nor the raw line */
     } else if (msg != MARS_FIELD_NIL) {
-        rc = rc ? rc : put_key(e, &comma, "message", 7);
+        rc = rc ? rc : put_key(e, &comma, "message", 7, true);
         rc = rc ? rc : put_field_value(e, f, msg, o, false);
     } else if (!(ev->flags & MARS_EVF_NO_MESSAGE) && !(o && o->no_message)) {
-        rc = rc ? rc : put_key(e, &comma, "message", 7);
+        rc = rc ? rc : put_key(e, &comma, "message", 7, true);
         rc = rc ? rc : mars_encode_json_string(e, ev->msg.ptr, ev->msg.len);
     }
     if (ev->file && (!f || mars_fields_member(f, 0, "file", 4) == MARS_FIELD_NIL) &&
         selected(e, "file", 4)) {
-        rc = rc ? rc : put_key(e, &comma, "file", 4);
+        rc = rc ? rc : put_key(e, &comma, "file", 4, true);
         rc = rc ? rc : mars_encode_json_string(e, ev->file, strlen(ev->file));
     }
     if (ev->host && (!f || mars_fields_member(f, 0, "host", 4) == MARS_FIELD_NIL) &&
         selected(e, "host", 4)) {
-        rc = rc ? rc : put_key(e, &comma, "host", 4);
+        rc = rc ? rc : put_key(e, &comma, "host", 4, true);
         rc = rc ? rc : mars_encode_json_string(e, ev->host, strlen(ev->host));
     }
     if (f)

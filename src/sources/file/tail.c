@@ -398,9 +398,9 @@ static void on_read(struct mars_ev_op *op, int res);
  * runs when some is back). */
 static int start_read(struct file_source *fs, struct tfile *f)
 {
-    /* a file at its end is not stat'ed before it is read again: a read that finds new
-     * bytes is checked after it (rewritten()), one that finds none by check_truncated() */
     uint32_t need = f->carry_len + MIN_READ;
+    if (f->eof && check_truncated(fs, f))
+        need = MIN_READ;
     if (mars_file_check_copy(fs, f))
         return -EAGAIN; /* its next change (or the sweep) schedules it again */
     if (!fs->chunk || fs->chunk->cap - fs->chunk_pos < need) {
@@ -520,9 +520,6 @@ static void on_read(struct mars_ev_op *op, int res)
         f->eof = (uint32_t)res < f->rlen;
         if (!f->eof)
             mars_file_schedule(fs, f);
-    } else if (res == 0 && !fs->stopping && check_truncated(fs, f)) {
-        f->eof = false; /* restarted: read it again from its start */
-        mars_file_schedule(fs, f);
     } else if (res == 0 || res == -ECANCELED) {
         f->eof = true;
     } else {

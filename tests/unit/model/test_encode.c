@@ -58,7 +58,15 @@ static size_t reference(const unsigned char *s, size_t n, char *out, uint64_t *i
     return o;
 }
 
+/* Bytes of plain text with one of the pieces below in about one of every `every` draws. */
+static void fill_sparse(unsigned char *b, size_t n, uint32_t *seed, uint32_t every);
+
 static void fill(unsigned char *b, size_t n, uint32_t *seed)
+{
+    fill_sparse(b, n, seed, 4);
+}
+
+static void fill_sparse(unsigned char *b, size_t n, uint32_t *seed, uint32_t every)
 {
     static const char *const pieces[] = {
         "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\"", "\\", "\n", "\x01", "\x7f",
@@ -67,7 +75,7 @@ static void fill(unsigned char *b, size_t n, uint32_t *seed)
     while (i < n) {
         *seed = *seed * 1103515245u + 12345u;
         uint32_t r = *seed >> 8;
-        if (r % 4) { /* mostly plain text, so the fast path runs */
+        if (r % every) { /* mostly plain text, so the fast paths run */
             b[i++] = (unsigned char)('a' + r % 26);
             continue;
         }
@@ -93,6 +101,21 @@ static void test_matches_reference(void **state)
         assert_int_equal(mars_encode_json_string(&e, (const char *)buf + off, n), 0);
         assert_int_equal(e.out_len, wl);
         assert_memory_equal(e.out, want, wl);
+        assert_int_equal(e.invalid_utf8 - before, inv);
+    }
+    /* long strings with rare specials: the 32-byte blocks of the wide path, and blocks
+     * with one special handed to the byte loop */
+    static unsigned char lbuf[512];
+    static char lwant[512 * 6 + 2];
+    for (int round = 0; round < 3000; round++) {
+        size_t n = (size_t)(round % 480), off = (size_t)(round % 5);
+        fill_sparse(lbuf + off, n, &seed, 16 + (uint32_t)(round % 200));
+        uint64_t inv = 0, before = e.invalid_utf8;
+        size_t wl = reference(lbuf + off, n, lwant, &inv);
+        e.out_len = 0;
+        assert_int_equal(mars_encode_json_string(&e, (const char *)lbuf + off, n), 0);
+        assert_int_equal(e.out_len, wl);
+        assert_memory_equal(e.out, lwant, wl);
         assert_int_equal(e.invalid_utf8 - before, inv);
     }
     /* every single byte value */

@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -831,6 +832,120 @@ def run_latency(ctx, sc):
     return [row]
 
 
+# ---- light load: a writer's small appends, the way nodes really live ------------------
+
+LIGHT_RATES = (1000, 10000, 50000)
+LIGHT_SMALL = 0.087   # writes per line of the "many small appends" rows (870 writes/s at 10k)
+LIGHT_LARGE_WPS = 10  # writes per second of the "few large appends" rows
+
+
+def mars_pid(mp):
+    """The pid of the program bench/measure (Popen mp) runs."""
+    for _ in range(200):
+        try:
+            with open("/proc/%d/task/%d/children" % (mp.pid, mp.pid)) as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("no child of bench/measure")
+
+
+def light_run(ctx, sid, sink_kind, rate, wps, secs, strace=False):
+    """One light-load run: mars tails a file the writer (bench/lightload.py) appends to at
+    `rate` lines/s in `wps` writes/s; returns a Run whose cpu_s and wall_s cover the writing
+    window only (startup and shutdown left out) and whose extra holds the writer's figures."""
+    logf = ctx.path("data", "light", sid + ".log")
+    os.makedirs(os.path.dirname(logf), exist_ok=True)
+    open(logf, "w").close()
+    total = int(rate * secs)
+    src = file_source(ctx, [logf])
+    p = None
+    if sink_kind == "tcp":
+        p, port, out = start_recv(ctx, sid, total, latency=True, timeout=secs + 120)
+        m = ctx.mars
+        sink = {"type": "tcp", "inputs": ["in"], m.pick("sink", "tcp", "address", "endpoint", "host"):
+                "127.0.0.1:%d" % port}
+    else:
+        sink = {"type": "blackhole", "inputs": ["in"]}
+    cfg = {"data_dir": fresh_state(ctx, sid), "sources": {"in": src}, "sinks": {"out": sink}}
+    conf = write_config(ctx, sid, cfg)
+    err = ctx.path("logs", sid + ".err")
+    mp = ctx.measure([ctx.mars.path, "-c", conf], stderr=err, kill_grace=20, hard_limit=secs + 120, wait=False)
+    try:
+        time.sleep(1.0)  # startup and the first scan stay out of the window
+        cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lightload.py"),
+               "--pid", str(mars_pid(mp)), "--file", logf, "--rate", str(rate), "--writes", str(wps),
+               "--seconds", str(secs)] + (["--strace"] if strace else [])
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 120)
+        got = dict(kv.split("=", 1) for kv in res.stdout.split() if "=" in kv)
+        if p is not None:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    finally:
+        mp.send_signal(signal.SIGTERM)
+    mm = harness.finish_measure(mp)
+    r = Run(mm, total, total * 200)
+    check_exit(r, mm)
+    if res.returncode != 0 or "cpu_s" not in got:
+        r.fail("lightload.py failed: %s" % tail(res.stderr, 4))
+        return r
+    r.cpu_s = float(got["cpu_s"])
+    r.wall_s = secs
+    r.extra.update({"vcpu": float(got["vcpu"]), "writes": int(got["writes"])})
+    for k in ("per_write", "syscalls"):
+        if k in got:
+            r.extra[k] = float(got[k])
+    if "top" in got:
+        r.extra["top"] = got["top"]
+    if p is not None:
+        rg = finish_recv(r, p, out, total)
+        r.extra.update({k: float(v) for k, v in rg.items() if k.endswith("_ms")})
+    return r
+
+
+def run_light_load(ctx, sc):
+    """Rows of the light-load family: idle, then each rate as many small and as few large
+    appends, into a blackhole and (with write-to-receive latency) into tcp."""
+    secs = 3.0 if ctx.quick else 10.0
+    runs = min(ctx.runs, 3)
+    cases = [("idle", "blackhole", 0, 0)]
+    for rate in LIGHT_RATES:
+        for kind, wps in (("small", max(1, int(rate * LIGHT_SMALL))), ("large", LIGHT_LARGE_WPS)):
+            for sink in ("blackhole", "tcp"):
+                cases.append(("%dk-%s-%s" % (rate // 1000, kind, sink), sink, rate, wps))
+    rows = []
+    for name, sink, rate, wps in cases:
+        rid = "light-load-" + name
+        title = ("idle: file source, nothing written" if rate == 0 else
+                 "writer %s lines/s in %d writes/s → file → %s" % (harness.fmt_num(rate), wps, sink))
+        row = ctx.add(Row(rid, title, "mars", rated=False))
+        rows.append(row)
+        for i in range(runs):
+            r = light_run(ctx, rid, sink, rate, wps, secs)
+            row.runs.append(r)
+            if not r.ok:
+                break
+        ok = [r for r in row.runs if r.ok]
+        if not ok:
+            continue
+        med = lambda k: statistics.median(r.extra[k] for r in ok if k in r.extra)
+        note = "vCPU %.4f (%s)" % (med("vcpu"), "/".join("%.4f" % r.extra["vcpu"] for r in ok))
+        if any("p99_ms" in r.extra for r in ok):
+            note += "; write → receive p50 %.1f ms, p99 %.1f ms" % (med("p50_ms"), med("p99_ms"))
+        if rate and "small" in name:  # one more run under strace: syscalls per append
+            st = light_run(ctx, rid, sink, rate, wps, secs, strace=True)
+            if st.ok and "per_write" in st.extra:
+                note += "; %.2f syscalls per append under strace (%s)" % (st.extra["per_write"], st.extra.get("top", ""))
+        row.notes.append(note)
+    return rows
+
+
 # ---- Kafka and SkyWalking: peers from tests/ ------------------------------------------
 
 KAFKA_PARTITIONS = 3
@@ -1247,6 +1362,8 @@ SCENARIOS = [
              needs=(("sink", "mars"), ("source", "mars"))),
     Scenario("latency-file-tcp", "fixed-rate 10k lines/s writer → file → tcp: latency p50/p99/max", run_latency,
              needs=(("source", "file"), ("sink", "tcp"))),
+    Scenario("light-load", "light load: writer appends at 1k/10k/50k lines/s, small and large writes, idle",
+             run_light_load, needs=(("source", "file"), ("sink", "tcp"))),
     Scenario("fluent-bit", "fluent-bit: file → null (side by side)", run_fluent_bit, env="FLUENT_BIT"),
     Scenario("vector", "vector: file → blackhole (side by side)", run_vector, env="VECTOR"),
 ]

@@ -105,6 +105,17 @@ int mars_check_template(const char *text, const struct mars_cfg_node *at, const 
     return -EINVAL;
 }
 
+int mars_check_field_select(const struct mars_strlist *fields, const struct mars_strlist *except,
+                            const struct mars_cfg_node *node, struct mars_diag *diag)
+{
+    if (!fields->n || !except->n)
+        return 0;
+    const struct mars_cfg_node *n = mars_cfg_at(node, "except_fields", NULL);
+    mars_diag_add(diag, n->file, n->line, n->col,
+                  "options 'fields' and 'except_fields' exclude each other: set one of them");
+    return -EINVAL;
+}
+
 int mars_check_key_exclude(const char *key, const char *exclude, const struct mars_cfg_node *node,
                            struct mars_diag *diag)
 {

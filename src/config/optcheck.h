@@ -18,6 +18,7 @@
 
 #include "core/cfg.h"
 #include "core/diag.h"
+#include "core/schema.h"
 
 /* Where byte `off` of scalar n's text is. */
 void mars_cfg_text_pos(const struct mars_cfg_node *n, size_t off, int *line, int *col);
@@ -39,5 +40,10 @@ int mars_check_template(const char *text, const struct mars_cfg_node *at, const 
  * of which may be NULL, checked at their positions. Returns 0 or -EINVAL. */
 int mars_check_key_exclude(const char *key, const char *exclude, const struct mars_cfg_node *node,
                            struct mars_diag *diag);
+
+/* The `fields` and `except_fields` of a sink's encoding (MARS_ENCODE_FIELDS_OPTIONS): not
+ * both. Returns 0 or -EINVAL. */
+int mars_check_field_select(const struct mars_strlist *fields, const struct mars_strlist *except,
+                            const struct mars_cfg_node *node, struct mars_diag *diag);
 
 #endif

@@ -143,7 +143,7 @@ static void run_waiters(struct mars_chunk_pool *p)
     struct mars_chunk_waiter *w = p->waiters;
     size_t n = p->nwaiters;
 
-    if (n == 0)
+    if (n == 0 || p->hold_waiters > 0)
         return;
     p->waiters = NULL;
     p->nwaiters = p->waiters_cap = 0;
@@ -169,7 +169,21 @@ void mars_chunk_unref(struct mars_chunk *c)
     } else {
         free(c);
     }
+    if (p->hold_waiters > 0)
+        p->returned_held = true;
     run_waiters(p);
+}
+
+void mars_chunk_pool_hold(struct mars_chunk_pool *p)
+{
+    if (p->hold_waiters++ == 0)
+        p->returned_held = false;
+}
+
+void mars_chunk_pool_release(struct mars_chunk_pool *p)
+{
+    if (--p->hold_waiters == 0 && p->returned_held)
+        run_waiters(p);
 }
 
 int mars_chunk_pool_on_free(struct mars_chunk_pool *p, mars_chunk_waiter_fn fn, void *arg)

@@ -18,6 +18,7 @@
 #ifndef MARS_CHUNK_H
 #define MARS_CHUNK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,8 @@ struct mars_chunk_pool {
         void *arg;
     } * waiters;
     size_t nwaiters, waiters_cap;
+    unsigned hold_waiters; /* > 0: returns do not run waiters (mars_chunk_pool_hold) */
+    bool returned_held;    /* a chunk came back while the waiters were held */
     /* Regular chunks' region: region_count slots of region_stride bytes (page multiples),
      * region_used of them handed out at least once. NULL when mmap failed (malloc then). */
     unsigned char *region;
@@ -67,6 +70,11 @@ struct mars_chunk *mars_chunk_get(struct mars_chunk_pool *p, size_t min_cap);
 /* Registers fn(arg) to run once when a chunk is returned; duplicates of (fn, arg) are kept
  * once. Returns 0 or -ENOMEM. */
 int mars_chunk_pool_on_free(struct mars_chunk_pool *p, mars_chunk_waiter_fn fn, void *arg);
+/* Between hold and release, returned chunks do not run the waiters: a caller that returns
+ * chunks while it walks structures a waiter could change (a source's resume emits into
+ * sink queues) holds them, and release runs them once, if a chunk came back meanwhile. */
+void mars_chunk_pool_hold(struct mars_chunk_pool *p);
+void mars_chunk_pool_release(struct mars_chunk_pool *p);
 /* Removes a registered waiter (a source being destroyed). */
 void mars_chunk_pool_cancel_wait(struct mars_chunk_pool *p, mars_chunk_waiter_fn fn, void *arg);
 

@@ -150,6 +150,9 @@ void mars_sinkq_enqueue(struct mars_sink *s, struct mars_batch *b);
 void mars_sinkq_dispatch(struct mars_sink *s);
 void mars_sinkq_abort(struct mars_sink *s);
 bool mars_sinkq_idle(const struct mars_sink *s);
+/* Unpins sparse batches waiting in s's buffer or for a retry (mars_batch_unpin): called when
+ * the worker's chunk pool is dry. Returns the chunk references dropped. */
+uint32_t mars_sinkq_unpin(struct mars_sink *s);
 void mars_sinkq_fini(struct mars_sink *s);
 
 #endif

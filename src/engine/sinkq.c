@@ -463,6 +463,22 @@ void mars_sinkq_abort(struct mars_sink *s)
         s->node->desc->sink.abort(s);
 }
 
+uint32_t mars_sinkq_unpin(struct mars_sink *s)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->q.count; i++)
+        n += mars_batch_unpin(s->q.ring[(s->q.head + i) % s->q.cap]);
+    /* a request waiting for its retry is nobody's but the engine's until the next try
+     * (sink_data aside: a sink that keeps state across tries is left alone) */
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        struct mars_sink_slot *sl = &s->slots[i];
+        if (sl->retry_wait && !sl->inflight && !sl->req.sink_data)
+            for (uint32_t j = 0; j < sl->req.n; j++)
+                n += mars_batch_unpin(sl->req.batches[j]);
+    }
+    return n;
+}
+
 bool mars_sinkq_idle(const struct mars_sink *s)
 {
     if (s->q.count || s->busy || s->timer_armed)

@@ -329,9 +329,28 @@ bool mars_source_paused(const struct mars_source *s)
     return s->blocked > 0 || s->stopping;
 }
 
+/* The pool is dry: lets sinks' buffers give back chunks their batches pin for a few lines
+ * (a source that emits a line at a time feeding a sink whose peer is down would otherwise
+ * stall every path of the worker once each of those lines held a chunk). Waiters are held
+ * during the walk: a source they resume emits into the queues being walked. */
+static uint32_t unpin_sinks(struct mars_worker *w)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < w->e->cfg->n; i++)
+        if (w->snk[i])
+            n += mars_sinkq_unpin(w->snk[i]);
+    return n;
+}
+
 struct mars_chunk *mars_source_chunk(struct mars_source *s, size_t min_cap)
 {
     struct mars_chunk *c = mars_chunk_get(&s->w->pool, min_cap);
+    if (!c) {
+        mars_chunk_pool_hold(&s->w->pool);
+        if (unpin_sinks(s->w) > 0)
+            c = mars_chunk_get(&s->w->pool, min_cap);
+        mars_chunk_pool_release(&s->w->pool);
+    }
     if (!c)
         mars_chunk_pool_on_free(&s->w->pool, source_memory_back, s);
     return c;

@@ -143,6 +143,76 @@ struct mars_batch *mars_batch_select(struct mars_batch *b, const bool *keep, uin
     return c;
 }
 
+static bool in_chunks(const struct mars_batch *b, const char *p)
+{
+    for (uint32_t i = 0; i < b->nchunks; i++) {
+        const struct mars_chunk *c = b->chunks[i];
+        if ((const unsigned char *)p >= c->data && (const unsigned char *)p < c->data + c->cap)
+            return true;
+    }
+    return false;
+}
+
+/* Bytes an event of an unpinned batch must copy out of the chunks: its message (and the
+ * newline after it, so MARS_EVF_NL_FOLLOWS stays true) and its host name. */
+static size_t pinned_bytes(const struct mars_batch *b, const struct mars_event *ev)
+{
+    size_t n = 0;
+    if (in_chunks(b, ev->msg.ptr))
+        n += ev->msg.len + ((ev->flags & MARS_EVF_NL_FOLLOWS) ? 1 : 0);
+    if (ev->host && in_chunks(b, ev->host))
+        n += strlen(ev->host) + 1;
+    if (ev->file && in_chunks(b, ev->file))
+        n += strlen(ev->file) + 1;
+    return n;
+}
+
+static const char *copy_out(char **dst, const char *src, size_t n)
+{
+    if (n == 0)
+        return "";
+    char *d = *dst;
+    memcpy(d, src, n);
+    *dst += n;
+    return d;
+}
+
+uint32_t mars_batch_unpin(struct mars_batch *b)
+{
+    if (b->refs != 1 || b->parent || b->nholds || b->nchunks == 0)
+        return 0;
+    double share = 0;
+    for (uint32_t i = 0; i < b->nchunks; i++)
+        share += (double)b->chunks[i]->cap / b->chunks[i]->refs;
+    size_t need = 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        const struct mars_event *ev = &b->ev[i];
+        if (ev->kind != MARS_EVENT_LOG || ev->fields)
+            return 0;
+        need += pinned_bytes(b, ev);
+    }
+    if (share <= (double)need * MARS_BATCH_SPARSE)
+        return 0;
+    char *dst = need ? mars_arena_alloc(&b->arena, need) : NULL;
+    if (need && !dst)
+        return 0;
+    for (uint32_t i = 0; i < b->n; i++) {
+        struct mars_event *ev = &b->ev[i];
+        if (in_chunks(b, ev->msg.ptr))
+            ev->msg.ptr = copy_out(&dst, ev->msg.ptr,
+                                   ev->msg.len + ((ev->flags & MARS_EVF_NL_FOLLOWS) ? 1 : 0));
+        if (ev->host && in_chunks(b, ev->host))
+            ev->host = copy_out(&dst, ev->host, strlen(ev->host) + 1);
+        if (ev->file && in_chunks(b, ev->file))
+            ev->file = copy_out(&dst, ev->file, strlen(ev->file) + 1);
+    }
+    uint32_t n = b->nchunks;
+    b->nchunks = 0;
+    for (uint32_t i = 0; i < n; i++)
+        mars_chunk_unref(b->chunks[i]);
+    return n;
+}
+
 int mars_batch_hold(struct mars_batch *b, struct mars_batch *other)
 {
     if (mars_grow(&b->holds, &b->holds_cap, (size_t)b->nholds + 1, sizeof(*b->holds)))

@@ -83,6 +83,15 @@ void mars_batch_compact(struct mars_batch *b, const bool *keep);
  * to b; the caller's reference is left alone), so the events' bytes stay valid and b's
  * acknowledgement waits for it. NULL on -ENOMEM. */
 struct mars_batch *mars_batch_select(struct mars_batch *b, const bool *keep, uint32_t extra);
+/* Lets go of chunks b pins for few bytes: when b is a root batch held only by its caller
+ * (refs == 1, no parent, no holds), all its events are log lines without parsed fields, and
+ * its share of the chunks it references (each chunk's capacity over its reference count) is
+ * more than MARS_BATCH_SPARSE times its bytes, the events' bytes are copied into b's arena
+ * and the chunk references dropped. For whoever keeps batches a long time (a sink's buffer
+ * while its peer is down): a batch of a few lines must not keep a whole chunk from the
+ * pool. Returns the chunks dropped (0: nothing done, also on -ENOMEM). */
+#define MARS_BATCH_SPARSE 4
+uint32_t mars_batch_unpin(struct mars_batch *b);
 /* b keeps `other` alive until b is released (takes over the caller's reference to other):
  * for events that carry bytes of several batches (multiline joins lines across reads).
  * Returns 0 or -ENOMEM (then the caller still owns its reference). */

@@ -155,6 +155,7 @@ static int put_metric(struct mars_encoder *e, const struct mars_metric *m)
 
 static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint32_t obj, bool root,
                        bool comma, const struct mars_json_opts *o, bool dedot);
+static bool selected(const struct mars_encoder *e, const char *k, size_t n);
 
 static int put_field_value(struct mars_encoder *e, const struct mars_fields *f, uint32_t i,
                            const struct mars_json_opts *o, bool dedot)
@@ -223,7 +224,7 @@ static int put_members(struct mars_encoder *e, const struct mars_fields *f, uint
         if (root && (is_key(v, "timestamp", 9) || is_key(v, "message", 7) ||
                      (o && o->ts_key && is_key(v, o->ts_key, (uint32_t)strlen(o->ts_key)))))
             continue;
-        if (skipped(o, i))
+        if (skipped(o, i) || (root && !selected(e, v->key, v->key_len)))
             continue;
         if (comma)
             rc = out_put(e, ",", 1);
@@ -248,47 +249,90 @@ int mars_encoder_put(struct mars_encoder *e, const void *p, size_t n)
     return out_put(e, p, n);
 }
 
+int mars_field_select_init(struct mars_field_select *sel, const struct mars_strlist *fields,
+                           const struct mars_strlist *except)
+{
+    if (fields->n && except->n)
+        return -EINVAL;
+    *sel = (struct mars_field_select){.names = fields->n ? fields->v : except->v,
+                                      .n = fields->n ? fields->n : except->n,
+                                      .except = except->n > 0};
+    return 0;
+}
+
+/* Whether root member k goes out under the encoder's field selection. */
+static bool selected(const struct mars_encoder *e, const char *k, size_t n)
+{
+    const struct mars_field_select *sel = e->select;
+    if (!sel || sel->n == 0)
+        return true;
+    for (size_t i = 0; i < sel->n; i++)
+        if (strlen(sel->names[i]) == n && memcmp(sel->names[i], k, n) == 0)
+            return !sel->except;
+    return sel->except;
+}
+
+/* Writes `"k":` after a comma when *comma (then sets it); k is escaped unless plain (one
+ * of the encoder's own names, copied as it is). */
+static int put_key(struct mars_encoder *e, bool *comma, const char *k, uint32_t n, bool plain)
+{
+    int rc = *comma ? out_put(e, ",", 1) : 0;
+    *comma = true;
+    if (plain) {
+        rc = rc ? rc : out_put(e, "\"", 1);
+        rc = rc ? rc : out_put(e, k, n);
+        return rc ? rc : out_put(e, "\":", 2);
+    }
+    rc = rc ? rc : mars_encode_json_string(e, k, n);
+    return rc ? rc : out_put(e, ":", 1);
+}
+
 int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event *ev,
                                 const struct mars_json_opts *o)
 {
     const struct mars_fields *f = ev->kind == MARS_EVENT_LOG ? ev->fields : NULL;
-    const char *ts_key = o && o->ts_key ? o->ts_key : "timestamp";
+    static const char timestamp_key[] = "timestamp";
+    const char *ts_key = o && o->ts_key ? o->ts_key : timestamp_key;
     uint32_t ts_len = (uint32_t)strlen(ts_key);
     uint32_t ts = f ? mars_fields_member(f, 0, ts_key, ts_len) : MARS_FIELD_NIL;
     if (ts == MARS_FIELD_NIL && f && o && o->ts_key)
         ts = mars_fields_member(f, 0, "timestamp", 9);
     uint32_t msg = f ? mars_fields_member(f, 0, "message", 7) : MARS_FIELD_NIL;
     bool msg_skipped = msg != MARS_FIELD_NIL && skipped(o, msg);
+    bool metric = ev->kind == MARS_EVENT_METRIC && ev->metric, comma = false;
     int rc = out_put(e, "{", 1);
-    rc = rc ? rc : mars_encode_json_string(e, ts_key, ts_len);
-    rc = rc ? rc : out_put(e, ":", 1);
-    if (ts != MARS_FIELD_NIL)
-        rc = rc ? rc : put_field_value(e, f, ts, o, false);
-    else
-        rc = rc ? rc : put_timestamp(e, ev->ts_ns);
-    if (ev->kind == MARS_EVENT_METRIC && ev->metric) {
+    if (metric || selected(e, ts_key, ts_len)) {
+        rc = rc ? rc : put_key(e, &comma, ts_key, ts_len, ts_key == timestamp_key);
+        if (ts != MARS_FIELD_NIL)
+            rc = rc ? rc : put_field_value(e, f, ts, o, false);
+        else
+            rc = rc ? rc : put_timestamp(e, ev->ts_ns);
+    }
+    if (metric) {
         rc = rc ? rc : put_metric(e, ev->metric);
         return rc ? rc : out_put(e, "}", 1); /* the event object (put_metric closes labels) */
     }
-    if (msg_skipped) {
-        /* removed by the caller: neither the field nor the raw line */
+    if (msg_skipped || !selected(e, "message", 7)) {
+        /* removed by the caller or not selected: neither the field nor the raw line */
     } else if (msg != MARS_FIELD_NIL) {
-        rc = rc ? rc : out_put(e, ",\"message\":", 11);
+        rc = rc ? rc : put_key(e, &comma, "message", 7, true);
         rc = rc ? rc : put_field_value(e, f, msg, o, false);
     } else if (!(ev->flags & MARS_EVF_NO_MESSAGE) && !(o && o->no_message)) {
-        rc = rc ? rc : out_put(e, ",\"message\":", 11);
+        rc = rc ? rc : put_key(e, &comma, "message", 7, true);
         rc = rc ? rc : mars_encode_json_string(e, ev->msg.ptr, ev->msg.len);
     }
-    if (ev->file && (!f || mars_fields_member(f, 0, "file", 4) == MARS_FIELD_NIL)) {
-        rc = rc ? rc : out_put(e, ",\"file\":", 8);
+    if (ev->file && (!f || mars_fields_member(f, 0, "file", 4) == MARS_FIELD_NIL) &&
+        selected(e, "file", 4)) {
+        rc = rc ? rc : put_key(e, &comma, "file", 4, true);
         rc = rc ? rc : mars_encode_json_string(e, ev->file, strlen(ev->file));
     }
-    if (ev->host && (!f || mars_fields_member(f, 0, "host", 4) == MARS_FIELD_NIL)) {
-        rc = rc ? rc : out_put(e, ",\"host\":", 8);
+    if (ev->host && (!f || mars_fields_member(f, 0, "host", 4) == MARS_FIELD_NIL) &&
+        selected(e, "host", 4)) {
+        rc = rc ? rc : put_key(e, &comma, "host", 4, true);
         rc = rc ? rc : mars_encode_json_string(e, ev->host, strlen(ev->host));
     }
     if (f)
-        rc = rc ? rc : put_members(e, f, 0, true, true, o, false);
+        rc = rc ? rc : put_members(e, f, 0, true, comma, o, false);
     return rc ? rc : out_put(e, "}", 1);
 }
 

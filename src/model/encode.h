@@ -21,10 +21,36 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "core/schema.h"
 #include "model/batch.h"
 
 enum mars_encoding { MARS_ENC_TEXT, MARS_ENC_JSON, MARS_ENC_NDJSON };
 extern const char *const mars_encoding_names[]; /* for ENUM options */
+
+/* `fields` / `except_fields` of the sinks that write JSON: which root members of a log
+ * event go out (timestamp, message, file, host and the parsed fields, by name; metric
+ * events and the text encoding are not affected). */
+struct mars_field_select {
+    char *const *names; /* borrowed: the sink's conf */
+    size_t n;
+    bool except; /* names are left out; otherwise only names are written */
+};
+/* The two options, for a sink's table (struct mars_strlist members of its conf). */
+#define MARS_ENCODE_FIELDS_OPTIONS(conf_type, fields_member, except_member)                        \
+    {.name = "fields",                                                                             \
+     .type = MARS_OPT_LIST,                                                                        \
+     .offset = offsetof(conf_type, fields_member),                                                 \
+     .desc = "json and ndjson: only these root members of a log event are written (timestamp, "    \
+             "message, file, host or a parsed field's name); [] writes them all."},                \
+    {                                                                                              \
+        .name = "except_fields", .type = MARS_OPT_LIST,                                            \
+        .offset = offsetof(conf_type, except_member),                                              \
+        .desc = "json and ndjson: these root members of a log event are left out (e.g. "           \
+                "[file, host]); not together with fields."                                         \
+    }
+/* Fills sel from a sink's two lists (borrowed). -EINVAL when both are set. */
+int mars_field_select_init(struct mars_field_select *sel, const struct mars_strlist *fields,
+                           const struct mars_strlist *except);
 
 struct mars_encoder {
     struct iovec *iov;
@@ -38,6 +64,7 @@ struct mars_encoder {
     int64_t ts_sec;
     bool ts_cached;
     char ts_prefix[24];
+    const struct mars_field_select *select; /* NULL: every member (set by the sink) */
 };
 
 void mars_encoder_fini(struct mars_encoder *e);

@@ -40,6 +40,7 @@ static const char *const fsync_names[] = {"none", "every_batch", "interval", NUL
 struct file_conf {
     char *path;
     int encoding;
+    struct mars_strlist fields, except_fields;
     int fsync;
     int64_t fsync_interval;
     int64_t max_open_files;
@@ -62,6 +63,7 @@ static const struct mars_opt file_options[] = {
      .choices = mars_encoding_names,
      .desc = "text writes each message as a line; json and ndjson write one JSON object per "
              "line."},
+    MARS_ENCODE_FIELDS_OPTIONS(struct file_conf, fields, except_fields),
     {.name = "fsync",
      .type = MARS_OPT_ENUM,
      .offset = OFF(fsync),
@@ -125,6 +127,7 @@ struct file_sink {
     const struct file_conf *conf;
     struct mars_template *tpl;
     struct mars_encoder enc;
+    struct mars_field_select sel;
     struct mars_fdwriter fw;
     struct open_file *files;
     size_t nfiles;
@@ -164,7 +167,7 @@ static int file_check(void *conf, const struct mars_cfg_node *node, struct mars_
         return -EINVAL;
     }
     mars_template_destroy(t);
-    return 0;
+    return mars_check_field_select(&c->fields, &c->except_fields, node, diag);
 }
 
 static int mkdir_parents(const char *path)
@@ -600,6 +603,8 @@ static int file_init(struct mars_sink *s)
         return -ENOMEM;
     fs->sink = s;
     fs->conf = conf;
+    mars_field_select_init(&fs->sel, &conf->fields, &conf->except_fields);
+    fs->enc.select = &fs->sel;
     fs->files = calloc((size_t)conf->max_open_files, sizeof(*fs->files));
     fs->tpl = mars_template_compile(conf->path, MARS_TEMPLATE_PATH, err, sizeof(err));
     fs->cached_sec = -1;

@@ -28,6 +28,7 @@ struct http_conf {
     char *url;
     int method;
     int encoding;
+    struct mars_strlist fields, except_fields;
     struct mars_http_common_conf http;
 };
 
@@ -51,6 +52,7 @@ static const struct mars_opt http_options[] = {
      .choices = http_encoding_names,
      .desc = "Body of a request: ndjson (one JSON object per line), json (one array of "
              "objects) or text (the messages, one per line)."},
+    MARS_ENCODE_FIELDS_OPTIONS(struct http_conf, fields, except_fields),
     MARS_HTTP_COMMON_OPTIONS(struct http_conf, http, "none"),
     {.name = NULL},
 };
@@ -62,6 +64,7 @@ struct http_sink {
     struct mars_http_common_call *calls;
     unsigned ncalls;
     struct mars_encoder enc;
+    struct mars_field_select sel;
     char *arr; /* json: the array built from the ndjson encoding */
     size_t arr_cap;
 };
@@ -69,7 +72,10 @@ struct http_sink {
 static int http_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
 {
     struct http_conf *c = conf;
-    return mars_http_common_check(&c->http, node, diag);
+    int rc = mars_http_common_check(&c->http, node, diag);
+    if (mars_check_field_select(&c->fields, &c->except_fields, node, diag))
+        rc = -EINVAL;
+    return rc;
 }
 
 /* ndjson -> [a,b,c]: JSON strings never hold a raw newline, so every newline of the
@@ -172,6 +178,8 @@ static int http_init(struct mars_sink *s)
         return -ENOMEM;
     h->sink = s;
     h->conf = mars_sink_conf(s);
+    mars_field_select_init(&h->sel, &h->conf->fields, &h->conf->except_fields);
+    h->enc.select = &h->sel;
     mars_sink_set_state(s, h);
     h->ncalls = mars_sink_concurrency(s);
     h->calls = calloc(h->ncalls, sizeof(*h->calls));

@@ -23,6 +23,7 @@
 
 struct stdout_conf {
     int encoding;
+    struct mars_strlist fields, except_fields;
 };
 
 static const struct mars_opt stdout_options[] = {
@@ -33,6 +34,7 @@ static const struct mars_opt stdout_options[] = {
      .choices = mars_encoding_names,
      .desc = "text writes each message as a line; json and ndjson write one JSON object per "
              "line with timestamp and message."},
+    MARS_ENCODE_FIELDS_OPTIONS(struct stdout_conf, fields, except_fields),
     {.name = NULL},
 };
 
@@ -41,6 +43,7 @@ static pthread_mutex_t stdout_lock = PTHREAD_MUTEX_INITIALIZER;
 struct stdout_sink {
     const struct stdout_conf *conf;
     struct mars_encoder enc;
+    struct mars_field_select sel;
     int fd;
     bool broken; /* EPIPE seen */
 };
@@ -105,6 +108,12 @@ static void stdout_write(struct mars_sink *s, struct mars_sink_req *r)
     mars_sink_done(s, r, MARS_SINK_RETRY, 0);
 }
 
+static int stdout_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
+{
+    const struct stdout_conf *c = conf;
+    return mars_check_field_select(&c->fields, &c->except_fields, node, diag);
+}
+
 static int stdout_init(struct mars_sink *s)
 {
     struct stdout_sink *st = calloc(1, sizeof(*st));
@@ -112,6 +121,8 @@ static int stdout_init(struct mars_sink *s)
         return -ENOMEM;
     st->conf = mars_sink_conf(s);
     st->fd = STDOUT_FILENO;
+    mars_field_select_init(&st->sel, &st->conf->fields, &st->conf->except_fields);
+    st->enc.select = &st->sel;
     mars_sink_set_state(s, st);
     return 0;
 }
@@ -129,6 +140,7 @@ const struct mars_component_desc mars_sink_stdout = {
     .kind = MARS_KIND_SINK,
     .accepts = MARS_DATA_ANY,
     .options = stdout_options,
+    .check = stdout_check,
     .conf_size = sizeof(struct stdout_conf),
     .sink = {.init = stdout_init, .write = stdout_write, .destroy = stdout_destroy},
 };

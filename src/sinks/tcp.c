@@ -36,6 +36,7 @@
 struct tcp_conf {
     char *address;
     int encoding;
+    struct mars_strlist fields, except_fields;
     int64_t connect_timeout;
     int64_t keepalive;
     struct mars_tls_conf tls;
@@ -56,6 +57,7 @@ static const struct mars_opt tcp_options[] = {
      .choices = mars_encoding_names,
      .desc = "text sends each message as a line; json and ndjson send one JSON object per "
              "line."},
+    MARS_ENCODE_FIELDS_OPTIONS(struct tcp_conf, fields, except_fields),
     {.name = "connect_timeout",
      .type = MARS_OPT_DURATION,
      .offset = OFF(connect_timeout),
@@ -85,6 +87,7 @@ struct tcp_sink {
     struct mars_tls_ctx *tls;
     struct mars_conn *conn;
     struct mars_encoder enc;
+    struct mars_field_select sel;
     struct mars_sink_req *req; /* in flight */
     uint64_t bytes;            /* of req */
     uint64_t utf8_before;
@@ -96,6 +99,8 @@ static int tcp_check(void *conf, const struct mars_cfg_node *node, struct mars_d
     const struct tcp_conf *c = conf;
     int rc = mars_netconf_check_address(c->address, node, diag);
     if (mars_netconf_check(&c->tls, NULL, node, diag))
+        rc = -EINVAL;
+    if (mars_check_field_select(&c->fields, &c->except_fields, node, diag))
         rc = -EINVAL;
     return rc;
 }
@@ -243,6 +248,8 @@ static int tcp_init(struct mars_sink *s)
         return -ENOMEM;
     ts->sink = s;
     ts->conf = conf;
+    mars_field_select_init(&ts->sel, &conf->fields, &conf->except_fields);
+    ts->enc.select = &ts->sel;
     if (mars_netconf_split_address(conf->address, ts->host, sizeof(ts->host), ts->port,
                                    sizeof(ts->port))) {
         free(ts);

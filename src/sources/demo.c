@@ -5,12 +5,14 @@
  * outside system, so the quickstart and benchmarks run anywhere.
  *
  * How: a timer tick computes how many lines are due (rate x elapsed - made so far, or up to
- * `batch_events` when rate is 0), formats them straight into a chunk from the worker pool
- * and emits them as one batch; the zero-rate mode re-arms a 0 ns timer so other work on the
- * loop keeps its turn. The content is a pure function of `seed` and the line number, so runs
- * are repeatable; timestamps are the wall clock. Backpressure: a paused source stops
- * re-arming its timer and resume() re-arms it; due lines do not pile up meanwhile (the rate
- * clock restarts).
+ * `batch_events` when rate is 0), formats them straight into the source's current chunk
+ * from the worker pool and emits them as one batch. Ticks share that chunk until it is full:
+ * at a low rate each tick makes a line or two, and a chunk per tick would let a sink that
+ * holds those batches (one retrying a dead peer) pin a whole chunk per line until the
+ * pool is dry and every path of the worker stalls; the zero-rate mode re-arms a 0 ns timer so other
+ * work on the loop keeps its turn. The content is a pure function of `seed` and the line number, so
+ * runs are repeatable; timestamps are the wall clock. Backpressure: a paused source stops re-arming
+ * its timer and resume() re-arms it; due lines do not pile up meanwhile (the rate clock restarts).
  *
  * Thread: the source's worker.
  */
@@ -78,9 +80,10 @@ struct demo {
     const struct demo_conf *conf;
     struct mars_ev_op timer;
     bool timer_armed, waiting_memory, stopping;
-    uint64_t made;      /* lines generated */
-    uint64_t rate_base; /* lines made when the rate clock (re)started */
-    int64_t rate_start; /* monotonic ns of that restart */
+    struct mars_chunk *chunk; /* the one ticks format into (one reference), or NULL */
+    uint64_t made;            /* lines generated */
+    uint64_t rate_base;       /* lines made when the rate clock (re)started */
+    int64_t rate_start;       /* monotonic ns of that restart */
 };
 
 static int demo_check(void *conf, const struct mars_cfg_node *node, struct mars_diag *diag)
@@ -210,23 +213,42 @@ static void demo_acked(struct mars_batch *b, bool delivered)
         mars_stat_add(&mars_source_stats(d->src)->acked_events, b->ack.a);
 }
 
-/* Formats up to `due` lines into one chunk and emits them. Returns lines made, or -1 when
- * memory is exhausted (resume() will be called). */
+#define DEMO_LINE_ROOM 1024 /* free bytes a chunk needs for one more line */
+
+/* The chunk to format into: the current one while it has room for a line, else a new one
+ * (the full one is let go first, so its memory can come back). NULL when the pool is dry. */
+static struct mars_chunk *current_chunk(struct demo *d)
+{
+    if (d->chunk && d->chunk->cap - d->chunk->len > DEMO_LINE_ROOM)
+        return d->chunk;
+    if (d->chunk)
+        mars_chunk_unref(d->chunk);
+    d->chunk = mars_source_chunk(d->src, 0);
+    return d->chunk;
+}
+
+static void drop_chunk(struct demo *d)
+{
+    if (d->chunk)
+        mars_chunk_unref(d->chunk);
+    d->chunk = NULL;
+}
+
+/* Formats up to `due` lines into the current chunk and emits them. Returns lines made, or -1
+ * when memory is exhausted (resume() will be called). */
 static int64_t generate(struct demo *d, uint64_t due, int64_t wall)
 {
-    struct mars_chunk *c = mars_source_chunk(d->src, 0);
+    struct mars_chunk *c = current_chunk(d);
     if (!c)
         return -1;
     struct mars_batch *b = mars_source_batch(d->src, (uint32_t)due);
     if (!b || mars_batch_hold_chunk(b, c)) {
         if (b)
             mars_batch_release(b);
-        mars_chunk_unref(c);
         return 0;
     }
-    mars_chunk_unref(c); /* the batch holds it now */
     uint64_t made = 0;
-    while (made < due && c->cap - c->len > 1024) {
+    while (made < due && c->cap - c->len > DEMO_LINE_ROOM) {
         char *p = (char *)c->data + c->len;
         int n = format_line(d, p, c->cap - c->len - 1, d->made + made, wall);
         struct mars_event *ev = mars_batch_push(b);
@@ -262,6 +284,7 @@ static void on_tick(struct mars_ev_op *op, int res)
     d->timer_armed = false;
     /* a cancel can lose the race with the timer: stopping, not the result, decides */
     if (res == -ECANCELED || d->stopping) {
+        drop_chunk(d);
         mars_source_finished(d->src);
         return;
     }
@@ -273,6 +296,7 @@ static void on_tick(struct mars_ev_op *op, int res)
         return;
     }
     if (d->conf->count > 0 && d->made >= (uint64_t)d->conf->count) {
+        drop_chunk(d);
         mars_source_finished(d->src);
         return;
     }
@@ -329,15 +353,19 @@ static void demo_stop(struct mars_source *s)
 {
     struct demo *d = mars_source_state(s);
     d->stopping = true;
-    if (d->timer_armed)
+    if (d->timer_armed) {
         mars_ev_cancel(mars_source_loop(s), &d->timer);
-    else
+    } else {
+        drop_chunk(d);
         mars_source_finished(s);
+    }
 }
 
 static void demo_destroy(struct mars_source *s)
 {
-    free(mars_source_state(s));
+    struct demo *d = mars_source_state(s);
+    drop_chunk(d);
+    free(d);
 }
 
 const struct mars_component_desc mars_source_demo = {

@@ -115,6 +115,15 @@ static const struct mars_opt file_options[] = {
      .choices = watch_names,
      .desc = "inotify hears changes at once; poll checks sizes every 250ms (NFS, or hosts out "
              "of inotify instances)."},
+    {.name = "notify_delay",
+     .type = MARS_OPT_DURATION,
+     .offset = OFF(notify_delay),
+     .def = "20ms",
+     .min = 0,
+     .max = 1000000000,
+     .desc = "With inotify, how long a file that changed waits before it is read, so that "
+             "a writer's many small appends are read together (one wakeup instead of one "
+             "per append); 0 reads at once. Files being read out are not delayed."},
     {.name = "charset",
      .type = MARS_OPT_ENUM,
      .offset = OFF(charset),
@@ -185,7 +194,8 @@ static void arm_tick(struct file_source *fs, int64_t ns)
 
 void mars_file_maybe_finish(struct file_source *fs)
 {
-    if (fs->stopping && !fs->tick_armed && !fs->iop_armed && fs->reads_inflight == 0)
+    if (fs->stopping && !fs->tick_armed && !fs->iop_armed && !fs->dop_armed &&
+        fs->reads_inflight == 0)
         mars_source_finished(fs->src);
 }
 
@@ -350,6 +360,8 @@ void mars_file_source_stop(struct mars_source *s)
         mars_ev_cancel(loop, &fs->tick);
     if (fs->iop_armed)
         mars_ev_cancel(loop, &fs->iop);
+    if (fs->dop_armed)
+        mars_ev_cancel(loop, &fs->dop);
     for (size_t i = 0; i < fs->nfiles; i++)
         if (fs->files[i]->reading)
             mars_ev_cancel(loop, &fs->files[i]->op);

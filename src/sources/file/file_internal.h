@@ -40,7 +40,13 @@ struct file_conf {
     int64_t line_timeout;
     uint64_t read_size;
     int64_t rotate_wait;
+    int64_t notify_delay; /* ns a change waits for its read (inotify); 0: at once */
 };
+
+/* notify_delay's default (file's option table says "20ms"; kubernetes_logs uses this):
+ * well under the 100 ms a shipped line may take, long enough to read a writer's burst of
+ * small appends with one read. */
+#define FILE_NOTIFY_DELAY_NS 20000000
 
 /* Emitted-but-not-yet-acknowledged byte ranges of one file, in emission order. */
 struct file_range {
@@ -186,6 +192,8 @@ struct file_source {
     size_t ndirs, dirs_cap;
     struct mars_ev_op iop;
     bool iop_armed;
+    struct mars_ev_op dop; /* notify_delay: changed files wait for their read */
+    bool dop_armed;
     struct file_stats st;
     struct file_metrics m;
     struct file_read_head heads[FILE_READ_HEADS]; /* ring of truncated files' read heads */

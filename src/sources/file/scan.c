@@ -255,6 +255,7 @@ void mars_file_scan(struct file_source *fs)
 /* ---- inotify ---- */
 
 static void on_inotify(struct mars_ev_op *op, int res);
+static void on_notify_delay(struct mars_ev_op *op, int res);
 
 static void arm_inotify(struct file_source *fs)
 {
@@ -323,7 +324,7 @@ static void on_inotify(struct mars_ev_op *op, int res)
 {
     struct file_source *fs = op->data;
     char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
-    bool rescan = false;
+    bool rescan = false, structural = false;
 
     fs->iop_armed = false;
     if (res < 0 || fs->stopping) {
@@ -331,7 +332,10 @@ static void on_inotify(struct mars_ev_op *op, int res)
         return;
     }
     ssize_t n;
-    while ((n = read(fs->ifd, buf, sizeof(buf))) > 0) {
+    /* one read takes every queued event that fits: a short one drained the queue */
+    bool more = true;
+    while (more && (n = read(fs->ifd, buf, sizeof(buf))) > 0) {
+        more = (size_t)n > sizeof(buf) - sizeof(struct inotify_event) - NAME_MAX - 1;
         for (char *p = buf; p < buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
             if (ev->mask & IN_IGNORED)
@@ -347,12 +351,39 @@ static void on_inotify(struct mars_ev_op *op, int res)
             }
             if (ev->mask & (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB))
                 schedule_dir(fs, ev->wd, ev->len ? ev->name : NULL);
+            if (ev->mask & ~(uint32_t)(IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB))
+                structural = true;
             p += sizeof(*ev) + ev->len;
         }
     }
     mars_file_open_pending(fs); /* what appeared, and dormant files that changed */
     if (rescan)
         mars_file_scan_soon(fs);
+    /* Appends that come as many small writes are read together: after events that only
+     * say files changed, those files wait notify_delay for their read and the watch is
+     * re-armed only then (the kernel merges a file's repeated events meanwhile), so a
+     * writer's many small appends cost a wakeup per delay instead of one each, on every
+     * worker watching the directory. A file created in that window is heard of when it
+     * ends (at most notify_delay later); events that say files came or went are acted on
+     * at once. */
+    if (fs->conf->notify_delay > 0 && !structural) {
+        mars_ev_prep_timer(&fs->dop, fs->conf->notify_delay, on_notify_delay, fs);
+        fs->dop_armed = mars_ev_submit(mars_source_loop(fs->src), &fs->dop) == 0;
+        if (fs->dop_armed)
+            return;
+    }
+    mars_file_pump(fs);
+    arm_inotify(fs);
+}
+
+static void on_notify_delay(struct mars_ev_op *op, int res)
+{
+    struct file_source *fs = op->data;
+    fs->dop_armed = false;
+    if (res == -ECANCELED || fs->stopping) {
+        mars_file_maybe_finish(fs);
+        return;
+    }
     mars_file_pump(fs);
     arm_inotify(fs);
 }

@@ -532,6 +532,7 @@ static int make_file_conf(struct kubernetes_instance *k)
     f->charset = CHARSET_UTF8;
     f->line_timeout = c->line_timeout;
     f->read_size = 256 << 10;
+    f->notify_delay = FILE_NOTIFY_DELAY_NS;
     return 0;
 }
 

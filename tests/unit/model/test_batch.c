@@ -100,12 +100,96 @@ static void test_exclusive_unshared_is_noop(void **state)
     (void)state;
 }
 
+/* A batch of a few lines that is the only holder of a chunk gives the chunk back and keeps
+ * its lines (copied, newline included, still contiguous); a shared one, a dense one and a
+ * clone are left alone; the ack still waits for the batch. */
+static void test_unpin_sparse(void **state)
+{
+    struct mars_chunk_pool p;
+    mars_chunk_pool_init(&p, 4096, 1 << 20);
+    acks = delivered_acks = 0;
+    struct mars_batch *b = mars_batch_create(2);
+    struct mars_chunk *c = mars_chunk_get(&p, 0);
+    assert_int_equal(mars_batch_hold_chunk(b, c), 0);
+    mars_chunk_unref(c);
+    memcpy(c->data, "ab\ncd\n", 6);
+    for (int i = 0; i < 2; i++) {
+        struct mars_event *e = mars_batch_push(b);
+        e->msg = (struct mars_slice){(char *)c->data + 3 * i, 2};
+        e->flags = MARS_EVF_NL_FOLLOWS;
+        e->host = "node-1";
+        b->bytes += 2;
+    }
+    b->ack = (struct mars_batch_ack){.fn = on_ack, .a = 42};
+
+    struct mars_batch *other = mars_batch_ref(b); /* shared: left alone */
+    assert_int_equal(mars_batch_unpin(b), 0);
+    mars_batch_release(other);
+    assert_int_equal(p.live, 1);
+
+    assert_int_equal(mars_batch_unpin(b), 1);
+    assert_int_equal(p.live, 0); /* the chunk went back */
+    assert_int_equal(b->nchunks, 0);
+    assert_memory_equal(b->ev[0].msg.ptr, "ab\n", 3);
+    assert_memory_equal(b->ev[1].msg.ptr, "cd\n", 3);
+    assert_ptr_equal(b->ev[0].msg.ptr + 3, b->ev[1].msg.ptr);
+    assert_string_equal(b->ev[0].host, "node-1");
+    assert_int_equal(mars_batch_unpin(b), 0); /* nothing left to give back */
+    assert_int_equal(acks, 0);
+    mars_batch_release(b);
+    assert_int_equal(acks, 1);
+    assert_int_equal(delivered_acks, 1);
+
+    /* dense: the lines fill most of the chunk */
+    struct mars_batch *d = make(&p, 4000);
+    assert_int_equal(mars_batch_unpin(d), 0);
+    /* a clone keeps its parent's chunks: not unpinned */
+    struct mars_batch *keep = mars_batch_ref(d), *cl = d;
+    assert_int_equal(mars_batch_exclusive(&cl), 0);
+    mars_batch_release(keep);
+    assert_int_equal(mars_batch_unpin(cl), 0);
+    mars_batch_release(cl);
+    assert_int_equal(p.live, 0);
+    mars_chunk_pool_fini(&p);
+    (void)state;
+}
+
+/* Held waiters run once, at release, and only when a chunk came back meanwhile. */
+static int waited;
+static void on_memory(void *arg)
+{
+    (void)arg;
+    waited++;
+}
+
+static void test_pool_hold_waiters(void **state)
+{
+    struct mars_chunk_pool p;
+    mars_chunk_pool_init(&p, 4096, 4096);
+    waited = 0;
+    struct mars_chunk *c = mars_chunk_get(&p, 0);
+    assert_null(mars_chunk_get(&p, 0));
+    assert_int_equal(mars_chunk_pool_on_free(&p, on_memory, NULL), 0);
+    mars_chunk_pool_hold(&p);
+    mars_chunk_pool_release(&p);
+    assert_int_equal(waited, 0); /* nothing came back */
+    mars_chunk_pool_hold(&p);
+    mars_chunk_unref(c);
+    assert_int_equal(waited, 0);
+    mars_chunk_pool_release(&p);
+    assert_int_equal(waited, 1);
+    mars_chunk_pool_fini(&p);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ack_after_last_reference),
         cmocka_unit_test(test_clone_keeps_parent_and_abandon),
         cmocka_unit_test(test_exclusive_unshared_is_noop),
+        cmocka_unit_test(test_unpin_sparse),
+        cmocka_unit_test(test_pool_hold_waiters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

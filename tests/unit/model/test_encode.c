@@ -5,6 +5,8 @@
  * UTF-8 and invalid bytes, at every length from 0 to 80 and at odd offsets; invalid UTF-8
  * must become U+FFFD and be counted. Also a summary metric event in JSON and as text.
  */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,8 @@
 
 #include "core/utf8.h"
 #include "model/encode.h"
+#include "model/fields.h"
+#include "model/json.h"
 #include "model/metric_event.h"
 
 static size_t reference(const unsigned char *s, size_t n, char *out, uint64_t *invalid)
@@ -55,7 +59,15 @@ static size_t reference(const unsigned char *s, size_t n, char *out, uint64_t *i
     return o;
 }
 
+/* Bytes of plain text with one of the pieces below in about one of every `every` draws. */
+static void fill_sparse(unsigned char *b, size_t n, uint32_t *seed, uint32_t every);
+
 static void fill(unsigned char *b, size_t n, uint32_t *seed)
+{
+    fill_sparse(b, n, seed, 4);
+}
+
+static void fill_sparse(unsigned char *b, size_t n, uint32_t *seed, uint32_t every)
 {
     static const char *const pieces[] = {
         "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\"", "\\", "\n", "\x01", "\x7f",
@@ -64,7 +76,7 @@ static void fill(unsigned char *b, size_t n, uint32_t *seed)
     while (i < n) {
         *seed = *seed * 1103515245u + 12345u;
         uint32_t r = *seed >> 8;
-        if (r % 4) { /* mostly plain text, so the fast path runs */
+        if (r % every) { /* mostly plain text, so the fast paths run */
             b[i++] = (unsigned char)('a' + r % 26);
             continue;
         }
@@ -90,6 +102,21 @@ static void test_matches_reference(void **state)
         assert_int_equal(mars_encode_json_string(&e, (const char *)buf + off, n), 0);
         assert_int_equal(e.out_len, wl);
         assert_memory_equal(e.out, want, wl);
+        assert_int_equal(e.invalid_utf8 - before, inv);
+    }
+    /* long strings with rare specials: the 32-byte blocks of the wide path, and blocks
+     * with one special handed to the byte loop */
+    static unsigned char lbuf[512];
+    static char lwant[512 * 6 + 2];
+    for (int round = 0; round < 3000; round++) {
+        size_t n = (size_t)(round % 480), off = (size_t)(round % 5);
+        fill_sparse(lbuf + off, n, &seed, 16 + (uint32_t)(round % 200));
+        uint64_t inv = 0, before = e.invalid_utf8;
+        size_t wl = reference(lbuf + off, n, lwant, &inv);
+        e.out_len = 0;
+        assert_int_equal(mars_encode_json_string(&e, (const char *)lbuf + off, n), 0);
+        assert_int_equal(e.out_len, wl);
+        assert_memory_equal(e.out, lwant, wl);
         assert_int_equal(e.invalid_utf8 - before, inv);
     }
     /* every single byte value */
@@ -152,12 +179,66 @@ static void test_summary_event(void **state)
     mars_batch_release(b);
 }
 
+/* One event with parsed fields {"level":"info","code":7}, a file and a host, encoded under
+ * `fields` / `except_fields`. */
+static void check_select(const char *const *names, size_t n, bool except, const char *want)
+{
+    struct mars_batch *b = mars_batch_create(1);
+    struct mars_event *ev = mars_batch_push(b);
+    struct mars_fbuild fb;
+    size_t at;
+    const char *json = "{\"level\":\"info\",\"code\":7}";
+    ev->msg = (struct mars_slice){"the line", 8};
+    ev->ts_ns = 1700000000123456789;
+    ev->file = "/var/log/a.log";
+    ev->host = "node-1";
+    mars_fbuild_init(&fb);
+    mars_fbuild_reset(&fb, &b->arena);
+    assert_int_equal(mars_json_parse(json, strlen(json), 64, &fb, 0, &at), MARS_JSON_OK);
+    assert_int_equal(mars_fields_merge(b, ev, &fb, NULL), 0);
+    mars_fbuild_fini(&fb);
+    struct mars_strlist list = {(char **)(uintptr_t)names, n}, none = {NULL, 0};
+    struct mars_field_select sel;
+    assert_int_equal(mars_field_select_init(&sel, except ? &none : &list, except ? &list : &none),
+                     0);
+    struct mars_encoder e = {.select = &sel};
+    assert_int_equal(mars_encode_json_event(&e, ev), 0);
+    assert_int_equal(e.out_len, strlen(want));
+    assert_memory_equal(e.out, want, e.out_len);
+    mars_encoder_fini(&e);
+    mars_batch_release(b);
+}
+
+static void test_field_select(void **state)
+{
+    (void)state;
+    static const char *const all[] = {"nothing"};
+    check_select(all, 0, false,
+                 "{\"timestamp\":\"2023-11-14T22:13:20.123456789Z\",\"message\":\"the line\","
+                 "\"file\":\"/var/log/a.log\",\"host\":\"node-1\",\"level\":\"info\","
+                 "\"code\":7}");
+    static const char *const only[] = {"code", "message"};
+    check_select(only, 2, false, "{\"message\":\"the line\",\"code\":7}");
+    static const char *const only_ts[] = {"timestamp", "level"};
+    check_select(only_ts, 2, false,
+                 "{\"timestamp\":\"2023-11-14T22:13:20.123456789Z\",\"level\":\"info\"}");
+    static const char *const except[] = {"timestamp", "file", "host", "code"};
+    check_select(except, 4, true, "{\"message\":\"the line\",\"level\":\"info\"}");
+    static const char *const none_left[] = {"zzz"};
+    check_select(none_left, 1, false, "{}");
+    /* both lists set: refused */
+    struct mars_strlist a = {(char **)(uintptr_t)only, 2};
+    struct mars_field_select sel;
+    assert_int_equal(mars_field_select_init(&sel, &a, &a), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_reference),
         cmocka_unit_test(test_appends),
         cmocka_unit_test(test_summary_event),
+        cmocka_unit_test(test_field_select),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

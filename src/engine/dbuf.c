@@ -256,8 +256,8 @@ static int scan_seg(struct mars_dbuf *d, uint32_t lane, const char *path, uint64
         return -errno;
     }
     struct stat st;
-    if (fstat(fd, &st) || st.st_size < MARS_DBUF_SEG_HDR) {
-        /* cut before its magic was written: it holds nothing */
+    if (fstat(fd, &st) || st.st_size <= MARS_DBUF_SEG_HDR) {
+        /* no record (maybe cut before its magic was written): it holds nothing */
         close(fd);
         unlink(path);
         return 0;
@@ -327,6 +327,9 @@ static int open_lane(struct mars_dbuf *d, uint32_t lane, uint64_t *max_seq)
     }
     closedir(dp);
     qsort(seqs, n, sizeof(*seqs), cmp_u64);
+    /* a new segment is named after a seq above every name here, so none is reused */
+    if (n && *max_seq < seqs[n - 1])
+        *max_seq = seqs[n - 1];
     for (size_t i = 0; i < n && rc == 0; i++) {
         char path[PATH_MAX + 32];
         snprintf(path, sizeof(path), "%s/%020llu.seg", l->dir, (unsigned long long)seqs[i]);
@@ -367,7 +370,7 @@ static int new_segment(struct mars_dbuf *d)
     char path[PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/%020llu.seg", d->lanes[0].dir,
              (unsigned long long)d->next_seq);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
     ssize_t n = pwrite(fd, MARS_DBUF_SEG_MAGIC, MARS_DBUF_SEG_HDR, 0);
@@ -588,10 +591,19 @@ static void trim(struct mars_dbuf *d)
     set_blocked(d);
 }
 
+static bool may_read(const struct mars_dbuf *d)
+{
+    const struct mars_sink *s = d->s;
+    if (d->closing || s->aborting)
+        return false;
+    /* on stop, what is on disk stays there (it is safe); --once drains it */
+    return s->w->state != MARS_W_DRAINING || s->w->e->opts.once;
+}
+
 static void on_replay_ack(struct mars_batch *b, bool delivered)
 {
     struct mars_dbuf *d = b->ack.ctx;
-    if (!delivered && (d->closing || d->s->aborting))
+    if (!delivered && (d->closing || d->s->aborting || !may_read(d)))
         return; /* shutdown: the record stays on disk and comes again */
     if (b->ack.a < d->ring_base || b->ack.a >= d->ring_base + d->ring_n)
         return;
@@ -658,15 +670,6 @@ static struct mars_batch *decode(struct mars_dbuf *d, const struct mars_dbuf_rec
         return NULL;
     }
     return b;
-}
-
-static bool may_read(const struct mars_dbuf *d)
-{
-    const struct mars_sink *s = d->s;
-    if (d->closing || s->aborting)
-        return false;
-    /* on stop, what is on disk stays there (it is safe); --once drains it */
-    return s->w->state != MARS_W_DRAINING || s->w->e->opts.once;
 }
 
 void mars_dbuf_pump(struct mars_sink *s)

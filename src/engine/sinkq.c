@@ -237,11 +237,25 @@ static void call_write(struct mars_sink *s, struct mars_sink_slot *sl)
     s->node->desc->sink.write(s, &sl->req);
 }
 
+/* Stopping with a disk buffer: what was read back into memory, or waits for its retry,
+ * is on disk and comes again after the restart; only requests in flight finish. */
+static void shed_replayed(struct mars_sink *s)
+{
+    while (s->q.count > 0)
+        mars_batch_abandon(bufq_pop(&s->q));
+    update_gauges(s);
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (s->slots[i].retry_wait && s->slots[i].timer_armed)
+            mars_ev_cancel(s->w->loop, &s->slots[i].timer);
+}
+
 void mars_sinkq_dispatch(struct mars_sink *s)
 {
     if (s->dispatching)
         return; /* the loop below picks up whatever changed */
     s->dispatching = true;
+    if (s->dbuf && s->w->state == MARS_W_DRAINING && !s->w->e->opts.once)
+        shed_replayed(s);
     if (s->timer_armed && s->w->state == MARS_W_DRAINING)
         mars_ev_cancel(s->w->loop, &s->timer); /* draining sends partial requests now */
     struct mars_sink_slot *sl;

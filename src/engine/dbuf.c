@@ -88,6 +88,8 @@ struct mars_dbuf {
     struct seg *segs; /* FIFO in reading order; the last is the one written */
     size_t nsegs, segs_cap;
     uint64_t next_uid, next_seq;
+    uint64_t last_name; /* of the newest segment: names are unique and increasing */
+    int last_err;       /* of the failing write, logged once per errno */
     int wfd;       /* the segment written (segs[nsegs - 1]) */
     uint64_t woff; /* its end */
     uint64_t seg_max, max_bytes;
@@ -368,8 +370,9 @@ static int sync_dir(const char *dir)
 static int new_segment(struct mars_dbuf *d)
 {
     char path[PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/%020llu.seg", d->lanes[0].dir,
-             (unsigned long long)d->next_seq);
+    /* named after its first seq, unless a segment that got no record took that name */
+    uint64_t name = d->next_seq > d->last_name ? d->next_seq : d->last_name + 1;
+    snprintf(path, sizeof(path), "%s/%020llu.seg", d->lanes[0].dir, (unsigned long long)name);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
@@ -388,6 +391,7 @@ static int new_segment(struct mars_dbuf *d)
         unlink(path);
         return rc;
     }
+    d->last_name = name;
     if (d->wfd >= 0) {
         if (bconf(d)->sync != MARS_SYNC_NONE)
             fdatasync(d->wfd);
@@ -468,11 +472,19 @@ static void arm_tick(struct mars_dbuf *d);
 static void write_failed(struct mars_dbuf *d, int rc)
 {
     mars_stat_add(&d->s->stats->errors[MARS_ERR_WRITE], 1);
-    if (!d->space_error)
+    /* Seal the segment: the next write starts a new one. Otherwise a disk filled by this
+     * very segment could never free: it would stay the one written, never deleted, while
+     * the sink delivers its records. */
+    if (d->wfd >= 0) {
+        close(d->wfd);
+        d->wfd = -1;
+    }
+    if (!d->space_error || rc != d->last_err)
         mars_error(sid(d), "cannot write to the disk buffer %s: %s; the sources are blocked and "
                    "the write is retried every second",
                    d->lanes[0].dir, strerror(-rc));
     d->space_error = true;
+    d->last_err = rc;
 }
 
 /* Writes the batches that wait after a failed write, in order. */
@@ -566,7 +578,7 @@ static void close_reader(struct mars_dbuf *d)
  * no longer in flight. */
 static void trim(struct mars_dbuf *d)
 {
-    while (d->rseg > 0 && d->nsegs > 1) {
+    while (d->rseg > 0) { /* the reader never passes the segment written */
         struct seg *g = &d->segs[0];
         if (d->ring_n && d->ring[d->ring_head].seg_uid == g->uid)
             break;
@@ -873,6 +885,7 @@ int mars_dbuf_open(struct mars_sink *s)
         return rc;
     }
     d->next_seq = max_seq + 1;
+    d->last_name = max_seq;
     if (d->nsegs)
         mars_info(sid(d), "disk buffer %s: %llu events in %zu segments (%llu bytes) to deliver",
                   dir, (unsigned long long)d->disk_events, d->nsegs,

@@ -84,14 +84,14 @@ struct batchv {
 struct mars_dbuf {
     struct mars_sink *s;
     struct lane *lanes;
-    uint32_t nlanes; /* lanes[0] is this worker's own */
+    uint32_t nlanes;  /* lanes[0] is this worker's own */
     struct seg *segs; /* FIFO in reading order; the last is the one written */
     size_t nsegs, segs_cap;
     uint64_t next_uid, next_seq;
     uint64_t last_name; /* of the newest segment: names are unique and increasing */
     int last_err;       /* of the failing write, logged once per errno */
-    int wfd;       /* the segment written (segs[nsegs - 1]) */
-    uint64_t woff; /* its end */
+    int wfd;            /* the segment written (segs[nsegs - 1]) */
+    uint64_t woff;      /* its end */
     uint64_t seg_max, max_bytes;
     int rfd;
     size_t rseg; /* index into segs of the segment read */
@@ -279,7 +279,8 @@ static int scan_seg(struct mars_dbuf *d, uint32_t lane, const char *path, uint64
         if (res == MARS_DBUF_END || res == MARS_DBUF_IOERR)
             break;
         if (res == MARS_DBUF_TORN) {
-            mars_warn(sid(d), "%s: torn record at offset %llu (a write cut by a crash): %llu bytes "
+            mars_warn(sid(d),
+                      "%s: torn record at offset %llu (a write cut by a crash): %llu bytes "
                       "truncated",
                       path, (unsigned long long)off, (unsigned long long)(end - off));
             if (ftruncate(fd, (off_t)off) == 0)
@@ -422,8 +423,8 @@ static int write_record(struct mars_dbuf *d, struct mars_batch *b)
     for (uint32_t i = 0; i < b->n; i++)
         if ((rc = mars_wire_enc_add(&d->enc, &b->ev[i], SIZE_MAX)))
             return rc;
-    if ((rc = mars_wire_enc_finish(&d->enc, d->next_seq,
-                                   bconf(d)->compression == MARS_BUFCOMP_LZ4)))
+    if ((rc =
+             mars_wire_enc_finish(&d->enc, d->next_seq, bconf(d)->compression == MARS_BUFCOMP_LZ4)))
         return rc;
     uint8_t hdr[MARS_DBUF_REC_HDR];
     struct mars_dbuf_rec r = {.seq = d->next_seq,
@@ -480,7 +481,8 @@ static void write_failed(struct mars_dbuf *d, int rc)
         d->wfd = -1;
     }
     if (!d->space_error || rc != d->last_err)
-        mars_error(sid(d), "cannot write to the disk buffer %s: %s; the sources are blocked and "
+        mars_error(sid(d),
+                   "cannot write to the disk buffer %s: %s; the sources are blocked and "
                    "the write is retried every second",
                    d->lanes[0].dir, strerror(-rc));
     d->space_error = true;
@@ -516,8 +518,10 @@ void mars_dbuf_enqueue(struct mars_sink *s, struct mars_batch *b)
     }
     if (d->over_size && bconf(d)->when_full == MARS_WHEN_FULL_DROP_NEWEST) {
         mars_stat_add(&s->stats->discarded_intentional, b->n);
-        MARS_LOG_RL(MARS_LOG_WARN, sid(d), "disk buffer full (when_full: drop_newest): dropped %u "
-                    "events", b->n);
+        MARS_LOG_RL(MARS_LOG_WARN, sid(d),
+                    "disk buffer full (when_full: drop_newest): dropped %u "
+                    "events",
+                    b->n);
         mars_batch_release(b);
         return;
     }
@@ -651,9 +655,8 @@ static struct mars_batch *decode(struct mars_dbuf *d, const struct mars_dbuf_rec
 {
     struct mars_wire_hdr h;
     const uint8_t *p = d->rb.p;
-    if (r->len < MARS_WIRE_HDR ||
-        mars_wire_get_hdr(p, MARS_DBUF_REC_MAX, &h, why) || h.type != MARS_WIRE_BATCH ||
-        h.length != r->len - MARS_WIRE_HDR) {
+    if (r->len < MARS_WIRE_HDR || mars_wire_get_hdr(p, MARS_DBUF_REC_MAX, &h, why) ||
+        h.type != MARS_WIRE_BATCH || h.length != r->len - MARS_WIRE_HDR) {
         if (!*why)
             *why = "bad batch frame";
         return NULL;
@@ -708,8 +711,8 @@ void mars_dbuf_pump(struct mars_sink *s)
         struct mars_dbuf_rec r;
         uint64_t next = end, off = d->roff;
         int err;
-        enum mars_dbuf_next res = mars_dbuf_seg_next(d->rfd, off, end, true, &d->rb, &r, &next,
-                                                     &err);
+        enum mars_dbuf_next res =
+            mars_dbuf_seg_next(d->rfd, off, end, true, &d->rb, &r, &next, &err);
         if (res == MARS_DBUF_END || (res == MARS_DBUF_TORN && last)) {
             if (last)
                 break; /* caught up with the writer */
@@ -719,8 +722,8 @@ void mars_dbuf_pump(struct mars_sink *s)
             continue;
         }
         if (res == MARS_DBUF_IOERR) {
-            MARS_LOG_RL(MARS_LOG_ERROR, sid(d), "cannot read %s: %s (retried in a second)",
-                        g->path, strerror(err));
+            MARS_LOG_RL(MARS_LOG_ERROR, sid(d), "cannot read %s: %s (retried in a second)", g->path,
+                        strerror(err));
             break;
         }
         if (res == MARS_DBUF_TORN) { /* torn and not truncated at start: treat as damage */
@@ -745,8 +748,12 @@ void mars_dbuf_pump(struct mars_sink *s)
             continue;
         }
         uint64_t abs;
-        if (ring_push(d, (struct inflight){.seg_uid = g->uid, .seq = r.seq, .wall = r.wall_ns,
-                                           .lane = g->lane, .events = r.events},
+        if (ring_push(d,
+                      (struct inflight){.seg_uid = g->uid,
+                                        .seq = r.seq,
+                                        .wall = r.wall_ns,
+                                        .lane = g->lane,
+                                        .events = r.events},
                       &abs)) {
             mars_batch_release(b);
             d->roff = off; /* again later */
@@ -866,8 +873,7 @@ int mars_dbuf_open(struct mars_sink *s)
     }
     if (access(dir, W_OK) != 0) {
         rc = -errno;
-        mars_error(sid(d), "the disk buffer directory %s is not writable: %s", dir,
-                   strerror(-rc));
+        mars_error(sid(d), "the disk buffer directory %s is not writable: %s", dir, strerror(-rc));
         return rc;
     }
     if ((rc = add_lane(d, dir, true)) || (rc = adopt_lanes(d, root)))
@@ -1001,11 +1007,13 @@ void mars_dbuf_orphans(const struct mars_config *cfg)
         bool rm = cfg->top.orphan_buffers == MARS_ORPHANS_DELETE;
         uint64_t size = tree_size(dir, rm, 0);
         if (rm && rmdir(dir) == 0) {
-            mars_warn("-", "disk buffer %s (%llu bytes) belongs to no configured sink with a disk "
+            mars_warn("-",
+                      "disk buffer %s (%llu bytes) belongs to no configured sink with a disk "
                       "buffer: deleted (orphan_buffers: delete)",
                       dir, (unsigned long long)size);
         } else {
-            mars_warn("-", "disk buffer %s (%llu bytes) belongs to no configured sink with a disk "
+            mars_warn("-",
+                      "disk buffer %s (%llu bytes) belongs to no configured sink with a disk "
                       "buffer: kept (its events are not delivered; orphan_buffers: delete "
                       "removes it)",
                       dir, (unsigned long long)size);

@@ -25,11 +25,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MARS_DBUF_SEG_MAGIC     "MARSDB1\n"
-#define MARS_DBUF_SEG_HDR       8
-#define MARS_DBUF_REC_HDR       40
-#define MARS_DBUF_REC_MAGIC     0x5244424du
-#define MARS_DBUF_REC_MAX       (256u << 20) /* a longer len is corrupt */
+#define MARS_DBUF_SEG_MAGIC "MARSDB1\n"
+#define MARS_DBUF_SEG_HDR   8
+#define MARS_DBUF_REC_HDR   40
+#define MARS_DBUF_REC_MAGIC 0x5244424du
+#define MARS_DBUF_REC_MAX   (256u << 20) /* a longer len is corrupt */
 
 struct mars_dbuf_rec {
     uint64_t seq;

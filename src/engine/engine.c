@@ -94,7 +94,7 @@ struct mars_engine *mars_engine_create(const struct mars_config *cfg,
         }
     }
     if (e->lock_fd >= 0)
-        mars_dbuf_orphans(cfg); /* buffers of sinks that left the configuration */
+        mars_dbuf_orphans(cfg);                  /* buffers of sinks that left the configuration */
     const char *host_name = mars_host_default(); /* also fills the templates' cache */
     if (cfg->top.host.name && cfg->top.host.name[0])
         host_name = cfg->top.host.name;
@@ -402,7 +402,8 @@ void mars_engine_node_stats(const struct mars_engine *e, uint32_t node, struct m
         SUM(disk_written);
         SUM(disk_read);
         SUM(disk_corrupt);
-        uint64_t o = mars_stat_get(&s->disk_oldest_wall_ns), m = mars_stat_get(&out->disk_oldest_wall_ns);
+        uint64_t o = mars_stat_get(&s->disk_oldest_wall_ns),
+                 m = mars_stat_get(&out->disk_oldest_wall_ns);
         if (o && (!m || o < m)) /* the oldest over workers, not a sum */
             mars_stat_set(&out->disk_oldest_wall_ns, o);
         for (int k = 0; k < MARS_ERR__COUNT; k++)

@@ -324,11 +324,21 @@ static void collect_disk(struct mars_mvisitor *v, const struct mars_engine *e,
                 continue;
             double val = 0;
             switch (f) {
-            case 0: val = (double)s->disk_bytes; break;
-            case 1: val = (double)s->disk_events; break;
-            case 2: val = (double)s->disk_written; break;
-            case 3: val = (double)s->disk_read; break;
-            case 4: val = (double)s->disk_corrupt; break;
+            case 0:
+                val = (double)s->disk_bytes;
+                break;
+            case 1:
+                val = (double)s->disk_events;
+                break;
+            case 2:
+                val = (double)s->disk_written;
+                break;
+            case 3:
+                val = (double)s->disk_read;
+                break;
+            case 4:
+                val = (double)s->disk_corrupt;
+                break;
             default: {
                 int64_t o = (int64_t)s->disk_oldest_wall_ns;
                 val = o && now > o ? (double)(now - o) / 1e9 : 0;

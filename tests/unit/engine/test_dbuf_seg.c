@@ -45,8 +45,11 @@ static uint64_t append(uint64_t seq, uint32_t len)
     assert_non_null(p);
     for (uint32_t i = 0; i < len; i++)
         p[i] = (uint8_t)(seq * 31 + i);
-    struct mars_dbuf_rec r = {
-        .seq = seq, .wall_ns = 1000 + (int64_t)seq, .len = len, .events = (uint32_t)seq, .source = 3};
+    struct mars_dbuf_rec r = {.seq = seq,
+                              .wall_ns = 1000 + (int64_t)seq,
+                              .len = len,
+                              .events = (uint32_t)seq,
+                              .source = 3};
     uint8_t h[MARS_DBUF_REC_HDR];
     mars_dbuf_rec_header(h, &r, p);
     off_t off = lseek(fd, 0, SEEK_END);

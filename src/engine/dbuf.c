@@ -461,10 +461,19 @@ static int write_record(struct mars_dbuf *d, struct mars_batch *b)
     return 0;
 }
 
+static void flush_unsynced(struct mars_dbuf *d);
+
 static void written(struct mars_dbuf *d, struct mars_batch *b)
 {
-    if (bconf(d)->sync == MARS_SYNC_INTERVAL && bv_push(&d->unsynced, b) == 0)
+    if (bconf(d)->sync == MARS_SYNC_INTERVAL && bv_push(&d->unsynced, b) == 0) {
+        /* The batches waiting for the sync hold their chunks: once they hold half of the
+         * worker's chunk memory (or a source waits for a chunk) sync now rather than let the
+         * sources starve until the tick. */
+        const struct mars_chunk_pool *p = &d->s->w->pool;
+        if (p->live_bytes * 2 >= p->max_bytes || p->nwaiters)
+            flush_unsynced(d);
         return;
+    }
     mars_batch_release(b); /* its sources may acknowledge it now */
 }
 

@@ -9,12 +9,12 @@
 #   3 damage between runs: one segment gets a flipped byte, another is cut mid-record; the
 #     rest is delivered and mars_buffer_disk_corrupt_records_total counts the damage
 # N is 300,000 lines (about 100 s on a loaded 2-core machine, bounded by the Python fake;
-# DISK_N=1000000 runs the million, about 4 min), 100,000 under a sanitizer build.
+# DISK_N=1000000 runs the million, about 4 min), 50,000 under a sanitizer build.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/fakes.bash"
 
-if [[ ${MARS_SANITIZED:-} == 1 ]]; then N=${DISK_N:-100000} SLOW=3; else N=${DISK_N:-300000} SLOW=1; fi
+if [[ ${MARS_SANITIZED:-} == 1 ]]; then N=${DISK_N:-50000} SLOW=3; else N=${DISK_N:-300000} SLOW=1; fi
 D=$TMP/logs
 DATA=$TMP/data
 mkdir -p "$D" "$DATA"

@@ -329,7 +329,8 @@ static int open_lane(struct mars_dbuf *d, uint32_t lane, uint64_t *max_seq)
         seqs[n++] = q;
     }
     closedir(dp);
-    qsort(seqs, n, sizeof(*seqs), cmp_u64);
+    if (n)
+        qsort(seqs, n, sizeof(*seqs), cmp_u64);
     /* a new segment is named after a seq above every name here, so none is reused */
     if (n && *max_seq < seqs[n - 1])
         *max_seq = seqs[n - 1];

@@ -94,11 +94,11 @@ rm -f "$D/a.log.1" "$D/a.log" "$D/b.log"
 # every line is in the buffer; more than once when a kill -9 came before the file source
 # saved its position (checkpoint_interval, 1 s): those lines are read and spooled again
 events=$(metric mars_buffer_disk_events)
-written=$(metric mars_buffer_disk_written_records_total)
 ((events >= N)) || fail "only $events events in the disk buffer for $N lines"
 dup1=$((events - N))
 kill -TERM "$MARS_PID"
 wait_exit "$MARS_PID" $((60 * SLOW)) "$TMP/err$RUN"
+expect_eq "$EXIT_RC" 0 "exit code of run $RUN"
 du -sh "$DATA/buffers" | sed 's/^/   buffer: /'
 pass "1: lines spooled ($events events on disk, $dup1 of them read again after a kill -9), sources rotated and deleted"
 
@@ -134,6 +134,7 @@ corrupt=$(metric mars_buffer_disk_corrupt_records_total)
 expect_eq "$corrupt" 0 "corrupt records"
 kill -TERM "$MARS_PID"
 wait_exit "$MARS_PID" $((60 * SLOW)) "$TMP/err$RUN"
+expect_eq "$EXIT_RC" 0 "exit code of run $RUN"
 read -r total dups < <("$PY" - "$TMP/docs" "$N" <<'EOF'
 import json, sys
 n = int(sys.argv[2])
@@ -166,6 +167,7 @@ write_lines 1 "$M" "$D/c.log"
 wait_until $((60 * SLOW)) "the lines are on disk" spooled
 kill -TERM "$MARS_PID"
 wait_exit "$MARS_PID" $((60 * SLOW)) "$TMP/err$RUN"
+expect_eq "$EXIT_RC" 0 "exit code of run $RUN"
 mapfile -t segfiles < <(find "$DATA/buffers/es" -name '*.seg' -size +100k | sort)
 ((${#segfiles[@]} >= 3)) || fail "too few segments to damage: $(find "$DATA/buffers" -type f -ls)"
 # flip a byte in the middle of the first big segment; cut the last one mid-record
@@ -191,6 +193,7 @@ grep -q "corrupt record at offset" "$TMP/err$RUN" || fail "no log line names the
 grep -q "torn record at offset" "$TMP/err$RUN" || fail "no log line for the cut record"
 kill -TERM "$MARS_PID"
 wait_exit "$MARS_PID" $((60 * SLOW)) "$TMP/err$RUN"
+expect_eq "$EXIT_RC" 0 "exit code of run $RUN"
 got=$("$PY" - "$TMP/docs" <<'EOF'
 import json, sys
 print(len({json.loads(l)["source"]["message"].split()[0] for l in open(sys.argv[1])}))

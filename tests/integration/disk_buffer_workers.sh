@@ -43,6 +43,7 @@ start() {
 stop() {
     kill -TERM "$MARS_PID"
     wait_exit "$MARS_PID" $((60 * SLOW)) "$TMP/err$RUN"
+    expect_eq "$EXIT_RC" 0 "exit code of run $RUN"
 }
 metric() {
     curl -sf "http://127.0.0.1:$API/metrics" |

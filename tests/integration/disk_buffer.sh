@@ -8,7 +8,7 @@
 #     arrives (checked by content: every line number), duplicates are counted and bounded
 #   3 damage between runs: one segment gets a flipped byte, another is cut mid-record; the
 #     rest is delivered and mars_buffer_disk_corrupt_records_total counts the damage
-# N is 300,000 lines (about 100 s on a loaded 2-core machine, bounded by the Python fake;
+# N is 300,000 lines (40 to 100 s on a shared 2-core machine, bounded by the Python fake;
 # DISK_N=1000000 runs the million, about 4 min), 50,000 under a sanitizer build.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"

@@ -281,6 +281,24 @@ def run_file_blackhole(ctx, sc):
     return [repeat(ctx, row, one)]
 
 
+def run_disk_blackhole(ctx, sc):
+    """One large file → blackhole through a disk buffer (buffer.type: disk, `mars --once`
+    drains it before exiting): every batch is written to a segment file, read back and
+    decoded; beside file-blackhole it is what the disk buffer costs."""
+    d = ctx.data("big", data_big)
+    src, stdin, label = reader(ctx, d)
+    comp = sc.extra.get("compression", "none")
+    row = ctx.add(Row(sc.id, "%s → disk buffer (%s) → blackhole" % (label, comp), "mars",
+                      baseline="cat"))
+    cfg = {"sources": {"in": src},
+           "sinks": {"b": {"type": "blackhole", "inputs": ["in"],
+                           "buffer": {"type": "disk", "max_size": "8GiB", "compression": comp}}}}
+
+    def one(i):
+        return once(ctx, sc.id, cfg, {"b": d["lines"]}, d["lines"], d["bytes"], stdin=stdin)
+    return [repeat(ctx, row, one)]
+
+
 def run_stdin_blackhole(ctx, sc):
     """The same file through the stdin source: beside the file source's row it shows what the
     file source costs on top of reading lines."""
@@ -1279,8 +1297,9 @@ def peer_note(ctx, row):
 
 class Scenario:
     def __init__(self, sid, title, fn, needs=(), backend=None, env=None, baseline_for=None,
-                 skip_reason=None):
+                 skip_reason=None, extra=None):
         self.id, self.title, self.fn = sid, title, fn
+        self.extra = extra or {}  # scenario-specific settings for fn
         self.skip_reason = skip_reason  # said instead of "needs ..." when needs are missing
         self.needs, self.backend, self.env = needs, backend, env
         self.baseline_for = baseline_for  # baselines: run when a scenario with these ids runs
@@ -1326,6 +1345,10 @@ SCENARIOS = [
              needs=(("sink", "blackhole"),), backend="libevent"),
     Scenario("file-blackhole@io_uring", "one large file → blackhole [io_uring]", run_file_blackhole,
              needs=(("sink", "blackhole"),), backend="io_uring"),
+    Scenario("file-disk-blackhole", "one large file → disk buffer → blackhole", run_disk_blackhole,
+             needs=(("sink", "blackhole"),)),
+    Scenario("file-disk-lz4-blackhole", "one large file → disk buffer (lz4) → blackhole",
+             run_disk_blackhole, needs=(("sink", "blackhole"),), extra={"compression": "lz4"}),
     Scenario("stdin-blackhole", "stdin (< FILE) → blackhole, beside the file source", run_stdin_blackhole,
              needs=(("source", "file"), ("source", "stdin"), ("sink", "blackhole")),
              skip_reason="no file source yet: the file → blackhole row above is this pipeline"),

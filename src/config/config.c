@@ -24,7 +24,10 @@
 static const char *const io_backend_names[] = {"auto", "io_uring", "libevent", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace", NULL};
 static const char *const log_format_names[] = {"text", "json", NULL};
-static const char *const buffer_type_names[] = {"memory", NULL};
+static const char *const buffer_type_names[] = {"memory", "disk", NULL};
+static const char *const buffer_sync_names[] = {"none", "interval", "always", NULL};
+static const char *const buffer_compression_names[] = {"none", "lz4", NULL};
+static const char *const orphan_buffers_names[] = {"keep", "delete", NULL};
 static const char *const when_full_names[] = {"block", "drop_newest", NULL};
 static const char *const readiness_names[] = {"running", "sinks", NULL};
 
@@ -195,6 +198,13 @@ const struct mars_opt mars_top_options[] = {
      .offset = OFF(struct mars_top_conf, data_dir),
      .def = "/var/lib/mars",
      .desc = "Directory for checkpoints and disk buffers."},
+    {.name = "orphan_buffers",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(struct mars_top_conf, orphan_buffers),
+     .def = "keep",
+     .choices = orphan_buffers_names,
+     .desc = "Disk buffers under data_dir/buffers/ whose sink is no longer configured: keep "
+             "(reported at start with their size, a WARN) or delete (reported, then removed)."},
     {.name = "runtime",
      .type = MARS_OPT_SECTION,
      .offset = OFF(struct mars_top_conf, runtime),
@@ -224,9 +234,10 @@ static const struct mars_opt buffer_options[] = {
      .offset = OFF(struct mars_buffer_conf, type),
      .def = "memory",
      .choices = buffer_type_names,
-     .desc = "Where events wait for the sink: memory (bounded, per worker). memory is the "
-             "only choice until disk buffers are built; the option is there so a config "
-             "that names it keeps working when disk arrives."},
+     .desc = "Where events wait for the sink: memory (bounded, per worker), or disk "
+             "(segment files under data_dir/buffers/<sink id>/<worker>/, written before the "
+             "sources are acknowledged, so an outage spools to disk and kill -9 loses nothing; "
+             "max_events and max_bytes then bound the events read back into memory)."},
     {.name = "max_events",
      .type = MARS_OPT_INT,
      .offset = OFF(struct mars_buffer_conf, max_events),
@@ -247,7 +258,31 @@ static const struct mars_opt buffer_options[] = {
      .def = "block",
      .choices = when_full_names,
      .desc = "block pauses the sources that feed the sink; drop_newest drops (and counts) "
-             "events that do not fit."},
+             "events that do not fit (in memory, or over max_size on disk)."},
+    {.name = "max_size",
+     .type = MARS_OPT_SIZE,
+     .offset = OFF(struct mars_buffer_conf, max_size),
+     .def = "1GiB",
+     .min = 4 << 20,
+     .max = (int64_t)1 << 50,
+     .desc = "type disk: the most bytes the sink's segment files take, over all workers "
+             "(each worker gets an equal share); then when_full applies."},
+    {.name = "sync",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(struct mars_buffer_conf, sync),
+     .def = "interval",
+     .choices = buffer_sync_names,
+     .desc = "type disk: when written records are fdatasync'd, and so when their sources are "
+             "acknowledged: interval (every second: a power loss loses nothing acknowledged, "
+             "the last second comes again from the sources), always (before each batch is "
+             "acknowledged), none (acknowledged after write(2): survives kill -9, not a power "
+             "loss)."},
+    {.name = "compression",
+     .type = MARS_OPT_ENUM,
+     .offset = OFF(struct mars_buffer_conf, compression),
+     .def = "none",
+     .choices = buffer_compression_names,
+     .desc = "type disk: lz4 compresses each record (less disk, more CPU)."},
     {.name = NULL},
 };
 

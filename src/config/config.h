@@ -21,7 +21,12 @@
 
 enum mars_io_backend_choice { MARS_IO_AUTO, MARS_IO_URING, MARS_IO_LIBEVENT };
 enum mars_when_full { MARS_WHEN_FULL_BLOCK, MARS_WHEN_FULL_DROP_NEWEST };
-enum mars_buffer_type { MARS_BUFFER_MEMORY };
+enum mars_buffer_type { MARS_BUFFER_MEMORY, MARS_BUFFER_DISK };
+/* When a disk buffer fdatasyncs what it wrote (and so when its sources are acknowledged). */
+enum mars_buffer_sync { MARS_SYNC_NONE, MARS_SYNC_INTERVAL, MARS_SYNC_ALWAYS };
+enum mars_buffer_compression { MARS_BUFCOMP_NONE, MARS_BUFCOMP_LZ4 };
+/* What happens at start to disk buffers of sinks no longer in the configuration. */
+enum mars_orphan_buffers { MARS_ORPHANS_KEEP, MARS_ORPHANS_DELETE };
 /* What /readyz answers: the pipeline runs, or also no sink is failing. */
 enum mars_readiness { MARS_READY_RUNNING, MARS_READY_SINKS };
 
@@ -66,6 +71,7 @@ struct mars_top_conf {
     struct mars_log_conf log;
     struct mars_api_conf api;
     struct mars_host_conf host;
+    int orphan_buffers; /* enum mars_orphan_buffers */
 };
 
 struct mars_buffer_conf {
@@ -73,6 +79,10 @@ struct mars_buffer_conf {
     int64_t max_events;
     uint64_t max_bytes;
     int when_full; /* enum mars_when_full */
+    /* type disk */
+    uint64_t max_size; /* over all workers */
+    int sync;          /* enum mars_buffer_sync */
+    int compression;   /* enum mars_buffer_compression */
 };
 
 struct mars_batching_conf {

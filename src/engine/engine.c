@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "engine/checkpoint.h"
+#include "engine/dbuf.h"
 #include "engine/engine_internal.h"
 #include "engine/observe.h"
 #include "engine/observe_internal.h"
@@ -78,7 +79,9 @@ struct mars_engine *mars_engine_create(const struct mars_config *cfg,
     mars_info("-", "io backend %s (%s)", mars_ev_backend_name(e->backend), why);
     e->lock_fd = -1;
     for (uint32_t i = 0; i < cfg->n && e->lock_fd < 0; i++) {
-        if (!(cfg->nodes[i].desc->flags & MARS_DESC_DATA_DIR))
+        if (!(cfg->nodes[i].desc->flags & MARS_DESC_DATA_DIR) &&
+            !(cfg->nodes[i].kind == MARS_KIND_SINK &&
+              cfg->nodes[i].common.buffer.type == MARS_BUFFER_DISK))
             continue;
         /* two mars on one data_dir would both advance the same checkpoints */
         e->lock_fd = mars_data_dir_lock(cfg->top.data_dir);
@@ -90,6 +93,8 @@ struct mars_engine *mars_engine_create(const struct mars_config *cfg,
             return NULL;
         }
     }
+    if (e->lock_fd >= 0)
+        mars_dbuf_orphans(cfg);                  /* buffers of sinks that left the configuration */
     const char *host_name = mars_host_default(); /* also fills the templates' cache */
     if (cfg->top.host.name && cfg->top.host.name[0])
         host_name = cfg->top.host.name;
@@ -395,6 +400,15 @@ void mars_engine_node_stats(const struct mars_engine *e, uint32_t node, struct m
         SUM(buffer_bytes);
         SUM(consecutive_failures);
         SUM(lag_bytes);
+        SUM(disk_bytes);
+        SUM(disk_events);
+        SUM(disk_written);
+        SUM(disk_read);
+        SUM(disk_corrupt);
+        uint64_t o = mars_stat_get(&s->disk_oldest_wall_ns),
+                 m = mars_stat_get(&out->disk_oldest_wall_ns);
+        if (o && (!m || o < m)) /* the oldest over workers, not a sum */
+            mars_stat_set(&out->disk_oldest_wall_ns, o);
         for (int k = 0; k < MARS_ERR__COUNT; k++)
             SUM(errors[k]);
 #undef SUM

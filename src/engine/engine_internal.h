@@ -70,6 +70,7 @@ struct mars_sink {
     bool timer_armed;
     bool dispatching, aborting, full;
     int64_t backoff_ns;
+    struct mars_dbuf *dbuf;      /* buffer.type disk (dbuf.c), else NULL */
     uint32_t *feeders, nfeeders; /* source node indices on this worker feeding this sink */
     size_t feeders_cap;
     bool initialized;
@@ -154,5 +155,10 @@ bool mars_sinkq_idle(const struct mars_sink *s);
  * the worker's chunk pool is dry. Returns the chunk references dropped. */
 uint32_t mars_sinkq_unpin(struct mars_sink *s);
 void mars_sinkq_fini(struct mars_sink *s);
+/* for dbuf.c: pushes a batch read back from disk into the memory buffer (no checks); is
+ * there room under buffer.max_events / max_bytes; block or unblock the feeding sources */
+void mars_sinkq_push(struct mars_sink *s, struct mars_batch *b);
+bool mars_sinkq_room(const struct mars_sink *s);
+void mars_sinkq_block(struct mars_sink *s, bool full);
 
 #endif

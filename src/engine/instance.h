@@ -66,6 +66,12 @@ struct mars_stats {
     _Atomic uint64_t buffer_events, buffer_bytes; /* sinks: gauges */
     _Atomic uint64_t consecutive_failures;        /* sinks: failed requests since the last OK */
     _Atomic uint64_t lag_bytes; /* sources with MARS_DESC_LAG_BYTES: bytes not read yet */
+    /* sinks with a disk buffer: bytes of its segment files and events not delivered yet
+     * (gauges), records written, read back and found corrupt, and the write time of the
+     * oldest record not delivered (wall clock ns, 0: none) */
+    _Atomic uint64_t disk_bytes, disk_events;
+    _Atomic uint64_t disk_written, disk_read, disk_corrupt;
+    _Atomic uint64_t disk_oldest_wall_ns;
 };
 
 static inline void mars_stat_add(_Atomic uint64_t *c, uint64_t n)

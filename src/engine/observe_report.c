@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -278,6 +279,77 @@ static void collect_fill(struct mars_mvisitor *v, const struct mars_engine *e)
     }
 }
 
+/* Sinks with buffer.type disk: their segment files, records and the oldest record. */
+static void collect_disk(struct mars_mvisitor *v, const struct mars_engine *e,
+                         const struct mars_stats *st)
+{
+    static const char *const ln[] = {"component_id", "component_type", "component_kind"};
+    static const struct {
+        const char *name, *help;
+        enum mars_mtype type;
+    } fam[] = {
+        {"mars_buffer_disk_bytes", "Bytes of the segment files of the sink's disk buffer.",
+         MARS_MT_GAUGE},
+        {"mars_buffer_disk_events", "Events in the sink's disk buffer not delivered yet.",
+         MARS_MT_GAUGE},
+        {"mars_buffer_disk_written_records_total", "Records written to the sink's disk buffer.",
+         MARS_MT_COUNTER},
+        {"mars_buffer_disk_read_records_total",
+         "Records read back from the sink's disk buffer to be sent.", MARS_MT_COUNTER},
+        {"mars_buffer_disk_corrupt_records_total",
+         "Damaged records of the sink's disk buffer that were skipped (bad checksum, length or "
+         "encoding; each is logged with its segment and offset).",
+         MARS_MT_COUNTER},
+        {"mars_buffer_disk_oldest_record_age_seconds",
+         "Age of the oldest record of the sink's disk buffer not delivered yet (0: none).",
+         MARS_MT_GAUGE},
+    };
+    const struct mars_config *c = e->cfg;
+    bool any = false;
+    for (uint32_t i = 0; i < c->n; i++)
+        any |= c->nodes[i].kind == MARS_KIND_SINK &&
+               c->nodes[i].common.buffer.type == MARS_BUFFER_DISK;
+    if (!any)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    const char *lv[5];
+    for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+        visit_family(v, fam[f].name, fam[f].help, fam[f].type);
+        for (uint32_t i = 0; i < c->n; i++) {
+            const struct mars_stats *s = &st[i];
+            if (c->nodes[i].kind != MARS_KIND_SINK ||
+                c->nodes[i].common.buffer.type != MARS_BUFFER_DISK)
+                continue;
+            double val = 0;
+            switch (f) {
+            case 0:
+                val = (double)s->disk_bytes;
+                break;
+            case 1:
+                val = (double)s->disk_events;
+                break;
+            case 2:
+                val = (double)s->disk_written;
+                break;
+            case 3:
+                val = (double)s->disk_read;
+                break;
+            case 4:
+                val = (double)s->disk_corrupt;
+                break;
+            default: {
+                int64_t o = (int64_t)s->disk_oldest_wall_ns;
+                val = o && now > o ? (double)(now - o) / 1e9 : 0;
+            }
+            }
+            mars_obs_node_labels(&c->nodes[i], lv);
+            v->value(v, &(struct mars_mlabels){ln, lv, 3}, val);
+        }
+    }
+}
+
 void mars_obs_collect(struct mars_mvisitor *v, void *arg)
 {
     struct mars_obs *o = arg;
@@ -310,6 +382,7 @@ void mars_obs_collect(struct mars_mvisitor *v, void *arg)
                      (double)field_of(e, i, &st[i], sf->field));
         }
     }
+    collect_disk(v, e, st);
     if (any_lag) {
         visit_family(v, "mars_source_lag_bytes",
                      "Bytes written to the source's inputs and "

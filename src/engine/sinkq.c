@@ -32,6 +32,7 @@
 
 #include "core/grow.h"
 #include "core/log.h"
+#include "engine/dbuf.h"
 #include "engine/engine_internal.h"
 #include "engine/observe.h"
 
@@ -99,6 +100,27 @@ static void update_gauges(struct mars_sink *s)
     mars_stat_set(&s->stats->buffer_bytes, s->q.bytes);
 }
 
+void mars_sinkq_block(struct mars_sink *s, bool full)
+{
+    set_full(s, full);
+}
+
+bool mars_sinkq_room(const struct mars_sink *s)
+{
+    return !over_limit(s);
+}
+
+void mars_sinkq_push(struct mars_sink *s, struct mars_batch *b)
+{
+    if (bufq_push(&s->q, b)) {
+        mars_stat_add(&s->stats->errors[MARS_ERR_MEMORY], 1);
+        MARS_LOG_RL(MARS_LOG_ERROR, s->node->id, "out of memory queueing %u events", b->n);
+        mars_batch_abandon(b);
+        return;
+    }
+    update_gauges(s);
+}
+
 void mars_sinkq_enqueue(struct mars_sink *s, struct mars_batch *b)
 {
     const struct mars_buffer_conf *bc = &s->node->common.buffer;
@@ -107,6 +129,10 @@ void mars_sinkq_enqueue(struct mars_sink *s, struct mars_batch *b)
     mars_stat_add(&s->stats->received_bytes, b->bytes);
     if (s->aborting) {
         mars_batch_abandon(b);
+        return;
+    }
+    if (s->dbuf) { /* disk first; the memory buffer is filled from disk */
+        mars_dbuf_enqueue(s, b);
         return;
     }
     if (bc->when_full == MARS_WHEN_FULL_DROP_NEWEST && s->q.count > 0 &&
@@ -196,7 +222,9 @@ static int fill_request(struct mars_sink *s, struct mars_sink_slot *sl)
         r->events += b->n;
         r->bytes += b->bytes;
     }
-    if (s->full && !over_limit(s))
+    if (s->dbuf)
+        mars_dbuf_pump(s); /* refill from disk (the sources' blocking is the disk's) */
+    else if (s->full && !over_limit(s))
         set_full(s, false);
     update_gauges(s);
     return 0;
@@ -209,11 +237,25 @@ static void call_write(struct mars_sink *s, struct mars_sink_slot *sl)
     s->node->desc->sink.write(s, &sl->req);
 }
 
+/* Stopping with a disk buffer: what was read back into memory, or waits for its retry,
+ * is on disk and comes again after the restart; only requests in flight finish. */
+static void shed_replayed(struct mars_sink *s)
+{
+    while (s->q.count > 0)
+        mars_batch_abandon(bufq_pop(&s->q));
+    update_gauges(s);
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (s->slots[i].retry_wait && s->slots[i].timer_armed)
+            mars_ev_cancel(s->w->loop, &s->slots[i].timer);
+}
+
 void mars_sinkq_dispatch(struct mars_sink *s)
 {
     if (s->dispatching)
         return; /* the loop below picks up whatever changed */
     s->dispatching = true;
+    if (s->dbuf && s->w->state == MARS_W_DRAINING && !s->w->e->opts.once)
+        shed_replayed(s);
     if (s->timer_armed && s->w->state == MARS_W_DRAINING)
         mars_ev_cancel(s->w->loop, &s->timer); /* draining sends partial requests now */
     struct mars_sink_slot *sl;
@@ -502,6 +544,7 @@ void mars_sinkq_fini(struct mars_sink *s)
         free(sl->req.sink_data);
         free(sl->req.batches);
     }
+    mars_dbuf_close(s); /* after the batches above: their acks reach it */
     free(s->slots);
     free(s->q.ring);
     s->slots = NULL;

@@ -25,6 +25,7 @@
 #include "core/arena.h"
 #include "core/grow.h"
 #include "core/log.h"
+#include "engine/dbuf.h"
 #include "engine/engine_internal.h"
 #include "engine/observe.h"
 #include "config/registry.h"
@@ -122,6 +123,8 @@ static int create_instance(struct mars_worker *w, uint32_t idx)
         w->snk[idx] = s;
         rc = nd->desc->sink.init(s);
         s->initialized = rc == 0;
+        if (rc == 0 && nd->common.buffer.type == MARS_BUFFER_DISK)
+            rc = mars_dbuf_open(s);
         return rc;
     }
     case MARS_KIND_TRANSFORM: {
@@ -580,6 +583,8 @@ static void quiesce(struct mars_worker *w)
         struct mars_sink *s = w->snk[i];
         if (s && s->initialized && s->node->desc->sink.abort)
             s->node->desc->sink.abort(s);
+        if (s)
+            mars_dbuf_quiesce(s);
     }
     mars_obs_worker_stop(w);
     drain_ops(w, 1);

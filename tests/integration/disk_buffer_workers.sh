@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Disk buffers across configuration changes:
+#   1 spooled by 2 workers (Elasticsearch down), delivered by 1: the remaining worker adopts
+#     the other's directory, delivers every line and removes the directory
+#   2 a buffer whose sink left the configuration: a WARN with its size, kept; with
+#     orphan_buffers: delete it is removed
+set -euo pipefail
+source "$(dirname "$0")/lib/common.bash"
+source "$(dirname "$0")/lib/fakes.bash"
+if [[ ${MARS_SANITIZED:-} == 1 ]]; then SLOW=3; else SLOW=1; fi
+
+D=$TMP/logs
+DATA=$TMP/data
+mkdir -p "$D" "$DATA"
+start_fake ES es_fake --docs "$TMP/docs"
+PORT=$ES_PORT
+stop_fake ES
+rm -f "$TMP/docs"
+
+conf() { # conf WORKERS SINK_ID [TOP]
+    cat >"$TMP/mars.yaml" <<EOF
+data_dir: $DATA
+runtime: {workers: $1}
+${3:-}
+sources:
+  in: {type: file, include: ["$D/*.log"]}
+sinks:
+  $2:
+    type: elasticsearch
+    inputs: [in]
+    endpoint: http://127.0.0.1:$PORT
+    retry: {initial_backoff: 50ms, max_backoff: 300ms}
+    buffer: {type: disk}
+EOF
+}
+RUN=0
+start() {
+    RUN=$((RUN + 1))
+    start_mars "$TMP/out$RUN" "$TMP/err$RUN" -c "$TMP/mars.yaml"
+    wait_until $((20 * SLOW)) "the admin API of run $RUN listens" grep -q "\[api\] listening on" "$TMP/err$RUN"
+    API=$(grep -o "\[api\] listening on 127.0.0.1:[0-9]*" "$TMP/err$RUN" | head -n 1 | sed 's/.*://')
+}
+stop() {
+    kill -TERM "$MARS_PID"
+    wait_exit "$MARS_PID" $((60 * SLOW)) "$TMP/err$RUN"
+    expect_eq "$EXIT_RC" 0 "exit code of run $RUN"
+}
+metric() {
+    curl -sf "http://127.0.0.1:$API/metrics" |
+        awk -v n="$1" -v c="component_id=\"$2\"" '$1 ~ "^"n"[{]" && index($1, c) { v = $2 } END { print v + 0 }'
+}
+
+say "1: spooled by 2 workers, delivered by 1"
+N=20000
+# 4 files of N/4 numbered lines each
+i=0
+for f in a b c d; do
+    "$PY" -c 'import sys
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2]), int(sys.argv[3])):
+        f.write("L%d %s\n" % (i, "z" * 50))' "$D/$f.log" $((i * N / 4 + 1)) $(((i + 1) * N / 4 + 1))
+    i=$((i + 1))
+done
+conf 2 es
+start
+spooled() { [[ $(metric mars_buffer_disk_events es) -ge $N ]]; }
+wait_until $((60 * SLOW)) "all lines on disk" spooled
+stop
+[[ -d $DATA/buffers/es/1 ]] || fail "worker 1 has no buffer directory: $(find "$DATA" -type f)"
+lanes_used=$(find "$DATA/buffers/es" -name '*.seg' -size +1k | sed 's|/[^/]*$||' | sort -u | wc -l)
+conf 1 es
+start_fake ES es_fake --port "$PORT" --docs "$TMP/docs"
+start
+grep -q "worker 0 adopts the disk buffer $DATA/buffers/es/1" "$TMP/err$RUN" ||
+    fail "worker 1's buffer was not adopted: $(show_log "$TMP/err$RUN")"
+all_there() {
+    "$PY" - "$TMP/docs" "$N" <<'EOF'
+import json, sys
+n = int(sys.argv[2])
+seen = set()
+for line in open(sys.argv[1]):
+    seen.add(int(json.loads(line)["source"]["message"].split()[0][1:]))
+sys.exit(0 if seen == set(range(1, n + 1)) else 1)
+EOF
+}
+wait_until $((120 * SLOW)) "every line delivered" all_there
+gone() { [[ ! -d $DATA/buffers/es/1 ]]; }
+wait_until $((30 * SLOW)) "the adopted directory removed" gone
+stop
+pass "1: $N lines spooled in $lanes_used worker directories, all delivered by one worker"
+
+say "2: the buffer of a removed sink"
+stop_fake ES
+conf 1 es
+start
+echo "late line" >>"$D/a.log"
+late() { [[ $(metric mars_buffer_disk_events es) -ge 1 ]]; }
+wait_until $((30 * SLOW)) "the late line on disk" late
+stop
+conf 1 es2
+start
+grep -q "disk buffer $DATA/buffers/es ([0-9]* bytes) belongs to no configured sink with a disk buffer: kept" "$TMP/err$RUN" ||
+    fail "no WARN for the orphaned buffer: $(show_log "$TMP/err$RUN")"
+stop
+[[ -d $DATA/buffers/es ]] || fail "the orphaned buffer was not kept"
+conf 1 es2 "orphan_buffers: delete"
+start
+grep -q "disk buffer $DATA/buffers/es ([0-9]* bytes) belongs to no configured sink with a disk buffer: deleted" "$TMP/err$RUN" ||
+    fail "no WARN for the deleted buffer: $(show_log "$TMP/err$RUN")"
+stop
+[[ ! -d $DATA/buffers/es ]] || fail "the orphaned buffer was not deleted: $(find "$DATA/buffers" -ls)"
+pass "2: an orphaned buffer is reported and kept, then deleted with orphan_buffers: delete"

@@ -100,7 +100,7 @@ PY
 done
 
 say "what each overlay is for"
-/usr/bin/python3 - "$TMP" <<'PY' || fail "overlay contents"
+/usr/bin/python3 - "$TMP" "$MARS_SRC" <<'PY' || fail "overlay contents"
 import json, sys
 t = sys.argv[1]
 def objs(name):
@@ -114,6 +114,11 @@ need(spec.get("hostNetwork") is True, "node-agent: hostNetwork")
 caps = spec["containers"][0]["securityContext"]["capabilities"]
 need("NET_ADMIN" in caps["add"] and caps["drop"] == ["ALL"], "node-agent: NET_ADMIN, everything else dropped")
 need("type: iptables" in na[("ConfigMap", "mars-config")]["data"]["mars.yaml"], "node-agent: iptables source")
+need(na[("ConfigMap", "mars-config")]["data"]["mars.yaml"] == open(sys.argv[2] + "/conf/node-agent.yaml").read(),
+     "node-agent: the ConfigMap embeds conf/node-agent.yaml unchanged")
+need({"name": "apm", "hostPath": {"path": "/run/mars", "type": "DirectoryOrCreate"}} in spec["volumes"],
+     "node-agent: the APM socket's hostPath")
+need(any(e["name"] == "HOST_IP" for e in spec["containers"][0]["env"]), "node-agent: HOST_IP for Eureka")
 ag = objs("aggregator")
 dep = ag[("Deployment", "mars-aggregator")]["spec"]
 need(dep["replicas"] >= 2 and ("Service", "mars-aggregator") in ag, "aggregator: Deployment and Service")

@@ -9,6 +9,8 @@
 #   3. a new pod adds its rules without touching the others (same handles, counters go on);
 #      a deleted pod's rules go;
 #   4. SIGHUP keeps every rule (same handles); SIGTERM removes the table.
+# (No `grep -q` after nft: grep would exit at the first match, nft get SIGPIPE, and the
+# pipeline fail under pipefail.)
 set -euo pipefail
 source "$(dirname "$0")/lib/netns.bash"
 source "$(dirname "$0")/lib/common.bash"
@@ -84,19 +86,19 @@ prom_port() { grep -o "\[prom\] listening on 127.0.0.1:[0-9]*" "$TMP/mars.err" |
 has_prom() { [[ -n $(prom_port) ]]; }
 wait_until 30 "the exporter listens" has_prom
 rules() { nft -a list table inet mars 2>/dev/null || true; }
-has_rule() { rules | grep -qF "comment \"$1\""; }
+has_rule() { rules | grep -F "comment \"$1\"" >/dev/null; }
 handle_of() { rules | grep -F "comment \"$1\"" | sed 's/.*# handle //'; }
 
 say "this node's pod gets an in and an out rule in the forward chain; the other node's none"
 wait_until 30 "the pod rules of shop/web-1" has_rule "pod:shop/web-1:out"
 has_rule "pod:shop/web-1:in" || fail "no in rule: $(rules)"
 has_rule "mars:ssh" || fail "the configured rule is missing: $(rules)"
-rules | grep -F 'comment "pod:shop/web-1:in"' | grep -q 'ip daddr 10.99.0.5' ||
+rules | grep -F 'comment "pod:shop/web-1:in"' | grep 'ip daddr 10.99.0.5' >/dev/null ||
     fail "the in rule does not match the pod's address: $(rules)"
-rules | grep -F 'comment "pod:shop/web-1:out"' | grep -q 'ip saddr 10.99.0.5' ||
+rules | grep -F 'comment "pod:shop/web-1:out"' | grep 'ip saddr 10.99.0.5' >/dev/null ||
     fail "the out rule does not match the pod's address: $(rules)"
-nft -a list chain inet mars forward | grep -qF 'pod:shop/web-1:in' || fail "not in the forward chain: $(rules)"
-rules | grep -q 'far-1' && fail "another node's pod got rules: $(rules)"
+nft -a list chain inet mars forward | grep -F 'pod:shop/web-1:in' >/dev/null || fail "not in the forward chain: $(rules)"
+rules | grep 'far-1' >/dev/null && fail "another node's pod got rules: $(rules)"
 pass "rules for the node's pod"
 
 say "3 pings from the client: 3 packets and 252 bytes each way, labelled namespace and pod"
@@ -130,7 +132,7 @@ pass "pods come and go, nothing else changes"
 say "SIGHUP keeps every rule; SIGTERM removes the table"
 h_api=$(handle_of "pod:shop/api-1:in")
 kill -HUP "$MARS_PID"
-reloaded() { grep -q 'configuration reloaded' "$TMP/mars.err"; }
+reloaded() { grep 'configuration reloaded' "$TMP/mars.err" >/dev/null; }
 wait_until 60 "the reload" reloaded
 applied_twice() { (($(grep -c 'pods: [0-9]* pod rules' "$TMP/mars.err") >= 2)); }
 wait_until 60 "the new engine's pod rules" applied_twice
@@ -139,5 +141,5 @@ expect_eq "$(handle_of "mars:ssh")" "$h_ssh" "handle of the configured rule afte
 kill -TERM "$MARS_PID"
 wait_exit "$MARS_PID" 60 "$TMP/mars.err"
 expect_eq "$EXIT_RC" 0 "exit code"
-nft list tables | grep -qx 'table inet mars' && fail "table inet mars is still there after SIGTERM"
+nft list tables | grep -x 'table inet mars' >/dev/null && fail "table inet mars is still there after SIGTERM"
 pass "reload keeps, stop removes"

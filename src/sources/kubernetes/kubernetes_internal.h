@@ -137,7 +137,7 @@ int mars_kubernetes_target(const struct mars_kubernetes_api_conf *c, const char 
 /* kubernetes_logs' view: the shared cache (pods.h acquires it) keeps deleted pods for the
  * longest delete_grace any user asked (raised, never lowered, while it runs). */
 void mars_kubernetes_meta_keep_deleted(struct mars_kubernetes_pods *m, int64_t delete_grace);
-/* Waits up to `secs` for the first pod list (kubernetes_logs at start). */
+/* Waits up to `secs` for the first pod and namespace lists (kubernetes_logs at start). */
 void mars_kubernetes_meta_wait_synced(struct mars_kubernetes_pods *m, int secs);
 /* Looks up pod `uid` and copies what a container's events need into `a`. Returns 1
  * (found), 0 (unknown pod), -ENOMEM. Any worker thread; holds the cache lock briefly. */

@@ -59,7 +59,8 @@ struct mars_kubernetes_pods {
     size_t npods;
     struct kubernetes_ns *nss;
     _Atomic uint64_t unknown;
-    bool synced; /* the first pod list is in */
+    bool synced;     /* the first pod list is in */
+    bool nss_synced; /* the first namespace list is in */
     uint64_t version;
     pthread_cond_t synced_cv;
     pthread_mutex_t subs_lock;
@@ -116,16 +117,18 @@ static void meta_destroy(struct mars_kubernetes_pods *m)
     free(m);
 }
 
-/* Files are read as soon as the source starts: give the first pod list a moment, so the
- * lines already on disk are enriched. Bounded (an API server that is down only delays the
- * start by secs; lines then go without metadata until it answers). */
+/* Files are read as soon as the source starts: give the first pod and namespace lists a
+ * moment, so the lines already on disk are enriched with both (the namespaces come a few
+ * milliseconds after the pods). Bounded (an API server that is down, or that refuses the
+ * namespaces, only delays the start by secs; lines then go without metadata until it
+ * answers). */
 void mars_kubernetes_meta_wait_synced(struct mars_kubernetes_pods *m, int secs)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += secs;
     pthread_mutex_lock(&m->lock);
-    while (!m->synced)
+    while (!m->synced || !m->nss_synced)
         if (pthread_cond_timedwait(&m->synced_cv, &m->lock, &until) != 0)
             break;
     pthread_mutex_unlock(&m->lock);
@@ -460,6 +463,8 @@ void mars_kubernetes_meta_list_done(struct mars_kubernetes_pods *m, bool pods, u
         m->version++;
         pthread_cond_broadcast(&m->synced_cv);
     } else {
+        m->nss_synced = true;
+        pthread_cond_broadcast(&m->synced_cv);
         for (struct kubernetes_ns **pp = &m->nss; *pp;) {
             struct kubernetes_ns *n = *pp;
             if (n->gen != gen) {

@@ -42,7 +42,8 @@ foreach(script ${MARS_ITESTS})
     ENVIRONMENT "MARS_SRC=${CMAKE_SOURCE_DIR};MARS_BIN=$<TARGET_FILE:mars>")
   # cpack (dpkg-shlibdeps over every library mars links) takes about 40 s on its own
   # disk_buffer spools and replays 300,000 lines through a Python Elasticsearch fake
-  if(base STREQUAL "package" OR base STREQUAL "disk_buffer")
+  # node_agent runs the whole node agent for 60 s, then waits for a Eureka heartbeat (30 s)
+  if(base STREQUAL "package" OR base STREQUAL "disk_buffer" OR base STREQUAL "node_agent")
     set_tests_properties(integration/${base} PROPERTIES TIMEOUT 400)
   endif()
 endforeach()

@@ -237,8 +237,23 @@ static void call_write(struct mars_sink *s, struct mars_sink_slot *sl)
     s->node->desc->sink.write(s, &sl->req);
 }
 
-/* Stopping with a disk buffer: what was read back into memory, or waits for its retry,
- * is on disk and comes again after the restart; only requests in flight finish. */
+/* Stopping with a disk buffer while the sink fails: what was read back into memory, or
+ * waits for its retry, is on disk and comes again after the restart, so the stop does not
+ * wait out the shutdown timeout against a dead peer. A sink that works drains what was
+ * read back, as a memory buffer does (what is still only on disk stays there). */
+static bool disk_stop(const struct mars_sink *s)
+{
+    return s->dbuf && s->w->state == MARS_W_DRAINING && !s->w->e->opts.once;
+}
+
+static bool retrying(const struct mars_sink *s)
+{
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (s->slots[i].retry_wait)
+            return true;
+    return false;
+}
+
 static void shed_replayed(struct mars_sink *s)
 {
     while (s->q.count > 0)
@@ -254,7 +269,7 @@ void mars_sinkq_dispatch(struct mars_sink *s)
     if (s->dispatching)
         return; /* the loop below picks up whatever changed */
     s->dispatching = true;
-    if (s->dbuf && s->w->state == MARS_W_DRAINING && !s->w->e->opts.once)
+    if (disk_stop(s) && retrying(s))
         shed_replayed(s);
     if (s->timer_armed && s->w->state == MARS_W_DRAINING)
         mars_ev_cancel(s->w->loop, &s->timer); /* draining sends partial requests now */
@@ -390,8 +405,8 @@ void mars_sink_done(struct mars_sink *s, struct mars_sink_req *r, enum mars_sink
                     uint64_t sent_bytes)
 {
     struct mars_sink_slot *sl = MARS_CONTAINER_OF(r, struct mars_sink_slot, req);
-    if (res == MARS_SINK_RETRY && s->aborting)
-        res = MARS_SINK_ABORTED;
+    if (res == MARS_SINK_RETRY && (s->aborting || disk_stop(s)))
+        res = MARS_SINK_ABORTED;     /* stopping with a disk buffer: the records stay on disk */
     mars_obs_sink_result(s, r, res); /* latency, consecutive failures, last error */
     switch (res) {
     case MARS_SINK_OK: {
@@ -425,6 +440,8 @@ void mars_sink_done(struct mars_sink *s, struct mars_sink_req *r, enum mars_sink
     case MARS_SINK_ABORTED:
         flush_dead_letters(s, sl, res);
         finish_request(sl, true);
+        if (disk_stop(s)) /* the peer failed while stopping: the rest waits on disk too */
+            shed_replayed(s);
         break;
     case MARS_SINK_RETRY: {
         int64_t wait = next_backoff(s, r->retry_after_ns);

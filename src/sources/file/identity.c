@@ -173,6 +173,8 @@ static void choose_start(struct file_source *fs, struct tfile *f, uint64_t size,
     f->copy_check = true; /* decided before its first read: a copy may still be written */
 }
 
+#define COPY_STALL_NS 2000000000LL
+
 bool mars_file_check_copy(struct file_source *fs, struct tfile *f)
 {
     struct stat st;
@@ -182,10 +184,15 @@ bool mars_file_check_copy(struct file_source *fs, struct tfile *f)
         return false;
     uint64_t off = copy_of_read(fs, f, (uint64_t)st.st_size, &of, &growing);
     if (!off) {
-        /* a copy still being written waits (a second at most after it last grew) */
-        int64_t now = mars_ev_now(mars_source_loop(fs->src));
-        if (growing && now - f->last_change_ns < 1000000000LL)
-            return true;
+        /* a copy still being written waits, up to COPY_STALL_NS after it last grew: a
+         * growth seen here counts, or a copier slower than that on a loaded node (cp's
+         * writes never reach the read path while it waits) has it read from the start */
+        if (growing) {
+            mars_file_note_size(fs, f, (uint64_t)st.st_size);
+            int64_t now = mars_ev_now(mars_source_loop(fs->src));
+            if (now - f->last_change_ns < COPY_STALL_NS)
+                return true;
+        }
         f->copy_check = false;
         return false;
     }

@@ -25,6 +25,7 @@
  *       exits 2) until WAITOUT holds as many lines as were written, so that everything
  *       before a truncation is known to be delivered. Nothing is written between the copy
  *       and the truncation, so the copies and PATH hold every line exactly once.
+ *       FW_COPY_CHUNK=BYTES and FW_COPY_PAUSE_US=US copy in chunks with pauses between.
  *   fw tree ROOT NDIRS NSUBS NFILES LINES [START]
  *       ROOT/d<i>/s<j>/f<k>.log for every i < NDIRS, j < NSUBS, k < NFILES, each with lines
  *       START..START+LINES-1 (START 0 by default: created; otherwise appended) of key
@@ -41,6 +42,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,17 +129,31 @@ static long count_lines(const char *file)
     return n;
 }
 
+static long num(const char *s);
+
+/* FW_COPY_CHUNK (bytes, 64 KiB at most) and FW_COPY_PAUSE_US make a slow copier: one
+ * write per chunk, a pause after each but the last. */
 static void copy_file(const char *from, const char *to)
 {
     char buf[1 << 16];
+    const char *chunk_env = getenv("FW_COPY_CHUNK"), *pause_env = getenv("FW_COPY_PAUSE_US");
+    size_t chunk = chunk_env ? (size_t)num(chunk_env) : sizeof(buf);
+    long pause = pause_env ? num(pause_env) : 0;
+    if (chunk == 0 || chunk > sizeof(buf))
+        chunk = sizeof(buf);
     int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (in < 0)
         die("open", from);
     if (out < 0)
         die("open", to);
     ssize_t r;
-    while ((r = read(in, buf, sizeof(buf))) > 0)
+    bool first = true;
+    while ((r = read(in, buf, chunk)) > 0) {
+        if (!first)
+            pause_us(pause);
+        first = false;
         write_all(out, buf, (size_t)r, to);
+    }
     close(in);
     close(out);
 }

@@ -282,6 +282,11 @@ static void metrics_init(struct file_source *fs)
                                "Files found truncated or rewritten and read again from the "
                                "start.",
                                MARS_MT_COUNTER);
+    fs->m.cut_lines = series(fs, "mars_file_truncated_lines_total",
+                             "Unfinished last lines dropped because their end went with a "
+                             "truncation (copytruncate while the line was written): a torn "
+                             "line is never delivered. Each is also logged.",
+                             MARS_MT_COUNTER);
     fs->m.gave_up = series(fs, "mars_file_gave_up_total",
                            "Files seen but not read whole: deleted or renamed out of the "
                            "include patterns before they could be opened, or unreadable. "
@@ -297,6 +302,7 @@ void mars_file_metrics_publish(struct file_source *fs)
     mars_mseries_add(m->rotations, m->shard, fs->st.rotations - m->published.rotations);
     mars_mseries_add(m->truncations, m->shard, fs->st.truncations - m->published.truncations);
     mars_mseries_add(m->gave_up, m->shard, fs->st.gave_up - m->published.gave_up);
+    mars_mseries_add(m->cut_lines, m->shard, fs->st.cut_lines - m->published.cut_lines);
     m->published = fs->st;
 }
 
@@ -378,10 +384,11 @@ void mars_file_source_destroy(struct mars_source *s)
     mars_file_metrics_publish(fs);
     if (fs->st.rotations || fs->st.truncations || fs->st.invalid_utf8 || fs->st.gave_up)
         mars_info(mars_source_id(s),
-                  "files: %llu left their path, %llu truncated, %llu invalid "
-                  "UTF-8 sequences, %llu given up",
+                  "files: %llu left their path, %llu truncated (%llu unfinished lines "
+                  "dropped), %llu invalid UTF-8 sequences, %llu given up",
                   (unsigned long long)fs->st.rotations, (unsigned long long)fs->st.truncations,
-                  (unsigned long long)fs->st.invalid_utf8, (unsigned long long)fs->st.gave_up);
+                  (unsigned long long)fs->st.cut_lines, (unsigned long long)fs->st.invalid_utf8,
+                  (unsigned long long)fs->st.gave_up);
     mars_ckpt_release(fs->ckpt);
     free(fs);
 }

@@ -140,12 +140,13 @@ struct tfile {
 
 struct file_stats {
     uint64_t rotations, truncations, gave_up, invalid_utf8;
+    uint64_t cut_lines; /* unfinished lines dropped at a truncation (tail.c) */
 };
 
 /* The instance's series in the metrics registry (label component_id), and what of
  * file_stats they already hold. */
 struct file_metrics {
-    struct mars_mseries *open, *tracked, *rotations, *truncations, *gave_up;
+    struct mars_mseries *open, *tracked, *rotations, *truncations, *gave_up, *cut_lines;
     struct file_stats published;
     unsigned shard;
 };
@@ -228,6 +229,7 @@ void mars_file_set_offsets(struct tfile *f, uint64_t off);
 void mars_file_note_size(struct file_source *fs, struct tfile *f, uint64_t size);
 /* A file is truncated after being read to f->read_off: remember where, for its copy. */
 void mars_file_note_read_head(struct file_source *fs, const struct tfile *f);
+void mars_file_drop_cut_line(struct file_source *fs, struct tfile *f);
 /* Before the first bytes of a new file are read: is it a copy of a file already read?
  * Then its offset moves past what was read. True: not yet known (a copy still being
  * written), do not read it now. */

@@ -45,17 +45,46 @@ void mars_file_set_offsets(struct tfile *f, uint64_t off)
     f->u8_held = 0;
 }
 
+/* Where what f holds was read up to, as a copy of it would show: the start of its
+ * unfinished last line, if any (that line is read whole from a copy, never in two
+ * pieces), with the bytes before it as the marker. False when that is not known. */
+static bool read_head_of(const struct tfile *f, struct file_read_head *r)
+{
+    if (f->fp_len == 0 || f->read_off == UINT64_MAX || f->read_off <= f->carry_len ||
+        f->tail_len <= f->carry_len)
+        return false;
+    uint32_t n = f->tail_len - f->carry_len;
+    *r = (struct file_read_head){.fp_hash = f->fp_hash,
+                                 .fp_len = f->fp_len,
+                                 .off = f->read_off - f->carry_len,
+                                 .marker = mars_hash64(f->tail, n),
+                                 .marker_len = n};
+    return true;
+}
+
 void mars_file_note_read_head(struct file_source *fs, const struct tfile *f)
 {
-    if (f->fp_len == 0 || f->tail_len == 0 || f->carry_len || f->read_off == UINT64_MAX)
+    struct file_read_head r;
+    if (!read_head_of(f, &r))
         return;
-    fs->heads[fs->nheads++ % FILE_READ_HEADS] =
-        (struct file_read_head){.fp_hash = f->fp_hash,
-                                .fp_len = f->fp_len,
-                                .off = f->read_off,
-                                .marker = mars_hash64(f->tail, f->tail_len),
-                                .marker_len = f->tail_len,
-                                .path_hash = mars_hash64(f->path, strlen(f->path))};
+    r.path_hash = mars_hash64(f->path, strlen(f->path));
+    fs->heads[fs->nheads++ % FILE_READ_HEADS] = r;
+}
+
+/* An unfinished last line whose end went with a truncation (a read saw part of a write,
+ * then the file was copied and truncated before the rest was read): its end is in the
+ * copy, or lost. Emitting the piece would deliver a torn line, so it is dropped, counted
+ * and logged; a copy inside the patterns is read from that line's start (read_head_of). The
+ * caller then resets the offsets. */
+void mars_file_drop_cut_line(struct file_source *fs, struct tfile *f)
+{
+    if (f->carry_len == 0)
+        return;
+    fs->st.cut_lines++;
+    MARS_LOG_RL(MARS_LOG_INFO, mars_source_id(fs->src),
+                "%s: dropped the first %u bytes of a line whose end went with a truncation "
+                "(copytruncate while it was written)",
+                f->path, (unsigned)f->carry_len);
 }
 
 /* The hashes of a new file's head at the lengths asked so far (most files have the full
@@ -112,18 +141,14 @@ static uint64_t copy_of_read(struct file_source *fs, struct tfile *f, uint64_t s
     uint64_t path_hash = mars_hash64(f->path, strlen(f->path));
     for (size_t i = 0; i < fs->nfiles; i++) {
         struct tfile *o = fs->files[i];
-        if (o == f || o->read_off == UINT64_MAX || o->read_off == 0 || o->carry_len ||
-            !o->tail_len || !o->fp_len || o->fp_len > size || strcmp(o->path, f->path) == 0)
+        if (o == f || o->read_off == UINT64_MAX || o->read_off == 0 || !o->fp_len ||
+            o->fp_len > size || strcmp(o->path, f->path) == 0)
             continue;
         uint64_t h;
         if (!head_hash(f->fd, &hc, o->fp_len, &h) || h != o->fp_hash)
             continue; /* the common case, without hashing o's marker */
-        struct file_read_head r = {.fp_hash = o->fp_hash,
-                                   .fp_len = o->fp_len,
-                                   .off = o->read_off,
-                                   .marker = mars_hash64(o->tail, o->tail_len),
-                                   .marker_len = o->tail_len};
-        if (holds_head(f, size, &r, &hc, growing)) {
+        struct file_read_head r;
+        if (read_head_of(o, &r) && holds_head(f, size, &r, &hc, growing)) {
             *of = o->path;
             return r.off;
         }
@@ -254,6 +279,7 @@ static void restart_dormant(struct file_source *fs, struct tfile *f)
               "%s is not the file last read under its inode (reused inode, or truncated while "
               "closed): reading it from the beginning",
               f->path);
+    mars_file_drop_cut_line(fs, f);
     f->gen++;
     mars_file_set_offsets(f, 0);
     f->fp_len = 0;

@@ -312,7 +312,7 @@ static void restart_file(struct file_source *fs, struct tfile *f, const char *wh
 {
     mars_info(mars_source_id(fs->src), "%s %s: reading it again from the beginning", f->path, why);
     fs->st.truncations++;
-    emit_carry(fs, f);
+    mars_file_drop_cut_line(fs, f);
     mars_file_note_read_head(fs, f); /* a copy of what it held, found later, starts there */
     f->gen++;                        /* acks still in flight are for bytes the file no longer has */
     f->rhead = f->rcount = 0;

@@ -46,7 +46,7 @@ struct file_conf {
 /* notify_delay's default (file's option table says "20ms"; kubernetes_logs uses this):
  * well under the 100 ms a shipped line may take, long enough to read a writer's burst of
  * small appends with one read. */
-#define FILE_NOTIFY_DELAY_NS 0 /* kubernetes_logs: see notify_delay in file.c */
+#define FILE_NOTIFY_DELAY_NS 20000000
 
 /* Emitted-but-not-yet-acknowledged byte ranges of one file, in emission order. */
 struct file_range {

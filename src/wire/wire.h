@@ -106,12 +106,10 @@ bool mars_wire_token_equal(const void *a, size_t alen, const void *b, size_t ble
  * across frames; the caller owns the struct (init/fini).
  */
 struct mars_wire_enc {
-    void *ev;   /* Mars__Event[], one per added event */
-    void **evp; /* Mars__Event *[] */
-    void *fl;   /* Mars__Field[] of all added events */
-    void **flp; /* Mars__Field *[] */
+    void *ev; /* wire_batch.c's struct enc_event[], one per added event */
+    void *fl; /* its struct enc_field[] of all added events */
     uint32_t nev, nfl;
-    size_t evcap, evpcap, flcap, flpcap;
+    size_t evcap, flcap;
     size_t size;  /* packed Batch size so far */
     uint8_t *raw; /* packed Batch */
     size_t rawcap;

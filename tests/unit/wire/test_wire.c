@@ -17,6 +17,7 @@
 #include "model/json.h"
 #include "config/netconf.h"
 #include "wire/wire.h"
+#include "mars.pb-c.h"
 
 static void test_header(void **state)
 {
@@ -153,6 +154,15 @@ static struct mars_batch *round_trip(struct mars_batch *b, bool lz4, size_t limi
         assert_int_equal(mars_wire_unlz4(e.frame + MARS_WIRE_HDR, h.length, raw, h.raw_length), 0);
     else
         memcpy(raw, e.frame + MARS_WIRE_HDR, h.raw_length);
+    /* the hand packer makes the bytes protobuf-c's own packer makes of what it decodes */
+    Mars__Batch *pb = mars__batch__unpack(NULL, h.raw_length, raw);
+    assert_non_null(pb);
+    assert_int_equal(mars__batch__get_packed_size(pb), h.raw_length);
+    uint8_t *again = malloc(h.raw_length + 1);
+    mars__batch__pack(pb, again);
+    assert_memory_equal(again, raw, h.raw_length);
+    free(again);
+    mars__batch__free_unpacked(pb, NULL);
     struct mars_batch *d = mars_batch_create(4);
     assert_int_equal(mars_wire_decode_batch(raw, h.raw_length, d, &why), 0);
     free(raw);
@@ -166,17 +176,19 @@ static void test_events(void **state)
         "{\"a\":1,\"s\":\"x\\u00e9\\\"y\",\"o\":{\"k\":[1,{\"z\":null}],\"t\":true},\"m\":\"m\"}",
         "plain line without fields, plain line without fields, plain line without fields",
         "{\"message\":\"replaced\",\"n\":-1.5e3,\"f\":false}",
+        "",
     };
     struct mars_batch *b = mars_batch_create(4);
     struct mars_fbuild fb;
     mars_fbuild_init(&fb);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         struct mars_event *ev = mars_batch_push(b);
         ev->msg = (struct mars_slice){lines[i], (uint32_t)strlen(lines[i])};
-        ev->ts_ns = 1700000000123456789LL + i;
+        ev->ts_ns = i == 3 ? -5 : 1700000000123456789LL + i; /* negative: a 10-byte varint */
         ev->flags = i == 1 ? MARS_EVF_PARTIAL : 0;
         ev->file = i == 0 ? "/var/log/pods/a/0.log" : NULL;
-        if (i != 1) {
+        ev->host = i == 2 ? "node-1" : NULL;
+        if (i == 0 || i == 2) {
             mars_fbuild_reset(&fb, &b->arena);
             assert_int_equal(mars_json_parse(ev->msg.ptr, ev->msg.len, 64, &fb, 0, NULL), 0);
             assert_int_equal(mars_fields_merge(b, ev, &fb, NULL), 0);
@@ -187,13 +199,13 @@ static void test_events(void **state)
     uint32_t taken;
     for (int lz4 = 0; lz4 < 2; lz4++) {
         struct mars_batch *d = round_trip(b, lz4, 1 << 20, &taken);
-        assert_int_equal(taken, 3);
-        assert_int_equal(d->n, 3);
+        assert_int_equal(taken, 4);
+        assert_int_equal(d->n, 4);
         uint64_t bytes = 0;
-        for (uint32_t i = 0; i < 3; i++)
+        for (uint32_t i = 0; i < 4; i++)
             bytes += b->ev[i].msg.len;
         assert_true(d->bytes == bytes); /* the receiver's buffer accounting */
-        for (uint32_t i = 0; i < 3; i++) {
+        for (uint32_t i = 0; i < 4; i++) {
             struct mars_encoder x = {0}, y = {0};
             assert_int_equal(mars_encode_json_event(&x, &b->ev[i]), 0);
             assert_int_equal(mars_encode_json_event(&y, &d->ev[i]), 0);
@@ -206,6 +218,8 @@ static void test_events(void **state)
         }
         assert_string_equal(d->ev[0].file, "/var/log/pods/a/0.log");
         assert_null(d->ev[1].file);
+        assert_string_equal(d->ev[2].host, "node-1");
+        assert_int_equal(d->ev[3].msg.len, 0);
         mars_batch_release(d);
     }
     /* a limit that fits one event: the frame stops there; one event bigger than the limit

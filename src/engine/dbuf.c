@@ -92,6 +92,7 @@ struct mars_dbuf {
     int last_err;       /* of the failing write, logged once per errno */
     int wfd;            /* the segment written (segs[nsegs - 1]) */
     uint64_t woff;      /* its end */
+    int64_t last_wall;  /* write time of the last record written */
     uint64_t seg_max, max_bytes;
     int rfd;
     size_t rseg; /* index into segs of the segment read */
@@ -235,6 +236,9 @@ static int cmp_u64(const void *a, const void *b)
 static int add_seg(struct mars_dbuf *d, uint32_t lane, const char *path, uint64_t size,
                    int64_t first_wall)
 {
+    size_t len = strlen(path);
+    if (len >= sizeof(d->segs->path))
+        return -ENAMETOOLONG;
     if (mars_grow(&d->segs, &d->segs_cap, d->nsegs + 1, sizeof(*d->segs)))
         return -ENOMEM;
     struct seg *g = &d->segs[d->nsegs++];
@@ -242,7 +246,7 @@ static int add_seg(struct mars_dbuf *d, uint32_t lane, const char *path, uint64_
     g->lane = lane;
     g->size = size;
     g->first_wall = first_wall;
-    snprintf(g->path, sizeof(g->path), "%s", path);
+    memcpy(g->path, path, len + 1);
     d->disk_bytes += size;
     return 0;
 }
@@ -453,6 +457,7 @@ static int write_record(struct mars_dbuf *d, struct mars_batch *b)
     struct seg *g = &d->segs[d->nsegs - 1];
     if (!g->first_wall)
         g->first_wall = r.wall_ns;
+    d->last_wall = r.wall_ns;
     g->size += want;
     d->woff += want;
     d->disk_bytes += want;
@@ -519,6 +524,69 @@ static void retry_unwritten(struct mars_dbuf *d)
     }
 }
 
+static int ring_push(struct mars_dbuf *d, struct inflight e, uint64_t *abs);
+static void close_reader(struct mars_dbuf *d);
+static void trim(struct mars_dbuf *d);
+static bool may_read(const struct mars_dbuf *d);
+static void on_replay_ack(struct mars_batch *b, bool delivered);
+
+/* Before a write: may the record about to be written go to the sink from memory? Only
+ * when the reader has caught up (nothing older waits on disk, so order holds), the sink's
+ * memory buffer has room (where reading it back would put it anyway), and b is a root
+ * batch held alone, so its source's ack can be split off (mars_batch_split_ack). */
+static bool may_hand_over(const struct mars_dbuf *d, const struct mars_batch *b)
+{
+    return d->unwritten.n == 0 && caught_up(d) && may_read(d) && mars_sinkq_room(d->s) &&
+           b->refs == 1 && !b->parent && b->nholds == 0;
+}
+
+/* The record of b was just written and the reader had caught up: instead of reading it
+ * back and decoding it, the reader steps over it and b itself goes to the sink, with the
+ * replay ack; a stand-in carries the source's ack through the sync setting as b would
+ * have. Saves the read and the decode of every record while the sink keeps up. False
+ * (nothing done) when b must take the usual way. */
+static bool hand_over(struct mars_dbuf *d, struct mars_batch *b)
+{
+    struct seg *g = &d->segs[d->nsegs - 1];
+    if (d->rseg != d->nsegs - 1) { /* the write began a segment: the reader passes the old */
+        close_reader(d);
+        d->rseg = d->nsegs - 1;
+    }
+    if (d->rfd < 0) {
+        d->rfd = open(g->path, O_RDONLY | O_CLOEXEC);
+        d->roff = MARS_DBUF_SEG_HDR;
+        if (d->rfd < 0)
+            return false; /* the reader reports it when it gets there */
+    }
+    struct mars_batch *standin = mars_batch_split_ack(b);
+    if (!standin)
+        return false;
+    uint64_t abs;
+    if (ring_push(d,
+                  (struct inflight){.seg_uid = g->uid,
+                                    .seq = d->next_seq - 1,
+                                    .wall = d->last_wall,
+                                    .lane = 0,
+                                    .events = b->n},
+                  &abs)) {
+        b->ack = standin->ack; /* undo: b goes the usual way */
+        b->abandoned = standin->abandoned;
+        standin->ack = (struct mars_batch_ack){0};
+        mars_batch_release(standin);
+        return false;
+    }
+    d->roff = d->woff;
+    g->first_wall = d->last_wall ? d->last_wall : 1;
+    b->ack = (struct mars_batch_ack){.fn = on_replay_ack, .ctx = d, .a = abs};
+    b->created_ns = mars_ev_now(d->s->w->loop);
+    mars_stat_add(&d->s->stats->disk_read, 1);
+    mars_stat_add(&d->s->stats->disk_handed_over, 1);
+    written(d, standin);
+    mars_sinkq_push(d->s, b);
+    trim(d);
+    return true;
+}
+
 void mars_dbuf_enqueue(struct mars_sink *s, struct mars_batch *b)
 {
     struct mars_dbuf *d = s->dbuf;
@@ -536,8 +604,15 @@ void mars_dbuf_enqueue(struct mars_sink *s, struct mars_batch *b)
         return;
     }
     if (d->unwritten.n == 0) {
+        bool fast = may_hand_over(d, b);
         int rc = write_record(d, b);
         if (rc == 0) {
+            if (fast && hand_over(d, b)) {
+                set_blocked(d);
+                update_gauges(d);
+                mars_sinkq_dispatch(s);
+                return;
+            }
             written(d, b);
             set_blocked(d);
             update_gauges(d);

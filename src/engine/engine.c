@@ -404,6 +404,7 @@ void mars_engine_node_stats(const struct mars_engine *e, uint32_t node, struct m
         SUM(disk_events);
         SUM(disk_written);
         SUM(disk_read);
+        SUM(disk_handed_over);
         SUM(disk_corrupt);
         uint64_t o = mars_stat_get(&s->disk_oldest_wall_ns),
                  m = mars_stat_get(&out->disk_oldest_wall_ns);

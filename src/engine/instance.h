@@ -67,10 +67,11 @@ struct mars_stats {
     _Atomic uint64_t consecutive_failures;        /* sinks: failed requests since the last OK */
     _Atomic uint64_t lag_bytes; /* sources with MARS_DESC_LAG_BYTES: bytes not read yet */
     /* sinks with a disk buffer: bytes of its segment files and events not delivered yet
-     * (gauges), records written, read back and found corrupt, and the write time of the
-     * oldest record not delivered (wall clock ns, 0: none) */
+     * (gauges), records written, read back (of them, handed over from memory) and found
+     * corrupt, and the write time of the oldest record not delivered (wall clock ns, 0:
+     * none) */
     _Atomic uint64_t disk_bytes, disk_events;
-    _Atomic uint64_t disk_written, disk_read, disk_corrupt;
+    _Atomic uint64_t disk_written, disk_read, disk_handed_over, disk_corrupt;
     _Atomic uint64_t disk_oldest_wall_ns;
 };
 

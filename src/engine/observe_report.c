@@ -295,7 +295,13 @@ static void collect_disk(struct mars_mvisitor *v, const struct mars_engine *e,
         {"mars_buffer_disk_written_records_total", "Records written to the sink's disk buffer.",
          MARS_MT_COUNTER},
         {"mars_buffer_disk_read_records_total",
-         "Records read back from the sink's disk buffer to be sent.", MARS_MT_COUNTER},
+         "Records read back from the sink's disk buffer to be sent (with those handed over "
+         "from memory).",
+         MARS_MT_COUNTER},
+        {"mars_buffer_disk_handed_over_records_total",
+         "Records of the sink's disk buffer sent from memory right after they were written "
+         "(the sink kept up: nothing older waited on disk), so not read back and decoded.",
+         MARS_MT_COUNTER},
         {"mars_buffer_disk_corrupt_records_total",
          "Damaged records of the sink's disk buffer that were skipped (bad checksum, length or "
          "encoding; each is logged with its segment and offset).",
@@ -337,6 +343,9 @@ static void collect_disk(struct mars_mvisitor *v, const struct mars_engine *e,
                 val = (double)s->disk_read;
                 break;
             case 4:
+                val = (double)s->disk_handed_over;
+                break;
+            case 5:
                 val = (double)s->disk_corrupt;
                 break;
             default: {

@@ -107,6 +107,24 @@ int mars_batch_exclusive(struct mars_batch **bp)
     return 0;
 }
 
+struct mars_batch *mars_batch_split_ack(struct mars_batch *b)
+{
+    if (b->refs != 1 || b->parent || b->nholds)
+        return NULL;
+    struct mars_batch *t = mars_batch_create(1);
+    if (!t)
+        return NULL;
+    t->n = b->n; /* a count: the stand-in's ev has no events (see batch.h) */
+    t->bytes = b->bytes;
+    t->created_ns = b->created_ns;
+    t->source = b->source;
+    t->ack = b->ack;
+    t->abandoned = b->abandoned;
+    b->ack = (struct mars_batch_ack){0};
+    b->abandoned = false;
+    return t;
+}
+
 void mars_batch_compact(struct mars_batch *b, const bool *keep)
 {
     uint32_t w = 0;

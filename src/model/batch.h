@@ -92,6 +92,13 @@ struct mars_batch *mars_batch_select(struct mars_batch *b, const bool *keep, uin
  * pool. Returns the chunks dropped (0: nothing done, also on -ENOMEM). */
 #define MARS_BATCH_SPARSE 4
 uint32_t mars_batch_unpin(struct mars_batch *b);
+/* Moves b's acknowledgement to a new stand-in batch (returned, refs = 1) and clears b's:
+ * releasing the stand-in acknowledges b's events to their source, while b lives on with an
+ * ack its holder sets. For a sink that took over the events for good (on disk, in a disk
+ * buffer) and still delivers b itself. The stand-in holds no events; its n and bytes are
+ * b's, since ack functions count events but never read them. Only for a root batch its
+ * caller holds alone (refs == 1, no parent, no holds). NULL on -ENOMEM or when b is not. */
+struct mars_batch *mars_batch_split_ack(struct mars_batch *b);
 /* b keeps `other` alive until b is released (takes over the caller's reference to other):
  * for events that carry bytes of several batches (multiline joins lines across reads).
  * Returns 0 or -ENOMEM (then the caller still owns its reference). */

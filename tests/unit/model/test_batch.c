@@ -182,6 +182,34 @@ static void test_pool_hold_waiters(void **state)
     (void)state;
 }
 
+/* The stand-in carries the source's ack away: releasing it acknowledges, while the batch
+ * keeps its events and chunk for whoever holds it, with no ack of its own. */
+static void test_split_ack(void **state)
+{
+    struct mars_chunk_pool p;
+    mars_chunk_pool_init(&p, 4096, 1 << 20);
+    acks = delivered_acks = 0;
+    struct mars_batch *b = make(&p, 3);
+    mars_batch_ref(b);
+    assert_null(mars_batch_split_ack(b)); /* shared: not allowed */
+    mars_batch_release(b);
+    struct mars_batch *t = mars_batch_split_ack(b);
+    assert_non_null(t);
+    assert_int_equal(t->n, 3);
+    assert_int_equal(t->bytes, 3);
+    assert_null(b->ack.fn);
+    mars_batch_release(t);
+    assert_int_equal(acks, 1);
+    assert_int_equal(delivered_acks, 1);
+    assert_int_equal(p.live, 1); /* b still holds its chunk */
+    assert_memory_equal(b->ev[2].msg.ptr, "x", 1);
+    mars_batch_release(b);
+    assert_int_equal(acks, 1); /* no second ack */
+    assert_int_equal(p.live, 0);
+    mars_chunk_pool_fini(&p);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -189,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_clone_keeps_parent_and_abandon),
         cmocka_unit_test(test_exclusive_unshared_is_noop),
         cmocka_unit_test(test_unpin_sparse),
+        cmocka_unit_test(test_split_ack),
         cmocka_unit_test(test_pool_hold_waiters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

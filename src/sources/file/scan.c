@@ -273,8 +273,15 @@ static void schedule_dir(struct file_source *fs, int wd, const char *name)
         if (f->wd != wd && wd >= 0)
             continue;
         const char *base = strrchr(f->path, '/');
-        if (f->state != TF_OPEN && name && base && strcmp(base + 1, name) == 0 &&
-            stat(f->path, &st) == 0 && st.st_ino == f->ino && st.st_dev == f->dev) {
+        bool named = name && base && strcmp(base + 1, name) == 0;
+        /* An event names the file that changed: the other files at their paths did not (a
+         * kubelet pod directory often holds a second, idle file). A file that left its
+         * path may be the one named under its new name, so it is read on any event of its
+         * directory; one renamed since the last scan is caught by the sweep (1 s). */
+        if (name && !named && f->at_path)
+            continue;
+        if (f->state != TF_OPEN && named && stat(f->path, &st) == 0 && st.st_ino == f->ino &&
+            st.st_dev == f->dev) {
             if (f->state == TF_PENDING)
                 f->size_seen = (uint64_t)st.st_size;
             else if ((uint64_t)st.st_size != f->read_off || st.st_ctim.tv_sec != f->ctime.tv_sec ||

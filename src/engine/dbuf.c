@@ -532,12 +532,17 @@ static void on_tick(struct mars_ev_op *op, int res)
     arm_tick(d);
 }
 
-static void arm_tick(struct mars_dbuf *d)
+static void arm_tick_in(struct mars_dbuf *d, int64_t ns)
 {
     if (d->tick_armed || d->closing)
         return;
-    mars_ev_prep_timer(&d->tick, TICK_NS, on_tick, d);
+    mars_ev_prep_timer(&d->tick, ns, on_tick, d);
     d->tick_armed = mars_ev_submit(d->s->w->loop, &d->tick) == 0;
+}
+
+static void arm_tick(struct mars_dbuf *d)
+{
+    arm_tick_in(d, TICK_NS);
 }
 
 /* ---- life cycle ---- */
@@ -633,7 +638,8 @@ int mars_dbuf_open(struct mars_sink *s)
     }
     mars_dbuf_set_blocked(d);
     mars_dbuf_update_gauges(d);
-    arm_tick(d);
+    /* a backlog from an earlier run is read as soon as the worker runs, not a tick later */
+    arm_tick_in(d, d->disk_events ? 0 : TICK_NS);
     return 0;
 }
 

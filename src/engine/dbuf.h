@@ -21,6 +21,10 @@ int mars_dbuf_open(struct mars_sink *s);
 void mars_dbuf_enqueue(struct mars_sink *s, struct mars_batch *b);
 /* Reads records back into the sink's memory buffer while it has room. */
 void mars_dbuf_pump(struct mars_sink *s);
+/* Nothing left for the sink to do from disk: true without a disk buffer, and when the
+ * worker stops for good (what is on disk stays there); with --once, only when every
+ * record was read back and delivered. */
+bool mars_dbuf_idle(const struct mars_sink *s);
 /* Worker stopping: syncs, acknowledges what is synced, saves the delivered marks and
  * cancels the timer. */
 void mars_dbuf_quiesce(struct mars_sink *s);

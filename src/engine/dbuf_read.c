@@ -109,6 +109,9 @@ static void on_replay_ack(struct mars_batch *b, bool delivered)
     if (!d->closing) {
         trim(d);
         mars_dbuf_update_gauges(d);
+        /* --once waits for the backlog (mars_dbuf_idle): the last ack may end the run */
+        if (d->ring_n == 0 && d->s->w->state == MARS_W_DRAINING)
+            mars_worker_check_done(d->s->w);
     }
 }
 
@@ -242,6 +245,14 @@ void mars_dbuf_pump(struct mars_sink *s)
         mars_dbuf_update_gauges(d);
         mars_sinkq_dispatch(s);
     }
+}
+
+bool mars_dbuf_idle(const struct mars_sink *s)
+{
+    const struct mars_dbuf *d = s->dbuf;
+    if (!d || !may_read(d))
+        return true;
+    return d->ring_n == 0 && mars_dbuf_caught_up(d); /* the write side: quiesce syncs it */
 }
 
 /* ---- the hand-over ---- */

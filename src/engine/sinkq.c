@@ -540,7 +540,7 @@ uint32_t mars_sinkq_unpin(struct mars_sink *s)
 
 bool mars_sinkq_idle(const struct mars_sink *s)
 {
-    if (s->q.count || s->busy || s->timer_armed)
+    if (s->q.count || s->busy || s->timer_armed || !mars_dbuf_idle(s))
         return false;
     for (uint32_t i = 0; i < s->nslots; i++)
         if (s->slots[i].timer_armed)

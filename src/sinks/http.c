@@ -142,6 +142,9 @@ static void http_write(struct mars_sink *s, struct mars_sink_req *r)
         niov = 1;
     }
     c->data = h;
+    /* The encoder (and arr) belong to the sink, not the slot: with one slot nothing encodes
+     * again before this call is done, so its single buffer can be the body as it is. */
+    c->borrow_body = h->ncalls == 1;
     rc = mars_http_common_send(&h->hs, c, r, h->conf->method == 1 ? "PUT" : "POST", h->conf->url,
                                iov, niov, on_response);
     if (rc) {

@@ -134,7 +134,10 @@ int mars_http_common_send(struct mars_http_common *hs, struct mars_http_common_c
     const void *body;
     size_t len;
     int rc;
-    if (conf->compression != MARS_CODEC_NONE) {
+    if (conf->compression != MARS_CODEC_NONE && c->body_compressed) {
+        body = c->comp.out;
+        len = c->comp.len;
+    } else if (conf->compression != MARS_CODEC_NONE) {
         if (c->comp.codec != (enum mars_codec)conf->compression)
             mars_compressor_init(&c->comp, (enum mars_codec)conf->compression, 0);
         if ((rc = mars_compress(&c->comp, iov, n)))

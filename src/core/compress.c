@@ -3,7 +3,8 @@
  * iovecs, one context kept per compressor) and lz4 (frame format, so any lz4 tool can
  * read it) of an iovec list into a growing output buffer. The output grows by doubling
  * from the codec's bound for small inputs, so a steady stream of similar requests stops
- * allocating after the first few.
+ * allocating after the first few. Streaming (gzip, zstd) keeps the z_stream or the zstd
+ * context between calls; its output starts at 64 KiB, since the size is not known.
  *
  * Thread: the compressor's owner.
  */
@@ -27,6 +28,10 @@ void mars_compressor_init(struct mars_compressor *c, enum mars_codec codec, int 
 
 void mars_compressor_fini(struct mars_compressor *c)
 {
+    if (c->gz) {
+        deflateEnd(c->gz);
+        free(c->gz);
+    }
     free(c->out);
     if (c->zstd_ctx)
         ZSTD_freeCCtx(c->zstd_ctx);
@@ -164,6 +169,104 @@ int mars_compress(struct mars_compressor *c, const struct iovec *iov, int n)
     default:
         return -EINVAL;
     }
+}
+
+/* ---- streaming ---- */
+
+/* Output starts at 64 KiB and doubles: logs shrink 6-10x, so a 1 MiB request needs ~2
+ * steps, and the buffer is reused by the next request. */
+#define STREAM_OUT_START ((size_t)64 << 10)
+
+static int gz_step(struct mars_compressor *c, z_stream *z, const struct iovec *in, int flush)
+{
+    z->next_in = in ? in->iov_base : NULL;
+    z->avail_in = in ? (uInt)in->iov_len : 0;
+    for (;;) {
+        if (c->cap - c->len < 1024 &&
+            reserve(c, c->cap * 2 > STREAM_OUT_START ? c->cap * 2 : STREAM_OUT_START))
+            return -ENOMEM;
+        z->next_out = c->out + c->len;
+        z->avail_out = (uInt)(c->cap - c->len);
+        int zr = deflate(z, flush);
+        c->len = (size_t)(z->next_out - c->out);
+        if (zr == Z_STREAM_END)
+            return 0;
+        if (zr != Z_OK && zr != Z_BUF_ERROR)
+            return -EIO;
+        if (flush == Z_NO_FLUSH && z->avail_in == 0)
+            return 0;
+    }
+}
+
+int mars_compress_begin(struct mars_compressor *c)
+{
+    c->len = 0;
+    if (c->gz)
+        return -EINVAL;
+    if (reserve(c, STREAM_OUT_START))
+        return -ENOMEM;
+    if (c->codec == MARS_CODEC_GZIP) {
+        z_stream *z = calloc(1, sizeof(*z));
+        if (!z)
+            return -ENOMEM;
+        if (deflateInit2(z, c->level ? c->level : 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+            Z_OK) {
+            free(z);
+            return -ENOMEM;
+        }
+        c->gz = z;
+        return 0;
+    }
+    if (c->codec == MARS_CODEC_ZSTD) {
+        if (!c->zstd_ctx && !(c->zstd_ctx = ZSTD_createCCtx()))
+            return -ENOMEM;
+        ZSTD_CCtx_reset(c->zstd_ctx, ZSTD_reset_session_only);
+        ZSTD_CCtx_setParameter(c->zstd_ctx, ZSTD_c_compressionLevel, c->level ? c->level : 3);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+static int zstd_step(struct mars_compressor *c, const struct iovec *iov, ZSTD_EndDirective mode)
+{
+    ZSTD_inBuffer in = {iov ? iov->iov_base : NULL, iov ? iov->iov_len : 0, 0};
+    for (;;) {
+        if (c->cap - c->len < 1024 && reserve(c, c->cap * 2))
+            return -ENOMEM;
+        ZSTD_outBuffer out = {c->out, c->cap, c->len};
+        size_t left = ZSTD_compressStream2(c->zstd_ctx, &out, &in, mode);
+        c->len = out.pos;
+        if (ZSTD_isError(left))
+            return -EIO;
+        if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
+            return 0;
+    }
+}
+
+int mars_compress_more(struct mars_compressor *c, const struct iovec *iov, int n)
+{
+    int rc = 0;
+    if (c->codec == MARS_CODEC_GZIP && !c->gz)
+        return -EINVAL;
+    for (int i = 0; rc == 0 && i < n; i++)
+        rc = c->codec == MARS_CODEC_GZIP   ? gz_step(c, c->gz, &iov[i], Z_NO_FLUSH)
+             : c->codec == MARS_CODEC_ZSTD ? zstd_step(c, &iov[i], ZSTD_e_continue)
+                                           : -EINVAL;
+    return rc;
+}
+
+int mars_compress_end(struct mars_compressor *c)
+{
+    if (c->codec == MARS_CODEC_GZIP) {
+        if (!c->gz)
+            return -EINVAL;
+        int rc = gz_step(c, c->gz, NULL, Z_FINISH);
+        deflateEnd(c->gz);
+        free(c->gz);
+        c->gz = NULL;
+        return rc;
+    }
+    return c->codec == MARS_CODEC_ZSTD ? zstd_step(c, NULL, ZSTD_e_end) : -EINVAL;
 }
 
 const char *mars_codec_http_encoding(enum mars_codec codec)

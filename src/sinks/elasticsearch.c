@@ -258,6 +258,7 @@ static void send_next(struct elasticsearch_slot *sl)
     /* filtered items are ~30 bytes, whole ones ~250 plus the index name */
     size_t per_item = es->conf->filter_path && *es->conf->filter_path ? 160 : 1024;
     sl->call.max_body = (size_t)sl->nsent * per_item + 65536;
+    sl->call.borrow_body = true; /* sl->enc is the slot's own, untouched until the answer */
     int rc = mars_http_common_send(&es->hs, &sl->call, sl->r, "POST", es->urls[es->url], &iov, 1,
                                    on_bulk_done);
     if (rc) {

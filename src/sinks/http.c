@@ -4,7 +4,10 @@
  *
  * Each engine request becomes one HTTP request on the worker's event loop (the libcurl
  * client of core/http_client.h keeps connections alive between them); up to request.concurrency
- * run at once, each in a call slot with its own body buffers. A request is acknowledged
+ * run at once, each in a call slot with its own body buffers. With compression, ndjson and
+ * text are compressed batch by batch as they are encoded, so the whole uncompressed body
+ * never exists; without, at request.concurrency 1, the encoder's one JSON buffer is the
+ * body as it is (text lines, in chunks, are copied into one). A request is acknowledged
  * only on a 2xx answer. Connection errors, timeouts (request.timeout), 408, 429 and 5xx are
  * retried by the engine with backoff, at least as late as the peer's Retry-After; other 4xx
  * answers are permanent: the events are counted as lost and the answer is logged.
@@ -111,6 +114,30 @@ static void on_response(struct mars_http_common_call *c, const struct mars_http_
     mars_sink_done(h->sink, r, res, res == MARS_SINK_OK ? c->body_bytes : 0);
 }
 
+/* ndjson and text with compression: each batch is encoded and compressed at once, so only
+ * one batch's encoding exists uncompressed (the whole request's was ~1.3x its message bytes,
+ * held until the answer). Returns 0, or < 0 (the caller retries). */
+static int encode_compressed(struct http_sink *h, struct mars_http_common_call *c,
+                             enum mars_encoding enc, struct mars_sink_req *r)
+{
+    enum mars_codec codec = (enum mars_codec)h->conf->http.compression;
+    int rc;
+    if (c->comp.codec != codec)
+        mars_compressor_init(&c->comp, codec, 0);
+    if ((rc = mars_compress_begin(&c->comp)))
+        return rc;
+    for (uint32_t b = 0; rc == 0 && b < r->n; b++) {
+        mars_encoder_reset(&h->enc);
+        if (mars_encode_events(&h->enc, enc, r->batches[b]->ev, r->batches[b]->n) < 0 ||
+            mars_encoder_finish(&h->enc, enc))
+            rc = -ENOMEM;
+        else
+            rc = mars_compress_more(&c->comp, h->enc.iov, h->enc.niov);
+    }
+    int end = mars_compress_end(&c->comp);
+    return rc ? rc : end;
+}
+
 static void http_write(struct mars_sink *s, struct mars_sink_req *r)
 {
     struct http_sink *h = mars_sink_state(s);
@@ -123,7 +150,10 @@ static void http_write(struct mars_sink *s, struct mars_sink_req *r)
         mars_sink_done(s, r, MARS_SINK_RETRY, 0);
         return;
     }
-    if (mars_encode_batches(&h->enc, enc, r->batches, r->n) < 0) {
+    c->body_compressed =
+        h->conf->encoding != HENC_JSON && h->conf->http.compression != MARS_CODEC_NONE;
+    if (c->body_compressed ? encode_compressed(h, c, enc, r) < 0
+                           : mars_encode_batches(&h->enc, enc, r->batches, r->n) < 0) {
         mars_stat_add(&mars_sink_stats(s)->errors[MARS_ERR_MEMORY], 1);
         mars_sink_done(s, r, MARS_SINK_RETRY, 0);
         return;
@@ -142,6 +172,9 @@ static void http_write(struct mars_sink *s, struct mars_sink_req *r)
         niov = 1;
     }
     c->data = h;
+    /* The encoder (and arr) belong to the sink, not the slot: with one slot nothing encodes
+     * again before this call is done, so its single buffer can be the body as it is. */
+    c->borrow_body = h->ncalls == 1;
     rc = mars_http_common_send(&h->hs, c, r, h->conf->method == 1 ? "PUT" : "POST", h->conf->url,
                                iov, niov, on_response);
     if (rc) {

@@ -4,7 +4,8 @@
  * client, and the status mapping.
  *
  * Bodies: with compression the iovecs go straight into the call's compressor buffer; without
- * it they are flattened into the call's own buffer (libcurl wants one contiguous body). Both
+ * it they are flattened into the call's own buffer (libcurl wants one contiguous body), unless
+ * they are one iovec the sink keeps for the call (borrow_body): that is sent in place. Both
  * buffers live as long as the call slot, so steady traffic does not allocate.
  *
  * Thread: the sink's worker.
@@ -133,13 +134,19 @@ int mars_http_common_send(struct mars_http_common *hs, struct mars_http_common_c
     const void *body;
     size_t len;
     int rc;
-    if (conf->compression != MARS_CODEC_NONE) {
+    if (conf->compression != MARS_CODEC_NONE && c->body_compressed) {
+        body = c->comp.out;
+        len = c->comp.len;
+    } else if (conf->compression != MARS_CODEC_NONE) {
         if (c->comp.codec != (enum mars_codec)conf->compression)
             mars_compressor_init(&c->comp, (enum mars_codec)conf->compression, 0);
         if ((rc = mars_compress(&c->comp, iov, n)))
             return rc;
         body = c->comp.out;
         len = c->comp.len;
+    } else if (n == 1 && c->borrow_body) {
+        body = iov[0].iov_base;
+        len = iov[0].iov_len;
     } else {
         if ((rc = flatten(c, iov, n, &len)))
             return rc;

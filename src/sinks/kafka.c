@@ -153,15 +153,17 @@ struct kafka_sink {
 /* ---- config ---- */
 
 /* The properties mars chooses, as name, value pairs (bufs hold the numbers). librdkafka's
- * queue gets the sink's buffer budget (buffer.max_bytes, max_events; at least librdkafka's
- * minimums), so a full queue pauses the sources instead of failing produce calls. */
+ * queue gets the sink's buffer budget (buffer.max_bytes, max_events), so a full queue pauses
+ * the sources instead of failing produce calls; but at least 8 MiB (buffer.max_bytes'
+ * default until it became 2 MiB): librdkafka batches per partition out of that queue, and
+ * a smaller one would starve its batches. */
 static void fixed_props(const struct kafka_conf *c, uint64_t queue_bytes, int64_t queue_events,
                         const char *props[], char qb[32], char qe[32])
 {
     static const char *const acks[] = {"all", "1", "0"};
     size_t i = 0;
     uint64_t kb = queue_bytes / 1024;
-    snprintf(qb, 32, "%llu", (unsigned long long)(kb < 1024 ? 1024 : kb));
+    snprintf(qb, 32, "%llu", (unsigned long long)(kb < 8192 ? 8192 : kb));
     snprintf(qe, 32, "%lld", (long long)(queue_events < 1000 ? 1000 : queue_events));
     props[i++] = "enable.idempotence";
     props[i++] = c->acks == KACKS_ALL ? "true" : "false";

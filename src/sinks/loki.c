@@ -391,6 +391,7 @@ static void loki_write(struct mars_sink *s, struct mars_sink_req *r)
     if (rc == 0) {
         struct iovec iov = {sl->body.out, sl->body.out_len};
         sl->call.max_body = 4096;
+        sl->call.borrow_body = true; /* sl->body is the slot's own, untouched until the answer */
         rc = mars_http_common_send(&ls->hs, &sl->call, r, "POST", ls->url, &iov, 1, on_push_done);
     }
     if (rc) {

@@ -190,7 +190,7 @@ static void test_common_and_own_options(void **state)
     const struct mars_node *out = &c->nodes[mars_config_find(c, "out")];
     assert_int_equal(out->common.buffer.max_events, 5);
     assert_int_equal(out->common.buffer.when_full, MARS_WHEN_FULL_DROP_NEWEST);
-    assert_int_equal(out->common.buffer.max_bytes, 8u << 20); /* default */
+    assert_int_equal(out->common.buffer.max_bytes, 2u << 20); /* default */
     assert_int_equal(c->top.runtime.shutdown_timeout, 30000000000LL);
     mars_config_destroy(c);
     (void)state;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <lz4frame.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -18,6 +19,9 @@
 #include <cmocka.h>
 
 #include "core/compress.h"
+
+/* a streamed zstd frame does not know its size in advance (one-shot frames must carry it) */
+static bool streamed;
 
 static unsigned char *decode(enum mars_codec codec, const unsigned char *in, size_t n, size_t want)
 {
@@ -34,7 +38,10 @@ static unsigned char *decode(enum mars_codec codec, const unsigned char *in, siz
         assert_int_equal(z.total_out, want);
         inflateEnd(&z);
     } else if (codec == MARS_CODEC_ZSTD) {
-        assert_int_equal(ZSTD_getFrameContentSize(in, n), want);
+        unsigned long long size = ZSTD_getFrameContentSize(in, n);
+        /* zstd still writes the size of a stream it gets whole in its first call (empty) */
+        if (!streamed || size != ZSTD_CONTENTSIZE_UNKNOWN)
+            assert_int_equal(size, want);
         size_t r = ZSTD_decompress(out, want + 1, in, n);
         assert_false(ZSTD_isError(r));
         assert_int_equal(r, want);
@@ -73,6 +80,21 @@ static void roundtrip(struct mars_compressor *c, const struct iovec *iov, int n)
     unsigned char *back = decode(c->codec, c->out, c->len, total);
     assert_memory_equal(back, flat, total);
     free(back);
+    if (c->codec == MARS_CODEC_GZIP || c->codec == MARS_CODEC_ZSTD) {
+        /* streaming, one iovec per call, into the same compressor: the same bytes back */
+        assert_int_equal(mars_compress_begin(c), 0);
+        for (int i = 0; i < n; i++)
+            assert_int_equal(mars_compress_more(c, &iov[i], 1), 0);
+        assert_int_equal(mars_compress_end(c), 0);
+        assert_true(c->len > 0);
+        streamed = true;
+        back = decode(c->codec, c->out, c->len, total);
+        streamed = false;
+        assert_memory_equal(back, flat, total);
+        free(back);
+    } else {
+        assert_int_equal(mars_compress_begin(c), -EINVAL);
+    }
     free(flat);
 }
 

@@ -1,8 +1,9 @@
 /*
  * json_escape.c - escaping bytes for the inside of a JSON string (see json_escape.h).
  *
- * How it works: eight bytes at a time while none of them needs a look (word_plain), then
- * one byte: copied as it is, checked as the start of a UTF-8 sequence, or escaped. The
+ * How it works: eight bytes at a time while none of them needs a look (word_flags); in a
+ * word that has one, the bytes before it go at once, then that byte: copied as it is,
+ * checked as the start of a UTF-8 sequence, or escaped. The
  * sink encoder is the hot caller (every event of every JSON sink): it reserves the worst
  * case up front, so escape() is compiled twice from one body, once without room checks
  * for a dst that takes everything and once with them for a bounded dst (the log's line).
@@ -24,14 +25,29 @@
  * high bit when subtracted from. A borrow out of a flagged byte may flag its neighbour
  * too, never hide one, so a clean word may take a trip through the byte loop, a dirty one
  * never skips it. */
-static inline bool word_plain(uint64_t w, unsigned flags)
+static inline uint64_t word_flags(uint64_t w, unsigned flags)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
     uint64_t bad = w | (w - ones * 0x20) | (q - ones) | (b - ones);
     if (flags & MARS_JSON_ESC_DEL)
         bad |= (w ^ (ones * 0x7f)) - ones;
-    return (bad & highs) == 0;
+    return bad & highs;
+}
+
+/* How many bytes at the start of a word with flags f go out as they are: those below its
+ * lowest flagged byte, which is a real one (a borrow flags only bytes above the byte that
+ * wrapped, and that byte is flagged itself). JSON text in a message has a quote every few
+ * bytes: without this each byte before one took a word test and a trip through the byte
+ * loop. Little-endian only (byte 0 is the low bits); elsewhere none. */
+static inline unsigned plain_prefix(uint64_t f)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return (unsigned)__builtin_ctzll(f) >> 3;
+#else
+    (void)f;
+    return 0;
+#endif
 }
 
 /* True when the ASCII byte c needs an escape. */
@@ -68,12 +84,16 @@ escape(char *dst, size_t cap, const unsigned char *s, size_t n, unsigned flags, 
         if (i + 8 <= n && (!bounded || end - o >= 8)) {
             uint64_t w;
             memcpy(&w, s + i, 8);
-            if (word_plain(w, flags)) {
-                memcpy(o, &w, 8);
+            uint64_t f = word_flags(w, flags);
+            memcpy(o, &w, 8); /* room for 8 either way; only the plain ones count */
+            if (!f) {
                 o += 8;
                 i += 8;
                 continue;
             }
+            unsigned k = plain_prefix(f);
+            o += k;
+            i += k; /* s[i] is the flagged byte: the byte path below takes it */
         }
         unsigned char c = s[i];
         if (c >= 0x80 && (flags & MARS_JSON_ESC_UTF8)) {

@@ -164,6 +164,7 @@ struct file_read_head {
 struct file_dir {
     char *path;
     int wd;
+    bool changes; /* also hears of writes: a file of this instance is in it (scan.c) */
 };
 
 struct file_source {

@@ -103,8 +103,8 @@ static bool mine(const struct file_source *fs, const struct stat *st)
     return mars_hash64(key, sizeof(key)) % fs->nw == fs->widx;
 }
 
-static int watch_dir(struct file_source *fs, const char *dir);
-static int watch_dir_of(struct file_source *fs, const char *path);
+static int watch_dir(struct file_source *fs, const char *dir, bool changes);
+static int watch_dir_of(struct file_source *fs, const char *path, bool changes);
 static void watch_pattern(struct file_source *fs, const char *pattern);
 
 static void found(struct file_source *fs, const char *path)
@@ -114,7 +114,7 @@ static void found(struct file_source *fs, const char *path)
         return;
     /* every instance watches every matched directory: a file created there may belong to
      * any worker, and each must hear of it to scan at once */
-    watch_dir_of(fs, path);
+    watch_dir_of(fs, path, false);
     if (!mine(fs, &st))
         return;
     struct tfile *f = mars_file_find(fs, st.st_dev, st.st_ino);
@@ -155,7 +155,7 @@ static void found(struct file_source *fs, const char *path)
         return;
     }
     f->seen_scan = fs->scan_gen;
-    f->wd = watch_dir_of(fs, path); /* its size is noted while it waits for a descriptor */
+    f->wd = watch_dir_of(fs, path, true); /* its size is noted while it waits for a descriptor */
     mars_debug(mars_source_id(fs->src), "found %s", path);
 }
 
@@ -167,7 +167,7 @@ static void walk(struct file_source *fs, const char *pattern, char *dir, size_t 
     struct dirent *de;
     if (!d)
         return;
-    watch_dir(fs, dir); /* a file created here later is heard of at once */
+    watch_dir(fs, dir, false); /* a file created here later is heard of at once */
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
             continue;
@@ -411,17 +411,30 @@ int mars_file_watch_init(struct file_source *fs)
     return 0;
 }
 
-/* Watches directory dir once per instance; returns its watch or -1. */
-static int watch_dir(struct file_source *fs, const char *dir)
+/* What every watch hears: files coming and going, so each instance scans at once. */
+#define WATCH_STRUCTURE (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR)
+/* What a directory holding files of this instance hears too: their writes. Another
+ * worker's files write there all the time: without them in the mask, an instance is not
+ * woken up for every append of files it does not read. */
+#define WATCH_CHANGES (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB)
+
+/* Watches directory dir once per instance, for changes of its files too when `changes`
+ * (a file of this instance is there); returns its watch or -1. */
+static int watch_dir(struct file_source *fs, const char *dir, bool changes)
 {
     if (fs->ifd < 0)
         return -1;
-    for (size_t i = 0; i < fs->ndirs; i++)
-        if (strcmp(fs->dirs[i].path, dir) == 0)
-            return fs->dirs[i].wd;
-    int wd = inotify_add_watch(fs->ifd, dir,
-                               IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_MOVED_TO |
-                                   IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR);
+    for (size_t i = 0; i < fs->ndirs; i++) {
+        struct file_dir *d = &fs->dirs[i];
+        if (strcmp(d->path, dir) != 0)
+            continue;
+        if (changes && !d->changes &&
+            inotify_add_watch(fs->ifd, dir, WATCH_STRUCTURE | WATCH_CHANGES | IN_MASK_ADD) >= 0)
+            d->changes = true;
+        return d->wd;
+    }
+    uint32_t mask = WATCH_STRUCTURE | (changes ? WATCH_CHANGES : 0);
+    int wd = inotify_add_watch(fs->ifd, dir, mask | IN_MASK_ADD);
     if (wd < 0) {
         if (errno != ENOENT && errno != ENOTDIR)
             MARS_LOG_RL(MARS_LOG_WARN, mars_source_id(fs->src),
@@ -431,6 +444,7 @@ static int watch_dir(struct file_source *fs, const char *dir)
     for (size_t i = 0; i < fs->ndirs; i++) {
         if (fs->dirs[i].wd == wd) {
             /* the same directory under another name (a link): one entry per watch */
+            fs->dirs[i].changes |= changes;
             return wd;
         }
     }
@@ -439,12 +453,12 @@ static int watch_dir(struct file_source *fs, const char *dir)
         free(copy);
         return wd;
     }
-    fs->dirs[fs->ndirs++] = (struct file_dir){.path = copy, .wd = wd};
+    fs->dirs[fs->ndirs++] = (struct file_dir){.path = copy, .wd = wd, .changes = changes};
     return wd;
 }
 
 /* Watches the directory of path; returns its watch or -1. */
-static int watch_dir_of(struct file_source *fs, const char *path)
+static int watch_dir_of(struct file_source *fs, const char *path, bool changes)
 {
     char dir[PATH_MAX];
     if (fs->ifd < 0)
@@ -457,7 +471,7 @@ static int watch_dir_of(struct file_source *fs, const char *path)
         dir[1] = '\0';
     else
         *slash = '\0';
-    return watch_dir(fs, dir);
+    return watch_dir(fs, dir, changes);
 }
 
 /* Watches the directories a pattern names, before any file is in them, so a file created
@@ -490,7 +504,7 @@ static void watch_pattern(struct file_source *fs, const char *pattern)
             glob_t g;
             if (glob(dir, GLOB_NOSORT | GLOB_ONLYDIR, NULL, &g) == 0)
                 for (size_t i = 0; i < g.gl_pathc; i++)
-                    watch_dir(fs, g.gl_pathv[i]);
+                    watch_dir(fs, g.gl_pathv[i], false);
             globfree(&g);
             *p = c;
         }
@@ -501,7 +515,7 @@ static void watch_pattern(struct file_source *fs, const char *pattern)
 
 void mars_file_watch_add(struct file_source *fs, struct tfile *f)
 {
-    f->wd = watch_dir_of(fs, f->path);
+    f->wd = watch_dir_of(fs, f->path, true);
 }
 
 void mars_file_watch_fini(struct file_source *fs)

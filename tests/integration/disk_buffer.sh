@@ -14,6 +14,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/fakes.bash"
+source "$(dirname "$0")/lib/disk_buffer.bash"
 
 if [[ ${MARS_SANITIZED:-} == 1 ]]; then N=${DISK_N:-50000} SLOW=3; else N=${DISK_N:-300000} SLOW=1; fi
 D=$TMP/logs
@@ -41,22 +42,9 @@ sinks:
     buffer: {type: disk, max_size: 4GiB}
 EOF
 
-RUN=0
-start() {
-    RUN=$((RUN + 1))
-    start_mars "$TMP/out$RUN" "$TMP/err$RUN" -c "$TMP/mars.yaml"
-    local err=$TMP/err$RUN
-    wait_until $((20 * SLOW)) "the admin API of run $RUN listens" grep -q "\[api\] listening on" "$err"
-    API=$(grep -o "\[api\] listening on 127.0.0.1:[0-9]*" "$err" | head -n 1 | sed 's/.*://')
-}
 kill9() {
     kill -9 "$MARS_PID"
     wait "$MARS_PID" 2>/dev/null || true
-}
-# metric NAME [COMPONENT]: the value of one series (0 when absent)
-metric() {
-    curl -sf "http://127.0.0.1:$API/metrics" |
-        awk -v n="$1" -v c="component_id=\"${2:-es}\"" '$1 ~ "^"n"[{]" && index($1, c) { v = $2 } END { print v + 0 }'
 }
 # write_lines FROM TO FILE: lines "L<n> <padding>" appended
 write_lines() {

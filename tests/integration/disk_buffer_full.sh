@@ -16,6 +16,7 @@ if [[ -z ${MARS_IT_IN_MNTNS:-} ]]; then
 fi
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/fakes.bash"
+source "$(dirname "$0")/lib/disk_buffer.bash"
 if [[ ${MARS_SANITIZED:-} == 1 ]]; then SLOW=3; else SLOW=1; fi
 
 DATA=$TMP/data
@@ -51,11 +52,7 @@ MARS_PID=$!
 _MARS_PIDS+=("$MARS_PID")
 exec 3>"$TMP/in"
 wait_until $((20 * SLOW)) "the admin API listens" grep -q "\[api\] listening on" "$err"
-API=$(grep -o "\[api\] listening on 127.0.0.1:[0-9]*" "$err" | head -n 1 | sed 's/.*://')
-metric() {
-    curl -sf "http://127.0.0.1:$API/metrics" |
-        awk -v n="$1" -v c="component_id=\"${2:-es}\"" '$1 ~ "^"n"[{]" && index($1, c) { v = $2 } END { print v + 0 }'
-}
+API=$(api_port "$err")
 # lines FROM TO: numbered lines into mars's stdin, in the background (they block when mars
 # stops reading); sets WRITER
 lines() {

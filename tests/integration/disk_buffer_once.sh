@@ -7,6 +7,7 @@
 #     once and exits 0 only then (before, it exited at once with nothing sent)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
+source "$(dirname "$0")/lib/disk_buffer.bash"
 PY=/usr/bin/python3
 if [[ ${MARS_SANITIZED:-} == 1 ]]; then SLOW=3; else SLOW=1; fi
 
@@ -34,18 +35,11 @@ sinks:
     buffer: {type: disk}
 CONF
 say "1: $N lines spool while the tcp peer is down"
-start_mars "$TMP/out1" "$TMP/err1" -c "$TMP/spool.yaml"
-wait_until $((20 * SLOW)) "the admin API listens" grep -q "\[api\] listening on" "$TMP/err1"
-API=$(grep -o "\[api\] listening on 127.0.0.1:[0-9]*" "$TMP/err1" | head -n 1 | sed 's/.*://')
-on_disk() {
-    local v
-    v=$(curl -sf "http://127.0.0.1:$API/metrics" |
-        awk '$1 ~ /^mars_buffer_disk_events[{]/ && index($1, "component_id=\"out\"") { s += $2 } END { print s + 0 }')
-    ((v == N))
-}
+start "$TMP/spool.yaml"
+on_disk() { (($(metric mars_buffer_disk_events out) == N)); }
 wait_until $((60 * SLOW)) "all $N lines on disk" on_disk
 kill -TERM "$MARS_PID"
-wait_exit "$MARS_PID" $((30 * SLOW)) "$TMP/err1"
+wait_exit "$MARS_PID" $((30 * SLOW)) "$TMP/err$RUN"
 expect_eq "$EXIT_RC" 0 "exit code of the spooling run"
 pass "1: $N lines on disk"
 

@@ -7,6 +7,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/fakes.bash"
+source "$(dirname "$0")/lib/disk_buffer.bash"
 if [[ ${MARS_SANITIZED:-} == 1 ]]; then SLOW=3; else SLOW=1; fi
 
 D=$TMP/logs
@@ -32,22 +33,6 @@ sinks:
     retry: {initial_backoff: 50ms, max_backoff: 300ms}
     buffer: {type: disk}
 EOF
-}
-RUN=0
-start() {
-    RUN=$((RUN + 1))
-    start_mars "$TMP/out$RUN" "$TMP/err$RUN" -c "$TMP/mars.yaml"
-    wait_until $((20 * SLOW)) "the admin API of run $RUN listens" grep -q "\[api\] listening on" "$TMP/err$RUN"
-    API=$(grep -o "\[api\] listening on 127.0.0.1:[0-9]*" "$TMP/err$RUN" | head -n 1 | sed 's/.*://')
-}
-stop() {
-    kill -TERM "$MARS_PID"
-    wait_exit "$MARS_PID" $((60 * SLOW)) "$TMP/err$RUN"
-    expect_eq "$EXIT_RC" 0 "exit code of run $RUN"
-}
-metric() {
-    curl -sf "http://127.0.0.1:$API/metrics" |
-        awk -v n="$1" -v c="component_id=\"$2\"" '$1 ~ "^"n"[{]" && index($1, c) { v = $2 } END { print v + 0 }'
 }
 
 say "1: spooled by 2 workers, delivered by 1"

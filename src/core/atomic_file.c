@@ -10,6 +10,8 @@
  */
 #include "core/atomic_file.h"
 
+#include "core/grow.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -105,6 +107,40 @@ bool mars_file_same(const char *path, const void *data, size_t n)
     }
     close(fd);
     return same;
+}
+
+int mars_fd_read_all(int fd, size_t max, char **out, size_t *len)
+{
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (cap - n < 2 && mars_grow(&buf, &cap, n + 2 > 8192 ? n + 2 : 8192, 1)) {
+            free(buf);
+            return -ENOMEM;
+        }
+        size_t room = cap - n - 1; /* the last byte is the NUL's */
+        if (room > max + 1 - n)
+            room = max + 1 - n; /* one byte past max tells "too large" */
+        ssize_t r = read(fd, buf + n, room);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int err = errno;
+            free(buf);
+            return -err;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n > max) {
+            free(buf);
+            return -EFBIG;
+        }
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
 }
 
 int mars_mkdir_p(const char *dir, unsigned mode)

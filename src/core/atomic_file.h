@@ -1,6 +1,7 @@
 /*
- * atomic_file.h - replacing a small file so that readers (and a crash) only ever see the
- * old content or the new, never a mix or a truncated file.
+ * atomic_file.h - small files whole: replacing one so that readers (and a crash) only ever
+ * see the old content or the new, never a mix or a truncated file; comparing one; reading
+ * one into memory with a bound.
  *
  * Thread: any. These are synchronous system calls on local files (a few KiB): callers on
  * an ev loop say why that is acceptable where they call them.
@@ -21,6 +22,10 @@ int mars_file_replace(const char *path, const void *data, size_t n, unsigned mod
 
 /* True when path is a regular file whose content is exactly data[0..n). */
 bool mars_file_same(const char *path, const void *data, size_t n);
+
+/* Reads what is left of fd into a malloc'd, NUL-terminated buffer (*out, *len bytes before
+ * the NUL). Returns 0, -EFBIG when there are more than max bytes, -ENOMEM or -errno. */
+int mars_fd_read_all(int fd, size_t max, char **out, size_t *len);
 
 /* Creates dir and its missing parents with mode. Returns 0 or -errno. */
 int mars_mkdir_p(const char *dir, unsigned mode);

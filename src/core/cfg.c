@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "core/atomic_file.h"
 #include "core/cfg_internal.h"
 #include "core/grow.h"
 
@@ -669,36 +670,6 @@ struct mars_cfg_doc *mars_cfg_load_string(const char *name, const char *text, si
     return load_string(name, text, len, false, diag);
 }
 
-/* Reads a whole file into a malloc'd buffer; -errno on failure. */
-static int read_file(int fd, char **out, size_t *out_len)
-{
-    size_t cap = 8192, n = 0;
-    char *buf = malloc(cap);
-
-    if (!buf)
-        return -ENOMEM;
-    for (;;) {
-        if (n == cap && (cap >= CFG_MAX_FILE_BYTES || mars_grow(&buf, &cap, n + 1, 1))) {
-            free(buf);
-            return cap >= CFG_MAX_FILE_BYTES ? -EFBIG : -ENOMEM;
-        }
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            int err = errno;
-            free(buf);
-            return -err;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    *out = buf;
-    *out_len = n;
-    return 0;
-}
-
 static struct mars_cfg_doc *load_file(const char *path, bool literal, struct mars_diag *diag)
 {
     char *text = NULL;
@@ -709,7 +680,7 @@ static struct mars_cfg_doc *load_file(const char *path, bool literal, struct mar
         mars_diag_add(diag, path, 0, 0, "cannot open: %s", strerror(errno));
         return NULL;
     }
-    int rc = read_file(fd, &text, &len);
+    int rc = mars_fd_read_all(fd, CFG_MAX_FILE_BYTES, &text, &len);
     close(fd);
     if (rc < 0) {
         mars_diag_add(diag, path, 0, 0, "cannot read: %s",

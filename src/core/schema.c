@@ -34,6 +34,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/atomic_file.h"
+
 #define NAME_BUF              256 /* dotted option names in messages */
 #define QUOTE_BUF             80  /* user values quoted in messages */
 #define SECRET_FILE_MAX_BYTES (1u << 20)
@@ -326,36 +328,18 @@ static const char *url_text(struct apply_ctx *c, const struct mars_cfg_node *v, 
 static int read_secret(const char *path, char **out)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    size_t n = 0, cap = SECRET_FILE_MAX_BYTES + 1; /* one byte more tells "too large" */
-    int err = 0;
+    size_t n;
     char *buf;
 
     if (fd < 0)
         return -errno;
-    if (!(buf = malloc(cap + 1))) {
-        close(fd);
-        return -ENOMEM;
-    }
-    for (;;) {
-        ssize_t r = read(fd, buf + n, cap - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            err = -errno;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (n == cap) {
-            err = -EFBIG;
-            break;
-        }
-    }
+    int err = mars_fd_read_all(fd, SECRET_FILE_MAX_BYTES, &buf, &n);
     close(fd);
-    if (!err && memchr(buf, '\0', n))
-        err = -EILSEQ;
-    if (err) {
-        free(buf);
+    if (err)
         return err;
+    if (memchr(buf, '\0', n)) {
+        free(buf);
+        return -EILSEQ;
     }
     if (n > 0 && buf[n - 1] == '\n') {
         n--;

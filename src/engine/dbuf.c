@@ -673,8 +673,8 @@ void mars_dbuf_close(struct mars_sink *s)
     }
     mars_dbuf_close_reader(d);
     mars_wire_enc_fini(&d->enc);
+    mars_dbuf_free_buffers(d);
     free(d->rb.p);
-    free(d->zbuf);
     free(d->ring);
     free(d->segs);
     free(d->lanes);

@@ -33,12 +33,22 @@ struct seg {
     char path[PATH_MAX];
 };
 
+/* A payload buffer: a record's bytes that a replayed batch's events point into. */
+struct dbuf_pbuf {
+    uint8_t *p;
+    size_t cap;
+};
+
 struct inflight {
     uint64_t seg_uid, seq;
     int64_t wall;
     uint32_t lane, events;
     bool done;
+    struct dbuf_pbuf buf; /* its batch's bytes, kept for reuse when acked (NULL: handed over) */
 };
+
+#define DBUF_SPARES    4          /* payload buffers kept for the next records */
+#define DBUF_SPARE_MAX (4u << 20) /* a larger one is freed */
 
 struct batchv {
     struct mars_batch **v;
@@ -68,8 +78,8 @@ struct mars_dbuf {
     uint64_t disk_bytes, disk_events;
     struct mars_wire_enc enc;
     struct mars_dbuf_rbuf rb;
-    uint8_t *zbuf;
-    size_t zcap;
+    struct dbuf_pbuf spare[DBUF_SPARES];
+    unsigned nspare;
     struct mars_ev_op tick;
     bool tick_armed, closing, space_error, over_size, pumping;
 };
@@ -97,6 +107,8 @@ void mars_dbuf_written(struct mars_dbuf *d, struct mars_batch *b);
 
 /* dbuf_read.c */
 void mars_dbuf_close_reader(struct mars_dbuf *d);
+/* Frees the payload buffers: the spares and those of records still in flight. */
+void mars_dbuf_free_buffers(struct mars_dbuf *d);
 bool mars_dbuf_may_hand_over(const struct mars_dbuf *d, const struct mars_batch *b);
 bool mars_dbuf_hand_over(struct mars_dbuf *d, struct mars_batch *b);
 

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/grow.h"
 #include "core/log.h"
 #include "engine/dbuf.h"
 #include "engine/dbuf_internal.h"
@@ -40,6 +39,62 @@ static int ring_push(struct mars_dbuf *d, struct inflight e, uint64_t *abs)
     d->ring[(d->ring_head + d->ring_n) % d->ring_cap] = e;
     d->ring_n++;
     return 0;
+}
+
+/* ---- payload buffers ----
+ * A replayed batch's events point into the record's bytes, read (or decompressed) into a
+ * payload buffer that the record's ring entry owns. Its ack gives the buffer back, and
+ * the next records reuse it: warm memory, no copy, no allocation per record. */
+
+/* A buffer of at least n bytes: a spare when one is big enough. */
+static int pbuf_take(struct mars_dbuf *d, size_t n, struct dbuf_pbuf *out)
+{
+    for (unsigned i = 0; i < d->nspare; i++)
+        if (d->spare[i].cap >= n) {
+            *out = d->spare[i];
+            d->spare[i] = d->spare[--d->nspare];
+            return 0;
+        }
+    out->cap = n ? n : 1;
+    out->p = malloc(out->cap);
+    return out->p ? 0 : -ENOMEM;
+}
+
+/* Keeps b for reuse, in place of the smallest spare when they are all taken. */
+static void pbuf_put(struct mars_dbuf *d, struct dbuf_pbuf b)
+{
+    if (!b.p)
+        return;
+    if (b.cap > DBUF_SPARE_MAX || d->closing) {
+        free(b.p);
+        return;
+    }
+    if (d->nspare < DBUF_SPARES) {
+        d->spare[d->nspare++] = b;
+        return;
+    }
+    unsigned min = 0;
+    for (unsigned i = 1; i < d->nspare; i++)
+        if (d->spare[i].cap < d->spare[min].cap)
+            min = i;
+    if (d->spare[min].cap < b.cap) {
+        struct dbuf_pbuf t = d->spare[min];
+        d->spare[min] = b;
+        b = t;
+    }
+    free(b.p);
+}
+
+void mars_dbuf_free_buffers(struct mars_dbuf *d)
+{
+    for (unsigned i = 0; i < d->nspare; i++)
+        free(d->spare[i].p);
+    d->nspare = 0;
+    for (size_t i = 0; i < d->ring_n; i++) {
+        struct inflight *e = &d->ring[(d->ring_head + i) % d->ring_cap];
+        free(e->buf.p);
+        e->buf = (struct dbuf_pbuf){0};
+    }
 }
 
 void mars_dbuf_close_reader(struct mars_dbuf *d)
@@ -91,11 +146,14 @@ static bool may_read(const struct mars_dbuf *d)
 static void on_replay_ack(struct mars_batch *b, bool delivered)
 {
     struct mars_dbuf *d = b->ack.ctx;
-    if (!delivered && (d->closing || d->s->aborting || !may_read(d)))
-        return; /* shutdown: the record stays on disk and comes again */
     if (b->ack.a < d->ring_base || b->ack.a >= d->ring_base + d->ring_n)
         return;
-    ring_at(d, b->ack.a)->done = true;
+    struct inflight *done = ring_at(d, b->ack.a);
+    pbuf_put(d, done->buf); /* b's events are gone */
+    done->buf = (struct dbuf_pbuf){0};
+    if (!delivered && (d->closing || d->s->aborting || !may_read(d)))
+        return; /* shutdown: the record stays on disk and comes again */
+    done->done = true;
     while (d->ring_n && d->ring[d->ring_head].done) {
         struct inflight *e = &d->ring[d->ring_head];
         struct lane *l = &d->lanes[e->lane];
@@ -124,9 +182,10 @@ static void report_corrupt(struct mars_dbuf *d, const struct seg *g, uint64_t of
                 (unsigned long long)off, why, (unsigned long long)(next - off));
 }
 
-/* Decodes the record in d->rb into a new batch. NULL with *why on bad bytes. */
+/* Decodes the record in d->rb into a new batch whose events point into *buf, which the
+ * caller then owns. NULL with *why on bad bytes. */
 static struct mars_batch *decode(struct mars_dbuf *d, const struct mars_dbuf_rec *r,
-                                 const char **why)
+                                 struct dbuf_pbuf *buf, const char **why)
 {
     struct mars_wire_hdr h;
     const uint8_t *p = d->rb.p;
@@ -137,17 +196,6 @@ static struct mars_batch *decode(struct mars_dbuf *d, const struct mars_dbuf_rec
         return NULL;
     }
     p += MARS_WIRE_HDR;
-    if (h.flags & MARS_WIRE_F_LZ4) {
-        if (mars_grow(&d->zbuf, &d->zcap, h.raw_length ? h.raw_length : 1, 1)) {
-            *why = "out of memory";
-            return NULL;
-        }
-        if (mars_wire_unlz4(p, h.length, d->zbuf, h.raw_length)) {
-            *why = "bad lz4 block";
-            return NULL;
-        }
-        p = d->zbuf;
-    }
     struct mars_batch *b = mars_batch_create(r->events ? r->events : 1);
     if (!b) {
         *why = "out of memory";
@@ -155,8 +203,33 @@ static struct mars_batch *decode(struct mars_dbuf *d, const struct mars_dbuf_rec
     }
     b->source = r->source;
     b->created_ns = mars_ev_now(d->s->w->loop);
-    if (mars_wire_decode_batch(p, h.raw_length, b, why)) {
+    int rc;
+    *buf = (struct dbuf_pbuf){0};
+    if (h.flags & MARS_WIRE_F_LZ4) {
+        rc = pbuf_take(d, h.raw_length, buf);
+        if (!rc && mars_wire_unlz4(p, h.length, buf->p, h.raw_length))
+            rc = -EPROTO, *why = "bad lz4 block";
+        p = buf->p;
+    } else { /* the read buffer itself: a spare becomes the next one */
+        *buf = (struct dbuf_pbuf){d->rb.p, d->rb.cap};
+        p = buf->p + MARS_WIRE_HDR;
+        d->rb.p = NULL;
+        d->rb.cap = 0;
+        if (d->nspare) {
+            d->nspare--;
+            d->rb.p = d->spare[d->nspare].p;
+            d->rb.cap = d->spare[d->nspare].cap;
+        }
+        rc = 0;
+    }
+    if (!rc)
+        rc = mars_wire_decode_batch_owned(p, h.raw_length, b, why);
+    if (rc) {
+        if (rc == -ENOMEM)
+            *why = "out of memory";
         mars_batch_release(b);
+        pbuf_put(d, *buf);
+        *buf = (struct dbuf_pbuf){0};
         return NULL;
     }
     return b;
@@ -216,7 +289,8 @@ void mars_dbuf_pump(struct mars_sink *s)
         if (r.seq <= l->delivered)
             continue; /* delivered before a restart */
         const char *why = NULL;
-        struct mars_batch *b = decode(d, &r, &why);
+        struct dbuf_pbuf buf;
+        struct mars_batch *b = decode(d, &r, &buf, &why);
         if (!b) {
             report_corrupt(d, g, off, next, why ? why : "undecodable");
             d->disk_events -= r.events < d->disk_events ? r.events : d->disk_events;
@@ -228,9 +302,11 @@ void mars_dbuf_pump(struct mars_sink *s)
                                         .seq = r.seq,
                                         .wall = r.wall_ns,
                                         .lane = g->lane,
-                                        .events = r.events},
+                                        .events = r.events,
+                                        .buf = buf},
                       &abs)) {
             mars_batch_release(b);
+            pbuf_put(d, buf);
             d->roff = off; /* again later */
             break;
         }

@@ -126,11 +126,15 @@ int mars_wire_enc_add(struct mars_wire_enc *e, const struct mars_event *ev, size
 /* Packs the added events into e->frame as a BATCH frame with seq. Returns 0 or -ENOMEM. */
 int mars_wire_enc_finish(struct mars_wire_enc *e, uint64_t seq, bool lz4);
 
-/* Decodes a BATCH payload (already decompressed) into events appended to b: messages and
- * fields live in b's arena; every field value is checked (numbers, escaped strings, raw
- * arrays and objects are valid JSON; parents come before members). Returns 0, -EPROTO with
- * a static reason in *why (b may then hold some events: release it), or -ENOMEM. */
+/* Decodes a BATCH payload (already decompressed) into events appended to b: the payload is
+ * copied into b's arena, and messages and fields point into it; every field value is
+ * checked (numbers, escaped strings, raw arrays and objects are valid JSON; parents come
+ * before members). Returns 0, -EPROTO with a static reason in *why (b may then hold some
+ * events: release it), or -ENOMEM. */
 int mars_wire_decode_batch(const uint8_t *p, size_t n, struct mars_batch *b, const char **why);
+/* The same without the copy: p must live as long as b (it is in b's arena). */
+int mars_wire_decode_batch_owned(const uint8_t *p, size_t n, struct mars_batch *b,
+                                 const char **why);
 
 /* ---- addresses and sockets ---- */
 

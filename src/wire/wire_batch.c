@@ -9,12 +9,16 @@
  * is copied until finish), live in arrays reused from frame to frame, and carry their
  * packed size, so a frame stops before its limit and finish writes each byte once.
  *
- * Decoding unpacks with protobuf-c into the batch's arena (a bump allocator whose memory
- * goes with the batch, so nothing is freed piecemeal), then rebuilds each event: the message
- * and values point at the unpacked bytes, the flat field list becomes the engine's field
- * array with one append per field. Peer bytes are hostile: every kind, flag and parent index
- * is checked, and numbers, escaped strings and raw arrays/objects are validated as JSON,
- * because encoders copy such values into their output as they are.
+ * Decoding is by hand too: protobuf-c's generic unpack was the largest cost of reading a
+ * disk buffer back (a fifth of it), copying every message into its own allocation. The
+ * payload goes into the batch's arena once (a disk buffer decompresses into it), and each
+ * event's message and field values point into it. Each event is read twice: once for its
+ * scalars and to count its fields, so the engine's field array is sized once, then for
+ * the fields, one append each. Unknown fields are stepped over as protobuf does, a known
+ * field with the wrong wire type is an error, and the last of a repeated scalar wins. Peer bytes
+ * are hostile: every kind, flag and parent index is checked, and numbers, escaped strings and raw
+ * arrays/objects are validated as JSON, because encoders copy such values into their output as they
+ * are.
  *
  * Thread: the worker that owns the batch.
  */
@@ -264,15 +268,175 @@ int mars_wire_enc_finish(struct mars_wire_enc *e, uint64_t seq, bool lz4)
 
 /* ---- decoding ---- */
 
-static void *arena_alloc(void *data, size_t n)
+/* A reader over protobuf bytes. Peer bytes are hostile: every length is checked against
+ * what is left before it is used. */
+struct pb {
+    const uint8_t *p, *end;
+};
+
+static bool pb_varint(struct pb *r, uint64_t *v)
 {
-    return mars_arena_alloc(data, n ? n : 1);
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64 && r->p < r->end; shift += 7) {
+        uint8_t c = *r->p++;
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false; /* cut short, or longer than 10 bytes */
 }
 
-static void arena_free(void *data, void *p)
+/* The next tag: its field number and wire type. False at the end or on a bad tag. */
+static bool pb_tag(struct pb *r, uint32_t *field, unsigned *wt, const char **why)
 {
-    (void)data;
-    (void)p; /* the memory goes with the batch */
+    uint64_t t;
+    if (!pb_varint(r, &t) || t >> 3 == 0 || t >> 3 > 0x1fffffff) {
+        *why = "bad protobuf tag";
+        return false;
+    }
+    *field = (uint32_t)(t >> 3);
+    *wt = (unsigned)(t & 7);
+    return true;
+}
+
+static bool pb_bytes(struct pb *r, struct pb *v)
+{
+    uint64_t n;
+    if (!pb_varint(r, &n) || n > (uint64_t)(r->end - r->p))
+        return false;
+    v->p = r->p;
+    v->end = r->p + n;
+    r->p += n;
+    return true;
+}
+
+/* Steps over a field this decoder does not know (a newer sender's), as protobuf does. */
+static bool pb_skip(struct pb *r, unsigned wt)
+{
+    uint64_t v;
+    struct pb sub;
+    switch (wt) {
+    case 0:
+        return pb_varint(r, &v);
+    case 1:
+    case 5: {
+        size_t n = wt == 1 ? 8 : 4;
+        if ((size_t)(r->end - r->p) < n)
+            return false;
+        r->p += n;
+        return true;
+    }
+    case 2:
+        return pb_bytes(r, &sub);
+    default:
+        return false; /* groups (3, 4) are not proto3; 6 and 7 do not exist */
+    }
+}
+
+/* One wire field of a known number: its value as a varint (wt 0) or bytes (wt 2). A wrong
+ * wire type for the field is an error, as in protobuf-c. */
+static bool pb_field(struct pb *r, unsigned wt, unsigned want, uint64_t *v, struct pb *bytes)
+{
+    if (wt != want)
+        return false;
+    return want == 0 ? pb_varint(r, v) : pb_bytes(r, bytes);
+}
+
+struct dec_field {
+    struct pb key, value;
+    uint32_t kind, flags, parent;
+};
+
+struct dec_event {
+    struct pb msg, file, host;
+    int64_t ts;
+    uint32_t flags, nfields;
+};
+
+static bool decode_field_msg(struct pb r, struct dec_field *m, const char **why)
+{
+    *m = (struct dec_field){.key = {r.p, r.p}, .value = {r.p, r.p}};
+    while (r.p < r.end) {
+        uint32_t num;
+        unsigned wt;
+        uint64_t v = 0;
+        if (!pb_tag(&r, &num, &wt, why))
+            return false;
+        bool ok;
+        switch (num) {
+        case 1:
+            ok = pb_field(&r, wt, 2, &v, &m->key);
+            break;
+        case 3:
+            ok = pb_field(&r, wt, 2, &v, &m->value);
+            break;
+        case 2:
+        case 4:
+        case 5:
+            ok = pb_field(&r, wt, 0, &v, NULL);
+            if (num == 2)
+                m->kind = (uint32_t)v; /* int32 enum, uint32s: the low 32 bits, as protobuf */
+            else if (num == 4)
+                m->flags = (uint32_t)v;
+            else
+                m->parent = (uint32_t)v;
+            break;
+        default:
+            ok = pb_skip(&r, wt);
+        }
+        if (!ok) {
+            *why = "field does not parse";
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The first pass over an event: everything but its fields, which it only counts. */
+static bool decode_event_msg(struct pb r, struct dec_event *m, const char **why)
+{
+    *m = (struct dec_event){.msg = {r.p, r.p}, .file = {r.p, r.p}, .host = {r.p, r.p}};
+    while (r.p < r.end) {
+        uint32_t num;
+        unsigned wt;
+        uint64_t v = 0;
+        struct pb sub;
+        if (!pb_tag(&r, &num, &wt, why))
+            return false;
+        bool ok;
+        switch (num) {
+        case 1:
+            ok = pb_field(&r, wt, 2, &v, &m->msg);
+            break;
+        case 4:
+            ok = pb_field(&r, wt, 2, &v, &m->file);
+            break;
+        case 6:
+            ok = pb_field(&r, wt, 2, &v, &m->host);
+            break;
+        case 5:
+            ok = pb_field(&r, wt, 2, &v, &sub);
+            m->nfields++;
+            break;
+        case 2:
+            ok = pb_field(&r, wt, 0, &v, NULL);
+            m->ts = (int64_t)v;
+            break;
+        case 3:
+            ok = pb_field(&r, wt, 0, &v, NULL);
+            m->flags = (uint32_t)v;
+            break;
+        default:
+            ok = pb_skip(&r, wt);
+        }
+        if (!ok) {
+            *why = "event does not parse";
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool valid_json(struct mars_batch *b, const uint8_t *p, size_t n, char first, bool quote)
@@ -295,11 +459,12 @@ static bool valid_json(struct mars_batch *b, const uint8_t *p, size_t n, char fi
 }
 
 /* Checks field m (1-based position pos) and appends it to f. */
-static int add_field(struct mars_batch *b, struct mars_fields *f, const Mars__Field *m,
+static int add_field(struct mars_batch *b, struct mars_fields *f, const struct dec_field *m,
                      uint32_t pos, const char **why)
 {
-    const uint8_t *val = m->value.data;
-    size_t vlen = m->value.len;
+    const uint8_t *val = m->value.p;
+    size_t vlen = (size_t)(m->value.end - m->value.p);
+    size_t klen = (size_t)(m->key.end - m->key.p);
     unsigned flags = 0;
 
     if (m->parent >= pos || f->v[m->parent].kind != MARS_FIELD_OBJECT ||
@@ -307,7 +472,7 @@ static int add_field(struct mars_batch *b, struct mars_fields *f, const Mars__Fi
         *why = "field parent is not an earlier object";
         return -EPROTO;
     }
-    if (m->key.len > UINT32_MAX || vlen > UINT32_MAX) {
+    if (klen > UINT32_MAX || vlen > UINT32_MAX) {
         *why = "field too long";
         return -EPROTO;
     }
@@ -357,20 +522,54 @@ static int add_field(struct mars_batch *b, struct mars_fields *f, const Mars__Fi
         *why = "field value is not valid JSON for its kind";
         return -EPROTO;
     }
-    mars_fields_append(f, m->parent, m->key.len ? (const char *)m->key.data : "",
-                       (uint32_t)m->key.len, (enum mars_field_kind)m->kind,
-                       val ? (const char *)val : "", (uint32_t)vlen, flags);
+    mars_fields_append(f, m->parent, (const char *)m->key.p, (uint32_t)klen,
+                       (enum mars_field_kind)m->kind, val ? (const char *)val : "", (uint32_t)vlen,
+                       flags);
     return 0;
 }
 
-static int decode_event(struct mars_batch *b, const Mars__Event *m, const char **why)
+/* The string of the event before: events of one file share one copy. */
+struct dec_prev {
+    const char *s;
+    size_t n;
+};
+
+/* v as a NUL-terminated string in b's arena, or the one of the event before. */
+static int dec_string(struct mars_batch *b, struct pb v, struct dec_prev *prev, const char **out,
+                      const char *what, const char **why)
 {
-    if (m->message.len > UINT32_MAX || m->n_fields >= MARS_FIELDS_MAX) {
+    size_t n = (size_t)(v.end - v.p);
+    if (n == 0)
+        return 0;
+    if (prev->s && prev->n == n && memcmp(prev->s, v.p, n) == 0) {
+        *out = prev->s;
+        return 0;
+    }
+    if (memchr(v.p, '\0', n)) {
+        *why = what;
+        return -EPROTO;
+    }
+    *out = prev->s = mars_arena_strndup(&b->arena, (const char *)v.p, n);
+    prev->n = n;
+    return *out ? 0 : -ENOMEM;
+}
+
+struct dec_state {
+    struct dec_prev file, host;
+};
+
+static int decode_event(struct mars_batch *b, struct pb r, struct dec_state *st, const char **why)
+{
+    struct dec_event m;
+    if (!decode_event_msg(r, &m, why))
+        return -EPROTO;
+    size_t mlen = (size_t)(m.msg.end - m.msg.p);
+    if (mlen > UINT32_MAX || m.nfields >= MARS_FIELDS_MAX) {
         *why = "event too large";
         return -EPROTO;
     }
-    if (m->flags & ~(unsigned)(MARS__EVENT__FLAG__OVERSIZE | MARS__EVENT__FLAG__PARTIAL |
-                               MARS__EVENT__FLAG__NO_MESSAGE)) {
+    if (m.flags & ~(unsigned)(MARS__EVENT__FLAG__OVERSIZE | MARS__EVENT__FLAG__PARTIAL |
+                              MARS__EVENT__FLAG__NO_MESSAGE)) {
         *why = "bad event flags";
         return -EPROTO;
     }
@@ -379,60 +578,83 @@ static int decode_event(struct mars_batch *b, const Mars__Event *m, const char *
         return -ENOMEM;
     ev->kind = MARS_EVENT_LOG;
     ev->source = b->source;
-    ev->msg.ptr = m->message.len ? (const char *)m->message.data : "";
-    ev->msg.len = (uint32_t)m->message.len;
-    ev->ts_ns = m->timestamp_ns;
-    if (m->flags & MARS__EVENT__FLAG__OVERSIZE)
+    ev->msg.ptr = mlen ? (const char *)m.msg.p : "";
+    ev->msg.len = (uint32_t)mlen;
+    ev->ts_ns = m.ts;
+    if (m.flags & MARS__EVENT__FLAG__OVERSIZE)
         ev->flags |= MARS_EVF_OVERSIZE;
-    if (m->flags & MARS__EVENT__FLAG__PARTIAL)
+    if (m.flags & MARS__EVENT__FLAG__PARTIAL)
         ev->flags |= MARS_EVF_PARTIAL;
-    if (m->flags & MARS__EVENT__FLAG__NO_MESSAGE)
+    if (m.flags & MARS__EVENT__FLAG__NO_MESSAGE)
         ev->flags |= MARS_EVF_NO_MESSAGE;
     b->bytes += ev->msg.len;
-    if (m->file.len) {
-        if (memchr(m->file.data, '\0', m->file.len)) {
-            *why = "file path with a NUL byte";
-            return -EPROTO;
-        }
-        ev->file = mars_arena_strndup(&b->arena, (const char *)m->file.data, m->file.len);
-        if (!ev->file)
-            return -ENOMEM;
-    }
-    if (m->host.len) {
-        if (memchr(m->host.data, '\0', m->host.len)) {
-            *why = "host name with a NUL byte";
-            return -EPROTO;
-        }
-        ev->host = mars_arena_strndup(&b->arena, (const char *)m->host.data, m->host.len);
-        if (!ev->host)
-            return -ENOMEM;
-    }
-    if (m->n_fields == 0)
-        return 0;
+    int rc = dec_string(b, m.file, &st->file, &ev->file, "file path with a NUL byte", why);
+    if (!rc)
+        rc = dec_string(b, m.host, &st->host, &ev->host, "host name with a NUL byte", why);
+    if (rc || m.nfields == 0)
+        return rc;
     int err = 0;
-    struct mars_fields *f = mars_fields_writable(b, ev, (uint32_t)m->n_fields, &err);
+    struct mars_fields *f = mars_fields_writable(b, ev, m.nfields, &err);
     if (!f)
         return err == -E2BIG ? (*why = "too many fields", -EPROTO) : err;
-    for (size_t i = 0; i < m->n_fields; i++) {
-        int rc = add_field(b, f, m->fields[i], (uint32_t)i + 1, why);
-        if (rc)
+    /* the second pass: the fields, in order (a parent before its members) */
+    uint32_t pos = 0;
+    while (r.p < r.end) {
+        uint32_t num;
+        unsigned wt;
+        struct pb sub;
+        pb_tag(&r, &num, &wt, why); /* the first pass parsed every tag */
+        if (num != 5) {
+            pb_skip(&r, wt);
+            continue;
+        }
+        pb_bytes(&r, &sub);
+        struct dec_field fm;
+        if (!decode_field_msg(sub, &fm, why))
+            return -EPROTO;
+        if ((rc = add_field(b, f, &fm, ++pos, why)))
             return rc;
+    }
+    return 0;
+}
+
+/* p lives as long as b: events point into it. */
+static int decode_batch(const uint8_t *p, size_t n, struct mars_batch *b, const char **why)
+{
+    struct pb r = {p, p + n};
+    struct dec_state st = {0};
+    while (r.p < r.end) {
+        uint32_t num;
+        unsigned wt;
+        uint64_t v;
+        struct pb ev;
+        if (!pb_tag(&r, &num, &wt, why))
+            return -EPROTO;
+        bool ok = num == 1 ? pb_field(&r, wt, 2, &v, &ev) : pb_skip(&r, wt);
+        if (!ok) {
+            *why = "batch payload does not parse";
+            return -EPROTO;
+        }
+        if (num == 1) {
+            int rc = decode_event(b, ev, &st, why);
+            if (rc)
+                return rc;
+        }
     }
     return 0;
 }
 
 int mars_wire_decode_batch(const uint8_t *p, size_t n, struct mars_batch *b, const char **why)
 {
-    ProtobufCAllocator a = {.alloc = arena_alloc, .free = arena_free, .allocator_data = &b->arena};
-    Mars__Batch *m = mars__batch__unpack(&a, n, p);
-    if (!m) {
-        *why = "batch payload does not parse";
-        return -EPROTO;
-    }
-    for (size_t i = 0; i < m->n_events; i++) {
-        int rc = decode_event(b, m->events[i], why);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    uint8_t *own = n ? mars_arena_alloc(&b->arena, n) : NULL;
+    if (n && !own)
+        return -ENOMEM;
+    if (n)
+        memcpy(own, p, n);
+    return decode_batch(own, n, b, why);
+}
+
+int mars_wire_decode_batch_owned(const uint8_t *p, size_t n, struct mars_batch *b, const char **why)
+{
+    return decode_batch(p, n, b, why);
 }

@@ -1,6 +1,7 @@
 /* Unit tests of the mars native protocol codec (wire/wire.c, wire_batch.c): frame
- * headers and their checks, addresses, the token check, HELLO/ERROR payloads, and events
- * with nested fields through encode -> lz4 -> decode. */
+ * headers and their checks, addresses, the token check, HELLO/ERROR payloads, events
+ * with nested fields through encode -> lz4 -> decode, and the hand decoder on bytes our
+ * encoder never makes (field order, unknown fields, repeats) and on broken protobuf. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -275,6 +276,123 @@ static void test_decode_rejects(void **state)
     }
 }
 
+/* Appends a varint / a tag / a length-delimited field to a test buffer. */
+static size_t put_v(uint8_t *b, size_t n, uint64_t v)
+{
+    while (v >= 0x80) {
+        b[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    b[n++] = (uint8_t)v;
+    return n;
+}
+
+static size_t put_ld(uint8_t *b, size_t n, unsigned field, const void *v, size_t len)
+{
+    n = put_v(b, n, field << 3 | 2);
+    n = put_v(b, n, len);
+    memcpy(b + n, v, len);
+    return n + len;
+}
+
+static int decode_bytes(const uint8_t *p, size_t n, struct mars_batch **out)
+{
+    struct mars_batch *b = mars_batch_create(2);
+    const char *why = NULL;
+    int rc = mars_wire_decode_batch(p, n, b, &why);
+    if (rc)
+        assert_non_null(why);
+    *out = b;
+    return rc;
+}
+
+static void test_decode_by_hand(void **state)
+{
+    (void)state;
+    /* Field{value first, an unknown fixed32, key, kind twice (the last wins), parent 0} */
+    uint8_t f[64], ev[256], batch[512];
+    size_t fn = 0;
+    fn = put_ld(f, fn, 3, "42", 2);
+    fn = put_v(f, fn, 9 << 3 | 5), memcpy(f + fn, "\1\2\3\4", 4), fn += 4;
+    fn = put_ld(f, fn, 1, "n", 1);
+    fn = put_v(f, fn, 2 << 3), fn = put_v(f, fn, 2); /* BOOL: "42" would be rejected */
+    fn = put_v(f, fn, 2 << 3), fn = put_v(f, fn, 1); /* NUMBER wins */
+    /* Event{fields, an unknown varint, an unknown fixed64, timestamp, message, file twice} */
+    size_t en = 0;
+    en = put_ld(ev, en, 5, f, fn);
+    en = put_v(ev, en, 15 << 3), en = put_v(ev, en, 1ull << 62);
+    en = put_v(ev, en, 12 << 3 | 1), memcpy(ev + en, "abcdefgh", 8), en += 8;
+    en = put_v(ev, en, 2 << 3), en = put_v(ev, en, (uint64_t)-7); /* 10-byte varint */
+    en = put_ld(ev, en, 1, "hello", 5);
+    en = put_ld(ev, en, 4, "/old", 4);
+    en = put_ld(ev, en, 4, "/var/log/x.log", 14);
+    en = put_ld(ev, en, 7, "unknown bytes", 13);
+    /* Batch{unknown bytes, the event three times} */
+    size_t bn = put_ld(batch, 0, 2, "zz", 2);
+    for (int i = 0; i < 3; i++)
+        bn = put_ld(batch, bn, 1, ev, en);
+
+    /* protobuf-c reads the same values (the reference for what these bytes mean) */
+    Mars__Batch *pb = mars__batch__unpack(NULL, bn, batch);
+    assert_non_null(pb);
+    assert_int_equal(pb->n_events, 3);
+    assert_true(pb->events[0]->timestamp_ns == -7);
+    assert_int_equal(pb->events[0]->fields[0]->kind, 1);
+    mars__batch__free_unpacked(pb, NULL);
+
+    struct mars_batch *b;
+    assert_int_equal(decode_bytes(batch, bn, &b), 0);
+    assert_int_equal(b->n, 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        const struct mars_event *e = &b->ev[i];
+        assert_int_equal(e->msg.len, 5);
+        assert_memory_equal(e->msg.ptr, "hello", 5);
+        assert_true(e->ts_ns == -7);
+        assert_string_equal(e->file, "/var/log/x.log");
+        assert_ptr_equal(e->file, b->ev[0].file); /* one copy for the events of one file */
+        assert_null(e->host);
+        struct mars_encoder x = {0};
+        assert_int_equal(mars_encode_json_event(&x, e), 0);
+        assert_non_null(memmem(x.out, x.out_len, "\"n\":42", 6)); /* a number, not "42" */
+        mars_encoder_fini(&x);
+    }
+    assert_true(b->bytes == 15);
+    mars_batch_release(b);
+
+    /* broken bytes: each is refused with a reason, never read past the end */
+    struct {
+        const char *what;
+        uint8_t bytes[16];
+        size_t n;
+    } bad[] = {
+        {"varint cut short", {0x0a, 0x80}, 2},
+        {"length past the end", {0x0a, 0x05, 0x0a, 0x01}, 4},
+        {"tag 0", {0x00, 0x01}, 2},
+        {"group wire type", {0x0b, 0x0c}, 2},
+        {"wire type 7", {0x0f, 0x00}, 2},
+        {"events with a varint wire type", {0x08, 0x01}, 2},
+        {"message as a varint", {0x0a, 0x02, 0x08, 0x01}, 4},
+        {"11-byte varint",
+         {0x0a, 0x0c, 0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+         14},
+        {"unknown fixed64 cut short", {0x0a, 0x05, 0x61, 1, 2, 3, 4}, 7},
+        {"field past the event's end", {0x0a, 0x03, 0x2a, 0x05, 0x0a}, 5},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint8_t *copy = malloc(bad[i].n); /* exactly n bytes: ASan sees any overread */
+        memcpy(copy, bad[i].bytes, bad[i].n);
+        int rc = decode_bytes(copy, bad[i].n, &b);
+        if (rc != -EPROTO)
+            fail_msg("%s: decoded (%d)", bad[i].what, rc);
+        mars_batch_release(b);
+        free(copy);
+    }
+    /* an empty payload is an empty batch */
+    assert_int_equal(decode_bytes((const uint8_t *)"", 0, &b), 0);
+    assert_int_equal(b->n, 0);
+    mars_batch_release(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_token_and_control),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_decode_rejects),
+        cmocka_unit_test(test_decode_by_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

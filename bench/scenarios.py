@@ -339,7 +339,11 @@ def run_disk_blocked(ctx, sc):
     n, nbytes = d["lines"], d["bytes"]
     src = file_source(ctx, [d["path"]])
     buf = {"type": "disk", "max_size": "8GiB"}
-    row = ctx.add(Row(sc.id, "file → disk buffer, sink blocked then released → blackhole", "mars",
+    sync = sc.extra.get("sync")  # unset: the default, interval
+    if sync:
+        buf["sync"] = sync
+    tag = " (sync: %s)" % sync if sync else ""
+    row = ctx.add(Row(sc.id, "file → disk buffer%s, sink blocked then released → blackhole" % tag, "mars",
                       baseline="cat"))
     spool_row = ctx.add(Row(sc.id + "-spool", "  … spool: file → disk buffer, tcp sink down", "mars",
                             baseline="cat"))
@@ -1502,6 +1506,10 @@ SCENARIOS = [
              run_disk_blackhole, needs=(("sink", "blackhole"),), extra={"compression": "lz4"}),
     Scenario("file-disk-blocked-blackhole", "file → disk buffer, sink blocked then released → blackhole",
              run_disk_blocked, needs=(("source", "file"), ("sink", "tcp"), ("sink", "blackhole"))),
+    Scenario("file-disk-blocked-nosync-blackhole",
+             "the same with sync: none (writeback left to the kernel's flusher, as Fluent Bit's storage does)",
+             run_disk_blocked, needs=(("source", "file"), ("sink", "tcp"), ("sink", "blackhole")),
+             extra={"sync": "none"}),
     Scenario("stdin-blackhole", "stdin (< FILE) → blackhole, beside the file source", run_stdin_blackhole,
              needs=(("source", "file"), ("source", "stdin"), ("sink", "blackhole")),
              skip_reason="no file source yet: the file → blackhole row above is this pipeline"),

@@ -3,7 +3,7 @@
 #   apollo_publish PORT APP NS JSON_MAP   publishes a properties namespace on apollo_fake
 #   apollo_publish_content PORT APP NS TEXT   a json/yaml/xml/txt namespace
 #   apollo_settings PORT JSON             hold, incremental, tolerance, services, ...
-#   api_port ERRFILE                      the admin API's port from mars's log
+#   api_port ERRFILE                      (common.bash) the admin API's port from mars's log
 #   closed_port                           a loopback port nobody listens on
 #   has_line FILE TEXT                    grep -qF
 apollo_publish() {
@@ -20,11 +20,6 @@ apollo_publish_content() {
 apollo_settings() {
     curl -sf -X POST "http://127.0.0.1:$1/_fake/settings" --data-binary "$2" >/dev/null ||
         fail "cannot change the fake's settings on port $1"
-}
-api_port() { # fails while the port is not in the log yet
-    local p
-    p=$(grep -o "\[api\] listening on 127.0.0.1:[0-9]*" "$1" | head -n 1 | sed 's/.*://')
-    [[ -n $p ]] && echo "$p"
 }
 closed_port() {
     "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

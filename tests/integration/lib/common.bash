@@ -28,6 +28,17 @@ export LC_ALL=C
 export MARS_API_ADDRESS=${MARS_API_ADDRESS:-127.0.0.1:0}
 
 TEST_NAME=$(basename "$0" .sh)
+
+# listen_port ERR ID [last]: the loopback port component ID (api, metrics, a source) logged
+# in ERR as "[ID] listening on 127.0.0.1:PORT", from its first such line (or its last);
+# fails while there is none. api_port ERR: the admin API's.
+listen_port() {
+    local p
+    p=$(grep -o "\[$2\] listening on 127\.0\.0\.1:[0-9]*" "$1" 2>/dev/null |
+        if [[ ${3:-} == last ]]; then tail -n 1; else head -n 1; fi | sed 's/.*://')
+    [[ -n $p ]] && echo "$p"
+}
+api_port() { listen_port "$1" api; }
 _MARS_PIDS=()
 
 say() { printf '== %s: %s\n' "$TEST_NAME" "$*"; }

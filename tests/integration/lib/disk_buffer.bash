@@ -1,6 +1,5 @@
 # tests/integration/lib/disk_buffer.bash - what the disk_buffer*.sh tests share: numbered runs
 # of mars with the admin API, the API's port, and one series of its metrics.
-#   api_port ERR           the admin API's port, from the log line ERR has
 #   start [CONF]           run RUN+1 of mars (-c CONF, default $TMP/mars.yaml), output in
 #                          $TMP/outN and $TMP/errN; waits for the admin API, sets API
 #   stop                   SIGTERM, and the run's exit code must be 0
@@ -8,10 +7,6 @@
 #                          0 when absent)
 RUN=0
 METRIC_ID=${METRIC_ID:-es}
-
-api_port() {
-    grep -o "\[api\] listening on 127.0.0.1:[0-9]*" "$1" | head -n 1 | sed 's/.*://'
-}
 
 start() {
     RUN=$((RUN + 1))

@@ -26,6 +26,5 @@ start_receiver() {
     start_mars /dev/null "$err" -c "$yaml"
     RECV_PID=$MARS_PID
     wait_until 10 "the receiver to listen" _listening
-    RECV_PORT=$(grep -F "[$_recv_id] listening on" "$err" | tail -n 1 |
-        sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p')
+    RECV_PORT=$(listen_port "$err" "$_recv_id" last)
 }

@@ -141,13 +141,5 @@ PY
     _MARS_PIDS+=("$!")
 }
 
-na_exporter() {
-    local p
-    p=$(grep -o "\[metrics\] listening on 127.0.0.1:[0-9]*" "$1" | tail -n 1 | sed 's/.*://')
-    [[ -n $p ]] && echo "$p"
-}
-na_api() {
-    local p
-    p=$(grep -o "\[api\] listening on 127.0.0.1:[0-9]*" "$1" | tail -n 1 | sed 's/.*://')
-    [[ -n $p ]] && echo "$p"
-}
+na_exporter() { listen_port "$1" metrics last; }
+na_api() { listen_port "$1" api last; }

@@ -92,9 +92,7 @@ seq_check() {
     ((S_BAD == 0)) || fail "$out has $S_BAD lines that are not whole seq lines"
 }
 
-mars_api() {
-    sed -n 's/.*\[api\] listening on \([0-9.:]*\).*/\1/p' "$TMP/err" | head -n 1
-}
+mars_api() { echo "127.0.0.1:$(api_port "$TMP/err")"; }
 
 metric() {
     curl -sf "http://$(mars_api)/metrics" | awk -v name="$1" -v sel="$2" '

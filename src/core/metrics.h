@@ -129,7 +129,12 @@ bool mars_metric_name_valid(const char *s, size_t n);
 bool mars_label_name_valid(const char *s, size_t n);
 /* Appends s escaped for a label value (\\, \", \n) or HELP text (\\, \n). Returns 0 or -1. */
 int mars_prom_escape(struct evbuffer *out, const char *s, size_t n, bool label_value);
-/* Formats a sample value as the format wants it: integers exactly, NaN, +Inf, -Inf. */
-void mars_prom_format_value(double x, char *buf, size_t len);
+/* The same into out, which has room for 2n bytes. Returns the bytes written. */
+size_t mars_prom_escape_to(char *out, const char *s, size_t n, bool label_value);
+/* Formats a sample value as the format wants it: integers exactly, NaN, +Inf, -Inf. len
+ * must be at least 32. Returns the length written. */
+size_t mars_prom_format_value(double x, char *buf, size_t len);
+/* v in decimal into buf (room for 20 bytes). Returns the length written. */
+size_t mars_fmt_u64(char *buf, uint64_t v);
 
 #endif

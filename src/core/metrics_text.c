@@ -49,17 +49,23 @@ bool mars_label_name_valid(const char *s, size_t n)
     return true;
 }
 
+/* The two-byte escape of c, or NULL when c stands as it is. */
+static const char *prom_escape_of(char c, bool label_value)
+{
+    if (c == '\\')
+        return "\\\\";
+    if (c == '\n')
+        return "\\n";
+    if (c == '"' && label_value)
+        return "\\\"";
+    return NULL;
+}
+
 int mars_prom_escape(struct evbuffer *out, const char *s, size_t n, bool label_value)
 {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *rep = NULL;
-        if (s[i] == '\\')
-            rep = "\\\\";
-        else if (s[i] == '\n')
-            rep = "\\n";
-        else if (s[i] == '"' && label_value)
-            rep = "\\\"";
+        const char *rep = prom_escape_of(s[i], label_value);
         if (!rep)
             continue;
         if (evbuffer_add(out, s + run, i - run) || evbuffer_add(out, rep, 2))
@@ -69,22 +75,55 @@ int mars_prom_escape(struct evbuffer *out, const char *s, size_t n, bool label_v
     return evbuffer_add(out, s + run, n - run);
 }
 
-void mars_prom_format_value(double x, char *buf, size_t len)
+size_t mars_prom_escape_to(char *out, const char *s, size_t n, bool label_value)
 {
-    if (isnan(x))
-        snprintf(buf, len, "NaN");
-    else if (isinf(x))
-        snprintf(buf, len, "%s", x > 0 ? "+Inf" : "-Inf");
-    else if (x == floor(x) && fabs(x) < 9007199254740992.0) /* 2^53: exact integers */
-        snprintf(buf, len, "%.0f", x);
-    else {
-        /* the shortest form that reads back as the same double (0.005, not 0.00500...01) */
-        for (int prec = 15; prec <= 17; prec++) {
-            snprintf(buf, len, "%.*g", prec, x);
-            if (strtod(buf, NULL) == x)
-                break;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *rep = prom_escape_of(s[i], label_value);
+        if (rep) {
+            out[o++] = rep[0];
+            out[o++] = rep[1];
+        } else {
+            out[o++] = s[i];
         }
     }
+    return o;
+}
+
+size_t mars_fmt_u64(char *buf, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+size_t mars_prom_format_value(double x, char *buf, size_t len)
+{
+    if (isnan(x))
+        return (size_t)snprintf(buf, len, "NaN");
+    if (isinf(x))
+        return (size_t)snprintf(buf, len, "%s", x > 0 ? "+Inf" : "-Inf");
+    if (x == floor(x) && fabs(x) < 9007199254740992.0) { /* 2^53: exact integers */
+        size_t o = 0;
+        if (x < 0)
+            buf[o++] = '-';
+        o += mars_fmt_u64(buf + o, (uint64_t)fabs(x));
+        buf[o] = '\0';
+        return o;
+    }
+    /* the shortest form that reads back as the same double (0.005, not 0.00500...01) */
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, x);
+        if (strtod(buf, NULL) == x)
+            break;
+    }
+    return strlen(buf);
 }
 
 static const char *type_name(enum mars_mtype t)

@@ -10,8 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-
 #include "core/metrics.h"
 
 static struct mars_slice arena_slice(struct mars_arena *a, const char *s, size_t n)
@@ -47,40 +45,45 @@ static int copy_summary(struct mars_arena *a, const struct mars_metric_sample *m
     return 0;
 }
 
-/* msg: the sample as an exposition line (labels escaped as in the text format). */
+static size_t put(char *out, const char *s, size_t n)
+{
+    memcpy(out, s, n);
+    return n;
+}
+
+/* msg: the sample as an exposition line (labels escaped as in the text format), written
+ * straight into the arena: every metric event has one. */
 static int render(struct mars_batch *b, const struct mars_metric_sample *m, struct mars_slice *out)
 {
-    struct evbuffer *t = evbuffer_new();
-    char num[64];
-    int rc = -ENOMEM;
-    if (!t)
-        return rc;
     bool counted = m->kind == MARS_METRIC_HISTOGRAM || m->kind == MARS_METRIC_SUMMARY;
-    evbuffer_add_printf(t, "%s%s", m->name, counted ? "_count" : "");
-    if (m->nlabels)
-        evbuffer_add(t, "{", 1);
+    size_t nn = strlen(m->name), need = nn + 6 + 2 + 1 + 20 + 5 + 32;
+    for (size_t i = 0; i < m->nlabels; i++)
+        need += 1 + strlen(m->label_names[i]) + 3 + 2 * strlen(m->label_values[i]);
+    if (need > UINT32_MAX)
+        return -ENOMEM;
+    char *p = mars_arena_alloc(&b->arena, need);
+    if (!p)
+        return -ENOMEM;
+    size_t o = put(p, m->name, nn);
+    if (counted)
+        o += put(p + o, "_count", 6);
     for (size_t i = 0; i < m->nlabels; i++) {
-        evbuffer_add_printf(t, "%s%s=\"", i ? "," : "", m->label_names[i]);
-        mars_prom_escape(t, m->label_values[i], strlen(m->label_values[i]), true);
-        evbuffer_add(t, "\"", 1);
+        p[o++] = i ? ',' : '{';
+        o += put(p + o, m->label_names[i], strlen(m->label_names[i]));
+        o += put(p + o, "=\"", 2);
+        o += mars_prom_escape_to(p + o, m->label_values[i], strlen(m->label_values[i]), true);
+        p[o++] = '"';
     }
     if (m->nlabels)
-        evbuffer_add(t, "}", 1);
+        p[o++] = '}';
+    p[o++] = ' ';
     if (counted) {
-        mars_prom_format_value(m->value, num, sizeof(num));
-        evbuffer_add_printf(t, " %llu sum=%s", (unsigned long long)m->count, num);
-    } else {
-        mars_prom_format_value(m->value, num, sizeof(num));
-        evbuffer_add_printf(t, " %s", num);
+        o += mars_fmt_u64(p + o, m->count);
+        o += put(p + o, " sum=", 5);
     }
-    size_t n = evbuffer_get_length(t);
-    const char *p = (const char *)evbuffer_pullup(t, -1);
-    if (p) {
-        *out = arena_slice(&b->arena, p, n);
-        rc = out->ptr ? 0 : -ENOMEM;
-    }
-    evbuffer_free(t);
-    return rc;
+    o += mars_prom_format_value(m->value, p + o, 32);
+    *out = (struct mars_slice){p, (uint32_t)o};
+    return 0;
 }
 
 int mars_batch_push_metric(struct mars_batch *b, const struct mars_metric_sample *m, int64_t ts_ns)

@@ -41,6 +41,7 @@
 
 #include "core/admin.h"
 #include "core/ev.h"
+#include "core/grow.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "component.h"
@@ -123,6 +124,12 @@ struct exporter {
     size_t max_series;
     size_t window;
     bool warned_full;
+    /* the key of the sample being applied, built in place: a sample of a known series
+     * allocates nothing */
+    char *key;
+    size_t key_cap, key_len, name_len;
+    const struct mars_metric_label **sorted;
+    size_t sorted_cap;
 };
 
 struct prometheus_exporter {
@@ -163,23 +170,28 @@ static uint64_t fnv1a(const char *s, size_t n)
     return h;
 }
 
-/* Copies a name, replacing what the format does not allow by '_'. */
-static char *clean_name(struct mars_slice s, bool metric)
+/* Writes name s into out (room for s.len + 1), replacing what the format does not allow
+ * by '_' and putting '_' before a leading digit. Returns the length written. */
+static size_t clean_into(char *out, struct mars_slice s, bool metric)
 {
-    char *p = malloc(s.len + 2);
     size_t o = 0;
-    if (!p)
-        return NULL;
     if (s.len == 0 || (s.ptr[0] >= '0' && s.ptr[0] <= '9'))
-        p[o++] = '_';
+        out[o++] = '_';
     for (uint32_t i = 0; i < s.len; i++) {
         char c = s.ptr[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '_' || (metric && c == ':');
-        p[o++] = ok ? c : '_';
+        out[o++] = ok ? c : '_';
     }
-    p[o] = '\0';
-    return p;
+    return o;
+}
+
+/* A label name the format reserves (le, __*, a summary's quantile) becomes x... */
+static void unreserve(char *l, size_t n, enum mars_metric_kind kind)
+{
+    if ((n == 2 && memcmp(l, "le", 2) == 0) || (n >= 2 && l[0] == '_' && l[1] == '_') ||
+        (kind == MARS_METRIC_SUMMARY && n == 8 && memcmp(l, "quantile", 8) == 0))
+        l[0] = 'x';
 }
 
 static int label_cmp(const void *a, const void *b)
@@ -191,67 +203,83 @@ static int label_cmp(const void *a, const void *b)
     return c ? c : (int)x->name.len - (int)y->name.len;
 }
 
-/* Builds the key and the sorted, cleaned label arrays of m into a new series. */
-static struct series *series_create(const struct mars_metric *m, const char *name)
+/* Builds m's key into x->key: its cleaned name, then per label sorted by name \x01, the
+ * cleaned name and \x02, the value (up to a NUL, as the series keeps it); x->sorted gets
+ * the labels in that order. Returns 0 or -ENOMEM. */
+static int make_key(struct exporter *x, const struct mars_metric *m)
+{
+    size_t need = (size_t)m->name.len + 2;
+    for (uint32_t i = 0; i < m->nlabels; i++)
+        need += (size_t)m->labels[i].name.len + 3 + m->labels[i].value.len;
+    if (mars_grow(&x->key, &x->key_cap, need, 1) ||
+        mars_grow(&x->sorted, &x->sorted_cap, (size_t)m->nlabels + 1, sizeof(*x->sorted)))
+        return -ENOMEM;
+    size_t o = clean_into(x->key, m->name, true);
+    x->name_len = o;
+    for (uint32_t i = 0; i < m->nlabels; i++)
+        x->sorted[i] = &m->labels[i];
+    if (m->nlabels > 1)
+        qsort(x->sorted, m->nlabels, sizeof(*x->sorted), label_cmp);
+    for (uint32_t i = 0; i < m->nlabels; i++) {
+        const struct mars_metric_label *l = x->sorted[i];
+        x->key[o++] = '\x01';
+        size_t n = clean_into(x->key + o, l->name, false);
+        unreserve(x->key + o, n, m->kind);
+        o += n;
+        x->key[o++] = '\x02';
+        n = strnlen(l->value.ptr, l->value.len);
+        memcpy(x->key + o, l->value.ptr, n);
+        o += n;
+    }
+    x->key[o] = '\0';
+    x->key_len = o;
+    return 0;
+}
+
+/* A new series for the sample whose key make_key built. */
+static struct series *series_create(struct exporter *x, const struct mars_metric *m, uint64_t hash)
 {
     struct series *s = calloc(1, sizeof(*s));
-    const struct mars_metric_label **sorted = calloc(m->nlabels + 1, sizeof(*sorted));
-    struct evbuffer *k = evbuffer_new();
-    bool ok = s && sorted && k && (s->name = strdup(name));
-    if (ok) {
-        s->kind = m->kind;
-        s->lnames = calloc(m->nlabels + 1, sizeof(char *));
-        s->lvalues = calloc(m->nlabels + 1, sizeof(char *));
-        ok = s->lnames && s->lvalues;
-        evbuffer_add(k, name, strlen(name));
-    }
-    for (uint32_t i = 0; ok && i < m->nlabels; i++)
-        sorted[i] = &m->labels[i];
-    if (ok && m->nlabels > 1)
-        qsort(sorted, m->nlabels, sizeof(*sorted), label_cmp);
+    bool ok = s && (s->name = strndup(x->key, x->name_len)) &&
+              (s->key = strndup(x->key, x->key_len)) &&
+              (s->lnames = calloc(m->nlabels + 1, sizeof(char *))) &&
+              (s->lvalues = calloc(m->nlabels + 1, sizeof(char *)));
     for (uint32_t i = 0; ok && i < m->nlabels; i++) {
-        s->lnames[i] = clean_name(sorted[i]->name, false);
-        s->lvalues[i] = strndup(sorted[i]->value.ptr, sorted[i]->value.len);
+        const struct mars_metric_label *l = x->sorted[i];
+        char *name = malloc((size_t)l->name.len + 2);
+        s->lnames[i] = name;
+        s->lvalues[i] = strndup(l->value.ptr, l->value.len);
         s->nlabels++;
-        ok = s->lnames[i] && s->lvalues[i];
-        if (ok && (strcmp(s->lnames[i], "le") == 0 || strncmp(s->lnames[i], "__", 2) == 0 ||
-                   (m->kind == MARS_METRIC_SUMMARY && strcmp(s->lnames[i], "quantile") == 0)))
-            s->lnames[i][0] = 'x'; /* reserved names */
-        if (ok)
-            evbuffer_add_printf(k, "\x01%s\x02%s", s->lnames[i], s->lvalues[i]);
+        ok = name && s->lvalues[i];
+        if (ok) {
+            size_t n = clean_into(name, l->name, false);
+            name[n] = '\0';
+            unreserve(name, n, m->kind);
+        }
     }
-    if (ok) {
-        size_t n = evbuffer_get_length(k);
-        s->key = malloc(n + 1);
-        ok = s->key && evbuffer_remove(k, s->key, n) == (int)n;
-        if (ok)
-            s->key[n] = '\0';
-    }
-    if (k)
-        evbuffer_free(k);
-    free(sorted);
     if (!ok) { /* s itself may be the allocation that failed */
         series_destroy(s);
         return NULL;
     }
-    s->hash = fnv1a(s->key, strlen(s->key));
+    s->kind = m->kind;
+    s->hash = hash;
     return s;
 }
 
-static struct series *lookup(struct exporter *x, const struct series *probe)
+static struct series *lookup(struct exporter *x, uint64_t hash)
 {
-    for (struct series *s = x->table[probe->hash % NBUCKETS]; s; s = s->next)
-        if (s->hash == probe->hash && strcmp(s->key, probe->key) == 0)
+    for (struct series *s = x->table[hash % NBUCKETS]; s; s = s->next)
+        if (s->hash == hash && strcmp(s->key, x->key) == 0)
             return s;
     return NULL;
 }
 
-/* The kind a name already has in the table, or -1. */
-static int kind_of_name(struct exporter *x, const char *name)
+/* The kind the name of the key being applied already has in the table, or -1. */
+static int kind_of_name(struct exporter *x)
 {
     for (size_t b = 0; b < NBUCKETS; b++)
         for (struct series *s = x->table[b]; s; s = s->next)
-            if (strcmp(s->name, name) == 0)
+            if (strncmp(s->name, x->key, x->name_len) == 0 && s->name[x->name_len] == '\0')
                 return (int)s->kind;
     return -1;
 }
@@ -347,33 +375,25 @@ static void summary_values(const struct series *s, double *out, size_t nq)
 /* Applies one sample. Returns 0, or -ENOSPC / -EINVAL / -ENOMEM when it was dropped. */
 static int apply(struct exporter *x, const struct mars_metric *m, int64_t now)
 {
-    char *name = clean_name(m->name, true);
-    struct series *probe = name ? series_create(m, name) : NULL;
-    int rc = 0;
-    free(name);
-    if (!probe)
+    if (make_key(x, m))
         return -ENOMEM;
-    struct series *s = lookup(x, probe);
+    uint64_t hash = fnv1a(x->key, x->key_len);
+    struct series *s = lookup(x, hash);
     if (!s) {
-        int k = kind_of_name(x, probe->name);
-        if (k >= 0 && k != (int)m->kind) {
-            rc = -EINVAL;
-        } else if (x->nseries >= x->max_series) {
-            rc = -ENOSPC;
-        } else {
-            s = probe;
-            probe = NULL;
-            if (m->help.len)
-                s->help = strndup(m->help.ptr, m->help.len);
-            s->next = x->table[s->hash % NBUCKETS];
-            x->table[s->hash % NBUCKETS] = s;
-            x->nseries++;
-        }
+        int k = kind_of_name(x);
+        if (k >= 0 && k != (int)m->kind)
+            return -EINVAL;
+        if (x->nseries >= x->max_series)
+            return -ENOSPC;
+        s = series_create(x, m, hash);
+        if (!s)
+            return -ENOMEM;
+        if (m->help.len)
+            s->help = strndup(m->help.ptr, m->help.len);
+        s->next = x->table[s->hash % NBUCKETS];
+        x->table[s->hash % NBUCKETS] = s;
+        x->nseries++;
     }
-    if (probe)
-        series_destroy(probe);
-    if (rc)
-        return rc;
     if (m->kind == MARS_METRIC_HISTOGRAM && set_histogram(s, m))
         return -ENOMEM;
     if (m->kind == MARS_METRIC_SUMMARY && set_summary(s, m, x->window))
@@ -495,6 +515,8 @@ static void exporter_destroy(void *obj)
         }
     }
     pthread_mutex_destroy(&x->lock);
+    free(x->key);
+    free(x->sorted);
     free(x);
 }
 

@@ -2,7 +2,8 @@
  * Runtime tests of the prometheus_exporter sink: instances on two workers share one
  * listener and one series table (internal_metrics on one worker, health_check on the
  * other), every family appears once with HELP and TYPE, histograms keep their buckets, log
- * events are ignored (and counted), stale series expire, and max_series bounds the table.
+ * events are ignored (and counted), stale series expire, max_series bounds the table, and
+ * label names are sorted and unreserved, one series per set of labels.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -141,11 +142,53 @@ static void test_expire_and_bound(void **state)
     (void)state;
 }
 
+#define LABELLED "lines_seen_total{x_p=\"b\",a=\"2\",xe=\"a\",z=\"1\"} "
+
+/* The labelled series counted 20 lines or more (so took samples of several batches). */
+static bool counted_20(void *unused)
+{
+    (void)unused;
+    char *b = try_scrape();
+    const char *at = b ? strstr(b, LABELLED) : NULL;
+    bool yes = at && atof(at + strlen(LABELLED)) >= 20;
+    free(b);
+    return yes;
+}
+
+static void test_label_names(void **state)
+{
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "sources:\n"
+             "  d: {type: demo, rate: 200, batch_events: 10}\n"
+             "transforms:\n"
+             "  m:\n"
+             "    type: log_to_metric\n"
+             "    inputs: [d]\n"
+             "    metrics:\n"
+             "      - {type: counter, name: lines_seen_total,\n"
+             "         labels: {z: '1', le: a, a: '2', __p: b}}\n"
+             "sinks:\n"
+             "  prom: {type: prometheus_exporter, inputs: [m], address: '%s'}\n",
+             sock);
+    struct mars_bg b = {0};
+    mars_bg_start(&b, yaml, 1, false);
+    /* sorted by name, and unreserved (le and __* become x...); the samples of one label set,
+     * one per batch, are one series */
+    mars_wait_until(counted_20, NULL, 20, "the series with its labels, over 20 lines");
+    char *body = scrape();
+    assert_int_equal(occurrences(body, "lines_seen_total{"), 1);
+    free(body);
+    mars_bg_stop(&b);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_two_workers_one_listener, setup),
         cmocka_unit_test_setup(test_expire_and_bound, setup),
+        cmocka_unit_test_setup(test_label_names, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

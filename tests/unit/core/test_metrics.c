@@ -172,6 +172,22 @@ static void test_names_and_values(void **state)
     assert_string_equal(buf, "123456789");
     mars_prom_format_value(0.005, buf, sizeof(buf));
     assert_string_equal(buf, "0.005");
+    /* integers without printf: the length comes back, the sign and 2^53 - 1 stay exact */
+    assert_int_equal(mars_prom_format_value(-42, buf, sizeof(buf)), 3);
+    assert_string_equal(buf, "-42");
+    assert_int_equal(mars_prom_format_value(0, buf, sizeof(buf)), 1);
+    assert_string_equal(buf, "0");
+    assert_int_equal(mars_prom_format_value(9007199254740991.0, buf, sizeof(buf)), 16);
+    assert_string_equal(buf, "9007199254740991");
+    assert_int_equal(mars_prom_format_value(-2.5, buf, sizeof(buf)), 4);
+    assert_string_equal(buf, "-2.5");
+    assert_int_equal(mars_fmt_u64(buf, UINT64_MAX), 20);
+    assert_memory_equal(buf, "18446744073709551615", 20);
+    /* escaping into a buffer: label values escape quotes, HELP text does not */
+    assert_int_equal(mars_prom_escape_to(buf, "a\"b\\c\nd", 7, true), 10);
+    assert_memory_equal(buf, "a\\\"b\\\\c\\nd", 10);
+    assert_int_equal(mars_prom_escape_to(buf, "a\"b", 3, false), 3);
+    assert_memory_equal(buf, "a\"b", 3);
     (void)state;
 }
 

@@ -169,6 +169,22 @@ static void test_summary_event(void **state)
     assert_true(mt->observations[2] == 6);
     assert_int_equal(ev->msg.len, strlen("t_s_count{k=\"v\"} 3 sum=12"));
     assert_memory_equal(ev->msg.ptr, "t_s_count{k=\"v\"} 3 sum=12", ev->msg.len);
+    /* a gauge: labels in order, a value escaped, a fraction */
+    static const char *const n2[] = {"a", "path"}, *const v2[] = {"x\"y", "/o\\k\n"};
+    struct mars_metric_sample g = {.name = "g",
+                                   .kind = MARS_METRIC_GAUGE,
+                                   .label_names = n2,
+                                   .label_values = v2,
+                                   .nlabels = 2,
+                                   .value = -0.25};
+    assert_int_equal(mars_batch_push_metric(b, &g, 0), 0);
+    const char *want = "g{a=\"x\\\"y\",path=\"/o\\\\k\\n\"} -0.25";
+    assert_int_equal(b->ev[1].msg.len, strlen(want));
+    assert_memory_equal(b->ev[1].msg.ptr, want, strlen(want));
+    struct mars_metric_sample bare = {.name = "c_total", .kind = MARS_METRIC_COUNTER, .value = 7};
+    assert_int_equal(mars_batch_push_metric(b, &bare, 0), 0);
+    assert_int_equal(b->ev[2].msg.len, strlen("c_total 7"));
+    assert_memory_equal(b->ev[2].msg.ptr, "c_total 7", 9);
     struct mars_encoder e = {0};
     assert_int_equal(mars_encode_json_event(&e, ev), 0);
     assert_int_equal(mars_encoder_put(&e, "", 1), 0);

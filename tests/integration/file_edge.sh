@@ -86,7 +86,7 @@ binary() {
         head -c 1000000 /dev/urandom
         head -c 100000 /dev/zero
         printf '\r\n\r\r\nafter the zeros\n'
-        head -c 200000 /dev/urandom | tr -d '\n'
+        head -c 200000 /dev/urandom | tr -d '\n\0' # a last NUL reads as empty below
     } >"$S/garbage"
     [[ -n $(tail -c 1 "$S/garbage") ]] || fail "generator: the garbage must not end with a newline"
     cp "$S/garbage" "$L/garbage.log"

@@ -18,6 +18,9 @@
 #      head); the checkpoint of the old file must not apply: read from its beginning
 #   5. inode reuse while mars runs, the old file closed (dormant: max_open_files 1 makes
 #      mars close drained files): the new file is read from its beginning
+#   6. rewritten a few bytes shorter (fewer than the 32 bytes a read takes again before its
+#      offset), with the same 300-byte head: only the short read before the offset tells
+#      the new content from the old; it is read from its beginning
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/file_source.bash"
@@ -184,9 +187,43 @@ inode_reuse_dormant() {
     pass "inode reuse of a closed file while mars runs: $O_SUMMARY"
 }
 
+cut_short() {
+    new_section short
+    local conf=$S/mars.yaml hdr size need
+    hdr="# $(printf 'header %.0s' {1..50})" # more than the 256-byte fingerprint
+    file_conf "$conf" "$S/out" "include: [$L/*.log]"
+    {
+        echo "$hdr"
+        "$FW" gen s1 0 1000
+    } >"$L/s.log"
+    expect_key s1 1000
+    start_mars /dev/null "$S/err" -c "$conf"
+    wait_seq "$S/out" s1 999 10
+    size=$(stat -c %s "$L/s.log")
+    {
+        echo "$hdr"
+        "$FW" gen s2 0 999
+    } >"$S/new"
+    need=$((size - 10 - $(stat -c %s "$S/new")))
+    ((need >= 3)) || fail "the new content is too long ($need)"
+    printf '# %s\n' "$(head -c $((need - 3)) /dev/zero | tr '\0' x)" >>"$S/new"
+    say "s.log rewritten 10 bytes shorter, the same head"
+    cat "$S/new" >"$L/s.log" # one write after the truncation
+    expect_key s2 999
+    wait_seq "$S/out" s2 998 10
+    wait_until $((10 * SLOW)) "the last line of the new s.log" grep -q '^# xxx' "$S/out"
+    stop_mars "$S/err"
+    expect_eq "$(grep -c '^# ' "$S/out")" 3 "comment lines (the head twice, the last line once)"
+    grep -q 'was truncated' "$S/err" || fail "no truncation in the log: $(show_log "$S/err")"
+    grep -v '^# ' "$S/out" >"$S/lines" || true
+    oracle strict "$S/lines"
+    pass "rewritten 10 bytes shorter with the same head: $O_SUMMARY"
+}
+
 section "1. copytruncate in step" copytruncate_in_step
 section "2. copytruncate free running" copytruncate_free
 section "3. truncate to 0" truncate_to_zero
 section "4. inode reuse across a restart" inode_reuse_restart
 section "5. inode reuse while running (dormant file)" inode_reuse_dormant
+section "6. rewritten a few bytes shorter" cut_short
 finish "file source across truncation and inode reuse"

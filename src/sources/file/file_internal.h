@@ -134,7 +134,8 @@ struct tfile {
     int wd;          /* inotify watch of its directory, or -1 */
     struct mars_ev_op op;
     struct mars_chunk *rchunk; /* chunk of the read in flight (a reference) */
-    uint32_t rpos, rlen;       /* where its bytes land */
+    uint32_t rpos, rlen;       /* where its new bytes land: after the carry at rpos */
+    uint32_t rback;            /* the bytes before the offset it reads again first */
     struct tfile *next_ready;
 };
 

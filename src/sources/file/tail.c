@@ -18,7 +18,11 @@
  *
  * Identity (checked when a file is opened: identity.c). While running, a file that shrank
  * below the read offset, or whose head or bytes before the read offset changed
- * (copytruncate that regrew), is read again from the start (generation++).
+ * (copytruncate that regrew), is read again from the start (generation++). Each read
+ * begins with the 32 bytes before the offset, which must be those read before: that one
+ * pread sees a shrink and a rewrite of the bytes before the offset, with no fstat; the
+ * head (the fingerprint) is hashed after each read, for new content whose bytes before
+ * the offset end like the old ones. A read's bytes are used only when both hold.
  *
  * Closing. A file is closed when it is read to its end, every range is acknowledged and no
  * partial line is carried, and then: a file that left its path (rotated or deleted: its
@@ -331,36 +335,6 @@ static void restart_file(struct file_source *fs, struct tfile *f, const char *wh
     mars_ckpt_put(fs->ckpt, &rec, f->path);
 }
 
-/* Before reading past an end of file: did the file shrink, or were its head or the bytes
- * before our offset replaced (copytruncate, then the writer wrote past our offset again)? */
-static bool check_truncated(struct file_source *fs, struct tfile *f)
-{
-    struct stat st;
-    unsigned char buf[FILE_MARKER_MAX];
-    if (fstat(f->fd, &st) != 0)
-        return false;
-    if ((uint64_t)st.st_size < f->read_off) {
-        restart_file(fs, f, "was truncated");
-        return true;
-    }
-    /* the head too: a file truncated and regrown past our offset before we looked, with
-     * the same bytes before the offset (lines of equal length and ending), differs there */
-    uint64_t h;
-    if (f->fp_len && (!mars_file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash)) {
-        restart_file(fs, f, "was truncated and written again (its head changed)");
-        return true;
-    }
-    if (f->tail_len && (uint64_t)st.st_size >= f->read_off &&
-        (pread(f->fd, buf, f->tail_len, (off_t)(f->read_off - f->tail_len)) !=
-             (ssize_t)f->tail_len ||
-         memcmp(buf, f->tail, f->tail_len) != 0)) {
-        restart_file(fs, f, "was truncated and written again (copytruncate)");
-        return true;
-    }
-    mars_file_note_size(fs, f, (uint64_t)st.st_size);
-    return false;
-}
-
 /* ---- reading ---- */
 
 /* Validates the n new bytes at p (the carry is just before them) and counts their invalid
@@ -377,32 +351,29 @@ static bool utf8_bad(struct file_source *fs, struct tfile *f, const unsigned cha
     return bad != 0;
 }
 
+/* The bytes before the new offset: the read began with the bytes before the old one, so its
+ * last `avail` bytes are all the file's up to the new offset. */
 static void remember_tail(struct tfile *f, const unsigned char *end, uint32_t avail)
 {
     uint32_t n = avail < FILE_MARKER_MAX ? avail : FILE_MARKER_MAX;
-    if (n < FILE_MARKER_MAX && f->tail_len + n > FILE_MARKER_MAX) {
-        /* keep the newest FILE_MARKER_MAX bytes across a short read */
-        uint32_t keep = FILE_MARKER_MAX - n;
-        memmove(f->tail, f->tail + f->tail_len - keep, keep);
-        f->tail_len = keep;
-    } else if (n == FILE_MARKER_MAX) {
-        f->tail_len = 0;
-    }
-    memcpy(f->tail + f->tail_len, end - n, n);
-    f->tail_len += n;
+    memcpy(f->tail, end - n, n);
+    f->tail_len = n;
 }
 
 static void on_read(struct mars_ev_op *op, int res);
 
 /* Reserves room in the shared chunk and submits a read. -ENOBUFS: no memory (resume()
- * runs when some is back). */
+ * runs when some is back). The read begins `back` bytes before the offset, where the end
+ * of the carry (or, without one, a few spare bytes before it) lies in the chunk: the file's
+ * bytes there are read again with the new ones, and on_read() checks them against f->tail,
+ * so a truncation before the read costs no system call of its own to see. */
 static int start_read(struct file_source *fs, struct tfile *f)
 {
-    uint32_t need = f->carry_len + MIN_READ;
-    if (f->eof && check_truncated(fs, f))
-        need = MIN_READ;
     if (mars_file_check_copy(fs, f))
         return -EAGAIN; /* its next change (or the sweep) schedules it again */
+    uint32_t back = f->read_off < FILE_MARKER_MAX ? (uint32_t)f->read_off : FILE_MARKER_MAX;
+    uint32_t lead = back > f->carry_len ? back - f->carry_len : 0;
+    uint32_t need = lead + f->carry_len + MIN_READ;
     if (!fs->chunk || fs->chunk->cap - fs->chunk_pos < need) {
         struct mars_chunk *c = mars_source_chunk(fs->src, need);
         if (!c)
@@ -413,7 +384,7 @@ static int start_read(struct file_source *fs, struct tfile *f)
         fs->chunk_pos = 0;
     }
     struct mars_chunk *c = fs->chunk;
-    uint32_t pos = fs->chunk_pos, dst = pos + f->carry_len;
+    uint32_t pos = fs->chunk_pos + lead, dst = pos + f->carry_len;
     uint64_t len = c->cap - dst;
     if (len > fs->conf->read_size)
         len = fs->conf->read_size;
@@ -423,11 +394,13 @@ static int start_read(struct file_source *fs, struct tfile *f)
     f->rchunk = c;
     f->rpos = pos;
     f->rlen = (uint32_t)len;
+    f->rback = back;
     fs->chunk_pos = dst + (uint32_t)len;
-    mars_ev_prep_read(&f->op, f->fd, c->data + dst, len, f->read_off, on_read, f);
+    mars_ev_prep_read(&f->op, f->fd, c->data + dst - back, back + len, f->read_off - back, on_read,
+                      f);
     int rc = mars_ev_submit(mars_source_loop(fs->src), &f->op);
     if (rc) {
-        fs->chunk_pos = pos;
+        fs->chunk_pos = pos - lead;
         mars_chunk_unref(c);
         f->rchunk = NULL;
         return rc;
@@ -451,8 +424,8 @@ static void take_lines(struct file_source *fs, struct tfile *f, uint32_t n)
     bool utf8 = fs->conf->charset == CHARSET_UTF8, bad = utf8 && utf8_bad(fs, f, c->data + scan, n);
     f->cut.whole_flags = utf8 && !bad && !f->carry_dirty ? MARS_EVF_UTF8 : 0;
     f->read_off += n;
-    mars_file_grow_fingerprint(fs, f);  /* before the range's checkpoint records it */
-    remember_tail(f, c->data + end, n); /* the new bytes only: carried ones are in it */
+    mars_file_grow_fingerprint(fs, f); /* before the range's checkpoint records it */
+    remember_tail(f, c->data + end, f->rback + n);
     /* a carry of lines given back is cut again from its start */
     if (mars_cutter_run(&f->cut, c, &start, f->carry_lines ? f->rpos : scan, end, &b, 256,
                         mars_wall_ns()))
@@ -478,19 +451,23 @@ static void take_lines(struct file_source *fs, struct tfile *f, uint32_t n)
         mars_stat_add(&mars_source_stats(fs->src)->errors[MARS_ERR_MEMORY], 1);
 }
 
-/* After a read: are the head and the bytes before the read's offset still those read
- * before? Checked after the read, so a rewrite that raced the read cannot pass unseen
- * (the head too: numbered lines of one length end alike). */
-static bool rewritten(struct tfile *f)
+/* Is the file still the one read so far? The read began with the `got` bytes at p, the
+ * file's bytes before the offset: NULL when they are those read before (f->tail) and the
+ * head is unchanged, else why the file is read again from its start. The head is hashed
+ * after the read: a truncation before the read, or during it, that regrew the file past
+ * the offset with bytes before it that end alike (lines of one length and ending) shows
+ * there. */
+static const char *changed(struct tfile *f, const unsigned char *p, uint32_t got)
 {
-    unsigned char buf[FILE_MARKER_MAX];
+    uint32_t t = f->tail_len < f->rback ? f->tail_len : f->rback;
     uint64_t h;
-    if (f->tail_len && (pread(f->fd, buf, f->tail_len, (off_t)(f->read_off - f->tail_len)) !=
-                            (ssize_t)f->tail_len ||
-                        memcmp(buf, f->tail, f->tail_len) != 0))
-        return true;
-    return f->fp_len && f->fp_len <= f->read_off &&
-           (!mars_file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash);
+    if (got < f->rback)
+        return "was truncated";
+    if (t && memcmp(p + f->rback - t, f->tail + f->tail_len - t, t) != 0)
+        return "was truncated and written again (copytruncate)";
+    if (f->fp_len && (!mars_file_hash_range(f->fd, 0, f->fp_len, &h) || h != f->fp_hash))
+        return "was truncated and written again (its head changed)";
+    return NULL;
 }
 
 static void on_read(struct mars_ev_op *op, int res)
@@ -498,29 +475,30 @@ static void on_read(struct mars_ev_op *op, int res)
     struct tfile *f = op->data;
     struct file_source *fs = f->fs;
     struct mars_chunk *c = f->rchunk;
+    uint32_t dst = f->rpos + f->carry_len;
     int64_t now = mars_ev_now(mars_source_loop(fs->src));
 
     f->reading = false;
     fs->reads_inflight--;
-    /* a truncation and a write past our offset between the check before the read and the
-     * read itself gave bytes of the new content from the middle: drop them, start over */
-    bool again = res > 0 && rewritten(f);
-    if (again)
-        res = 0;
+    const char *why = res >= 0 ? changed(f, c->data + dst - f->rback, (uint32_t)res) : NULL;
+    uint32_t n = res > 0 && !why ? (uint32_t)res - f->rback : 0;
     /* give back the unused end of the reservation when nothing was reserved after it */
-    if (fs->chunk == c && fs->chunk_pos == f->rpos + f->carry_len + f->rlen)
-        fs->chunk_pos = f->rpos + f->carry_len + (res > 0 ? (uint32_t)res : 0);
-    if (again) {
-        restart_file(fs, f, "was truncated and written again while it was read");
+    if (fs->chunk == c && fs->chunk_pos == dst + f->rlen)
+        fs->chunk_pos = dst + n;
+    if (why) {
+        /* what the read brought may be the new content from its middle: drop it */
+        restart_file(fs, f, why);
         f->eof = false;
         mars_file_schedule(fs, f);
-    } else if (res > 0) {
-        take_lines(fs, f, (uint32_t)res);
+    } else if (n > 0) {
+        take_lines(fs, f, n);
         f->last_change_ns = f->last_read_ns = now;
-        f->eof = (uint32_t)res < f->rlen;
-        if (!f->eof)
+        f->eof = n < f->rlen;
+        if (f->eof)
+            mars_file_note_size(fs, f, f->read_off); /* a short read ends at the end */
+        else
             mars_file_schedule(fs, f);
-    } else if (res == 0 || res == -ECANCELED) {
+    } else if (res >= 0 || res == -ECANCELED) {
         f->eof = true;
     } else {
         f->eof = true;

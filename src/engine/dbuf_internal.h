@@ -22,6 +22,7 @@ struct lane {
     char dir[PATH_MAX];
     uint64_t delivered; /* every seq <= this was delivered */
     uint64_t saved;     /* the value in the delivered file */
+    int mark_fd;        /* the delivered file, open for writing in place; -1 not yet */
     bool own;
 };
 
@@ -102,6 +103,17 @@ void mars_dbuf_update_gauges(struct mars_dbuf *d);
 void mars_dbuf_set_blocked(struct mars_dbuf *d);
 /* Writes the lane's delivered mark when it moved. */
 void mars_dbuf_save_mark(struct mars_dbuf *d, struct lane *l);
+/* The delivered file: the mark in 20 digits, a space, the CRC-32C of those digits in hex
+ * and a newline, written in place each time. A mark whose CRC does not match (a write torn
+ * by a power loss) reads as 0: everything on disk is sent again, duplicates and never a
+ * loss. An older file, the bare number, still reads. */
+#define MARS_DBUF_MARK_LEN 30
+/* buf: room for MARS_DBUF_MARK_LEN + 1 bytes. */
+void mars_dbuf_format_mark(char *buf, uint64_t v);
+/* buf: NUL-terminated. */
+uint64_t mars_dbuf_parse_mark(const char *buf);
+/* Closes the lane's delivered file (before it is deleted, or at close). */
+void mars_dbuf_close_mark(struct lane *l);
 /* b's record is on disk: b is released now or after the sync its setting asks for. */
 void mars_dbuf_written(struct mars_dbuf *d, struct mars_batch *b);
 

@@ -126,6 +126,7 @@ static void trim(struct mars_dbuf *d)
         if (!l->own && (d->nsegs == 0 || d->segs[0].lane != lane)) {
             char path[PATH_MAX + 16];
             snprintf(path, sizeof(path), "%s/delivered", l->dir);
+            mars_dbuf_close_mark(l);
             unlink(path);
             if (rmdir(l->dir) == 0)
                 mars_info(dbuf_sid(d), "adopted disk buffer %s delivered and removed", l->dir);

@@ -1,6 +1,6 @@
 /*
- * schema.c - typed option tables: apply a config MAP node to a component's conf struct,
- * free what was applied, and describe the table as reference text.
+ * schema.c - typed option tables: apply a config MAP node to a component's conf struct
+ * (schema_free.c frees what was applied, schema_describe.c describes the table).
  *
  * How it works: mars_schema_apply() runs three passes over one mapping. (1) Every option
  * with a default gets it, parsed from its config text by the same setter as user input, so a
@@ -45,11 +45,6 @@ struct apply_ctx {
     struct mars_diag *diag;
     unsigned errors;
 };
-
-static void *field(void *out, const struct mars_opt *o)
-{
-    return (char *)out + o->offset;
-}
 
 __attribute__((format(printf, 3, 4))) static void
 opt_error(struct apply_ctx *c, const struct mars_cfg_node *at, const char *fmt, ...)
@@ -380,46 +375,12 @@ static void set_secret_file(struct apply_ctx *c, const struct mars_opt *o,
                                   : strerror(-rc));
         return;
     }
-    char **dst = field(out, o);
+    char **dst = mars_schema_field(out, o);
     free(*dst);
     *dst = secret;
 }
 
 /* ---- collections ---------------------------------------------------------------------- */
-
-static void free_strlist(struct mars_strlist *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
-static void free_strmap(struct mars_strmap *m)
-{
-    for (size_t i = 0; i < m->n; i++) {
-        free(m->keys[i]);
-        free(m->vals[i]);
-    }
-    free(m->keys);
-    free(m->vals);
-    free(m->style);
-    m->keys = m->vals = NULL;
-    m->style = NULL;
-    m->n = 0;
-}
-
-static void free_fields(const struct mars_opt *schema, void *out);
-
-static void free_seclist(const struct mars_opt *o, struct mars_seclist *sl)
-{
-    for (size_t i = 0; i < sl->n; i++)
-        free_fields(o->sub, (char *)sl->items + i * o->sub_size);
-    free(sl->items);
-    sl->items = NULL;
-    sl->n = 0;
-}
 
 /* url: every item must be a URL (URL_LIST). */
 static void set_list(struct apply_ctx *c, const struct mars_cfg_node *v, struct mars_strlist *l,
@@ -433,7 +394,7 @@ static void set_list(struct apply_ctx *c, const struct mars_cfg_node *v, struct 
         opt_error(c, v, "option '%s': expected a list", name);
         return;
     }
-    free_strlist(l);
+    mars_schema_free_strlist(l);
     if (v->kind == MARS_CFG_SCALAR)
         items = &v; /* a lone scalar is a list of one */
     if (n == 0)
@@ -461,7 +422,7 @@ static void set_map(struct apply_ctx *c, const struct mars_cfg_node *v, struct m
         opt_error(c, v, "option '%s': expected a mapping", name);
         return;
     }
-    free_strmap(m);
+    mars_schema_free_strmap(m);
     if (v->n == 0)
         return;
     m->keys = calloc(v->n, sizeof(*m->keys));
@@ -514,7 +475,7 @@ static void set_seclist(struct apply_ctx *c, const struct mars_opt *o,
         opt_error(c, v, "option '%s': expected a list", name);
         return;
     }
-    free_seclist(o, sl);
+    mars_schema_free_seclist(o, sl);
     if (v->n == 0)
         return;
     if (!(sl->items = calloc(v->n, o->sub_size ? o->sub_size : 1))) {
@@ -538,7 +499,7 @@ static void set_seclist(struct apply_ctx *c, const struct mars_opt *o,
 static void set_value(struct apply_ctx *c, const struct mars_opt *o, const struct mars_cfg_node *v,
                       void *out, const char *name)
 {
-    void *f = field(out, o);
+    void *f = mars_schema_field(out, o);
     const char *s;
 
     switch (o->type) {
@@ -742,7 +703,7 @@ static void apply_map(struct apply_ctx *c, const struct mars_opt *schema,
             continue;
         mars_schema_join_name(name, sizeof(name), prefix, o->name);
         if (o->type == MARS_OPT_SECTION)
-            apply_map(c, o->sub, NULL, field(out, o), name, where, NULL);
+            apply_map(c, o->sub, NULL, mars_schema_field(out, o), name, where, NULL);
         else if (o->flags & MARS_OPT_REQUIRED)
             opt_error(c, where, "missing required option '%s'", name);
     }
@@ -762,54 +723,4 @@ int mars_schema_apply(const struct mars_opt *schema, const struct mars_cfg_node 
     }
     apply_map(&c, schema, map, out, NULL, map, reserved);
     return c.errors ? -EINVAL : 0;
-}
-
-static void free_fields(const struct mars_opt *schema, void *out)
-{
-    for (const struct mars_opt *o = schema; o->name; o++) {
-        void *f = field(out, o);
-        switch (o->type) {
-        case MARS_OPT_STRING:
-        case MARS_OPT_SECRET:
-        case MARS_OPT_URL:
-            free(*(char **)f);
-            *(char **)f = NULL;
-            break;
-        case MARS_OPT_INT:
-        case MARS_OPT_DURATION:
-            *(int64_t *)f = 0;
-            break;
-        case MARS_OPT_FLOAT:
-            *(double *)f = 0;
-            break;
-        case MARS_OPT_BOOL:
-            *(bool *)f = false;
-            break;
-        case MARS_OPT_SIZE:
-            *(uint64_t *)f = 0;
-            break;
-        case MARS_OPT_ENUM:
-            *(int *)f = 0;
-            break;
-        case MARS_OPT_LIST:
-        case MARS_OPT_URL_LIST:
-            free_strlist(f);
-            break;
-        case MARS_OPT_MAP:
-            free_strmap(f);
-            break;
-        case MARS_OPT_SECTION:
-            free_fields(o->sub, f);
-            break;
-        case MARS_OPT_SECTION_LIST:
-            free_seclist(o, f);
-            break;
-        }
-    }
-}
-
-void mars_schema_fini(const struct mars_opt *schema, void *out)
-{
-    if (schema && out)
-        free_fields(schema, out);
 }

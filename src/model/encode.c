@@ -65,19 +65,26 @@ static int iov_add(struct mars_encoder *e, const void *base, size_t len)
     return 0;
 }
 
-int mars_encode_json_string(struct mars_encoder *e, const char *str, size_t n)
+/* utf8: str is known to be valid UTF-8 (MARS_EVF_UTF8), so the escaper need not check it. */
+static int put_string(struct mars_encoder *e, const char *str, size_t n, bool utf8)
 {
     /* the worst case reserved once, so the escaper runs without room checks */
     if (out_reserve(e, n * MARS_JSON_ESC_MAX + 2))
         return -ENOMEM;
     char *o = e->out + e->out_len;
     *o++ = '"';
-    struct mars_json_esc r = mars_json_escape(o, n * MARS_JSON_ESC_MAX, str, n,
-                                              MARS_JSON_ESC_SHORT | MARS_JSON_ESC_UTF8);
+    struct mars_json_esc r =
+        mars_json_escape(o, n * MARS_JSON_ESC_MAX, str, n,
+                         utf8 ? MARS_JSON_ESC_SHORT : MARS_JSON_ESC_SHORT | MARS_JSON_ESC_UTF8);
     o[r.out] = '"';
     e->out_len += r.out + 2;
     e->invalid_utf8 += r.invalid;
     return 0;
+}
+
+int mars_encode_json_string(struct mars_encoder *e, const char *str, size_t n)
+{
+    return put_string(e, str, n, false);
 }
 
 /* "RFC 3339 with nanoseconds": the date and time of day are formatted once per second. */
@@ -319,7 +326,7 @@ int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event 
         rc = rc ? rc : put_field_value(e, f, msg, o, false);
     } else if (!(ev->flags & MARS_EVF_NO_MESSAGE) && !(o && o->no_message)) {
         rc = rc ? rc : put_key(e, &comma, "message", 7, true);
-        rc = rc ? rc : mars_encode_json_string(e, ev->msg.ptr, ev->msg.len);
+        rc = rc ? rc : put_string(e, ev->msg.ptr, ev->msg.len, ev->flags & MARS_EVF_UTF8);
     }
     if (ev->file && (!f || mars_fields_member(f, 0, "file", 4) == MARS_FIELD_NIL) &&
         selected(e, "file", 4)) {

@@ -35,6 +35,12 @@
 
 #define DEFAULT_MAX_BODY           (64u * 1024)
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+/* libcurl copies a request body through an upload buffer and sends each fill with one
+ * send(): 64 KiB by default. On loopback each send also wakes the reader, and a 1 MiB
+ * body took 16 of them; 256 KiB cut mars's CPU for file -> http by ~15% for 192 KiB more
+ * per request in flight. Only bodies above libcurl's default get the larger buffer. */
+#define UPLOAD_BUFFER_SIZE (256L * 1024)
+#define UPLOAD_BUFFER_MIN  (64u * 1024)
 
 struct http_sock {
     struct mars_http *h;
@@ -534,6 +540,8 @@ static int setup_easy(struct mars_http *h, struct mars_http_priv *p, struct mars
     if (r->body) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+        if (r->body_len > UPLOAD_BUFFER_MIN)
+            curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER_SIZE);
     } else if (r->method && strcmp(r->method, "GET") != 0) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");

@@ -175,6 +175,26 @@ static void test_message_utf8_flag(void **state)
     mars_encoder_fini(&e);
 }
 
+/* The nanoseconds of a timestamp, every pair of digits at every place (they are written two
+ * at a time), against printf. */
+static void test_timestamp_digits(void **state)
+{
+    (void)state;
+    struct mars_encoder e = {0};
+    struct mars_event ev = {.msg = {"x", 1}, .flags = MARS_EVF_NO_MESSAGE};
+    char want[96];
+    for (long v = 0; v < 100; v++) {
+        long nsec = (v % 10) * 100000000 + v * 1000000 + v * 10000 + v * 100 + v;
+        ev.ts_ns = 1700000000 * 1000000000ll + nsec;
+        snprintf(want, sizeof(want), "{\"timestamp\":\"2023-11-14T22:13:20.%09ldZ\"}", nsec);
+        mars_encoder_reset(&e);
+        assert_int_equal(mars_encode_json_event(&e, &ev), 0);
+        assert_int_equal(e.out_len, strlen(want));
+        assert_memory_equal(e.out, want, e.out_len);
+    }
+    mars_encoder_fini(&e);
+}
+
 /* A summary sample: its observations copied, its quantiles in JSON (NaN as null). */
 static void test_summary_event(void **state)
 {
@@ -268,8 +288,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_reference), cmocka_unit_test(test_appends),
-        cmocka_unit_test(test_message_utf8_flag), cmocka_unit_test(test_summary_event),
-        cmocka_unit_test(test_field_select),
+        cmocka_unit_test(test_message_utf8_flag), cmocka_unit_test(test_timestamp_digits),
+        cmocka_unit_test(test_summary_event),     cmocka_unit_test(test_field_select),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

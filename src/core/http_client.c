@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -35,6 +36,12 @@
 
 #define DEFAULT_MAX_BODY           (64u * 1024)
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
+/* libcurl copies a request body through an upload buffer and sends each fill with one
+ * send(): 64 KiB by default. On loopback each send also wakes the reader, and a 1 MiB
+ * body took 16 of them; 256 KiB cut mars's CPU for file -> http by ~15% for 192 KiB more
+ * per request in flight. Only bodies above libcurl's default get the larger buffer. */
+#define UPLOAD_BUFFER_SIZE (256L * 1024)
+#define UPLOAD_BUFFER_MIN  (64u * 1024)
 
 struct http_sock {
     struct mars_http *h;
@@ -58,6 +65,8 @@ struct mars_http_priv {
     char *url; /* rewritten URL when tls.server_name is set */
     char *body;
     size_t len, cap, max;
+    int up_iov;    /* body_iov: the piece being read */
+    size_t up_off; /* bytes of it read */
     bool truncated, aborted, cancelled;
     int64_t retry_after_ns;
     char errbuf[CURL_ERROR_SIZE];
@@ -402,6 +411,44 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* body_iov: the next bytes of the pieces, as many as fit in buf. */
+static size_t on_upload(char *buf, size_t size, size_t n, void *ud)
+{
+    struct mars_http_priv *pv = ud;
+    const struct mars_http_req *r = pv->req;
+    size_t room = size * n, done = 0;
+    while (done < room && pv->up_iov < r->body_iovcnt) {
+        const struct iovec *v = &r->body_iov[pv->up_iov];
+        size_t take = v->iov_len - pv->up_off;
+        if (take > room - done)
+            take = room - done;
+        memcpy(buf + done, (const char *)v->iov_base + pv->up_off, take);
+        done += take;
+        pv->up_off += take;
+        if (pv->up_off == v->iov_len) {
+            pv->up_iov++;
+            pv->up_off = 0;
+        }
+    }
+    return done;
+}
+
+/* libcurl rewinds the body to send it again (on a new connection when a reused one had
+ * died): any offset from the start. */
+static int on_upload_seek(void *ud, curl_off_t offset, int origin)
+{
+    struct mars_http_priv *pv = ud;
+    const struct mars_http_req *r = pv->req;
+    if (origin != SEEK_SET || offset < 0)
+        return CURL_SEEKFUNC_CANTSEEK;
+    size_t left = (size_t)offset;
+    pv->up_iov = 0;
+    while (pv->up_iov < r->body_iovcnt && left >= r->body_iov[pv->up_iov].iov_len)
+        left -= r->body_iov[pv->up_iov++].iov_len;
+    pv->up_off = left;
+    return left && pv->up_iov == r->body_iovcnt ? CURL_SEEKFUNC_FAIL : CURL_SEEKFUNC_OK;
+}
+
 /* Retry-After: delay-seconds or an HTTP-date; every line also to the request's on_header. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
@@ -531,9 +578,19 @@ static int setup_easy(struct mars_http *h, struct mars_http_priv *p, struct mars
         curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
     }
-    if (r->body) {
+    if (r->body || r->body_iov) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+        if (r->body) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
+        } else {
+            curl_easy_setopt(e, CURLOPT_POST, 1L);
+            curl_easy_setopt(e, CURLOPT_READFUNCTION, on_upload);
+            curl_easy_setopt(e, CURLOPT_READDATA, p);
+            curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_upload_seek);
+            curl_easy_setopt(e, CURLOPT_SEEKDATA, p);
+        }
+        if (r->body_len > UPLOAD_BUFFER_MIN)
+            curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER_SIZE);
     } else if (r->method && strcmp(r->method, "GET") != 0) {
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct mars_ev_loop;
 struct mars_http;
@@ -52,6 +53,11 @@ struct mars_http_req {
     const char *const *headers; /* "Name: value" strings, NULL-terminated; NULL: none */
     const void *body;           /* request body, borrowed until done(); NULL: none */
     size_t body_len;
+    /* Or a body in pieces (when body is NULL): body_iov[0..body_iovcnt) and the bytes they
+     * point to are borrowed until done(), body_len is their total; libcurl reads them
+     * through its upload buffer, so they need not be one contiguous copy. */
+    const struct iovec *body_iov;
+    int body_iovcnt;
     int64_t timeout_ns;              /* whole request; 0: none (for watches) */
     int64_t connect_timeout_ns;      /* 0: 10 s */
     const struct mars_http_tls *tls; /* NULL: verify with the system store */

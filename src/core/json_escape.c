@@ -70,17 +70,19 @@ static inline char short_escape(unsigned char c, unsigned flags)
     return c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : 0;
 }
 
-/* bounded: check the room left before each write (else dst holds MARS_JSON_ESC_MAX * n). */
+/* Escapes s[i..) until i reaches stop (a UTF-8 sequence that starts before stop is taken
+ * whole: it is checked against all n bytes). bounded: check the room left before each write
+ * (else dst holds MARS_JSON_ESC_MAX * (n - i)). */
 static inline __attribute__((always_inline)) struct mars_json_esc
-escape(char *dst, size_t cap, const unsigned char *s, size_t n, unsigned flags, bool bounded)
+escape(char *dst, size_t cap, const unsigned char *s, size_t i, size_t stop, size_t n,
+       unsigned flags, bool bounded)
 {
     static const char hex[] = "0123456789abcdef";
     char *o = dst;
     const char *end = dst + cap;
-    size_t i = 0;
     uint64_t invalid = 0;
 
-    while (i < n) {
+    while (i < stop) {
         if (i + 8 <= n && (!bounded || end - o >= 8)) {
             uint64_t w;
             memcpy(&w, s + i, 8);
@@ -144,20 +146,141 @@ done:
 static __attribute__((noinline)) struct mars_json_esc
 escape_encoder(char *dst, const unsigned char *s, size_t n)
 {
-    return escape(dst, 0, s, n, ENCODER_FLAGS, false);
+    return escape(dst, 0, s, 0, n, n, ENCODER_FLAGS, false);
 }
 
 static __attribute__((noinline)) struct mars_json_esc escape_any(char *dst, const unsigned char *s,
                                                                  size_t n, unsigned flags)
 {
-    return escape(dst, 0, s, n, flags, false);
+    return escape(dst, 0, s, 0, n, n, flags, false);
 }
 
 static __attribute__((noinline)) struct mars_json_esc
 escape_bounded(char *dst, size_t cap, const unsigned char *s, size_t n, unsigned flags)
 {
-    return escape(dst, cap, s, n, flags, true);
+    return escape(dst, cap, s, 0, n, n, flags, true);
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ESC_SIMD 1
+#include <immintrin.h>
+
+/* The AVX2 path, for a dst that takes everything. JSON in a message has a quote every few
+ * bytes, so instead of stopping at each one it escapes quotes and backslashes inside the
+ * vector: a 32-byte block with none of the rarer bytes (controls, DEL when escaped, bytes
+ * >= 0x80 when UTF-8 is checked) goes out as four 8-byte groups, each through one pshufb
+ * whose indices (expand[mask of its quotes and backslashes]) write the group with a
+ * backslash before every such byte. A block with a rarer byte takes the byte path above for
+ * its 32 bytes; so does the tail after the last whole group. Loads stay inside src; a store
+ * may write up to 15 bytes past the escaped output, always inside the
+ * MARS_JSON_ESC_MAX * n room. expand is filled once at load time. */
+static uint8_t expand[256][16] __attribute__((aligned(16)));
+static bool have_avx2;
+
+/* expand[m]: indices 0-7 are the group's bytes, 8 is a backslash, 0x80 a zero (past the
+ * 8 + popcount(m) bytes that count). */
+static __attribute__((constructor)) void expand_init(void)
+{
+    for (unsigned m = 0; m < 256; m++) {
+        unsigned o = 0;
+        for (unsigned j = 0; j < 8; j++) {
+            if (m >> j & 1)
+                expand[m][o++] = 8;
+            expand[m][o++] = (uint8_t)j;
+        }
+        while (o < 16)
+            expand[m][o++] = 0x80;
+    }
+    __builtin_cpu_init();
+    have_avx2 = __builtin_cpu_supports("avx2");
+}
+
+/* Writes the 8 bytes of x (low half; the high half holds the backslash at index 8) with a
+ * backslash before each byte flagged in m; returns the bytes written. */
+__attribute__((target("avx2,popcnt"))) static inline size_t group_out(char *o, __m128i x,
+                                                                      unsigned m)
+{
+    __m128i idx = _mm_load_si128((const __m128i *)expand[m]);
+    _mm_storeu_si128((__m128i *)o, _mm_shuffle_epi8(x, idx));
+    return 8 + (size_t)__builtin_popcount(m);
+}
+
+__attribute__((target("avx2,popcnt"))) static inline
+    __attribute__((always_inline)) struct mars_json_esc
+    escape_simd(char *dst, const unsigned char *s, size_t n, unsigned flags)
+{
+    const __m256i quote = _mm256_set1_epi8('"'), bslash = _mm256_set1_epi8('\\');
+    const __m256i ctl = _mm256_set1_epi8(0x1f), del = _mm256_set1_epi8(0x7f);
+    const __m128i bs = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, '\\', 0, 0, 0, 0, 0, 0, 0);
+    char *o = dst;
+    size_t i = 0;
+    uint64_t invalid = 0;
+
+    while (i + 32 <= n) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(s + i));
+        __m256i rare = _mm256_cmpeq_epi8(_mm256_max_epu8(v, ctl), ctl); /* v <= 0x1f */
+        if (flags & MARS_JSON_ESC_DEL)
+            rare = _mm256_or_si256(rare, _mm256_cmpeq_epi8(v, del));
+        if (flags & MARS_JSON_ESC_UTF8)
+            rare = _mm256_or_si256(rare, v); /* the high bit: a UTF-8 sequence to check */
+        if (_mm256_movemask_epi8(rare)) {
+            struct mars_json_esc r = escape(o, 0, s, i, i + 32, n, flags, false);
+            o += r.out;
+            i = r.in;
+            invalid += r.invalid;
+            continue;
+        }
+        __m256i q = _mm256_or_si256(_mm256_cmpeq_epi8(v, quote), _mm256_cmpeq_epi8(v, bslash));
+        uint32_t m = (uint32_t)_mm256_movemask_epi8(q);
+        if (!m) {
+            _mm256_storeu_si256((__m256i *)o, v);
+            o += 32;
+            i += 32;
+            continue;
+        }
+        for (unsigned g = 0; g < 4; g++, i += 8, m >>= 8) {
+            __m128i x = _mm_or_si128(_mm_loadl_epi64((const __m128i *)(s + i)), bs);
+            o += group_out(o, x, m & 0xff);
+        }
+    }
+    while (i + 8 <= n) { /* the tail, 8 bytes at a time while no rarer byte comes */
+        __m128i x = _mm_loadl_epi64((const __m128i *)(s + i));
+        __m128i rare = _mm_cmpeq_epi8(_mm_max_epu8(x, _mm256_castsi256_si128(ctl)),
+                                      _mm256_castsi256_si128(ctl));
+        if (flags & MARS_JSON_ESC_DEL)
+            rare = _mm_or_si128(rare, _mm_cmpeq_epi8(x, _mm256_castsi256_si128(del)));
+        if (flags & MARS_JSON_ESC_UTF8)
+            rare = _mm_or_si128(rare, x);
+        if (_mm_movemask_epi8(rare) & 0xff)
+            break;
+        __m128i q = _mm_or_si128(_mm_cmpeq_epi8(x, _mm256_castsi256_si128(quote)),
+                                 _mm_cmpeq_epi8(x, _mm256_castsi256_si128(bslash)));
+        o += group_out(o, _mm_or_si128(x, bs), (unsigned)_mm_movemask_epi8(q) & 0xff);
+        i += 8;
+    }
+    struct mars_json_esc r = escape(o, 0, s, i, n, n, flags, false);
+    return (struct mars_json_esc){
+        .out = (size_t)(o - dst) + r.out, .in = r.in, .invalid = invalid + r.invalid};
+}
+
+__attribute__((target("avx2,popcnt"), noinline)) static struct mars_json_esc
+escape_simd_encoder(char *dst, const unsigned char *s, size_t n)
+{
+    return escape_simd(dst, s, n, ENCODER_FLAGS);
+}
+
+__attribute__((target("avx2,popcnt"), noinline)) static struct mars_json_esc
+escape_simd_valid(char *dst, const unsigned char *s, size_t n)
+{
+    return escape_simd(dst, s, n, MARS_JSON_ESC_SHORT);
+}
+
+__attribute__((target("avx2,popcnt"), noinline)) static struct mars_json_esc
+escape_simd_any(char *dst, const unsigned char *s, size_t n, unsigned flags)
+{
+    return escape_simd(dst, s, n, flags);
+}
+#endif
 
 struct mars_json_esc mars_json_escape(char *dst, size_t cap, const char *src, size_t n,
                                       unsigned flags)
@@ -166,5 +289,11 @@ struct mars_json_esc mars_json_escape(char *dst, size_t cap, const char *src, si
 
     if (n > cap / MARS_JSON_ESC_MAX)
         return escape_bounded(dst, cap, s, n, flags);
+#ifdef ESC_SIMD
+    if (n >= 8 && have_avx2)
+        return flags == ENCODER_FLAGS         ? escape_simd_encoder(dst, s, n)
+               : flags == MARS_JSON_ESC_SHORT ? escape_simd_valid(dst, s, n)
+                                              : escape_simd_any(dst, s, n, flags);
+#endif
     return flags == ENCODER_FLAGS ? escape_encoder(dst, s, n) : escape_any(dst, s, n, flags);
 }

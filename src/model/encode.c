@@ -65,20 +65,32 @@ static int iov_add(struct mars_encoder *e, const void *base, size_t len)
     return 0;
 }
 
-int mars_encode_json_string(struct mars_encoder *e, const char *str, size_t n)
+/* utf8: str is known to be valid UTF-8 (MARS_EVF_UTF8), so the escaper need not check it. */
+static int put_string(struct mars_encoder *e, const char *str, size_t n, bool utf8)
 {
     /* the worst case reserved once, so the escaper runs without room checks */
     if (out_reserve(e, n * MARS_JSON_ESC_MAX + 2))
         return -ENOMEM;
     char *o = e->out + e->out_len;
     *o++ = '"';
-    struct mars_json_esc r = mars_json_escape(o, n * MARS_JSON_ESC_MAX, str, n,
-                                              MARS_JSON_ESC_SHORT | MARS_JSON_ESC_UTF8);
+    struct mars_json_esc r =
+        mars_json_escape(o, n * MARS_JSON_ESC_MAX, str, n,
+                         utf8 ? MARS_JSON_ESC_SHORT : MARS_JSON_ESC_SHORT | MARS_JSON_ESC_UTF8);
     o[r.out] = '"';
     e->out_len += r.out + 2;
     e->invalid_utf8 += r.invalid;
     return 0;
 }
+
+int mars_encode_json_string(struct mars_encoder *e, const char *str, size_t n)
+{
+    return put_string(e, str, n, false);
+}
+
+static const char digit_pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
+                                  "31323334353637383940414243444546474849505152535455565758596061"
+                                  "62636465666768697071727374757677787980818283848586878889909192"
+                                  "93949596979899";
 
 /* "RFC 3339 with nanoseconds": the date and time of day are formatted once per second. */
 static int put_timestamp(struct mars_encoder *e, int64_t ts_ns)
@@ -100,8 +112,9 @@ static int put_timestamp(struct mars_encoder *e, int64_t ts_ns)
         e->ts_cached = true;
     }
     memcpy(buf, e->ts_prefix, 21);
-    for (int i = 29; i >= 21; i--, nsec /= 10)
-        buf[i] = (char)('0' + nsec % 10);
+    buf[21] = (char)('0' + nsec / 100000000); /* then four pairs of digits */
+    for (int i = 28; i >= 22; i -= 2, nsec /= 100)
+        memcpy(buf + i, digit_pairs + 2 * (nsec % 100), 2);
     buf[30] = 'Z';
     buf[31] = '"';
     return out_put(e, buf, 32);
@@ -274,14 +287,20 @@ static bool selected(const struct mars_encoder *e, const char *k, size_t n)
 
 /* Writes `"k":` after a comma when *comma (then sets it); k is escaped unless plain (one
  * of the encoder's own names, copied as it is). */
-static int put_key(struct mars_encoder *e, bool *comma, const char *k, uint32_t n, bool plain)
+static inline __attribute__((always_inline)) int put_key(struct mars_encoder *e, bool *comma,
+                                                         const char *k, uint32_t n, bool plain)
 {
     int rc = *comma ? out_put(e, ",", 1) : 0;
     *comma = true;
-    if (plain) {
-        rc = rc ? rc : out_put(e, "\"", 1);
-        rc = rc ? rc : out_put(e, k, n);
-        return rc ? rc : out_put(e, "\":", 2);
+    if (plain) { /* inlined where k is a literal: one room check, fixed-size copies */
+        if (rc || out_reserve(e, (size_t)n + 3))
+            return -ENOMEM;
+        char *o = e->out + e->out_len;
+        o[0] = '"';
+        memcpy(o + 1, k, n);
+        memcpy(o + 1 + n, "\":", 2);
+        e->out_len += (size_t)n + 3;
+        return 0;
     }
     rc = rc ? rc : mars_encode_json_string(e, k, n);
     return rc ? rc : out_put(e, ":", 1);
@@ -319,7 +338,7 @@ int mars_encode_json_event_opts(struct mars_encoder *e, const struct mars_event 
         rc = rc ? rc : put_field_value(e, f, msg, o, false);
     } else if (!(ev->flags & MARS_EVF_NO_MESSAGE) && !(o && o->no_message)) {
         rc = rc ? rc : put_key(e, &comma, "message", 7, true);
-        rc = rc ? rc : mars_encode_json_string(e, ev->msg.ptr, ev->msg.len);
+        rc = rc ? rc : put_string(e, ev->msg.ptr, ev->msg.len, ev->flags & MARS_EVF_UTF8);
     }
     if (ev->file && (!f || mars_fields_member(f, 0, "file", 4) == MARS_FIELD_NIL) &&
         selected(e, "file", 4)) {

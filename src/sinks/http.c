@@ -3,14 +3,15 @@
  * delimited JSON, one JSON array, or text lines, optionally gzip or zstd compressed.
  *
  * Each engine request becomes one HTTP request on the worker's event loop (the libcurl
- * client of core/http_client.h keeps connections alive between them); up to request.concurrency
- * run at once, each in a call slot with its own body buffers. With compression, ndjson and
- * text are compressed batch by batch as they are encoded, so the whole uncompressed body
- * never exists; without, at request.concurrency 1, the encoder's one JSON buffer is the
- * body as it is (text lines, in chunks, are copied into one). A request is acknowledged
- * only on a 2xx answer. Connection errors, timeouts (request.timeout), 408, 429 and 5xx are
- * retried by the engine with backoff, at least as late as the peer's Retry-After; other 4xx
- * answers are permanent: the events are counted as lost and the answer is logged.
+ * client of core/http_client.h keeps connections alive between them); up to
+ * request.concurrency run at once, each in a call slot with its own body buffers. With
+ * compression, ndjson and text are compressed batch by batch as they are encoded, so the
+ * whole uncompressed body never exists; without, at request.concurrency 1, the encoder's one
+ * JSON buffer is the body as it is, and text lines are read by libcurl from the read chunks
+ * they are in (at any concurrency). A request is acknowledged only on a 2xx answer.
+ * Connection errors, timeouts (request.timeout), 408, 429 and 5xx are retried by the engine
+ * with backoff, at least as late as the peer's Retry-After; other 4xx answers are permanent:
+ * the events are counted as lost and the answer is logged.
  *
  * Thread: the sink's worker.
  */
@@ -173,8 +174,10 @@ static void http_write(struct mars_sink *s, struct mars_sink_req *r)
     }
     c->data = h;
     /* The encoder (and arr) belong to the sink, not the slot: with one slot nothing encodes
-     * again before this call is done, so its single buffer can be the body as it is. */
-    c->borrow_body = h->ncalls == 1;
+     * again before this call is done, so its single buffer can be the body as it is. Text
+     * lines point into r's read chunks, which r holds until the answer: libcurl reads them
+     * where they are at any concurrency. */
+    c->borrow_body = h->ncalls == 1 || h->conf->encoding == HENC_TEXT;
     rc = mars_http_common_send(&h->hs, c, r, h->conf->method == 1 ? "PUT" : "POST", h->conf->url,
                                iov, niov, on_response);
     if (rc) {

@@ -4,9 +4,10 @@
  * client, and the status mapping.
  *
  * Bodies: with compression the iovecs go straight into the call's compressor buffer; without
- * it they are flattened into the call's own buffer (libcurl wants one contiguous body), unless
- * they are one iovec the sink keeps for the call (borrow_body): that is sent in place. Both
- * buffers live as long as the call slot, so steady traffic does not allocate.
+ * it they are flattened into the call's own buffer, unless their bytes stay put for the call
+ * (borrow_body): then one iovec is sent in place, and several are read by libcurl one after
+ * the other (the iovec array is copied into the slot, the bytes are not). The buffers live
+ * as long as the call slot, so steady traffic does not allocate.
  *
  * Thread: the sink's worker.
  */
@@ -102,6 +103,9 @@ void mars_http_common_call_fini(struct mars_http_common_call *c)
     free(c->flat);
     c->flat = NULL;
     c->flat_cap = 0;
+    free(c->iov);
+    c->iov = NULL;
+    c->iov_cap = 0;
 }
 
 static int flatten(struct mars_http_common_call *c, const struct iovec *iov, int n, size_t *len)
@@ -131,8 +135,9 @@ int mars_http_common_send(struct mars_http_common *hs, struct mars_http_common_c
                           const struct iovec *iov, int n, mars_http_common_cb cb)
 {
     const struct mars_http_common_conf *conf = hs->conf;
-    const void *body;
-    size_t len;
+    const void *body = NULL;
+    const struct iovec *pieces = NULL;
+    size_t len = 0;
     int rc;
     if (conf->compression != MARS_CODEC_NONE && c->body_compressed) {
         body = c->comp.out;
@@ -147,6 +152,13 @@ int mars_http_common_send(struct mars_http_common *hs, struct mars_http_common_c
     } else if (n == 1 && c->borrow_body) {
         body = iov[0].iov_base;
         len = iov[0].iov_len;
+    } else if (n > 1 && c->borrow_body) {
+        if (mars_grow(&c->iov, &c->iov_cap, (size_t)n, sizeof(*c->iov)))
+            return -ENOMEM;
+        memcpy(c->iov, iov, (size_t)n * sizeof(*iov));
+        for (int i = 0; i < n; i++)
+            len += iov[i].iov_len;
+        pieces = c->iov;
     } else {
         if ((rc = flatten(c, iov, n, &len)))
             return rc;
@@ -162,6 +174,8 @@ int mars_http_common_send(struct mars_http_common *hs, struct mars_http_common_c
         .headers = hs->headers,
         .body = body,
         .body_len = len,
+        .body_iov = pieces,
+        .body_iovcnt = pieces ? n : 0,
         .timeout_ns = mars_sink_request_timeout(hs->sink),
         .tls = &hs->tls,
         .user = conf->auth.strategy == MARS_AUTH_BASIC ? conf->auth.user : NULL,

@@ -84,9 +84,12 @@ struct mars_http_common_call {
     struct mars_compressor comp;
     char *flat; /* uncompressed body, when not compressed */
     size_t flat_cap;
-    /* Set by the sink: the bytes of a single iovec stay unchanged until cb (they are the
-     * slot's own buffer), so an uncompressed body is sent from them in place instead of
-     * being copied into flat: the copy was as large as the request, on top of it. */
+    struct iovec *iov; /* borrow_body: the sink's iovecs, copied (the bytes are not) */
+    size_t iov_cap;
+    /* Set by the sink: the bytes the iovecs point to stay unchanged until cb (the slot's
+     * own buffer, or read chunks the request holds), so an uncompressed body is sent from
+     * them in place instead of being copied into flat: the copy was as large as the
+     * request, on top of it. */
     bool borrow_body;
     /* Set by the sink: comp already holds the compressed body (mars_compress_begin/more/end
      * as it encoded), so send ignores the iovecs. */

@@ -3,7 +3,8 @@
  * server running in a thread of this test, once per ev backend (MARS_IO_BACKEND).
  *
  * The server speaks keep-alive HTTP/1.1 with Content-Length bodies and picks its answer by
- * path: /ok, /big (256 KiB), /echo (answers with the number of body bytes it read),
+ * path: /ok, /big (256 KiB), /echo (answers with the number of body bytes it read and their
+ * FNV-1a hash),
  * /429 (Retry-After: 7), /hang (reads, never answers). It counts accepted connections, so
  * connection reuse is observable. Every test runs its loop only until a condition holds,
  * with a deadline, and leaves no op in flight.
@@ -42,7 +43,15 @@ static atomic_long g_echo_bytes;
 
 /* ---- server ---- */
 
-static int read_request(int fd, char *path, size_t pathlen, long *body_len)
+static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+    return h;
+}
+#define FNV_INIT 0xcbf29ce484222325ull
+
+static int read_request(int fd, char *path, size_t pathlen, long *body_len, uint64_t *hash)
 {
     char buf[8192];
     size_t have = 0;
@@ -66,10 +75,12 @@ static int read_request(int fd, char *path, size_t pathlen, long *body_len)
             clen = strtol(l + 17, NULL, 10);
     long got = (long)(have - (size_t)(end + 4 - buf));
     char sink[65536];
+    *hash = fnv1a(FNV_INIT, end + 4, (size_t)got);
     while (got < clen) {
         ssize_t n = read(fd, sink, sizeof(sink));
         if (n <= 0)
             return -1;
+        *hash = fnv1a(*hash, sink, (size_t)n);
         got += n;
     }
     *body_len = clen;
@@ -93,18 +104,20 @@ static void *serve_conn(void *arg)
     int fd = (int)(intptr_t)arg;
     char path[256], head[256];
     long body;
+    uint64_t hash;
     static char big[BIG_LEN];
     memset(big, 'b', sizeof(big));
-    while (read_request(fd, path, sizeof(path), &body) == 0) {
+    while (read_request(fd, path, sizeof(path), &body, &hash) == 0) {
         const char *status = "200 OK", *extra = "", *payload = "hello";
-        char num[32];
+        char num[64];
         size_t plen = 5;
         if (strcmp(path, "/big") == 0) {
             payload = big;
             plen = BIG_LEN;
         } else if (strcmp(path, "/echo") == 0) {
             atomic_fetch_add(&g_echo_bytes, body);
-            plen = (size_t)snprintf(num, sizeof(num), "%ld", body);
+            plen =
+                (size_t)snprintf(num, sizeof(num), "%ld %016llx", body, (unsigned long long)hash);
             payload = num;
         } else if (strcmp(path, "/429") == 0) {
             status = "429 Too Many Requests";
@@ -260,6 +273,38 @@ static void test_post_body_and_big_response(void **state)
     free(body);
 }
 
+/* A body in pieces (body_iov), larger than libcurl's upload buffer, arrives whole and in
+ * order, with its Content-Length. */
+static void test_post_iov_body(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 300 * 1024 + 5, 7, 0, 700 * 1024};
+    struct iovec iov[5];
+    size_t total = 0;
+    uint64_t want = FNV_INIT;
+    for (size_t i = 0; i < 5; i++) {
+        char *p = malloc(sizes[i] + 1);
+        for (size_t k = 0; k < sizes[i]; k++)
+            p[k] = (char)('a' + (k * 7 + i) % 26);
+        iov[i] = (struct iovec){.iov_base = p, .iov_len = sizes[i]};
+        want = fnv1a(want, p, sizes[i]);
+        total += sizes[i];
+    }
+    struct call post;
+    call_init(&post, "/echo");
+    post.req.body_iov = iov;
+    post.req.body_iovcnt = 5;
+    post.req.body_len = total;
+    assert_int_equal(mars_http_submit(g_http, &post.req), 0);
+    mars_test_run_until(&post.done, 1, DEADLINE_NS);
+    assert_int_equal(post.status, 200);
+    char expect[64];
+    snprintf(expect, sizeof(expect), "%zu %016llx", total, (unsigned long long)want);
+    assert_string_equal(post.body, expect);
+    for (size_t i = 0; i < 5; i++)
+        free(iov[i].iov_base);
+}
+
 static void test_retry_after(void **state)
 {
     (void)state;
@@ -386,15 +431,11 @@ int main(void)
     start_server();
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_get),
-        T(test_post_body_and_big_response),
-        T(test_retry_after),
-        T(test_refused),
-        T(test_timeout),
-        T(test_cancel),
-        T(test_keepalive_reuse),
-        T(test_concurrent),
-        T(test_shutdown_in_flight),
+        T(test_get),           T(test_post_body_and_big_response),
+        T(test_post_iov_body), T(test_retry_after),
+        T(test_refused),       T(test_timeout),
+        T(test_cancel),        T(test_keepalive_reuse),
+        T(test_concurrent),    T(test_shutdown_in_flight),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     shutdown(g_listen, SHUT_RDWR);

@@ -11,7 +11,8 @@ zstd on a python that has compression.zstd; lz4 never): the decoded bytes are ap
 to --bodies. A body that cannot be decoded here is not appended; its request line says
 "decoded": false and carries the size, so a test can still count requests. One line per
 request goes to --requests-log: {"t","method","path","status","wire_bytes","bytes",
-"encoding","decoded","headers"} (headers: Content-Type, Authorization, and any X-*).
+"encoding","decoded","headers"} (headers: Content-Type, Content-Length, Transfer-Encoding,
+Authorization, and any X-*).
 """
 import sys
 import threading
@@ -36,7 +37,8 @@ class Handler(fakelib.BaseHandler):
         log = {"t": time.time(), "method": self.command, "path": path, "wire_bytes": len(wire),
                "encoding": enc,
                "headers": {k: v for k, v in headers.items()
-                           if k.lower() in ("content-type", "authorization") or k.lower().startswith("x-")}}
+                           if k.lower() in ("content-type", "content-length", "transfer-encoding", "authorization")
+                           or k.lower().startswith("x-")}}
         try:
             body, decoded = fakelib.decode_body(wire, enc)
         except ValueError as e:

@@ -4,7 +4,9 @@
 #   1 ndjson with gzip and request.concurrency 4: every line once, as a JSON object whose
 #     message is the input line; basic auth and a custom header arrive
 #   2 json (one array per request), text with PUT, and zstd (recorded raw: this python has
-#     no zstd, so only the Content-Encoding of every request is checked)
+#     no zstd, so only the Content-Encoding of every request is checked); long text lines at
+#     request.concurrency 2, whose requests span several read chunks: libcurl reads them
+#     from the chunks, and each request still says its Content-Length
 #   3 429 with Retry-After: 2 then 503 twice: retried, the resend waits >= 2 s, nothing lost
 #   4 400 is permanent: that request's events are counted as lost in the exit summary and
 #     later requests go on
@@ -89,6 +91,24 @@ http_conf "http://127.0.0.1:$R_PORT/ingest" "    encoding: text
 run_once "$TMP/e2b"
 check_lines "$TMP/b2" text
 grep -q '"method":"PUT"' "$TMP/r2" || fail "no PUT request"
+cp "$TMP/in.log" "$TMP/in-short.log"
+gen_json_lines "$N" "$TMP/in.log" 2000
+: >"$TMP/b2"
+: >"$TMP/r2"
+{ # the file source: its read chunks are smaller than these requests
+    printf 'data_dir: %s\nsources:\n  in: {type: file, include: ["%s"], read_from: beginning}\n' \
+        "$TMP/state2d" "$TMP/in.log"
+    printf 'sinks:\n  h:\n    type: http\n    inputs: [in]\n    url: "http://127.0.0.1:%s/ingest"\n' \
+        "$R_PORT"
+    printf '    encoding: text\n    request: {concurrency: 2}\n    batch: {max_events: 1000}\n'
+} >"$TMP/mars.yaml"
+mkdir -p "$TMP/state2d"
+run_mars 60 -c "$TMP/mars.yaml" --once 2>"$TMP/e2d"
+expect_eq "$MARS_RC" 0 "exit code; $(tail -n 5 "$TMP/e2d")"
+check_lines "$TMP/b2" text
+expect_eq "$(grep -c '"Content-Length":"[0-9]*"' "$TMP/r2")" "$(wc -l <"$TMP/r2")" \
+    "requests with a Content-Length"
+mv "$TMP/in-short.log" "$TMP/in.log"
 : >"$TMP/r2"
 http_conf "http://127.0.0.1:$R_PORT/ingest" "    compression: zstd"
 run_once "$TMP/e2c"

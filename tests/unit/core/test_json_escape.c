@@ -2,7 +2,9 @@
  * test_json_escape.c - core/json_escape.c: the escapes with and without each flag (control
  * bytes, quote, backslash, DEL, UTF-8 passed through, invalid UTF-8 replaced and counted or
  * passed), the word-at-a-time path giving the same bytes as the byte loop at every offset,
- * and a bounded dst cut only between whole characters and escapes.
+ * a bounded dst cut only between whole characters and escapes, and the vector path (long
+ * strings into a dst that takes everything) giving the same bytes as the byte path (a
+ * bounded dst) on random strings dense in escapes and UTF-8 sequences.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,12 +173,77 @@ static void test_bounded(void **state)
     }
 }
 
+/* Pieces random strings are made of: escapes of every kind, valid sequences of 2-4 bytes
+ * (which land across the vector path's 32- and 8-byte boundaries), invalid bytes, plain
+ * ASCII (weighted: most bytes of a log line). */
+static const char *const pieces[] = {
+    "\"",
+    "\\",
+    "\n",
+    "\t",
+    "\x01",
+    "\x1f",
+    "\x7f",
+    "\x80",
+    "\xff",
+    "\xc3",
+    "\xc3\xa9",
+    "\xe2\x82\xac",
+    "\xf0\x9f\x98\x80",
+    "\xed\xa0\x80",
+    " ",
+    "a",
+    "xyz",
+    "key",
+    "0123456789",
+    "abcdefghijklmnopqrstuvwxyz",
+    "{\"k\":\"v\"}",
+};
+
+static void test_vector_matches_bytes(void **state)
+{
+    (void)state;
+    static const unsigned flag_sets[] = {MARS_JSON_ESC_SHORT | MARS_JSON_ESC_UTF8,
+                                         MARS_JSON_ESC_SHORT, 0, ALL};
+    char src[400], got[400 * MARS_JSON_ESC_MAX], want[400 * MARS_JSON_ESC_MAX];
+    unsigned seed = 12345;
+    for (int round = 0; round < 20000; round++) {
+        size_t n = 0, len = (size_t)(rand_r(&seed) % 360);
+        while (n < len) {
+            const char *p = pieces[rand_r(&seed) % (sizeof(pieces) / sizeof(pieces[0]))];
+            size_t k = strlen(p);
+            if (n + k > sizeof(src))
+                break;
+            memcpy(src + n, p, k);
+            n += k;
+        }
+        for (size_t f = 0; f < sizeof(flag_sets) / sizeof(flag_sets[0]); f++) {
+            unsigned flags = flag_sets[f];
+            /* one byte short of the worst case: the bounded (byte) path, which still takes
+             * everything unless every byte is a six-byte escape */
+            struct mars_json_esc w =
+                mars_json_escape(want, n ? n * MARS_JSON_ESC_MAX - 1 : 0, src, n, flags);
+            struct mars_json_esc g = mars_json_escape(got, n * MARS_JSON_ESC_MAX, src, n, flags);
+            assert_int_equal(g.in, n);
+            if (w.in != n)
+                continue;
+            assert_int_equal(g.out, w.out);
+            assert_int_equal(g.invalid, w.invalid);
+            assert_memory_equal(got, want, w.out);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_always_escaped), cmocka_unit_test(test_flags),
-        cmocka_unit_test(test_utf8),           cmocka_unit_test(test_words_match_bytes),
-        cmocka_unit_test(test_words_pairs),    cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_always_escaped),
+        cmocka_unit_test(test_flags),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_words_match_bytes),
+        cmocka_unit_test(test_words_pairs),
+        cmocka_unit_test(test_bounded),
+        cmocka_unit_test(test_vector_matches_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

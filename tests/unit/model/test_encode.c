@@ -3,7 +3,8 @@
  * reference written here from RFC 8259: random strings over every byte value, with runs of
  * plain ASCII (the 8-byte fast path), quotes, backslashes, control bytes, valid multi-byte
  * UTF-8 and invalid bytes, at every length from 0 to 80 and at odd offsets; invalid UTF-8
- * must become U+FFFD and be counted. Also a summary metric event in JSON and as text.
+ * must become U+FFFD and be counted. Also a summary metric event in JSON and as text, and a
+ * message the source marked valid UTF-8 (MARS_EVF_UTF8) escaped without the check.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -143,6 +144,57 @@ static void test_appends(void **state)
     mars_encoder_fini(&e);
 }
 
+/* The message of an event marked MARS_EVF_UTF8 skips the UTF-8 check: the mark is the
+ * source's word, so even a bad byte goes out as it is (here to show the check was skipped);
+ * without the mark the same bytes are checked and the bad one replaced and counted. */
+static void test_message_utf8_flag(void **state)
+{
+    (void)state;
+    /* long enough for the vector path: quotes, a backslash, a sequence across its blocks */
+    static const char msg[] = "{\"k\":\"caf\xc3\xa9\",\"p\":\"a\\\\b\",\"t\":\"\xe2\x82\xac\xe2\x82"
+                              "\xac\xe2\x82\xac\xe2\x82\xac\",\"z\":\"\xff\"}";
+    static const char esc[] =
+        "\"{\\\"k\\\":\\\"caf\xc3\xa9\\\",\\\"p\\\":\\\"a\\\\\\\\b\\\",\\\"t\\\":"
+        "\\\"\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\\\",\\\"z\\\":\\\"";
+    struct mars_event ev = {.msg = {msg, sizeof(msg) - 1}};
+    struct mars_encoder e = {0};
+    char want[256];
+    for (int marked = 1; marked >= 0; marked--) {
+        ev.flags = marked ? MARS_EVF_UTF8 : 0;
+        snprintf(want, sizeof(want),
+                 "{\"timestamp\":\"1970-01-01T00:00:00.000000000Z\","
+                 "\"message\":%s%s\\\"}\"}",
+                 esc, marked ? "\xff" : "\\ufffd");
+        mars_encoder_reset(&e);
+        uint64_t bad = e.invalid_utf8;
+        assert_int_equal(mars_encode_json_event(&e, &ev), 0);
+        assert_int_equal(e.out_len, strlen(want));
+        assert_memory_equal(e.out, want, e.out_len);
+        assert_int_equal(e.invalid_utf8 - bad, marked ? 0 : 1);
+    }
+    mars_encoder_fini(&e);
+}
+
+/* The nanoseconds of a timestamp, every pair of digits at every place (they are written two
+ * at a time), against printf. */
+static void test_timestamp_digits(void **state)
+{
+    (void)state;
+    struct mars_encoder e = {0};
+    struct mars_event ev = {.msg = {"x", 1}, .flags = MARS_EVF_NO_MESSAGE};
+    char want[96];
+    for (long v = 0; v < 100; v++) {
+        long nsec = (v % 10) * 100000000 + v * 1000000 + v * 10000 + v * 100 + v;
+        ev.ts_ns = 1700000000 * 1000000000ll + nsec;
+        snprintf(want, sizeof(want), "{\"timestamp\":\"2023-11-14T22:13:20.%09ldZ\"}", nsec);
+        mars_encoder_reset(&e);
+        assert_int_equal(mars_encode_json_event(&e, &ev), 0);
+        assert_int_equal(e.out_len, strlen(want));
+        assert_memory_equal(e.out, want, e.out_len);
+    }
+    mars_encoder_fini(&e);
+}
+
 /* A summary sample: its observations copied, its quantiles in JSON (NaN as null). */
 static void test_summary_event(void **state)
 {
@@ -251,10 +303,9 @@ static void test_field_select(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matches_reference),
-        cmocka_unit_test(test_appends),
-        cmocka_unit_test(test_summary_event),
-        cmocka_unit_test(test_field_select),
+        cmocka_unit_test(test_matches_reference), cmocka_unit_test(test_appends),
+        cmocka_unit_test(test_message_utf8_flag), cmocka_unit_test(test_timestamp_digits),
+        cmocka_unit_test(test_summary_event),     cmocka_unit_test(test_field_select),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,11 +85,16 @@ static void pbuf_put(struct mars_dbuf *d, struct dbuf_pbuf b)
     free(b.p);
 }
 
-void mars_dbuf_free_buffers(struct mars_dbuf *d)
+static void free_spares(struct mars_dbuf *d)
 {
     for (unsigned i = 0; i < d->nspare; i++)
         free(d->spare[i].p);
     d->nspare = 0;
+}
+
+void mars_dbuf_free_buffers(struct mars_dbuf *d)
+{
+    free_spares(d);
     for (size_t i = 0; i < d->ring_n; i++) {
         struct inflight *e = &d->ring[(d->ring_head + i) % d->ring_cap];
         free(e->buf.p);
@@ -168,6 +173,8 @@ static void on_replay_ack(struct mars_batch *b, bool delivered)
     if (!d->closing) {
         trim(d);
         mars_dbuf_update_gauges(d);
+        if (d->ring_n == 0 && mars_dbuf_caught_up(d))
+            free_spares(d); /* the backlog is delivered: no memory kept for the next one */
         /* --once waits for the backlog (mars_dbuf_idle): the last ack may end the run */
         if (d->ring_n == 0 && d->s->w->state == MARS_W_DRAINING)
             mars_worker_check_done(d->s->w);

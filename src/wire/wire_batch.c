@@ -621,6 +621,8 @@ static int decode_event(struct mars_batch *b, struct pb r, struct dec_state *st,
 /* p lives as long as b: events point into it. */
 static int decode_batch(const uint8_t *p, size_t n, struct mars_batch *b, const char **why)
 {
+    if (n == 0)
+        return 0; /* an empty batch (p may be NULL) */
     struct pb r = {p, p + n};
     struct dec_state st = {0};
     while (r.p < r.end) {

@@ -42,6 +42,7 @@
 #include "core/admin.h"
 #include "core/ev.h"
 #include "core/grow.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "component.h"
@@ -160,14 +161,6 @@ static void series_destroy(struct series *s)
     free(s->name);
     free(s->help);
     free(s);
-}
-
-static uint64_t fnv1a(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
 }
 
 /* Writes name s into out (room for s.len + 1), replacing what the format does not allow
@@ -377,7 +370,7 @@ static int apply(struct exporter *x, const struct mars_metric *m, int64_t now)
 {
     if (make_key(x, m))
         return -ENOMEM;
-    uint64_t hash = fnv1a(x->key, x->key_len);
+    uint64_t hash = mars_hash64(x->key, x->key_len);
     struct series *s = lookup(x, hash);
     if (!s) {
         int k = kind_of_name(x);

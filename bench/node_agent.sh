@@ -12,7 +12,9 @@
 # (/proc/PID/status VmRSS) every second, and prints CPU % of one core, average and peak RSS.
 # Then the same loads, each against a mars running only that job's components (taken from
 # the same file: logs, apm, iptables, health+eureka, apollo), and their sum.
-# Usage: bench/node_agent.sh [BUILD_DIR]   (env: BENCH_SECS, LOG_RATE, APM_RATE, PODS)
+# Usage: bench/node_agent.sh [BUILD_DIR]   (env: BENCH_SECS, LOG_RATE, APM_RATE, PODS, and
+# RUNS: which runs, of "whole logs apm iptables health apollo"; all by default; and
+# BENCH_PERF=DIR: `perf record -g` of each run's mars into DIR/perf-NAME.data)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 export MARS_SRC=$src
@@ -107,7 +109,14 @@ run() {
         "$PY" "$FAKES_DIR/apm_client.py" "$MARS_APM_SOCKET" register shop 4242 8 >/dev/null
         na_apm_load "$MARS_APM_SOCKET" "$APM_RATE" "$SECS"
     fi
+    local perf=
+    if [[ -n ${BENCH_PERF:-} ]]; then
+        mkdir -p "$BENCH_PERF"
+        perf record -q -g -p "$pid" -o "$BENCH_PERF/perf-$name.data" -- sleep "$SECS" 2>/dev/null &
+        perf=$!
+    fi
     measure "$pid" "$SECS" "$name" >>"$TMP/results"
+    [[ -z $perf ]] || wait "$perf" || true
     touch "$TMP/stop-writers"
     kill -TERM "$pid"
     wait_exit "$pid" 60 "$err"
@@ -117,12 +126,14 @@ run() {
 : >"$TMP/results"
 mkdir -p "$(na_log_dir web-0)"
 echo "node-agent bench: ${SECS} s each; $LOG_RATE log lines/s, $APM_RATE APM spans/s, $PODS pods ($((PODS * 2)) pod rules + 2 managed), health check every 5 s" >&2
-run whole "$NA_CONF" "logs apm"
-run logs "$TMP/logs.yaml" logs
-run apm "$TMP/apm.yaml" apm
-run iptables "$TMP/iptables.yaml" ""
-run health "$TMP/health.yaml" ""
-run apollo "$TMP/apollo.yaml" ""
+RUNS=" ${RUNS:-whole logs apm iptables health apollo} "
+want() { [[ $RUNS == *" $1 "* ]]; }
+want whole && run whole "$NA_CONF" "logs apm"
+want logs && run logs "$TMP/logs.yaml" logs
+want apm && run apm "$TMP/apm.yaml" apm
+want iptables && run iptables "$TMP/iptables.yaml" ""
+want health && run health "$TMP/health.yaml" ""
+want apollo && run apollo "$TMP/apollo.yaml" ""
 lines=$(curl -sf "http://127.0.0.1:$ES_PORT/_fake/stats" | "$PY" -c 'import json,sys; print(json.load(sys.stdin).get("docs", 0))')
 awk -v secs="$SECS" -v lines="$lines" '
     BEGIN {printf "%-22s %8s %10s %10s\n", "node-agent (" secs " s)", "CPU %", "RSS avg", "RSS peak"}

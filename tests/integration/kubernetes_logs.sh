@@ -180,7 +180,7 @@ many_pods() {
     start_api "$d"
     node namespace "$API" default
     node many "$API" "$d/pods" node-a 500 4 "$d/expect"
-    conf "$d" "$API"
+    conf "$d" "$API" "notify_delay: 0s" # reads at once (the default waits 100 ms)
     start_mars /dev/null "$d/err" -c "$d/mars.yaml"
     wait_until 60 "2000 events" out_has "$d" 2000
     kill -TERM "$MARS_PID"

@@ -43,11 +43,6 @@ struct file_conf {
     int64_t notify_delay; /* ns a change waits for its read (inotify); 0: at once */
 };
 
-/* notify_delay's default (file's option table says "20ms"; kubernetes_logs uses this):
- * well under the 100 ms a shipped line may take, long enough to read a writer's burst of
- * small appends with one read. */
-#define FILE_NOTIFY_DELAY_NS 20000000
-
 /* Emitted-but-not-yet-acknowledged byte ranges of one file, in emission order. */
 struct file_range {
     uint64_t end;    /* offset after the range */

@@ -104,7 +104,7 @@ struct kubernetes_conf {
     char *pods_root;
     int read_from;
     uint64_t max_line_bytes, max_merge_bytes;
-    int64_t glob_interval, checkpoint_interval, line_timeout, ignore_older;
+    int64_t glob_interval, checkpoint_interval, line_timeout, ignore_older, notify_delay;
     int64_t max_open_files;
     bool metadata;
     struct mars_kubernetes_api_conf api;

@@ -12,6 +12,10 @@
 #      directory it may not search is skipped. Whoever runs mars: a FIFO and a directory
 #      matching the glob are skipped, and mars keeps tailing the other files
 #   4. two mars on one data_dir: the second exits 3 with "in use by another mars"
+#   5. patterns sharing a directory part (listed once for all of them): N.log,
+#      N.log.<time> and a literal name under */c/, with an exclude; names only one pattern,
+#      none (other.txt, .hidden.log, a *.gz) or a directory match; a pod directory made
+#      while mars runs is found, and so is a file in it
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/file_source.bash"
@@ -213,9 +217,43 @@ two_on_one_data_dir() {
     pass "two mars on one data_dir: the second exits 3 with a clear message"
 }
 
+shared_dirs() {
+    new_section shared
+    local conf=$S/mars.yaml p
+    for p in p1 p2; do
+        mkdir -p "$L/$p/c" "$L/$p/c/dir.log"
+        "$FW" gen "$p-log" 0 100 >"$L/$p/c/0.log"
+        "$FW" gen "$p-rot" 0 50 >"$L/$p/c/0.log.20261206-101500"
+        "$FW" gen "$p-app" 0 20 >"$L/$p/c/app.txt"
+        "$FW" gen "$p-gz" 0 5 >"$L/$p/c/0.log.20261206-101400.gz"
+        "$FW" gen "$p-other" 0 5 >"$L/$p/c/other.txt"
+        "$FW" gen "$p-hidden" 0 5 >"$L/$p/c/.hidden.log"
+    done
+    file_conf "$conf" "$S/out" "include: [\"$L/*/c/*.log\", \"$L/*/c/*.log.*\", \"$L/*/c/app.txt\"], exclude: [\"$L/*/c/*.gz\"], glob_interval: 200ms"
+    start_mars /dev/null "$S/err" -c "$conf"
+    for p in p1 p2; do
+        expect_key "$p-log" 100
+        expect_key "$p-rot" 50
+        expect_key "$p-app" 20
+    done
+    wait_lines "$S/out" 340 15
+    say "a pod directory made while mars runs, then a file in it"
+    mkdir -p "$L/p3/c"
+    "$FW" gen p3-log 0 30 >"$L/p3/c/0.log"
+    expect_key p3-log 30
+    wait_lines "$S/out" 370 15
+    stop_mars "$S/err"
+    if grep -Eq '^p[0-9]-(gz|other|hidden):' "$S/out"; then
+        fail "a file no pattern takes was read: $(grep -Eo '^p[0-9]-(gz|other|hidden)' "$S/out" | sort -u | tr '\n' ' ')"
+    fi
+    oracle strict "$S/out"
+    pass "patterns sharing a directory: each file once, what none takes left alone"
+}
+
 section "1. a 10 MiB line" long_line
 section "2. binary garbage" binary
 section "3. unreadable (as an unprivileged user)" unreadable_as_user
 section "3b. a FIFO and a directory matching the glob" not_regular
 section "4. two mars on one data_dir" two_on_one_data_dir
+section "5. patterns sharing a directory" shared_dirs
 finish "file source edge cases"

@@ -188,6 +188,8 @@ struct file_source {
     int ifd;
     struct file_dir *dirs; /* watched directories */
     size_t ndirs, dirs_cap;
+    uint32_t *dir_index; /* dirs by path: open addressing, slot = index + 1; NULL: rebuild */
+    size_t dir_index_cap;
     struct mars_ev_op iop;
     bool iop_armed;
     struct mars_ev_op dop; /* notify_delay: changed files wait for their read */

@@ -73,10 +73,12 @@ static const struct mars_opt kubernetes_options[] = {
     {.name = "glob_interval",
      .type = MARS_OPT_DURATION,
      .offset = OFF(glob_interval),
-     .def = "1s",
+     .def = "10s",
      .min = 10000000,
      .max = (int64_t)3600 * 1000000000,
-     .desc = "How often pods_root is scanned again for new containers' files."},
+     .desc = "How often pods_root is scanned again. inotify reports new containers' files "
+             "at once; the scan finds what it could not report (a directory it could not "
+             "watch, pods_root made after mars started, no inotify at all)."},
     {.name = "checkpoint_interval",
      .type = MARS_OPT_DURATION,
      .offset = OFF(checkpoint_interval),

@@ -840,16 +840,21 @@ def run_cat_tcp(ctx, sc):
 
 
 def run_file_tcp(ctx, sc):
-    d = ctx.data("big", data_big)
+    # file-tcp: the mixed logs as text (the bytes arrive as written); file-tcp-ndjson: the
+    # JSON logs as ndjson, what the http rows send, without HTTP
+    ndjson = sc.id.endswith("-ndjson")
+    d = ctx.data("json", data_json) if ndjson else ctx.data("big", data_big)
     src, stdin, label = reader(ctx, d)
-    row = ctx.add(Row(sc.id, "%s → tcp" % label, "mars", baseline="cat-tcp"))
+    row = ctx.add(Row(sc.id, "%s → tcp%s" % (label, " (JSON logs as ndjson)" if ndjson else ""), "mars",
+                      baseline="cat" if ndjson else "cat-tcp"))
     m = ctx.mars
 
     def one(i):
         p, port, out = start_recv(ctx, sc.id, d["lines"])
         sink = {"type": "tcp", "inputs": ["in"], m.pick("sink", "tcp", "address", "endpoint", "host"): "127.0.0.1:%d" % port}
         if "encoding" in m.options("sink", "tcp"):
-            sink["encoding"] = m.pick_value("sink", "tcp", "encoding", "text", "raw")
+            sink["encoding"] = (m.pick_value("sink", "tcp", "encoding", "ndjson", "json") if ndjson
+                                else m.pick_value("sink", "tcp", "encoding", "text", "raw"))
         try:
             r = once(ctx, sc.id, {"sources": {"in": src}, "sinks": {"t": sink}}, {"t": d["lines"]},
                      d["lines"], d["bytes"], stdin=stdin)
@@ -857,7 +862,7 @@ def run_file_tcp(ctx, sc):
             p.kill()
             p.wait()
             raise
-        finish_recv(r, p, out, d["lines"], d["bytes"])
+        finish_recv(r, p, out, d["lines"], None if ndjson else d["bytes"])
         return r
     row.notes.append("CPU is mars's alone; the receiver (bench/recv) shares the machine")
     return [repeat(ctx, row, one)]
@@ -1482,7 +1487,7 @@ class Scenario:
 
 
 FILE_SRC = (("source", "file"),)
-BIG_USERS = ["ev-read*", "file-blackhole*", "file-disk*", "stdin-blackhole", "files1000*", "stdin-file", "file-tcp", "file-http*", "file-mars-mars",
+BIG_USERS = ["ev-read*", "file-blackhole*", "file-disk*", "stdin-blackhole", "files1000*", "stdin-file", "file-tcp*", "file-http*", "file-mars-mars",
              "file-kafka", "kafka-blackhole", "file-skywalking",
              "fluent-bit", "vector"]
 SCENARIOS = [
@@ -1535,6 +1540,7 @@ SCENARIOS = [
     Scenario("file-parse-nginx", "file → parse nginx → blackhole", run_parse_nginx,
              needs=(("transform", "parse"),)),
     Scenario("file-tcp", "file → tcp", run_file_tcp, needs=(("sink", "tcp"),)),
+    Scenario("file-tcp-ndjson", "file → tcp (ndjson, the http rows' data)", run_file_tcp, needs=(("sink", "tcp"),)),
     Scenario("file-http", "file → http (ndjson, gzip)", run_file_http, needs=(("sink", "http"),)),
     Scenario("file-http-none", "file → http (ndjson, no compression)", run_file_http, needs=(("sink", "http"),)),
     Scenario("file-kafka", "file → kafka (mock cluster, lz4)", run_file_kafka, needs=(("sink", "kafka"),)),

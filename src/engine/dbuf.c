@@ -616,6 +616,31 @@ static int adopt_lanes(struct mars_dbuf *d, const char *root)
     return rc;
 }
 
+/* An adopted lane with no segment left to read (its worker never wrote, or wrote only
+ * empty segments, deleted by scan_seg) goes at once: trim() removes an adopted directory
+ * only when it deletes the lane's last segment, so such a directory stayed forever. */
+static void drop_empty_adopted(struct mars_dbuf *d)
+{
+    for (uint32_t i = 0; i < d->nlanes; i++) {
+        struct lane *l = &d->lanes[i];
+        bool has = l->own;
+        for (size_t k = 0; k < d->nsegs && !has; k++)
+            has = d->segs[k].lane == i;
+        if (has)
+            continue;
+        char path[PATH_MAX + 16];
+        snprintf(path, sizeof(path), "%s/delivered", l->dir);
+        mars_dbuf_close_mark(l);
+        unlink(path);
+        if (rmdir(l->dir) == 0)
+            mars_info(dbuf_sid(d), "adopted disk buffer %s held nothing to deliver: removed",
+                      l->dir);
+        else
+            mars_warn(dbuf_sid(d), "adopted disk buffer %s held no segment but stays: %s", l->dir,
+                      strerror(errno));
+    }
+}
+
 int mars_dbuf_open(struct mars_sink *s)
 {
     struct mars_dbuf *d = calloc(1, sizeof(*d));
@@ -663,6 +688,7 @@ int mars_dbuf_open(struct mars_sink *s)
         mars_error(dbuf_sid(d), "cannot open the disk buffer %s: %s", dir, strerror(-rc));
         return rc;
     }
+    drop_empty_adopted(d);
     d->next_seq = max_seq + 1;
     d->last_name = max_seq;
     if (d->nsegs)

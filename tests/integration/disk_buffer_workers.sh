@@ -2,6 +2,7 @@
 # Disk buffers across configuration changes:
 #   1 spooled by 2 workers (Elasticsearch down), delivered by 1: the remaining worker adopts
 #     the other's directory, delivers every line and removes the directory
+#   1b adopted directories holding nothing (empty, or an empty segment) are removed at start
 #   2 a buffer whose sink left the configuration: a WARN with its size, kept; with
 #     orphan_buffers: delete it is removed
 set -euo pipefail
@@ -73,6 +74,20 @@ gone() { [[ ! -d $DATA/buffers/es/1 ]]; }
 wait_until $((30 * SLOW)) "the adopted directory removed" gone
 stop
 pass "1: $N lines spooled in $lanes_used worker directories, all delivered by one worker"
+
+say "1b: adopted directories with nothing to deliver"
+# a worker that never wrote leaves an empty directory (in 1, when every file hashed to
+# worker 0: one run in eight); one that wrote a segment header only leaves that
+mkdir -p "$DATA/buffers/es/1" "$DATA/buffers/es/2"
+printf 'MBDS\0\0\0\1' >"$DATA/buffers/es/2/00000000000000000001.seg"
+conf 1 es
+start
+wait_until $((30 * SLOW)) "the empty adopted directories removed" \
+    eval '[[ ! -d $DATA/buffers/es/1 && ! -d $DATA/buffers/es/2 ]]'
+grep -q "adopted disk buffer $DATA/buffers/es/1 held nothing to deliver: removed" "$TMP/err$RUN" ||
+    fail "no INFO for the empty adopted directory: $(show_log "$TMP/err$RUN")"
+stop
+pass "1b: empty adopted directories are removed at start"
 
 say "2: the buffer of a removed sink"
 stop_fake ES

@@ -159,6 +159,15 @@ void mars_dbuf_close_mark(struct lane *l)
     l->mark_fd = -1;
 }
 
+int mars_dbuf_remove_lane_dir(struct lane *l)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/delivered", l->dir);
+    mars_dbuf_close_mark(l);
+    unlink(path);
+    return rmdir(l->dir) == 0 ? 0 : -errno;
+}
+
 /* Once a second at most: one pwrite over the same bytes, made durable with the segments'
  * fdatasync setting (an atomic replace cost two fsyncs, a rename and 9 system calls). */
 void mars_dbuf_save_mark(struct mars_dbuf *d, struct lane *l)
@@ -628,16 +637,13 @@ static void drop_empty_adopted(struct mars_dbuf *d)
             has = d->segs[k].lane == i;
         if (has)
             continue;
-        char path[PATH_MAX + 16];
-        snprintf(path, sizeof(path), "%s/delivered", l->dir);
-        mars_dbuf_close_mark(l);
-        unlink(path);
-        if (rmdir(l->dir) == 0)
+        int rc = mars_dbuf_remove_lane_dir(l);
+        if (rc == 0)
             mars_info(dbuf_sid(d), "adopted disk buffer %s held nothing to deliver: removed",
                       l->dir);
         else
             mars_warn(dbuf_sid(d), "adopted disk buffer %s held no segment but stays: %s", l->dir,
-                      strerror(errno));
+                      strerror(-rc));
     }
 }
 

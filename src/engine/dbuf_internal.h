@@ -114,6 +114,9 @@ void mars_dbuf_format_mark(char *buf, uint64_t v);
 uint64_t mars_dbuf_parse_mark(const char *buf);
 /* Closes the lane's delivered file (before it is deleted, or at close). */
 void mars_dbuf_close_mark(struct lane *l);
+/* Removes an adopted lane's directory (its mark closed and deleted first): 0, or -errno
+ * from rmdir (something else is still in it). */
+int mars_dbuf_remove_lane_dir(struct lane *l);
 /* b's record is on disk: b is released now or after the sync its setting asks for. */
 void mars_dbuf_written(struct mars_dbuf *d, struct mars_batch *b);
 

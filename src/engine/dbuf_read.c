@@ -128,14 +128,9 @@ static void trim(struct mars_dbuf *d)
         memmove(d->segs, d->segs + 1, (d->nsegs - 1) * sizeof(*d->segs));
         d->nsegs--;
         d->rseg--;
-        if (!l->own && (d->nsegs == 0 || d->segs[0].lane != lane)) {
-            char path[PATH_MAX + 16];
-            snprintf(path, sizeof(path), "%s/delivered", l->dir);
-            mars_dbuf_close_mark(l);
-            unlink(path);
-            if (rmdir(l->dir) == 0)
-                mars_info(dbuf_sid(d), "adopted disk buffer %s delivered and removed", l->dir);
-        }
+        if (!l->own && (d->nsegs == 0 || d->segs[0].lane != lane) &&
+            mars_dbuf_remove_lane_dir(l) == 0)
+            mars_info(dbuf_sid(d), "adopted disk buffer %s delivered and removed", l->dir);
     }
     mars_dbuf_set_blocked(d);
 }

@@ -7,15 +7,20 @@
  * sink encoder is the hot caller (every event of every JSON sink): it reserves the worst
  * case up front, so escape() is compiled twice from one body, once without room checks
  * for a dst that takes everything and once with them for a bounded dst (the log's line).
- * The choice is one comparison per call.
+ * The choice is one comparison per call. Where the CPU has them, long strings into a dst
+ * that takes everything go through vector code instead: AVX-512 (VBMI2's byte expand) for
+ * text known to be valid UTF-8, the encoder's common case, and AVX2 otherwise; both are
+ * below, each with the way it works. The choice is made once, at load time.
  *
- * Thread: any; no state.
+ * Thread: any; no state but the tables and the CPU's features, set at load time.
  */
 #include "core/json_escape.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
 
+#include "core/testhook.h"
 #include "core/utf8.h"
 
 /* True when none of the 8 bytes of w needs a look: no control byte, quote, backslash or
@@ -175,7 +180,9 @@ escape_bounded(char *dst, size_t cap, const unsigned char *s, size_t n, unsigned
  * may write up to 15 bytes past the escaped output, always inside the
  * MARS_JSON_ESC_MAX * n room. expand is filled once at load time. */
 static uint8_t expand[256][16] __attribute__((aligned(16)));
-static bool have_avx2;
+enum { SIMD_NONE, SIMD_AVX2, SIMD_AVX512 };
+static int cpu_level = SIMD_NONE; /* what the CPU has, set at load time */
+static _Atomic int level = -1;    /* what is used: simd_level() */
 
 /* expand[m]: indices 0-7 are the group's bytes, 8 is a backslash, 0x80 a zero (past the
  * 8 + popcount(m) bytes that count). */
@@ -192,7 +199,30 @@ static __attribute__((constructor)) void expand_init(void)
             expand[m][o++] = 0x80;
     }
     __builtin_cpu_init();
-    have_avx2 = __builtin_cpu_supports("avx2");
+    if (__builtin_cpu_supports("avx2"))
+        cpu_level = SIMD_AVX2;
+    if (cpu_level == SIMD_AVX2 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("bmi2"))
+        cpu_level = SIMD_AVX512;
+}
+
+/* The level the escaper uses: the CPU's, unless the test hook `simd` caps it. Looked up at
+ * the first call (the hooks are read then, not at load time); any thread may race to
+ * store the same value. */
+static int simd_level(void)
+{
+    int l = atomic_load_explicit(&level, memory_order_relaxed);
+    if (l >= 0)
+        return l;
+    const char *cap = mars_test_hook("simd");
+    l = cpu_level;
+    if (cap && strcmp(cap, "none") == 0)
+        l = SIMD_NONE;
+    else if (cap && strcmp(cap, "avx2") == 0 && l > SIMD_AVX2)
+        l = SIMD_AVX2;
+    atomic_store_explicit(&level, l, memory_order_relaxed);
+    return l;
 }
 
 /* Writes the 8 bytes of x (low half; the high half holds the backslash at index 8) with a
@@ -280,6 +310,84 @@ escape_simd_any(char *dst, const unsigned char *s, size_t n, unsigned flags)
 {
     return escape_simd(dst, s, n, flags);
 }
+
+/* The AVX-512 path (VBMI2's byte expand), for text known to be valid UTF-8 (no
+ * MARS_JSON_ESC_UTF8) into a dst that takes everything. A 32-byte block without a rarer
+ * byte goes out in one expand: its bytes are spread over 32 + k positions of a 64-byte
+ * register whose other k positions hold backslashes, one before each quote and backslash.
+ * The positions: give every input byte j two slots, 2j (its backslash) and 2j + 1 (the
+ * byte); keep the slots of the bytes and the backslash slots of the flagged bytes (pdep of
+ * the flags onto the even slots); the kept slots in order, 1 for a byte and 0 for a
+ * backslash (pext of the odd-slot pattern), are the expand's mask. The last block is
+ * loaded and stored under masks, so loads stay inside src and stores inside the escaped
+ * output. A block with a rarer byte (a control byte; DEL when escaped) takes the byte
+ * path. */
+#define AVX512 "avx512f,avx512bw,avx512vl,avx512vbmi2,bmi2,popcnt"
+
+/* The bytes of v with a backslash before each one flagged, as a 64-byte register. */
+__attribute__((target(AVX512))) static inline __attribute__((always_inline)) __m512i
+block_expand(__m256i v, uint32_t flagged)
+{
+    const uint64_t odd = 0xAAAAAAAAAAAAAAAAull;
+    uint64_t spread = _pdep_u64(flagged, 0x5555555555555555ull);
+    return _mm512_mask_expand_epi8(_mm512_set1_epi8('\\'), _pext_u64(odd, spread | odd),
+                                   _mm512_castsi256_si512(v));
+}
+
+/* Flags the bytes of v under mask `in` that take the byte path (*rare) and the quotes and
+ * backslashes (the return). */
+__attribute__((target(AVX512))) static inline __attribute__((always_inline)) uint32_t
+block_flags(__m256i v, __mmask32 in, unsigned flags, __mmask32 *rare)
+{
+    *rare = _mm256_mask_cmple_epu8_mask(in, v, _mm256_set1_epi8(0x1f));
+    if (flags & MARS_JSON_ESC_DEL)
+        *rare |= _mm256_mask_cmpeq_epi8_mask(in, v, _mm256_set1_epi8(0x7f));
+    return _mm256_mask_cmpeq_epi8_mask(in, v, _mm256_set1_epi8('"')) |
+           _mm256_mask_cmpeq_epi8_mask(in, v, _mm256_set1_epi8('\\'));
+}
+
+__attribute__((target(AVX512), noinline)) static struct mars_json_esc
+escape_avx512(char *dst, const unsigned char *s, size_t n, unsigned flags)
+{
+    char *o = dst;
+    size_t i = 0;
+    uint64_t invalid = 0;
+    __mmask32 rare;
+
+    for (;;) {
+        while (i + 32 <= n) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(s + i));
+            uint32_t flagged = block_flags(v, ~(__mmask32)0, flags, &rare);
+            if (rare)
+                break;
+            /* 64 bytes stored, 32 + k kept: 6 * (n - i) >= 192 bytes of room are left */
+            _mm512_storeu_si512(o, block_expand(v, flagged));
+            o += 32 + (size_t)__builtin_popcount(flagged);
+            i += 32;
+        }
+        if (i == n)
+            break;
+        if (i + 32 > n) {
+            /* the tail: loaded and stored under masks (its bytes and their backslashes) */
+            __mmask32 in = ((__mmask32)1 << (n - i)) - 1;
+            __m256i v = _mm256_maskz_loadu_epi8(in, s + i);
+            uint32_t flagged = block_flags(v, in, flags, &rare);
+            if (!rare) {
+                size_t len = n - i + (size_t)__builtin_popcount(flagged);
+                _mm512_mask_storeu_epi8(o, (1ull << len) - 1, block_expand(v, flagged));
+                o += len;
+                i = n;
+                break;
+            }
+        }
+        /* a block with a rarer byte */
+        struct mars_json_esc r = escape(o, 0, s, i, i + 32 <= n ? i + 32 : n, n, flags, false);
+        o += r.out;
+        i = r.in;
+        invalid += r.invalid;
+    }
+    return (struct mars_json_esc){.out = (size_t)(o - dst), .in = i, .invalid = invalid};
+}
 #endif
 
 struct mars_json_esc mars_json_escape(char *dst, size_t cap, const char *src, size_t n,
@@ -290,7 +398,10 @@ struct mars_json_esc mars_json_escape(char *dst, size_t cap, const char *src, si
     if (n > cap / MARS_JSON_ESC_MAX)
         return escape_bounded(dst, cap, s, n, flags);
 #ifdef ESC_SIMD
-    if (n >= 8 && have_avx2)
+    int simd = n >= 8 ? simd_level() : SIMD_NONE;
+    if (simd == SIMD_AVX512 && !(flags & MARS_JSON_ESC_UTF8))
+        return escape_avx512(dst, s, n, flags);
+    if (simd >= SIMD_AVX2)
         return flags == ENCODER_FLAGS         ? escape_simd_encoder(dst, s, n)
                : flags == MARS_JSON_ESC_SHORT ? escape_simd_valid(dst, s, n)
                                               : escape_simd_any(dst, s, n, flags);

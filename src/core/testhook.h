@@ -16,6 +16,8 @@
  *   uring_fail=features      rings report none of the optional features (zero-copy send,
  *                            multishot accept, registered buffers), as on a 5.x kernel
  *                            (core/ev_uring.c)
+ *   simd=avx2|none           the JSON escaper uses at most AVX2, or no vector code, on a CPU
+ *                            that has more (core/json_escape.c)
  * A new hook gets a line here and its name in testhook.c's table.
  *
  * Thread: mars_test_hook() from any thread; mars_test_hooks_set() only while no other

@@ -48,8 +48,10 @@ set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_LICENSE Apache-2.0)
-# Depends: from the shared libraries the binary links (dpkg-shlibdeps)
+# Depends: from the shared libraries the binary links (dpkg-shlibdeps), and libcurl, which
+# it opens at run time (core/curl_api.h; CURLOPT_PROTOCOLS_STR needs 7.85)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libcurl4 (>= 7.85.0)")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 # the config is a conffile (kept on remove, asked about on upgrade, deleted on purge); the
 # maintainer scripts tell systemd about the unit and stop the service on remove

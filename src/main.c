@@ -19,6 +19,7 @@
 
 #include "mars_build.h" /* generated: MARS_GIT_COMMIT, MARS_BUILD_DATE */
 
+#include "core/curl_api.h"
 #include "core/ev.h"
 #include "core/log.h"
 #include "config/config.h"
@@ -426,6 +427,7 @@ int main(int argc, char **argv)
     const char *cmd = NULL;
     int rc;
 
+    mars_curl_env_init(); /* before any thread: GnuTLS, loaded with libcurl, stays idle */
     if (argc <= 1 || argv[1][0] == '-' || strcmp(argv[1], "run") == 0)
         hold_signals();
     if (argc > 1 && argv[1][0] != '-') {

@@ -31,8 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
+#include "core/curl_api.h"
 #include "engine/instance.h"
 #include "model/json.h"
 
@@ -478,6 +477,11 @@ int mars_top_run(const char *address)
 {
     struct top t = {.tty = isatty(STDOUT_FILENO)};
     int rc = 0;
+    char err[320];
+    if (mars_curl_load(err, sizeof(err))) {
+        fprintf(stderr, "mars top: %s\n", err);
+        return -ENOENT;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(t.curl = curl_easy_init())) {
         fprintf(stderr, "mars top: cannot initialise libcurl\n");
         return -ENOMEM;

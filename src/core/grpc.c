@@ -26,13 +26,13 @@
  */
 #include "core/grpc.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/curl_api.h"
 #include "core/grow.h"
 
 #define FRAME_HDR 5

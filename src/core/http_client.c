@@ -21,7 +21,6 @@
  */
 #include "core/http_client.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -30,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/curl_api.h"
 #include "core/ev.h"
 #include "core/grow.h"
 #include "core/log.h"
@@ -94,10 +94,22 @@ struct mars_http {
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static CURLcode global_rc;
+static char global_err[320]; /* empty: libcurl is loaded and initialised */
 static void global_init(void)
 {
-    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (mars_curl_load(global_err, sizeof(global_err))) {
+        mars_error("-", "%s", global_err); /* once; every client then fails with ENOPKG */
+        return;
+    }
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    mars_info("-", "loaded libcurl %s%s", v && v->version ? v->version : "(unknown version)",
+              mars_curl_env_added() ? " (GnuTLS's implicit initialisation off)" : "");
+    CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK) {
+        snprintf(global_err, sizeof(global_err), "libcurl initialisation failed: %s",
+                 curl_easy_strerror(rc));
+        mars_error("-", "%s", global_err);
+    }
 }
 
 /* ---- results ---- */
@@ -676,9 +688,8 @@ unsigned mars_http_active(const struct mars_http *h)
 struct mars_http *mars_http_create(struct mars_ev_loop *loop, const struct mars_http_opts *opts)
 {
     pthread_once(&global_once, global_init);
-    if (global_rc != CURLE_OK) {
-        mars_error("-", "libcurl initialisation failed: %s", curl_easy_strerror(global_rc));
-        errno = EIO;
+    if (global_err[0]) {
+        errno = ENOPKG; /* logged once, when the load failed */
         return NULL;
     }
     struct mars_http *h = calloc(1, sizeof(*h));

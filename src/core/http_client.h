@@ -85,7 +85,9 @@ struct mars_http_opts {
     unsigned max_host_connections; /* per host; 0: 8 */
 };
 
-/* One client on `loop`. Returns owned (free with mars_http_destroy) or NULL with errno. */
+/* One client on `loop`. Returns owned (free with mars_http_destroy) or NULL with errno:
+ * ENOPKG when libcurl cannot be opened (core/curl_api.h; the reason is logged once), else
+ * ENOMEM. */
 struct mars_http *mars_http_create(struct mars_ev_loop *loop, const struct mars_http_opts *opts);
 
 /* Starts r. Returns 0 (done() will run exactly once) or a negative errno (it will not). */

@@ -2,6 +2,9 @@
  * spawn.c - mars_spawn_captured() (contract in spawn.h): posix_spawnp with a pipe for the
  * child's output, used by the health_check exec probe and apollo_files' on_change.
  *
+ * The child gets mars's environment less what mars added for itself
+ * (GNUTLS_NO_IMPLICIT_INIT, core/curl_api.h).
+ *
  * Thread: any.
  */
 #include "core/spawn.h"
@@ -10,9 +13,33 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "core/curl_api.h"
+
 extern char **environ;
+
+/* environ without the variable mars added, or environ itself; free() it when != environ. */
+static char **child_env(void)
+{
+    const char *added = mars_curl_env_added();
+    if (!added)
+        return environ;
+    size_t n = 0, len = strlen(added);
+    while (environ[n])
+        n++;
+    char **env = malloc((n + 1) * sizeof(*env));
+    if (!env)
+        return environ;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], added, len) != 0 || environ[i][len] != '=')
+            env[k++] = environ[i];
+    env[k] = NULL;
+    return env;
+}
 
 int mars_spawn_captured(char *const argv[], pid_t *pid, int *out_fd)
 {
@@ -37,7 +64,10 @@ int mars_spawn_captured(char *const argv[], pid_t *pid, int *out_fd)
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setpgroup(&attr, 0);
-    int rc = posix_spawnp(pid, argv[0], &fa, &attr, argv, environ);
+    char **env = child_env();
+    int rc = posix_spawnp(pid, argv[0], &fa, &attr, argv, env);
+    if (env != environ)
+        free(env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(pfd[1]);

@@ -25,7 +25,7 @@
 #define MAX_HOOKS 8
 
 /* Every hook there is; testhook.h says what each one does. */
-static const char *const known[] = {"uring_fail", "simd"};
+static const char *const known[] = {"uring_fail", "simd", "curl_soname"};
 
 /* Offsets rather than pointers, so a table is copied by assignment. */
 struct hooks {

@@ -18,6 +18,8 @@
  *                            (core/ev_uring.c)
  *   simd=avx2|none           the JSON escaper uses at most AVX2, or no vector code, on a CPU
  *                            that has more (core/json_escape.c)
+ *   curl_soname=PATH         libcurl is opened from PATH instead of libcurl.so.4, to see
+ *                            what a machine without it answers (core/curl_api.c)
  * A new hook gets a line here and its name in testhook.c's table.
  *
  * Thread: mars_test_hook() from any thread; mars_test_hooks_set() only while no other

@@ -458,7 +458,7 @@ static int start_registrar(struct eu_sink *es)
     }
     es->http = mars_http_create(es->loop, NULL);
     if (!es->http)
-        return -ENOMEM;
+        return -errno;
     mars_eureka_take_over(es);
     int rc = es->conf->pods.on ? mars_eureka_pods_start(es) : 0;
     if (rc)

@@ -71,7 +71,7 @@ int mars_http_common_init(struct mars_http_common *hs, struct mars_sink *s,
     /* only the first worker's instance warns about verify: false */
     mars_netconf_http_tls(&conf->tls, mars_sink_id(s), &hs->tls);
     hs->client = mars_http_create(mars_sink_loop(s), NULL);
-    return hs->client ? 0 : -ENOMEM;
+    return hs->client ? 0 : -errno;
 }
 
 void mars_http_common_abort(struct mars_http_common *hs)

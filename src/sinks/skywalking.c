@@ -623,7 +623,7 @@ static int setup_transport(struct sw_sink *sw)
         mars_netconf_http_tls(&c->tls, sw->id, &sw->tls);
     sw->http = mars_http_create(mars_sink_loop(sw->sink), NULL);
     if (!sw->http)
-        return -ENOMEM;
+        return -errno;
     if (c->token) {
         size_t n = strlen(c->token) + 20;
         sw->auth_md = malloc(n);

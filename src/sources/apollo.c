@@ -652,7 +652,7 @@ static int apollo_init(struct mars_source *s)
         ap->cs[ap->ncs++] = u;
     }
     if (rc == 0 && !(ap->http = mars_http_create(mars_source_loop(s), NULL)))
-        rc = -ENOMEM;
+        rc = -errno;
     if (rc) {
         apollo_free(ap);
         return rc;

@@ -334,7 +334,7 @@ static void start_http(struct health_probe *p)
     if (!p->http && !(p->http = mars_http_create(
                           p->loop, &(struct mars_http_opts){
                                        .user_agent = "mars-health-check/" MARS_VERSION}))) {
-        decide(p, false, "cannot create an HTTP client");
+        decide(p, false, "cannot create an HTTP client: %s", strerror(errno));
         return;
     }
     p->hreq = (struct mars_http_req){

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # deploy/Dockerfile without docker (issue 21): the runtime stage installs the Debian package
-# of every shared library the mars binary needs (its ELF NEEDED entries, mapped with
-# dpkg -S) and no build-only package; the build stage takes its packages from
-# scripts/deps.sh and installs a stripped binary; labels carry the project version; and
-# .dockerignore keeps .git, build trees and bench results out of the context.
+# of every shared library the mars binary needs (its ELF NEEDED entries and the libraries it
+# opens at run time, mapped with dpkg -S) and no build-only package; the build stage takes
+# its packages from scripts/deps.sh and installs a stripped binary; labels carry the
+# project version; and .dockerignore keeps .git, build trees and bench results out of the
+# context.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 
@@ -21,6 +22,10 @@ say "every library mars links has its package in the runtime stage"
 objdump -p "$MARS_BIN" | awk '$1 == "NEEDED" {print $2}' >"$TMP/needed"
 [[ $(wc -l <"$TMP/needed") -ge 10 ]] || fail "too few NEEDED entries: $(cat "$TMP/needed")"
 grep -vE '^(libasan|libubsan|libc\.so|libm\.so|ld-linux)' "$TMP/needed" >"$TMP/libs"
+# and the libraries mars opens at run time (a #define MARS_*_SONAME in src/)
+grep -rhoE '^#define MARS_[A-Z]+_SONAME "[^"]+"' "$MARS_SRC/src" | sed 's/.*"\(.*\)"/\1/' >"$TMP/opened"
+grep -qx 'libcurl.so.4' "$TMP/opened" || fail "no MARS_CURL_SONAME in src/: $(cat "$TMP/opened")"
+cat "$TMP/opened" >>"$TMP/libs"
 # one dpkg -S for all of them (each call scans the whole file database)
 dpkg -S $(sed 's|^|*/|' "$TMP/libs") 2>/dev/null >"$TMP/owners" || true
 while read -r so; do
@@ -48,4 +53,4 @@ done
 for p in .git 'build*/' bench/results/ tests/.npm/; do
     grep -qxF "$p" "$ign" || fail ".dockerignore lacks $p"
 done
-pass "runtime packages cover the $(wc -l <"$TMP/needed") libraries mars links; no build tools; labels; .dockerignore"
+pass "runtime packages cover the $(wc -l <"$TMP/libs") libraries mars links or opens; no build tools; labels; .dockerignore"

@@ -12,7 +12,8 @@
  * Write path (mars_dbuf_enqueue): the batch is encoded (wire_batch.c, optional lz4), one
  * record is appended to the current segment with one pwritev, and the batch is released
  * (its sources acknowledge it) at once (sync: none), after the next once-a-second
- * fdatasync (interval), or after an fdatasync of its own (always). A failed write (ENOSPC,
+ * fdatasync (interval: a stand-in batch carries the ack until then, and the events and
+ * their chunks go at once), or after an fdatasync of its own (always). A failed write (ENOSPC,
  * EDQUOT, EIO) is cut off again with ftruncate; the batch and those after it wait in
  * memory while the sources are blocked, and the timer retries every second.
  *
@@ -452,10 +453,22 @@ static void flush_unsynced(struct mars_dbuf *d);
 
 void mars_dbuf_written(struct mars_dbuf *d, struct mars_batch *b)
 {
+    if (dbuf_conf(d)->sync == MARS_SYNC_INTERVAL && b->nchunks > 0 && b->refs == 1 && !b->parent &&
+        b->nholds == 0) {
+        /* Its events are on disk now: only the sources' ack waits for the sync. A stand-in
+         * carries it, and the events and their chunks go back to the pool at once, so a
+         * second of writes does not keep a second of reads in memory. */
+        struct mars_batch *standin = mars_batch_split_ack(b);
+        if (standin) {
+            mars_batch_release(b);
+            b = standin;
+        }
+    }
     if (dbuf_conf(d)->sync == MARS_SYNC_INTERVAL && bv_push(&d->unsynced, b) == 0) {
-        /* The batches waiting for the sync hold their chunks: once they hold half of the
-         * worker's chunk memory (or a source waits for a chunk) sync now rather than let the
-         * sources starve until the tick. */
+        /* A batch shared with another path (or not split for want of memory) holds its
+         * chunks while it waits: once those are half of the worker's chunk memory (or a
+         * source waits for a chunk) sync now rather than let the sources starve until the
+         * tick. */
         const struct mars_chunk_pool *p = &d->s->w->pool;
         if (p->live_bytes * 2 >= p->max_bytes || p->nwaiters)
             flush_unsynced(d);

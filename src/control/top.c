@@ -482,7 +482,7 @@ int mars_top_run(const char *address)
         fprintf(stderr, "mars top: %s\n", err);
         return -ENOENT;
     }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(t.curl = curl_easy_init())) {
+    if (!(t.curl = curl_easy_init())) {
         fprintf(stderr, "mars top: cannot initialise libcurl\n");
         return -ENOMEM;
     }
@@ -514,6 +514,5 @@ int mars_top_run(const char *address)
     free(t.prev.rows);
     free(t.body);
     curl_easy_cleanup(t.curl);
-    curl_global_cleanup();
     return rc;
 }

@@ -3,8 +3,9 @@
  *
  * How it works: the first mars_curl_load() opens MARS_CURL_SONAME with dlopen (RTLD_NOW,
  * so a missing symbol fails here and not at a first call; RTLD_LOCAL, so its symbols stay
- * out of the global scope) and looks every function of MARS_CURL_FUNCS up into the table.
- * The outcome, and the reason when it failed, are kept: later calls answer the same.
+ * out of the global scope), looks every function of MARS_CURL_FUNCS up into the table and
+ * runs curl_global_init, for every user of libcurl in the process. The outcome, and the
+ * reason when it failed, are kept: later calls answer the same.
  *
  * libcurl's dependencies on Debian (librtmp, libldap) link GnuTLS, whose constructor
  * initialises it (its RNG, p11-kit's module list: ~1 MiB resident) unless the environment
@@ -66,6 +67,12 @@ static void load(void)
     MARS_CURL_FUNCS(MARS_CURL_LOOKUP)
 #undef MARS_CURL_LOOKUP
     /* on a failure the library stays open: the pointers already set point into it */
+    if (load_err[0])
+        return;
+    CURLcode rc = mars_curl.curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK)
+        snprintf(load_err, sizeof(load_err), "libcurl initialisation failed: %s",
+                 mars_curl.curl_easy_strerror(rc));
 }
 
 int mars_curl_load(char *err, size_t errlen)

@@ -41,7 +41,6 @@
     X(curl_easy_strerror)                                                                          \
     X(curl_free)                                                                                   \
     X(curl_getdate)                                                                                \
-    X(curl_global_cleanup)                                                                         \
     X(curl_global_init)                                                                            \
     X(curl_multi_add_handle)                                                                       \
     X(curl_multi_assign)                                                                           \
@@ -76,8 +75,8 @@ void mars_curl_env_init(void);
  * processes mars starts get their environment without it. */
 const char *mars_curl_env_added(void);
 
-/* Opens libcurl and fills mars_curl, once per process. Returns 0, or -1 with why in err
- * (the same answer on every later call). */
+/* Opens libcurl, fills mars_curl and initialises libcurl (curl_global_init), once per
+ * process. Returns 0, or -1 with why in err (the same answer on every later call). */
 int mars_curl_load(char *err, size_t errlen);
 
 /* From here on each libcurl name is its table entry (curl.h's type-checking macros for
@@ -97,7 +96,6 @@ int mars_curl_load(char *err, size_t errlen);
 #define curl_easy_strerror       (*mars_curl.curl_easy_strerror)
 #define curl_free                (*mars_curl.curl_free)
 #define curl_getdate             (*mars_curl.curl_getdate)
-#define curl_global_cleanup      (*mars_curl.curl_global_cleanup)
 #define curl_global_init         (*mars_curl.curl_global_init)
 #define curl_multi_add_handle    (*mars_curl.curl_multi_add_handle)
 #define curl_multi_assign        (*mars_curl.curl_multi_assign)

@@ -104,12 +104,6 @@ static void global_init(void)
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     mars_info("-", "loaded libcurl %s%s", v && v->version ? v->version : "(unknown version)",
               mars_curl_env_added() ? " (GnuTLS's implicit initialisation off)" : "");
-    CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (rc != CURLE_OK) {
-        snprintf(global_err, sizeof(global_err), "libcurl initialisation failed: %s",
-                 curl_easy_strerror(rc));
-        mars_error("-", "%s", global_err);
-    }
 }
 
 /* ---- results ---- */

@@ -10,9 +10,10 @@
  * The choice is one comparison per call. Where the CPU has them, long strings into a dst
  * that takes everything go through vector code instead: AVX-512 (VBMI2's byte expand) for
  * text known to be valid UTF-8, the encoder's common case, and AVX2 otherwise; both are
- * below, each with the way it works. The choice is made once, at load time.
+ * below, each with the way it works. The CPU's features are read at load time, the level
+ * used is fixed at the first call (simd_level).
  *
- * Thread: any; no state but the tables and the CPU's features, set at load time.
+ * Thread: any; no state but the tables and the level, set once.
  */
 #include "core/json_escape.h"
 
@@ -351,7 +352,6 @@ escape_avx512(char *dst, const unsigned char *s, size_t n, unsigned flags)
 {
     char *o = dst;
     size_t i = 0;
-    uint64_t invalid = 0;
     __mmask32 rare;
 
     for (;;) {
@@ -380,13 +380,12 @@ escape_avx512(char *dst, const unsigned char *s, size_t n, unsigned flags)
                 break;
             }
         }
-        /* a block with a rarer byte */
+        /* a block with a rarer byte (no UTF-8 check here, so nothing counts as invalid) */
         struct mars_json_esc r = escape(o, 0, s, i, i + 32 <= n ? i + 32 : n, n, flags, false);
         o += r.out;
         i = r.in;
-        invalid += r.invalid;
     }
-    return (struct mars_json_esc){.out = (size_t)(o - dst), .in = i, .invalid = invalid};
+    return (struct mars_json_esc){.out = (size_t)(o - dst), .in = i};
 }
 #endif
 

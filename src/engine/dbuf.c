@@ -453,28 +453,29 @@ static void flush_unsynced(struct mars_dbuf *d);
 
 void mars_dbuf_written(struct mars_dbuf *d, struct mars_batch *b)
 {
-    if (dbuf_conf(d)->sync == MARS_SYNC_INTERVAL && b->nchunks > 0 && b->refs == 1 && !b->parent &&
-        b->nholds == 0) {
-        /* Its events are on disk now: only the sources' ack waits for the sync. A stand-in
-         * carries it, and the events and their chunks go back to the pool at once, so a
-         * second of writes does not keep a second of reads in memory. */
-        struct mars_batch *standin = mars_batch_split_ack(b);
-        if (standin) {
-            mars_batch_release(b);
-            b = standin;
-        }
-    }
-    if (dbuf_conf(d)->sync == MARS_SYNC_INTERVAL && bv_push(&d->unsynced, b) == 0) {
-        /* A batch shared with another path (or not split for want of memory) holds its
-         * chunks while it waits: once those are half of the worker's chunk memory (or a
-         * source waits for a chunk) sync now rather than let the sources starve until the
-         * tick. */
-        const struct mars_chunk_pool *p = &d->s->w->pool;
-        if (p->live_bytes * 2 >= p->max_bytes || p->nwaiters)
-            flush_unsynced(d);
+    if (dbuf_conf(d)->sync != MARS_SYNC_INTERVAL) {
+        mars_batch_release(b); /* its sources may acknowledge it now */
         return;
     }
-    mars_batch_release(b); /* its sources may acknowledge it now */
+    /* Its events are on disk now: only the sources' ack waits for the sync. A stand-in
+     * carries it (when b is a root batch held alone: mars_batch_split_ack), and the events
+     * and their chunks go back to the pool at once, so a second of writes does not keep a
+     * second of reads in memory. */
+    struct mars_batch *standin = b->nchunks > 0 ? mars_batch_split_ack(b) : NULL;
+    if (standin) {
+        mars_batch_release(b);
+        b = standin;
+    }
+    if (bv_push(&d->unsynced, b) != 0) {
+        mars_batch_release(b); /* no room to wait: acknowledged without the sync */
+        return;
+    }
+    /* A batch shared with another path (or not split for want of memory) holds its chunks
+     * while it waits: once those are half of the worker's chunk memory (or a source waits
+     * for a chunk) sync now rather than let the sources starve until the tick. */
+    const struct mars_chunk_pool *p = &d->s->w->pool;
+    if (p->live_bytes * 2 >= p->max_bytes || p->nwaiters)
+        flush_unsynced(d);
 }
 
 static void arm_tick(struct mars_dbuf *d);

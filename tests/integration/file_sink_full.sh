@@ -82,15 +82,26 @@ if final and want != n + 1:
 print(want - 1)
 PY
 }
+# whole_while_full WHAT : each retry writes part of a batch and cuts it back at once, so a
+# reader can catch the file inside that window (a CI run did). What must hold is that the
+# file is whole lines between attempts: some read within 30 s sees only whole lines (a
+# fragment left behind fails every read).
+whole_while_full() {
+    local deadline=$((SECONDS + 30))
+    until have=$(check_lines "$out" partial 2>&1); do
+        ((SECONDS < deadline)) || fail "$1: $have"
+        sleep 0.02
+    done
+}
 full_ready() { [[ $(readyz) == 503 ]]; }
 wait_until 60 "/readyz 503 while the disk is full" full_ready
 grep -q "write to $out failed: No space left on device" "$err" ||
     fail "no ENOSPC error logged: $(show_log "$err")"
-have=$(check_lines "$out" partial) || fail "while full: $have"
+whole_while_full "while full"
 say "while full: $have whole lines, /readyz 503"
 # let a few more retries fail part-way
 sleep 2
-have=$(check_lines "$out" partial) || fail "while full, after retries: $have"
+whole_while_full "while full, after retries"
 
 say "space frees: every line exactly once, /readyz 200"
 rm -f "$full/filler"

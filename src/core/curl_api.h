@@ -40,7 +40,6 @@
     X(curl_easy_setopt)                                                                            \
     X(curl_easy_strerror)                                                                          \
     X(curl_free)                                                                                   \
-    X(curl_getdate)                                                                                \
     X(curl_global_init)                                                                            \
     X(curl_multi_add_handle)                                                                       \
     X(curl_multi_assign)                                                                           \
@@ -95,7 +94,6 @@ int mars_curl_load(char *err, size_t errlen);
 #define curl_easy_setopt         (*mars_curl.curl_easy_setopt)
 #define curl_easy_strerror       (*mars_curl.curl_easy_strerror)
 #define curl_free                (*mars_curl.curl_free)
-#define curl_getdate             (*mars_curl.curl_getdate)
 #define curl_global_init         (*mars_curl.curl_global_init)
 #define curl_multi_add_handle    (*mars_curl.curl_multi_add_handle)
 #define curl_multi_assign        (*mars_curl.curl_multi_assign)

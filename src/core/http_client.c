@@ -28,10 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
-#include "core/curl_api.h"
 #include "core/ev.h"
 #include "core/grow.h"
+#include "core/http_client_internal.h"
 #include "core/log.h"
 
 #define DEFAULT_MAX_BODY           (64u * 1024)
@@ -53,44 +54,6 @@ struct http_sock {
     bool removed;
     bool busy; /* inside this socket's callback */
     struct http_sock *prev, *next;
-};
-
-struct mars_http_priv {
-    struct mars_http *h;
-    struct mars_http_req *req;
-    CURL *easy;
-    struct curl_slist *hdrs;
-    char *connect_to_entry;
-    struct curl_slist *connect_to;
-    char *url; /* rewritten URL when tls.server_name is set */
-    char *body;
-    size_t len, cap, max;
-    int up_iov;    /* body_iov: the piece being read */
-    size_t up_off; /* bytes of it read */
-    bool truncated, aborted, cancelled;
-    int64_t retry_after_ns;
-    char errbuf[CURL_ERROR_SIZE];
-    struct mars_http_priv *prev, *next; /* active list */
-    struct mars_http_priv *next_done;   /* deferred completions */
-};
-
-struct mars_http {
-    struct mars_ev_loop *loop;
-    CURLM *multi;
-    char *user_agent;
-    struct http_sock *socks;
-    struct mars_http_priv *active_list;
-    unsigned active;
-    /* timer */
-    struct mars_ev_op timer;
-    bool timer_armed;
-    int64_t timer_due; /* wanted deadline (monotonic ns), -1: none */
-    int64_t timer_armed_due;
-    /* deferred completions */
-    struct mars_ev_op kick;
-    bool kick_armed;
-    struct mars_http_priv *done_head, *done_tail;
-    bool shutting_down;
 };
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -149,10 +112,12 @@ static int curl_errno(CURLcode c)
 
 static void priv_destroy(struct mars_http_priv *p)
 {
-    if (p->easy)
+    mars_http_direct_free(p);
+    if (p->easy) { /* a direct request made nothing of libcurl's, which may not be loaded */
         curl_easy_cleanup(p->easy);
-    curl_slist_free_all(p->hdrs);
-    curl_slist_free_all(p->connect_to);
+        curl_slist_free_all(p->hdrs);
+        curl_slist_free_all(p->connect_to);
+    }
     free(p->connect_to_entry);
     free(p->url);
     free(p->body);
@@ -171,20 +136,18 @@ static void active_unlink(struct mars_http *h, struct mars_http_priv *p)
     h->active--;
 }
 
-/* Delivers the outcome of p and frees it; p is already out of the multi and active list. */
-static void finish(struct mars_http_priv *p, CURLcode cc)
+/* Delivers the outcome of p and frees it; p is already out of the multi and active list.
+ * err: 0 or a negative errno, with text. */
+static void finish(struct mars_http_priv *p, int status, int err, const char *text)
 {
     struct mars_http_req *r = p->req;
-    struct mars_http_resp resp = {.retry_after_ns = p->retry_after_ns};
-    long status = 0;
-    if (p->easy && curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
-        resp.status = (int)status;
+    struct mars_http_resp resp = {.status = status, .retry_after_ns = p->retry_after_ns};
     if (p->cancelled || p->aborted) {
         resp.error = -ECANCELED;
         resp.error_text = "request cancelled";
-    } else if (cc != CURLE_OK) {
-        resp.error = curl_errno(cc);
-        resp.error_text = p->errbuf[0] ? p->errbuf : curl_easy_strerror(cc);
+    } else if (err) {
+        resp.error = err;
+        resp.error_text = text;
     }
     resp.body = p->body ? p->body : "";
     resp.body_len = p->len;
@@ -192,6 +155,23 @@ static void finish(struct mars_http_priv *p, CURLcode cc)
     r->priv = NULL;
     r->done(r, &resp);
     priv_destroy(p);
+}
+
+static void finish_curl(struct mars_http_priv *p, CURLcode cc)
+{
+    long status = 0;
+    if (curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK)
+        status = 0;
+    finish(p, (int)status, curl_errno(cc),
+           cc == CURLE_OK ? NULL
+           : p->errbuf[0] ? p->errbuf
+                          : curl_easy_strerror(cc));
+}
+
+void mars_http_priv_end(struct mars_http_priv *p, int status, int err, const char *text)
+{
+    active_unlink(p->h, p);
+    finish(p, status, err, text);
 }
 
 static void collect(struct mars_http *h)
@@ -207,7 +187,7 @@ static void collect(struct mars_http *h)
         curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&p);
         curl_multi_remove_handle(h->multi, e);
         active_unlink(h, p);
-        finish(p, cc);
+        finish_curl(p, cc);
     }
 }
 
@@ -222,8 +202,18 @@ static void on_kick(struct mars_ev_op *op, int res)
     h->done_head = h->done_tail = NULL;
     while (p) {
         struct mars_http_priv *next = p->next_done;
-        finish(p, CURLE_OK);
+        finish(p, 0, 0, NULL); /* cancelled */
         p = next;
+    }
+    mars_http_direct_reap(h, false);
+}
+
+void mars_http_kick(struct mars_http *h)
+{
+    if (!h->kick_armed) {
+        mars_ev_prep_timer(&h->kick, 0, on_kick, h);
+        if (mars_ev_submit(h->loop, &h->kick) == 0)
+            h->kick_armed = true;
     }
 }
 
@@ -235,11 +225,7 @@ static void defer_done(struct mars_http *h, struct mars_http_priv *p)
     else
         h->done_head = p;
     h->done_tail = p;
-    if (!h->kick_armed) {
-        mars_ev_prep_timer(&h->kick, 0, on_kick, h);
-        if (mars_ev_submit(h->loop, &h->kick) == 0)
-            h->kick_armed = true;
-    }
+    mars_http_kick(h);
 }
 
 /* ---- sockets ---- */
@@ -392,16 +378,14 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 
 /* ---- transfers ---- */
 
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
+bool mars_http_priv_body(struct mars_http_priv *pv, const char *p, size_t len)
 {
-    struct mars_http_priv *pv = ud;
-    size_t len = size * n;
     if (pv->req->on_data) {
         if (!pv->req->on_data(pv->req, p, len)) {
             pv->aborted = true;
-            return 0; /* CURLE_WRITE_ERROR ends the transfer */
+            return false;
         }
-        return len;
+        return true;
     }
     size_t room = pv->max - pv->len;
     size_t take = len < room ? len : room;
@@ -409,12 +393,18 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         pv->truncated = true;
     if (take) {
         if (mars_grow(&pv->body, &pv->cap, pv->len + take + 1, 1))
-            return 0;
+            return false;
         memcpy(pv->body + pv->len, p, take);
         pv->len += take;
         pv->body[pv->len] = '\0';
     }
-    return len;
+    return true;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    /* 0 (short of n) ends the transfer with CURLE_WRITE_ERROR */
+    return mars_http_priv_body(ud, p, size * n) ? size * n : 0;
 }
 
 /* body_iov: the next bytes of the pieces, as many as fit in buf. */
@@ -455,11 +445,24 @@ static int on_upload_seek(void *ud, curl_off_t offset, int origin)
     return left && pv->up_iov == r->body_iovcnt ? CURL_SEEKFUNC_FAIL : CURL_SEEKFUNC_OK;
 }
 
-/* Retry-After: delay-seconds or an HTTP-date; every line also to the request's on_header. */
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
+/* An HTTP-date (RFC 9110 5.6.7: IMF-fixdate, or the obsolete RFC 850 and asctime forms)
+ * as seconds since the epoch; -1 when it is none of them. */
+static time_t http_date(const char *s)
 {
-    struct mars_http_priv *pv = ud;
-    size_t len = size * n;
+    static const char *const forms[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                                        "%a %b %e %H:%M:%S %Y"};
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        struct tm tm = {0};
+        const char *end = strptime(s, forms[i], &tm);
+        if (end && strspn(end, " \t\r\n") == strlen(end))
+            return timegm(&tm);
+    }
+    return (time_t)-1;
+}
+
+/* Retry-After: delay-seconds or an HTTP-date; every line also to the request's on_header. */
+void mars_http_priv_header(struct mars_http_priv *pv, const char *p, size_t len)
+{
     static const char name[] = "retry-after:";
     if (pv->req->on_header)
         pv->req->on_header(pv->req, p, len);
@@ -478,14 +481,19 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
             if (secs >= 0)
                 pv->retry_after_ns = (int64_t)secs * 1000000000;
         } else {
-            time_t t = curl_getdate(s, NULL);
+            time_t t = http_date(s);
             if (t != (time_t)-1) {
                 int64_t d = ((int64_t)t - (int64_t)time(NULL)) * 1000000000;
                 pv->retry_after_ns = d > 0 ? d : 0;
             }
         }
     }
-    return len;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    mars_http_priv_header(ud, p, size * n);
+    return size * n;
 }
 
 /* tls.server_name: ask for that name in the URL (SNI and verification use it) and connect
@@ -621,12 +629,37 @@ static int setup_easy(struct mars_http *h, struct mars_http_priv *p, struct mars
     return 0;
 }
 
+/* libcurl for h: loaded and its multi handle made at the first request that needs it
+ * (curl_on_demand) or at create. 0, -ENOPKG (libcurl cannot be loaded: logged once) or
+ * -ENOMEM. */
+static int curl_start(struct mars_http *h)
+{
+    if (h->multi)
+        return 0;
+    pthread_once(&global_once, global_init);
+    if (global_err[0])
+        return -ENOPKG;
+    if (!(h->multi = curl_multi_init()))
+        return -ENOMEM;
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)h->max_host_connections);
+    curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    return 0;
+}
+
 int mars_http_submit(struct mars_http *h, struct mars_http_req *r)
 {
     if (!r->url || !r->done)
         return -EINVAL;
     if (h->shutting_down)
         return -ESHUTDOWN;
+    bool direct = mars_http_direct_ok(r);
+    int rc = direct ? 0 : curl_start(h);
+    if (rc)
+        return rc;
     struct mars_http_priv *p = calloc(1, sizeof(*p));
     if (!p)
         return -ENOMEM;
@@ -634,10 +667,14 @@ int mars_http_submit(struct mars_http *h, struct mars_http_req *r)
     p->req = r;
     p->max = r->max_body ? r->max_body : DEFAULT_MAX_BODY;
     p->retry_after_ns = -1;
-    p->easy = curl_easy_init();
-    int rc = p->easy ? setup_easy(h, p, r) : -ENOMEM;
-    if (rc == 0 && curl_multi_add_handle(h->multi, p->easy) != CURLM_OK)
-        rc = -ENOMEM;
+    if (direct) {
+        rc = mars_http_direct_start(h, p);
+    } else {
+        p->easy = curl_easy_init();
+        rc = p->easy ? setup_easy(h, p, r) : -ENOMEM;
+        if (rc == 0 && curl_multi_add_handle(h->multi, p->easy) != CURLM_OK)
+            rc = -ENOMEM;
+    }
     if (rc) {
         priv_destroy(p);
         return rc;
@@ -657,7 +694,10 @@ void mars_http_cancel(struct mars_http *h, struct mars_http_req *r)
     if (!p || p->cancelled)
         return;
     p->cancelled = true;
-    curl_multi_remove_handle(h->multi, p->easy);
+    if (p->easy)
+        curl_multi_remove_handle(h->multi, p->easy);
+    else
+        mars_http_direct_cancel(h, p);
     active_unlink(h, p);
     defer_done(h, p);
 }
@@ -666,6 +706,7 @@ void mars_http_shutdown(struct mars_http *h)
 {
     while (h->active_list)
         mars_http_cancel(h, h->active_list->req);
+    mars_http_direct_shutdown(h);
     h->shutting_down = true;
     for (struct http_sock *s = h->socks; s; s = s->next)
         if (s->armed)
@@ -679,33 +720,30 @@ unsigned mars_http_active(const struct mars_http *h)
     return h->active;
 }
 
+bool mars_http_url_direct(const char *url)
+{
+    const struct mars_http_req r = {.url = url, .direct = true};
+    return mars_http_direct_ok(&r);
+}
+
 struct mars_http *mars_http_create(struct mars_ev_loop *loop, const struct mars_http_opts *opts)
 {
-    pthread_once(&global_once, global_init);
-    if (global_err[0]) {
-        errno = ENOPKG; /* logged once, when the load failed */
-        return NULL;
-    }
     struct mars_http *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
     h->loop = loop;
     h->timer_due = -1;
-    h->multi = curl_multi_init();
+    h->max_host_connections = opts && opts->max_host_connections ? opts->max_host_connections : 8;
     const char *ua = opts && opts->user_agent ? opts->user_agent : "mars/" MARS_VERSION;
     h->user_agent = strdup(ua);
-    if (!h->multi || !h->user_agent) {
+    int rc = h->user_agent ? 0 : -ENOMEM;
+    if (rc == 0 && !(opts && opts->curl_on_demand))
+        rc = curl_start(h);
+    if (rc) {
         mars_http_destroy(h);
-        errno = ENOMEM;
+        errno = -rc;
         return NULL;
     }
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-                      (long)(opts && opts->max_host_connections ? opts->max_host_connections : 8));
-    curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     return h;
 }
 
@@ -718,6 +756,7 @@ void mars_http_destroy(struct mars_http *h)
         curl_multi_cleanup(h->multi);
     while (h->socks)
         sock_destroy(h->socks);
+    mars_http_direct_reap(h, true);
     free(h->user_agent);
     free(h);
 }

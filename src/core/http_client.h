@@ -66,6 +66,10 @@ struct mars_http_req {
     size_t max_body;                 /* response bytes kept for done(); 0: 64 KiB */
     bool http2_prior_knowledge;      /* h2c on http:// (gRPC); default HTTP/1.1, h2 by ALPN */
     bool fresh_connection;           /* a new connection, closed after (probes); default: reuse */
+    /* May go without libcurl: an http:// URL (no user in it, no proxy in the environment,
+     * not http2_prior_knowledge) is then sent by mars's own HTTP/1.1 (core/http_direct.c):
+     * head and body in one sendmsg, the body's iovecs where they are. */
+    bool direct;
     /* Streaming: when set, each piece of the response body goes here instead of being
      * kept (done() then has no body). Return false to abort the request (done() gets
      * -ECANCELED). Runs on the loop thread. */
@@ -83,12 +87,19 @@ struct mars_http_req {
 struct mars_http_opts {
     const char *user_agent;        /* NULL: "mars/<version>" */
     unsigned max_host_connections; /* per host; 0: 8 */
+    /* libcurl is loaded at the first request that needs it, not at create (a client whose
+     * requests are all direct never loads it); then a missing libcurl fails that request
+     * with -ENOPKG instead of the create. */
+    bool curl_on_demand;
 };
 
 /* One client on `loop`. Returns owned (free with mars_http_destroy) or NULL with errno:
- * ENOPKG when libcurl cannot be opened (core/curl_api.h; the reason is logged once), else
- * ENOMEM. */
+ * ENOPKG when libcurl cannot be opened (core/curl_api.h; the reason is logged once; not
+ * with curl_on_demand), else ENOMEM. */
 struct mars_http *mars_http_create(struct mars_ev_loop *loop, const struct mars_http_opts *opts);
+
+/* The URL would be sent without libcurl by a request with .direct set. */
+bool mars_http_url_direct(const char *url);
 
 /* Starts r. Returns 0 (done() will run exactly once) or a negative errno (it will not). */
 int mars_http_submit(struct mars_http *h, struct mars_http_req *r);

@@ -484,7 +484,8 @@ static int elasticsearch_init(struct mars_sink *s)
         es->jopts.dedot = es->dedot_idx;
     }
     if (rc == 0) {
-        rc = mars_http_common_init(&es->hs, s, &conf->http, "application/x-ndjson");
+        rc = mars_http_common_init(&es->hs, s, &conf->http, "application/x-ndjson",
+                                   (const char *const *)es->urls, es->nurls);
         es->hs_ready = true; /* fini is safe after a failed init */
     }
     if (rc) {

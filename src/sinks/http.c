@@ -221,7 +221,8 @@ static int http_init(struct mars_sink *s)
     h->calls = calloc(h->ncalls, sizeof(*h->calls));
     static const char *const types[] = {"application/x-ndjson", "application/json",
                                         "text/plain; charset=utf-8"};
-    int rc = h->calls ? mars_http_common_init(&h->hs, s, &h->conf->http, types[h->conf->encoding])
+    int rc = h->calls ? mars_http_common_init(&h->hs, s, &h->conf->http, types[h->conf->encoding],
+                                              (const char *const *)&h->conf->url, 1)
                       : -ENOMEM;
     if (rc) {
         http_destroy(s);

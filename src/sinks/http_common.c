@@ -55,8 +55,10 @@ int mars_http_common_add_header(struct mars_http_common *hs, const char *name, c
 }
 
 int mars_http_common_init(struct mars_http_common *hs, struct mars_sink *s,
-                          const struct mars_http_common_conf *conf, const char *content_type)
+                          const struct mars_http_common_conf *conf, const char *content_type,
+                          const char *const *urls, size_t nurls)
 {
+    struct mars_http_opts opts = {.curl_on_demand = true};
     memset(hs, 0, sizeof(*hs));
     hs->sink = s;
     hs->conf = conf;
@@ -70,7 +72,10 @@ int mars_http_common_init(struct mars_http_common *hs, struct mars_sink *s,
         return rc;
     /* only the first worker's instance warns about verify: false */
     mars_netconf_http_tls(&conf->tls, mars_sink_id(s), &hs->tls);
-    hs->client = mars_http_create(mars_sink_loop(s), NULL);
+    for (size_t i = 0; i < nurls; i++)
+        if (!mars_http_url_direct(urls[i]))
+            opts.curl_on_demand = false;
+    hs->client = mars_http_create(mars_sink_loop(s), &opts);
     return hs->client ? 0 : -errno;
 }
 
@@ -182,6 +187,7 @@ int mars_http_common_send(struct mars_http_common *hs, struct mars_http_common_c
         .password = conf->auth.password,
         .bearer = conf->auth.strategy == MARS_AUTH_BEARER ? conf->auth.token : NULL,
         .max_body = c->max_body,
+        .direct = true,
         .done = on_http_done,
     };
     rc = mars_http_submit(hs->client, &c->http);

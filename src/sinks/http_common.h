@@ -101,9 +101,12 @@ struct mars_http_common_call {
 };
 
 /* Sets up the client and the header list (content_type, plus Content-Encoding when
- * compressing, plus the configured headers). Returns 0 or a negative errno. */
+ * compressing, plus the configured headers). urls[0..nurls): where the sink sends; when
+ * every one is plain http:// (mars_http_url_direct) libcurl is not loaded, else it is
+ * loaded now and a missing libcurl fails the start. Returns 0 or a negative errno. */
 int mars_http_common_init(struct mars_http_common *hs, struct mars_sink *s,
-                          const struct mars_http_common_conf *conf, const char *content_type);
+                          const struct mars_http_common_conf *conf, const char *content_type,
+                          const char *const *urls, size_t nurls);
 /* Adds one more header to every request (a sink's own, like Loki's X-Scope-OrgID), after
  * init. Returns 0 or -ENOMEM. */
 int mars_http_common_add_header(struct mars_http_common *hs, const char *name, const char *value);

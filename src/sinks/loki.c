@@ -475,7 +475,8 @@ static int loki_init(struct mars_sink *s)
     for (unsigned i = 0; rc == 0 && i < ls->nslots; i++)
         ls->slots[i].ls = ls;
     if (rc == 0) {
-        rc = mars_http_common_init(&ls->hs, s, &conf->http, "application/json");
+        rc = mars_http_common_init(&ls->hs, s, &conf->http, "application/json",
+                                   (const char *const *)&ls->url, 1);
         ls->hs_ready = true; /* fini is safe after a failed init */
     }
     /* the tenant is one more header */

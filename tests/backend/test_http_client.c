@@ -5,14 +5,20 @@
  * The server speaks keep-alive HTTP/1.1 with Content-Length bodies and picks its answer by
  * path: /ok, /big (256 KiB), /echo (answers with the number of body bytes it read and their
  * FNV-1a hash),
- * /429 (Retry-After: 7), /hang (reads, never answers). It counts accepted connections, so
- * connection reuse is observable. Every test runs its loop only until a condition holds,
- * with a deadline, and leaves no op in flight.
+ * /429 (Retry-After: 7), /hang (reads, never answers); and for the direct HTTP/1.1 path
+ * (core/http_direct.c) answers libcurl reads for us: /chunked (chunks with an extension and
+ * a trailer, written a few bytes at a time), /eof (HTTP/1.0, no length: the close ends the
+ * body), /continue (a 100 first), /close (answers, then closes without saying so),
+ * /garbage (not HTTP), /auth (answers with the request's Authorization header). It counts
+ * accepted connections, so connection reuse is observable. Every test runs once through
+ * libcurl and once direct; each runs its loop only until a condition holds, with a
+ * deadline, and leaves no op in flight.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +42,7 @@
 #define BIG_LEN     (256 * 1024)
 
 static struct mars_http *g_http;
+static bool g_direct; /* the second round: requests go by core/http_direct.c */
 static int g_port;
 static int g_listen = -1;
 static atomic_int g_conns;
@@ -51,7 +58,8 @@ static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
 }
 #define FNV_INIT 0xcbf29ce484222325ull
 
-static int read_request(int fd, char *path, size_t pathlen, long *body_len, uint64_t *hash)
+static int read_request(int fd, char *path, size_t pathlen, long *body_len, uint64_t *hash,
+                        char *auth, size_t authlen)
 {
     char buf[8192];
     size_t have = 0;
@@ -70,9 +78,13 @@ static int read_request(int fd, char *path, size_t pathlen, long *body_len, uint
     if (sscanf(buf, "%*s %255s", path) != 1 || pathlen < 256)
         return -1;
     long clen = 0;
-    for (char *l = strstr(buf, "\r\n"); l && l < end; l = strstr(l + 2, "\r\n"))
+    auth[0] = '\0';
+    for (char *l = strstr(buf, "\r\n"); l && l < end; l = strstr(l + 2, "\r\n")) {
         if (strncasecmp(l + 2, "content-length:", 15) == 0)
             clen = strtol(l + 17, NULL, 10);
+        if (strncasecmp(l + 2, "authorization: ", 15) == 0)
+            snprintf(auth, authlen, "%.*s", (int)strcspn(l + 17, "\r"), l + 17);
+    }
     long got = (long)(have - (size_t)(end + 4 - buf));
     char sink[65536];
     *hash = fnv1a(FNV_INIT, end + 4, (size_t)got);
@@ -102,12 +114,12 @@ static int write_all(int fd, const char *p, size_t n)
 static void *serve_conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    char path[256], head[256];
+    char path[256], head[256], auth[128];
     long body;
     uint64_t hash;
     static char big[BIG_LEN];
     memset(big, 'b', sizeof(big));
-    while (read_request(fd, path, sizeof(path), &body, &hash) == 0) {
+    while (read_request(fd, path, sizeof(path), &body, &hash, auth, sizeof(auth)) == 0) {
         const char *status = "200 OK", *extra = "", *payload = "hello";
         char num[64];
         size_t plen = 5;
@@ -124,6 +136,37 @@ static void *serve_conn(void *arg)
             extra = "Retry-After: 7\r\n";
             payload = "slow down";
             plen = 9;
+        } else if (strcmp(path, "/chunked") == 0) {
+            static const char r[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    "5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-Sum: 12\r\n\r\n";
+            size_t i = 0;
+            for (; i + 3 < sizeof(r) - 1; i += 3)
+                if (write_all(fd, r + i, 3))
+                    break;
+            if (write_all(fd, r + i, sizeof(r) - 1 - i))
+                break;
+            continue;
+        } else if (strcmp(path, "/eof") == 0) {
+            static const char r[] = "HTTP/1.0 200 OK\r\n\r\nuntil the end";
+            write_all(fd, r, sizeof(r) - 1);
+            break;
+        } else if (strcmp(path, "/continue") == 0) {
+            static const char r[] = "HTTP/1.1 100 Continue\r\n\r\n"
+                                    "HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone";
+            if (write_all(fd, r, sizeof(r) - 1))
+                break;
+            continue;
+        } else if (strcmp(path, "/close") == 0) {
+            static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbye";
+            write_all(fd, r, sizeof(r) - 1);
+            break;
+        } else if (strcmp(path, "/garbage") == 0) {
+            static const char r[] = "SPDY/9 what\r\n\r\n";
+            write_all(fd, r, sizeof(r) - 1);
+            break;
+        } else if (strcmp(path, "/auth") == 0) {
+            payload = auth;
+            plen = strlen(auth);
         } else if (strcmp(path, "/hang") == 0) {
             char c;
             while (read(fd, &c, 1) > 0) /* until the client gives up */
@@ -200,11 +243,13 @@ static void call_init(struct call *c, const char *path)
     c->req.url = c->url;
     c->req.done = on_done;
     c->req.timeout_ns = 5000 * MS;
+    c->req.direct = g_direct;
 }
 
 static int setup(void **state)
 {
-    g_http = mars_test_loop_setup(state) == 0 ? mars_http_create(mars_test_loop, NULL) : NULL;
+    const struct mars_http_opts opts = {.curl_on_demand = g_direct};
+    g_http = mars_test_loop_setup(state) == 0 ? mars_http_create(mars_test_loop, &opts) : NULL;
     return g_http ? 0 : -1;
 }
 
@@ -425,9 +470,123 @@ static void test_shutdown_in_flight(void **state)
     assert_int_equal(mars_http_active(g_http), 0);
 }
 
+/* ---- answers libcurl reads for us: the direct path's own ---- */
+
+static void test_chunked(void **state)
+{
+    (void)state;
+    struct call c;
+    call_init(&c, "/chunked");
+    assert_int_equal(mars_http_submit(g_http, &c.req), 0);
+    mars_test_run_until(&c.done, 1, DEADLINE_NS);
+    assert_int_equal(c.error, 0);
+    assert_int_equal(c.status, 200);
+    assert_string_equal(c.body, "hello, world");
+    /* the connection is kept after a chunked answer */
+    int before = atomic_load(&g_conns);
+    call_init(&c, "/ok");
+    assert_int_equal(mars_http_submit(g_http, &c.req), 0);
+    mars_test_run_until(&c.done, 1, DEADLINE_NS);
+    assert_int_equal(c.status, 200);
+    assert_int_equal(atomic_load(&g_conns) - before, 0);
+}
+
+static void test_eof_body_and_interim(void **state)
+{
+    (void)state;
+    struct call e, k;
+    call_init(&e, "/eof");
+    assert_int_equal(mars_http_submit(g_http, &e.req), 0);
+    mars_test_run_until(&e.done, 1, DEADLINE_NS);
+    assert_int_equal(e.error, 0);
+    assert_int_equal(e.status, 200);
+    assert_string_equal(e.body, "until the end");
+    call_init(&k, "/continue");
+    k.req.body = "data";
+    k.req.body_len = 4;
+    assert_int_equal(mars_http_submit(g_http, &k.req), 0);
+    mars_test_run_until(&k.done, 1, DEADLINE_NS);
+    assert_int_equal(k.error, 0);
+    assert_int_equal(k.status, 201);
+    assert_string_equal(k.body, "done");
+}
+
+/* The peer closes a kept connection after answering, without a Connection: close: the next
+ * request goes on a new connection (found closed, or sent once more after the failure). */
+static void test_peer_closes_kept(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 5; i++) {
+        struct call c;
+        call_init(&c, "/close");
+        assert_int_equal(mars_http_submit(g_http, &c.req), 0);
+        mars_test_run_until(&c.done, 1, DEADLINE_NS);
+        assert_int_equal(c.error, 0);
+        assert_int_equal(c.status, 200);
+        assert_string_equal(c.body, "bye");
+    }
+}
+
+static void test_not_http(void **state)
+{
+    (void)state;
+    struct call c;
+    call_init(&c, "/garbage");
+    assert_int_equal(mars_http_submit(g_http, &c.req), 0);
+    mars_test_run_until(&c.done, 1, DEADLINE_NS);
+    assert_true(c.error < 0);
+    assert_int_equal(c.status, 0);
+}
+
+static void test_basic_auth(void **state)
+{
+    (void)state;
+    struct call c;
+    call_init(&c, "/auth");
+    c.req.user = "mars";
+    c.req.password = "s3cret:x";
+    assert_int_equal(mars_http_submit(g_http, &c.req), 0);
+    mars_test_run_until(&c.done, 1, DEADLINE_NS);
+    assert_int_equal(c.status, 200);
+    assert_string_equal(c.body, "Basic bWFyczpzM2NyZXQ6eA=="); /* base64("mars:s3cret:x") */
+}
+
+static void test_url_direct(void **state)
+{
+    (void)state;
+    assert_true(mars_http_url_direct("http://127.0.0.1:9200"));
+    assert_true(mars_http_url_direct("http://[::1]:8080/a?b=c#frag"));
+    assert_true(mars_http_url_direct("HTTP://es.logging.svc/"));
+    assert_false(mars_http_url_direct("https://es:9200"));
+    assert_false(mars_http_url_direct("http://user:pw@es:9200"));
+    assert_false(mars_http_url_direct("http://es:99999/"));
+    assert_false(mars_http_url_direct("http://es:92a0/"));
+    assert_false(mars_http_url_direct("http:///path"));
+    assert_false(mars_http_url_direct("http://es/a b"));
+}
+
+/* Every request so far went direct: libcurl was never loaded (nor called: its table is
+ * empty, so a stray call would have crashed). */
+static void test_no_libcurl(void **state)
+{
+    (void)state;
+    char line[512];
+    FILE *f = fopen("/proc/self/maps", "r");
+    assert_non_null(f);
+    bool curl = false, any = false;
+    while (fgets(line, sizeof(line), f)) {
+        curl |= strstr(line, "libcurl") != NULL;
+        any |= strstr(line, "libc.so") != NULL;
+    }
+    fclose(f);
+    assert_true(any);
+    assert_false(curl);
+}
+
 int main(void)
 {
     mars_test_backend("http client");
+    signal(SIGPIPE, SIG_IGN); /* the server's write to a client that went away fails quietly */
     start_server();
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -437,7 +596,17 @@ int main(void)
         T(test_cancel),        T(test_keepalive_reuse),
         T(test_concurrent),    T(test_shutdown_in_flight),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest direct_only[] = {
+        T(test_chunked),    T(test_eof_body_and_interim), T(test_peer_closes_kept),
+        T(test_not_http),   T(test_basic_auth),           T(test_url_direct),
+        T(test_no_libcurl),
+    };
+    /* direct first: those clients never load libcurl (test_no_libcurl checks) */
+    g_direct = true;
+    int rc = cmocka_run_group_tests_name("direct", tests, NULL, NULL);
+    rc += cmocka_run_group_tests_name("direct only", direct_only, NULL, NULL);
+    g_direct = false;
+    rc += cmocka_run_group_tests_name("libcurl", tests, NULL, NULL);
     shutdown(g_listen, SHUT_RDWR);
     close(g_listen);
     return rc;

@@ -5,10 +5,13 @@
 #      goes UP against a local server;
 #   3. mars runs with GNUTLS_NO_IMPLICIT_INIT=1, and the processes it starts do not see it
 #      (an exec probe that fails when the variable is set goes UP);
-#   4. where libcurl cannot be opened, an http sink fails to start with the reason and the
-#      package to install, and mars exits non-zero.
+#   4. where libcurl cannot be opened, an https:// sink fails to start with the reason and
+#      the package to install, and mars exits non-zero;
+#   5. an http:// sink needs no libcurl (core/http_direct.c): with libcurl unloadable it
+#      delivers every line, and nothing of libcurl is mapped.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
+source "$(dirname "$0")/lib/fakes.bash"
 command -v curl >/dev/null || fail "curl is missing"
 PY=/usr/bin/python3
 
@@ -87,7 +90,7 @@ api: {address: "127.0.0.1:0"}
 sources:
   in: {type: demo, rate: 10}
 sinks:
-  out: {type: http, inputs: [in], url: "http://127.0.0.1:$web_port/"}
+  out: {type: http, inputs: [in], url: "https://127.0.0.1:$web_port/"}
 YAML
 MARS_TEST_HOOKS=curl_soname=$TMP/no/libcurl.so.4 start_mars /dev/null "$TMP/nocurl.err" -c "$TMP/nocurl.yaml"
 wait_exit "$MARS_PID" 30 "$TMP/nocurl.err"
@@ -97,3 +100,31 @@ grep -q "cannot load libcurl: .*no/libcurl.so.4.*install libcurl4" "$TMP/nocurl.
 grep -q "cannot start sink 'out': Package not installed" "$TMP/nocurl.err" ||
     fail "the sink's error: $(show_log "$TMP/nocurl.err")"
 pass "4: exit $EXIT_RC with: $(grep -m1 -o 'cannot load libcurl.*' "$TMP/nocurl.err")"
+
+say "5: an http:// sink without libcurl"
+start_fake R http_recv --bodies "$TMP/b5"
+cat >"$TMP/direct.yaml" <<YAML
+data_dir: $TMP/data5
+api: {address: "127.0.0.1:0"}
+sources:
+  in: {type: stdin}
+sinks:
+  out: {type: http, inputs: [in], url: "http://127.0.0.1:$R_PORT/ingest", encoding: text}
+YAML
+seq 1 5000 >"$TMP/in5"
+mkfifo "$TMP/fifo5"
+MARS_TEST_HOOKS=curl_soname=$TMP/no/libcurl.so.4 env --default-signal=INT "$MARS_BIN" \
+    -c "$TMP/direct.yaml" <"$TMP/fifo5" >/dev/null 2>"$TMP/direct.err" &
+MARS_PID=$!
+_MARS_PIDS+=("$MARS_PID")
+exec 3>"$TMP/fifo5"
+cat "$TMP/in5" >&3
+all_in() { [[ -s $TMP/b5 ]] && (($(wc -l <"$TMP/b5") >= 5000)); }
+wait_until 30 "5000 lines at the receiver" all_in
+maps_has "$MARS_PID" libcurl && fail "libcurl is mapped by a pipeline whose HTTP is all http://"
+grep -q "cannot load libcurl" "$TMP/direct.err" && fail "libcurl was tried: $(show_log "$TMP/direct.err")"
+exec 3>&-
+wait_exit "$MARS_PID" 30 "$TMP/direct.err"
+expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$TMP/direct.err")"
+cmp -s "$TMP/in5" "$TMP/b5" || fail "the bodies differ from the input: $(diff "$TMP/in5" "$TMP/b5" | head -3)"
+pass "5: 5000 lines over http:// with no libcurl in the process"

@@ -1,0 +1,96 @@
+/*
+ * http_client_internal.h - what core/http_client.c (libcurl) and core/http_direct.c (mars's
+ * own HTTP/1.1 for plain http://) share: the client and the per-request state. Not for use
+ * outside those two files.
+ *
+ * Thread: the client's loop.
+ */
+#ifndef MARS_HTTP_CLIENT_INTERNAL_H
+#define MARS_HTTP_CLIENT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "core/curl_api.h"
+#include "core/ev.h"
+#include "core/http_client.h"
+
+struct http_sock;
+struct h1_conn;
+
+struct mars_http_priv {
+    struct mars_http *h;
+    struct mars_http_req *req;
+    CURL *easy; /* NULL for a direct request */
+    struct curl_slist *hdrs;
+    char *connect_to_entry;
+    struct curl_slist *connect_to;
+    char *url; /* rewritten URL when tls.server_name is set */
+    char *body;
+    size_t len, cap, max;
+    int up_iov;    /* body_iov: the piece being read */
+    size_t up_off; /* bytes of it read */
+    bool truncated, aborted, cancelled;
+    int64_t retry_after_ns;
+    char errbuf[CURL_ERROR_SIZE];
+    struct mars_http_priv *prev, *next; /* active list */
+    struct mars_http_priv *next_done;   /* deferred completions */
+    struct h1_xfer *x;                  /* a direct request's exchange (http_direct.c) */
+};
+
+struct mars_http {
+    struct mars_ev_loop *loop;
+    CURLM *multi; /* NULL until the first request that needs libcurl */
+    bool curl_on_demand;
+    char *user_agent;
+    unsigned max_host_connections;
+    struct http_sock *socks;
+    struct mars_http_priv *active_list;
+    unsigned active;
+    /* timer */
+    struct mars_ev_op timer;
+    bool timer_armed;
+    int64_t timer_due; /* wanted deadline (monotonic ns), -1: none */
+    int64_t timer_armed_due;
+    /* deferred completions */
+    struct mars_ev_op kick;
+    bool kick_armed;
+    struct mars_http_priv *done_head, *done_tail;
+    bool shutting_down;
+    /* direct connections (http_direct.c): in use or idle, and closed ones to free */
+    struct h1_conn *conns, *graveyard;
+};
+
+/* ---- http_client.c, for http_direct.c ---- */
+
+/* A piece of the response body (kept up to max_body, or to req->on_data). false: the
+ * request's on_data asked to stop. */
+bool mars_http_priv_body(struct mars_http_priv *p, const char *s, size_t n);
+/* One response header line as received ("Name: value\r\n"): Retry-After, req->on_header. */
+void mars_http_priv_header(struct mars_http_priv *p, const char *line, size_t n);
+/* The request ended (status in the exchange, err 0) or failed (err < 0, text why): unlinks
+ * p, runs done() and frees p. Called from a loop callback, never inside submit. */
+void mars_http_priv_end(struct mars_http_priv *p, int status, int err, const char *text);
+/* Runs the client's deferred work soon (from a zero-delay op): completions, freeing closed
+ * direct connections. */
+void mars_http_kick(struct mars_http *h);
+
+/* ---- http_direct.c ---- */
+
+/* r can go without libcurl: http://, no user in the URL, no proxy in the environment,
+ * not HTTP/2. */
+bool mars_http_direct_ok(const struct mars_http_req *r);
+/* Starts p (its own exchange on a kept or new connection). 0, or a negative errno before
+ * anything is in flight. */
+int mars_http_direct_start(struct mars_http *h, struct mars_http_priv *p);
+/* Stops p's exchange (its connection is closed); p's done() is the caller's to deliver. */
+void mars_http_direct_cancel(struct mars_http *h, struct mars_http_priv *p);
+/* Frees p's exchange state (after done()). */
+void mars_http_direct_free(struct mars_http_priv *p);
+/* Closes every direct connection, idle or not (their ops are cancelled). */
+void mars_http_direct_shutdown(struct mars_http *h);
+/* Frees closed connections whose ops have all completed; all == true (destroy): every one. */
+void mars_http_direct_reap(struct mars_http *h, bool all);
+
+#endif

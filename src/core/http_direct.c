@@ -1,0 +1,803 @@
+/*
+ * http_direct.c - plain http:// requests without libcurl: HTTP/1.1 written and read by
+ * mars over core/conn, for the requests that ask for it (mars_http_req.direct: the sinks
+ * that ship data, http, elasticsearch and loki).
+ *
+ * Why not libcurl for these: libcurl copies every request body through its upload buffer
+ * and sends it a buffer at a time (on loopback each send also runs the receiver), and its
+ * global initialisation sets up OpenSSL even for http://; together about a third of
+ * file -> http's CPU above file -> tcp and 1.7 MiB of resident memory. Here the request
+ * head and the body's iovecs (the encoder's buffers, or the read chunks themselves) go to
+ * the kernel in one sendmsg, and a pipeline whose HTTP is all plain http:// never loads
+ * libcurl. https://, HTTP/2 (gRPC), proxies from the environment and URLs with a user stay
+ * with libcurl (http_client.c decides per request).
+ *
+ * An exchange (struct h1_xfer) runs on a connection (struct h1_conn) kept per client and
+ * reused for the same host and port after a complete response that allows it. A request
+ * on a reused connection that fails before any byte of the answer (the peer closed it
+ * while idle) is sent once more on a new connection, as browsers and libcurl do.
+ * Responses: status line, headers (Content-Length, Transfer-Encoding: chunked,
+ * Connection), a body by length, chunks (trailers are passed on like headers) or up to the
+ * close; 1xx answers are skipped. Each connection has one timer for its exchange's
+ * deadline (request timeout_ns); connect_timeout_ns is core/conn's.
+ *
+ * Lifetimes: a closed connection goes to the client's graveyard and is freed from the
+ * client's deferred work once core/conn has no op of it in flight and its timer is done,
+ * never inside one of its own callbacks.
+ *
+ * Thread: the client's loop.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/conn.h"
+#include "core/grow.h"
+#include "core/http_client_internal.h"
+
+#define LINE_MAX_BYTES (64u * 1024)
+#define KEEPALIVE_NS   (60LL * 1000000000)
+
+enum rstate {
+    RS_STATUS,
+    RS_HEADERS,
+    RS_BODY,       /* Content-Length: `left` bytes */
+    RS_CHUNK_SIZE, /* chunked: the size line */
+    RS_CHUNK_DATA, /* `left` bytes of a chunk */
+    RS_CHUNK_END,  /* the CRLF after a chunk */
+    RS_TRAILERS,
+    RS_EOF, /* no length: the body ends when the peer closes */
+    RS_DONE,
+};
+
+struct h1_conn {
+    struct mars_http *h;
+    struct mars_conn *c;
+    char *host, *port;
+    struct h1_xfer *x; /* the exchange on it; NULL when idle */
+    struct mars_ev_op timer;
+    bool timer_armed;
+    int64_t timer_armed_due;
+    bool closed; /* in the graveyard */
+    struct h1_conn *prev, *next;
+};
+
+struct h1_xfer {
+    struct mars_http_priv *p;
+    struct h1_conn *conn;
+    char *host, *port;
+    char *head;
+    size_t head_len, head_cap;
+    struct iovec *iov; /* head + body, copied for each send (core/conn advances it) */
+    int niov;
+    int64_t deadline; /* monotonic ns; 0: none */
+    bool fresh, reused, retried, sent, got_bytes, head_method;
+    /* the response */
+    enum rstate rs;
+    int status;
+    bool keep, chunked, has_len, leftover;
+    uint64_t left;
+    char *line; /* the line being read, with its line end */
+    size_t line_len, line_cap;
+};
+
+/* ---- the URL ---- */
+
+struct h1_url {
+    const char *authority, *host, *port, *path;
+    size_t authority_len, host_len, port_len, path_len;
+};
+
+/* http://host[:port][/path][?query][#fragment]; false for anything libcurl should handle
+ * (another scheme, a user, spaces or control bytes, a bad port). */
+static bool parse_url(const char *url, struct h1_url *u)
+{
+    memset(u, 0, sizeof(*u));
+    if (!url || strncasecmp(url, "http://", 7) != 0)
+        return false;
+    for (const unsigned char *s = (const unsigned char *)url; *s; s++)
+        if (*s <= 0x20 || *s >= 0x7f)
+            return false;
+    const char *a = url + 7;
+    size_t alen = strcspn(a, "/?#");
+    if (alen == 0 || memchr(a, '@', alen))
+        return false;
+    u->authority = a;
+    u->authority_len = alen;
+    const char *hp_end = a + alen, *colon;
+    if (a[0] == '[') {
+        const char *close = memchr(a, ']', alen);
+        if (!close)
+            return false;
+        u->host = a + 1;
+        u->host_len = (size_t)(close - a - 1);
+        colon = close + 1 < hp_end ? close + 1 : NULL;
+        if (colon && *colon != ':')
+            return false;
+    } else {
+        colon = memchr(a, ':', alen);
+        u->host = a;
+        u->host_len = colon ? (size_t)(colon - a) : alen;
+    }
+    if (u->host_len == 0)
+        return false;
+    if (colon && colon + 1 < hp_end) {
+        u->port = colon + 1;
+        u->port_len = (size_t)(hp_end - u->port);
+        unsigned long v = 0;
+        if (u->port_len > 5)
+            return false;
+        for (size_t i = 0; i < u->port_len; i++) {
+            if (u->port[i] < '0' || u->port[i] > '9')
+                return false;
+            v = v * 10 + (unsigned long)(u->port[i] - '0');
+        }
+        if (v == 0 || v > 65535)
+            return false;
+    }
+    u->path = hp_end;
+    u->path_len = strcspn(hp_end, "#");
+    return true;
+}
+
+static bool proxy_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v;
+}
+
+bool mars_http_direct_ok(const struct mars_http_req *r)
+{
+    struct h1_url u;
+    /* libcurl takes a proxy from these (http_proxy only in lower case); let it */
+    return r->direct && !r->http2_prior_knowledge && parse_url(r->url, &u) &&
+           !proxy_set("http_proxy") && !proxy_set("all_proxy") && !proxy_set("ALL_PROXY");
+}
+
+/* ---- the request head ---- */
+
+static void put(struct h1_xfer *x, bool *ok, const char *s, size_t n)
+{
+    if (!*ok || mars_grow(&x->head, &x->head_cap, x->head_len + n + 1, 1)) {
+        *ok = false;
+        return;
+    }
+    memcpy(x->head + x->head_len, s, n);
+    x->head_len += n;
+    x->head[x->head_len] = '\0';
+}
+
+static void puts_(struct h1_xfer *x, bool *ok, const char *s)
+{
+    put(x, ok, s, strlen(s));
+}
+
+static void put_base64(struct h1_xfer *x, bool *ok, const char *s, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned char)s[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned char)s[i + 1] << 8;
+        if (i + 2 < n)
+            v |= (unsigned char)s[i + 2];
+        char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
+                     i + 2 < n ? tab[v & 63] : '='};
+        put(x, ok, q, 4);
+    }
+}
+
+/* The caller's header named `name` (case-insensitive), if any. */
+static bool caller_has(const struct mars_http_req *r, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *const *hd = r->headers; hd && *hd; hd++)
+        if (strncasecmp(*hd, name, n) == 0 && (*hd)[n] == ':')
+            return true;
+    return false;
+}
+
+static int build_head(struct h1_xfer *x, const struct mars_http_req *r, const struct h1_url *u,
+                      const char *user_agent)
+{
+    bool ok = true, has_body = r->body || r->body_iov;
+    const char *method = r->method ? r->method : has_body ? "POST" : "GET";
+    char num[32];
+    x->head_len = 0;
+    x->head_method = strcmp(method, "HEAD") == 0;
+    puts_(x, &ok, method);
+    puts_(x, &ok, " ");
+    if (u->path_len == 0 || u->path[0] != '/')
+        puts_(x, &ok, "/");
+    put(x, &ok, u->path, u->path_len);
+    puts_(x, &ok, " HTTP/1.1\r\n");
+    if (!caller_has(r, "Host")) {
+        puts_(x, &ok, "Host: ");
+        put(x, &ok, u->authority, u->authority_len);
+        puts_(x, &ok, "\r\n");
+    }
+    if (!caller_has(r, "User-Agent")) {
+        puts_(x, &ok, "User-Agent: ");
+        puts_(x, &ok, user_agent);
+        puts_(x, &ok, "\r\n");
+    }
+    if (!caller_has(r, "Accept"))
+        puts_(x, &ok, "Accept: */*\r\n");
+    if (r->user) {
+        size_t ul = strlen(r->user), pl = r->password ? strlen(r->password) : 0;
+        char *cred = malloc(ul + pl + 2);
+        if (!cred)
+            return -ENOMEM;
+        memcpy(cred, r->user, ul);
+        cred[ul] = ':';
+        if (pl)
+            memcpy(cred + ul + 1, r->password, pl);
+        puts_(x, &ok, "Authorization: Basic ");
+        put_base64(x, &ok, cred, ul + pl + 1);
+        puts_(x, &ok, "\r\n");
+        explicit_bzero(cred, ul + pl + 1);
+        free(cred);
+    } else if (r->bearer) {
+        puts_(x, &ok, "Authorization: Bearer ");
+        puts_(x, &ok, r->bearer);
+        puts_(x, &ok, "\r\n");
+    }
+    for (const char *const *hd = r->headers; hd && *hd; hd++) {
+        const char *colon = strchr(*hd, ':');
+        if (!colon || colon[strspn(colon + 1, " \t") + 1] == '\0')
+            continue; /* "Name:" removes a header in libcurl's terms: nothing to send */
+        puts_(x, &ok, *hd);
+        puts_(x, &ok, "\r\n");
+    }
+    if (has_body || (strcmp(method, "GET") != 0 && !x->head_method)) {
+        snprintf(num, sizeof(num), "%zu", has_body ? r->body_len : (size_t)0);
+        puts_(x, &ok, "Content-Length: ");
+        puts_(x, &ok, num);
+        puts_(x, &ok, "\r\n");
+    }
+    puts_(x, &ok, "\r\n");
+    return ok ? 0 : -ENOMEM;
+}
+
+/* The iovecs of one send: the head, then the body. */
+static int fill_iov(struct h1_xfer *x)
+{
+    const struct mars_http_req *r = x->p->req;
+    int n = 1 + (r->body ? 1 : r->body_iov ? r->body_iovcnt : 0);
+    free(x->iov);
+    x->iov = calloc((size_t)n, sizeof(*x->iov));
+    if (!x->iov)
+        return -ENOMEM;
+    x->iov[0] = (struct iovec){.iov_base = x->head, .iov_len = x->head_len};
+    if (r->body)
+        x->iov[1] = (struct iovec){.iov_base = (void *)r->body, .iov_len = r->body_len};
+    else if (r->body_iov)
+        memcpy(x->iov + 1, r->body_iov, (size_t)r->body_iovcnt * sizeof(*x->iov));
+    x->niov = n;
+    return 0;
+}
+
+/* ---- connections ---- */
+
+static void on_conn_data(struct mars_conn *c, const char *s, size_t n);
+static void on_conn_close(struct mars_conn *c, int err);
+static void on_conn_idle(struct mars_conn *c, int err);
+static void on_timer(struct mars_ev_op *op, int res);
+
+static void conn_unlink(struct h1_conn **head, struct h1_conn *hc)
+{
+    if (hc->prev)
+        hc->prev->next = hc->next;
+    else
+        *head = hc->next;
+    if (hc->next)
+        hc->next->prev = hc->prev;
+    hc->prev = hc->next = NULL;
+}
+
+static void conn_push(struct h1_conn **head, struct h1_conn *hc)
+{
+    hc->prev = NULL;
+    hc->next = *head;
+    if (*head)
+        (*head)->prev = hc;
+    *head = hc;
+}
+
+/* Closes hc for good: to the graveyard, freed by mars_http_direct_reap. */
+static void conn_kill(struct h1_conn *hc)
+{
+    if (hc->closed)
+        return;
+    struct mars_http *h = hc->h;
+    hc->closed = true;
+    hc->x = NULL;
+    conn_unlink(&h->conns, hc);
+    conn_push(&h->graveyard, hc);
+    mars_conn_close(hc->c);
+    if (hc->timer_armed)
+        mars_ev_cancel(h->loop, &hc->timer);
+    mars_http_kick(h);
+}
+
+static struct h1_conn *conn_new(struct mars_http *h, struct h1_xfer *x)
+{
+    struct h1_conn *hc = calloc(1, sizeof(*hc));
+    if (!hc)
+        return NULL;
+    hc->h = h;
+    hc->host = strdup(x->host);
+    hc->port = strdup(x->port);
+    const struct mars_conn_opts o = {
+        .host = x->host,
+        .port = x->port,
+        .connect_timeout_ns = x->p->req->connect_timeout_ns,
+        .keepalive_ns = KEEPALIVE_NS,
+        .on_data = on_conn_data,
+        .on_close = on_conn_close,
+        .on_idle = on_conn_idle,
+        .data = hc,
+    };
+    hc->c = hc->host && hc->port ? mars_conn_create(h->loop, &o) : NULL;
+    if (!hc->c) {
+        free(hc->host);
+        free(hc->port);
+        free(hc);
+        return NULL;
+    }
+    conn_push(&h->conns, hc);
+    return hc;
+}
+
+static struct h1_conn *conn_idle(struct mars_http *h, const struct h1_xfer *x)
+{
+    for (struct h1_conn *hc = h->conns; hc; hc = hc->next)
+        if (!hc->x && mars_conn_state(hc->c) == MARS_CONN_READY && strcmp(hc->host, x->host) == 0 &&
+            strcmp(hc->port, x->port) == 0)
+            return hc;
+    return NULL;
+}
+
+static void timer_arm(struct h1_conn *hc, int64_t due)
+{
+    struct mars_http *h = hc->h;
+    if (hc->closed || h->shutting_down)
+        return;
+    if (hc->timer_armed) {
+        if (hc->timer_armed_due > due)
+            mars_ev_cancel(h->loop, &hc->timer); /* on_timer arms again for `due` */
+        return;
+    }
+    int64_t wait = due - mars_ev_now(h->loop);
+    mars_ev_prep_timer(&hc->timer, wait > 0 ? wait : 0, on_timer, hc);
+    if (mars_ev_submit(h->loop, &hc->timer) == 0) {
+        hc->timer_armed = true;
+        hc->timer_armed_due = due;
+    }
+}
+
+/* ---- an exchange ---- */
+
+static void xfer_detach(struct h1_xfer *x, bool keep)
+{
+    struct h1_conn *hc = x->conn;
+    if (!hc)
+        return;
+    x->conn = NULL;
+    hc->x = NULL;
+    if (!keep)
+        conn_kill(hc);
+}
+
+static void xfer_fail(struct h1_xfer *x, int err, const char *text)
+{
+    struct mars_http_priv *p = x->p;
+    snprintf(p->errbuf, sizeof(p->errbuf), "%s", text);
+    xfer_detach(x, false);
+    mars_http_priv_end(p, x->status, err, p->errbuf);
+}
+
+static void xfer_complete(struct h1_xfer *x)
+{
+    bool keep = x->keep && x->sent && !x->fresh && !x->leftover && x->rs == RS_DONE;
+    xfer_detach(x, keep);
+    mars_http_priv_end(x->p, x->status, 0, NULL);
+}
+
+static int xfer_go(struct h1_xfer *x, bool allow_reuse);
+
+/* A reused connection that failed before any byte of the answer had most likely been
+ * closed by the peer while idle: once more on a new one. */
+static bool xfer_retry(struct h1_xfer *x)
+{
+    if (!x->reused || x->retried || x->got_bytes)
+        return false;
+    x->retried = true;
+    xfer_detach(x, false);
+    int rc = xfer_go(x, false);
+    if (rc)
+        xfer_fail(x, rc, strerror(-rc));
+    return true;
+}
+
+static void on_sent(struct mars_conn *c, int err)
+{
+    struct h1_conn *hc = mars_conn_data(c);
+    struct h1_xfer *x = hc->x;
+    if (!x)
+        return;
+    if (err == 0) {
+        x->sent = true;
+        return;
+    }
+    if (!xfer_retry(x))
+        xfer_fail(x, err, mars_conn_error(c));
+}
+
+static int xfer_send(struct h1_xfer *x)
+{
+    int rc = fill_iov(x);
+    if (rc == 0)
+        rc = mars_conn_send(x->conn->c, x->iov, x->niov, on_sent);
+    return rc;
+}
+
+static void on_open(struct mars_conn *c, int err)
+{
+    struct h1_conn *hc = mars_conn_data(c);
+    struct h1_xfer *x = hc->x;
+    if (!x) {
+        conn_kill(hc);
+        return;
+    }
+    if (err) {
+        xfer_fail(x, err, mars_conn_error(c));
+        return;
+    }
+    int rc = xfer_send(x);
+    if (rc)
+        xfer_fail(x, rc, strerror(-rc));
+}
+
+static int xfer_go(struct h1_xfer *x, bool allow_reuse)
+{
+    struct mars_http *h = x->p->h;
+    struct h1_conn *hc = allow_reuse && !x->fresh ? conn_idle(h, x) : NULL;
+    x->reused = hc != NULL;
+    if (!hc && !(hc = conn_new(h, x)))
+        return -ENOMEM;
+    hc->x = x;
+    x->conn = hc;
+    x->rs = RS_STATUS;
+    x->status = 0;
+    x->sent = x->got_bytes = x->leftover = false;
+    x->line_len = 0;
+    if (x->deadline)
+        timer_arm(hc, x->deadline);
+    int rc = x->reused ? xfer_send(x) : mars_conn_open(hc->c, on_open);
+    if (rc) {
+        x->conn = NULL;
+        hc->x = NULL;
+        conn_kill(hc);
+    }
+    return rc;
+}
+
+int mars_http_direct_start(struct mars_http *h, struct mars_http_priv *p)
+{
+    const struct mars_http_req *r = p->req;
+    struct h1_url u;
+    if (!parse_url(r->url, &u))
+        return -EINVAL;
+    struct h1_xfer *x = calloc(1, sizeof(*x));
+    if (!x)
+        return -ENOMEM;
+    p->x = x;
+    x->p = p;
+    x->fresh = r->fresh_connection;
+    x->host = strndup(u.host, u.host_len);
+    x->port = u.port ? strndup(u.port, u.port_len) : strdup("80");
+    if (!x->host || !x->port)
+        return -ENOMEM; /* p->x is freed with p */
+    int rc = build_head(x, r, &u, h->user_agent);
+    if (rc)
+        return rc;
+    if (r->timeout_ns > 0)
+        x->deadline = mars_ev_now(h->loop) + r->timeout_ns;
+    return xfer_go(x, true);
+}
+
+void mars_http_direct_cancel(struct mars_http *h, struct mars_http_priv *p)
+{
+    (void)h;
+    if (p->x)
+        xfer_detach(p->x, false);
+}
+
+void mars_http_direct_free(struct mars_http_priv *p)
+{
+    struct h1_xfer *x = p->x;
+    if (!x)
+        return;
+    xfer_detach(x, false);
+    free(x->host);
+    free(x->port);
+    free(x->head);
+    free(x->iov);
+    free(x->line);
+    free(x);
+    p->x = NULL;
+}
+
+void mars_http_direct_shutdown(struct mars_http *h)
+{
+    while (h->conns)
+        conn_kill(h->conns);
+}
+
+void mars_http_direct_reap(struct mars_http *h, bool all)
+{
+    struct h1_conn *hc = h->graveyard;
+    while (hc) {
+        struct h1_conn *next = hc->next;
+        if (all || (!mars_conn_busy(hc->c) && !hc->timer_armed)) {
+            conn_unlink(&h->graveyard, hc);
+            mars_conn_destroy(hc->c);
+            free(hc->host);
+            free(hc->port);
+            free(hc);
+        }
+        hc = next;
+    }
+    if (all)
+        while (h->conns) {
+            hc = h->conns;
+            conn_unlink(&h->conns, hc);
+            mars_conn_destroy(hc->c);
+            free(hc->host);
+            free(hc->port);
+            free(hc);
+        }
+}
+
+/* ---- the response ---- */
+
+/* A header (or trailer) line without its line end: what the exchange needs from it. */
+static int header(struct h1_xfer *x, const char *s, size_t n)
+{
+    const char *colon = memchr(s, ':', n);
+    if (!colon)
+        return -EBADMSG;
+    size_t nlen = (size_t)(colon - s);
+    const char *v = colon + 1, *end = s + n;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    size_t vlen = (size_t)(end - v);
+    if (nlen == 14 && strncasecmp(s, "content-length", 14) == 0) {
+        uint64_t len = 0;
+        if (vlen == 0)
+            return -EBADMSG;
+        for (size_t i = 0; i < vlen && v[i] != ' ' && v[i] != '\t'; i++) {
+            if (v[i] < '0' || v[i] > '9' || len > UINT64_MAX / 20)
+                return -EBADMSG;
+            len = len * 10 + (uint64_t)(v[i] - '0');
+        }
+        if (x->has_len && len != x->left)
+            return -EBADMSG; /* two different lengths: the framing is unknowable */
+        x->has_len = true;
+        x->left = len;
+    } else if (nlen == 17 && strncasecmp(s, "transfer-encoding", 17) == 0) {
+        /* chunked is always the last coding when present */
+        x->chunked = vlen >= 7 && strncasecmp(end - 7, "chunked", 7) == 0;
+    } else if (nlen == 10 && strncasecmp(s, "connection", 10) == 0) {
+        for (size_t i = 0; i + 5 <= vlen; i++) {
+            if (strncasecmp(v + i, "close", 5) == 0)
+                x->keep = false;
+            else if (i + 10 <= vlen && strncasecmp(v + i, "keep-alive", 10) == 0)
+                x->keep = true;
+        }
+    }
+    return 0;
+}
+
+static int status_line(struct h1_xfer *x, const char *s, size_t n)
+{
+    /* HTTP/1.x SSS reason */
+    if (n < 12 || memcmp(s, "HTTP/1.", 7) != 0 || s[8] != ' ' || s[9] < '1' || s[9] > '5' ||
+        s[10] < '0' || s[10] > '9' || s[11] < '0' || s[11] > '9' || (n > 12 && s[12] != ' '))
+        return -EBADMSG;
+    x->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+    x->keep = s[7] != '0'; /* HTTP/1.0 keeps the connection only when it says so */
+    x->chunked = x->has_len = false;
+    x->left = 0;
+    return 0;
+}
+
+/* A whole line (x->line, line_len bytes with its line end) in the state it belongs to. */
+static int line(struct h1_xfer *x)
+{
+    const char *s = x->line;
+    size_t n = x->line_len;
+    int rc = 0;
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
+    switch (x->rs) {
+    case RS_STATUS:
+        if (n == 0)
+            return 0; /* a stray empty line before the status is tolerated */
+        if ((rc = status_line(x, s, n)) == 0)
+            x->rs = RS_HEADERS;
+        return rc;
+    case RS_HEADERS:
+        if (n > 0) {
+            mars_http_priv_header(x->p, s, x->line_len);
+            return header(x, s, n);
+        }
+        if (x->status / 100 == 1) {
+            if (x->status == 101)
+                return -EBADMSG; /* no upgrade was asked for */
+            x->rs = RS_STATUS;  /* an interim answer (100, 103): the real one follows */
+        } else if (x->head_method || x->status == 204 || x->status == 304) {
+            x->rs = RS_DONE;
+        } else if (x->chunked) {
+            x->rs = RS_CHUNK_SIZE;
+        } else if (x->has_len) {
+            x->rs = x->left ? RS_BODY : RS_DONE;
+        } else {
+            x->rs = RS_EOF;
+            x->keep = false;
+        }
+        return 0;
+    case RS_CHUNK_SIZE: {
+        uint64_t v = 0;
+        size_t i = 0;
+        for (; i < n; i++) {
+            char ch = s[i];
+            int d = ch >= '0' && ch <= '9'   ? ch - '0'
+                    : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                    : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                             : -1;
+            if (d < 0)
+                break;
+            if (v >> 56)
+                return -EBADMSG;
+            v = v * 16 + (uint64_t)d;
+        }
+        if (i == 0 || (i < n && s[i] != ';' && s[i] != ' ' && s[i] != '\t'))
+            return -EBADMSG;
+        x->left = v;
+        x->rs = v ? RS_CHUNK_DATA : RS_TRAILERS;
+        return 0;
+    }
+    case RS_CHUNK_END:
+        if (n != 0)
+            return -EBADMSG;
+        x->rs = RS_CHUNK_SIZE;
+        return 0;
+    case RS_TRAILERS:
+        if (n == 0) {
+            x->rs = RS_DONE;
+            return 0;
+        }
+        mars_http_priv_header(x->p, s, x->line_len);
+        return 0;
+    default:
+        return -EBADMSG;
+    }
+}
+
+/* Feeds the bytes of the answer: 0 more wanted, 1 the answer is complete, < 0 an error
+ * (-EBADMSG: not HTTP/1.x as it should be; -ECANCELED: on_data asked to stop). */
+static int parse(struct h1_xfer *x, const char *s, size_t n)
+{
+    while (n > 0 && x->rs != RS_DONE) {
+        if (x->rs == RS_BODY || x->rs == RS_CHUNK_DATA || x->rs == RS_EOF) {
+            size_t take = n;
+            if (x->rs != RS_EOF && x->left < take)
+                take = (size_t)x->left;
+            if (!mars_http_priv_body(x->p, s, take))
+                return -ECANCELED;
+            s += take;
+            n -= take;
+            if (x->rs == RS_EOF)
+                continue;
+            x->left -= take;
+            if (x->left == 0)
+                x->rs = x->rs == RS_BODY ? RS_DONE : RS_CHUNK_END;
+            continue;
+        }
+        const char *nl = memchr(s, '\n', n);
+        size_t take = nl ? (size_t)(nl - s) + 1 : n;
+        if (x->line_len + take > LINE_MAX_BYTES)
+            return -EBADMSG;
+        if (mars_grow(&x->line, &x->line_cap, x->line_len + take + 1, 1))
+            return -ENOMEM;
+        memcpy(x->line + x->line_len, s, take);
+        x->line_len += take;
+        s += take;
+        n -= take;
+        if (!nl)
+            break;
+        int rc = line(x);
+        x->line_len = 0;
+        if (rc)
+            return rc;
+    }
+    if (x->rs != RS_DONE)
+        return 0;
+    x->leftover = n > 0; /* bytes after the answer: the connection is not trusted again */
+    return 1;
+}
+
+static void on_conn_data(struct mars_conn *c, const char *s, size_t n)
+{
+    struct h1_conn *hc = mars_conn_data(c);
+    struct h1_xfer *x = hc->x;
+    if (!x) { /* bytes nobody asked for on an idle connection */
+        conn_kill(hc);
+        return;
+    }
+    x->got_bytes = true;
+    int rc = parse(x, s, n);
+    if (rc == 1)
+        xfer_complete(x);
+    else if (rc == -ECANCELED)
+        xfer_fail(x, rc, "request cancelled");
+    else if (rc < 0)
+        xfer_fail(x, rc,
+                  rc == -ENOMEM ? "out of memory reading the answer"
+                                : "the answer is not valid HTTP/1.1 (bad status line, header, "
+                                  "length or chunk)");
+}
+
+static void on_conn_close(struct mars_conn *c, int err)
+{
+    struct h1_conn *hc = mars_conn_data(c);
+    struct h1_xfer *x = hc->x;
+    char text[CURL_ERROR_SIZE];
+    if (!x) { /* an idle connection the peer closed */
+        conn_kill(hc);
+        return;
+    }
+    if (x->rs == RS_EOF) { /* the close ends a body without a length */
+        x->rs = RS_DONE;
+        xfer_complete(x);
+        return;
+    }
+    if (xfer_retry(x))
+        return;
+    snprintf(text, sizeof(text), "%s before the answer was complete",
+             err ? mars_conn_error(c) : "connection closed");
+    xfer_fail(x, -ECONNRESET, text);
+}
+
+static void on_conn_idle(struct mars_conn *c, int err)
+{
+    struct h1_conn *hc = mars_conn_data(c);
+    (void)err;
+    mars_http_kick(hc->h);
+}
+
+static void on_timer(struct mars_ev_op *op, int res)
+{
+    struct h1_conn *hc = op->data;
+    (void)res;
+    hc->timer_armed = false;
+    if (hc->closed) {
+        mars_http_kick(hc->h);
+        return;
+    }
+    struct h1_xfer *x = hc->x;
+    if (!x || !x->deadline)
+        return;
+    if (mars_ev_now(hc->h->loop) < x->deadline) {
+        timer_arm(hc, x->deadline);
+        return;
+    }
+    char text[96];
+    snprintf(text, sizeof(text), "request timed out after %lld ms",
+             (long long)(x->p->req->timeout_ns / 1000000));
+    xfer_fail(x, -ETIMEDOUT, text);
+}

@@ -66,9 +66,9 @@ struct mars_http {
 
 /* A piece of the response body (kept up to max_body, or to req->on_data). false: the
  * request's on_data asked to stop. */
-bool mars_http_priv_body(struct mars_http_priv *p, const char *s, size_t n);
+bool mars_http_priv_body(struct mars_http_priv *pv, const char *p, size_t len);
 /* One response header line as received ("Name: value\r\n"): Retry-After, req->on_header. */
-void mars_http_priv_header(struct mars_http_priv *p, const char *line, size_t n);
+void mars_http_priv_header(struct mars_http_priv *pv, const char *p, size_t len);
 /* The request ended (status in the exchange, err 0) or failed (err < 0, text why): unlinks
  * p, runs done() and frees p. Called from a loop callback, never inside submit. */
 void mars_http_priv_end(struct mars_http_priv *p, int status, int err, const char *text);

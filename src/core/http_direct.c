@@ -638,7 +638,7 @@ static int line(struct h1_xfer *x)
         if (x->status / 100 == 1) {
             if (x->status == 101)
                 return -EBADMSG; /* no upgrade was asked for */
-            x->rs = RS_STATUS;  /* an interim answer (100, 103): the real one follows */
+            x->rs = RS_STATUS;   /* an interim answer (100, 103): the real one follows */
         } else if (x->head_method || x->status == 204 || x->status == 304) {
             x->rs = RS_DONE;
         } else if (x->chunked) {

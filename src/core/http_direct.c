@@ -35,22 +35,10 @@
 
 #include "core/conn.h"
 #include "core/grow.h"
+#include "core/http1_parse.h"
 #include "core/http_client_internal.h"
 
-#define LINE_MAX_BYTES (64u * 1024)
-#define KEEPALIVE_NS   (60LL * 1000000000)
-
-enum rstate {
-    RS_STATUS,
-    RS_HEADERS,
-    RS_BODY,       /* Content-Length: `left` bytes */
-    RS_CHUNK_SIZE, /* chunked: the size line */
-    RS_CHUNK_DATA, /* `left` bytes of a chunk */
-    RS_CHUNK_END,  /* the CRLF after a chunk */
-    RS_TRAILERS,
-    RS_EOF, /* no length: the body ends when the peer closes */
-    RS_DONE,
-};
+#define KEEPALIVE_NS (60LL * 1000000000)
 
 struct h1_conn {
     struct mars_http *h;
@@ -73,14 +61,8 @@ struct h1_xfer {
     struct iovec *iov; /* head + body, copied for each send (core/conn advances it) */
     int niov;
     int64_t deadline; /* monotonic ns; 0: none */
-    bool fresh, reused, retried, sent, got_bytes, head_method;
-    /* the response */
-    enum rstate rs;
-    int status;
-    bool keep, chunked, has_len, leftover;
-    uint64_t left;
-    char *line; /* the line being read, with its line end */
-    size_t line_len, line_cap;
+    bool fresh, reused, retried, sent, got_bytes;
+    struct mars_h1_parser resp;
 };
 
 /* ---- the URL ---- */
@@ -206,7 +188,7 @@ static int build_head(struct h1_xfer *x, const struct mars_http_req *r, const st
     const char *method = r->method ? r->method : has_body ? "POST" : "GET";
     char num[32];
     x->head_len = 0;
-    x->head_method = strcmp(method, "HEAD") == 0;
+    x->resp.head_method = strcmp(method, "HEAD") == 0;
     puts_(x, &ok, method);
     puts_(x, &ok, " ");
     if (u->path_len == 0 || u->path[0] != '/')
@@ -251,7 +233,7 @@ static int build_head(struct h1_xfer *x, const struct mars_http_req *r, const st
         puts_(x, &ok, *hd);
         puts_(x, &ok, "\r\n");
     }
-    if (has_body || (strcmp(method, "GET") != 0 && !x->head_method)) {
+    if (has_body || (strcmp(method, "GET") != 0 && !x->resp.head_method)) {
         snprintf(num, sizeof(num), "%zu", has_body ? r->body_len : (size_t)0);
         puts_(x, &ok, "Content-Length: ");
         puts_(x, &ok, num);
@@ -396,14 +378,14 @@ static void xfer_fail(struct h1_xfer *x, int err, const char *text)
     struct mars_http_priv *p = x->p;
     snprintf(p->errbuf, sizeof(p->errbuf), "%s", text);
     xfer_detach(x, false);
-    mars_http_priv_end(p, x->status, err, p->errbuf);
+    mars_http_priv_end(p, x->resp.status, err, p->errbuf);
 }
 
 static void xfer_complete(struct h1_xfer *x)
 {
-    bool keep = x->keep && x->sent && !x->fresh && !x->leftover && x->rs == RS_DONE;
+    bool keep = mars_h1_reusable(&x->resp) && x->sent && !x->fresh;
     xfer_detach(x, keep);
-    mars_http_priv_end(x->p, x->status, 0, NULL);
+    mars_http_priv_end(x->p, x->resp.status, 0, NULL);
 }
 
 static int xfer_go(struct h1_xfer *x, bool allow_reuse);
@@ -470,10 +452,8 @@ static int xfer_go(struct h1_xfer *x, bool allow_reuse)
         return -ENOMEM;
     hc->x = x;
     x->conn = hc;
-    x->rs = RS_STATUS;
-    x->status = 0;
-    x->sent = x->got_bytes = x->leftover = false;
-    x->line_len = 0;
+    mars_h1_parser_reset(&x->resp);
+    x->sent = x->got_bytes = false;
     if (x->deadline)
         timer_arm(hc, x->deadline);
     int rc = x->reused ? xfer_send(x) : mars_conn_open(hc->c, on_open);
@@ -483,6 +463,16 @@ static int xfer_go(struct h1_xfer *x, bool allow_reuse)
         conn_kill(hc);
     }
     return rc;
+}
+
+static bool resp_body(void *data, const char *s, size_t n)
+{
+    return mars_http_priv_body(data, s, n);
+}
+
+static void resp_header(void *data, const char *line, size_t n)
+{
+    mars_http_priv_header(data, line, n);
 }
 
 int mars_http_direct_start(struct mars_http *h, struct mars_http_priv *p)
@@ -497,6 +487,9 @@ int mars_http_direct_start(struct mars_http *h, struct mars_http_priv *p)
     p->x = x;
     x->p = p;
     x->fresh = r->fresh_connection;
+    x->resp.on_body = resp_body;
+    x->resp.on_header = resp_header;
+    x->resp.data = p;
     x->host = strndup(u.host, u.host_len);
     x->port = u.port ? strndup(u.port, u.port_len) : strdup("80");
     if (!x->host || !x->port)
@@ -526,7 +519,7 @@ void mars_http_direct_free(struct mars_http_priv *p)
     free(x->port);
     free(x->head);
     free(x->iov);
-    free(x->line);
+    mars_h1_parser_fini(&x->resp);
     free(x);
     p->x = NULL;
 }
@@ -562,175 +555,6 @@ void mars_http_direct_reap(struct mars_http *h, bool all)
         }
 }
 
-/* ---- the response ---- */
-
-/* A header (or trailer) line without its line end: what the exchange needs from it. */
-static int header(struct h1_xfer *x, const char *s, size_t n)
-{
-    const char *colon = memchr(s, ':', n);
-    if (!colon)
-        return -EBADMSG;
-    size_t nlen = (size_t)(colon - s);
-    const char *v = colon + 1, *end = s + n;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    size_t vlen = (size_t)(end - v);
-    if (nlen == 14 && strncasecmp(s, "content-length", 14) == 0) {
-        uint64_t len = 0;
-        if (vlen == 0)
-            return -EBADMSG;
-        for (size_t i = 0; i < vlen && v[i] != ' ' && v[i] != '\t'; i++) {
-            if (v[i] < '0' || v[i] > '9' || len > UINT64_MAX / 20)
-                return -EBADMSG;
-            len = len * 10 + (uint64_t)(v[i] - '0');
-        }
-        if (x->has_len && len != x->left)
-            return -EBADMSG; /* two different lengths: the framing is unknowable */
-        x->has_len = true;
-        x->left = len;
-    } else if (nlen == 17 && strncasecmp(s, "transfer-encoding", 17) == 0) {
-        /* chunked is always the last coding when present */
-        x->chunked = vlen >= 7 && strncasecmp(end - 7, "chunked", 7) == 0;
-    } else if (nlen == 10 && strncasecmp(s, "connection", 10) == 0) {
-        for (size_t i = 0; i + 5 <= vlen; i++) {
-            if (strncasecmp(v + i, "close", 5) == 0)
-                x->keep = false;
-            else if (i + 10 <= vlen && strncasecmp(v + i, "keep-alive", 10) == 0)
-                x->keep = true;
-        }
-    }
-    return 0;
-}
-
-static int status_line(struct h1_xfer *x, const char *s, size_t n)
-{
-    /* HTTP/1.x SSS reason */
-    if (n < 12 || memcmp(s, "HTTP/1.", 7) != 0 || s[8] != ' ' || s[9] < '1' || s[9] > '5' ||
-        s[10] < '0' || s[10] > '9' || s[11] < '0' || s[11] > '9' || (n > 12 && s[12] != ' '))
-        return -EBADMSG;
-    x->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
-    x->keep = s[7] != '0'; /* HTTP/1.0 keeps the connection only when it says so */
-    x->chunked = x->has_len = false;
-    x->left = 0;
-    return 0;
-}
-
-/* A whole line (x->line, line_len bytes with its line end) in the state it belongs to. */
-static int line(struct h1_xfer *x)
-{
-    const char *s = x->line;
-    size_t n = x->line_len;
-    int rc = 0;
-    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-        n--;
-    switch (x->rs) {
-    case RS_STATUS:
-        if (n == 0)
-            return 0; /* a stray empty line before the status is tolerated */
-        if ((rc = status_line(x, s, n)) == 0)
-            x->rs = RS_HEADERS;
-        return rc;
-    case RS_HEADERS:
-        if (n > 0) {
-            mars_http_priv_header(x->p, s, x->line_len);
-            return header(x, s, n);
-        }
-        if (x->status / 100 == 1) {
-            if (x->status == 101)
-                return -EBADMSG; /* no upgrade was asked for */
-            x->rs = RS_STATUS;   /* an interim answer (100, 103): the real one follows */
-        } else if (x->head_method || x->status == 204 || x->status == 304) {
-            x->rs = RS_DONE;
-        } else if (x->chunked) {
-            x->rs = RS_CHUNK_SIZE;
-        } else if (x->has_len) {
-            x->rs = x->left ? RS_BODY : RS_DONE;
-        } else {
-            x->rs = RS_EOF;
-            x->keep = false;
-        }
-        return 0;
-    case RS_CHUNK_SIZE: {
-        uint64_t v = 0;
-        size_t i = 0;
-        for (; i < n; i++) {
-            char ch = s[i];
-            int d = ch >= '0' && ch <= '9'   ? ch - '0'
-                    : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                    : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                             : -1;
-            if (d < 0)
-                break;
-            if (v >> 56)
-                return -EBADMSG;
-            v = v * 16 + (uint64_t)d;
-        }
-        if (i == 0 || (i < n && s[i] != ';' && s[i] != ' ' && s[i] != '\t'))
-            return -EBADMSG;
-        x->left = v;
-        x->rs = v ? RS_CHUNK_DATA : RS_TRAILERS;
-        return 0;
-    }
-    case RS_CHUNK_END:
-        if (n != 0)
-            return -EBADMSG;
-        x->rs = RS_CHUNK_SIZE;
-        return 0;
-    case RS_TRAILERS:
-        if (n == 0) {
-            x->rs = RS_DONE;
-            return 0;
-        }
-        mars_http_priv_header(x->p, s, x->line_len);
-        return 0;
-    default:
-        return -EBADMSG;
-    }
-}
-
-/* Feeds the bytes of the answer: 0 more wanted, 1 the answer is complete, < 0 an error
- * (-EBADMSG: not HTTP/1.x as it should be; -ECANCELED: on_data asked to stop). */
-static int parse(struct h1_xfer *x, const char *s, size_t n)
-{
-    while (n > 0 && x->rs != RS_DONE) {
-        if (x->rs == RS_BODY || x->rs == RS_CHUNK_DATA || x->rs == RS_EOF) {
-            size_t take = n;
-            if (x->rs != RS_EOF && x->left < take)
-                take = (size_t)x->left;
-            if (!mars_http_priv_body(x->p, s, take))
-                return -ECANCELED;
-            s += take;
-            n -= take;
-            if (x->rs == RS_EOF)
-                continue;
-            x->left -= take;
-            if (x->left == 0)
-                x->rs = x->rs == RS_BODY ? RS_DONE : RS_CHUNK_END;
-            continue;
-        }
-        const char *nl = memchr(s, '\n', n);
-        size_t take = nl ? (size_t)(nl - s) + 1 : n;
-        if (x->line_len + take > LINE_MAX_BYTES)
-            return -EBADMSG;
-        if (mars_grow(&x->line, &x->line_cap, x->line_len + take + 1, 1))
-            return -ENOMEM;
-        memcpy(x->line + x->line_len, s, take);
-        x->line_len += take;
-        s += take;
-        n -= take;
-        if (!nl)
-            break;
-        int rc = line(x);
-        x->line_len = 0;
-        if (rc)
-            return rc;
-    }
-    if (x->rs != RS_DONE)
-        return 0;
-    x->leftover = n > 0; /* bytes after the answer: the connection is not trusted again */
-    return 1;
-}
-
 static void on_conn_data(struct mars_conn *c, const char *s, size_t n)
 {
     struct h1_conn *hc = mars_conn_data(c);
@@ -740,7 +564,7 @@ static void on_conn_data(struct mars_conn *c, const char *s, size_t n)
         return;
     }
     x->got_bytes = true;
-    int rc = parse(x, s, n);
+    int rc = mars_h1_parse(&x->resp, s, n);
     if (rc == 1)
         xfer_complete(x);
     else if (rc == -ECANCELED)
@@ -761,8 +585,7 @@ static void on_conn_close(struct mars_conn *c, int err)
         conn_kill(hc);
         return;
     }
-    if (x->rs == RS_EOF) { /* the close ends a body without a length */
-        x->rs = RS_DONE;
+    if (mars_h1_parse_close(&x->resp)) { /* the close ends a body without a length */
         xfer_complete(x);
         return;
     }

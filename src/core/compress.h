@@ -8,6 +8,7 @@
 #ifndef MARS_COMPRESS_H
 #define MARS_COMPRESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/uio.h>
 
@@ -20,7 +21,8 @@ struct mars_compressor {
     unsigned char *out; /* owned; valid until the next call or fini */
     size_t len, cap;
     void *zstd_ctx; /* reused ZSTD_CCtx */
-    void *gz;       /* z_stream of a streaming gzip between begin and end */
+    void *gz;       /* reused z_stream (deflateReset between streams) */
+    bool gz_open;   /* a gzip stream is between begin and end */
 };
 
 void mars_compressor_init(struct mars_compressor *c, enum mars_codec codec, int level);

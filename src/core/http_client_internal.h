@@ -42,7 +42,6 @@ struct mars_http_priv {
 struct mars_http {
     struct mars_ev_loop *loop;
     CURLM *multi; /* NULL until the first request that needs libcurl */
-    bool curl_on_demand;
     char *user_agent;
     unsigned max_host_connections;
     struct http_sock *socks;

@@ -304,6 +304,15 @@ static void conn_kill(struct h1_conn *hc)
     mars_http_kick(h);
 }
 
+/* Frees hc, which is on no list and has no op of its own in flight. */
+static void conn_free(struct h1_conn *hc)
+{
+    mars_conn_destroy(hc->c);
+    free(hc->host);
+    free(hc->port);
+    free(hc);
+}
+
 static struct h1_conn *conn_new(struct mars_http *h, struct h1_xfer *x)
 {
     struct h1_conn *hc = calloc(1, sizeof(*hc));
@@ -324,9 +333,7 @@ static struct h1_conn *conn_new(struct mars_http *h, struct h1_xfer *x)
     };
     hc->c = hc->host && hc->port ? mars_conn_create(h->loop, &o) : NULL;
     if (!hc->c) {
-        free(hc->host);
-        free(hc->port);
-        free(hc);
+        conn_free(hc);
         return NULL;
     }
     conn_push(&h->conns, hc);
@@ -537,10 +544,7 @@ void mars_http_direct_reap(struct mars_http *h, bool all)
         struct h1_conn *next = hc->next;
         if (all || (!mars_conn_busy(hc->c) && !hc->timer_armed)) {
             conn_unlink(&h->graveyard, hc);
-            mars_conn_destroy(hc->c);
-            free(hc->host);
-            free(hc->port);
-            free(hc);
+            conn_free(hc);
         }
         hc = next;
     }
@@ -548,10 +552,7 @@ void mars_http_direct_reap(struct mars_http *h, bool all)
         while (h->conns) {
             hc = h->conns;
             conn_unlink(&h->conns, hc);
-            mars_conn_destroy(hc->c);
-            free(hc->host);
-            free(hc->port);
-            free(hc);
+            conn_free(hc);
         }
 }
 

@@ -472,22 +472,26 @@ static void test_shutdown_in_flight(void **state)
 
 /* ---- answers libcurl reads for us: the direct path's own ---- */
 
+/* Submits c and waits for its answer, which must be `status` with `body`. */
+static void expect_answer(struct call *c, int status, const char *body)
+{
+    assert_int_equal(mars_http_submit(g_http, &c->req), 0);
+    mars_test_run_until(&c->done, 1, DEADLINE_NS);
+    assert_int_equal(c->error, 0);
+    assert_int_equal(c->status, status);
+    assert_string_equal(c->body, body);
+}
+
 static void test_chunked(void **state)
 {
     (void)state;
     struct call c;
     call_init(&c, "/chunked");
-    assert_int_equal(mars_http_submit(g_http, &c.req), 0);
-    mars_test_run_until(&c.done, 1, DEADLINE_NS);
-    assert_int_equal(c.error, 0);
-    assert_int_equal(c.status, 200);
-    assert_string_equal(c.body, "hello, world");
+    expect_answer(&c, 200, "hello, world");
     /* the connection is kept after a chunked answer */
     int before = atomic_load(&g_conns);
     call_init(&c, "/ok");
-    assert_int_equal(mars_http_submit(g_http, &c.req), 0);
-    mars_test_run_until(&c.done, 1, DEADLINE_NS);
-    assert_int_equal(c.status, 200);
+    expect_answer(&c, 200, "hello");
     assert_int_equal(atomic_load(&g_conns) - before, 0);
 }
 
@@ -496,19 +500,11 @@ static void test_eof_body_and_interim(void **state)
     (void)state;
     struct call e, k;
     call_init(&e, "/eof");
-    assert_int_equal(mars_http_submit(g_http, &e.req), 0);
-    mars_test_run_until(&e.done, 1, DEADLINE_NS);
-    assert_int_equal(e.error, 0);
-    assert_int_equal(e.status, 200);
-    assert_string_equal(e.body, "until the end");
+    expect_answer(&e, 200, "until the end");
     call_init(&k, "/continue");
     k.req.body = "data";
     k.req.body_len = 4;
-    assert_int_equal(mars_http_submit(g_http, &k.req), 0);
-    mars_test_run_until(&k.done, 1, DEADLINE_NS);
-    assert_int_equal(k.error, 0);
-    assert_int_equal(k.status, 201);
-    assert_string_equal(k.body, "done");
+    expect_answer(&k, 201, "done");
 }
 
 /* The peer closes a kept connection after answering, without a Connection: close: the next
@@ -519,11 +515,7 @@ static void test_peer_closes_kept(void **state)
     for (int i = 0; i < 5; i++) {
         struct call c;
         call_init(&c, "/close");
-        assert_int_equal(mars_http_submit(g_http, &c.req), 0);
-        mars_test_run_until(&c.done, 1, DEADLINE_NS);
-        assert_int_equal(c.error, 0);
-        assert_int_equal(c.status, 200);
-        assert_string_equal(c.body, "bye");
+        expect_answer(&c, 200, "bye");
     }
 }
 
@@ -545,10 +537,7 @@ static void test_basic_auth(void **state)
     call_init(&c, "/auth");
     c.req.user = "mars";
     c.req.password = "s3cret:x";
-    assert_int_equal(mars_http_submit(g_http, &c.req), 0);
-    mars_test_run_until(&c.done, 1, DEADLINE_NS);
-    assert_int_equal(c.status, 200);
-    assert_string_equal(c.body, "Basic bWFyczpzM2NyZXQ6eA=="); /* base64("mars:s3cret:x") */
+    expect_answer(&c, 200, "Basic bWFyczpzM2NyZXQ6eA=="); /* base64("mars:s3cret:x") */
 }
 
 static void test_url_direct(void **state)

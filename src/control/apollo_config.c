@@ -483,6 +483,7 @@ static void request(struct mars_apollo_config *ac, bool poll)
                                      .timeout_ns = poll ? 90 * S_NS : 5 * S_NS,
                                      .connect_timeout_ns = S_NS,
                                      .max_body = 8u << 20,
+                                     .direct = true,
                                      .done = on_resp,
                                      .data = ac};
     if (rc == 0)
@@ -555,10 +556,14 @@ struct mars_apollo_config *mars_apollo_config_start(const char *uri, char *why, 
     ac->notif_id = -1;
     ac->uri = strdup(uri);
     int rc = ac->uri ? parse_uri(ac, uri, why, wlen) : -ENOMEM;
+    struct mars_http_opts ho = {.curl_on_demand = true}; /* libcurl only for https:// */
+    for (size_t i = 0; i < ac->ncs; i++)
+        if (!mars_http_url_direct(ac->cs[i]))
+            ho.curl_on_demand = false;
     const struct mars_ev_backend *b =
         rc == 0 ? mars_ev_backend_select("libevent", bwhy, sizeof(bwhy)) : NULL;
     if (rc == 0 && (!b || !(ac->loop = mars_ev_loop_create(b)) ||
-                    !(ac->http = mars_http_create(ac->loop, NULL)) ||
+                    !(ac->http = mars_http_create(ac->loop, &ho)) ||
                     mars_ev_async_init(ac->loop, &ac->wake, on_wake, ac)))
         rc = -EIO;
     if (rc == 0) {

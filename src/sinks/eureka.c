@@ -456,7 +456,12 @@ static int start_registrar(struct eu_sink *es)
         if (!mars_eureka_inst_add(es, &d, EU_STATIC))
             return -ENOMEM;
     }
-    es->http = mars_http_create(es->loop, NULL);
+    /* libcurl only if a server needs it (https://, a proxy): loaded at that request */
+    struct mars_http_opts ho = {.curl_on_demand = true};
+    for (size_t i = 0; i < es->nservers; i++)
+        if (!mars_http_url_direct(es->servers[i].url))
+            ho.curl_on_demand = false;
+    es->http = mars_http_create(es->loop, &ho);
     if (!es->http)
         return -errno;
     mars_eureka_take_over(es);

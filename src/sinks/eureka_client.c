@@ -355,7 +355,8 @@ static void fill_req(struct eu_inst *in, struct mars_http_req *r, const char *me
                                 .tls = &es->tls,
                                 .done = done,
                                 .data = in,
-                                .max_body = 1024};
+                                .max_body = 1024,
+                                .direct = true};
     if (sv->user) {
         r->user = sv->user;
         r->password = sv->password;

@@ -202,7 +202,8 @@ void mars_eureka_deregister_leftovers(void *obj)
     char why[128];
     const struct mars_ev_backend *be = mars_ev_backend_select("libevent", why, sizeof(why));
     struct mars_ev_loop *loop = be ? mars_ev_loop_create(be) : NULL;
-    struct mars_http *http = loop ? mars_http_create(loop, NULL) : NULL;
+    struct mars_http *http =
+        loop ? mars_http_create(loop, &(struct mars_http_opts){.curl_on_demand = true}) : NULL;
     struct mars_http_req *reqs = calloc(k->n ? k->n : 1, sizeof(*reqs));
     char **urls = calloc(k->n ? k->n : 1, sizeof(*urls));
     struct leftover lo = {.id = k->id};
@@ -227,6 +228,7 @@ void mars_eureka_deregister_leftovers(void *obj)
                                          .tls = &tls,
                                          .user = sv->user ? sv->user : k->username,
                                          .password = sv->user ? sv->password : k->password,
+                                         .direct = true,
                                          .done = on_leftover_deleted,
                                          .data = &lo};
         if (mars_http_submit(http, &reqs[i]) == 0)

@@ -139,6 +139,7 @@ static int submit(struct ap *ap, struct ap_req *r, const struct ap_app_conf *a, 
     r->http.timeout_ns = timeout;
     r->http.connect_timeout_ns = ap->conf->connect_timeout;
     r->http.max_body = MAX_BODY;
+    r->http.direct = true;
     int rc = mars_http_submit(ap->http, &r->http);
     r->busy = rc == 0;
     return rc;
@@ -651,7 +652,11 @@ static int apollo_init(struct mars_source *s)
             u[--l] = '\0';
         ap->cs[ap->ncs++] = u;
     }
-    if (rc == 0 && !(ap->http = mars_http_create(mars_source_loop(s), NULL)))
+    struct mars_http_opts ho = {.curl_on_demand = true};
+    for (size_t i = 0; i < ap->ncs; i++)
+        if (!mars_http_url_direct(ap->cs[i]))
+            ho.curl_on_demand = false;
+    if (rc == 0 && !(ap->http = mars_http_create(mars_source_loop(s), &ho)))
         rc = -errno;
     if (rc) {
         apollo_free(ap);

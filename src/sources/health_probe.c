@@ -333,7 +333,8 @@ static void start_http(struct health_probe *p)
 {
     if (!p->http && !(p->http = mars_http_create(
                           p->loop, &(struct mars_http_opts){
-                                       .user_agent = "mars-health-check/" MARS_VERSION}))) {
+                                       .user_agent = "mars-health-check/" MARS_VERSION,
+                                       .curl_on_demand = mars_http_url_direct(p->conf->url)}))) {
         decide(p, false, "cannot create an HTTP client: %s", strerror(errno));
         return;
     }
@@ -346,6 +347,7 @@ static void start_http(struct health_probe *p)
         .tls = &p->htls,
         .max_body = p->cap ? p->cap : 1,
         .fresh_connection = true,
+        .direct = true,
         .done = on_http_done,
         .data = p,
     };

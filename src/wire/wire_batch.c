@@ -359,8 +359,8 @@ static bool decode_field_msg(struct pb r, struct dec_field *m, const char **why)
 {
     *m = (struct dec_field){.key = {r.p, r.p}, .value = {r.p, r.p}};
     while (r.p < r.end) {
-        uint32_t num;
-        unsigned wt;
+        uint32_t num = 0;
+        unsigned wt = 0;
         uint64_t v = 0;
         if (!pb_tag(&r, &num, &wt, why))
             return false;
@@ -399,8 +399,8 @@ static bool decode_event_msg(struct pb r, struct dec_event *m, const char **why)
 {
     *m = (struct dec_event){.msg = {r.p, r.p}, .file = {r.p, r.p}, .host = {r.p, r.p}};
     while (r.p < r.end) {
-        uint32_t num;
-        unsigned wt;
+        uint32_t num = 0;
+        unsigned wt = 0;
         uint64_t v = 0;
         struct pb sub;
         if (!pb_tag(&r, &num, &wt, why))
@@ -600,8 +600,8 @@ static int decode_event(struct mars_batch *b, struct pb r, struct dec_state *st,
     /* the second pass: the fields, in order (a parent before its members) */
     uint32_t pos = 0;
     while (r.p < r.end) {
-        uint32_t num;
-        unsigned wt;
+        uint32_t num = 0;
+        unsigned wt = 0;
         struct pb sub;
         pb_tag(&r, &num, &wt, why); /* the first pass parsed every tag */
         if (num != 5) {
@@ -626,8 +626,8 @@ static int decode_batch(const uint8_t *p, size_t n, struct mars_batch *b, const 
     struct pb r = {p, p + n};
     struct dec_state st = {0};
     while (r.p < r.end) {
-        uint32_t num;
-        unsigned wt;
+        uint32_t num = 0;
+        unsigned wt = 0;
         uint64_t v;
         struct pb ev;
         if (!pb_tag(&r, &num, &wt, why))

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # libcurl is opened at run time (core/curl_api.h):
 #   1. a pipeline without HTTP never maps libcurl (nor GnuTLS, which it brings along);
-#   2. a pipeline with an HTTP component maps it and works: a health check's http probe
-#      goes UP against a local server;
+#   2. a health check's http:// probe goes UP against a local server without libcurl (it
+#      goes through core/http_direct.c), while an https:// probe maps libcurl;
 #   3. mars runs with GNUTLS_NO_IMPLICIT_INIT=1, and the processes it starts do not see it
 #      (an exec probe that fails when the variable is set goes UP);
 #   4. where libcurl cannot be opened, an https:// sink fails to start with the reason and
@@ -74,14 +74,33 @@ api=127.0.0.1:$(api_port "$TMP/http.err")
 health() { curl -s -o "$TMP/h.json" -w '%{http_code}' "http://$api/health/$1"; }
 is_up() { [[ $(health "$1") == 200 ]]; }
 wait_until 30 "the http check UP" is_up web
-maps_has "$MARS_PID" libcurl || fail "libcurl is not mapped although the http probe ran"
-grep -q "loaded libcurl [0-9].* (GnuTLS's implicit initialisation off)" "$TMP/http.err" ||
-    fail "no libcurl loaded with GnuTLS idle: $(show_log "$TMP/http.err")"
+maps_has "$MARS_PID" libcurl && fail "libcurl is mapped although the only probe is http://"
 wait_until 30 "the exec check UP (its environment lacks the variable): $(health env; cat "$TMP/h.json")" is_up env
 kill -TERM "$MARS_PID"
 wait_exit "$MARS_PID" 30 "$TMP/http.err"
 expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$TMP/http.err")"
-pass "2, 3: libcurl mapped and the probe UP; the child's environment without the variable"
+pass "2, 3: the http:// probe UP without libcurl; the child's environment without the variable"
+
+say "2: an https:// probe loads libcurl"
+cat >"$TMP/https.yaml" <<YAML
+data_dir: $TMP/data2s
+api: {address: "127.0.0.1:0"}
+sources:
+  hc:
+    type: health_check
+    checks:
+      - {name: tls, type: http, url: "https://127.0.0.1:$web_port/", interval: 200ms, timeout: 2s}
+sinks:
+  out: {type: blackhole, inputs: [hc]}
+YAML
+start_mars /dev/null "$TMP/https.err" -c "$TMP/https.yaml"
+loaded() { grep -q "loaded libcurl [0-9].* (GnuTLS's implicit initialisation off)" "$TMP/https.err"; }
+wait_until 30 "libcurl loaded with GnuTLS idle for the https:// probe" loaded
+maps_has "$MARS_PID" libcurl || fail "libcurl is not mapped although the https probe ran"
+kill -TERM "$MARS_PID"
+wait_exit "$MARS_PID" 30 "$TMP/https.err"
+expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$TMP/https.err")"
+pass "2: libcurl mapped for https://"
 
 say "4: libcurl cannot be opened"
 cat >"$TMP/nocurl.yaml" <<YAML

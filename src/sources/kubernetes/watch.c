@@ -148,6 +148,7 @@ static int submit(struct kubernetes_res *r, bool watch)
         .bearer = w->token,
         .timeout_ns = watch ? w->api->watch_timeout + 30 * 1000000000LL : 60 * 1000000000LL,
         .max_body = watch ? 0 : LIST_MAX_BODY,
+        .direct = true,
         .on_data = watch ? on_watch_data : NULL,
         .done = watch ? on_watch_done : on_list_done,
         .data = r,
@@ -414,7 +415,9 @@ static int setup(struct kubernetes_watch *w)
     char why[256];
     const struct mars_ev_backend *be = mars_ev_backend_select(w->backend, why, sizeof(why));
     if (!be || !(w->loop = mars_ev_loop_create(be)) ||
-        !(w->http = mars_http_create(w->loop, NULL)) ||
+        !(w->http = mars_http_create(
+              w->loop,
+              &(struct mars_http_opts){.curl_on_demand = mars_http_url_direct(w->base)})) ||
         mars_ev_async_init(w->loop, &w->async, on_stop, w) != 0) {
         mars_error(w->id, "metadata: cannot set up its event loop or HTTP client");
         return -EIO;

@@ -202,7 +202,13 @@ static void on_kick(struct mars_ev_op *op, int res)
     h->done_head = h->done_tail = NULL;
     while (p) {
         struct mars_http_priv *next = p->next_done;
-        finish(p, 0, 0, NULL); /* cancelled */
+        if (p->fail_soon) {
+            if (!p->cancelled) /* else mars_http_cancel unlinked it */
+                active_unlink(h, p);
+            finish(p, 0, p->fail_soon, p->errbuf);
+        } else {
+            finish(p, 0, 0, NULL); /* cancelled */
+        }
         p = next;
     }
     mars_http_direct_reap(h, false);
@@ -226,6 +232,12 @@ static void defer_done(struct mars_http *h, struct mars_http_priv *p)
         h->done_head = p;
     h->done_tail = p;
     mars_http_kick(h);
+}
+
+void mars_http_priv_fail_soon(struct mars_http_priv *p, int err)
+{
+    p->fail_soon = err;
+    defer_done(p->h, p);
 }
 
 /* ---- sockets ---- */
@@ -694,6 +706,10 @@ void mars_http_cancel(struct mars_http *h, struct mars_http_req *r)
     if (!p || p->cancelled)
         return;
     p->cancelled = true;
+    if (p->fail_soon) { /* queued for the kick already */
+        active_unlink(h, p);
+        return;
+    }
     if (p->easy)
         curl_multi_remove_handle(h->multi, p->easy);
     else

@@ -18,6 +18,7 @@
 
 struct http_sock;
 struct h1_conn;
+struct h1_tls;
 
 struct mars_http_priv {
     struct mars_http *h;
@@ -32,6 +33,7 @@ struct mars_http_priv {
     int up_iov;    /* body_iov: the piece being read */
     size_t up_off; /* bytes of it read */
     bool truncated, aborted, cancelled;
+    int fail_soon; /* a direct request that failed at start: its error, delivered by the kick */
     int64_t retry_after_ns;
     char errbuf[CURL_ERROR_SIZE];
     struct mars_http_priv *prev, *next; /* active list */
@@ -59,6 +61,7 @@ struct mars_http {
     bool shutting_down;
     /* direct connections (http_direct.c): in use or idle, and closed ones to free */
     struct h1_conn *conns, *graveyard;
+    struct h1_tls *tlss; /* their TLS ctxs */
 };
 
 /* ---- http_client.c, for http_direct.c ---- */
@@ -71,14 +74,17 @@ void mars_http_priv_header(struct mars_http_priv *pv, const char *p, size_t len)
 /* The request ended (status in the exchange, err 0) or failed (err < 0, text why): unlinks
  * p, runs done() and frees p. Called from a loop callback, never inside submit. */
 void mars_http_priv_end(struct mars_http_priv *p, int status, int err, const char *text);
+/* p (submitted, not yet linked) fails with err and the text in p->errbuf, from the kick:
+ * for a direct request that cannot start (its TLS files do not load). */
+void mars_http_priv_fail_soon(struct mars_http_priv *p, int err);
 /* Runs the client's deferred work soon (from a zero-delay op): completions, freeing closed
  * direct connections. */
 void mars_http_kick(struct mars_http *h);
 
 /* ---- http_direct.c ---- */
 
-/* r can go without libcurl: http://, no user in the URL, no proxy in the environment,
- * not HTTP/2. */
+/* r can go without libcurl: http:// or https://, no user in the URL, no proxy for it in
+ * the environment, not HTTP/2. */
 bool mars_http_direct_ok(const struct mars_http_req *r);
 /* Starts p (its own exchange on a kept or new connection). 0, or a negative errno before
  * anything is in flight. */

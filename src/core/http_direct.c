@@ -1,16 +1,19 @@
 /*
- * http_direct.c - plain http:// requests without libcurl: HTTP/1.1 written and read by
- * mars over core/conn, for the requests that ask for it (mars_http_req.direct: the sinks
- * that ship data, http, elasticsearch and loki).
+ * http_direct.c - http:// and https:// requests without libcurl: HTTP/1.1 written and read
+ * by mars over core/conn (TLS by core/tls), for the requests that ask for it
+ * (mars_http_req.direct: the sinks that ship data, http, elasticsearch and loki, and the
+ * control-plane clients).
  *
  * Why not libcurl for these: libcurl copies every request body through its upload buffer
  * and sends it a buffer at a time (on loopback each send also runs the receiver), and its
  * global initialisation sets up OpenSSL even for http://; together about a third of
  * file -> http's CPU above file -> tcp and 1.7 MiB of resident memory. Here the request
  * head and the body's iovecs (the encoder's buffers, or the read chunks themselves) go to
- * the kernel in one sendmsg, and a pipeline whose HTTP is all plain http:// never loads
- * libcurl. https://, HTTP/2 (gRPC), proxies from the environment and URLs with a user stay
- * with libcurl (http_client.c decides per request).
+ * the kernel in one sendmsg, and a pipeline whose HTTP is all direct never loads libcurl
+ * (the ~25 libraries it maps cost more resident memory than OpenSSL itself). https:// runs
+ * over core/tls with one ctx per distinct set of TLS files in the client, HTTP/1.1 only (no
+ * ALPN). HTTP/2 (gRPC), proxies from the environment and URLs with a user stay with
+ * libcurl (http_client.c decides per request).
  *
  * An exchange (struct h1_xfer) runs on a connection (struct h1_conn) kept per client and
  * reused for the same host and port after a complete response that allows it. A request
@@ -37,14 +40,26 @@
 #include "core/grow.h"
 #include "core/http1_parse.h"
 #include "core/http_client_internal.h"
+#include "core/tls.h"
 
 #define KEEPALIVE_NS (60LL * 1000000000)
+
+/* A TLS client ctx of the client, one per distinct set of files and verify; sessions keep
+ * their own reference, so the ctx can go with the client. */
+struct h1_tls {
+    char *ca_file, *cert_file, *key_file;
+    bool verify;
+    struct mars_tls_ctx *ctx;
+    struct h1_tls *next;
+};
 
 struct h1_conn {
     struct mars_http *h;
     struct mars_conn *c;
     char *host, *port;
-    struct h1_xfer *x; /* the exchange on it; NULL when idle */
+    struct mars_tls_ctx *tls; /* NULL: plain */
+    char *server_name;        /* TLS name when not the host */
+    struct h1_xfer *x;        /* the exchange on it; NULL when idle */
     struct mars_ev_op timer;
     bool timer_armed;
     int64_t timer_armed_due;
@@ -56,6 +71,8 @@ struct h1_xfer {
     struct mars_http_priv *p;
     struct h1_conn *conn;
     char *host, *port;
+    struct mars_tls_ctx *tls;
+    char *server_name;
     char *head;
     size_t head_len, head_cap;
     struct iovec *iov; /* head + body, copied for each send (core/conn advances it) */
@@ -70,19 +87,24 @@ struct h1_xfer {
 struct h1_url {
     const char *authority, *host, *port, *path;
     size_t authority_len, host_len, port_len, path_len;
+    bool tls; /* https:// */
 };
 
-/* http://host[:port][/path][?query][#fragment]; false for anything libcurl should handle
+/* http[s]://host[:port][/path][?query][#fragment]; false for anything libcurl should handle
  * (another scheme, a user, spaces or control bytes, a bad port). */
 static bool parse_url(const char *url, struct h1_url *u)
 {
     memset(u, 0, sizeof(*u));
-    if (!url || strncasecmp(url, "http://", 7) != 0)
+    if (!url)
+        return false;
+    if (strncasecmp(url, "https://", 8) == 0)
+        u->tls = true;
+    else if (strncasecmp(url, "http://", 7) != 0)
         return false;
     for (const unsigned char *s = (const unsigned char *)url; *s; s++)
         if (*s <= 0x20 || *s >= 0x7f)
             return false;
-    const char *a = url + 7;
+    const char *a = url + (u->tls ? 8 : 7);
     size_t alen = strcspn(a, "/?#");
     if (alen == 0 || memchr(a, '@', alen))
         return false;
@@ -133,9 +155,13 @@ static bool proxy_set(const char *name)
 bool mars_http_direct_ok(const struct mars_http_req *r)
 {
     struct h1_url u;
+    if (!r->direct || r->http2_prior_knowledge || !parse_url(r->url, &u))
+        return false;
     /* libcurl takes a proxy from these (http_proxy only in lower case); let it */
-    return r->direct && !r->http2_prior_knowledge && parse_url(r->url, &u) &&
-           !proxy_set("http_proxy") && !proxy_set("all_proxy") && !proxy_set("ALL_PROXY");
+    if (proxy_set("all_proxy") || proxy_set("ALL_PROXY"))
+        return false;
+    return u.tls ? !proxy_set("https_proxy") && !proxy_set("HTTPS_PROXY")
+                 : !proxy_set("http_proxy");
 }
 
 /* ---- the request head ---- */
@@ -196,8 +222,17 @@ static int build_head(struct h1_xfer *x, const struct mars_http_req *r, const st
     put(x, &ok, u->path, u->path_len);
     puts_(x, &ok, " HTTP/1.1\r\n");
     if (!caller_has(r, "Host")) {
+        /* with tls.server_name the request is for that name, as libcurl's CONNECT_TO does */
         puts_(x, &ok, "Host: ");
-        put(x, &ok, u->authority, u->authority_len);
+        if (x->server_name) {
+            puts_(x, &ok, x->server_name);
+            if (u->port) {
+                puts_(x, &ok, ":");
+                put(x, &ok, u->port, u->port_len);
+            }
+        } else {
+            put(x, &ok, u->authority, u->authority_len);
+        }
         puts_(x, &ok, "\r\n");
     }
     if (!caller_has(r, "User-Agent")) {
@@ -310,6 +345,7 @@ static void conn_free(struct h1_conn *hc)
     mars_conn_destroy(hc->c);
     free(hc->host);
     free(hc->port);
+    free(hc->server_name);
     free(hc);
 }
 
@@ -321,9 +357,13 @@ static struct h1_conn *conn_new(struct mars_http *h, struct h1_xfer *x)
     hc->h = h;
     hc->host = strdup(x->host);
     hc->port = strdup(x->port);
+    hc->tls = x->tls;
+    hc->server_name = x->server_name ? strdup(x->server_name) : NULL;
     const struct mars_conn_opts o = {
         .host = x->host,
         .port = x->port,
+        .tls = x->tls,
+        .server_name = x->server_name,
         .connect_timeout_ns = x->p->req->connect_timeout_ns,
         .keepalive_ns = KEEPALIVE_NS,
         .on_data = on_conn_data,
@@ -331,7 +371,8 @@ static struct h1_conn *conn_new(struct mars_http *h, struct h1_xfer *x)
         .on_idle = on_conn_idle,
         .data = hc,
     };
-    hc->c = hc->host && hc->port ? mars_conn_create(h->loop, &o) : NULL;
+    bool ok = hc->host && hc->port && (hc->server_name || !x->server_name);
+    hc->c = ok ? mars_conn_create(h->loop, &o) : NULL;
     if (!hc->c) {
         conn_free(hc);
         return NULL;
@@ -340,12 +381,59 @@ static struct h1_conn *conn_new(struct mars_http *h, struct h1_xfer *x)
     return hc;
 }
 
+static bool same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 static struct h1_conn *conn_idle(struct mars_http *h, const struct h1_xfer *x)
 {
     for (struct h1_conn *hc = h->conns; hc; hc = hc->next)
         if (!hc->x && mars_conn_state(hc->c) == MARS_CONN_READY && strcmp(hc->host, x->host) == 0 &&
-            strcmp(hc->port, x->port) == 0)
+            strcmp(hc->port, x->port) == 0 && hc->tls == x->tls &&
+            same(hc->server_name, x->server_name))
             return hc;
+    return NULL;
+}
+
+/* ---- TLS ---- */
+
+/* The client's ctx for r's TLS settings, made at first use. NULL with the reason in err. */
+static struct mars_tls_ctx *tls_ctx(struct mars_http *h, const struct mars_http_tls *t, char *err,
+                                    size_t errlen)
+{
+    static const struct mars_http_tls system = {.verify = true};
+    if (!t)
+        t = &system;
+    for (struct h1_tls *e = h->tlss; e; e = e->next)
+        if (e->verify == t->verify && same(e->ca_file, t->ca_file) &&
+            same(e->cert_file, t->cert_file) && same(e->key_file, t->key_file))
+            return e->ctx;
+    struct h1_tls *e = calloc(1, sizeof(*e));
+    const struct mars_tls_opts o = {.verify = t->verify,
+                                    .ca_file = t->ca_file,
+                                    .cert_file = t->cert_file,
+                                    .key_file = t->key_file,
+                                    .quiet = true}; /* the component warned about verify */
+    if (!e || (t->ca_file && !(e->ca_file = strdup(t->ca_file))) ||
+        (t->cert_file && !(e->cert_file = strdup(t->cert_file))) ||
+        (t->key_file && !(e->key_file = strdup(t->key_file)))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    e->verify = t->verify;
+    if (!(e->ctx = mars_tls_ctx_create(&o, MARS_TLS_CLIENT, "http", err, errlen)))
+        goto fail;
+    e->next = h->tlss;
+    h->tlss = e;
+    return e->ctx;
+fail:
+    if (e) {
+        free(e->ca_file);
+        free(e->cert_file);
+        free(e->key_file);
+        free(e);
+    }
     return NULL;
 }
 
@@ -442,7 +530,8 @@ static void on_open(struct mars_conn *c, int err)
         return;
     }
     if (err) {
-        xfer_fail(x, err, mars_conn_error(c));
+        /* the client's contract: TLS failures are -EPROTO (libcurl's path says so too) */
+        xfer_fail(x, err == -EKEYREJECTED ? -EPROTO : err, mars_conn_error(c));
         return;
     }
     int rc = xfer_send(x);
@@ -498,14 +587,20 @@ int mars_http_direct_start(struct mars_http *h, struct mars_http_priv *p)
     x->resp.on_header = resp_header;
     x->resp.data = p;
     x->host = strndup(u.host, u.host_len);
-    x->port = u.port ? strndup(u.port, u.port_len) : strdup("80");
+    x->port = u.port ? strndup(u.port, u.port_len) : strdup(u.tls ? "443" : "80");
     if (!x->host || !x->port)
         return -ENOMEM; /* p->x is freed with p */
+    if (u.tls && r->tls && r->tls->server_name && !(x->server_name = strdup(r->tls->server_name)))
+        return -ENOMEM;
     int rc = build_head(x, r, &u, h->user_agent);
     if (rc)
         return rc;
     if (r->timeout_ns > 0)
         x->deadline = mars_ev_now(h->loop) + r->timeout_ns;
+    if (u.tls && !(x->tls = tls_ctx(h, r->tls, p->errbuf, sizeof(p->errbuf)))) {
+        mars_http_priv_fail_soon(p, -EPROTO); /* the reason is in errbuf */
+        return 0;
+    }
     return xfer_go(x, true);
 }
 
@@ -524,6 +619,7 @@ void mars_http_direct_free(struct mars_http_priv *p)
     xfer_detach(x, false);
     free(x->host);
     free(x->port);
+    free(x->server_name);
     free(x->head);
     free(x->iov);
     mars_h1_parser_fini(&x->resp);
@@ -548,12 +644,22 @@ void mars_http_direct_reap(struct mars_http *h, bool all)
         }
         hc = next;
     }
-    if (all)
-        while (h->conns) {
-            hc = h->conns;
-            conn_unlink(&h->conns, hc);
-            conn_free(hc);
-        }
+    if (!all)
+        return;
+    while (h->conns) {
+        hc = h->conns;
+        conn_unlink(&h->conns, hc);
+        conn_free(hc);
+    }
+    while (h->tlss) {
+        struct h1_tls *e = h->tlss;
+        h->tlss = e->next;
+        mars_tls_ctx_destroy(e->ctx);
+        free(e->ca_file);
+        free(e->cert_file);
+        free(e->key_file);
+        free(e);
+    }
 }
 
 static void on_conn_data(struct mars_conn *c, const char *s, size_t n)

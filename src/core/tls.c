@@ -205,7 +205,7 @@ struct mars_tls_ctx *mars_tls_ctx_create(const struct mars_tls_opts *opts, enum 
         ERR_clear_error();
         return NULL;
     }
-    if (role == MARS_TLS_CLIENT && !opts->verify)
+    if (role == MARS_TLS_CLIENT && !opts->verify && !opts->quiet)
         mars_warn(log_id, "TLS certificate verification is off (tls.verify: false): the peer is "
                           "not authenticated");
     return ctx;

@@ -59,6 +59,7 @@ struct mars_tls_opts {
     const char *cert_file; /* client: certificate for mutual TLS (optional);
                             * server: the server's certificate chain (required) */
     const char *key_file;  /* private key of cert_file */
+    bool quiet;            /* client without verify: the caller has warned, do not */
 };
 
 /*

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/ev.h"
 #include "core/grow.h"
@@ -54,6 +55,11 @@ int mars_http_common_add_header(struct mars_http_common *hs, const char *name, c
     return add_header(hs, name, value);
 }
 
+static bool is_https(const char *url)
+{
+    return strncasecmp(url, "https://", 8) == 0;
+}
+
 int mars_http_common_init(struct mars_http_common *hs, struct mars_sink *s,
                           const struct mars_http_common_conf *conf, const char *content_type,
                           const char *const *urls, size_t nurls)
@@ -73,7 +79,7 @@ int mars_http_common_init(struct mars_http_common *hs, struct mars_sink *s,
     /* only the first worker's instance warns about verify: false */
     mars_netconf_http_tls(&conf->tls, mars_sink_id(s), &hs->tls);
     for (size_t i = 0; i < nurls; i++)
-        if (!mars_http_url_direct(urls[i]))
+        if (!mars_http_url_direct(urls[i]) || (conf->http2 && is_https(urls[i])))
             opts.curl_on_demand = false;
     hs->client = mars_http_create(mars_sink_loop(s), &opts);
     return hs->client ? 0 : -errno;
@@ -187,7 +193,7 @@ int mars_http_common_send(struct mars_http_common *hs, struct mars_http_common_c
         .password = conf->auth.password,
         .bearer = conf->auth.strategy == MARS_AUTH_BEARER ? conf->auth.token : NULL,
         .max_body = c->max_body,
-        .direct = true,
+        .direct = !(conf->http2 && is_https(url)), /* else libcurl, for h2 by ALPN */
         .done = on_http_done,
     };
     rc = mars_http_submit(hs->client, &c->http);

@@ -27,6 +27,7 @@ struct mars_http_common_conf {
     struct mars_auth_conf auth;
     struct mars_strmap headers;
     int compression; /* enum mars_codec */
+    bool http2;      /* https:// through libcurl, HTTP/2 where ALPN offers it */
 };
 
 /* Option table entries for a conf struct TYPE whose struct mars_http_common_conf member is
@@ -42,6 +43,12 @@ struct mars_http_common_conf {
          .type = MARS_OPT_MAP,                                                                     \
          .offset = offsetof(TYPE, MEMBER.headers),                                                 \
          .desc = "Extra HTTP headers sent with every request (name: value)."},                     \
+        {.name = "http2",                                                                          \
+         .type = MARS_OPT_BOOL,                                                                    \
+         .offset = offsetof(TYPE, MEMBER.http2),                                                   \
+         .def = "false",                                                                           \
+         .desc = "https:// by HTTP/2 where the server offers it (TLS ALPN), through libcurl; "     \
+                 "false: HTTP/1.1 by mars's own client. http:// is always HTTP/1.1."},             \
         {.name = "auth",                                                                           \
          .type = MARS_OPT_SECTION,                                                                 \
          .offset = offsetof(TYPE, MEMBER.auth),                                                    \

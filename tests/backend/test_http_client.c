@@ -9,10 +9,12 @@
  * (core/http_direct.c) answers libcurl reads for us: /chunked (chunks with an extension and
  * a trailer, written a few bytes at a time), /eof (HTTP/1.0, no length: the close ends the
  * body), /continue (a 100 first), /close (answers, then closes without saying so),
- * /garbage (not HTTP), /auth (answers with the request's Authorization header). It counts
- * accepted connections, so connection reuse is observable. Every test runs once through
- * libcurl and once direct; each runs its loop only until a condition holds, with a
- * deadline, and leaves no op in flight.
+ * /garbage (not HTTP), /auth (answers with the request's Authorization header), /host
+ * (answers with its Host header). It counts accepted connections, so connection reuse is
+ * observable. The same server also listens with TLS (OpenSSL, blocking, certificates from
+ * tests/support/gen_certs.sh). Every test runs through libcurl, direct over http:// and
+ * direct over https://; each runs its loop only until a condition holds, with a deadline,
+ * and leaves no op in flight.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "backend.h"
 #include "core/ev.h"
@@ -42,9 +46,13 @@
 #define BIG_LEN     (256 * 1024)
 
 static struct mars_http *g_http;
-static bool g_direct; /* the second round: requests go by core/http_direct.c */
-static int g_port;
-static int g_listen = -1;
+static bool g_direct; /* requests go by core/http_direct.c */
+static bool g_https;  /* ... to the TLS listener */
+static int g_port, g_tls_port;
+static int g_listen = -1, g_tls_listen = -1;
+static SSL_CTX *g_server_ctx;
+static char g_certs[256];
+static struct mars_http_tls g_tls; /* verifies with the test CA */
 static atomic_int g_conns;
 static atomic_long g_echo_bytes;
 
@@ -58,14 +66,36 @@ static uint64_t fnv1a(uint64_t h, const char *p, size_t n)
 }
 #define FNV_INIT 0xcbf29ce484222325ull
 
-static int read_request(int fd, char *path, size_t pathlen, long *body_len, uint64_t *hash,
-                        char *auth, size_t authlen)
+/* A server connection: plain, or TLS when ssl is set. */
+struct peer {
+    int fd;
+    SSL *ssl;
+};
+
+static ssize_t peer_read(struct peer *p, void *buf, size_t n)
+{
+    if (!p->ssl)
+        return read(p->fd, buf, n);
+    int r = SSL_read(p->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+    return r > 0 ? r : -1;
+}
+
+static ssize_t peer_write(struct peer *p, const void *buf, size_t n)
+{
+    if (!p->ssl)
+        return write(p->fd, buf, n);
+    int r = SSL_write(p->ssl, buf, n > INT32_MAX ? INT32_MAX : (int)n);
+    return r > 0 ? r : -1;
+}
+
+static int read_request(struct peer *fd, char *path, size_t pathlen, long *body_len, uint64_t *hash,
+                        char *auth, size_t authlen, char *host, size_t hostlen)
 {
     char buf[8192];
     size_t have = 0;
     char *end;
     for (;;) {
-        ssize_t n = read(fd, buf + have, sizeof(buf) - 1 - have);
+        ssize_t n = peer_read(fd, buf + have, sizeof(buf) - 1 - have);
         if (n <= 0)
             return -1;
         have += (size_t)n;
@@ -78,18 +108,20 @@ static int read_request(int fd, char *path, size_t pathlen, long *body_len, uint
     if (sscanf(buf, "%*s %255s", path) != 1 || pathlen < 256)
         return -1;
     long clen = 0;
-    auth[0] = '\0';
+    auth[0] = host[0] = '\0';
     for (char *l = strstr(buf, "\r\n"); l && l < end; l = strstr(l + 2, "\r\n")) {
         if (strncasecmp(l + 2, "content-length:", 15) == 0)
             clen = strtol(l + 17, NULL, 10);
         if (strncasecmp(l + 2, "authorization: ", 15) == 0)
             snprintf(auth, authlen, "%.*s", (int)strcspn(l + 17, "\r"), l + 17);
+        if (strncasecmp(l + 2, "host: ", 6) == 0)
+            snprintf(host, hostlen, "%.*s", (int)strcspn(l + 8, "\r"), l + 8);
     }
     long got = (long)(have - (size_t)(end + 4 - buf));
     char sink[65536];
     *hash = fnv1a(FNV_INIT, end + 4, (size_t)got);
     while (got < clen) {
-        ssize_t n = read(fd, sink, sizeof(sink));
+        ssize_t n = peer_read(fd, sink, sizeof(sink));
         if (n <= 0)
             return -1;
         *hash = fnv1a(*hash, sink, (size_t)n);
@@ -99,10 +131,10 @@ static int read_request(int fd, char *path, size_t pathlen, long *body_len, uint
     return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+static int write_all(struct peer *fd, const char *p, size_t n)
 {
     while (n) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = peer_write(fd, p, n);
         if (w <= 0)
             return -1;
         p += w;
@@ -113,13 +145,16 @@ static int write_all(int fd, const char *p, size_t n)
 
 static void *serve_conn(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
-    char path[256], head[256], auth[128];
+    struct peer *fd = arg;
+    char path[256], head[256], auth[128], host[128];
     long body;
     uint64_t hash;
     static char big[BIG_LEN];
     memset(big, 'b', sizeof(big));
-    while (read_request(fd, path, sizeof(path), &body, &hash, auth, sizeof(auth)) == 0) {
+    if (fd->ssl && (SSL_set_fd(fd->ssl, fd->fd) != 1 || SSL_accept(fd->ssl) != 1))
+        goto out; /* a client that refused our certificate, as some tests want */
+    while (read_request(fd, path, sizeof(path), &body, &hash, auth, sizeof(auth), host,
+                        sizeof(host)) == 0) {
         const char *status = "200 OK", *extra = "", *payload = "hello";
         char num[64];
         size_t plen = 5;
@@ -167,9 +202,12 @@ static void *serve_conn(void *arg)
         } else if (strcmp(path, "/auth") == 0) {
             payload = auth;
             plen = strlen(auth);
+        } else if (strcmp(path, "/host") == 0) {
+            payload = host;
+            plen = strlen(host);
         } else if (strcmp(path, "/hang") == 0) {
             char c;
-            while (read(fd, &c, 1) > 0) /* until the client gives up */
+            while (peer_read(fd, &c, 1) > 0) /* until the client gives up */
                 ;
             break;
         }
@@ -178,37 +216,80 @@ static void *serve_conn(void *arg)
         if (write_all(fd, head, (size_t)hl) || write_all(fd, payload, plen))
             break;
     }
-    close(fd);
+out:
+    if (fd->ssl)
+        SSL_free(fd->ssl);
+    close(fd->fd);
+    free(fd);
     return NULL;
 }
 
 static void *serve(void *arg)
 {
-    (void)arg;
+    int lfd = (int)(intptr_t)arg;
     for (;;) {
-        int c = accept(g_listen, NULL, NULL);
+        int c = accept(lfd, NULL, NULL);
         if (c < 0)
             return NULL; /* listener shut down */
         atomic_fetch_add(&g_conns, 1);
+        struct peer *p = calloc(1, sizeof(*p));
+        p->fd = c;
+        p->ssl = lfd == g_tls_listen ? SSL_new(g_server_ctx) : NULL;
         pthread_t t;
-        pthread_create(&t, NULL, serve_conn, (void *)(intptr_t)c);
+        pthread_create(&t, NULL, serve_conn, p);
         pthread_detach(t);
     }
 }
 
-static void start_server(void)
+static int listen_any(int *port)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof(a);
-    g_listen = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(g_listen >= 0);
-    assert_int_equal(bind(g_listen, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(g_listen, 64), 0);
-    assert_int_equal(getsockname(g_listen, (struct sockaddr *)&a, &al), 0);
-    g_port = ntohs(a.sin_port);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 64) ||
+        getsockname(fd, (struct sockaddr *)&a, &al))
+        return -1;
+    *port = ntohs(a.sin_port);
     pthread_t t;
-    pthread_create(&t, NULL, serve, NULL);
+    pthread_create(&t, NULL, serve, (void *)(intptr_t)fd);
     pthread_detach(t);
+    return fd;
+}
+
+static const char *cert(const char *name)
+{
+    static char path[4][320];
+    static int next;
+    char *p = path[next++ % 4];
+    snprintf(p, sizeof(path[0]), "%s/%s", g_certs, name);
+    return p;
+}
+
+/* The plain and the TLS listener; 0 or -1. */
+static int start_server(void)
+{
+    const char *src = getenv("MARS_SRC");
+    char cmd[800];
+    snprintf(g_certs, sizeof(g_certs), "%s/mars-httpc-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(g_certs))
+        return -1;
+    snprintf(cmd, sizeof(cmd), "sh '%s/tests/support/gen_certs.sh' '%s'", src ? src : ".", g_certs);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "cannot make test certificates with: %s\n", cmd);
+        return -1;
+    }
+    g_server_ctx = SSL_CTX_new(TLS_server_method());
+    if (!g_server_ctx ||
+        SSL_CTX_use_certificate_chain_file(g_server_ctx, cert("server.pem")) != 1 ||
+        SSL_CTX_use_PrivateKey_file(g_server_ctx, cert("server.key"), SSL_FILETYPE_PEM) != 1)
+        return -1;
+    static char ca[320];
+    snprintf(ca, sizeof(ca), "%s", cert("ca.pem"));
+    g_tls = (struct mars_http_tls){.ca_file = ca, .verify = true};
+    g_listen = listen_any(&g_port);
+    g_tls_listen = listen_any(&g_tls_port);
+    return g_listen >= 0 && g_tls_listen >= 0 ? 0 : -1;
 }
 
 /* ---- client side ---- */
@@ -221,6 +302,7 @@ struct call {
     char body[64];
     bool truncated;
     int64_t retry_after;
+    char text[256];
 };
 
 static void on_done(struct mars_http_req *r, const struct mars_http_resp *resp)
@@ -232,6 +314,7 @@ static void on_done(struct mars_http_req *r, const struct mars_http_resp *resp)
     c->body_len = resp->body_len;
     c->truncated = resp->body_truncated;
     c->retry_after = resp->retry_after_ns;
+    snprintf(c->text, sizeof(c->text), "%s", resp->error_text ? resp->error_text : "");
     snprintf(c->body, sizeof(c->body), "%.*s", (int)(resp->body_len < 63 ? resp->body_len : 63),
              resp->body);
 }
@@ -239,11 +322,13 @@ static void on_done(struct mars_http_req *r, const struct mars_http_resp *resp)
 static void call_init(struct call *c, const char *path)
 {
     memset(c, 0, sizeof(*c));
-    snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%d%s", g_port, path);
+    snprintf(c->url, sizeof(c->url), "%s://127.0.0.1:%d%s", g_https ? "https" : "http",
+             g_https ? g_tls_port : g_port, path);
     c->req.url = c->url;
     c->req.done = on_done;
     c->req.timeout_ns = 5000 * MS;
     c->req.direct = g_direct;
+    c->req.tls = g_https ? &g_tls : NULL;
 }
 
 static int setup(void **state)
@@ -540,13 +625,82 @@ static void test_basic_auth(void **state)
     expect_answer(&c, 200, "Basic bWFyczpzM2NyZXQ6eA=="); /* base64("mars:s3cret:x") */
 }
 
+/* ---- https:// direct (core/tls) ---- */
+
+/* Submits c, which must fail with err (not inside submit) and a text holding `why`. */
+static void expect_failure(struct call *c, int err, const char *why)
+{
+    assert_int_equal(mars_http_submit(g_http, &c->req), 0);
+    assert_int_equal(c->done, 0);
+    mars_test_run_until(&c->done, 1, DEADLINE_NS);
+    assert_int_equal(c->error, err);
+    assert_non_null(strstr(c->text, why));
+}
+
+static void test_https_unknown_ca(void **state)
+{
+    (void)state;
+    struct call c;
+    struct mars_http_tls other = {.ca_file = cert("other-ca.pem"), .verify = true};
+    call_init(&c, "/ok");
+    c.req.tls = &other;
+    expect_failure(&c, -EPROTO, "certificate verify failed");
+}
+
+static void test_https_bad_ca_file(void **state)
+{
+    (void)state;
+    struct call c;
+    struct mars_http_tls missing = {.ca_file = cert("no-such-ca.pem"), .verify = true};
+    call_init(&c, "/ok");
+    c.req.tls = &missing;
+    expect_failure(&c, -EPROTO, "no-such-ca.pem");
+    /* cancelled before its failure is delivered: one done(), cancelled */
+    call_init(&c, "/ok");
+    c.req.tls = &missing;
+    assert_int_equal(mars_http_submit(g_http, &c.req), 0);
+    mars_http_cancel(g_http, &c.req);
+    mars_test_run_until(&c.done, 1, DEADLINE_NS);
+    assert_int_equal(c.error, -ECANCELED);
+    assert_int_equal(mars_http_active(g_http), 0);
+}
+
+/* server_name: verified against the certificate instead of the URL's host, and sent as the
+ * Host; a name the certificate lacks is refused. */
+static void test_https_server_name(void **state)
+{
+    (void)state;
+    struct call c;
+    struct mars_http_tls named = g_tls;
+    named.server_name = "localhost";
+    call_init(&c, "/host");
+    c.req.tls = &named;
+    char want[64];
+    snprintf(want, sizeof(want), "localhost:%d", g_tls_port);
+    expect_answer(&c, 200, want);
+    named.server_name = "elsewhere.example";
+    call_init(&c, "/ok");
+    c.req.tls = &named;
+    expect_failure(&c, -EPROTO, "certificate verify failed");
+}
+
+static void test_https_verify_off(void **state)
+{
+    (void)state;
+    struct call c;
+    struct mars_http_tls off = {.verify = false}; /* the system store lacks the test CA */
+    call_init(&c, "/ok");
+    c.req.tls = &off;
+    expect_answer(&c, 200, "hello");
+}
+
 static void test_url_direct(void **state)
 {
     (void)state;
     assert_true(mars_http_url_direct("http://127.0.0.1:9200"));
     assert_true(mars_http_url_direct("http://[::1]:8080/a?b=c#frag"));
     assert_true(mars_http_url_direct("HTTP://es.logging.svc/"));
-    assert_false(mars_http_url_direct("https://es:9200"));
+    assert_true(mars_http_url_direct("https://es:9200"));
     assert_false(mars_http_url_direct("http://user:pw@es:9200"));
     assert_false(mars_http_url_direct("http://es:99999/"));
     assert_false(mars_http_url_direct("http://es:92a0/"));
@@ -576,7 +730,8 @@ int main(void)
 {
     mars_test_backend("http client");
     signal(SIGPIPE, SIG_IGN); /* the server's write to a client that went away fails quietly */
-    start_server();
+    if (start_server())
+        return 1;
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_get),           T(test_post_body_and_big_response),
@@ -586,17 +741,29 @@ int main(void)
         T(test_concurrent),    T(test_shutdown_in_flight),
     };
     const struct CMUnitTest direct_only[] = {
-        T(test_chunked),    T(test_eof_body_and_interim), T(test_peer_closes_kept),
-        T(test_not_http),   T(test_basic_auth),           T(test_url_direct),
-        T(test_no_libcurl),
+        T(test_chunked),  T(test_eof_body_and_interim), T(test_peer_closes_kept),
+        T(test_not_http), T(test_basic_auth),           T(test_url_direct),
+    };
+    const struct CMUnitTest https_only[] = {
+        T(test_https_unknown_ca), T(test_https_bad_ca_file), T(test_https_server_name),
+        T(test_https_verify_off), T(test_chunked),           T(test_no_libcurl),
     };
     /* direct first: those clients never load libcurl (test_no_libcurl checks) */
     g_direct = true;
     int rc = cmocka_run_group_tests_name("direct", tests, NULL, NULL);
     rc += cmocka_run_group_tests_name("direct only", direct_only, NULL, NULL);
-    g_direct = false;
+    g_https = true;
+    rc += cmocka_run_group_tests_name("direct https", tests, NULL, NULL);
+    rc += cmocka_run_group_tests_name("direct https only", https_only, NULL, NULL);
+    g_direct = g_https = false;
     rc += cmocka_run_group_tests_name("libcurl", tests, NULL, NULL);
     shutdown(g_listen, SHUT_RDWR);
     close(g_listen);
+    shutdown(g_tls_listen, SHUT_RDWR);
+    close(g_tls_listen);
+    char cmd[320];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_certs);
+    if (system(cmd) != 0)
+        rc = rc ? rc : 1;
     return rc;
 }

@@ -2,11 +2,12 @@
 # libcurl is opened at run time (core/curl_api.h):
 #   1. a pipeline without HTTP never maps libcurl (nor GnuTLS, which it brings along);
 #   2. a health check's http:// probe goes UP against a local server without libcurl (it
-#      goes through core/http_direct.c), while an https:// probe maps libcurl;
+#      goes through core/http_direct.c), while with http_proxy set it maps libcurl (which
+#      honours the proxy) and still goes UP, through the proxy;
 #   3. mars runs with GNUTLS_NO_IMPLICIT_INIT=1, and the processes it starts do not see it
 #      (an exec probe that fails when the variable is set goes UP);
-#   4. where libcurl cannot be opened, an https:// sink fails to start with the reason and
-#      the package to install, and mars exits non-zero;
+#   4. where libcurl cannot be opened, a sink that needs it (a proxy in the environment)
+#      fails to start with the reason and the package to install, and mars exits non-zero;
 #   5. an http:// sink needs no libcurl (core/http_direct.c): with libcurl unloadable it
 #      delivers every line, and nothing of libcurl is mapped.
 set -euo pipefail
@@ -81,26 +82,31 @@ wait_exit "$MARS_PID" 30 "$TMP/http.err"
 expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$TMP/http.err")"
 pass "2, 3: the http:// probe UP without libcurl; the child's environment without the variable"
 
-say "2: an https:// probe loads libcurl"
-cat >"$TMP/https.yaml" <<YAML
-data_dir: $TMP/data2s
+say "2: with http_proxy set, the probe goes through libcurl and the proxy"
+cat >"$TMP/proxy.yaml" <<YAML
+data_dir: $TMP/data2p
 api: {address: "127.0.0.1:0"}
 sources:
   hc:
     type: health_check
     checks:
-      - {name: tls, type: http, url: "https://127.0.0.1:$web_port/", interval: 200ms, timeout: 2s}
+      - {name: proxied, type: http, url: "http://127.0.0.1:1/", interval: 200ms, timeout: 2s}
 sinks:
   out: {type: blackhole, inputs: [hc]}
 YAML
-start_mars /dev/null "$TMP/https.err" -c "$TMP/https.yaml"
-loaded() { grep -q "loaded libcurl [0-9].* (GnuTLS's implicit initialisation off)" "$TMP/https.err"; }
-wait_until 30 "libcurl loaded with GnuTLS idle for the https:// probe" loaded
-maps_has "$MARS_PID" libcurl || fail "libcurl is not mapped although the https probe ran"
+# port 1 answers nothing: UP means the request went to the proxy (the web server above,
+# which answers any GET)
+http_proxy=http://127.0.0.1:$web_port start_mars /dev/null "$TMP/proxy.err" -c "$TMP/proxy.yaml"
+wait_until 20 "the admin API listens" api_port "$TMP/proxy.err" >/dev/null
+api=127.0.0.1:$(api_port "$TMP/proxy.err")
+loaded() { grep -q "loaded libcurl [0-9].* (GnuTLS's implicit initialisation off)" "$TMP/proxy.err"; }
+wait_until 30 "libcurl loaded with GnuTLS idle for the probe" loaded
+maps_has "$MARS_PID" libcurl || fail "libcurl is not mapped although the probe ran"
+wait_until 30 "the proxied check UP: $(show_log "$TMP/proxy.err")" is_up proxied
 kill -TERM "$MARS_PID"
-wait_exit "$MARS_PID" 30 "$TMP/https.err"
-expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$TMP/https.err")"
-pass "2: libcurl mapped for https://"
+wait_exit "$MARS_PID" 30 "$TMP/proxy.err"
+expect_eq "$EXIT_RC" 0 "exit code; $(show_log "$TMP/proxy.err")"
+pass "2: libcurl mapped for a proxied request, which went through the proxy"
 
 say "4: libcurl cannot be opened"
 cat >"$TMP/nocurl.yaml" <<YAML
@@ -109,9 +115,10 @@ api: {address: "127.0.0.1:0"}
 sources:
   in: {type: demo, rate: 10}
 sinks:
-  out: {type: http, inputs: [in], url: "https://127.0.0.1:$web_port/"}
+  out: {type: http, inputs: [in], url: "http://127.0.0.1:$web_port/"}
 YAML
-MARS_TEST_HOOKS=curl_soname=$TMP/no/libcurl.so.4 start_mars /dev/null "$TMP/nocurl.err" -c "$TMP/nocurl.yaml"
+http_proxy=http://127.0.0.1:1 MARS_TEST_HOOKS=curl_soname=$TMP/no/libcurl.so.4 \
+    start_mars /dev/null "$TMP/nocurl.err" -c "$TMP/nocurl.yaml"
 wait_exit "$MARS_PID" 30 "$TMP/nocurl.err"
 [[ $EXIT_RC -ne 0 ]] || fail "mars ran without libcurl: $(show_log "$TMP/nocurl.err")"
 grep -q "cannot load libcurl: .*no/libcurl.so.4.*install libcurl4" "$TMP/nocurl.err" ||

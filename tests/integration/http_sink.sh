@@ -181,7 +181,8 @@ _MARS_PIDS+=("$!")
 h2pid=$!
 h2_up() { "$PY" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$port" 2>/dev/null; }
 wait_until 10 "nghttpd listens" h2_up
-http_conf "https://127.0.0.1:$port/ingest" "    tls: {ca_file: $TMP/certs/ca.pem}"
+http_conf "https://127.0.0.1:$port/ingest" "    tls: {ca_file: $TMP/certs/ca.pem}
+    http2: true"
 run_once "$TMP/e7"
 expect_eq "$(stat_of "$TMP/e7" h sent)" "$N" "events sent over h2"
 posts=$(grep -c ':method: POST' "$TMP/h2.log" || true)

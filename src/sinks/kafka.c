@@ -177,6 +177,11 @@ static void fixed_props(const struct kafka_conf *c, uint64_t queue_bytes, int64_
     props[i++] = qb;
     props[i++] = "queue.buffering.max.messages";
     props[i++] = qe;
+    /* librdkafka's default, 1 MB, makes each batch a fresh mmap of about 2.8 MB (batch and
+     * compressed copy) that is faulted in and unmapped again; 128 KiB stays on the heap:
+     * file -> kafka (lz4) 6.7-9.6 -> 4.5-5.6 CPU-s/GiB, peak RSS 17.1-18.1 -> 14.5-15.3 MiB */
+    props[i++] = "batch.size";
+    props[i++] = "131072";
     props[i] = NULL;
 }
 

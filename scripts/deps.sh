@@ -4,9 +4,12 @@
 # Usage: scripts/deps.sh [build|test]   (test = build + test-only packages)
 set -euo pipefail
 what=${1:-build}
+# libnghttp2-dev: HTTP/2 framing and HPACK for mars's own h2c (core/http2_direct.c, gRPC to a
+# plain OAP); its runtime library is the one libcurl already depends on
 pkgs=(build-essential cmake pkg-config libyaml-dev libevent-dev liburing-dev libpcre2-dev
       libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev liblz4-dev libprotobuf-c-dev
-      protobuf-c-compiler librdkafka-dev libnftnl-dev libmnl-dev libip4tc-dev libip6tc-dev)
+      protobuf-c-compiler librdkafka-dev libnftnl-dev libmnl-dev libip4tc-dev libip6tc-dev
+      libnghttp2-dev)
 if [ "$what" = test ]; then
   # prometheus: promtool and the server the observability tests scrape mars with; curl: HTTP
   # openssl: test certificates for the TLS cases; python3-yaml: the Kubernetes manifests test;

@@ -1,12 +1,14 @@
 /*
  * grpc.c - the gRPC client of grpc.h: framing, status mapping, and calls as HTTP/2 POSTs
- * through the loop's libcurl multi client (core/http_client.c).
+ * through the loop's HTTP client (core/http_client.h): h2c to a plain peer by mars's own
+ * HTTP/2 (core/http2_direct.c), h2 over TLS by libcurl.
  *
  * How a call runs. mars_grpc_call_start() fills the embedded struct mars_http_req: the URL
  * (channel base + method path), the headers gRPC wants (content-type application/grpc,
  * te: trailers, grpc-timeout, the channel's metadata), the framed body, h2c by prior
- * knowledge or h2 over TLS, and an on_header hook. libcurl hands both the response headers
- * and, after the body, the trailers to that hook, which keeps grpc-status and grpc-message;
+ * knowledge or h2 over TLS, and an on_header hook. The HTTP client hands both the response
+ * headers and, after the body, the trailers to that hook, which keeps grpc-status and
+ * grpc-message;
  * the response body (framed Commands and the like, small) is kept by the HTTP client. When
  * the transfer ends, finish() turns what arrived into one gRPC status:
  *   grpc-status seen            -> that status, even if the transfer then failed (a server
@@ -18,9 +20,11 @@
  *   HTTP status other than 200  -> the HTTP-to-gRPC table
  *   200 without grpc-status     -> UNAVAILABLE ("no grpc-status"), retryable as well
  *
- * Connections: with libcurl older than 8.0 every h2c call gets a fresh connection that is
- * closed after it (the reuse bug); otherwise calls share the multi handle's connections
- * and multiplex.
+ * Connections: calls on a plain channel go direct (.direct): they share one h2c session
+ * per host and port as concurrent streams, and libcurl is never loaded for them. Only when
+ * the direct path declines (a proxy in the environment) does libcurl carry h2c, and then,
+ * with libcurl older than 8.0, every call gets a fresh connection closed after it (the
+ * reuse bug). TLS channels share libcurl's connections and multiplex.
  *
  * Thread: the loop's thread of the borrowed HTTP client.
  */
@@ -349,6 +353,7 @@ int mars_grpc_call_start(struct mars_grpc_channel *ch, struct mars_grpc_call *c)
         .max_body = MAX_REPLY,
         .http2_prior_knowledge = !ch->tls,
         .fresh_connection = !ch->reuse,
+        .direct = true, /* h2c on a plain channel; https:// stays with libcurl */
         .on_header = on_header,
         .done = on_http_done,
         .data = c,
@@ -371,10 +376,18 @@ void mars_grpc_call_cancel(struct mars_grpc_call *c)
 
 /* ---- channels ---- */
 
-/* libcurl before 8.0 fails every request after the first on a reused h2c connection
- * (curl issue 10634, protocols.md §13). */
-static bool h2c_reuse_works(void)
+/* The channel's calls can share connections: always over TLS and when they go direct
+ * (mars's h2c multiplexes); through libcurl's h2c only from 8.0 on, since older ones fail
+ * every request after the first on a reused h2c connection (curl issue 10634,
+ * protocols.md §13). Only that last case asks libcurl, which the HTTP client has loaded
+ * for such a channel anyway. */
+static bool channel_reuses(const struct mars_grpc_channel *ch)
 {
+    if (ch->tls || mars_http_url_direct(ch->base))
+        return true;
+    char err[320];
+    if (mars_curl_load(err, sizeof(err)))
+        return false; /* its first call fails with the reason */
     const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     return v && v->version_num >= 0x080000;
 }
@@ -388,13 +401,13 @@ struct mars_grpc_channel *mars_grpc_channel_create(struct mars_http *http,
     ch->http = http;
     ch->tls = o->tls;
     ch->tls_conf = o->tls_conf;
-    ch->reuse = o->tls || h2c_reuse_works();
     ch->connect_timeout_ns = o->connect_timeout_ns;
     size_t n = strlen(o->address) + 9;
     ch->base = malloc(n);
     if (!ch->base)
         goto nomem;
     snprintf(ch->base, n, "%s://%s", o->tls ? "https" : "http", o->address);
+    ch->reuse = channel_reuses(ch);
     for (const char *const *m = o->metadata; m && *m; m++) {
         if (ch->nmetadata == MARS_GRPC_MAX_METADATA) {
             mars_grpc_channel_destroy(ch);

@@ -10,10 +10,11 @@
  * a transport failure with no grpc-status is UNAVAILABLE (retryable), a non-200 HTTP
  * answer is mapped as gRPC's "HTTP to gRPC status" table says.
  *
- * Debian 12's libcurl 7.88 cannot reuse an h2c connection (the second request on it fails
- * with CURLE_HTTP2): there each h2c call gets its own connection. The check is
- * curl_version_info() at channel creation, so a fixed libcurl (8.0+) multiplexes calls on
- * one connection.
+ * Calls on a plain channel go by mars's own h2c (core/http2_direct.c): they multiplex on
+ * one connection per host and port and never load libcurl. When that path declines (a proxy
+ * in the environment) libcurl carries them, and Debian 12's libcurl 7.88 cannot reuse an h2c
+ * connection (the second request on it fails with CURLE_HTTP2): there each call gets its
+ * own connection (curl_version_info() at channel creation decides).
  *
  * Thread: the loop's thread of the HTTP client the channel borrows.
  */

@@ -1,10 +1,12 @@
 /*
  * http_client.h - an HTTP client on a mars ev loop.
  *
- * libcurl's multi interface, with its socket and timer callbacks driven by mars_ev poll and
- * timer ops, so requests run on the loop of the thread that submits them and never block
- * it. One client per loop (per thread); connections are kept and reused across requests;
- * HTTP/1.1, and HTTP/2 where TLS ALPN offers it (or by prior knowledge when asked).
+ * Requests run on the loop of the thread that submits them and never block it: mars's own
+ * HTTP/1.1 and h2c over core/conn for those marked direct (see `direct`), libcurl's multi
+ * interface, with its socket and timer callbacks driven by mars_ev poll and timer ops, for
+ * the rest. One client per loop (per thread); connections are kept and reused across
+ * requests; HTTP/1.1, and HTTP/2 where TLS ALPN offers it (or by prior knowledge when
+ * asked).
  *
  * A caller embeds struct mars_http_req in its own request struct, fills the public part,
  * submits it, and gets exactly one done() callback, later, from the loop (never inside
@@ -66,16 +68,19 @@ struct mars_http_req {
     size_t max_body;                 /* response bytes kept for done(); 0: 64 KiB */
     bool http2_prior_knowledge;      /* h2c on http:// (gRPC); default HTTP/1.1, h2 by ALPN */
     bool fresh_connection;           /* a new connection, closed after (probes); default: reuse */
-    /* May go without libcurl: an http:// URL (no user in it, no proxy in the environment,
-     * not http2_prior_knowledge) is then sent by mars's own HTTP/1.1 (core/http_direct.c):
-     * head and body in one sendmsg, the body's iovecs where they are. */
+    /* May go without libcurl: an http:// or https:// URL (no user in it, no proxy for its
+     * scheme in the environment) is then sent by mars's own HTTP/1.1 (core/http_direct.c:
+     * head and body in one sendmsg, the body's iovecs where they are; TLS by core/tls), or,
+     * http:// with http2_prior_knowledge, as a stream of mars's own h2c session to the host
+     * (core/http2_direct.c, multiplexed). */
     bool direct;
     /* Streaming: when set, each piece of the response body goes here instead of being
      * kept (done() then has no body). Return false to abort the request (done() gets
      * -ECANCELED). Runs on the loop thread. */
     bool (*on_data)(struct mars_http_req *r, const char *p, size_t n);
-    /* Optional: every response header line as libcurl delivers it ("name: value\r\n"),
-     * trailers included (they come after the body: gRPC's grpc-status). Loop thread. */
+    /* Optional: every response header line as received ("name: value\r\n"; HTTP/2 names
+     * in lower case), trailers included (they come after the body: gRPC's grpc-status).
+     * Loop thread. */
     void (*on_header)(struct mars_http_req *r, const char *line, size_t n);
     void (*done)(struct mars_http_req *r, const struct mars_http_resp *resp);
     void *data; /* the caller's */

@@ -1,7 +1,7 @@
 /*
- * http_client_internal.h - what core/http_client.c (libcurl) and core/http_direct.c (mars's
- * own HTTP/1.1 for plain http://) share: the client and the per-request state. Not for use
- * outside those two files.
+ * http_client_internal.h - what core/http_client.c (libcurl), core/http_direct.c (mars's own
+ * HTTP/1.1 for plain http://) and core/http2_direct.c (mars's own h2c, by prior knowledge)
+ * share: the client and the per-request state. Not for use outside those three files.
  *
  * Thread: the client's loop.
  */
@@ -19,6 +19,9 @@
 struct http_sock;
 struct h1_conn;
 struct h1_tls;
+struct h1_xfer;
+struct h2_conn;
+struct h2_stream;
 
 struct mars_http_priv {
     struct mars_http *h;
@@ -39,6 +42,7 @@ struct mars_http_priv {
     struct mars_http_priv *prev, *next; /* active list */
     struct mars_http_priv *next_done;   /* deferred completions */
     struct h1_xfer *x;                  /* a direct request's exchange (http_direct.c) */
+    struct h2_stream *h2;               /* a direct h2c request's stream (http2_direct.c) */
 };
 
 struct mars_http {
@@ -62,6 +66,8 @@ struct mars_http {
     /* direct connections (http_direct.c): in use or idle, and closed ones to free */
     struct h1_conn *conns, *graveyard;
     struct h1_tls *tlss; /* their TLS ctxs */
+    /* direct h2c sessions (http2_direct.c): open or opening, and closed ones to free */
+    struct h2_conn *h2_conns, *h2_graveyard;
 };
 
 /* ---- http_client.c, for http_direct.c ---- */
@@ -83,13 +89,29 @@ void mars_http_kick(struct mars_http *h);
 
 /* ---- http_direct.c ---- */
 
+/* The parts of an http:// or https:// URL, pointing into it (not NUL-terminated); port
+ * NULL: 80, or 443 with tls. */
+struct mars_http_url {
+    const char *authority, *host, *port, *path;
+    size_t authority_len, host_len, port_len, path_len;
+    bool tls; /* https:// */
+};
+/* http[s]://host[:port][/path][?query][#fragment] into u; false for anything libcurl should
+ * handle (another scheme, a user, spaces or control bytes, a bad port). */
+bool mars_http_url_parse(const char *url, struct mars_http_url *u);
+/* The Authorization value r asks for: "Basic <base64 of user:password>" or "Bearer
+ * <token>". Returns owned (wipe it with explicit_bzero, then free), or NULL with *err 0
+ * when r asks for none, -ENOMEM when out of memory. */
+char *mars_http_auth_value(const struct mars_http_req *r, int *err);
+
 /* r can go without libcurl: http:// or https://, no user in the URL, no proxy for it in
- * the environment, not HTTP/2. */
+ * the environment (HTTP/1.1 here, h2c by prior knowledge on http:// in http2_direct.c). */
 bool mars_http_direct_ok(const struct mars_http_req *r);
-/* Starts p (its own exchange on a kept or new connection). 0, or a negative errno before
- * anything is in flight. */
+/* Starts p (its own exchange on a kept or new connection; an h2c request's stream on the
+ * host's session). 0, or a negative errno before anything is in flight. */
 int mars_http_direct_start(struct mars_http *h, struct mars_http_priv *p);
-/* Stops p's exchange (its connection is closed); p's done() is the caller's to deliver. */
+/* Stops p's exchange (an HTTP/1.1 connection is closed, an h2c stream reset); p's done()
+ * is the caller's to deliver. */
 void mars_http_direct_cancel(struct mars_http *h, struct mars_http_priv *p);
 /* Frees p's exchange state (after done()). */
 void mars_http_direct_free(struct mars_http_priv *p);
@@ -97,5 +119,16 @@ void mars_http_direct_free(struct mars_http_priv *p);
 void mars_http_direct_shutdown(struct mars_http *h);
 /* Frees closed connections whose ops have all completed; all == true (destroy): every one. */
 void mars_http_direct_reap(struct mars_http *h, bool all);
+
+/* ---- http2_direct.c, for http_direct.c ---- */
+
+/* The same as the mars_http_direct_ functions above, for requests with
+ * http2_prior_knowledge and for h2c sessions; u is p's URL, parsed. */
+int mars_http2_direct_start(struct mars_http *h, struct mars_http_priv *p,
+                            const struct mars_http_url *u);
+void mars_http2_direct_cancel(struct mars_http_priv *p);
+void mars_http2_direct_free(struct mars_http_priv *p);
+void mars_http2_direct_shutdown(struct mars_http *h);
+void mars_http2_direct_reap(struct mars_http *h, bool all);
 
 #endif

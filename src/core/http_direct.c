@@ -12,8 +12,9 @@
  * the kernel in one sendmsg, and a pipeline whose HTTP is all direct never loads libcurl
  * (the ~25 libraries it maps cost more resident memory than OpenSSL itself). https:// runs
  * over core/tls with one ctx per distinct set of TLS files in the client, HTTP/1.1 only (no
- * ALPN). HTTP/2 (gRPC), proxies from the environment and URLs with a user stay with
- * libcurl (http_client.c decides per request).
+ * ALPN). h2c by prior knowledge (gRPC to a plain peer) is core/http2_direct.c's: this file
+ * hands those requests and their sessions on. HTTP/2 over TLS, proxies from the environment
+ * and URLs with a user stay with libcurl (http_client.c decides per request).
  *
  * An exchange (struct h1_xfer) runs on a connection (struct h1_conn) kept per client and
  * reused for the same host and port after a complete response that allows it. A request
@@ -84,15 +85,7 @@ struct h1_xfer {
 
 /* ---- the URL ---- */
 
-struct h1_url {
-    const char *authority, *host, *port, *path;
-    size_t authority_len, host_len, port_len, path_len;
-    bool tls; /* https:// */
-};
-
-/* http[s]://host[:port][/path][?query][#fragment]; false for anything libcurl should handle
- * (another scheme, a user, spaces or control bytes, a bad port). */
-static bool parse_url(const char *url, struct h1_url *u)
+bool mars_http_url_parse(const char *url, struct mars_http_url *u)
 {
     memset(u, 0, sizeof(*u));
     if (!url)
@@ -154,8 +147,10 @@ static bool proxy_set(const char *name)
 
 bool mars_http_direct_ok(const struct mars_http_req *r)
 {
-    struct h1_url u;
-    if (!r->direct || r->http2_prior_knowledge || !parse_url(r->url, &u))
+    struct mars_http_url u;
+    if (!r->direct || !mars_http_url_parse(r->url, &u))
+        return false;
+    if (r->http2_prior_knowledge && u.tls) /* h2 by ALPN: libcurl's */
         return false;
     /* libcurl takes a proxy from these (http_proxy only in lower case); let it */
     if (proxy_set("all_proxy") || proxy_set("ALL_PROXY"))
@@ -182,19 +177,56 @@ static void puts_(struct h1_xfer *x, bool *ok, const char *s)
     put(x, ok, s, strlen(s));
 }
 
-static void put_base64(struct h1_xfer *x, bool *ok, const char *s, size_t n)
+/* base64 of s[0..n) at out, which has room for 4 * ((n + 2) / 3) bytes; returns their count. */
+static size_t base64(char *out, const char *s, size_t n)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
     for (size_t i = 0; i < n; i += 3) {
         unsigned v = (unsigned char)s[i] << 16;
         if (i + 1 < n)
             v |= (unsigned char)s[i + 1] << 8;
         if (i + 2 < n)
             v |= (unsigned char)s[i + 2];
-        char q[4] = {tab[v >> 18], tab[(v >> 12) & 63], i + 1 < n ? tab[(v >> 6) & 63] : '=',
-                     i + 2 < n ? tab[v & 63] : '='};
-        put(x, ok, q, 4);
+        out[o++] = tab[v >> 18];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
     }
+    return o;
+}
+
+char *mars_http_auth_value(const struct mars_http_req *r, int *err)
+{
+    *err = 0;
+    if (!r->user && !r->bearer)
+        return NULL;
+    if (!r->user) {
+        size_t n = strlen(r->bearer) + 8;
+        char *v = malloc(n);
+        if (v)
+            snprintf(v, n, "Bearer %s", r->bearer);
+        else
+            *err = -ENOMEM;
+        return v;
+    }
+    size_t ul = strlen(r->user), pl = r->password ? strlen(r->password) : 0, cl = ul + pl + 1;
+    char *cred = malloc(cl), *v = malloc(6 + 4 * ((cl + 2) / 3) + 1);
+    if (!cred || !v) {
+        free(cred);
+        free(v);
+        *err = -ENOMEM;
+        return NULL;
+    }
+    memcpy(cred, r->user, ul);
+    cred[ul] = ':';
+    if (pl)
+        memcpy(cred + ul + 1, r->password, pl);
+    memcpy(v, "Basic ", 6);
+    v[6 + base64(v + 6, cred, cl)] = '\0';
+    explicit_bzero(cred, cl);
+    free(cred);
+    return v;
 }
 
 /* The caller's header named `name` (case-insensitive), if any. */
@@ -207,10 +239,11 @@ static bool caller_has(const struct mars_http_req *r, const char *name)
     return false;
 }
 
-static int build_head(struct h1_xfer *x, const struct mars_http_req *r, const struct h1_url *u,
-                      const char *user_agent)
+static int build_head(struct h1_xfer *x, const struct mars_http_req *r,
+                      const struct mars_http_url *u, const char *user_agent)
 {
     bool ok = true, has_body = r->body || r->body_iov;
+    int rc;
     const char *method = r->method ? r->method : has_body ? "POST" : "GET";
     char num[32];
     x->head_len = 0;
@@ -242,24 +275,15 @@ static int build_head(struct h1_xfer *x, const struct mars_http_req *r, const st
     }
     if (!caller_has(r, "Accept"))
         puts_(x, &ok, "Accept: */*\r\n");
-    if (r->user) {
-        size_t ul = strlen(r->user), pl = r->password ? strlen(r->password) : 0;
-        char *cred = malloc(ul + pl + 2);
-        if (!cred)
-            return -ENOMEM;
-        memcpy(cred, r->user, ul);
-        cred[ul] = ':';
-        if (pl)
-            memcpy(cred + ul + 1, r->password, pl);
-        puts_(x, &ok, "Authorization: Basic ");
-        put_base64(x, &ok, cred, ul + pl + 1);
+    char *auth = mars_http_auth_value(r, &rc);
+    if (rc)
+        return rc;
+    if (auth) {
+        puts_(x, &ok, "Authorization: ");
+        puts_(x, &ok, auth);
         puts_(x, &ok, "\r\n");
-        explicit_bzero(cred, ul + pl + 1);
-        free(cred);
-    } else if (r->bearer) {
-        puts_(x, &ok, "Authorization: Bearer ");
-        puts_(x, &ok, r->bearer);
-        puts_(x, &ok, "\r\n");
+        explicit_bzero(auth, strlen(auth));
+        free(auth);
     }
     for (const char *const *hd = r->headers; hd && *hd; hd++) {
         const char *colon = strchr(*hd, ':');
@@ -574,9 +598,11 @@ static void resp_header(void *data, const char *line, size_t n)
 int mars_http_direct_start(struct mars_http *h, struct mars_http_priv *p)
 {
     const struct mars_http_req *r = p->req;
-    struct h1_url u;
-    if (!parse_url(r->url, &u))
+    struct mars_http_url u;
+    if (!mars_http_url_parse(r->url, &u))
         return -EINVAL;
+    if (r->http2_prior_knowledge)
+        return mars_http2_direct_start(h, p, &u);
     struct h1_xfer *x = calloc(1, sizeof(*x));
     if (!x)
         return -ENOMEM;
@@ -609,10 +635,12 @@ void mars_http_direct_cancel(struct mars_http *h, struct mars_http_priv *p)
     (void)h;
     if (p->x)
         xfer_detach(p->x, false);
+    mars_http2_direct_cancel(p);
 }
 
 void mars_http_direct_free(struct mars_http_priv *p)
 {
+    mars_http2_direct_free(p);
     struct h1_xfer *x = p->x;
     if (!x)
         return;
@@ -631,6 +659,7 @@ void mars_http_direct_shutdown(struct mars_http *h)
 {
     while (h->conns)
         conn_kill(h->conns);
+    mars_http2_direct_shutdown(h);
 }
 
 void mars_http_direct_reap(struct mars_http *h, bool all)
@@ -644,6 +673,7 @@ void mars_http_direct_reap(struct mars_http *h, bool all)
         }
         hc = next;
     }
+    mars_http2_direct_reap(h, all);
     if (!all)
         return;
     while (h->conns) {

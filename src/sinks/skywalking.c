@@ -621,7 +621,10 @@ static int setup_transport(struct sw_sink *sw)
     const struct sw_conf *c = sw->conf;
     if (c->tls.enabled)
         mars_netconf_http_tls(&c->tls, sw->id, &sw->tls);
-    sw->http = mars_http_create(mars_sink_loop(sw->sink), NULL);
+    /* a plain OAP's gRPC goes by mars's own h2c: libcurl is loaded only if a request needs
+     * it (the JSON transport, a proxy); h2 over TLS is libcurl's */
+    const struct mars_http_opts opts = {.curl_on_demand = !c->tls.enabled};
+    sw->http = mars_http_create(mars_sink_loop(sw->sink), &opts);
     if (!sw->http)
         return -errno;
     if (c->token) {

@@ -15,9 +15,17 @@
  * tests/support/gen_certs.sh). Every test runs through libcurl, direct over http:// and
  * direct over https://; each runs its loop only until a condition holds, with a deadline,
  * and leaves no op in flight.
+ *
+ * h2c by prior knowledge, direct (core/http2_direct.c), against nghttpd (Debian's
+ * nghttp2-server, a real HTTP/2 peer serving a temporary folder, echoing uploads, adding a
+ * trailer to every answer with a body) reached through a relay thread that counts
+ * connections, so multiplexing is observable; and two raw peers of our own: one that opens
+ * the session and then never answers (deadlines), one that answers every connection with a
+ * GOAWAY that processed nothing (the retry on a new connection).
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -26,7 +34,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -141,6 +153,13 @@ static int write_all(struct peer *fd, const char *p, size_t n)
         n -= (size_t)w;
     }
     return 0;
+}
+
+/* write_all on a plain descriptor (the h2c relay and raw peers) */
+static int fd_write_all(int fd, const char *p, size_t n)
+{
+    struct peer pe = {.fd = fd};
+    return write_all(&pe, p, n);
 }
 
 static void *serve_conn(void *arg)
@@ -726,6 +745,462 @@ static void test_no_libcurl(void **state)
     assert_false(curl);
 }
 
+/* ---- h2c, direct: the peers ---- */
+
+#define H2_BIG_LEN (4 * 1024 * 1024)
+
+static char g_docroot[64];
+static pid_t g_nghttpd = -1;
+static int g_h2_port;     /* nghttpd's */
+static int g_relay_port;  /* the counting relay in front of it */
+static int g_hang_port;   /* opens the session, never answers */
+static int g_goaway_port; /* GOAWAY, last stream 0, on every connection */
+static int g_relay_listen = -1, g_hang_listen = -1, g_goaway_listen = -1;
+static atomic_int g_relay_conns, g_hang_conns, g_goaway_conns;
+
+static bool port_answers(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                            .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* nghttpd on a free port serving g_docroot; its pid, or -1 when it cannot start. */
+static pid_t start_nghttpd(int *port)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        struct sockaddr_in a;
+        int fd = mars_test_tcp_listener(&a, 1);
+        close(fd); /* free now; nghttpd binds it next (another may win the race: retried) */
+        *port = ntohs(a.sin_port);
+        char num[16];
+        snprintf(num, sizeof(num), "%d", *port);
+        pid_t pid = fork();
+        if (pid == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            dup2(null, 2);
+            execlp("nghttpd", "nghttpd", "--no-tls", "-a", "127.0.0.1", "-d", g_docroot, "-m", "4",
+                   "--echo-upload", "--trailer", "x-sum: 12", num, (char *)NULL);
+            _exit(127);
+        }
+        if (pid < 0)
+            return -1;
+        int64_t deadline = mars_ev_clock_ns() + DEADLINE_NS;
+        while (mars_ev_clock_ns() < deadline) {
+            if (port_answers(*port))
+                return pid;
+            if (waitpid(pid, NULL, WNOHANG) == pid)
+                break; /* exited: the port was taken, or no nghttpd */
+            nanosleep(&(struct timespec){.tv_nsec = 10 * MS}, NULL);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return -1;
+}
+
+static void stop_nghttpd(pid_t pid)
+{
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+}
+
+/* A blocking listener on 127.0.0.1 and the port it got. */
+static int plain_listener(int *port)
+{
+    struct sockaddr_in a;
+    int fd = mars_test_tcp_listener(&a, 64);
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Copies bytes both ways between a client and nghttpd until either side closes. */
+static void *relay_conn(void *arg)
+{
+    int a = (int)(intptr_t)arg;
+    struct sockaddr_in to = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                             .sin_port = htons((uint16_t)g_h2_port)};
+    int b = socket(AF_INET, SOCK_STREAM, 0);
+    if (b >= 0 && connect(b, (struct sockaddr *)&to, sizeof(to)) == 0) {
+        struct pollfd p[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
+        char buf[65536];
+        bool open = true;
+        while (open && poll(p, 2, -1) > 0)
+            for (int i = 0; i < 2 && open; i++)
+                if (p[i].revents) {
+                    ssize_t n = read(p[i].fd, buf, sizeof(buf));
+                    open = n > 0 && fd_write_all(p[1 - i].fd, buf, (size_t)n) == 0;
+                }
+    }
+    if (b >= 0)
+        close(b);
+    close(a);
+    return NULL;
+}
+
+/* A peer that opens the session (an empty SETTINGS) and reads until the client leaves. */
+static void *hang_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    static const char settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+    char buf[4096];
+    if (fd_write_all(fd, settings, sizeof(settings)) == 0)
+        while (read(fd, buf, sizeof(buf)) > 0)
+            ;
+    close(fd);
+    return NULL;
+}
+
+/* A peer that, once the client has spoken, says GOAWAY with last stream 0: nothing
+ * processed. */
+static void *goaway_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    static const char frames[] = {0, 0, 0, 4, 0, 0, 0, 0, 0,                          /* SETTINGS */
+                                  0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}; /* GOAWAY */
+    char buf[4096];
+    if (read(fd, buf, sizeof(buf)) > 0 && fd_write_all(fd, frames, sizeof(frames)) == 0)
+        while (read(fd, buf, sizeof(buf)) > 0)
+            ;
+    close(fd);
+    return NULL;
+}
+
+struct raw_peer {
+    int *listen;
+    atomic_int *conns;
+    void *(*serve)(void *);
+};
+
+static void *accept_loop(void *arg)
+{
+    const struct raw_peer *pe = arg;
+    for (;;) {
+        int c = accept(*pe->listen, NULL, NULL);
+        if (c < 0)
+            return NULL; /* listener shut down */
+        atomic_fetch_add(pe->conns, 1);
+        pthread_t t;
+        pthread_create(&t, NULL, pe->serve, (void *)(intptr_t)c);
+        pthread_detach(t);
+    }
+}
+
+static void start_peer(struct raw_peer *pe, int *port)
+{
+    *pe->listen = plain_listener(port);
+    pthread_t t;
+    pthread_create(&t, NULL, accept_loop, pe);
+    pthread_detach(t);
+}
+
+static void write_file(const char *name, const char *p, size_t n)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", g_docroot, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    fclose(f);
+}
+
+static int h2_group_setup(void **state)
+{
+    static struct raw_peer relay = {&g_relay_listen, &g_relay_conns, relay_conn};
+    static struct raw_peer hang = {&g_hang_listen, &g_hang_conns, hang_conn};
+    static struct raw_peer goaway = {&g_goaway_listen, &g_goaway_conns, goaway_conn};
+    (void)state;
+    snprintf(g_docroot, sizeof(g_docroot), "/tmp/mars-h2c-XXXXXX");
+    if (!mkdtemp(g_docroot))
+        return -1;
+    write_file("hello", "hello h2", 8);
+    char *big = malloc(H2_BIG_LEN);
+    for (size_t i = 0; i < H2_BIG_LEN; i++)
+        big[i] = (char)('a' + i % 23);
+    write_file("big", big, H2_BIG_LEN);
+    free(big);
+    g_nghttpd = start_nghttpd(&g_h2_port);
+    if (g_nghttpd < 0) {
+        fprintf(stderr, "cannot start nghttpd (scripts/deps.sh test installs nghttp2-server)\n");
+        return -1;
+    }
+    start_peer(&relay, &g_relay_port);
+    start_peer(&hang, &g_hang_port);
+    start_peer(&goaway, &g_goaway_port);
+    return 0;
+}
+
+static int h2_group_teardown(void **state)
+{
+    char cmd[128];
+    (void)state;
+    stop_nghttpd(g_nghttpd);
+    int *fds[] = {&g_relay_listen, &g_hang_listen, &g_goaway_listen};
+    for (size_t i = 0; i < 3; i++) {
+        shutdown(*fds[i], SHUT_RDWR);
+        close(*fds[i]);
+    }
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_docroot);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- h2c, direct: the tests ---- */
+
+struct h2call {
+    struct call c;
+    size_t got;        /* body bytes streamed to on_data */
+    uint64_t hash;     /* and their FNV-1a */
+    bool cancel_first; /* mars_http_cancel itself from its first piece */
+    bool abort_first;  /* answer false to its first piece */
+    char hdrs[1024];   /* header and trailer lines, as delivered */
+    size_t hdrs_len;
+};
+
+static struct h2call *h2call_of(struct mars_http_req *r)
+{
+    return MARS_CONTAINER_OF(MARS_CONTAINER_OF(r, struct call, req), struct h2call, c);
+}
+
+static bool h2_on_data(struct mars_http_req *r, const char *p, size_t n)
+{
+    struct h2call *c = h2call_of(r);
+    bool first = c->got == 0;
+    c->got += n;
+    c->hash = fnv1a(c->hash, p, n);
+    if (first && c->cancel_first)
+        mars_http_cancel(g_http, r);
+    return !(first && c->abort_first);
+}
+
+static void h2_on_header(struct mars_http_req *r, const char *line, size_t n)
+{
+    struct h2call *c = h2call_of(r);
+    if (c->hdrs_len + n < sizeof(c->hdrs)) {
+        memcpy(c->hdrs + c->hdrs_len, line, n);
+        c->hdrs_len += n;
+        c->hdrs[c->hdrs_len] = '\0';
+    }
+}
+
+/* A direct h2c request for path on port. */
+static void h2call_init(struct h2call *c, int port, const char *path)
+{
+    memset(c, 0, sizeof(*c));
+    call_init(&c->c, path);
+    snprintf(c->c.url, sizeof(c->c.url), "http://127.0.0.1:%d%s", port, path);
+    c->c.req.direct = true;
+    c->c.req.http2_prior_knowledge = true;
+    c->c.req.on_header = h2_on_header;
+    c->hash = FNV_INIT;
+}
+
+static void h2_run_all(struct h2call *c, int n)
+{
+    for (int i = 0; i < n; i++)
+        mars_test_run_until(&c[i].c.done, 1, DEADLINE_NS);
+}
+
+/* A GET: the answer, its headers and nghttpd's trailer. */
+static void test_h2_get(void **state)
+{
+    (void)state;
+    struct h2call c;
+    h2call_init(&c, g_relay_port, "/hello");
+    assert_int_equal(mars_http_submit(g_http, &c.c.req), 0);
+    assert_int_equal(c.c.done, 0); /* never inside submit */
+    mars_test_run_until(&c.c.done, 1, DEADLINE_NS);
+    assert_int_equal(c.c.error, 0);
+    assert_int_equal(c.c.status, 200);
+    assert_string_equal(c.c.body, "hello h2");
+    assert_non_null(strstr(c.hdrs, "content-length: 8\r\n"));
+    assert_non_null(strstr(c.hdrs, "x-sum: 12\r\n")); /* the trailer, after the body */
+    assert_null(strstr(c.hdrs, ":status"));
+    h2call_init(&c, g_relay_port, "/nothing-here");
+    assert_int_equal(mars_http_submit(g_http, &c.c.req), 0);
+    mars_test_run_until(&c.c.done, 1, DEADLINE_NS);
+    assert_int_equal(c.c.error, 0);
+    assert_int_equal(c.c.status, 404);
+}
+
+/* Requests in flight together share one connection as streams, more of them than the
+ * peer's 4 concurrent streams (the rest wait their turn), and the connection is kept. */
+static void test_h2_multiplexed(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    static struct h2call c[N];
+    int before = atomic_load(&g_relay_conns);
+    for (int i = 0; i < N; i++) {
+        h2call_init(&c[i], g_relay_port, i % 3 ? "/hello" : "/big");
+        c[i].c.req.on_data = i % 3 ? NULL : h2_on_data;
+        assert_int_equal(mars_http_submit(g_http, &c[i].c.req), 0);
+    }
+    assert_int_equal(mars_http_active(g_http), N);
+    h2_run_all(c, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(c[i].c.error, 0);
+        assert_int_equal(c[i].c.status, 200);
+        if (i % 3)
+            assert_string_equal(c[i].c.body, "hello h2");
+        else
+            assert_int_equal(c[i].got, H2_BIG_LEN);
+    }
+    h2call_init(&c[0], g_relay_port, "/hello");
+    assert_int_equal(mars_http_submit(g_http, &c[0].c.req), 0);
+    mars_test_run_until(&c[0].c.done, 1, DEADLINE_NS);
+    assert_int_equal(c[0].c.status, 200);
+    assert_int_equal(atomic_load(&g_relay_conns) - before, 1);
+}
+
+/* A body in pieces goes up as DATA with its content-length; nghttpd echoes it back. */
+static void test_h2_post_iov(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 300 * 1024 + 5, 0, 7, 900 * 1024};
+    struct iovec iov[5];
+    size_t total = 0;
+    uint64_t want = FNV_INIT;
+    for (size_t i = 0; i < 5; i++) {
+        char *p = malloc(sizes[i] + 1);
+        for (size_t k = 0; k < sizes[i]; k++)
+            p[k] = (char)('a' + (k * 7 + i) % 26);
+        iov[i] = (struct iovec){.iov_base = p, .iov_len = sizes[i]};
+        want = fnv1a(want, p, sizes[i]);
+        total += sizes[i];
+    }
+    struct h2call c;
+    h2call_init(&c, g_relay_port, "/echo");
+    c.c.req.method = "POST";
+    c.c.req.body_iov = iov;
+    c.c.req.body_iovcnt = 5;
+    c.c.req.body_len = total;
+    c.c.req.on_data = h2_on_data;
+    assert_int_equal(mars_http_submit(g_http, &c.c.req), 0);
+    mars_test_run_until(&c.c.done, 1, DEADLINE_NS);
+    assert_int_equal(c.c.error, 0);
+    assert_int_equal(c.c.status, 200);
+    assert_int_equal(c.got, total);
+    assert_true(c.hash == want);
+    for (size_t i = 0; i < 5; i++)
+        free(iov[i].iov_base);
+}
+
+/* One stream cancelled (from its own on_data) and one aborted (on_data says false) while a
+ * third runs on: they end with -ECANCELED, the third completes, and the connection stays. */
+static void test_h2_cancel_one(void **state)
+{
+    (void)state;
+    static struct h2call c[4];
+    int before = atomic_load(&g_relay_conns);
+    for (int i = 0; i < 3; i++) {
+        h2call_init(&c[i], g_relay_port, "/big");
+        c[i].c.req.on_data = h2_on_data;
+    }
+    c[0].cancel_first = true;
+    c[1].abort_first = true;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(mars_http_submit(g_http, &c[i].c.req), 0);
+    h2_run_all(c, 3);
+    assert_int_equal(c[0].c.error, -ECANCELED);
+    assert_int_equal(c[1].c.error, -ECANCELED);
+    assert_int_equal(c[2].c.error, 0);
+    assert_int_equal(c[2].got, H2_BIG_LEN);
+    h2call_init(&c[3], g_relay_port, "/hello");
+    assert_int_equal(mars_http_submit(g_http, &c[3].c.req), 0);
+    mars_test_run_until(&c[3].c.done, 1, DEADLINE_NS);
+    assert_int_equal(c[3].c.status, 200);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(c[i].c.done, 1);
+    assert_int_equal(atomic_load(&g_relay_conns) - before, 1);
+}
+
+/* fresh_connection: a connection for that request only. */
+static void test_h2_fresh(void **state)
+{
+    (void)state;
+    int before = atomic_load(&g_relay_conns);
+    for (int i = 0; i < 2; i++) {
+        struct h2call c;
+        h2call_init(&c, g_relay_port, "/hello");
+        c.c.req.fresh_connection = true;
+        assert_int_equal(mars_http_submit(g_http, &c.c.req), 0);
+        mars_test_run_until(&c.c.done, 1, DEADLINE_NS);
+        assert_int_equal(c.c.status, 200);
+    }
+    assert_int_equal(atomic_load(&g_relay_conns) - before, 2);
+}
+
+/* A peer that never answers: each request's deadline resets just its stream; the session
+ * stays for the next. */
+static void test_h2_deadline(void **state)
+{
+    (void)state;
+    int before = atomic_load(&g_hang_conns);
+    for (int i = 0; i < 2; i++) {
+        struct h2call c;
+        h2call_init(&c, g_hang_port, "/never");
+        c.c.req.timeout_ns = 300 * MS;
+        int64_t t0 = mars_ev_clock_ns();
+        assert_int_equal(mars_http_submit(g_http, &c.c.req), 0);
+        mars_test_run_until(&c.c.done, 1, DEADLINE_NS);
+        assert_int_equal(c.c.error, -ETIMEDOUT);
+        assert_true(mars_ev_clock_ns() - t0 >= 250 * MS);
+    }
+    assert_int_equal(atomic_load(&g_hang_conns) - before, 1);
+}
+
+/* GOAWAY with last stream 0: the stream was not processed and goes once more, on a new
+ * connection; the second refusal fails it. */
+static void test_h2_goaway_retry(void **state)
+{
+    (void)state;
+    int before = atomic_load(&g_goaway_conns);
+    struct h2call c;
+    h2call_init(&c, g_goaway_port, "/x");
+    assert_int_equal(mars_http_submit(g_http, &c.c.req), 0);
+    mars_test_run_until(&c.c.done, 1, DEADLINE_NS);
+    assert_int_equal(c.c.error, -ECONNRESET);
+    assert_int_equal(c.c.status, 0);
+    assert_int_equal(atomic_load(&g_goaway_conns) - before, 2);
+}
+
+/* The peer dies: a request on its kept session (which we may not have seen close yet)
+ * fails, sent once more on a new connection that is refused; nothing waits for ever. */
+static void test_h2_peer_gone(void **state)
+{
+    (void)state;
+    int port;
+    pid_t pid = start_nghttpd(&port);
+    assert_true(pid > 0);
+    struct h2call a, b, d;
+    h2call_init(&a, port, "/hello");
+    assert_int_equal(mars_http_submit(g_http, &a.c.req), 0);
+    mars_test_run_until(&a.c.done, 1, DEADLINE_NS);
+    assert_int_equal(a.c.status, 200);
+    stop_nghttpd(pid);
+    h2call_init(&b, port, "/hello");
+    assert_int_equal(mars_http_submit(g_http, &b.c.req), 0);
+    mars_test_run_until(&b.c.done, 1, DEADLINE_NS);
+    if (b.c.error != -ECONNRESET && b.c.error != -ECONNREFUSED)
+        fail_msg("error %d (%s)", b.c.error, strerror(-b.c.error));
+    h2call_init(&d, port, "/hello");
+    assert_int_equal(mars_http_submit(g_http, &d.c.req), 0);
+    mars_test_run_until(&d.c.done, 1, DEADLINE_NS);
+    assert_int_equal(d.c.error, -ECONNREFUSED);
+    assert_int_equal(d.c.status, 0);
+}
+
 int main(void)
 {
     mars_test_backend("http client");
@@ -746,7 +1221,12 @@ int main(void)
     };
     const struct CMUnitTest https_only[] = {
         T(test_https_unknown_ca), T(test_https_bad_ca_file), T(test_https_server_name),
-        T(test_https_verify_off), T(test_chunked),           T(test_no_libcurl),
+        T(test_https_verify_off), T(test_chunked),
+    };
+    const struct CMUnitTest h2c[] = {
+        T(test_h2_get),          T(test_h2_multiplexed), T(test_h2_post_iov),
+        T(test_h2_cancel_one),   T(test_h2_fresh),       T(test_h2_deadline),
+        T(test_h2_goaway_retry), T(test_h2_peer_gone),   T(test_no_libcurl),
     };
     /* direct first: those clients never load libcurl (test_no_libcurl checks) */
     g_direct = true;
@@ -755,7 +1235,9 @@ int main(void)
     g_https = true;
     rc += cmocka_run_group_tests_name("direct https", tests, NULL, NULL);
     rc += cmocka_run_group_tests_name("direct https only", https_only, NULL, NULL);
-    g_direct = g_https = false;
+    g_https = false;
+    rc += cmocka_run_group_tests_name("h2c direct", h2c, h2_group_setup, h2_group_teardown);
+    g_direct = false;
     rc += cmocka_run_group_tests_name("libcurl", tests, NULL, NULL);
     shutdown(g_listen, SHUT_RDWR);
     close(g_listen);

@@ -124,7 +124,7 @@ class Oap:
                     self.logs += len(msgs)
             return reply
         md = {k: v for k, v in context.invocation_metadata()}
-        entry = {"t": time.time(), "method": method, "metadata": md,
+        entry = {"t": time.time(), "method": method, "metadata": md, "peer": context.peer(),
                  "messages": [to_dict(m) for m in msgs]}
         if method == "/TraceSegmentReportService/collect":
             for d, m in zip(entry["messages"], msgs):

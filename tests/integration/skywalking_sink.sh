@@ -3,8 +3,8 @@
 # built from proto/skywalking/ at start). Every section reads the calls the fake recorded:
 #   1 every field of LogData, InstanceProperties and InstancePingPkg; token metadata;
 #     registration once per sink with 2 workers; keepAlive repeated
-#   2 1000 lines over many batches: each exactly once, in order; many calls in a row on
-#     libcurl's h2c workaround path (one connection per call on 7.88)
+#   2 1000 lines over many batches: each exactly once, in order; many calls in a row, all
+#     on one connection (mars's own h2c), and libcurl never mapped into mars
 #   3 OAP down at start, then UNAVAILABLE twice, then a hang past the timeout: nothing lost
 #   4 wrong token: UNAUTHENTICATED is permanent, dropped, counted, and said clearly
 #   5 protocol v6: service, then instance registration (after empty answers), then pings
@@ -122,15 +122,21 @@ for k in $(seq 1 20); do
     sed -n "$(((k - 1) * 50 + 1)),$((k * 50))p" "$TMP/in2" >&3
     wait_until 20 "collect call $k" at_least_calls "$TMP/calls2" LogReportService OK "$k"
 done
+# h2c to a plain OAP goes without libcurl (core/http2_direct.c): it is never loaded
+if grep -q libcurl "/proc/$MARS_PID/maps"; then
+    fail "libcurl is mapped into mars for a plain OAP"
+fi
 exec 3>&-
 wait_exit "$MARS_PID" 30 "$TMP/err2"
 expect_eq "$EXIT_RC" 0 "mars exit code"
 check_logs "$TMP/calls2" "$N"
 ncalls=$(oap_calls "$TMP/calls2" LogReportService OK)
 ((ncalls >= 20)) || fail "only $ncalls collect calls"
+npeers=$("$PY" -c 'import json,sys; print(len({json.loads(l)["peer"] for l in open(sys.argv[1]) if "LogReportService" in json.loads(l)["method"]}))' "$TMP/calls2")
+expect_eq "$npeers" 1 "connections the collect calls came over"
 expect_eq "$(stat_of "$TMP/err2" sw sent)" "$N" "sent events"
 stop_fake OAP
-pass "2: $N logs in $ncalls calls, each once, in order"
+pass "2: $N logs in $ncalls calls on one connection, each once, in order; no libcurl"
 
 say "3: OAP down, then UNAVAILABLE, then a hang: nothing lost"
 N=300

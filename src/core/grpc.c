@@ -353,7 +353,7 @@ int mars_grpc_call_start(struct mars_grpc_channel *ch, struct mars_grpc_call *c)
         .max_body = MAX_REPLY,
         .http2_prior_knowledge = !ch->tls,
         .fresh_connection = !ch->reuse,
-        .direct = true, /* h2c on a plain channel; https:// stays with libcurl */
+        .direct = !ch->tls, /* h2c on a plain channel; h2 over TLS (ALPN) is libcurl's */
         .on_header = on_header,
         .done = on_http_done,
         .data = c,

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "core/conn.h"
 #include "core/grow.h"
@@ -45,14 +46,20 @@
 
 #define KEEPALIVE_NS (60LL * 1000000000)
 
-/* A TLS client ctx of the client, one per distinct set of files and verify; sessions keep
- * their own reference, so the ctx can go with the client. */
+/* A TLS client ctx of the client, one per distinct set of files and verify. The files are
+ * looked at again (stat) at most every TLS_RECHECK_NS when a request starts: a
+ * rotated certificate or CA gets a new ctx for new connections; the stale one stays on the
+ * list, out of use, until the client goes (connections may still hold it). */
 struct h1_tls {
     char *ca_file, *cert_file, *key_file;
-    bool verify;
+    bool verify, stale;
+    uint64_t files;     /* fingerprint of the files' inode, size and mtime */
+    int64_t checked_ns; /* when files was last compared (monotonic) */
     struct mars_tls_ctx *ctx;
     struct h1_tls *next;
 };
+
+#define TLS_RECHECK_NS 1000000000LL
 
 struct h1_conn {
     struct mars_http *h;
@@ -423,16 +430,47 @@ static struct h1_conn *conn_idle(struct mars_http *h, const struct h1_xfer *x)
 /* ---- TLS ---- */
 
 /* The client's ctx for r's TLS settings, made at first use. NULL with the reason in err. */
+static uint64_t file_mix(uint64_t h, const char *path)
+{
+    struct stat st;
+    if (!path)
+        return h;
+    if (stat(path, &st) != 0)
+        return h * 31 + 1;
+    uint64_t v[] = {(uint64_t)st.st_ino, (uint64_t)st.st_size, (uint64_t)st.st_mtim.tv_sec,
+                    (uint64_t)st.st_mtim.tv_nsec};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+        h = (h ^ v[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t files_of(const struct mars_http_tls *t)
+{
+    return file_mix(file_mix(file_mix(0xcbf29ce484222325ull, t->ca_file), t->cert_file),
+                    t->key_file);
+}
+
+/* The client's ctx for r's TLS settings, made at first use and again when its files
+ * changed. NULL with the reason in err. */
 static struct mars_tls_ctx *tls_ctx(struct mars_http *h, const struct mars_http_tls *t, char *err,
                                     size_t errlen)
 {
     static const struct mars_http_tls system = {.verify = true};
+    int64_t now = mars_ev_now(h->loop);
     if (!t)
         t = &system;
-    for (struct h1_tls *e = h->tlss; e; e = e->next)
-        if (e->verify == t->verify && same(e->ca_file, t->ca_file) &&
-            same(e->cert_file, t->cert_file) && same(e->key_file, t->key_file))
+    for (struct h1_tls *e = h->tlss; e; e = e->next) {
+        if (e->stale || e->verify != t->verify || !same(e->ca_file, t->ca_file) ||
+            !same(e->cert_file, t->cert_file) || !same(e->key_file, t->key_file))
+            continue;
+        if (now - e->checked_ns < TLS_RECHECK_NS)
             return e->ctx;
+        e->checked_ns = now;
+        if (files_of(t) == e->files)
+            return e->ctx;
+        e->stale = true; /* rotated: a new ctx below */
+        break;
+    }
     struct h1_tls *e = calloc(1, sizeof(*e));
     const struct mars_tls_opts o = {.verify = t->verify,
                                     .ca_file = t->ca_file,
@@ -446,6 +484,8 @@ static struct mars_tls_ctx *tls_ctx(struct mars_http *h, const struct mars_http_
         goto fail;
     }
     e->verify = t->verify;
+    e->files = files_of(t);
+    e->checked_ns = now;
     if (!(e->ctx = mars_tls_ctx_create(&o, MARS_TLS_CLIENT, "http", err, errlen)))
         goto fail;
     e->next = h->tlss;

@@ -703,6 +703,55 @@ static void test_https_server_name(void **state)
     expect_failure(&c, -EPROTO, "certificate verify failed");
 }
 
+/* Copies file `from` over `to` by rename, as a certificate rotation does. */
+static void replace_file(const char *from, const char *to)
+{
+    char tmp[400], buf[8192];
+    snprintf(tmp, sizeof(tmp), "%s.new", to);
+    FILE *in = fopen(from, "rb"), *out = fopen(tmp, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+    assert_int_equal(rename(tmp, to), 0);
+}
+
+/* Runs the loop for a little over the client's TLS file recheck interval (1 s). */
+static void pass_recheck(void)
+{
+    int64_t until = mars_ev_clock_ns() + 1200 * MS;
+    while (mars_ev_clock_ns() < until)
+        mars_ev_run_once(mars_test_loop, 50 * MS);
+}
+
+/* A ca_file rotated in place is read again for the next connections: swapped for an
+ * unrelated CA the requests fail, swapped back they pass. */
+static void test_https_ca_rotated(void **state)
+{
+    (void)state;
+    char path[400];
+    snprintf(path, sizeof(path), "%s/rotating-ca.pem", g_certs);
+    replace_file(cert("ca.pem"), path);
+    struct mars_http_tls rot = {.ca_file = path, .verify = true};
+    struct call c;
+    call_init(&c, "/ok");
+    c.req.tls = &rot;
+    expect_answer(&c, 200, "hello");
+    replace_file(cert("other-ca.pem"), path);
+    pass_recheck();
+    call_init(&c, "/ok");
+    c.req.tls = &rot;
+    expect_failure(&c, -EPROTO, "certificate verify failed");
+    replace_file(cert("ca.pem"), path);
+    pass_recheck();
+    call_init(&c, "/ok");
+    c.req.tls = &rot;
+    expect_answer(&c, 200, "hello");
+}
+
 static void test_https_verify_off(void **state)
 {
     (void)state;
@@ -1221,7 +1270,7 @@ int main(void)
     };
     const struct CMUnitTest https_only[] = {
         T(test_https_unknown_ca), T(test_https_bad_ca_file), T(test_https_server_name),
-        T(test_https_verify_off), T(test_chunked),
+        T(test_https_verify_off), T(test_https_ca_rotated),  T(test_chunked),
     };
     const struct CMUnitTest h2c[] = {
         T(test_h2_get),          T(test_h2_multiplexed), T(test_h2_post_iov),

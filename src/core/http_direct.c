@@ -48,8 +48,8 @@
 
 /* A TLS client ctx of the client, one per distinct set of files and verify. The files are
  * looked at again (stat) at most every TLS_RECHECK_NS when a request starts: a
- * rotated certificate or CA gets a new ctx for new connections; the stale one stays on the
- * list, out of use, until the client goes (connections may still hold it). */
+ * rotated certificate or CA gets a new ctx for new connections; the stale one is freed
+ * once no connection holds it (mars_http_direct_reap). */
 struct h1_tls {
     char *ca_file, *cert_file, *key_file;
     bool verify, stale;
@@ -430,6 +430,15 @@ static struct h1_conn *conn_idle(struct mars_http *h, const struct h1_xfer *x)
 /* ---- TLS ---- */
 
 /* The client's ctx for r's TLS settings, made at first use. NULL with the reason in err. */
+static void tls_free(struct h1_tls *e)
+{
+    mars_tls_ctx_destroy(e->ctx);
+    free(e->ca_file);
+    free(e->cert_file);
+    free(e->key_file);
+    free(e);
+}
+
 static uint64_t file_mix(uint64_t h, const char *path)
 {
     struct stat st;
@@ -492,12 +501,8 @@ static struct mars_tls_ctx *tls_ctx(struct mars_http *h, const struct mars_http_
     h->tlss = e;
     return e->ctx;
 fail:
-    if (e) {
-        free(e->ca_file);
-        free(e->cert_file);
-        free(e->key_file);
-        free(e);
-    }
+    if (e)
+        tls_free(e); /* its ctx is NULL */
     return NULL;
 }
 
@@ -702,6 +707,17 @@ void mars_http_direct_shutdown(struct mars_http *h)
     mars_http2_direct_shutdown(h);
 }
 
+static bool tls_in_use(const struct mars_http *h, const struct mars_tls_ctx *ctx)
+{
+    for (const struct h1_conn *hc = h->conns; hc; hc = hc->next)
+        if (hc->tls == ctx)
+            return true;
+    for (const struct h1_conn *hc = h->graveyard; hc; hc = hc->next)
+        if (hc->tls == ctx)
+            return true;
+    return false;
+}
+
 void mars_http_direct_reap(struct mars_http *h, bool all)
 {
     struct h1_conn *hc = h->graveyard;
@@ -714,21 +730,21 @@ void mars_http_direct_reap(struct mars_http *h, bool all)
         hc = next;
     }
     mars_http2_direct_reap(h, all);
-    if (!all)
-        return;
-    while (h->conns) {
-        hc = h->conns;
-        conn_unlink(&h->conns, hc);
-        conn_free(hc);
-    }
-    while (h->tlss) {
-        struct h1_tls *e = h->tlss;
-        h->tlss = e->next;
-        mars_tls_ctx_destroy(e->ctx);
-        free(e->ca_file);
-        free(e->cert_file);
-        free(e->key_file);
-        free(e);
+    if (all)
+        while (h->conns) {
+            hc = h->conns;
+            conn_unlink(&h->conns, hc);
+            conn_free(hc);
+        }
+    /* ctxs: every one at destroy, else the stale ones no connection holds any more */
+    for (struct h1_tls **pe = &h->tlss; *pe;) {
+        struct h1_tls *e = *pe;
+        if (all || (e->stale && !tls_in_use(h, e->ctx))) {
+            *pe = e->next;
+            tls_free(e);
+        } else {
+            pe = &e->next;
+        }
     }
 }
 

@@ -19,6 +19,7 @@
 struct http_sock;
 struct h1_conn;
 struct h1_tls;
+struct mars_tls_ctx;
 struct h1_xfer;
 struct h2_conn;
 struct h2_stream;
@@ -119,6 +120,17 @@ void mars_http_direct_free(struct mars_http_priv *p);
 void mars_http_direct_shutdown(struct mars_http *h);
 /* Frees closed connections whose ops have all completed; all == true (destroy): every one. */
 void mars_http_direct_reap(struct mars_http *h, bool all);
+/* A connection, live or closing, was made with ctx. */
+bool mars_http_direct_holds_tls(const struct mars_http *h, const struct mars_tls_ctx *ctx);
+
+/* ---- http_tls.c ---- */
+
+/* The client's TLS ctx for t (NULL: verify with the system store), made at first use and
+ * again when its files changed. NULL with the reason in err. */
+struct mars_tls_ctx *mars_http_tls_ctx(struct mars_http *h, const struct mars_http_tls *t,
+                                       char *err, size_t errlen);
+/* Frees the stale ctxs no connection holds; all == true (destroy): every one. */
+void mars_http_tls_reap(struct mars_http *h, bool all);
 
 /* ---- http2_direct.c, for http_direct.c ---- */
 

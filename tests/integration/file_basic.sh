@@ -13,8 +13,8 @@
 #   4. a partial last line is emitted after line_timeout (200ms) as a line of its own, and
 #      the rest of it, once its newline arrives, as the next line; not emitted at a stop
 #      (the next start reads it whole)
-#   5. --once reads everything (empty files, a missing last newline) and exits 0; a second
-#      --once reads only what was added
+#   5. --once reads everything (empty files, a missing last newline) and exits 0, leaving
+#      the files' access times alone (O_NOATIME); a second --once reads only what was added
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/file_source.bash"
@@ -206,9 +206,12 @@ once() {
     done
     : >"$L/empty.log"
     printf 'no-newline-1\nno-newline-2' >"$L/nonl.log"
+    # an access time older than the last write: relatime would move it at the next read
+    touch -a -d @978307200 "$L/o1.log"
     file_conf "$conf" "$S/out1" "include: [$L/*.log]"
     run_mars $((30 * SLOW)) -c "$conf" --once 2>"$S/err1"
     expect_eq "$MARS_RC" 0 "--once exit code; $(show_log "$S/err1")"
+    expect_eq "$(stat -c %X "$L/o1.log")" 978307200 "o1.log's atime after mars read it (O_NOATIME)"
     grep '^no-newline' "$S/out1" >"$S/nonl" || true
     printf 'no-newline-1\nno-newline-2\n' >"$S/want"
     cmp -s "$S/nonl" "$S/want" || fail "the file without a last newline: $(tr '\n' '|' <"$S/nonl")"

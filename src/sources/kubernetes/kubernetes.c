@@ -101,7 +101,7 @@ static const struct mars_opt kubernetes_options[] = {
      .max = 1000000000,
      .desc = "How long a log file that changed waits before it is read, so that a runtime's "
              "writes (one per line) are read together; 0 reads at once. Longer than "
-             "`file`'s 20ms: at light load the reads, not the lines, are most of the CPU "
+             "`file`'s 40ms: at light load the reads, not the lines, are most of the CPU "
              "(docs/kubernetes.md). Files being read out are not delayed."},
     {.name = "ignore_older",
      .type = MARS_OPT_DURATION,

@@ -42,17 +42,16 @@
  *
  * Thread: the client's loop.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <nghttp2/nghttp2.h>
 
 #include "core/conn.h"
 #include "core/grow.h"
+#include "core/http2_nv.h"
 #include "core/http_client_internal.h"
 
 #define KEEPALIVE_NS (60LL * 1000000000)
@@ -89,9 +88,7 @@ struct h2_stream {
     struct h2_conn *conn; /* NULL when not on a session */
     int32_t id;
     char *host, *port;
-    nghttp2_nv *nv; /* the request's header block, into nvbuf */
-    size_t nnv, nvbuf_len;
-    char *nvbuf;
+    struct mars_h2_headers hdr; /* the request's header block */
     bool has_body;
     int up_iov;       /* the body piece being sent */
     size_t up_off;    /* bytes of it sent */
@@ -101,142 +98,6 @@ struct h2_stream {
     bool reused, retried, headers_sent, interim, end_seen, peer_reset;
     struct h2_stream *prev, *next; /* on conn->streams, or a list being failed */
 };
-
-/* ---- the request's header block ---- */
-
-struct nv_build {
-    struct h2_stream *st; /* fills st->nv when it is allocated, else counts */
-    size_t n, bytes;
-};
-
-static void nv_add3(struct nv_build *b, const char *name, size_t nl, const char *pre, size_t prel,
-                    const char *value, size_t vl)
-{
-    struct h2_stream *st = b->st;
-    if (st->nv) {
-        char *np = st->nvbuf + b->bytes, *vp = np + nl + 1;
-        for (size_t i = 0; i < nl; i++)
-            np[i] = (char)tolower((unsigned char)name[i]);
-        np[nl] = '\0';
-        memcpy(vp, pre, prel);
-        memcpy(vp + prel, value, vl);
-        vp[prel + vl] = '\0';
-        /* credentials stay out of the peer's HPACK table */
-        bool secret = strcmp(np, "authorization") == 0 || strcmp(np, "authentication") == 0;
-        st->nv[b->n] = (nghttp2_nv){
-            .name = (uint8_t *)np,
-            .value = (uint8_t *)vp,
-            .namelen = nl,
-            .valuelen = prel + vl,
-            .flags = secret ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE,
-        };
-    }
-    b->n++;
-    b->bytes += nl + prel + vl + 2;
-}
-
-static void nv_add(struct nv_build *b, const char *name, const char *value, size_t vl)
-{
-    nv_add3(b, name, strlen(name), "", 0, value, vl);
-}
-
-/* The caller's header named `name`: its value (trimmed, length in *vl), or NULL. */
-static const char *caller_value(const struct mars_http_req *r, const char *name, size_t *vl)
-{
-    size_t n = strlen(name);
-    for (const char *const *hd = r->headers; hd && *hd; hd++)
-        if (strncasecmp(*hd, name, n) == 0 && (*hd)[n] == ':') {
-            const char *v = *hd + n + 1 + strspn(*hd + n + 1, " \t");
-            size_t l = strlen(v);
-            while (l > 0 && strchr(" \t\r\n", v[l - 1]))
-                l--;
-            *vl = l;
-            return v;
-        }
-    return NULL;
-}
-
-/* Hop-by-hop in HTTP/1.1, forbidden in HTTP/2 (RFC 9113 8.2.2); host becomes :authority,
- * content-length is ours. te is allowed only as "trailers". */
-static bool header_dropped(const char *name, size_t nl, const char *v, size_t vl)
-{
-    static const char *const drop[] = {"connection",    "keep-alive",       "transfer-encoding",
-                                       "upgrade",       "proxy-connection", "host",
-                                       "content-length"};
-    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
-        if (strlen(drop[i]) == nl && strncasecmp(name, drop[i], nl) == 0)
-            return true;
-    return nl == 2 && strncasecmp(name, "te", 2) == 0 &&
-           !(vl == 8 && strncasecmp(v, "trailers", 8) == 0);
-}
-
-static void nv_fill(struct nv_build *b, const struct mars_http_req *r,
-                    const struct mars_http_url *u, const char *user_agent, const char *auth)
-{
-    bool has_body = r->body || r->body_iov;
-    const char *method = r->method ? r->method : has_body ? "POST" : "GET";
-    const char *v;
-    size_t vl;
-    char num[32];
-    nv_add(b, ":method", method, strlen(method));
-    nv_add(b, ":scheme", "http", 4);
-    if ((v = caller_value(r, "Host", &vl)) && vl)
-        nv_add(b, ":authority", v, vl);
-    else
-        nv_add(b, ":authority", u->authority, u->authority_len);
-    bool slash = u->path_len == 0 || u->path[0] != '/';
-    nv_add3(b, ":path", 5, "/", slash ? 1 : 0, u->path, u->path_len);
-    for (const char *const *hd = r->headers; hd && *hd; hd++) {
-        const char *colon = strchr(*hd, ':');
-        if (!colon || colon == *hd)
-            continue;
-        size_t nl = (size_t)(colon - *hd);
-        v = colon + 1 + strspn(colon + 1, " \t");
-        vl = strlen(v);
-        while (vl > 0 && strchr(" \t\r\n", v[vl - 1]))
-            vl--;
-        if (vl == 0 || header_dropped(*hd, nl, v, vl))
-            continue; /* "Name:" removes a header in libcurl's terms: nothing to send */
-        nv_add3(b, *hd, nl, "", 0, v, vl);
-    }
-    if (!caller_value(r, "User-Agent", &vl))
-        nv_add(b, "user-agent", user_agent, strlen(user_agent));
-    if (!caller_value(r, "Accept", &vl))
-        nv_add(b, "accept", "*/*", 3);
-    if (auth)
-        nv_add(b, "authorization", auth, strlen(auth));
-    if (has_body || (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)) {
-        int n = snprintf(num, sizeof(num), "%zu", has_body ? r->body_len : (size_t)0);
-        nv_add(b, "content-length", num, (size_t)n);
-    }
-}
-
-static int build_nv(struct h2_stream *st, const struct mars_http_req *r,
-                    const struct mars_http_url *u, const char *user_agent)
-{
-    int rc;
-    char *auth = mars_http_auth_value(r, &rc);
-    if (rc)
-        return rc;
-    struct nv_build b = {.st = st};
-    nv_fill(&b, r, u, user_agent, auth); /* count */
-    st->nv = calloc(b.n, sizeof(*st->nv));
-    st->nvbuf = malloc(b.bytes);
-    if (st->nv && st->nvbuf) {
-        st->nvbuf_len = b.bytes;
-        b = (struct nv_build){.st = st};
-        nv_fill(&b, r, u, user_agent, auth);
-        st->nnv = b.n;
-    } else {
-        rc = -ENOMEM;
-    }
-    st->has_body = r->body || r->body_iov;
-    if (auth) {
-        explicit_bzero(auth, strlen(auth));
-        free(auth);
-    }
-    return rc;
-}
 
 /* nghttp2 reads the body: body, or body_iov piece by piece, copied into its DATA frame. */
 static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
@@ -694,7 +555,7 @@ static int stream_submit(struct h2_conn *hc, struct h2_stream *st)
 {
     nghttp2_data_provider dp = {.read_callback = read_body};
     int32_t id =
-        nghttp2_submit_request(hc->s, NULL, st->nv, st->nnv, st->has_body ? &dp : NULL, st);
+        nghttp2_submit_request(hc->s, NULL, st->hdr.nv, st->hdr.n, st->has_body ? &dp : NULL, st);
     if (id < 0)
         return id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE ? -EAGAIN : -ENOMEM;
     st->id = id;
@@ -802,7 +663,8 @@ int mars_http2_direct_start(struct mars_http *h, struct mars_http_priv *p,
     st->port = u->port ? strndup(u->port, u->port_len) : strdup("80");
     if (!st->host || !st->port)
         return -ENOMEM; /* p->h2 is freed with p */
-    int rc = build_nv(st, r, u, h->user_agent);
+    int rc = mars_http2_headers_build(&st->hdr, r, u, h->user_agent);
+    st->has_body = r->body || r->body_iov;
     if (rc)
         return rc;
     if (r->timeout_ns > 0)
@@ -822,10 +684,7 @@ void mars_http2_direct_free(struct mars_http_priv *p)
     if (!st)
         return;
     stream_detach(st, true);
-    if (st->nvbuf)
-        explicit_bzero(st->nvbuf, st->nvbuf_len); /* may hold credentials */
-    free(st->nvbuf);
-    free(st->nv);
+    mars_http2_headers_free(&st->hdr);
     free(st->host);
     free(st->port);
     free(st);

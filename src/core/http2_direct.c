@@ -38,7 +38,8 @@
  * never sent on while inside nghttp2 (in_session; the send goes out when nghttp2 returns),
  * a killed session is only marked and its connection closed, and the session and its
  * connection are freed from the client's deferred work once core/conn and its timer have
- * no op in flight, never inside one of its own callbacks (as http_direct.c does).
+ * no op in flight, never inside one of its own callbacks (core/direct_conn.c, shared with
+ * http_direct.c).
  *
  * Thread: the client's loop.
  */
@@ -59,10 +60,8 @@
 #define OUT_BATCH    (256u * 1024) /* frames gathered for one send */
 
 struct h2_conn {
-    struct mars_http *h;
-    struct mars_conn *c;
+    struct mars_direct_conn d; /* client, connection, peer, timer, lists */
     nghttp2_session *s;
-    char *host, *port;
     struct h2_stream *streams; /* submitted on this session and not ended */
     uint8_t *out;              /* frames of the send in flight */
     size_t out_len, out_cap;
@@ -70,18 +69,18 @@ struct h2_conn {
     uint64_t rx; /* bytes received so far */
     int32_t goaway_last;
     uint32_t goaway_error;
-    struct mars_ev_op timer;
-    bool timer_armed;
-    int64_t timer_armed_due;
     bool opened;     /* was READY */
     bool single;     /* fresh_connection: for one stream only */
     bool draining;   /* GOAWAY received or stream ids used up: no new streams */
     bool goaway;     /* goaway_last is set */
     bool in_session; /* inside nghttp2_session_mem_recv / mem_send */
     bool sending;
-    bool closed; /* in the graveyard */
-    struct h2_conn *prev, *next;
 };
+
+static struct h2_conn *h2_of(struct mars_direct_conn *d)
+{
+    return MARS_CONTAINER_OF(d, struct h2_conn, d);
+}
 
 struct h2_stream {
     struct mars_http_priv *p;
@@ -139,26 +138,6 @@ static void conn_lost(struct h2_conn *hc, int err, const char *text);
 static int stream_go(struct h2_stream *st);
 static void on_timer(struct mars_ev_op *op, int res);
 
-static void conn_unlink(struct h2_conn **head, struct h2_conn *hc)
-{
-    if (hc->prev)
-        hc->prev->next = hc->next;
-    else
-        *head = hc->next;
-    if (hc->next)
-        hc->next->prev = hc->prev;
-    hc->prev = hc->next = NULL;
-}
-
-static void conn_push(struct h2_conn **head, struct h2_conn *hc)
-{
-    hc->prev = NULL;
-    hc->next = *head;
-    if (*head)
-        (*head)->prev = hc;
-    *head = hc;
-}
-
 static void stream_unlink(struct h2_stream **head, struct h2_stream *st)
 {
     if (st->prev)
@@ -187,55 +166,35 @@ static struct h2_stream *conn_take_streams(struct h2_conn *hc)
  * it are dropped silently (the callers have ended or moved theirs). */
 static void conn_kill(struct h2_conn *hc)
 {
-    if (hc->closed)
+    if (hc->d.closed)
         return;
-    struct mars_http *h = hc->h;
+    struct mars_http *h = hc->d.h;
     struct h2_stream *left = conn_take_streams(hc);
     while (left)
         stream_unlink(&left, left);
-    hc->closed = true;
-    conn_unlink(&h->h2_conns, hc);
-    conn_push(&h->h2_graveyard, hc);
-    mars_conn_close(hc->c);
-    if (hc->timer_armed)
-        mars_ev_cancel(h->loop, &hc->timer);
-    mars_http_kick(h);
+    mars_direct_conn_bury(&hc->d, &h->h2_conns, &h->h2_graveyard);
 }
 
 /* Frees hc, which is on no list and has no op of its own in flight. */
-static void conn_free(struct h2_conn *hc)
+static void conn_free(struct mars_direct_conn *d)
 {
+    struct h2_conn *hc = h2_of(d);
     nghttp2_session_del(hc->s);
-    mars_conn_destroy(hc->c);
+    mars_direct_conn_fini(d);
     free(hc->out);
-    free(hc->host);
-    free(hc->port);
     free(hc);
 }
 
 static void timer_arm(struct h2_conn *hc, int64_t due)
 {
-    struct mars_http *h = hc->h;
-    if (hc->closed || h->shutting_down)
-        return;
-    if (hc->timer_armed) {
-        if (hc->timer_armed_due > due)
-            mars_ev_cancel(h->loop, &hc->timer); /* on_timer arms again for `due` */
-        return;
-    }
-    int64_t wait = due - mars_ev_now(h->loop);
-    mars_ev_prep_timer(&hc->timer, wait > 0 ? wait : 0, on_timer, hc);
-    if (mars_ev_submit(h->loop, &hc->timer) == 0) {
-        hc->timer_armed = true;
-        hc->timer_armed_due = due;
-    }
+    mars_direct_conn_timer_arm(&hc->d, due, on_timer);
 }
 
 static void on_sent(struct mars_conn *c, int err)
 {
     struct h2_conn *hc = mars_conn_data(c);
     hc->sending = false;
-    if (hc->closed)
+    if (hc->d.closed)
         return;
     if (err)
         conn_lost(hc, err, mars_conn_error(c));
@@ -247,12 +206,13 @@ static void on_sent(struct mars_conn *c, int err)
  * anything left to say (after a GOAWAY). */
 static void conn_flush(struct h2_conn *hc)
 {
-    if (hc->closed || hc->sending || hc->in_session || mars_conn_state(hc->c) != MARS_CONN_READY)
+    if (hc->d.closed || hc->sending || hc->in_session ||
+        mars_conn_state(hc->d.c) != MARS_CONN_READY)
         return;
     ssize_t n = 0;
     hc->out_len = 0;
     hc->in_session = true;
-    while (hc->out_len < OUT_BATCH && !hc->closed) {
+    while (hc->out_len < OUT_BATCH && !hc->d.closed) {
         const uint8_t *d;
         n = nghttp2_session_mem_send(hc->s, &d);
         if (n <= 0)
@@ -265,11 +225,11 @@ static void conn_flush(struct h2_conn *hc)
         hc->out_len += (size_t)n;
     }
     hc->in_session = false;
-    if (hc->closed)
+    if (hc->d.closed)
         return;
     if (n < 0) {
         char text[128];
-        snprintf(text, sizeof(text), "HTTP/2 session to %s: %s", mars_conn_peer(hc->c),
+        snprintf(text, sizeof(text), "HTTP/2 session to %s: %s", mars_conn_peer(hc->d.c),
                  nghttp2_strerror((int)n));
         conn_lost(hc, n == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EPROTO, text);
         return;
@@ -278,13 +238,13 @@ static void conn_flush(struct h2_conn *hc)
         if (!nghttp2_session_want_read(hc->s) && !nghttp2_session_want_write(hc->s)) {
             char text[128];
             snprintf(text, sizeof(text), "%s ended the HTTP/2 session (GOAWAY, %s)",
-                     mars_conn_peer(hc->c), nghttp2_http2_strerror(hc->goaway_error));
+                     mars_conn_peer(hc->d.c), nghttp2_http2_strerror(hc->goaway_error));
             conn_lost(hc, -ECONNRESET, text);
         }
         return;
     }
     hc->iov = (struct iovec){.iov_base = hc->out, .iov_len = hc->out_len};
-    int rc = mars_conn_send(hc->c, &hc->iov, 1, on_sent);
+    int rc = mars_conn_send(hc->d.c, &hc->iov, 1, on_sent);
     if (rc)
         conn_lost(hc, rc, strerror(-rc));
     else
@@ -294,7 +254,7 @@ static void conn_flush(struct h2_conn *hc)
 static void on_open(struct mars_conn *c, int err)
 {
     struct h2_conn *hc = mars_conn_data(c);
-    if (hc->closed)
+    if (hc->d.closed)
         return;
     if (err) {
         conn_lost(hc, err, mars_conn_error(c));
@@ -307,13 +267,13 @@ static void on_open(struct mars_conn *c, int err)
 static void on_conn_data(struct mars_conn *c, const char *s, size_t n)
 {
     struct h2_conn *hc = mars_conn_data(c);
-    if (hc->closed)
+    if (hc->d.closed)
         return;
     hc->rx += n;
     hc->in_session = true;
     ssize_t rv = nghttp2_session_mem_recv(hc->s, (const uint8_t *)s, n);
     hc->in_session = false;
-    if (hc->closed)
+    if (hc->d.closed)
         return;
     if (rv < 0) {
         char text[128];
@@ -329,7 +289,7 @@ static void on_conn_close(struct mars_conn *c, int err)
 {
     struct h2_conn *hc = mars_conn_data(c);
     char text[CURL_ERROR_SIZE];
-    if (hc->closed)
+    if (hc->d.closed)
         return;
     snprintf(text, sizeof(text), "%s before the answer was complete",
              err ? mars_conn_error(c) : "connection closed");
@@ -340,7 +300,7 @@ static void on_conn_idle(struct mars_conn *c, int err)
 {
     struct h2_conn *hc = mars_conn_data(c);
     (void)err;
-    mars_http_kick(hc->h);
+    mars_http_kick(hc->d.h);
 }
 
 /* ---- nghttp2's callbacks ---- */
@@ -517,9 +477,9 @@ static struct h2_conn *conn_new(struct mars_http *h, const struct h2_stream *st)
     struct h2_conn *hc = calloc(1, sizeof(*hc));
     if (!hc)
         return NULL;
-    hc->h = h;
-    hc->host = strdup(st->host);
-    hc->port = strdup(st->port);
+    hc->d.h = h;
+    hc->d.host = strdup(st->host);
+    hc->d.port = strdup(st->port);
     hc->single = st->p->req->fresh_connection;
     const struct mars_conn_opts o = {
         .host = st->host,
@@ -531,21 +491,23 @@ static struct h2_conn *conn_new(struct mars_http *h, const struct h2_stream *st)
         .on_idle = on_conn_idle,
         .data = hc,
     };
-    hc->c = hc->host && hc->port ? mars_conn_create(h->loop, &o) : NULL;
-    if (!hc->c || session_new(hc) || mars_conn_open(hc->c, on_open)) {
-        conn_free(hc); /* open failed at once: nothing in flight */
+    hc->d.c = hc->d.host && hc->d.port ? mars_conn_create(h->loop, &o) : NULL;
+    if (!hc->d.c || session_new(hc) || mars_conn_open(hc->d.c, on_open)) {
+        conn_free(&hc->d); /* open failed at once: nothing in flight */
         return NULL;
     }
-    conn_push(&h->h2_conns, hc);
+    mars_direct_conn_push(&h->h2_conns, &hc->d);
     return hc;
 }
 
 static struct h2_conn *conn_find(struct mars_http *h, const struct h2_stream *st)
 {
-    for (struct h2_conn *hc = h->h2_conns; hc; hc = hc->next)
-        if (!hc->single && !hc->draining && strcmp(hc->host, st->host) == 0 &&
-            strcmp(hc->port, st->port) == 0)
+    for (struct mars_direct_conn *d = h->h2_conns; d; d = d->next) {
+        struct h2_conn *hc = h2_of(d);
+        if (!hc->single && !hc->draining && strcmp(d->host, st->host) == 0 &&
+            strcmp(d->port, st->port) == 0)
             return hc;
+    }
     return NULL;
 }
 
@@ -618,17 +580,17 @@ static void conn_lost(struct h2_conn *hc, int err, const char *text)
 
 static void on_timer(struct mars_ev_op *op, int res)
 {
-    struct h2_conn *hc = op->data;
+    struct h2_conn *hc = h2_of(op->data);
     (void)res;
-    hc->timer_armed = false;
-    if (hc->closed) {
-        mars_http_kick(hc->h);
+    hc->d.timer_armed = false;
+    if (hc->d.closed) {
+        mars_http_kick(hc->d.h);
         return;
     }
     int64_t next;
     for (;;) { /* one at a time: a done() may end or add streams */
         struct h2_stream *late = NULL;
-        int64_t now = mars_ev_now(hc->h->loop);
+        int64_t now = mars_ev_now(hc->d.h->loop);
         next = 0;
         for (struct h2_stream *st = hc->streams; st && !late; st = st->next)
             if (st->deadline && st->deadline <= now)
@@ -641,7 +603,7 @@ static void on_timer(struct mars_ev_op *op, int res)
         snprintf(text, sizeof(text), "request timed out after %lld ms",
                  (long long)(late->p->req->timeout_ns / 1000000));
         stream_fail(late, true, -ETIMEDOUT, text);
-        if (hc->closed)
+        if (hc->d.closed)
             return;
     }
     if (next)
@@ -694,24 +656,10 @@ void mars_http2_direct_free(struct mars_http_priv *p)
 void mars_http2_direct_shutdown(struct mars_http *h)
 {
     while (h->h2_conns)
-        conn_kill(h->h2_conns);
+        conn_kill(h2_of(h->h2_conns));
 }
 
 void mars_http2_direct_reap(struct mars_http *h, bool all)
 {
-    struct h2_conn *hc = h->h2_graveyard;
-    while (hc) {
-        struct h2_conn *next = hc->next;
-        if (all || (!mars_conn_busy(hc->c) && !hc->timer_armed)) {
-            conn_unlink(&h->h2_graveyard, hc);
-            conn_free(hc);
-        }
-        hc = next;
-    }
-    if (all)
-        while (h->h2_conns) {
-            hc = h->h2_conns;
-            conn_unlink(&h->h2_conns, hc);
-            conn_free(hc);
-        }
+    mars_direct_conn_reap(&h->h2_conns, &h->h2_graveyard, all, conn_free);
 }

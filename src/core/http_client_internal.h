@@ -47,6 +47,20 @@ struct mars_http_priv {
     struct h2_stream *h2;               /* a direct h2c request's stream (http2_direct.c) */
 };
 
+/* What a direct connection of either protocol has (http_direct.c's h1_conn and
+ * http2_direct.c's h2_conn embed it): its client, core/conn's connection, the peer, one
+ * timer for its deadlines, and its place on the client's live list or graveyard. */
+struct mars_direct_conn {
+    struct mars_http *h;
+    struct mars_conn *c;
+    char *host, *port;
+    struct mars_ev_op timer;
+    bool timer_armed;
+    int64_t timer_armed_due;
+    bool closed; /* in the graveyard */
+    struct mars_direct_conn *prev, *next;
+};
+
 struct mars_http {
     struct mars_ev_loop *loop;
     CURLM *multi; /* NULL until the first request that needs libcurl */
@@ -66,10 +80,10 @@ struct mars_http {
     struct mars_http_priv *done_head, *done_tail;
     bool shutting_down;
     /* direct connections (http_direct.c): in use or idle, and closed ones to free */
-    struct h1_conn *conns, *graveyard;
+    struct mars_direct_conn *conns, *graveyard;
     struct h1_tls *tlss; /* their TLS ctxs */
     /* direct h2c sessions (http2_direct.c): open or opening, and closed ones to free */
-    struct h2_conn *h2_conns, *h2_graveyard;
+    struct mars_direct_conn *h2_conns, *h2_graveyard;
 };
 
 /* ---- http_client.c, for http_direct.c ---- */
@@ -88,6 +102,26 @@ void mars_http_priv_fail_soon(struct mars_http_priv *p, int err);
 /* Runs the client's deferred work soon (from a zero-delay op): completions, freeing closed
  * direct connections. */
 void mars_http_kick(struct mars_http *h);
+
+/* ---- direct_conn.c, for http_direct.c and http2_direct.c ---- */
+
+void mars_direct_conn_unlink(struct mars_direct_conn **head, struct mars_direct_conn *d);
+void mars_direct_conn_push(struct mars_direct_conn **head, struct mars_direct_conn *d);
+/* Closes d for good: from `live` to `graveyard`, its connection closed, its timer
+ * cancelled, the client kicked to free it (mars_direct_conn_reap) once nothing of it is in
+ * flight. Does nothing when d is closed already. */
+void mars_direct_conn_bury(struct mars_direct_conn *d, struct mars_direct_conn **live,
+                           struct mars_direct_conn **graveyard);
+/* d's timer fires cb (op->data is d) at `due` (monotonic ns), or earlier when it was armed
+ * for earlier: an armed timer due later is cancelled, and cb is expected to arm it again.
+ * Nothing on a closed connection or a client shutting down. */
+void mars_direct_conn_timer_arm(struct mars_direct_conn *d, int64_t due, mars_ev_cb cb);
+/* Frees (with free_fn) the buried connections with no op in flight, or all of them and
+ * every live one with `all`. */
+void mars_direct_conn_reap(struct mars_direct_conn **live, struct mars_direct_conn **graveyard,
+                           bool all, void (*free_fn)(struct mars_direct_conn *));
+/* Destroys d's connection and frees its peer names (for the free_fn). */
+void mars_direct_conn_fini(struct mars_direct_conn *d);
 
 /* ---- http_direct.c ---- */
 

@@ -27,7 +27,7 @@
  *
  * Lifetimes: a closed connection goes to the client's graveyard and is freed from the
  * client's deferred work once core/conn has no op of it in flight and its timer is done,
- * never inside one of its own callbacks.
+ * never inside one of its own callbacks (core/direct_conn.c, shared with http2_direct.c).
  *
  * Thread: the client's loop.
  */
@@ -46,18 +46,16 @@
 #define KEEPALIVE_NS (60LL * 1000000000)
 
 struct h1_conn {
-    struct mars_http *h;
-    struct mars_conn *c;
-    char *host, *port;
-    struct mars_tls_ctx *tls; /* NULL: plain */
-    char *server_name;        /* TLS name when not the host */
-    struct h1_xfer *x;        /* the exchange on it; NULL when idle */
-    struct mars_ev_op timer;
-    bool timer_armed;
-    int64_t timer_armed_due;
-    bool closed; /* in the graveyard */
-    struct h1_conn *prev, *next;
+    struct mars_direct_conn d; /* client, connection, peer, timer, lists */
+    struct mars_tls_ctx *tls;  /* NULL: plain */
+    char *server_name;         /* TLS name when not the host */
+    struct h1_xfer *x;         /* the exchange on it; NULL when idle */
 };
+
+static struct h1_conn *h1_of(struct mars_direct_conn *d)
+{
+    return MARS_CONTAINER_OF(d, struct h1_conn, d);
+}
 
 struct h1_xfer {
     struct mars_http_priv *p;
@@ -318,48 +316,20 @@ static void on_conn_close(struct mars_conn *c, int err);
 static void on_conn_idle(struct mars_conn *c, int err);
 static void on_timer(struct mars_ev_op *op, int res);
 
-static void conn_unlink(struct h1_conn **head, struct h1_conn *hc)
-{
-    if (hc->prev)
-        hc->prev->next = hc->next;
-    else
-        *head = hc->next;
-    if (hc->next)
-        hc->next->prev = hc->prev;
-    hc->prev = hc->next = NULL;
-}
-
-static void conn_push(struct h1_conn **head, struct h1_conn *hc)
-{
-    hc->prev = NULL;
-    hc->next = *head;
-    if (*head)
-        (*head)->prev = hc;
-    *head = hc;
-}
-
 /* Closes hc for good: to the graveyard, freed by mars_http_direct_reap. */
 static void conn_kill(struct h1_conn *hc)
 {
-    if (hc->closed)
+    if (hc->d.closed)
         return;
-    struct mars_http *h = hc->h;
-    hc->closed = true;
     hc->x = NULL;
-    conn_unlink(&h->conns, hc);
-    conn_push(&h->graveyard, hc);
-    mars_conn_close(hc->c);
-    if (hc->timer_armed)
-        mars_ev_cancel(h->loop, &hc->timer);
-    mars_http_kick(h);
+    mars_direct_conn_bury(&hc->d, &hc->d.h->conns, &hc->d.h->graveyard);
 }
 
 /* Frees hc, which is on no list and has no op of its own in flight. */
-static void conn_free(struct h1_conn *hc)
+static void conn_free(struct mars_direct_conn *d)
 {
-    mars_conn_destroy(hc->c);
-    free(hc->host);
-    free(hc->port);
+    struct h1_conn *hc = h1_of(d);
+    mars_direct_conn_fini(d);
     free(hc->server_name);
     free(hc);
 }
@@ -369,9 +339,9 @@ static struct h1_conn *conn_new(struct mars_http *h, struct h1_xfer *x)
     struct h1_conn *hc = calloc(1, sizeof(*hc));
     if (!hc)
         return NULL;
-    hc->h = h;
-    hc->host = strdup(x->host);
-    hc->port = strdup(x->port);
+    hc->d.h = h;
+    hc->d.host = strdup(x->host);
+    hc->d.port = strdup(x->port);
     hc->tls = x->tls;
     hc->server_name = x->server_name ? strdup(x->server_name) : NULL;
     const struct mars_conn_opts o = {
@@ -386,13 +356,13 @@ static struct h1_conn *conn_new(struct mars_http *h, struct h1_xfer *x)
         .on_idle = on_conn_idle,
         .data = hc,
     };
-    bool ok = hc->host && hc->port && (hc->server_name || !x->server_name);
-    hc->c = ok ? mars_conn_create(h->loop, &o) : NULL;
-    if (!hc->c) {
-        conn_free(hc);
+    bool ok = hc->d.host && hc->d.port && (hc->server_name || !x->server_name);
+    hc->d.c = ok ? mars_conn_create(h->loop, &o) : NULL;
+    if (!hc->d.c) {
+        conn_free(&hc->d);
         return NULL;
     }
-    conn_push(&h->conns, hc);
+    mars_direct_conn_push(&h->conns, &hc->d);
     return hc;
 }
 
@@ -403,30 +373,19 @@ static bool same(const char *a, const char *b)
 
 static struct h1_conn *conn_idle(struct mars_http *h, const struct h1_xfer *x)
 {
-    for (struct h1_conn *hc = h->conns; hc; hc = hc->next)
-        if (!hc->x && mars_conn_state(hc->c) == MARS_CONN_READY && strcmp(hc->host, x->host) == 0 &&
-            strcmp(hc->port, x->port) == 0 && hc->tls == x->tls &&
+    for (struct mars_direct_conn *d = h->conns; d; d = d->next) {
+        struct h1_conn *hc = h1_of(d);
+        if (!hc->x && mars_conn_state(d->c) == MARS_CONN_READY && strcmp(d->host, x->host) == 0 &&
+            strcmp(d->port, x->port) == 0 && hc->tls == x->tls &&
             same(hc->server_name, x->server_name))
             return hc;
+    }
     return NULL;
 }
 
 static void timer_arm(struct h1_conn *hc, int64_t due)
 {
-    struct mars_http *h = hc->h;
-    if (hc->closed || h->shutting_down)
-        return;
-    if (hc->timer_armed) {
-        if (hc->timer_armed_due > due)
-            mars_ev_cancel(h->loop, &hc->timer); /* on_timer arms again for `due` */
-        return;
-    }
-    int64_t wait = due - mars_ev_now(h->loop);
-    mars_ev_prep_timer(&hc->timer, wait > 0 ? wait : 0, on_timer, hc);
-    if (mars_ev_submit(h->loop, &hc->timer) == 0) {
-        hc->timer_armed = true;
-        hc->timer_armed_due = due;
-    }
+    mars_direct_conn_timer_arm(&hc->d, due, on_timer);
 }
 
 /* ---- an exchange ---- */
@@ -491,7 +450,7 @@ static int xfer_send(struct h1_xfer *x)
 {
     int rc = fill_iov(x);
     if (rc == 0)
-        rc = mars_conn_send(x->conn->c, x->iov, x->niov, on_sent);
+        rc = mars_conn_send(x->conn->d.c, x->iov, x->niov, on_sent);
     return rc;
 }
 
@@ -526,7 +485,7 @@ static int xfer_go(struct h1_xfer *x, bool allow_reuse)
     x->sent = x->got_bytes = false;
     if (x->deadline)
         timer_arm(hc, x->deadline);
-    int rc = x->reused ? xfer_send(x) : mars_conn_open(hc->c, on_open);
+    int rc = x->reused ? xfer_send(x) : mars_conn_open(hc->d.c, on_open);
     if (rc) {
         x->conn = NULL;
         hc->x = NULL;
@@ -608,40 +567,26 @@ void mars_http_direct_free(struct mars_http_priv *p)
 void mars_http_direct_shutdown(struct mars_http *h)
 {
     while (h->conns)
-        conn_kill(h->conns);
+        conn_kill(h1_of(h->conns));
     mars_http2_direct_shutdown(h);
 }
 
 bool mars_http_direct_holds_tls(const struct mars_http *h, const struct mars_tls_ctx *ctx)
 {
-    for (const struct h1_conn *hc = h->conns; hc; hc = hc->next)
-        if (hc->tls == ctx)
+    for (struct mars_direct_conn *d = h->conns; d; d = d->next)
+        if (h1_of(d)->tls == ctx)
             return true;
-    for (const struct h1_conn *hc = h->graveyard; hc; hc = hc->next)
-        if (hc->tls == ctx)
+    for (struct mars_direct_conn *d = h->graveyard; d; d = d->next)
+        if (h1_of(d)->tls == ctx)
             return true;
     return false;
 }
 
 void mars_http_direct_reap(struct mars_http *h, bool all)
 {
-    struct h1_conn *hc = h->graveyard;
-    while (hc) {
-        struct h1_conn *next = hc->next;
-        if (all || (!mars_conn_busy(hc->c) && !hc->timer_armed)) {
-            conn_unlink(&h->graveyard, hc);
-            conn_free(hc);
-        }
-        hc = next;
-    }
+    mars_direct_conn_reap(&h->conns, &h->graveyard, all, conn_free);
     mars_http2_direct_reap(h, all);
-    if (all)
-        while (h->conns) {
-            hc = h->conns;
-            conn_unlink(&h->conns, hc);
-            conn_free(hc);
-        }
-    mars_http_tls_reap(h, all);
+    mars_http_tls_reap(h, all); /* after the connections that held the ctxs */
 }
 
 static void on_conn_data(struct mars_conn *c, const char *s, size_t n)
@@ -689,22 +634,22 @@ static void on_conn_idle(struct mars_conn *c, int err)
 {
     struct h1_conn *hc = mars_conn_data(c);
     (void)err;
-    mars_http_kick(hc->h);
+    mars_http_kick(hc->d.h);
 }
 
 static void on_timer(struct mars_ev_op *op, int res)
 {
-    struct h1_conn *hc = op->data;
+    struct h1_conn *hc = h1_of(op->data);
     (void)res;
-    hc->timer_armed = false;
-    if (hc->closed) {
-        mars_http_kick(hc->h);
+    hc->d.timer_armed = false;
+    if (hc->d.closed) {
+        mars_http_kick(hc->d.h);
         return;
     }
     struct h1_xfer *x = hc->x;
     if (!x || !x->deadline)
         return;
-    if (mars_ev_now(hc->h->loop) < x->deadline) {
+    if (mars_ev_now(hc->d.h->loop) < x->deadline) {
         timer_arm(hc, x->deadline);
         return;
     }

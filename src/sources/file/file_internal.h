@@ -123,6 +123,7 @@ struct tfile {
     bool vanished;      /* pending, but its path was gone when it was opened: renamed or
                          * deleted, the next scan tells which */
     bool reading, queued, eof;
+    bool notified;   /* named by an inotify event: read when notify_delay ends */
     bool initial;    /* found by the source's first scan */
     bool gave_up;    /* counted and logged as given up (once per file) */
     bool copy_check; /* new, read from 0: is it a copy of what was read? (see identity.c) */

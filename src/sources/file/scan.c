@@ -379,7 +379,23 @@ static void schedule_dir(struct file_source *fs, int wd, const char *name)
                      st.st_ctim.tv_nsec != f->ctime.tv_nsec)
                 f->state = TF_PENDING; /* dormant, and it changed: open it again */
         }
+        f->notified = true;
         mars_file_schedule(fs, f);
+    }
+}
+
+/* Queues the files events named since the last time, for the read after notify_delay.
+ * Most are queued already, but not one that was being read when its event came, nor one
+ * a read in the meantime took off the queue: the appends after that read would otherwise
+ * wait for the events the re-armed watch brings and another delay (twice the delay). */
+static void queue_notified(struct file_source *fs)
+{
+    for (size_t i = 0; i < fs->nfiles; i++) {
+        struct tfile *f = fs->files[i];
+        if (f->notified && !f->reading) {
+            f->notified = false;
+            mars_file_schedule(fs, f);
+        }
     }
 }
 
@@ -472,6 +488,7 @@ static void on_inotify(struct mars_ev_op *op, int res)
         if (fs->dop_armed)
             return;
     }
+    queue_notified(fs);
     mars_file_pump(fs);
     arm_inotify(fs);
 }
@@ -484,6 +501,7 @@ static void on_notify_delay(struct mars_ev_op *op, int res)
         mars_file_maybe_finish(fs);
         return;
     }
+    queue_notified(fs);
     mars_file_pump(fs);
     arm_inotify(fs);
 }

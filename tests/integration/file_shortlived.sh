@@ -12,6 +12,9 @@
 #   4. reporting: with the only descriptor held (max_open_files 1, a deleted file its
 #      writer holds, rotate_wait 60s), 3 files are created and deleted before they can be
 #      opened: each is logged once, mars_file_gave_up_total says 3, the exit summary too
+#   5. foreign files: 200 files none of the patterns match created and deleted in the
+#      watched directory of the logs and in the one above it cost no scan
+#      (mars_file_scans_total stays), while deleting a file of ours does
 set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 source "$(dirname "$0")/lib/file_source.bash"
@@ -112,8 +115,47 @@ api_port() {
     grep -o "\[api\] listening on 127.0.0.1:[0-9]*" "$1" | head -n 1 | sed 's/.*://'
 }
 
+scans_of() { # scans_of PORT: mars_file_scans_total of source "in"
+    curl -sf "http://127.0.0.1:$1/metrics" |
+        sed -n 's/^mars_file_scans_total{component_id="in"} \([0-9]*\)$/\1/p'
+}
+
+foreign() {
+    new_section foreign
+    local conf=$S/mars.yaml port s0 s1 i
+    mkdir -p "$L/app"
+    "$FW" gen a 0 10 >"$L/app/a.log"
+    expect_key a 10
+    # no periodic scan in the window: only inotify can cause one
+    file_conf "$conf" "$S/out" "include: [$L/app/*.log], glob_interval: 60s" "runtime: {workers: 1}"
+    start_mars /dev/null "$S/err" -c "$conf"
+    wait_lines "$S/out" 10 20
+    port=$(api_port "$S/err")
+    s0=$(scans_of "$port")
+    [[ -n $s0 ]] || fail "no mars_file_scans_total in /metrics"
+    say "200 files of no pattern created and deleted in $L/app and in $L"
+    for i in $(seq 200); do
+        : >"$L/app/x$i.tmp"
+        : >"$L/x$i.tmp"
+        rm "$L/app/x$i.tmp" "$L/x$i.tmp"
+    done
+    # b.log's creation is heard after those events: once its lines are out, all were seen
+    "$FW" gen b 0 10 >"$L/app/b.log"
+    expect_key b 10
+    wait_lines "$S/out" 20 20
+    s1=$(scans_of "$port")
+    expect_eq "$s1" "$s0" "scans after 400 foreign files came and went"
+    rm "$L/app/a.log"
+    wait_until $((20 * SLOW)) "a scan after a.log was deleted" \
+        bash -c "(( \$(curl -sf http://127.0.0.1:$port/metrics | sed -n 's/^mars_file_scans_total{component_id=\"in\"} \\([0-9]*\\)\$/\\1/p') > $s1 ))"
+    stop_mars "$S/err"
+    oracle strict "$S/out"
+    pass "400 foreign files cost no scan ($s0 before and after); deleting a.log did"
+}
+
 section 1.recreate recreate
 section 2.renameout renameout
 section 3.reuse inode_reuse
 section 4.report reporting
+section 5.foreign foreign
 finish "short-lived files"

@@ -290,6 +290,10 @@ static void metrics_init(struct file_source *fs)
                            "include patterns before they could be opened, or unreadable. "
                            "Each is also logged.",
                            MARS_MT_COUNTER);
+    fs->m.scans = series(fs, "mars_file_scans_total",
+                         "Expansions of the include patterns: one per glob_interval, and one "
+                         "soon after inotify says a directory came or a file of ours went.",
+                         MARS_MT_COUNTER);
 }
 
 void mars_file_metrics_publish(struct file_source *fs)
@@ -301,6 +305,7 @@ void mars_file_metrics_publish(struct file_source *fs)
     mars_mseries_add(m->truncations, m->shard, fs->st.truncations - m->published.truncations);
     mars_mseries_add(m->gave_up, m->shard, fs->st.gave_up - m->published.gave_up);
     mars_mseries_add(m->cut_lines, m->shard, fs->st.cut_lines - m->published.cut_lines);
+    mars_mseries_add(m->scans, m->shard, fs->st.scans - m->published.scans);
     m->published = fs->st;
 }
 

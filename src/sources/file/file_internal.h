@@ -138,12 +138,13 @@ struct tfile {
 struct file_stats {
     uint64_t rotations, truncations, gave_up, invalid_utf8;
     uint64_t cut_lines; /* unfinished lines dropped at a truncation (tail.c) */
+    uint64_t scans;     /* expansions of the include patterns (scan.c) */
 };
 
 /* The instance's series in the metrics registry (label component_id), and what of
  * file_stats they already hold. */
 struct file_metrics {
-    struct mars_mseries *open, *tracked, *rotations, *truncations, *gave_up, *cut_lines;
+    struct mars_mseries *open, *tracked, *rotations, *truncations, *gave_up, *cut_lines, *scans;
     struct file_stats published;
     unsigned shard;
 };

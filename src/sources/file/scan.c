@@ -301,6 +301,7 @@ void mars_file_scan(struct file_source *fs)
     bool *grouped = calloc(inc->n ? inc->n : 1, sizeof(*grouped));
     const char **leaf = calloc(inc->n ? inc->n : 1, sizeof(*leaf));
     fs->scan_gen++;
+    fs->st.scans++;
     for (size_t i = 0; i < inc->n; i++) {
         if (grouped && grouped[i])
             continue;
@@ -414,26 +415,58 @@ static void forget_dir(struct file_source *fs, int wd)
     }
 }
 
-/* A file appeared in a watched directory (created, or moved in): when it is one of ours,
- * track and open it at once, so a file that lives shorter than glob_interval is read. */
-static void appeared(struct file_source *fs, int wd, const char *name)
+/* The path of `name` in the directory watched as wd; false when wd is not one of ours or
+ * the path does not fit. */
+static bool event_path(const struct file_source *fs, int wd, const char *name, char *path,
+                       size_t size)
 {
-    char path[PATH_MAX];
     for (size_t i = 0; i < fs->ndirs; i++) {
         if (fs->dirs[i].wd != wd)
             continue;
-        int n = snprintf(path, sizeof(path), "%s/%s",
+        int n = snprintf(path, size, "%s/%s",
                          strcmp(fs->dirs[i].path, "/") == 0 ? "" : fs->dirs[i].path, name);
-        if (n < 0 || (size_t)n >= sizeof(path))
-            return;
-        for (size_t k = 0; k < fs->conf->include.n; k++) {
-            if (glob_match(fs->conf->include.v[k], path)) {
-                found(fs, path);
-                return;
-            }
-        }
-        return;
+        return n >= 0 && (size_t)n < size;
     }
+    return false;
+}
+
+static bool included(const struct file_source *fs, const char *path)
+{
+    for (size_t k = 0; k < fs->conf->include.n; k++)
+        if (glob_match(fs->conf->include.v[k], path))
+            return true;
+    return false;
+}
+
+/* A file appeared in a watched directory (created, or moved in): when it is one of ours,
+ * track and open it at once, so a file that lives shorter than glob_interval is read. */
+static bool appeared(struct file_source *fs, int wd, const char *name)
+{
+    char path[PATH_MAX];
+    if (!event_path(fs, wd, name, path, sizeof(path)) || !included(fs, path))
+        return false;
+    found(fs, path);
+    return true;
+}
+
+/* Does a file that went from a watched directory (deleted, or moved out) concern us: a
+ * path the patterns match, or a file tracked there under that name (one that left its
+ * matched path keeps its new one)? The levels above the files are watched too (to hear of
+ * new directories), and /tmp or /var/log see many files come and go that are none of
+ * ours: each of those used to cost a scan. */
+static bool went_ours(const struct file_source *fs, int wd, const char *name)
+{
+    char path[PATH_MAX];
+    if (!event_path(fs, wd, name, path, sizeof(path)))
+        return true; /* cannot tell: let the scan look */
+    if (included(fs, path))
+        return true;
+    for (size_t i = 0; i < fs->nfiles; i++) {
+        const char *base = strrchr(fs->files[i]->path, '/');
+        if (fs->files[i]->wd == wd && base && strcmp(base + 1, name) == 0)
+            return true;
+    }
+    return false;
 }
 
 static void on_inotify(struct mars_ev_op *op, int res)
@@ -454,6 +487,7 @@ static void on_inotify(struct mars_ev_op *op, int res)
         more = (size_t)n > sizeof(buf) - sizeof(struct inotify_event) - NAME_MAX - 1;
         for (char *p = buf; p < buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
+            bool foreign = false; /* a file that came or went and is none of ours */
             if (ev->mask & IN_IGNORED)
                 forget_dir(fs, ev->wd);
             if (ev->mask & IN_Q_OVERFLOW) {
@@ -461,13 +495,18 @@ static void on_inotify(struct mars_ev_op *op, int res)
                 rescan = true;
             } else if ((ev->mask & (IN_CREATE | IN_MOVED_TO)) && !(ev->mask & IN_ISDIR) &&
                        ev->len > 0) {
-                appeared(fs, ev->wd, ev->name);
+                foreign = !appeared(fs, ev->wd, ev->name);
             } else if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) {
-                rescan = true; /* a file went (or a directory came): the scan tells */
+                /* a file went (or a directory came): the scan tells, unless it was a file
+                 * that is none of ours */
+                if ((ev->mask & IN_ISDIR) || ev->len == 0 || went_ours(fs, ev->wd, ev->name))
+                    rescan = true;
+                else
+                    foreign = true;
             }
             if (ev->mask & (IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB))
                 schedule_dir(fs, ev->wd, ev->len ? ev->name : NULL);
-            if (ev->mask & ~(uint32_t)(IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB))
+            if ((ev->mask & ~(uint32_t)(IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB)) && !foreign)
                 structural = true;
             p += sizeof(*ev) + ev->len;
         }

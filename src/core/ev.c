@@ -68,6 +68,11 @@ int64_t mars_ev_clock_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+int64_t mars_ev_until_aligned(int64_t period_ns)
+{
+    return period_ns - mars_ev_clock_ns() % period_ns;
+}
+
 int64_t mars_ev_now(struct mars_ev_loop *loop)
 {
     return loop->now;

@@ -176,6 +176,12 @@ void mars_ev_stop(struct mars_ev_loop *loop);
 int64_t mars_ev_now(struct mars_ev_loop *loop);
 /* Monotonic clock read now, not cached. */
 int64_t mars_ev_clock_ns(void);
+/* How long until the monotonic clock (read now, not the loop's cached time: the work done
+ * since the turn began must not push the timer past the mark) next reaches a whole multiple
+ * of period_ns (> 0), for a periodic timer that need not fire at an exact distance from the
+ * last: the timers of a thread aligned to the same period fire together, one wakeup for
+ * all. */
+int64_t mars_ev_until_aligned(int64_t period_ns);
 
 /*
  * Cross-thread wakeup. mars_ev_async_send() may be called from any thread any number of

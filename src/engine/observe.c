@@ -123,7 +123,7 @@ static void on_worker_beat(struct mars_ev_op *op, int res)
     atomic_store_explicit(&w->e->obs->beats[w->id], mars_ev_clock_ns(), memory_order_relaxed);
     if (res == -ECANCELED || w->heartbeat_stopping)
         return;
-    mars_ev_prep_timer(&w->heartbeat, HEARTBEAT_NS, on_worker_beat, w);
+    mars_ev_prep_timer(&w->heartbeat, mars_ev_until_aligned(HEARTBEAT_NS), on_worker_beat, w);
     w->heartbeat_armed = mars_ev_submit(w->loop, &w->heartbeat) == 0;
 }
 
@@ -132,7 +132,7 @@ void mars_obs_worker_start(struct mars_worker *w)
     if (!w->e->obs)
         return;
     atomic_store(&w->e->obs->beats[w->id], mars_ev_clock_ns());
-    mars_ev_prep_timer(&w->heartbeat, HEARTBEAT_NS, on_worker_beat, w);
+    mars_ev_prep_timer(&w->heartbeat, mars_ev_until_aligned(HEARTBEAT_NS), on_worker_beat, w);
     w->heartbeat_armed = mars_ev_submit(w->loop, &w->heartbeat) == 0;
 }
 
@@ -150,7 +150,7 @@ static void on_control_beat(struct mars_ev_op *op, int res)
     atomic_store_explicit(&o->beats[o->e->nworkers], mars_ev_clock_ns(), memory_order_relaxed);
     if (res == -ECANCELED || o->control_stopping)
         return;
-    mars_ev_prep_timer(&o->control_beat, HEARTBEAT_NS, on_control_beat, o);
+    mars_ev_prep_timer(&o->control_beat, mars_ev_until_aligned(HEARTBEAT_NS), on_control_beat, o);
     o->control_armed = mars_ev_submit(o->control_loop, &o->control_beat) == 0;
 }
 
@@ -158,7 +158,7 @@ void mars_obs_control_start(struct mars_obs *o, struct mars_ev_loop *loop)
 {
     o->control_loop = loop;
     atomic_store(&o->beats[o->e->nworkers], mars_ev_clock_ns());
-    mars_ev_prep_timer(&o->control_beat, HEARTBEAT_NS, on_control_beat, o);
+    mars_ev_prep_timer(&o->control_beat, mars_ev_until_aligned(HEARTBEAT_NS), on_control_beat, o);
     o->control_armed = mars_ev_submit(loop, &o->control_beat) == 0;
 }
 

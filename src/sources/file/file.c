@@ -210,10 +210,16 @@ static void on_tick(struct mars_ev_op *op, int res)
         mars_file_maybe_finish(fs);
         return;
     }
+    /* Ticks come on the loop's whole seconds (quarters with watch: poll): the worker's
+     * heartbeat and the other sources' ticks wake it then too, so an idle worker wakes once
+     * a second, not once per timer. A scan interval of a tick or more ends on a tick. */
+    int64_t period = fs->ifd >= 0 ? TICK_NS : POLL_TICK_NS;
     /* not stopping: a cancel only means mars_file_scan_soon() wants the tick now */
     if (now >= fs->next_scan_ns) {
         mars_file_scan(fs);
         fs->next_scan_ns = now + fs->conf->glob_interval;
+        if (fs->conf->glob_interval >= period)
+            fs->next_scan_ns -= fs->next_scan_ns % period;
     }
     mars_file_sweep(fs, now);
     fs->initial_scan_done = true; /* after the first sweep opened what the first scan found */
@@ -226,7 +232,7 @@ static void on_tick(struct mars_ev_op *op, int res)
         mars_file_maybe_finish(fs);
         return;
     }
-    int64_t next = fs->ifd >= 0 ? TICK_NS : POLL_TICK_NS;
+    int64_t next = mars_ev_until_aligned(period);
     if (fs->conf->line_timeout < next)
         next = fs->conf->line_timeout; /* partial lines are emitted on time */
     if (mars_source_once(fs->src))

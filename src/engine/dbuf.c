@@ -603,7 +603,7 @@ static void arm_tick_in(struct mars_dbuf *d, int64_t ns)
 
 static void arm_tick(struct mars_dbuf *d)
 {
-    arm_tick_in(d, TICK_NS);
+    arm_tick_in(d, mars_ev_until_aligned(TICK_NS)); /* with the worker's other ticks */
 }
 
 /* ---- life cycle ---- */
@@ -723,7 +723,7 @@ int mars_dbuf_open(struct mars_sink *s)
     mars_dbuf_set_blocked(d);
     mars_dbuf_update_gauges(d);
     /* a backlog from an earlier run is read as soon as the worker runs, not a tick later */
-    arm_tick_in(d, d->disk_events ? 0 : TICK_NS);
+    arm_tick_in(d, d->disk_events ? 0 : mars_ev_until_aligned(TICK_NS));
     return 0;
 }
 

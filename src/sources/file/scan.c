@@ -88,10 +88,11 @@ static bool glob_match(const char *pattern, const char *path)
     return match_segments(pattern, path);
 }
 
-static bool excluded(const struct file_conf *c, const char *path)
+/* Does any pattern of the list (include or exclude) match path? */
+static bool any_match(const struct mars_strlist *patterns, const char *path)
 {
-    for (size_t i = 0; i < c->exclude.n; i++)
-        if (glob_match(c->exclude.v[i], path))
+    for (size_t i = 0; i < patterns->n; i++)
+        if (glob_match(patterns->v[i], path))
             return true;
     return false;
 }
@@ -111,7 +112,7 @@ static void watch_pattern(struct file_source *fs, const char *pattern, bool last
 static void found(struct file_source *fs, const char *path)
 {
     struct stat st;
-    if (excluded(fs->conf, path) || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+    if (any_match(&fs->conf->exclude, path) || stat(path, &st) != 0 || !S_ISREG(st.st_mode))
         return;
     /* every instance watches every matched directory: a file created there may belong to
      * any worker, and each must hear of it to scan at once */
@@ -430,20 +431,12 @@ static bool event_path(const struct file_source *fs, int wd, const char *name, c
     return false;
 }
 
-static bool included(const struct file_source *fs, const char *path)
-{
-    for (size_t k = 0; k < fs->conf->include.n; k++)
-        if (glob_match(fs->conf->include.v[k], path))
-            return true;
-    return false;
-}
-
 /* A file appeared in a watched directory (created, or moved in): when it is one of ours,
  * track and open it at once, so a file that lives shorter than glob_interval is read. */
 static bool appeared(struct file_source *fs, int wd, const char *name)
 {
     char path[PATH_MAX];
-    if (!event_path(fs, wd, name, path, sizeof(path)) || !included(fs, path))
+    if (!event_path(fs, wd, name, path, sizeof(path)) || !any_match(&fs->conf->include, path))
         return false;
     found(fs, path);
     return true;
@@ -459,7 +452,7 @@ static bool went_ours(const struct file_source *fs, int wd, const char *name)
     char path[PATH_MAX];
     if (!event_path(fs, wd, name, path, sizeof(path)))
         return true; /* cannot tell: let the scan look */
-    if (included(fs, path))
+    if (any_match(&fs->conf->include, path))
         return true;
     for (size_t i = 0; i < fs->nfiles; i++) {
         const char *base = strrchr(fs->files[i]->path, '/');

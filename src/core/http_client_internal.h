@@ -2,7 +2,7 @@
  * http_client_internal.h - what core/http_client.c (libcurl), core/http_direct.c (mars's own
  * HTTP/1.1 for plain http://) and core/http2_direct.c (mars's own h2c, by prior knowledge)
  * share: the client and the per-request state. Not for use outside those three files (and
- * core/http_tls.c, core/http2_nv.c, their helpers).
+ * core/http_tls.c, core/http2_nv.c, core/direct_conn.c, their helpers).
  *
  * Thread: the client's loop.
  */

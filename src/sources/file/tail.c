@@ -707,9 +707,9 @@ void mars_file_sweep(struct file_source *fs, int64_t now)
         if (i < fs->nfiles)
             sweep_one(fs, fs->files[i], now, want_fds);
     mars_file_open_pending(fs);
-    /* While notify_delay runs, what the sweep found waits for it: a read now would take
-     * the file's appends early, leave nothing queued for the delay's end, and push the
-     * appends after this read to the next delay (2 x notify_delay instead of one). */
+    /* While notify_delay runs, what the sweep found waits for it: the delay's end reads
+     * every file an event named (scan.c, queue_notified), so a read now would only be
+     * done again then. */
     if (!fs->dop_armed)
         mars_file_pump(fs);
     /* lag: bytes in the files this instance knows of that are not acknowledged yet */
